@@ -1,0 +1,303 @@
+//! Validated identifiers: a [`ChatGuid`] or an [`Address`] that exists as a value is well formed.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+
+/// Whether a chat GUID names a group (`+`) or a direct chat (`-`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ChatKind {
+    Group,
+    Direct,
+}
+
+/// A chat GUID normalised to the `any;<+|->;<id>` form.
+///
+/// Input accepts the `any`, `iMessage`, `SMS` and `RCS` prefixes (older clients and older macOS
+/// releases still send `iMessage;+;…`); output is always `any;…`, the only form the official
+/// TypeScript SDK accepts back.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ChatGuid {
+    kind: ChatKind,
+    id: String,
+}
+
+impl ChatGuid {
+    pub fn parse(input: &str) -> Result<Self, Error> {
+        let invalid = || {
+            Error::invalid(format!("invalid chat guid {input:?}"))
+                .with("field", "chatGuid")
+                .with("chatguid", input)
+        };
+        let trimmed = input.trim();
+        let mut parts = trimmed.splitn(3, ';');
+        let (Some(prefix), Some(marker), Some(id)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(invalid());
+        };
+        if !matches!(prefix, "any" | "iMessage" | "SMS" | "RCS") || id.is_empty() {
+            return Err(invalid());
+        }
+        let kind = match marker {
+            "+" => ChatKind::Group,
+            "-" => ChatKind::Direct,
+            _ => return Err(invalid()),
+        };
+        Ok(ChatGuid {
+            kind,
+            id: id.to_owned(),
+        })
+    }
+
+    pub fn group(identifier: &str) -> Self {
+        ChatGuid {
+            kind: ChatKind::Group,
+            id: identifier.to_owned(),
+        }
+    }
+
+    pub fn direct(address: &Address) -> Self {
+        ChatGuid {
+            kind: ChatKind::Direct,
+            id: address.as_str().to_owned(),
+        }
+    }
+
+    pub fn kind(&self) -> ChatKind {
+        self.kind
+    }
+
+    /// The part after the second `;`: a group's `chat_identifier` or a direct chat's address.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Fails with `operationNotSupported` unless this names a group chat.
+    pub fn require_group(&self) -> Result<&str, Error> {
+        match self.kind {
+            ChatKind::Group => Ok(&self.id),
+            ChatKind::Direct => Err(Error::not_supported(format!(
+                "{self} is a direct chat; group operations need a group chat"
+            ))
+            .with("chatguid", self.to_string())),
+        }
+    }
+}
+
+impl fmt::Display for ChatGuid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let marker = match self.kind {
+            ChatKind::Group => '+',
+            ChatKind::Direct => '-',
+        };
+        write!(f, "any;{marker};{}", self.id)
+    }
+}
+
+/// An iMessage address: a lower-cased email or an E.164 phone number.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Address(String);
+
+impl Address {
+    /// Parses and normalises one address. Phone numbers may contain spaces, dashes, dots and
+    /// parentheses, which are stripped; a number without `+` is rejected because no country is
+    /// guessed.
+    pub fn parse(input: &str) -> Result<Self, Error> {
+        let trimmed = input.trim();
+        let normalised = if trimmed.contains('@') {
+            parse_email(trimmed)
+        } else {
+            parse_phone(trimmed)
+        };
+        normalised.map(Address).ok_or_else(|| {
+            Error::invalid(format!(
+                "{input:?} is not an email address or an e.164 phone number"
+            ))
+            .with("field", "addresses")
+            .with("address", input)
+        })
+    }
+
+    /// Parses a list of addresses from a request: non-empty, each valid, no duplicates after
+    /// normalisation. Order is kept.
+    pub fn parse_list(inputs: &[String]) -> Result<Vec<Self>, Error> {
+        if inputs.is_empty() {
+            return Err(Error::invalid("addresses must not be empty").with("field", "addresses"));
+        }
+        let mut out: Vec<Address> = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            let address = Address::parse(input)?;
+            if out.contains(&address) {
+                return Err(
+                    Error::invalid(format!("address {address} is listed more than once"))
+                        .with("field", "addresses")
+                        .with("address", input)
+                        .with("reason", "duplicate"),
+                );
+            }
+            out.push(address);
+        }
+        Ok(out)
+    }
+
+    /// Wraps a value that was validated before it was stored.
+    pub fn from_trusted(value: String) -> Self {
+        Address(value)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_phone(&self) -> bool {
+        self.0.starts_with('+')
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn parse_email(input: &str) -> Option<String> {
+    let (local, domain) = input.split_once('@')?;
+    let local_ok = !local.is_empty()
+        && local.len() <= 64
+        && !local.starts_with('.')
+        && !local.ends_with('.')
+        && !local.contains("..")
+        && local
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c));
+    let labels: Vec<&str> = domain.split('.').collect();
+    let domain_ok = domain.len() <= 253
+        && labels.len() >= 2
+        && labels.iter().all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+        && labels
+            .last()
+            .is_some_and(|tld| tld.len() >= 2 && tld.chars().all(|c| c.is_ascii_alphabetic()));
+    (local_ok && domain_ok).then(|| input.to_ascii_lowercase())
+}
+
+fn parse_phone(input: &str) -> Option<String> {
+    let compact: String = input
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+        .collect();
+    let digits = compact.strip_prefix('+')?;
+    let valid = (8..=15).contains(&digits.len())
+        && digits.chars().all(|c| c.is_ascii_digit())
+        && !digits.starts_with('0');
+    valid.then_some(compact)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guids_normalise_prefixes() {
+        for input in [
+            "any;+;chat123",
+            "iMessage;+;chat123",
+            "SMS;+;chat123",
+            " RCS;+;chat123 ",
+        ] {
+            let guid = ChatGuid::parse(input).unwrap();
+            assert_eq!(guid.to_string(), "any;+;chat123");
+            assert_eq!(guid.kind(), ChatKind::Group);
+        }
+        let direct = ChatGuid::parse("any;-;+15551234567").unwrap();
+        assert_eq!(direct.kind(), ChatKind::Direct);
+        assert_eq!(direct.id(), "+15551234567");
+    }
+
+    #[test]
+    fn malformed_guids_are_rejected_naming_the_field() {
+        for input in [
+            "",
+            "any",
+            "any;+;",
+            "any;*;x",
+            "whatsapp;+;x",
+            "chat123",
+            "any;+",
+        ] {
+            let err = ChatGuid::parse(input).unwrap_err();
+            assert_eq!(err.kind, crate::ErrorKind::InvalidArgument, "{input}");
+            assert!(err
+                .context
+                .iter()
+                .any(|(k, v)| k == "field" && v == "chatGuid"));
+        }
+    }
+
+    #[test]
+    fn direct_guid_is_not_a_group() {
+        let err = ChatGuid::parse("any;-;a@b.co")
+            .unwrap()
+            .require_group()
+            .unwrap_err();
+        assert_eq!(err.kind, crate::ErrorKind::OperationNotSupported);
+    }
+
+    #[test]
+    fn addresses_normalise() {
+        assert_eq!(
+            Address::parse("Alice@Example.COM").unwrap().as_str(),
+            "alice@example.com"
+        );
+        assert_eq!(
+            Address::parse("+1 (555) 123-4567").unwrap().as_str(),
+            "+15551234567"
+        );
+        assert_eq!(
+            Address::parse("+44.20.7946.0018").unwrap().as_str(),
+            "+442079460018"
+        );
+    }
+
+    #[test]
+    fn bad_addresses_are_rejected_naming_the_input() {
+        for input in [
+            "",
+            "bob",
+            "5551234567",
+            "+0123456789",
+            "+1234",
+            "12345",
+            "+1555123456789012",
+            "a@b",
+            "@example.com",
+            "a@@example.com",
+            "a b@example.com",
+            "a@example.c",
+            "a@-x.com",
+        ] {
+            let err = Address::parse(input).unwrap_err();
+            assert_eq!(err.kind, crate::ErrorKind::InvalidArgument, "{input}");
+            assert!(err
+                .context
+                .iter()
+                .any(|(k, v)| k == "address" && v == input));
+        }
+    }
+
+    #[test]
+    fn lists_reject_duplicates_after_normalisation() {
+        let err = Address::parse_list(&["a@x.com".into(), "A@X.com".into()]).unwrap_err();
+        assert!(err.message.contains("more than once"));
+        let err = Address::parse_list(&[]).unwrap_err();
+        assert_eq!(err.kind, crate::ErrorKind::InvalidArgument);
+    }
+}

@@ -1,0 +1,188 @@
+//! The application functions every transport calls: wire request in, wire response out.
+//! gRPC handlers (and HTTP routes) only authenticate and unwrap; the behaviour lives here once.
+
+use imgroups_core::{
+    AccountId, Command, Error, ErrorKind, InitialMessage, Limits, Outcome, Result,
+};
+use imgroups_proto::pb;
+use imgroups_store::Store;
+
+use crate::wire;
+
+/// Who is calling, and the idempotency key from transport metadata (if any).
+#[derive(Debug, Clone)]
+pub(crate) struct Caller {
+    pub(crate) account: AccountId,
+    pub(crate) idempotency_key: Option<String>,
+}
+
+impl Caller {
+    /// The request's `client_message_id` wins over the `x-idempotency-key` header.
+    fn key(&self, client_message_id: Option<String>) -> Option<String> {
+        client_message_id
+            .filter(|k| !k.is_empty())
+            .or_else(|| self.idempotency_key.clone())
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct App {
+    pub(crate) store: Store,
+    pub(crate) limits: Limits,
+}
+
+fn expect_chat(outcome: Outcome) -> Result<pb::Chat> {
+    match outcome {
+        Outcome::Chat(chat) | Outcome::Created { chat, .. } => Ok(wire::chat(&chat)),
+        Outcome::Empty => {
+            tracing::error!("write returned no chat");
+            Err(Error::internal())
+        }
+    }
+}
+
+impl App {
+    async fn write(
+        &self,
+        caller: &Caller,
+        key: Option<String>,
+        command: Command,
+    ) -> Result<Outcome> {
+        self.store
+            .execute(caller.account, caller.key(key), command)
+            .await
+    }
+
+    pub(crate) async fn set_display_name(
+        &self,
+        caller: &Caller,
+        req: pb::SetDisplayNameRequest,
+    ) -> Result<pb::SetDisplayNameResponse> {
+        let command = Command::set_display_name(&req.chat_guid, &req.display_name)?;
+        let outcome = self.write(caller, req.client_message_id, command).await?;
+        Ok(pb::SetDisplayNameResponse {
+            chat: Some(expect_chat(outcome)?),
+        })
+    }
+
+    pub(crate) async fn add_participants(
+        &self,
+        caller: &Caller,
+        req: pb::AddParticipantsRequest,
+    ) -> Result<pb::AddParticipantsResponse> {
+        let command = Command::add_participants(&req.chat_guid, &req.addresses)?;
+        let outcome = self.write(caller, req.client_message_id, command).await?;
+        Ok(pb::AddParticipantsResponse {
+            chat: Some(expect_chat(outcome)?),
+        })
+    }
+
+    pub(crate) async fn remove_participants(
+        &self,
+        caller: &Caller,
+        req: pb::RemoveParticipantsRequest,
+    ) -> Result<pb::RemoveParticipantsResponse> {
+        let command = Command::remove_participants(&req.chat_guid, &req.addresses)?;
+        let outcome = self.write(caller, req.client_message_id, command).await?;
+        Ok(pb::RemoveParticipantsResponse {
+            chat: Some(expect_chat(outcome)?),
+        })
+    }
+
+    pub(crate) async fn leave_group(
+        &self,
+        caller: &Caller,
+        req: pb::LeaveGroupRequest,
+    ) -> Result<()> {
+        let command = Command::leave(&req.chat_guid)?;
+        self.write(caller, req.client_message_id, command).await?;
+        Ok(())
+    }
+
+    pub(crate) async fn set_icon(&self, caller: &Caller, req: pb::SetIconRequest) -> Result<()> {
+        let command = Command::set_icon(&req.chat_guid, req.data, &self.limits)?;
+        self.write(caller, req.client_message_id, command).await?;
+        Ok(())
+    }
+
+    pub(crate) async fn remove_icon(
+        &self,
+        caller: &Caller,
+        req: pb::RemoveIconRequest,
+    ) -> Result<()> {
+        let command = Command::remove_icon(&req.chat_guid)?;
+        self.write(caller, req.client_message_id, command).await?;
+        Ok(())
+    }
+
+    pub(crate) async fn get_icon(
+        &self,
+        caller: &Caller,
+        req: pb::GetIconRequest,
+    ) -> Result<pb::GetIconResponse> {
+        let (data, mime_type) = self.store.get_icon(caller.account, req.chat_guid).await?;
+        Ok(pb::GetIconResponse { data, mime_type })
+    }
+
+    pub(crate) async fn create_chat(
+        &self,
+        caller: &Caller,
+        req: pb::CreateChatRequest,
+    ) -> Result<pb::CreateChatResponse> {
+        let service = req.service;
+        if service != pb::ChatServiceType::Unspecified as i32
+            && service != pb::ChatServiceType::Imessage as i32
+        {
+            return Err(
+                Error::not_supported("only imessage chats can be created").with("field", "service")
+            );
+        }
+        let message = req.initial_message.map(|m| InitialMessage {
+            text: m.text,
+            subject: m.subject.filter(|s| !s.is_empty()),
+            effect_id: m.effect_id.filter(|s| !s.is_empty()),
+        });
+        let command = Command::create_chat(&req.addresses, message)?;
+        match self.write(caller, req.client_message_id, command).await? {
+            Outcome::Created { chat, message } => Ok(pb::CreateChatResponse {
+                chat: Some(wire::chat(&chat)),
+                initial_message: message.as_ref().map(wire::message),
+            }),
+            other => Ok(pb::CreateChatResponse {
+                chat: Some(expect_chat(other)?),
+                initial_message: None,
+            }),
+        }
+    }
+
+    pub(crate) async fn get_chat(
+        &self,
+        caller: &Caller,
+        req: pb::GetChatRequest,
+    ) -> Result<pb::GetChatResponse> {
+        let chat = self.store.get_chat(caller.account, req.chat_guid).await?;
+        Ok(pb::GetChatResponse {
+            chat: Some(wire::chat(&chat)),
+        })
+    }
+
+    pub(crate) async fn get_chat_count(
+        &self,
+        caller: &Caller,
+        _req: pb::GetChatCountRequest,
+    ) -> Result<pb::GetChatCountResponse> {
+        let count = self.store.count_chats(caller.account).await?;
+        Ok(pb::GetChatCountResponse {
+            count: i64::try_from(count).unwrap_or(i64::MAX),
+        })
+    }
+}
+
+/// The answer for an RPC this server does not implement.
+pub(crate) fn unimplemented(method: &str) -> Error {
+    Error::new(
+        ErrorKind::Unimplemented,
+        format!("{method} is not supported by this server"),
+    )
+    .with("method", method)
+}

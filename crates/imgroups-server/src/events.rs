@@ -1,0 +1,253 @@
+//! Event delivery: live subscriptions and catch-up, both read from the durable log.
+//!
+//! The log is the truth; the store's commit broadcast is only a doorbell that usually carries
+//! the new events along. A live subscriber keeps a cursor (the last sequence it has passed) and
+//! takes events from the broadcast only while they continue its cursor exactly; whenever it
+//! falls behind (the broadcast lagged, or a gap shows up) it reads the log from its cursor
+//! instead. So it is never skipped ahead, and its memory is bounded: the broadcast buffer is
+//! shared and fixed, the outgoing queue per subscriber is small, and log reads are paged.
+
+use std::time::Duration;
+
+use imgroups_core::{AccountId, ChatGuid, Event, Result};
+use imgroups_store::Store;
+use tokio::sync::{broadcast, mpsc};
+use tokio::time::{sleep_until, Instant};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Frames queued per subscriber before the producer waits for the client.
+pub(crate) const OUT_QUEUE: usize = 64;
+/// Events read from the log per query.
+const PAGE: usize = 512;
+
+/// What a stream sends, before it is dressed as a wire message.
+pub(crate) enum Frame {
+    Event(Event),
+    Heartbeat,
+    Complete { head: u64 },
+}
+
+/// Owns every stream task, so shutdown can end them and wait for them.
+#[derive(Clone)]
+pub(crate) struct Streams {
+    pub(crate) store: Store,
+    pub(crate) heartbeat: Duration,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) tasks: TaskTracker,
+}
+
+/// A stream task's way out: frames go to the client until it disconnects or the server stops.
+struct Sink<T> {
+    out: mpsc::Sender<T>,
+    map: fn(Frame) -> T,
+    shutdown: CancellationToken,
+}
+
+impl<T> Sink<T> {
+    /// False once the stream should end.
+    async fn send(&self, frame: Frame) -> bool {
+        tokio::select! {
+            sent = self.out.send((self.map)(frame)) => sent.is_ok(),
+            _ = self.shutdown.cancelled() => false,
+        }
+    }
+}
+
+impl Streams {
+    /// Starts a live-only subscription for `account`: every event committed after this call,
+    /// matching `filter`, in order, exactly once. Heartbeats after `heartbeat` of silence.
+    pub(crate) async fn subscribe<T: Send + 'static>(
+        &self,
+        account: AccountId,
+        filter: Option<ChatGuid>,
+        map: fn(Frame) -> T,
+    ) -> Result<mpsc::Receiver<T>> {
+        // Listen first, then read the head: anything committed after the head read arrives on
+        // the doorbell (or is found in the log), so nothing falls between the two.
+        let doorbell = self.store.subscribe_commits();
+        let cursor = self.store.head(account).await?;
+        let (out, rx) = mpsc::channel(OUT_QUEUE);
+        let sink = Sink {
+            out,
+            map,
+            shutdown: self.shutdown.clone(),
+        };
+        let live = Live {
+            store: self.store.clone(),
+            account,
+            filter,
+            cursor,
+            heartbeat: self.heartbeat,
+        };
+        self.tasks.spawn(live.run(doorbell, sink));
+        Ok(rx)
+    }
+
+    /// A stream of heartbeats only, for event families this server never produces.
+    pub(crate) fn heartbeats_only<T: Send + 'static>(
+        &self,
+        map: fn(Frame) -> T,
+    ) -> mpsc::Receiver<T> {
+        let (out, rx) = mpsc::channel(1);
+        let sink = Sink {
+            out,
+            map,
+            shutdown: self.shutdown.clone(),
+        };
+        let heartbeat = self.heartbeat;
+        self.tasks.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(heartbeat) => {
+                        if !sink.send(Frame::Heartbeat).await {
+                            return;
+                        }
+                    }
+                    _ = sink.out.closed() => return,
+                    _ = sink.shutdown.cancelled() => return,
+                }
+            }
+        });
+        rx
+    }
+
+    /// Replays `after < sequence <= head` (head frozen now), then `Complete { head }`.
+    pub(crate) async fn catch_up<T: Send + 'static>(
+        &self,
+        account: AccountId,
+        after: u64,
+        map: fn(Frame) -> T,
+    ) -> Result<mpsc::Receiver<T>> {
+        let head = self.store.head(account).await?;
+        let (out, rx) = mpsc::channel(OUT_QUEUE);
+        let sink = Sink {
+            out,
+            map,
+            shutdown: self.shutdown.clone(),
+        };
+        let store = self.store.clone();
+        self.tasks.spawn(async move {
+            let mut cursor = after;
+            while cursor < head {
+                let page = match store.read_events(account, cursor, head, PAGE).await {
+                    Ok(page) => page,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "catch-up read failed");
+                        return;
+                    }
+                };
+                let Some(last) = page.last() else { break };
+                cursor = last.sequence;
+                for event in page {
+                    if !sink.send(Frame::Event(event)).await {
+                        return;
+                    }
+                }
+            }
+            sink.send(Frame::Complete { head }).await;
+        });
+        Ok(rx)
+    }
+}
+
+struct Live {
+    store: Store,
+    account: AccountId,
+    filter: Option<ChatGuid>,
+    /// The last sequence passed (delivered or filtered out).
+    cursor: u64,
+    heartbeat: Duration,
+}
+
+impl Live {
+    async fn run<T>(
+        mut self,
+        mut doorbell: broadcast::Receiver<std::sync::Arc<imgroups_store::Committed>>,
+        sink: Sink<T>,
+    ) {
+        let mut idle_until = Instant::now() + self.heartbeat;
+        loop {
+            tokio::select! {
+                biased;
+                _ = sink.shutdown.cancelled() => return,
+                _ = sink.out.closed() => return,
+                bell = doorbell.recv() => {
+                    let ok = match bell {
+                        Ok(commit) => {
+                            let mut ok = true;
+                            for (account, event) in &commit.events {
+                                if *account != self.account || event.sequence <= self.cursor {
+                                    continue;
+                                }
+                                if event.sequence != self.cursor + 1 {
+                                    // A gap means we missed a commit: the log has it.
+                                    ok = self.replay_log(event.sequence - 1, &sink).await;
+                                }
+                                ok = ok && self.deliver(event.clone(), &sink).await;
+                                if !ok {
+                                    break;
+                                }
+                            }
+                            ok
+                        }
+                        Err(broadcast::error::RecvError::Lagged(missed)) => {
+                            tracing::debug!(missed, account = self.account, "subscriber lagged; reading the log");
+                            match self.store.head(self.account).await {
+                                Ok(head) => self.replay_log(head, &sink).await,
+                                Err(_) => false,
+                            }
+                        }
+                        Err(broadcast::error::RecvError::Closed) => false,
+                    };
+                    if !ok {
+                        return;
+                    }
+                    idle_until = Instant::now() + self.heartbeat;
+                }
+                _ = sleep_until(idle_until) => {
+                    if !sink.send(Frame::Heartbeat).await {
+                        return;
+                    }
+                    idle_until = Instant::now() + self.heartbeat;
+                }
+            }
+        }
+    }
+
+    async fn deliver<T>(&mut self, event: Event, sink: &Sink<T>) -> bool {
+        self.cursor = event.sequence;
+        let wanted = self
+            .filter
+            .as_ref()
+            .is_none_or(|chat| *chat == event.chat_guid);
+        !wanted || sink.send(Frame::Event(event)).await
+    }
+
+    /// Delivers everything after the cursor up to `up_to` from the log, page by page.
+    async fn replay_log<T>(&mut self, up_to: u64, sink: &Sink<T>) -> bool {
+        while self.cursor < up_to {
+            let page = match self
+                .store
+                .read_events(self.account, self.cursor, up_to, PAGE)
+                .await
+            {
+                Ok(page) => page,
+                Err(err) => {
+                    tracing::warn!(error = %err, "log read failed; ending subscription");
+                    return false;
+                }
+            };
+            if page.is_empty() {
+                tracing::error!(cursor = self.cursor, up_to, "log has a gap");
+                return false;
+            }
+            for event in page {
+                if !self.deliver(event, sink).await {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+}

@@ -1,0 +1,152 @@
+//! The one error table, and conversions between domain values and wire messages.
+//!
+//! Every error any transport sends is decided in [`code_of`]: an exhaustive match, so a new
+//! [`ErrorKind`] does not compile until someone picks its status and `error-code`.
+
+use imgroups_core::{Address, Change, Chat, Error, ErrorKind, Event, Message, Timestamp};
+use imgroups_proto::pb;
+use imgroups_proto::pbjson_types;
+use tonic::metadata::{MetadataMap, MetadataValue};
+use tonic::{Code, Status};
+
+/// Wire facts for one error kind: gRPC status, `error-code`, and whether a retry can succeed.
+pub(crate) struct WireCode {
+    pub(crate) status: Code,
+    pub(crate) error_code: &'static str,
+    pub(crate) retryable: bool,
+}
+
+pub(crate) fn code_of(kind: ErrorKind) -> WireCode {
+    let (status, error_code, retryable) = match kind {
+        ErrorKind::Unauthenticated => (Code::Unauthenticated, "unauthenticated", false),
+        ErrorKind::TokenBlocked => (Code::Unauthenticated, "tokenBlocked", false),
+        ErrorKind::InvalidArgument => (Code::InvalidArgument, "invalidArgument", false),
+        ErrorKind::ChatNotFound => (Code::NotFound, "chatNotFound", false),
+        ErrorKind::AddressNotFound => (Code::NotFound, "addressNotFound", false),
+        ErrorKind::GroupIconNotFound => (Code::NotFound, "groupIconNotFound", false),
+        ErrorKind::OperationNotSupported => {
+            (Code::FailedPrecondition, "operationNotSupported", false)
+        }
+        ErrorKind::PreconditionFailed => (Code::FailedPrecondition, "preconditionFailed", false),
+        ErrorKind::DuplicateMessage => (Code::FailedPrecondition, "duplicateMessage", false),
+        ErrorKind::Unimplemented => (Code::Unimplemented, "operationNotSupported", false),
+        ErrorKind::Unavailable => (Code::Unavailable, "databaseError", true),
+        ErrorKind::Internal => (Code::Internal, "internalError", false),
+    };
+    WireCode {
+        status,
+        error_code,
+        retryable,
+    }
+}
+
+/// The gRPC form: status + message, and `error-code`, `x-retryable`, `error-context-*` as
+/// metadata. tonic sends a failed call's metadata in the trailers, which is where the official
+/// SDK reads them.
+pub(crate) fn to_status(err: Error) -> Status {
+    let wire = code_of(err.kind);
+    let mut meta = MetadataMap::new();
+    meta.insert("error-code", MetadataValue::from_static(wire.error_code));
+    if wire.retryable {
+        meta.insert("x-retryable", MetadataValue::from_static("true"));
+    }
+    for (key, value) in &err.context {
+        let key = format!("error-context-{key}");
+        let (Ok(key), Ok(value)) = (
+            key.parse::<tonic::metadata::AsciiMetadataKey>(),
+            MetadataValue::try_from(ascii_safe(value)),
+        ) else {
+            continue;
+        };
+        meta.insert(key, value);
+    }
+    Status::with_metadata(wire.status, err.message, meta)
+}
+
+/// Metadata values must be visible ASCII; anything else (a non-ASCII name, say) is escaped.
+fn ascii_safe(value: &str) -> String {
+    if value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        value.to_owned()
+    } else {
+        value.escape_default().to_string()
+    }
+}
+
+pub(crate) fn timestamp(t: Timestamp) -> pbjson_types::Timestamp {
+    pbjson_types::Timestamp {
+        seconds: t.seconds(),
+        nanos: t.subsec_nanos(),
+    }
+}
+
+pub(crate) fn address(a: &Address) -> pb::SingleServiceAddressInfo {
+    pb::SingleServiceAddressInfo {
+        address: a.to_string(),
+        service: pb::ChatServiceType::Imessage as i32,
+        country: None,
+    }
+}
+
+pub(crate) fn chat(c: &Chat) -> pb::Chat {
+    pb::Chat {
+        guid: c.guid.to_string(),
+        chat_identifier: Some(c.chat_identifier.clone()),
+        group_id: c.group_id.clone(),
+        display_name: c.display_name.clone(),
+        is_group: c.is_group,
+        service: pb::ChatServiceType::Imessage as i32,
+        is_archived: false,
+        is_filtered: false,
+        unread_count: Some(0),
+        participants: c.participants.iter().map(address).collect(),
+        last_message: None,
+    }
+}
+
+pub(crate) fn message(m: &Message) -> pb::Message {
+    pb::Message {
+        guid: m.guid.clone(),
+        content: Some(pb::MessageContent {
+            text: Some(m.text.clone()),
+            ..Default::default()
+        }),
+        subject: m.subject.clone(),
+        date_created: Some(timestamp(m.date_created)),
+        is_from_me: m.is_from_me,
+        is_sent: m.is_sent,
+        ..Default::default()
+    }
+}
+
+pub(crate) fn group_event(e: &Event) -> pb::GroupChangeEvent {
+    use pb::group_change_event::Change as C;
+    let change = match &e.change {
+        Change::DisplayNameChanged { display_name } => {
+            C::DisplayNameChanged(pb::GroupDisplayNameChanged {
+                display_name: display_name.clone(),
+            })
+        }
+        Change::ParticipantAdded { participant } => {
+            C::ParticipantAdded(pb::GroupParticipantAdded {
+                participant: Some(address(participant)),
+            })
+        }
+        Change::ParticipantRemoved { participant } => {
+            C::ParticipantRemoved(pb::GroupParticipantRemoved {
+                participant: Some(address(participant)),
+            })
+        }
+        Change::ParticipantLeft { participant } => C::ParticipantLeft(pb::GroupParticipantLeft {
+            participant: Some(address(participant)),
+        }),
+        Change::IconChanged => C::IconChanged(pb::GroupIconChanged {}),
+        Change::IconRemoved => C::IconRemoved(pb::GroupIconRemoved {}),
+    };
+    pb::GroupChangeEvent {
+        chat_guid: e.chat_guid.to_string(),
+        occurred_at: Some(timestamp(e.occurred_at)),
+        actor: e.actor.as_ref().map(address),
+        is_from_me: e.is_from_me,
+        change: Some(change),
+    }
+}

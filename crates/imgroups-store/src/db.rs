@@ -1,0 +1,374 @@
+//! The engine's storage port over one SQLite connection (or an open transaction/savepoint,
+//! which dereference to one).
+
+use imgroups_core::port::{GroupRow, NewEvent, Reader, Tx};
+use imgroups_core::{
+    AccountId, Address, Change, ChatGuid, Error, Event, Message, Result, Timestamp,
+};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+/// Maps a SQLite failure to a domain error: contention is transient and retryable, anything
+/// else is logged here and reported as internal (SQL never reaches a client).
+pub(crate) fn sql_error(err: rusqlite::Error) -> Error {
+    use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked};
+    match err.sqlite_error_code() {
+        Some(DatabaseBusy | DatabaseLocked) => {
+            tracing::warn!(error = %err, "database busy");
+            Error::unavailable("the database is busy; retry")
+        }
+        _ => {
+            tracing::error!(error = %err, "database error");
+            Error::internal()
+        }
+    }
+}
+
+pub(crate) trait SqlResult<T> {
+    fn db(self) -> Result<T>;
+}
+
+impl<T> SqlResult<T> for rusqlite::Result<T> {
+    fn db(self) -> Result<T> {
+        self.map_err(sql_error)
+    }
+}
+
+/// Event kinds as stored in `events.kind`. Stable: they are on disk.
+const KIND_DISPLAY_NAME: i64 = 1;
+const KIND_ADDED: i64 = 2;
+const KIND_REMOVED: i64 = 3;
+const KIND_LEFT: i64 = 4;
+const KIND_ICON_CHANGED: i64 = 5;
+const KIND_ICON_REMOVED: i64 = 6;
+
+fn encode_change(change: &Change) -> (i64, Option<&str>) {
+    match change {
+        Change::DisplayNameChanged { display_name } => (KIND_DISPLAY_NAME, Some(display_name)),
+        Change::ParticipantAdded { participant } => (KIND_ADDED, Some(participant.as_str())),
+        Change::ParticipantRemoved { participant } => (KIND_REMOVED, Some(participant.as_str())),
+        Change::ParticipantLeft { participant } => (KIND_LEFT, Some(participant.as_str())),
+        Change::IconChanged => (KIND_ICON_CHANGED, None),
+        Change::IconRemoved => (KIND_ICON_REMOVED, None),
+    }
+}
+
+fn decode_change(kind: i64, value: Option<String>) -> rusqlite::Result<Change> {
+    let participant = || Address::from_trusted(value.clone().unwrap_or_default());
+    Ok(match kind {
+        KIND_DISPLAY_NAME => Change::DisplayNameChanged {
+            display_name: value.clone().unwrap_or_default(),
+        },
+        KIND_ADDED => Change::ParticipantAdded {
+            participant: participant(),
+        },
+        KIND_REMOVED => Change::ParticipantRemoved {
+            participant: participant(),
+        },
+        KIND_LEFT => Change::ParticipantLeft {
+            participant: participant(),
+        },
+        KIND_ICON_CHANGED => Change::IconChanged,
+        KIND_ICON_REMOVED => Change::IconRemoved,
+        other => {
+            return Err(rusqlite::Error::IntegralValueOutOfRange(6, other));
+        }
+    })
+}
+
+pub(crate) const EVENT_COLUMNS: &str =
+    "seq, chat_guid, occurred_at, is_from_me, actor, kind, value";
+
+pub(crate) fn event_from_row(row: &Row<'_>) -> rusqlite::Result<Event> {
+    let guid: String = row.get(1)?;
+    let chat_guid = ChatGuid::parse(&guid).map_err(|_| {
+        rusqlite::Error::InvalidColumnType(1, "chat_guid".into(), rusqlite::types::Type::Text)
+    })?;
+    Ok(Event {
+        sequence: row.get::<_, i64>(0)? as u64,
+        chat_guid,
+        occurred_at: Timestamp(row.get(2)?),
+        is_from_me: row.get(3)?,
+        actor: row.get::<_, Option<String>>(4)?.map(Address::from_trusted),
+        change: decode_change(row.get(5)?, row.get(6)?)?,
+    })
+}
+
+/// The port over one connection. `appended` collects the events this unit of work wrote, for
+/// the doorbell once it commits.
+pub(crate) struct Db<'c> {
+    conn: &'c Connection,
+    pub(crate) appended: Vec<(AccountId, Event)>,
+}
+
+impl<'c> Db<'c> {
+    pub(crate) fn new(conn: &'c Connection) -> Self {
+        Db {
+            conn,
+            appended: Vec::new(),
+        }
+    }
+}
+
+const GROUP_COLUMNS: &str = "id, identifier, group_id, display_name, icon_hash";
+
+fn group_from_row(row: &Row<'_>) -> rusqlite::Result<GroupRow> {
+    Ok(GroupRow {
+        key: row.get(0)?,
+        identifier: row.get(1)?,
+        group_id: row.get(2)?,
+        display_name: row.get(3)?,
+        icon_hash: row.get(4)?,
+    })
+}
+
+impl Reader for Db<'_> {
+    fn account_address(&mut self, account: AccountId) -> Result<Address> {
+        let address: Option<String> = self
+            .conn
+            .prepare_cached("SELECT address FROM accounts WHERE id = ?1")
+            .and_then(|mut s| s.query_row([account], |r| r.get(0)).optional())
+            .db()?;
+        address.map(Address::from_trusted).ok_or_else(|| {
+            tracing::error!(account, "token names an account that does not exist");
+            Error::internal()
+        })
+    }
+
+    fn group(&mut self, identifier: &str) -> Result<Option<GroupRow>> {
+        self.conn
+            .prepare_cached(&format!(
+                "SELECT {GROUP_COLUMNS} FROM groups WHERE identifier = ?1"
+            ))
+            .and_then(|mut s| s.query_row([identifier], group_from_row).optional())
+            .db()
+    }
+
+    fn members(&mut self, group: i64) -> Result<Vec<Address>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT address FROM members WHERE group_key = ?1 ORDER BY id")
+            .db()?;
+        let rows = stmt
+            .query_map([group], |r| {
+                r.get::<_, String>(0).map(Address::from_trusted)
+            })
+            .db()?;
+        rows.collect::<rusqlite::Result<_>>().db()
+    }
+
+    fn icon(&mut self, group: i64) -> Result<Option<(Vec<u8>, String)>> {
+        self.conn
+            .prepare_cached("SELECT data, mime FROM icons WHERE group_key = ?1")
+            .and_then(|mut s| {
+                s.query_row([group], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+            })
+            .db()
+    }
+
+    fn groups_of(&mut self, address: &Address) -> Result<Vec<GroupRow>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT g.id, g.identifier, g.group_id, g.display_name, g.icon_hash
+                 FROM members m JOIN groups g ON g.id = m.group_key
+                 WHERE m.address = ?1 ORDER BY g.id",
+            )
+            .db()?;
+        let rows = stmt.query_map([address.as_str()], group_from_row).db()?;
+        rows.collect::<rusqlite::Result<_>>().db()
+    }
+
+    fn has_direct_chat(&mut self, account: AccountId, address: &Address) -> Result<bool> {
+        self.conn
+            .prepare_cached("SELECT 1 FROM direct_chats WHERE account_id = ?1 AND address = ?2")
+            .and_then(|mut s| s.exists(params![account, address.as_str()]))
+            .db()
+    }
+
+    fn count_direct_chats(&mut self, account: AccountId) -> Result<u64> {
+        self.conn
+            .prepare_cached("SELECT count(*) FROM direct_chats WHERE account_id = ?1")
+            .and_then(|mut s| s.query_row([account], |r| r.get::<_, i64>(0)))
+            .map(|n| n as u64)
+            .db()
+    }
+}
+
+impl Tx for Db<'_> {
+    fn accounts_for(&mut self, addresses: &[Address]) -> Result<Vec<(AccountId, Address)>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id FROM accounts WHERE address = ?1")
+            .db()?;
+        let mut out = Vec::new();
+        for address in addresses {
+            if let Some(id) = stmt
+                .query_row([address.as_str()], |r| r.get(0))
+                .optional()
+                .db()?
+            {
+                out.push((id, address.clone()));
+            }
+        }
+        Ok(out)
+    }
+
+    fn is_unreachable(&mut self, address: &Address) -> Result<bool> {
+        self.conn
+            .prepare_cached("SELECT 1 FROM unreachable WHERE address = ?1")
+            .and_then(|mut s| s.exists([address.as_str()]))
+            .db()
+    }
+
+    fn create_group(
+        &mut self,
+        identifier: &str,
+        group_id: &str,
+        now: Timestamp,
+    ) -> Result<Option<i64>> {
+        let inserted = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO groups (identifier, group_id, created_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (identifier) DO NOTHING",
+            )
+            .and_then(|mut s| s.execute(params![identifier, group_id, now.0]))
+            .db()?;
+        Ok((inserted == 1).then(|| self.conn.last_insert_rowid()))
+    }
+
+    fn set_display_name(&mut self, group: i64, name: &str) -> Result<()> {
+        self.conn
+            .prepare_cached("UPDATE groups SET display_name = ?2 WHERE id = ?1")
+            .and_then(|mut s| s.execute(params![group, name]))
+            .db()
+            .map(drop)
+    }
+
+    fn add_member(&mut self, group: i64, address: &Address) -> Result<()> {
+        self.conn
+            .prepare_cached("INSERT INTO members (group_key, address) VALUES (?1, ?2)")
+            .and_then(|mut s| s.execute(params![group, address.as_str()]))
+            .db()
+            .map(drop)
+    }
+
+    fn remove_member(&mut self, group: i64, address: &Address) -> Result<()> {
+        self.conn
+            .prepare_cached("DELETE FROM members WHERE group_key = ?1 AND address = ?2")
+            .and_then(|mut s| s.execute(params![group, address.as_str()]))
+            .db()
+            .map(drop)
+    }
+
+    fn set_icon(&mut self, group: i64, data: &[u8], mime: &str, hash: &[u8]) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO icons (group_key, data, mime) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (group_key) DO UPDATE SET data = excluded.data, mime = excluded.mime",
+            )
+            .and_then(|mut s| s.execute(params![group, data, mime]))
+            .db()?;
+        self.conn
+            .prepare_cached("UPDATE groups SET icon_hash = ?2 WHERE id = ?1")
+            .and_then(|mut s| s.execute(params![group, hash]))
+            .db()
+            .map(drop)
+    }
+
+    fn clear_icon(&mut self, group: i64) -> Result<()> {
+        self.conn
+            .prepare_cached("DELETE FROM icons WHERE group_key = ?1")
+            .and_then(|mut s| s.execute([group]))
+            .db()?;
+        self.conn
+            .prepare_cached("UPDATE groups SET icon_hash = NULL WHERE id = ?1")
+            .and_then(|mut s| s.execute([group]))
+            .db()
+            .map(drop)
+    }
+
+    fn ensure_direct_chat(
+        &mut self,
+        account: AccountId,
+        address: &Address,
+        now: Timestamp,
+    ) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO direct_chats (account_id, address, created_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT DO NOTHING",
+            )
+            .and_then(|mut s| s.execute(params![account, address.as_str(), now.0]))
+            .db()
+            .map(drop)
+    }
+
+    fn insert_message(
+        &mut self,
+        account: AccountId,
+        chat_guid: &str,
+        message: &Message,
+    ) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO messages (guid, account_id, chat_guid, text, subject, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    message.guid,
+                    account,
+                    chat_guid,
+                    message.text,
+                    message.subject,
+                    message.date_created.0
+                ])
+            })
+            .db()
+            .map(drop)
+    }
+
+    fn append_event(&mut self, account: AccountId, event: NewEvent<'_>) -> Result<u64> {
+        let seq: i64 = self
+            .conn
+            .prepare_cached(
+                "UPDATE accounts SET head_seq = head_seq + 1 WHERE id = ?1 RETURNING head_seq",
+            )
+            .and_then(|mut s| s.query_row([account], |r| r.get(0)))
+            .db()?;
+        let (kind, value) = encode_change(event.change);
+        self.conn
+            .prepare_cached(
+                "INSERT INTO events (account_id, seq, chat_guid, occurred_at, is_from_me, actor, kind, value)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    account,
+                    seq,
+                    event.chat_guid,
+                    event.occurred_at.0,
+                    event.is_from_me,
+                    event.actor.map(Address::as_str),
+                    kind,
+                    value
+                ])
+            })
+            .db()?;
+        let chat_guid = ChatGuid::parse(event.chat_guid)?;
+        self.appended.push((
+            account,
+            Event {
+                sequence: seq as u64,
+                chat_guid,
+                occurred_at: event.occurred_at,
+                is_from_me: event.is_from_me,
+                actor: event.actor.cloned(),
+                change: event.change.clone(),
+            },
+        ));
+        Ok(seq as u64)
+    }
+}

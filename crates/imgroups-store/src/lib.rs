@@ -1,0 +1,262 @@
+//! imgroups storage: the single source of truth for chat state, the per-account event logs,
+//! idempotency records and tokens.
+//!
+//! Layout:
+//! - [`Store`] (this file): opens the database, owns the writer thread and the reader pool,
+//!   and rings the doorbell after each commit.
+//! - `writer`: one thread applies every write. It takes whatever requests are queued (up to a
+//!   batch), runs each in its own savepoint inside one transaction, and commits them with a
+//!   single fsync: group commit. Because there is one writer, commit order is total and the
+//!   per-account sequences it hands out are gap-free.
+//! - `db`: the engine's storage port ([`imgroups_core::port::Tx`]) over a SQLite connection.
+//! - [`admin`]: accounts, tokens and the simulated directory (used by the CLI too).
+//! - `schema`: migrations.
+//!
+//! Durability: WAL with `synchronous=FULL` by default, so a write is acknowledged only once it
+//! survives power loss.
+
+pub mod admin;
+mod db;
+mod schema;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use imgroups_core::engine::query;
+use imgroups_core::{AccountId, Chat, Command, Error, Event, Outcome, Result};
+use rusqlite::Connection;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::db::{Db, SqlResult};
+
+pub use rusqlite;
+pub use writer::Committed;
+
+/// How hard a commit waits for the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// `synchronous=FULL`: an acknowledged write survives power loss.
+    Full,
+    /// `synchronous=NORMAL`: survives a process crash, may lose the last commits on power loss.
+    Normal,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The database file.
+    pub path: PathBuf,
+    pub durability: Durability,
+    /// How long idempotency keys are remembered.
+    pub idempotency_ttl: Duration,
+    /// Most requests committed together.
+    pub max_batch: usize,
+}
+
+impl Config {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Config {
+            path: path.into(),
+            durability: Durability::Full,
+            idempotency_ttl: Duration::from_secs(24 * 60 * 60),
+            max_batch: 512,
+        }
+    }
+}
+
+/// Opens a connection with the settings every user of the database shares.
+pub fn open_connection(path: &Path, durability: Durability) -> Result<Connection> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|err| {
+            tracing::error!(error = %err, dir = %dir.display(), "cannot create data directory");
+            Error::unavailable("cannot create the data directory")
+        })?;
+    }
+    let mut conn = Connection::open(path).db()?;
+    conn.busy_timeout(Duration::from_secs(10)).db()?;
+    conn.pragma_update(None, "journal_mode", "WAL").db()?;
+    let sync = match durability {
+        Durability::Full => "FULL",
+        Durability::Normal => "NORMAL",
+    };
+    conn.pragma_update(None, "synchronous", sync).db()?;
+    conn.pragma_update(None, "foreign_keys", "ON").db()?;
+    schema::migrate(&mut conn).db()?;
+    Ok(conn)
+}
+
+/// A handle to the store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Config,
+    jobs: mpsc::Sender<writer::Msg>,
+    readers: Mutex<Vec<Connection>>,
+    committed: broadcast::Sender<Arc<Committed>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// Capacity of the commit broadcast: how many commits a live reader may fall behind before it
+/// has to re-read from the log.
+const COMMIT_BUFFER: usize = 1024;
+
+impl Store {
+    pub fn open(config: Config) -> Result<Self> {
+        let conn = open_connection(&config.path, config.durability)?;
+        let (jobs, rx) = mpsc::channel(4 * config.max_batch);
+        let (committed, _) = broadcast::channel(COMMIT_BUFFER);
+        let writer = writer::spawn(conn, rx, config.clone(), committed.clone())?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                config,
+                jobs,
+                readers: Mutex::new(Vec::new()),
+                committed,
+                writer: Mutex::new(Some(writer)),
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// Applies a write as `account`. With a key, a repeat of the same request returns the
+    /// original outcome (success or error) without a new effect, and a different request under
+    /// the same key fails with `duplicateMessage`. Returns once the write is durable.
+    pub async fn execute(
+        &self,
+        account: AccountId,
+        key: Option<String>,
+        command: Command,
+    ) -> Result<Outcome> {
+        let (reply, rx) = oneshot::channel();
+        let job = writer::Job {
+            account,
+            key,
+            command,
+            reply,
+        };
+        self.inner
+            .jobs
+            .send(writer::Msg::Write(job))
+            .await
+            .map_err(|_| Error::unavailable("the server is shutting down"))?;
+        rx.await
+            .map_err(|_| Error::unavailable("the server is shutting down"))?
+    }
+
+    /// Runs `f` on a pooled read connection on the blocking pool.
+    pub async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = inner.readers.lock().map(|mut v| v.pop()).unwrap_or(None);
+            let conn = match pooled {
+                Some(conn) => conn,
+                None => open_connection(&inner.config.path, inner.config.durability)?,
+            };
+            let result = f(&conn);
+            if let Ok(mut pool) = inner.readers.lock() {
+                pool.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(|err| {
+            tracing::error!(error = %err, "read task failed");
+            Error::internal()
+        })?
+    }
+
+    pub async fn authenticate(&self, token: String) -> Result<AccountId> {
+        self.read(move |conn| admin::authenticate(conn, &token))
+            .await
+    }
+
+    pub async fn get_chat(&self, account: AccountId, chat: String) -> Result<Chat> {
+        self.read(move |conn| query::get_chat(&mut Db::new(conn), account, &chat))
+            .await
+    }
+
+    pub async fn get_icon(&self, account: AccountId, chat: String) -> Result<(Vec<u8>, String)> {
+        self.read(move |conn| query::get_icon(&mut Db::new(conn), account, &chat))
+            .await
+    }
+
+    pub async fn count_chats(&self, account: AccountId) -> Result<u64> {
+        self.read(move |conn| query::count_chats(&mut Db::new(conn), account))
+            .await
+    }
+
+    /// The account's latest sequence (0 before its first event).
+    pub async fn head(&self, account: AccountId) -> Result<u64> {
+        self.read(move |conn| head(conn, account)).await
+    }
+
+    /// Up to `limit` events with `after < sequence <= up_to`, in order.
+    pub async fn read_events(
+        &self,
+        account: AccountId,
+        after: u64,
+        up_to: u64,
+        limit: usize,
+    ) -> Result<Vec<Event>> {
+        self.read(move |conn| read_events(conn, account, after, up_to, limit))
+            .await
+    }
+
+    /// Every commit that appended events, as it happens. A receiver that lags misses
+    /// notifications, never events: the log still has them.
+    pub fn subscribe_commits(&self) -> broadcast::Receiver<Arc<Committed>> {
+        self.inner.committed.subscribe()
+    }
+
+    /// Stops the writer after the writes already queued, and waits for it.
+    pub fn close(&self) {
+        let handle = self.inner.writer.lock().ok().and_then(|mut h| h.take());
+        if let Some(handle) = handle {
+            // The writer would exit once every sender is gone, but ours lives as long as any
+            // handle does, so ask it explicitly. Blocking: call from a blocking context.
+            let _ = self.inner.jobs.blocking_send(writer::Msg::Stop);
+            let _ = handle.join();
+        }
+    }
+}
+
+fn head(conn: &Connection, account: AccountId) -> Result<u64> {
+    conn.prepare_cached("SELECT head_seq FROM accounts WHERE id = ?1")
+        .and_then(|mut s| s.query_row([account], |r| r.get::<_, i64>(0)))
+        .map(|n| n as u64)
+        .db()
+}
+
+fn read_events(
+    conn: &Connection,
+    account: AccountId,
+    after: u64,
+    up_to: u64,
+    limit: usize,
+) -> Result<Vec<Event>> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {} FROM events WHERE account_id = ?1 AND seq > ?2 AND seq <= ?3
+             ORDER BY seq LIMIT ?4",
+            db::EVENT_COLUMNS
+        ))
+        .db()?;
+    let rows = stmt
+        .query_map(
+            rusqlite::params![account, after as i64, up_to as i64, limit as i64],
+            db::event_from_row,
+        )
+        .db()?;
+    rows.collect::<rusqlite::Result<_>>().db()
+}

@@ -1,0 +1,95 @@
+//! The SQLite schema. Each migration runs once, in order, recorded in `user_version`.
+
+use rusqlite::Connection;
+
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE accounts (
+    id         INTEGER PRIMARY KEY,
+    address    TEXT NOT NULL UNIQUE,
+    head_seq   INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE tokens (
+    id         INTEGER PRIMARY KEY,
+    account_id INTEGER NOT NULL REFERENCES accounts(id),
+    hash       BLOB NOT NULL UNIQUE,
+    label      TEXT,
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER
+);
+CREATE TABLE unreachable (
+    address TEXT PRIMARY KEY
+) WITHOUT ROWID;
+CREATE TABLE groups (
+    id           INTEGER PRIMARY KEY,
+    identifier   TEXT NOT NULL UNIQUE,
+    group_id     TEXT NOT NULL,
+    display_name TEXT,
+    icon_hash    BLOB,
+    created_at   INTEGER NOT NULL
+);
+CREATE TABLE icons (
+    group_key INTEGER PRIMARY KEY REFERENCES groups(id),
+    data      BLOB NOT NULL,
+    mime      TEXT NOT NULL
+);
+-- The rowid orders members by when they (last) joined.
+CREATE TABLE members (
+    id        INTEGER PRIMARY KEY,
+    group_key INTEGER NOT NULL REFERENCES groups(id),
+    address   TEXT NOT NULL,
+    UNIQUE (group_key, address)
+);
+CREATE INDEX members_by_address ON members(address, group_key);
+CREATE TABLE direct_chats (
+    account_id INTEGER NOT NULL REFERENCES accounts(id),
+    address    TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (account_id, address)
+) WITHOUT ROWID;
+CREATE TABLE messages (
+    guid       TEXT PRIMARY KEY,
+    account_id INTEGER NOT NULL REFERENCES accounts(id),
+    chat_guid  TEXT NOT NULL,
+    text       TEXT NOT NULL,
+    subject    TEXT,
+    created_at INTEGER NOT NULL
+);
+-- The event log: per account, seq is 1, 2, 3, … in commit order.
+CREATE TABLE events (
+    account_id  INTEGER NOT NULL,
+    seq         INTEGER NOT NULL,
+    chat_guid   TEXT NOT NULL,
+    occurred_at INTEGER NOT NULL,
+    is_from_me  INTEGER NOT NULL,
+    actor       TEXT,
+    kind        INTEGER NOT NULL,
+    value       TEXT,
+    PRIMARY KEY (account_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE idempotency (
+    account_id  INTEGER NOT NULL,
+    method      TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    fingerprint BLOB NOT NULL,
+    outcome     TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    PRIMARY KEY (account_id, method, key)
+) WITHOUT ROWID;
+CREATE INDEX idempotency_by_age ON idempotency(created_at);
+"#];
+
+pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    // The version is read inside the write lock, so a CLI command and a server starting on
+    // the same new data directory cannot both apply a migration.
+    loop {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let Some(sql) = MIGRATIONS.get(version as usize) else {
+            return Ok(());
+        };
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", version + 1)?;
+        tx.commit()?;
+    }
+}

@@ -1,0 +1,335 @@
+//! The `imgroups` command: run the server, manage accounts and tokens, drive the simulator.
+//!
+//! Scripting contract (tests and users rely on it; keep it stable):
+//! - `imgroups serve` prints, one per line on stdout: `account <ADDRESS>`, then on the first
+//!   start of that account only `token <TOKEN>`, then `grpc listening on <HOST:PORT>`, then
+//!   `ready`. Logs go to stderr.
+//! - `imgroups account add ADDRESS` prints the new account's token as its only stdout line.
+//! - `imgroups token create ADDRESS` prints a new token; `token list` lists tokens (never the
+//!   secret); `token revoke ID|TOKEN` revokes one.
+//! - `imgroups sim unreachable ADDRESS` marks an address as not on iMessage
+//!   (`--reachable` undoes it).
+//!
+//! Every command takes `--data DIR` (or `IMGROUPS_DATA`). Exit codes: 0 success, 1 a failed
+//! operation (one line on stderr naming the error code), 2 bad usage.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use imgroups_core::{Address, Error, Limits};
+use imgroups_store::{admin, open_connection, Config, Durability, Store};
+
+/// Name of the database file inside the data directory.
+const DB_FILE: &str = "imgroups.db";
+/// The default account's first token is also written here (mode 0600).
+const TOKEN_FILE: &str = "token";
+
+#[derive(Parser)]
+#[command(
+    name = "imgroups",
+    version,
+    about = "iMessage group chats: server, simulator and tools"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(clap::Args, Clone)]
+struct DataArg {
+    /// Data directory [default: the user's data directory, e.g. ~/.local/share/imgroups]
+    #[arg(long = "data", env = "IMGROUPS_DATA", global = true)]
+    dir: Option<PathBuf>,
+}
+
+impl DataArg {
+    fn dir(&self) -> Result<PathBuf, Error> {
+        match &self.dir {
+            Some(dir) => Ok(dir.clone()),
+            None => dirs::data_dir()
+                .map(|d| d.join("imgroups"))
+                .ok_or_else(|| Error::invalid("no user data directory here; pass --data DIR")),
+        }
+    }
+
+    fn db(&self) -> Result<PathBuf, Error> {
+        Ok(self.dir()?.join(DB_FILE))
+    }
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the server (gRPC) with the simulator and the embedded SQLite store.
+    Serve(ServeArgs),
+    /// Manage simulated accounts.
+    #[command(subcommand)]
+    Account(AccountCmd),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// Drive the simulated iMessage network.
+    #[command(subcommand)]
+    Sim(SimCmd),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    data: DataArg,
+    /// Address for the gRPC server (port 0 picks a free port).
+    #[arg(long, env = "IMGROUPS_GRPC", default_value = "127.0.0.1:50051")]
+    grpc: SocketAddr,
+    /// The default account, created on first start with a token printed once.
+    #[arg(long, env = "IMGROUPS_ACCOUNT", default_value = "me@imgroups.local")]
+    account: String,
+    /// Seconds of silence after which live streams send a heartbeat.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    heartbeat_secs: u64,
+    /// Largest group icon accepted, in bytes.
+    #[arg(long, default_value_t = Limits::default().max_icon_bytes)]
+    max_icon_bytes: usize,
+    /// How long idempotency keys are remembered, in seconds.
+    #[arg(long, default_value_t = 24 * 60 * 60)]
+    idempotency_ttl_secs: u64,
+    /// `full`: an acknowledged write survives power loss. `normal`: survives a crash of the
+    /// process only.
+    #[arg(long, value_enum, default_value = "full")]
+    durability: DurabilityArg,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DurabilityArg {
+    Full,
+    Normal,
+}
+
+#[derive(Subcommand)]
+enum AccountCmd {
+    /// Create an account and print its first token (the only stdout line).
+    Add {
+        address: String,
+        #[command(flatten)]
+        data: DataArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCmd {
+    /// Print a new token for an existing account (another device of it).
+    Create {
+        address: String,
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// List tokens: id, account, created (unix seconds), status. Never the secret.
+    List {
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// Revoke a token, given its id from `token list` or the token itself.
+    Revoke {
+        token: String,
+        #[command(flatten)]
+        data: DataArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum SimCmd {
+    /// Mark an address as not on iMessage (adding it then fails with addressNotFound).
+    Unreachable {
+        address: String,
+        /// Undo: make the address reachable again.
+        #[arg(long)]
+        reachable: bool,
+        #[command(flatten)]
+        data: DataArg,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let result = match cli.command {
+        Cmd::Serve(args) => serve(args),
+        Cmd::Account(AccountCmd::Add { address, data }) => with_db(&data, |conn| {
+            let address = Address::parse(&address)?;
+            println!("{}", admin::add_account(conn, &address)?);
+            Ok(())
+        }),
+        Cmd::Token(TokenCmd::Create { address, data }) => with_db(&data, |conn| {
+            let address = Address::parse(&address)?;
+            println!("{}", admin::create_token(conn, &address)?);
+            Ok(())
+        }),
+        Cmd::Token(TokenCmd::List { data }) => with_db(&data, |conn| {
+            let mut out = std::io::stdout().lock();
+            for t in admin::list_tokens(conn)? {
+                let status = if t.revoked { "revoked" } else { "active" };
+                let line = format!(
+                    "{}\t{}\t{}\t{}",
+                    t.id,
+                    t.address,
+                    t.created_at.seconds(),
+                    status
+                );
+                if writeln!(out, "{line}").is_err() {
+                    break; // Closed pipe (`| head`): not an error.
+                }
+            }
+            Ok(())
+        }),
+        Cmd::Token(TokenCmd::Revoke { token, data }) => with_db(&data, |conn| {
+            let id = admin::revoke_token(conn, &token)?;
+            eprintln!("revoked token {id}");
+            Ok(())
+        }),
+        Cmd::Sim(SimCmd::Unreachable {
+            address,
+            reachable,
+            data,
+        }) => with_db(&data, |conn| {
+            let address = Address::parse(&address)?;
+            admin::set_unreachable(conn, &address, !reachable)
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {} ({:?})", err.message, err.kind);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn with_db(
+    data: &DataArg,
+    f: impl FnOnce(&imgroups_store::rusqlite::Connection) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let conn = open_connection(&data.db()?, Durability::Full)?;
+    f(&conn)
+}
+
+fn serve(args: ServeArgs) -> Result<(), Error> {
+    let dir = args.data.dir()?;
+    let db = dir.join(DB_FILE);
+    let address = Address::parse(&args.account)?;
+    let durability = match args.durability {
+        DurabilityArg::Full => Durability::Full,
+        DurabilityArg::Normal => Durability::Normal,
+    };
+
+    let conn = open_connection(&db, durability)?;
+    let (_, created) = admin::ensure_account(&conn, &address)?;
+    let first_token = if created {
+        let token = admin::create_token(&conn, &address)?;
+        write_token_file(&dir, &token);
+        Some(token)
+    } else {
+        None
+    };
+    drop(conn);
+
+    let mut config = Config::new(db);
+    config.durability = durability;
+    config.idempotency_ttl = Duration::from_secs(args.idempotency_ttl_secs);
+    let options = imgroups_server::Options {
+        heartbeat: Duration::from_secs(args.heartbeat_secs),
+        limits: Limits {
+            max_icon_bytes: args.max_icon_bytes,
+        },
+    };
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| {
+            tracing::error!(error = %err, "cannot start the runtime");
+            Error::internal()
+        })?;
+    runtime.block_on(async move {
+        let store = Store::open(config)?;
+        let listener = tokio::net::TcpListener::bind(args.grpc)
+            .await
+            .map_err(|err| {
+                Error::invalid(format!("cannot listen on {}: {err}", args.grpc))
+                    .with("field", "grpc")
+            })?;
+        let local = listener.local_addr().map_err(|_| Error::internal())?;
+
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "account {address}");
+        if let Some(token) = &first_token {
+            let _ = writeln!(out, "token {token}");
+        }
+        let _ = writeln!(out, "grpc listening on {local}");
+        let _ = writeln!(out, "ready");
+        let _ = out.flush();
+        drop(out);
+        tracing::info!(data = %dir.display(), grpc = %local, "serving");
+
+        let served =
+            imgroups_server::serve_grpc(listener, store.clone(), options, shutdown_signal()).await;
+        tokio::task::spawn_blocking(move || store.close())
+            .await
+            .ok();
+        served.map_err(|err| {
+            tracing::error!(error = %err, "server failed");
+            Error::internal()
+        })?;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+/// Writes the default account's first token for scripts that start the server unattended.
+fn write_token_file(dir: &Path, token: &str) {
+    let path = dir.join(TOKEN_FILE);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let written = options.open(&path).and_then(|mut f| writeln!(f, "{token}"));
+    if let Err(err) = written {
+        tracing::warn!(error = %err, path = %path.display(), "cannot write the token file");
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down");
+}

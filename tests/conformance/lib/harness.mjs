@@ -1,0 +1,478 @@
+// Test harness: runs the real `imgroups` binary on a fresh data directory and
+// hands out official-SDK clients bound to its accounts.
+//
+// Binary contract relied on (see README.md):
+//   imgroups serve --data DIR --grpc 127.0.0.1:0 [--account ADDR] [--heartbeat-secs N]
+//     stdout, one per line, in order:
+//       account <ADDRESS>
+//       token <TOKEN>                  (first start on a data dir only)
+//       grpc listening on <HOST:PORT>
+//       ready
+//     SIGTERM / SIGINT -> graceful shutdown, exit code 0.
+//   imgroups account add ADDR --data DIR      -> one stdout line: the new token
+//   imgroups token create ADDR --data DIR     -> one stdout line: the new token
+//   imgroups token revoke TOKEN --data DIR
+//   imgroups token list --data DIR
+//   imgroups sim unreachable ADDR --data DIR
+
+import { execFile, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+
+import { createGrpcClient } from "@photon-ai/advanced-imessage/grpc";
+
+const execFileAsync = promisify(execFile);
+
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
+export const BIN = process.env.IMGROUPS_BIN ?? join(REPO_ROOT, "target/debug/imgroups");
+export const DEFAULT_ACCOUNT = "me@imgroups.local";
+
+const READY_TIMEOUT_MS = 20_000;
+const STOP_TIMEOUT_MS = 10_000;
+const CLI_TIMEOUT_MS = 10_000;
+const STDERR_KEEP = 16 * 1024;
+
+const TOKEN_LINE = /^token (\S+)$/;
+const ACCOUNT_LINE = /^account (\S+)$/;
+const LISTEN_LINE = /^grpc listening on (\S+)$/;
+const READY_LINE = /^ready$/;
+
+function assertBinary() {
+  if (!existsSync(BIN)) {
+    throw new Error(
+      `imgroups binary not found at ${BIN}: run \`cargo build\` in ${REPO_ROOT} or set IMGROUPS_BIN`,
+    );
+  }
+}
+
+/**
+ * One imgroups server process on one data directory. `restart()` reuses the
+ * directory, so everything written before must still be there afterwards.
+ */
+export class Server {
+  /** @type {string} */ dataDir;
+  /** @type {string} host:port of the gRPC listener */ address;
+  /** @type {string} address of the account created by `serve` */ account;
+  /** @type {string} token printed on the first start */ token;
+  /** @type {string[]} every `token` line seen across starts (one per start that printed it) */
+  printedTokens = [];
+  /** @type {number | null} exit code of the last stopped process */ lastExitCode = null;
+  /** @type {NodeJS.Signals | null} */ lastExitSignal = null;
+
+  /** incremented on every start, so cached clients know the port changed */
+  generation = 0;
+
+  #options;
+  #child = null;
+  #exited = null;
+  #stderr = "";
+  #clients = new Set();
+
+  constructor(dataDir, options) {
+    this.dataDir = dataDir;
+    this.#options = options;
+  }
+
+  /**
+   * Start a server on a fresh temporary data directory.
+   * @param {{account?: string, heartbeatSecs?: number}} [options]
+   */
+  static async start(options = {}) {
+    assertBinary();
+    const dataDir = await mkdtemp(join(tmpdir(), "imgroups-conformance-"));
+    const server = new Server(dataDir, options);
+    try {
+      await server.#spawn();
+    } catch (err) {
+      await rm(dataDir, { recursive: true, force: true });
+      throw err;
+    }
+    return server;
+  }
+
+  get running() {
+    return this.#child !== null;
+  }
+
+  /** Recent stderr of the current (or last) process, for failure messages. */
+  get stderr() {
+    return this.#stderr;
+  }
+
+  async #spawn() {
+    const args = ["serve", "--data", this.dataDir, "--grpc", "127.0.0.1:0"];
+    if (this.#options.account) args.push("--account", this.#options.account);
+    if (this.#options.heartbeatSecs !== undefined) {
+      args.push("--heartbeat-secs", String(this.#options.heartbeatSecs));
+    }
+
+    this.#stderr = "";
+    this.generation += 1;
+    const child = spawn(BIN, args, { stdio: ["ignore", "pipe", "pipe"] });
+    this.#child = child;
+    this.#exited = new Promise((resolveExit) => {
+      child.once("exit", (code, signal) => resolveExit({ code, signal }));
+      child.once("error", (error) => resolveExit({ code: null, signal: null, error }));
+    });
+    child.stderr.setEncoding("utf8");
+    child.stderr.on("data", (chunk) => {
+      this.#stderr = (this.#stderr + chunk).slice(-STDERR_KEEP);
+    });
+
+    const seen = { account: undefined, token: undefined, address: undefined };
+    const lines = createInterface({ input: child.stdout });
+    let timer;
+    try {
+      await new Promise((resolveReady, rejectReady) => {
+        const fail = (why) =>
+          rejectReady(
+            new Error(`imgroups serve ${why}\n--- stderr ---\n${this.#stderr || "(empty)"}`),
+          );
+        timer = setTimeout(() => fail(`did not print "ready" within ${READY_TIMEOUT_MS} ms`), READY_TIMEOUT_MS);
+        this.#exited.then(({ code, signal, error }) =>
+          fail(error ? `failed to start: ${error.message}` : `exited before ready (code ${code}, signal ${signal})`),
+        );
+        lines.on("line", (line) => {
+          let m;
+          if ((m = ACCOUNT_LINE.exec(line))) seen.account = m[1];
+          else if ((m = TOKEN_LINE.exec(line))) seen.token = m[1];
+          else if ((m = LISTEN_LINE.exec(line))) seen.address = m[1];
+          else if (READY_LINE.test(line)) {
+            if (!seen.address) fail(`printed "ready" before "grpc listening on"`);
+            else resolveReady();
+          }
+        });
+      });
+    } catch (err) {
+      await this.#kill();
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+
+    this.account = seen.account;
+    this.address = seen.address;
+    if (seen.token) {
+      this.printedTokens.push(seen.token);
+      this.token ??= seen.token;
+    }
+  }
+
+  async #kill() {
+    if (!this.#child) return;
+    this.#child.kill("SIGKILL");
+    await this.#exited;
+    this.#child = null;
+  }
+
+  /**
+   * Gracefully stop the server (SIGTERM by default) and wait for it to exit.
+   * Closes every SDK client handed out so far first.
+   */
+  async stop(signal = "SIGTERM") {
+    await this.closeClients();
+    if (!this.#child) return;
+    const child = this.#child;
+    child.kill(signal);
+    let timer;
+    const timeout = new Promise((_, rejectStop) => {
+      timer = setTimeout(
+        () => rejectStop(new Error(`imgroups did not exit within ${STOP_TIMEOUT_MS} ms of ${signal}`)),
+        STOP_TIMEOUT_MS,
+      );
+    });
+    try {
+      const { code, signal: exitSignal } = await Promise.race([this.#exited, timeout]);
+      this.lastExitCode = code;
+      this.lastExitSignal = exitSignal;
+    } catch (err) {
+      await this.#kill();
+      throw err;
+    } finally {
+      clearTimeout(timer);
+      this.#child = null;
+    }
+  }
+
+  /** Stop and start again on the same data directory (new port). */
+  async restart() {
+    await this.stop();
+    await this.#spawn();
+  }
+
+  /** Stop (if running) and delete the data directory. */
+  async cleanup() {
+    try {
+      await this.stop();
+    } finally {
+      await rm(this.dataDir, { recursive: true, force: true });
+    }
+  }
+
+  /** Run `imgroups <args...> --data DIR` and return its trimmed stdout. */
+  async cli(...args) {
+    try {
+      const { stdout } = await execFileAsync(BIN, [...args, "--data", this.dataDir], {
+        timeout: CLI_TIMEOUT_MS,
+      });
+      return stdout.trim();
+    } catch (err) {
+      throw new Error(`imgroups ${args.join(" ")} failed: ${err.message}\n--- stderr ---\n${err.stderr ?? ""}`);
+    }
+  }
+
+  /** `imgroups account add ADDRESS` -> the new account's token. */
+  async addAccount(address) {
+    return singleToken(await this.cli("account", "add", address), "account add");
+  }
+
+  /** `imgroups token create ADDRESS` -> a token for another device of that account. */
+  async createToken(address) {
+    return singleToken(await this.cli("token", "create", address), "token create");
+  }
+
+  async revokeToken(token) {
+    await this.cli("token", "revoke", token);
+  }
+
+  async listTokens() {
+    return this.cli("token", "list");
+  }
+
+  async markUnreachable(address) {
+    await this.cli("sim", "unreachable", address);
+  }
+
+  /**
+   * An official SDK gRPC client for this server (plaintext). Closed
+   * automatically by stop()/cleanup().
+   * @param {string} token
+   * @param {object} [options] extra createGrpcClient options
+   */
+  client(token, options = {}) {
+    const client = createGrpcClient({ address: this.address, token, tls: false, ...options });
+    this.#clients.add(client);
+    return client;
+  }
+
+  async closeClients() {
+    const clients = [...this.#clients];
+    this.#clients.clear();
+    await Promise.allSettled(clients.map((c) => c.close()));
+  }
+
+  /**
+   * Add an account and return a handle acting as that person.
+   * @returns {Promise<Person>}
+   */
+  async person(address) {
+    const token = await this.addAccount(address);
+    return new Person(this, address, token);
+  }
+
+  /** The account created by `serve`, acting with the token printed at first start. */
+  me() {
+    if (!this.token) throw new Error("serve did not print a token on first start");
+    return new Person(this, this.account ?? DEFAULT_ACCOUNT, this.token);
+  }
+}
+
+function singleToken(stdout, what) {
+  const lines = stdout.split("\n").filter((l) => l.trim() !== "");
+  if (lines.length !== 1 || /\s/.test(lines[0].trim())) {
+    throw new Error(`imgroups ${what}: expected exactly one token line on stdout, got ${JSON.stringify(stdout)}`);
+  }
+  return lines[0].trim();
+}
+
+/**
+ * An account plus a token for it. `client` is created lazily and re-created
+ * after a server restart (the port changes).
+ */
+export class Person {
+  #server;
+  #client = null;
+  #clientGeneration = 0;
+
+  constructor(server, address, token) {
+    this.#server = server;
+    this.address = address;
+    this.token = token;
+  }
+
+  get client() {
+    if (!this.#client || this.#clientGeneration !== this.#server.generation) {
+      this.#client = this.#server.client(this.token);
+      this.#clientGeneration = this.#server.generation;
+    }
+    return this.#client;
+  }
+
+  get groups() {
+    return this.client.groups;
+  }
+
+  get chats() {
+    return this.client.chats;
+  }
+
+  /** This account's whole event log (see catchUp). */
+  log(after) {
+    return catchUp(this.client, after);
+  }
+
+  /** Current head sequence of this account's event log. */
+  async head() {
+    return (await catchUp(this.client)).head;
+  }
+
+  /** Group events appended to this account's log after sequence `after`. */
+  async eventsAfter(after) {
+    return (await catchUp(this.client, after)).events;
+  }
+}
+
+/**
+ * Run events.catchUp(after) to completion.
+ * Asserts the stream shape: events, then exactly one catchup.complete, then end.
+ * @returns {Promise<{events: any[], head: number}>}
+ */
+export async function catchUp(client, after, timeoutMs = 10_000) {
+  const stream = client.events.catchUp(after);
+  const frames = [];
+  let timer;
+  const timeout = new Promise((_, rejectTimeout) => {
+    timer = setTimeout(() => {
+      stream.close();
+      rejectTimeout(new Error(`catchUp(${after}) did not end within ${timeoutMs} ms; got ${frames.length} frames`));
+    }, timeoutMs);
+  });
+  try {
+    await Promise.race([
+      (async () => {
+        for await (const frame of stream) frames.push(frame);
+      })(),
+      timeout,
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+  const completes = frames.filter((f) => f.type === "catchup.complete");
+  if (completes.length !== 1 || frames.at(-1)?.type !== "catchup.complete") {
+    throw new Error(
+      `catchUp(${after}) must end with exactly one catchup.complete frame; got ${JSON.stringify(frames.map((f) => f.type))}`,
+    );
+  }
+  return { events: frames.slice(0, -1), head: completes[0].headSequence };
+}
+
+/**
+ * Consume a TypedEventStream in the background so tests can wait for
+ * events (or the stream's error) with a deadline.
+ */
+export class StreamCollector {
+  events = [];
+  error = undefined;
+  ended = false;
+  /** Resolves (never rejects) when the stream ends, by error, by the server, or by close(). */
+  done;
+  #stream;
+  #changed;
+  #notify;
+
+  constructor(stream) {
+    this.#stream = stream;
+    this.#arm();
+    this.done = (async () => {
+      try {
+        for await (const event of stream) {
+          this.events.push(event);
+          this.#fire();
+        }
+      } catch (err) {
+        this.error = err;
+      } finally {
+        this.ended = true;
+        this.#fire();
+      }
+    })();
+  }
+
+  #arm() {
+    this.#changed = new Promise((resolveChanged) => (this.#notify = resolveChanged));
+  }
+
+  #fire() {
+    const notify = this.#notify;
+    this.#arm();
+    notify();
+  }
+
+  /** Wait until `predicate(events)` holds; rejects on stream error, end, or timeout. */
+  async until(predicate, timeoutMs = 5_000, what = "condition") {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (predicate(this.events)) return this.events;
+      if (this.error) throw this.error;
+      if (this.ended) throw new Error(`stream ended before ${what}; events: ${describeEvents(this.events)}`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out waiting for ${what}; events: ${describeEvents(this.events)}`);
+      await waitFor(this.#changed, left);
+    }
+  }
+
+  /** Wait for at least `n` events. */
+  count(n, timeoutMs) {
+    return this.until((events) => events.length >= n, timeoutMs, `${n} event(s)`);
+  }
+
+  /** Wait for the stream to fail, returning the error. */
+  async failure(timeoutMs = 5_000) {
+    if (!(await waitFor(this.done.then(() => true), timeoutMs))) {
+      throw new Error(`stream did not fail within ${timeoutMs} ms; events: ${describeEvents(this.events)}`);
+    }
+    if (!this.error) throw new Error(`stream ended without an error; events: ${describeEvents(this.events)}`);
+    return this.error;
+  }
+
+  close() {
+    return this.#stream.close();
+  }
+}
+
+/** Resolve with `promise`'s value, or with undefined after `ms` (the timer is cleared either way). */
+export async function waitFor(promise, ms) {
+  let timer;
+  try {
+    return await Promise.race([promise, new Promise((resolveLater) => (timer = setTimeout(resolveLater, ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function describeEvents(events) {
+  return JSON.stringify(events.map((e) => ({ seq: e.sequence, chat: e.chatGuid, change: e.change?.type })));
+}
+
+// Fresh addresses (valid email / E.164 forms), unique within one test file.
+// Every test file runs its own server, so they never collide across files.
+let counter = 0;
+export function uniqueEmail(prefix = "guest") {
+  counter += 1;
+  return `${prefix}${counter}@example.com`;
+}
+export function uniquePhone() {
+  counter += 1;
+  return `+1555${7_000_000 + counter}`;
+}
+
+/** "+15557000001" -> "+1 (555) 700-0001": a punctuated form of a +1 number. */
+export function punctuatePhone(e164) {
+  const d = e164.slice(2);
+  return `+1 (${d.slice(0, 3)}) ${d.slice(3, 6)}-${d.slice(6)}`;
+}
