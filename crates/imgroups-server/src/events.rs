@@ -26,6 +26,8 @@ pub(crate) enum Frame {
     Event(Event),
     Heartbeat,
     Complete { head: u64 },
+    /// The stream cannot continue; sent as its final status.
+    Failed(imgroups_core::Error),
 }
 
 /// Owns every stream task, so shutdown can end them and wait for them.
@@ -119,7 +121,9 @@ impl Streams {
         after: u64,
         map: fn(Frame) -> T,
     ) -> Result<mpsc::Receiver<T>> {
-        let head = self.store.head(account).await?;
+        let bounds = self.store.log_bounds(account).await?;
+        bounds.check_cursor(after)?;
+        let head = bounds.head;
         let (out, rx) = mpsc::channel(OUT_QUEUE);
         let sink = Sink {
             out,
@@ -134,6 +138,7 @@ impl Streams {
                     Ok(page) => page,
                     Err(err) => {
                         tracing::warn!(error = %err, "catch-up read failed");
+                        sink.send(Frame::Failed(err)).await;
                         return;
                     }
                 };
@@ -238,8 +243,17 @@ impl Live {
                     return false;
                 }
             };
-            if page.is_empty() {
-                tracing::error!(cursor = self.cursor, up_to, "log has a gap");
+            if page.first().is_none_or(|e| e.sequence != self.cursor + 1) {
+                // Only retention removes events; say so rather than skip ahead.
+                let failure = match self.store.log_bounds(self.account).await {
+                    Ok(bounds) => bounds.check_cursor(self.cursor).err(),
+                    Err(err) => Some(err),
+                };
+                let failure = failure.unwrap_or_else(|| {
+                    tracing::error!(cursor = self.cursor, up_to, "log has a gap");
+                    imgroups_core::Error::internal()
+                });
+                sink.send(Frame::Failed(failure)).await;
                 return false;
             }
             for event in page {

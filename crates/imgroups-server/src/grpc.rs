@@ -93,11 +93,15 @@ fn group_frame(frame: Frame) -> std::result::Result<pb::SubscribeGroupEventsResp
             sequence: None,
             payload: Some(Payload::Heartbeat(pb::Heartbeat {})),
         },
+        Frame::Failed(err) => return Err(to_status(err)),
     })
 }
 
-fn chat_frame(_frame: Frame) -> std::result::Result<pb::SubscribeChatEventsResponse, Status> {
+fn chat_frame(frame: Frame) -> std::result::Result<pb::SubscribeChatEventsResponse, Status> {
     use pb::subscribe_chat_events_response::Payload;
+    if let Frame::Failed(err) = frame {
+        return Err(to_status(err));
+    }
     // This server produces no chat events; the stream carries heartbeats only.
     Ok(pb::SubscribeChatEventsResponse {
         sequence: None,
@@ -122,6 +126,7 @@ fn catch_up_frame(frame: Frame) -> std::result::Result<pb::CatchUpEventsResponse
             sequence: None,
             payload: Some(Payload::Heartbeat(pb::Heartbeat {})),
         },
+        Frame::Failed(err) => return Err(to_status(err)),
     })
 }
 

@@ -52,6 +52,8 @@ pub struct Config {
     pub idempotency_ttl: Duration,
     /// Most requests committed together.
     pub max_batch: usize,
+    /// Keep only this many newest events per account (`None`: keep every event forever).
+    pub retain_events: Option<u64>,
 }
 
 impl Config {
@@ -61,6 +63,7 @@ impl Config {
             durability: Durability::Full,
             idempotency_ttl: Duration::from_secs(24 * 60 * 60),
             max_batch: 512,
+            retain_events: None,
         }
     }
 }
@@ -198,7 +201,13 @@ impl Store {
 
     /// The account's latest sequence (0 before its first event).
     pub async fn head(&self, account: AccountId) -> Result<u64> {
-        self.read(move |conn| head(conn, account)).await
+        self.read(move |conn| log_bounds(conn, account).map(|b| b.head))
+            .await
+    }
+
+    /// The account's head and what retention has removed, read together.
+    pub async fn log_bounds(&self, account: AccountId) -> Result<LogBounds> {
+        self.read(move |conn| log_bounds(conn, account)).await
     }
 
     /// Up to `limit` events with `after < sequence <= up_to`, in order.
@@ -231,10 +240,42 @@ impl Store {
     }
 }
 
-fn head(conn: &Connection, account: AccountId) -> Result<u64> {
-    conn.prepare_cached("SELECT head_seq FROM accounts WHERE id = ?1")
-        .and_then(|mut s| s.query_row([account], |r| r.get::<_, i64>(0)))
-        .map(|n| n as u64)
+/// Where an account's log stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogBounds {
+    /// The latest sequence (0 before the first event).
+    pub head: u64,
+    /// Events up to and including this sequence were removed by retention (0: none).
+    pub pruned_through: u64,
+}
+
+impl LogBounds {
+    /// Fails with `preconditionFailed` (`reason=cursorTooOld`) when reading after `after`
+    /// would silently skip pruned events.
+    pub fn check_cursor(&self, after: u64) -> Result<()> {
+        if after < self.pruned_through {
+            let oldest = self.pruned_through + 1;
+            return Err(Error::precondition(
+                "cursorTooOld",
+                format!("events before sequence {oldest} are no longer retained"),
+            )
+            .with("oldest", oldest)
+            .with("after", after));
+        }
+        Ok(())
+    }
+}
+
+fn log_bounds(conn: &Connection, account: AccountId) -> Result<LogBounds> {
+    conn.prepare_cached("SELECT head_seq, pruned_through FROM accounts WHERE id = ?1")
+        .and_then(|mut s| {
+            s.query_row([account], |r| {
+                Ok(LogBounds {
+                    head: r.get::<_, i64>(0)? as u64,
+                    pruned_through: r.get::<_, i64>(1)? as u64,
+                })
+            })
+        })
         .db()
 }
 

@@ -77,7 +77,12 @@ CREATE TABLE idempotency (
     PRIMARY KEY (account_id, method, key)
 ) WITHOUT ROWID;
 CREATE INDEX idempotency_by_age ON idempotency(created_at);
-"#];
+"#,
+    // Retention: events with seq <= pruned_through were deleted on purpose.
+    r#"
+ALTER TABLE accounts ADD COLUMN pruned_through INTEGER NOT NULL DEFAULT 0;
+"#,
+];
 
 pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     // The version is read inside the write lock, so a CLI command and a server starting on

@@ -131,6 +131,9 @@ impl Writer {
                 results.push(result);
                 appended.extend(events);
             }
+            if let Some(keep) = self.config.retain_events {
+                retain(&tx, &appended, keep)?;
+            }
             tx.commit().db()
         })();
         if let Err(err) = outcome {
@@ -172,6 +175,32 @@ impl Writer {
             tracing::warn!(error = %err, "pruning idempotency records failed");
         }
     }
+}
+
+/// Drops all but the newest `keep` events of every account this batch wrote to, in the same
+/// transaction, and records how far it pruned so catch-up can refuse to skip silently.
+fn retain(tx: &Connection, appended: &[(AccountId, Event)], keep: u64) -> Result<()> {
+    let mut heads: Vec<(AccountId, u64)> = Vec::new();
+    for (account, event) in appended {
+        match heads.iter_mut().find(|(a, _)| a == account) {
+            Some((_, head)) => *head = (*head).max(event.sequence),
+            None => heads.push((*account, event.sequence)),
+        }
+    }
+    for (account, head) in heads {
+        let Some(through) = head.checked_sub(keep).filter(|t| *t > 0) else {
+            continue;
+        };
+        tx.prepare_cached("DELETE FROM events WHERE account_id = ?1 AND seq <= ?2")
+            .and_then(|mut s| s.execute(params![account, through as i64]))
+            .db()?;
+        tx.prepare_cached(
+            "UPDATE accounts SET pruned_through = max(pruned_through, ?2) WHERE id = ?1",
+        )
+        .and_then(|mut s| s.execute(params![account, through as i64]))
+        .db()?;
+    }
+    Ok(())
 }
 
 /// One request's answer and the events it appended.

@@ -99,6 +99,10 @@ struct ServeArgs {
     /// process only.
     #[arg(long, value_enum, default_value = "full")]
     durability: DurabilityArg,
+    /// Keep only the newest N events per account (default: keep every event forever).
+    /// A catch-up from before the oldest kept event fails with `cursorTooOld`.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    retain_events: Option<u64>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -244,6 +248,7 @@ fn serve(args: ServeArgs) -> Result<(), Error> {
     let mut config = Config::new(db);
     config.durability = durability;
     config.idempotency_ttl = Duration::from_secs(args.idempotency_ttl_secs);
+    config.retain_events = args.retain_events;
     let options = imgroups_server::Options {
         heartbeat: Duration::from_secs(args.heartbeat_secs),
         limits: Limits {
