@@ -11,6 +11,7 @@
 //! - `db`: the engine's storage port ([`imgroups_core::port::Tx`]) over a SQLite connection.
 //! - [`admin`]: accounts, tokens and the simulated directory (used by the CLI too).
 //! - `schema`: migrations.
+//! - [`webhooks`]: webhook endpoints and their durable delivery cursors.
 //!
 //! Durability: WAL with `synchronous=FULL` by default, so a write is acknowledged only once it
 //! survives power loss.
@@ -18,6 +19,7 @@
 pub mod admin;
 mod db;
 mod schema;
+pub mod webhooks;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -105,7 +107,7 @@ struct Inner {
 
 /// Capacity of the commit broadcast: how many commits a live reader may fall behind before it
 /// has to re-read from the log.
-const COMMIT_BUFFER: usize = 1024;
+const COMMIT_BUFFER: usize = 256;
 
 impl Store {
     pub fn open(config: Config) -> Result<Self> {

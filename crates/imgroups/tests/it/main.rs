@@ -1,0 +1,8 @@
+//! Integration tests against the real `imgroups` binary: durability across restarts and
+//! `kill -9`, live streams under load, slow consumers, shutdown.
+
+#![allow(unreachable_pub)] // test helpers are shared between modules of one binary
+
+mod crash;
+mod streams;
+mod support;

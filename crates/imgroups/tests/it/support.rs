@@ -1,0 +1,232 @@
+//! Runs the real `imgroups` binary on a data directory and talks to it with the generated
+//! gRPC clients, the way a user's program would.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use imgroups_proto::pb;
+use imgroups_proto::pb::chat_service_client::ChatServiceClient;
+use imgroups_proto::pb::event_service_client::EventServiceClient;
+use imgroups_proto::pb::group_service_client::GroupServiceClient;
+use tonic::metadata::MetadataValue;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Status};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_imgroups");
+
+pub struct Server {
+    child: Child,
+    pub dir: PathBuf,
+    pub grpc: String,
+    /// The default account's token (first start only; kept across restarts by the test).
+    pub token: Option<String>,
+}
+
+impl Server {
+    /// Starts `imgroups serve` on `dir` and waits for its `ready` line.
+    pub fn start(dir: &Path, extra: &[&str]) -> Server {
+        let mut child = Command::new(BIN)
+            .arg("serve")
+            .arg("--data")
+            .arg(dir)
+            .args(["--grpc", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn imgroups serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut grpc = None;
+        let mut token = None;
+        loop {
+            let line = rx
+                .recv_timeout(Duration::from_secs(30))
+                .expect("server printed `ready` within 30 s");
+            if let Some(addr) = line.strip_prefix("grpc listening on ") {
+                grpc = Some(addr.to_owned());
+            } else if let Some(t) = line.strip_prefix("token ") {
+                token = Some(t.to_owned());
+            } else if line == "ready" {
+                break;
+            }
+        }
+        Server {
+            child,
+            dir: dir.to_owned(),
+            grpc: grpc.expect("grpc address printed"),
+            token,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL: no shutdown path runs.
+    pub fn kill9(mut self) {
+        self.child.kill().expect("kill -9");
+        self.child.wait().expect("reap");
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn stop(mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(status.success());
+        let exit = self.child.wait().expect("wait");
+        assert!(exit.success(), "graceful shutdown exits 0, got {exit:?}");
+    }
+
+    /// `imgroups account add`: a new account and its token.
+    pub fn add_account(&self, address: &str) -> String {
+        cli(&["account", "add", address, "--data", self.dir.to_str().expect("utf-8 dir")])
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Endpoint::from_shared(format!("http://{}", self.grpc))
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("connect")
+    }
+
+    /// Peak and current resident memory of the server process, in KiB.
+    pub fn memory_kib(&self) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("read /proc status");
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        (field("VmHWM:"), field("VmRSS:"))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs a CLI command and returns its single stdout line.
+pub fn cli(args: &[&str]) -> String {
+    let out = Command::new(BIN).args(args).output().expect("run imgroups");
+    assert!(
+        out.status.success(),
+        "imgroups {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf-8 output")
+        .trim()
+        .to_owned()
+}
+
+/// Adds `authorization: Bearer <token>` to every call.
+#[derive(Clone)]
+pub struct Auth(MetadataValue<tonic::metadata::Ascii>);
+
+impl tonic::service::Interceptor for Auth {
+    fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
+        req.metadata_mut().insert("authorization", self.0.clone());
+        Ok(req)
+    }
+}
+
+pub type Authed = InterceptedService<Channel, Auth>;
+
+pub struct Clients {
+    pub groups: GroupServiceClient<Authed>,
+    pub chats: ChatServiceClient<Authed>,
+    pub events: EventServiceClient<Authed>,
+}
+
+pub fn clients(channel: &Channel, token: &str) -> Clients {
+    let auth = Auth(format!("Bearer {token}").parse().expect("ascii token"));
+    Clients {
+        groups: GroupServiceClient::with_interceptor(channel.clone(), auth.clone()),
+        chats: ChatServiceClient::with_interceptor(channel.clone(), auth.clone()),
+        events: EventServiceClient::with_interceptor(channel.clone(), auth),
+    }
+}
+
+impl Clients {
+    /// Creates a group with `others` and returns its GUID.
+    pub async fn create_group(&mut self, others: &[&str]) -> String {
+        let resp = self
+            .chats
+            .create_chat(pb::CreateChatRequest {
+                addresses: others.iter().map(|s| s.to_string()).collect(),
+                service: pb::ChatServiceType::Imessage as i32,
+                ..Default::default()
+            })
+            .await
+            .expect("create group")
+            .into_inner();
+        resp.chat.expect("chat").guid
+    }
+
+    pub async fn rename(&mut self, chat: &str, name: &str) -> Result<pb::Chat, Status> {
+        self.groups
+            .set_display_name(pb::SetDisplayNameRequest {
+                chat_guid: chat.to_owned(),
+                display_name: name.to_owned(),
+                client_message_id: None,
+            })
+            .await
+            .map(|r| r.into_inner().chat.expect("chat"))
+    }
+
+    /// Everything in the log after `after`: (events, head from the complete frame).
+    pub async fn catch_up(&mut self, after: u64) -> (Vec<(u64, pb::GroupChangeEvent)>, u64) {
+        use pb::catch_up_events_response::Payload;
+        let mut stream = self
+            .events
+            .catch_up_events(pb::CatchUpEventsRequest {
+                after_sequence: Some(after),
+            })
+            .await
+            .expect("catch up")
+            .into_inner();
+        let mut events = Vec::new();
+        let mut head = None;
+        while let Some(frame) = stream.message().await.expect("catch-up frame") {
+            match frame.payload {
+                Some(Payload::GroupChanged(e)) => {
+                    events.push((frame.sequence.expect("event frames carry a sequence"), e))
+                }
+                Some(Payload::Complete(c)) => head = Some(c.head_sequence),
+                _ => {}
+            }
+        }
+        (events, head.expect("catch-up ends with complete"))
+    }
+}
+
+/// The display name a change sets, if it is a rename.
+pub fn renamed_to(e: &pb::GroupChangeEvent) -> Option<&str> {
+    match &e.change {
+        Some(pb::group_change_event::Change::DisplayNameChanged(c)) => Some(&c.display_name),
+        _ => None,
+    }
+}
