@@ -1,0 +1,42 @@
+// A 30-second tour of imgroups with the official TypeScript SDK, unmodified.
+//   IMGROUPS_TOKEN=<token printed by `imgroups serve`> node tour.mjs
+import { createGrpcClient } from "@photon-ai/advanced-imessage/grpc";
+
+const im = createGrpcClient({
+  address: process.env.IMGROUPS_ADDRESS ?? "127.0.0.1:50051",
+  token: process.env.IMGROUPS_TOKEN,
+  tls: false,
+});
+
+// A group with three other people (any valid email or E.164 number is on iMessage).
+const { chat } = await im.chats.create(["alice@example.com", "bob@example.com", "+15551234567"]);
+console.log("created", chat.guid, chat.participants.map((p) => p.address));
+
+const renamed = await im.groups.setDisplayName(chat.guid, "Weekend plans");
+console.log("renamed to", renamed.displayName);
+
+await im.groups.addParticipants(chat.guid, ["carol@example.com"]);
+await im.groups.removeParticipants(chat.guid, ["bob@example.com"]);
+
+// The smallest valid PNG header is enough for the simulator's type sniffing.
+const png = Buffer.from("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489", "hex");
+await im.groups.setIcon(chat.guid, png);
+const icon = await im.groups.getIcon(chat.guid);
+console.log("icon", icon.mimeType, icon.data.length, "bytes");
+
+// Bad input gets a precise error.
+try {
+  await im.groups.addParticipants(chat.guid, ["not an address"]);
+} catch (err) {
+  console.log("rejected:", err.constructor.name, err.code, err.context);
+}
+
+// Everything that happened, from this account's durable event log.
+for await (const event of im.events.catchUp(0)) {
+  if (event.type === "catchup.complete") break;
+  console.log(event.sequence, event.change.type, event.actor?.address ?? "");
+}
+
+await im.groups.leave(chat.guid);
+console.log("left; count is now", await im.chats.count());
+await im.close();
