@@ -7,6 +7,7 @@
 //! instead. So it is never skipped ahead, and its memory is bounded: the broadcast buffer is
 //! shared and fixed, the outgoing queue per subscriber is small, and log reads are paged.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use imgroups_core::{AccountId, ChatGuid, Event, Result};
@@ -25,7 +26,9 @@ const PAGE: usize = 512;
 pub(crate) enum Frame {
     Event(Event),
     Heartbeat,
-    Complete { head: u64 },
+    Complete {
+        head: u64,
+    },
     /// The stream cannot continue; sent as its final status.
     Failed(imgroups_core::Error),
 }
@@ -44,16 +47,53 @@ struct Sink<T> {
     out: mpsc::Sender<T>,
     map: fn(Frame) -> T,
     shutdown: CancellationToken,
+    born: Instant,
+    /// When a frame was last handed to the client, in milliseconds after `born`.
+    last_sent_ms: AtomicU64,
 }
 
 impl<T> Sink<T> {
-    /// False once the stream should end.
-    async fn send(&self, frame: Frame) -> bool {
-        tokio::select! {
-            sent = self.out.send((self.map)(frame)) => sent.is_ok(),
-            _ = self.shutdown.cancelled() => false,
+    fn new(out: mpsc::Sender<T>, map: fn(Frame) -> T, shutdown: CancellationToken) -> Self {
+        Sink {
+            out,
+            map,
+            shutdown,
+            born: Instant::now(),
+            last_sent_ms: AtomicU64::new(0),
         }
     }
+
+    /// False once the stream should end.
+    async fn send(&self, frame: Frame) -> bool {
+        let sent = tokio::select! {
+            sent = self.out.send((self.map)(frame)) => sent.is_ok(),
+            _ = self.shutdown.cancelled() => false,
+        };
+        if sent {
+            let ms = self.born.elapsed().as_millis().try_into().unwrap_or(u64::MAX);
+            self.last_sent_ms.store(ms, Ordering::Relaxed);
+        }
+        sent
+    }
+
+    /// When a heartbeat is due: `heartbeat` after the last frame this client actually got
+    /// (commits for other accounts or chats do not count as traffic).
+    fn heartbeat_due(&self, heartbeat: Duration) -> Instant {
+        self.born + Duration::from_millis(self.last_sent_ms.load(Ordering::Relaxed)) + heartbeat
+    }
+}
+
+/// The error for a log read that did not continue the cursor: retention pruned what the
+/// reader needed (`cursorTooOld`), or — never expected — the log has a hole.
+async fn gap_error(store: &Store, account: AccountId, cursor: u64) -> imgroups_core::Error {
+    let failure = match store.log_bounds(account).await {
+        Ok(bounds) => bounds.check_cursor(cursor).err(),
+        Err(err) => Some(err),
+    };
+    failure.unwrap_or_else(|| {
+        tracing::error!(account, cursor, "the event log has a gap");
+        imgroups_core::Error::internal()
+    })
 }
 
 impl Streams {
@@ -65,16 +105,41 @@ impl Streams {
         filter: Option<ChatGuid>,
         map: fn(Frame) -> T,
     ) -> Result<mpsc::Receiver<T>> {
+        self.subscribe_after(account, filter, None, map).await
+    }
+
+    /// Catch-up then live, handed off server-side: with `after`, first replays
+    /// `after < sequence <= head` from the log, then continues live from the same cursor, so
+    /// there is no gap and no duplicate between the two. Without `after` it is
+    /// [`Self::subscribe`]. An `after` beyond the head is refused: those events do not exist.
+    pub(crate) async fn subscribe_after<T: Send + 'static>(
+        &self,
+        account: AccountId,
+        filter: Option<ChatGuid>,
+        after: Option<u64>,
+        map: fn(Frame) -> T,
+    ) -> Result<mpsc::Receiver<T>> {
         // Listen first, then read the head: anything committed after the head read arrives on
         // the doorbell (or is found in the log), so nothing falls between the two.
         let doorbell = self.store.subscribe_commits();
-        let cursor = self.store.head(account).await?;
-        let (out, rx) = mpsc::channel(OUT_QUEUE);
-        let sink = Sink {
-            out,
-            map,
-            shutdown: self.shutdown.clone(),
+        let bounds = self.store.log_bounds(account).await?;
+        let head = bounds.head;
+        let cursor = match after {
+            Some(after) if after > head => {
+                return Err(imgroups_core::Error::invalid(format!(
+                    "sequence {after} is beyond the latest event {head}"
+                ))
+                .with("field", "afterSequence")
+                .with("head", head));
+            }
+            Some(after) => {
+                bounds.check_cursor(after)?;
+                after
+            }
+            None => head,
         };
+        let (out, rx) = mpsc::channel(OUT_QUEUE);
+        let sink = Sink::new(out, map, self.shutdown.clone());
         let live = Live {
             store: self.store.clone(),
             account,
@@ -82,7 +147,14 @@ impl Streams {
             cursor,
             heartbeat: self.heartbeat,
         };
-        self.tasks.spawn(live.run(doorbell, sink));
+        self.tasks.spawn(async move {
+            let mut live = live;
+            // The backlog first; the doorbell buffers (or lags, then the log is re-read) while
+            // it is sent, and `run` skips whatever the replay already passed.
+            if live.replay_log(head, &sink).await {
+                live.run(doorbell, sink).await;
+            }
+        });
         Ok(rx)
     }
 
@@ -92,11 +164,7 @@ impl Streams {
         map: fn(Frame) -> T,
     ) -> mpsc::Receiver<T> {
         let (out, rx) = mpsc::channel(1);
-        let sink = Sink {
-            out,
-            map,
-            shutdown: self.shutdown.clone(),
-        };
+        let sink = Sink::new(out, map, self.shutdown.clone());
         let heartbeat = self.heartbeat;
         self.tasks.spawn(async move {
             loop {
@@ -125,11 +193,7 @@ impl Streams {
         bounds.check_cursor(after)?;
         let head = bounds.head;
         let (out, rx) = mpsc::channel(OUT_QUEUE);
-        let sink = Sink {
-            out,
-            map,
-            shutdown: self.shutdown.clone(),
-        };
+        let sink = Sink::new(out, map, self.shutdown.clone());
         let store = self.store.clone();
         self.tasks.spawn(async move {
             let mut cursor = after;
@@ -142,9 +206,14 @@ impl Streams {
                         return;
                     }
                 };
-                let Some(last) = page.last() else { break };
-                cursor = last.sequence;
+                if page.first().is_none_or(|e| e.sequence != cursor + 1) {
+                    // Retention pruned what we were about to send: fail, never skip.
+                    sink.send(Frame::Failed(gap_error(&store, account, cursor).await))
+                        .await;
+                    return;
+                }
                 for event in page {
+                    cursor = event.sequence;
                     if !sink.send(Frame::Event(event)).await {
                         return;
                     }
@@ -171,7 +240,6 @@ impl Live {
         mut doorbell: broadcast::Receiver<std::sync::Arc<imgroups_store::Committed>>,
         sink: Sink<T>,
     ) {
-        let mut idle_until = Instant::now() + self.heartbeat;
         loop {
             tokio::select! {
                 biased;
@@ -208,13 +276,11 @@ impl Live {
                     if !ok {
                         return;
                     }
-                    idle_until = Instant::now() + self.heartbeat;
                 }
-                _ = sleep_until(idle_until) => {
+                _ = sleep_until(sink.heartbeat_due(self.heartbeat)) => {
                     if !sink.send(Frame::Heartbeat).await {
                         return;
                     }
-                    idle_until = Instant::now() + self.heartbeat;
                 }
             }
         }
@@ -245,14 +311,7 @@ impl Live {
             };
             if page.first().is_none_or(|e| e.sequence != self.cursor + 1) {
                 // Only retention removes events; say so rather than skip ahead.
-                let failure = match self.store.log_bounds(self.account).await {
-                    Ok(bounds) => bounds.check_cursor(self.cursor).err(),
-                    Err(err) => Some(err),
-                };
-                let failure = failure.unwrap_or_else(|| {
-                    tracing::error!(cursor = self.cursor, up_to, "log has a gap");
-                    imgroups_core::Error::internal()
-                });
+                let failure = gap_error(&self.store, self.account, self.cursor).await;
                 sink.send(Frame::Failed(failure)).await;
                 return false;
             }

@@ -108,6 +108,9 @@ struct Model {
 
 type Expect = Result<(), ErrorKind>;
 
+/// The first request under an idempotency key and what it was answered.
+type Remembered = (Command, Result<Outcome, ErrorKind>);
+
 impl Model {
     fn record(&mut self, group: usize, actor: &str, audience: &[String], changes: &[Change]) {
         let chat = self.groups[group].guid.clone();
@@ -284,8 +287,7 @@ fn run(ops: Vec<(Op, Option<u8>)>) -> Result<(), TestCaseError> {
     let mut store = open(&path);
     let mut model = Model::default();
     // (account, method, key) -> (command, outcome) as first answered.
-    let mut remembered: HashMap<(i64, &str, String), (Command, Result<Outcome, ErrorKind>)> =
-        HashMap::new();
+    let mut remembered: HashMap<(i64, &str, String), Remembered> = HashMap::new();
 
     for (op, key) in ops {
         if let Op::Restart = op {

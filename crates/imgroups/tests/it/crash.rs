@@ -15,7 +15,10 @@ const CAROL: &str = "carol@example.com";
 fn assert_contiguous(events: &[(u64, pb::GroupChangeEvent)], head: u64) {
     let seqs: Vec<u64> = events.iter().map(|(s, _)| *s).collect();
     let expected: Vec<u64> = (1..=head).collect();
-    assert_eq!(seqs, expected, "sequences are 1..=head with no gap or reuse");
+    assert_eq!(
+        seqs, expected,
+        "sequences are 1..=head with no gap or reuse"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -66,7 +69,10 @@ async fn kill_9_during_concurrent_writes_loses_no_acknowledged_write() {
         w.await.unwrap();
     }
     let acked = acked.lock().unwrap().clone();
-    assert!(acked.len() >= 100, "the storm acknowledged writes before the kill");
+    assert!(
+        acked.len() >= 100,
+        "the storm acknowledged writes before the kill"
+    );
 
     let server = Server::start(dir.path(), &[]);
     let channel = server.channel().await;
@@ -87,7 +93,10 @@ async fn kill_9_during_concurrent_writes_loses_no_acknowledged_write() {
             }
         }
         for write in &acked {
-            assert!(seen.contains(write), "{who}: acknowledged {write:?} survived kill -9");
+            assert!(
+                seen.contains(write),
+                "{who}: acknowledged {write:?} survived kill -9"
+            );
         }
 
         // State equals a replay of the log: each group's name is its last recorded rename.
@@ -108,7 +117,11 @@ async fn kill_9_during_concurrent_writes_loses_no_acknowledged_write() {
                 .into_inner()
                 .chat
                 .unwrap();
-            assert_eq!(chat.display_name.as_ref(), last.get(group), "{who}: {group}");
+            assert_eq!(
+                chat.display_name.as_ref(),
+                last.get(group),
+                "{who}: {group}"
+            );
         }
     }
 
@@ -155,7 +168,10 @@ async fn graceful_restart_keeps_state_log_and_idempotency() {
     server.stop();
 
     let server = Server::start(dir.path(), &[]);
-    assert!(server.token.is_none(), "the token is printed on first start only");
+    assert!(
+        server.token.is_none(),
+        "the token is printed on first start only"
+    );
     let channel = server.channel().await;
     let mut me = clients(&channel, &token);
     let chat = me
@@ -186,7 +202,12 @@ async fn graceful_restart_keeps_state_log_and_idempotency() {
     assert_eq!(bob_after, bob_before);
 
     // A retry after the restart replays the original answer and appends nothing.
-    let replay = me.groups.set_display_name(rename).await.unwrap().into_inner();
+    let replay = me
+        .groups
+        .set_display_name(rename)
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(replay, first);
     let (_, head_replayed) = me.catch_up(0).await;
     assert_eq!(head_replayed, head_before);

@@ -5,4 +5,5 @@
 
 mod crash;
 mod streams;
+mod subscribers;
 mod support;

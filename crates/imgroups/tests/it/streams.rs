@@ -89,10 +89,7 @@ async fn a_stalled_subscriber_gets_all_100k_events_in_order_with_bounded_memory(
     let mut groups = Vec::new();
     for i in 0..8 {
         let extra = format!("x{i}@example.com");
-        groups.push(
-            me.create_group(&[BOB, "carol@example.com", &extra])
-                .await,
-        );
+        groups.push(me.create_group(&[BOB, "carol@example.com", &extra]).await);
     }
 
     // Bob subscribes on his own connection and then does not read at all.

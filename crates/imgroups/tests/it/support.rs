@@ -33,7 +33,7 @@ impl Server {
             .arg("serve")
             .arg("--data")
             .arg(dir)
-            .args(["--grpc", "127.0.0.1:0"])
+            .args(["--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0"])
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -94,7 +94,13 @@ impl Server {
 
     /// `imgroups account add`: a new account and its token.
     pub fn add_account(&self, address: &str) -> String {
-        cli(&["account", "add", address, "--data", self.dir.to_str().expect("utf-8 dir")])
+        cli(&[
+            "account",
+            "add",
+            address,
+            "--data",
+            self.dir.to_str().expect("utf-8 dir"),
+        ])
     }
 
     pub async fn channel(&self) -> Channel {
