@@ -98,7 +98,8 @@ async fn gap_error(store: &Store, account: AccountId, cursor: u64) -> imgroups_c
 
 impl Streams {
     /// Starts a live-only subscription for `account`: every event committed after this call,
-    /// matching `filter`, in order, exactly once. Heartbeats after `heartbeat` of silence.
+    /// matching `filter`, in order, exactly once. The first frame is a heartbeat (the
+    /// subscription is in place); later ones follow `heartbeat` of silence.
     pub(crate) async fn subscribe<T: Send + 'static>(
         &self,
         account: AccountId,
@@ -149,6 +150,12 @@ impl Streams {
         };
         self.tasks.spawn(async move {
             let mut live = live;
+            // An immediate heartbeat tells the client the subscription is registered: from
+            // here on nothing committed can be missed, so a consumer following the recovery
+            // flow can start its catch-up once it sees the first frame.
+            if !sink.send(Frame::Heartbeat).await {
+                return;
+            }
             // The backlog first; the doorbell buffers (or lags, then the log is re-read) while
             // it is sent, and `run` skips whatever the replay already passed.
             if live.replay_log(head, &sink).await {
@@ -167,6 +174,9 @@ impl Streams {
         let sink = Sink::new(out, map, self.shutdown.clone());
         let heartbeat = self.heartbeat;
         self.tasks.spawn(async move {
+            if !sink.send(Frame::Heartbeat).await {
+                return;
+            }
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(heartbeat) => {

@@ -224,9 +224,11 @@ describe("recovery flow: live first, then catch-up from a checkpoint, dedupe by 
    * One connection of the consumer: live stream first, catch-up from its checkpoint
    * concurrently, then live hand-off, then a disconnect.
    * @param {Consumer} consumer
-   * @param {{waitLive: boolean, disconnect: "close" | "break" | "restart"}} how
+   * @param {{waitLive: boolean, overlap?: boolean, disconnect: "close" | "break" | "restart"}} how
+   *   `overlap`: wait for a live event (not just the first frame, which the server sends as an
+   *   immediate heartbeat) before catching up, so the two sources are sure to overlap.
    */
-  async function round(consumer, { waitLive, disconnect }) {
+  async function round(consumer, { waitLive, overlap = false, disconnect }) {
     const signal = new Signal();
     let heartbeats = 0;
     const client = server.client(me.token, {
@@ -270,8 +272,8 @@ describe("recovery flow: live first, then catch-up from a checkpoint, dedupe by 
 
     if (waitLive) {
       await signal.until(
-        () => liveProblem() || heartbeats > 0 || liveSeqs.length > 0,
-        "the live stream's first frame",
+        () => liveProblem() || (!overlap && heartbeats > 0) || liveSeqs.length > 0,
+        overlap ? "the live stream's first event" : "the live stream's first frame",
         state,
       );
     }
@@ -403,7 +405,7 @@ describe("recovery flow: live first, then catch-up from a checkpoint, dedupe by 
     writers.start();
 
     const plan = [
-      { waitLive: true, disconnect: "close" }, // first: backlog + live overlap guaranteed
+      { waitLive: true, overlap: true, disconnect: "close" }, // first: backlog + live overlap guaranteed
       { waitLive: false, disconnect: "close" },
       { waitLive: true, disconnect: "break" },
       { waitLive: false, disconnect: "break" },
