@@ -70,7 +70,12 @@ impl<T> Sink<T> {
             _ = self.shutdown.cancelled() => false,
         };
         if sent {
-            let ms = self.born.elapsed().as_millis().try_into().unwrap_or(u64::MAX);
+            let ms = self
+                .born
+                .elapsed()
+                .as_millis()
+                .try_into()
+                .unwrap_or(u64::MAX);
             self.last_sent_ms.store(ms, Ordering::Relaxed);
         }
         sent

@@ -1,18 +1,25 @@
 //! imgroups server: the transports over the engine and store.
 //!
 //! Layout:
-//! - [`serve`] (this file): a server is a function of an already-bound listener, a store and
-//!   a shutdown future.
+//! - [`serve`] (this file): a server is a function of already-bound listeners (gRPC and
+//!   HTTP), a store and one shutdown future; [`serve_grpc`] is the gRPC-only form.
 //! - `api`: the application functions, wire request in and wire response out, shared by every
 //!   transport.
 //! - `grpc`: the tonic services (`GroupService`, `ChatService`, `EventService`).
 //! - `events`: live subscriptions and catch-up over the durable log.
+//! - `http`: the HTTP/JSON routes (same application functions), the SSE event stream and the
+//!   webhook management routes.
+//! - [`webhooks`]: signed, retried, durable-cursor webhook delivery.
 //! - `wire`: the single error table and domain ⇄ wire conversions.
 
 mod api;
 mod events;
 mod grpc;
+mod http;
+pub mod webhooks;
 mod wire;
+
+pub use webhooks::WebhookOptions;
 
 use std::future::Future;
 use std::time::Duration;
@@ -44,6 +51,93 @@ impl Default for Options {
     }
 }
 
+/// Settings of the HTTP surface.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// Largest request body accepted, in bytes. The default fits a 10 MiB icon in base64
+    /// (×4/3) with room to spare.
+    pub body_limit: usize,
+    pub webhooks: WebhookOptions,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            body_limit: DEFAULT_HTTP_BODY_LIMIT,
+            webhooks: WebhookOptions::default(),
+        }
+    }
+}
+
+/// 16 MiB: a 10 MiB icon is 13.4 MiB in base64.
+pub const DEFAULT_HTTP_BODY_LIMIT: usize = 16 * 1024 * 1024;
+
+/// Serves gRPC on `grpc` and HTTP/JSON on `http` (with SSE and webhook delivery) until
+/// `shutdown` resolves, or until either server fails; then stops accepting on both, ends open
+/// event streams and webhook deliveries, lets in-flight calls finish and returns.
+pub async fn serve(
+    grpc: TcpListener,
+    http: TcpListener,
+    store: Store,
+    options: Options,
+    http_options: HttpOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let stop = CancellationToken::new();
+    let streams = events::Streams {
+        store: store.clone(),
+        heartbeat: options.heartbeat,
+        shutdown: stop.clone(),
+        tasks: TaskTracker::new(),
+    };
+    let app = api::App {
+        store: store.clone(),
+        limits: options.limits,
+    };
+    let webhooks = webhooks::start(store, http_options.webhooks, stop.clone(), &streams.tasks);
+    let router = http::router(http::Http {
+        app: app.clone(),
+        streams: streams.clone(),
+        webhooks,
+        body_limit: http_options.body_limit,
+    });
+
+    let grpc_stop = stop.clone();
+    let grpc_served = async {
+        let result = grpc_server(
+            app,
+            streams.clone(),
+            grpc,
+            grpc_stop.clone().cancelled_owned(),
+        )
+        .await
+        .map_err(std::io::Error::other);
+        // One server failing stops the other.
+        grpc_stop.cancel();
+        result
+    };
+    let http_stop = stop.clone();
+    let http_served = async {
+        let result = axum::serve(http, router)
+            .with_graceful_shutdown(http_stop.clone().cancelled_owned())
+            .await;
+        http_stop.cancel();
+        result
+    };
+    let trigger = async {
+        tokio::select! {
+            _ = shutdown => {}
+            _ = stop.cancelled() => {}
+        }
+        // Open streams would keep the servers waiting forever; this ends them too.
+        stop.cancel();
+    };
+    let (grpc_result, http_result, ()) = tokio::join!(grpc_served, http_served, trigger);
+    streams.tasks.close();
+    streams.tasks.wait().await;
+    grpc_result.and(http_result)
+}
+
 /// Serves gRPC on `listener` until `shutdown` resolves; then stops accepting, ends open event
 /// streams, lets in-flight calls finish and returns.
 pub async fn serve_grpc(
@@ -58,13 +152,30 @@ pub async fn serve_grpc(
         shutdown: CancellationToken::new(),
         tasks: TaskTracker::new(),
     };
-    let grpc = grpc::Grpc {
-        app: api::App {
-            store,
-            limits: options.limits,
-        },
-        streams: streams.clone(),
+    let app = api::App {
+        store,
+        limits: options.limits,
     };
+    let stop = streams.shutdown.clone();
+    let result = grpc_server(app, streams.clone(), listener, async move {
+        shutdown.await;
+        // Open streams would keep the server waiting forever; end them now.
+        stop.cancel();
+    })
+    .await;
+    streams.tasks.close();
+    streams.tasks.wait().await;
+    result
+}
+
+/// The gRPC server on `listener`, until `shutdown` resolves (which must also end open streams).
+async fn grpc_server(
+    app: api::App,
+    streams: events::Streams,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
+    let grpc = grpc::Grpc { app, streams };
     let groups = pb::group_service_server::GroupServiceServer::new(grpc.clone())
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -80,29 +191,23 @@ pub async fn serve_grpc(
         .into_axum_router()
         .fallback(unknown_method);
 
-    let stop = streams.shutdown.clone();
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    let result = tonic::transport::Server::builder()
+    // `Server::tcp_nodelay` only reaches listeners tonic binds itself, not this one: without
+    // TCP_NODELAY on each accepted socket, Nagle + delayed ACK stalls responses ~40 ms.
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    tonic::transport::Server::builder()
         // Clients (the official SDK among them) ping every 30 s; answer, and ping idle
         // connections ourselves so dead peers are noticed.
         .http2_keepalive_interval(Some(Duration::from_secs(60)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
         .tcp_nodelay(true)
         .add_routes(tonic::service::Routes::from(routes))
-        .serve_with_incoming_shutdown(incoming, async move {
-            shutdown.await;
-            // Open streams would keep the server waiting forever; end them now.
-            stop.cancel();
-        })
-        .await;
-    streams.tasks.close();
-    streams.tasks.wait().await;
-    result
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
 }
 
 /// Any service or method we do not implement: UNIMPLEMENTED with `operationNotSupported`, in
 /// the same trailers-only shape tonic uses for its own errors.
-async fn unknown_method(uri: http::Uri) -> http::Response<axum::body::Body> {
+async fn unknown_method(uri: ::http::Uri) -> ::http::Response<axum::body::Body> {
     let method = uri.path().trim_start_matches('/').to_owned();
     let status = wire::to_status(api::unimplemented(&method));
     status.into_http()

@@ -63,6 +63,109 @@ pub(crate) fn to_status(err: Error) -> Status {
     Status::with_metadata(wire.status, err.message, meta)
 }
 
+/// Errors that exist only on the HTTP surface, where a request can miss every route.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum HttpOnly {
+    /// No route has this path.
+    UnknownRoute,
+    /// The path exists, but not with this method.
+    MethodNotAllowed,
+}
+
+pub(crate) fn code_of_http_only(kind: HttpOnly) -> WireCode {
+    let (status, error_code) = match kind {
+        // grpc-gateway's answers to the same two situations.
+        HttpOnly::UnknownRoute => (Code::NotFound, "operationNotSupported"),
+        HttpOnly::MethodNotAllowed => (Code::Unimplemented, "operationNotSupported"),
+    };
+    WireCode {
+        status,
+        error_code,
+        retryable: false,
+    }
+}
+
+/// The HTTP status of an [`HttpOnly`] error: the plain HTTP answers, so generic HTTP clients
+/// understand them too (the body's `code` is what the SDK reads).
+pub(crate) fn http_only_status(kind: HttpOnly) -> http::StatusCode {
+    match kind {
+        HttpOnly::UnknownRoute => http::StatusCode::NOT_FOUND,
+        HttpOnly::MethodNotAllowed => http::StatusCode::METHOD_NOT_ALLOWED,
+    }
+}
+
+/// The HTTP status for a gRPC status: grpc-gateway's canonical mapping.
+pub(crate) fn http_status(code: Code) -> http::StatusCode {
+    use http::StatusCode as S;
+    match code {
+        Code::Ok => S::OK,
+        // 499 "client closed request" (nginx); always valid, so the fallback is unreachable.
+        Code::Cancelled => S::from_u16(499).unwrap_or(S::BAD_REQUEST),
+        Code::Unknown => S::INTERNAL_SERVER_ERROR,
+        Code::InvalidArgument => S::BAD_REQUEST,
+        Code::DeadlineExceeded => S::GATEWAY_TIMEOUT,
+        Code::NotFound => S::NOT_FOUND,
+        Code::AlreadyExists => S::CONFLICT,
+        Code::PermissionDenied => S::FORBIDDEN,
+        Code::ResourceExhausted => S::TOO_MANY_REQUESTS,
+        Code::FailedPrecondition => S::BAD_REQUEST,
+        Code::Aborted => S::CONFLICT,
+        Code::OutOfRange => S::BAD_REQUEST,
+        Code::Unimplemented => S::NOT_IMPLEMENTED,
+        Code::Internal => S::INTERNAL_SERVER_ERROR,
+        Code::Unavailable => S::SERVICE_UNAVAILABLE,
+        Code::DataLoss => S::INTERNAL_SERVER_ERROR,
+        Code::Unauthenticated => S::UNAUTHORIZED,
+    }
+}
+
+/// The lower-case snake name of a gRPC status: the `code` of the HTTP error body, which the
+/// official SDK's HTTP transport classifies errors by.
+pub(crate) fn status_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "ok",
+        Code::Cancelled => "cancelled",
+        Code::Unknown => "unknown",
+        Code::InvalidArgument => "invalid_argument",
+        Code::DeadlineExceeded => "deadline_exceeded",
+        Code::NotFound => "not_found",
+        Code::AlreadyExists => "already_exists",
+        Code::PermissionDenied => "permission_denied",
+        Code::ResourceExhausted => "resource_exhausted",
+        Code::FailedPrecondition => "failed_precondition",
+        Code::Aborted => "aborted",
+        Code::OutOfRange => "out_of_range",
+        Code::Unimplemented => "unimplemented",
+        Code::Internal => "internal",
+        Code::Unavailable => "unavailable",
+        Code::DataLoss => "data_loss",
+        Code::Unauthenticated => "unauthenticated",
+    }
+}
+
+/// The HTTP error body (protocol.md §6.3), sent with [`http_status`] of `wire.status`: `code`, `message`,
+/// `errorCode`, `retryable`, `context` (the same lower-case keys as the gRPC
+/// `error-context-*` trailers) and `requestId`.
+pub(crate) fn to_http_body(
+    wire: &WireCode,
+    message: &str,
+    context: &[(String, String)],
+    request_id: &str,
+) -> serde_json::Value {
+    let context: serde_json::Map<String, serde_json::Value> = context
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .collect();
+    serde_json::json!({
+        "code": status_name(wire.status),
+        "message": message,
+        "errorCode": wire.error_code,
+        "retryable": wire.retryable,
+        "context": context,
+        "requestId": request_id,
+    })
+}
+
 /// Metadata values must be visible ASCII; anything else (a non-ASCII name, say) is escaped.
 fn ascii_safe(value: &str) -> String {
     if value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
@@ -149,4 +252,16 @@ pub(crate) fn group_event(e: &Event) -> pb::GroupChangeEvent {
         is_from_me: e.is_from_me,
         change: Some(change),
     }
+}
+
+/// A group event as HTTP consumers (SSE, webhooks) receive it: the proto3 JSON of
+/// `GroupChangeEvent`, plus `sequence` (a JSON number) and `type: "group.changed"`. The
+/// official SDK's `parseGroupChangeEvent(json, json.sequence)` accepts it as is.
+pub(crate) fn group_event_json(e: &Event) -> serde_json::Result<serde_json::Value> {
+    let mut value = serde_json::to_value(group_event(e))?;
+    if let serde_json::Value::Object(map) = &mut value {
+        map.insert("type".into(), "group.changed".into());
+        map.insert("sequence".into(), e.sequence.into());
+    }
+    Ok(value)
 }

@@ -2,7 +2,8 @@
 
 use rusqlite::Connection;
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE accounts (
     id         INTEGER PRIMARY KEY,
     address    TEXT NOT NULL UNIQUE,
@@ -81,6 +82,22 @@ CREATE INDEX idempotency_by_age ON idempotency(created_at);
     // Retention: events with seq <= pruned_through were deleted on purpose.
     r#"
 ALTER TABLE accounts ADD COLUMN pruned_through INTEGER NOT NULL DEFAULT 0;
+"#,
+    // Webhooks: one row per endpoint; `cursor` is the last sequence the endpoint acknowledged
+    // with a 2xx, advanced only after that answer.
+    r#"
+CREATE TABLE webhooks (
+    id         INTEGER PRIMARY KEY,
+    account_id INTEGER NOT NULL REFERENCES accounts(id),
+    url        TEXT NOT NULL,
+    secret     TEXT NOT NULL,
+    cursor     INTEGER NOT NULL,
+    failures   INTEGER NOT NULL DEFAULT 0,
+    paused     INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX webhooks_by_account ON webhooks(account_id);
 "#,
 ];
 

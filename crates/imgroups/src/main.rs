@@ -3,15 +3,24 @@
 //! Scripting contract (tests and users rely on it; keep it stable):
 //! - `imgroups serve` prints, one per line on stdout: `account <ADDRESS>`, then on the first
 //!   start of that account only `token <TOKEN>`, then `grpc listening on <HOST:PORT>`, then
-//!   `ready`. Logs go to stderr.
+//!   `http listening on <HOST:PORT>`, then `ready`. Logs go to stderr.
 //! - `imgroups account add ADDRESS` prints the new account's token as its only stdout line.
 //! - `imgroups token create ADDRESS` prints a new token; `token list` lists tokens (never the
 //!   secret); `token revoke ID|TOKEN` revokes one.
 //! - `imgroups sim unreachable ADDRESS` marks an address as not on iMessage
 //!   (`--reachable` undoes it).
+//! - `imgroups webhook add URL --account ADDRESS` prints `id <ID>` then `secret <SECRET>`;
+//!   `webhook list` prints one tab-separated line per endpoint; `webhook rm ID` and
+//!   `webhook resume ID` report on stderr.
 //!
 //! Every command takes `--data DIR` (or `IMGROUPS_DATA`). Exit codes: 0 success, 1 a failed
 //! operation (one line on stderr naming the error code), 2 bad usage.
+//!
+//! Client commands (`groups …`, `chats …`, `events tail`) talk to a running server
+//! (`--server`/`IMGROUPS_SERVER`, `--token`/`IMGROUPS_TOKEN`); they live in `remote`, which
+//! documents their extra exit codes (3 auth, 4 not found, 5 connection).
+
+mod remote;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -74,6 +83,47 @@ enum Cmd {
     /// Drive the simulated iMessage network.
     #[command(subcommand)]
     Sim(SimCmd),
+    /// Manage webhook endpoints (signed deliveries of an account's group events).
+    #[command(subcommand)]
+    Webhook(WebhookCmd),
+    /// Group operations on a running server (rename, add, remove, leave, icon).
+    Groups(remote::GroupsArgs),
+    /// Chat operations on a running server (create, get, count).
+    Chats(remote::ChatsArgs),
+    /// Follow group events on a running server.
+    Events(remote::EventsArgs),
+}
+
+#[derive(Subcommand)]
+enum WebhookCmd {
+    /// Register URL for an account's events; prints `id <ID>` and `secret <SECRET>`.
+    /// Delivery starts with the account's next event.
+    Add {
+        url: String,
+        /// The account whose events are delivered.
+        #[arg(long)]
+        account: String,
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// List endpoints: id, account, url, status (active|paused), last delivered sequence,
+    /// consecutive failures, last error. Never the secret.
+    List {
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// Delete an endpoint.
+    Rm {
+        id: i64,
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// Resume a paused endpoint from its last delivered sequence.
+    Resume {
+        id: i64,
+        #[command(flatten)]
+        data: DataArg,
+    },
 }
 
 #[derive(clap::Args)]
@@ -103,6 +153,46 @@ struct ServeArgs {
     /// A catch-up from before the oldest kept event fails with `cursorTooOld`.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     retain_events: Option<u64>,
+    #[command(flatten)]
+    http: HttpArgs,
+}
+
+/// The HTTP/JSON surface: REST routes, the SSE event stream, webhook delivery.
+#[derive(clap::Args)]
+struct HttpArgs {
+    /// Address for the HTTP/JSON server (port 0 picks a free port).
+    #[arg(long = "http", env = "IMGROUPS_HTTP", default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+    /// Largest HTTP request body accepted, in bytes (the default fits a 10 MiB icon in base64).
+    #[arg(long, default_value_t = imgroups_server::DEFAULT_HTTP_BODY_LIMIT)]
+    http_body_limit: usize,
+    /// Consecutive failed deliveries after which a webhook endpoint is paused.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    webhook_max_failures: u32,
+    /// Time allowed for one webhook delivery attempt, in milliseconds.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    webhook_timeout_ms: u64,
+    /// First webhook retry delay in milliseconds; doubles per failure, with jitter.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..))]
+    webhook_backoff_ms: u64,
+    /// Longest webhook retry delay, in milliseconds.
+    #[arg(long, default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..))]
+    webhook_max_backoff_ms: u64,
+}
+
+impl HttpArgs {
+    fn options(&self) -> imgroups_server::HttpOptions {
+        imgroups_server::HttpOptions {
+            body_limit: self.http_body_limit,
+            webhooks: imgroups_server::WebhookOptions {
+                max_failures: self.webhook_max_failures,
+                timeout: Duration::from_millis(self.webhook_timeout_ms),
+                initial_backoff: Duration::from_millis(self.webhook_backoff_ms),
+                max_backoff: Duration::from_millis(self.webhook_max_backoff_ms),
+                ..imgroups_server::WebhookOptions::default()
+            },
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -166,6 +256,10 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let result = match cli.command {
+        // Client commands have their own exit codes (see `remote`).
+        Cmd::Groups(args) => return remote::groups(args),
+        Cmd::Chats(args) => return remote::chats(args),
+        Cmd::Events(args) => return remote::events(args),
         Cmd::Serve(args) => serve(args),
         Cmd::Account(AccountCmd::Add { address, data }) => with_db(&data, |conn| {
             let address = Address::parse(&address)?;
@@ -207,6 +301,7 @@ fn main() -> ExitCode {
             let address = Address::parse(&address)?;
             admin::set_unreachable(conn, &address, !reachable)
         }),
+        Cmd::Webhook(cmd) => webhook(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -214,6 +309,49 @@ fn main() -> ExitCode {
             eprintln!("error: {} ({:?})", err.message, err.kind);
             ExitCode::FAILURE
         }
+    }
+}
+
+fn webhook(cmd: WebhookCmd) -> Result<(), Error> {
+    use imgroups_store::webhooks;
+    match cmd {
+        WebhookCmd::Add { url, account, data } => with_db(&data, |conn| {
+            let address = Address::parse(&account)?;
+            let hook = webhooks::add_for_address(conn, &address, &url)?;
+            println!("id {}", hook.id);
+            println!("secret {}", hook.secret);
+            Ok(())
+        }),
+        WebhookCmd::List { data } => with_db(&data, |conn| {
+            let mut out = std::io::stdout().lock();
+            for h in webhooks::list(conn, None)? {
+                let status = if h.paused { "paused" } else { "active" };
+                let line = format!(
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                    h.id,
+                    h.address,
+                    h.url,
+                    status,
+                    h.cursor,
+                    h.failures,
+                    h.last_error.as_deref().unwrap_or("-")
+                );
+                if writeln!(out, "{line}").is_err() {
+                    break; // Closed pipe (`| head`): not an error.
+                }
+            }
+            Ok(())
+        }),
+        WebhookCmd::Rm { id, data } => with_db(&data, |conn| {
+            webhooks::remove(conn, None, id)?;
+            eprintln!("removed webhook {id}");
+            Ok(())
+        }),
+        WebhookCmd::Resume { id, data } => with_db(&data, |conn| {
+            webhooks::resume(conn, None, id)?;
+            eprintln!("resumed webhook {id}");
+            Ok(())
+        }),
     }
 }
 
@@ -272,6 +410,14 @@ fn serve(args: ServeArgs) -> Result<(), Error> {
                     .with("field", "grpc")
             })?;
         let local = listener.local_addr().map_err(|_| Error::internal())?;
+        let http_options = args.http.options();
+        let http_listener = tokio::net::TcpListener::bind(args.http.addr)
+            .await
+            .map_err(|err| {
+                Error::invalid(format!("cannot listen on {}: {err}", args.http.addr))
+                    .with("field", "http")
+            })?;
+        let http_local = http_listener.local_addr().map_err(|_| Error::internal())?;
 
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "account {address}");
@@ -279,13 +425,21 @@ fn serve(args: ServeArgs) -> Result<(), Error> {
             let _ = writeln!(out, "token {token}");
         }
         let _ = writeln!(out, "grpc listening on {local}");
+        let _ = writeln!(out, "http listening on {http_local}");
         let _ = writeln!(out, "ready");
         let _ = out.flush();
         drop(out);
-        tracing::info!(data = %dir.display(), grpc = %local, "serving");
+        tracing::info!(data = %dir.display(), grpc = %local, http = %http_local, "serving");
 
-        let served =
-            imgroups_server::serve_grpc(listener, store.clone(), options, shutdown_signal()).await;
+        let served = imgroups_server::serve(
+            listener,
+            http_listener,
+            store.clone(),
+            options,
+            http_options,
+            shutdown_signal(),
+        )
+        .await;
         tokio::task::spawn_blocking(move || store.close())
             .await
             .ok();

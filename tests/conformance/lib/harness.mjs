@@ -2,11 +2,12 @@
 // hands out official-SDK clients bound to its accounts.
 //
 // Binary contract relied on (see README.md):
-//   imgroups serve --data DIR --grpc 127.0.0.1:0 [--account ADDR] [--heartbeat-secs N]
+//   imgroups serve --data DIR --grpc 127.0.0.1:0 --http 127.0.0.1:0 [--account ADDR] [--heartbeat-secs N]
 //     stdout, one per line, in order:
 //       account <ADDRESS>
 //       token <TOKEN>                  (first start on a data dir only)
 //       grpc listening on <HOST:PORT>
+//       http listening on <HOST:PORT>
 //       ready
 //     SIGTERM / SIGINT -> graceful shutdown, exit code 0.
 //   imgroups account add ADDR --data DIR      -> one stdout line: the new token
@@ -25,6 +26,12 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 
 import { createGrpcClient } from "@photon-ai/advanced-imessage/grpc";
+import { createHttpClient } from "@photon-ai/advanced-imessage/http";
+
+// IMGROUPS_TRANSPORT=http: every client handed out (Server.client, Person.groups/.chats) sends
+// each group and chat call through the official SDK's HTTP client (createHttpClient); event
+// streams, which the SDK has over gRPC only, stay on gRPC.
+export const TRANSPORT = process.env.IMGROUPS_TRANSPORT === "http" ? "http" : "grpc";
 
 const execFileAsync = promisify(execFile);
 
@@ -40,6 +47,7 @@ const STDERR_KEEP = 16 * 1024;
 const TOKEN_LINE = /^token (\S+)$/;
 const ACCOUNT_LINE = /^account (\S+)$/;
 const LISTEN_LINE = /^grpc listening on (\S+)$/;
+const HTTP_LISTEN_LINE = /^http listening on (\S+)$/;
 const READY_LINE = /^ready$/;
 
 function assertBinary() {
@@ -80,7 +88,7 @@ export class Server {
 
   /**
    * Start a server on a fresh temporary data directory.
-   * @param {{account?: string, heartbeatSecs?: number}} [options]
+   * @param {{account?: string, heartbeatSecs?: number, serveArgs?: string[]}} [options]
    */
   static async start(options = {}) {
     assertBinary();
@@ -105,11 +113,13 @@ export class Server {
   }
 
   async #spawn() {
-    const args = ["serve", "--data", this.dataDir, "--grpc", "127.0.0.1:0"];
+    const args = ["serve", "--data", this.dataDir, "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0"];
     if (this.#options.account) args.push("--account", this.#options.account);
     if (this.#options.heartbeatSecs !== undefined) {
       args.push("--heartbeat-secs", String(this.#options.heartbeatSecs));
     }
+    // options.serveArgs: extra `serve` flags (e.g. ["--retain-events", "5"]), kept across restarts.
+    if (this.#options.serveArgs) args.push(...this.#options.serveArgs);
 
     this.#stderr = "";
     this.generation += 1;
@@ -142,6 +152,7 @@ export class Server {
           if ((m = ACCOUNT_LINE.exec(line))) seen.account = m[1];
           else if ((m = TOKEN_LINE.exec(line))) seen.token = m[1];
           else if ((m = LISTEN_LINE.exec(line))) seen.address = m[1];
+          else if ((m = HTTP_LISTEN_LINE.exec(line))) seen.httpAddress = m[1];
           else if (READY_LINE.test(line)) {
             if (!seen.address) fail(`printed "ready" before "grpc listening on"`);
             else resolveReady();
@@ -157,6 +168,8 @@ export class Server {
 
     this.account = seen.account;
     this.address = seen.address;
+    /** host:port of the HTTP/JSON listener */
+    this.httpAddress = seen.httpAddress;
     if (seen.token) {
       this.printedTokens.push(seen.token);
       this.token ??= seen.token;
@@ -257,7 +270,16 @@ export class Server {
   client(token, options = {}) {
     const client = createGrpcClient({ address: this.address, token, tls: false, ...options });
     this.#clients.add(client);
-    return client;
+    return TRANSPORT === "http" ? overHttp(client, this.httpClient(token, options)) : client;
+  }
+
+  /**
+   * An official SDK HTTP client (createHttpClient) for this server. close() is a no-op there.
+   * @param {string} token
+   * @param {object} [options] extra createHttpClient options
+   */
+  httpClient(token, options = {}) {
+    return createHttpClient({ address: `http://${this.httpAddress}`, token, tls: false, ...options });
   }
 
   async closeClients() {
@@ -280,6 +302,29 @@ export class Server {
     if (!this.token) throw new Error("serve did not print a token on first start");
     return new Person(this, this.account ?? DEFAULT_ACCOUNT, this.token);
   }
+}
+
+/**
+ * A client whose every method the HTTP SDK has goes over HTTP; the rest (event streams,
+ * gRPC-only in the SDK) falls through to the gRPC client.
+ */
+function overHttp(grpcClient, httpClient) {
+  const pick = (http, grpc) =>
+    new Proxy(http, {
+      get(target, key) {
+        const from = key in target ? target : grpc;
+        const value = from[key];
+        return typeof value === "function" ? value.bind(from) : value;
+      },
+    });
+  return new Proxy(httpClient, {
+    get(target, key) {
+      if (key === "groups" || key === "chats") return pick(target[key], grpcClient[key]);
+      if (key === "close") return () => grpcClient.close();
+      if (key === "transport") return "http";
+      return key in target ? target[key] : grpcClient[key];
+    },
+  });
 }
 
 function singleToken(stdout, what) {

@@ -1,0 +1,432 @@
+//! `imgroups-bench`: starts the real `imgroups` server on loopback with a fresh data directory,
+//! drives it with a Rust gRPC load generator, and compares it with baselines measured in the
+//! same invocation (a bare tonic server with the same messages, raw SQLite commits), rounds
+//! alternating A B A B. See BENCHMARKS.md.
+
+mod bare;
+mod client;
+mod proc;
+mod stats;
+mod w1;
+mod w2;
+mod w3;
+mod w45;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+
+use crate::proc::{Placement, Proc, Result};
+
+#[derive(Parser)]
+#[command(
+    name = "imgroups-bench",
+    about = "Benchmarks the imgroups server against baselines measured in the same run"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Sub>,
+    /// Every workload at tiny sizes, correctness checks only (for CI).
+    #[arg(long)]
+    smoke: bool,
+    /// Measured rounds per figure (each figure is the median; min–max shown). Default 3, 1 with --smoke.
+    #[arg(long)]
+    rounds: Option<usize>,
+    /// Comma-separated: w1,w2,w3,w4,w5 or all.
+    #[arg(long, default_value = "all")]
+    workload: String,
+    /// The server binary [default: target/release/imgroups].
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+    /// Seconds per measured round of the throughput workloads. Default 2, 0.1 with --smoke.
+    #[arg(long)]
+    secs: Option<f64>,
+    /// Do not pin processes to CPUs.
+    #[arg(long)]
+    no_pin: bool,
+    #[arg(long, default_value_t = 0)]
+    server_cpu: usize,
+    #[arg(long, default_value_t = 1)]
+    client_cpu: usize,
+    /// Events in the W4/W5 log (one account). Default 1,000,000 (1,000 with --smoke).
+    #[arg(long)]
+    events: Option<u64>,
+    /// Groups in the W5 dataset. Default 100,000 (100 with --smoke).
+    #[arg(long)]
+    groups: Option<u64>,
+    /// Idle subscribers for W5. Default 10,000 (100 with --smoke).
+    #[arg(long)]
+    idle_subscribers: Option<usize>,
+    /// Also write the report (markdown) to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Sub {
+    /// (internal) the bare tonic baseline server.
+    #[command(hide = true)]
+    BareServer,
+    /// (internal) the raw SQLite commit baseline.
+    #[command(hide = true)]
+    SqliteCommit {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        durability: String,
+        #[arg(long)]
+        secs: f64,
+    },
+}
+
+/// Sizes for one invocation.
+#[derive(Debug, Clone)]
+pub(crate) struct Scale {
+    pub(crate) secs: f64,
+    pub(crate) w1_groups: usize,
+    pub(crate) w2_groups: usize,
+    pub(crate) w3_subscribers: usize,
+    pub(crate) w3_rate: u64,
+    pub(crate) big_groups: u64,
+    pub(crate) big_events: u64,
+    pub(crate) idle_subscribers: usize,
+}
+
+/// One target line of the summary.
+pub(crate) struct Target {
+    pub(crate) what: String,
+    pub(crate) value: String,
+    pub(crate) met: Option<bool>,
+}
+
+/// Shared state of one invocation.
+pub(crate) struct Ctx {
+    pub(crate) server_bin: PathBuf,
+    pub(crate) rounds: usize,
+    pub(crate) smoke: bool,
+    pub(crate) placement: Placement,
+    pub(crate) scale: Scale,
+    pub(crate) work: tempfile::TempDir,
+    pub(crate) report: String,
+    pub(crate) targets: Vec<Target>,
+    pub(crate) failures: Vec<String>,
+    /// W1 distinct-groups c=64 median, for the long-history ratio in W5.
+    pub(crate) w1_c64: Option<f64>,
+    pub(crate) big: Option<w45::Big>,
+}
+
+impl Ctx {
+    pub(crate) fn secs(&self) -> Duration {
+        Duration::from_secs_f64(self.scale.secs)
+    }
+
+    /// A fresh directory under the invocation's temp dir.
+    pub(crate) fn fresh_dir(&self, name: &str) -> Result<PathBuf> {
+        let dir = self.work.path().join(name);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)?;
+        }
+        std::fs::create_dir_all(&dir)?;
+        Ok(dir)
+    }
+
+    /// Starts the real server on `data`.
+    pub(crate) async fn imgroups(&self, data: &std::path::Path, durability: &str) -> Result<Proc> {
+        let log = self.work.path().join("imgroups.log");
+        proc::spawn(
+            &self.server_bin,
+            &proc::serve_args(data, durability),
+            self.placement.server_cpu,
+            &log,
+        )
+        .await
+    }
+
+    /// Starts the bare tonic baseline.
+    pub(crate) async fn bare(&self) -> Result<Proc> {
+        let log = self.work.path().join("bare.log");
+        proc::spawn(
+            &proc::self_exe()?,
+            &["bare-server".to_owned()],
+            self.placement.server_cpu,
+            &log,
+        )
+        .await
+    }
+
+    /// One raw SQLite commit-rate round (own process, pinned like the server).
+    pub(crate) async fn sqlite_round(&self, durability: &str) -> Result<f64> {
+        let dir = self.work.path().join("sqlite");
+        std::fs::create_dir_all(&dir)?;
+        let exe = proc::self_exe()?;
+        let mut cmd = match self.placement.server_cpu {
+            Some(cpu) => {
+                let mut c = tokio::process::Command::new("taskset");
+                c.arg("-c").arg(cpu.to_string()).arg(&exe);
+                c
+            }
+            None => tokio::process::Command::new(&exe),
+        };
+        cmd.arg("sqlite-commit")
+            .arg("--dir")
+            .arg(&dir)
+            .arg("--durability")
+            .arg(durability)
+            .arg("--secs")
+            .arg(self.scale.secs.to_string())
+            .kill_on_drop(true);
+        let out = cmd.output().await?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.lines()
+            .find_map(|l| l.strip_prefix("commits_per_s "))
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| {
+                format!(
+                    "sqlite baseline failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+                .into()
+            })
+    }
+
+    pub(crate) fn emit(&mut self, text: &str) {
+        print!("{text}");
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        self.report.push_str(text);
+    }
+
+    pub(crate) fn target(
+        &mut self,
+        what: impl Into<String>,
+        value: impl Into<String>,
+        met: Option<bool>,
+    ) {
+        self.targets.push(Target {
+            what: what.into(),
+            value: value.into(),
+            met,
+        });
+    }
+
+    pub(crate) fn check(&mut self, ok: bool, what: impl Into<String>) {
+        let what = what.into();
+        let line = format!(
+            "- correctness: {} — {what}\n",
+            if ok { "ok" } else { "FAILED" }
+        );
+        self.emit(&line);
+        if !ok {
+            self.failures.push(what);
+        }
+    }
+}
+
+pub(crate) fn progress(msg: impl AsRef<str>) {
+    eprintln!("[imgroups-bench] {}", msg.as_ref());
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match &cli.cmd {
+        Some(Sub::BareServer) => return exit(bare::run_server()),
+        Some(Sub::SqliteCommit {
+            dir,
+            durability,
+            secs,
+        }) => return exit(bare::run_sqlite(dir, durability, *secs)),
+        None => {}
+    }
+    // Many subscribers need many descriptors; children inherit the raised limit.
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+
+    // A re-run under taskset sees one CPU: it is pinned already.
+    let already_pinned = std::env::var_os("IMGROUPS_BENCH_PINNED").is_some();
+    let can_pin = already_pinned
+        || !cli.no_pin
+            && std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+                >= 2
+            && std::process::Command::new("taskset")
+                .arg("-V")
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false);
+    if can_pin && !already_pinned {
+        // Re-run this very command pinned to the client CPU.
+        let status = std::process::Command::new("taskset")
+            .arg("-c")
+            .arg(cli.client_cpu.to_string())
+            .arg(std::env::current_exe().expect("current exe"))
+            .args(std::env::args_os().skip(1))
+            .env("IMGROUPS_BENCH_PINNED", "1")
+            .status();
+        return match status {
+            Ok(s) if s.success() => ExitCode::SUCCESS,
+            Ok(_) => ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("cannot re-run under taskset: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let placement = if can_pin {
+        Placement {
+            server_cpu: Some(cli.server_cpu),
+            client_cpu: Some(cli.client_cpu),
+        }
+    } else {
+        Placement {
+            server_cpu: None,
+            client_cpu: None,
+        }
+    };
+    // One thread: the load generator lives entirely on its CPU.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    exit(rt.block_on(run(cli, placement)))
+}
+
+fn exit(r: Result<()>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("imgroups-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli, placement: Placement) -> Result<()> {
+    let smoke = cli.smoke;
+    let server_bin = cli
+        .server_bin
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("target/release/imgroups"));
+    if !server_bin.exists() {
+        return Err(format!(
+            "server binary {} not found: run `cargo build --release -p imgroups` first or pass --server-bin",
+            server_bin.display()
+        )
+        .into());
+    }
+    let server_bin = server_bin.canonicalize()?;
+    let scale = if smoke {
+        Scale {
+            secs: cli.secs.unwrap_or(0.1),
+            w1_groups: 20,
+            w2_groups: 16,
+            w3_subscribers: 20,
+            w3_rate: 200,
+            big_groups: cli.groups.unwrap_or(100),
+            big_events: cli.events.unwrap_or(1_000),
+            idle_subscribers: cli.idle_subscribers.unwrap_or(100),
+        }
+    } else {
+        Scale {
+            secs: cli.secs.unwrap_or(2.0),
+            w1_groups: 1000,
+            w2_groups: 64,
+            w3_subscribers: 1000,
+            w3_rate: 1000,
+            big_groups: cli.groups.unwrap_or(100_000),
+            big_events: cli.events.unwrap_or(1_000_000),
+            idle_subscribers: cli.idle_subscribers.unwrap_or(10_000),
+        }
+    };
+    let rounds = cli.rounds.unwrap_or(if smoke { 1 } else { 3 }).max(1);
+    let wanted: Vec<String> = cli
+        .workload
+        .split(',')
+        .map(|s| s.trim().to_lowercase())
+        .collect();
+    let all = wanted.iter().any(|w| w == "all");
+    let on = |w: &str| all || wanted.iter().any(|x| x == w);
+    for w in &wanted {
+        if !matches!(w.as_str(), "all" | "w1" | "w2" | "w3" | "w4" | "w5") {
+            return Err(format!("unknown workload {w:?} (w1,w2,w3,w4,w5,all)").into());
+        }
+    }
+
+    let mut ctx = Ctx {
+        server_bin,
+        rounds,
+        smoke,
+        placement,
+        scale,
+        work: tempfile::Builder::new()
+            .prefix("imgroups-bench")
+            .tempdir()?,
+        report: String::new(),
+        targets: Vec::new(),
+        failures: Vec::new(),
+        w1_c64: None,
+        big: None,
+    };
+    let started = Instant::now();
+    let header = format!(
+        "## imgroups-bench{}\n\n- command: `imgroups-bench {}`\n- machine: {}\n- placement: {}\n- rounds: {} per figure (median, min–max), {} s each; workload and baseline rounds alternate (A B A B)\n- server: {}\n",
+        if smoke { " (smoke)" } else { "" },
+        std::env::args().skip(1).collect::<Vec<_>>().join(" "),
+        proc::machine(),
+        ctx.placement.describe(),
+        rounds,
+        ctx.scale.secs,
+        ctx.server_bin.display(),
+    );
+    ctx.emit(&header);
+
+    if on("w1") {
+        w1::run(&mut ctx).await?;
+    }
+    if on("w2") {
+        w2::run(&mut ctx).await?;
+    }
+    if on("w3") {
+        w3::run(&mut ctx).await?;
+    }
+    if on("w4") {
+        w45::run_w4(&mut ctx).await?;
+    }
+    if on("w5") {
+        w45::run_w5(&mut ctx).await?;
+    }
+
+    let mut summary = String::from("\n### Targets\n\n| target | measured | met |\n|---|---|---|\n");
+    for t in &ctx.targets {
+        let met = match t.met {
+            _ if ctx.smoke => "(smoke: not judged)",
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "–",
+        };
+        summary.push_str(&format!("| {} | {} | {met} |\n", t.what, t.value));
+    }
+    summary.push_str(&format!(
+        "\nTotal wall time {:.1} s; load average at end: {}.\n",
+        started.elapsed().as_secs_f64(),
+        proc::loadavg()
+    ));
+    if ctx.failures.is_empty() {
+        summary.push_str("All correctness checks passed.\n");
+    } else {
+        summary.push_str(&format!(
+            "CORRECTNESS FAILURES: {}\n",
+            ctx.failures.join("; ")
+        ));
+    }
+    ctx.emit(&summary);
+    if let Some(out) = &cli.out {
+        std::fs::write(out, &ctx.report)?;
+    }
+    if ctx.failures.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{} correctness check(s) failed", ctx.failures.len()).into())
+    }
+}

@@ -1,0 +1,252 @@
+//! Child processes: the real server, the bare baselines, and what /proc says about them.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+pub(crate) type Error = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type Result<T> = std::result::Result<T, Error>;
+
+/// Where the server side and the client side run.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Placement {
+    pub(crate) server_cpu: Option<usize>,
+    pub(crate) client_cpu: Option<usize>,
+}
+
+impl Placement {
+    pub(crate) fn describe(&self) -> String {
+        match (self.server_cpu, self.client_cpu) {
+            (Some(s), Some(c)) => format!(
+                "every server (imgroups and baselines) pinned to CPU {s} with `taskset -c {s}`; the load generator pinned to CPU {c}"
+            ),
+            _ => "unpinned (taskset unavailable or --no-pin): server and client share all CPUs".into(),
+        }
+    }
+}
+
+/// A running server process and what it printed at start.
+pub(crate) struct Proc {
+    pub(crate) child: Child,
+    pub(crate) pid: u32,
+    /// `http://127.0.0.1:PORT`
+    pub(crate) url: String,
+    /// The account it created on first start and that account's token (first start only).
+    pub(crate) account: Option<String>,
+    pub(crate) token: Option<String>,
+    /// From spawn to the `ready` line.
+    pub(crate) ready_after: Duration,
+}
+
+/// Spawns `program args…` (pinned to `cpu`), stderr to `log`, and waits for `ready` on stdout.
+pub(crate) async fn spawn(
+    program: &Path,
+    args: &[String],
+    cpu: Option<usize>,
+    log: &Path,
+) -> Result<Proc> {
+    let started = Instant::now();
+    let mut cmd = match cpu {
+        Some(cpu) => {
+            let mut c = Command::new("taskset");
+            c.arg("-c").arg(cpu.to_string()).arg(program);
+            c
+        }
+        None => Command::new(program),
+    };
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)?;
+    cmd.args(args)
+        // The real server's HTTP listener would default to a fixed port; any free one will do.
+        .env("IMGROUPS_HTTP", "127.0.0.1:0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log_file))
+        .kill_on_drop(true);
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
+    let pid = child.id().ok_or("child exited at once")?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let (mut url, mut account, mut token) = (None, None, None);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let line = tokio::time::timeout_at(deadline, lines.next_line())
+            .await
+            .map_err(|_| format!("{} did not print `ready` within 60 s", program.display()))??;
+        let Some(line) = line else {
+            return Err(format!(
+                "{} exited before `ready`; see {}",
+                program.display(),
+                log.display()
+            )
+            .into());
+        };
+        if let Some(rest) = line.strip_prefix("grpc listening on ") {
+            url = Some(format!("http://{}", rest.trim()));
+        } else if let Some(rest) = line.strip_prefix("token ") {
+            token = Some(rest.trim().to_owned());
+        } else if let Some(rest) = line.strip_prefix("account ") {
+            account = Some(rest.trim().to_owned());
+        } else if line.trim() == "ready" {
+            break;
+        }
+    }
+    let ready_after = started.elapsed();
+    // Keep draining stdout so a late line never meets a closed pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let url = url.ok_or("no `grpc listening on` line before `ready`")?;
+    if !url.starts_with("http://127.0.0.1:") {
+        return Err(format!("refusing non-loopback server address {url}").into());
+    }
+    Ok(Proc {
+        child,
+        pid,
+        url,
+        account,
+        token,
+        ready_after,
+    })
+}
+
+impl Proc {
+    /// User + system CPU seconds so far.
+    pub(crate) fn cpu_secs(&self) -> f64 {
+        cpu_secs(self.pid)
+    }
+
+    /// Peak resident set (VmHWM) in MiB.
+    pub(crate) fn peak_rss_mib(&self) -> f64 {
+        status_kib(self.pid, "VmHWM") as f64 / 1024.0
+    }
+
+    /// Current resident set (VmRSS) in KiB.
+    pub(crate) fn rss_kib(&self) -> u64 {
+        status_kib(self.pid, "VmRSS")
+    }
+
+    /// `kill -9` and reap.
+    pub(crate) async fn kill9(mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+
+    /// SIGTERM (graceful shutdown) and reap; SIGKILL after 20 s.
+    pub(crate) async fn stop(mut self) {
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid.to_string())
+            .status();
+        if tokio::time::timeout(Duration::from_secs(20), self.child.wait())
+            .await
+            .is_err()
+        {
+            self.kill9().await;
+        }
+    }
+}
+
+fn clk_tck() -> f64 {
+    static TCK: OnceLock<f64> = OnceLock::new();
+    *TCK.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}
+
+/// utime + stime from /proc/PID/stat, in seconds.
+pub(crate) fn cpu_secs(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return f64::NAN;
+    };
+    // Fields after the parenthesised command name start at field 3 (state).
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return f64::NAN;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let get = |field: usize| -> f64 {
+        fields
+            .get(field - 3)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    (get(14) + get(15)) / clk_tck()
+}
+
+/// A `kB` line of /proc/PID/status.
+pub(crate) fn status_kib(pid: u32, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                (k == key).then(|| v.split_whitespace().next()?.parse().ok())?
+            })
+        })
+        .unwrap_or(0)
+}
+
+/// Arguments to start the real server on `data`.
+pub(crate) fn serve_args(data: &Path, durability: &str) -> Vec<String> {
+    vec![
+        "serve".into(),
+        "--data".into(),
+        data.display().to_string(),
+        "--grpc".into(),
+        "127.0.0.1:0".into(),
+        "--durability".into(),
+        durability.into(),
+    ]
+}
+
+/// This program, to start the bare baselines as separate (pinned) processes.
+pub(crate) fn self_exe() -> Result<PathBuf> {
+    Ok(std::env::current_exe()?)
+}
+
+/// Bytes of a file, 0 if absent.
+pub(crate) fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+/// The machine, for the report header.
+pub(crate) fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let nproc = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let online = std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default();
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
+    format!("CPU: {cpu}; online CPUs: {online} (this process may use {nproc}); load average at start: {load}")
+}
+
+/// 1-minute load average now.
+pub(crate) fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}

@@ -1,0 +1,93 @@
+//! `client.chats()`: create, get and count chats.
+
+use imgroups_core::{Address, ChatGuid};
+use imgroups_proto::pb;
+
+use crate::client::{chat_client, Client, Kind};
+use crate::error::Result;
+use crate::types::{Chat, CreateChatResult, Message};
+
+/// Options of [`Chats::create`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CreateChatOptions {
+    /// A first message, stored and returned as a snapshot.
+    pub message: Option<String>,
+    pub subject: Option<String>,
+    /// An Apple effect identifier for the first message.
+    pub effect: Option<String>,
+    /// Makes the create idempotent: a repeat returns the original result.
+    pub client_message_id: Option<String>,
+}
+
+/// Chat operations. Get one with [`Client::chats`].
+#[derive(Debug, Clone)]
+pub struct Chats<'a> {
+    client: &'a Client,
+}
+
+impl<'a> Chats<'a> {
+    pub(crate) fn new(client: &'a Client) -> Self {
+        Chats { client }
+    }
+
+    /// One address: the direct chat with it (created or resolved). Two or more: a group with
+    /// them; a group with exactly this set of people that is already visible is returned
+    /// instead of a new one.
+    pub async fn create(
+        &self,
+        addresses: &[Address],
+        options: CreateChatOptions,
+    ) -> Result<CreateChatResult> {
+        let initial_message = options.message.map(|text| pb::CreateChatInitialMessage {
+            text,
+            attributed_body: None,
+            effect_id: options.effect,
+            subject: options.subject,
+        });
+        let req = pb::CreateChatRequest {
+            addresses: addresses.iter().map(Address::to_string).collect(),
+            service: pb::ChatServiceType::Imessage as i32,
+            initial_message,
+            client_message_id: options.client_message_id,
+        };
+        let resp = self
+            .client
+            .inner
+            .unary(Kind::Write, req, |ch, r| async move {
+                chat_client(ch).create_chat(r).await
+            })
+            .await?;
+        Ok(CreateChatResult {
+            chat: Chat::from_wire(resp.chat)?,
+            initial_message: resp.initial_message.map(Message::from_wire).transpose()?,
+        })
+    }
+
+    /// The chat, or not found (`chatNotFound`).
+    pub async fn get(&self, chat: &ChatGuid) -> Result<Chat> {
+        let req = pb::GetChatRequest {
+            chat_guid: chat.to_string(),
+        };
+        let resp = self
+            .client
+            .inner
+            .unary(Kind::Read, req, |ch, r| async move {
+                chat_client(ch).get_chat(r).await
+            })
+            .await?;
+        Chat::from_wire(resp.chat)
+    }
+
+    /// How many chats the account can see (archived ones too when `include_archived`).
+    pub async fn count(&self, include_archived: bool) -> Result<u64> {
+        let req = pb::GetChatCountRequest { include_archived };
+        let resp = self
+            .client
+            .inner
+            .unary(Kind::Read, req, |ch, r| async move {
+                chat_client(ch).get_chat_count(r).await
+            })
+            .await?;
+        Ok(u64::try_from(resp.count).unwrap_or(0))
+    }
+}

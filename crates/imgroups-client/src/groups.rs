@@ -1,0 +1,256 @@
+//! `client.groups()`: group writes, the icon, and live group event streams.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt};
+use imgroups_core::{Address, ChatGuid};
+use imgroups_proto::pb;
+
+use crate::client::{group_client, Client, Kind};
+use crate::error::{Error, Result};
+use crate::types::{Chat, GroupEvent, GroupIcon};
+
+/// Which group events a subscription carries.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventFilter {
+    chat: Option<ChatGuid>,
+}
+
+impl EventFilter {
+    /// Every group the account can see.
+    pub fn all() -> Self {
+        EventFilter { chat: None }
+    }
+
+    /// One group (it must be visible to the account when the subscription opens).
+    pub fn chat(chat: ChatGuid) -> Self {
+        EventFilter { chat: Some(chat) }
+    }
+
+    /// The group this filter is limited to, if any.
+    pub fn chat_guid(&self) -> Option<&ChatGuid> {
+        self.chat.as_ref()
+    }
+
+    pub(crate) fn matches(&self, event: &GroupEvent) -> bool {
+        self.chat.as_ref().is_none_or(|c| *c == event.chat_guid)
+    }
+}
+
+/// Group operations. Get one with [`Client::groups`].
+///
+/// Writes may carry a `client_message_id` ([`Groups::client_message_id`]): a write repeated
+/// with the same id returns the original result instead of applying twice, even across client
+/// restarts. Use one id for one logical write only.
+#[derive(Debug, Clone)]
+pub struct Groups<'a> {
+    client: &'a Client,
+    client_message_id: Option<String>,
+}
+
+impl<'a> Groups<'a> {
+    pub(crate) fn new(client: &'a Client) -> Self {
+        Groups {
+            client,
+            client_message_id: None,
+        }
+    }
+
+    /// Sets the `client_message_id` (field 100) sent with the next writes made through this
+    /// handle.
+    pub fn client_message_id(mut self, id: impl Into<String>) -> Self {
+        self.client_message_id = Some(id.into());
+        self
+    }
+
+    /// Renames a group. The name is trimmed by the server; empty → validation error. Returns
+    /// the updated chat.
+    pub async fn set_display_name(&self, chat: &ChatGuid, display_name: &str) -> Result<Chat> {
+        let req = pb::SetDisplayNameRequest {
+            chat_guid: chat.to_string(),
+            display_name: display_name.trim().to_owned(),
+            client_message_id: self.client_message_id.clone(),
+        };
+        let resp = self
+            .client
+            .inner
+            .unary(Kind::Write, req, |ch, r| async move {
+                group_client(ch).set_display_name(r).await
+            })
+            .await?;
+        Chat::from_wire(resp.chat)
+    }
+
+    /// Adds people (all or none). Returns the updated chat.
+    pub async fn add_participants(&self, chat: &ChatGuid, addresses: &[Address]) -> Result<Chat> {
+        let req = pb::AddParticipantsRequest {
+            chat_guid: chat.to_string(),
+            addresses: addresses.iter().map(Address::to_string).collect(),
+            client_message_id: self.client_message_id.clone(),
+        };
+        let resp = self
+            .client
+            .inner
+            .unary(Kind::Write, req, |ch, r| async move {
+                group_client(ch).add_participants(r).await
+            })
+            .await?;
+        Chat::from_wire(resp.chat)
+    }
+
+    /// Removes people (all or none). Returns the updated chat.
+    pub async fn remove_participants(
+        &self,
+        chat: &ChatGuid,
+        addresses: &[Address],
+    ) -> Result<Chat> {
+        let req = pb::RemoveParticipantsRequest {
+            chat_guid: chat.to_string(),
+            addresses: addresses.iter().map(Address::to_string).collect(),
+            client_message_id: self.client_message_id.clone(),
+        };
+        let resp = self
+            .client
+            .inner
+            .unary(Kind::Write, req, |ch, r| async move {
+                group_client(ch).remove_participants(r).await
+            })
+            .await?;
+        Chat::from_wire(resp.chat)
+    }
+
+    /// Leaves a group; afterwards it is invisible to this account until someone adds it back.
+    pub async fn leave(&self, chat: &ChatGuid) -> Result<()> {
+        let req = pb::LeaveGroupRequest {
+            chat_guid: chat.to_string(),
+            client_message_id: self.client_message_id.clone(),
+        };
+        self.client
+            .inner
+            .unary(Kind::Write, req, |ch, r| async move {
+                group_client(ch).leave_group(r).await
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Sets the group icon. The server detects the type from the bytes (PNG, JPEG, GIF, HEIC,
+    /// HEIF) and refuses anything else.
+    pub async fn set_icon(&self, chat: &ChatGuid, data: impl Into<Vec<u8>>) -> Result<()> {
+        let req = pb::SetIconRequest {
+            chat_guid: chat.to_string(),
+            data: data.into(),
+            client_message_id: self.client_message_id.clone(),
+        };
+        self.client
+            .inner
+            .unary(Kind::Write, req, |ch, r| async move {
+                group_client(ch).set_icon(r).await
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Downloads the icon: exact bytes and MIME type. No icon → not found
+    /// (`groupIconNotFound`).
+    pub async fn get_icon(&self, chat: &ChatGuid) -> Result<GroupIcon> {
+        let req = pb::GetIconRequest {
+            chat_guid: chat.to_string(),
+        };
+        let resp = self
+            .client
+            .inner
+            .unary(Kind::Read, req, |ch, r| async move {
+                group_client(ch).get_icon(r).await
+            })
+            .await?;
+        Ok(GroupIcon {
+            data: resp.data,
+            mime_type: resp.mime_type,
+        })
+    }
+
+    /// Removes the icon; succeeds when there is none.
+    pub async fn remove_icon(&self, chat: &ChatGuid) -> Result<()> {
+        let req = pb::RemoveIconRequest {
+            chat_guid: chat.to_string(),
+            client_message_id: self.client_message_id.clone(),
+        };
+        self.client
+            .inner
+            .unary(Kind::Write, req, |ch, r| async move {
+                group_client(ch).remove_icon(r).await
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Opens a live subscription: every matching event committed after this returns, in
+    /// order, exactly once, until the stream is dropped or the connection ends. Heartbeats are
+    /// hidden. Nothing is replayed and nothing is resumed; for that see
+    /// [`Events::resumable`](crate::Events::resumable).
+    pub async fn subscribe_events(&self, filter: EventFilter) -> Result<GroupEventStream> {
+        let req = pb::SubscribeGroupEventsRequest {
+            chat_guid: filter.chat.as_ref().map(ChatGuid::to_string),
+        };
+        let frames = self
+            .client
+            .inner
+            .open_stream(req, |ch, r| async move {
+                group_client(ch).subscribe_group_events(r).await
+            })
+            .await?;
+        Ok(GroupEventStream::new(frames))
+    }
+}
+
+/// Live group events ([`Groups::subscribe_events`]). Ends with `None` when the server closes
+/// the stream; an `Err` item ends it too.
+pub struct GroupEventStream {
+    inner: BoxStream<'static, Result<GroupEvent>>,
+}
+
+impl std::fmt::Debug for GroupEventStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GroupEventStream")
+    }
+}
+
+impl GroupEventStream {
+    fn new(frames: tonic::Streaming<pb::SubscribeGroupEventsResponse>) -> Self {
+        use pb::subscribe_group_events_response::Payload;
+        let inner = frames
+            .filter_map(|frame| async move {
+                match frame {
+                    Err(status) => Some(Err(Error::from_status(&status))),
+                    // As the official SDK: a frame without a sequence or a group change
+                    // (heartbeats) is skipped; so is an unknown change variant.
+                    Ok(pb::SubscribeGroupEventsResponse {
+                        sequence: Some(sequence),
+                        payload: Some(Payload::GroupChanged(event)),
+                    }) => GroupEvent::from_wire(sequence, event).transpose(),
+                    Ok(_) => None,
+                }
+            })
+            .scan(false, |failed, item| {
+                // Stop after the first error so callers see exactly one.
+                if *failed {
+                    return futures::future::ready(None);
+                }
+                *failed = item.is_err();
+                futures::future::ready(Some(item))
+            })
+            .boxed();
+        GroupEventStream { inner }
+    }
+}
+
+impl Stream for GroupEventStream {
+    type Item = Result<GroupEvent>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.inner.poll_next_unpin(cx)
+    }
+}

@@ -1,0 +1,180 @@
+//! Rust SDK for imgroups — and for any server speaking Photon's Advanced iMessage API
+//! (`photon.imessage.v1`) over gRPC: group chats (rename, members, icon, leave), chats
+//! (create, get, count) and the durable, sequenced group event log.
+//!
+//! The shape follows the official TypeScript SDK (`@photon-ai/advanced-imessage`):
+//! `client.groups()`, `client.chats()`, `client.events()`, the same error classes, the same
+//! event shape.
+//!
+//! Layout:
+//! - [`client`](Client): the builder (address, token, TLS, timeout, retries) and the one
+//!   place every call goes through.
+//! - [`Groups`], [`Chats`], [`Events`]: the operations.
+//! - [`Error`] / [`ErrorKind`]: typed errors carrying `code`, `retryable`, gRPC status and
+//!   `context` from the server's trailers.
+//! - [`GroupEvent`], [`Chat`], …: public value types.
+//! - [`resumable`]: a subscription that survives disconnects with exactly-once, in-order
+//!   delivery and a pluggable checkpoint.
+//!
+//! Identifiers are the validated newtypes [`ChatGuid`] and [`Address`]: a value of either type
+//! is well formed, so malformed input is refused before anything is sent.
+//!
+//! # Connecting
+//!
+//! ```no_run
+//! use imgroups_client::{Client, RetryPolicy};
+//! use std::time::Duration;
+//!
+//! # async fn run() -> imgroups_client::Result<()> {
+//! let client = Client::builder()
+//!     .address("http://127.0.0.1:50051") // https://… for TLS
+//!     .token(std::env::var("IMGROUPS_TOKEN").unwrap_or_default())
+//!     .timeout(Duration::from_secs(10))
+//!     .retry(RetryPolicy::default()) // retries only what the server marks retryable
+//!     .build()?;
+//! # Ok(()) }
+//! ```
+//!
+//! A token can also come from an async provider, called for every request:
+//!
+//! ```no_run
+//! # async fn run() -> imgroups_client::Result<()> {
+//! let client = imgroups_client::Client::builder()
+//!     .token_provider(|| async { Ok("fresh-token".to_owned()) })
+//!     .build()?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Chats
+//!
+//! ```no_run
+//! use imgroups_client::{Address, ChatGuid, Client, CreateChatOptions};
+//!
+//! # async fn run(client: Client) -> imgroups_client::Result<()> {
+//! let people = [Address::parse("bob@example.com")?, Address::parse("+15551234567")?];
+//! let created = client.chats().create(&people, CreateChatOptions::default()).await?;
+//! let chat = client.chats().get(&created.chat.guid).await?;
+//! assert_eq!(chat.participants.len(), 2);
+//! let visible = client.chats().count(false).await?;
+//! # let _ = visible; Ok(()) }
+//! ```
+//!
+//! # Groups
+//!
+//! ```no_run
+//! use imgroups_client::{Address, ChatGuid, Client};
+//!
+//! # async fn run(client: Client) -> imgroups_client::Result<()> {
+//! let chat = ChatGuid::parse("any;+;chat123456789012345678")?;
+//! let groups = client.groups();
+//!
+//! let renamed = groups.set_display_name(&chat, "Weekend").await?;
+//! assert_eq!(renamed.display_name, "Weekend");
+//!
+//! let carol = Address::parse("carol@example.com")?;
+//! groups.add_participants(&chat, &[carol.clone()]).await?;
+//! groups.remove_participants(&chat, &[carol]).await?;
+//!
+//! let png = std::fs::read("icon.png").unwrap_or_default();
+//! groups.set_icon(&chat, png).await?;
+//! let icon = groups.get_icon(&chat).await?;
+//! println!("{} bytes of {}", icon.data.len(), icon.mime_type);
+//! groups.remove_icon(&chat).await?;
+//!
+//! // Idempotent write: a repeat with the same id returns the original result.
+//! client.groups().client_message_id("rename-42").set_display_name(&chat, "Sunday").await?;
+//!
+//! groups.leave(&chat).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Errors
+//!
+//! ```no_run
+//! use imgroups_client::{ChatGuid, Client, ErrorKind};
+//!
+//! # async fn run(client: Client) -> imgroups_client::Result<()> {
+//! let chat = ChatGuid::parse("any;+;chat000000000000000000")?;
+//! match client.groups().get_icon(&chat).await {
+//!     Ok(icon) => println!("{}", icon.mime_type),
+//!     Err(err) if err.kind() == ErrorKind::NotFound => {
+//!         // `groupIconNotFound` or `chatNotFound`
+//!         println!("{} ({:?})", err.code(), err.context_value("chatguid"));
+//!     }
+//!     Err(err) => return Err(err),
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! # Live events
+//!
+//! ```no_run
+//! use futures::StreamExt;
+//! use imgroups_client::{Client, EventFilter, GroupChange};
+//!
+//! # async fn run(client: Client) -> imgroups_client::Result<()> {
+//! let mut events = client.groups().subscribe_events(EventFilter::all()).await?;
+//! while let Some(event) = events.next().await {
+//!     let event = event?;
+//!     if let GroupChange::ParticipantAdded { participant } = &event.change {
+//!         println!("#{} welcome {}", event.sequence, participant.address);
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! # Catch-up
+//!
+//! ```no_run
+//! use futures::StreamExt;
+//! use imgroups_client::{CatchUpEvent, Client};
+//!
+//! # async fn run(client: Client) -> imgroups_client::Result<()> {
+//! let mut replay = client.events().catch_up(10).await?; // everything after sequence 10
+//! while let Some(item) = replay.next().await {
+//!     match item? {
+//!         CatchUpEvent::Group(event) => println!("{}", event.to_line()),
+//!         CatchUpEvent::Complete { head_sequence } => println!("up to date at {head_sequence}"),
+//!         _ => {}
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! # Resumable subscription
+//!
+//! ```no_run
+//! use futures::StreamExt;
+//! use imgroups_client::{Client, EventFilter, FileCheckpoint};
+//!
+//! # async fn run(client: Client) -> imgroups_client::Result<()> {
+//! let mut events = client
+//!     .events()
+//!     .resumable(EventFilter::all(), FileCheckpoint::new("group-events.checkpoint"));
+//! while let Some(delivery) = events.next().await {
+//!     let delivery = delivery?;
+//!     println!("{}", delivery.to_line()); // handle the event…
+//!     delivery.ack().await?; // …then ack: the checkpoint moves past it
+//! }
+//! # Ok(()) }
+//! ```
+
+mod chats;
+mod client;
+mod error;
+mod events;
+mod groups;
+pub mod resumable;
+mod types;
+
+pub use chats::{Chats, CreateChatOptions};
+pub use client::{Client, ClientBuilder, RetryPolicy, DEFAULT_ADDRESS};
+pub use error::{Code, Error, ErrorKind, Result};
+pub use events::{CatchUpStream, Events};
+pub use groups::{EventFilter, GroupEventStream, Groups};
+pub use imgroups_core::{Address, ChatGuid, ChatKind};
+pub use resumable::{CheckpointStore, Delivery, FileCheckpoint, MemoryCheckpoint, Resumable};
+pub use types::{
+    rfc3339, CatchUpEvent, Chat, CreateChatResult, GroupChange, GroupEvent, GroupIcon, Message,
+    Participant, Service,
+};

@@ -1,0 +1,177 @@
+//! Boots the real server in-process.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use imgroups_client::{Address, ChatGuid, Client, CreateChatOptions, RetryPolicy};
+use imgroups_store::{admin, open_connection, Config, Durability, Store};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub(crate) const ME: &str = "me@imgroups.local";
+
+/// A running (or stopped) server over one data directory.
+pub(crate) struct Server {
+    pub(crate) addr: SocketAddr,
+    /// Token of the account `ME`.
+    pub(crate) token: String,
+    pub(crate) dir: Arc<tempfile::TempDir>,
+    pub(crate) heartbeat: Duration,
+    running: Option<Running>,
+}
+
+struct Running {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+    store: Store,
+}
+
+impl Server {
+    pub(crate) async fn start() -> Server {
+        Server::start_with(Duration::from_secs(30)).await
+    }
+
+    pub(crate) async fn start_with(heartbeat: Duration) -> Server {
+        let dir = Arc::new(tempfile::tempdir().unwrap());
+        let mut server = Server {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            token: String::new(),
+            dir,
+            heartbeat,
+            running: None,
+        };
+        server.token = server.add_account(ME);
+        server.boot().await;
+        server
+    }
+
+    fn db(&self) -> PathBuf {
+        self.dir.path().join("imgroups.db")
+    }
+
+    /// Creates an account (or another token for an existing one) and returns a token.
+    pub(crate) fn add_account(&self, address: &str) -> String {
+        let conn = open_connection(&self.db(), Durability::Full).unwrap();
+        let address = Address::parse(address).unwrap();
+        admin::ensure_account(&conn, &address).unwrap();
+        admin::create_token(&conn, &address).unwrap()
+    }
+
+    pub(crate) fn revoke(&self, token: &str) {
+        let conn = open_connection(&self.db(), Durability::Full).unwrap();
+        admin::revoke_token(&conn, token).unwrap();
+    }
+
+    pub(crate) fn mark_unreachable(&self, address: &str) {
+        let conn = open_connection(&self.db(), Durability::Full).unwrap();
+        admin::set_unreachable(&conn, &Address::parse(address).unwrap(), true).unwrap();
+    }
+
+    async fn boot(&mut self) {
+        let store = Store::open(Config::new(self.db())).unwrap();
+        // The same port again after a restart; the old socket may take a moment to go.
+        let mut listener = None;
+        for _ in 0..100 {
+            match TcpListener::bind(self.addr).await {
+                Ok(l) => {
+                    listener = Some(l);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+        let listener = listener.expect("bind the server port");
+        self.addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let options = imgroups_server::Options {
+            heartbeat: self.heartbeat,
+            ..Default::default()
+        };
+        let task = tokio::spawn({
+            let store = store.clone();
+            async move {
+                imgroups_server::serve_grpc(listener, store, options, async move {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
+            }
+        });
+        self.running = Some(Running { stop, task, store });
+    }
+
+    /// Stops the server: open streams end, the store is closed.
+    pub(crate) async fn stop(&mut self) {
+        if let Some(running) = self.running.take() {
+            let _ = running.stop.send(());
+            running.task.await.unwrap();
+            let store = running.store;
+            tokio::task::spawn_blocking(move || store.close())
+                .await
+                .unwrap();
+        }
+    }
+
+    /// Stops and starts again on the same data directory and port.
+    pub(crate) async fn restart(&mut self) {
+        self.stop().await;
+        self.boot().await;
+    }
+
+    pub(crate) fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub(crate) fn client(&self) -> Client {
+        self.client_for(&self.token)
+    }
+
+    pub(crate) fn client_for(&self, token: &str) -> Client {
+        Client::builder()
+            .address(self.url())
+            .token(token)
+            .retry(RetryPolicy::default())
+            .build()
+            .unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(running) = self.running.take() {
+            let _ = running.stop.send(());
+            running.task.abort();
+        }
+    }
+}
+
+pub(crate) fn addr(s: &str) -> Address {
+    Address::parse(s).unwrap()
+}
+
+/// Creates a group of `ME` with `others` and returns its guid.
+pub(crate) async fn group(client: &Client, others: &[&str]) -> ChatGuid {
+    let people: Vec<Address> = others.iter().map(|a| addr(a)).collect();
+    client
+        .chats()
+        .create(&people, CreateChatOptions::default())
+        .await
+        .unwrap()
+        .chat
+        .guid
+}
+
+/// A minimal valid PNG (1×1).
+pub(crate) fn png() -> Vec<u8> {
+    let mut v = b"\x89PNG\r\n\x1a\n".to_vec();
+    v.extend_from_slice(&13u32.to_be_bytes());
+    v.extend_from_slice(b"IHDR");
+    v.extend_from_slice(&1u32.to_be_bytes());
+    v.extend_from_slice(&1u32.to_be_bytes());
+    v.extend_from_slice(&[8, 6, 0, 0, 0]);
+    v.extend_from_slice(&[0, 0, 0, 0]);
+    v
+}

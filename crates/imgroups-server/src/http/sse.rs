@@ -1,0 +1,102 @@
+//! `GET /v1/events:stream`: the account's group events as Server-Sent Events.
+//!
+//! Query: `afterSequence=N` (replay `N < sequence <= head` from the log first, then continue
+//! live; absent = live only) and `chatGuid=…` (one group only). A `Last-Event-ID` header, which
+//! browsers' `EventSource` sends when it reconnects, wins over `afterSequence`, so a resumed
+//! stream continues right after the last event it saw. The hand-off from replay to live
+//! happens server-side in [`Streams::subscribe_after`], so nothing falls between the two.
+//!
+//! Each event: `id: <sequence>` and `data: <json>` (see [`wire::group_event_json`]); idle
+//! streams get a `: heartbeat` comment line at the server's heartbeat interval. A stream that
+//! cannot go on ends with one `event: error` whose data is the JSON error body.
+
+use std::convert::Infallible;
+
+use axum::extract::State;
+use axum::response::sse::{Event as SseEvent, Sse};
+use axum::response::{IntoResponse, Response};
+use http::HeaderMap;
+use imgroups_core::{ChatGuid, Error, Result};
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::{ApiError, Http, QueryResult};
+use crate::events::Frame;
+use crate::wire;
+
+type Item = std::result::Result<SseEvent, Infallible>;
+
+fn frame(frame: Frame) -> Item {
+    Ok(match frame {
+        Frame::Event(event) => match wire::group_event_json(&event) {
+            Ok(json) => SseEvent::default()
+                .id(event.sequence.to_string())
+                .data(json.to_string()),
+            Err(err) => {
+                // Cannot happen for these types; never skip silently though.
+                tracing::error!(error = %err, sequence = event.sequence, "cannot encode event");
+                SseEvent::default().comment(format!("unencodable event {}", event.sequence))
+            }
+        },
+        Frame::Heartbeat | Frame::Complete { .. } => SseEvent::default().comment("heartbeat"),
+        // The stream cannot continue (its cursor fell behind retention, say): a final `error`
+        // event with the usual error body, then the stream ends.
+        Frame::Failed(err) => {
+            let wire = wire::code_of(err.kind);
+            let body = wire::to_http_body(&wire, &err.message, &err.context, "");
+            SseEvent::default().event("error").data(body.to_string())
+        }
+    })
+}
+
+fn sequence(value: &str, field: &str) -> Result<u64> {
+    value.trim().parse::<u64>().map_err(|_| {
+        Error::invalid(format!(
+            "{field} must be a non-negative integer, not {value:?}"
+        ))
+        .with("field", field)
+    })
+}
+
+pub(super) async fn stream(
+    State(h): State<Http>,
+    headers: HeaderMap,
+    query: QueryResult,
+) -> std::result::Result<Response, ApiError> {
+    let caller = h.caller(&headers).await?;
+    let axum::extract::Query(pairs) = query.map_err(|rejection| {
+        Error::invalid(format!("invalid query string: {}", rejection.body_text()))
+            .with("field", "query")
+    })?;
+    let mut after = None;
+    let mut chat = None;
+    for (key, value) in &pairs {
+        match key.as_str() {
+            "afterSequence" | "after_sequence" => after = Some(sequence(value, "afterSequence")?),
+            "chatGuid" | "chat_guid" => chat = Some(value.clone()).filter(|c| !c.trim().is_empty()),
+            _ => {}
+        }
+    }
+    if let Some(last) = headers.get("last-event-id") {
+        let last = last.to_str().map_err(|_| {
+            Error::invalid("last-event-id must be a sequence number").with("field", "Last-Event-ID")
+        })?;
+        if !last.trim().is_empty() {
+            after = Some(sequence(last, "Last-Event-ID")?);
+        }
+    }
+    let filter = match chat {
+        Some(chat) => {
+            let guid = ChatGuid::parse(&chat)?;
+            guid.require_group()?;
+            // Only a group I can see may be watched.
+            h.app.store.get_chat(caller.account, chat).await?;
+            Some(guid)
+        }
+        None => None,
+    };
+    let rx = h
+        .streams
+        .subscribe_after(caller.account, filter, after, frame)
+        .await?;
+    Ok(Sse::new(ReceiverStream::new(rx)).into_response())
+}

@@ -1,0 +1,347 @@
+//! The client subcommands (`groups`, `chats`, `events tail`) run as the real binary against
+//! a real `imgroups serve` on a temporary data directory.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_imgroups");
+
+struct Server {
+    child: Child,
+    dir: tempfile::TempDir,
+    url: String,
+    token: String,
+}
+
+impl Server {
+    fn start() -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(BIN)
+            .args([
+                "serve",
+                "--grpc",
+                "127.0.0.1:0",
+                "--http",
+                "127.0.0.1:0",
+                "--data",
+            ])
+            .arg(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let lines = lines_of(child.stdout.take().unwrap());
+        let (mut grpc, mut token) = (None, None);
+        loop {
+            let line = lines
+                .recv_timeout(Duration::from_secs(30))
+                .expect("`ready` within 30 s");
+            if let Some(addr) = line.strip_prefix("grpc listening on ") {
+                grpc = Some(addr.to_owned());
+            } else if let Some(t) = line.strip_prefix("token ") {
+                token = Some(t.to_owned());
+            } else if line == "ready" {
+                break;
+            }
+        }
+        Server {
+            child,
+            dir,
+            url: format!("http://{}", grpc.unwrap()),
+            token: token.unwrap(),
+        }
+    }
+
+    /// `imgroups ARGS` with the server and token in the environment.
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .env("IMGROUPS_SERVER", &self.url)
+            .env("IMGROUPS_TOKEN", &self.token)
+            .env_remove("IMGROUPS_DATA")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    /// Runs and expects success; returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn add_account(&self, address: &str) -> String {
+        let out = Command::new(BIN)
+            .args(["account", "add", address, "--data"])
+            .arg(self.dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    fn group(&self) -> String {
+        self.ok(&["chats", "create", "bob@example.com", "carol@example.com"])
+            .trim()
+            .to_owned()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn lines_of(r: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(r).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn png(path: &Path) {
+    let mut v = b"\x89PNG\r\n\x1a\n".to_vec();
+    v.extend_from_slice(&13u32.to_be_bytes());
+    v.extend_from_slice(b"IHDR");
+    v.extend_from_slice(&1u32.to_be_bytes());
+    v.extend_from_slice(&1u32.to_be_bytes());
+    v.extend_from_slice(&[8, 6, 0, 0, 0, 0, 0, 0, 0]);
+    std::fs::write(path, v).unwrap();
+}
+
+/// Waits for a child with a deadline.
+fn wait(child: &mut Child, within: Duration) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(start.elapsed() < within, "process did not exit in time");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn every_operation() {
+    let server = Server::start();
+    assert_eq!(server.ok(&["chats", "count"]).trim(), "0");
+    let chat = server.group();
+    assert!(chat.starts_with("any;+;chat"), "{chat}");
+
+    let out = server.ok(&["groups", "rename", &chat, "Weekend"]);
+    assert!(out.contains("name\tWeekend"), "{out}");
+    let out = server.ok(&[
+        "groups",
+        "add",
+        &chat,
+        "dave@example.com",
+        "+1 555 123 4567",
+    ]);
+    assert!(out.contains("+15551234567"), "{out}");
+    let out = server.ok(&["groups", "remove", &chat, "+15551234567"]);
+    assert!(!out.contains("+15551234567"), "{out}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let icon = dir.path().join("icon.png");
+    let back = dir.path().join("back.png");
+    png(&icon);
+    server.ok(&["groups", "icon", "set", &chat, icon.to_str().unwrap()]);
+    server.ok(&["groups", "icon", "get", &chat, "-o", back.to_str().unwrap()]);
+    assert_eq!(std::fs::read(&icon).unwrap(), std::fs::read(&back).unwrap());
+    server.ok(&["groups", "icon", "rm", &chat]);
+    let out = server.run(&["groups", "icon", "get", &chat, "-o", back.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(
+        stderr(&out).contains("(groupIconNotFound)"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = server.ok(&["chats", "get", &chat]);
+    assert!(out.contains(&format!("guid\t{chat}")), "{out}");
+    let json: serde_json::Value =
+        serde_json::from_str(&server.ok(&["chats", "get", &chat, "--json"])).unwrap();
+    assert_eq!(json["displayName"], "Weekend");
+    assert_eq!(server.ok(&["chats", "count"]).trim(), "1");
+
+    server.ok(&["groups", "leave", &chat]);
+    assert_eq!(server.ok(&["chats", "count"]).trim(), "0");
+
+    // Flags instead of the environment.
+    let out = Command::new(BIN)
+        .args([
+            "chats",
+            "count",
+            "--server",
+            &server.url,
+            "--token",
+            &server.token,
+        ])
+        .env_remove("IMGROUPS_SERVER")
+        .env_remove("IMGROUPS_TOKEN")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn errors_are_one_line_with_documented_exit_codes() {
+    let server = Server::start();
+
+    // 4: not found.
+    let missing = "any;+;chat000000000000000001";
+    let out = server.run(&["chats", "get", missing]);
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(
+        stderr(&out),
+        format!("error: chat {missing} not found (chatNotFound)\n")
+    );
+
+    // 3: authentication.
+    let out = server
+        .cmd(&["chats", "count"])
+        .env("IMGROUPS_TOKEN", "nope")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        stderr(&out).ends_with("(unauthenticated)\n"),
+        "{}",
+        stderr(&out)
+    );
+
+    // 2: usage, from clap and from malformed identifiers.
+    assert_eq!(server.run(&["groups", "rename"]).status.code(), Some(2));
+    let out = server.run(&["groups", "rename", "not-a-guid", "x"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).starts_with("error: invalid chat guid"),
+        "{}",
+        stderr(&out)
+    );
+    let chat = server.group();
+    assert_eq!(
+        server.run(&["groups", "add", &chat, "bob"]).status.code(),
+        Some(2)
+    );
+
+    // 1: the operation failed.
+    let out = server.run(&["groups", "add", &chat, "bob@example.com"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).ends_with("(preconditionFailed)\n"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(stderr(&out).lines().count(), 1);
+
+    // 5: the server cannot be reached.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = server
+        .cmd(&["chats", "count"])
+        .env("IMGROUPS_SERVER", format!("http://127.0.0.1:{port}"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+}
+
+#[test]
+fn events_tail_catches_up_then_follows_and_exits_cleanly_on_a_closed_pipe() {
+    let server = Server::start();
+    let chat = server.group();
+    server.ok(&["groups", "rename", &chat, "One"]);
+    server.ok(&["groups", "rename", &chat, "Two"]);
+
+    // --from 1 --json: event 2 from the log, then live.
+    let mut tail = server
+        .cmd(&["events", "tail", "--from", "1", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = lines_of(tail.stdout.take().unwrap());
+    let first: serde_json::Value =
+        serde_json::from_str(&lines.recv_timeout(Duration::from_secs(30)).unwrap()).unwrap();
+    assert_eq!(first["sequence"], 2);
+    assert_eq!(first["type"], "group.changed");
+    assert_eq!(first["change"]["displayName"], "Two");
+    server.ok(&["groups", "rename", &chat, "Three"]);
+    let live: serde_json::Value =
+        serde_json::from_str(&lines.recv_timeout(Duration::from_secs(30)).unwrap()).unwrap();
+    assert_eq!(live["sequence"], 3);
+
+    // `| head`: the reader goes away; the next write makes tail notice and exit 0.
+    drop(lines);
+    std::thread::sleep(Duration::from_millis(100)); // the reader thread closes the pipe
+    server.ok(&["groups", "rename", &chat, "Four"]);
+    server.ok(&["groups", "rename", &chat, "Five"]);
+    assert!(wait(&mut tail, Duration::from_secs(30)).success());
+
+    // Live only, human-readable, filtered to the chat.
+    let other = server
+        .ok(&["chats", "create", "dave@example.com", "erin@example.com"])
+        .trim()
+        .to_owned();
+    let mut tail = server
+        .cmd(&["events", "tail", "--chat", &chat])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = lines_of(tail.stdout.take().unwrap());
+    // The subscription is open once tail is running; retry the write until a line shows.
+    let mut line = None;
+    for i in 0..50 {
+        server.ok(&["groups", "rename", &other, &format!("Other {i}")]);
+        server.ok(&["groups", "rename", &chat, &format!("Mine {i}")]);
+        if let Ok(l) = lines.recv_timeout(Duration::from_millis(200)) {
+            line = Some(l);
+            break;
+        }
+    }
+    let line = line.expect("a live line");
+    assert!(
+        line.contains(&chat) && line.contains("displayNameChanged"),
+        "{line}"
+    );
+    assert!(line.contains("by me"), "{line}");
+    assert!(!line.contains(&other), "{line}");
+    let _ = tail.kill();
+    let _ = tail.wait();
+
+    // Events by someone else show who did it.
+    let bob = server.add_account("bob@example.com");
+    let out = server
+        .cmd(&["groups", "rename", &chat, "Bob's"])
+        .env("IMGROUPS_TOKEN", &bob)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+}
