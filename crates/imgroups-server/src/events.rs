@@ -155,10 +155,11 @@ impl Streams {
         };
         self.tasks.spawn(async move {
             let mut live = live;
-            // An immediate heartbeat tells the client the subscription is registered: from
-            // here on nothing committed can be missed, so a consumer following the recovery
-            // flow can start its catch-up once it sees the first frame.
-            if !sink.send(Frame::Heartbeat).await {
+            // For a live-only stream, an immediate heartbeat tells the client the subscription
+            // is registered: from here on nothing committed can be missed, so a consumer
+            // following the recovery flow can start its catch-up once it sees the first frame.
+            // (A stream that starts with a replay needs no such signal.)
+            if after.is_none() && !sink.send(Frame::Heartbeat).await {
                 return;
             }
             // The backlog first; the doorbell buffers (or lags, then the log is re-read) while

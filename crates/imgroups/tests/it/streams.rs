@@ -153,10 +153,21 @@ async fn shutdown_ends_open_streams_promptly_and_cleanly() {
         .await
         .unwrap()
         .into_inner();
+    // The first frame says the subscription is in place.
+    let first = stream.message().await.unwrap().unwrap();
+    assert!(matches!(first.payload, Some(Payload::Heartbeat(_))));
+    assert_eq!(first.sequence, None);
     let stopping = tokio::task::spawn_blocking(move || server.stop());
-    let end = tokio::time::timeout(Duration::from_secs(10), stream.message())
-        .await
-        .expect("stream ended within 10 s of SIGTERM");
+    let end = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match stream.message().await {
+                Ok(Some(frame)) if matches!(frame.payload, Some(Payload::Heartbeat(_))) => {}
+                other => return other,
+            }
+        }
+    })
+    .await
+    .expect("stream ended within 10 s of SIGTERM");
     assert!(
         matches!(end, Ok(None)),
         "the stream ends with OK, got {end:?}"
