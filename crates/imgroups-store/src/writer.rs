@@ -210,7 +210,8 @@ type Applied = (Result<Outcome>, Vec<(AccountId, Event)>);
 /// (the transaction itself is broken); the inner one is this request's answer.
 fn apply(tx: &Connection, job: &Job, now: Timestamp, ttl_start: Timestamp) -> Result<Applied> {
     let method = job.command.method();
-    let fingerprint = job.command.fingerprint();
+    // Only keyed requests need a fingerprint (hashing a 10 MiB icon is not free).
+    let fingerprint = job.key.as_ref().map(|_| job.command.fingerprint());
     if let Some(key) = &job.key {
         let stored: Option<(Vec<u8>, String)> = tx
             .prepare_cached(
@@ -225,7 +226,7 @@ fn apply(tx: &Connection, job: &Job, now: Timestamp, ttl_start: Timestamp) -> Re
             })
             .db()?;
         if let Some((stored_fingerprint, outcome)) = stored {
-            if stored_fingerprint != fingerprint {
+            if Some(stored_fingerprint) != fingerprint {
                 let err = Error::new(
                     ErrorKind::DuplicateMessage,
                     "this idempotency key was already used for a different request",
