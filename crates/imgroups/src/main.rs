@@ -418,6 +418,7 @@ fn serve(args: ServeArgs) -> Result<(), Error> {
                     .with("field", "http")
             })?;
         let http_local = http_listener.local_addr().map_err(|_| Error::internal())?;
+        let shutdown = shutdown_signal();
 
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "account {address}");
@@ -437,7 +438,7 @@ fn serve(args: ServeArgs) -> Result<(), Error> {
             store.clone(),
             options,
             http_options,
-            shutdown_signal(),
+            shutdown,
         )
         .await;
         tokio::task::spawn_blocking(move || store.close())
@@ -468,27 +469,38 @@ fn write_token_file(dir: &Path, token: &str) {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
+/// Resolves on SIGINT or SIGTERM. The handlers are installed by this call, not on the first
+/// poll: called before `ready` is printed, a signal sent right after `ready` is never lost to
+/// the default action (death by signal instead of a clean exit). Needs the runtime.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    #[cfg(unix)]
+    let (term, int) = {
+        use tokio::signal::unix::{signal, SignalKind};
+        (
+            signal(SignalKind::terminate()).ok(),
+            signal(SignalKind::interrupt()).ok(),
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        {
+            async fn recv(s: Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            tokio::select! {
+                _ = recv(term) => {}
+                _ = recv(int) => {}
+            }
+        }
+        #[cfg(not(unix))]
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
+        tracing::info!("shutting down");
     }
-    tracing::info!("shutting down");
 }
