@@ -225,6 +225,19 @@ impl Endpoint {
                         Vec::new()
                     }
                 };
+                if let Some(first) = page.first().filter(|e| e.sequence != cursor + 1) {
+                    // Retention pruned events this endpoint never got: stop visibly rather
+                    // than skip them (an at-least-once consumer must not lose events silently).
+                    let why = format!(
+                        "events after sequence {cursor} were removed by retention before delivery (oldest kept: {})",
+                        first.sequence
+                    );
+                    tracing::warn!(webhook = self.hook.id, %why, "webhook paused");
+                    if let Err(err) = self.store.webhook_failure(self.hook.id, why, 1).await {
+                        tracing::warn!(error = %err, "webhook: cannot record a failure");
+                    }
+                    return;
+                }
                 if let Some(last) = page.last() {
                     let last = last.sequence;
                     for event in page {
