@@ -41,7 +41,40 @@ fn expect_chat(outcome: Outcome) -> Result<pb::Chat> {
     }
 }
 
+/// The token from an `authorization` header value: `Bearer <token>` (scheme case-insensitive).
+fn bearer(authorization: Option<&str>) -> Option<&str> {
+    let (scheme, token) = authorization?.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
 impl App {
+    /// Authentication, the same for every transport: `authorization: Bearer <token>`, plus the
+    /// optional `x-idempotency-key`. The values are the raw header/metadata values.
+    pub(crate) async fn caller(
+        &self,
+        authorization: Option<&str>,
+        idempotency_key: Option<&str>,
+    ) -> Result<Caller> {
+        let token = bearer(authorization).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Unauthenticated,
+                "missing bearer token: send `authorization: Bearer <token>`",
+            )
+        })?;
+        let account = self.store.authenticate(token.to_owned()).await?;
+        let idempotency_key = idempotency_key
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(str::to_owned);
+        Ok(Caller {
+            account,
+            idempotency_key,
+        })
+    }
+
     async fn write(
         &self,
         caller: &Caller,

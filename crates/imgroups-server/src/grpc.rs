@@ -3,7 +3,7 @@
 use std::pin::Pin;
 
 use futures::Stream;
-use imgroups_core::{ChatGuid, Error, ErrorKind, Result};
+use imgroups_core::{ChatGuid, Result};
 use imgroups_proto::pb;
 use imgroups_proto::pbjson_types::Empty;
 use tokio_stream::wrappers::ReceiverStream;
@@ -23,35 +23,12 @@ pub(crate) struct Grpc {
     pub(crate) streams: Streams,
 }
 
-fn bearer<T>(req: &Request<T>) -> Option<&str> {
-    let value = req.metadata().get("authorization")?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
-}
-
 impl Grpc {
     async fn caller<T>(&self, req: &Request<T>) -> Result<Caller> {
-        let token = bearer(req).ok_or_else(|| {
-            Error::new(
-                ErrorKind::Unauthenticated,
-                "missing bearer token: send `authorization: Bearer <token>`",
-            )
-        })?;
-        let account = self.app.store.authenticate(token.to_owned()).await?;
-        let idempotency_key = req
-            .metadata()
-            .get("x-idempotency-key")
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
-            .map(str::to_owned);
-        Ok(Caller {
-            account,
-            idempotency_key,
-        })
+        let header = |name: &str| req.metadata().get(name).and_then(|v| v.to_str().ok());
+        self.app
+            .caller(header("authorization"), header("x-idempotency-key"))
+            .await
     }
 
     /// Authenticates, then runs `f` with the caller and the request body.

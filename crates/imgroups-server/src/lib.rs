@@ -118,6 +118,12 @@ pub async fn serve(
     };
     let http_stop = stop.clone();
     let http_served = async {
+        // Small JSON answers must not wait for the peer's delayed ACK (Nagle).
+        let http = axum::serve::ListenerExt::tap_io(http, |tcp| {
+            if let Err(err) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %err, "cannot set TCP_NODELAY");
+            }
+        });
         let result = axum::serve(http, router)
             .with_graceful_shutdown(http_stop.clone().cancelled_owned())
             .await;

@@ -79,6 +79,9 @@ pub fn open_connection(path: &Path, durability: Durability) -> Result<Connection
         })?;
     }
     let mut conn = Connection::open(path).db()?;
+    // The write path alone uses more distinct statements than rusqlite's default cache (16)
+    // holds; a thrashing cache re-parses SQL on every request.
+    conn.set_prepared_statement_cache_capacity(128);
     conn.busy_timeout(Duration::from_secs(10)).db()?;
     conn.pragma_update(None, "journal_mode", "WAL").db()?;
     let sync = match durability {

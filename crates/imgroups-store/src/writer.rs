@@ -203,6 +203,14 @@ fn retain(tx: &Connection, appended: &[(AccountId, Event)], keep: u64) -> Result
     Ok(())
 }
 
+/// Runs a parameterless statement through the statement cache (no re-parse per request).
+fn sql(tx: &Connection, statement: &str) -> Result<()> {
+    tx.prepare_cached(statement)
+        .and_then(|mut s| s.execute([]))
+        .db()
+        .map(drop)
+}
+
 /// One request's answer and the events it appended.
 type Applied = (Result<Outcome>, Vec<(AccountId, Event)>);
 
@@ -243,17 +251,17 @@ fn apply(tx: &Connection, job: &Job, now: Timestamp, ttl_start: Timestamp) -> Re
         }
     }
 
-    tx.execute_batch("SAVEPOINT request").db()?;
+    sql(tx, "SAVEPOINT request")?;
     let mut db = Db::new(tx);
     let result = engine::execute(&mut db, job.account, now, &job.command);
     let events = match &result {
         Ok(_) => {
-            tx.execute_batch("RELEASE request").db()?;
+            sql(tx, "RELEASE request")?;
             std::mem::take(&mut db.appended)
         }
         Err(_) => {
-            tx.execute_batch("ROLLBACK TO request; RELEASE request")
-                .db()?;
+            sql(tx, "ROLLBACK TO request")?;
+            sql(tx, "RELEASE request")?;
             Vec::new()
         }
     };

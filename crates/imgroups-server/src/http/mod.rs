@@ -26,7 +26,7 @@ use axum::routing::{delete, get, post, MethodFilter, MethodRouter};
 use axum::Router;
 use http::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use http::{Method, StatusCode};
-use imgroups_core::{Error, ErrorKind, Result};
+use imgroups_core::{Error, Result};
 use imgroups_proto::pbjson_types::Empty;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -412,36 +412,14 @@ async fn method_not_allowed(method: Method, uri: http::Uri) -> ApiError {
 
 // ------------------------------------------------------------------------ request decoding
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
-}
-
 impl Http {
     /// The same authentication as gRPC: `authorization: Bearer <token>`, and the optional
     /// `x-idempotency-key`.
     pub(crate) async fn caller(&self, headers: &HeaderMap) -> Result<Caller> {
-        let token = bearer(headers).ok_or_else(|| {
-            Error::new(
-                ErrorKind::Unauthenticated,
-                "missing bearer token: send `authorization: Bearer <token>`",
-            )
-        })?;
-        let account = self.app.store.authenticate(token.to_owned()).await?;
-        let idempotency_key = headers
-            .get("x-idempotency-key")
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
-            .map(str::to_owned);
-        Ok(Caller {
-            account,
-            idempotency_key,
-        })
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        self.app
+            .caller(header("authorization"), header("x-idempotency-key"))
+            .await
     }
 }
 
