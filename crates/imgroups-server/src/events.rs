@@ -20,7 +20,7 @@ use tokio_util::task::TaskTracker;
 /// Frames queued per subscriber before the producer waits for the client.
 pub(crate) const OUT_QUEUE: usize = 64;
 /// Events read from the log per query.
-const PAGE: usize = 512;
+const PAGE: usize = 2048;
 
 /// What a stream sends, before it is dressed as a wire message.
 pub(crate) enum Frame {
@@ -31,6 +31,14 @@ pub(crate) enum Frame {
     },
     /// The stream cannot continue; sent as its final status.
     Failed(imgroups_core::Error),
+}
+
+/// The frames of a stream task, one by one, as a transport sends them.
+pub(crate) fn frames<T: Send + 'static>(
+    rx: mpsc::Receiver<Vec<T>>,
+) -> impl futures::Stream<Item = T> + Send + 'static {
+    use futures::StreamExt;
+    tokio_stream::wrappers::ReceiverStream::new(rx).flat_map(futures::stream::iter)
 }
 
 /// Owns every stream task, so shutdown can end them and wait for them.
@@ -44,7 +52,7 @@ pub(crate) struct Streams {
 
 /// A stream task's way out: frames go to the client until it disconnects or the server stops.
 struct Sink<T> {
-    out: mpsc::Sender<T>,
+    out: mpsc::Sender<Vec<T>>,
     map: fn(Frame) -> T,
     shutdown: CancellationToken,
     born: Instant,
@@ -53,7 +61,7 @@ struct Sink<T> {
 }
 
 impl<T> Sink<T> {
-    fn new(out: mpsc::Sender<T>, map: fn(Frame) -> T, shutdown: CancellationToken) -> Self {
+    fn new(out: mpsc::Sender<Vec<T>>, map: fn(Frame) -> T, shutdown: CancellationToken) -> Self {
         Sink {
             out,
             map,
@@ -65,8 +73,18 @@ impl<T> Sink<T> {
 
     /// False once the stream should end.
     async fn send(&self, frame: Frame) -> bool {
+        self.send_batch(vec![frame]).await
+    }
+
+    /// Sends several frames as one queue item: per-frame channel hand-offs dominate the cost
+    /// of a catch-up otherwise. An empty batch sends nothing.
+    async fn send_batch(&self, frames: Vec<Frame>) -> bool {
+        if frames.is_empty() {
+            return true;
+        }
+        let batch = frames.into_iter().map(self.map).collect();
         let sent = tokio::select! {
-            sent = self.out.send((self.map)(frame)) => sent.is_ok(),
+            sent = self.out.send(batch) => sent.is_ok(),
             _ = self.shutdown.cancelled() => false,
         };
         if sent {
@@ -110,7 +128,7 @@ impl Streams {
         account: AccountId,
         filter: Option<ChatGuid>,
         map: fn(Frame) -> T,
-    ) -> Result<mpsc::Receiver<T>> {
+    ) -> Result<mpsc::Receiver<Vec<T>>> {
         self.subscribe_after(account, filter, None, map).await
     }
 
@@ -124,7 +142,7 @@ impl Streams {
         filter: Option<ChatGuid>,
         after: Option<u64>,
         map: fn(Frame) -> T,
-    ) -> Result<mpsc::Receiver<T>> {
+    ) -> Result<mpsc::Receiver<Vec<T>>> {
         // Listen first, then read the head: anything committed after the head read arrives on
         // the doorbell (or is found in the log), so nothing falls between the two.
         let doorbell = self.store.subscribe_commits();
@@ -175,7 +193,7 @@ impl Streams {
     pub(crate) fn heartbeats_only<T: Send + 'static>(
         &self,
         map: fn(Frame) -> T,
-    ) -> mpsc::Receiver<T> {
+    ) -> mpsc::Receiver<Vec<T>> {
         let (out, rx) = mpsc::channel(1);
         let sink = Sink::new(out, map, self.shutdown.clone());
         let heartbeat = self.heartbeat;
@@ -204,7 +222,7 @@ impl Streams {
         account: AccountId,
         after: u64,
         map: fn(Frame) -> T,
-    ) -> Result<mpsc::Receiver<T>> {
+    ) -> Result<mpsc::Receiver<Vec<T>>> {
         let bounds = self.store.log_bounds(account).await?;
         bounds.check_cursor(after)?;
         let head = bounds.head;
@@ -212,13 +230,25 @@ impl Streams {
         let sink = Sink::new(out, map, self.shutdown.clone());
         let store = self.store.clone();
         self.tasks.spawn(async move {
+            let read = |cursor: u64| {
+                let store = store.clone();
+                tokio::spawn(async move { store.read_events(account, cursor, head, PAGE).await })
+            };
+            // While one page goes out, the next is read.
             let mut cursor = after;
-            while cursor < head {
-                let page = match store.read_events(account, cursor, head, PAGE).await {
-                    Ok(page) => page,
-                    Err(err) => {
+            let mut next = (cursor < head).then(|| read(cursor));
+            while let Some(pending) = next.take() {
+                let page = match pending.await {
+                    Ok(Ok(page)) => page,
+                    Ok(Err(err)) => {
                         tracing::warn!(error = %err, "catch-up read failed");
                         sink.send(Frame::Failed(err)).await;
+                        return;
+                    }
+                    Err(err) => {
+                        tracing::error!(error = %err, "catch-up read task failed");
+                        sink.send(Frame::Failed(imgroups_core::Error::internal()))
+                            .await;
                         return;
                     }
                 };
@@ -228,11 +258,15 @@ impl Streams {
                         .await;
                     return;
                 }
-                for event in page {
-                    cursor = event.sequence;
-                    if !sink.send(Frame::Event(event)).await {
-                        return;
-                    }
+                cursor = page.last().map_or(cursor, |e| e.sequence);
+                if cursor < head {
+                    next = Some(read(cursor));
+                }
+                if !sink
+                    .send_batch(page.into_iter().map(Frame::Event).collect())
+                    .await
+                {
+                    return;
                 }
             }
             sink.send(Frame::Complete { head }).await;
@@ -263,23 +297,7 @@ impl Live {
                 _ = sink.out.closed() => return,
                 bell = doorbell.recv() => {
                     let ok = match bell {
-                        Ok(commit) => {
-                            let mut ok = true;
-                            for (account, event) in &commit.events {
-                                if *account != self.account || event.sequence <= self.cursor {
-                                    continue;
-                                }
-                                if event.sequence != self.cursor + 1 {
-                                    // A gap means we missed a commit: the log has it.
-                                    ok = self.replay_log(event.sequence - 1, &sink).await;
-                                }
-                                ok = ok && self.deliver(event.clone(), &sink).await;
-                                if !ok {
-                                    break;
-                                }
-                            }
-                            ok
-                        }
+                        Ok(commit) => self.deliver_commit(&commit, &sink).await,
                         Err(broadcast::error::RecvError::Lagged(missed)) => {
                             tracing::debug!(missed, account = self.account, "subscriber lagged; reading the log");
                             match self.store.head(self.account).await {
@@ -302,13 +320,38 @@ impl Live {
         }
     }
 
-    async fn deliver<T>(&mut self, event: Event, sink: &Sink<T>) -> bool {
-        self.cursor = event.sequence;
-        let wanted = self
-            .filter
+    fn wants(&self, event: &Event) -> bool {
+        self.filter
             .as_ref()
-            .is_none_or(|chat| *chat == event.chat_guid);
-        !wanted || sink.send(Frame::Event(event)).await
+            .is_none_or(|chat| *chat == event.chat_guid)
+    }
+
+    /// Passes this account's events of one commit, as one batch. Events at or below the
+    /// cursor were already passed (by a log replay); a gap means a commit was missed, and the
+    /// log fills it before anything newer goes out.
+    async fn deliver_commit<T>(
+        &mut self,
+        commit: &imgroups_store::Committed,
+        sink: &Sink<T>,
+    ) -> bool {
+        let mut batch = Vec::new();
+        for (account, event) in &commit.events {
+            if *account != self.account || event.sequence <= self.cursor {
+                continue;
+            }
+            // A gap: send what we have, then let the log fill it before anything newer.
+            if event.sequence != self.cursor + 1
+                && (!sink.send_batch(std::mem::take(&mut batch)).await
+                    || !self.replay_log(event.sequence - 1, sink).await)
+            {
+                return false;
+            }
+            self.cursor = event.sequence;
+            if self.wants(event) {
+                batch.push(Frame::Event(event.clone()));
+            }
+        }
+        sink.send_batch(batch).await
     }
 
     /// Delivers everything after the cursor up to `up_to` from the log, page by page.
@@ -331,10 +374,14 @@ impl Live {
                 sink.send(Frame::Failed(failure)).await;
                 return false;
             }
-            for event in page {
-                if !self.deliver(event, sink).await {
-                    return false;
-                }
+            self.cursor = page.last().map_or(self.cursor, |e| e.sequence);
+            let wanted: Vec<Frame> = page
+                .into_iter()
+                .filter(|e| self.wants(e))
+                .map(Frame::Event)
+                .collect();
+            if !sink.send_batch(wanted).await {
+                return false;
             }
         }
         true

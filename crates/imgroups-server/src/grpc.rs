@@ -6,7 +6,6 @@ use futures::Stream;
 use imgroups_core::{ChatGuid, Result};
 use imgroups_proto::pb;
 use imgroups_proto::pbjson_types::Empty;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::api::{unimplemented, App, Caller};
@@ -54,9 +53,9 @@ impl Grpc {
 }
 
 fn boxed<T: Send + 'static>(
-    rx: tokio::sync::mpsc::Receiver<std::result::Result<T, Status>>,
+    rx: tokio::sync::mpsc::Receiver<Vec<std::result::Result<T, Status>>>,
 ) -> FrameStream<T> {
-    Box::pin(ReceiverStream::new(rx))
+    Box::pin(crate::events::frames(rx))
 }
 
 fn group_frame(frame: Frame) -> std::result::Result<pb::SubscribeGroupEventsResponse, Status> {

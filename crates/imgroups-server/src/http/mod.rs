@@ -600,6 +600,7 @@ async fn openapi() -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use imgroups_core::ErrorKind;
     use imgroups_proto::pb;
 
     #[test]

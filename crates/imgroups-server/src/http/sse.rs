@@ -17,7 +17,6 @@ use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
 use http::HeaderMap;
 use imgroups_core::{ChatGuid, Error, Result};
-use tokio_stream::wrappers::ReceiverStream;
 
 use super::{ApiError, Http, QueryResult};
 use crate::events::Frame;
@@ -98,5 +97,5 @@ pub(super) async fn stream(
         .streams
         .subscribe_after(caller.account, filter, after, frame)
         .await?;
-    Ok(Sse::new(ReceiverStream::new(rx)).into_response())
+    Ok(Sse::new(crate::events::frames(rx)).into_response())
 }
