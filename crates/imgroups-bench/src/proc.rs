@@ -206,6 +206,9 @@ pub(crate) fn serve_args(data: &Path, durability: &str) -> Vec<String> {
         data.display().to_string(),
         "--grpc".into(),
         "127.0.0.1:0".into(),
+        // The HTTP side is unused here; port 0 keeps runs from colliding on 8080.
+        "--http".into(),
+        "127.0.0.1:0".into(),
         "--durability".into(),
         durability.into(),
     ]
