@@ -5,6 +5,8 @@ use imgroups_core::port::{GroupRow, NewEvent, Reader, Tx};
 use imgroups_core::{
     AccountId, Address, Change, ChatGuid, Error, Event, Message, Result, Timestamp,
 };
+use std::collections::HashMap;
+
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 /// Maps a SQLite failure to a domain error: contention is transient and retryable, anything
@@ -98,6 +100,8 @@ pub(crate) fn event_from_row(row: &Row<'_>) -> rusqlite::Result<Event> {
 pub(crate) struct Db<'c> {
     conn: &'c Connection,
     pub(crate) appended: Vec<(AccountId, Event)>,
+    /// Account addresses never change once created, so the writer keeps them across requests.
+    addresses: Option<&'c mut HashMap<AccountId, Address>>,
 }
 
 impl<'c> Db<'c> {
@@ -105,6 +109,18 @@ impl<'c> Db<'c> {
         Db {
             conn,
             appended: Vec::new(),
+            addresses: None,
+        }
+    }
+
+    pub(crate) fn with_address_cache(
+        conn: &'c Connection,
+        addresses: &'c mut HashMap<AccountId, Address>,
+    ) -> Self {
+        Db {
+            conn,
+            appended: Vec::new(),
+            addresses: Some(addresses),
         }
     }
 }
@@ -121,8 +137,8 @@ fn group_from_row(row: &Row<'_>) -> rusqlite::Result<GroupRow> {
     })
 }
 
-impl Reader for Db<'_> {
-    fn account_address(&mut self, account: AccountId) -> Result<Address> {
+impl Db<'_> {
+    fn query_account_address(&mut self, account: AccountId) -> Result<Address> {
         let address: Option<String> = self
             .conn
             .prepare_cached("SELECT address FROM accounts WHERE id = ?1")
@@ -133,7 +149,19 @@ impl Reader for Db<'_> {
             Error::internal()
         })
     }
+}
 
+impl Reader for Db<'_> {
+    fn account_address(&mut self, account: AccountId) -> Result<Address> {
+        if let Some(known) = self.addresses.as_ref().and_then(|c| c.get(&account)) {
+            return Ok(known.clone());
+        }
+        let address = self.query_account_address(account)?;
+        if let Some(cache) = self.addresses.as_mut() {
+            cache.insert(account, address.clone());
+        }
+        Ok(address)
+    }
     fn group(&mut self, identifier: &str) -> Result<Option<GroupRow>> {
         self.conn
             .prepare_cached(&format!(
@@ -197,21 +225,29 @@ impl Reader for Db<'_> {
 
 impl Tx for Db<'_> {
     fn accounts_for(&mut self, addresses: &[Address]) -> Result<Vec<(AccountId, Address)>> {
+        if addresses.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One query for the whole audience; the statement is cached per audience size.
+        let placeholders = vec!["?"; addresses.len()].join(", ");
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT id FROM accounts WHERE address = ?1")
+            .prepare_cached(&format!(
+                "SELECT id, address FROM accounts WHERE address IN ({placeholders})"
+            ))
             .db()?;
-        let mut out = Vec::new();
-        for address in addresses {
-            if let Some(id) = stmt
-                .query_row([address.as_str()], |r| r.get(0))
-                .optional()
-                .db()?
-            {
-                out.push((id, address.clone()));
-            }
-        }
-        Ok(out)
+        let found: HashMap<String, AccountId> = stmt
+            .query_map(
+                rusqlite::params_from_iter(addresses.iter().map(Address::as_str)),
+                |r| Ok((r.get(1)?, r.get(0)?)),
+            )
+            .db()?
+            .collect::<rusqlite::Result<_>>()
+            .db()?;
+        Ok(addresses
+            .iter()
+            .filter_map(|a| found.get(a.as_str()).map(|id| (*id, a.clone())))
+            .collect())
     }
 
     fn is_unreachable(&mut self, address: &Address) -> Result<bool> {

@@ -6,11 +6,12 @@
 //! with one fsync, then all answered. An answer is sent only after the commit returned, so an
 //! acknowledged write is durable.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use imgroups_core::{
-    engine, AccountId, Command, Error, ErrorKind, Event, Outcome, Result, Timestamp,
+    engine, AccountId, Address, Command, Error, ErrorKind, Event, Outcome, Result, Timestamp,
 };
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -61,6 +62,8 @@ struct Writer {
     /// Last commit time handed out; commit times never go backwards.
     clock: Timestamp,
     last_prune: Instant,
+    /// Addresses of accounts seen so far (they never change).
+    addresses: HashMap<AccountId, Address>,
 }
 
 impl Writer {
@@ -70,6 +73,7 @@ impl Writer {
             config,
             committed,
             clock: Timestamp(0),
+            addresses: HashMap::new(),
             last_prune: Instant::now() - PRUNE_EVERY,
         }
     }
@@ -127,7 +131,7 @@ impl Writer {
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .db()?;
             for job in batch.iter() {
-                let (result, events) = apply(&tx, job, now, ttl_start)?;
+                let (result, events) = apply(&tx, job, now, ttl_start, &mut self.addresses)?;
                 results.push(result);
                 appended.extend(events);
             }
@@ -216,7 +220,13 @@ type Applied = (Result<Outcome>, Vec<(AccountId, Event)>);
 
 /// Applies one request inside the batch transaction. The outer `Result` fails the whole batch
 /// (the transaction itself is broken); the inner one is this request's answer.
-fn apply(tx: &Connection, job: &Job, now: Timestamp, ttl_start: Timestamp) -> Result<Applied> {
+fn apply(
+    tx: &Connection,
+    job: &Job,
+    now: Timestamp,
+    ttl_start: Timestamp,
+    addresses: &mut HashMap<AccountId, Address>,
+) -> Result<Applied> {
     let method = job.command.method();
     // Only keyed requests need a fingerprint (hashing a 10 MiB icon is not free).
     let fingerprint = job.key.as_ref().map(|_| job.command.fingerprint());
@@ -252,7 +262,7 @@ fn apply(tx: &Connection, job: &Job, now: Timestamp, ttl_start: Timestamp) -> Re
     }
 
     sql(tx, "SAVEPOINT request")?;
-    let mut db = Db::new(tx);
+    let mut db = Db::with_address_cache(tx, addresses);
     let result = engine::execute(&mut db, job.account, now, &job.command);
     let events = match &result {
         Ok(_) => {
