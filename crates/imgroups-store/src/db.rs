@@ -100,8 +100,41 @@ pub(crate) fn event_from_row(row: &Row<'_>) -> rusqlite::Result<Event> {
 pub(crate) struct Db<'c> {
     conn: &'c Connection,
     pub(crate) appended: Vec<(AccountId, Event)>,
-    /// Account addresses never change once created, so the writer keeps them across requests.
-    addresses: Option<&'c mut HashMap<AccountId, Address>>,
+    cache: Option<&'c mut WriterCache>,
+}
+
+/// State the writer keeps between requests so that each request reads less.
+///
+/// Exact, not approximate: account addresses never change once created, and the writer is the
+/// only writer of groups and members, so it updates its cache as it writes. A request that
+/// fails (its savepoint rolled back) or a batch that does not commit may have changed cached
+/// rows that the database then discarded, so the writer calls [`WriterCache::forget_groups`]
+/// whenever that happens.
+#[derive(Default)]
+pub(crate) struct WriterCache {
+    addresses: HashMap<AccountId, Address>,
+    group_keys: HashMap<String, i64>,
+    groups: HashMap<i64, GroupRow>,
+    members: HashMap<i64, Vec<Address>>,
+}
+
+/// Above this many cached groups the cache starts over, bounding its memory.
+const MAX_CACHED_GROUPS: usize = 10_000;
+
+impl WriterCache {
+    pub(crate) fn forget_groups(&mut self) {
+        self.group_keys.clear();
+        self.groups.clear();
+        self.members.clear();
+    }
+
+    fn remember_group(&mut self, row: &GroupRow) {
+        if self.groups.len() >= MAX_CACHED_GROUPS {
+            self.forget_groups();
+        }
+        self.group_keys.insert(row.identifier.clone(), row.key);
+        self.groups.insert(row.key, row.clone());
+    }
 }
 
 impl<'c> Db<'c> {
@@ -109,19 +142,20 @@ impl<'c> Db<'c> {
         Db {
             conn,
             appended: Vec::new(),
-            addresses: None,
+            cache: None,
         }
     }
 
-    pub(crate) fn with_address_cache(
-        conn: &'c Connection,
-        addresses: &'c mut HashMap<AccountId, Address>,
-    ) -> Self {
+    pub(crate) fn with_cache(conn: &'c Connection, cache: &'c mut WriterCache) -> Self {
         Db {
             conn,
             appended: Vec::new(),
-            addresses: Some(addresses),
+            cache: Some(cache),
         }
+    }
+
+    fn cached_group(&mut self, key: i64) -> Option<&mut GroupRow> {
+        self.cache.as_mut().and_then(|c| c.groups.get_mut(&key))
     }
 }
 
@@ -153,25 +187,72 @@ impl Db<'_> {
 
 impl Reader for Db<'_> {
     fn account_address(&mut self, account: AccountId) -> Result<Address> {
-        if let Some(known) = self.addresses.as_ref().and_then(|c| c.get(&account)) {
+        if let Some(known) = self.cache.as_ref().and_then(|c| c.addresses.get(&account)) {
             return Ok(known.clone());
         }
         let address = self.query_account_address(account)?;
-        if let Some(cache) = self.addresses.as_mut() {
-            cache.insert(account, address.clone());
+        if let Some(cache) = self.cache.as_mut() {
+            cache.addresses.insert(account, address.clone());
         }
         Ok(address)
     }
+
     fn group(&mut self, identifier: &str) -> Result<Option<GroupRow>> {
-        self.conn
+        if let Some(cache) = self.cache.as_ref() {
+            if let Some(row) = cache
+                .group_keys
+                .get(identifier)
+                .and_then(|key| cache.groups.get(key))
+            {
+                return Ok(Some(row.clone()));
+            }
+        }
+        let row = self
+            .conn
             .prepare_cached(&format!(
                 "SELECT {GROUP_COLUMNS} FROM groups WHERE identifier = ?1"
             ))
             .and_then(|mut s| s.query_row([identifier], group_from_row).optional())
-            .db()
+            .db()?;
+        if let (Some(cache), Some(row)) = (self.cache.as_mut(), row.as_ref()) {
+            cache.remember_group(row);
+        }
+        Ok(row)
     }
 
     fn members(&mut self, group: i64) -> Result<Vec<Address>> {
+        if let Some(known) = self.cache.as_ref().and_then(|c| c.members.get(&group)) {
+            return Ok(known.clone());
+        }
+        let members = self.query_members(group)?;
+        if let Some(cache) = self.cache.as_mut() {
+            // Only members of groups whose row is cached, so the group bound covers both.
+            if cache.groups.contains_key(&group) {
+                cache.members.insert(group, members.clone());
+            }
+        }
+        Ok(members)
+    }
+
+    fn icon(&mut self, group: i64) -> Result<Option<(Vec<u8>, String)>> {
+        self.query_icon(group)
+    }
+
+    fn groups_of(&mut self, address: &Address) -> Result<Vec<GroupRow>> {
+        self.query_groups_of(address)
+    }
+
+    fn has_direct_chat(&mut self, account: AccountId, address: &Address) -> Result<bool> {
+        self.query_has_direct_chat(account, address)
+    }
+
+    fn count_direct_chats(&mut self, account: AccountId) -> Result<u64> {
+        self.query_count_direct_chats(account)
+    }
+}
+
+impl Db<'_> {
+    fn query_members(&mut self, group: i64) -> Result<Vec<Address>> {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT address FROM members WHERE group_key = ?1 ORDER BY id")
@@ -184,7 +265,7 @@ impl Reader for Db<'_> {
         rows.collect::<rusqlite::Result<_>>().db()
     }
 
-    fn icon(&mut self, group: i64) -> Result<Option<(Vec<u8>, String)>> {
+    fn query_icon(&mut self, group: i64) -> Result<Option<(Vec<u8>, String)>> {
         self.conn
             .prepare_cached("SELECT data, mime FROM icons WHERE group_key = ?1")
             .and_then(|mut s| {
@@ -194,7 +275,7 @@ impl Reader for Db<'_> {
             .db()
     }
 
-    fn groups_of(&mut self, address: &Address) -> Result<Vec<GroupRow>> {
+    fn query_groups_of(&mut self, address: &Address) -> Result<Vec<GroupRow>> {
         let mut stmt = self
             .conn
             .prepare_cached(
@@ -207,14 +288,14 @@ impl Reader for Db<'_> {
         rows.collect::<rusqlite::Result<_>>().db()
     }
 
-    fn has_direct_chat(&mut self, account: AccountId, address: &Address) -> Result<bool> {
+    fn query_has_direct_chat(&mut self, account: AccountId, address: &Address) -> Result<bool> {
         self.conn
             .prepare_cached("SELECT 1 FROM direct_chats WHERE account_id = ?1 AND address = ?2")
             .and_then(|mut s| s.exists(params![account, address.as_str()]))
             .db()
     }
 
-    fn count_direct_chats(&mut self, account: AccountId) -> Result<u64> {
+    fn query_count_direct_chats(&mut self, account: AccountId) -> Result<u64> {
         self.conn
             .prepare_cached("SELECT count(*) FROM direct_chats WHERE account_id = ?1")
             .and_then(|mut s| s.query_row([account], |r| r.get::<_, i64>(0)))
@@ -278,24 +359,33 @@ impl Tx for Db<'_> {
         self.conn
             .prepare_cached("UPDATE groups SET display_name = ?2 WHERE id = ?1")
             .and_then(|mut s| s.execute(params![group, name]))
-            .db()
-            .map(drop)
+            .db()?;
+        if let Some(row) = self.cached_group(group) {
+            row.display_name = Some(name.to_owned());
+        }
+        Ok(())
     }
 
     fn add_member(&mut self, group: i64, address: &Address) -> Result<()> {
         self.conn
             .prepare_cached("INSERT INTO members (group_key, address) VALUES (?1, ?2)")
             .and_then(|mut s| s.execute(params![group, address.as_str()]))
-            .db()
-            .map(drop)
+            .db()?;
+        if let Some(members) = self.cache.as_mut().and_then(|c| c.members.get_mut(&group)) {
+            members.push(address.clone());
+        }
+        Ok(())
     }
 
     fn remove_member(&mut self, group: i64, address: &Address) -> Result<()> {
         self.conn
             .prepare_cached("DELETE FROM members WHERE group_key = ?1 AND address = ?2")
             .and_then(|mut s| s.execute(params![group, address.as_str()]))
-            .db()
-            .map(drop)
+            .db()?;
+        if let Some(members) = self.cache.as_mut().and_then(|c| c.members.get_mut(&group)) {
+            members.retain(|m| m != address);
+        }
+        Ok(())
     }
 
     fn set_icon(&mut self, group: i64, data: &[u8], mime: &str, hash: &[u8]) -> Result<()> {
@@ -309,8 +399,11 @@ impl Tx for Db<'_> {
         self.conn
             .prepare_cached("UPDATE groups SET icon_hash = ?2 WHERE id = ?1")
             .and_then(|mut s| s.execute(params![group, hash]))
-            .db()
-            .map(drop)
+            .db()?;
+        if let Some(row) = self.cached_group(group) {
+            row.icon_hash = Some(hash.to_vec());
+        }
+        Ok(())
     }
 
     fn clear_icon(&mut self, group: i64) -> Result<()> {
@@ -321,8 +414,11 @@ impl Tx for Db<'_> {
         self.conn
             .prepare_cached("UPDATE groups SET icon_hash = NULL WHERE id = ?1")
             .and_then(|mut s| s.execute([group]))
-            .db()
-            .map(drop)
+            .db()?;
+        if let Some(row) = self.cached_group(group) {
+            row.icon_hash = None;
+        }
+        Ok(())
     }
 
     fn ensure_direct_chat(

@@ -6,17 +6,16 @@
 //! with one fsync, then all answered. An answer is sent only after the commit returned, so an
 //! acknowledged write is durable.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use imgroups_core::{
-    engine, AccountId, Address, Command, Error, ErrorKind, Event, Outcome, Result, Timestamp,
+    engine, AccountId, Command, Error, ErrorKind, Event, Outcome, Result, Timestamp,
 };
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::db::{Db, SqlResult};
+use crate::db::{Db, SqlResult, WriterCache};
 use crate::Config;
 
 pub(crate) enum Msg {
@@ -62,8 +61,7 @@ struct Writer {
     /// Last commit time handed out; commit times never go backwards.
     clock: Timestamp,
     last_prune: Instant,
-    /// Addresses of accounts seen so far (they never change).
-    addresses: HashMap<AccountId, Address>,
+    cache: WriterCache,
 }
 
 impl Writer {
@@ -73,7 +71,7 @@ impl Writer {
             config,
             committed,
             clock: Timestamp(0),
-            addresses: HashMap::new(),
+            cache: WriterCache::default(),
             last_prune: Instant::now() - PRUNE_EVERY,
         }
     }
@@ -131,7 +129,7 @@ impl Writer {
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .db()?;
             for job in batch.iter() {
-                let (result, events) = apply(&tx, job, now, ttl_start, &mut self.addresses)?;
+                let (result, events) = apply(&tx, job, now, ttl_start, &mut self.cache)?;
                 results.push(result);
                 appended.extend(events);
             }
@@ -142,6 +140,7 @@ impl Writer {
         })();
         if let Err(err) = outcome {
             // Nothing of this batch was committed: every request fails, none is half-applied.
+            self.cache.forget_groups();
             tracing::warn!(error = %err, requests = batch.len(), "batch not committed");
             let err = if err.kind == ErrorKind::Internal {
                 Error::unavailable("the write could not be stored; retry")
@@ -225,7 +224,7 @@ fn apply(
     job: &Job,
     now: Timestamp,
     ttl_start: Timestamp,
-    addresses: &mut HashMap<AccountId, Address>,
+    cache: &mut WriterCache,
 ) -> Result<Applied> {
     let method = job.command.method();
     // Only keyed requests need a fingerprint (hashing a 10 MiB icon is not free).
@@ -262,7 +261,7 @@ fn apply(
     }
 
     sql(tx, "SAVEPOINT request")?;
-    let mut db = Db::with_address_cache(tx, addresses);
+    let mut db = Db::with_cache(tx, cache);
     let result = engine::execute(&mut db, job.account, now, &job.command);
     let events = match &result {
         Ok(_) => {
@@ -275,6 +274,10 @@ fn apply(
             Vec::new()
         }
     };
+    if result.is_err() {
+        // The rollback may have undone changes the cache already holds.
+        cache.forget_groups();
+    }
 
     if let Some(key) = &job.key {
         let remember = match &result {
