@@ -17,10 +17,14 @@ use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// Frames queued per subscriber before the producer waits for the client.
-pub(crate) const OUT_QUEUE: usize = 64;
-/// Events read from the log per query.
+/// Batches queued per stream before its task waits for the client. Together with the page
+/// sizes below this bounds what one stalled stream can hold: 4 × 256 events for a live
+/// subscriber, 4 × 2048 for a catch-up (one per call, sized for throughput).
+pub(crate) const OUT_QUEUE: usize = 4;
+/// Events read from the log per query by a catch-up.
 const PAGE: usize = 2048;
+/// Events read from the log per query by a live subscriber that fell behind.
+const LIVE_PAGE: usize = 256;
 
 /// What a stream sends, before it is dressed as a wire message.
 pub(crate) enum Frame {
@@ -359,7 +363,7 @@ impl Live {
         while self.cursor < up_to {
             let page = match self
                 .store
-                .read_events(self.account, self.cursor, up_to, PAGE)
+                .read_events(self.account, self.cursor, up_to, LIVE_PAGE)
                 .await
             {
                 Ok(page) => page,
