@@ -17,14 +17,17 @@ use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// Batches queued per stream before its task waits for the client. Together with the page
-/// sizes below this bounds what one stalled stream can hold: 4 × 256 events for a live
-/// subscriber, 4 × 2048 for a catch-up (one per call, sized for throughput).
-pub(crate) const OUT_QUEUE: usize = 4;
+/// Batches queued per live stream before its task waits for the client. Live batches are one
+/// commit's events (usually a few) or one page of a log replay, so a stalled live subscriber
+/// holds at most about `LIVE_QUEUE × LIVE_PAGE` events; the queue is deep enough to ride out
+/// bursts without falling back to the log.
+const LIVE_QUEUE: usize = 32;
+/// Events read from the log per query by a live subscriber that fell behind.
+const LIVE_PAGE: usize = 64;
+/// Batches queued per catch-up stream: pages are large, and the next one is read ahead.
+const CATCH_UP_QUEUE: usize = 4;
 /// Events read from the log per query by a catch-up.
 const PAGE: usize = 2048;
-/// Events read from the log per query by a live subscriber that fell behind.
-const LIVE_PAGE: usize = 256;
 
 /// What a stream sends, before it is dressed as a wire message.
 pub(crate) enum Frame {
@@ -166,7 +169,7 @@ impl Streams {
             }
             None => head,
         };
-        let (out, rx) = mpsc::channel(OUT_QUEUE);
+        let (out, rx) = mpsc::channel(LIVE_QUEUE);
         let sink = Sink::new(out, map, self.shutdown.clone());
         let live = Live {
             store: self.store.clone(),
@@ -230,7 +233,7 @@ impl Streams {
         let bounds = self.store.log_bounds(account).await?;
         bounds.check_cursor(after)?;
         let head = bounds.head;
-        let (out, rx) = mpsc::channel(OUT_QUEUE);
+        let (out, rx) = mpsc::channel(CATCH_UP_QUEUE);
         let sink = Sink::new(out, map, self.shutdown.clone());
         let store = self.store.clone();
         self.tasks.spawn(async move {
