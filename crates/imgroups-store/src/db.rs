@@ -5,7 +5,7 @@ use imgroups_core::port::{GroupRow, NewEvent, Reader, Tx};
 use imgroups_core::{
     AccountId, Address, Change, ChatGuid, Error, Event, Message, Result, Timestamp,
 };
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
@@ -112,6 +112,13 @@ pub(crate) struct Db<'c> {
 /// whenever that happens.
 #[derive(Default)]
 pub(crate) struct WriterCache {
+    /// Each account's head sequence as of this transaction (committed heads plus what this
+    /// batch appended).
+    heads: HashMap<AccountId, i64>,
+    /// Accounts whose head moved in this batch and must be stored before commit.
+    dirty: HashSet<AccountId>,
+    /// Heads as they were before the current request, to undo it if it rolls back.
+    undo: Vec<(AccountId, Option<i64>)>,
     addresses: HashMap<AccountId, Address>,
     group_keys: HashMap<String, i64>,
     groups: HashMap<i64, GroupRow>,
@@ -122,6 +129,43 @@ pub(crate) struct WriterCache {
 const MAX_CACHED_GROUPS: usize = 10_000;
 
 impl WriterCache {
+    /// A request starts: nothing to undo yet.
+    pub(crate) fn begin_request(&mut self) {
+        self.undo.clear();
+    }
+
+    /// The current request rolled back: its head moves and any cached rows go too.
+    pub(crate) fn undo_request(&mut self) {
+        for (account, head) in self.undo.drain(..) {
+            match head {
+                Some(head) => self.heads.insert(account, head),
+                None => self.heads.remove(&account),
+            };
+        }
+        self.forget_groups();
+    }
+
+    /// Stores the heads this batch moved; call inside the batch transaction, before COMMIT.
+    pub(crate) fn flush_heads(&mut self, tx: &Connection) -> Result<()> {
+        let mut stmt = tx
+            .prepare_cached("UPDATE accounts SET head_seq = ?2 WHERE id = ?1")
+            .db()?;
+        for account in self.dirty.drain() {
+            if let Some(head) = self.heads.get(&account) {
+                stmt.execute(params![account, head]).db()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The batch did not commit: nothing cached can be trusted.
+    pub(crate) fn forget_all(&mut self) {
+        self.heads.clear();
+        self.dirty.clear();
+        self.undo.clear();
+        self.forget_groups();
+    }
+
     pub(crate) fn forget_groups(&mut self) {
         self.group_keys.clear();
         self.groups.clear();
@@ -156,6 +200,31 @@ impl<'c> Db<'c> {
 
     fn cached_group(&mut self, key: i64) -> Option<&mut GroupRow> {
         self.cache.as_mut().and_then(|c| c.groups.get_mut(&key))
+    }
+
+    /// The next sequence for `account` from the writer's in-memory head (loaded on first use),
+    /// remembering the previous head so a rolled-back request can be undone.
+    fn next_sequence(&mut self, account: AccountId) -> Result<i64> {
+        let known = self
+            .cache
+            .as_ref()
+            .and_then(|c| c.heads.get(&account).copied());
+        let head = match known {
+            Some(head) => head,
+            None => self
+                .conn
+                .prepare_cached("SELECT head_seq FROM accounts WHERE id = ?1")
+                .and_then(|mut s| s.query_row([account], |r| r.get::<_, i64>(0)))
+                .db()?,
+        };
+        if let Some(cache) = self.cache.as_mut() {
+            if !cache.undo.iter().any(|(a, _)| *a == account) {
+                cache.undo.push((account, known));
+            }
+            cache.heads.insert(account, head + 1);
+            cache.dirty.insert(account);
+        }
+        Ok(head + 1)
     }
 }
 
@@ -463,13 +532,18 @@ impl Tx for Db<'_> {
     }
 
     fn append_event(&mut self, account: AccountId, event: NewEvent<'_>) -> Result<u64> {
-        let seq: i64 = self
-            .conn
-            .prepare_cached(
-                "UPDATE accounts SET head_seq = head_seq + 1 WHERE id = ?1 RETURNING head_seq",
-            )
-            .and_then(|mut s| s.query_row([account], |r| r.get(0)))
-            .db()?;
+        let seq = match self.cache.is_some() {
+            // The writer hands out sequences from memory and stores the heads once per batch
+            // (`WriterCache::flush_heads`), in the same transaction.
+            true => self.next_sequence(account)?,
+            false => self
+                .conn
+                .prepare_cached(
+                    "UPDATE accounts SET head_seq = head_seq + 1 WHERE id = ?1 RETURNING head_seq",
+                )
+                .and_then(|mut s| s.query_row([account], |r| r.get::<_, i64>(0)))
+                .db()?,
+        };
         let (kind, value) = encode_change(event.change);
         self.conn
             .prepare_cached(

@@ -133,6 +133,7 @@ impl Writer {
                 results.push(result);
                 appended.extend(events);
             }
+            self.cache.flush_heads(&tx)?;
             if let Some(keep) = self.config.retain_events {
                 retain(&tx, &appended, keep)?;
             }
@@ -140,7 +141,7 @@ impl Writer {
         })();
         if let Err(err) = outcome {
             // Nothing of this batch was committed: every request fails, none is half-applied.
-            self.cache.forget_groups();
+            self.cache.forget_all();
             tracing::warn!(error = %err, requests = batch.len(), "batch not committed");
             let err = if err.kind == ErrorKind::Internal {
                 Error::unavailable("the write could not be stored; retry")
@@ -261,6 +262,7 @@ fn apply(
     }
 
     sql(tx, "SAVEPOINT request")?;
+    cache.begin_request();
     let mut db = Db::with_cache(tx, cache);
     let result = engine::execute(&mut db, job.account, now, &job.command);
     let events = match &result {
@@ -275,8 +277,8 @@ fn apply(
         }
     };
     if result.is_err() {
-        // The rollback may have undone changes the cache already holds.
-        cache.forget_groups();
+        // The rollback undid what this request wrote; the cache must forget it too.
+        cache.undo_request();
     }
 
     if let Some(key) = &job.key {
