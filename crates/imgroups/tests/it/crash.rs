@@ -107,16 +107,7 @@ async fn kill_9_during_concurrent_writes_loses_no_acknowledged_write() {
             }
         }
         for group in groups.iter() {
-            let chat = client
-                .chats
-                .get_chat(pb::GetChatRequest {
-                    chat_guid: group.clone(),
-                })
-                .await
-                .unwrap()
-                .into_inner()
-                .chat
-                .unwrap();
+            let chat = client.get_chat(group).await;
             assert_eq!(
                 chat.display_name.as_ref(),
                 last.get(group),
@@ -174,16 +165,7 @@ async fn graceful_restart_keeps_state_log_and_idempotency() {
     );
     let channel = server.channel().await;
     let mut me = clients(&channel, &token);
-    let chat = me
-        .chats
-        .get_chat(pb::GetChatRequest {
-            chat_guid: group.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .chat
-        .unwrap();
+    let chat = me.get_chat(&group).await;
     assert_eq!(chat.display_name.as_deref(), Some("Weekend"));
     let icon = me
         .groups

@@ -203,6 +203,19 @@ impl Clients {
             .map(|r| r.into_inner().chat.expect("chat"))
     }
 
+    /// The chat as this account sees it.
+    pub async fn get_chat(&mut self, chat: &str) -> pb::Chat {
+        self.chats
+            .get_chat(pb::GetChatRequest {
+                chat_guid: chat.to_owned(),
+            })
+            .await
+            .expect("get chat")
+            .into_inner()
+            .chat
+            .expect("chat")
+    }
+
     /// Everything in the log after `after`: (events, head from the complete frame).
     pub async fn catch_up(&mut self, after: u64) -> (Vec<(u64, pb::GroupChangeEvent)>, u64) {
         use pb::catch_up_events_response::Payload;
