@@ -79,6 +79,23 @@ enum Sub {
         #[arg(long)]
         secs: f64,
     },
+    /// Drive a running server with the W1 load (renames on distinct groups) and print one
+    /// line of figures: for profiling the write path (`perf record -p <server pid>` meanwhile).
+    Load {
+        /// The server's gRPC address.
+        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        url: String,
+        /// A bearer token for an account on that server.
+        #[arg(long)]
+        token: String,
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 10.0)]
+        secs: f64,
+        /// Rename one group only (the hot-group case).
+        #[arg(long)]
+        one_group: bool,
+    },
 }
 
 /// Sizes for one invocation.
@@ -237,6 +254,19 @@ fn main() -> ExitCode {
             durability,
             secs,
         }) => return exit(bare::run_sqlite(dir, durability, *secs)),
+        Some(Sub::Load {
+            url,
+            token,
+            concurrency,
+            secs,
+            one_group,
+        }) => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            return exit(rt.block_on(w1::load(url, token, *concurrency, *secs, *one_group)));
+        }
         None => {}
     }
     // Many subscribers need many descriptors; children inherit the raised limit.

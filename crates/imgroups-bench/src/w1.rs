@@ -68,6 +68,54 @@ pub(crate) fn missing_acks(acked: &[(String, Vec<u64>)], present: &HashSet<Strin
     (total, missing)
 }
 
+/// `imgroups-bench load`: the W1 rename load against a server started by hand.
+pub(crate) async fn load(
+    url: &str,
+    token: &str,
+    c: usize,
+    secs: f64,
+    one_group: bool,
+) -> Result<()> {
+    let auth = bearer(token)?;
+    let chans = connect(url, CHANNELS).await?;
+    let guids = create_groups(
+        &chans,
+        1000,
+        16,
+        |i| {
+            vec![
+                format!("load{i}a@bench.test"),
+                format!("load{i}b@bench.test"),
+            ]
+        },
+        |_| auth.clone(),
+        false,
+    )
+    .await?;
+    // A marker for scripts that sample the server (CPU, perf) during the measured part only.
+    println!("groups created");
+    let tag = format!("load{}", std::process::id());
+    let dur = Duration::from_secs_f64(secs);
+    let run = rename_run(&chans, &auth, &guids, one_group, c, dur, &tag).await;
+    if let Some(e) = &run.first_error {
+        return Err(format!("{} write(s) failed: {e}", run.errors).into());
+    }
+    let r = Round::from_samples(run.ops(), run.secs, run.lat_us, 0.0);
+    println!(
+        "c={c} {}: {}/s p50 {} p99 {} p99.9 {}",
+        if one_group {
+            "one group"
+        } else {
+            "1000 groups"
+        },
+        num(r.rate),
+        dur_us(r.p50),
+        dur_us(r.p99),
+        dur_us(r.p999)
+    );
+    Ok(())
+}
+
 pub(crate) async fn run(ctx: &mut Ctx) -> Result<()> {
     progress("W1: durable writes (SetDisplayName, synchronous=FULL)");
     let dir = ctx.fresh_dir("w1")?;

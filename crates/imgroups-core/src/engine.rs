@@ -5,6 +5,9 @@
 //! everything that depends only on the request, so malformed input never reaches storage;
 //! [`execute`] checks everything that depends on state, inside the write transaction, so the
 //! check and the change are atomic.
+//!
+//! Every rule is checked before the first write (see [`crate::port`]): in each arm of
+//! [`execute`] all the `return Err(..)`s come before any `tx` call that writes.
 
 use rand::Rng;
 use serde::{Deserialize, Serialize};

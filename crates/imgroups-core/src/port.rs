@@ -5,6 +5,10 @@
 //! rolls back together, and the store runs transactions one at a time in commit order, so:
 //! **per account, `append_event` hands out sequence numbers that increase by exactly one in
 //! commit order, with no gaps and no reuse.**
+//!
+//! The engine checks every rule before its first write through the [`Tx`], so a command it
+//! rejects has written nothing: stores need no per-command savepoint, and a store may treat a
+//! rejection after a write as a bug (the SQLite store then fails the whole batch).
 
 use crate::error::Result;
 use crate::ids::Address;

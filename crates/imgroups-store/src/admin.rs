@@ -1,6 +1,9 @@
 //! Accounts, tokens and the simulated network's directory: the operations the CLI performs,
 //! directly on the database, while a server may be running on it.
 
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
 use imgroups_core::{AccountId, Address, Error, ErrorKind, Result, Timestamp};
 use rand::RngCore;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -103,7 +106,48 @@ pub fn revoke_token(conn: &Connection, id_or_token: &str) -> Result<i64> {
         params![id, Timestamp::now().0],
     )
     .db()?;
+    // Committed: now tell running servers to forget the tokens they have checked.
+    note_revocation(conn)?;
     Ok(id)
+}
+
+/// Beside the database, a file that grows by one byte per revocation: its length is the
+/// revocation count. Servers cache good tokens and `stat` this file on every request, so a
+/// revocation made from another process (the CLI) takes effect on the next request, at the
+/// cost of a `stat` instead of a database read.
+pub fn revocations_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-revocations");
+    PathBuf::from(name)
+}
+
+/// How many revocations have been made (0 before the first): changes whenever one is.
+/// `None` if that cannot be known, in which case nothing may be cached.
+pub fn revocation_count(db: &Path) -> Option<u64> {
+    match std::fs::metadata(revocations_path(db)) {
+        Ok(meta) => Some(meta.len()),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Some(0),
+        Err(_) => None,
+    }
+}
+
+fn note_revocation(conn: &Connection) -> Result<()> {
+    let Some(db) = conn.path().filter(|p| !p.is_empty()) else {
+        return Ok(()); // an in-memory database has no other process to tell
+    };
+    let path = revocations_path(Path::new(db));
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut file| file.write_all(b"."))
+        .map_err(|err| {
+            tracing::error!(error = %err, path = %path.display(), "cannot record a revocation");
+            Error::unavailable(
+                "the token is revoked in the database, but running servers could not be told; \
+                 restart them",
+            )
+        })
 }
 
 pub fn list_tokens(conn: &Connection) -> Result<Vec<TokenInfo>> {

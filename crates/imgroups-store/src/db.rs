@@ -100,16 +100,18 @@ pub(crate) fn event_from_row(row: &Row<'_>) -> rusqlite::Result<Event> {
 pub(crate) struct Db<'c> {
     conn: &'c Connection,
     pub(crate) appended: Vec<(AccountId, Event)>,
+    /// Whether this unit of work has issued any write (even one that failed).
+    pub(crate) wrote: bool,
     cache: Option<&'c mut WriterCache>,
 }
 
 /// State the writer keeps between requests so that each request reads less.
 ///
 /// Exact, not approximate: account addresses never change once created, and the writer is the
-/// only writer of groups and members, so it updates its cache as it writes. A request that
-/// fails (its savepoint rolled back) or a batch that does not commit may have changed cached
-/// rows that the database then discarded, so the writer calls [`WriterCache::forget_groups`]
-/// whenever that happens.
+/// only writer of groups and members, so it updates its cache as it writes. A rejected request
+/// has written nothing (the engine checks every rule first); a batch that does not commit may
+/// have changed cached rows that the database then discarded, so the writer calls
+/// [`WriterCache::forget_all`] whenever that happens.
 #[derive(Default)]
 pub(crate) struct WriterCache {
     /// Each account's head sequence as of this transaction (committed heads plus what this
@@ -117,9 +119,13 @@ pub(crate) struct WriterCache {
     heads: HashMap<AccountId, i64>,
     /// Accounts whose head moved in this batch and must be stored before commit.
     dirty: HashSet<AccountId>,
-    /// Heads as they were before the current request, to undo it if it rolls back.
-    undo: Vec<(AccountId, Option<i64>)>,
     addresses: HashMap<AccountId, Address>,
+    /// Which addresses are accounts (`None`: not one). Accounts are created by other
+    /// connections (the CLI), so this is dropped whenever another connection has committed
+    /// (see [`WriterCache::check_outside_writes`]).
+    accounts: HashMap<Address, Option<AccountId>>,
+    /// `PRAGMA data_version` when last checked: it changes when another connection commits.
+    data_version: Option<i64>,
     group_keys: HashMap<String, i64>,
     groups: HashMap<i64, GroupRow>,
     members: HashMap<i64, Vec<Address>>,
@@ -127,22 +133,23 @@ pub(crate) struct WriterCache {
 
 /// Above this many cached groups the cache starts over, bounding its memory.
 const MAX_CACHED_GROUPS: usize = 10_000;
+/// The same for cached address lookups.
+const MAX_CACHED_ACCOUNTS: usize = 100_000;
 
 impl WriterCache {
-    /// A request starts: nothing to undo yet.
-    pub(crate) fn begin_request(&mut self) {
-        self.undo.clear();
-    }
-
-    /// The current request rolled back: its head moves and any cached rows go too.
-    pub(crate) fn undo_request(&mut self) {
-        for (account, head) in self.undo.drain(..) {
-            match head {
-                Some(head) => self.heads.insert(account, head),
-                None => self.heads.remove(&account),
-            };
+    /// Call at the start of each write transaction: forgets what other connections may have
+    /// changed since the last one. Only accounts (and tables the writer does not cache) are
+    /// written elsewhere; groups, members and heads have no other writer.
+    pub(crate) fn check_outside_writes(&mut self, tx: &Connection) -> Result<()> {
+        let version: i64 = tx
+            .prepare_cached("PRAGMA data_version")
+            .and_then(|mut s| s.query_row([], |r| r.get(0)))
+            .db()?;
+        if self.data_version != Some(version) {
+            self.accounts.clear();
+            self.data_version = Some(version);
         }
-        self.forget_groups();
+        Ok(())
     }
 
     /// Stores the heads this batch moved; call inside the batch transaction, before COMMIT.
@@ -160,9 +167,10 @@ impl WriterCache {
 
     /// The batch did not commit: nothing cached can be trusted.
     pub(crate) fn forget_all(&mut self) {
+        self.accounts.clear();
+        self.data_version = None;
         self.heads.clear();
         self.dirty.clear();
-        self.undo.clear();
         self.forget_groups();
     }
 
@@ -186,6 +194,7 @@ impl<'c> Db<'c> {
         Db {
             conn,
             appended: Vec::new(),
+            wrote: false,
             cache: None,
         }
     }
@@ -194,6 +203,7 @@ impl<'c> Db<'c> {
         Db {
             conn,
             appended: Vec::new(),
+            wrote: false,
             cache: Some(cache),
         }
     }
@@ -202,8 +212,7 @@ impl<'c> Db<'c> {
         self.cache.as_mut().and_then(|c| c.groups.get_mut(&key))
     }
 
-    /// The next sequence for `account` from the writer's in-memory head (loaded on first use),
-    /// remembering the previous head so a rolled-back request can be undone.
+    /// The next sequence for `account` from the writer's in-memory head (loaded on first use).
     fn next_sequence(&mut self, account: AccountId) -> Result<i64> {
         let known = self
             .cache
@@ -218,9 +227,6 @@ impl<'c> Db<'c> {
                 .db()?,
         };
         if let Some(cache) = self.cache.as_mut() {
-            if !cache.undo.iter().any(|(a, _)| *a == account) {
-                cache.undo.push((account, known));
-            }
             cache.heads.insert(account, head + 1);
             cache.dirty.insert(account);
         }
@@ -375,29 +381,34 @@ impl Db<'_> {
 
 impl Tx for Db<'_> {
     fn accounts_for(&mut self, addresses: &[Address]) -> Result<Vec<(AccountId, Address)>> {
-        if addresses.is_empty() {
-            return Ok(Vec::new());
+        let mut found = Vec::with_capacity(addresses.len());
+        for address in addresses {
+            let known = self
+                .cache
+                .as_ref()
+                .and_then(|c| c.accounts.get(address).copied());
+            let account = match known {
+                Some(account) => account,
+                None => {
+                    let account: Option<AccountId> = self
+                        .conn
+                        .prepare_cached("SELECT id FROM accounts WHERE address = ?1")
+                        .and_then(|mut s| s.query_row([address.as_str()], |r| r.get(0)).optional())
+                        .db()?;
+                    if let Some(cache) = self.cache.as_mut() {
+                        if cache.accounts.len() >= MAX_CACHED_ACCOUNTS {
+                            cache.accounts.clear();
+                        }
+                        cache.accounts.insert(address.clone(), account);
+                    }
+                    account
+                }
+            };
+            if let Some(account) = account {
+                found.push((account, address.clone()));
+            }
         }
-        // One query for the whole audience; the statement is cached per audience size.
-        let placeholders = vec!["?"; addresses.len()].join(", ");
-        let mut stmt = self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT id, address FROM accounts WHERE address IN ({placeholders})"
-            ))
-            .db()?;
-        let found: HashMap<String, AccountId> = stmt
-            .query_map(
-                rusqlite::params_from_iter(addresses.iter().map(Address::as_str)),
-                |r| Ok((r.get(1)?, r.get(0)?)),
-            )
-            .db()?
-            .collect::<rusqlite::Result<_>>()
-            .db()?;
-        Ok(addresses
-            .iter()
-            .filter_map(|a| found.get(a.as_str()).map(|id| (*id, a.clone())))
-            .collect())
+        Ok(found)
     }
 
     fn is_unreachable(&mut self, address: &Address) -> Result<bool> {
@@ -413,6 +424,7 @@ impl Tx for Db<'_> {
         group_id: &str,
         now: Timestamp,
     ) -> Result<Option<i64>> {
+        self.wrote = true;
         let inserted = self
             .conn
             .prepare_cached(
@@ -425,6 +437,7 @@ impl Tx for Db<'_> {
     }
 
     fn set_display_name(&mut self, group: i64, name: &str) -> Result<()> {
+        self.wrote = true;
         self.conn
             .prepare_cached("UPDATE groups SET display_name = ?2 WHERE id = ?1")
             .and_then(|mut s| s.execute(params![group, name]))
@@ -436,6 +449,7 @@ impl Tx for Db<'_> {
     }
 
     fn add_member(&mut self, group: i64, address: &Address) -> Result<()> {
+        self.wrote = true;
         self.conn
             .prepare_cached("INSERT INTO members (group_key, address) VALUES (?1, ?2)")
             .and_then(|mut s| s.execute(params![group, address.as_str()]))
@@ -447,6 +461,7 @@ impl Tx for Db<'_> {
     }
 
     fn remove_member(&mut self, group: i64, address: &Address) -> Result<()> {
+        self.wrote = true;
         self.conn
             .prepare_cached("DELETE FROM members WHERE group_key = ?1 AND address = ?2")
             .and_then(|mut s| s.execute(params![group, address.as_str()]))
@@ -458,6 +473,7 @@ impl Tx for Db<'_> {
     }
 
     fn set_icon(&mut self, group: i64, data: &[u8], mime: &str, hash: &[u8]) -> Result<()> {
+        self.wrote = true;
         self.conn
             .prepare_cached(
                 "INSERT INTO icons (group_key, data, mime) VALUES (?1, ?2, ?3)
@@ -476,6 +492,7 @@ impl Tx for Db<'_> {
     }
 
     fn clear_icon(&mut self, group: i64) -> Result<()> {
+        self.wrote = true;
         self.conn
             .prepare_cached("DELETE FROM icons WHERE group_key = ?1")
             .and_then(|mut s| s.execute([group]))
@@ -496,6 +513,7 @@ impl Tx for Db<'_> {
         address: &Address,
         now: Timestamp,
     ) -> Result<()> {
+        self.wrote = true;
         self.conn
             .prepare_cached(
                 "INSERT INTO direct_chats (account_id, address, created_at) VALUES (?1, ?2, ?3)
@@ -512,6 +530,7 @@ impl Tx for Db<'_> {
         chat_guid: &str,
         message: &Message,
     ) -> Result<()> {
+        self.wrote = true;
         self.conn
             .prepare_cached(
                 "INSERT INTO messages (guid, account_id, chat_guid, text, subject, created_at)
@@ -532,6 +551,7 @@ impl Tx for Db<'_> {
     }
 
     fn append_event(&mut self, account: AccountId, event: NewEvent<'_>) -> Result<u64> {
+        self.wrote = true;
         let seq = match self.cache.is_some() {
             // The writer hands out sequences from memory and stores the heads once per batch
             // (`WriterCache::flush_heads`), in the same transaction.

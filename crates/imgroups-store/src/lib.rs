@@ -4,17 +4,20 @@
 //! Layout:
 //! - [`Store`] (this file): opens the database, owns the writer thread and the reader pool,
 //!   and rings the doorbell after each commit.
-//! - `writer`: one thread applies every write. It takes whatever requests are queued (up to a
-//!   batch), runs each in its own savepoint inside one transaction, and commits them with a
-//!   single fsync: group commit. Because there is one writer, commit order is total and the
-//!   per-account sequences it hands out are gap-free.
+//! - `writer`: one thread applies every write, each request in its own savepoint inside one
+//!   transaction, and commits whatever it applied whenever the previous fsync is done; a
+//!   second thread (the syncer) fsyncs the WAL once per round of commits and only then
+//!   answers them: pipelined group commit. Because there is one writer, commit order is total
+//!   and the per-account sequences it hands out are gap-free.
 //! - `db`: the engine's storage port ([`imgroups_core::port::Tx`]) over a SQLite connection.
 //! - [`admin`]: accounts, tokens and the simulated directory (used by the CLI too).
 //! - `schema`: migrations.
 //! - [`webhooks`]: webhook endpoints and their durable delivery cursors.
 //!
-//! Durability: WAL with `synchronous=FULL` by default, so a write is acknowledged only once it
-//! survives power loss.
+//! Durability (default [`Durability::Full`]): a write is acknowledged only after the WAL holding
+//! it was fsynced, so it survives power loss; and no read, event or answer reflects a write
+//! before that (see `writer::Gate`). The syncer's fsync is exactly the one `synchronous=FULL`
+//! would do inside `COMMIT`, moved out of the writer so the next batch is applied meanwhile.
 
 pub mod admin;
 mod db;
@@ -22,9 +25,10 @@ mod schema;
 pub mod webhooks;
 mod writer;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use imgroups_core::engine::query;
 use imgroups_core::{AccountId, Chat, Command, Error, Event, Outcome, Result};
@@ -39,7 +43,8 @@ pub use writer::Committed;
 /// How hard a commit waits for the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
-    /// `synchronous=FULL`: an acknowledged write survives power loss.
+    /// An acknowledged write survives power loss: the WAL is fsynced before the answer
+    /// (what `synchronous=FULL` does, done by the syncer thread).
     Full,
     /// `synchronous=NORMAL`: survives a process crash, may lose the last commits on power loss.
     Normal,
@@ -106,7 +111,9 @@ struct Inner {
     readers: Mutex<Vec<Connection>>,
     /// A connection kept for token checks, which run inline (see [`Store::authenticate`]).
     auth: Mutex<Option<Connection>>,
+    tokens: TokenCache,
     committed: broadcast::Sender<Arc<Committed>>,
+    gate: Arc<writer::Gate>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
@@ -119,14 +126,24 @@ impl Store {
         let conn = open_connection(&config.path, config.durability)?;
         let (jobs, rx) = mpsc::channel(4 * config.max_batch);
         let (committed, _) = broadcast::channel(COMMIT_BUFFER);
-        let writer = writer::spawn(conn, rx, config.clone(), committed.clone())?;
+        let gate = Arc::new(writer::Gate::new());
+        let writer = writer::spawn(
+            conn,
+            &jobs,
+            rx,
+            config.clone(),
+            committed.clone(),
+            gate.clone(),
+        )?;
         Ok(Store {
             inner: Arc::new(Inner {
                 config,
                 jobs,
                 readers: Mutex::new(Vec::new()),
                 auth: Mutex::new(None),
+                tokens: TokenCache::default(),
                 committed,
+                gate,
                 writer: Mutex::new(Some(writer)),
             }),
         })
@@ -161,53 +178,93 @@ impl Store {
             .map_err(|_| Error::unavailable("the server is shutting down"))?
     }
 
-    /// Runs `f` on a pooled read connection on the blocking pool.
+    /// Runs `f` on the writer's connection inside its transaction (in a savepoint: an error
+    /// undoes what `f` wrote), and returns once that is durable. For writes outside the engine
+    /// (webhook bookkeeping): one writer means they never wait on a database lock.
+    pub async fn write_with<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        let job = writer::AdminJob {
+            run: Box::new(move |conn| f(conn).map(|v| Box::new(v) as writer::Any)),
+            reply,
+        };
+        self.inner
+            .jobs
+            .send(writer::Msg::Admin(job))
+            .await
+            .map_err(|_| Error::unavailable("the server is shutting down"))?;
+        let value = rx
+            .await
+            .map_err(|_| Error::unavailable("the server is shutting down"))??;
+        value.downcast::<T>().map(|v| *v).map_err(|_| {
+            tracing::error!("admin job returned an unexpected type");
+            Error::internal()
+        })
+    }
+
+    /// Runs `f` on a pooled read connection on the blocking pool. Its result is returned only
+    /// once every write it could have seen is durable.
     pub async fn read<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
+        let (result, horizon) = tokio::task::spawn_blocking(move || {
             let pooled = inner.readers.lock().map(|mut v| v.pop()).unwrap_or(None);
             let conn = match pooled {
                 Some(conn) => conn,
                 None => open_connection(&inner.config.path, inner.config.durability)?,
             };
             let result = f(&conn);
+            let horizon = inner.gate.horizon();
             if let Ok(mut pool) = inner.readers.lock() {
                 pool.push(conn);
             }
-            result
+            Ok((result, horizon))
         })
         .await
         .map_err(|err| {
             tracing::error!(error = %err, "read task failed");
             Error::internal()
-        })?
+        })
+        .and_then(|r: Result<_>| r)?;
+        self.inner.gate.wait_durable(horizon).await;
+        result
     }
 
     /// The account a bearer token belongs to.
     ///
-    /// Every request starts here, so this runs inline on the caller's thread instead of
-    /// hopping to the blocking pool: it is one indexed read of a hot page in WAL mode (a few
-    /// microseconds, never waiting on the writer), and the hop cost more than the read. It is
-    /// not cached, so a revocation by the CLI (another process) takes effect at once.
+    /// Every request starts here, so a good token is remembered (see [`TokenCache`]) and
+    /// checking it again costs one `stat` of the revocations file, not a database read. A
+    /// miss runs inline on the caller's thread rather than hopping to the blocking pool: it is
+    /// one indexed read of a hot page in WAL mode (never waiting on the writer).
     pub async fn authenticate(&self, token: String) -> Result<AccountId> {
-        let mut slot = self.inner.auth.lock().map_err(|_| {
-            tracing::error!("auth connection lock poisoned");
-            Error::internal()
-        })?;
-        if slot.is_none() {
-            *slot = Some(open_connection(
-                &self.inner.config.path,
-                self.inner.config.durability,
-            )?);
+        let revocations = admin::revocation_count(&self.inner.config.path);
+        if let Some(account) = self.inner.tokens.get(&token, revocations) {
+            return Ok(account);
         }
-        match slot.as_ref() {
-            Some(conn) => admin::authenticate(conn, &token),
-            None => Err(Error::internal()),
-        }
+        let account = {
+            let mut slot = self.inner.auth.lock().map_err(|_| {
+                tracing::error!("auth connection lock poisoned");
+                Error::internal()
+            })?;
+            if slot.is_none() {
+                *slot = Some(open_connection(
+                    &self.inner.config.path,
+                    self.inner.config.durability,
+                )?);
+            }
+            match slot.as_ref() {
+                Some(conn) => admin::authenticate(conn, &token)?,
+                None => return Err(Error::internal()),
+            }
+        };
+        self.inner.tokens.put(token, account, revocations);
+        Ok(account)
     }
 
     pub async fn get_chat(&self, account: AccountId, chat: String) -> Result<Chat> {
@@ -263,6 +320,58 @@ impl Store {
             let _ = self.inner.jobs.blocking_send(writer::Msg::Stop);
             let _ = handle.join();
         }
+    }
+}
+
+/// Good tokens already checked, valid while the revocation count they were checked under
+/// stands (any revocation, by anyone, empties the cache) and for at most [`TOKEN_TTL`] (which
+/// bounds the damage if a revoking process died between its commit and its notice).
+#[derive(Default)]
+struct TokenCache {
+    state: Mutex<TokenState>,
+}
+
+#[derive(Default)]
+struct TokenState {
+    revocations: u64,
+    accounts: HashMap<String, (AccountId, Instant)>,
+}
+
+const TOKEN_TTL: Duration = Duration::from_secs(10);
+/// Above this many remembered tokens the cache starts over.
+const MAX_CACHED_TOKENS: usize = 10_000;
+
+impl TokenCache {
+    fn get(&self, token: &str, revocations: Option<u64>) -> Option<AccountId> {
+        let revocations = revocations?;
+        let mut state = self.state.lock().ok()?;
+        if state.revocations != revocations {
+            state.accounts.clear();
+            state.revocations = revocations;
+            return None;
+        }
+        match state.accounts.get(token) {
+            Some((account, checked)) if checked.elapsed() < TOKEN_TTL => Some(*account),
+            _ => None,
+        }
+    }
+
+    /// Remembers `token` as checked under `revocations`, unless a revocation has been seen
+    /// since (then the check may predate it).
+    fn put(&self, token: String, account: AccountId, revocations: Option<u64>) {
+        let Some(revocations) = revocations else {
+            return;
+        };
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        if state.revocations != revocations {
+            return;
+        }
+        if state.accounts.len() >= MAX_CACHED_TOKENS {
+            state.accounts.clear();
+        }
+        state.accounts.insert(token, (account, Instant::now()));
     }
 }
 

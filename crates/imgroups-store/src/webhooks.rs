@@ -214,9 +214,10 @@ pub fn record_failure(conn: &Connection, id: i64, error: &str, max_failures: u32
     .map(|paused| paused.unwrap_or(true))
 }
 
+/// Changes go through the writer ([`Store::write_with`]); reads use the reader pool.
 impl Store {
     pub async fn webhook_add(&self, account: AccountId, url: String) -> Result<Webhook> {
-        self.read(move |conn| add(conn, account, &url)).await
+        self.write_with(move |conn| add(conn, account, &url)).await
     }
 
     pub async fn webhook_get(&self, id: i64) -> Result<Option<Webhook>> {
@@ -228,19 +229,20 @@ impl Store {
     }
 
     pub async fn webhook_remove(&self, account: Option<AccountId>, id: i64) -> Result<()> {
-        self.read(move |conn| remove(conn, account, id)).await
+        self.write_with(move |conn| remove(conn, account, id)).await
     }
 
     pub async fn webhook_resume(&self, account: Option<AccountId>, id: i64) -> Result<Webhook> {
-        self.read(move |conn| resume(conn, account, id)).await
+        self.write_with(move |conn| resume(conn, account, id)).await
     }
 
     pub async fn webhook_acknowledge(&self, id: i64, sequence: u64) -> Result<()> {
-        self.read(move |conn| acknowledge(conn, id, sequence)).await
+        self.write_with(move |conn| acknowledge(conn, id, sequence))
+            .await
     }
 
     pub async fn webhook_failure(&self, id: i64, error: String, max_failures: u32) -> Result<bool> {
-        self.read(move |conn| record_failure(conn, id, &error, max_failures))
+        self.write_with(move |conn| record_failure(conn, id, &error, max_failures))
             .await
     }
 }

@@ -1,25 +1,46 @@
-//! The single writer thread and its group commit.
+//! The single writer thread, its group commit, and the syncer that makes commits durable.
 //!
 //! Every write goes through here, so there is exactly one commit order and sequences are
-//! handed out in it. Requests queued while a commit is in flight are applied together: each in
-//! its own savepoint (a rejected request rolls back alone and leaves no trace), all committed
-//! with one fsync, then all answered. An answer is sent only after the commit returned, so an
-//! acknowledged write is durable.
+//! handed out in it. The write path is a two-stage pipeline:
+//!
+//! 1. **Writer thread.** Applies requests as they arrive inside one open transaction. A
+//!    rejected request has written nothing (the engine checks every rule before its first
+//!    write), so requests need no savepoints; a request that fails *after* writing (a storage
+//!    error) fails the whole batch, so nothing is ever half-applied. It commits
+//!    as soon as the syncer is idle (or the batch is full), so the requests that arrive while
+//!    an fsync is in flight are *applied* during that fsync instead of waiting for it. The
+//!    connection runs `synchronous=NORMAL`: `COMMIT` writes the WAL frames but does not fsync.
+//! 2. **Syncer thread.** Takes every commit handed over since its last round, fsyncs the WAL
+//!    once for all of them (group commit), publishes the new durable generation, rings the
+//!    doorbell with their events, and only then answers their requests.
+//!
+//! So an answer, a delivered event or a read (see [`Gate`]) never reflects a write that is not
+//! yet on disk: acknowledged = durable, exactly as with `synchronous=FULL`, with the fsync of
+//! one batch overlapping the work of the next.
 
-use std::sync::Arc;
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc as std_mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use imgroups_core::{
     engine, AccountId, Command, Error, ErrorKind, Event, Outcome, Result, Timestamp,
 };
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use rusqlite::{params, Connection, OptionalExtension};
+use tokio::sync::mpsc::error::TryRecvError;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::db::{Db, SqlResult, WriterCache};
-use crate::Config;
+use crate::{Config, Durability};
 
 pub(crate) enum Msg {
     Write(Job),
+    /// Bookkeeping outside the engine (webhook endpoints and cursors), run in the same
+    /// transactions so the writer stays the only writer.
+    Admin(AdminJob),
+    /// From the syncer: every commit up to this generation is durable.
+    Synced(u64),
     Stop,
 }
 
@@ -30,87 +51,237 @@ pub(crate) struct Job {
     pub(crate) reply: oneshot::Sender<Result<Outcome>>,
 }
 
+/// Any value an admin job returns.
+pub(crate) type Any = Box<dyn std::any::Any + Send>;
+
+/// What an admin job runs, on the writer's connection.
+pub(crate) type AdminFn = Box<dyn FnOnce(&Connection) -> Result<Any> + Send>;
+
+pub(crate) struct AdminJob {
+    pub(crate) run: AdminFn,
+    pub(crate) reply: oneshot::Sender<Result<Any>>,
+}
+
 /// The events one commit appended, in commit order (per account, by sequence).
 #[derive(Debug)]
 pub struct Committed {
     pub events: Vec<(AccountId, Event)>,
 }
 
+/// What readers may see: a read must not return a write before that write is durable.
+///
+/// Each commit has a generation. The writer publishes a commit's generation as `committing`
+/// *before* its `COMMIT` runs, and the syncer publishes it as `durable` after the fsync. A
+/// reader that loads `committing` after its read gets a generation at least as new as any
+/// commit its snapshot could contain, and waits until that generation is durable (normally it
+/// already is; at worst it waits for the fsync in flight).
+pub(crate) struct Gate {
+    committing: AtomicU64,
+    durable: watch::Sender<u64>,
+}
+
+impl Gate {
+    pub(crate) fn new() -> Self {
+        Gate {
+            committing: AtomicU64::new(0),
+            durable: watch::Sender::new(0),
+        }
+    }
+
+    /// Call right after a read: the generation the read's result may depend on.
+    pub(crate) fn horizon(&self) -> u64 {
+        self.committing.load(Ordering::SeqCst)
+    }
+
+    /// Returns once every commit up to `generation` is durable.
+    pub(crate) async fn wait_durable(&self, generation: u64) {
+        if *self.durable.borrow() >= generation {
+            return;
+        }
+        let mut durable = self.durable.subscribe();
+        // An error means the sender is gone, which cannot happen while `self` lives.
+        let _ = durable.wait_for(|d| *d >= generation).await;
+    }
+
+    fn publish_durable(&self, generation: u64) {
+        self.durable.send_if_modified(|d| {
+            let newer = generation > *d;
+            if newer {
+                *d = generation;
+            }
+            newer
+        });
+    }
+}
+
 /// How often expired idempotency records are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
+/// Starts the writer (which starts the syncer). `jobs` is the writer's own queue, for the
+/// syncer's "synced" notices.
 pub(crate) fn spawn(
     conn: Connection,
+    jobs: &mpsc::Sender<Msg>,
     rx: mpsc::Receiver<Msg>,
     config: Config,
     committed: broadcast::Sender<Arc<Committed>>,
+    gate: Arc<Gate>,
 ) -> Result<std::thread::JoinHandle<()>> {
+    let (handoff, handoffs) = std_mpsc::channel();
+    let syncer = Syncer {
+        wal: wal_path(&config.path),
+        file: None,
+        fsync: config.durability == Durability::Full,
+        gate: gate.clone(),
+        committed,
+        wake: jobs.downgrade(),
+    };
+    let cannot_start = |err: std::io::Error| {
+        tracing::error!(error = %err, "cannot start the writer threads");
+        Error::internal()
+    };
+    // The syncer fsyncs the WAL itself, so the writer's COMMIT need not.
+    conn.pragma_update(None, "synchronous", "NORMAL").db()?;
+    let syncer = std::thread::Builder::new()
+        .name("imgroups-syncer".into())
+        .spawn(move || syncer.run(handoffs))
+        .map_err(cannot_start)?;
+    let writer = Writer::new(conn, config, gate, handoff);
     std::thread::Builder::new()
         .name("imgroups-writer".into())
-        .spawn(move || Writer::new(conn, config, committed).run(rx))
-        .map_err(|err| {
-            tracing::error!(error = %err, "cannot start the writer thread");
-            Error::internal()
-        })
+        .spawn(move || writer.run(rx, syncer))
+        .map_err(cannot_start)
+}
+
+/// SQLite's write-ahead log beside the database file.
+fn wal_path(db: &std::path::Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-wal");
+    PathBuf::from(name)
+}
+
+/// An answer held until its commit is durable.
+enum Reply {
+    Write(oneshot::Sender<Result<Outcome>>, Result<Outcome>),
+    Admin(oneshot::Sender<Result<Any>>, Result<Any>),
+}
+
+impl Reply {
+    fn is_err(&self) -> bool {
+        match self {
+            Reply::Write(_, result) => result.is_err(),
+            Reply::Admin(_, result) => result.is_err(),
+        }
+    }
+
+    /// Sends the answer, or `err` instead. The client may have gone away; the write stands
+    /// regardless.
+    fn send(self, err: Option<Error>) {
+        match self {
+            Reply::Write(reply, result) => {
+                let _ = reply.send(err.map_or(result, Err));
+            }
+            Reply::Admin(reply, result) => {
+                let _ = reply.send(err.map_or(result, Err));
+            }
+        }
+    }
+}
+
+/// One commit (or failed batch), passed from the writer to the syncer.
+struct Handoff {
+    generation: u64,
+    /// Whether the commit succeeded (a failed batch needs no fsync, only its answers).
+    committed: bool,
+    replies: Vec<Reply>,
+    events: Vec<(AccountId, Event)>,
 }
 
 struct Writer {
     conn: Connection,
     config: Config,
-    committed: broadcast::Sender<Arc<Committed>>,
+    gate: Arc<Gate>,
+    syncer: Option<std_mpsc::Sender<Handoff>>,
     /// Last commit time handed out; commit times never go backwards.
     clock: Timestamp,
     last_prune: Instant,
     cache: WriterCache,
+    /// The generation of the last commit handed to the syncer, and the last one it synced.
+    generation: u64,
+    synced: u64,
+    /// The open transaction's answers and events, in the order applied.
+    open: bool,
+    replies: Vec<Reply>,
+    events: Vec<(AccountId, Event)>,
 }
 
 impl Writer {
-    fn new(conn: Connection, config: Config, committed: broadcast::Sender<Arc<Committed>>) -> Self {
+    fn new(
+        conn: Connection,
+        config: Config,
+        gate: Arc<Gate>,
+        syncer: std_mpsc::Sender<Handoff>,
+    ) -> Self {
         Writer {
             conn,
+            replies: Vec::with_capacity(config.max_batch),
             config,
-            committed,
+            gate,
+            syncer: Some(syncer),
             clock: Timestamp(0),
             cache: WriterCache::default(),
             last_prune: Instant::now() - PRUNE_EVERY,
+            generation: 0,
+            synced: 0,
+            open: false,
+            events: Vec::new(),
         }
     }
 
-    fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
-        let mut batch = Vec::with_capacity(self.config.max_batch);
+    fn run(mut self, mut rx: mpsc::Receiver<Msg>, syncer: std::thread::JoinHandle<()>) {
         loop {
-            let mut stop = false;
-            match rx.blocking_recv() {
-                Some(Msg::Write(job)) => batch.push(job),
-                Some(Msg::Stop) | None => stop = true,
-            }
-            // Everything queued now rides on this commit.
-            while !stop && batch.len() < self.config.max_batch {
+            let msg = if !self.replies.is_empty() && self.synced >= self.generation {
+                // The syncer is idle: commit what is applied, unless more is already queued.
                 match rx.try_recv() {
-                    Ok(Msg::Write(job)) => batch.push(job),
-                    Ok(Msg::Stop) => stop = true,
-                    Err(_) => break,
+                    Ok(msg) => Some(msg),
+                    Err(TryRecvError::Empty) => {
+                        self.commit();
+                        continue;
+                    }
+                    Err(TryRecvError::Disconnected) => None,
                 }
-            }
-            if !batch.is_empty() {
-                self.commit(&mut batch);
-            }
-            if stop {
-                // Answer whatever raced the stop rather than dropping it silently.
-                rx.close();
-                while let Ok(msg) = rx.try_recv() {
-                    if let Msg::Write(job) = msg {
-                        batch.push(job);
+            } else {
+                // Either nothing is applied, or an fsync is in flight: apply what arrives
+                // meanwhile, and commit once the syncer reports back.
+                rx.blocking_recv()
+            };
+            match msg {
+                Some(Msg::Write(job)) => {
+                    self.apply(job);
+                    if self.replies.len() >= self.config.max_batch {
+                        self.commit();
                     }
                 }
-                if !batch.is_empty() {
-                    self.commit(&mut batch);
-                }
-                tracing::debug!("writer stopped");
-                return;
+                Some(Msg::Admin(job)) => self.apply_admin(job),
+                Some(Msg::Synced(generation)) => self.synced = self.synced.max(generation),
+                Some(Msg::Stop) | None => break,
             }
-            self.maybe_prune();
         }
+        // Answer whatever raced the stop rather than dropping it silently.
+        rx.close();
+        while let Ok(msg) = rx.try_recv() {
+            match msg {
+                Msg::Write(job) => self.apply(job),
+                Msg::Admin(job) => self.apply_admin(job),
+                Msg::Synced(_) | Msg::Stop => {}
+            }
+        }
+        if !self.replies.is_empty() {
+            self.commit();
+        }
+        drop(self.syncer.take());
+        let _ = syncer.join();
+        tracing::debug!("writer stopped");
     }
 
     fn tick(&mut self) -> Timestamp {
@@ -118,65 +289,232 @@ impl Writer {
         self.clock
     }
 
-    fn commit(&mut self, batch: &mut Vec<Job>) {
-        let now = self.tick();
-        let ttl_start = Timestamp(now.0 - self.config.idempotency_ttl.as_nanos() as i64);
-        let mut results = Vec::with_capacity(batch.len());
-        let mut appended = Vec::new();
-        let outcome = (|| -> Result<()> {
-            let tx = self
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .db()?;
-            for job in batch.iter() {
-                let (result, events) = apply(&tx, job, now, ttl_start, &mut self.cache)?;
-                results.push(result);
-                appended.extend(events);
-            }
-            self.cache.flush_heads(&tx)?;
-            if let Some(keep) = self.config.retain_events {
-                retain(&tx, &appended, keep)?;
-            }
-            tx.commit().db()
-        })();
-        if let Err(err) = outcome {
-            // Nothing of this batch was committed: every request fails, none is half-applied.
-            self.cache.forget_all();
-            tracing::warn!(error = %err, requests = batch.len(), "batch not committed");
-            let err = if err.kind == ErrorKind::Internal {
-                Error::unavailable("the write could not be stored; retry")
-            } else {
-                err
-            };
-            for job in batch.drain(..) {
-                let _ = job.reply.send(Err(err.clone()));
-            }
+    /// Opens the batch transaction if none is open.
+    fn begin(&mut self) -> Result<()> {
+        if self.open {
+            return Ok(());
+        }
+        sql(&self.conn, "BEGIN IMMEDIATE")?;
+        self.open = true;
+        if let Err(err) = self.cache.check_outside_writes(&self.conn) {
+            self.abort(err.clone());
+            return Err(err);
+        }
+        Ok(())
+    }
+
+    /// Applies one request inside the open transaction (opening it if needed).
+    fn apply(&mut self, job: Job) {
+        if let Err(err) = self.begin() {
+            tracing::warn!(error = %err, "cannot begin a write transaction");
+            let _ = job.reply.send(Err(retryable(err)));
             return;
         }
-        tracing::trace!(requests = batch.len(), events = appended.len(), "committed");
-        if !appended.is_empty() {
-            // No receivers is fine: nobody is listening.
-            let _ = self
-                .committed
-                .send(Arc::new(Committed { events: appended }));
-        }
-        for (job, result) in batch.drain(..).zip(results) {
-            // The client may have gone away; the write stands regardless.
-            let _ = job.reply.send(result);
+        let now = self.tick();
+        let ttl_start = Timestamp(now.0 - self.config.idempotency_ttl.as_nanos() as i64);
+        match apply(&self.conn, &job, now, ttl_start, &mut self.cache) {
+            Ok((result, events)) => {
+                self.replies.push(Reply::Write(job.reply, result));
+                self.events.extend(events);
+            }
+            Err(err) => {
+                // The transaction itself is broken: nothing of this batch may commit.
+                self.replies.push(Reply::Write(job.reply, Err(err.clone())));
+                self.abort(err);
+            }
         }
     }
 
-    fn maybe_prune(&mut self) {
-        if self.last_prune.elapsed() < PRUNE_EVERY {
+    /// Runs an admin job in its own savepoint inside the open transaction. It sees the heads
+    /// as of the requests before it (they are stored first).
+    fn apply_admin(&mut self, job: AdminJob) {
+        if let Err(err) = self.begin() {
+            tracing::warn!(error = %err, "cannot begin a write transaction");
+            let _ = job.reply.send(Err(retryable(err)));
             return;
+        }
+        let outcome = (|| -> Result<Result<Any>> {
+            self.cache.flush_heads(&self.conn)?;
+            sql(&self.conn, "SAVEPOINT admin")?;
+            let result = (job.run)(&self.conn);
+            if result.is_err() {
+                sql(&self.conn, "ROLLBACK TO admin")?;
+            }
+            sql(&self.conn, "RELEASE admin")?;
+            Ok(result)
+        })();
+        match outcome {
+            Ok(result) => self.replies.push(Reply::Admin(job.reply, result)),
+            Err(err) => {
+                self.replies.push(Reply::Admin(job.reply, Err(err.clone())));
+                self.abort(err);
+            }
+        }
+    }
+
+    /// Rolls back the open transaction and fails every request in it: none is half-applied.
+    fn abort(&mut self, err: Error) {
+        if !self.conn.is_autocommit() {
+            if let Err(rollback) = self.conn.execute_batch("ROLLBACK") {
+                tracing::error!(error = %rollback, "rollback failed");
+            }
+        }
+        self.open = false;
+        self.cache.forget_all();
+        self.events.clear();
+        tracing::warn!(error = %err, requests = self.replies.len(), "batch not committed");
+        let err = retryable(err);
+        for reply in self.replies.drain(..) {
+            reply.send(Some(err.clone()));
+        }
+    }
+
+    /// Commits the open transaction (WAL written, not yet fsynced) and hands it to the syncer,
+    /// which answers its requests once it is durable.
+    fn commit(&mut self) {
+        let outcome = (|| -> Result<()> {
+            self.cache.flush_heads(&self.conn)?;
+            if let Some(keep) = self.config.retain_events {
+                retain(&self.conn, &self.events, keep)?;
+            }
+            self.maybe_prune()?;
+            self.generation += 1;
+            // Before COMMIT: a reader that can see this commit must also see its generation.
+            self.gate
+                .committing
+                .store(self.generation, Ordering::SeqCst);
+            sql(&self.conn, "COMMIT")
+        })();
+        self.open = false;
+        if let Err(err) = outcome {
+            // Readers may already wait for this generation; the syncer still publishes it.
+            self.abort(err);
+            self.hand_off(false);
+            return;
+        }
+        tracing::trace!(
+            requests = self.replies.len(),
+            events = self.events.len(),
+            "committed"
+        );
+        self.hand_off(true);
+    }
+
+    fn hand_off(&mut self, committed: bool) {
+        let handoff = Handoff {
+            generation: self.generation,
+            committed,
+            replies: std::mem::take(&mut self.replies),
+            events: std::mem::take(&mut self.events),
+        };
+        let sent = match &self.syncer {
+            Some(syncer) => syncer.send(handoff).map_err(|failed| failed.0),
+            None => Err(handoff),
+        };
+        if let Err(handoff) = sent {
+            // Only possible if the syncer thread died: the write cannot be confirmed durable.
+            tracing::error!("the syncer is gone; failing the batch");
+            for reply in handoff.replies {
+                reply.send(Some(Error::unavailable(
+                    "the write could not be confirmed durable; retry",
+                )));
+            }
+        }
+        self.replies.reserve(self.config.max_batch);
+    }
+
+    /// Deletes expired idempotency records (inside the batch transaction), once a minute.
+    fn maybe_prune(&mut self) -> Result<()> {
+        if self.last_prune.elapsed() < PRUNE_EVERY {
+            return Ok(());
         }
         self.last_prune = Instant::now();
         let cutoff = Timestamp::now().0 - self.config.idempotency_ttl.as_nanos() as i64;
-        if let Err(err) = self
-            .conn
-            .execute("DELETE FROM idempotency WHERE created_at < ?1", [cutoff])
-        {
-            tracing::warn!(error = %err, "pruning idempotency records failed");
+        self.conn
+            .prepare_cached("DELETE FROM idempotency WHERE created_at < ?1")
+            .and_then(|mut s| s.execute([cutoff]))
+            .db()
+            .map(drop)
+    }
+}
+
+/// A failure of the store itself is the client's cue to retry, not a bug report.
+fn retryable(err: Error) -> Error {
+    if err.kind == ErrorKind::Internal {
+        Error::unavailable("the write could not be stored; retry")
+    } else {
+        err
+    }
+}
+
+/// The second pipeline stage: one fsync for every commit handed over since the last one.
+struct Syncer {
+    wal: PathBuf,
+    file: Option<File>,
+    /// `false` with `--durability normal`: commits are answered as soon as they are written.
+    fsync: bool,
+    gate: Arc<Gate>,
+    committed: broadcast::Sender<Arc<Committed>>,
+    /// The writer's queue, to tell it when a round is done (weak: the writer exits once the
+    /// store's handles are gone).
+    wake: mpsc::WeakSender<Msg>,
+}
+
+impl Syncer {
+    fn run(mut self, handoffs: std_mpsc::Receiver<Handoff>) {
+        while let Ok(first) = handoffs.recv() {
+            let mut round = vec![first];
+            round.extend(handoffs.try_iter());
+            let generation = round.iter().map(|h| h.generation).max().unwrap_or(0);
+            let synced = if self.fsync && round.iter().any(|h| h.committed) {
+                self.sync()
+            } else {
+                Ok(())
+            };
+            self.gate.publish_durable(generation);
+            for handoff in round {
+                self.finish(handoff, synced.as_ref().err());
+            }
+            if let Some(wake) = self.wake.upgrade() {
+                // Fails only when the writer has stopped listening, which is fine.
+                let _ = wake.blocking_send(Msg::Synced(generation));
+            }
+        }
+        // Nothing more will become durable: release any reader still waiting.
+        self.gate.publish_durable(u64::MAX);
+    }
+
+    fn sync(&mut self) -> std::io::Result<()> {
+        let file = match &self.file {
+            Some(file) => file,
+            None => self.file.insert(File::open(&self.wal)?),
+        };
+        let synced = file.sync_data();
+        if synced.is_err() {
+            self.file = None;
+        }
+        synced
+    }
+
+    fn finish(&self, handoff: Handoff, failed: Option<&std::io::Error>) {
+        if let Some(err) = failed {
+            tracing::error!(error = %err, wal = %self.wal.display(), "fsync of the WAL failed");
+        }
+        if !handoff.events.is_empty() {
+            // No receivers is fine: nobody is listening. (After a failed fsync the events are
+            // still in the log that readers see, so subscribers hear of them too.)
+            let _ = self.committed.send(Arc::new(Committed {
+                events: handoff.events,
+            }));
+        }
+        for reply in handoff.replies {
+            let err = match failed {
+                Some(_) if !reply.is_err() => Some(Error::unavailable(
+                    "the write may not be durable (fsync failed); retry",
+                )),
+                _ => None,
+            };
+            reply.send(err);
         }
     }
 }
@@ -261,24 +599,18 @@ fn apply(
         }
     }
 
-    sql(tx, "SAVEPOINT request")?;
-    cache.begin_request();
     let mut db = Db::with_cache(tx, cache);
     let result = engine::execute(&mut db, job.account, now, &job.command);
-    let events = match &result {
-        Ok(_) => {
-            sql(tx, "RELEASE request")?;
-            std::mem::take(&mut db.appended)
+    let events = std::mem::take(&mut db.appended);
+    if let Err(err) = &result {
+        if db.wrote {
+            // Either storage failed mid-request, or the engine broke its promise to check every
+            // rule first; without a savepoint the only clean way back is the whole batch.
+            if err.kind != ErrorKind::Internal {
+                tracing::error!(error = %err, "a request was rejected after it wrote (bug)");
+            }
+            return Err(err.clone());
         }
-        Err(_) => {
-            sql(tx, "ROLLBACK TO request")?;
-            sql(tx, "RELEASE request")?;
-            Vec::new()
-        }
-    };
-    if result.is_err() {
-        // The rollback undid what this request wrote; the cache must forget it too.
-        cache.undo_request();
     }
 
     if let Some(key) = &job.key {
@@ -304,4 +636,40 @@ fn apply(
         }
     }
     Ok((result, events))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_read_waits_until_what_it_may_have_seen_is_durable() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let gate = Arc::new(Gate::new());
+        // Commit 2 has started (a reader may see it); only commit 1 is on disk.
+        gate.committing.store(2, Ordering::SeqCst);
+        gate.publish_durable(1);
+        let horizon = gate.horizon();
+        assert_eq!(horizon, 2);
+        rt.block_on(async {
+            let early =
+                tokio::time::timeout(Duration::from_millis(50), gate.wait_durable(horizon)).await;
+            assert!(early.is_err(), "returned before commit 2 was durable");
+            let waiting = gate.clone();
+            let waiter = tokio::spawn(async move { waiting.wait_durable(horizon).await });
+            gate.publish_durable(2);
+            tokio::time::timeout(Duration::from_secs(5), waiter)
+                .await
+                .expect("released once durable")
+                .unwrap();
+            // Older generations are durable already: no wait at all.
+            gate.wait_durable(1).await;
+            // The durable mark never moves back.
+            gate.publish_durable(1);
+            gate.wait_durable(2).await;
+        });
+    }
 }
