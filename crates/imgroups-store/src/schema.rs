@@ -102,8 +102,14 @@ CREATE INDEX webhooks_by_account ON webhooks(account_id);
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
-    // The version is read inside the write lock, so a CLI command and a server starting on
-    // the same new data directory cannot both apply a migration.
+    // Up to date (every connection but the first on a new version): done, without taking the
+    // write lock, which the server's writer may hold for as long as it is busy.
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version as usize >= MIGRATIONS.len() {
+        return Ok(());
+    }
+    // The version is read again inside the write lock, so a CLI command and a server starting
+    // on the same new data directory cannot both apply a migration.
     loop {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
