@@ -256,7 +256,7 @@ pub(crate) async fn run(ctx: &mut Ctx) -> Result<()> {
     ctx.w1_c64 = Some(c64_med);
     ctx.target(
         "W1 c=64 (distinct groups) ≥ 40% of bare tonic unary c=64",
-        format!("{:.0}% ({}/s)", ratio(2) * 100.0, num(c64_med)),
+        format!("{:.1}% ({}/s)", ratio(2) * 100.0, num(c64_med)),
         Some(ratio(2) >= 0.4),
     );
     ctx.target(
