@@ -32,4 +32,3 @@ fn reads_work_while_the_write_lock_is_held() {
     holder.execute_batch("ROLLBACK").unwrap();
     store.close();
 }
-
