@@ -2,12 +2,12 @@
 //! idempotency records and tokens.
 //!
 //! Layout:
-//! - [`Store`] (this file): opens the database, owns the writer thread and the reader pool,
-//!   and rings the doorbell after each commit.
-//! - `writer`: one thread applies every write, each request in its own savepoint inside one
-//!   transaction, and commits whatever it applied whenever the previous fsync is done; a
-//!   second thread (the syncer) fsyncs the WAL once per round of commits and only then
-//!   answers them: pipelined group commit. Because there is one writer, commit order is total
+//! - [`Store`] (this file): opens the database, owns the writer and the reader pool, checks
+//!   tokens.
+//! - `writer`: one thread applies every write inside one open transaction and commits whatever
+//!   it applied whenever the previous fsync is done; a second thread (the syncer) fsyncs the
+//!   WAL once per round of commits, rings the doorbell, and only then answers them: pipelined
+//!   group commit. Because there is one writer, commit order is total
 //!   and the per-account sequences it hands out are gap-free.
 //! - `db`: the engine's storage port ([`imgroups_core::port::Tx`]) over a SQLite connection.
 //! - [`admin`]: accounts, tokens and the simulated directory (used by the CLI too).
