@@ -18,6 +18,29 @@ use crate::{progress, Ctx};
 
 pub(crate) const CHANNELS: usize = 4;
 
+/// `n` groups of me and two others (`{prefix}{i}a`, `{prefix}{i}b`) to rename.
+async fn rename_groups(
+    chans: &[Channel],
+    auth: &AsciiMetadataValue,
+    n: usize,
+    prefix: &str,
+) -> Result<Vec<String>> {
+    create_groups(
+        chans,
+        n,
+        16,
+        |i| {
+            vec![
+                format!("{prefix}{i}a@bench.test"),
+                format!("{prefix}{i}b@bench.test"),
+            ]
+        },
+        |_| auth.clone(),
+        false,
+    )
+    .await
+}
+
 /// Renames: worker `w`'s i-th write is named `{tag}.{w}.{i}`, so acknowledged writes can be
 /// checked in the log afterwards.
 pub(crate) async fn rename_run(
@@ -78,20 +101,7 @@ pub(crate) async fn load(
 ) -> Result<()> {
     let auth = bearer(token)?;
     let chans = connect(url, CHANNELS).await?;
-    let guids = create_groups(
-        &chans,
-        1000,
-        16,
-        |i| {
-            vec![
-                format!("load{i}a@bench.test"),
-                format!("load{i}b@bench.test"),
-            ]
-        },
-        |_| auth.clone(),
-        false,
-    )
-    .await?;
+    let guids = rename_groups(&chans, &auth, 1000, "load").await?;
     // A marker for scripts that sample the server (CPU, perf) during the measured part only.
     println!("groups created");
     let tag = format!("load{}", std::process::id());
@@ -125,15 +135,7 @@ pub(crate) async fn run(ctx: &mut Ctx) -> Result<()> {
     let chans = connect(&srv.url, CHANNELS).await?;
     let bchans = connect(&bare.url, CHANNELS).await?;
     let n = ctx.scale.w1_groups;
-    let guids = create_groups(
-        &chans,
-        n,
-        16,
-        |i| vec![format!("w1g{i}a@bench.test"), format!("w1g{i}b@bench.test")],
-        |_| auth.clone(),
-        false,
-    )
-    .await?;
+    let guids = rename_groups(&chans, &auth, n, "w1g").await?;
     progress(format!("W1: {n} groups created"));
 
     let configs: [(bool, usize); 6] = [

@@ -116,9 +116,7 @@ pub fn revoke_token(conn: &Connection, id_or_token: &str) -> Result<i64> {
 /// revocation made from another process (the CLI) takes effect on the next request, at the
 /// cost of a `stat` instead of a database read.
 pub fn revocations_path(db: &Path) -> PathBuf {
-    let mut name = db.as_os_str().to_owned();
-    name.push("-revocations");
-    PathBuf::from(name)
+    crate::beside(db, "-revocations")
 }
 
 /// How many revocations have been made (0 before the first): changes whenever one is.

@@ -40,6 +40,13 @@ use crate::db::{Db, SqlResult};
 pub use rusqlite;
 pub use writer::Committed;
 
+/// A file beside the database: its path with `suffix` appended (as SQLite names `-wal`).
+pub(crate) fn beside(db: &Path, suffix: &str) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
 /// How hard a commit waits for the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {

@@ -129,7 +129,7 @@ pub(crate) fn spawn(
 ) -> Result<std::thread::JoinHandle<()>> {
     let (handoff, handoffs) = std_mpsc::channel();
     let syncer = Syncer {
-        wal: wal_path(&config.path),
+        wal: crate::beside(&config.path, "-wal"),
         file: None,
         fsync: config.durability == Durability::Full,
         gate: gate.clone(),
@@ -151,13 +151,6 @@ pub(crate) fn spawn(
         .name("imgroups-writer".into())
         .spawn(move || writer.run(rx, syncer))
         .map_err(cannot_start)
-}
-
-/// SQLite's write-ahead log beside the database file.
-fn wal_path(db: &std::path::Path) -> PathBuf {
-    let mut name = db.as_os_str().to_owned();
-    name.push("-wal");
-    PathBuf::from(name)
 }
 
 /// An answer held until its commit is durable.
