@@ -8,10 +8,12 @@
 //! shared and fixed, the outgoing queue per subscriber is small, and log reads are paged.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use imgroups_core::{AccountId, ChatGuid, Event, Result};
-use imgroups_store::Store;
+use imgroups_store::{Committed, Store};
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
@@ -31,13 +33,41 @@ const PAGE: usize = 2048;
 
 /// What a stream sends, before it is dressed as a wire message.
 pub(crate) enum Frame {
-    Event(Event),
+    Event(Delivery),
     Heartbeat,
     Complete {
         head: u64,
     },
     /// The stream cannot continue; sent as its final status.
     Failed(imgroups_core::Error),
+}
+
+/// An event on its way to one client: read from the log for this stream alone, or taken from
+/// a commit's doorbell and shared, with its encoding, by every live subscriber.
+pub(crate) enum Delivery {
+    Read(Event),
+    Committed(Arc<Committed>, usize),
+}
+
+impl Delivery {
+    /// The event's wire encoding by `encode`: made once per commit for live deliveries.
+    pub(crate) fn encoded(&self, encode: fn(&Event) -> Bytes) -> Bytes {
+        match self {
+            Delivery::Read(event) => encode(event),
+            Delivery::Committed(commit, index) => commit.encoded(*index, encode),
+        }
+    }
+}
+
+impl std::ops::Deref for Delivery {
+    type Target = Event;
+
+    fn deref(&self) -> &Event {
+        match self {
+            Delivery::Read(event) => event,
+            Delivery::Committed(commit, index) => &commit.events[*index].1,
+        }
+    }
 }
 
 /// The frames of a stream task, one by one, as a transport sends them.
@@ -90,9 +120,14 @@ impl<T> Sink<T> {
             return true;
         }
         let batch = frames.into_iter().map(self.map).collect();
-        let sent = tokio::select! {
-            sent = self.out.send(batch) => sent.is_ok(),
-            _ = self.shutdown.cancelled() => false,
+        // Usually there is room: no need to arm the shutdown and wait machinery then.
+        let sent = match self.out.try_send(batch) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(mpsc::error::TrySendError::Full(batch)) => tokio::select! {
+                sent = self.out.send(batch) => sent.is_ok(),
+                _ = self.shutdown.cancelled() => false,
+            },
         };
         if sent {
             let ms = self
@@ -270,7 +305,11 @@ impl Streams {
                     next = Some(read(cursor));
                 }
                 if !sink
-                    .send_batch(page.into_iter().map(Frame::Event).collect())
+                    .send_batch(
+                        page.into_iter()
+                            .map(|e| Frame::Event(Delivery::Read(e)))
+                            .collect(),
+                    )
                     .await
                 {
                     return;
@@ -292,16 +331,19 @@ struct Live {
 }
 
 impl Live {
-    async fn run<T>(
-        mut self,
-        mut doorbell: broadcast::Receiver<std::sync::Arc<imgroups_store::Committed>>,
-        sink: Sink<T>,
-    ) {
+    async fn run<T>(mut self, mut doorbell: broadcast::Receiver<Arc<Committed>>, sink: Sink<T>) {
+        // Armed once, not per commit: with a thousand subscribers, re-arming these on every
+        // commit was a visible share of the cost of fan-out.
+        let shutdown = sink.shutdown.clone();
+        let cancelled = shutdown.cancelled();
+        let closed = sink.out.closed();
+        let heartbeat = sleep_until(sink.heartbeat_due(self.heartbeat));
+        tokio::pin!(cancelled, closed, heartbeat);
         loop {
             tokio::select! {
                 biased;
-                _ = sink.shutdown.cancelled() => return,
-                _ = sink.out.closed() => return,
+                _ = &mut cancelled => return,
+                _ = &mut closed => return,
                 bell = doorbell.recv() => {
                     let ok = match bell {
                         Ok(commit) => self.deliver_commit(&commit, &sink).await,
@@ -318,10 +360,15 @@ impl Live {
                         return;
                     }
                 }
-                _ = sleep_until(sink.heartbeat_due(self.heartbeat)) => {
-                    if !sink.send(Frame::Heartbeat).await {
+                _ = &mut heartbeat => {
+                    // The timer is not moved on every frame sent; when it fires, a frame may
+                    // have gone out since, and the heartbeat is due later.
+                    if Instant::now() >= sink.heartbeat_due(self.heartbeat)
+                        && !sink.send(Frame::Heartbeat).await
+                    {
                         return;
                     }
+                    heartbeat.as_mut().reset(sink.heartbeat_due(self.heartbeat));
                 }
             }
         }
@@ -336,13 +383,9 @@ impl Live {
     /// Passes this account's events of one commit, as one batch. Events at or below the
     /// cursor were already passed (by a log replay); a gap means a commit was missed, and the
     /// log fills it before anything newer goes out.
-    async fn deliver_commit<T>(
-        &mut self,
-        commit: &imgroups_store::Committed,
-        sink: &Sink<T>,
-    ) -> bool {
+    async fn deliver_commit<T>(&mut self, commit: &Arc<Committed>, sink: &Sink<T>) -> bool {
         let mut batch = Vec::new();
-        for (account, event) in &commit.events {
+        for (index, (account, event)) in commit.events.iter().enumerate() {
             if *account != self.account || event.sequence <= self.cursor {
                 continue;
             }
@@ -355,7 +398,7 @@ impl Live {
             }
             self.cursor = event.sequence;
             if self.wants(event) {
-                batch.push(Frame::Event(event.clone()));
+                batch.push(Frame::Event(Delivery::Committed(commit.clone(), index)));
             }
         }
         sink.send_batch(batch).await
@@ -385,7 +428,7 @@ impl Live {
             let wanted: Vec<Frame> = page
                 .into_iter()
                 .filter(|e| self.wants(e))
-                .map(Frame::Event)
+                .map(|e| Frame::Event(Delivery::Read(e)))
                 .collect();
             if !sink.send_batch(wanted).await {
                 return false;

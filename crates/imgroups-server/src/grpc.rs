@@ -1,11 +1,16 @@
 //! gRPC transport: authenticates, unwraps, calls [`App`], wraps. Nothing else.
 
+use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 
+use bytes::{BufMut, Bytes};
 use futures::Stream;
-use imgroups_core::{ChatGuid, Result};
+use imgroups_core::{ChatGuid, Event, Result};
 use imgroups_proto::pb;
 use imgroups_proto::pbjson_types::Empty;
+use prost::Message;
+use tonic::codec::{Codec, EncodeBuf, Encoder};
 use tonic::{Request, Response, Status};
 
 use crate::api::{unimplemented, App, Caller};
@@ -58,13 +63,18 @@ fn boxed<T: Send + 'static>(
     Box::pin(crate::events::frames(rx))
 }
 
+fn group_message(e: &Event) -> pb::SubscribeGroupEventsResponse {
+    use pb::subscribe_group_events_response::Payload;
+    pb::SubscribeGroupEventsResponse {
+        sequence: Some(e.sequence),
+        payload: Some(Payload::GroupChanged(wire::group_event(e))),
+    }
+}
+
 fn group_frame(frame: Frame) -> std::result::Result<pb::SubscribeGroupEventsResponse, Status> {
     use pb::subscribe_group_events_response::Payload;
     Ok(match frame {
-        Frame::Event(e) => pb::SubscribeGroupEventsResponse {
-            sequence: Some(e.sequence),
-            payload: Some(Payload::GroupChanged(wire::group_event(&e))),
-        },
+        Frame::Event(e) => group_message(&e),
         Frame::Heartbeat | Frame::Complete { .. } => pb::SubscribeGroupEventsResponse {
             sequence: None,
             payload: Some(Payload::Heartbeat(pb::Heartbeat {})),
@@ -168,10 +178,24 @@ impl pb::group_service_server::GroupService for Grpc {
 
     type SubscribeGroupEventsStream = FrameStream<pb::SubscribeGroupEventsResponse>;
 
+    /// Reached only where this service is mounted on its own: [`serve`](crate::serve) routes
+    /// the method to [`SubscribeGroupEventsEncoded`] instead.
     async fn subscribe_group_events(
         &self,
         req: Request<pb::SubscribeGroupEventsRequest>,
     ) -> GrpcResult<Self::SubscribeGroupEventsStream> {
+        let rx = self.open_group_events(req, group_frame).await?;
+        Ok(Response::new(boxed(rx)))
+    }
+}
+
+impl Grpc {
+    /// Authenticates and checks a `SubscribeGroupEvents` request, then starts its stream.
+    async fn open_group_events<T: Send + 'static>(
+        &self,
+        req: Request<pb::SubscribeGroupEventsRequest>,
+        map: fn(Frame) -> T,
+    ) -> std::result::Result<tokio::sync::mpsc::Receiver<Vec<T>>, Status> {
         let caller = self.caller(&req).await.map_err(to_status)?;
         let filter = match req.into_inner().chat_guid.filter(|c| !c.trim().is_empty()) {
             Some(chat) => {
@@ -187,12 +211,94 @@ impl pb::group_service_server::GroupService for Grpc {
             }
             None => None,
         };
-        let rx = self
-            .streams
-            .subscribe(caller.account, filter, group_frame)
+        self.streams
+            .subscribe(caller.account, filter, map)
             .await
-            .map_err(to_status)?;
-        Ok(Response::new(boxed(rx)))
+            .map_err(to_status)
+    }
+}
+
+/// `SubscribeGroupEvents` with each live event encoded once per commit and the same bytes sent
+/// to every subscriber, instead of a message built and encoded per subscriber: with many
+/// subscribers that was most of the cost of fan-out. Same wire format, same behaviour.
+#[derive(Clone)]
+pub(crate) struct SubscribeGroupEventsEncoded(pub(crate) Grpc);
+
+impl SubscribeGroupEventsEncoded {
+    pub(crate) const PATH: &'static str = "/photon.imessage.v1.GroupService/SubscribeGroupEvents";
+
+    /// Serves one call, as the generated service would but with [`EncodedCodec`].
+    pub(crate) async fn serve(
+        self,
+        req: http::Request<axum::body::Body>,
+    ) -> http::Response<tonic::body::Body> {
+        let mut grpc =
+            tonic::server::Grpc::new(EncodedCodec::<pb::SubscribeGroupEventsRequest>::default())
+                .apply_max_message_size_config(
+                    Some(crate::MAX_MESSAGE_BYTES),
+                    Some(crate::MAX_MESSAGE_BYTES),
+                );
+        grpc.server_streaming(self, req).await
+    }
+}
+
+impl tonic::server::ServerStreamingService<pb::SubscribeGroupEventsRequest>
+    for SubscribeGroupEventsEncoded
+{
+    type Response = Bytes;
+    type ResponseStream = FrameStream<Bytes>;
+    type Future = Pin<Box<dyn Future<Output = GrpcResult<FrameStream<Bytes>>> + Send>>;
+
+    fn call(&mut self, req: Request<pb::SubscribeGroupEventsRequest>) -> Self::Future {
+        let grpc = self.0.clone();
+        Box::pin(async move {
+            let rx = grpc.open_group_events(req, group_frame_encoded).await?;
+            Ok(Response::new(boxed(rx)))
+        })
+    }
+}
+
+fn group_frame_encoded(frame: Frame) -> std::result::Result<Bytes, Status> {
+    Ok(match frame {
+        Frame::Event(delivery) => delivery.encoded(|e| group_message(e).encode_to_vec().into()),
+        other => group_frame(other)?.encode_to_vec().into(),
+    })
+}
+
+/// A codec whose responses arrive already encoded (see [`SubscribeGroupEventsEncoded`]);
+/// requests are decoded as usual.
+struct EncodedCodec<Req>(PhantomData<Req>);
+
+impl<Req> Default for EncodedCodec<Req> {
+    fn default() -> Self {
+        EncodedCodec(PhantomData)
+    }
+}
+
+impl<Req: prost::Message + Default + Send + 'static> Codec for EncodedCodec<Req> {
+    type Encode = Bytes;
+    type Decode = Req;
+    type Encoder = EncodedEncoder;
+    type Decoder = tonic_prost::ProstDecoder<Req>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        EncodedEncoder
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        tonic_prost::ProstDecoder::default()
+    }
+}
+
+struct EncodedEncoder;
+
+impl Encoder for EncodedEncoder {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn encode(&mut self, item: Bytes, buf: &mut EncodeBuf<'_>) -> std::result::Result<(), Status> {
+        buf.put_slice(&item);
+        Ok(())
     }
 }
 

@@ -182,6 +182,7 @@ async fn grpc_server(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let grpc = grpc::Grpc { app, streams };
+    let encoded_group_events = grpc::SubscribeGroupEventsEncoded(grpc.clone());
     let groups = pb::group_service_server::GroupServiceServer::new(grpc.clone())
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -195,6 +196,13 @@ async fn grpc_server(
         .add_service(chats)
         .add_service(events)
         .into_axum_router()
+        // More specific than the service's own `/GroupService/*` route, so it wins.
+        .route(
+            grpc::SubscribeGroupEventsEncoded::PATH,
+            axum::routing::any(move |req: ::http::Request<axum::body::Body>| {
+                encoded_group_events.clone().serve(req)
+            }),
+        )
         .fallback(unknown_method);
 
     // `Server::tcp_nodelay` only reaches listeners tonic binds itself, not this one: without

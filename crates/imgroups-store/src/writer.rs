@@ -21,9 +21,10 @@
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc as std_mpsc, Arc};
+use std::sync::{mpsc as std_mpsc, Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use imgroups_core::{
     engine, AccountId, Command, Error, ErrorKind, Event, Outcome, Result, Timestamp,
 };
@@ -66,6 +67,28 @@ pub(crate) struct AdminJob {
 #[derive(Debug)]
 pub struct Committed {
     pub events: Vec<(AccountId, Event)>,
+    /// Per event, its wire encoding once a transport has made it: see [`Committed::encoded`].
+    encoded: Box<[OnceLock<Bytes>]>,
+}
+
+impl Committed {
+    pub fn new(events: Vec<(AccountId, Event)>) -> Self {
+        let encoded = events.iter().map(|_| OnceLock::new()).collect();
+        Committed { events, encoded }
+    }
+
+    /// The encoding of event `index`, made by `encode` the first time anyone asks and shared
+    /// after that: a commit going out to a thousand live subscribers is encoded once, not a
+    /// thousand times. There is one slot per event, so only one encoding may use it (the
+    /// gRPC server's; other transports encode for themselves).
+    ///
+    /// # Panics
+    /// If `index` is not an index of `events`.
+    pub fn encoded(&self, index: usize, encode: impl FnOnce(&Event) -> Bytes) -> Bytes {
+        self.encoded[index]
+            .get_or_init(|| encode(&self.events[index].1))
+            .clone()
+    }
 }
 
 /// What readers may see: a read must not return a write before that write is durable.
@@ -496,9 +519,9 @@ impl Syncer {
         if !handoff.events.is_empty() {
             // No receivers is fine: nobody is listening. (After a failed fsync the events are
             // still in the log that readers see, so subscribers hear of them too.)
-            let _ = self.committed.send(Arc::new(Committed {
-                events: handoff.events,
-            }));
+            let _ = self
+                .committed
+                .send(Arc::new(Committed::new(handoff.events)));
         }
         for reply in handoff.replies {
             let err = match failed {
