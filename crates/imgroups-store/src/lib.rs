@@ -5,9 +5,9 @@
 //! - [`Store`] (this file): opens the database, owns the writer and the reader pool, checks
 //!   tokens.
 //! - `writer`: one thread applies every write inside one open transaction and commits whatever
-//!   it applied whenever the previous fsync is done; a second thread (the syncer) fsyncs the
-//!   WAL once per round of commits, rings the doorbell, and only then answers them: pipelined
-//!   group commit. Because there is one writer, commit order is total
+//!   it applied whenever a syncer is free; two syncer threads fsync the WAL, and each commit
+//!   rings the doorbell and is answered once it and every earlier commit are durable:
+//!   pipelined group commit. Because there is one writer, commit order is total
 //!   and the per-account sequences it hands out are gap-free.
 //! - `db`: the engine's storage port ([`imgroups_core::port::Tx`]) over a SQLite connection.
 //! - [`admin`]: accounts, tokens and the simulated directory (used by the CLI too).
@@ -16,7 +16,7 @@
 //!
 //! Durability (default [`Durability::Full`]): a write is acknowledged only after the WAL holding
 //! it was fsynced, so it survives power loss; and no read, event or answer reflects a write
-//! before that (see `writer::Gate`). The syncer's fsync is exactly the one `synchronous=FULL`
+//! before that (see `writer::Gate`). The syncers' fsync is exactly the one `synchronous=FULL`
 //! would do inside `COMMIT`, moved out of the writer so the next batch is applied meanwhile.
 
 pub mod admin;

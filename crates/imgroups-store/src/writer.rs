@@ -1,4 +1,4 @@
-//! The single writer thread, its group commit, and the syncer that makes commits durable.
+//! The single writer thread, its group commit, and the syncers that make commits durable.
 //!
 //! Every write goes through here, so there is exactly one commit order and sequences are
 //! handed out in it. The write path is a two-stage pipeline:
@@ -6,22 +6,30 @@
 //! 1. **Writer thread.** Applies requests as they arrive inside one open transaction. A
 //!    rejected request has written nothing (the engine checks every rule before its first
 //!    write), so requests need no savepoints; a request that fails *after* writing (a storage
-//!    error) fails the whole batch, so nothing is ever half-applied. It commits
-//!    as soon as the syncer is idle (or the batch is full), so the requests that arrive while
-//!    an fsync is in flight are *applied* during that fsync instead of waiting for it. The
-//!    connection runs `synchronous=NORMAL`: `COMMIT` writes the WAL frames but does not fsync.
-//! 2. **Syncer thread.** Takes every commit handed over since its last round, fsyncs the WAL
-//!    once for all of them (group commit), publishes the new durable generation, rings the
-//!    doorbell with their events, and only then answers their requests.
+//!    error) fails the whole batch, so nothing is ever half-applied. It commits as soon as a
+//!    syncer is free (or the batch is full), so the requests that arrive while an fsync is in
+//!    flight are *applied* during that fsync instead of waiting for it. Before committing it
+//!    yields the CPU once: where it shares a CPU with the transport, requests already on
+//!    their way join this batch instead of the next (one fsync round for many requests);
+//!    where it has a CPU of its own, the yield returns at once. The connection runs
+//!    `synchronous=NORMAL`: `COMMIT` writes the WAL frames but does not fsync.
+//! 2. **Syncer threads** ([`SYNCERS`] of them). Each takes the next commit, fsyncs the WAL
+//!    (covering that commit and everything before it: group commit), and files the result.
+//!    Results are published strictly in commit order: the durable generation, the doorbell
+//!    with the commit's events, and only then the answers. Two fsyncs may be in flight at
+//!    once, so a commit does not wait for the previous one's fsync to return.
 //!
 //! So an answer, a delivered event or a read (see [`Gate`]) never reflects a write that is not
 //! yet on disk: acknowledged = durable, exactly as with `synchronous=FULL`, with the fsync of
 //! one batch overlapping the work of the next.
+//!
+//! Measured reasons for this shape are in BENCHMARKS.md ("Profile of the W1 write path").
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc as std_mpsc, Arc, OnceLock};
+use std::sync::{mpsc as std_mpsc, Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -137,6 +145,11 @@ impl Gate {
     }
 }
 
+/// Commits whose fsyncs may be in flight at once. The virtual disks measured here complete two
+/// concurrent fsyncs about as fast as one, so a commit need not wait for the previous one's
+/// fsync to return: a request waits for about one fsync instead of one and a half.
+const SYNCERS: usize = 2;
+
 /// How often expired idempotency records are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
@@ -151,28 +164,37 @@ pub(crate) fn spawn(
     gate: Arc<Gate>,
 ) -> Result<std::thread::JoinHandle<()>> {
     let (handoff, handoffs) = std_mpsc::channel();
-    let syncer = Syncer {
+    let shared = Arc::new(Syncer {
         wal: crate::beside(&config.path, "-wal"),
-        file: None,
         fsync: config.durability == Durability::Full,
         gate: gate.clone(),
         committed,
         wake: jobs.downgrade(),
-    };
+        handoffs: Mutex::new(handoffs),
+        done: Mutex::new(Done {
+            next: 1,
+            finished: BTreeMap::new(),
+        }),
+    });
     let cannot_start = |err: std::io::Error| {
         tracing::error!(error = %err, "cannot start the writer threads");
         Error::internal()
     };
-    // The syncer fsyncs the WAL itself, so the writer's COMMIT need not.
+    // The syncers fsync the WAL themselves, so the writer's COMMIT need not.
     conn.pragma_update(None, "synchronous", "NORMAL").db()?;
-    let syncer = std::thread::Builder::new()
-        .name("imgroups-syncer".into())
-        .spawn(move || syncer.run(handoffs))
-        .map_err(cannot_start)?;
+    let mut syncers = Vec::with_capacity(SYNCERS);
+    for _ in 0..SYNCERS {
+        let shared = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("imgroups-syncer".into())
+            .spawn(move || shared.run())
+            .map_err(cannot_start)?;
+        syncers.push(thread);
+    }
     let writer = Writer::new(conn, config, gate, handoff);
     std::thread::Builder::new()
         .name("imgroups-writer".into())
-        .spawn(move || writer.run(rx, syncer))
+        .spawn(move || writer.run(rx, syncers))
         .map_err(cannot_start)
 }
 
@@ -254,21 +276,32 @@ impl Writer {
         }
     }
 
-    fn run(mut self, mut rx: mpsc::Receiver<Msg>, syncer: std::thread::JoinHandle<()>) {
+    fn run(mut self, mut rx: mpsc::Receiver<Msg>, syncers: Vec<std::thread::JoinHandle<()>>) {
+        let mut yielded = false;
         loop {
-            let msg = if !self.replies.is_empty() && self.synced >= self.generation {
-                // The syncer is idle: commit what is applied, unless more is already queued.
+            let syncing = self.generation - self.synced;
+            let msg = if !self.replies.is_empty() && syncing < SYNCERS as u64 {
+                // A syncer is idle: commit what is applied, unless more is already queued.
                 match rx.try_recv() {
                     Ok(msg) => Some(msg),
+                    Err(TryRecvError::Empty) if !yielded => {
+                        // Before committing, let anything else runnable on this CPU (the
+                        // transport, with requests for this batch) run first. Where the writer
+                        // has a CPU to itself this returns at once.
+                        yielded = true;
+                        std::thread::yield_now();
+                        continue;
+                    }
                     Err(TryRecvError::Empty) => {
+                        yielded = false;
                         self.commit();
                         continue;
                     }
                     Err(TryRecvError::Disconnected) => None,
                 }
             } else {
-                // Either nothing is applied, or an fsync is in flight: apply what arrives
-                // meanwhile, and commit once the syncer reports back.
+                // Either nothing is applied, or every syncer is busy: apply what arrives
+                // meanwhile, and commit once one reports back.
                 rx.blocking_recv()
             };
             match msg {
@@ -296,7 +329,11 @@ impl Writer {
             self.commit();
         }
         drop(self.syncer.take());
-        let _ = syncer.join();
+        for syncer in syncers {
+            let _ = syncer.join();
+        }
+        // Nothing more will become durable: release any reader still waiting.
+        self.gate.publish_durable(u64::MAX);
         tracing::debug!("writer stopped");
     }
 
@@ -464,9 +501,12 @@ fn retryable(err: Error) -> Error {
 }
 
 /// The second pipeline stage: one fsync for every commit handed over since the last one.
+/// The syncer threads' shared state. Each takes the next commit handed over, fsyncs the WAL
+/// (through its own file descriptor, so a write-back error is reported to every syncer that
+/// could be affected by it, not only to whichever asks first), and files the result; results
+/// are then published strictly in commit order.
 struct Syncer {
     wal: PathBuf,
-    file: Option<File>,
     /// `false` with `--durability normal`: commits are answered as soon as they are written.
     fsync: bool,
     gate: Arc<Gate>,
@@ -474,42 +514,70 @@ struct Syncer {
     /// The writer's queue, to tell it when a round is done (weak: the writer exits once the
     /// store's handles are gone).
     wake: mpsc::WeakSender<Msg>,
+    handoffs: Mutex<std_mpsc::Receiver<Handoff>>,
+    done: Mutex<Done>,
+}
+
+/// Commits whose fsync has returned, waiting for every earlier commit's.
+struct Done {
+    /// The generation to publish next (generations are consecutive, one per handoff).
+    next: u64,
+    finished: BTreeMap<u64, (Handoff, Option<std::io::Error>)>,
 }
 
 impl Syncer {
-    fn run(mut self, handoffs: std_mpsc::Receiver<Handoff>) {
-        while let Ok(first) = handoffs.recv() {
-            let mut round = vec![first];
-            round.extend(handoffs.try_iter());
-            let generation = round.iter().map(|h| h.generation).max().unwrap_or(0);
-            let synced = if self.fsync && round.iter().any(|h| h.committed) {
-                self.sync()
+    fn run(&self) {
+        let mut file = None;
+        loop {
+            let handoff = match self.handoffs.lock() {
+                Ok(handoffs) => handoffs.recv(),
+                Err(_) => break,
+            };
+            let Ok(handoff) = handoff else { break };
+            let synced = if self.fsync && handoff.committed {
+                self.sync(&mut file)
             } else {
                 Ok(())
             };
-            self.gate.publish_durable(generation);
-            for handoff in round {
-                self.finish(handoff, synced.as_ref().err());
-            }
-            if let Some(wake) = self.wake.upgrade() {
-                // Fails only when the writer has stopped listening, which is fine.
-                let _ = wake.blocking_send(Msg::Synced(generation));
-            }
+            self.file(handoff, synced.err());
         }
-        // Nothing more will become durable: release any reader still waiting.
-        self.gate.publish_durable(u64::MAX);
     }
 
-    fn sync(&mut self) -> std::io::Result<()> {
-        let file = match &self.file {
-            Some(file) => file,
-            None => self.file.insert(File::open(&self.wal)?),
+    fn sync(&self, file: &mut Option<File>) -> std::io::Result<()> {
+        let open = match file {
+            Some(open) => open,
+            None => file.insert(File::open(&self.wal)?),
         };
-        let synced = file.sync_data();
+        let synced = open.sync_data();
         if synced.is_err() {
-            self.file = None;
+            *file = None;
         }
         synced
+    }
+
+    /// Records one commit's fsync result, then publishes every commit whose turn has come.
+    /// A commit is published only after all earlier ones: its WAL frames follow theirs, so it
+    /// is only as durable as they are.
+    fn file(&self, handoff: Handoff, failed: Option<std::io::Error>) {
+        // A poisoned lock means a syncer panicked while publishing: no answer can be trusted
+        // from here on, and the requests waiting on them fail when their senders drop.
+        let Ok(mut done) = self.done.lock() else {
+            return;
+        };
+        done.finished.insert(handoff.generation, (handoff, failed));
+        loop {
+            let next = done.next;
+            let Some((handoff, failed)) = done.finished.remove(&next) else {
+                break;
+            };
+            done.next += 1;
+            self.gate.publish_durable(next);
+            self.finish(handoff, failed.as_ref());
+            if let Some(wake) = self.wake.upgrade() {
+                // Fails only when the writer has stopped listening, which is fine.
+                let _ = wake.blocking_send(Msg::Synced(next));
+            }
+        }
     }
 
     fn finish(&self, handoff: Handoff, failed: Option<&std::io::Error>) {
@@ -687,5 +755,63 @@ mod tests {
             gate.publish_durable(1);
             gate.wait_durable(2).await;
         });
+    }
+}
+
+#[cfg(test)]
+mod syncer_tests {
+    use super::*;
+    use imgroups_core::{Change, ChatGuid};
+
+    fn handoff(generation: u64) -> Handoff {
+        let event = Event {
+            sequence: generation,
+            chat_guid: ChatGuid::parse("iMessage;+;chat1").unwrap(),
+            occurred_at: Timestamp(0),
+            is_from_me: true,
+            actor: None,
+            change: Change::IconChanged,
+        };
+        Handoff {
+            generation,
+            committed: true,
+            replies: Vec::new(),
+            events: vec![(1, event)],
+        }
+    }
+
+    #[test]
+    fn commits_whose_fsyncs_finish_out_of_order_are_published_in_order() {
+        let (committed, mut heard) = broadcast::channel(8);
+        let (jobs, mut synced) = mpsc::channel(8);
+        let (_handoff, handoffs) = std_mpsc::channel();
+        let gate = Arc::new(Gate::new());
+        let syncer = Syncer {
+            wal: PathBuf::from("unused-wal"),
+            fsync: false,
+            gate: gate.clone(),
+            committed,
+            wake: jobs.downgrade(),
+            handoffs: Mutex::new(handoffs),
+            done: Mutex::new(Done {
+                next: 1,
+                finished: BTreeMap::new(),
+            }),
+        };
+
+        // Commit 2's fsync returns first: nothing may be published before commit 1's.
+        syncer.file(handoff(2), None);
+        assert_eq!(*gate.durable.borrow(), 0);
+        assert!(heard.try_recv().is_err());
+        assert!(synced.try_recv().is_err());
+
+        syncer.file(handoff(1), None);
+        assert_eq!(*gate.durable.borrow(), 2);
+        for generation in [1, 2] {
+            let commit = heard.try_recv().unwrap();
+            assert_eq!(commit.events[0].1.sequence, generation);
+            assert!(matches!(synced.try_recv(), Ok(Msg::Synced(g)) if g == generation));
+        }
+        assert!(heard.try_recv().is_err());
     }
 }
