@@ -86,13 +86,31 @@ impl ChatGuid {
     }
 }
 
+impl ChatGuid {
+    fn prefix(&self) -> &'static str {
+        match self.kind {
+            ChatKind::Group => "any;+;",
+            ChatKind::Direct => "any;-;",
+        }
+    }
+}
+
 impl fmt::Display for ChatGuid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let marker = match self.kind {
-            ChatKind::Group => '+',
-            ChatKind::Direct => '-',
-        };
-        write!(f, "any;{marker};{}", self.id)
+        f.write_str(self.prefix())?;
+        f.write_str(&self.id)
+    }
+}
+
+/// The wire form, allocated once at its exact size (`to_string` grows as it formats; this is
+/// on the path of every event sent).
+impl From<&ChatGuid> for String {
+    fn from(guid: &ChatGuid) -> String {
+        let prefix = guid.prefix();
+        let mut out = String::with_capacity(prefix.len() + guid.id.len());
+        out.push_str(prefix);
+        out.push_str(&guid.id);
+        out
     }
 }
 
@@ -146,6 +164,10 @@ impl Address {
     /// Wraps a value that was validated before it was stored.
     pub fn from_trusted(value: String) -> Self {
         Address(value)
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
     }
 
     pub fn as_str(&self) -> &str {

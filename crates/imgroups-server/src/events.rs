@@ -115,11 +115,11 @@ impl<T> Sink<T> {
 
     /// Sends several frames as one queue item: per-frame channel hand-offs dominate the cost
     /// of a catch-up otherwise. An empty batch sends nothing.
-    async fn send_batch(&self, frames: Vec<Frame>) -> bool {
-        if frames.is_empty() {
+    async fn send_batch(&self, frames: impl IntoIterator<Item = Frame>) -> bool {
+        let batch: Vec<T> = frames.into_iter().map(self.map).collect();
+        if batch.is_empty() {
             return true;
         }
-        let batch = frames.into_iter().map(self.map).collect();
         // Usually there is room: no need to arm the shutdown and wait machinery then.
         let sent = match self.out.try_send(batch) {
             Ok(()) => true,
@@ -305,11 +305,7 @@ impl Streams {
                     next = Some(read(cursor));
                 }
                 if !sink
-                    .send_batch(
-                        page.into_iter()
-                            .map(|e| Frame::Event(Delivery::Read(e)))
-                            .collect(),
-                    )
+                    .send_batch(page.into_iter().map(|e| Frame::Event(Delivery::Read(e))))
                     .await
                 {
                     return;
@@ -425,11 +421,10 @@ impl Live {
                 return false;
             }
             self.cursor = page.last().map_or(self.cursor, |e| e.sequence);
-            let wanted: Vec<Frame> = page
+            let wanted = page
                 .into_iter()
                 .filter(|e| self.wants(e))
-                .map(|e| Frame::Event(Delivery::Read(e)))
-                .collect();
+                .map(|e| Frame::Event(Delivery::Read(e)));
             if !sink.send_batch(wanted).await {
                 return false;
             }

@@ -14,7 +14,7 @@ use tonic::codec::{Codec, EncodeBuf, Encoder};
 use tonic::{Request, Response, Status};
 
 use crate::api::{unimplemented, App, Caller};
-use crate::events::{Frame, Streams};
+use crate::events::{Delivery, Frame, Streams};
 use crate::wire::{self, to_status};
 
 type GrpcResult<T> = std::result::Result<Response<T>, Status>;
@@ -100,7 +100,10 @@ fn catch_up_frame(frame: Frame) -> std::result::Result<pb::CatchUpEventsResponse
     Ok(match frame {
         Frame::Event(e) => pb::CatchUpEventsResponse {
             sequence: Some(e.sequence),
-            payload: Some(Payload::GroupChanged(wire::group_event(&e))),
+            payload: Some(Payload::GroupChanged(match e {
+                Delivery::Read(event) => wire::group_event_owned(event),
+                Delivery::Committed(..) => wire::group_event(&e),
+            })),
         },
         Frame::Complete { head } => pb::CatchUpEventsResponse {
             sequence: None,

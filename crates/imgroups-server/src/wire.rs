@@ -183,8 +183,12 @@ pub(crate) fn timestamp(t: Timestamp) -> pbjson_types::Timestamp {
 }
 
 pub(crate) fn address(a: &Address) -> pb::SingleServiceAddressInfo {
+    address_owned(a.clone())
+}
+
+fn address_owned(a: Address) -> pb::SingleServiceAddressInfo {
     pb::SingleServiceAddressInfo {
-        address: a.to_string(),
+        address: a.into_string(),
         service: pb::ChatServiceType::Imessage as i32,
         country: None,
     }
@@ -222,33 +226,37 @@ pub(crate) fn message(m: &Message) -> pb::Message {
 }
 
 pub(crate) fn group_event(e: &Event) -> pb::GroupChangeEvent {
+    group_event_owned(e.clone())
+}
+
+/// [`group_event`] for an event that is not needed afterwards: its strings move instead of
+/// being copied (catch-up sends a million of these).
+pub(crate) fn group_event_owned(e: Event) -> pb::GroupChangeEvent {
     use pb::group_change_event::Change as C;
-    let change = match &e.change {
+    let change = match e.change {
         Change::DisplayNameChanged { display_name } => {
-            C::DisplayNameChanged(pb::GroupDisplayNameChanged {
-                display_name: display_name.clone(),
-            })
+            C::DisplayNameChanged(pb::GroupDisplayNameChanged { display_name })
         }
         Change::ParticipantAdded { participant } => {
             C::ParticipantAdded(pb::GroupParticipantAdded {
-                participant: Some(address(participant)),
+                participant: Some(address_owned(participant)),
             })
         }
         Change::ParticipantRemoved { participant } => {
             C::ParticipantRemoved(pb::GroupParticipantRemoved {
-                participant: Some(address(participant)),
+                participant: Some(address_owned(participant)),
             })
         }
         Change::ParticipantLeft { participant } => C::ParticipantLeft(pb::GroupParticipantLeft {
-            participant: Some(address(participant)),
+            participant: Some(address_owned(participant)),
         }),
         Change::IconChanged => C::IconChanged(pb::GroupIconChanged {}),
         Change::IconRemoved => C::IconRemoved(pb::GroupIconRemoved {}),
     };
     pb::GroupChangeEvent {
-        chat_guid: e.chat_guid.to_string(),
+        chat_guid: String::from(&e.chat_guid),
         occurred_at: Some(timestamp(e.occurred_at)),
-        actor: e.actor.as_ref().map(address),
+        actor: e.actor.map(address_owned),
         is_from_me: e.is_from_me,
         change: Some(change),
     }

@@ -81,8 +81,7 @@ pub(crate) const EVENT_COLUMNS: &str =
     "seq, chat_guid, occurred_at, is_from_me, actor, kind, value";
 
 pub(crate) fn event_from_row(row: &Row<'_>) -> rusqlite::Result<Event> {
-    let guid: String = row.get(1)?;
-    let chat_guid = ChatGuid::parse(&guid).map_err(|_| {
+    let chat_guid = ChatGuid::parse(row.get_ref(1)?.as_str()?).map_err(|_| {
         rusqlite::Error::InvalidColumnType(1, "chat_guid".into(), rusqlite::types::Type::Text)
     })?;
     Ok(Event {
