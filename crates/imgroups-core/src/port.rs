@@ -45,6 +45,9 @@ pub trait Reader {
     fn icon(&mut self, group: i64) -> Result<Option<(Vec<u8>, String)>>;
     /// Groups the address is currently a member of, oldest first.
     fn groups_of(&mut self, address: &Address) -> Result<Vec<GroupRow>>;
+    /// Groups both addresses are currently members of, oldest first. (Finding the group a
+    /// create would duplicate must not cost one query per group the creator is in.)
+    fn groups_of_both(&mut self, a: &Address, b: &Address) -> Result<Vec<GroupRow>>;
     fn has_direct_chat(&mut self, account: AccountId, address: &Address) -> Result<bool>;
     fn count_direct_chats(&mut self, account: AccountId) -> Result<u64>;
 }

@@ -316,6 +316,24 @@ impl Reader for Db<'_> {
         self.query_groups_of(address)
     }
 
+    fn groups_of_both(&mut self, a: &Address, b: &Address) -> Result<Vec<GroupRow>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT g.id, g.identifier, g.group_id, g.display_name, g.icon_hash
+                 FROM members m JOIN groups g ON g.id = m.group_key
+                 WHERE m.address = ?1
+                   AND EXISTS (SELECT 1 FROM members o
+                               WHERE o.group_key = m.group_key AND o.address = ?2)
+                 ORDER BY g.id",
+            )
+            .db()?;
+        let rows = stmt
+            .query_map([b.as_str(), a.as_str()], group_from_row)
+            .db()?;
+        rows.collect::<rusqlite::Result<_>>().db()
+    }
+
     fn has_direct_chat(&mut self, account: AccountId, address: &Address) -> Result<bool> {
         self.query_has_direct_chat(account, address)
     }

@@ -95,6 +95,11 @@ pub fn open_connection(path: &Path, durability: Durability) -> Result<Connection
     // holds; a thrashing cache re-parses SQL on every request.
     conn.set_prepared_statement_cache_capacity(128);
     conn.busy_timeout(Duration::from_secs(10)).db()?;
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )
+    .db()?;
     conn.pragma_update(None, "journal_mode", "WAL").db()?;
     let sync = match durability {
         Durability::Full => "FULL",

@@ -28,7 +28,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -48,8 +48,8 @@ pub(crate) enum Msg {
     /// Bookkeeping outside the engine (webhook endpoints and cursors), run in the same
     /// transactions so the writer stays the only writer.
     Admin(AdminJob),
-    /// From the syncer: every commit up to this generation is durable.
-    Synced(u64),
+    /// From a syncer, sent only while the writer waits for one: a commit became durable.
+    Synced,
     Stop,
 }
 
@@ -134,6 +134,11 @@ impl Gate {
         let _ = durable.wait_for(|d| *d >= generation).await;
     }
 
+    /// Every commit up to this generation is durable.
+    fn durable(&self) -> u64 {
+        *self.durable.borrow()
+    }
+
     fn publish_durable(&self, generation: u64) {
         self.durable.send_if_modified(|d| {
             let newer = generation > *d;
@@ -153,8 +158,8 @@ const SYNCERS: usize = 2;
 /// How often expired idempotency records are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
-/// Starts the writer (which starts the syncer). `jobs` is the writer's own queue, for the
-/// syncer's "synced" notices.
+/// Starts the writer (which starts the syncers). `jobs` is the writer's own queue, for the
+/// syncers' "synced" notices.
 pub(crate) fn spawn(
     conn: Connection,
     jobs: &mpsc::Sender<Msg>,
@@ -163,14 +168,14 @@ pub(crate) fn spawn(
     committed: broadcast::Sender<Arc<Committed>>,
     gate: Arc<Gate>,
 ) -> Result<std::thread::JoinHandle<()>> {
-    let (handoff, handoffs) = std_mpsc::channel();
+    let waiting = Arc::new(AtomicBool::new(false));
     let shared = Arc::new(Syncer {
         wal: crate::beside(&config.path, "-wal"),
         fsync: config.durability == Durability::Full,
         gate: gate.clone(),
         committed,
         wake: jobs.downgrade(),
-        handoffs: Mutex::new(handoffs),
+        writer_waiting: waiting.clone(),
         done: Mutex::new(Done {
             next: 1,
             finished: BTreeMap::new(),
@@ -183,15 +188,18 @@ pub(crate) fn spawn(
     // The syncers fsync the WAL themselves, so the writer's COMMIT need not.
     conn.pragma_update(None, "synchronous", "NORMAL").db()?;
     let mut syncers = Vec::with_capacity(SYNCERS);
+    let mut handoffs = Vec::with_capacity(SYNCERS);
     for _ in 0..SYNCERS {
         let shared = shared.clone();
+        let (handoff, queue) = std_mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("imgroups-syncer".into())
-            .spawn(move || shared.run())
+            .spawn(move || shared.run(queue))
             .map_err(cannot_start)?;
         syncers.push(thread);
+        handoffs.push(handoff);
     }
-    let writer = Writer::new(conn, config, gate, handoff);
+    let writer = Writer::new(conn, config, gate, handoffs, waiting);
     std::thread::Builder::new()
         .name("imgroups-writer".into())
         .spawn(move || writer.run(rx, syncers))
@@ -239,14 +247,18 @@ struct Writer {
     conn: Connection,
     config: Config,
     gate: Arc<Gate>,
-    syncer: Option<std_mpsc::Sender<Handoff>>,
+    /// One queue per syncer; commit `g` goes to syncer `g % SYNCERS`, whose previous commit
+    /// (`g - SYNCERS`) is normally done by then (the writer keeps fewer than `SYNCERS` in
+    /// flight unless a batch fills up).
+    syncers: Vec<std_mpsc::Sender<Handoff>>,
+    /// Set while the writer waits for a syncer to be free, so the syncers wake it only then.
+    waiting: Arc<AtomicBool>,
     /// Last commit time handed out; commit times never go backwards.
     clock: Timestamp,
     last_prune: Instant,
     cache: WriterCache,
-    /// The generation of the last commit handed to the syncer, and the last one it synced.
+    /// The generation of the last commit handed to a syncer.
     generation: u64,
-    synced: u64,
     /// The open transaction's answers and events, in the order applied.
     open: bool,
     replies: Vec<Reply>,
@@ -258,19 +270,20 @@ impl Writer {
         conn: Connection,
         config: Config,
         gate: Arc<Gate>,
-        syncer: std_mpsc::Sender<Handoff>,
+        syncers: Vec<std_mpsc::Sender<Handoff>>,
+        waiting: Arc<AtomicBool>,
     ) -> Self {
         Writer {
             conn,
             replies: Vec::with_capacity(config.max_batch),
             config,
             gate,
-            syncer: Some(syncer),
+            syncers,
+            waiting,
             clock: Timestamp(0),
             cache: WriterCache::default(),
             last_prune: Instant::now() - PRUNE_EVERY,
             generation: 0,
-            synced: 0,
             open: false,
             events: Vec::new(),
         }
@@ -279,8 +292,7 @@ impl Writer {
     fn run(mut self, mut rx: mpsc::Receiver<Msg>, syncers: Vec<std::thread::JoinHandle<()>>) {
         let mut yielded = false;
         loop {
-            let syncing = self.generation - self.synced;
-            let msg = if !self.replies.is_empty() && syncing < SYNCERS as u64 {
+            let msg = if !self.replies.is_empty() && self.syncer_free() {
                 // A syncer is idle: commit what is applied, unless more is already queued.
                 match rx.try_recv() {
                     Ok(msg) => Some(msg),
@@ -299,9 +311,18 @@ impl Writer {
                     }
                     Err(TryRecvError::Disconnected) => None,
                 }
+            } else if self.replies.is_empty() {
+                rx.blocking_recv()
             } else {
-                // Either nothing is applied, or every syncer is busy: apply what arrives
-                // meanwhile, and commit once one reports back.
+                // Every syncer is busy: apply what arrives meanwhile, and commit once one
+                // reports back. Announce the wait, then look again: a syncer that finished
+                // in between either sees the flag and wakes us, or we see its result.
+                self.waiting.store(true, Ordering::SeqCst);
+                std::sync::atomic::fence(Ordering::SeqCst);
+                if self.syncer_free() {
+                    self.waiting.store(false, Ordering::SeqCst);
+                    continue;
+                }
                 rx.blocking_recv()
             };
             match msg {
@@ -312,7 +333,8 @@ impl Writer {
                     }
                 }
                 Some(Msg::Admin(job)) => self.apply_admin(job),
-                Some(Msg::Synced(generation)) => self.synced = self.synced.max(generation),
+                // Only a wake-up: the loop reads the durable generation itself.
+                Some(Msg::Synced) => {}
                 Some(Msg::Stop) | None => break,
             }
         }
@@ -322,19 +344,24 @@ impl Writer {
             match msg {
                 Msg::Write(job) => self.apply(job),
                 Msg::Admin(job) => self.apply_admin(job),
-                Msg::Synced(_) | Msg::Stop => {}
+                Msg::Synced | Msg::Stop => {}
             }
         }
         if !self.replies.is_empty() {
             self.commit();
         }
-        drop(self.syncer.take());
+        self.syncers.clear();
         for syncer in syncers {
             let _ = syncer.join();
         }
         // Nothing more will become durable: release any reader still waiting.
         self.gate.publish_durable(u64::MAX);
         tracing::debug!("writer stopped");
+    }
+
+    /// Whether fewer than [`SYNCERS`] commits are waiting for their fsync.
+    fn syncer_free(&self) -> bool {
+        self.generation.saturating_sub(self.gate.durable()) < SYNCERS as u64
     }
 
     fn tick(&mut self) -> Timestamp {
@@ -460,7 +487,8 @@ impl Writer {
             replies: std::mem::take(&mut self.replies),
             events: std::mem::take(&mut self.events),
         };
-        let sent = match &self.syncer {
+        let syncer = self.syncers.get(self.generation as usize % SYNCERS);
+        let sent = match syncer {
             Some(syncer) => syncer.send(handoff).map_err(|failed| failed.0),
             None => Err(handoff),
         };
@@ -514,7 +542,8 @@ struct Syncer {
     /// The writer's queue, to tell it when a round is done (weak: the writer exits once the
     /// store's handles are gone).
     wake: mpsc::WeakSender<Msg>,
-    handoffs: Mutex<std_mpsc::Receiver<Handoff>>,
+    /// The writer's "waiting for a free syncer" flag: wake it only when it waits.
+    writer_waiting: Arc<AtomicBool>,
     done: Mutex<Done>,
 }
 
@@ -526,14 +555,9 @@ struct Done {
 }
 
 impl Syncer {
-    fn run(&self) {
+    fn run(&self, handoffs: std_mpsc::Receiver<Handoff>) {
         let mut file = None;
-        loop {
-            let handoff = match self.handoffs.lock() {
-                Ok(handoffs) => handoffs.recv(),
-                Err(_) => break,
-            };
-            let Ok(handoff) = handoff else { break };
+        while let Ok(handoff) = handoffs.recv() {
             let synced = if self.fsync && handoff.committed {
                 self.sync(&mut file)
             } else {
@@ -565,6 +589,7 @@ impl Syncer {
             return;
         };
         done.finished.insert(handoff.generation, (handoff, failed));
+        let mut published = false;
         loop {
             let next = done.next;
             let Some((handoff, failed)) = done.finished.remove(&next) else {
@@ -573,9 +598,17 @@ impl Syncer {
             done.next += 1;
             self.gate.publish_durable(next);
             self.finish(handoff, failed.as_ref());
+            published = true;
+        }
+        if !published {
+            return;
+        }
+        // After publishing (see `Writer::run` for the other half of this handshake).
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.writer_waiting.swap(false, Ordering::SeqCst) {
             if let Some(wake) = self.wake.upgrade() {
                 // Fails only when the writer has stopped listening, which is fine.
-                let _ = wake.blocking_send(Msg::Synced(next));
+                let _ = wake.blocking_send(Msg::Synced);
             }
         }
     }
@@ -784,7 +817,6 @@ mod syncer_tests {
     fn commits_whose_fsyncs_finish_out_of_order_are_published_in_order() {
         let (committed, mut heard) = broadcast::channel(8);
         let (jobs, mut synced) = mpsc::channel(8);
-        let (_handoff, handoffs) = std_mpsc::channel();
         let gate = Arc::new(Gate::new());
         let syncer = Syncer {
             wal: PathBuf::from("unused-wal"),
@@ -792,7 +824,7 @@ mod syncer_tests {
             gate: gate.clone(),
             committed,
             wake: jobs.downgrade(),
-            handoffs: Mutex::new(handoffs),
+            writer_waiting: Arc::new(AtomicBool::new(true)),
             done: Mutex::new(Done {
                 next: 1,
                 finished: BTreeMap::new(),
@@ -810,8 +842,11 @@ mod syncer_tests {
         for generation in [1, 2] {
             let commit = heard.try_recv().unwrap();
             assert_eq!(commit.events[0].1.sequence, generation);
-            assert!(matches!(synced.try_recv(), Ok(Msg::Synced(g)) if g == generation));
         }
         assert!(heard.try_recv().is_err());
+        // The writer was waiting for a free syncer: woken once, and the flag is down again.
+        assert!(matches!(synced.try_recv(), Ok(Msg::Synced)));
+        assert!(synced.try_recv().is_err());
+        assert!(!syncer.writer_waiting.load(Ordering::SeqCst));
     }
 }
