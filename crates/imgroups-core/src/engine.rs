@@ -419,13 +419,10 @@ fn existing_group<T: Tx>(
 ) -> Result<Option<(GroupRow, Vec<Address>)>> {
     let mut wanted_sorted = wanted.to_vec();
     wanted_sorted.sort();
-    // A match contains `me` and every wanted address: asking for the groups of `me` and one
-    // of them keeps the candidates few however many groups `me` is in.
-    let candidates = match wanted.first() {
-        Some(other) => tx.groups_of_both(me, other)?,
-        None => tx.groups_of(me)?,
-    };
-    for group in candidates {
+    let mut everyone = Vec::with_capacity(wanted.len() + 1);
+    everyone.push(me.clone());
+    everyone.extend_from_slice(wanted);
+    for group in tx.groups_with_all(&everyone)? {
         let members = tx.members(group.key)?;
         let mut others: Vec<Address> = members.iter().filter(|m| *m != me).cloned().collect();
         others.sort();

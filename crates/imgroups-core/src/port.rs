@@ -45,9 +45,11 @@ pub trait Reader {
     fn icon(&mut self, group: i64) -> Result<Option<(Vec<u8>, String)>>;
     /// Groups the address is currently a member of, oldest first.
     fn groups_of(&mut self, address: &Address) -> Result<Vec<GroupRow>>;
-    /// Groups both addresses are currently members of, oldest first. (Finding the group a
-    /// create would duplicate must not cost one query per group the creator is in.)
-    fn groups_of_both(&mut self, a: &Address, b: &Address) -> Result<Vec<GroupRow>>;
+    /// Groups whose current members include every one of `addresses`, oldest first. Its cost
+    /// must follow the address in the fewest groups, not the one in the most: a create looks
+    /// for the group it would duplicate with it, and the creator (or a participant) may be in
+    /// a great many groups.
+    fn groups_with_all(&mut self, addresses: &[Address]) -> Result<Vec<GroupRow>>;
     fn has_direct_chat(&mut self, account: AccountId, address: &Address) -> Result<bool>;
     fn count_direct_chats(&mut self, account: AccountId) -> Result<u64>;
 }

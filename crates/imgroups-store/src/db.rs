@@ -316,22 +316,36 @@ impl Reader for Db<'_> {
         self.query_groups_of(address)
     }
 
-    fn groups_of_both(&mut self, a: &Address, b: &Address) -> Result<Vec<GroupRow>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT g.id, g.identifier, g.group_id, g.display_name, g.icon_hash
-                 FROM members m JOIN groups g ON g.id = m.group_key
-                 WHERE m.address = ?1
-                   AND EXISTS (SELECT 1 FROM members o
-                               WHERE o.group_key = m.group_key AND o.address = ?2)
-                 ORDER BY g.id",
-            )
-            .db()?;
-        let rows = stmt
-            .query_map([b.as_str(), a.as_str()], group_from_row)
-            .db()?;
-        rows.collect::<rusqlite::Result<_>>().db()
+    fn groups_with_all(&mut self, addresses: &[Address]) -> Result<Vec<GroupRow>> {
+        // A zig-zag join over each address's groups, which `members_by_address` keeps sorted:
+        // each step seeks one address to its first group at or after the candidate, so the
+        // seeks are bounded by the address in the fewest groups.
+        let mut found = Vec::new();
+        if addresses.is_empty() {
+            return Ok(found);
+        }
+        let mut candidate = 0;
+        'search: loop {
+            let mut agreed = 0;
+            let mut next = 0;
+            while agreed < addresses.len() {
+                let Some(key) = self.query_next_group_of(&addresses[next], candidate)? else {
+                    break 'search;
+                };
+                if key == candidate {
+                    agreed += 1;
+                } else {
+                    candidate = key;
+                    agreed = 1;
+                }
+                next = (next + 1) % addresses.len();
+            }
+            if let Some(row) = self.query_group_by_key(candidate)? {
+                found.push(row);
+            }
+            candidate += 1;
+        }
+        Ok(found)
     }
 
     fn has_direct_chat(&mut self, account: AccountId, address: &Address) -> Result<bool> {
@@ -378,6 +392,27 @@ impl Db<'_> {
             .db()?;
         let rows = stmt.query_map([address.as_str()], group_from_row).db()?;
         rows.collect::<rusqlite::Result<_>>().db()
+    }
+
+    /// The first group at or after `from` (by key) that `address` is a member of.
+    fn query_next_group_of(&mut self, address: &Address, from: i64) -> Result<Option<i64>> {
+        self.conn
+            .prepare_cached(
+                "SELECT group_key FROM members WHERE address = ?1 AND group_key >= ?2
+                 ORDER BY group_key LIMIT 1",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![address.as_str(), from], |r| r.get(0))
+                    .optional()
+            })
+            .db()
+    }
+
+    fn query_group_by_key(&mut self, key: i64) -> Result<Option<GroupRow>> {
+        self.conn
+            .prepare_cached(&format!("SELECT {GROUP_COLUMNS} FROM groups WHERE id = ?1"))
+            .and_then(|mut s| s.query_row([key], group_from_row).optional())
+            .db()
     }
 
     fn query_has_direct_chat(&mut self, account: AccountId, address: &Address) -> Result<bool> {
