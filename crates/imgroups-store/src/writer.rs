@@ -23,7 +23,7 @@
 //! yet on disk: acknowledged = durable, exactly as with `synchronous=FULL`, with the fsync of
 //! one batch overlapping the work of the next.
 //!
-//! Measured reasons for this shape are in BENCHMARKS.md ("Profile of the W1 write path").
+//! Measured reasons for this shape are in BENCHMARKS.md (sessions 2 and 3).
 
 use std::collections::BTreeMap;
 use std::fs::File;

@@ -1,8 +1,10 @@
 //! Creating a group with the same participants as an existing one returns that group — the
 //! oldest exact match — however many groups the creator and the participants are in.
 
+mod common;
+
 use imgroups_core::{Address, Command, Outcome};
-use imgroups_store::{admin, Config, Durability, Store};
+use imgroups_store::{admin, Durability};
 
 fn guid_of(outcome: Outcome) -> String {
     match outcome {
@@ -21,13 +23,8 @@ fn a_create_finds_the_oldest_exact_match_among_many_groups() {
         let other = admin::ensure_account(&conn, &Address::parse("b@x.com").unwrap()).unwrap();
         (me.0, other.0)
     };
-    let mut config = Config::new(&path);
-    config.durability = Durability::Normal;
-    let store = Store::open(config).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let store = common::open_store(&path);
+    let rt = common::runtime();
     let create = |account, people: &[&str]| {
         let people: Vec<String> = people.iter().map(|p| p.to_string()).collect();
         let cmd = Command::create_chat(&people, None).unwrap();

@@ -1,8 +1,10 @@
 //! Reads never need the write lock: while another connection holds it (as the writer does for
 //! as long as it is busy), opening read connections and reading still work.
 
+mod common;
+
 use imgroups_core::Address;
-use imgroups_store::{admin, open_connection, Config, Durability, Store};
+use imgroups_store::{admin, open_connection, Durability};
 
 #[test]
 fn reads_work_while_the_write_lock_is_held() {
@@ -12,13 +14,8 @@ fn reads_work_while_the_write_lock_is_held() {
         let conn = open_connection(&path, Durability::Normal).unwrap();
         admin::add_account(&conn, &Address::parse("me@example.com").unwrap()).unwrap()
     };
-    let mut config = Config::new(&path);
-    config.durability = Durability::Normal;
-    let store = Store::open(config).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let store = common::open_store(&path);
+    let rt = common::runtime();
 
     // Someone else (the CLI, say) takes the write lock and keeps it.
     let holder = open_connection(&path, Durability::Normal).unwrap();

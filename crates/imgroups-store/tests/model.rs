@@ -6,10 +6,12 @@
 //! (3), catch-up windows return exactly `after < seq <= head` (5), and the stored state equals
 //! the model's state, which is the replay of the accepted commands (6).
 
+mod common;
+
 use std::collections::HashMap;
 
 use imgroups_core::{Address, Change, Command, ErrorKind, Outcome};
-use imgroups_store::{admin, Config, Durability, Store};
+use imgroups_store::{admin, Durability, Store};
 use proptest::prelude::*;
 
 const ACCOUNTS: [&str; 3] = ["a@x.com", "b@x.com", "c@x.com"];
@@ -264,18 +266,13 @@ fn actor_of(op: &Op) -> usize {
 }
 
 fn open(path: &std::path::Path) -> Store {
-    let mut config = Config::new(path);
-    config.durability = Durability::Normal;
-    Store::open(config).unwrap()
+    common::open_store(path)
 }
 
 fn run(ops: Vec<(Op, Option<u8>)>) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("imgroups.db");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::runtime();
     let mut ids = HashMap::new();
     {
         let conn = imgroups_store::open_connection(&path, Durability::Normal).unwrap();
