@@ -155,6 +155,7 @@ impl Error {
         // failure, as in the Go SDK.
         let kind = match status.code() {
             Code::Cancelled | Code::Unknown if transport => ErrorKind::Connection,
+            _ if transport && cut_off(status) => ErrorKind::Connection,
             other => ErrorKind::from_code(other),
         };
         Error {
@@ -249,6 +250,24 @@ fn default_code(code: Code) -> &'static str {
         | Code::Internal
         | Code::DataLoss => "internalError",
     }
+}
+
+/// Whether the call was cut off by its HTTP/2 connection rather than answered: the server
+/// went away (GOAWAY, e.g. while it shut down) or the connection failed. h2 reports these with
+/// reasons such as `NO_ERROR` that tonic turns into `INTERNAL`, which would read as a server
+/// fault; like a reset connection they are connection failures, and a write that failed this
+/// way may be retried with the same idempotency key.
+fn cut_off(status: &tonic::Status) -> bool {
+    let mut source = std::error::Error::source(status);
+    while let Some(err) = source {
+        if let Some(h2) = err.downcast_ref::<h2::Error>() {
+            return h2.is_go_away()
+                || h2.is_io()
+                || h2.reason() == Some(h2::Reason::REFUSED_STREAM);
+        }
+        source = err.source();
+    }
+    false
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 
-use bytes::{BufMut, Bytes};
+use bytes::{BufMut, Bytes, BytesMut};
 use futures::Stream;
 use imgroups_core::{ChatGuid, Event, Result};
 use imgroups_proto::pb;
@@ -182,7 +182,7 @@ impl pb::group_service_server::GroupService for Grpc {
     type SubscribeGroupEventsStream = FrameStream<pb::SubscribeGroupEventsResponse>;
 
     /// Reached only where this service is mounted on its own: [`serve`](crate::serve) routes
-    /// the method to [`SubscribeGroupEventsEncoded`] instead.
+    /// the method to [`Encoded`]`<`[`SubscribeGroupEvents`]`>` instead.
     async fn subscribe_group_events(
         &self,
         req: Request<pb::SubscribeGroupEventsRequest>,
@@ -193,6 +193,20 @@ impl pb::group_service_server::GroupService for Grpc {
 }
 
 impl Grpc {
+    /// Authenticates a `CatchUpEvents` request, then starts its stream.
+    async fn open_catch_up<T: Send + 'static>(
+        &self,
+        req: Request<pb::CatchUpEventsRequest>,
+        map: fn(Frame) -> T,
+    ) -> std::result::Result<tokio::sync::mpsc::Receiver<Vec<T>>, Status> {
+        let caller = self.caller(&req).await.map_err(to_status)?;
+        let after = req.into_inner().after_sequence.unwrap_or(0);
+        self.streams
+            .catch_up(caller.account, after, map)
+            .await
+            .map_err(to_status)
+    }
+
     /// Authenticates and checks a `SubscribeGroupEvents` request, then starts its stream.
     async fn open_group_events<T: Send + 'static>(
         &self,
@@ -221,41 +235,90 @@ impl Grpc {
     }
 }
 
-/// `SubscribeGroupEvents` with each live event encoded once per commit and the same bytes sent
-/// to every subscriber, instead of a message built and encoded per subscriber: with many
-/// subscribers that was most of the cost of fan-out. Same wire format, same behaviour.
-#[derive(Clone)]
-pub(crate) struct SubscribeGroupEventsEncoded(pub(crate) Grpc);
+/// A server-streaming method served with [`EncodedCodec`]: its messages are encoded before
+/// they reach the transport. Live events are encoded once per commit and the same bytes go to
+/// every subscriber (with many subscribers, a message built and encoded per subscriber was most
+/// of the cost of fan-out); catch-up encodes each event into a shared buffer, and what moves
+/// through the stream is a small handle instead of a whole message. Same wire format, same
+/// behaviour as the generated service.
+pub(crate) trait EncodedMethod: Send + Sync + 'static {
+    const PATH: &'static str;
+    type Request: Message + Default + Send + 'static;
 
-impl SubscribeGroupEventsEncoded {
-    pub(crate) const PATH: &'static str = "/photon.imessage.v1.GroupService/SubscribeGroupEvents";
+    /// Authenticates and checks the request, then starts the stream.
+    fn open(
+        grpc: Grpc,
+        req: Request<Self::Request>,
+    ) -> impl Future<Output = std::result::Result<FrameQueue<Bytes>, Status>> + Send;
+}
+
+type FrameQueue<T> = tokio::sync::mpsc::Receiver<Vec<std::result::Result<T, Status>>>;
+
+pub(crate) struct SubscribeGroupEvents;
+
+impl EncodedMethod for SubscribeGroupEvents {
+    const PATH: &'static str = "/photon.imessage.v1.GroupService/SubscribeGroupEvents";
+    type Request = pb::SubscribeGroupEventsRequest;
+
+    async fn open(
+        grpc: Grpc,
+        req: Request<Self::Request>,
+    ) -> std::result::Result<FrameQueue<Bytes>, Status> {
+        grpc.open_group_events(req, group_frame_encoded).await
+    }
+}
+
+pub(crate) struct CatchUpEvents;
+
+impl EncodedMethod for CatchUpEvents {
+    const PATH: &'static str = "/photon.imessage.v1.EventService/CatchUpEvents";
+    type Request = pb::CatchUpEventsRequest;
+
+    async fn open(
+        grpc: Grpc,
+        req: Request<Self::Request>,
+    ) -> std::result::Result<FrameQueue<Bytes>, Status> {
+        grpc.open_catch_up(req, catch_up_frame_encoded).await
+    }
+}
+
+/// The route for one [`EncodedMethod`].
+pub(crate) struct Encoded<M>(Grpc, PhantomData<M>);
+
+impl<M> Clone for Encoded<M> {
+    fn clone(&self) -> Self {
+        Encoded(self.0.clone(), PhantomData)
+    }
+}
+
+impl<M: EncodedMethod> Encoded<M> {
+    pub(crate) fn new(grpc: Grpc) -> Self {
+        Encoded(grpc, PhantomData)
+    }
 
     /// Serves one call, as the generated service would but with [`EncodedCodec`].
     pub(crate) async fn serve(
         self,
         req: http::Request<axum::body::Body>,
     ) -> http::Response<tonic::body::Body> {
-        let mut grpc =
-            tonic::server::Grpc::new(EncodedCodec::<pb::SubscribeGroupEventsRequest>::default())
-                .apply_max_message_size_config(
-                    Some(crate::MAX_MESSAGE_BYTES),
-                    Some(crate::MAX_MESSAGE_BYTES),
-                );
+        let mut grpc = tonic::server::Grpc::new(EncodedCodec::<M::Request>::default())
+            .apply_max_message_size_config(
+                Some(crate::MAX_MESSAGE_BYTES),
+                Some(crate::MAX_MESSAGE_BYTES),
+            );
         grpc.server_streaming(self, req).await
     }
 }
 
-impl tonic::server::ServerStreamingService<pb::SubscribeGroupEventsRequest>
-    for SubscribeGroupEventsEncoded
-{
+impl<M: EncodedMethod> tonic::server::ServerStreamingService<M::Request> for Encoded<M> {
     type Response = Bytes;
     type ResponseStream = FrameStream<Bytes>;
     type Future = Pin<Box<dyn Future<Output = GrpcResult<FrameStream<Bytes>>> + Send>>;
 
-    fn call(&mut self, req: Request<pb::SubscribeGroupEventsRequest>) -> Self::Future {
+    fn call(&mut self, req: Request<M::Request>) -> Self::Future {
         let grpc = self.0.clone();
         Box::pin(async move {
-            let rx = grpc.open_group_events(req, group_frame_encoded).await?;
+            let rx = M::open(grpc, req).await?;
             Ok(Response::new(boxed(rx)))
         })
     }
@@ -263,12 +326,39 @@ impl tonic::server::ServerStreamingService<pb::SubscribeGroupEventsRequest>
 
 fn group_frame_encoded(frame: Frame) -> std::result::Result<Bytes, Status> {
     Ok(match frame {
-        Frame::Event(delivery) => delivery.encoded(|e| group_message(e).encode_to_vec().into()),
-        other => group_frame(other)?.encode_to_vec().into(),
+        Frame::Event(delivery) => delivery.encoded(|e| encode_shared(&group_message(e))),
+        other => encode_shared(&group_frame(other)?),
     })
 }
 
-/// A codec whose responses arrive already encoded (see [`SubscribeGroupEventsEncoded`]);
+fn catch_up_frame_encoded(frame: Frame) -> std::result::Result<Bytes, Status> {
+    catch_up_frame(frame).map(|message| encode_shared(&message))
+}
+
+thread_local! {
+    /// Where [`encode_shared`] encodes: consecutive messages share one allocation.
+    static ENCODE_BUFFER: std::cell::RefCell<BytesMut> = std::cell::RefCell::new(BytesMut::new());
+}
+
+/// Allocation size for [`ENCODE_BUFFER`]: a few hundred events.
+const ENCODE_CHUNK: usize = 64 * 1024;
+
+/// `message`'s encoding, carved out of a buffer shared with the messages encoded before and
+/// after it on this thread (a catch-up sends a million of them; one allocation each showed).
+/// The chunk is freed once every message cut from it has been sent.
+fn encode_shared(message: &impl Message) -> Bytes {
+    ENCODE_BUFFER.with_borrow_mut(|buffer| {
+        let len = message.encoded_len();
+        if buffer.capacity() < len {
+            buffer.reserve(len.max(ENCODE_CHUNK));
+        }
+        let encoded = message.encode(buffer);
+        debug_assert!(encoded.is_ok(), "room was reserved above");
+        buffer.split().freeze()
+    })
+}
+
+/// A codec whose responses arrive already encoded (see [`EncodedMethod`]);
 /// requests are decoded as usual.
 struct EncodedCodec<Req>(PhantomData<Req>);
 
@@ -391,17 +481,13 @@ impl pb::chat_service_server::ChatService for Grpc {
 impl pb::event_service_server::EventService for Grpc {
     type CatchUpEventsStream = FrameStream<pb::CatchUpEventsResponse>;
 
+    /// Reached only where this service is mounted on its own: [`serve`](crate::serve) routes
+    /// the method to [`Encoded`]`<`[`CatchUpEvents`]`>` instead.
     async fn catch_up_events(
         &self,
         req: Request<pb::CatchUpEventsRequest>,
     ) -> GrpcResult<Self::CatchUpEventsStream> {
-        let caller = self.caller(&req).await.map_err(to_status)?;
-        let after = req.into_inner().after_sequence.unwrap_or(0);
-        let rx = self
-            .streams
-            .catch_up(caller.account, after, catch_up_frame)
-            .await
-            .map_err(to_status)?;
+        let rx = self.open_catch_up(req, catch_up_frame).await?;
         Ok(Response::new(boxed(rx)))
     }
 }

@@ -182,7 +182,7 @@ async fn grpc_server(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let grpc = grpc::Grpc { app, streams };
-    let encoded_group_events = grpc::SubscribeGroupEventsEncoded(grpc.clone());
+    let encoded = grpc.clone();
     let groups = pb::group_service_server::GroupServiceServer::new(grpc.clone())
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -196,14 +196,10 @@ async fn grpc_server(
         .add_service(chats)
         .add_service(events)
         .into_axum_router()
-        // More specific than the service's own `/GroupService/*` route, so it wins.
-        .route(
-            grpc::SubscribeGroupEventsEncoded::PATH,
-            axum::routing::any(move |req: ::http::Request<axum::body::Body>| {
-                encoded_group_events.clone().serve(req)
-            }),
-        )
         .fallback(unknown_method);
+    // More specific than the services' own `/Service/*` routes, so these win.
+    let routes = encoded_route::<grpc::SubscribeGroupEvents>(routes, &encoded);
+    let routes = encoded_route::<grpc::CatchUpEvents>(routes, &encoded);
 
     // `Server::tcp_nodelay` only reaches listeners tonic binds itself, not this one: without
     // TCP_NODELAY on each accepted socket, Nagle + delayed ACK stalls responses ~40 ms.
@@ -217,6 +213,15 @@ async fn grpc_server(
         .add_routes(tonic::service::Routes::from(routes))
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
+}
+
+/// Serves `M` through [`grpc::Encoded`] instead of the generated service.
+fn encoded_route<M: grpc::EncodedMethod>(router: axum::Router, grpc: &grpc::Grpc) -> axum::Router {
+    let route = grpc::Encoded::<M>::new(grpc.clone());
+    router.route(
+        M::PATH,
+        axum::routing::any(move |req: ::http::Request<axum::body::Body>| route.clone().serve(req)),
+    )
 }
 
 /// Any service or method we do not implement: UNIMPLEMENTED with `operationNotSupported`, in
