@@ -181,13 +181,14 @@ impl Store {
             command,
             reply,
         };
-        self.inner
-            .jobs
-            .send(writer::Msg::Write(job))
-            .await
-            .map_err(|_| Error::unavailable("the server is shutting down"))?;
-        rx.await
-            .map_err(|_| Error::unavailable("the server is shutting down"))?
+        self.submit(writer::Msg::Write(job), rx).await?
+    }
+
+    /// Queues `msg` for the writer and waits for its answer on `rx`.
+    async fn submit<T>(&self, msg: writer::Msg, rx: oneshot::Receiver<T>) -> Result<T> {
+        let gone = || Error::unavailable("the server is shutting down");
+        self.inner.jobs.send(msg).await.map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())
     }
 
     /// Runs `f` on the writer's connection inside its transaction (in a savepoint: an error
@@ -203,14 +204,7 @@ impl Store {
             run: Box::new(move |conn| f(conn).map(|v| Box::new(v) as writer::Any)),
             reply,
         };
-        self.inner
-            .jobs
-            .send(writer::Msg::Admin(job))
-            .await
-            .map_err(|_| Error::unavailable("the server is shutting down"))?;
-        let value = rx
-            .await
-            .map_err(|_| Error::unavailable("the server is shutting down"))??;
+        let value = self.submit(writer::Msg::Admin(job), rx).await??;
         value.downcast::<T>().map(|v| *v).map_err(|_| {
             tracing::error!("admin job returned an unexpected type");
             Error::internal()
