@@ -326,7 +326,9 @@ impl<M: EncodedMethod> tonic::server::ServerStreamingService<M::Request> for Enc
 
 fn group_frame_encoded(frame: Frame) -> std::result::Result<Bytes, Status> {
     Ok(match frame {
-        Frame::Event(delivery) => delivery.encoded(|e| encode_shared(&group_message(e))),
+        // Its own allocation, not a slice of the shared buffer: a commit's encoding lives as
+        // long as the commit sits in the doorbell's buffer, and would pin a whole chunk.
+        Frame::Event(delivery) => delivery.encoded(|e| group_message(e).encode_to_vec().into()),
         other => encode_shared(&group_frame(other)?),
     })
 }
@@ -345,7 +347,8 @@ const ENCODE_CHUNK: usize = 64 * 1024;
 
 /// `message`'s encoding, carved out of a buffer shared with the messages encoded before and
 /// after it on this thread (a catch-up sends a million of them; one allocation each showed).
-/// The chunk is freed once every message cut from it has been sent.
+/// The chunk is freed once every message cut from it has been sent, so use it only for bytes
+/// that are sent and dropped, not kept.
 fn encode_shared(message: &impl Message) -> Bytes {
     ENCODE_BUFFER.with_borrow_mut(|buffer| {
         let len = message.encoded_len();
