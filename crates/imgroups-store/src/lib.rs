@@ -9,6 +9,8 @@
 //!   rings the doorbell and is answered once it and every earlier commit are durable:
 //!   pipelined group commit. Because there is one writer, commit order is total
 //!   and the per-account sequences it hands out are gap-free.
+//! - `checkpoint`: copies the WAL back into the database file on a thread of its own, so no
+//!   commit waits for a checkpoint.
 //! - `db`: the engine's storage port ([`imgroups_core::port::Tx`]) over a SQLite connection.
 //! - [`admin`]: accounts, tokens and the simulated directory (used by the CLI too).
 //! - `schema`: migrations.
@@ -20,6 +22,7 @@
 //! would do inside `COMMIT`, moved out of the writer so the next batch is applied meanwhile.
 
 pub mod admin;
+mod checkpoint;
 mod db;
 mod schema;
 pub mod webhooks;
@@ -68,6 +71,10 @@ pub struct Config {
     pub max_batch: usize,
     /// Keep only this many newest events per account (`None`: keep every event forever).
     pub retain_events: Option<u64>,
+    /// WAL length (in frames, one page each) at which a checkpoint copies it back into the
+    /// database file, off the write path (see `checkpoint`). The WAL stays about this long
+    /// (8,192 frames: 32 MiB).
+    pub checkpoint_frames: u32,
 }
 
 impl Config {
@@ -78,6 +85,7 @@ impl Config {
             idempotency_ttl: Duration::from_secs(24 * 60 * 60),
             max_batch: 512,
             retain_events: None,
+            checkpoint_frames: 8192,
         }
     }
 }
@@ -185,10 +193,17 @@ impl Store {
     }
 
     /// Queues `msg` for the writer and waits for its answer on `rx`.
-    async fn submit<T>(&self, msg: writer::Msg, rx: oneshot::Receiver<T>) -> Result<T> {
+    async fn submit<T>(
+        &self,
+        msg: writer::Msg,
+        rx: oneshot::Receiver<writer::Answer<T>>,
+    ) -> Result<T> {
         let gone = || Error::unavailable("the server is shutting down");
         self.inner.jobs.send(msg).await.map_err(|_| gone())?;
-        rx.await.map_err(|_| gone())
+        let writer::Answer { result, rest } = rx.await.map_err(|_| gone())?;
+        // Answer the requests this one carries (if any) before going on with its own.
+        drop(rest);
+        Ok(result)
     }
 
     /// Runs `f` on the writer's connection inside its transaction (in a savepoint: an error

@@ -40,6 +40,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
+use crate::checkpoint::Checkpoints;
 use crate::db::{Db, SqlResult, WriterCache};
 use crate::{Config, Durability};
 
@@ -57,7 +58,7 @@ pub(crate) struct Job {
     pub(crate) account: AccountId,
     pub(crate) key: Option<String>,
     pub(crate) command: Command,
-    pub(crate) reply: oneshot::Sender<Result<Outcome>>,
+    pub(crate) reply: oneshot::Sender<Answer<Result<Outcome>>>,
 }
 
 /// Any value an admin job returns.
@@ -68,7 +69,7 @@ pub(crate) type AdminFn = Box<dyn FnOnce(&Connection) -> Result<Any> + Send>;
 
 pub(crate) struct AdminJob {
     pub(crate) run: AdminFn,
-    pub(crate) reply: oneshot::Sender<Result<Any>>,
+    pub(crate) reply: oneshot::Sender<Answer<Result<Any>>>,
 }
 
 /// The events one commit appended, in commit order (per account, by sequence).
@@ -161,7 +162,7 @@ const PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// Starts the writer (which starts the syncers). `jobs` is the writer's own queue, for the
 /// syncers' "synced" notices.
 pub(crate) fn spawn(
-    conn: Connection,
+    mut conn: Connection,
     jobs: &mpsc::Sender<Msg>,
     rx: mpsc::Receiver<Msg>,
     config: Config,
@@ -187,6 +188,7 @@ pub(crate) fn spawn(
     };
     // The syncers fsync the WAL themselves, so the writer's COMMIT need not.
     conn.pragma_update(None, "synchronous", "NORMAL").db()?;
+    let checkpoints = Checkpoints::start(&mut conn, &config)?;
     let mut syncers = Vec::with_capacity(SYNCERS);
     let mut handoffs = Vec::with_capacity(SYNCERS);
     for _ in 0..SYNCERS {
@@ -199,17 +201,63 @@ pub(crate) fn spawn(
         syncers.push(thread);
         handoffs.push(handoff);
     }
-    let writer = Writer::new(conn, config, gate, handoffs, waiting);
+    let writer = Writer::new(conn, config, gate, handoffs, waiting, checkpoints);
     std::thread::Builder::new()
         .name("imgroups-writer".into())
         .spawn(move || writer.run(rx, syncers))
         .map_err(cannot_start)
 }
 
+/// What a request's reply channel carries: its answer and, for the first request of a commit,
+/// the answers of the others (see [`deliver`]).
+pub(crate) struct Answer<T> {
+    pub(crate) result: T,
+    pub(crate) rest: Carried,
+}
+
+impl<T> Answer<T> {
+    pub(crate) fn alone(result: T) -> Self {
+        Answer {
+            result,
+            rest: Carried(Vec::new()),
+        }
+    }
+}
+
+/// Answers carried by another request's answer. They are sent when this is dropped: by that
+/// request, on the runtime's thread, as soon as it has its own answer; or, if that request has
+/// gone away, wherever its unread answer is dropped.
+pub(crate) struct Carried(Vec<Reply>);
+
+impl Drop for Carried {
+    fn drop(&mut self) {
+        for reply in self.0.drain(..) {
+            reply.send(None);
+        }
+    }
+}
+
+/// Answers every request of a commit while waking the runtime once. The first request still
+/// waiting gets its answer carrying the others', and sends them from the runtime's thread,
+/// where waking a task is a queue push. Waking each from the syncer's thread costs a syscall
+/// per request and, where the runtime shares the syncer's CPU, two context switches each: the
+/// woken runtime preempts the syncer, sends one response and sleeps again (BENCHMARKS.md,
+/// session 4).
+fn deliver(mut replies: Vec<Reply>) {
+    while !replies.is_empty() {
+        let first = replies.remove(0);
+        match first.carrying(replies) {
+            Ok(()) => return,
+            // That request has gone away: the next one carries the rest.
+            Err(rest) => replies = rest,
+        }
+    }
+}
+
 /// An answer held until its commit is durable.
-enum Reply {
-    Write(oneshot::Sender<Result<Outcome>>, Result<Outcome>),
-    Admin(oneshot::Sender<Result<Any>>, Result<Any>),
+pub(crate) enum Reply {
+    Write(oneshot::Sender<Answer<Result<Outcome>>>, Result<Outcome>),
+    Admin(oneshot::Sender<Answer<Result<Any>>>, Result<Any>),
 }
 
 impl Reply {
@@ -220,16 +268,37 @@ impl Reply {
         }
     }
 
+    /// This answer, or `err` instead.
+    fn or_error(self, err: Option<Error>) -> Reply {
+        match (self, err) {
+            (reply, None) => reply,
+            (Reply::Write(reply, _), Some(err)) => Reply::Write(reply, Err(err)),
+            (Reply::Admin(reply, _), Some(err)) => Reply::Admin(reply, Err(err)),
+        }
+    }
+
     /// Sends the answer, or `err` instead. The client may have gone away; the write stands
     /// regardless.
     fn send(self, err: Option<Error>) {
+        let _ = self.or_error(err).carrying(Vec::new());
+    }
+
+    /// Sends the answer carrying `rest`; gives `rest` back if the request has gone away.
+    fn carrying(self, rest: Vec<Reply>) -> std::result::Result<(), Vec<Reply>> {
+        let back = |mut answer: Carried| std::mem::take(&mut answer.0);
         match self {
-            Reply::Write(reply, result) => {
-                let _ = reply.send(err.map_or(result, Err));
-            }
-            Reply::Admin(reply, result) => {
-                let _ = reply.send(err.map_or(result, Err));
-            }
+            Reply::Write(reply, result) => reply
+                .send(Answer {
+                    result,
+                    rest: Carried(rest),
+                })
+                .map_err(|answer| back(answer.rest)),
+            Reply::Admin(reply, result) => reply
+                .send(Answer {
+                    result,
+                    rest: Carried(rest),
+                })
+                .map_err(|answer| back(answer.rest)),
         }
     }
 }
@@ -253,6 +322,7 @@ struct Writer {
     syncers: Vec<std_mpsc::Sender<Handoff>>,
     /// Set while the writer waits for a syncer to be free, so the syncers wake it only then.
     waiting: Arc<AtomicBool>,
+    checkpoints: Checkpoints,
     /// Last commit time handed out; commit times never go backwards.
     clock: Timestamp,
     last_prune: Instant,
@@ -272,9 +342,11 @@ impl Writer {
         gate: Arc<Gate>,
         syncers: Vec<std_mpsc::Sender<Handoff>>,
         waiting: Arc<AtomicBool>,
+        checkpoints: Checkpoints,
     ) -> Self {
         Writer {
             conn,
+            checkpoints,
             replies: Vec::with_capacity(config.max_batch),
             config,
             gate,
@@ -354,6 +426,7 @@ impl Writer {
         for syncer in syncers {
             let _ = syncer.join();
         }
+        self.checkpoints.stop();
         // Nothing more will become durable: release any reader still waiting.
         self.gate.publish_durable(u64::MAX);
         tracing::debug!("writer stopped");
@@ -387,7 +460,7 @@ impl Writer {
     fn apply(&mut self, job: Job) {
         if let Err(err) = self.begin() {
             tracing::warn!(error = %err, "cannot begin a write transaction");
-            let _ = job.reply.send(Err(retryable(err)));
+            let _ = job.reply.send(Answer::alone(Err(retryable(err))));
             return;
         }
         let now = self.tick();
@@ -410,7 +483,7 @@ impl Writer {
     fn apply_admin(&mut self, job: AdminJob) {
         if let Err(err) = self.begin() {
             tracing::warn!(error = %err, "cannot begin a write transaction");
-            let _ = job.reply.send(Err(retryable(err)));
+            let _ = job.reply.send(Answer::alone(Err(retryable(err))));
             return;
         }
         let outcome = (|| -> Result<Result<Any>> {
@@ -478,6 +551,8 @@ impl Writer {
             "committed"
         );
         self.hand_off(true);
+        // While the syncer fsyncs what was just committed.
+        self.checkpoints.after_commit(&self.conn);
     }
 
     fn hand_off(&mut self, committed: bool) {
@@ -624,15 +699,16 @@ impl Syncer {
                 .committed
                 .send(Arc::new(Committed::new(handoff.events)));
         }
-        for reply in handoff.replies {
+        let replies = handoff.replies.into_iter().map(|reply| {
             let err = match failed {
                 Some(_) if !reply.is_err() => Some(Error::unavailable(
                     "the write may not be durable (fsync failed); retry",
                 )),
                 _ => None,
             };
-            reply.send(err);
-        }
+            reply.or_error(err)
+        });
+        deliver(replies.collect());
     }
 }
 
@@ -848,5 +924,49 @@ mod syncer_tests {
         assert!(matches!(synced.try_recv(), Ok(Msg::Synced)));
         assert!(synced.try_recv().is_err());
         assert!(!syncer.writer_waiting.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn a_commit_is_answered_in_full_even_when_the_requests_carrying_the_answers_are_gone() {
+        let mut waiting = Vec::new();
+        let mut replies = Vec::new();
+        for i in 0..4_usize {
+            let (reply, rx) = oneshot::channel();
+            replies.push(Reply::Admin(reply, Ok(Box::new(i) as Any)));
+            waiting.push(rx);
+        }
+        let value =
+            |answer: Answer<Result<Any>>| *answer.result.unwrap().downcast::<usize>().unwrap();
+        let mut waiting = waiting.into_iter();
+        // The first request has gone away: the second carries the rest, and only it was sent.
+        drop(waiting.next());
+        let mut second = waiting.next().unwrap();
+        let mut third = waiting.next().unwrap();
+        deliver(replies);
+        let answer = second.try_recv().unwrap();
+        assert_eq!(answer.rest.0.len(), 2);
+        assert!(
+            third.try_recv().is_err(),
+            "answered before the carrier read its answer"
+        );
+        // The carrier takes its own answer; the carried ones go out as the rest is dropped.
+        assert_eq!(value(answer), 1);
+        assert_eq!(value(third.try_recv().unwrap()), 2);
+        assert_eq!(value(waiting.next().unwrap().try_recv().unwrap()), 3);
+
+        // A carrier that goes away after its answer was sent: dropping the unread answer
+        // answers the others.
+        let (mut replies, mut waiting) = (Vec::new(), Vec::new());
+        for i in 0..3_usize {
+            let (reply, rx) = oneshot::channel();
+            replies.push(Reply::Admin(reply, Ok(Box::new(i) as Any)));
+            waiting.push(rx);
+        }
+        deliver(replies);
+        let mut waiting = waiting.into_iter();
+        drop(waiting.next());
+        for (i, mut rx) in waiting.enumerate() {
+            assert_eq!(value(rx.try_recv().unwrap()), i + 1);
+        }
     }
 }
