@@ -4,7 +4,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures::{Stream, StreamExt};
 use imgroups_proto::pb;
@@ -227,40 +227,7 @@ pub(crate) fn run_server() -> Result<()> {
 /// `imgroups-bench sqlite-commit`: one small row per transaction for `secs`, in a WAL database
 /// with the given `synchronous` setting; prints `commits_per_s <N>`.
 pub(crate) fn run_sqlite(dir: &std::path::Path, durability: &str, secs: f64) -> Result<()> {
-    use imgroups_store::rusqlite::{params, Connection};
-    let path = dir.join("raw.db");
-    let conn = Connection::open(&path)?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    let sync = if durability == "full" {
-        "FULL"
-    } else {
-        "NORMAL"
-    };
-    conn.pragma_update(None, "synchronous", sync)?;
-    conn.execute_batch(
-        "CREATE TABLE IF NOT EXISTS events (account_id INTEGER NOT NULL, seq INTEGER NOT NULL,
-            chat_guid TEXT NOT NULL, occurred_at INTEGER NOT NULL, value TEXT,
-            PRIMARY KEY (account_id, seq)) WITHOUT ROWID;",
-    )?;
-    let start_seq: i64 =
-        conn.query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| r.get(0))?;
-    let start = Instant::now();
-    let limit = Duration::from_secs_f64(secs);
-    let mut n: i64 = 0;
-    let mut stmt = conn.prepare(
-        "INSERT INTO events (account_id, seq, chat_guid, occurred_at, value) VALUES (1, ?1, ?2, ?3, ?4)",
-    )?;
-    while start.elapsed() < limit && n < 10_000_000 {
-        n += 1;
-        // Autocommit: one transaction, one commit per row.
-        stmt.execute(params![
-            start_seq + n,
-            "any;+;chat000000000000000001",
-            n,
-            format!("name {n}")
-        ])?;
-    }
-    let rate = n as f64 / start.elapsed().as_secs_f64();
+    let rate = imgroups_store_sqlite::baseline::raw_commits(dir, durability == "full", secs)?;
     println!("commits_per_s {rate:.1}");
     Ok(())
 }

@@ -8,11 +8,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::stream::{FuturesUnordered, StreamExt};
+use imgroups_core::admin;
+use imgroups_core::port::Store;
 use imgroups_core::Address;
 use imgroups_proto::pb;
 use imgroups_proto::pb::chat_service_client::ChatServiceClient;
 use imgroups_proto::pb::group_service_client::GroupServiceClient;
-use imgroups_store::{admin, open_connection, Durability};
+use imgroups_store_sqlite::{Config, Durability, Role, SqliteStore};
 use tokio::sync::watch;
 use tonic::Status;
 
@@ -75,14 +77,21 @@ async fn ensure_big(ctx: &mut Ctx) -> Result<()> {
     let dir = ctx.fresh_dir("big")?;
     let mut creator_tokens = Vec::with_capacity(CREATORS);
     {
-        // The same operation as `imgroups account add`, in one transaction.
-        let conn = open_connection(&dir.join("imgroups.db"), Durability::Normal)?;
-        conn.execute_batch("BEGIN")?;
+        // The same operation as `imgroups account add`, all at once (they commit together).
+        let mut config = Config::new(dir.join("imgroups.db"));
+        config.durability = Durability::Normal;
+        config.role = Role::Tool;
+        let store = SqliteStore::open(config)?;
+        let mut adds = Vec::with_capacity(CREATORS);
         for k in 0..CREATORS {
             let address = Address::parse(&format!("creator{k}@bench.test"))?;
-            creator_tokens.push(bearer(&admin::add_account(&conn, &address)?)?);
+            let store = store.clone();
+            adds.push(async move { admin::add_account(&store, &address).await });
         }
-        conn.execute_batch("COMMIT")?;
+        for token in futures::future::join_all(adds).await {
+            creator_tokens.push(bearer(&token?)?);
+        }
+        store.close().await;
     }
     let srv = ctx.imgroups(&dir, "normal").await?;
     let token = srv.token.clone().ok_or("no token printed")?;

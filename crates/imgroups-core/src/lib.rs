@@ -1,22 +1,36 @@
-//! imgroups domain: what a group chat is, the rules for changing one, and the engine that
-//! applies them. Nothing here knows about gRPC, HTTP or SQL.
+//! imgroups domain: what a group chat is, the rules for changing one, the engine that applies
+//! them, and the two ports the engine works through. Nothing here knows about gRPC, HTTP, SQL
+//! or a real Mac.
 //!
 //! Layout:
 //! - [`ids`]: validated identifiers ([`ChatGuid`], [`Address`]); invalid values cannot exist.
 //! - [`error`]: the one error type, by meaning ([`ErrorKind`]); transports map it to wire codes.
 //! - [`image`]: icon type detection from bytes.
-//! - [`model`]: chats, messages, events and write outcomes.
-//! - [`port`]: the storage interface ([`port::Reader`], [`port::Tx`]) and its invariants.
-//! - [`engine`]: validated [`Command`]s applied through a transaction, plus read queries.
+//! - [`model`]: chats, messages, events, write outcomes, and the store's keys as newtypes.
+//! - [`command`]: validated writes ([`Command`], [`Mutation`]).
+//! - [`port`]: the store port ([`port::Store`]: log, accounts, webhooks, commit notices; and
+//!   [`port::Tx`], the engine's view of one transaction) and the backend port
+//!   ([`port::Backend`]: the iMessage side).
+//! - [`engine`]: [`Engine`], which every transport calls, and its rules.
+//! - [`idempotency`]: what an idempotency key means, for every store.
+//! - [`tokens`]: API tokens and webhook secrets. [`admin`]: accounts, tokens, webhooks.
 
+pub mod admin;
+pub mod command;
 pub mod engine;
 pub mod error;
+pub mod idempotency;
 pub mod ids;
 pub mod image;
 pub mod model;
 pub mod port;
+pub mod tokens;
 
-pub use engine::{Command, Limits};
+pub use command::{Command, Limits, Mutation};
+pub use engine::{Engine, EngineConfig, Observed, Rules};
 pub use error::{Error, ErrorKind, Result};
 pub use ids::{Address, ChatGuid, ChatKind};
-pub use model::{AccountId, Change, Chat, Event, InitialMessage, Message, Outcome, Timestamp};
+pub use model::{
+    AccountId, Change, Chat, Event, GroupKey, InitialMessage, Message, Outcome, Timestamp, TokenId,
+    WebhookId,
+};

@@ -6,8 +6,38 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{Address, ChatGuid};
 
-/// The store's id for an account (one iMessage identity).
-pub type AccountId = i64;
+/// Declares a store key: an integer newtype, so keys of different tables cannot be mixed up.
+macro_rules! key {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub i64);
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+key!(
+    /// The store's key for an account (one iMessage identity).
+    AccountId
+);
+key!(
+    /// The store's key for a group: the one row every member's view shares.
+    GroupKey
+);
+key!(
+    /// The store's key for an API token (what `token list` shows; never the secret).
+    TokenId
+);
+key!(
+    /// The store's key for a webhook endpoint.
+    WebhookId
+);
 
 /// A point in time, nanoseconds since the Unix epoch (good until 2262).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -1,11 +1,14 @@
 //! The application functions every transport calls: wire request in, wire response out.
 //! gRPC handlers (and HTTP routes) only authenticate and unwrap; the behaviour lives here once.
 
+use std::sync::Arc;
+
+use imgroups_core::port::Webhook;
 use imgroups_core::{
-    AccountId, Command, Error, ErrorKind, InitialMessage, Limits, Outcome, Result,
+    admin, AccountId, ChatGuid, Command, Engine, Error, ErrorKind, InitialMessage, Limits, Outcome,
+    Result, WebhookId,
 };
 use imgroups_proto::pb;
-use imgroups_store::Store;
 
 use crate::wire;
 
@@ -27,7 +30,7 @@ impl Caller {
 
 #[derive(Clone)]
 pub(crate) struct App {
-    pub(crate) store: Store,
+    pub(crate) engine: Arc<Engine>,
     pub(crate) limits: Limits,
 }
 
@@ -64,7 +67,7 @@ impl App {
                 "missing bearer token: send `authorization: Bearer <token>`",
             )
         })?;
-        let account = self.store.authenticate(token.to_owned()).await?;
+        let account = self.engine.store().authenticate(token).await?;
         let idempotency_key = idempotency_key
             .map(str::trim)
             .filter(|k| !k.is_empty())
@@ -81,7 +84,7 @@ impl App {
         key: Option<String>,
         command: Command,
     ) -> Result<Outcome> {
-        self.store
+        self.engine
             .execute(caller.account, caller.key(key), command)
             .await
     }
@@ -153,7 +156,7 @@ impl App {
         caller: &Caller,
         req: pb::GetIconRequest,
     ) -> Result<pb::GetIconResponse> {
-        let (data, mime_type) = self.store.get_icon(caller.account, req.chat_guid).await?;
+        let (data, mime_type) = self.engine.get_icon(caller.account, req.chat_guid).await?;
         Ok(pb::GetIconResponse { data, mime_type })
     }
 
@@ -193,7 +196,7 @@ impl App {
         caller: &Caller,
         req: pb::GetChatRequest,
     ) -> Result<pb::GetChatResponse> {
-        let chat = self.store.get_chat(caller.account, req.chat_guid).await?;
+        let chat = self.engine.get_chat(caller.account, req.chat_guid).await?;
         Ok(pb::GetChatResponse {
             chat: Some(wire::chat(&chat)),
         })
@@ -204,10 +207,50 @@ impl App {
         caller: &Caller,
         _req: pb::GetChatCountRequest,
     ) -> Result<pb::GetChatCountResponse> {
-        let count = self.store.count_chats(caller.account).await?;
+        let count = self.engine.count_chats(caller.account).await?;
         Ok(pb::GetChatCountResponse {
             count: i64::try_from(count).unwrap_or(i64::MAX),
         })
+    }
+
+    /// The chat filter of an event subscription (any transport): none, or a group the caller
+    /// can see.
+    pub(crate) async fn subscription_filter(
+        &self,
+        caller: &Caller,
+        chat: Option<String>,
+    ) -> Result<Option<ChatGuid>> {
+        let Some(chat) = chat.filter(|c| !c.trim().is_empty()) else {
+            return Ok(None);
+        };
+        let guid = ChatGuid::parse(&chat)?;
+        guid.require_group()?;
+        // Only a group I can see may be watched.
+        self.engine.get_chat(caller.account, chat).await?;
+        Ok(Some(guid))
+    }
+
+    /// Registers a webhook for the caller's account.
+    pub(crate) async fn add_webhook(&self, caller: &Caller, url: &str) -> Result<Webhook> {
+        admin::add_webhook(&**self.engine.store(), caller.account, url).await
+    }
+
+    pub(crate) async fn webhooks(&self, caller: &Caller) -> Result<Vec<Webhook>> {
+        self.engine.store().webhooks(Some(caller.account)).await
+    }
+
+    pub(crate) async fn remove_webhook(&self, caller: &Caller, id: WebhookId) -> Result<()> {
+        self.engine
+            .store()
+            .remove_webhook(Some(caller.account), id)
+            .await
+    }
+
+    pub(crate) async fn resume_webhook(&self, caller: &Caller, id: WebhookId) -> Result<Webhook> {
+        self.engine
+            .store()
+            .resume_webhook(Some(caller.account), id)
+            .await
     }
 }
 

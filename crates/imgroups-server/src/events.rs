@@ -1,19 +1,27 @@
 //! Event delivery: live subscriptions and catch-up, both read from the durable log.
 //!
-//! The log is the truth; the store's commit broadcast is only a doorbell that usually carries
-//! the new events along. A live subscriber keeps a cursor (the last sequence it has passed) and
-//! takes events from the broadcast only while they continue its cursor exactly; whenever it
-//! falls behind (the broadcast lagged, or a gap shows up) it reads the log from its cursor
-//! instead. So it is never skipped ahead, and its memory is bounded: the broadcast buffer is
-//! shared and fixed, the outgoing queue per subscriber is small, and log reads are paged.
+//! The log is the truth. The store's notices carry no events — only "this account's log now
+//! ends at sequence N" — and may be lost (across processes they are hints). So:
+//!
+//! - The [`Hub`] reads each notified account's new events from the log **once** for every
+//!   live subscriber in this process, and broadcasts them as a [`Batch`] whose wire encodings
+//!   are made once and shared. It reads only for accounts someone here is subscribed to, and
+//!   also re-reads their heads on a slow periodic check, so a lost notice delays delivery but
+//!   never skips an event.
+//! - A live subscriber keeps a cursor (the last sequence it has passed) and takes events from
+//!   batches only while they continue its cursor exactly; whenever it falls behind (the
+//!   broadcast lagged, or a gap shows up) it reads the log from its cursor instead. So it is
+//!   never skipped ahead, and its memory is bounded: the broadcast buffer is shared and fixed,
+//!   the outgoing queue per subscriber is small, and log reads are paged.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
+use imgroups_core::port::{Notice, Notices, Store};
 use imgroups_core::{AccountId, ChatGuid, Event, Result};
-use imgroups_store::{Committed, Store};
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
@@ -30,6 +38,13 @@ const LIVE_PAGE: usize = 64;
 const CATCH_UP_QUEUE: usize = 4;
 /// Events read from the log per query by a catch-up.
 const PAGE: usize = 2048;
+/// Capacity of the hub's broadcast: how many batches a live subscriber may fall behind before
+/// it has to read the log itself.
+const HUB_BUFFER: usize = 256;
+/// Most events the hub reads for one account after one notice. Further behind (a burst the
+/// hub could not keep up with), it skips ahead and the subscribers, seeing the gap, read what
+/// they need from the log themselves.
+const HUB_MOST: u64 = 4 * LIVE_PAGE as u64;
 
 /// What a stream sends, before it is dressed as a wire message.
 pub(crate) enum Frame {
@@ -43,18 +58,18 @@ pub(crate) enum Frame {
 }
 
 /// An event on its way to one client: read from the log for this stream alone, or taken from
-/// a commit's doorbell and shared, with its encoding, by every live subscriber.
+/// a hub's batch and shared, with its encoding, by every live subscriber.
 pub(crate) enum Delivery {
     Read(Event),
-    Committed(Arc<Committed>, usize),
+    Shared(Arc<Batch>, usize),
 }
 
 impl Delivery {
-    /// The event's wire encoding by `encode`: made once per commit for live deliveries.
+    /// The event's wire encoding by `encode`: made once per batch for live deliveries.
     pub(crate) fn encoded(&self, encode: fn(&Event) -> Bytes) -> Bytes {
         match self {
             Delivery::Read(event) => encode(event),
-            Delivery::Committed(commit, index) => commit.encoded(*index, encode),
+            Delivery::Shared(batch, index) => batch.encoded(*index, encode),
         }
     }
 }
@@ -65,7 +80,238 @@ impl std::ops::Deref for Delivery {
     fn deref(&self) -> &Event {
         match self {
             Delivery::Read(event) => event,
-            Delivery::Committed(commit, index) => &commit.events[*index].1,
+            Delivery::Shared(batch, index) => &batch.events[*index],
+        }
+    }
+}
+
+/// New events of one account, read once by the [`Hub`] for every live subscriber.
+#[derive(Debug)]
+pub(crate) struct Batch {
+    account: AccountId,
+    /// Consecutive sequences, in order.
+    events: Vec<Event>,
+    /// Per event, its wire encoding once a transport has made it: see [`Batch::encoded`].
+    encoded: Box<[OnceLock<Bytes>]>,
+}
+
+impl Batch {
+    fn new(account: AccountId, events: Vec<Event>) -> Self {
+        let encoded = events.iter().map(|_| OnceLock::new()).collect();
+        Batch {
+            account,
+            events,
+            encoded,
+        }
+    }
+
+    /// The encoding of event `index`, made by `encode` the first time anyone asks and shared
+    /// after that: a batch going out to a thousand live subscribers is encoded once, not a
+    /// thousand times. There is one slot per event, so only one encoding may use it (the
+    /// gRPC server's; other transports encode for themselves).
+    ///
+    /// # Panics
+    /// If `index` is not an index of `events`.
+    fn encoded(&self, index: usize, encode: impl FnOnce(&Event) -> Bytes) -> Bytes {
+        self.encoded[index]
+            .get_or_init(|| encode(&self.events[index]))
+            .clone()
+    }
+}
+
+/// Reads new events once per notified account for every live subscriber in this process.
+pub(crate) struct Hub {
+    store: Arc<dyn Store>,
+    interest: Mutex<HashMap<AccountId, Interest>>,
+    batches: broadcast::Sender<Arc<Batch>>,
+}
+
+/// Live subscribers of one account, and how far the hub has read its log for them.
+struct Interest {
+    subscribers: usize,
+    /// `None` until the hub first reads for them.
+    read_through: Option<u64>,
+}
+
+/// One subscriber's interest in an account; withdrawn when dropped.
+pub(crate) struct Watch {
+    hub: Arc<Hub>,
+    account: AccountId,
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        if let Ok(mut interest) = self.hub.interest.lock() {
+            if let Some(entry) = interest.get_mut(&self.account) {
+                entry.subscribers -= 1;
+                if entry.subscribers == 0 {
+                    interest.remove(&self.account);
+                }
+            }
+        }
+    }
+}
+
+impl Hub {
+    /// Starts the hub's task (owned by `tasks`, ended by `shutdown`). Besides notices, it
+    /// re-reads the heads of watched accounts every `recheck`.
+    pub(crate) fn start(
+        store: Arc<dyn Store>,
+        recheck: Duration,
+        shutdown: CancellationToken,
+        tasks: &TaskTracker,
+    ) -> Arc<Hub> {
+        // Subscribe before anyone can watch: no notice after a watch begins is missed.
+        let notices = store.notices();
+        let (batches, _) = broadcast::channel(HUB_BUFFER);
+        let hub = Arc::new(Hub {
+            store,
+            interest: Mutex::new(HashMap::new()),
+            batches,
+        });
+        tasks.spawn(hub.clone().run(notices, recheck, shutdown));
+        hub
+    }
+
+    /// Registers interest in `account`'s new events. Call before reading where the
+    /// subscriber's cursor starts: every batch the hub reads after this is received.
+    pub(crate) fn watch(
+        self: &Arc<Self>,
+        account: AccountId,
+    ) -> (Watch, broadcast::Receiver<Arc<Batch>>) {
+        let batches = self.batches.subscribe();
+        if let Ok(mut interest) = self.interest.lock() {
+            interest
+                .entry(account)
+                .or_insert(Interest {
+                    subscribers: 0,
+                    read_through: None,
+                })
+                .subscribers += 1;
+        }
+        let watch = Watch {
+            hub: self.clone(),
+            account,
+        };
+        (watch, batches)
+    }
+
+    async fn run(
+        self: Arc<Self>,
+        mut notices: broadcast::Receiver<Notices>,
+        recheck: Duration,
+        shutdown: CancellationToken,
+    ) {
+        let mut check = tokio::time::interval(recheck);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let heads = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                notice = notices.recv() => match notice {
+                    Ok(first) => {
+                        // Everything already queued, coalesced: one read per account.
+                        let mut heads = HashMap::new();
+                        note_heads(&mut heads, &first);
+                        let mut lagged = false;
+                        loop {
+                            match notices.try_recv() {
+                                Ok(more) => note_heads(&mut heads, &more),
+                                Err(broadcast::error::TryRecvError::Lagged(_)) => lagged = true,
+                                Err(_) => break,
+                            }
+                        }
+                        if lagged {
+                            self.watched_heads(&mut heads).await;
+                        }
+                        heads
+                    }
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::debug!(missed, "hub missed notices; re-reading heads");
+                        let mut heads = HashMap::new();
+                        self.watched_heads(&mut heads).await;
+                        heads
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                _ = check.tick() => {
+                    let mut heads = HashMap::new();
+                    self.watched_heads(&mut heads).await;
+                    heads
+                }
+            };
+            for (account, head) in heads {
+                self.read(account, head).await;
+            }
+        }
+    }
+
+    /// The current head of every watched account, read from the store.
+    async fn watched_heads(&self, heads: &mut HashMap<AccountId, u64>) {
+        let accounts: Vec<AccountId> = match self.interest.lock() {
+            Ok(interest) => interest.keys().copied().collect(),
+            Err(_) => return,
+        };
+        for account in accounts {
+            match self.store.log_bounds(account).await {
+                Ok(bounds) => {
+                    let head = heads.entry(account).or_insert(0);
+                    *head = (*head).max(bounds.head);
+                }
+                Err(err) => tracing::warn!(error = %err, %account, "hub: cannot read a head"),
+            }
+        }
+    }
+
+    /// Reads `account`'s events up to `head` that the hub has not read yet, if anyone here
+    /// watches it, and broadcasts them.
+    async fn read(&self, account: AccountId, head: u64) {
+        let from = match self.interest.lock() {
+            Ok(interest) => match interest.get(&account) {
+                None => return,
+                Some(Interest {
+                    read_through: Some(read),
+                    ..
+                }) if *read >= head => return,
+                Some(Interest { read_through, .. }) => {
+                    read_through.unwrap_or(0).max(head.saturating_sub(HUB_MOST))
+                }
+            },
+            Err(_) => return,
+        };
+        let mut cursor = from;
+        while cursor < head {
+            let page = match self
+                .store
+                .read_events(account, cursor, head, LIVE_PAGE)
+                .await
+            {
+                Ok(page) => page,
+                Err(err) => {
+                    // The next notice or check tries again; subscribers never skip.
+                    tracing::warn!(error = %err, %account, "hub: cannot read the log");
+                    break;
+                }
+            };
+            let Some(last) = page.last().map(|e| e.sequence) else {
+                break;
+            };
+            cursor = last;
+            // No receivers is fine: nobody is listening right now.
+            let _ = self.batches.send(Arc::new(Batch::new(account, page)));
+        }
+        if let Ok(mut interest) = self.interest.lock() {
+            if let Some(entry) = interest.get_mut(&account) {
+                entry.read_through = Some(entry.read_through.unwrap_or(0).max(cursor));
+            }
+        }
+    }
+}
+
+fn note_heads(heads: &mut HashMap<AccountId, u64>, notices: &[Notice]) {
+    for notice in notices {
+        if let Notice::Appended { account, head } = notice {
+            let known = heads.entry(*account).or_insert(0);
+            *known = (*known).max(*head);
         }
     }
 }
@@ -81,7 +327,8 @@ pub(crate) fn frames<T: Send + 'static>(
 /// Owns every stream task, so shutdown can end them and wait for them.
 #[derive(Clone)]
 pub(crate) struct Streams {
-    pub(crate) store: Store,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) hub: Arc<Hub>,
     pub(crate) heartbeat: Duration,
     pub(crate) shutdown: CancellationToken,
     pub(crate) tasks: TaskTracker,
@@ -150,13 +397,13 @@ impl<T> Sink<T> {
 
 /// The error for a log read that did not continue the cursor: retention pruned what the
 /// reader needed (`cursorTooOld`), or — never expected — the log has a hole.
-async fn gap_error(store: &Store, account: AccountId, cursor: u64) -> imgroups_core::Error {
+async fn gap_error(store: &dyn Store, account: AccountId, cursor: u64) -> imgroups_core::Error {
     let failure = match store.log_bounds(account).await {
         Ok(bounds) => bounds.check_cursor(cursor).err(),
         Err(err) => Some(err),
     };
     failure.unwrap_or_else(|| {
-        tracing::error!(account, cursor, "the event log has a gap");
+        tracing::error!(%account, cursor, "the event log has a gap");
         imgroups_core::Error::internal()
     })
 }
@@ -185,9 +432,9 @@ impl Streams {
         after: Option<u64>,
         map: fn(Frame) -> T,
     ) -> Result<mpsc::Receiver<Vec<T>>> {
-        // Listen first, then read the head: anything committed after the head read arrives on
-        // the doorbell (or is found in the log), so nothing falls between the two.
-        let doorbell = self.store.subscribe_commits();
+        // Watch first, then read the head: anything committed after the head read arrives in
+        // a batch (or is found in the log), so nothing falls between the two.
+        let (watch, batches) = self.hub.watch(account);
         let bounds = self.store.log_bounds(account).await?;
         let head = bounds.head;
         let cursor = match after {
@@ -222,11 +469,12 @@ impl Streams {
             if after.is_none() && !sink.send(Frame::Heartbeat).await {
                 return;
             }
-            // The backlog first; the doorbell buffers (or lags, then the log is re-read) while
+            // The backlog first; the batches queue up (or lag, then the log is re-read) while
             // it is sent, and `run` skips whatever the replay already passed.
             if live.replay_log(head, &sink).await {
-                live.run(doorbell, sink).await;
+                live.run(batches, sink).await;
             }
+            drop(watch);
         });
         Ok(rx)
     }
@@ -271,10 +519,12 @@ impl Streams {
         let (out, rx) = mpsc::channel(CATCH_UP_QUEUE);
         let sink = Sink::new(out, map, self.shutdown.clone());
         let store = self.store.clone();
+        let tasks = self.tasks.clone();
         self.tasks.spawn(async move {
+            // Read-ahead tasks are owned too: shutdown waits for them.
             let read = |cursor: u64| {
                 let store = store.clone();
-                tokio::spawn(async move { store.read_events(account, cursor, head, PAGE).await })
+                tasks.spawn(async move { store.read_events(account, cursor, head, PAGE).await })
             };
             // While one page goes out, the next is read.
             let mut cursor = after;
@@ -296,7 +546,7 @@ impl Streams {
                 };
                 if page.first().is_none_or(|e| e.sequence != cursor + 1) {
                     // Retention pruned what we were about to send: fail, never skip.
-                    sink.send(Frame::Failed(gap_error(&store, account, cursor).await))
+                    sink.send(Frame::Failed(gap_error(&*store, account, cursor).await))
                         .await;
                     return;
                 }
@@ -318,7 +568,7 @@ impl Streams {
 }
 
 struct Live {
-    store: Store,
+    store: Arc<dyn Store>,
     account: AccountId,
     filter: Option<ChatGuid>,
     /// The last sequence passed (delivered or filtered out).
@@ -327,7 +577,7 @@ struct Live {
 }
 
 impl Live {
-    async fn run<T>(mut self, mut doorbell: broadcast::Receiver<Arc<Committed>>, sink: Sink<T>) {
+    async fn run<T>(mut self, mut batches: broadcast::Receiver<Arc<Batch>>, sink: Sink<T>) {
         // Armed once, not per commit: with a thousand subscribers, re-arming these on every
         // commit was a visible share of the cost of fan-out.
         let shutdown = sink.shutdown.clone();
@@ -340,13 +590,14 @@ impl Live {
                 biased;
                 _ = &mut cancelled => return,
                 _ = &mut closed => return,
-                bell = doorbell.recv() => {
-                    let ok = match bell {
-                        Ok(commit) => self.deliver_commit(&commit, &sink).await,
+                batch = batches.recv() => {
+                    let ok = match batch {
+                        Ok(batch) if batch.account != self.account => true,
+                        Ok(batch) => self.deliver_batch(&batch, &sink).await,
                         Err(broadcast::error::RecvError::Lagged(missed)) => {
-                            tracing::debug!(missed, account = self.account, "subscriber lagged; reading the log");
-                            match self.store.head(self.account).await {
-                                Ok(head) => self.replay_log(head, &sink).await,
+                            tracing::debug!(missed, account = %self.account, "subscriber lagged; reading the log");
+                            match self.store.log_bounds(self.account).await {
+                                Ok(bounds) => self.replay_log(bounds.head, &sink).await,
                                 Err(_) => false,
                             }
                         }
@@ -376,13 +627,13 @@ impl Live {
             .is_none_or(|chat| *chat == event.chat_guid)
     }
 
-    /// Passes this account's events of one commit, as one batch. Events at or below the
-    /// cursor were already passed (by a log replay); a gap means a commit was missed, and the
-    /// log fills it before anything newer goes out.
-    async fn deliver_commit<T>(&mut self, commit: &Arc<Committed>, sink: &Sink<T>) -> bool {
+    /// Passes the events of one of this account's batches, as one queue item. Events at or
+    /// below the cursor were already passed (by a log replay); a gap means events were
+    /// missed, and the log fills it before anything newer goes out.
+    async fn deliver_batch<T>(&mut self, shared: &Arc<Batch>, sink: &Sink<T>) -> bool {
         let mut batch = Vec::new();
-        for (index, (account, event)) in commit.events.iter().enumerate() {
-            if *account != self.account || event.sequence <= self.cursor {
+        for (index, event) in shared.events.iter().enumerate() {
+            if event.sequence <= self.cursor {
                 continue;
             }
             // A gap: send what we have, then let the log fill it before anything newer.
@@ -394,7 +645,7 @@ impl Live {
             }
             self.cursor = event.sequence;
             if self.wants(event) {
-                batch.push(Frame::Event(Delivery::Committed(commit.clone(), index)));
+                batch.push(Frame::Event(Delivery::Shared(shared.clone(), index)));
             }
         }
         sink.send_batch(batch).await
@@ -416,7 +667,7 @@ impl Live {
             };
             if page.first().is_none_or(|e| e.sequence != self.cursor + 1) {
                 // Only retention removes events; say so rather than skip ahead.
-                let failure = gap_error(&self.store, self.account, self.cursor).await;
+                let failure = gap_error(&*self.store, self.account, self.cursor).await;
                 sink.send(Frame::Failed(failure)).await;
                 return false;
             }

@@ -6,7 +6,7 @@ use std::pin::Pin;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use futures::Stream;
-use imgroups_core::{ChatGuid, Event, Result};
+use imgroups_core::{Event, Result};
 use imgroups_proto::pb;
 use imgroups_proto::pbjson_types::Empty;
 use prost::Message;
@@ -102,7 +102,7 @@ fn catch_up_frame(frame: Frame) -> std::result::Result<pb::CatchUpEventsResponse
             sequence: Some(e.sequence),
             payload: Some(Payload::GroupChanged(match e {
                 Delivery::Read(event) => wire::group_event_owned(event),
-                Delivery::Committed(..) => wire::group_event(&e),
+                Delivery::Shared(..) => wire::group_event(&e),
             })),
         },
         Frame::Complete { head } => pb::CatchUpEventsResponse {
@@ -214,20 +214,11 @@ impl Grpc {
         map: fn(Frame) -> T,
     ) -> std::result::Result<tokio::sync::mpsc::Receiver<Vec<T>>, Status> {
         let caller = self.caller(&req).await.map_err(to_status)?;
-        let filter = match req.into_inner().chat_guid.filter(|c| !c.trim().is_empty()) {
-            Some(chat) => {
-                let guid = ChatGuid::parse(&chat).map_err(to_status)?;
-                guid.require_group().map_err(to_status)?;
-                // Only a group I can see may be watched.
-                self.app
-                    .store
-                    .get_chat(caller.account, chat)
-                    .await
-                    .map_err(to_status)?;
-                Some(guid)
-            }
-            None => None,
-        };
+        let filter = self
+            .app
+            .subscription_filter(&caller, req.into_inner().chat_guid)
+            .await
+            .map_err(to_status)?;
         self.streams
             .subscribe(caller.account, filter, map)
             .await
@@ -469,7 +460,7 @@ impl pb::chat_service_server::ChatService for Grpc {
         let caller = self.caller(&req).await.map_err(to_status)?;
         if let Some(chat) = req.into_inner().chat_guid.filter(|c| !c.trim().is_empty()) {
             self.app
-                .store
+                .engine
                 .get_chat(caller.account, chat)
                 .await
                 .map_err(to_status)?;

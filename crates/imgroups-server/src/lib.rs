@@ -1,12 +1,16 @@
-//! imgroups server: the transports over the engine and store.
+//! imgroups server: the transports over the engine.
+//!
+//! It depends on the ports only ([`imgroups_core::port`]): the binary decides which store and
+//! which backend the [`Engine`] it is given works through.
 //!
 //! Layout:
 //! - [`serve`] (this file): a server is a function of already-bound listeners (gRPC and
-//!   HTTP), a store and one shutdown future; [`serve_grpc`] is the gRPC-only form.
+//!   HTTP), an engine and one shutdown future.
 //! - `api`: the application functions, wire request in and wire response out, shared by every
 //!   transport.
 //! - `grpc`: the tonic services (`GroupService`, `ChatService`, `EventService`).
-//! - `events`: live subscriptions and catch-up over the durable log.
+//! - `events`: live subscriptions and catch-up over the durable log; the hub that reads each
+//!   notified commit's events once for every live subscriber.
 //! - `http`: the HTTP/JSON routes (same application functions), the SSE event stream and the
 //!   webhook management routes.
 //! - [`webhooks`]: signed, retried, durable-cursor webhook delivery.
@@ -21,12 +25,18 @@ mod wire;
 
 pub use webhooks::WebhookOptions;
 
+/// The wire `error-code` of an error kind (`chatNotFound`, `preconditionFailed`, …), as every
+/// transport sends it; for tools that report errors themselves, like the CLI.
+pub fn error_code(kind: imgroups_core::ErrorKind) -> &'static str {
+    wire::code_of(kind).error_code
+}
+
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
-use imgroups_core::Limits;
+use imgroups_core::{Engine, Limits};
 use imgroups_proto::pb;
-use imgroups_store::Store;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -40,6 +50,9 @@ pub struct Options {
     /// Silence after which a live stream sends a heartbeat frame.
     pub heartbeat: Duration,
     pub limits: Limits,
+    /// How often live streams re-read the heads of their accounts, in case a commit notice
+    /// was lost (notices from other processes are hints).
+    pub recheck: Duration,
 }
 
 impl Default for Options {
@@ -47,9 +60,13 @@ impl Default for Options {
         Options {
             heartbeat: Duration::from_secs(30),
             limits: Limits::default(),
+            recheck: Duration::from_secs(5),
         }
     }
 }
+
+/// How often expired idempotency keys are deleted.
+const FORGET_KEYS_EVERY: Duration = Duration::from_secs(60);
 
 /// Settings of the HTTP surface.
 #[derive(Debug, Clone)]
@@ -74,31 +91,37 @@ pub const DEFAULT_HTTP_BODY_LIMIT: usize = 16 * 1024 * 1024;
 
 /// Serves gRPC on `grpc` and HTTP/JSON on `http` (with SSE and webhook delivery) until
 /// `shutdown` resolves, or until either server fails; then stops accepting on both, ends open
-/// event streams and webhook deliveries, lets in-flight calls finish and returns.
+/// event streams and webhook deliveries, lets in-flight calls finish and returns. The engine's
+/// store is left open: the caller closes it.
 pub async fn serve(
     grpc: TcpListener,
     http: TcpListener,
-    store: Store,
+    engine: Arc<Engine>,
     options: Options,
     http_options: HttpOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let stop = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    let store = engine.store().clone();
     let streams = events::Streams {
+        hub: events::Hub::start(store.clone(), options.recheck, stop.clone(), &tasks),
         store: store.clone(),
         heartbeat: options.heartbeat,
         shutdown: stop.clone(),
-        tasks: TaskTracker::new(),
+        tasks,
     };
     let app = api::App {
-        store: store.clone(),
+        engine: engine.clone(),
         limits: options.limits,
     };
-    let webhooks = webhooks::start(store, http_options.webhooks, stop.clone(), &streams.tasks);
+    webhooks::start(store, http_options.webhooks, stop.clone(), &streams.tasks);
+    streams
+        .tasks
+        .spawn(forget_expired_keys(engine, stop.clone()));
     let router = http::router(http::Http {
         app: app.clone(),
         streams: streams.clone(),
-        webhooks,
         body_limit: http_options.body_limit,
     });
 
@@ -144,34 +167,20 @@ pub async fn serve(
     grpc_result.and(http_result)
 }
 
-/// Serves gRPC on `listener` until `shutdown` resolves; then stops accepting, ends open event
-/// streams, lets in-flight calls finish and returns.
-pub async fn serve_grpc(
-    listener: TcpListener,
-    store: Store,
-    options: Options,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), tonic::transport::Error> {
-    let streams = events::Streams {
-        store: store.clone(),
-        heartbeat: options.heartbeat,
-        shutdown: CancellationToken::new(),
-        tasks: TaskTracker::new(),
-    };
-    let app = api::App {
-        store,
-        limits: options.limits,
-    };
-    let stop = streams.shutdown.clone();
-    let result = grpc_server(app, streams.clone(), listener, async move {
-        shutdown.await;
-        // Open streams would keep the server waiting forever; end them now.
-        stop.cancel();
-    })
-    .await;
-    streams.tasks.close();
-    streams.tasks.wait().await;
-    result
+/// Deletes expired idempotency keys now and then, until `stop`.
+async fn forget_expired_keys(engine: Arc<Engine>, stop: CancellationToken) {
+    let mut every = tokio::time::interval(FORGET_KEYS_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = every.tick() => {
+                if let Err(err) = engine.forget_expired_keys().await {
+                    tracing::warn!(error = %err, "cannot delete expired idempotency keys");
+                }
+            }
+        }
+    }
 }
 
 /// The gRPC server on `listener`, until `shutdown` resolves (which must also end open streams).

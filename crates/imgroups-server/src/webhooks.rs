@@ -2,8 +2,9 @@
 //!
 //! - One task per active endpoint, so each endpoint has one request in flight at a time and
 //!   receives its events in sequence order. A supervisor starts and stops those tasks as
-//!   endpoints are added, removed, paused or resumed (through the HTTP API at once, through
-//!   the CLI within [`WebhookOptions::poll`]).
+//!   endpoints are added, removed, paused or resumed: at once on the store's
+//!   [`Notice::Webhooks`] (made by this server or, as a hint, by the CLI), and at the latest
+//!   within [`WebhookOptions::poll`].
 //! - The endpoint's cursor lives in the store and advances only after a 2xx, so delivery is
 //!   at-least-once across failures, outages and restarts: the next attempt starts from the
 //!   cursor. Receivers deduplicate by `sequence`.
@@ -22,12 +23,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
-use imgroups_core::Event;
-use imgroups_store::webhooks::Webhook;
-use imgroups_store::Store;
+use imgroups_core::port::{Notice, Notices, Store, Webhook};
+use imgroups_core::{AccountId, Event, WebhookId};
 use rand::Rng;
 use sha2::Sha256;
-use tokio::sync::{broadcast, Notify};
+use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -46,8 +46,8 @@ pub struct WebhookOptions {
     /// Delay before the first retry; doubles per failure (with jitter) up to `max_backoff`.
     pub initial_backoff: Duration,
     pub max_backoff: Duration,
-    /// How often the endpoint table is re-read, to notice changes made by the CLI, and how
-    /// long an idle endpoint waits before re-checking the log without a doorbell.
+    /// How often the endpoint table is re-read and an idle endpoint re-checks the log, in case
+    /// a notice was lost.
     pub poll: Duration,
 }
 
@@ -60,18 +60,6 @@ impl Default for WebhookOptions {
             max_backoff: Duration::from_secs(60),
             poll: Duration::from_secs(2),
         }
-    }
-}
-
-/// The handle routes use to say the endpoint table changed.
-#[derive(Clone, Default)]
-pub(crate) struct Webhooks {
-    changed: Arc<Notify>,
-}
-
-impl Webhooks {
-    pub(crate) fn changed(&self) {
-        self.changed.notify_one();
     }
 }
 
@@ -94,12 +82,11 @@ pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
 /// Starts the supervisor; it and every delivery task are owned by `tasks` and end when
 /// `shutdown` is cancelled.
 pub(crate) fn start(
-    store: Store,
+    store: Arc<dyn Store>,
     options: WebhookOptions,
     shutdown: CancellationToken,
     tasks: &TaskTracker,
-) -> Webhooks {
-    let handle = Webhooks::default();
+) {
     let client = match reqwest::Client::builder()
         .timeout(options.timeout)
         .redirect(reqwest::redirect::Policy::none())
@@ -109,7 +96,7 @@ pub(crate) fn start(
         Ok(client) => client,
         Err(err) => {
             tracing::error!(error = %err, "cannot create the webhook http client; webhooks are off");
-            return handle;
+            return;
         }
     };
     let supervisor = Supervisor {
@@ -118,42 +105,56 @@ pub(crate) fn start(
         client,
         shutdown,
         tasks: tasks.clone(),
-        changed: handle.changed.clone(),
         running: HashMap::new(),
     };
     tasks.spawn(supervisor.run());
-    handle
 }
 
 struct Supervisor {
-    store: Store,
+    store: Arc<dyn Store>,
     options: WebhookOptions,
     client: reqwest::Client,
     shutdown: CancellationToken,
     tasks: TaskTracker,
-    changed: Arc<Notify>,
     /// Endpoint id → (its stop switch, its task).
-    running: HashMap<i64, (CancellationToken, JoinHandle<()>)>,
+    running: HashMap<WebhookId, (CancellationToken, JoinHandle<()>)>,
 }
 
 impl Supervisor {
     async fn run(mut self) {
+        // Listen before reading the table, so a change made in between still wakes us.
+        let mut notices = self.store.notices();
         loop {
             self.reconcile().await;
-            tokio::select! {
-                _ = self.shutdown.cancelled() => break,
-                _ = self.changed.notified() => {}
-                _ = tokio::time::sleep(self.options.poll) => {}
+            let poll = tokio::time::sleep(self.options.poll);
+            tokio::pin!(poll);
+            loop {
+                tokio::select! {
+                    _ = self.shutdown.cancelled() => {
+                        for (stop, _) in self.running.values() {
+                            stop.cancel();
+                        }
+                        return;
+                    }
+                    notice = notices.recv() => match notice {
+                        Ok(notices) if !notices.contains(&Notice::Webhooks) => continue,
+                        // A change, or notices were lost (one may have been a change).
+                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => break,
+                        Err(broadcast::error::RecvError::Closed) => {
+                            // No more notices: poll from here on.
+                            (&mut poll).await;
+                            break;
+                        }
+                    },
+                    _ = &mut poll => break,
+                }
             }
-        }
-        for (stop, _) in self.running.values() {
-            stop.cancel();
         }
     }
 
     /// Runs one task per active endpoint: starts missing ones, stops removed or paused ones.
     async fn reconcile(&mut self) {
-        let hooks = match self.store.webhook_list(None).await {
+        let hooks = match self.store.webhooks(None).await {
             Ok(hooks) => hooks,
             Err(err) => {
                 tracing::warn!(error = %err, "cannot read webhooks");
@@ -162,7 +163,7 @@ impl Supervisor {
         };
         // A task that paused its endpoint has ended; forget it so a resume starts a new one.
         self.running.retain(|_, (_, task)| !task.is_finished());
-        let active: HashMap<i64, &Webhook> = hooks
+        let active: HashMap<WebhookId, &Webhook> = hooks
             .iter()
             .filter(|h| !h.paused)
             .map(|h| (h.id, h))
@@ -196,7 +197,7 @@ impl Supervisor {
 const PAGE: usize = 64;
 
 struct Endpoint {
-    store: Store,
+    store: Arc<dyn Store>,
     client: reqwest::Client,
     options: WebhookOptions,
     hook: Webhook,
@@ -206,12 +207,12 @@ struct Endpoint {
 impl Endpoint {
     async fn run(self) {
         // Listen before reading, so a commit between the read and the wait still wakes us.
-        let mut doorbell = self.store.subscribe_commits();
+        let mut notices = self.store.notices();
         let mut cursor = self.hook.cursor;
         let account = self.hook.account;
         loop {
-            let head = match self.store.head(account).await {
-                Ok(head) => head,
+            let head = match self.store.log_bounds(account).await {
+                Ok(bounds) => bounds.head,
                 Err(err) => {
                     tracing::warn!(error = %err, "webhook: cannot read the head");
                     0
@@ -232,8 +233,8 @@ impl Endpoint {
                         "events after sequence {cursor} were removed by retention before delivery (oldest kept: {})",
                         first.sequence
                     );
-                    tracing::warn!(webhook = self.hook.id, %why, "webhook paused");
-                    if let Err(err) = self.store.webhook_failure(self.hook.id, why, 1).await {
+                    tracing::warn!(webhook = %self.hook.id, %why, "webhook paused");
+                    if let Err(err) = self.store.webhook_failed(self.hook.id, &why, 1).await {
                         tracing::warn!(error = %err, "webhook: cannot record a failure");
                     }
                     return;
@@ -249,14 +250,8 @@ impl Endpoint {
                     continue;
                 }
             }
-            tokio::select! {
-                _ = self.stop.cancelled() => return,
-                bell = doorbell.recv() => {
-                    if let Err(broadcast::error::RecvError::Closed) = bell {
-                        return;
-                    }
-                }
-                _ = tokio::time::sleep(self.options.poll) => {}
+            if !wait_for_events(&mut notices, account, &self.stop, self.options.poll).await {
+                return;
             }
         }
     }
@@ -282,7 +277,7 @@ impl Endpoint {
                 Ok(()) => {
                     if let Err(err) = self
                         .store
-                        .webhook_acknowledge(self.hook.id, event.sequence)
+                        .webhook_delivered(self.hook.id, event.sequence)
                         .await
                     {
                         // Delivered, but the cursor did not move: it will be sent again after a
@@ -293,15 +288,15 @@ impl Endpoint {
                 }
                 Err(why) => why,
             };
-            tracing::debug!(webhook = self.hook.id, sequence = event.sequence, %why, "webhook attempt failed");
+            tracing::debug!(webhook = %self.hook.id, sequence = event.sequence, %why, "webhook attempt failed");
             match self
                 .store
-                .webhook_failure(self.hook.id, why, self.options.max_failures)
+                .webhook_failed(self.hook.id, &why, self.options.max_failures)
                 .await
             {
                 Ok(true) => {
                     tracing::warn!(
-                        webhook = self.hook.id,
+                        webhook = %self.hook.id,
                         url = %self.hook.url,
                         "webhook paused after {} consecutive failures",
                         self.options.max_failures
@@ -350,6 +345,39 @@ impl Endpoint {
             Ok(())
         } else {
             Err(format!("http status {}", status.as_u16()))
+        }
+    }
+}
+
+/// Waits until `account`'s log may have moved: a notice for it, lost notices, or `poll`
+/// (a lost hint delays delivery, never skips it). False when the task must stop.
+async fn wait_for_events(
+    notices: &mut broadcast::Receiver<Notices>,
+    account: AccountId,
+    stop: &CancellationToken,
+    poll: Duration,
+) -> bool {
+    let timeout = tokio::time::sleep(poll);
+    tokio::pin!(timeout);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return false,
+            notice = notices.recv() => match notice {
+                Ok(notices) => {
+                    let moved = notices
+                        .iter()
+                        .any(|n| matches!(n, Notice::Appended { account: a, .. } if *a == account));
+                    if moved {
+                        return true;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => return true,
+                Err(broadcast::error::RecvError::Closed) => {
+                    (&mut timeout).await;
+                    return true;
+                }
+            },
+            _ = &mut timeout => return true,
         }
     }
 }

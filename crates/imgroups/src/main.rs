@@ -9,12 +9,19 @@
 //!   secret); `token revoke ID|TOKEN` revokes one.
 //! - `imgroups sim unreachable ADDRESS` marks an address as not on iMessage
 //!   (`--reachable` undoes it).
+//! - `imgroups sim act ADDRESS rename|add|remove|leave|icon-set|icon-rm CHAT [ARGS]` makes a
+//!   person in the simulated network (a puppet, usually not an account) change a group; every
+//!   account in the group sees it, live, with that person as the actor.
 //! - `imgroups webhook add URL --account ADDRESS` prints `id <ID>` then `secret <SECRET>`;
 //!   `webhook list` prints one tab-separated line per endpoint; `webhook rm ID` and
 //!   `webhook resume ID` report on stderr.
 //!
 //! Every command takes `--data DIR` (or `IMGROUPS_DATA`). Exit codes: 0 success, 1 a failed
-//! operation (one line on stderr naming the error code), 2 bad usage.
+//! operation (one line on stderr ending with the error code, e.g. `(chatNotFound)`), 2 bad
+//! usage.
+//!
+//! This is where the concrete parts meet: the SQLite store and the simulator, wired into the
+//! engine the server runs (see `open_store` and `serve`).
 //!
 //! Client commands (`groups …`, `chats …`, `events tail`) talk to a running server
 //! (`--server`/`IMGROUPS_SERVER`, `--token`/`IMGROUPS_TOKEN`); they live in `remote`, which
@@ -28,15 +35,19 @@ mod remote;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+use std::future::Future;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use imgroups_core::{Address, Error, Limits};
-use imgroups_store::{admin, open_connection, Config, Durability, Store};
+use imgroups_core::port::{Accounts, Hooks, Store};
+use imgroups_core::{admin, Address, Command, Engine, EngineConfig, Error, Limits, WebhookId};
+use imgroups_sim::Simulator;
+use imgroups_store_sqlite::{Config, Durability, Role, SqliteStore};
 
 /// Name of the database file inside the data directory.
 const DB_FILE: &str = "imgroups.db";
@@ -74,6 +85,17 @@ impl DataArg {
     fn db(&self) -> Result<PathBuf, Error> {
         Ok(self.dir()?.join(DB_FILE))
     }
+}
+
+/// Opens the store on `db`. The one place (with [`engine`]) where the binary picks concrete
+/// implementations of the ports.
+fn open_store(config: Config) -> Result<Arc<SqliteStore>, Error> {
+    SqliteStore::open(config).map(Arc::new)
+}
+
+/// The engine over `store`, with the simulated network as its backend.
+fn engine(store: Arc<SqliteStore>, config: EngineConfig) -> Engine {
+    Engine::new(store, Arc::new(Simulator), config)
 }
 
 #[derive(Subcommand)]
@@ -249,6 +271,64 @@ enum SimCmd {
         #[command(flatten)]
         data: DataArg,
     },
+    /// Make a person in the simulated network (a puppet) change a group, as if a human did it
+    /// on their phone. The same rules hold as for an account (a non-member gets chatNotFound);
+    /// every account in the group sees the change with ADDRESS as the actor. Works while the
+    /// server runs.
+    Act {
+        /// Who acts: any address (usually not an account).
+        address: String,
+        #[command(subcommand)]
+        action: ActCmd,
+        #[command(flatten)]
+        data: DataArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum ActCmd {
+    /// Rename the group.
+    Rename { chat: String, name: String },
+    /// Add people to the group.
+    Add {
+        chat: String,
+        #[arg(required = true)]
+        addresses: Vec<String>,
+    },
+    /// Remove people from the group.
+    Remove {
+        chat: String,
+        #[arg(required = true)]
+        addresses: Vec<String>,
+    },
+    /// Leave the group.
+    Leave { chat: String },
+    /// Set the group icon from an image file (PNG, JPEG, GIF, HEIC or HEIF).
+    #[command(name = "icon-set")]
+    IconSet { chat: String, file: PathBuf },
+    /// Remove the group icon.
+    #[command(name = "icon-rm")]
+    IconRm { chat: String },
+}
+
+impl ActCmd {
+    /// The change, validated like the same request from an account.
+    fn command(self) -> Result<Command, Error> {
+        match self {
+            ActCmd::Rename { chat, name } => Command::set_display_name(&chat, &name),
+            ActCmd::Add { chat, addresses } => Command::add_participants(&chat, &addresses),
+            ActCmd::Remove { chat, addresses } => Command::remove_participants(&chat, &addresses),
+            ActCmd::Leave { chat } => Command::leave(&chat),
+            ActCmd::IconSet { chat, file } => {
+                let data = std::fs::read(&file).map_err(|err| {
+                    Error::invalid(format!("cannot read {}: {err}", file.display()))
+                        .with("field", "file")
+                })?;
+                Command::set_icon(&chat, data, &Limits::default())
+            }
+            ActCmd::IconRm { chat } => Command::remove_icon(&chat),
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -267,19 +347,19 @@ fn main() -> ExitCode {
         Cmd::Chats(args) => return remote::chats(args),
         Cmd::Events(args) => return remote::events(args),
         Cmd::Serve(args) => serve(args),
-        Cmd::Account(AccountCmd::Add { address, data }) => with_db(&data, |conn| {
+        Cmd::Account(AccountCmd::Add { address, data }) => with_store(&data, |store| async move {
             let address = Address::parse(&address)?;
-            println!("{}", admin::add_account(conn, &address)?);
+            println!("{}", admin::add_account(&*store, &address).await?);
             Ok(())
         }),
-        Cmd::Token(TokenCmd::Create { address, data }) => with_db(&data, |conn| {
+        Cmd::Token(TokenCmd::Create { address, data }) => with_store(&data, |store| async move {
             let address = Address::parse(&address)?;
-            println!("{}", admin::create_token(conn, &address)?);
+            println!("{}", admin::create_token(&*store, &address).await?);
             Ok(())
         }),
-        Cmd::Token(TokenCmd::List { data }) => with_db(&data, |conn| {
+        Cmd::Token(TokenCmd::List { data }) => with_store(&data, |store| async move {
             let mut out = std::io::stdout().lock();
-            for t in admin::list_tokens(conn)? {
+            for t in store.list_tokens().await? {
                 let status = if t.revoked { "revoked" } else { "active" };
                 let line = format!(
                     "{}\t{}\t{}\t{}",
@@ -294,8 +374,8 @@ fn main() -> ExitCode {
             }
             Ok(())
         }),
-        Cmd::Token(TokenCmd::Revoke { token, data }) => with_db(&data, |conn| {
-            let id = admin::revoke_token(conn, &token)?;
+        Cmd::Token(TokenCmd::Revoke { token, data }) => with_store(&data, |store| async move {
+            let id = admin::revoke_token(&*store, &token).await?;
             eprintln!("revoked token {id}");
             Ok(())
         }),
@@ -303,34 +383,47 @@ fn main() -> ExitCode {
             address,
             reachable,
             data,
-        }) => with_db(&data, |conn| {
+        }) => with_store(&data, |store| async move {
             let address = Address::parse(&address)?;
-            admin::set_unreachable(conn, &address, !reachable)
+            imgroups_sim::set_unreachable(&*store, &address, !reachable).await
+        }),
+        Cmd::Sim(SimCmd::Act {
+            address,
+            action,
+            data,
+        }) => with_store(&data, |store| async move {
+            let puppet = Address::parse(&address)?;
+            let command = action.command()?;
+            let engine = engine(store, EngineConfig::default());
+            imgroups_sim::act(&engine, &puppet, command).await
         }),
         Cmd::Webhook(cmd) => webhook(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {} ({:?})", err.message, err.kind);
+            eprintln!(
+                "error: {} ({})",
+                err.message,
+                imgroups_server::error_code(err.kind)
+            );
             ExitCode::FAILURE
         }
     }
 }
 
 fn webhook(cmd: WebhookCmd) -> Result<(), Error> {
-    use imgroups_store::webhooks;
     match cmd {
-        WebhookCmd::Add { url, account, data } => with_db(&data, |conn| {
+        WebhookCmd::Add { url, account, data } => with_store(&data, |store| async move {
             let address = Address::parse(&account)?;
-            let hook = webhooks::add_for_address(conn, &address, &url)?;
+            let hook = admin::add_webhook_for(&*store, &address, &url).await?;
             println!("id {}", hook.id);
             println!("secret {}", hook.secret);
             Ok(())
         }),
-        WebhookCmd::List { data } => with_db(&data, |conn| {
+        WebhookCmd::List { data } => with_store(&data, |store| async move {
             let mut out = std::io::stdout().lock();
-            for h in webhooks::list(conn, None)? {
+            for h in store.webhooks(None).await? {
                 let status = if h.paused { "paused" } else { "active" };
                 let line = format!(
                     "{}\t{}\t{}\t{}\t{}\t{}\t{}",
@@ -348,25 +441,41 @@ fn webhook(cmd: WebhookCmd) -> Result<(), Error> {
             }
             Ok(())
         }),
-        WebhookCmd::Rm { id, data } => with_db(&data, |conn| {
-            webhooks::remove(conn, None, id)?;
+        WebhookCmd::Rm { id, data } => with_store(&data, |store| async move {
+            store.remove_webhook(None, WebhookId(id)).await?;
             eprintln!("removed webhook {id}");
             Ok(())
         }),
-        WebhookCmd::Resume { id, data } => with_db(&data, |conn| {
-            webhooks::resume(conn, None, id)?;
+        WebhookCmd::Resume { id, data } => with_store(&data, |store| async move {
+            store.resume_webhook(None, WebhookId(id)).await?;
             eprintln!("resumed webhook {id}");
             Ok(())
         }),
     }
 }
 
-fn with_db(
-    data: &DataArg,
-    f: impl FnOnce(&imgroups_store::rusqlite::Connection) -> Result<(), Error>,
-) -> Result<(), Error> {
-    let conn = open_connection(&data.db()?, Durability::Full)?;
-    f(&conn)
+/// Runs `f` on the store in `data`, as a tool beside any server running on it: the server
+/// hears of its commits at once (see `imgroups_store_sqlite::Role`).
+fn with_store<F, Fut>(data: &DataArg, f: F) -> Result<(), Error>
+where
+    F: FnOnce(Arc<SqliteStore>) -> Fut,
+    Fut: Future<Output = Result<(), Error>>,
+{
+    let mut config = Config::new(data.db()?);
+    config.role = Role::Tool;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| {
+            tracing::error!(error = %err, "cannot start the runtime");
+            Error::internal()
+        })?;
+    runtime.block_on(async move {
+        let store = open_store(config)?;
+        let result = f(store.clone()).await;
+        store.close().await;
+        result
+    })
 }
 
 fn serve(args: ServeArgs) -> Result<(), Error> {
@@ -378,26 +487,18 @@ fn serve(args: ServeArgs) -> Result<(), Error> {
         DurabilityArg::Normal => Durability::Normal,
     };
 
-    let conn = open_connection(&db, durability)?;
-    let (_, created) = admin::ensure_account(&conn, &address)?;
-    let first_token = if created {
-        let token = admin::create_token(&conn, &address)?;
-        write_token_file(&dir, &token);
-        Some(token)
-    } else {
-        None
-    };
-    drop(conn);
-
     let mut config = Config::new(db);
     config.durability = durability;
-    config.idempotency_ttl = Duration::from_secs(args.idempotency_ttl_secs);
     config.retain_events = args.retain_events;
+    let engine_config = EngineConfig {
+        idempotency_ttl: Duration::from_secs(args.idempotency_ttl_secs),
+    };
     let options = imgroups_server::Options {
         heartbeat: Duration::from_secs(args.heartbeat_secs),
         limits: Limits {
             max_icon_bytes: args.max_icon_bytes,
         },
+        ..imgroups_server::Options::default()
     };
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -408,7 +509,18 @@ fn serve(args: ServeArgs) -> Result<(), Error> {
             Error::internal()
         })?;
     runtime.block_on(async move {
-        let store = Store::open(config)?;
+        let store = open_store(config)?;
+        let first_token = match admin::ensure_account(&*store, &address).await {
+            Ok((_, token)) => token,
+            Err(err) => {
+                store.close().await;
+                return Err(err);
+            }
+        };
+        if let Some(token) = &first_token {
+            write_token_file(&dir, token);
+        }
+        let engine = Arc::new(engine(store.clone(), engine_config));
         let listener = tokio::net::TcpListener::bind(args.grpc)
             .await
             .map_err(|err| {
@@ -441,15 +553,13 @@ fn serve(args: ServeArgs) -> Result<(), Error> {
         let served = imgroups_server::serve(
             listener,
             http_listener,
-            store.clone(),
+            engine,
             options,
             http_options,
             shutdown,
         )
         .await;
-        tokio::task::spawn_blocking(move || store.close())
-            .await
-            .ok();
+        store.close().await;
         served.map_err(|err| {
             tracing::error!(error = %err, "server failed");
             Error::internal()

@@ -24,8 +24,8 @@ async fn authentication() {
     let err = anonymous.chats().count(false).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Authentication);
 
-    let token = server.add_account("me@imgroups.local");
-    server.revoke(&token);
+    let token = server.add_account("me@imgroups.local").await;
+    server.revoke(&token).await;
     let err = server
         .client_for(&token)
         .chats()
@@ -65,7 +65,7 @@ async fn not_found() {
         "chat any;+;chat000000000000000001 not found (chatNotFound)"
     );
 
-    server.mark_unreachable("ghost@example.com");
+    server.mark_unreachable("ghost@example.com").await;
     let chat = group(&client, &["bob@example.com", "carol@example.com"]).await;
     let err = client
         .groups()

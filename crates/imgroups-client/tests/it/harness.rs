@@ -6,7 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use imgroups_client::{Address, ChatGuid, Client, CreateChatOptions, RetryPolicy};
-use imgroups_store::{admin, open_connection, Config, Durability, Store};
+use imgroups_core::port::{Accounts, Store};
+use imgroups_core::{admin, Engine, EngineConfig};
+use imgroups_sim::Simulator;
+use imgroups_store_sqlite::{Config, Durability, Role, SqliteStore};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -26,7 +29,7 @@ pub(crate) struct Server {
 struct Running {
     stop: oneshot::Sender<()>,
     task: JoinHandle<()>,
-    store: Store,
+    store: SqliteStore,
 }
 
 impl Server {
@@ -43,7 +46,7 @@ impl Server {
             heartbeat,
             running: None,
         };
-        server.token = server.add_account(ME);
+        server.token = server.add_account(ME).await;
         server.boot().await;
         server
     }
@@ -52,26 +55,46 @@ impl Server {
         self.dir.path().join("imgroups.db")
     }
 
+    /// The store as the CLI opens it, beside the server.
+    fn tool(&self) -> SqliteStore {
+        let mut config = Config::new(self.db());
+        config.role = Role::Tool;
+        SqliteStore::open(config).unwrap()
+    }
+
     /// Creates an account (or another token for an existing one) and returns a token.
-    pub(crate) fn add_account(&self, address: &str) -> String {
-        let conn = open_connection(&self.db(), Durability::Full).unwrap();
+    pub(crate) async fn add_account(&self, address: &str) -> String {
+        let store = self.tool();
         let address = Address::parse(address).unwrap();
-        admin::ensure_account(&conn, &address).unwrap();
-        admin::create_token(&conn, &address).unwrap()
+        store.ensure_account(&address).await.unwrap();
+        let token = admin::create_token(&store, &address).await.unwrap();
+        store.close().await;
+        token
     }
 
-    pub(crate) fn revoke(&self, token: &str) {
-        let conn = open_connection(&self.db(), Durability::Full).unwrap();
-        admin::revoke_token(&conn, token).unwrap();
+    pub(crate) async fn revoke(&self, token: &str) {
+        let store = self.tool();
+        admin::revoke_token(&store, token).await.unwrap();
+        store.close().await;
     }
 
-    pub(crate) fn mark_unreachable(&self, address: &str) {
-        let conn = open_connection(&self.db(), Durability::Full).unwrap();
-        admin::set_unreachable(&conn, &Address::parse(address).unwrap(), true).unwrap();
+    pub(crate) async fn mark_unreachable(&self, address: &str) {
+        let store = self.tool();
+        imgroups_sim::set_unreachable(&store, &Address::parse(address).unwrap(), true)
+            .await
+            .unwrap();
+        store.close().await;
     }
 
     async fn boot(&mut self) {
-        let store = Store::open(Config::new(self.db())).unwrap();
+        let mut config = Config::new(self.db());
+        config.durability = Durability::Full;
+        let store = SqliteStore::open(config).unwrap();
+        let engine = std::sync::Arc::new(Engine::new(
+            std::sync::Arc::new(store.clone()),
+            std::sync::Arc::new(Simulator),
+            EngineConfig::default(),
+        ));
         // The same port again after a restart; the old socket may take a moment to go.
         let mut listener = None;
         for _ in 0..100 {
@@ -90,15 +113,20 @@ impl Server {
             heartbeat: self.heartbeat,
             ..Default::default()
         };
-        let task = tokio::spawn({
-            let store = store.clone();
-            async move {
-                imgroups_server::serve_grpc(listener, store, options, async move {
+        let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let task = tokio::spawn(async move {
+            imgroups_server::serve(
+                listener,
+                http,
+                engine,
+                options,
+                imgroups_server::HttpOptions::default(),
+                async move {
                     let _ = stopped.await;
-                })
-                .await
-                .unwrap();
-            }
+                },
+            )
+            .await
+            .unwrap();
         });
         self.running = Some(Running { stop, task, store });
     }
@@ -108,10 +136,7 @@ impl Server {
         if let Some(running) = self.running.take() {
             let _ = running.stop.send(());
             running.task.await.unwrap();
-            let store = running.store;
-            tokio::task::spawn_blocking(move || store.close())
-                .await
-                .unwrap();
+            running.store.close().await;
         }
     }
 

@@ -182,7 +182,7 @@ async fn client_message_id_makes_a_write_idempotent() {
 async fn other_members_see_changes_and_can_add_me_back() {
     let server = Server::start().await;
     let me = server.client();
-    let bob = server.client_for(&server.add_account("bob@example.com"));
+    let bob = server.client_for(&server.add_account("bob@example.com").await);
     let chat = group(
         &me,
         &["bob@example.com", "carol@example.com", "dave@example.com"],

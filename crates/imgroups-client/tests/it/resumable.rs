@@ -88,7 +88,7 @@ async fn catches_up_then_goes_live() {
 async fn exactly_once_in_order_across_restarts_and_concurrent_writers() {
     let mut server = Server::start().await;
     let me = server.client();
-    let bob = server.client_for(&server.add_account("bob@example.com"));
+    let bob = server.client_for(&server.add_account("bob@example.com").await);
     let chat = group(&me, &["bob@example.com", "carol@example.com"]).await;
     let checkpoint = MemoryCheckpoint::new(0);
     let mut rx = consume(me.clone(), EventFilter::all(), checkpoint.clone());

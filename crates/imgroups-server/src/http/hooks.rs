@@ -4,8 +4,8 @@
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use http::HeaderMap;
-use imgroups_core::{Error, Result};
-use imgroups_store::webhooks::Webhook;
+use imgroups_core::port::Webhook;
+use imgroups_core::{Error, Result, WebhookId};
 use serde::{Deserialize, Serialize};
 
 use super::{decode_body, json, BodyResult, Http, Reply};
@@ -44,7 +44,7 @@ struct WebhookJson {
 
 fn view(hook: Webhook, with_secret: bool) -> WebhookJson {
     WebhookJson {
-        id: hook.id,
+        id: hook.id.0,
         url: hook.url,
         secret: with_secret.then_some(hook.secret),
         status: if hook.paused { "paused" } else { "active" },
@@ -55,27 +55,27 @@ fn view(hook: Webhook, with_secret: bool) -> WebhookJson {
     }
 }
 
-fn parse_id(value: &serde_json::Value) -> Result<i64> {
+fn parse_id(value: &serde_json::Value) -> Result<WebhookId> {
     let id = match value {
         serde_json::Value::Number(n) => n.as_i64(),
         serde_json::Value::String(s) => s.trim().parse().ok(),
         _ => None,
     };
     id.filter(|id| *id > 0)
+        .map(WebhookId)
         .ok_or_else(|| Error::invalid(format!("invalid webhook id {value}")).with("field", "id"))
 }
 
 pub(super) async fn add(State(h): State<Http>, headers: HeaderMap, body: BodyResult) -> Reply {
     let caller = h.caller(&headers).await?;
     let req: AddRequest = decode_body(body, h.body_limit)?;
-    let hook = h.app.store.webhook_add(caller.account, req.url).await?;
-    h.webhooks.changed();
+    let hook = h.app.add_webhook(&caller, &req.url).await?;
     json(&view(hook, true))
 }
 
 pub(super) async fn list(State(h): State<Http>, headers: HeaderMap) -> Reply {
     let caller = h.caller(&headers).await?;
-    let hooks = h.app.store.webhook_list(Some(caller.account)).await?;
+    let hooks = h.app.webhooks(&caller).await?;
     let webhooks: Vec<_> = hooks.into_iter().map(|w| view(w, false)).collect();
     json(&serde_json::json!({ "webhooks": webhooks }))
 }
@@ -94,8 +94,7 @@ pub(super) async fn remove(
                 .into())
         }
     };
-    h.app.store.webhook_remove(Some(caller.account), id).await?;
-    h.webhooks.changed();
+    h.app.remove_webhook(&caller, id).await?;
     json(&serde_json::json!({}))
 }
 
@@ -103,7 +102,6 @@ pub(super) async fn resume(State(h): State<Http>, headers: HeaderMap, body: Body
     let caller = h.caller(&headers).await?;
     let req: ResumeRequest = decode_body(body, h.body_limit)?;
     let id = parse_id(&req.id)?;
-    let hook = h.app.store.webhook_resume(Some(caller.account), id).await?;
-    h.webhooks.changed();
+    let hook = h.app.resume_webhook(&caller, id).await?;
     json(&view(hook, false))
 }

@@ -33,7 +33,6 @@ use serde::Serialize;
 
 use crate::api::{unimplemented, App, Caller};
 use crate::events::Streams;
-use crate::webhooks::Webhooks;
 use crate::wire::{self, HttpOnly};
 
 /// The OpenAPI document of this surface, served at `GET /openapi.json`; the committed file is
@@ -45,7 +44,6 @@ pub(crate) const OPENAPI: &str = include_str!("../../../../docs/openapi.json");
 pub(crate) struct Http {
     pub(crate) app: App,
     pub(crate) streams: Streams,
-    pub(crate) webhooks: Webhooks,
     /// Largest request body accepted, in bytes.
     pub(crate) body_limit: usize,
 }

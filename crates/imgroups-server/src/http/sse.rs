@@ -16,7 +16,7 @@ use axum::extract::State;
 use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
 use http::HeaderMap;
-use imgroups_core::{ChatGuid, Error, Result};
+use imgroups_core::{Error, Result};
 
 use super::{ApiError, Http, QueryResult};
 use crate::events::Frame;
@@ -83,16 +83,7 @@ pub(super) async fn stream(
             after = Some(sequence(last, "Last-Event-ID")?);
         }
     }
-    let filter = match chat {
-        Some(chat) => {
-            let guid = ChatGuid::parse(&chat)?;
-            guid.require_group()?;
-            // Only a group I can see may be watched.
-            h.app.store.get_chat(caller.account, chat).await?;
-            Some(guid)
-        }
-        None => None,
-    };
+    let filter = h.app.subscription_filter(&caller, chat).await?;
     let rx = h
         .streams
         .subscribe_after(caller.account, filter, after, frame)

@@ -4,6 +4,7 @@
 #![allow(unreachable_pub)] // test helpers are shared between modules of one binary
 
 mod crash;
+mod http_serve;
 mod streams;
 mod subscribers;
 mod support;

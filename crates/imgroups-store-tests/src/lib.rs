@@ -1,20 +1,33 @@
-//! Property test: random interleavings of writes by several accounts, idempotent retries and
-//! restarts, checked against a plain in-memory model of the rules in `spec/groups.md`.
+//! The store conformance suite: what every implementation of the store port
+//! ([`imgroups_core::port::Store`]) must do, checked through the port only, so the SQLite and
+//! PostgreSQL stores run the very same tests. A store's own test calls these with a
+//! [`Fixture`] that opens it.
 //!
-//! After every run: each account's log is 1, 2, 3, … with exactly the events the model
-//! expects (invariants 1 and 2), replays returned the original outcome and appended nothing
-//! (3), catch-up windows return exactly `after < seq <= head` (5), and the stored state equals
-//! the model's state, which is the replay of the accepted commands (6).
-
-mod common;
+//! [`model`]: random interleavings of writes by several accounts and by simulated people
+//! (puppets), idempotent retries and restarts, against a plain in-memory model of the rules in
+//! `docs/behaviour.md`. After every run: each account's log is 1, 2, 3, … with exactly the
+//! events the model expects (invariants 1 and 2), replays returned the original outcome and
+//! appended nothing (3), catch-up windows return exactly `after < seq <= head` (5), and the
+//! stored state equals the model's state, which is the replay of the accepted commands (6).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use imgroups_core::{Address, Change, Command, ErrorKind, Outcome};
-use imgroups_store::{admin, Durability, Store};
+use imgroups_core::port::Store;
+use imgroups_core::{Address, Change, Command, Engine, EngineConfig, ErrorKind, Outcome};
+use imgroups_sim::Simulator;
 use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+
+/// One database for one test case.
+pub trait Fixture {
+    /// Opens the store on this fixture's database; again after [`Store::close`], it is a
+    /// restart on the same data.
+    fn open(&self) -> Arc<dyn Store>;
+}
 
 const ACCOUNTS: [&str; 3] = ["a@x.com", "b@x.com", "c@x.com"];
+/// People who are not accounts: they can be added, and act as puppets.
 const OTHERS: [&str; 4] = ["p@x.com", "q@x.com", "r@x.com", "s@x.com"];
 const NAMES: [&str; 3] = ["Alpha", "Beta", "Gamma"];
 
@@ -28,6 +41,7 @@ fn png(variant: u8) -> Vec<u8> {
     v
 }
 
+/// `actor` indexes [`everyone`]: an account, or (from `ACCOUNTS.len()` on) a puppet.
 #[derive(Debug, Clone)]
 enum Op {
     Create {
@@ -66,11 +80,13 @@ enum Op {
 }
 
 fn op() -> impl Strategy<Value = Op> {
-    let actor = 0..ACCOUNTS.len();
+    let account = 0..ACCOUNTS.len();
+    // Mostly accounts; now and then a puppet.
+    let actor = prop_oneof![3 => 0..ACCOUNTS.len(), 1 => ACCOUNTS.len()..everyone().len()];
     let group = 0..8usize;
-    let who = 0..ACCOUNTS.len() + OTHERS.len();
+    let who = 0..everyone().len();
     prop_oneof![
-        2 => (actor.clone(), proptest::collection::vec(who.clone(), 1..6))
+        2 => (account, proptest::collection::vec(who.clone(), 1..6))
             .prop_map(|(actor, members)| Op::Create { actor, members }),
         3 => (actor.clone(), group.clone(), 0..NAMES.len())
             .prop_map(|(actor, group, name)| Op::Rename { actor, group, name }),
@@ -145,7 +161,7 @@ impl Model {
         match op {
             Op::Restart | Op::Create { .. } => unreachable!("handled by the driver"),
             Op::Rename { actor, group, name } => {
-                let actor = ACCOUNTS[*actor];
+                let actor = everyone()[*actor];
                 self.visible(*group, actor)?;
                 let name = NAMES[*name].to_owned();
                 if self.groups[*group].name.as_ref() != Some(&name) {
@@ -157,7 +173,7 @@ impl Model {
                 Ok(())
             }
             Op::Add { actor, group, who } => {
-                let actor = ACCOUNTS[*actor];
+                let actor = everyone()[*actor];
                 self.visible(*group, actor)?;
                 let who = everyone()[*who].to_owned();
                 if self.groups[*group].members.contains(&who) {
@@ -172,7 +188,7 @@ impl Model {
                 Ok(())
             }
             Op::Remove { actor, group, who } => {
-                let actor = ACCOUNTS[*actor];
+                let actor = everyone()[*actor];
                 self.visible(*group, actor)?;
                 let who = everyone()[*who].to_owned();
                 let members = self.groups[*group].members.clone();
@@ -191,7 +207,7 @@ impl Model {
                 Ok(())
             }
             Op::Leave { actor, group } => {
-                let actor = ACCOUNTS[*actor];
+                let actor = everyone()[*actor];
                 self.visible(*group, actor)?;
                 let members = self.groups[*group].members.clone();
                 if members.len() - 1 < 3 {
@@ -209,7 +225,7 @@ impl Model {
                 group,
                 variant,
             } => {
-                let actor = ACCOUNTS[*actor];
+                let actor = everyone()[*actor];
                 self.visible(*group, actor)?;
                 if self.groups[*group].icon != Some(*variant) {
                     self.groups[*group].icon = Some(*variant);
@@ -219,7 +235,7 @@ impl Model {
                 Ok(())
             }
             Op::RemoveIcon { actor, group } => {
-                let actor = ACCOUNTS[*actor];
+                let actor = everyone()[*actor];
                 self.visible(*group, actor)?;
                 if self.groups[*group].icon.take().is_some() {
                     let audience = self.groups[*group].members.clone();
@@ -265,36 +281,79 @@ fn actor_of(op: &Op) -> usize {
     }
 }
 
-fn open(path: &std::path::Path) -> Store {
-    common::open_store(path)
+/// `op` with its group index brought into range.
+fn in_range(op: Op, groups: usize) -> Op {
+    match op {
+        Op::Rename { actor, group, name } => Op::Rename {
+            actor,
+            group: group % groups,
+            name,
+        },
+        Op::Add { actor, group, who } => Op::Add {
+            actor,
+            group: group % groups,
+            who,
+        },
+        Op::Remove { actor, group, who } => Op::Remove {
+            actor,
+            group: group % groups,
+            who,
+        },
+        Op::Leave { actor, group } => Op::Leave {
+            actor,
+            group: group % groups,
+        },
+        Op::SetIcon {
+            actor,
+            group,
+            variant,
+        } => Op::SetIcon {
+            actor,
+            group: group % groups,
+            variant,
+        },
+        Op::RemoveIcon { actor, group } => Op::RemoveIcon {
+            actor,
+            group: group % groups,
+        },
+        other => other,
+    }
 }
 
-fn run(ops: Vec<(Op, Option<u8>)>) -> Result<(), TestCaseError> {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("imgroups.db");
-    let rt = common::runtime();
+fn engine(store: Arc<dyn Store>) -> Engine {
+    Engine::new(store, Arc::new(Simulator), EngineConfig::default())
+}
+
+fn run(fixture: &dyn Fixture, ops: Vec<(Op, Option<u8>)>) -> Result<(), TestCaseError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| TestCaseError::fail(format!("runtime: {e}")))?;
+    let mut store = fixture.open();
     let mut ids = HashMap::new();
-    {
-        let conn = imgroups_store::open_connection(&path, Durability::Normal).unwrap();
-        for a in ACCOUNTS {
-            let (id, _) = admin::ensure_account(&conn, &Address::parse(a).unwrap()).unwrap();
-            ids.insert(a, id);
-        }
+    for a in ACCOUNTS {
+        let address = Address::parse(a).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let (id, _) = rt
+            .block_on(store.ensure_account(&address))
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        ids.insert(a, id);
     }
-    let mut store = open(&path);
+    let mut groups = engine(store.clone());
     let mut model = Model::default();
     // (account, method, key) -> (command, outcome) as first answered.
-    let mut remembered: HashMap<(i64, &str, String), Remembered> = HashMap::new();
+    let mut remembered: HashMap<(imgroups_core::AccountId, &str, String), Remembered> =
+        HashMap::new();
 
     for (op, key) in ops {
         if let Op::Restart = op {
-            store.close();
-            store = open(&path);
+            rt.block_on(store.close());
+            store = fixture.open();
+            groups = engine(store.clone());
             continue;
         }
-        let actor = ACCOUNTS[actor_of(&op)];
-        let account = ids[actor];
+        let actor = everyone()[actor_of(&op)];
         if let Op::Create { members, .. } = &op {
+            let account = ids[actor];
             let mut wanted: Vec<String> = Vec::new();
             for m in members {
                 let a = everyone()[*m].to_owned();
@@ -305,8 +364,9 @@ fn run(ops: Vec<(Op, Option<u8>)>) -> Result<(), TestCaseError> {
             if wanted.len() < 2 {
                 continue;
             }
-            let cmd = Command::create_chat(&wanted, None).unwrap();
-            let got = rt.block_on(store.execute(account, None, cmd));
+            let cmd = Command::create_chat(&wanted, None)
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let got = rt.block_on(groups.execute(account, None, cmd));
             if wanted.iter().any(|w| w == actor) {
                 prop_assert_eq!(
                     got.map(|_| ()).map_err(|e| e.kind),
@@ -337,7 +397,6 @@ fn run(ops: Vec<(Op, Option<u8>)>) -> Result<(), TestCaseError> {
                         name: None,
                         icon: None,
                     });
-                    let g = model.groups.len() - 1;
                     for w in &wanted {
                         if ACCOUNTS.contains(&w.as_str()) {
                             model.logs.entry(w.clone()).or_default().push(ModelEvent {
@@ -350,7 +409,6 @@ fn run(ops: Vec<(Op, Option<u8>)>) -> Result<(), TestCaseError> {
                             });
                         }
                     }
-                    let _ = g;
                 }
             }
             continue;
@@ -358,48 +416,25 @@ fn run(ops: Vec<(Op, Option<u8>)>) -> Result<(), TestCaseError> {
         if model.groups.is_empty() {
             continue;
         }
-        let op = match op {
-            Op::Rename { actor, group, name } => Op::Rename {
-                actor,
-                group: group % model.groups.len(),
-                name,
-            },
-            Op::Add { actor, group, who } => Op::Add {
-                actor,
-                group: group % model.groups.len(),
-                who,
-            },
-            Op::Remove { actor, group, who } => Op::Remove {
-                actor,
-                group: group % model.groups.len(),
-                who,
-            },
-            Op::Leave { actor, group } => Op::Leave {
-                actor,
-                group: group % model.groups.len(),
-            },
-            Op::SetIcon {
-                actor,
-                group,
-                variant,
-            } => Op::SetIcon {
-                actor,
-                group: group % model.groups.len(),
-                variant,
-            },
-            Op::RemoveIcon { actor, group } => Op::RemoveIcon {
-                actor,
-                group: group % model.groups.len(),
-            },
-            other => other,
-        };
+        let op = in_range(op, model.groups.len());
         let Some(cmd) = command(&model, &op) else {
+            continue;
+        };
+
+        let Some(&account) = ids.get(actor) else {
+            // A puppet: a person in the simulated network, not an account. No keys.
+            let puppet = Address::from_trusted(actor.to_owned());
+            let got = rt
+                .block_on(imgroups_sim::act(&groups, &puppet, cmd))
+                .map_err(|e| e.kind);
+            let expected = model.apply(&op);
+            prop_assert_eq!(got, expected, "puppet {:?}", op);
             continue;
         };
         let key = key.map(|k| format!("key-{k}"));
         let method = cmd.method();
         let got = rt
-            .block_on(store.execute(account, key.clone(), cmd.clone()))
+            .block_on(groups.execute(account, key.clone(), cmd.clone()))
             .map_err(|e| e.kind);
         let first = key
             .as_ref()
@@ -429,10 +464,13 @@ fn run(ops: Vec<(Op, Option<u8>)>) -> Result<(), TestCaseError> {
     // any catch-up window returns exactly its slice.
     for a in ACCOUNTS {
         let account = ids[a];
-        let head = rt.block_on(store.head(account)).unwrap();
+        let head = rt
+            .block_on(store.log_bounds(account))
+            .map_err(|e| TestCaseError::fail(e.to_string()))?
+            .head;
         let events = rt
             .block_on(store.read_events(account, 0, head, usize::MAX >> 1))
-            .unwrap();
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
         let expected = model.logs.get(a).cloned().unwrap_or_default();
         prop_assert_eq!(head as usize, expected.len(), "{} head", a);
         for (i, (event, want)) in events.iter().zip(&expected).enumerate() {
@@ -455,16 +493,16 @@ fn run(ops: Vec<(Op, Option<u8>)>) -> Result<(), TestCaseError> {
         let mid = head / 2;
         let window = rt
             .block_on(store.read_events(account, mid, head, usize::MAX >> 1))
-            .unwrap();
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert_eq!(window.as_slice(), &events[mid as usize..]);
     }
 
     // Invariant 6: the state is the replay of the accepted commands.
     for group in &model.groups {
         for a in ACCOUNTS {
-            let got = rt.block_on(store.get_chat(ids[a], group.guid.clone()));
+            let got = rt.block_on(groups.get_chat(ids[a], group.guid.clone()));
             if group.members.iter().any(|m| m == a) {
-                let chat = got.unwrap();
+                let chat = got.map_err(|e| TestCaseError::fail(e.to_string()))?;
                 let want: Vec<String> = group.members.iter().filter(|m| *m != a).cloned().collect();
                 let have: Vec<String> = chat.participants.iter().map(|p| p.to_string()).collect();
                 prop_assert_eq!(
@@ -475,27 +513,36 @@ fn run(ops: Vec<(Op, Option<u8>)>) -> Result<(), TestCaseError> {
                     &group.guid
                 );
                 prop_assert_eq!(&chat.display_name, &group.name);
-                let icon = rt.block_on(store.get_icon(ids[a], group.guid.clone()));
+                let icon = rt.block_on(groups.get_icon(ids[a], group.guid.clone()));
                 match group.icon {
-                    Some(v) => prop_assert_eq!(icon.unwrap().0, png(v)),
-                    None => prop_assert_eq!(icon.unwrap_err().kind, ErrorKind::GroupIconNotFound),
+                    Some(v) => prop_assert_eq!(icon.map(|i| i.0).map_err(|e| e.kind), Ok(png(v))),
+                    None => prop_assert_eq!(
+                        icon.map(drop).map_err(|e| e.kind),
+                        Err(ErrorKind::GroupIconNotFound)
+                    ),
                 }
             } else {
-                prop_assert_eq!(got.unwrap_err().kind, ErrorKind::ChatNotFound);
+                prop_assert_eq!(
+                    got.map(drop).map_err(|e| e.kind),
+                    Err(ErrorKind::ChatNotFound)
+                );
             }
         }
     }
-    store.close();
+    rt.block_on(store.close());
     Ok(())
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
-
-    #[test]
-    fn the_store_behaves_like_the_model(
-        ops in proptest::collection::vec((op(), proptest::option::weighted(0.3, 0..3u8)), 1..60)
-    ) {
-        run(ops)?;
+/// The model property: `cases` random runs, each on a fresh fixture from `fixture`.
+/// Panics with the shrunk failing case.
+pub fn model<F: Fixture>(fixture: impl Fn() -> F, cases: u32) {
+    let mut runner = TestRunner::new(Config {
+        cases,
+        ..Config::default()
+    });
+    let ops = proptest::collection::vec((op(), proptest::option::weighted(0.3, 0..3u8)), 1..60);
+    let result = runner.run(&ops, |ops| run(&fixture(), ops));
+    if let Err(failure) = result {
+        panic!("the store does not behave like the model: {failure}");
     }
 }

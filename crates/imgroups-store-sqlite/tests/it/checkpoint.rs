@@ -1,10 +1,9 @@
 //! Checkpoints run off the write path, yet under writes that never pause the WAL is still copied
 //! back into the database file and started over, so it stays bounded; and nothing is lost.
 
-mod common;
-
-use imgroups_core::{Address, Command, Outcome};
-use imgroups_store::{admin, Config, Durability, Store};
+use imgroups_core::port::{Log, Store};
+use imgroups_core::{Command, Outcome};
+use imgroups_store_sqlite::{Config, Durability, SqliteStore};
 
 const PAGE: u64 = 4096 + 24; // a WAL frame: one page and its header
 
@@ -13,28 +12,24 @@ fn under_sustained_writes_the_wal_stays_bounded_and_every_write_lands() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("imgroups.db");
     let wal = dir.path().join("imgroups.db-wal");
-    let me = {
-        let conn = imgroups_store::open_connection(&path, Durability::Normal).unwrap();
-        admin::ensure_account(&conn, &Address::parse("me@x.com").unwrap())
-            .unwrap()
-            .0
-    };
     let mut config = Config::new(&path);
     config.durability = Durability::Normal;
     config.checkpoint_frames = 64;
-    let store = Store::open(config).unwrap();
-    let rt = common::runtime();
+    let store = SqliteStore::open(config).unwrap();
+    let rt = crate::common::runtime();
+    let me = crate::common::account(&rt, &store, "me@x.com");
+    let engine = std::sync::Arc::new(crate::common::engine(&store));
 
     let people = ["p@x.com".to_owned(), "q@x.com".to_owned()];
     let chat = match rt
-        .block_on(store.execute(me, None, Command::create_chat(&people, None).unwrap()))
+        .block_on(engine.execute(me, None, Command::create_chat(&people, None).unwrap()))
         .unwrap()
     {
         Outcome::Created { chat, .. } => chat.guid.to_string(),
         other => panic!("expected a created chat, got {other:?}"),
     };
 
-    let start = rt.block_on(store.head(me)).unwrap();
+    let start = rt.block_on(store.log_bounds(me)).unwrap().head;
 
     // Renames 16 at a time (so commits carry several), 6,000 in all: without checkpoints the
     // WAL reaches about 2,100 frames; with them, about 80 here.
@@ -44,11 +39,11 @@ fn under_sustained_writes_the_wal_stays_bounded_and_every_write_lands() {
         for round in 0..renames / 16 {
             let mut batch = tokio::task::JoinSet::new();
             for i in 0..16 {
-                let (store, chat) = (store.clone(), chat.clone());
+                let (engine, chat) = (engine.clone(), chat.clone());
                 let name = format!("name {}", round * 16 + i);
                 batch.spawn(async move {
                     let cmd = Command::set_display_name(&chat, &name).unwrap();
-                    store.execute(me, None, cmd).await
+                    engine.execute(me, None, cmd).await
                 });
             }
             while let Some(done) = batch.join_next().await {
@@ -57,7 +52,7 @@ fn under_sustained_writes_the_wal_stays_bounded_and_every_write_lands() {
             longest_wal = longest_wal.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
         }
         let last = Command::set_display_name(&chat, "last").unwrap();
-        store.execute(me, None, last).await.unwrap();
+        engine.execute(me, None, last).await.unwrap();
     });
     let renamed = (renames / 16) * 16;
     assert!(
@@ -65,13 +60,15 @@ fn under_sustained_writes_the_wal_stays_bounded_and_every_write_lands() {
         "the WAL reached {longest_wal} bytes ({} frames) with checkpoints every 64 frames",
         longest_wal / PAGE
     );
-    let check = |store: &Store| {
-        let head = rt.block_on(store.head(me)).unwrap();
+    let check = |store: &SqliteStore| {
+        let head = rt.block_on(store.log_bounds(me)).unwrap().head;
         assert_eq!(head, start + renamed as u64 + 1, "one event per change");
-        let got = rt.block_on(store.get_chat(me, chat.clone())).unwrap();
+        let got = rt
+            .block_on(crate::common::engine(store).get_chat(me, chat.clone()))
+            .unwrap();
         assert_eq!(got.display_name.as_deref(), Some("last"));
     };
     check(&store);
-    drop(store);
-    check(&common::open_store(&path));
+    rt.block_on(store.close());
+    check(&crate::common::open_store(&path));
 }

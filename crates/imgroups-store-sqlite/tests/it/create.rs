@@ -1,10 +1,8 @@
 //! Creating a group with the same participants as an existing one returns that group — the
 //! oldest exact match — however many groups the creator and the participants are in.
 
-mod common;
-
-use imgroups_core::{Address, Command, Outcome};
-use imgroups_store::{admin, Durability};
+use imgroups_core::port::Store;
+use imgroups_core::{Command, Outcome};
 
 fn guid_of(outcome: Outcome) -> String {
     match outcome {
@@ -17,18 +15,15 @@ fn guid_of(outcome: Outcome) -> String {
 fn a_create_finds_the_oldest_exact_match_among_many_groups() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("imgroups.db");
-    let (me, other) = {
-        let conn = imgroups_store::open_connection(&path, Durability::Normal).unwrap();
-        let me = admin::ensure_account(&conn, &Address::parse("me@x.com").unwrap()).unwrap();
-        let other = admin::ensure_account(&conn, &Address::parse("b@x.com").unwrap()).unwrap();
-        (me.0, other.0)
-    };
-    let store = common::open_store(&path);
-    let rt = common::runtime();
+    let store = crate::common::open_store(&path);
+    let rt = crate::common::runtime();
+    let me = crate::common::account(&rt, &store, "me@x.com");
+    let other = crate::common::account(&rt, &store, "b@x.com");
+    let engine = crate::common::engine(&store);
     let create = |account, people: &[&str]| {
         let people: Vec<String> = people.iter().map(|p| p.to_string()).collect();
         let cmd = Command::create_chat(&people, None).unwrap();
-        guid_of(rt.block_on(store.execute(account, None, cmd)).unwrap())
+        guid_of(rt.block_on(engine.execute(account, None, cmd)).unwrap())
     };
 
     let first = create(me, &["p@x.com", "q@x.com"]);
@@ -61,5 +56,5 @@ fn a_create_finds_the_oldest_exact_match_among_many_groups() {
     let new = create(other, &["p@x.com", "q@x.com"]);
     assert!(!seen.contains(&new));
     assert_eq!(create(other, &["q@x.com", "p@x.com"]), new);
-    store.close();
+    rt.block_on(store.close());
 }

@@ -1,24 +1,29 @@
 //! `serve`: gRPC and HTTP from one call, one shutdown that also ends open SSE streams and
 //! webhook deliveries.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use imgroups_core::Address;
-use imgroups_store::{admin, open_connection, Config, Durability, Store};
+use imgroups_core::port::Store;
+use imgroups_core::{admin, Address, Engine, EngineConfig};
+use imgroups_sim::Simulator;
+use imgroups_store_sqlite::{Config, Durability, SqliteStore};
 use tokio::net::TcpListener;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_and_grpc_share_one_server_and_one_shutdown() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("imgroups.db");
-    let token = {
-        let conn = open_connection(&db, Durability::Normal).expect("open");
-        admin::add_account(&conn, &Address::parse("me@example.com").expect("address"))
-            .expect("account")
-    };
     let mut config = Config::new(&db);
     config.durability = Durability::Normal;
-    let store = Store::open(config).expect("store");
+    let store = SqliteStore::open(config).expect("store");
+    let me = Address::parse("me@example.com").expect("address");
+    let token = admin::add_account(&store, &me).await.expect("account");
+    let engine = Arc::new(Engine::new(
+        Arc::new(store.clone()),
+        Arc::new(Simulator),
+        EngineConfig::default(),
+    ));
     let grpc = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let http = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", http.local_addr().expect("addr"));
@@ -26,7 +31,7 @@ async fn http_and_grpc_share_one_server_and_one_shutdown() {
     let server = tokio::spawn(imgroups_server::serve(
         grpc,
         http,
-        store.clone(),
+        engine,
         imgroups_server::Options::default(),
         imgroups_server::HttpOptions::default(),
         async move {
@@ -87,7 +92,5 @@ async fn http_and_grpc_share_one_server_and_one_shutdown() {
     })
     .await;
     assert!(rest.is_ok(), "sse stream ended");
-    tokio::task::spawn_blocking(move || store.close())
-        .await
-        .expect("close");
+    store.close().await;
 }

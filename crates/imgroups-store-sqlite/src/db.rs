@@ -1,9 +1,9 @@
-//! The engine's storage port over one SQLite connection (or an open transaction/savepoint,
-//! which dereference to one).
+//! The SQL: the engine's transaction port ([`Tx`], [`Reader`]) over one SQLite connection,
+//! idempotency records, retention, and reads of the event log.
 
-use imgroups_core::port::{GroupRow, NewEvent, Reader, Tx};
+use imgroups_core::port::{GroupRow, KeyScope, LogBounds, NewEvent, Reader, Recorded, Tx};
 use imgroups_core::{
-    AccountId, Address, Change, ChatGuid, Error, Event, Message, Result, Timestamp,
+    AccountId, Address, Change, ChatGuid, Error, Event, GroupKey, Message, Result, Timestamp,
 };
 use std::collections::{HashMap, HashSet};
 
@@ -77,10 +77,9 @@ fn decode_change(kind: i64, value: Option<String>) -> rusqlite::Result<Change> {
     })
 }
 
-pub(crate) const EVENT_COLUMNS: &str =
-    "seq, chat_guid, occurred_at, is_from_me, actor, kind, value";
+const EVENT_COLUMNS: &str = "seq, chat_guid, occurred_at, is_from_me, actor, kind, value";
 
-pub(crate) fn event_from_row(row: &Row<'_>) -> rusqlite::Result<Event> {
+fn event_from_row(row: &Row<'_>) -> rusqlite::Result<Event> {
     let chat_guid = ChatGuid::parse(row.get_ref(1)?.as_str()?).map_err(|_| {
         rusqlite::Error::InvalidColumnType(1, "chat_guid".into(), rusqlite::types::Type::Text)
     })?;
@@ -94,14 +93,16 @@ pub(crate) fn event_from_row(row: &Row<'_>) -> rusqlite::Result<Event> {
     })
 }
 
-/// The port over one connection. `appended` collects the events this unit of work wrote, for
-/// the doorbell once it commits.
+/// The port over one connection: a read snapshot ([`Db::new`]) or the writer's open
+/// transaction ([`Db::with_cache`]).
 pub(crate) struct Db<'c> {
     conn: &'c Connection,
-    pub(crate) appended: Vec<(AccountId, Event)>,
-    /// Whether this unit of work has issued any write (even one that failed).
+    /// Whether this unit of work has changed anything (even by a write that failed).
+    /// Recording an idempotent answer does not count: it is bookkeeping.
     pub(crate) wrote: bool,
     cache: Option<&'c mut WriterCache>,
+    /// The commit time of the writer's transaction.
+    now: Timestamp,
 }
 
 /// State the writer keeps between requests so that each request reads less.
@@ -116,18 +117,18 @@ pub(crate) struct WriterCache {
     /// Each account's head sequence as of this transaction (committed heads plus what this
     /// batch appended).
     heads: HashMap<AccountId, i64>,
-    /// Accounts whose head moved in this batch and must be stored before commit.
+    /// Accounts whose head moved and must be stored before commit.
     dirty: HashSet<AccountId>,
+    /// Accounts whose head moved in this batch: the commit's notices.
+    moved: HashSet<AccountId>,
     addresses: HashMap<AccountId, Address>,
-    /// Which addresses are accounts (`None`: not one). Accounts are created by other
-    /// connections (the CLI), so this is dropped whenever another connection has committed
-    /// (see [`WriterCache::check_outside_writes`]).
+    /// Which addresses are accounts (`None`: not one).
     accounts: HashMap<Address, Option<AccountId>>,
     /// `PRAGMA data_version` when last checked: it changes when another connection commits.
     data_version: Option<i64>,
-    group_keys: HashMap<String, i64>,
-    groups: HashMap<i64, GroupRow>,
-    members: HashMap<i64, Vec<Address>>,
+    group_keys: HashMap<String, GroupKey>,
+    groups: HashMap<GroupKey, GroupRow>,
+    members: HashMap<GroupKey, Vec<Address>>,
 }
 
 /// Above this many cached groups the cache starts over, bounding its memory.
@@ -136,32 +137,49 @@ const MAX_CACHED_GROUPS: usize = 10_000;
 const MAX_CACHED_ACCOUNTS: usize = 100_000;
 
 impl WriterCache {
-    /// Call at the start of each write transaction: forgets what other connections may have
-    /// changed since the last one. Only accounts (and tables the writer does not cache) are
-    /// written elsewhere; groups, members and heads have no other writer.
+    /// Call at the start of each write transaction (which holds the write lock, so nobody
+    /// else can commit until it ends): if another connection has committed since the last
+    /// one — the CLI creating an account, or a simulated person acting from another process —
+    /// nothing cached can be trusted. Outside writes are rare; the server's own are not.
     pub(crate) fn check_outside_writes(&mut self, tx: &Connection) -> Result<()> {
         let version: i64 = tx
             .prepare_cached("PRAGMA data_version")
             .and_then(|mut s| s.query_row([], |r| r.get(0)))
             .db()?;
         if self.data_version != Some(version) {
-            self.accounts.clear();
+            self.forget_all();
             self.data_version = Some(version);
         }
         Ok(())
     }
 
-    /// Stores the heads this batch moved; call inside the batch transaction, before COMMIT.
+    /// Stores the heads moved since the last call; call inside the batch transaction, before
+    /// COMMIT.
     pub(crate) fn flush_heads(&mut self, tx: &Connection) -> Result<()> {
         let mut stmt = tx
             .prepare_cached("UPDATE accounts SET head_seq = ?2 WHERE id = ?1")
             .db()?;
         for account in self.dirty.drain() {
             if let Some(head) = self.heads.get(&account) {
-                stmt.execute(params![account, head]).db()?;
+                stmt.execute(params![account.0, head]).db()?;
             }
         }
         Ok(())
+    }
+
+    /// The accounts whose logs this batch moved, with their heads; forgets them. Call at
+    /// commit.
+    pub(crate) fn moved_heads(&mut self) -> Vec<(AccountId, u64)> {
+        let heads = &self.heads;
+        self.moved
+            .drain()
+            .filter_map(|account| heads.get(&account).map(|h| (account, *h as u64)))
+            .collect()
+    }
+
+    /// Forgets which addresses are accounts (after a change that may have made one).
+    pub(crate) fn forget_accounts(&mut self) {
+        self.accounts.clear();
     }
 
     /// The batch did not commit: nothing cached can be trusted.
@@ -170,6 +188,7 @@ impl WriterCache {
         self.data_version = None;
         self.heads.clear();
         self.dirty.clear();
+        self.moved.clear();
         self.forget_groups();
     }
 
@@ -192,22 +211,26 @@ impl<'c> Db<'c> {
     pub(crate) fn new(conn: &'c Connection) -> Self {
         Db {
             conn,
-            appended: Vec::new(),
             wrote: false,
             cache: None,
+            now: Timestamp::now(),
         }
     }
 
-    pub(crate) fn with_cache(conn: &'c Connection, cache: &'c mut WriterCache) -> Self {
+    pub(crate) fn with_cache(
+        conn: &'c Connection,
+        cache: &'c mut WriterCache,
+        now: Timestamp,
+    ) -> Self {
         Db {
             conn,
-            appended: Vec::new(),
             wrote: false,
             cache: Some(cache),
+            now,
         }
     }
 
-    fn cached_group(&mut self, key: i64) -> Option<&mut GroupRow> {
+    fn cached_group(&mut self, key: GroupKey) -> Option<&mut GroupRow> {
         self.cache.as_mut().and_then(|c| c.groups.get_mut(&key))
     }
 
@@ -222,12 +245,13 @@ impl<'c> Db<'c> {
             None => self
                 .conn
                 .prepare_cached("SELECT head_seq FROM accounts WHERE id = ?1")
-                .and_then(|mut s| s.query_row([account], |r| r.get::<_, i64>(0)))
+                .and_then(|mut s| s.query_row([account.0], |r| r.get::<_, i64>(0)))
                 .db()?,
         };
         if let Some(cache) = self.cache.as_mut() {
             cache.heads.insert(account, head + 1);
             cache.dirty.insert(account);
+            cache.moved.insert(account);
         }
         Ok(head + 1)
     }
@@ -237,7 +261,7 @@ const GROUP_COLUMNS: &str = "id, identifier, group_id, display_name, icon_hash";
 
 fn group_from_row(row: &Row<'_>) -> rusqlite::Result<GroupRow> {
     Ok(GroupRow {
-        key: row.get(0)?,
+        key: GroupKey(row.get(0)?),
         identifier: row.get(1)?,
         group_id: row.get(2)?,
         display_name: row.get(3)?,
@@ -250,10 +274,10 @@ impl Db<'_> {
         let address: Option<String> = self
             .conn
             .prepare_cached("SELECT address FROM accounts WHERE id = ?1")
-            .and_then(|mut s| s.query_row([account], |r| r.get(0)).optional())
+            .and_then(|mut s| s.query_row([account.0], |r| r.get(0)).optional())
             .db()?;
         address.map(Address::from_trusted).ok_or_else(|| {
-            tracing::error!(account, "token names an account that does not exist");
+            tracing::error!(%account, "token names an account that does not exist");
             Error::internal()
         })
     }
@@ -294,7 +318,7 @@ impl Reader for Db<'_> {
         Ok(row)
     }
 
-    fn members(&mut self, group: i64) -> Result<Vec<Address>> {
+    fn members(&mut self, group: GroupKey) -> Result<Vec<Address>> {
         if let Some(known) = self.cache.as_ref().and_then(|c| c.members.get(&group)) {
             return Ok(known.clone());
         }
@@ -308,7 +332,7 @@ impl Reader for Db<'_> {
         Ok(members)
     }
 
-    fn icon(&mut self, group: i64) -> Result<Option<(Vec<u8>, String)>> {
+    fn icon(&mut self, group: GroupKey) -> Result<Option<(Vec<u8>, String)>> {
         self.query_icon(group)
     }
 
@@ -340,7 +364,7 @@ impl Reader for Db<'_> {
                 }
                 next = (next + 1) % addresses.len();
             }
-            if let Some(row) = self.query_group_by_key(candidate)? {
+            if let Some(row) = self.query_group_by_key(GroupKey(candidate))? {
                 found.push(row);
             }
             candidate += 1;
@@ -358,24 +382,24 @@ impl Reader for Db<'_> {
 }
 
 impl Db<'_> {
-    fn query_members(&mut self, group: i64) -> Result<Vec<Address>> {
+    fn query_members(&mut self, group: GroupKey) -> Result<Vec<Address>> {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT address FROM members WHERE group_key = ?1 ORDER BY id")
             .db()?;
         let rows = stmt
-            .query_map([group], |r| {
+            .query_map([group.0], |r| {
                 r.get::<_, String>(0).map(Address::from_trusted)
             })
             .db()?;
         rows.collect::<rusqlite::Result<_>>().db()
     }
 
-    fn query_icon(&mut self, group: i64) -> Result<Option<(Vec<u8>, String)>> {
+    fn query_icon(&mut self, group: GroupKey) -> Result<Option<(Vec<u8>, String)>> {
         self.conn
             .prepare_cached("SELECT data, mime FROM icons WHERE group_key = ?1")
             .and_then(|mut s| {
-                s.query_row([group], |r| Ok((r.get(0)?, r.get(1)?)))
+                s.query_row([group.0], |r| Ok((r.get(0)?, r.get(1)?)))
                     .optional()
             })
             .db()
@@ -408,30 +432,34 @@ impl Db<'_> {
             .db()
     }
 
-    fn query_group_by_key(&mut self, key: i64) -> Result<Option<GroupRow>> {
+    fn query_group_by_key(&mut self, key: GroupKey) -> Result<Option<GroupRow>> {
         self.conn
             .prepare_cached(&format!("SELECT {GROUP_COLUMNS} FROM groups WHERE id = ?1"))
-            .and_then(|mut s| s.query_row([key], group_from_row).optional())
+            .and_then(|mut s| s.query_row([key.0], group_from_row).optional())
             .db()
     }
 
     fn query_has_direct_chat(&mut self, account: AccountId, address: &Address) -> Result<bool> {
         self.conn
             .prepare_cached("SELECT 1 FROM direct_chats WHERE account_id = ?1 AND address = ?2")
-            .and_then(|mut s| s.exists(params![account, address.as_str()]))
+            .and_then(|mut s| s.exists(params![account.0, address.as_str()]))
             .db()
     }
 
     fn query_count_direct_chats(&mut self, account: AccountId) -> Result<u64> {
         self.conn
             .prepare_cached("SELECT count(*) FROM direct_chats WHERE account_id = ?1")
-            .and_then(|mut s| s.query_row([account], |r| r.get::<_, i64>(0)))
+            .and_then(|mut s| s.query_row([account.0], |r| r.get::<_, i64>(0)))
             .map(|n| n as u64)
             .db()
     }
 }
 
 impl Tx for Db<'_> {
+    fn now(&self) -> Timestamp {
+        self.now
+    }
+
     fn accounts_for(&mut self, addresses: &[Address]) -> Result<Vec<(AccountId, Address)>> {
         let mut found = Vec::with_capacity(addresses.len());
         for address in addresses {
@@ -445,7 +473,10 @@ impl Tx for Db<'_> {
                     let account: Option<AccountId> = self
                         .conn
                         .prepare_cached("SELECT id FROM accounts WHERE address = ?1")
-                        .and_then(|mut s| s.query_row([address.as_str()], |r| r.get(0)).optional())
+                        .and_then(|mut s| {
+                            s.query_row([address.as_str()], |r| r.get(0).map(AccountId))
+                                .optional()
+                        })
                         .db()?;
                     if let Some(cache) = self.cache.as_mut() {
                         if cache.accounts.len() >= MAX_CACHED_ACCOUNTS {
@@ -475,7 +506,7 @@ impl Tx for Db<'_> {
         identifier: &str,
         group_id: &str,
         now: Timestamp,
-    ) -> Result<Option<i64>> {
+    ) -> Result<Option<GroupKey>> {
         self.wrote = true;
         let inserted = self
             .conn
@@ -485,14 +516,14 @@ impl Tx for Db<'_> {
             )
             .and_then(|mut s| s.execute(params![identifier, group_id, now.0]))
             .db()?;
-        Ok((inserted == 1).then(|| self.conn.last_insert_rowid()))
+        Ok((inserted == 1).then(|| GroupKey(self.conn.last_insert_rowid())))
     }
 
-    fn set_display_name(&mut self, group: i64, name: &str) -> Result<()> {
+    fn set_display_name(&mut self, group: GroupKey, name: &str) -> Result<()> {
         self.wrote = true;
         self.conn
             .prepare_cached("UPDATE groups SET display_name = ?2 WHERE id = ?1")
-            .and_then(|mut s| s.execute(params![group, name]))
+            .and_then(|mut s| s.execute(params![group.0, name]))
             .db()?;
         if let Some(row) = self.cached_group(group) {
             row.display_name = Some(name.to_owned());
@@ -500,11 +531,11 @@ impl Tx for Db<'_> {
         Ok(())
     }
 
-    fn add_member(&mut self, group: i64, address: &Address) -> Result<()> {
+    fn add_member(&mut self, group: GroupKey, address: &Address) -> Result<()> {
         self.wrote = true;
         self.conn
             .prepare_cached("INSERT INTO members (group_key, address) VALUES (?1, ?2)")
-            .and_then(|mut s| s.execute(params![group, address.as_str()]))
+            .and_then(|mut s| s.execute(params![group.0, address.as_str()]))
             .db()?;
         if let Some(members) = self.cache.as_mut().and_then(|c| c.members.get_mut(&group)) {
             members.push(address.clone());
@@ -512,11 +543,11 @@ impl Tx for Db<'_> {
         Ok(())
     }
 
-    fn remove_member(&mut self, group: i64, address: &Address) -> Result<()> {
+    fn remove_member(&mut self, group: GroupKey, address: &Address) -> Result<()> {
         self.wrote = true;
         self.conn
             .prepare_cached("DELETE FROM members WHERE group_key = ?1 AND address = ?2")
-            .and_then(|mut s| s.execute(params![group, address.as_str()]))
+            .and_then(|mut s| s.execute(params![group.0, address.as_str()]))
             .db()?;
         if let Some(members) = self.cache.as_mut().and_then(|c| c.members.get_mut(&group)) {
             members.retain(|m| m != address);
@@ -524,18 +555,18 @@ impl Tx for Db<'_> {
         Ok(())
     }
 
-    fn set_icon(&mut self, group: i64, data: &[u8], mime: &str, hash: &[u8]) -> Result<()> {
+    fn set_icon(&mut self, group: GroupKey, data: &[u8], mime: &str, hash: &[u8]) -> Result<()> {
         self.wrote = true;
         self.conn
             .prepare_cached(
                 "INSERT INTO icons (group_key, data, mime) VALUES (?1, ?2, ?3)
                  ON CONFLICT (group_key) DO UPDATE SET data = excluded.data, mime = excluded.mime",
             )
-            .and_then(|mut s| s.execute(params![group, data, mime]))
+            .and_then(|mut s| s.execute(params![group.0, data, mime]))
             .db()?;
         self.conn
             .prepare_cached("UPDATE groups SET icon_hash = ?2 WHERE id = ?1")
-            .and_then(|mut s| s.execute(params![group, hash]))
+            .and_then(|mut s| s.execute(params![group.0, hash]))
             .db()?;
         if let Some(row) = self.cached_group(group) {
             row.icon_hash = Some(hash.to_vec());
@@ -543,15 +574,15 @@ impl Tx for Db<'_> {
         Ok(())
     }
 
-    fn clear_icon(&mut self, group: i64) -> Result<()> {
+    fn clear_icon(&mut self, group: GroupKey) -> Result<()> {
         self.wrote = true;
         self.conn
             .prepare_cached("DELETE FROM icons WHERE group_key = ?1")
-            .and_then(|mut s| s.execute([group]))
+            .and_then(|mut s| s.execute([group.0]))
             .db()?;
         self.conn
             .prepare_cached("UPDATE groups SET icon_hash = NULL WHERE id = ?1")
-            .and_then(|mut s| s.execute([group]))
+            .and_then(|mut s| s.execute([group.0]))
             .db()?;
         if let Some(row) = self.cached_group(group) {
             row.icon_hash = None;
@@ -571,7 +602,7 @@ impl Tx for Db<'_> {
                 "INSERT INTO direct_chats (account_id, address, created_at) VALUES (?1, ?2, ?3)
                  ON CONFLICT DO NOTHING",
             )
-            .and_then(|mut s| s.execute(params![account, address.as_str(), now.0]))
+            .and_then(|mut s| s.execute(params![account.0, address.as_str(), now.0]))
             .db()
             .map(drop)
     }
@@ -579,7 +610,7 @@ impl Tx for Db<'_> {
     fn insert_message(
         &mut self,
         account: AccountId,
-        chat_guid: &str,
+        chat: &ChatGuid,
         message: &Message,
     ) -> Result<()> {
         self.wrote = true;
@@ -591,8 +622,8 @@ impl Tx for Db<'_> {
             .and_then(|mut s| {
                 s.execute(params![
                     message.guid,
-                    account,
-                    chat_guid,
+                    account.0,
+                    chat.to_string(),
                     message.text,
                     message.subject,
                     message.date_created.0
@@ -613,7 +644,7 @@ impl Tx for Db<'_> {
                 .prepare_cached(
                     "UPDATE accounts SET head_seq = head_seq + 1 WHERE id = ?1 RETURNING head_seq",
                 )
-                .and_then(|mut s| s.query_row([account], |r| r.get::<_, i64>(0)))
+                .and_then(|mut s| s.query_row([account.0], |r| r.get::<_, i64>(0)))
                 .db()?,
         };
         let (kind, value) = encode_change(event.change);
@@ -624,9 +655,9 @@ impl Tx for Db<'_> {
             )
             .and_then(|mut s| {
                 s.execute(params![
-                    account,
+                    account.0,
                     seq,
-                    event.chat_guid,
+                    event.chat_guid.to_string(),
                     event.occurred_at.0,
                     event.is_from_me,
                     event.actor.map(Address::as_str),
@@ -635,18 +666,130 @@ impl Tx for Db<'_> {
                 ])
             })
             .db()?;
-        let chat_guid = ChatGuid::parse(event.chat_guid)?;
-        self.appended.push((
-            account,
-            Event {
-                sequence: seq as u64,
-                chat_guid,
-                occurred_at: event.occurred_at,
-                is_from_me: event.is_from_me,
-                actor: event.actor.cloned(),
-                change: event.change.clone(),
-            },
-        ));
         Ok(seq as u64)
     }
+
+    fn idempotency_get(
+        &mut self,
+        scope: KeyScope<'_>,
+        not_before: Timestamp,
+    ) -> Result<Option<Recorded>> {
+        self.conn
+            .prepare_cached(
+                "SELECT fingerprint, outcome FROM idempotency
+                 WHERE account_id = ?1 AND method = ?2 AND key = ?3 AND created_at >= ?4",
+            )
+            .and_then(|mut s| {
+                s.query_row(
+                    params![scope.account.0, scope.method, scope.key, not_before.0],
+                    |r| {
+                        Ok(Recorded {
+                            fingerprint: r.get(0)?,
+                            outcome: r.get(1)?,
+                        })
+                    },
+                )
+                .optional()
+            })
+            .db()
+    }
+
+    fn idempotency_put(
+        &mut self,
+        scope: KeyScope<'_>,
+        record: &Recorded,
+        at: Timestamp,
+    ) -> Result<()> {
+        // Not a change (`wrote` stays as it is): the answer it records may be a rejection.
+        self.conn
+            .prepare_cached(
+                "INSERT INTO idempotency (account_id, method, key, fingerprint, outcome, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT DO UPDATE SET fingerprint = excluded.fingerprint,
+                     outcome = excluded.outcome, created_at = excluded.created_at",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    scope.account.0,
+                    scope.method,
+                    scope.key,
+                    record.fingerprint,
+                    record.outcome,
+                    at.0
+                ])
+            })
+            .db()
+            .map(drop)
+    }
+}
+
+/// Runs a parameterless statement through the statement cache (no re-parse per request).
+pub(crate) fn sql(tx: &Connection, statement: &str) -> Result<()> {
+    tx.prepare_cached(statement)
+        .and_then(|mut s| s.execute([]))
+        .db()
+        .map(drop)
+}
+
+/// Drops all but the newest `keep` events of every account whose log a batch moved (`heads`),
+/// in the same transaction, and records how far it pruned so catch-up can refuse to skip
+/// silently.
+pub(crate) fn retain(tx: &Connection, heads: &[(AccountId, u64)], keep: u64) -> Result<()> {
+    for &(account, head) in heads {
+        let Some(through) = head.checked_sub(keep).filter(|t| *t > 0) else {
+            continue;
+        };
+        tx.prepare_cached("DELETE FROM events WHERE account_id = ?1 AND seq <= ?2")
+            .and_then(|mut s| s.execute(params![account.0, through as i64]))
+            .db()?;
+        tx.prepare_cached(
+            "UPDATE accounts SET pruned_through = max(pruned_through, ?2) WHERE id = ?1",
+        )
+        .and_then(|mut s| s.execute(params![account.0, through as i64]))
+        .db()?;
+    }
+    Ok(())
+}
+
+/// Deletes idempotency records made before `cutoff`.
+pub(crate) fn forget_keys_before(tx: &Connection, cutoff: Timestamp) -> Result<()> {
+    tx.prepare_cached("DELETE FROM idempotency WHERE created_at < ?1")
+        .and_then(|mut s| s.execute([cutoff.0]))
+        .db()
+        .map(drop)
+}
+
+pub(crate) fn log_bounds(conn: &Connection, account: AccountId) -> Result<LogBounds> {
+    conn.prepare_cached("SELECT head_seq, pruned_through FROM accounts WHERE id = ?1")
+        .and_then(|mut s| {
+            s.query_row([account.0], |r| {
+                Ok(LogBounds {
+                    head: r.get::<_, i64>(0)? as u64,
+                    pruned_through: r.get::<_, i64>(1)? as u64,
+                })
+            })
+        })
+        .db()
+}
+
+pub(crate) fn read_events(
+    conn: &Connection,
+    account: AccountId,
+    after: u64,
+    up_to: u64,
+    limit: usize,
+) -> Result<Vec<Event>> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE account_id = ?1 AND seq > ?2 AND seq <= ?3
+             ORDER BY seq LIMIT ?4"
+        ))
+        .db()?;
+    let rows = stmt
+        .query_map(
+            params![account.0, after as i64, up_to as i64, limit as i64],
+            event_from_row,
+        )
+        .db()?;
+    rows.collect::<rusqlite::Result<_>>().db()
 }

@@ -1,4 +1,5 @@
-//! The single writer thread, its group commit, and the syncers that make commits durable.
+//! The commit pipeline: the single writer thread, its group commit, and the syncers that make
+//! commits durable.
 //!
 //! Every write goes through here, so there is exactly one commit order and sequences are
 //! handed out in it. The write path is a two-stage pipeline:
@@ -15,11 +16,16 @@
 //!    `synchronous=NORMAL`: `COMMIT` writes the WAL frames but does not fsync.
 //! 2. **Syncer threads** ([`SYNCERS`] of them). Each takes the next commit, fsyncs the WAL
 //!    (covering that commit and everything before it: group commit), and files the result.
-//!    Results are published strictly in commit order: the durable generation, the doorbell
-//!    with the commit's events, and only then the answers. Two fsyncs may be in flight at
-//!    once, so a commit does not wait for the previous one's fsync to return.
+//!    Results are published strictly in commit order: the durable generation, the commit's
+//!    notices (which accounts' logs moved, to which head — never the events), and only then
+//!    the answers ([`crate::reply`]). Two fsyncs may be in flight at once, so a commit does
+//!    not wait for the previous one's fsync to return.
 //!
-//! So an answer, a delivered event or a read (see [`Gate`]) never reflects a write that is not
+//! The writer runs units of work the engine hands over ([`imgroups_core::port::Work`]); it knows
+//! nothing of their rules, only that one that fails after it changed something breaks the
+//! batch.
+//!
+//! So an answer, a notice or a read (see [`Gate`]) never reflects a write that is not
 //! yet on disk: acknowledged = durable, exactly as with `synchronous=FULL`, with the fsync of
 //! one batch overlapping the work of the next.
 //!
@@ -29,24 +35,23 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc as std_mpsc, Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::{mpsc as std_mpsc, Arc, Mutex};
 
-use bytes::Bytes;
-use imgroups_core::{
-    engine, AccountId, Command, Error, ErrorKind, Event, Outcome, Result, Timestamp,
-};
-use rusqlite::{params, Connection, OptionalExtension};
+use imgroups_core::port::{Notice, Work};
+use imgroups_core::{Error, ErrorKind, Outcome, Result, Timestamp};
+use rusqlite::Connection;
 use tokio::sync::mpsc::error::TryRecvError;
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::checkpoint::Checkpoints;
-use crate::db::{Db, SqlResult, WriterCache};
+use crate::db::{retain, sql, Db, SqlResult, WriterCache};
+use crate::notices::Publisher;
+use crate::reply::{deliver, Answer, Any, Reply};
 use crate::{Config, Durability};
 
 pub(crate) enum Msg {
     Write(Job),
-    /// Bookkeeping outside the engine (webhook endpoints and cursors), run in the same
+    /// Bookkeeping outside the engine (accounts, tokens, webhooks…), run in the same
     /// transactions so the writer stays the only writer.
     Admin(AdminJob),
     /// From a syncer, sent only while the writer waits for one: a commit became durable.
@@ -55,14 +60,9 @@ pub(crate) enum Msg {
 }
 
 pub(crate) struct Job {
-    pub(crate) account: AccountId,
-    pub(crate) key: Option<String>,
-    pub(crate) command: Command,
+    pub(crate) work: Work,
     pub(crate) reply: oneshot::Sender<Answer<Result<Outcome>>>,
 }
-
-/// Any value an admin job returns.
-pub(crate) type Any = Box<dyn std::any::Any + Send>;
 
 /// What an admin job runs, on the writer's connection.
 pub(crate) type AdminFn = Box<dyn FnOnce(&Connection) -> Result<Any> + Send>;
@@ -70,34 +70,6 @@ pub(crate) type AdminFn = Box<dyn FnOnce(&Connection) -> Result<Any> + Send>;
 pub(crate) struct AdminJob {
     pub(crate) run: AdminFn,
     pub(crate) reply: oneshot::Sender<Answer<Result<Any>>>,
-}
-
-/// The events one commit appended, in commit order (per account, by sequence).
-#[derive(Debug)]
-pub struct Committed {
-    pub events: Vec<(AccountId, Event)>,
-    /// Per event, its wire encoding once a transport has made it: see [`Committed::encoded`].
-    encoded: Box<[OnceLock<Bytes>]>,
-}
-
-impl Committed {
-    pub fn new(events: Vec<(AccountId, Event)>) -> Self {
-        let encoded = events.iter().map(|_| OnceLock::new()).collect();
-        Committed { events, encoded }
-    }
-
-    /// The encoding of event `index`, made by `encode` the first time anyone asks and shared
-    /// after that: a commit going out to a thousand live subscribers is encoded once, not a
-    /// thousand times. There is one slot per event, so only one encoding may use it (the
-    /// gRPC server's; other transports encode for themselves).
-    ///
-    /// # Panics
-    /// If `index` is not an index of `events`.
-    pub fn encoded(&self, index: usize, encode: impl FnOnce(&Event) -> Bytes) -> Bytes {
-        self.encoded[index]
-            .get_or_init(|| encode(&self.events[index].1))
-            .clone()
-    }
 }
 
 /// What readers may see: a read must not return a write before that write is durable.
@@ -156,9 +128,6 @@ impl Gate {
 /// fsync to return: a request waits for about one fsync instead of one and a half.
 const SYNCERS: usize = 2;
 
-/// How often expired idempotency records are deleted.
-const PRUNE_EVERY: Duration = Duration::from_secs(60);
-
 /// Starts the writer (which starts the syncers). `jobs` is the writer's own queue, for the
 /// syncers' "synced" notices.
 pub(crate) fn spawn(
@@ -166,7 +135,7 @@ pub(crate) fn spawn(
     jobs: &mpsc::Sender<Msg>,
     rx: mpsc::Receiver<Msg>,
     config: Config,
-    committed: broadcast::Sender<Arc<Committed>>,
+    notices: Arc<Publisher>,
     gate: Arc<Gate>,
 ) -> Result<std::thread::JoinHandle<()>> {
     let waiting = Arc::new(AtomicBool::new(false));
@@ -174,7 +143,7 @@ pub(crate) fn spawn(
         wal: crate::beside(&config.path, "-wal"),
         fsync: config.durability == Durability::Full,
         gate: gate.clone(),
-        committed,
+        notices,
         wake: jobs.downgrade(),
         writer_waiting: waiting.clone(),
         done: Mutex::new(Done {
@@ -208,108 +177,14 @@ pub(crate) fn spawn(
         .map_err(cannot_start)
 }
 
-/// What a request's reply channel carries: its answer and, for the first request of a commit,
-/// the answers of the others (see [`deliver`]).
-pub(crate) struct Answer<T> {
-    pub(crate) result: T,
-    pub(crate) rest: Carried,
-}
-
-impl<T> Answer<T> {
-    pub(crate) fn alone(result: T) -> Self {
-        Answer {
-            result,
-            rest: Carried(Vec::new()),
-        }
-    }
-}
-
-/// Answers carried by another request's answer. They are sent when this is dropped: by that
-/// request, on the runtime's thread, as soon as it has its own answer; or, if that request has
-/// gone away, wherever its unread answer is dropped.
-pub(crate) struct Carried(Vec<Reply>);
-
-impl Drop for Carried {
-    fn drop(&mut self) {
-        for reply in self.0.drain(..) {
-            reply.send(None);
-        }
-    }
-}
-
-/// Answers every request of a commit while waking the runtime once. The first request still
-/// waiting gets its answer carrying the others', and sends them from the runtime's thread,
-/// where waking a task is a queue push. Waking each from the syncer's thread costs a syscall
-/// per request and, where the runtime shares the syncer's CPU, two context switches each: the
-/// woken runtime preempts the syncer, sends one response and sleeps again (BENCHMARKS.md,
-/// session 4).
-fn deliver(mut replies: Vec<Reply>) {
-    while !replies.is_empty() {
-        let first = replies.remove(0);
-        match first.carrying(replies) {
-            Ok(()) => return,
-            // That request has gone away: the next one carries the rest.
-            Err(rest) => replies = rest,
-        }
-    }
-}
-
-/// An answer held until its commit is durable.
-pub(crate) enum Reply {
-    Write(oneshot::Sender<Answer<Result<Outcome>>>, Result<Outcome>),
-    Admin(oneshot::Sender<Answer<Result<Any>>>, Result<Any>),
-}
-
-impl Reply {
-    fn is_err(&self) -> bool {
-        match self {
-            Reply::Write(_, result) => result.is_err(),
-            Reply::Admin(_, result) => result.is_err(),
-        }
-    }
-
-    /// This answer, or `err` instead.
-    fn or_error(self, err: Option<Error>) -> Reply {
-        match (self, err) {
-            (reply, None) => reply,
-            (Reply::Write(reply, _), Some(err)) => Reply::Write(reply, Err(err)),
-            (Reply::Admin(reply, _), Some(err)) => Reply::Admin(reply, Err(err)),
-        }
-    }
-
-    /// Sends the answer, or `err` instead. The client may have gone away; the write stands
-    /// regardless.
-    fn send(self, err: Option<Error>) {
-        let _ = self.or_error(err).carrying(Vec::new());
-    }
-
-    /// Sends the answer carrying `rest`; gives `rest` back if the request has gone away.
-    fn carrying(self, rest: Vec<Reply>) -> std::result::Result<(), Vec<Reply>> {
-        let back = |mut answer: Carried| std::mem::take(&mut answer.0);
-        match self {
-            Reply::Write(reply, result) => reply
-                .send(Answer {
-                    result,
-                    rest: Carried(rest),
-                })
-                .map_err(|answer| back(answer.rest)),
-            Reply::Admin(reply, result) => reply
-                .send(Answer {
-                    result,
-                    rest: Carried(rest),
-                })
-                .map_err(|answer| back(answer.rest)),
-        }
-    }
-}
-
 /// One commit (or failed batch), passed from the writer to the syncer.
 struct Handoff {
     generation: u64,
     /// Whether the commit succeeded (a failed batch needs no fsync, only its answers).
     committed: bool,
     replies: Vec<Reply>,
-    events: Vec<(AccountId, Event)>,
+    /// The accounts whose logs this commit moved, with their new heads.
+    notices: Vec<Notice>,
 }
 
 struct Writer {
@@ -325,14 +200,12 @@ struct Writer {
     checkpoints: Checkpoints,
     /// Last commit time handed out; commit times never go backwards.
     clock: Timestamp,
-    last_prune: Instant,
     cache: WriterCache,
     /// The generation of the last commit handed to a syncer.
     generation: u64,
-    /// The open transaction's answers and events, in the order applied.
+    /// Whether a transaction is open, and its answers in the order applied.
     open: bool,
     replies: Vec<Reply>,
-    events: Vec<(AccountId, Event)>,
 }
 
 impl Writer {
@@ -354,10 +227,8 @@ impl Writer {
             waiting,
             clock: Timestamp(0),
             cache: WriterCache::default(),
-            last_prune: Instant::now() - PRUNE_EVERY,
             generation: 0,
             open: false,
-            events: Vec::new(),
         }
     }
 
@@ -456,7 +327,7 @@ impl Writer {
         Ok(())
     }
 
-    /// Applies one request inside the open transaction (opening it if needed).
+    /// Runs one unit of work inside the open transaction (opening it if needed).
     fn apply(&mut self, job: Job) {
         if let Err(err) = self.begin() {
             tracing::warn!(error = %err, "cannot begin a write transaction");
@@ -464,17 +335,20 @@ impl Writer {
             return;
         }
         let now = self.tick();
-        let ttl_start = Timestamp(now.0 - self.config.idempotency_ttl.as_nanos() as i64);
-        match apply(&self.conn, &job, now, ttl_start, &mut self.cache) {
-            Ok((result, events)) => {
-                self.replies.push(Reply::Write(job.reply, result));
-                self.events.extend(events);
-            }
-            Err(err) => {
-                // The transaction itself is broken: nothing of this batch may commit.
+        let mut db = Db::with_cache(&self.conn, &mut self.cache, now);
+        let result = (job.work)(&mut db);
+        match result {
+            Err(err) if db.wrote => {
+                // Either storage failed mid-request, or the engine broke its promise to check
+                // every rule first; without a savepoint the only clean way back is the whole
+                // batch.
+                if err.is_final() {
+                    tracing::error!(error = %err, "a request was rejected after it wrote (bug)");
+                }
                 self.replies.push(Reply::Write(job.reply, Err(err.clone())));
                 self.abort(err);
             }
+            result => self.replies.push(Reply::Write(job.reply, result)),
         }
     }
 
@@ -496,6 +370,8 @@ impl Writer {
             sql(&self.conn, "RELEASE admin")?;
             Ok(result)
         })();
+        // It may have created an account the cache knows as "not an account".
+        self.cache.forget_accounts();
         match outcome {
             Ok(result) => self.replies.push(Reply::Admin(job.reply, result)),
             Err(err) => {
@@ -514,7 +390,6 @@ impl Writer {
         }
         self.open = false;
         self.cache.forget_all();
-        self.events.clear();
         tracing::warn!(error = %err, requests = self.replies.len(), "batch not committed");
         let err = retryable(err);
         for reply in self.replies.drain(..) {
@@ -525,42 +400,49 @@ impl Writer {
     /// Commits the open transaction (WAL written, not yet fsynced) and hands it to the syncer,
     /// which answers its requests once it is durable.
     fn commit(&mut self) {
-        let outcome = (|| -> Result<()> {
+        let outcome = (|| -> Result<Vec<Notice>> {
             self.cache.flush_heads(&self.conn)?;
+            let moved = self.cache.moved_heads();
             if let Some(keep) = self.config.retain_events {
-                retain(&self.conn, &self.events, keep)?;
+                retain(&self.conn, &moved, keep)?;
             }
-            self.maybe_prune()?;
             self.generation += 1;
             // Before COMMIT: a reader that can see this commit must also see its generation.
             self.gate
                 .committing
                 .store(self.generation, Ordering::SeqCst);
-            sql(&self.conn, "COMMIT")
+            sql(&self.conn, "COMMIT")?;
+            Ok(moved
+                .into_iter()
+                .map(|(account, head)| Notice::Appended { account, head })
+                .collect())
         })();
         self.open = false;
-        if let Err(err) = outcome {
-            // Readers may already wait for this generation; the syncer still publishes it.
-            self.abort(err);
-            self.hand_off(false);
-            return;
-        }
+        let notices = match outcome {
+            Ok(notices) => notices,
+            Err(err) => {
+                // Readers may already wait for this generation; the syncer still publishes it.
+                self.abort(err);
+                self.hand_off(false, Vec::new());
+                return;
+            }
+        };
         tracing::trace!(
             requests = self.replies.len(),
-            events = self.events.len(),
+            logs = notices.len(),
             "committed"
         );
-        self.hand_off(true);
+        self.hand_off(true, notices);
         // While the syncer fsyncs what was just committed.
         self.checkpoints.after_commit(&self.conn);
     }
 
-    fn hand_off(&mut self, committed: bool) {
+    fn hand_off(&mut self, committed: bool, notices: Vec<Notice>) {
         let handoff = Handoff {
             generation: self.generation,
             committed,
             replies: std::mem::take(&mut self.replies),
-            events: std::mem::take(&mut self.events),
+            notices,
         };
         let syncer = self.syncers.get(self.generation as usize % SYNCERS);
         let sent = match syncer {
@@ -578,20 +460,6 @@ impl Writer {
         }
         self.replies.reserve(self.config.max_batch);
     }
-
-    /// Deletes expired idempotency records (inside the batch transaction), once a minute.
-    fn maybe_prune(&mut self) -> Result<()> {
-        if self.last_prune.elapsed() < PRUNE_EVERY {
-            return Ok(());
-        }
-        self.last_prune = Instant::now();
-        let cutoff = Timestamp::now().0 - self.config.idempotency_ttl.as_nanos() as i64;
-        self.conn
-            .prepare_cached("DELETE FROM idempotency WHERE created_at < ?1")
-            .and_then(|mut s| s.execute([cutoff]))
-            .db()
-            .map(drop)
-    }
 }
 
 /// A failure of the store itself is the client's cue to retry, not a bug report.
@@ -604,7 +472,7 @@ fn retryable(err: Error) -> Error {
 }
 
 /// The second pipeline stage: one fsync for every commit handed over since the last one.
-/// The syncer threads' shared state. Each takes the next commit handed over, fsyncs the WAL
+/// This is the syncer threads' shared state. Each takes the next commit handed over, fsyncs the WAL
 /// (through its own file descriptor, so a write-back error is reported to every syncer that
 /// could be affected by it, not only to whichever asks first), and files the result; results
 /// are then published strictly in commit order.
@@ -613,7 +481,7 @@ struct Syncer {
     /// `false` with `--durability normal`: commits are answered as soon as they are written.
     fsync: bool,
     gate: Arc<Gate>,
-    committed: broadcast::Sender<Arc<Committed>>,
+    notices: Arc<Publisher>,
     /// The writer's queue, to tell it when a round is done (weak: the writer exits once the
     /// store's handles are gone).
     wake: mpsc::WeakSender<Msg>,
@@ -692,12 +560,10 @@ impl Syncer {
         if let Some(err) = failed {
             tracing::error!(error = %err, wal = %self.wal.display(), "fsync of the WAL failed");
         }
-        if !handoff.events.is_empty() {
-            // No receivers is fine: nobody is listening. (After a failed fsync the events are
-            // still in the log that readers see, so subscribers hear of them too.)
-            let _ = self
-                .committed
-                .send(Arc::new(Committed::new(handoff.events)));
+        if !handoff.notices.is_empty() {
+            // (After a failed fsync the events are still in the log that readers see, so
+            // listeners hear of them too.)
+            self.notices.publish(handoff.notices.into());
         }
         let replies = handoff.replies.into_iter().map(|reply| {
             let err = match failed {
@@ -712,128 +578,10 @@ impl Syncer {
     }
 }
 
-/// Drops all but the newest `keep` events of every account this batch wrote to, in the same
-/// transaction, and records how far it pruned so catch-up can refuse to skip silently.
-fn retain(tx: &Connection, appended: &[(AccountId, Event)], keep: u64) -> Result<()> {
-    let mut heads: Vec<(AccountId, u64)> = Vec::new();
-    for (account, event) in appended {
-        match heads.iter_mut().find(|(a, _)| a == account) {
-            Some((_, head)) => *head = (*head).max(event.sequence),
-            None => heads.push((*account, event.sequence)),
-        }
-    }
-    for (account, head) in heads {
-        let Some(through) = head.checked_sub(keep).filter(|t| *t > 0) else {
-            continue;
-        };
-        tx.prepare_cached("DELETE FROM events WHERE account_id = ?1 AND seq <= ?2")
-            .and_then(|mut s| s.execute(params![account, through as i64]))
-            .db()?;
-        tx.prepare_cached(
-            "UPDATE accounts SET pruned_through = max(pruned_through, ?2) WHERE id = ?1",
-        )
-        .and_then(|mut s| s.execute(params![account, through as i64]))
-        .db()?;
-    }
-    Ok(())
-}
-
-/// Runs a parameterless statement through the statement cache (no re-parse per request).
-fn sql(tx: &Connection, statement: &str) -> Result<()> {
-    tx.prepare_cached(statement)
-        .and_then(|mut s| s.execute([]))
-        .db()
-        .map(drop)
-}
-
-/// One request's answer and the events it appended.
-type Applied = (Result<Outcome>, Vec<(AccountId, Event)>);
-
-/// Applies one request inside the batch transaction. The outer `Result` fails the whole batch
-/// (the transaction itself is broken); the inner one is this request's answer.
-fn apply(
-    tx: &Connection,
-    job: &Job,
-    now: Timestamp,
-    ttl_start: Timestamp,
-    cache: &mut WriterCache,
-) -> Result<Applied> {
-    let method = job.command.method();
-    // Only keyed requests need a fingerprint (hashing a 10 MiB icon is not free).
-    let fingerprint = job.key.as_ref().map(|_| job.command.fingerprint());
-    if let Some(key) = &job.key {
-        let stored: Option<(Vec<u8>, String)> = tx
-            .prepare_cached(
-                "SELECT fingerprint, outcome FROM idempotency
-                 WHERE account_id = ?1 AND method = ?2 AND key = ?3 AND created_at >= ?4",
-            )
-            .and_then(|mut s| {
-                s.query_row(params![job.account, method, key, ttl_start.0], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })
-                .optional()
-            })
-            .db()?;
-        if let Some((stored_fingerprint, outcome)) = stored {
-            if Some(stored_fingerprint) != fingerprint {
-                let err = Error::new(
-                    ErrorKind::DuplicateMessage,
-                    "this idempotency key was already used for a different request",
-                )
-                .with("field", "clientMessageId")
-                .with("key", key);
-                return Ok((Err(err), Vec::new()));
-            }
-            let replay: Result<Outcome> = serde_json::from_str(&outcome).map_err(|err| {
-                tracing::error!(error = %err, "stored idempotent outcome is unreadable");
-                Error::internal()
-            })?;
-            return Ok((replay, Vec::new()));
-        }
-    }
-
-    let mut db = Db::with_cache(tx, cache);
-    let result = engine::execute(&mut db, job.account, now, &job.command);
-    let events = std::mem::take(&mut db.appended);
-    if let Err(err) = &result {
-        if db.wrote {
-            // Either storage failed mid-request, or the engine broke its promise to check every
-            // rule first; without a savepoint the only clean way back is the whole batch.
-            if err.kind != ErrorKind::Internal {
-                tracing::error!(error = %err, "a request was rejected after it wrote (bug)");
-            }
-            return Err(err.clone());
-        }
-    }
-
-    if let Some(key) = &job.key {
-        let remember = match &result {
-            Ok(_) => true,
-            Err(err) => err.is_final(),
-        };
-        if remember {
-            let outcome = serde_json::to_string(&result).map_err(|err| {
-                tracing::error!(error = %err, "cannot encode outcome");
-                Error::internal()
-            })?;
-            tx.prepare_cached(
-                "INSERT INTO idempotency (account_id, method, key, fingerprint, outcome, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT DO UPDATE SET fingerprint = excluded.fingerprint,
-                     outcome = excluded.outcome, created_at = excluded.created_at",
-            )
-            .and_then(|mut s| {
-                s.execute(params![job.account, method, key, fingerprint, outcome, now.0])
-            })
-            .db()?;
-        }
-    }
-    Ok((result, events))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn a_read_waits_until_what_it_may_have_seen_is_durable() {
@@ -870,35 +618,31 @@ mod tests {
 #[cfg(test)]
 mod syncer_tests {
     use super::*;
-    use imgroups_core::{Change, ChatGuid};
+    use imgroups_core::AccountId;
+    use tokio::sync::broadcast;
 
     fn handoff(generation: u64) -> Handoff {
-        let event = Event {
-            sequence: generation,
-            chat_guid: ChatGuid::parse("iMessage;+;chat1").unwrap(),
-            occurred_at: Timestamp(0),
-            is_from_me: true,
-            actor: None,
-            change: Change::IconChanged,
-        };
         Handoff {
             generation,
             committed: true,
             replies: Vec::new(),
-            events: vec![(1, event)],
+            notices: vec![Notice::Appended {
+                account: AccountId(1),
+                head: generation,
+            }],
         }
     }
 
     #[test]
     fn commits_whose_fsyncs_finish_out_of_order_are_published_in_order() {
-        let (committed, mut heard) = broadcast::channel(8);
+        let (local, mut heard) = broadcast::channel(8);
         let (jobs, mut synced) = mpsc::channel(8);
         let gate = Arc::new(Gate::new());
         let syncer = Syncer {
             wal: PathBuf::from("unused-wal"),
             fsync: false,
             gate: gate.clone(),
-            committed,
+            notices: Arc::new(Publisher::local(local)),
             wake: jobs.downgrade(),
             writer_waiting: Arc::new(AtomicBool::new(true)),
             done: Mutex::new(Done {
@@ -916,57 +660,19 @@ mod syncer_tests {
         syncer.file(handoff(1), None);
         assert_eq!(*gate.durable.borrow(), 2);
         for generation in [1, 2] {
-            let commit = heard.try_recv().unwrap();
-            assert_eq!(commit.events[0].1.sequence, generation);
+            let notices = heard.try_recv().unwrap();
+            assert_eq!(
+                notices[0],
+                Notice::Appended {
+                    account: AccountId(1),
+                    head: generation
+                }
+            );
         }
         assert!(heard.try_recv().is_err());
         // The writer was waiting for a free syncer: woken once, and the flag is down again.
         assert!(matches!(synced.try_recv(), Ok(Msg::Synced)));
         assert!(synced.try_recv().is_err());
         assert!(!syncer.writer_waiting.load(Ordering::SeqCst));
-    }
-
-    #[test]
-    fn a_commit_is_answered_in_full_even_when_the_requests_carrying_the_answers_are_gone() {
-        let mut waiting = Vec::new();
-        let mut replies = Vec::new();
-        for i in 0..4_usize {
-            let (reply, rx) = oneshot::channel();
-            replies.push(Reply::Admin(reply, Ok(Box::new(i) as Any)));
-            waiting.push(rx);
-        }
-        let value =
-            |answer: Answer<Result<Any>>| *answer.result.unwrap().downcast::<usize>().unwrap();
-        let mut waiting = waiting.into_iter();
-        // The first request has gone away: the second carries the rest, and only it was sent.
-        drop(waiting.next());
-        let mut second = waiting.next().unwrap();
-        let mut third = waiting.next().unwrap();
-        deliver(replies);
-        let answer = second.try_recv().unwrap();
-        assert_eq!(answer.rest.0.len(), 2);
-        assert!(
-            third.try_recv().is_err(),
-            "answered before the carrier read its answer"
-        );
-        // The carrier takes its own answer; the carried ones go out as the rest is dropped.
-        assert_eq!(value(answer), 1);
-        assert_eq!(value(third.try_recv().unwrap()), 2);
-        assert_eq!(value(waiting.next().unwrap().try_recv().unwrap()), 3);
-
-        // A carrier that goes away after its answer was sent: dropping the unread answer
-        // answers the others.
-        let (mut replies, mut waiting) = (Vec::new(), Vec::new());
-        for i in 0..3_usize {
-            let (reply, rx) = oneshot::channel();
-            replies.push(Reply::Admin(reply, Ok(Box::new(i) as Any)));
-            waiting.push(rx);
-        }
-        deliver(replies);
-        let mut waiting = waiting.into_iter();
-        drop(waiting.next());
-        for (i, mut rx) in waiting.enumerate() {
-            assert_eq!(value(rx.try_recv().unwrap()), i + 1);
-        }
     }
 }

@@ -1,0 +1,114 @@
+//! The engine: what every transport and tool calls. It validates, decides and records — the
+//! rules live in [`rules`] — through the two ports it is given: a [`Store`] for state and the
+//! log, a [`Backend`] for the iMessage side. A write reads api → engine → store port; the
+//! store runs the engine's unit of work inside its transaction and never sees a rule.
+
+pub mod rules;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::command::Command;
+use crate::error::Result;
+use crate::idempotency::{self, Keyed};
+use crate::model::{AccountId, Chat, Outcome, Timestamp};
+use crate::port::store::{self, Store};
+use crate::port::Backend;
+
+pub(crate) use rules::group_full;
+pub use rules::{address_not_found, query, Observed, Rules};
+
+/// Settings of the engine.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// How long idempotency keys are remembered.
+    pub idempotency_ttl: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            idempotency_ttl: idempotency::DEFAULT_TTL,
+        }
+    }
+}
+
+/// The engine over one store and one backend; cheap to share (`Arc`).
+pub struct Engine {
+    store: Arc<dyn Store>,
+    backend: Arc<dyn Backend>,
+    config: EngineConfig,
+}
+
+impl Engine {
+    pub fn new(store: Arc<dyn Store>, backend: Arc<dyn Backend>, config: EngineConfig) -> Self {
+        Engine {
+            store,
+            backend,
+            config,
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    /// Applies a write as `account`. With a key, a repeat of the same request returns the
+    /// original outcome (success or error) without a new effect, and a different request under
+    /// the same key fails with `duplicateMessage` (see [`crate::idempotency`]). Returns once
+    /// the write is durable.
+    pub async fn execute(
+        &self,
+        account: AccountId,
+        key: Option<String>,
+        command: Command,
+    ) -> Result<Outcome> {
+        let keyed = Keyed::new(key, &command);
+        let backend = self.backend.clone();
+        let ttl = self.config.idempotency_ttl;
+        self.store
+            .write(Box::new(move |tx| {
+                idempotency::run(tx, account, keyed.as_ref(), ttl, |tx| {
+                    rules::execute(tx, &*backend, account, &command)
+                })
+            }))
+            .await
+    }
+
+    /// Records a change made by someone else, outside this server, in the log of every local
+    /// account that can see the group — the events our own write would have produced.
+    /// Returns once that is durable.
+    pub async fn ingest(&self, observed: Observed, rules: Rules) -> Result<()> {
+        let backend = self.backend.clone();
+        self.store
+            .write(Box::new(move |tx| {
+                rules::ingest(tx, &*backend, &observed, rules).map(|()| Outcome::Empty)
+            }))
+            .await
+            .map(drop)
+    }
+
+    pub async fn get_chat(&self, account: AccountId, chat: String) -> Result<Chat> {
+        store::read(&*self.store, move |r| query::get_chat(r, account, &chat)).await
+    }
+
+    /// The icon's bytes and MIME type.
+    pub async fn get_icon(&self, account: AccountId, chat: String) -> Result<(Vec<u8>, String)> {
+        store::read(&*self.store, move |r| query::get_icon(r, account, &chat)).await
+    }
+
+    pub async fn count_chats(&self, account: AccountId) -> Result<u64> {
+        store::read(&*self.store, move |r| query::count_chats(r, account)).await
+    }
+
+    /// Deletes idempotency records older than the configured time (run now and then).
+    pub async fn forget_expired_keys(&self) -> Result<()> {
+        let ttl = i64::try_from(self.config.idempotency_ttl.as_nanos()).unwrap_or(i64::MAX);
+        let cutoff = Timestamp(Timestamp::now().0.saturating_sub(ttl));
+        self.store.forget_keys_before(cutoff).await
+    }
+}

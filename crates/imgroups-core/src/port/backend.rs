@@ -1,0 +1,66 @@
+//! The backend port: the iMessage side. The engine decides — it checks the rules and says
+//! which events a change produces — and the backend answers what only the network knows and
+//! carries changes out:
+//!
+//! - whether an address can be reached (and, through the audience, whether it is one of the
+//!   local accounts);
+//! - the **audience** of a group: which local accounts keep a view and a log of it;
+//! - identifiers for new groups;
+//! - performing a decided change on the network.
+//!
+//! Changes made by someone else (a simulated person, someone on a real Mac) come the other
+//! way, through [`crate::Engine::ingest`], and are recorded by the same code as our own
+//! writes, so events, audiences and sequences are produced in one place.
+//!
+//! Implementations: `imgroups-sim` (the simulated network, the default); a macOS backend later.
+//!
+//! Every method runs inside a write transaction (`tx` is that transaction, for backends that
+//! keep their state in the store). None may wait on a network: the whole batch waits with it.
+
+use crate::command::Mutation;
+use crate::error::Result;
+use crate::ids::{Address, ChatGuid};
+use crate::model::AccountId;
+use crate::port::tx::Tx;
+
+/// A new group's names: `chat` + 18 digits, and an upper-case UUID shared by its members.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupIdentity {
+    pub identifier: String,
+    pub group_id: String,
+}
+
+/// A change the engine decided and the backend carries out.
+#[derive(Debug, Clone, Copy)]
+pub enum Action<'a> {
+    /// A new group: `members[0]` created it with the others.
+    CreateGroup {
+        chat: &'a ChatGuid,
+        members: &'a [Address],
+    },
+    /// `actor` changes an existing group.
+    Change {
+        chat: &'a ChatGuid,
+        actor: &'a Address,
+        mutation: &'a Mutation,
+    },
+}
+
+pub trait Backend: Send + Sync + 'static {
+    /// Whether `address` can be reached over iMessage: `addressNotFound` (see
+    /// [`crate::engine::address_not_found`]) if not.
+    fn reachable(&self, tx: &mut dyn Tx, address: &Address) -> Result<()>;
+
+    /// The local accounts among `members`, with their addresses, in the order given: the
+    /// accounts that keep a view and a log of a group with these members. (Asked of one
+    /// address, it says which local account that address is, if any.)
+    fn audience(&self, tx: &mut dyn Tx, members: &[Address]) -> Result<Vec<(AccountId, Address)>>;
+
+    /// Names for a new group (the store refuses an identifier already taken; the engine then
+    /// asks again).
+    fn new_group(&self) -> GroupIdentity;
+
+    /// Carries out `action`, which passed every rule, before it is recorded. An error rejects
+    /// the write (nothing is recorded).
+    fn perform(&self, tx: &mut dyn Tx, action: &Action<'_>) -> Result<()>;
+}

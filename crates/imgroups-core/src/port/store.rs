@@ -1,0 +1,271 @@
+//! The store port: everything the server (and the CLI) needs from a store. Implementations:
+//! `imgroups-store-sqlite` (embedded, the default); PostgreSQL later, behind the same traits and
+//! the same conformance suite (`imgroups-store-tests`).
+//!
+//! A store keeps the source of truth — chat state, the per-account event logs, idempotency
+//! records, accounts and tokens, the simulated directory, webhook endpoints and cursors — and
+//! promises, per account, that sequences are 1, 2, 3, … in commit order with no gap and no
+//! reuse, and that nothing is answered, notified or readable before it is durable.
+//!
+//! It knows nothing of the rules: the engine hands it units of work ([`Work`]) to run inside
+//! its write transactions and queries ([`ReadFn`]) to run on a snapshot.
+//!
+//! After each commit that appended events it sends a [`Notice`] per account with the new head
+//! — never the events. Notices may be lost (across processes they travel as hints), so a
+//! reader treats one as "read the log up to here" and also reads on any gap it sees and on a
+//! slow periodic check; a lost notice delays delivery, never skips an event.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio::sync::broadcast;
+
+use crate::error::{Error, Result};
+use crate::ids::Address;
+use crate::model::{AccountId, Event, Outcome, Timestamp, TokenId, WebhookId};
+use crate::port::tx::{Reader, Tx};
+
+/// A unit of work run inside a write transaction, with other requests' units (group commit).
+/// What it returns is the request's answer; see [`crate::port::tx`] for what an error means.
+pub type Work = Box<dyn FnOnce(&mut dyn Tx) -> Result<Outcome> + Send>;
+
+/// A query run on a read snapshot.
+pub type ReadFn = Box<dyn FnOnce(&mut dyn Reader) + Send>;
+
+/// What one commit changed, for whoever listens: sent after the commit is durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    /// The account's log now ends at `head`.
+    Appended { account: AccountId, head: u64 },
+    /// Webhook endpoints were added, removed, paused or resumed.
+    Webhooks,
+}
+
+/// One commit's notices.
+pub type Notices = Arc<[Notice]>;
+
+/// Where an account's log stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogBounds {
+    /// The latest sequence (0 before the first event).
+    pub head: u64,
+    /// Events up to and including this sequence were removed by retention (0: none).
+    pub pruned_through: u64,
+}
+
+impl LogBounds {
+    /// Fails with `preconditionFailed` (`reason=cursorTooOld`) when reading after `after`
+    /// would silently skip pruned events.
+    pub fn check_cursor(&self, after: u64) -> Result<()> {
+        if after < self.pruned_through {
+            let oldest = self.pruned_through + 1;
+            return Err(Error::precondition(
+                "cursorTooOld",
+                format!("events before sequence {oldest} are no longer retained"),
+            )
+            .with("oldest", oldest)
+            .with("after", after));
+        }
+        Ok(())
+    }
+}
+
+/// The durable log and the write path.
+#[async_trait]
+pub trait Log: Send + Sync + 'static {
+    /// Runs `work` inside a write transaction and returns its answer once the transaction is
+    /// durable. If the transaction cannot commit, the answer is a retryable error and nothing
+    /// of `work` remains.
+    async fn write(&self, work: Work) -> Result<Outcome>;
+
+    /// Runs `query` on a snapshot that reflects only durable commits.
+    async fn read(&self, query: ReadFn) -> Result<()>;
+
+    async fn log_bounds(&self, account: AccountId) -> Result<LogBounds>;
+
+    /// Up to `limit` events with `after < sequence <= up_to`, in order.
+    async fn read_events(
+        &self,
+        account: AccountId,
+        after: u64,
+        up_to: u64,
+        limit: usize,
+    ) -> Result<Vec<Event>>;
+
+    /// Notices of commits from now on (made by this process or, where the store can tell, by
+    /// others). A receiver that lags has missed notices, never events.
+    fn notices(&self) -> broadcast::Receiver<Notices>;
+
+    /// Deletes idempotency records made before `cutoff` (they have expired).
+    async fn forget_keys_before(&self, cutoff: Timestamp) -> Result<()>;
+}
+
+/// A token as listed; never its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenInfo {
+    pub id: TokenId,
+    pub address: Address,
+    pub created_at: Timestamp,
+    pub revoked: bool,
+}
+
+/// Which token to revoke.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenRef {
+    Id(TokenId),
+    /// The token itself (stores look it up by its hash).
+    Secret(String),
+}
+
+/// Accounts, their tokens, and the simulated network's directory.
+#[async_trait]
+pub trait Accounts: Send + Sync + 'static {
+    /// The account a bearer token belongs to: `unauthenticated` for an unknown token,
+    /// `tokenBlocked` for a revoked one. A revocation takes effect on the next call, in every
+    /// process serving this store.
+    async fn authenticate(&self, token: &str) -> Result<AccountId>;
+
+    /// Creates the account if it does not exist; returns it and whether it was created.
+    async fn ensure_account(&self, address: &Address) -> Result<(AccountId, bool)>;
+
+    async fn find_account(&self, address: &Address) -> Result<Option<AccountId>>;
+
+    /// Stores a new token for `account`, given its hash ([`crate::tokens`]).
+    async fn add_token(&self, account: AccountId, hash: Vec<u8>) -> Result<TokenId>;
+
+    async fn list_tokens(&self) -> Result<Vec<TokenInfo>>;
+
+    /// Revokes a token (`invalidArgument`, `field=token` if there is none such).
+    async fn revoke_token(&self, token: &TokenRef) -> Result<TokenId>;
+
+    /// Marks `address` as not on iMessage in the simulated directory (or undoes that).
+    async fn set_unreachable(&self, address: &Address, unreachable: bool) -> Result<()>;
+}
+
+/// A URL webhook deliveries can be made to: `http://` or `https://` with a host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookUrl(String);
+
+/// Longest webhook URL accepted.
+pub const MAX_WEBHOOK_URL_LEN: usize = 2048;
+
+impl WebhookUrl {
+    pub fn parse(url: &str) -> Result<Self> {
+        let bad = |why: &str| {
+            Error::invalid(format!("invalid webhook url {url:?}: {why}")).with("field", "url")
+        };
+        if url.len() > MAX_WEBHOOK_URL_LEN {
+            return Err(bad("too long"));
+        }
+        if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(bad("contains whitespace"));
+        }
+        let rest = url
+            .strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"))
+            .ok_or_else(|| bad("must start with http:// or https://"))?;
+        let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        if host.is_empty() || host.starts_with(':') {
+            return Err(bad("has no host"));
+        }
+        Ok(WebhookUrl(url.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// One registered endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhook {
+    pub id: WebhookId,
+    pub account: AccountId,
+    /// The account's address, for listings.
+    pub address: Address,
+    pub url: String,
+    /// The HMAC-SHA256 key deliveries are signed with.
+    pub secret: String,
+    /// Last sequence acknowledged with a 2xx.
+    pub cursor: u64,
+    /// Consecutive failed attempts since the last success.
+    pub failures: u32,
+    pub paused: bool,
+    /// What the last failed attempt saw (status or transport error), lower case.
+    pub last_error: Option<String>,
+    pub created_at: Timestamp,
+}
+
+/// Webhook endpoints and their durable delivery cursors. Each change sends
+/// [`Notice::Webhooks`]. `account: Some(a)` limits a change to `a`'s endpoints (what an API
+/// caller may touch); an id that is not there is `invalidArgument`, `field=id`.
+#[async_trait]
+pub trait Hooks: Send + Sync + 'static {
+    /// Registers `url` for `account`, signed with `secret`. Delivery starts after the
+    /// account's head at this moment: events already in the log are not sent.
+    async fn add_webhook(
+        &self,
+        account: AccountId,
+        url: &WebhookUrl,
+        secret: &str,
+    ) -> Result<Webhook>;
+    async fn webhook(&self, id: WebhookId) -> Result<Option<Webhook>>;
+    /// Every endpoint, or only `account`'s, by id.
+    async fn webhooks(&self, account: Option<AccountId>) -> Result<Vec<Webhook>>;
+    async fn remove_webhook(&self, account: Option<AccountId>, id: WebhookId) -> Result<()>;
+    /// Un-pauses an endpoint and clears its failure count; delivery resumes from its cursor.
+    async fn resume_webhook(&self, account: Option<AccountId>, id: WebhookId) -> Result<Webhook>;
+    /// The endpoint acknowledged `sequence`: its cursor moves there (never back) and its
+    /// failure count is cleared.
+    async fn webhook_delivered(&self, id: WebhookId, sequence: u64) -> Result<()>;
+    /// Records a failed attempt; pauses the endpoint once `max_failures` consecutive attempts
+    /// failed. Returns whether it is now paused.
+    async fn webhook_failed(&self, id: WebhookId, error: &str, max_failures: u32) -> Result<bool>;
+}
+
+/// A whole store.
+#[async_trait]
+pub trait Store: Log + Accounts + Hooks {
+    /// Finishes the writes already queued and stops. Later calls fail with `unavailable`.
+    async fn close(&self);
+}
+
+/// Runs `query` on a snapshot of `store` and returns its result.
+pub async fn read<T, Q>(store: &dyn Store, query: Q) -> Result<T>
+where
+    T: Send + 'static,
+    Q: FnOnce(&mut dyn Reader) -> Result<T> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    store
+        .read(Box::new(move |r| {
+            // The receiver is gone only if the caller stopped waiting.
+            let _ = tx.send(query(r));
+        }))
+        .await?;
+    rx.await.map_err(|_| {
+        tracing::error!("the store ran a read without running its query");
+        Error::internal()
+    })?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn webhook_urls() {
+        assert!(WebhookUrl::parse("http://127.0.0.1:8080/hook").is_ok());
+        assert!(WebhookUrl::parse("https://example.com").is_ok());
+        for bad in [
+            "",
+            "ftp://x",
+            "http://",
+            "http:///x",
+            "http://a b",
+            "example.com",
+        ] {
+            assert!(WebhookUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! What the engine needs from a store inside one write transaction ([`Tx`]) or one read
+//! snapshot ([`Reader`]). A store hands these to the engine's code: [`super::store::Log::write`]
+//! runs a unit of work on a [`Tx`], [`super::store::Log::read`] a query on a [`Reader`].
+//!
+//! Everything done through one [`Tx`] commits or rolls back together, and commit order is
+//! total, so: **per account, `append_event` hands out sequence numbers that increase by exactly
+//! one in commit order, with no gaps and no reuse.**
+//!
+//! The engine checks every rule before its first write through the [`Tx`], so a unit of work
+//! that returns an error has changed nothing (at most it recorded that answer with
+//! [`Tx::idempotency_put`], which is bookkeeping, not a change): stores need no per-request
+//! savepoint, and a store may treat an error returned after a change as a bug (the SQLite store
+//! then fails the whole batch).
+
+use crate::error::Result;
+use crate::ids::{Address, ChatGuid};
+use crate::model::{AccountId, Change, GroupKey, Message, Timestamp};
+
+/// A group as stored (one row shared by every member's view).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRow {
+    pub key: GroupKey,
+    pub identifier: String,
+    pub group_id: String,
+    pub display_name: Option<String>,
+    pub icon_hash: Option<Vec<u8>>,
+}
+
+/// An event about to be appended; the store assigns its sequence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent<'a> {
+    pub chat_guid: &'a ChatGuid,
+    pub occurred_at: Timestamp,
+    pub is_from_me: bool,
+    pub actor: Option<&'a Address>,
+    pub change: &'a Change,
+}
+
+/// Which idempotency record: keys are scoped to (account, method).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyScope<'a> {
+    pub account: AccountId,
+    pub method: &'a str,
+    pub key: &'a str,
+}
+
+/// What is remembered under an idempotency key (see [`crate::idempotency`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    /// [`crate::Command::fingerprint`] of the request first made under the key.
+    pub fingerprint: Vec<u8>,
+    /// Its answer, encoded by [`crate::idempotency`]; opaque to stores.
+    pub outcome: String,
+}
+
+/// Reads, inside or outside a write transaction.
+pub trait Reader {
+    /// The address of an account; an unknown account is an internal error.
+    fn account_address(&mut self, account: AccountId) -> Result<Address>;
+    fn group(&mut self, identifier: &str) -> Result<Option<GroupRow>>;
+    /// Current members including the local account, in the order they joined.
+    fn members(&mut self, group: GroupKey) -> Result<Vec<Address>>;
+    /// The icon's bytes and MIME type.
+    fn icon(&mut self, group: GroupKey) -> Result<Option<(Vec<u8>, String)>>;
+    /// Groups the address is currently a member of, oldest first.
+    fn groups_of(&mut self, address: &Address) -> Result<Vec<GroupRow>>;
+    /// Groups whose current members include every one of `addresses`, oldest first. Its cost
+    /// must follow the address in the fewest groups, not the one in the most: a create looks
+    /// for the group it would duplicate with it, and the creator (or a participant) may be in
+    /// a great many groups.
+    fn groups_with_all(&mut self, addresses: &[Address]) -> Result<Vec<GroupRow>>;
+    fn has_direct_chat(&mut self, account: AccountId, address: &Address) -> Result<bool>;
+    fn count_direct_chats(&mut self, account: AccountId) -> Result<u64>;
+}
+
+/// One write transaction.
+pub trait Tx: Reader {
+    /// This transaction's commit time: never earlier than an earlier transaction's.
+    fn now(&self) -> Timestamp;
+    /// Accounts among these addresses, in the order given.
+    fn accounts_for(&mut self, addresses: &[Address]) -> Result<Vec<(AccountId, Address)>>;
+    /// The simulated network's directory, which the store keeps and the simulator reads:
+    /// whether `address` was marked as not on iMessage.
+    fn is_unreachable(&mut self, address: &Address) -> Result<bool>;
+    /// Inserts a group; `None` if the identifier is taken.
+    fn create_group(
+        &mut self,
+        identifier: &str,
+        group_id: &str,
+        now: Timestamp,
+    ) -> Result<Option<GroupKey>>;
+    fn set_display_name(&mut self, group: GroupKey, name: &str) -> Result<()>;
+    fn add_member(&mut self, group: GroupKey, address: &Address) -> Result<()>;
+    fn remove_member(&mut self, group: GroupKey, address: &Address) -> Result<()>;
+    fn set_icon(&mut self, group: GroupKey, data: &[u8], mime: &str, hash: &[u8]) -> Result<()>;
+    fn clear_icon(&mut self, group: GroupKey) -> Result<()>;
+    fn ensure_direct_chat(
+        &mut self,
+        account: AccountId,
+        address: &Address,
+        now: Timestamp,
+    ) -> Result<()>;
+    fn insert_message(
+        &mut self,
+        account: AccountId,
+        chat: &ChatGuid,
+        message: &Message,
+    ) -> Result<()>;
+    /// Appends to the account's log and returns the new sequence (previous head + 1).
+    fn append_event(&mut self, account: AccountId, event: NewEvent<'_>) -> Result<u64>;
+    /// The record under `scope`, unless it was made before `not_before` (expired).
+    fn idempotency_get(
+        &mut self,
+        scope: KeyScope<'_>,
+        not_before: Timestamp,
+    ) -> Result<Option<Recorded>>;
+    /// Records (or replaces an expired) answer under `scope`, made at `at`. It commits with
+    /// the transaction's changes or not at all.
+    fn idempotency_put(
+        &mut self,
+        scope: KeyScope<'_>,
+        record: &Recorded,
+        at: Timestamp,
+    ) -> Result<()>;
+}

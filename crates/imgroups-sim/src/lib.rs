@@ -1,0 +1,102 @@
+//! The simulated iMessage network: the default backend, so bots can be built and tested
+//! without a Mac.
+//!
+//! - Every valid address is on iMessage unless the directory marks it unreachable
+//!   ([`set_unreachable`]; adding it then fails with `addressNotFound`). The directory is kept
+//!   by the store, so every process on that store sees the same network.
+//! - Any address can be made an account (`imgroups account add`): accounts are the local
+//!   identities, each with its own view and log. The audience of a group is its members that
+//!   are accounts.
+//! - Everyone else in the network is a **puppet**: a simulated person who can act too
+//!   ([`act`]), held to the same rules as an account. A puppet's change enters the logs through
+//!   [`Engine::ingest`], exactly as a change observed on a real Mac will.
+//! - Groups are named like Messages names them: `chat` + 18 random digits, and an upper-case
+//!   UUID as the group id.
+//!
+//! The network's state is the store's state: recording a change is performing it, so
+//! [`Simulator::perform`](imgroups_core::port::Backend::perform) has nothing left to do.
+
+use imgroups_core::engine::address_not_found;
+use imgroups_core::port::{Action, Backend, GroupIdentity, Store, Tx};
+use imgroups_core::{AccountId, Address, Command, Engine, Error, Observed, Result, Rules};
+use rand::Rng;
+
+/// The simulated network.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Simulator;
+
+impl Backend for Simulator {
+    fn reachable(&self, tx: &mut dyn Tx, address: &Address) -> Result<()> {
+        match tx.is_unreachable(address)? {
+            true => Err(address_not_found(address)),
+            false => Ok(()),
+        }
+    }
+
+    fn audience(&self, tx: &mut dyn Tx, members: &[Address]) -> Result<Vec<(AccountId, Address)>> {
+        tx.accounts_for(members)
+    }
+
+    fn new_group(&self) -> GroupIdentity {
+        GroupIdentity {
+            identifier: format!(
+                "chat{:018}",
+                rand::rng().random_range(0..1_000_000_000_000_000_000u64)
+            ),
+            group_id: uuid::Uuid::new_v4().to_string().to_uppercase(),
+        }
+    }
+
+    fn perform(&self, _tx: &mut dyn Tx, _action: &Action<'_>) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Marks `address` as not on iMessage (or, with `unreachable` false, on it again).
+pub async fn set_unreachable(
+    store: &dyn Store,
+    address: &Address,
+    unreachable: bool,
+) -> Result<()> {
+    store.set_unreachable(address, unreachable).await
+}
+
+/// `puppet`, a person in the simulated network, makes the group change `command` (built with
+/// [`Command`]'s constructors, which validate it). The same rules hold as for an account: a
+/// non-member gets `chatNotFound`, a too-small group `preconditionFailed`, and so on. Every
+/// account in the group sees the change with `actor` = `puppet` (and `isFromMe` false, unless
+/// the puppet is itself one of the accounts). Returns once the change is durable.
+pub async fn act(engine: &Engine, puppet: &Address, command: Command) -> Result<()> {
+    let (chat, mutation) = match command {
+        Command::Group { chat, mutation } => (chat, mutation),
+        Command::CreateChat { .. } => {
+            return Err(Error::not_supported(
+                "a simulated person can change groups, not create chats",
+            ))
+        }
+    };
+    let observed = Observed {
+        chat,
+        actor: puppet.clone(),
+        occurred_at: None,
+        mutation,
+    };
+    engine.ingest(observed, Rules::Enforce).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_groups_are_named_like_messages_names_them() {
+        let a = Simulator.new_group();
+        let b = Simulator.new_group();
+        assert_eq!(a.identifier.len(), "chat".len() + 18);
+        assert!(a.identifier.starts_with("chat"));
+        assert!(a.identifier[4..].bytes().all(|b| b.is_ascii_digit()));
+        assert_eq!(a.group_id, a.group_id.to_uppercase());
+        assert_eq!(a.group_id.len(), 36);
+        assert_ne!(a, b);
+    }
+}

@@ -1,0 +1,155 @@
+//! Accounts, tokens and the simulated network's directory, in SQL. Writes run on the writer's
+//! connection (`SqliteStore::write_with`), reads on pooled ones.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use imgroups_core::port::{TokenInfo, TokenRef};
+use imgroups_core::tokens::hash_token;
+use imgroups_core::{AccountId, Address, Error, ErrorKind, Result, Timestamp, TokenId};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::db::SqlResult;
+
+pub(crate) fn find_account(conn: &Connection, address: &Address) -> Result<Option<AccountId>> {
+    conn.prepare_cached("SELECT id FROM accounts WHERE address = ?1")
+        .and_then(|mut s| {
+            s.query_row([address.as_str()], |r| r.get(0).map(AccountId))
+                .optional()
+        })
+        .db()
+}
+
+/// Creates the account if it does not exist; returns its id and whether it was created.
+pub(crate) fn ensure_account(conn: &Connection, address: &Address) -> Result<(AccountId, bool)> {
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO accounts (address, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+        )
+        .and_then(|mut s| s.execute(params![address.as_str(), Timestamp::now().0]))
+        .db()?;
+    let id = find_account(conn, address)?.ok_or_else(Error::internal)?;
+    Ok((id, inserted == 1))
+}
+
+pub(crate) fn add_token(conn: &Connection, account: AccountId, hash: &[u8]) -> Result<TokenId> {
+    conn.prepare_cached("INSERT INTO tokens (account_id, hash, created_at) VALUES (?1, ?2, ?3)")
+        .and_then(|mut s| s.execute(params![account.0, hash, Timestamp::now().0]))
+        .db()?;
+    Ok(TokenId(conn.last_insert_rowid()))
+}
+
+/// Revokes a token; the caller tells running servers once this is committed
+/// ([`note_revocation`]).
+pub(crate) fn revoke_token(conn: &Connection, token: &TokenRef) -> Result<TokenId> {
+    let id: Option<i64> = match token {
+        TokenRef::Id(id) => conn
+            .query_row("SELECT id FROM tokens WHERE id = ?1", [id.0], |r| r.get(0))
+            .optional()
+            .db()?,
+        TokenRef::Secret(secret) => conn
+            .query_row(
+                "SELECT id FROM tokens WHERE hash = ?1",
+                [hash_token(secret)],
+                |r| r.get(0),
+            )
+            .optional()
+            .db()?,
+    };
+    let id = id.ok_or_else(|| Error::invalid("no such token").with("field", "token"))?;
+    conn.execute(
+        "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+        params![id, Timestamp::now().0],
+    )
+    .db()?;
+    Ok(TokenId(id))
+}
+
+/// Beside the database, a file that grows by one byte per revocation: its length is the
+/// revocation count. Servers cache good tokens and `stat` this file on every request, so a
+/// revocation made from another process (the CLI) takes effect on the next request, at the
+/// cost of a `stat` instead of a database read.
+pub(crate) fn revocations_path(db: &Path) -> PathBuf {
+    crate::beside(db, "-revocations")
+}
+
+/// How many revocations have been made (0 before the first): changes whenever one is.
+/// `None` if that cannot be known, in which case nothing may be cached.
+pub(crate) fn revocation_count(db: &Path) -> Option<u64> {
+    match std::fs::metadata(revocations_path(db)) {
+        Ok(meta) => Some(meta.len()),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Some(0),
+        Err(_) => None,
+    }
+}
+
+/// Tells every server on `db` that a token was revoked. Call once the revocation is durable:
+/// a server that re-checked a token before that would cache it as good.
+pub(crate) fn note_revocation(db: &Path) -> Result<()> {
+    let path = revocations_path(db);
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut file| file.write_all(b"."))
+        .map_err(|err| {
+            tracing::error!(error = %err, path = %path.display(), "cannot record a revocation");
+            Error::unavailable(
+                "the token is revoked in the database, but running servers could not be told; \
+                 restart them",
+            )
+        })
+}
+
+pub(crate) fn list_tokens(conn: &Connection) -> Result<Vec<TokenInfo>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT t.id, a.address, t.created_at, t.revoked_at IS NOT NULL
+             FROM tokens t JOIN accounts a ON a.id = t.account_id ORDER BY t.id",
+        )
+        .db()?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok(TokenInfo {
+                id: TokenId(r.get(0)?),
+                address: Address::from_trusted(r.get(1)?),
+                created_at: Timestamp(r.get(2)?),
+                revoked: r.get(3)?,
+            })
+        })
+        .db()?;
+    rows.collect::<rusqlite::Result<_>>().db()
+}
+
+/// The account a bearer token belongs to.
+pub(crate) fn authenticate(conn: &Connection, token: &str) -> Result<AccountId> {
+    let row: Option<(i64, bool)> = conn
+        .prepare_cached("SELECT account_id, revoked_at IS NOT NULL FROM tokens WHERE hash = ?1")
+        .and_then(|mut s| {
+            s.query_row([hash_token(token)], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
+        .db()?;
+    match row {
+        Some((account, false)) => Ok(AccountId(account)),
+        Some((_, true)) => Err(Error::new(
+            ErrorKind::TokenBlocked,
+            "this token has been revoked",
+        )),
+        None => Err(Error::new(ErrorKind::Unauthenticated, "unknown token")),
+    }
+}
+
+/// Marks an address as not on iMessage (or, with `unreachable` false, undoes that).
+pub(crate) fn set_unreachable(
+    conn: &Connection,
+    address: &Address,
+    unreachable: bool,
+) -> Result<()> {
+    let sql = if unreachable {
+        "INSERT INTO unreachable (address) VALUES (?1) ON CONFLICT DO NOTHING"
+    } else {
+        "DELETE FROM unreachable WHERE address = ?1"
+    };
+    conn.execute(sql, [address.as_str()]).db().map(drop)
+}

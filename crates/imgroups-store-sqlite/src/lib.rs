@@ -1,0 +1,519 @@
+//! imgroups on SQLite: the embedded store, one implementation of the store port
+//! ([`imgroups_core::port::Store`]). The source of truth for chat state, the per-account event
+//! logs, idempotency records, accounts and tokens, the simulated directory and webhooks.
+//!
+//! Layout:
+//! - [`SqliteStore`] (this file): opens the database, owns the writer and the reader pool,
+//!   checks tokens, implements the port.
+//! - `pipeline`: one thread runs every write inside one open transaction and commits whatever
+//!   it ran whenever a syncer is free; two syncer threads fsync the WAL, and each commit's
+//!   notices go out and its requests are answered once it and every earlier commit are
+//!   durable: pipelined group commit. Because there is one writer, commit order is total and
+//!   the per-account sequences it hands out are gap-free.
+//! - `reply`: answering a commit's requests with one wake-up of the runtime.
+//! - `checkpoint`: copies the WAL back into the database file on a thread of its own, so no
+//!   commit waits for a checkpoint.
+//! - `db`: the SQL of the engine's transaction port ([`imgroups_core::port::Tx`]), idempotency
+//!   records, retention and log reads.
+//! - `admin`, `webhooks`: accounts, tokens, the directory, webhook endpoints, in SQL.
+//! - `notices`: commit notices, in this process and from other processes on the database.
+//! - `schema`: migrations. [`baseline`]: raw SQLite commits, the benchmark's yardstick.
+//!
+//! Durability (default [`Durability::Full`]): a write is acknowledged only after the WAL holding
+//! it was fsynced, so it survives power loss; and no read, notice or answer reflects a write
+//! before that (see `pipeline::Gate`). The syncers' fsync is exactly the one
+//! `synchronous=FULL` would do inside `COMMIT`, moved out of the writer so the next batch is
+//! applied meanwhile.
+
+mod admin;
+pub mod baseline;
+mod checkpoint;
+mod db;
+mod notices;
+mod pipeline;
+mod reply;
+mod schema;
+mod webhooks;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use imgroups_core::port::{
+    Accounts, Hooks, Log, LogBounds, Notice, Notices, ReadFn, Store, TokenInfo, TokenRef, Webhook,
+    WebhookUrl, Work,
+};
+use imgroups_core::{
+    AccountId, Address, Error, Event, Outcome, Result, Timestamp, TokenId, WebhookId,
+};
+use rusqlite::Connection;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::db::{Db, SqlResult};
+use crate::notices::{Listener, Publisher};
+use crate::pipeline::{AdminJob, Gate, Job, Msg};
+use crate::reply::{Answer, Any};
+
+/// A file beside the database: its path with `suffix` appended (as SQLite names `-wal`).
+pub(crate) fn beside(db: &Path, suffix: &str) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// How hard a commit waits for the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// An acknowledged write survives power loss: the WAL is fsynced before the answer
+    /// (what `synchronous=FULL` does, done by the syncer thread).
+    Full,
+    /// `synchronous=NORMAL`: survives a process crash, may lose the last commits on power loss.
+    Normal,
+}
+
+/// What this process does with the database, for notices across processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A server: listens for other processes' notices (`<db>-notices`) and passes them on to
+    /// its live streams and webhook deliveries.
+    Serve,
+    /// A tool (the CLI): tells a server on the same database about each of its commits.
+    Tool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The database file.
+    pub path: PathBuf,
+    pub durability: Durability,
+    /// Most requests committed together.
+    pub max_batch: usize,
+    /// Keep only this many newest events per account (`None`: keep every event forever).
+    pub retain_events: Option<u64>,
+    /// WAL length (in frames, one page each) at which a checkpoint copies it back into the
+    /// database file, off the write path (see `checkpoint`). The WAL stays about this long
+    /// (8,192 frames: 32 MiB).
+    pub checkpoint_frames: u32,
+    pub role: Role,
+}
+
+impl Config {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Config {
+            path: path.into(),
+            durability: Durability::Full,
+            max_batch: 512,
+            retain_events: None,
+            checkpoint_frames: 8192,
+            role: Role::Serve,
+        }
+    }
+}
+
+/// Opens a connection with the settings every user of the database shares.
+pub(crate) fn open_connection(path: &Path, durability: Durability) -> Result<Connection> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|err| {
+            tracing::error!(error = %err, dir = %dir.display(), "cannot create data directory");
+            Error::unavailable("cannot create the data directory")
+        })?;
+    }
+    let mut conn = Connection::open(path).db()?;
+    // The write path alone uses more distinct statements than rusqlite's default cache (16)
+    // holds; a thrashing cache re-parses SQL on every request.
+    conn.set_prepared_statement_cache_capacity(128);
+    conn.busy_timeout(Duration::from_secs(10)).db()?;
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )
+    .db()?;
+    conn.pragma_update(None, "journal_mode", "WAL").db()?;
+    let sync = match durability {
+        Durability::Full => "FULL",
+        Durability::Normal => "NORMAL",
+    };
+    conn.pragma_update(None, "synchronous", sync).db()?;
+    conn.pragma_update(None, "foreign_keys", "ON").db()?;
+    schema::migrate(&mut conn).db()?;
+    Ok(conn)
+}
+
+/// The SQLite store; cheap to clone.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Config,
+    jobs: mpsc::Sender<Msg>,
+    readers: Mutex<Vec<Connection>>,
+    /// A connection kept for token checks, which run inline (see [`Accounts::authenticate`]).
+    auth: Mutex<Option<Connection>>,
+    tokens: TokenCache,
+    notices: Arc<Publisher>,
+    listener: Mutex<Option<Listener>>,
+    gate: Arc<Gate>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// Capacity of the notice broadcast: how many commits a listener may fall behind before it
+/// has to re-read its cursor's log (it misses notices, never events).
+const NOTICE_BUFFER: usize = 256;
+
+impl SqliteStore {
+    pub fn open(config: Config) -> Result<Self> {
+        let conn = open_connection(&config.path, config.durability)?;
+        let (jobs, rx) = mpsc::channel(4 * config.max_batch);
+        let (local, _) = broadcast::channel(NOTICE_BUFFER);
+        let socket = beside(&config.path, "-notices");
+        let (notices, listener) = match config.role {
+            Role::Serve => (
+                Publisher::local(local.clone()),
+                Listener::start(socket, local),
+            ),
+            Role::Tool => (Publisher::with_remote(local, socket), None),
+        };
+        let notices = Arc::new(notices);
+        let gate = Arc::new(Gate::new());
+        let writer = pipeline::spawn(
+            conn,
+            &jobs,
+            rx,
+            config.clone(),
+            notices.clone(),
+            gate.clone(),
+        )?;
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                config,
+                jobs,
+                readers: Mutex::new(Vec::new()),
+                auth: Mutex::new(None),
+                tokens: TokenCache::default(),
+                notices,
+                listener: Mutex::new(listener),
+                gate,
+                writer: Mutex::new(Some(writer)),
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// Queues `msg` for the writer and waits for its answer on `rx`.
+    async fn submit<T>(&self, msg: Msg, rx: oneshot::Receiver<Answer<T>>) -> Result<T> {
+        let gone = || Error::unavailable("the server is shutting down");
+        self.inner.jobs.send(msg).await.map_err(|_| gone())?;
+        let Answer { result, rest } = rx.await.map_err(|_| gone())?;
+        // Answer the requests this one carries (if any) before going on with its own.
+        drop(rest);
+        Ok(result)
+    }
+
+    /// Runs `f` on the writer's connection inside its transaction (in a savepoint: an error
+    /// undoes what `f` wrote), and returns once that is durable. For writes outside the engine
+    /// (accounts, tokens, webhooks): one writer means they never wait on a database lock.
+    async fn write_with<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        let job = AdminJob {
+            run: Box::new(move |conn| f(conn).map(|v| Box::new(v) as Any)),
+            reply,
+        };
+        let value = self.submit(Msg::Admin(job), rx).await??;
+        value.downcast::<T>().map(|v| *v).map_err(|_| {
+            tracing::error!("admin job returned an unexpected type");
+            Error::internal()
+        })
+    }
+
+    /// Runs `f` on a pooled read connection on the blocking pool. Its result is returned only
+    /// once every write it could have seen is durable.
+    async fn read_with<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        let (result, horizon) = tokio::task::spawn_blocking(move || {
+            let pooled = inner.readers.lock().map(|mut v| v.pop()).unwrap_or(None);
+            let conn = match pooled {
+                Some(conn) => conn,
+                None => open_connection(&inner.config.path, inner.config.durability)?,
+            };
+            let result = f(&conn);
+            let horizon = inner.gate.horizon();
+            if let Ok(mut pool) = inner.readers.lock() {
+                pool.push(conn);
+            }
+            Ok((result, horizon))
+        })
+        .await
+        .map_err(|err| {
+            tracing::error!(error = %err, "read task failed");
+            Error::internal()
+        })
+        .and_then(|r: Result<_>| r)?;
+        self.inner.gate.wait_durable(horizon).await;
+        result
+    }
+
+    /// Tells this process's listeners and, for a tool, a server on the same database.
+    fn publish(&self, notice: Notice) {
+        self.inner.notices.publish(Arc::from([notice]));
+    }
+
+    /// Stops the writer after the writes already queued, and waits for it. Blocking: call
+    /// from a blocking context.
+    pub fn close_blocking(&self) {
+        let handle = self.inner.writer.lock().ok().and_then(|mut h| h.take());
+        if let Some(handle) = handle {
+            // The writer would exit once every sender is gone, but ours lives as long as any
+            // handle does, so ask it explicitly.
+            let _ = self.inner.jobs.blocking_send(Msg::Stop);
+            let _ = handle.join();
+        }
+        let listener = self.inner.listener.lock().ok().and_then(|mut l| l.take());
+        if let Some(listener) = listener {
+            listener.stop();
+        }
+    }
+}
+
+#[async_trait]
+impl Log for SqliteStore {
+    async fn write(&self, work: Work) -> Result<Outcome> {
+        let (reply, rx) = oneshot::channel();
+        self.submit(Msg::Write(Job { work, reply }), rx).await?
+    }
+
+    async fn read(&self, query: ReadFn) -> Result<()> {
+        self.read_with(move |conn| {
+            query(&mut Db::new(conn));
+            Ok(())
+        })
+        .await
+    }
+
+    async fn log_bounds(&self, account: AccountId) -> Result<LogBounds> {
+        self.read_with(move |conn| db::log_bounds(conn, account))
+            .await
+    }
+
+    async fn read_events(
+        &self,
+        account: AccountId,
+        after: u64,
+        up_to: u64,
+        limit: usize,
+    ) -> Result<Vec<Event>> {
+        self.read_with(move |conn| db::read_events(conn, account, after, up_to, limit))
+            .await
+    }
+
+    fn notices(&self) -> broadcast::Receiver<Notices> {
+        self.inner.notices.subscribe()
+    }
+
+    async fn forget_keys_before(&self, cutoff: Timestamp) -> Result<()> {
+        self.write_with(move |conn| db::forget_keys_before(conn, cutoff))
+            .await
+    }
+}
+
+#[async_trait]
+impl Accounts for SqliteStore {
+    /// Every request starts here, so a good token is remembered (see [`TokenCache`]) and
+    /// checking it again costs one `stat` of the revocations file, not a database read. A
+    /// miss runs inline on the caller's thread rather than hopping to the blocking pool: it is
+    /// one indexed read of a hot page in WAL mode (never waiting on the writer).
+    async fn authenticate(&self, token: &str) -> Result<AccountId> {
+        let revocations = admin::revocation_count(&self.inner.config.path);
+        if let Some(account) = self.inner.tokens.get(token, revocations) {
+            return Ok(account);
+        }
+        let account = {
+            let mut slot = self.inner.auth.lock().map_err(|_| {
+                tracing::error!("auth connection lock poisoned");
+                Error::internal()
+            })?;
+            if slot.is_none() {
+                *slot = Some(open_connection(
+                    &self.inner.config.path,
+                    self.inner.config.durability,
+                )?);
+            }
+            match slot.as_ref() {
+                Some(conn) => admin::authenticate(conn, token)?,
+                None => return Err(Error::internal()),
+            }
+        };
+        self.inner
+            .tokens
+            .put(token.to_owned(), account, revocations);
+        Ok(account)
+    }
+
+    async fn ensure_account(&self, address: &Address) -> Result<(AccountId, bool)> {
+        let address = address.clone();
+        self.write_with(move |conn| admin::ensure_account(conn, &address))
+            .await
+    }
+
+    async fn find_account(&self, address: &Address) -> Result<Option<AccountId>> {
+        let address = address.clone();
+        self.read_with(move |conn| admin::find_account(conn, &address))
+            .await
+    }
+
+    async fn add_token(&self, account: AccountId, hash: Vec<u8>) -> Result<TokenId> {
+        self.write_with(move |conn| admin::add_token(conn, account, &hash))
+            .await
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<TokenInfo>> {
+        self.read_with(admin::list_tokens).await
+    }
+
+    async fn revoke_token(&self, token: &TokenRef) -> Result<TokenId> {
+        let token = token.clone();
+        let id = self
+            .write_with(move |conn| admin::revoke_token(conn, &token))
+            .await?;
+        // Durable now: tell every server on this database to forget the tokens it checked.
+        admin::note_revocation(&self.inner.config.path)?;
+        Ok(id)
+    }
+
+    async fn set_unreachable(&self, address: &Address, unreachable: bool) -> Result<()> {
+        let address = address.clone();
+        self.write_with(move |conn| admin::set_unreachable(conn, &address, unreachable))
+            .await
+    }
+}
+
+#[async_trait]
+impl Hooks for SqliteStore {
+    async fn add_webhook(
+        &self,
+        account: AccountId,
+        url: &WebhookUrl,
+        secret: &str,
+    ) -> Result<Webhook> {
+        let (url, secret) = (url.clone(), secret.to_owned());
+        let hook = self
+            .write_with(move |conn| webhooks::add(conn, account, &url, &secret))
+            .await?;
+        self.publish(Notice::Webhooks);
+        Ok(hook)
+    }
+
+    async fn webhook(&self, id: WebhookId) -> Result<Option<Webhook>> {
+        self.read_with(move |conn| webhooks::get(conn, id)).await
+    }
+
+    async fn webhooks(&self, account: Option<AccountId>) -> Result<Vec<Webhook>> {
+        self.read_with(move |conn| webhooks::list(conn, account))
+            .await
+    }
+
+    async fn remove_webhook(&self, account: Option<AccountId>, id: WebhookId) -> Result<()> {
+        self.write_with(move |conn| webhooks::remove(conn, account, id))
+            .await?;
+        self.publish(Notice::Webhooks);
+        Ok(())
+    }
+
+    async fn resume_webhook(&self, account: Option<AccountId>, id: WebhookId) -> Result<Webhook> {
+        let hook = self
+            .write_with(move |conn| webhooks::resume(conn, account, id))
+            .await?;
+        self.publish(Notice::Webhooks);
+        Ok(hook)
+    }
+
+    async fn webhook_delivered(&self, id: WebhookId, sequence: u64) -> Result<()> {
+        self.write_with(move |conn| webhooks::acknowledge(conn, id, sequence))
+            .await
+    }
+
+    async fn webhook_failed(&self, id: WebhookId, error: &str, max_failures: u32) -> Result<bool> {
+        let error = error.to_owned();
+        let paused = self
+            .write_with(move |conn| webhooks::record_failure(conn, id, &error, max_failures))
+            .await?;
+        if paused {
+            self.publish(Notice::Webhooks);
+        }
+        Ok(paused)
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn close(&self) {
+        let store = self.clone();
+        let _ = tokio::task::spawn_blocking(move || store.close_blocking()).await;
+    }
+}
+
+/// Good tokens already checked, valid while the revocation count they were checked under
+/// stands (any revocation, by anyone, empties the cache) and for at most [`TOKEN_TTL`] (which
+/// bounds the damage if a revoking process died between its commit and its notice).
+#[derive(Default)]
+struct TokenCache {
+    state: Mutex<TokenState>,
+}
+
+#[derive(Default)]
+struct TokenState {
+    revocations: u64,
+    accounts: HashMap<String, (AccountId, Instant)>,
+}
+
+const TOKEN_TTL: Duration = Duration::from_secs(10);
+/// Above this many remembered tokens the cache starts over.
+const MAX_CACHED_TOKENS: usize = 10_000;
+
+impl TokenCache {
+    fn get(&self, token: &str, revocations: Option<u64>) -> Option<AccountId> {
+        let revocations = revocations?;
+        let mut state = self.state.lock().ok()?;
+        if state.revocations != revocations {
+            state.accounts.clear();
+            state.revocations = revocations;
+            return None;
+        }
+        match state.accounts.get(token) {
+            Some((account, checked)) if checked.elapsed() < TOKEN_TTL => Some(*account),
+            _ => None,
+        }
+    }
+
+    /// Remembers `token` as checked under `revocations`, unless a revocation has been seen
+    /// since (then the check may predate it).
+    fn put(&self, token: String, account: AccountId, revocations: Option<u64>) {
+        let Some(revocations) = revocations else {
+            return;
+        };
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        if state.revocations != revocations {
+            return;
+        }
+        if state.accounts.len() >= MAX_CACHED_TOKENS {
+            state.accounts.clear();
+        }
+        state.accounts.insert(token, (account, Instant::now()));
+    }
+}

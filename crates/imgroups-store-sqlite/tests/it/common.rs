@@ -1,0 +1,63 @@
+//! Shared by the store's integration tests (each test file is its own crate, and not every one
+//! uses everything here).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use imgroups_core::port::{Accounts, Store};
+use imgroups_core::{AccountId, Address, Engine, EngineConfig};
+use imgroups_sim::Simulator;
+use imgroups_store_sqlite::{Config, Durability, SqliteStore};
+
+/// The store over `path`, without fsyncs (these tests are not about power loss).
+pub(crate) fn open_store(path: &Path) -> SqliteStore {
+    let mut config = Config::new(path);
+    config.durability = Durability::Normal;
+    SqliteStore::open(config).unwrap()
+}
+
+/// The engine over a store, with the simulator.
+pub(crate) fn engine(store: &SqliteStore) -> Engine {
+    Engine::new(
+        Arc::new(store.clone()),
+        Arc::new(Simulator),
+        EngineConfig::default(),
+    )
+}
+
+pub(crate) fn account(
+    rt: &tokio::runtime::Runtime,
+    store: &SqliteStore,
+    address: &str,
+) -> AccountId {
+    let address = Address::parse(address).unwrap();
+    rt.block_on(store.ensure_account(&address)).unwrap().0
+}
+
+/// A runtime to drive the store's async API from a plain test.
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A database in a temporary directory, for the conformance suite.
+pub(crate) struct TempFixture {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl TempFixture {
+    pub(crate) fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("imgroups.db");
+        TempFixture { _dir: dir, path }
+    }
+}
+
+impl imgroups_store_tests::Fixture for TempFixture {
+    fn open(&self) -> Arc<dyn Store> {
+        Arc::new(open_store(&self.path))
+    }
+}

@@ -1,0 +1,8 @@
+//! The SQLite store's integration tests: one binary, one module per concern.
+
+mod auth;
+mod checkpoint;
+mod common;
+mod create;
+mod locks;
+mod model;
