@@ -160,6 +160,29 @@ struct Inner {
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
+impl Drop for Inner {
+    /// A store dropped without [`SqliteStore::close_blocking`] (a test, a failed start) still
+    /// stops listening and removes its socket. The writer stops by itself once its queue's
+    /// senders are gone.
+    fn drop(&mut self) {
+        let listener = self.listener.get_mut().ok().and_then(|l| l.take());
+        if let Some(listener) = listener {
+            listener.stop();
+        }
+    }
+}
+
+/// Whether a read waits until everything it could have seen is durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    Durable,
+    /// The caller reads only what is durable already.
+    Already,
+}
+
+/// Most events read on the caller's thread (see [`SqliteStore::read_small`]).
+const SMALL_READ: usize = 64;
+
 /// Capacity of the notice broadcast: how many commits a listener may fall behind before it
 /// has to re-read its cursor's log (it misses notices, never events).
 const NOTICE_BUFFER: usize = 256;
@@ -243,6 +266,16 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
+        self.read_pooled(f, Wait::Durable).await
+    }
+
+    /// `f` on a pooled connection on the blocking pool; with [`Wait::Durable`], returned only
+    /// once every write it could have seen is durable.
+    async fn read_pooled<T, F>(&self, f: F, wait: Wait) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
         let inner = self.inner.clone();
         let (result, horizon) = tokio::task::spawn_blocking(move || {
             let pooled = inner.readers.lock().map(|mut v| v.pop()).unwrap_or(None);
@@ -263,7 +296,34 @@ impl SqliteStore {
             Error::internal()
         })
         .and_then(|r: Result<_>| r)?;
-        self.inner.gate.wait_durable(horizon).await;
+        if wait == Wait::Durable {
+            self.inner.gate.wait_durable(horizon).await;
+        }
+        result
+    }
+
+    /// [`Self::read_pooled`] for a read of a few rows: run on the caller's thread with a
+    /// pooled connection, when one is free, instead of a trip through the blocking pool. Such
+    /// a read (a log's bounds, a notified commit's events) takes tens of microseconds in WAL
+    /// mode and never waits on the writer; the trip costs more, and delays every live delivery
+    /// behind it when the CPU is busy (BENCHMARKS.md, session 5).
+    async fn read_small<T, F>(&self, f: F, wait: Wait) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let pooled = self.inner.readers.lock().ok().and_then(|mut v| v.pop());
+        let Some(conn) = pooled else {
+            return self.read_pooled(f, wait).await;
+        };
+        let result = f(&conn);
+        let horizon = self.inner.gate.horizon();
+        if let Ok(mut pool) = self.inner.readers.lock() {
+            pool.push(conn);
+        }
+        if wait == Wait::Durable {
+            self.inner.gate.wait_durable(horizon).await;
+        }
         result
     }
 
@@ -305,7 +365,7 @@ impl Log for SqliteStore {
     }
 
     async fn log_bounds(&self, account: AccountId) -> Result<LogBounds> {
-        self.read_with(move |conn| db::log_bounds(conn, account))
+        self.read_small(move |conn| db::log_bounds(conn, account), Wait::Durable)
             .await
     }
 
@@ -316,8 +376,17 @@ impl Log for SqliteStore {
         up_to: u64,
         limit: usize,
     ) -> Result<Vec<Event>> {
-        self.read_with(move |conn| db::read_events(conn, account, after, up_to, limit))
-            .await
+        let read = move |conn: &Connection| db::read_events(conn, account, after, up_to, limit);
+        // No wait for durability: `up_to` is a head this store reported, so every event up
+        // to it is durable already, whatever else the snapshot holds (events never change
+        // once written; one an undurable commit pruned shows as a gap, which callers check
+        // through `log_bounds`, which waits). Waiting would cost a live delivery an fsync
+        // under steady writes (BENCHMARKS.md, session 5).
+        if limit <= SMALL_READ {
+            self.read_small(read, Wait::Already).await
+        } else {
+            self.read_pooled(read, Wait::Already).await
+        }
     }
 
     fn notices(&self) -> broadcast::Receiver<Notices> {

@@ -3,18 +3,24 @@
 //! PostgreSQL stores run the very same tests. A store's own test calls these with a
 //! [`Fixture`] that opens it.
 //!
-//! [`model`]: random interleavings of writes by several accounts and by simulated people
-//! (puppets), idempotent retries and restarts, against a plain in-memory model of the rules in
-//! `docs/behaviour.md`. After every run: each account's log is 1, 2, 3, … with exactly the
-//! events the model expects (invariants 1 and 2), replays returned the original outcome and
-//! appended nothing (3), catch-up windows return exactly `after < seq <= head` (5), and the
-//! stored state equals the model's state, which is the replay of the accepted commands (6).
+//! - [`model`]: random interleavings of writes by several accounts and by simulated people
+//!   (puppets), idempotent retries and restarts, against a plain in-memory model of the
+//!   group rules (`imgroups_core::engine::rules`). After every run: each account's log is 1,
+//!   2, 3, … with exactly the events the model expects (invariants 1 and 2), replays returned
+//!   the original outcome and appended nothing (3), catch-up windows return exactly
+//!   `after < seq <= head` (5), and the stored state equals the model's state, which is the
+//!   replay of the accepted commands (6).
+//! - [`ingest`]: a change observed elsewhere produces exactly the events our own write of it
+//!   would have, and only what is not yet reflected.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use imgroups_core::port::Store;
-use imgroups_core::{Address, Change, Command, Engine, EngineConfig, ErrorKind, Outcome};
+use imgroups_core::{
+    AccountId, Address, Change, ChatGuid, Command, Engine, EngineConfig, ErrorKind, Event,
+    Mutation, Observed, Outcome, Rules, Timestamp,
+};
 use imgroups_sim::Simulator;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -341,8 +347,7 @@ fn run(fixture: &dyn Fixture, ops: Vec<(Op, Option<u8>)>) -> Result<(), TestCase
     let mut groups = engine(store.clone());
     let mut model = Model::default();
     // (account, method, key) -> (command, outcome) as first answered.
-    let mut remembered: HashMap<(imgroups_core::AccountId, &str, String), Remembered> =
-        HashMap::new();
+    let mut remembered: HashMap<(AccountId, &str, String), Remembered> = HashMap::new();
 
     for (op, key) in ops {
         if let Op::Restart = op {
@@ -545,4 +550,188 @@ pub fn model<F: Fixture>(fixture: impl Fn() -> F, cases: u32) {
     if let Err(failure) = result {
         panic!("the store does not behave like the model: {failure}");
     }
+}
+
+/// What an event says, without where it sits (sequence) or which group it is in.
+fn gist(event: &Event) -> (bool, Option<String>, Change) {
+    (
+        event.is_from_me,
+        event.actor.as_ref().map(|a| a.to_string()),
+        event.change.clone(),
+    )
+}
+
+/// `account`'s events after `after`.
+async fn events_after(store: &dyn Store, account: AccountId, after: u64) -> Vec<Event> {
+    let head = store.log_bounds(account).await.expect("log bounds").head;
+    store
+        .read_events(account, after, head, usize::MAX >> 1)
+        .await
+        .expect("read events")
+}
+
+/// Observed changes ([`Engine::ingest`]) are recorded by the same code as our own writes:
+/// for each kind of change, the same change made by an account through the API in one group
+/// and observed (as made by that account) in a twin group appends the same events to every
+/// account's log. What is already reflected appends nothing, and an unknown group is
+/// `chatNotFound`.
+pub fn ingest<F: Fixture>(fixture: F) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let store = fixture.open();
+        let engine = engine(store.clone());
+        let mut accounts = Vec::new();
+        for a in ["a@x.com", "b@x.com"] {
+            let address = Address::parse(a).expect("address");
+            accounts.push((
+                store.ensure_account(&address).await.expect("account").0,
+                address,
+            ));
+        }
+        let (me, alice) = (accounts[0].0, accounts[1].1.clone());
+        let alice_id = accounts[1].0;
+        let create = |people: [&str; 4]| {
+            let people: Vec<String> = people.iter().map(|p| p.to_string()).collect();
+            let engine = &engine;
+            async move {
+                let cmd = Command::create_chat(&people, None).expect("command");
+                match engine.execute(me, None, cmd).await.expect("create") {
+                    Outcome::Created { chat, .. } => chat.guid,
+                    other => panic!("expected a created chat, got {other:?}"),
+                }
+            }
+        };
+        let written = create(["b@x.com", "p@x.com", "q@x.com", "r@x.com"]).await;
+        let observed = create(["b@x.com", "p@x.com", "q@x.com", "s@x.com"]).await;
+        let at = Timestamp(1_700_000_000_123_456_789);
+
+        let t = "t@x.com".to_owned();
+        let changes = [
+            Mutation::SetDisplayName("Renamed".into()),
+            Mutation::AddParticipants(vec![Address::from_trusted(t.clone())]),
+            Mutation::RemoveParticipants(vec![Address::from_trusted(t.clone())]),
+            Mutation::set_icon(png(7)).expect("icon"),
+            Mutation::RemoveIcon,
+            Mutation::Leave,
+        ];
+        for mutation in changes {
+            let heads: Vec<u64> = {
+                let mut heads = Vec::new();
+                for (account, _) in &accounts {
+                    heads.push(store.log_bounds(*account).await.expect("bounds").head);
+                }
+                heads
+            };
+            let command = Command::Group {
+                chat: written.clone(),
+                mutation: mutation.clone(),
+            };
+            engine
+                .execute(alice_id, None, command)
+                .await
+                .expect("the write");
+            let mid: Vec<u64> = {
+                let mut mid = Vec::new();
+                for (account, _) in &accounts {
+                    mid.push(store.log_bounds(*account).await.expect("bounds").head);
+                }
+                mid
+            };
+            engine
+                .ingest(
+                    Observed {
+                        chat: observed.clone(),
+                        actor: alice.clone(),
+                        occurred_at: Some(at),
+                        mutation: mutation.clone(),
+                    },
+                    Rules::Trust,
+                )
+                .await
+                .expect("the observed change");
+            for (i, (account, address)) in accounts.iter().enumerate() {
+                let all = events_after(&*store, *account, heads[i]).await;
+                let (ours, theirs) = all.split_at((mid[i] - heads[i]) as usize);
+                assert!(!ours.is_empty(), "{address} saw the write of {mutation:?}");
+                assert_eq!(
+                    ours.iter().map(gist).collect::<Vec<_>>(),
+                    theirs.iter().map(gist).collect::<Vec<_>>(),
+                    "{address}: the observed {mutation:?} appends what the write did"
+                );
+                assert!(ours.iter().all(|e| e.chat_guid == written));
+                assert!(theirs.iter().all(|e| e.chat_guid == observed));
+                assert!(
+                    theirs.iter().all(|e| e.occurred_at == at),
+                    "observed changes keep the time they happened"
+                );
+            }
+        }
+
+        // Already reflected: nothing appended. (Alice has left; p, q and s are members.)
+        let before = store.log_bounds(me).await.expect("bounds").head;
+        let reflected = [
+            ("p@x.com", Mutation::SetDisplayName("Renamed".into())),
+            (
+                "p@x.com",
+                Mutation::AddParticipants(vec![Address::from_trusted("q@x.com".into())]),
+            ),
+            (
+                "p@x.com",
+                Mutation::RemoveParticipants(vec![Address::from_trusted("z@x.com".into())]),
+            ),
+            ("p@x.com", Mutation::RemoveIcon),
+            ("b@x.com", Mutation::Leave),
+        ];
+        for (actor, mutation) in reflected {
+            let observed = Observed {
+                chat: observed.clone(),
+                actor: Address::from_trusted(actor.into()),
+                occurred_at: None,
+                mutation,
+            };
+            engine
+                .ingest(observed, Rules::Trust)
+                .await
+                .expect("a change already reflected");
+        }
+        assert_eq!(
+            store.log_bounds(me).await.expect("bounds").head,
+            before,
+            "nothing appended for changes already reflected"
+        );
+
+        // A group nobody here knows, and a puppet who is not a member.
+        let unknown = ChatGuid::parse("any;+;chat000000000000000042").expect("guid");
+        let err = engine
+            .ingest(
+                Observed {
+                    chat: unknown,
+                    actor: Address::from_trusted("p@x.com".into()),
+                    occurred_at: None,
+                    mutation: Mutation::RemoveIcon,
+                },
+                Rules::Trust,
+            )
+            .await
+            .expect_err("an unknown group");
+        assert_eq!(err.kind, ErrorKind::ChatNotFound);
+        let err = engine
+            .ingest(
+                Observed {
+                    chat: observed.clone(),
+                    actor: Address::from_trusted("stranger@x.com".into()),
+                    occurred_at: None,
+                    mutation: Mutation::SetDisplayName("Nope".into()),
+                },
+                Rules::Enforce,
+            )
+            .await
+            .expect_err("a non-member acting under the rules");
+        assert_eq!(err.kind, ErrorKind::ChatNotFound);
+        assert_eq!(store.log_bounds(me).await.expect("bounds").head, before);
+        store.close().await;
+    });
 }

@@ -15,6 +15,8 @@
 //   imgroups token revoke TOKEN --data DIR
 //   imgroups token list --data DIR
 //   imgroups sim unreachable ADDR --data DIR
+//   imgroups sim act ADDR rename|add|remove|leave|icon-set|icon-rm CHAT [ARGS] --data DIR
+//     exit 0 once the change is durable; exit 1 with `error: … (<errorCode>)` on stderr
 
 import { execFile, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -259,6 +261,30 @@ export class Server {
 
   async markUnreachable(address) {
     await this.cli("sim", "unreachable", address);
+  }
+
+  /**
+   * `imgroups sim act ADDRESS ACTION CHAT [ARGS...]`: a person in the simulated network (a
+   * puppet, not an account) changes a group. Resolves once the CLI exited successfully.
+   */
+  async act(address, action, chat, ...args) {
+    await this.cli("sim", "act", address, action, chat, ...args);
+  }
+
+  /**
+   * Run `imgroups <args...> --data DIR` expecting it to fail.
+   * @returns {Promise<{code: number, stdout: string, stderr: string}>}
+   */
+  async cliFailure(...args) {
+    try {
+      const { stdout } = await execFileAsync(BIN, [...args, "--data", this.dataDir], {
+        timeout: CLI_TIMEOUT_MS,
+      });
+      throw new Error(`imgroups ${args.join(" ")} succeeded (stdout ${JSON.stringify(stdout)}); expected a failure`);
+    } catch (err) {
+      if (typeof err.code !== "number") throw err;
+      return { code: err.code, stdout: err.stdout ?? "", stderr: err.stderr ?? "" };
+    }
   }
 
   /**

@@ -83,7 +83,10 @@ pub trait Log: Send + Sync + 'static {
 
     async fn log_bounds(&self, account: AccountId) -> Result<LogBounds>;
 
-    /// Up to `limit` events with `after < sequence <= up_to`, in order.
+    /// Up to `limit` events with `after < sequence <= up_to`, in order. `up_to` must be a head
+    /// this store reported (by a [`Notice`] or [`Log::log_bounds`]): those events are durable,
+    /// so the read need not wait for anything. A first event that is not `after + 1` (or none,
+    /// when `up_to > after`) means retention removed some: ask [`Log::log_bounds`].
     async fn read_events(
         &self,
         account: AccountId,

@@ -1,6 +1,11 @@
-//! The store conformance suite's model property (`imgroups-store-tests`), on SQLite.
+//! The store conformance suite (`imgroups-store-tests`), on SQLite.
 
 #[test]
 fn the_store_behaves_like_the_model() {
     imgroups_store_tests::model(crate::common::TempFixture::new, 48);
+}
+
+#[test]
+fn observed_changes_produce_the_events_our_own_writes_do() {
+    imgroups_store_tests::ingest(crate::common::TempFixture::new());
 }
