@@ -18,6 +18,9 @@ use tokio::sync::broadcast;
 
 /// Largest datagram sent: a commit's notices are split over as many as needed.
 const MAX_DATAGRAM: usize = 8 * 1024;
+/// Longest a listener takes to notice it was told to stop, if the wake-up datagram is lost.
+#[cfg(unix)]
+const STOP_POLL: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Where a commit's notices go.
 pub(crate) struct Publisher {
@@ -152,6 +155,11 @@ impl Listener {
                 return None;
             }
         };
+        // Stopping wakes the receive with a datagram; should that not arrive (the directory
+        // is already gone), the receive still gives up this often to look at the flag.
+        if let Err(err) = socket.set_read_timeout(Some(STOP_POLL)) {
+            tracing::warn!(error = %err, "cannot set a timeout on the notice socket");
+        }
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
         let thread = std::thread::Builder::new()
@@ -170,6 +178,13 @@ impl Listener {
                                 let _ = local.send(notices.into());
                             }
                         }
+                        Err(err)
+                            if matches!(
+                                err.kind(),
+                                std::io::ErrorKind::WouldBlock
+                                    | std::io::ErrorKind::TimedOut
+                                    | std::io::ErrorKind::Interrupted
+                            ) => {}
                         Err(err) => {
                             tracing::warn!(error = %err, "notice socket failed; no longer listening");
                             return;
@@ -259,7 +274,19 @@ mod tests {
         // A socket left behind by a server that died is taken over.
         let stale = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
         drop(stale);
-        let again = Listener::start(path.clone(), local).expect("stale socket replaced");
+        let again = Listener::start(path.clone(), local.clone()).expect("stale socket replaced");
         again.stop();
+
+        // Its directory deleted under it (a test's temporary directory, say), a listener
+        // still stops.
+        let gone = Listener::start(path.clone(), local).expect("listening");
+        std::fs::remove_file(&path).unwrap();
+        let (stopped, done) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            gone.stop();
+            let _ = stopped.send(());
+        });
+        done.recv_timeout(std::time::Duration::from_secs(10))
+            .expect("stopped without its socket file");
     }
 }

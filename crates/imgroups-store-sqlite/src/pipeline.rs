@@ -21,13 +21,13 @@
 //!    the answers ([`crate::reply`]). Two fsyncs may be in flight at once, so a commit does
 //!    not wait for the previous one's fsync to return.
 //!
-//! The writer runs units of work the engine hands over ([`imgroups_core::port::Work`]); it knows
-//! nothing of their rules, only that one that fails after it changed something breaks the
-//! batch.
-//!
 //! So an answer, a notice or a read (see [`Gate`]) never reflects a write that is not
 //! yet on disk: acknowledged = durable, exactly as with `synchronous=FULL`, with the fsync of
 //! one batch overlapping the work of the next.
+//!
+//! The writer runs units of work the engine hands over ([`imgroups_core::port::Work`]); it knows
+//! nothing of their rules, only that one that fails after it changed something breaks the
+//! batch.
 //!
 //! Measured reasons for this shape are in BENCHMARKS.md (sessions 2 and 3).
 

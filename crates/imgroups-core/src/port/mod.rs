@@ -5,6 +5,12 @@
 //! - [`tx`]: the engine's view of one write transaction or read snapshot inside a store.
 //! - [`backend`]: the iMessage side ([`backend::Backend`]): reachability, audiences, new group
 //!   names, carrying changes out.
+//!
+//! Implementations are used as trait objects (`Arc<dyn Store>`, `Arc<dyn Backend>`) rather
+//! than type parameters: the server then has no type parameter threaded through every
+//! transport, and the cost — a boxed future per store call, an indirect call per `Tx` method —
+//! is noise next to a request's (the W1 write benchmark did not move, BENCHMARKS.md
+//! session 5).
 
 pub mod backend;
 pub mod store;
