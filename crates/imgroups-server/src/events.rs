@@ -22,7 +22,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use imgroups_core::port::{Notice, Notices, Store};
 use imgroups_core::{AccountId, ChatGuid, Event, Result};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, Notify};
 use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -120,10 +120,16 @@ impl Batch {
 }
 
 /// Reads new events once per notified account for every live subscriber in this process.
+///
+/// While nobody here watches any account, the hub does not read its notices at all (a server
+/// under writes with no live subscriber would otherwise wake it for every commit); the first
+/// watch wakes it, and it then catches up on everything it let pass by re-reading the heads.
 pub(crate) struct Hub {
     store: Arc<dyn Store>,
     interest: Mutex<HashMap<AccountId, Interest>>,
     batches: broadcast::Sender<Arc<Batch>>,
+    /// Rung when the first watch of an idle hub begins.
+    watched: Notify,
 }
 
 /// Live subscribers of one account, and how far the hub has read its log for them.
@@ -168,6 +174,7 @@ impl Hub {
             store,
             interest: Mutex::new(HashMap::new()),
             batches,
+            watched: Notify::new(),
         });
         tasks.spawn(hub.clone().run(notices, recheck, shutdown));
         hub
@@ -181,6 +188,9 @@ impl Hub {
     ) -> (Watch, broadcast::Receiver<Arc<Batch>>) {
         let batches = self.batches.subscribe();
         if let Ok(mut interest) = self.interest.lock() {
+            if interest.is_empty() {
+                self.watched.notify_one();
+            }
             interest
                 .entry(account)
                 .or_insert(Interest {
@@ -205,6 +215,21 @@ impl Hub {
         let mut check = tokio::time::interval(recheck);
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            if self.idle() {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = self.watched.notified() => {}
+                }
+                // Skip what was let pass; the heads read next cover it (anything committed
+                // before the new receiver existed is in them).
+                notices = notices.resubscribe();
+                let mut heads = HashMap::new();
+                self.watched_heads(&mut heads).await;
+                for (account, head) in heads {
+                    self.read(account, head).await;
+                }
+                continue;
+            }
             let heads = tokio::select! {
                 _ = shutdown.cancelled() => return,
                 notice = notices.recv() => match notice {
@@ -243,6 +268,11 @@ impl Hub {
                 self.read(account, head).await;
             }
         }
+    }
+
+    /// Whether nobody here watches any account.
+    fn idle(&self) -> bool {
+        self.interest.lock().map(|i| i.is_empty()).unwrap_or(false)
     }
 
     /// The current head of every watched account, read from the store.
@@ -308,11 +338,9 @@ impl Hub {
 }
 
 fn note_heads(heads: &mut HashMap<AccountId, u64>, notices: &[Notice]) {
-    for notice in notices {
-        if let Notice::Appended { account, head } = notice {
-            let known = heads.entry(*account).or_insert(0);
-            *known = (*known).max(*head);
-        }
+    for Notice { account, head } in notices {
+        let known = heads.entry(*account).or_insert(0);
+        *known = (*known).max(*head);
     }
 }
 

@@ -2,9 +2,9 @@
 //!
 //! - One task per active endpoint, so each endpoint has one request in flight at a time and
 //!   receives its events in sequence order. A supervisor starts and stops those tasks as
-//!   endpoints are added, removed, paused or resumed: at once on the store's
-//!   [`Notice::Webhooks`] (made by this server or, as a hint, by the CLI), and at the latest
-//!   within [`WebhookOptions::poll`].
+//!   endpoints are added, removed, paused or resumed: at once when the store says so (for
+//!   changes by this server or, as a hint, by the CLI), and at the latest within
+//!   [`WebhookOptions::poll`].
 //! - The endpoint's cursor lives in the store and advances only after a 2xx, so delivery is
 //!   at-least-once across failures, outages and restarts: the next attempt starts from the
 //!   cursor. Receivers deduplicate by `sequence`.
@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
-use imgroups_core::port::{Notice, Notices, Store, Webhook};
+use imgroups_core::port::{Notices, Store, Webhook};
 use imgroups_core::{AccountId, Event, WebhookId};
 use rand::Rng;
 use sha2::Sha256;
@@ -123,31 +123,25 @@ struct Supervisor {
 impl Supervisor {
     async fn run(mut self) {
         // Listen before reading the table, so a change made in between still wakes us.
-        let mut notices = self.store.notices();
+        let mut changes = self.store.webhook_changes();
         loop {
+            changes.mark_unchanged();
             self.reconcile().await;
-            let poll = tokio::time::sleep(self.options.poll);
-            tokio::pin!(poll);
-            loop {
-                tokio::select! {
-                    _ = self.shutdown.cancelled() => {
-                        for (stop, _) in self.running.values() {
-                            stop.cancel();
-                        }
-                        return;
-                    }
-                    notice = notices.recv() => match notice {
-                        Ok(notices) if !notices.contains(&Notice::Webhooks) => continue,
-                        // A change, or notices were lost (one may have been a change).
-                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => break,
-                        Err(broadcast::error::RecvError::Closed) => {
-                            // No more notices: poll from here on.
-                            (&mut poll).await;
-                            break;
-                        }
-                    },
-                    _ = &mut poll => break,
+            let changed = async {
+                if changes.changed().await.is_err() {
+                    // No more change signals: the poll alone from here on.
+                    std::future::pending::<()>().await;
                 }
+            };
+            tokio::select! {
+                _ = self.shutdown.cancelled() => {
+                    for (stop, _) in self.running.values() {
+                        stop.cancel();
+                    }
+                    return;
+                }
+                _ = changed => {}
+                _ = tokio::time::sleep(self.options.poll) => {}
             }
         }
     }
@@ -364,10 +358,7 @@ async fn wait_for_events(
             _ = stop.cancelled() => return false,
             notice = notices.recv() => match notice {
                 Ok(notices) => {
-                    let moved = notices
-                        .iter()
-                        .any(|n| matches!(n, Notice::Appended { account: a, .. } if *a == account));
-                    if moved {
+                    if notices.iter().any(|n| n.account == account) {
                         return true;
                     }
                 }

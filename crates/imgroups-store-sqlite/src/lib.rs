@@ -42,14 +42,14 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use imgroups_core::port::{
-    Accounts, Hooks, Log, LogBounds, Notice, Notices, ReadFn, Store, TokenInfo, TokenRef, Webhook,
+    Accounts, Hooks, Log, LogBounds, Notices, ReadFn, Store, TokenInfo, TokenRef, Webhook,
     WebhookUrl, Work,
 };
 use imgroups_core::{
     AccountId, Address, Error, Event, Outcome, Result, Timestamp, TokenId, WebhookId,
 };
 use rusqlite::Connection;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::db::{Db, SqlResult};
 use crate::notices::{Listener, Publisher};
@@ -191,7 +191,7 @@ impl SqliteStore {
     pub fn open(config: Config) -> Result<Self> {
         let conn = open_connection(&config.path, config.durability)?;
         let (jobs, rx) = mpsc::channel(4 * config.max_batch);
-        let (local, _) = broadcast::channel(NOTICE_BUFFER);
+        let local = notices::Local::new(NOTICE_BUFFER);
         let socket = beside(&config.path, "-notices");
         let (notices, listener) = match config.role {
             Role::Serve => (
@@ -328,8 +328,8 @@ impl SqliteStore {
     }
 
     /// Tells this process's listeners and, for a tool, a server on the same database.
-    fn publish(&self, notice: Notice) {
-        self.inner.notices.publish(Arc::from([notice]));
+    fn webhooks_changed(&self) {
+        self.inner.notices.webhooks_changed();
     }
 
     /// Stops the writer after the writes already queued, and waits for it. Blocking: call
@@ -472,6 +472,10 @@ impl Accounts for SqliteStore {
 
 #[async_trait]
 impl Hooks for SqliteStore {
+    fn webhook_changes(&self) -> watch::Receiver<u64> {
+        self.inner.notices.webhook_changes()
+    }
+
     async fn add_webhook(
         &self,
         account: AccountId,
@@ -482,7 +486,7 @@ impl Hooks for SqliteStore {
         let hook = self
             .write_with(move |conn| webhooks::add(conn, account, &url, &secret))
             .await?;
-        self.publish(Notice::Webhooks);
+        self.webhooks_changed();
         Ok(hook)
     }
 
@@ -498,7 +502,7 @@ impl Hooks for SqliteStore {
     async fn remove_webhook(&self, account: Option<AccountId>, id: WebhookId) -> Result<()> {
         self.write_with(move |conn| webhooks::remove(conn, account, id))
             .await?;
-        self.publish(Notice::Webhooks);
+        self.webhooks_changed();
         Ok(())
     }
 
@@ -506,7 +510,7 @@ impl Hooks for SqliteStore {
         let hook = self
             .write_with(move |conn| webhooks::resume(conn, account, id))
             .await?;
-        self.publish(Notice::Webhooks);
+        self.webhooks_changed();
         Ok(hook)
     }
 
@@ -521,7 +525,7 @@ impl Hooks for SqliteStore {
             .write_with(move |conn| webhooks::record_failure(conn, id, &error, max_failures))
             .await?;
         if paused {
-            self.publish(Notice::Webhooks);
+            self.webhooks_changed();
         }
         Ok(paused)
     }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use imgroups_core::port::{Notice, Notices};
 use imgroups_core::AccountId;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 /// Largest datagram sent: a commit's notices are split over as many as needed.
 const MAX_DATAGRAM: usize = 8 * 1024;
@@ -22,16 +22,52 @@ const MAX_DATAGRAM: usize = 8 * 1024;
 #[cfg(unix)]
 const STOP_POLL: std::time::Duration = std::time::Duration::from_millis(250);
 
+/// This process's listeners: commit notices, and a counter of webhook changes.
+#[derive(Clone)]
+pub(crate) struct Local {
+    pub(crate) notices: broadcast::Sender<Notices>,
+    pub(crate) webhooks: watch::Sender<u64>,
+}
+
+impl Local {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Local {
+            notices: broadcast::channel(capacity).0,
+            webhooks: watch::Sender::new(0),
+        }
+    }
+
+    fn hear(&self, heard: Heard) {
+        match heard {
+            Heard::Appended(notices) => {
+                // Nobody listening is fine.
+                let _ = self.notices.send(notices);
+            }
+            Heard::Webhooks => {
+                self.webhooks.send_modify(|n| *n = n.wrapping_add(1));
+            }
+        }
+    }
+}
+
+/// What one process tells another.
+#[derive(Debug, Clone, PartialEq)]
+enum Heard {
+    Appended(Notices),
+    /// Webhook endpoints changed.
+    Webhooks,
+}
+
 /// Where a commit's notices go.
 pub(crate) struct Publisher {
-    local: broadcast::Sender<Notices>,
+    local: Local,
     /// The socket of a server on the same database, for a process that does not serve.
     remote: Option<PathBuf>,
 }
 
 impl Publisher {
     /// Notices for this process's listeners only.
-    pub(crate) fn local(local: broadcast::Sender<Notices>) -> Self {
+    pub(crate) fn local(local: Local) -> Self {
         Publisher {
             local,
             remote: None,
@@ -39,7 +75,7 @@ impl Publisher {
     }
 
     /// Notices for this process's listeners and for a server listening at `socket`.
-    pub(crate) fn with_remote(local: broadcast::Sender<Notices>, socket: PathBuf) -> Self {
+    pub(crate) fn with_remote(local: Local, socket: PathBuf) -> Self {
         Publisher {
             local,
             remote: Some(socket),
@@ -47,26 +83,40 @@ impl Publisher {
     }
 
     pub(crate) fn subscribe(&self) -> broadcast::Receiver<Notices> {
-        self.local.subscribe()
+        self.local.notices.subscribe()
     }
 
-    /// Sends `notices` to whoever listens; nobody listening is fine.
+    pub(crate) fn webhook_changes(&self) -> watch::Receiver<u64> {
+        self.local.webhooks.subscribe()
+    }
+
+    /// Sends a commit's `notices` to whoever listens.
     pub(crate) fn publish(&self, notices: Notices) {
+        self.tell(Heard::Appended(notices));
+    }
+
+    /// Tells whoever listens that webhook endpoints changed.
+    pub(crate) fn webhooks_changed(&self) {
+        self.tell(Heard::Webhooks);
+    }
+
+    fn tell(&self, heard: Heard) {
         if let Some(socket) = &self.remote {
-            send(socket, &notices);
+            send(socket, &heard);
         }
-        let _ = self.local.send(notices);
+        self.local.hear(heard);
     }
 }
 
-/// One notice per line: `appended <account> <head>` or `webhooks`.
-fn encode(notices: &[Notice]) -> Vec<String> {
+/// One line per notice, `appended <account> <head>`, or the line `webhooks`.
+fn encode(heard: &Heard) -> Vec<String> {
+    let notices = match heard {
+        Heard::Appended(notices) => notices,
+        Heard::Webhooks => return vec!["webhooks\n".to_owned()],
+    };
     let mut datagrams = vec![String::new()];
-    for notice in notices {
-        let line = match notice {
-            Notice::Appended { account, head } => format!("appended {account} {head}\n"),
-            Notice::Webhooks => "webhooks\n".to_owned(),
-        };
+    for Notice { account, head } in notices.iter() {
+        let line = format!("appended {account} {head}\n");
         if datagrams
             .last()
             .is_some_and(|d| d.len() + line.len() > MAX_DATAGRAM)
@@ -80,40 +130,52 @@ fn encode(notices: &[Notice]) -> Vec<String> {
     datagrams
 }
 
-/// What a datagram says; lines that are not notices are ignored.
-fn decode(datagram: &[u8]) -> Vec<Notice> {
+/// What a datagram says; lines that say nothing known are ignored.
+fn decode(datagram: &[u8]) -> Vec<Heard> {
     let text = String::from_utf8_lossy(datagram);
-    text.lines()
-        .filter_map(|line| {
-            let mut words = line.split_ascii_whitespace();
-            match (words.next(), words.next(), words.next()) {
-                (Some("appended"), Some(account), Some(head)) => Some(Notice::Appended {
-                    account: AccountId(account.parse().ok()?),
-                    head: head.parse().ok()?,
-                }),
-                (Some("webhooks"), None, None) => Some(Notice::Webhooks),
-                _ => None,
+    let mut notices = Vec::new();
+    let mut webhooks = false;
+    for line in text.lines() {
+        let mut words = line.split_ascii_whitespace();
+        match (words.next(), words.next(), words.next(), words.next()) {
+            (Some("appended"), Some(account), Some(head), None) => {
+                if let (Ok(account), Ok(head)) = (account.parse(), head.parse()) {
+                    notices.push(Notice {
+                        account: AccountId(account),
+                        head,
+                    });
+                }
             }
-        })
-        .collect()
+            (Some("webhooks"), None, None, None) => webhooks = true,
+            _ => {}
+        }
+    }
+    let mut heard = Vec::new();
+    if !notices.is_empty() {
+        heard.push(Heard::Appended(notices.into()));
+    }
+    if webhooks {
+        heard.push(Heard::Webhooks);
+    }
+    heard
 }
 
 #[cfg(unix)]
-fn send(socket: &std::path::Path, notices: &[Notice]) {
+fn send(socket: &std::path::Path, heard: &Heard) {
     use std::os::unix::net::UnixDatagram;
     let Ok(sender) = UnixDatagram::unbound() else {
         return;
     };
     // A server that is not reading right now loses the hint rather than stall this process.
     let _ = sender.set_nonblocking(true);
-    for datagram in encode(notices) {
+    for datagram in encode(heard) {
         // No server listening (or a stale socket) is the normal case for a tool.
         let _ = sender.send_to(datagram.as_bytes(), socket);
     }
 }
 
 #[cfg(not(unix))]
-fn send(_socket: &std::path::Path, _notices: &[Notice]) {}
+fn send(_socket: &std::path::Path, _heard: &Heard) {}
 
 /// Receives other processes' notices at a socket beside the database and publishes them here.
 pub(crate) struct Listener {
@@ -126,7 +188,7 @@ impl Listener {
     /// Listens at `path`, unless another live server already does (or the socket cannot be
     /// made): then other processes' changes reach this one only through the periodic check.
     #[cfg(unix)]
-    pub(crate) fn start(path: PathBuf, local: broadcast::Sender<Notices>) -> Option<Listener> {
+    pub(crate) fn start(path: PathBuf, local: Local) -> Option<Listener> {
         use std::os::unix::net::UnixDatagram;
         if path.exists() {
             let probe = UnixDatagram::unbound().and_then(|p| p.connect(&path));
@@ -172,12 +234,7 @@ impl Listener {
                         return;
                     }
                     match received {
-                        Ok(n) => {
-                            let notices = decode(&buffer[..n]);
-                            if !notices.is_empty() {
-                                let _ = local.send(notices.into());
-                            }
-                        }
+                        Ok(n) => decode(&buffer[..n]).into_iter().for_each(|h| local.hear(h)),
                         Err(err)
                             if matches!(
                                 err.kind(),
@@ -207,7 +264,7 @@ impl Listener {
     }
 
     #[cfg(not(unix))]
-    pub(crate) fn start(_path: PathBuf, _local: broadcast::Sender<Notices>) -> Option<Listener> {
+    pub(crate) fn start(_path: PathBuf, _local: Local) -> Option<Listener> {
         None
     }
 
@@ -233,21 +290,29 @@ mod tests {
     #[test]
     fn notices_survive_the_trip_and_split_over_datagrams() {
         let notices: Vec<Notice> = (0..1000)
-            .map(|i| Notice::Appended {
+            .map(|i| Notice {
                 account: AccountId(i),
                 head: 1_000_000 + i as u64,
             })
-            .chain([Notice::Webhooks])
             .collect();
-        let datagrams = encode(&notices);
+        let heard = Heard::Appended(notices.clone().into());
+        let datagrams = encode(&heard);
         assert!(datagrams.len() > 1);
         assert!(datagrams.iter().all(|d| d.len() <= MAX_DATAGRAM));
         let back: Vec<Notice> = datagrams
             .iter()
             .flat_map(|d| decode(d.as_bytes()))
+            .flat_map(|h| match h {
+                Heard::Appended(n) => n.to_vec(),
+                Heard::Webhooks => panic!("no webhook change was sent"),
+            })
             .collect();
         assert_eq!(back, notices);
-        assert!(decode(b"appended x 1\nnonsense\n\n").is_empty());
+        assert_eq!(
+            decode(encode(&Heard::Webhooks)[0].as_bytes()),
+            vec![Heard::Webhooks]
+        );
+        assert!(decode(b"appended x 1\nappended 1 2 3\nnonsense\n\n").is_empty());
     }
 
     #[cfg(unix)]
@@ -255,19 +320,31 @@ mod tests {
     fn a_listener_hears_another_process_and_a_second_one_stands_back() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db-notices");
-        let (local, mut heard) = broadcast::channel(8);
+        let local = Local::new(8);
+        let mut heard = local.notices.subscribe();
+        let mut webhooks = local.webhooks.subscribe();
         let listener = Listener::start(path.clone(), local.clone()).expect("listening");
         assert!(Listener::start(path.clone(), local.clone()).is_none());
 
-        let (other, _) = broadcast::channel(8);
-        let tool = Publisher::with_remote(other, path.clone());
-        let sent = Notice::Appended {
+        let tool = Publisher::with_remote(Local::new(8), path.clone());
+        let sent = Notice {
             account: AccountId(3),
             head: 7,
         };
         tool.publish(vec![sent].into());
         let got = heard.blocking_recv().unwrap();
         assert_eq!(&got[..], &[sent]);
+        tool.webhooks_changed();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            tokio::time::timeout(std::time::Duration::from_secs(10), webhooks.changed())
+                .await
+                .expect("heard the webhook change")
+                .unwrap();
+        });
 
         listener.stop();
         assert!(!path.exists());

@@ -414,7 +414,7 @@ impl Writer {
             sql(&self.conn, "COMMIT")?;
             Ok(moved
                 .into_iter()
-                .map(|(account, head)| Notice::Appended { account, head })
+                .map(|(account, head)| Notice { account, head })
                 .collect())
         })();
         self.open = false;
@@ -619,14 +619,13 @@ mod tests {
 mod syncer_tests {
     use super::*;
     use imgroups_core::AccountId;
-    use tokio::sync::broadcast;
 
     fn handoff(generation: u64) -> Handoff {
         Handoff {
             generation,
             committed: true,
             replies: Vec::new(),
-            notices: vec![Notice::Appended {
+            notices: vec![Notice {
                 account: AccountId(1),
                 head: generation,
             }],
@@ -635,7 +634,8 @@ mod syncer_tests {
 
     #[test]
     fn commits_whose_fsyncs_finish_out_of_order_are_published_in_order() {
-        let (local, mut heard) = broadcast::channel(8);
+        let local = crate::notices::Local::new(8);
+        let mut heard = local.notices.subscribe();
         let (jobs, mut synced) = mpsc::channel(8);
         let gate = Arc::new(Gate::new());
         let syncer = Syncer {
@@ -663,7 +663,7 @@ mod syncer_tests {
             let notices = heard.try_recv().unwrap();
             assert_eq!(
                 notices[0],
-                Notice::Appended {
+                Notice {
                     account: AccountId(1),
                     head: generation
                 }

@@ -18,7 +18,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use crate::error::{Error, Result};
 use crate::ids::Address;
@@ -32,13 +32,12 @@ pub type Work = Box<dyn FnOnce(&mut dyn Tx) -> Result<Outcome> + Send>;
 /// A query run on a read snapshot.
 pub type ReadFn = Box<dyn FnOnce(&mut dyn Reader) + Send>;
 
-/// What one commit changed, for whoever listens: sent after the commit is durable.
+/// What one commit did to one account's log, for whoever listens: sent once the commit is
+/// durable. "The log now ends at `head`" — never the events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Notice {
-    /// The account's log now ends at `head`.
-    Appended { account: AccountId, head: u64 },
-    /// Webhook endpoints were added, removed, paused or resumed.
-    Webhooks,
+pub struct Notice {
+    pub account: AccountId,
+    pub head: u64,
 }
 
 /// One commit's notices.
@@ -199,11 +198,15 @@ pub struct Webhook {
     pub created_at: Timestamp,
 }
 
-/// Webhook endpoints and their durable delivery cursors. Each change sends
-/// [`Notice::Webhooks`]. `account: Some(a)` limits a change to `a`'s endpoints (what an API
-/// caller may touch); an id that is not there is `invalidArgument`, `field=id`.
+/// Webhook endpoints and their durable delivery cursors. `account: Some(a)` limits a change to
+/// `a`'s endpoints (what an API caller may touch); an id that is not there is
+/// `invalidArgument`, `field=id`.
 #[async_trait]
 pub trait Hooks: Send + Sync + 'static {
+    /// Changes whenever endpoints are added, removed, paused or resumed (by this process or,
+    /// where the store can tell, by others; like notices, a hint): re-read them then.
+    fn webhook_changes(&self) -> watch::Receiver<u64>;
+
     /// Registers `url` for `account`, signed with `secret`. Delivery starts after the
     /// account's head at this moment: events already in the log are not sent.
     async fn add_webhook(
