@@ -135,7 +135,8 @@ pub(crate) struct Hub {
 /// Live subscribers of one account, and how far the hub has read its log for them.
 struct Interest {
     subscribers: usize,
-    /// `None` until the hub first reads for them.
+    /// `None` until a subscriber says where it starts ([`Watch::start_at`]) or the hub first
+    /// reads for them.
     read_through: Option<u64>,
 }
 
@@ -143,6 +144,18 @@ struct Interest {
 pub(crate) struct Watch {
     hub: Arc<Hub>,
     account: AccountId,
+}
+
+impl Watch {
+    /// The subscriber starts at `head` (it reads the log up to there itself): the hub need
+    /// read only what comes after, unless it already reads for someone else.
+    pub(crate) fn start_at(&self, head: u64) {
+        if let Ok(mut interest) = self.hub.interest.lock() {
+            if let Some(entry) = interest.get_mut(&self.account) {
+                entry.read_through.get_or_insert(head);
+            }
+        }
+    }
 }
 
 impl Drop for Watch {
@@ -159,14 +172,21 @@ impl Drop for Watch {
 }
 
 impl Hub {
-    /// Starts the hub's task (owned by `tasks`, ended by `shutdown`). Besides notices, it
+    /// Starts the hub (ended by `shutdown`; `tasks` waits for it). Besides notices, it
     /// re-reads the heads of watched accounts every `recheck`.
+    ///
+    /// The hub runs on a thread of its own, with a small runtime, not as a task among the
+    /// streams: right after it hands out a batch, a thousand stream tasks are queued on the
+    /// server's runtime, and a hub task woken by the next notice would queue behind all of
+    /// them, so each commit's delivery would wait for the previous one's to finish. On its
+    /// own thread it reads and hands out the next batch meanwhile, as the store's syncer used
+    /// to when notices carried the events (BENCHMARKS.md, session 5).
     pub(crate) fn start(
         store: Arc<dyn Store>,
         recheck: Duration,
         shutdown: CancellationToken,
         tasks: &TaskTracker,
-    ) -> Arc<Hub> {
+    ) -> std::io::Result<Arc<Hub>> {
         // Subscribe before anyone can watch: no notice after a watch begins is missed.
         let notices = store.notices();
         let (batches, _) = broadcast::channel(HUB_BUFFER);
@@ -176,8 +196,22 @@ impl Hub {
             batches,
             watched: Notify::new(),
         });
-        tasks.spawn(hub.clone().run(notices, recheck, shutdown));
-        hub
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (finished, done) = tokio::sync::oneshot::channel::<()>();
+        let run = hub.clone().run(notices, recheck, shutdown);
+        std::thread::Builder::new()
+            .name("imgroups-hub".into())
+            .spawn(move || {
+                runtime.block_on(run);
+                let _ = finished.send(());
+            })?;
+        // Shutdown waits for the thread through this task.
+        tasks.spawn(async move {
+            let _ = done.await;
+        });
+        Ok(hub)
     }
 
     /// Registers interest in `account`'s new events. Call before reading where the
@@ -464,6 +498,7 @@ impl Streams {
         // a batch (or is found in the log), so nothing falls between the two.
         let (watch, batches) = self.hub.watch(account);
         let bounds = self.store.log_bounds(account).await?;
+        watch.start_at(bounds.head);
         let head = bounds.head;
         let cursor = match after {
             Some(after) if after > head => {

@@ -105,7 +105,7 @@ pub async fn serve(
     let tasks = TaskTracker::new();
     let store = engine.store().clone();
     let streams = events::Streams {
-        hub: events::Hub::start(store.clone(), options.recheck, stop.clone(), &tasks),
+        hub: events::Hub::start(store.clone(), options.recheck, stop.clone(), &tasks)?,
         store: store.clone(),
         heartbeat: options.heartbeat,
         shutdown: stop.clone(),
