@@ -13,7 +13,7 @@
 //!   is paused until resumed (`imgroups webhook resume ID` or `POST /v1/webhooks:resume`).
 //!
 //! Request: `POST <url>` with `content-type: application/json`, body
-//! [`wire::group_event_json`], and headers
+//! `wire::group_event_json`, and headers
 //! - `x-imgroups-signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`
 //! - `x-imgroups-webhook-id: <endpoint id>`, `x-imgroups-sequence: <sequence>`,
 //!   `x-imgroups-attempt: <1, 2, …>`.

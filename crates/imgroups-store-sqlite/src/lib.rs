@@ -401,7 +401,7 @@ impl Log for SqliteStore {
 
 #[async_trait]
 impl Accounts for SqliteStore {
-    /// Every request starts here, so a good token is remembered (see [`TokenCache`]) and
+    /// Every request starts here, so a good token is remembered (see `TokenCache`) and
     /// checking it again costs one `stat` of the revocations file, not a database read. A
     /// miss runs inline on the caller's thread rather than hopping to the blocking pool: it is
     /// one indexed read of a hot page in WAL mode (never waiting on the writer).

@@ -463,18 +463,19 @@ where
 {
     let mut config = Config::new(data.db()?);
     config.role = Role::Tool;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|err| {
-            tracing::error!(error = %err, "cannot start the runtime");
-            Error::internal()
-        })?;
-    runtime.block_on(async move {
+    runtime(tokio::runtime::Builder::new_current_thread())?.block_on(async move {
         let store = open_store(config)?;
         let result = f(store.clone()).await;
         store.close().await;
         result
+    })
+}
+
+/// A runtime from `builder`, with I/O and timers.
+fn runtime(mut builder: tokio::runtime::Builder) -> Result<tokio::runtime::Runtime, Error> {
+    builder.enable_all().build().map_err(|err| {
+        tracing::error!(error = %err, "cannot start the runtime");
+        Error::internal()
     })
 }
 
@@ -501,14 +502,7 @@ fn serve(args: ServeArgs) -> Result<(), Error> {
         ..imgroups_server::Options::default()
     };
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|err| {
-            tracing::error!(error = %err, "cannot start the runtime");
-            Error::internal()
-        })?;
-    runtime.block_on(async move {
+    runtime(tokio::runtime::Builder::new_multi_thread())?.block_on(async move {
         let store = open_store(config)?;
         let first_token = match admin::ensure_account(&*store, &address).await {
             Ok((_, token)) => token,

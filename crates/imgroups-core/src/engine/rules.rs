@@ -6,11 +6,11 @@
 //! only on the request, so malformed input never reaches storage; [`execute`] checks everything
 //! that depends on state, inside the write transaction, so the check and the change are atomic.
 //!
-//! Every rule is checked before the first write (see [`crate::port::tx`]): [`check`] runs
-//! before the backend performs and before [`apply`] writes anything.
+//! Every rule is checked before the first write (see [`crate::port::tx`]): `check` runs
+//! before the backend performs and before `apply` writes anything.
 //!
 //! Our own writes ([`execute`]) and changes made by someone else ([`ingest`]) are recorded by
-//! the same [`apply`], so both produce the same events for the same audience.
+//! the same `apply`, so both produce the same events for the same audience.
 
 use std::borrow::Cow;
 
