@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Reason, Result};
 use crate::ids::{Address, ChatGuid};
 use crate::image;
 use crate::model::InitialMessage;
@@ -115,7 +115,7 @@ impl Command {
                 limits.max_icon_bytes
             ))
             .with("field", "data")
-            .with("reason", "tooLarge")
+            .because(Reason::TooLarge)
             .with("limit", limits.max_icon_bytes));
         }
         Ok(Self::group(chat, Mutation::set_icon(data)?))
@@ -192,7 +192,7 @@ fn display_name(name: &str) -> Result<String> {
             "display name is longer than {MAX_DISPLAY_NAME_CHARS} characters"
         ))
         .with("field", "displayName")
-        .with("reason", "tooLong")
+        .because(Reason::TooLong)
         .with("limit", MAX_DISPLAY_NAME_CHARS));
     }
     Ok(name.to_owned())

@@ -32,6 +32,54 @@ pub enum ErrorKind {
     Internal,
 }
 
+/// Why a request was refused, more precisely than its [`ErrorKind`]: sent as the `reason`
+/// context entry (`error-context-reason`, or `context.reason` over HTTP). An enum, so a typo
+/// does not compile and every reason the server can give is listed here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// A value is longer than allowed (a display name).
+    TooLong,
+    /// A value is larger than allowed (an icon).
+    TooLarge,
+    /// An icon is not a PNG, JPEG, GIF, HEIC or HEIF image.
+    UnsupportedImageType,
+    /// The same address twice in one request.
+    Duplicate,
+    /// The address is already in the group.
+    AlreadyParticipant,
+    /// The address is not in the group.
+    NotParticipant,
+    /// Removing yourself: leave instead.
+    UseLeave,
+    /// The group would have too few members.
+    GroupTooSmall,
+    /// The group would have too many members.
+    GroupFull,
+    /// Events after this cursor were removed by retention.
+    CursorTooOld,
+    /// The account exists already.
+    AccountExists,
+}
+
+impl Reason {
+    /// The wire form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::TooLong => "tooLong",
+            Reason::TooLarge => "tooLarge",
+            Reason::UnsupportedImageType => "unsupportedImageType",
+            Reason::Duplicate => "duplicate",
+            Reason::AlreadyParticipant => "alreadyParticipant",
+            Reason::NotParticipant => "notParticipant",
+            Reason::UseLeave => "useLeave",
+            Reason::GroupTooSmall => "groupTooSmall",
+            Reason::GroupFull => "groupFull",
+            Reason::CursorTooOld => "cursorTooOld",
+            Reason::AccountExists => "accountExists",
+        }
+    }
+}
+
 /// A failure with a human message (lower case, no internals) and context naming the input.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error("{message}")]
@@ -62,8 +110,13 @@ impl Error {
         Self::new(ErrorKind::InvalidArgument, message)
     }
 
-    pub fn precondition(reason: &str, message: impl Into<String>) -> Self {
-        Self::new(ErrorKind::PreconditionFailed, message).with("reason", reason)
+    pub fn precondition(reason: Reason, message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::PreconditionFailed, message).because(reason)
+    }
+
+    /// Adds the `reason` context entry.
+    pub fn because(self, reason: Reason) -> Self {
+        self.with("reason", reason.as_str())
     }
 
     pub fn not_supported(message: impl Into<String>) -> Self {

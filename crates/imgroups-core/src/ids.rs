@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::Error;
+use crate::error::{Error, Reason};
 
 /// Whether a chat GUID names a group (`+`) or a direct chat (`-`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -153,7 +153,7 @@ impl Address {
                     Error::invalid(format!("address {address} is listed more than once"))
                         .with("field", "addresses")
                         .with("address", input)
-                        .with("reason", "duplicate"),
+                        .because(Reason::Duplicate),
                 );
             }
             out.push(address);

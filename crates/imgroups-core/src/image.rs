@@ -1,6 +1,6 @@
 //! Group icon type detection from the bytes themselves; a caller's claim is never trusted.
 
-use crate::error::Error;
+use crate::error::{Error, Reason};
 
 /// An icon type the server accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +37,7 @@ pub fn sniff(data: &[u8]) -> Result<ImageType, Error> {
         .ok_or_else(|| {
             Error::invalid("icon must be a png, jpeg, gif, heic or heif image")
                 .with("field", "data")
-                .with("reason", "unsupportedImageType")
+                .because(Reason::UnsupportedImageType)
         })
 }
 

@@ -28,7 +28,7 @@ pub mod tokens;
 
 pub use command::{Command, Limits, Mutation};
 pub use engine::{Engine, EngineConfig, Observed, Rules};
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Error, ErrorKind, Reason, Result};
 pub use ids::{Address, ChatGuid, ChatKind};
 pub use model::{
     AccountId, Change, Chat, Event, GroupKey, InitialMessage, Message, Outcome, Timestamp, TokenId,

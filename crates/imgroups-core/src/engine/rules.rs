@@ -15,7 +15,7 @@
 use std::borrow::Cow;
 
 use crate::command::{Command, Mutation, MAX_GROUP_MEMBERS};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Reason, Result};
 use crate::ids::{Address, ChatGuid, ChatKind};
 use crate::model::{AccountId, Change, Chat, InitialMessage, Message, Outcome, Timestamp};
 use crate::port::backend::{Action, Backend};
@@ -145,7 +145,7 @@ fn check(
             for address in addresses {
                 if members.contains(address) {
                     return Err(Error::precondition(
-                        "alreadyParticipant",
+                        Reason::AlreadyParticipant,
                         format!("{address} is already in the group"),
                     )
                     .with("address", address)
@@ -160,7 +160,7 @@ fn check(
         Mutation::RemoveParticipants(addresses) => {
             if addresses.contains(me) {
                 return Err(Error::precondition(
-                    "useLeave",
+                    Reason::UseLeave,
                     "you cannot remove yourself; leave the group instead",
                 )
                 .with("address", me)
@@ -169,7 +169,7 @@ fn check(
             for address in addresses {
                 if !members.contains(address) {
                     return Err(Error::precondition(
-                        "notParticipant",
+                        Reason::NotParticipant,
                         format!("{address} is not in the group"),
                     )
                     .with("address", address)
@@ -179,7 +179,7 @@ fn check(
             let others = members.len() - 1;
             if others < MIN_OTHERS_TO_REMOVE || others - addresses.len() < MIN_OTHERS_AFTER_REMOVE {
                 return Err(Error::precondition(
-                    "groupTooSmall",
+                    Reason::GroupTooSmall,
                     format!(
                         "removal needs at least {MIN_OTHERS_TO_REMOVE} other participants and must leave at least {MIN_OTHERS_AFTER_REMOVE}"
                     ),
@@ -192,7 +192,7 @@ fn check(
         Mutation::Leave => {
             if members.len() - 1 < MIN_OTHERS_TO_LEAVE {
                 return Err(Error::precondition(
-                    "groupTooSmall",
+                    Reason::GroupTooSmall,
                     format!("leaving needs at least {MIN_OTHERS_TO_LEAVE} other participants"),
                 )
                 .with("chatguid", chat)
@@ -355,7 +355,7 @@ fn create_chat(
     } else {
         if addresses.contains(me) {
             return Err(Error::precondition(
-                "alreadyParticipant",
+                Reason::AlreadyParticipant,
                 "you are always a member of the groups you create",
             )
             .with("address", me));
@@ -544,7 +544,7 @@ pub fn address_not_found(address: &Address) -> Error {
 
 pub(crate) fn group_full() -> Error {
     Error::precondition(
-        "groupFull",
+        Reason::GroupFull,
         format!("a group holds at most {MAX_GROUP_MEMBERS} members including you"),
     )
     .with("limit", MAX_GROUP_MEMBERS)

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::sync::{broadcast, watch};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Reason, Result};
 use crate::ids::Address;
 use crate::model::{AccountId, Event, Outcome, Timestamp, TokenId, WebhookId};
 use crate::port::tx::{Reader, Tx};
@@ -59,7 +59,7 @@ impl LogBounds {
         if after < self.pruned_through {
             let oldest = self.pruned_through + 1;
             return Err(Error::precondition(
-                "cursorTooOld",
+                Reason::CursorTooOld,
                 format!("events before sequence {oldest} are no longer retained"),
             )
             .with("oldest", oldest)
