@@ -3,6 +3,8 @@
 //! Every error any transport sends is decided in [`code_of`]: an exhaustive match, so a new
 //! [`ErrorKind`] does not compile until someone picks its status and `error-code`.
 
+#![deny(clippy::wildcard_enum_match_arm)] // every error kind decided here, none by default
+
 use imgroups_core::{Address, Change, Chat, Error, ErrorKind, Event, Message, Timestamp};
 use imgroups_proto::pb;
 use imgroups_proto::pbjson_types;
