@@ -145,7 +145,7 @@ pub(crate) fn status_name(code: Code) -> &'static str {
     }
 }
 
-/// The HTTP error body (protocol.md §6.3), sent with [`http_status`] of `wire.status`: `code`, `message`,
+/// The HTTP error body (docs/protocol.md §6.3), sent with [`http_status`] of `wire.status`: `code`, `message`,
 /// `errorCode`, `retryable`, `context` (the same lower-case keys as the gRPC
 /// `error-context-*` trailers) and `requestId`.
 pub(crate) fn to_http_body(

@@ -160,6 +160,38 @@ struct Inner {
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
+impl Inner {
+    /// A pooled read connection, if one is free.
+    fn pooled(&self) -> Option<Connection> {
+        self.readers.lock().ok().and_then(|mut pool| pool.pop())
+    }
+
+    /// Runs `f` on `conn` and gives `conn` back to the pool. Returns `f`'s result and the
+    /// generation it may depend on (see `pipeline::Gate`).
+    fn read_on<T>(&self, conn: Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Read<T> {
+        let result = f(&conn);
+        let horizon = self.gate.horizon();
+        if let Ok(mut pool) = self.readers.lock() {
+            pool.push(conn);
+        }
+        Read { result, horizon }
+    }
+
+    /// `read`'s result, once everything it could have seen is durable (with [`Wait::Durable`]).
+    async fn settle<T>(&self, read: Read<T>, wait: Wait) -> Result<T> {
+        if wait == Wait::Durable {
+            self.gate.wait_durable(read.horizon).await;
+        }
+        read.result
+    }
+}
+
+/// A read's result and the commit generation it may reflect.
+struct Read<T> {
+    result: Result<T>,
+    horizon: u64,
+}
+
 impl Drop for Inner {
     /// A store dropped without [`SqliteStore::close_blocking`] (a test, a failed start) still
     /// stops listening and removes its socket. The writer stops by itself once its queue's
@@ -277,18 +309,12 @@ impl SqliteStore {
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
         let inner = self.inner.clone();
-        let (result, horizon) = tokio::task::spawn_blocking(move || {
-            let pooled = inner.readers.lock().map(|mut v| v.pop()).unwrap_or(None);
-            let conn = match pooled {
+        let read = tokio::task::spawn_blocking(move || {
+            let conn = match inner.pooled() {
                 Some(conn) => conn,
                 None => open_connection(&inner.config.path, inner.config.durability)?,
             };
-            let result = f(&conn);
-            let horizon = inner.gate.horizon();
-            if let Ok(mut pool) = inner.readers.lock() {
-                pool.push(conn);
-            }
-            Ok((result, horizon))
+            Ok(inner.read_on(conn, f))
         })
         .await
         .map_err(|err| {
@@ -296,10 +322,7 @@ impl SqliteStore {
             Error::internal()
         })
         .and_then(|r: Result<_>| r)?;
-        if wait == Wait::Durable {
-            self.inner.gate.wait_durable(horizon).await;
-        }
-        result
+        self.inner.settle(read, wait).await
     }
 
     /// [`Self::read_pooled`] for a read of a few rows: run on the caller's thread with a
@@ -312,19 +335,13 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        let pooled = self.inner.readers.lock().ok().and_then(|mut v| v.pop());
-        let Some(conn) = pooled else {
-            return self.read_pooled(f, wait).await;
-        };
-        let result = f(&conn);
-        let horizon = self.inner.gate.horizon();
-        if let Ok(mut pool) = self.inner.readers.lock() {
-            pool.push(conn);
+        match self.inner.pooled() {
+            Some(conn) => {
+                let read = self.inner.read_on(conn, f);
+                self.inner.settle(read, wait).await
+            }
+            None => self.read_pooled(f, wait).await,
         }
-        if wait == Wait::Durable {
-            self.inner.gate.wait_durable(horizon).await;
-        }
-        result
     }
 
     /// Tells this process's listeners and, for a tool, a server on the same database.

@@ -18,7 +18,7 @@ export const Status = Object.freeze({
   UNAUTHENTICATED: 16,
 });
 
-/** Expected SDK error shapes for each row of groups.md §3. */
+/** Expected SDK error shapes for each row of docs/behaviour.md §3. */
 export const Errors = Object.freeze({
   unauthenticated: { cls: AuthenticationError, code: "unauthenticated", grpcCode: Status.UNAUTHENTICATED },
   tokenBlocked: { cls: AuthenticationError, code: "tokenBlocked", grpcCode: Status.UNAUTHENTICATED },
@@ -94,7 +94,7 @@ export function addresses(chat) {
 }
 
 /**
- * Assert the invariant shape of a group Chat (groups.md §5) and, when given,
+ * Assert the invariant shape of a group Chat (docs/behaviour.md §5) and, when given,
  * its participants (exact order) and display name.
  */
 export function assertGroupChat(chat, { participants, displayName } = {}) {

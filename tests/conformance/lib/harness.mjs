@@ -516,6 +516,24 @@ export class StreamCollector {
   }
 }
 
+/**
+ * Open `groups.subscribeEvents(filter)` as `person` on a client of its own and resolve once
+ * the stream is live: its first frame, a heartbeat, says the subscription is in place.
+ * @returns {Promise<StreamCollector>}
+ */
+export async function subscribeLive(server, person, filter, timeoutMs = 5_000) {
+  let onFirst;
+  const firstHeartbeat = new Promise((resolveFirst) => (onFirst = resolveFirst));
+  const client = server.client(person.token, { onHeartbeat: () => onFirst("live") });
+  const stream = new StreamCollector(client.groups.subscribeEvents(filter));
+  const outcome = await waitFor(Promise.race([firstHeartbeat, stream.done.then(() => "ended")]), timeoutMs);
+  if (outcome !== "live") {
+    await stream.close();
+    throw stream.error ?? new Error(`stream not live within ${timeoutMs} ms`);
+  }
+  return stream;
+}
+
 /** Resolve with `promise`'s value, or with undefined after `ms` (the timer is cleared either way). */
 export async function waitFor(promise, ms) {
   let timer;

@@ -1,4 +1,4 @@
-// groups.md §3 (auth rows) and §8: bearer tokens, devices, revocation, CLI.
+// docs/behaviour.md §3 (auth rows) and §8: bearer tokens, devices, revocation, CLI.
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";

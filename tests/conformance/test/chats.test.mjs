@@ -1,4 +1,4 @@
-// groups.md §2 (addresses) and §5: chats.create / chats.get / chats.count.
+// docs/behaviour.md §2 (addresses) and §5: chats.create / chats.get / chats.count.
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";

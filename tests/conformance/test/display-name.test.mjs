@@ -1,4 +1,4 @@
-// groups.md §4 setDisplayName.
+// docs/behaviour.md §4 setDisplayName.
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";

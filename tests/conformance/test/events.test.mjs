@@ -1,4 +1,4 @@
-// groups.md §7: per-account event logs read back with events.catchUp.
+// docs/behaviour.md §7: per-account event logs read back with events.catchUp.
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";

@@ -1,4 +1,4 @@
-// groups.md §3: errors every group method shares (unknown group, a group
+// docs/behaviour.md §3: errors every group method shares (unknown group, a group
 // that is not mine, a direct-chat GUID), checked for each method.
 
 import assert from "node:assert/strict";

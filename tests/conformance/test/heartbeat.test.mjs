@@ -1,5 +1,5 @@
 // Heartbeats mean "this client got nothing for a while": traffic for other accounts or other
-// chats must not suppress them (spec/groups.md §7).
+// chats must not suppress them (docs/behaviour.md §7).
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 

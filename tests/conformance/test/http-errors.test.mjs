@@ -1,4 +1,4 @@
-// Bad input on the HTTP surface: every failure is the JSON error body of protocol.md §6.3
+// Bad input on the HTTP surface: every failure is the JSON error body of docs/protocol.md §6.3
 // (code, message, errorCode, retryable, context, requestId) with the matching HTTP status;
 // never a bare 500, HTML or plain text. Plus the raw wire facts the SDK relies on.
 

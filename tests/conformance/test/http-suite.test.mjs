@@ -1,6 +1,6 @@
 // The group and chat suites again, with every groups.* / chats.* call made through the
 // official SDK's HTTP client (createHttpClient) against `imgroups serve --http`: same
-// results, same error classes, codes and context as over gRPC (protocol.md §9, §6.3).
+// results, same error classes, codes and context as over gRPC (docs/protocol.md §9, §6.3).
 //
 // Each file runs in a child `node --test` with IMGROUPS_TRANSPORT=http (see lib/harness.mjs);
 // event streams stay on gRPC there, since the SDK has them over gRPC only.

@@ -1,4 +1,4 @@
-// groups.md §4 setIcon / getIcon / removeIcon.
+// docs/behaviour.md §4 setIcon / getIcon / removeIcon.
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";

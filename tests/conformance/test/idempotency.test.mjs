@@ -1,4 +1,4 @@
-// groups.md §6: client_message_id and x-idempotency-key.
+// docs/behaviour.md §6: client_message_id and x-idempotency-key.
 
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";

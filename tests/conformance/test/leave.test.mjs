@@ -1,4 +1,4 @@
-// groups.md §4 leave: size rule, invisibility afterwards, re-adding.
+// docs/behaviour.md §4 leave: size rule, invisibility afterwards, re-adding.
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";

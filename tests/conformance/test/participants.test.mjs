@@ -1,4 +1,4 @@
-// groups.md §4 addParticipants / removeParticipants.
+// docs/behaviour.md §4 addParticipants / removeParticipants.
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";

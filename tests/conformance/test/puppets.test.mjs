@@ -9,11 +9,10 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 
-import { Server, StreamCollector, uniqueEmail, waitFor } from "../lib/harness.mjs";
+import { Server, subscribeLive, uniqueEmail } from "../lib/harness.mjs";
 import { assertConsecutive, assertGroupEvent, assertGroupEvents } from "../lib/expect.mjs";
 import { png } from "../lib/images.mjs";
 
-const HEARTBEAT_WAIT_MS = 5_000;
 /** A puppet's change must reach a live subscriber this fast: no polling interval in between. */
 const LIVE_WITHIN_MS = 1_000;
 
@@ -33,15 +32,9 @@ describe("puppets (sim act)", () => {
     await server?.cleanup();
   });
 
-  /** Subscribe as `person` and resolve once the stream is live (first heartbeat). */
   async function subscribe(person) {
-    let onFirst;
-    const firstHeartbeat = new Promise((resolveFirst) => (onFirst = resolveFirst));
-    const client = server.client(person.token, { onHeartbeat: () => onFirst("live") });
-    const stream = new StreamCollector(client.groups.subscribeEvents());
+    const stream = await subscribeLive(server, person);
     open.push(stream);
-    const outcome = await waitFor(Promise.race([firstHeartbeat, stream.done.then(() => "ended")]), HEARTBEAT_WAIT_MS);
-    if (outcome !== "live") throw stream.error ?? new Error("stream not live within 5 s");
     return stream;
   }
 

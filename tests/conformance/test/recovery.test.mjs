@@ -1,4 +1,4 @@
-// groups.md §7 (last rule) and design.md invariants 4 and 5: the public docs' recovery flow.
+// docs/behaviour.md §7 (last rule) and docs/behaviour.md §10 invariants 4 and 5: the public docs' recovery flow.
 //
 // A consumer keeps a checkpoint C (the last sequence it has fully handled). To (re)connect it
 // opens the live stream FIRST (groups.subscribeEvents), then runs events.catchUp(C)

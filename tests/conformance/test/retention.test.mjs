@@ -1,4 +1,4 @@
-// groups.md §7 (catch-up decision) and `serve --retain-events N`: keep only the newest N events
+// docs/behaviour.md §7 (catch-up decision) and `serve --retain-events N`: keep only the newest N events
 // per account; a catch-up that would have to skip pruned events fails with preconditionFailed
 // (reason=cursorTooOld, oldest=<oldest retained sequence>), never a silent gap.
 

@@ -1,4 +1,4 @@
-// groups.md §7: live groups.subscribeEvents streams (live-only, filtered).
+// docs/behaviour.md §7: live groups.subscribeEvents streams (live-only, filtered).
 //
 // A subscription is live from the moment the server registers it, which the
 // client cannot observe directly. The server runs with --heartbeat-secs 1, so

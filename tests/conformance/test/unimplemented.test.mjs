@@ -1,4 +1,4 @@
-// groups.md §3 last row: RPCs outside the groups surface answer UNIMPLEMENTED
+// docs/behaviour.md §3 last row: RPCs outside the groups surface answer UNIMPLEMENTED
 // with error-code operationNotSupported, which the SDK surfaces as a plain
 // IMessageError (grpcCode 12). If one of these gets implemented, move it out
 // of this list.

@@ -1,5 +1,5 @@
 // Wire-level checks for inputs the SDK will not send: malformed and legacy
-// GUIDs, untrimmed or blank names, empty address lists (groups.md §2–§4).
+// GUIDs, untrimmed or blank names, empty address lists (docs/behaviour.md §2–§4).
 // Raw gRPC via @grpc/grpc-js; assertions read status and trailers directly.
 
 import assert from "node:assert/strict";

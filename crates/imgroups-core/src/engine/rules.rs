@@ -218,20 +218,22 @@ fn effective<'m>(
             (group.display_name.as_deref() != Some(name.as_str())).then_some(unchanged)?
         }
         Mutation::AddParticipants(addresses) => {
-            let new: Vec<Address> = addresses
-                .iter()
-                .filter(|a| !members.contains(a))
-                .cloned()
-                .collect();
-            (!new.is_empty()).then_some(Cow::Owned(Mutation::AddParticipants(new)))?
+            let new = |a: &&Address| !members.contains(a);
+            if !addresses.is_empty() && addresses.iter().all(|a| new(&a)) {
+                unchanged
+            } else {
+                let new: Vec<Address> = addresses.iter().filter(new).cloned().collect();
+                (!new.is_empty()).then_some(Cow::Owned(Mutation::AddParticipants(new)))?
+            }
         }
         Mutation::RemoveParticipants(addresses) => {
-            let gone: Vec<Address> = addresses
-                .iter()
-                .filter(|a| members.contains(a))
-                .cloned()
-                .collect();
-            (!gone.is_empty()).then_some(Cow::Owned(Mutation::RemoveParticipants(gone)))?
+            let member = |a: &&Address| members.contains(a);
+            if !addresses.is_empty() && addresses.iter().all(|a| member(&a)) {
+                unchanged
+            } else {
+                let gone: Vec<Address> = addresses.iter().filter(member).cloned().collect();
+                (!gone.is_empty()).then_some(Cow::Owned(Mutation::RemoveParticipants(gone)))?
+            }
         }
         Mutation::Leave => members.contains(actor).then_some(unchanged)?,
         Mutation::SetIcon { hash, .. } => {

@@ -1,4 +1,4 @@
-//! HTTP/JSON transport (protocol.md §1, §3, §9): the same application functions as gRPC,
+//! HTTP/JSON transport (docs/protocol.md §1, §3, §9): the same application functions as gRPC,
 //! under the colon-verb routes the official SDK's `createHttpClient` calls, in proto3 JSON.
 //!
 //! Layout:
@@ -7,7 +7,7 @@
 //! - `sse`: `GET /v1/events:stream`, the resumable Server-Sent-Events stream.
 //! - `hooks`: `/v1/webhooks` management for the token's account.
 //!
-//! Every error body has the shape of protocol.md §6.3, decided by [`wire`]: a handler returns
+//! Every error body has the shape of docs/protocol.md §6.3, decided by [`wire`]: a handler returns
 //! [`ApiError`], which leaves the error in the response's extensions, and [`envelope`] renders
 //! it with the request id. Anything that still arrives as a non-2xx without a JSON body (an
 //! extractor's own rejection, say) is rendered there too, so no answer is plain text or HTML.
@@ -69,7 +69,7 @@ fn route(method: Method, path: &'static str, handler: MethodRouter<Http>) -> Rou
 /// with the document.
 pub(crate) fn routes() -> Vec<Route> {
     let mut routes = vec![
-        // GroupService (protocol.md §1.1)
+        // GroupService (docs/protocol.md §1.1)
         route(
             Method::POST,
             "/v1/groups:setDisplayName",
@@ -89,7 +89,7 @@ pub(crate) fn routes() -> Vec<Route> {
         route(Method::POST, "/v1/groups:setIcon", post(set_icon)),
         route(Method::POST, "/v1/groups:removeIcon", post(remove_icon)),
         route(Method::GET, "/v1/groups:icon", get(get_icon)),
-        // ChatService (protocol.md §3)
+        // ChatService (docs/protocol.md §3)
         route(Method::POST, "/v1/chats", post(create_chat)),
         route(Method::GET, "/v1/chats:get", get(get_chat)),
         route(Method::GET, "/v1/chats:count", get(get_chat_count)),
@@ -116,7 +116,7 @@ pub(crate) fn routes() -> Vec<Route> {
     routes
 }
 
-/// The protocol's HTTP routes (the official SDK's, protocol.md §9) of RPCs this server does not
+/// The protocol's HTTP routes (the official SDK's, docs/protocol.md §9) of RPCs this server does not
 /// implement: authenticated, then UNIMPLEMENTED with `operationNotSupported`, exactly as over
 /// gRPC (the same `method` context: ChatService's short names as in `grpc`, full gRPC paths
 /// for whole services, as the gRPC fallback gives). Paths unknown to the protocol get 404.

@@ -7,13 +7,11 @@ use imgroups_store_sqlite::{Config, Durability, Role, SqliteStore};
 
 #[test]
 fn revocation_by_another_process_takes_effect_at_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("imgroups.db");
-    let store = crate::common::open_store(&path);
-    let rt = crate::common::runtime();
+    let fresh = crate::common::Fresh::new();
+    let (path, store, rt) = (&fresh.path, &fresh.store, &fresh.rt);
+    let token = fresh.add_account("me@example.com");
     let me = Address::parse("me@example.com").unwrap();
-    let token = rt.block_on(admin::add_account(&store, &me)).unwrap();
-    let other = rt.block_on(admin::create_token(&store, &me)).unwrap();
+    let other = rt.block_on(admin::create_token(store, &me)).unwrap();
 
     let account = rt.block_on(store.authenticate(&token)).unwrap();
     // Checked again: now from the cache.
@@ -21,7 +19,7 @@ fn revocation_by_another_process_takes_effect_at_once() {
     assert_eq!(rt.block_on(store.authenticate(&other)).unwrap(), account);
 
     // The CLI's path: a store of its own on the same database, its own commit.
-    let mut config = Config::new(&path);
+    let mut config = Config::new(path);
     config.durability = Durability::Normal;
     config.role = Role::Tool;
     let cli = SqliteStore::open(config).unwrap();

@@ -42,6 +42,41 @@ pub(crate) fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// A store on a new database in a temporary directory, and a runtime to drive it.
+pub(crate) struct Fresh {
+    _dir: tempfile::TempDir,
+    pub(crate) path: PathBuf,
+    pub(crate) store: SqliteStore,
+    pub(crate) rt: tokio::runtime::Runtime,
+}
+
+impl Fresh {
+    pub(crate) fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("imgroups.db");
+        let store = open_store(&path);
+        Fresh {
+            _dir: dir,
+            path,
+            store,
+            rt: runtime(),
+        }
+    }
+
+    /// A new account's key.
+    pub(crate) fn account(&self, address: &str) -> AccountId {
+        account(&self.rt, &self.store, address)
+    }
+
+    /// A new account; its first token.
+    pub(crate) fn add_account(&self, address: &str) -> String {
+        let address = Address::parse(address).unwrap();
+        self.rt
+            .block_on(imgroups_core::admin::add_account(&self.store, &address))
+            .unwrap()
+    }
+}
+
 /// A database in a temporary directory, for the conformance suite.
 pub(crate) struct TempFixture {
     _dir: tempfile::TempDir,

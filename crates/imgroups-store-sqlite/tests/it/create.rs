@@ -13,13 +13,11 @@ fn guid_of(outcome: Outcome) -> String {
 
 #[test]
 fn a_create_finds_the_oldest_exact_match_among_many_groups() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("imgroups.db");
-    let store = crate::common::open_store(&path);
-    let rt = crate::common::runtime();
-    let me = crate::common::account(&rt, &store, "me@x.com");
-    let other = crate::common::account(&rt, &store, "b@x.com");
-    let engine = crate::common::engine(&store);
+    let fresh = crate::common::Fresh::new();
+    let (store, rt) = (&fresh.store, &fresh.rt);
+    let me = fresh.account("me@x.com");
+    let other = fresh.account("b@x.com");
+    let engine = crate::common::engine(store);
     let create = |account, people: &[&str]| {
         let people: Vec<String> = people.iter().map(|p| p.to_string()).collect();
         let cmd = Command::create_chat(&people, None).unwrap();

@@ -2,20 +2,16 @@
 //! as long as it is busy), opening read connections and reading still work.
 
 use imgroups_core::port::{Accounts, Log, Store};
-use imgroups_core::{admin, Address};
 
 #[test]
 fn reads_work_while_the_write_lock_is_held() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("imgroups.db");
-    let store = crate::common::open_store(&path);
-    let rt = crate::common::runtime();
-    let me = Address::parse("me@example.com").unwrap();
-    let token = rt.block_on(admin::add_account(&store, &me)).unwrap();
-    let engine = crate::common::engine(&store);
+    let fresh = crate::common::Fresh::new();
+    let (store, rt) = (&fresh.store, &fresh.rt);
+    let token = fresh.add_account("me@example.com");
+    let engine = crate::common::engine(store);
 
     // Someone else (the CLI, say) takes the write lock and keeps it.
-    let holder = rusqlite::Connection::open(&path).unwrap();
+    let holder = rusqlite::Connection::open(&fresh.path).unwrap();
     holder.execute_batch("BEGIN IMMEDIATE").unwrap();
 
     let account = rt.block_on(store.authenticate(&token)).unwrap();
