@@ -116,10 +116,12 @@ pub(crate) fn routes() -> Vec<Route> {
     routes
 }
 
-/// The protocol's HTTP routes (the official SDK's, docs/protocol.md §9) of RPCs this server does not
-/// implement: authenticated, then UNIMPLEMENTED with `operationNotSupported`, exactly as over
-/// gRPC (the same `method` context: ChatService's short names as in `grpc`, full gRPC paths
-/// for whole services, as the gRPC fallback gives). Paths unknown to the protocol get 404.
+/// The protocol's HTTP routes (the official SDK's, docs/protocol.md §9) of RPCs this server does
+/// not implement: authenticated, then UNIMPLEMENTED with `operationNotSupported`, with the same
+/// `method` context as over gRPC (ChatService's short names as in `grpc`, full gRPC paths for
+/// whole services, as the gRPC fallback gives). Unlike gRPC, which answers calls to whole
+/// services it does not serve without looking at the token, every route here checks the token
+/// first. Paths unknown to the protocol get 404.
 const UNIMPLEMENTED: &[(&str, &str, &str)] = &[
     ("POST", "/v1/chats:markRead", "MarkChatRead"),
     ("POST", "/v1/chats:setBackground", "SetBackground"),
