@@ -20,7 +20,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
 use imgroups_core::port::{Notices, Store, Webhook};
@@ -49,6 +49,11 @@ pub struct WebhookOptions {
     /// How often the endpoint table is re-read and an idle endpoint re-checks the log, in case
     /// a notice was lost.
     pub poll: Duration,
+    /// Where several processes serve one store, each endpoint is delivered by one of them at
+    /// a time under a lease this long, renewed while it delivers ([`Hooks::claim_webhook`]).
+    ///
+    /// [`Hooks::claim_webhook`]: imgroups_core::port::Hooks::claim_webhook
+    pub lease: Duration,
 }
 
 impl Default for WebhookOptions {
@@ -59,6 +64,7 @@ impl Default for WebhookOptions {
             initial_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(60),
             poll: Duration::from_secs(2),
+            lease: Duration::from_secs(10),
         }
     }
 }
@@ -180,6 +186,7 @@ impl Supervisor {
                 options: self.options.clone(),
                 hook: hook.clone(),
                 stop: stop.clone(),
+                renewed: None,
             };
             let task = self.tasks.spawn(endpoint.run());
             self.running.insert(id, (stop, task));
@@ -196,15 +203,62 @@ struct Endpoint {
     options: WebhookOptions,
     hook: Webhook,
     stop: CancellationToken,
+    /// When this process last took or renewed the endpoint's lease (`None`: it does not hold
+    /// it).
+    renewed: Option<Instant>,
 }
 
 impl Endpoint {
-    async fn run(self) {
+    /// Takes or renews the lease when a third of it has passed; the endpoint's stored cursor
+    /// when this process newly took it. `Err(())`: another process holds it.
+    async fn hold_lease(&mut self) -> Result<Option<u64>, ()> {
+        let lease = self.options.lease;
+        if self.renewed.is_some_and(|at| at.elapsed() < lease / 3) {
+            return Ok(None);
+        }
+        let had = self.renewed.is_some();
+        match self.store.claim_webhook(self.hook.id, lease).await {
+            Ok(Some(cursor)) => {
+                self.renewed = Some(Instant::now());
+                Ok((!had).then_some(cursor))
+            }
+            Ok(None) => {
+                self.renewed = None;
+                Err(())
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "webhook: cannot renew the delivery lease");
+                // Keep delivering while the lease we had may still run; stop once it may not.
+                match self.renewed {
+                    Some(at) if at.elapsed() < lease * 2 / 3 => Ok(None),
+                    _ => {
+                        self.renewed = None;
+                        Err(())
+                    }
+                }
+            }
+        }
+    }
+
+    async fn run(mut self) {
         // Listen before reading, so a commit between the read and the wait still wakes us.
         let mut notices = self.store.notices();
         let mut cursor = self.hook.cursor;
         let account = self.hook.account;
         loop {
+            match self.hold_lease().await {
+                // Another process may have delivered further while it held the lease.
+                Ok(Some(stored)) => cursor = cursor.max(stored),
+                Ok(None) => {}
+                Err(()) => {
+                    // Another process delivers this endpoint; look again when its lease may
+                    // have run out.
+                    tokio::select! {
+                        _ = self.stop.cancelled() => return,
+                        _ = tokio::time::sleep(self.options.lease / 3) => continue,
+                    }
+                }
+            }
             let head = match self.store.log_bounds(account).await {
                 Ok(bounds) => bounds.head,
                 Err(err) => {
@@ -252,7 +306,7 @@ impl Endpoint {
 
     /// Delivers one event until a 2xx; false when the task must stop (shutdown, removal,
     /// pause).
-    async fn deliver(&self, event: &Event) -> bool {
+    async fn deliver(&mut self, event: &Event) -> bool {
         let body = match wire::group_event_json(event).map(|v| v.to_string()) {
             Ok(body) => body,
             Err(err) => {
@@ -263,6 +317,10 @@ impl Endpoint {
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
+            if self.hold_lease().await.is_err() {
+                // Lost to another process (this one stalled): it delivers from here.
+                return false;
+            }
             let outcome = tokio::select! {
                 _ = self.stop.cancelled() => return false,
                 outcome = self.post(event.sequence, &body, attempt) => outcome,

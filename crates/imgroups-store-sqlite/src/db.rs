@@ -1,6 +1,7 @@
 //! The SQL: the engine's transaction port ([`Tx`], [`Reader`]) over one SQLite connection,
 //! idempotency records, retention, and reads of the event log.
 
+use imgroups_core::port::tx::stored;
 use imgroups_core::port::{GroupRow, KeyScope, LogBounds, NewEvent, Reader, Recorded, Tx};
 use imgroups_core::{
     AccountId, Address, Change, ChatGuid, Error, Event, GroupKey, Message, Result, Timestamp,
@@ -35,46 +36,8 @@ impl<T> SqlResult<T> for rusqlite::Result<T> {
     }
 }
 
-/// Event kinds as stored in `events.kind`. Stable: they are on disk.
-const KIND_DISPLAY_NAME: i64 = 1;
-const KIND_ADDED: i64 = 2;
-const KIND_REMOVED: i64 = 3;
-const KIND_LEFT: i64 = 4;
-const KIND_ICON_CHANGED: i64 = 5;
-const KIND_ICON_REMOVED: i64 = 6;
-
-fn encode_change(change: &Change) -> (i64, Option<&str>) {
-    match change {
-        Change::DisplayNameChanged { display_name } => (KIND_DISPLAY_NAME, Some(display_name)),
-        Change::ParticipantAdded { participant } => (KIND_ADDED, Some(participant.as_str())),
-        Change::ParticipantRemoved { participant } => (KIND_REMOVED, Some(participant.as_str())),
-        Change::ParticipantLeft { participant } => (KIND_LEFT, Some(participant.as_str())),
-        Change::IconChanged => (KIND_ICON_CHANGED, None),
-        Change::IconRemoved => (KIND_ICON_REMOVED, None),
-    }
-}
-
 fn decode_change(kind: i64, value: Option<String>) -> rusqlite::Result<Change> {
-    let participant = || Address::from_trusted(value.clone().unwrap_or_default());
-    Ok(match kind {
-        KIND_DISPLAY_NAME => Change::DisplayNameChanged {
-            display_name: value.clone().unwrap_or_default(),
-        },
-        KIND_ADDED => Change::ParticipantAdded {
-            participant: participant(),
-        },
-        KIND_REMOVED => Change::ParticipantRemoved {
-            participant: participant(),
-        },
-        KIND_LEFT => Change::ParticipantLeft {
-            participant: participant(),
-        },
-        KIND_ICON_CHANGED => Change::IconChanged,
-        KIND_ICON_REMOVED => Change::IconRemoved,
-        other => {
-            return Err(rusqlite::Error::IntegralValueOutOfRange(6, other));
-        }
-    })
+    stored::decode(kind, value).ok_or(rusqlite::Error::IntegralValueOutOfRange(6, kind))
 }
 
 const EVENT_COLUMNS: &str = "seq, chat_guid, occurred_at, is_from_me, actor, kind, value";
@@ -647,7 +610,7 @@ impl Tx for Db<'_> {
                 .and_then(|mut s| s.query_row([account.0], |r| r.get::<_, i64>(0)))
                 .db()?,
         };
-        let (kind, value) = encode_change(event.change);
+        let (kind, value) = stored::encode(event.change);
         self.conn
             .prepare_cached(
                 "INSERT INTO events (account_id, seq, chat_guid, occurred_at, is_from_me, actor, kind, value)

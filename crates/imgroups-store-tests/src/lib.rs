@@ -13,6 +13,8 @@
 //! - [`ingest`]: a change observed elsewhere produces exactly the events our own write of it
 //!   would have, and only what is not yet reflected.
 
+pub mod pg;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 

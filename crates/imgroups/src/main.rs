@@ -44,10 +44,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use imgroups_core::port::{Accounts, Hooks, Store};
+use imgroups_core::port::Store;
 use imgroups_core::{admin, Address, Command, Engine, EngineConfig, Error, Limits, WebhookId};
 use imgroups_sim::Simulator;
-use imgroups_store_sqlite::{Config, Durability, Role, SqliteStore};
+use imgroups_store_postgres::PgStore;
+use imgroups_store_sqlite::{Config, Durability, SqliteStore};
 
 /// Name of the database file inside the data directory.
 const DB_FILE: &str = "imgroups.db";
@@ -70,6 +71,10 @@ struct DataArg {
     /// Data directory [default: the user's data directory, e.g. ~/.local/share/imgroups]
     #[arg(long = "data", env = "IMGROUPS_DATA", global = true)]
     dir: Option<PathBuf>,
+    /// Keep everything in this PostgreSQL database (>= 15) instead of SQLite in the data
+    /// directory, e.g. postgres://user@host:5432/imgroups. Several servers may share one.
+    #[arg(long = "database-url", env = "IMGROUPS_DATABASE_URL", global = true)]
+    database_url: Option<String>,
 }
 
 impl DataArg {
@@ -87,20 +92,62 @@ impl DataArg {
     }
 }
 
-/// Opens the store on `db`. The one place (with [`engine`]) where the binary picks concrete
-/// implementations of the ports.
-fn open_store(config: Config) -> Result<Arc<SqliteStore>, Error> {
-    SqliteStore::open(config).map(Arc::new)
+/// Whether a store is opened by the server or by a tool beside it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Serve,
+    Tool,
+}
+
+/// How the server tunes its store.
+struct StoreOptions {
+    role: Role,
+    durability: Durability,
+    retain_events: Option<u64>,
+}
+
+impl StoreOptions {
+    fn tool() -> Self {
+        StoreOptions {
+            role: Role::Tool,
+            durability: Durability::Full,
+            retain_events: None,
+        }
+    }
+}
+
+/// Opens the store `data` names: PostgreSQL with `--database-url`, else SQLite in the data
+/// directory. The one place (with [`engine`]) where the binary picks concrete implementations
+/// of the ports.
+fn open_store(data: &DataArg, options: StoreOptions) -> Result<Arc<dyn Store>, Error> {
+    if let Some(url) = &data.database_url {
+        let mut config = imgroups_store_postgres::Config::new(url);
+        config.retain_events = options.retain_events;
+        config.role = match options.role {
+            Role::Serve => imgroups_store_postgres::Role::Serve,
+            Role::Tool => imgroups_store_postgres::Role::Tool,
+        };
+        return Ok(Arc::new(PgStore::open(config)?));
+    }
+    let mut config = Config::new(data.db()?);
+    config.durability = options.durability;
+    config.retain_events = options.retain_events;
+    config.role = match options.role {
+        Role::Serve => imgroups_store_sqlite::Role::Serve,
+        Role::Tool => imgroups_store_sqlite::Role::Tool,
+    };
+    Ok(Arc::new(SqliteStore::open(config)?))
 }
 
 /// The engine over `store`, with the simulated network as its backend.
-fn engine(store: Arc<SqliteStore>, config: EngineConfig) -> Engine {
+fn engine(store: Arc<dyn Store>, config: EngineConfig) -> Engine {
     Engine::new(store, Arc::new(Simulator), config)
 }
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run the server (gRPC) with the simulator and the embedded SQLite store.
+    /// Run the server (gRPC and HTTP) with the simulator, on the embedded SQLite store or
+    /// on PostgreSQL (--database-url).
     Serve(ServeArgs),
     /// Manage simulated accounts.
     #[command(subcommand)]
@@ -173,8 +220,9 @@ struct ServeArgs {
     /// How long idempotency keys are remembered, in seconds.
     #[arg(long, default_value_t = 24 * 60 * 60)]
     idempotency_ttl_secs: u64,
-    /// `full`: an acknowledged write survives power loss. `normal`: survives a crash of the
-    /// process only.
+    /// SQLite only. `full`: an acknowledged write survives power loss. `normal`: survives a
+    /// crash of the process only. (On PostgreSQL every commit is durable:
+    /// `synchronous_commit=on`.)
     #[arg(long, value_enum, default_value = "full")]
     durability: DurabilityArg,
     /// Keep only the newest N events per account (default: keep every event forever).
@@ -206,6 +254,11 @@ struct HttpArgs {
     /// Longest webhook retry delay, in milliseconds.
     #[arg(long, default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..))]
     webhook_max_backoff_ms: u64,
+    /// With several servers on one PostgreSQL database, each webhook endpoint is delivered
+    /// by one of them at a time, under a lease of this many milliseconds (renewed while it
+    /// delivers); if that server dies, another takes over once the lease runs out.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..))]
+    webhook_lease_ms: u64,
 }
 
 impl HttpArgs {
@@ -217,6 +270,7 @@ impl HttpArgs {
                 timeout: Duration::from_millis(self.webhook_timeout_ms),
                 initial_backoff: Duration::from_millis(self.webhook_backoff_ms),
                 max_backoff: Duration::from_millis(self.webhook_max_backoff_ms),
+                lease: Duration::from_millis(self.webhook_lease_ms),
                 ..imgroups_server::WebhookOptions::default()
             },
         }
@@ -454,17 +508,15 @@ fn webhook(cmd: WebhookCmd) -> Result<(), Error> {
     }
 }
 
-/// Runs `f` on the store in `data`, as a tool beside any server running on it: the server
-/// hears of its commits at once (see `imgroups_store_sqlite::Role`).
+/// Runs `f` on the store `data` names, as a tool beside any server running on it: the server
+/// hears of its commits at once.
 fn with_store<F, Fut>(data: &DataArg, f: F) -> Result<(), Error>
 where
-    F: FnOnce(Arc<SqliteStore>) -> Fut,
+    F: FnOnce(Arc<dyn Store>) -> Fut,
     Fut: Future<Output = Result<(), Error>>,
 {
-    let mut config = Config::new(data.db()?);
-    config.role = Role::Tool;
     runtime(tokio::runtime::Builder::new_current_thread())?.block_on(async move {
-        let store = open_store(config)?;
+        let store = open_store(data, StoreOptions::tool())?;
         let result = f(store.clone()).await;
         store.close().await;
         result
@@ -481,16 +533,15 @@ fn runtime(mut builder: tokio::runtime::Builder) -> Result<tokio::runtime::Runti
 
 fn serve(args: ServeArgs) -> Result<(), Error> {
     let dir = args.data.dir()?;
-    let db = dir.join(DB_FILE);
     let address = Address::parse(&args.account)?;
-    let durability = match args.durability {
-        DurabilityArg::Full => Durability::Full,
-        DurabilityArg::Normal => Durability::Normal,
+    let store_options = StoreOptions {
+        role: Role::Serve,
+        durability: match args.durability {
+            DurabilityArg::Full => Durability::Full,
+            DurabilityArg::Normal => Durability::Normal,
+        },
+        retain_events: args.retain_events,
     };
-
-    let mut config = Config::new(db);
-    config.durability = durability;
-    config.retain_events = args.retain_events;
     let engine_config = EngineConfig {
         idempotency_ttl: Duration::from_secs(args.idempotency_ttl_secs),
     };
@@ -503,7 +554,7 @@ fn serve(args: ServeArgs) -> Result<(), Error> {
     };
 
     runtime(tokio::runtime::Builder::new_multi_thread())?.block_on(async move {
-        let store = open_store(config)?;
+        let store = open_store(&args.data, store_options)?;
         let first_token = match admin::ensure_account(&*store, &address).await {
             Ok((_, token)) => token,
             Err(err) => {

@@ -16,6 +16,7 @@
 //! slow periodic check; a lost notice delays delivery, never skips an event.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::{broadcast, watch};
@@ -227,6 +228,20 @@ pub trait Hooks: Send + Sync + 'static {
     /// Records a failed attempt; pauses the endpoint once `max_failures` consecutive attempts
     /// failed. Returns whether it is now paused.
     async fn webhook_failed(&self, id: WebhookId, error: &str, max_failures: u32) -> Result<bool>;
+
+    /// Takes or renews this process's lease to deliver endpoint `id` for `lease`: its cursor
+    /// if this process may deliver it now, `None` if another process holds the lease (or the
+    /// endpoint is paused or gone). Where several processes serve one store, each endpoint is
+    /// delivered by one at a time, and another takes over once a lease runs out unrenewed.
+    /// A store served by one process only needs no lease: this default says "yours".
+    async fn claim_webhook(&self, id: WebhookId, lease: Duration) -> Result<Option<u64>> {
+        let _ = lease;
+        Ok(self
+            .webhook(id)
+            .await?
+            .filter(|hook| !hook.paused)
+            .map(|hook| hook.cursor))
+    }
 }
 
 /// A whole store.

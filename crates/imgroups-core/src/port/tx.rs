@@ -123,3 +123,51 @@ pub trait Tx: Reader {
         at: Timestamp,
     ) -> Result<()>;
 }
+
+/// How a [`Change`] is stored: a kind code and an optional value. Stable: every store keeps
+/// these numbers on disk.
+pub mod stored {
+    use crate::ids::Address;
+    use crate::model::Change;
+
+    const DISPLAY_NAME: i64 = 1;
+    const ADDED: i64 = 2;
+    const REMOVED: i64 = 3;
+    const LEFT: i64 = 4;
+    const ICON_CHANGED: i64 = 5;
+    const ICON_REMOVED: i64 = 6;
+
+    /// `change` as (kind, value).
+    pub fn encode(change: &Change) -> (i64, Option<&str>) {
+        match change {
+            Change::DisplayNameChanged { display_name } => (DISPLAY_NAME, Some(display_name)),
+            Change::ParticipantAdded { participant } => (ADDED, Some(participant.as_str())),
+            Change::ParticipantRemoved { participant } => (REMOVED, Some(participant.as_str())),
+            Change::ParticipantLeft { participant } => (LEFT, Some(participant.as_str())),
+            Change::IconChanged => (ICON_CHANGED, None),
+            Change::IconRemoved => (ICON_REMOVED, None),
+        }
+    }
+
+    /// The change stored as (kind, value); `None` for a kind this version does not know.
+    pub fn decode(kind: i64, value: Option<String>) -> Option<Change> {
+        let participant = || Address::from_trusted(value.clone().unwrap_or_default());
+        Some(match kind {
+            DISPLAY_NAME => Change::DisplayNameChanged {
+                display_name: value.clone().unwrap_or_default(),
+            },
+            ADDED => Change::ParticipantAdded {
+                participant: participant(),
+            },
+            REMOVED => Change::ParticipantRemoved {
+                participant: participant(),
+            },
+            LEFT => Change::ParticipantLeft {
+                participant: participant(),
+            },
+            ICON_CHANGED => Change::IconChanged,
+            ICON_REMOVED => Change::IconRemoved,
+            _ => return None,
+        })
+    }
+}

@@ -1,0 +1,642 @@
+//! imgroups on PostgreSQL: one implementation of the store port
+//! ([`imgroups_core::port::Store`]) that several server processes can share, so they can run
+//! behind a load balancer as stateless nodes.
+//!
+//! Layout:
+//! - [`PgStore`] (this file): connects, migrates, owns the writer thread, the connection pool
+//!   and the hint tasks, and implements the port. It runs its I/O on a small runtime of its
+//!   own, so it works the same from a server, a CLI command or a test.
+//! - `writer`: group commit — the engine's units of work in batches, each batch one
+//!   transaction under a cluster-wide write lock, which keeps every account's sequences
+//!   1, 2, 3, … in commit order across processes.
+//! - `hints`: commit hints, token revocations and webhook changes between processes, over
+//!   LISTEN/NOTIFY, sent after commit and coalesced; lossy by design.
+//! - `admin`: accounts, tokens, the directory, webhook endpoints and their delivery leases.
+//! - `sql`: queries shared by the writer and read snapshots. `schema`: versioned migrations.
+//! - [`baseline`]: raw single-row commits, the benchmark's yardstick.
+//!
+//! Durability: every connection runs `synchronous_commit = on`, and nothing is answered,
+//! hinted or readable before its `COMMIT` returned.
+
+mod admin;
+pub mod baseline;
+mod hints;
+mod schema;
+mod sql;
+mod writer;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use imgroups_core::port::{
+    Accounts, GroupRow, Hooks, Log, LogBounds, Notices, ReadFn, Reader, Store, TokenInfo, TokenRef,
+    Webhook, WebhookUrl, Work,
+};
+use imgroups_core::{
+    AccountId, Address, Error, Event, GroupKey, Outcome, Result, Timestamp, TokenId, WebhookId,
+};
+use tokio::runtime::{Handle, Runtime};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio_postgres::Row;
+
+use crate::hints::Hints;
+use crate::sql::{Params, PgResult, Query};
+use crate::writer::{Job, Msg, Writer};
+
+/// What this process does with the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A server: listens for other processes' hints and passes them on to its live streams,
+    /// webhook deliveries and token checks.
+    Serve,
+    /// A tool (the CLI): sends hints of its own commits, listens for none.
+    Tool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `postgres://user@host:port/database` (or key=value form).
+    pub url: String,
+    /// Most requests committed together.
+    pub max_batch: usize,
+    /// Keep only this many newest events per account (`None`: keep every event).
+    pub retain_events: Option<u64>,
+    /// Pooled connections for reads and bookkeeping (the writer and the listener have their
+    /// own).
+    pub pool_size: usize,
+    pub role: Role,
+}
+
+impl Config {
+    pub fn new(url: impl Into<String>) -> Self {
+        Config {
+            url: url.into(),
+            max_batch: 512,
+            retain_events: None,
+            pool_size: 16,
+            role: Role::Serve,
+        }
+    }
+}
+
+/// Parses a connection URL and sets what every connection of ours needs.
+fn pg_config(url: &str) -> Result<tokio_postgres::Config> {
+    let mut config: tokio_postgres::Config = url.parse().map_err(|err| {
+        Error::invalid(format!("invalid database url: {err}")).with("field", "database-url")
+    })?;
+    // An acknowledged write must be durable, whatever the database's default says.
+    config.options("-c synchronous_commit=on -c client_min_messages=warning");
+    if config.get_application_name().is_none() {
+        config.application_name("imgroups");
+    }
+    config.connect_timeout(Duration::from_secs(10));
+    Ok(config)
+}
+
+/// Connects and runs the connection on `handle`.
+pub(crate) async fn connect(
+    config: &tokio_postgres::Config,
+    handle: &Handle,
+) -> Result<tokio_postgres::Client> {
+    let (client, connection) = config.connect(tokio_postgres::NoTls).await.map_err(|err| {
+        tracing::warn!(error = %err, "cannot connect to PostgreSQL");
+        Error::unavailable(format!("cannot connect to the database: {err}"))
+    })?;
+    handle.spawn(async move {
+        if let Err(err) = connection.await {
+            tracing::debug!(error = %err, "a database connection ended");
+        }
+    });
+    Ok(client)
+}
+
+/// Runs `future` to completion on `handle` from wherever we are: a plain thread, or a thread
+/// of some other runtime (where blocking directly is not allowed).
+fn block_on<T: Send + 'static>(
+    handle: &Handle,
+    future: impl Future<Output = T> + Send + 'static,
+) -> T {
+    if Handle::try_current().is_err() {
+        return handle.block_on(future);
+    }
+    let handle = handle.clone();
+    std::thread::scope(|s| {
+        s.spawn(move || handle.block_on(future))
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+/// The PostgreSQL store; cheap to clone.
+#[derive(Clone)]
+pub struct PgStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Config,
+    runtime: Mutex<Option<Runtime>>,
+    handle: Handle,
+    pool: deadpool_postgres::Pool,
+    jobs: mpsc::Sender<Msg>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    hints: Arc<Hints>,
+    publisher: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    stop_listener: watch::Sender<bool>,
+    tokens: TokenCache,
+}
+
+impl Drop for Inner {
+    /// A store dropped without [`Store::close`] (a test, a failed start) still stops its
+    /// writer and its runtime.
+    fn drop(&mut self) {
+        let _ = self.jobs.try_send(Msg::Stop);
+        let writer = self.writer.get_mut().ok().and_then(|w| w.take());
+        if let Some(writer) = writer {
+            let _ = writer.join();
+        }
+        let runtime = self.runtime.get_mut().ok().and_then(|r| r.take());
+        if let Some(runtime) = runtime {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl PgStore {
+    /// Connects, brings the schema up to date, and starts the writer (and, for
+    /// [`Role::Serve`], the hint listener).
+    pub fn open(config: Config) -> Result<Self> {
+        let pg = pg_config(&config.url)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("imgroups-pg")
+            .enable_all()
+            .build()
+            .map_err(|err| {
+                tracing::error!(error = %err, "cannot start the database runtime");
+                Error::internal()
+            })?;
+        let handle = runtime.handle().clone();
+        {
+            let (pg, handle) = (pg.clone(), handle.clone());
+            block_on(&handle.clone(), async move {
+                let mut client = connect(&pg, &handle).await?;
+                schema::migrate(&mut client).await
+            })?;
+        }
+        let manager = deadpool_postgres::Manager::from_config(
+            pg.clone(),
+            tokio_postgres::NoTls,
+            deadpool_postgres::ManagerConfig {
+                recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+            },
+        );
+        let pool = deadpool_postgres::Pool::builder(manager)
+            .max_size(config.pool_size.max(1))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|err| {
+                tracing::error!(error = %err, "cannot build the connection pool");
+                Error::internal()
+            })?;
+        let node = format!("{:016x}", rand_u64());
+        let (hints, outbox) = Hints::new(node);
+        let (stop_listener, stop) = watch::channel(false);
+        let publisher = {
+            let _entered = handle.enter();
+            if config.role == Role::Serve {
+                hints::spawn_listener(hints.clone(), pg.clone(), stop);
+            }
+            hints::spawn_publisher(hints.clone(), outbox, pg.clone())
+        };
+        let (jobs, rx) = mpsc::channel(4 * config.max_batch.max(1));
+        let writer = Writer::new(
+            pg,
+            handle.clone(),
+            config.max_batch.max(1),
+            config.retain_events,
+            hints.clone(),
+        );
+        let writer = std::thread::Builder::new()
+            .name("imgroups-pg-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|err| {
+                tracing::error!(error = %err, "cannot start the writer thread");
+                Error::internal()
+            })?;
+        Ok(PgStore {
+            inner: Arc::new(Inner {
+                config,
+                runtime: Mutex::new(Some(runtime)),
+                handle,
+                pool,
+                jobs,
+                writer: Mutex::new(Some(writer)),
+                hints,
+                publisher: Mutex::new(Some(publisher)),
+                stop_listener,
+                tokens: TokenCache::default(),
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// This process's name in hints and webhook leases.
+    pub fn node(&self) -> &str {
+        self.inner.hints.node()
+    }
+
+    /// Runs `f` with a pooled connection on the store's runtime.
+    async fn with_client<T, F, Fut>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(deadpool_postgres::Client) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T>> + Send,
+    {
+        let pool = self.inner.pool.clone();
+        self.inner
+            .handle
+            .spawn(async move {
+                let client = pool.get().await.map_err(|err| {
+                    tracing::warn!(error = %err, "no database connection");
+                    Error::unavailable("the database is unavailable; retry")
+                })?;
+                f(client).await
+            })
+            .await
+            .map_err(|_| Error::unavailable("the store is closed"))?
+    }
+}
+
+/// A random number for this process's node name.
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+/// A read snapshot on a pooled connection, used synchronously by the engine's queries.
+struct Snapshot {
+    client: deadpool_postgres::Client,
+    handle: Handle,
+}
+
+impl Query for Snapshot {
+    fn rows(&mut self, sql: &'static str, params: Params<'_>) -> Result<Vec<Row>> {
+        let client = &self.client;
+        self.handle.block_on(async {
+            let statement = client.prepare_cached(sql).await.db()?;
+            client.query(&statement, params).await.db()
+        })
+    }
+}
+
+impl Reader for Snapshot {
+    fn account_address(&mut self, account: AccountId) -> Result<Address> {
+        sql::account_address(self, account)
+    }
+    fn group(&mut self, identifier: &str) -> Result<Option<GroupRow>> {
+        sql::group(self, identifier)
+    }
+    fn members(&mut self, group: GroupKey) -> Result<Vec<Address>> {
+        sql::members(self, group)
+    }
+    fn icon(&mut self, group: GroupKey) -> Result<Option<(Vec<u8>, String)>> {
+        sql::icon(self, group)
+    }
+    fn groups_of(&mut self, address: &Address) -> Result<Vec<GroupRow>> {
+        sql::groups_of(self, address)
+    }
+    fn groups_with_all(&mut self, addresses: &[Address]) -> Result<Vec<GroupRow>> {
+        sql::groups_with_all(self, addresses)
+    }
+    fn has_direct_chat(&mut self, account: AccountId, address: &Address) -> Result<bool> {
+        sql::has_direct_chat(self, account, address)
+    }
+    fn count_direct_chats(&mut self, account: AccountId) -> Result<u64> {
+        sql::count_direct_chats(self, account)
+    }
+}
+
+#[async_trait]
+impl Log for PgStore {
+    async fn write(&self, work: Work) -> Result<Outcome> {
+        let gone = || Error::unavailable("the server is shutting down");
+        let (reply, rx) = oneshot::channel();
+        self.inner
+            .jobs
+            .send(Msg::Write(Job { work, reply }))
+            .await
+            .map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())?
+    }
+
+    async fn read(&self, query: ReadFn) -> Result<()> {
+        let pool = self.inner.pool.clone();
+        let handle = self.inner.handle.clone();
+        self.inner
+            .handle
+            .spawn_blocking(move || {
+                let client = handle.block_on(pool.get()).map_err(|err| {
+                    tracing::warn!(error = %err, "no database connection");
+                    Error::unavailable("the database is unavailable; retry")
+                })?;
+                handle
+                    .block_on(
+                        client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"),
+                    )
+                    .db()?;
+                let mut snapshot = Snapshot { client, handle };
+                query(&mut snapshot);
+                let Snapshot { client, handle } = snapshot;
+                handle.block_on(client.batch_execute("COMMIT")).db()
+            })
+            .await
+            .map_err(|_| Error::unavailable("the store is closed"))?
+    }
+
+    async fn log_bounds(&self, account: AccountId) -> Result<LogBounds> {
+        self.with_client(move |client| async move {
+            let statement = client
+                .prepare_cached("SELECT head_seq, pruned_through FROM accounts WHERE id = $1")
+                .await
+                .db()?;
+            let row = client.query_opt(&statement, &[&account.0]).await.db()?;
+            Ok(row.map_or(
+                LogBounds {
+                    head: 0,
+                    pruned_through: 0,
+                },
+                |r| LogBounds {
+                    head: r.get::<_, i64>(0).max(0) as u64,
+                    pruned_through: r.get::<_, i64>(1).max(0) as u64,
+                },
+            ))
+        })
+        .await
+    }
+
+    async fn read_events(
+        &self,
+        account: AccountId,
+        after: u64,
+        up_to: u64,
+        limit: usize,
+    ) -> Result<Vec<Event>> {
+        let to_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        let (after, up_to, limit) = (to_i64(after), to_i64(up_to), to_i64(limit as u64));
+        self.with_client(move |client| async move {
+            let statement = client.prepare_cached(sql::EVENTS).await.db()?;
+            let rows = client
+                .query(&statement, &[&account.0, &after, &up_to, &limit])
+                .await
+                .db()?;
+            rows.iter().map(sql::event_from_row).collect()
+        })
+        .await
+    }
+
+    fn notices(&self) -> broadcast::Receiver<Notices> {
+        self.inner.hints.subscribe()
+    }
+
+    async fn forget_keys_before(&self, cutoff: Timestamp) -> Result<()> {
+        self.with_client(
+            move |client| async move { admin::forget_keys_before(&client, cutoff).await },
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl Accounts for PgStore {
+    /// A good token is remembered for a few seconds while the hint listener is connected:
+    /// a revocation anywhere reaches every process as a hint and empties the cache.
+    async fn authenticate(&self, token: &str) -> Result<AccountId> {
+        let generation = self.inner.hints.token_generation();
+        if let Some(account) = self.inner.tokens.get(token, generation) {
+            return Ok(account);
+        }
+        let owned = token.to_owned();
+        let account = self
+            .with_client(move |client| async move { admin::authenticate(&client, &owned).await })
+            .await?;
+        self.inner.tokens.put(token.to_owned(), account, generation);
+        Ok(account)
+    }
+
+    async fn ensure_account(&self, address: &Address) -> Result<(AccountId, bool)> {
+        let address = address.clone();
+        self.with_client(move |mut client| async move {
+            admin::ensure_account(&mut client, &address).await
+        })
+        .await
+    }
+
+    async fn find_account(&self, address: &Address) -> Result<Option<AccountId>> {
+        let address = address.clone();
+        self.with_client(move |client| async move { admin::find_account(&client, &address).await })
+            .await
+    }
+
+    async fn add_token(&self, account: AccountId, hash: Vec<u8>) -> Result<TokenId> {
+        self.with_client(
+            move |client| async move { admin::add_token(&client, account, &hash).await },
+        )
+        .await
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<TokenInfo>> {
+        self.with_client(|client| async move { admin::list_tokens(&client).await })
+            .await
+    }
+
+    async fn revoke_token(&self, token: &TokenRef) -> Result<TokenId> {
+        let token = token.clone();
+        let id = self
+            .with_client(move |client| async move { admin::revoke_token(&client, &token).await })
+            .await?;
+        self.inner.hints.revoked();
+        Ok(id)
+    }
+
+    async fn set_unreachable(&self, address: &Address, unreachable: bool) -> Result<()> {
+        let address = address.clone();
+        self.with_client(move |mut client| async move {
+            admin::set_unreachable(&mut client, &address, unreachable).await
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl Hooks for PgStore {
+    fn webhook_changes(&self) -> watch::Receiver<u64> {
+        self.inner.hints.webhook_changes()
+    }
+
+    async fn add_webhook(
+        &self,
+        account: AccountId,
+        url: &WebhookUrl,
+        secret: &str,
+    ) -> Result<Webhook> {
+        let (url, secret) = (url.clone(), secret.to_owned());
+        let hook = self
+            .with_client(move |client| async move {
+                admin::add_webhook(&client, account, &url, &secret).await
+            })
+            .await?;
+        self.inner.hints.webhooks_changed();
+        Ok(hook)
+    }
+
+    async fn webhook(&self, id: WebhookId) -> Result<Option<Webhook>> {
+        self.with_client(move |client| async move { admin::webhook(&client, id).await })
+            .await
+    }
+
+    async fn webhooks(&self, account: Option<AccountId>) -> Result<Vec<Webhook>> {
+        self.with_client(move |client| async move { admin::webhooks(&client, account).await })
+            .await
+    }
+
+    async fn remove_webhook(&self, account: Option<AccountId>, id: WebhookId) -> Result<()> {
+        self.with_client(
+            move |client| async move { admin::remove_webhook(&client, account, id).await },
+        )
+        .await?;
+        self.inner.hints.webhooks_changed();
+        Ok(())
+    }
+
+    async fn resume_webhook(&self, account: Option<AccountId>, id: WebhookId) -> Result<Webhook> {
+        let hook = self
+            .with_client(
+                move |client| async move { admin::resume_webhook(&client, account, id).await },
+            )
+            .await?;
+        self.inner.hints.webhooks_changed();
+        Ok(hook)
+    }
+
+    async fn webhook_delivered(&self, id: WebhookId, sequence: u64) -> Result<()> {
+        self.with_client(move |client| async move {
+            admin::webhook_delivered(&client, id, sequence).await
+        })
+        .await
+    }
+
+    async fn webhook_failed(&self, id: WebhookId, error: &str, max_failures: u32) -> Result<bool> {
+        let error = error.to_owned();
+        let paused = self
+            .with_client(move |client| async move {
+                admin::webhook_failed(&client, id, &error, max_failures).await
+            })
+            .await?;
+        if paused {
+            self.inner.hints.webhooks_changed();
+        }
+        Ok(paused)
+    }
+
+    async fn claim_webhook(&self, id: WebhookId, lease: Duration) -> Result<Option<u64>> {
+        let owner = self.node().to_owned();
+        self.with_client(move |client| async move {
+            admin::claim_webhook(&client, id, &owner, lease.as_secs_f64()).await
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn close(&self) {
+        let inner = self.inner.clone();
+        let _ = self.inner.jobs.send(Msg::Stop).await;
+        let writer = inner.writer.lock().ok().and_then(|mut w| w.take());
+        if let Some(writer) = writer {
+            let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+        }
+        // Hints of the last commits go out before we stop; leases go back so another node
+        // takes over at once.
+        inner.hints.close();
+        let publisher = inner.publisher.lock().ok().and_then(|mut p| p.take());
+        if let Some(publisher) = publisher {
+            let _ = tokio::time::timeout(Duration::from_secs(2), publisher).await;
+        }
+        let owner = self.node().to_owned();
+        if let Err(err) = self
+            .with_client(
+                move |client| async move { admin::release_webhooks(&client, &owner).await },
+            )
+            .await
+        {
+            tracing::debug!(error = %err, "cannot release webhook leases");
+        }
+        let _ = inner.stop_listener.send(true);
+        inner.pool.close();
+    }
+}
+
+/// Good tokens already checked, valid while no revocation has been heard of since (see
+/// [`Hints::token_generation`]) and for at most [`TOKEN_TTL`] (which bounds the damage of a
+/// lost revocation hint).
+#[derive(Default)]
+struct TokenCache {
+    state: Mutex<TokenState>,
+}
+
+#[derive(Default)]
+struct TokenState {
+    generation: u64,
+    accounts: HashMap<String, (AccountId, Instant)>,
+}
+
+const TOKEN_TTL: Duration = Duration::from_secs(5);
+const MAX_CACHED_TOKENS: usize = 10_000;
+
+impl TokenCache {
+    fn get(&self, token: &str, generation: Option<u64>) -> Option<AccountId> {
+        let generation = generation?;
+        let mut state = self.state.lock().ok()?;
+        if state.generation != generation {
+            state.accounts.clear();
+            state.generation = generation;
+            return None;
+        }
+        match state.accounts.get(token) {
+            Some((account, checked)) if checked.elapsed() < TOKEN_TTL => Some(*account),
+            _ => None,
+        }
+    }
+
+    fn put(&self, token: String, account: AccountId, generation: Option<u64>) {
+        let Some(generation) = generation else {
+            return;
+        };
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        if state.generation != generation {
+            return;
+        }
+        if state.accounts.len() >= MAX_CACHED_TOKENS {
+            state.accounts.clear();
+        }
+        state.accounts.insert(token, (account, Instant::now()));
+    }
+}

@@ -1,0 +1,834 @@
+//! The write path: one writer thread per process, which runs the engine's units of work in
+//! batches (group commit), each batch one PostgreSQL transaction.
+//!
+//! **Across processes.** Each batch first takes a transaction-scoped advisory lock
+//! ([`WRITE_LOCK`]), so batches of all processes on the database run one at a time. That
+//! makes the engine's check-then-write atomic across processes (two nodes cannot both add
+//! the 32nd member, or both create the same group), hands out each account's sequences in
+//! commit order with no gap (the heads are read under the lock and stored in the same
+//! transaction as the events), and rules out deadlocks between batches. A process waits for
+//! the lock only while another process's batch runs; meanwhile its own requests queue up and
+//! join its next batch, so under load batches grow instead of queueing one by one.
+//!
+//! **Round trips.** The engine's port is synchronous; each call blocks this thread on the
+//! store's runtime. Writes are not sent when made but queued and sent pipelined with the next
+//! read, or with the commit: a request typically costs one or two round trips, and the commit
+//! (pending writes, the batch's events in one `INSERT … SELECT unnest(…)`, the heads, the
+//! writer state, `COMMIT`) is a single round trip.
+//!
+//! **Caching.** Like the SQLite writer, this one remembers heads, group rows, members and which
+//! addresses are accounts. Every batch and every change to accounts or the directory bumps
+//! `writer_state.epoch`; a batch that finds the epoch is not the one its own last commit set
+//! forgets everything first. So the cache is exact, whichever process wrote.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use futures::future::join_all;
+use imgroups_core::port::tx::stored;
+use imgroups_core::port::{GroupRow, KeyScope, NewEvent, Notice, Reader, Recorded, Tx, Work};
+use imgroups_core::{
+    AccountId, Address, ChatGuid, Error, ErrorKind, GroupKey, Message, Outcome, Result, Timestamp,
+};
+use tokio::runtime::Handle;
+use tokio::sync::{mpsc, oneshot};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Row, SimpleQueryMessage, Statement};
+
+use crate::hints::Hints;
+use crate::sql::{self, Params, PgResult, Query};
+
+/// The advisory-lock key every write batch holds (an arbitrary, fixed number).
+pub(crate) const WRITE_LOCK: i64 = 0x696d_6772_6f75_7000;
+
+pub(crate) enum Msg {
+    Write(Job),
+    Stop,
+}
+
+pub(crate) struct Job {
+    pub(crate) work: Work,
+    pub(crate) reply: oneshot::Sender<Result<Outcome>>,
+}
+
+/// One connection used synchronously from a thread that is not the runtime's, with its own
+/// prepared statements.
+pub(crate) struct Conn {
+    client: Client,
+    statements: HashMap<&'static str, Statement>,
+    handle: Handle,
+}
+
+/// A write not sent yet: it goes out pipelined with the next read or the commit.
+struct Pending {
+    sql: &'static str,
+    params: Vec<Box<dyn ToSql + Sync + Send>>,
+}
+
+impl Conn {
+    pub(crate) fn connect(config: &tokio_postgres::Config, handle: &Handle) -> Result<Self> {
+        let client = handle.block_on(crate::connect(config, handle))?;
+        Ok(Conn {
+            client,
+            statements: HashMap::new(),
+            handle: handle.clone(),
+        })
+    }
+
+    fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
+    fn prepare(&mut self, sql: &'static str) -> Result<Statement> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.handle.block_on(self.client.prepare(sql)).db()?;
+        self.statements.insert(sql, statement.clone());
+        Ok(statement)
+    }
+
+    /// Sends `pending` and then `query`, pipelined (one round trip), and returns the query's
+    /// rows. The writes are gone from `pending` whatever happens.
+    fn run(
+        &mut self,
+        pending: &mut Vec<Pending>,
+        query: Option<(&'static str, Params<'_>)>,
+    ) -> Result<Vec<Row>> {
+        let writes = std::mem::take(pending);
+        let mut statements = Vec::with_capacity(writes.len());
+        for write in &writes {
+            statements.push(self.prepare(write.sql)?);
+        }
+        let query = match query {
+            Some((sql, params)) => Some((self.prepare(sql)?, params)),
+            None => None,
+        };
+        let params: Vec<Vec<&(dyn ToSql + Sync)>> = writes
+            .iter()
+            .map(|w| {
+                w.params
+                    .iter()
+                    .map(|p| &**p as &(dyn ToSql + Sync))
+                    .collect()
+            })
+            .collect();
+        let client = &self.client;
+        self.handle.block_on(async {
+            let sent = statements
+                .iter()
+                .zip(&params)
+                .map(|(statement, params)| client.execute(statement, params));
+            let read = async {
+                match &query {
+                    Some((statement, params)) => client.query(statement, params).await,
+                    None => Ok(Vec::new()),
+                }
+            };
+            let (written, rows) = futures::join!(join_all(sent), read);
+            for result in written {
+                result.db()?;
+            }
+            rows.db()
+        })
+    }
+
+    fn simple(&self, sql: &str) -> Result<Vec<SimpleQueryMessage>> {
+        self.handle.block_on(self.client.simple_query(sql)).db()
+    }
+}
+
+/// What the writer remembers between batches (see the module's notes on caching).
+#[derive(Default)]
+struct Cache {
+    /// `writer_state.epoch` as this writer's last commit left it.
+    epoch: Option<i64>,
+    heads: HashMap<AccountId, i64>,
+    addresses: HashMap<AccountId, Address>,
+    accounts: HashMap<Address, Option<AccountId>>,
+    unreachable: HashMap<Address, bool>,
+    group_keys: HashMap<String, GroupKey>,
+    groups: HashMap<GroupKey, GroupRow>,
+    members: HashMap<GroupKey, Vec<Address>>,
+}
+
+/// Bounds on what is cached: above them the cache starts over.
+const MAX_CACHED_GROUPS: usize = 10_000;
+const MAX_CACHED_ADDRESSES: usize = 100_000;
+
+impl Cache {
+    fn forget_all(&mut self) {
+        *self = Cache::default();
+    }
+
+    fn remember_group(&mut self, row: &GroupRow) {
+        if self.groups.len() >= MAX_CACHED_GROUPS {
+            self.group_keys.clear();
+            self.groups.clear();
+            self.members.clear();
+        }
+        self.group_keys.insert(row.identifier.clone(), row.key);
+        self.groups.insert(row.key, row.clone());
+    }
+}
+
+/// An event waiting for the commit, with its sequence.
+struct Appended {
+    account: AccountId,
+    seq: i64,
+    chat_guid: String,
+    occurred_at: i64,
+    is_from_me: bool,
+    actor: Option<String>,
+    kind: i64,
+    value: Option<String>,
+}
+
+/// The batch being applied.
+struct Batch {
+    pending: Vec<Pending>,
+    events: Vec<Appended>,
+    /// Accounts whose heads this batch moved.
+    moved: HashSet<AccountId>,
+}
+
+/// The engine's view of the open batch transaction.
+struct PgTx<'a> {
+    conn: &'a mut Conn,
+    cache: &'a mut Cache,
+    batch: &'a mut Batch,
+    now: Timestamp,
+    /// This unit changed something (a later error then fails the whole batch).
+    wrote: bool,
+    /// A statement failed: PostgreSQL has aborted the transaction, so the batch cannot commit.
+    broken: bool,
+}
+
+impl PgTx<'_> {
+    fn write(&mut self, sql: &'static str, params: Vec<Box<dyn ToSql + Sync + Send>>) {
+        self.wrote = true;
+        self.batch.pending.push(Pending { sql, params });
+    }
+
+    fn check<T>(&mut self, result: Result<T>) -> Result<T> {
+        if result.is_err() {
+            self.broken = true;
+        }
+        result
+    }
+}
+
+impl Query for PgTx<'_> {
+    fn rows(&mut self, sql: &'static str, params: Params<'_>) -> Result<Vec<Row>> {
+        let result = self.conn.run(&mut self.batch.pending, Some((sql, params)));
+        self.check(result)
+    }
+}
+
+impl Reader for PgTx<'_> {
+    fn account_address(&mut self, account: AccountId) -> Result<Address> {
+        if let Some(known) = self.cache.addresses.get(&account) {
+            return Ok(known.clone());
+        }
+        let address = sql::account_address(self, account)?;
+        self.cache.addresses.insert(account, address.clone());
+        Ok(address)
+    }
+
+    fn group(&mut self, identifier: &str) -> Result<Option<GroupRow>> {
+        if let Some(row) = self
+            .cache
+            .group_keys
+            .get(identifier)
+            .and_then(|key| self.cache.groups.get(key))
+        {
+            return Ok(Some(row.clone()));
+        }
+        let row = sql::group(self, identifier)?;
+        if let Some(row) = &row {
+            self.cache.remember_group(row);
+        }
+        Ok(row)
+    }
+
+    fn members(&mut self, group: GroupKey) -> Result<Vec<Address>> {
+        if let Some(known) = self.cache.members.get(&group) {
+            return Ok(known.clone());
+        }
+        let members = sql::members(self, group)?;
+        if self.cache.groups.contains_key(&group) {
+            self.cache.members.insert(group, members.clone());
+        }
+        Ok(members)
+    }
+
+    fn icon(&mut self, group: GroupKey) -> Result<Option<(Vec<u8>, String)>> {
+        sql::icon(self, group)
+    }
+
+    fn groups_of(&mut self, address: &Address) -> Result<Vec<GroupRow>> {
+        sql::groups_of(self, address)
+    }
+
+    fn groups_with_all(&mut self, addresses: &[Address]) -> Result<Vec<GroupRow>> {
+        sql::groups_with_all(self, addresses)
+    }
+
+    fn has_direct_chat(&mut self, account: AccountId, address: &Address) -> Result<bool> {
+        sql::has_direct_chat(self, account, address)
+    }
+
+    fn count_direct_chats(&mut self, account: AccountId) -> Result<u64> {
+        sql::count_direct_chats(self, account)
+    }
+}
+
+impl Tx for PgTx<'_> {
+    fn now(&self) -> Timestamp {
+        self.now
+    }
+
+    fn accounts_for(&mut self, addresses: &[Address]) -> Result<Vec<(AccountId, Address)>> {
+        let unknown: Vec<&str> = addresses
+            .iter()
+            .filter(|a| !self.cache.accounts.contains_key(*a))
+            .map(Address::as_str)
+            .collect();
+        if !unknown.is_empty() {
+            let rows = self.rows(
+                "SELECT a.address, acc.id FROM unnest($1::text[]) AS a(address)
+                 LEFT JOIN accounts acc ON acc.address = a.address",
+                &[&unknown],
+            )?;
+            if self.cache.accounts.len() >= MAX_CACHED_ADDRESSES {
+                self.cache.accounts.clear();
+            }
+            for row in rows {
+                let address = Address::from_trusted(row.get::<_, String>(0));
+                let id: Option<i64> = row.get(1);
+                self.cache.accounts.insert(address, id.map(AccountId));
+            }
+        }
+        Ok(addresses
+            .iter()
+            .filter_map(|a| {
+                let id = self.cache.accounts.get(a).copied().flatten()?;
+                Some((id, a.clone()))
+            })
+            .collect())
+    }
+
+    fn is_unreachable(&mut self, address: &Address) -> Result<bool> {
+        if let Some(known) = self.cache.unreachable.get(address) {
+            return Ok(*known);
+        }
+        let found = self
+            .row(
+                "SELECT 1 FROM unreachable WHERE address = $1",
+                &[&address.as_str()],
+            )?
+            .is_some();
+        if self.cache.unreachable.len() >= MAX_CACHED_ADDRESSES {
+            self.cache.unreachable.clear();
+        }
+        self.cache.unreachable.insert(address.clone(), found);
+        Ok(found)
+    }
+
+    fn create_group(
+        &mut self,
+        identifier: &str,
+        group_id: &str,
+        now: Timestamp,
+    ) -> Result<Option<GroupKey>> {
+        self.wrote = true;
+        let row = self.row(
+            "INSERT INTO groups (identifier, group_id, created_at) VALUES ($1, $2, $3)
+             ON CONFLICT (identifier) DO NOTHING RETURNING id",
+            &[&identifier, &group_id, &now.0],
+        )?;
+        Ok(row.map(|r| GroupKey(r.get(0))))
+    }
+
+    fn set_display_name(&mut self, group: GroupKey, name: &str) -> Result<()> {
+        self.write(
+            "UPDATE groups SET display_name = $2 WHERE id = $1",
+            vec![Box::new(group.0), Box::new(name.to_owned())],
+        );
+        if let Some(row) = self.cache.groups.get_mut(&group) {
+            row.display_name = Some(name.to_owned());
+        }
+        Ok(())
+    }
+
+    fn add_member(&mut self, group: GroupKey, address: &Address) -> Result<()> {
+        self.write(
+            "INSERT INTO members (group_key, address) VALUES ($1, $2)",
+            vec![Box::new(group.0), Box::new(address.as_str().to_owned())],
+        );
+        if let Some(members) = self.cache.members.get_mut(&group) {
+            members.push(address.clone());
+        }
+        Ok(())
+    }
+
+    fn remove_member(&mut self, group: GroupKey, address: &Address) -> Result<()> {
+        self.write(
+            "DELETE FROM members WHERE group_key = $1 AND address = $2",
+            vec![Box::new(group.0), Box::new(address.as_str().to_owned())],
+        );
+        if let Some(members) = self.cache.members.get_mut(&group) {
+            members.retain(|m| m != address);
+        }
+        Ok(())
+    }
+
+    fn set_icon(&mut self, group: GroupKey, data: &[u8], mime: &str, hash: &[u8]) -> Result<()> {
+        self.write(
+            "INSERT INTO icons (group_key, data, mime) VALUES ($1, $2, $3)
+             ON CONFLICT (group_key) DO UPDATE SET data = excluded.data, mime = excluded.mime",
+            vec![
+                Box::new(group.0),
+                Box::new(data.to_vec()),
+                Box::new(mime.to_owned()),
+            ],
+        );
+        self.write(
+            "UPDATE groups SET icon_hash = $2 WHERE id = $1",
+            vec![Box::new(group.0), Box::new(hash.to_vec())],
+        );
+        if let Some(row) = self.cache.groups.get_mut(&group) {
+            row.icon_hash = Some(hash.to_vec());
+        }
+        Ok(())
+    }
+
+    fn clear_icon(&mut self, group: GroupKey) -> Result<()> {
+        self.write(
+            "DELETE FROM icons WHERE group_key = $1",
+            vec![Box::new(group.0)],
+        );
+        self.write(
+            "UPDATE groups SET icon_hash = NULL WHERE id = $1",
+            vec![Box::new(group.0)],
+        );
+        if let Some(row) = self.cache.groups.get_mut(&group) {
+            row.icon_hash = None;
+        }
+        Ok(())
+    }
+
+    fn ensure_direct_chat(
+        &mut self,
+        account: AccountId,
+        address: &Address,
+        now: Timestamp,
+    ) -> Result<()> {
+        self.write(
+            "INSERT INTO direct_chats (account_id, address, created_at) VALUES ($1, $2, $3)
+             ON CONFLICT DO NOTHING",
+            vec![
+                Box::new(account.0),
+                Box::new(address.as_str().to_owned()),
+                Box::new(now.0),
+            ],
+        );
+        Ok(())
+    }
+
+    fn insert_message(
+        &mut self,
+        account: AccountId,
+        chat: &ChatGuid,
+        message: &Message,
+    ) -> Result<()> {
+        self.write(
+            "INSERT INTO messages (guid, account_id, chat_guid, text, subject, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            vec![
+                Box::new(message.guid.clone()),
+                Box::new(account.0),
+                Box::new(chat.to_string()),
+                Box::new(message.text.clone()),
+                Box::new(message.subject.clone()),
+                Box::new(message.date_created.0),
+            ],
+        );
+        Ok(())
+    }
+
+    fn append_event(&mut self, account: AccountId, event: NewEvent<'_>) -> Result<u64> {
+        self.wrote = true;
+        let head = match self.cache.heads.get(&account) {
+            Some(head) => *head,
+            None => self
+                .row("SELECT head_seq FROM accounts WHERE id = $1", &[&account.0])?
+                .map(|row| row.get::<_, i64>(0))
+                .ok_or_else(|| {
+                    tracing::error!(%account, "an event for an account that does not exist");
+                    Error::internal()
+                })?,
+        };
+        let seq = head + 1;
+        self.cache.heads.insert(account, seq);
+        self.batch.moved.insert(account);
+        let (kind, value) = stored::encode(event.change);
+        self.batch.events.push(Appended {
+            account,
+            seq,
+            chat_guid: event.chat_guid.to_string(),
+            occurred_at: event.occurred_at.0,
+            is_from_me: event.is_from_me,
+            actor: event.actor.map(|a| a.as_str().to_owned()),
+            kind,
+            value: value.map(str::to_owned),
+        });
+        Ok(seq as u64)
+    }
+
+    fn idempotency_get(
+        &mut self,
+        scope: KeyScope<'_>,
+        not_before: Timestamp,
+    ) -> Result<Option<Recorded>> {
+        Ok(self
+            .row(
+                "SELECT fingerprint, outcome FROM idempotency
+                 WHERE account_id = $1 AND method = $2 AND key = $3 AND created_at >= $4",
+                &[&scope.account.0, &scope.method, &scope.key, &not_before.0],
+            )?
+            .map(|row| Recorded {
+                fingerprint: row.get(0),
+                outcome: row.get(1),
+            }))
+    }
+
+    fn idempotency_put(
+        &mut self,
+        scope: KeyScope<'_>,
+        record: &Recorded,
+        at: Timestamp,
+    ) -> Result<()> {
+        // Bookkeeping, not a change: `wrote` stays as it is (the answer may be a rejection).
+        self.batch.pending.push(Pending {
+            sql:
+                "INSERT INTO idempotency (account_id, method, key, fingerprint, outcome, created_at)
+                  VALUES ($1, $2, $3, $4, $5, $6)
+                  ON CONFLICT (account_id, method, key) DO UPDATE
+                  SET fingerprint = excluded.fingerprint, outcome = excluded.outcome,
+                      created_at = excluded.created_at",
+            params: vec![
+                Box::new(scope.account.0),
+                Box::new(scope.method.to_owned()),
+                Box::new(scope.key.to_owned()),
+                Box::new(record.fingerprint.clone()),
+                Box::new(record.outcome.clone()),
+                Box::new(at.0),
+            ],
+        });
+        Ok(())
+    }
+}
+
+/// The writer thread's state.
+pub(crate) struct Writer {
+    pub(crate) config: tokio_postgres::Config,
+    pub(crate) handle: Handle,
+    pub(crate) max_batch: usize,
+    pub(crate) retain_events: Option<u64>,
+    pub(crate) hints: Arc<Hints>,
+    conn: Option<Conn>,
+    cache: Cache,
+    clock: Timestamp,
+}
+
+impl Writer {
+    pub(crate) fn new(
+        config: tokio_postgres::Config,
+        handle: Handle,
+        max_batch: usize,
+        retain_events: Option<u64>,
+        hints: Arc<Hints>,
+    ) -> Self {
+        Writer {
+            config,
+            handle,
+            max_batch,
+            retain_events,
+            hints,
+            conn: None,
+            cache: Cache::default(),
+            clock: Timestamp(0),
+        }
+    }
+
+    pub(crate) fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
+        let mut stopping = false;
+        while !stopping {
+            let Some(first) = rx.blocking_recv() else {
+                break;
+            };
+            let mut jobs = Vec::with_capacity(self.max_batch);
+            match first {
+                Msg::Write(job) => jobs.push(job),
+                Msg::Stop => stopping = true,
+            }
+            // Everything already queued joins this batch.
+            while jobs.len() < self.max_batch {
+                match rx.try_recv() {
+                    Ok(Msg::Write(job)) => jobs.push(job),
+                    Ok(Msg::Stop) => stopping = true,
+                    Err(_) => break,
+                }
+            }
+            if !jobs.is_empty() {
+                self.batch(jobs);
+            }
+        }
+        // Answer whatever raced the stop rather than dropping it silently.
+        rx.close();
+        let mut rest = Vec::new();
+        while let Ok(msg) = rx.try_recv() {
+            if let Msg::Write(job) = msg {
+                rest.push(job);
+            }
+        }
+        if !rest.is_empty() {
+            self.batch(rest);
+        }
+        tracing::debug!("postgres writer stopped");
+    }
+
+    /// A live connection: the one in use, or a new one if it was lost.
+    fn conn(&mut self) -> Result<&mut Conn> {
+        if self.conn.as_ref().is_none_or(Conn::is_closed) {
+            self.cache.forget_all();
+            self.conn = Some(Conn::connect(&self.config, &self.handle)?);
+        }
+        self.conn.as_mut().ok_or_else(Error::internal)
+    }
+
+    /// Opens the batch transaction under the write lock; returns the commit clock to start
+    /// from.
+    fn begin(&mut self) -> Result<Timestamp> {
+        let sql = format!(
+            "BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK}); \
+             SELECT epoch, clock FROM writer_state WHERE id = 1"
+        );
+        let messages = self.conn()?.simple(&sql)?;
+        // The last row is the state's (the lock's row comes first).
+        let state = messages.iter().rev().find_map(|m| match m {
+            SimpleQueryMessage::Row(row) => {
+                let number = |i| {
+                    row.try_get(i)
+                        .ok()
+                        .flatten()
+                        .and_then(|v: &str| v.parse::<i64>().ok())
+                };
+                Some((number(0), number(1)))
+            }
+            _ => None,
+        });
+        let (Some((Some(epoch), Some(clock))), Some(_)) = (state, self.conn.as_ref()) else {
+            tracing::error!("writer_state has no row");
+            return Err(Error::internal());
+        };
+        if self.cache.epoch != Some(epoch) {
+            self.cache.forget_all();
+            self.cache.epoch = Some(epoch);
+        }
+        Ok(Timestamp(clock))
+    }
+
+    fn tick(&mut self) -> Timestamp {
+        self.clock = self.clock.max(Timestamp::now());
+        self.clock
+    }
+
+    fn batch(&mut self, jobs: Vec<Job>) {
+        let started = match self.begin() {
+            Ok(clock) => clock,
+            Err(err) => {
+                self.rollback();
+                for job in jobs {
+                    let _ = job.reply.send(Err(retryable(err.clone())));
+                }
+                return;
+            }
+        };
+        self.clock = self.clock.max(started);
+        let mut batch = Batch {
+            pending: Vec::new(),
+            events: Vec::new(),
+            moved: HashSet::new(),
+        };
+        let mut answers = Vec::with_capacity(jobs.len());
+        let mut failed: Option<Error> = None;
+        for job in jobs {
+            if failed.is_some() {
+                answers.push((job.reply, None));
+                continue;
+            }
+            let now = self.tick();
+            let Some(conn) = self.conn.as_mut() else {
+                failed = Some(Error::internal());
+                answers.push((job.reply, None));
+                continue;
+            };
+            let mut tx = PgTx {
+                conn,
+                cache: &mut self.cache,
+                batch: &mut batch,
+                now,
+                wrote: false,
+                broken: false,
+            };
+            let result = (job.work)(&mut tx);
+            match result {
+                Err(err) if tx.wrote || tx.broken => {
+                    if err.is_final() && !tx.broken {
+                        tracing::error!(error = %err, "a request was rejected after it wrote (bug)");
+                    }
+                    failed = Some(err);
+                    answers.push((job.reply, None));
+                }
+                result => answers.push((job.reply, Some(result))),
+            }
+        }
+        let committed = match failed {
+            Some(err) => Err(err),
+            None => self.commit(batch),
+        };
+        match committed {
+            Ok(notices) => {
+                if !notices.is_empty() {
+                    self.hints.appended(notices);
+                }
+                for (reply, answer) in answers {
+                    let _ = reply.send(answer.unwrap_or_else(|| Err(Error::internal())));
+                }
+            }
+            Err(err) => {
+                self.rollback();
+                tracing::warn!(error = %err, requests = answers.len(), "batch not committed");
+                let err = retryable(err);
+                for (reply, _) in answers {
+                    let _ = reply.send(Err(err.clone()));
+                }
+            }
+        }
+    }
+
+    /// Stores the batch's events, heads and retention, and commits, in one round trip.
+    fn commit(&mut self, mut batch: Batch) -> Result<Vec<Notice>> {
+        let mut heads: Vec<(AccountId, i64)> = batch
+            .moved
+            .iter()
+            .filter_map(|a| self.cache.heads.get(a).map(|h| (*a, *h)))
+            .collect();
+        heads.sort();
+        if !batch.events.is_empty() {
+            let mut columns = EventColumns::default();
+            for e in batch.events.drain(..) {
+                columns.account.push(e.account.0);
+                columns.seq.push(e.seq);
+                columns.chat_guid.push(e.chat_guid);
+                columns.occurred_at.push(e.occurred_at);
+                columns.is_from_me.push(e.is_from_me);
+                columns.actor.push(e.actor);
+                columns.kind.push(e.kind);
+                columns.value.push(e.value);
+            }
+            batch.pending.push(Pending {
+                sql: "INSERT INTO events
+                          (account_id, seq, chat_guid, occurred_at, is_from_me, actor, kind, value)
+                      SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[],
+                                           $5::boolean[], $6::text[], $7::bigint[], $8::text[])",
+                params: vec![
+                    Box::new(columns.account),
+                    Box::new(columns.seq),
+                    Box::new(columns.chat_guid),
+                    Box::new(columns.occurred_at),
+                    Box::new(columns.is_from_me),
+                    Box::new(columns.actor),
+                    Box::new(columns.kind),
+                    Box::new(columns.value),
+                ],
+            });
+        }
+        if !heads.is_empty() {
+            let keep = self.retain_events.map(|k| k as i64);
+            let ids: Vec<i64> = heads.iter().map(|(a, _)| a.0).collect();
+            let seqs: Vec<i64> = heads.iter().map(|(_, h)| *h).collect();
+            let pruned: Vec<i64> = seqs
+                .iter()
+                .map(|h| keep.map_or(0, |k| (h - k).max(0)))
+                .collect();
+            if keep.is_some() {
+                batch.pending.push(Pending {
+                    sql: "DELETE FROM events e USING unnest($1::bigint[], $2::bigint[]) AS v(id, through)
+                          WHERE e.account_id = v.id AND e.seq <= v.through",
+                    params: vec![Box::new(ids.clone()), Box::new(pruned.clone())],
+                });
+            }
+            batch.pending.push(Pending {
+                sql: "UPDATE accounts a SET head_seq = v.head,
+                          pruned_through = greatest(a.pruned_through, v.pruned)
+                      FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS v(id, head, pruned)
+                      WHERE a.id = v.id",
+                params: vec![Box::new(ids), Box::new(seqs), Box::new(pruned)],
+            });
+        }
+        let clock = self.clock.0;
+        batch.pending.push(Pending {
+            sql: "UPDATE writer_state SET epoch = epoch + 1, clock = greatest(clock, $1) WHERE id = 1",
+            params: vec![Box::new(clock)],
+        });
+        batch.pending.push(Pending {
+            sql: "COMMIT",
+            params: Vec::new(),
+        });
+        let conn = self.conn.as_mut().ok_or_else(Error::internal)?;
+        conn.run(&mut batch.pending, None)?;
+        // Our own commit moved the epoch by one: what is cached stays true.
+        self.cache.epoch = self.cache.epoch.map(|e| e + 1);
+        Ok(heads
+            .into_iter()
+            .map(|(account, head)| Notice {
+                account,
+                head: head as u64,
+            })
+            .collect())
+    }
+
+    /// Ends whatever is left of a failed batch; forgets the cache (it may hold rows the
+    /// database discarded).
+    fn rollback(&mut self) {
+        self.cache.forget_all();
+        if let Some(conn) = self.conn.as_ref().filter(|c| !c.is_closed()) {
+            if let Err(err) = conn.simple("ROLLBACK") {
+                tracing::warn!(error = %err, "rollback failed");
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct EventColumns {
+    account: Vec<i64>,
+    seq: Vec<i64>,
+    chat_guid: Vec<String>,
+    occurred_at: Vec<i64>,
+    is_from_me: Vec<bool>,
+    actor: Vec<Option<String>>,
+    kind: Vec<i64>,
+    value: Vec<Option<String>>,
+}
+
+fn retryable(err: Error) -> Error {
+    if err.kind == ErrorKind::Internal {
+        Error::unavailable("the write could not be stored; retry")
+    } else {
+        err
+    }
+}
