@@ -1,16 +1,21 @@
-//! `imgroups-bench`: starts the real `imgroups` server on loopback with a fresh data directory,
-//! drives it with a Rust gRPC load generator, and compares it with baselines measured in the
-//! same invocation (a bare tonic server with the same messages, raw SQLite commits), rounds
-//! alternating A B A B. See BENCHMARKS.md.
+//! `imgroups-bench`: starts the real `imgroups` server on loopback with a fresh data directory
+//! (or, with `--database-url`, a fresh PostgreSQL database), drives it with a Rust gRPC load
+//! generator, and compares it with baselines measured in the same invocation (a bare tonic
+//! server with the same messages, raw SQLite or PostgreSQL commits), rounds alternating
+//! A B A B. See BENCHMARKS.md.
 
 mod bare;
 mod client;
+mod pg;
 mod proc;
 mod stats;
 mod w1;
+mod w1pg;
 mod w2;
 mod w3;
 mod w45;
+mod w4pg;
+mod xnode;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,9 +39,14 @@ struct Cli {
     /// Measured rounds per figure (each figure is the median; min–max shown). Default 3, 1 with --smoke.
     #[arg(long)]
     rounds: Option<usize>,
-    /// Comma-separated: w1,w2,w3,w4,w5 or all.
+    /// Comma-separated: w1,w2,w3,w4,w5, the PostgreSQL ones w1pg,xnode,w4pg (or pg for the
+    /// three), or all (the PostgreSQL ones only with --database-url).
     #[arg(long, default_value = "all")]
     workload: String,
+    /// PostgreSQL admin URL for w1pg, xnode and w4pg (a user that may create databases): each
+    /// workload runs on a database of its own created there and dropped afterwards.
+    #[arg(long, env = pg::TEST_URL_VAR)]
+    database_url: Option<String>,
     /// The server binary [default: target/release/imgroups].
     #[arg(long)]
     server_bin: Option<PathBuf>,
@@ -69,6 +79,16 @@ enum Sub {
     /// (internal) the bare tonic baseline server.
     #[command(hide = true)]
     BareServer,
+    /// (internal) the raw PostgreSQL commit baseline.
+    #[command(hide = true)]
+    PgCommit {
+        #[arg(long, env = "IMGROUPS_BENCH_PG_URL")]
+        url: String,
+        #[arg(long)]
+        concurrency: usize,
+        #[arg(long)]
+        secs: f64,
+    },
     /// (internal) the raw SQLite commit baseline.
     #[command(hide = true)]
     SqliteCommit {
@@ -109,6 +129,8 @@ pub(crate) struct Scale {
     pub(crate) big_groups: u64,
     pub(crate) big_events: u64,
     pub(crate) idle_subscribers: usize,
+    pub(crate) xnode_subscribers: usize,
+    pub(crate) xnode_rate: u64,
 }
 
 /// One target line of the summary.
@@ -132,6 +154,10 @@ pub(crate) struct Ctx {
     /// W1 distinct-groups c=64 median, for the long-history ratio in W5.
     pub(crate) w1_c64: Option<f64>,
     pub(crate) big: Option<w45::Big>,
+    /// The PostgreSQL admin URL (`--database-url`).
+    pub(crate) database_url: Option<String>,
+    /// Databases created and not dropped yet.
+    pub(crate) databases: Vec<String>,
 }
 
 impl Ctx {
@@ -254,6 +280,17 @@ fn main() -> ExitCode {
             durability,
             secs,
         }) => return exit(bare::run_sqlite(dir, durability, *secs)),
+        Some(Sub::PgCommit {
+            url,
+            concurrency,
+            secs,
+        }) => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            return exit(rt.block_on(pg::run_commits(url, *concurrency, *secs)));
+        }
         Some(Sub::Load {
             url,
             token,
@@ -322,6 +359,37 @@ fn main() -> ExitCode {
     exit(rt.block_on(run(cli, placement)))
 }
 
+/// The PostgreSQL workloads: run only with a database to run on.
+const PG_WORKLOADS: [&str; 3] = ["w1pg", "xnode", "w4pg"];
+
+async fn run_workloads(ctx: &mut Ctx, on: &impl Fn(&str) -> bool) -> Result<()> {
+    if on("w1") {
+        w1::run(ctx).await?;
+    }
+    if on("w2") {
+        w2::run(ctx).await?;
+    }
+    if on("w3") {
+        w3::run(ctx).await?;
+    }
+    if on("w4") {
+        w45::run_w4(ctx).await?;
+    }
+    if on("w5") {
+        w45::run_w5(ctx).await?;
+    }
+    if on("w1pg") {
+        w1pg::run(ctx).await?;
+    }
+    if on("xnode") {
+        xnode::run(ctx).await?;
+    }
+    if on("w4pg") {
+        w4pg::run(ctx).await?;
+    }
+    Ok(())
+}
+
 fn exit(r: Result<()>) -> ExitCode {
     match r {
         Ok(()) => ExitCode::SUCCESS,
@@ -356,6 +424,8 @@ async fn run(cli: Cli, placement: Placement) -> Result<()> {
             big_groups: cli.groups.unwrap_or(100),
             big_events: cli.events.unwrap_or(1_000),
             idle_subscribers: cli.idle_subscribers.unwrap_or(100),
+            xnode_subscribers: 10,
+            xnode_rate: 200,
         }
     } else {
         Scale {
@@ -367,6 +437,8 @@ async fn run(cli: Cli, placement: Placement) -> Result<()> {
             big_groups: cli.groups.unwrap_or(100_000),
             big_events: cli.events.unwrap_or(1_000_000),
             idle_subscribers: cli.idle_subscribers.unwrap_or(10_000),
+            xnode_subscribers: 100,
+            xnode_rate: 1000,
         }
     };
     let rounds = cli.rounds.unwrap_or(if smoke { 1 } else { 3 }).max(1);
@@ -376,10 +448,29 @@ async fn run(cli: Cli, placement: Placement) -> Result<()> {
         .map(|s| s.trim().to_lowercase())
         .collect();
     let all = wanted.iter().any(|w| w == "all");
-    let on = |w: &str| all || wanted.iter().any(|x| x == w);
+    let pg_all = wanted.iter().any(|w| w == "pg");
+    let database_url = cli.database_url.clone().filter(|u| !u.trim().is_empty());
+    let have_db = database_url.is_some();
+    let on = |w: &str| {
+        let pg_workload = PG_WORKLOADS.contains(&w);
+        (all && (!pg_workload || have_db))
+            || (pg_all && pg_workload)
+            || wanted.iter().any(|x| x == w)
+    };
     for w in &wanted {
-        if !matches!(w.as_str(), "all" | "w1" | "w2" | "w3" | "w4" | "w5") {
-            return Err(format!("unknown workload {w:?} (w1,w2,w3,w4,w5,all)").into());
+        let known = matches!(w.as_str(), "all" | "pg" | "w1" | "w2" | "w3" | "w4" | "w5")
+            || PG_WORKLOADS.contains(&w.as_str());
+        if !known {
+            return Err(
+                format!("unknown workload {w:?} (w1,w2,w3,w4,w5,w1pg,xnode,w4pg,pg,all)").into(),
+            );
+        }
+        if (w == "pg" || PG_WORKLOADS.contains(&w.as_str())) && !have_db {
+            return Err(format!(
+                "workload {w} needs PostgreSQL: pass --database-url postgres://USER@HOST:PORT/DB (a user that may create databases) or set {}",
+                pg::TEST_URL_VAR
+            )
+            .into());
         }
     }
 
@@ -397,6 +488,8 @@ async fn run(cli: Cli, placement: Placement) -> Result<()> {
         failures: Vec::new(),
         w1_c64: None,
         big: None,
+        database_url,
+        databases: Vec::new(),
     };
     let started = Instant::now();
     let header = format!(
@@ -410,22 +503,18 @@ async fn run(cli: Cli, placement: Placement) -> Result<()> {
         ctx.server_bin.display(),
     );
     ctx.emit(&header);
-
-    if on("w1") {
-        w1::run(&mut ctx).await?;
-    }
-    if on("w2") {
-        w2::run(&mut ctx).await?;
-    }
-    if on("w3") {
-        w3::run(&mut ctx).await?;
-    }
-    if on("w4") {
-        w45::run_w4(&mut ctx).await?;
-    }
-    if on("w5") {
-        w45::run_w5(&mut ctx).await?;
-    }
+    let db_line = match ctx.database_url.clone() {
+        Some(url) => format!("- PostgreSQL: {}\n", pg::describe(&url).await?),
+        None if all => format!(
+            "- PostgreSQL workloads (w1pg, xnode, w4pg) skipped: no --database-url and {} is not set\n",
+            pg::TEST_URL_VAR
+        ),
+        None => String::new(),
+    };
+    ctx.emit(&db_line);
+    let result = run_workloads(&mut ctx, &on).await;
+    ctx.drop_leftover_dbs().await;
+    result?;
 
     let mut summary = String::from("\n### Targets\n\n| target | measured | met |\n|---|---|---|\n");
     for t in &ctx.targets {

@@ -65,6 +65,9 @@ pub(crate) async fn spawn(
     cmd.args(args)
         // The real server's HTTP listener would default to a fixed port; any free one will do.
         .env("IMGROUPS_HTTP", "127.0.0.1:0")
+        // A server meant for SQLite must not pick up a database from the environment; the
+        // PostgreSQL runs pass `--database-url` explicitly.
+        .env_remove("IMGROUPS_DATABASE_URL")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log_file))
@@ -212,6 +215,108 @@ pub(crate) fn serve_args(data: &Path, durability: &str) -> Vec<String> {
         "--durability".into(),
         durability.into(),
     ]
+}
+
+/// Arguments to start the real server on the PostgreSQL database at `url` (`data` holds only
+/// the token file).
+pub(crate) fn serve_pg_args(data: &Path, url: &str) -> Vec<String> {
+    vec![
+        "serve".into(),
+        "--data".into(),
+        data.display().to_string(),
+        "--database-url".into(),
+        url.into(),
+        "--grpc".into(),
+        "127.0.0.1:0".into(),
+        "--http".into(),
+        "127.0.0.1:0".into(),
+    ]
+}
+
+/// Busy CPU seconds of the whole machine so far (every CPU: all but idle and iowait, from
+/// /proc/stat).
+pub(crate) fn machine_busy_secs() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
+        return f64::NAN;
+    };
+    let Some(line) = stat.lines().find(|l| l.starts_with("cpu ")) else {
+        return f64::NAN;
+    };
+    let v: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    if v.len() < 5 {
+        return f64::NAN;
+    }
+    // user nice system idle iowait irq softirq steal (guest time is counted in user).
+    let total: f64 = v.iter().take(8).sum();
+    (total - v[3] - v[4]) / clk_tck()
+}
+
+/// User + system CPU seconds so far of every process named `postgres` on this machine (the
+/// local PostgreSQL server's backends and helpers). A backend that exits takes its seconds
+/// with it, so take differences over spans where the connections stay open.
+pub(crate) fn postgres_cpu_secs() -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return f64::NAN;
+    };
+    let mut total = 0.0;
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(comm) = std::fs::read_to_string(format!("/proc/{pid}/comm")) else {
+            continue;
+        };
+        if comm.trim() == "postgres" {
+            let s = cpu_secs(pid);
+            if !s.is_nan() {
+                total += s;
+            }
+        }
+    }
+    total
+}
+
+/// CPU spent over a span: by one process, by PostgreSQL, and by the whole machine.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Cpu {
+    pub(crate) own: f64,
+    pub(crate) postgres: f64,
+    pub(crate) machine: f64,
+}
+
+/// Starts measuring [`Cpu`] for process `pid`.
+pub(crate) struct Meter {
+    pid: u32,
+    start: Cpu,
+}
+
+impl Meter {
+    pub(crate) fn start(pid: u32) -> Self {
+        Meter {
+            pid,
+            start: Cpu {
+                own: cpu_secs(pid),
+                postgres: postgres_cpu_secs(),
+                machine: machine_busy_secs(),
+            },
+        }
+    }
+
+    pub(crate) fn stop(&self) -> Cpu {
+        Cpu {
+            own: cpu_secs(self.pid) - self.start.own,
+            postgres: postgres_cpu_secs() - self.start.postgres,
+            machine: machine_busy_secs() - self.start.machine,
+        }
+    }
 }
 
 /// This program, to start the bare baselines as separate (pinned) processes.

@@ -19,7 +19,7 @@ use crate::{progress, Ctx};
 pub(crate) const CHANNELS: usize = 4;
 
 /// `n` groups of me and two others (`{prefix}{i}a`, `{prefix}{i}b`) to rename.
-async fn rename_groups(
+pub(crate) async fn rename_groups(
     chans: &[Channel],
     auth: &AsciiMetadataValue,
     n: usize,

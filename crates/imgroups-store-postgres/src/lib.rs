@@ -102,8 +102,9 @@ pub(crate) async fn connect(
     handle: &Handle,
 ) -> Result<tokio_postgres::Client> {
     let (client, connection) = config.connect(tokio_postgres::NoTls).await.map_err(|err| {
-        tracing::warn!(error = %err, "cannot connect to PostgreSQL");
-        Error::unavailable(format!("cannot connect to the database: {err}"))
+        let why = describe(&err);
+        tracing::warn!(error = %why, "cannot connect to PostgreSQL");
+        Error::unavailable(format!("cannot connect to the database: {why}"))
     })?;
     handle.spawn(async move {
         if let Err(err) = connection.await {
@@ -111,6 +112,33 @@ pub(crate) async fn connect(
         }
     });
     Ok(client)
+}
+
+/// What went wrong, in words: the server's message, or the error with its causes.
+pub(crate) fn describe(err: &tokio_postgres::Error) -> String {
+    if let Some(db) = err.as_db_error() {
+        return db.message().to_owned();
+    }
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// The store's own runtime. Dropped from anywhere — also from inside another runtime, where
+/// a plain `Runtime` may not be dropped — it shuts down without waiting.
+struct OwnedRuntime(Option<Runtime>);
+
+impl Drop for OwnedRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 /// Runs `future` to completion on `handle` from wherever we are: a plain thread, or a thread
@@ -138,7 +166,6 @@ pub struct PgStore {
 
 struct Inner {
     config: Config,
-    runtime: Mutex<Option<Runtime>>,
     handle: Handle,
     pool: deadpool_postgres::Pool,
     jobs: mpsc::Sender<Msg>,
@@ -147,6 +174,8 @@ struct Inner {
     publisher: Mutex<Option<tokio::task::JoinHandle<()>>>,
     stop_listener: watch::Sender<bool>,
     tokens: TokenCache,
+    /// Dropped last (fields drop in order): everything above may still use it.
+    _runtime: OwnedRuntime,
 }
 
 impl Drop for Inner {
@@ -158,10 +187,6 @@ impl Drop for Inner {
         if let Some(writer) = writer {
             let _ = writer.join();
         }
-        let runtime = self.runtime.get_mut().ok().and_then(|r| r.take());
-        if let Some(runtime) = runtime {
-            runtime.shutdown_background();
-        }
     }
 }
 
@@ -170,16 +195,23 @@ impl PgStore {
     /// [`Role::Serve`], the hint listener).
     pub fn open(config: Config) -> Result<Self> {
         let pg = pg_config(&config.url)?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("imgroups-pg")
-            .enable_all()
-            .build()
-            .map_err(|err| {
-                tracing::error!(error = %err, "cannot start the database runtime");
-                Error::internal()
-            })?;
-        let handle = runtime.handle().clone();
+        let runtime = OwnedRuntime(Some(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("imgroups-pg")
+                .enable_all()
+                .build()
+                .map_err(|err| {
+                    tracing::error!(error = %err, "cannot start the database runtime");
+                    Error::internal()
+                })?,
+        ));
+        let handle = runtime
+            .0
+            .as_ref()
+            .ok_or_else(Error::internal)?
+            .handle()
+            .clone();
         {
             let (pg, handle) = (pg.clone(), handle.clone());
             block_on(&handle.clone(), async move {
@@ -202,7 +234,8 @@ impl PgStore {
                 tracing::error!(error = %err, "cannot build the connection pool");
                 Error::internal()
             })?;
-        let node = format!("{:016x}", rand_u64());
+        // The process id first, so an operator (or a test) can tell which process holds a lease.
+        let node = format!("{}-{:08x}", std::process::id(), rand_u64() as u32);
         let (hints, outbox) = Hints::new(node);
         let (stop_listener, stop) = watch::channel(false);
         let publisher = {
@@ -230,7 +263,6 @@ impl PgStore {
         Ok(PgStore {
             inner: Arc::new(Inner {
                 config,
-                runtime: Mutex::new(Some(runtime)),
                 handle,
                 pool,
                 jobs,
@@ -239,6 +271,7 @@ impl PgStore {
                 publisher: Mutex::new(Some(publisher)),
                 stop_listener,
                 tokens: TokenCache::default(),
+                _runtime: runtime,
             }),
         })
     }

@@ -9,6 +9,8 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
+use crate::describe;
+
 /// Parameters of one statement.
 pub(crate) type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
@@ -37,7 +39,7 @@ pub(crate) fn pg_error(err: tokio_postgres::Error) -> Error {
         tracing::warn!(error = %err, "database unavailable");
         Error::unavailable("the database is unavailable; retry")
     } else {
-        tracing::error!(error = ?err, "database error");
+        tracing::error!(error = %describe(&err), "database error");
         Error::internal()
     }
 }

@@ -1,1 +1,283 @@
-//! placeholder
+//! Several processes on one database, as stores side by side in one test: sequences stay
+//! gap-free in commit order whichever node writes, an idempotency key raced on two nodes has
+//! one effect, commits, revocations and webhook changes reach the other node, one node at a
+//! time holds a webhook's delivery lease, and a newer schema is refused.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use imgroups_core::port::{Accounts, Hooks, Log, Store, WebhookUrl};
+use imgroups_core::{
+    admin, AccountId, Address, Change, Command, Engine, EngineConfig, ErrorKind, Outcome,
+};
+use imgroups_sim::Simulator;
+use imgroups_store_postgres::{Config, PgStore, Role};
+
+use crate::PgFixture;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn engine(store: &PgStore) -> Arc<Engine> {
+    Arc::new(Engine::new(
+        Arc::new(store.clone()),
+        Arc::new(Simulator),
+        EngineConfig::default(),
+    ))
+}
+
+async fn account(store: &PgStore, address: &str) -> AccountId {
+    let address = Address::parse(address).unwrap();
+    store.ensure_account(&address).await.unwrap().0
+}
+
+/// A group of `me` with the other accounts and a person who is not an account; its GUID.
+async fn group(engine: &Engine, me: AccountId, others: &[&str]) -> String {
+    let mut people: Vec<String> = others.iter().map(|s| s.to_string()).collect();
+    people.push("someone@x.com".into());
+    let command = Command::create_chat(&people, None).unwrap();
+    match engine.execute(me, None, command).await.unwrap() {
+        Outcome::Created { chat, .. } => chat.guid.to_string(),
+        other => panic!("create answered {other:?}"),
+    }
+}
+
+/// Every event of `account`'s log, checked to be 1, 2, 3, ….
+async fn contiguous_log(store: &PgStore, account: AccountId) -> Vec<imgroups_core::Event> {
+    let head = store.log_bounds(account).await.unwrap().head;
+    let events = store
+        .read_events(account, 0, head, usize::MAX >> 1)
+        .await
+        .unwrap();
+    for (i, event) in events.iter().enumerate() {
+        assert_eq!(
+            event.sequence,
+            i as u64 + 1,
+            "the log has a gap or a repeat"
+        );
+    }
+    assert_eq!(events.len() as u64, head);
+    events
+}
+
+#[test]
+fn writes_from_two_nodes_keep_every_log_gap_free_in_commit_order() {
+    let Some(fixture) = PgFixture::new("two_nodes") else {
+        return;
+    };
+    let rt = runtime();
+    rt.block_on(async {
+        let (a, b) = (fixture.store(Role::Serve), fixture.store(Role::Serve));
+        let me = account(&a, "me@x.com").await;
+        let ann = account(&a, "ann@x.com").await;
+        let bob = account(&b, "bob@x.com").await;
+        let (ea, eb) = (engine(&a), engine(&b));
+        let chat = group(&ea, me, &["ann@x.com", "bob@x.com"]).await;
+        let mut tasks = Vec::new();
+        for i in 0..120 {
+            let (engine, actor) = match i % 3 {
+                0 => (ea.clone(), me),
+                1 => (eb.clone(), ann),
+                _ => (eb.clone(), bob),
+            };
+            let chat = chat.clone();
+            tasks.push(tokio::spawn(async move {
+                let command = Command::set_display_name(&chat, &format!("name {i}")).unwrap();
+                engine.execute(actor, None, command).await.unwrap();
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        // Every member's log holds all 120 renames, in the same order for everyone.
+        let mut orders = Vec::new();
+        for who in [me, ann, bob] {
+            let names: Vec<String> = contiguous_log(&a, who)
+                .await
+                .into_iter()
+                .filter_map(|e| match e.change {
+                    Change::DisplayNameChanged { display_name } => Some(display_name),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(names.len(), 120);
+            orders.push(names);
+        }
+        assert_eq!(orders[0], orders[1]);
+        assert_eq!(orders[1], orders[2]);
+        a.close().await;
+        b.close().await;
+    });
+}
+
+#[test]
+fn an_idempotency_key_raced_on_two_nodes_has_one_effect() {
+    let Some(fixture) = PgFixture::new("idem_race") else {
+        return;
+    };
+    let rt = runtime();
+    rt.block_on(async {
+        let (a, b) = (fixture.store(Role::Serve), fixture.store(Role::Serve));
+        let me = account(&a, "me@x.com").await;
+        let (ea, eb) = (engine(&a), engine(&b));
+        let chat = group(&ea, me, &["ann@x.com", "bob@x.com"]).await;
+        for i in 0..20 {
+            let key = format!("key-{i}");
+            let run = |engine: Arc<Engine>| {
+                let (key, chat) = (key.clone(), chat.clone());
+                tokio::spawn(async move {
+                    let command = Command::set_display_name(&chat, &format!("n{i}")).unwrap();
+                    engine.execute(me, Some(key), command).await.unwrap()
+                })
+            };
+            let (x, y) = (run(ea.clone()), run(eb.clone()));
+            assert_eq!(
+                x.await.unwrap(),
+                y.await.unwrap(),
+                "both nodes answer alike"
+            );
+        }
+        let renames = contiguous_log(&b, me)
+            .await
+            .into_iter()
+            .filter(|e| matches!(e.change, Change::DisplayNameChanged { .. }))
+            .count();
+        assert_eq!(renames, 20, "one effect per key");
+        a.close().await;
+        b.close().await;
+    });
+}
+
+#[test]
+fn commits_revocations_and_webhook_changes_reach_the_other_node() {
+    let Some(fixture) = PgFixture::new("hints") else {
+        return;
+    };
+    let rt = runtime();
+    rt.block_on(async {
+        let (a, b) = (fixture.store(Role::Serve), fixture.store(Role::Serve));
+        let me = account(&a, "me@x.com").await;
+        let ann = account(&a, "ann@x.com").await;
+        let address = Address::parse("me@x.com").unwrap();
+        let token = admin::create_token(&a, &address).await.unwrap();
+        // Give B's listener a moment to connect, and B a checked (cached) token.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(b.authenticate(&token).await.unwrap(), me);
+
+        let mut notices = b.notices();
+        let mut changes = b.webhook_changes();
+        let ea = engine(&a);
+        group(&ea, me, &["ann@x.com", "bob@x.com"]).await;
+        let head = a.log_bounds(ann).await.unwrap().head;
+        let seen = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                let batch = notices.recv().await.unwrap();
+                if batch.iter().any(|n| n.account == ann && n.head >= head) {
+                    break;
+                }
+            }
+        })
+        .await;
+        assert!(seen.is_ok(), "node B never heard of node A's commit");
+
+        let url = WebhookUrl::parse("http://127.0.0.1:9/hook").unwrap();
+        a.add_webhook(me, &url, "whsec_x").await.unwrap();
+        let changed = tokio::time::timeout(Duration::from_secs(5), changes.changed()).await;
+        assert!(changed.is_ok(), "node B never heard of the new webhook");
+
+        admin::revoke_token(&a, &token).await.unwrap();
+        let started = Instant::now();
+        loop {
+            match b.authenticate(&token).await {
+                Err(err) if err.kind == ErrorKind::TokenBlocked => break,
+                Ok(_) if started.elapsed() < Duration::from_secs(2) => {
+                    tokio::time::sleep(Duration::from_millis(20)).await
+                }
+                other => panic!("a revoked token still works on node B: {other:?}"),
+            }
+        }
+        a.close().await;
+        b.close().await;
+    });
+}
+
+#[test]
+fn one_node_at_a_time_holds_a_webhook_lease() {
+    let Some(fixture) = PgFixture::new("lease") else {
+        return;
+    };
+    let rt = runtime();
+    rt.block_on(async {
+        let (a, b) = (fixture.store(Role::Serve), fixture.store(Role::Serve));
+        let me = account(&a, "me@x.com").await;
+        let url = WebhookUrl::parse("http://127.0.0.1:9/hook").unwrap();
+        let hook = a.add_webhook(me, &url, "whsec_x").await.unwrap();
+        let lease = Duration::from_millis(600);
+        assert_eq!(a.claim_webhook(hook.id, lease).await.unwrap(), Some(0));
+        assert_eq!(b.claim_webhook(hook.id, lease).await.unwrap(), None);
+        // A renews and keeps it…
+        assert_eq!(a.claim_webhook(hook.id, lease).await.unwrap(), Some(0));
+        a.webhook_delivered(hook.id, 3).await.unwrap();
+        // …until it stops renewing: then B takes over, from A's cursor.
+        tokio::time::sleep(lease + Duration::from_millis(200)).await;
+        assert_eq!(b.claim_webhook(hook.id, lease).await.unwrap(), Some(3));
+        assert_eq!(a.claim_webhook(hook.id, lease).await.unwrap(), None);
+        // A clean stop gives the lease back at once.
+        b.close().await;
+        assert_eq!(a.claim_webhook(hook.id, lease).await.unwrap(), Some(3));
+        a.close().await;
+    });
+}
+
+#[test]
+fn a_database_with_a_newer_schema_is_refused() {
+    let Some(fixture) = PgFixture::new("schema") else {
+        return;
+    };
+    let store = fixture.store(Role::Tool);
+    drop(store);
+    let url = fixture.db.url.clone();
+    std::thread::spawn(move || {
+        let rt = runtime();
+        rt.block_on(async {
+            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(connection);
+            client
+                .batch_execute("UPDATE schema_version SET version = 99")
+                .await
+                .unwrap();
+        });
+    })
+    .join()
+    .unwrap();
+    let err = PgStore::open(Config::new(&fixture.db.url))
+        .err()
+        .expect("a newer schema must be refused");
+    assert_eq!(err.kind, ErrorKind::PreconditionFailed);
+    assert!(err.message.contains("version 99"), "{}", err.message);
+}
+
+#[test]
+fn a_bad_url_or_an_unreachable_server_is_a_clear_error() {
+    let err = PgStore::open(Config::new("postgres://u@h:notaport/db"))
+        .err()
+        .expect("bad url");
+    assert_eq!(err.kind, ErrorKind::InvalidArgument);
+    assert!(
+        err.message.contains("invalid database url"),
+        "{}",
+        err.message
+    );
+    let err = PgStore::open(Config::new("postgres://postgres@127.0.0.1:1/none"))
+        .err()
+        .expect("nobody listens on port 1");
+    assert_eq!(err.kind, ErrorKind::Unavailable);
+    assert!(err.message.contains("cannot connect"), "{}", err.message);
+}

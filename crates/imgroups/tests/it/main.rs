@@ -5,6 +5,7 @@
 
 mod crash;
 mod http_serve;
+mod multinode;
 mod notices;
 mod streams;
 mod subscribers;
