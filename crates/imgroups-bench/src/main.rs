@@ -69,6 +69,9 @@ struct Cli {
     /// Idle subscribers for W5. Default 10,000 (100 with --smoke).
     #[arg(long)]
     idle_subscribers: Option<usize>,
+    /// `imgroups serve` processes on one database in xnode (node A takes the writes).
+    #[arg(long, default_value_t = 2, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(2..=8))]
+    xnode_nodes: usize,
     /// Also write the report (markdown) to this file.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -129,6 +132,7 @@ pub(crate) struct Scale {
     pub(crate) big_groups: u64,
     pub(crate) big_events: u64,
     pub(crate) idle_subscribers: usize,
+    pub(crate) xnode_nodes: usize,
     pub(crate) xnode_subscribers: usize,
     pub(crate) xnode_rate: u64,
 }
@@ -375,6 +379,10 @@ async fn run_workloads(ctx: &mut Ctx, on: &impl Fn(&str) -> bool) -> Result<()> 
     if on("w4") {
         w45::run_w4(ctx).await?;
     }
+    // Right after W4, so it can compare with W4's dataset before W5 writes to it.
+    if on("w4pg") {
+        w4pg::run(ctx).await?;
+    }
     if on("w5") {
         w45::run_w5(ctx).await?;
     }
@@ -383,9 +391,6 @@ async fn run_workloads(ctx: &mut Ctx, on: &impl Fn(&str) -> bool) -> Result<()> 
     }
     if on("xnode") {
         xnode::run(ctx).await?;
-    }
-    if on("w4pg") {
-        w4pg::run(ctx).await?;
     }
     Ok(())
 }
@@ -424,6 +429,7 @@ async fn run(cli: Cli, placement: Placement) -> Result<()> {
             big_groups: cli.groups.unwrap_or(100),
             big_events: cli.events.unwrap_or(1_000),
             idle_subscribers: cli.idle_subscribers.unwrap_or(100),
+            xnode_nodes: cli.xnode_nodes,
             xnode_subscribers: 10,
             xnode_rate: 200,
         }
@@ -437,6 +443,7 @@ async fn run(cli: Cli, placement: Placement) -> Result<()> {
             big_groups: cli.groups.unwrap_or(100_000),
             big_events: cli.events.unwrap_or(1_000_000),
             idle_subscribers: cli.idle_subscribers.unwrap_or(10_000),
+            xnode_nodes: cli.xnode_nodes,
             xnode_subscribers: 100,
             xnode_rate: 1000,
         }
@@ -492,6 +499,7 @@ async fn run(cli: Cli, placement: Placement) -> Result<()> {
         databases: Vec::new(),
     };
     let started = Instant::now();
+    let steal0 = proc::steal_secs();
     let header = format!(
         "## imgroups-bench{}\n\n- command: `imgroups-bench {}`\n- machine: {}\n- placement: {}\n- rounds: {} per figure (median, min–max), {} s each; workload and baseline rounds alternate (A B A B)\n- server: {}\n",
         if smoke { " (smoke)" } else { "" },
@@ -526,10 +534,12 @@ async fn run(cli: Cli, placement: Placement) -> Result<()> {
         };
         summary.push_str(&format!("| {} | {} | {met} |\n", t.what, t.value));
     }
+    let steal1 = proc::steal_secs();
     summary.push_str(&format!(
-        "\nTotal wall time {:.1} s; load average at end: {}.\n",
+        "\nTotal wall time {:.1} s; load average at end: {}; CPU time stolen by the hypervisor over the run: {:.1}%.\n",
         started.elapsed().as_secs_f64(),
-        proc::loadavg()
+        proc::loadavg(),
+        (steal1.1 - steal0.1) * 100.0 / (steal1.0 - steal0.0).max(1e-9)
     ));
     if ctx.failures.is_empty() {
         summary.push_str("All correctness checks passed.\n");

@@ -103,7 +103,7 @@ pub(crate) async fn describe(admin: &str) -> Result<String> {
         out.push(format!("{setting}={}", row.get::<_, String>(0)));
     }
     Ok(format!(
-        "{} ({}); a fresh database per workload, dropped afterwards; PostgreSQL's processes are not pinned (they share every CPU with the rest)",
+        "{} ({}); a fresh database per workload (after a `CHECKPOINT`), dropped afterwards; PostgreSQL's processes are not pinned (they share every CPU with the rest)",
         redact(admin),
         out.join(", ")
     ))
@@ -121,12 +121,16 @@ impl Ctx {
             std::process::id(),
             NEXT.fetch_add(1, Ordering::SeqCst)
         );
-        client(&admin)
-            .await?
-            .batch_execute(&format!("CREATE DATABASE {name}"))
+        let c = client(&admin).await?;
+        c.batch_execute(&format!("CREATE DATABASE {name}"))
             .await
             .map_err(|e| format!("CREATE DATABASE {name}: {e}"))?;
         self.databases.push(name.clone());
+        // Flush what earlier workloads dirtied now rather than during this one (needs a
+        // superuser or pg_checkpoint; without either, the workloads just share the noise).
+        if let Err(e) = c.batch_execute("CHECKPOINT").await {
+            crate::progress(format!("CHECKPOINT before the workload failed: {e}"));
+        }
         Ok(Db {
             url: with_database(&admin, &name),
             name,

@@ -1,5 +1,6 @@
 //! Child processes: the real server, the bare baselines, and what /proc says about them.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::OnceLock;
@@ -233,6 +234,27 @@ pub(crate) fn serve_pg_args(data: &Path, url: &str) -> Vec<String> {
     ]
 }
 
+/// Seconds of every CPU so far (all states) and of them stolen by the hypervisor, from
+/// /proc/stat: a noisy host shows as steal.
+pub(crate) fn steal_secs() -> (f64, f64) {
+    let fields: Vec<f64> = std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|stat| {
+            stat.lines().find(|l| l.starts_with("cpu ")).map(|l| {
+                l.split_whitespace()
+                    .skip(1)
+                    .filter_map(|x| x.parse().ok())
+                    .collect()
+            })
+        })
+        .unwrap_or_default();
+    if fields.len() < 8 {
+        return (f64::NAN, f64::NAN);
+    }
+    let total: f64 = fields.iter().take(8).sum();
+    (total / clk_tck(), fields[7] / clk_tck())
+}
+
 /// Busy CPU seconds of the whole machine so far (every CPU: all but idle and iowait, from
 /// /proc/stat).
 pub(crate) fn machine_busy_secs() -> f64 {
@@ -255,14 +277,14 @@ pub(crate) fn machine_busy_secs() -> f64 {
     (total - v[3] - v[4]) / clk_tck()
 }
 
-/// User + system CPU seconds so far of every process named `postgres` on this machine (the
-/// local PostgreSQL server's backends and helpers). A backend that exits takes its seconds
-/// with it, so take differences over spans where the connections stay open.
-pub(crate) fn postgres_cpu_secs() -> f64 {
+/// User + system CPU seconds so far of each local PostgreSQL backend serving one of the
+/// benchmark's databases (its process title names the database, `imgroups_bench_…`), by pid.
+/// Shared helpers (WAL writer, checkpointer) and other users' backends are left out.
+fn postgres_cpu() -> HashMap<u32, f64> {
+    let mut out = HashMap::new();
     let Ok(dir) = std::fs::read_dir("/proc") else {
-        return f64::NAN;
+        return out;
     };
-    let mut total = 0.0;
     for entry in dir.flatten() {
         let Some(pid) = entry
             .file_name()
@@ -274,47 +296,61 @@ pub(crate) fn postgres_cpu_secs() -> f64 {
         let Ok(comm) = std::fs::read_to_string(format!("/proc/{pid}/comm")) else {
             continue;
         };
-        if comm.trim() == "postgres" {
+        if comm.trim() != "postgres" {
+            continue;
+        }
+        let Ok(title) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        if String::from_utf8_lossy(&title).contains(" imgroups_bench_") {
             let s = cpu_secs(pid);
             if !s.is_nan() {
-                total += s;
+                out.insert(pid, s);
             }
         }
     }
-    total
+    out
 }
 
 /// CPU spent over a span: by one process, by PostgreSQL, and by the whole machine.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Cpu {
     pub(crate) own: f64,
+    /// Every benchmark backend alive at the end of the span: what it spent since the start
+    /// (all of it, if it started meanwhile). A backend that exits within the span takes its
+    /// seconds with it: a lower bound where connections close.
     pub(crate) postgres: f64,
+    /// Every CPU, anything running (other users' work included).
     pub(crate) machine: f64,
 }
 
 /// Starts measuring [`Cpu`] for process `pid`.
 pub(crate) struct Meter {
     pid: u32,
-    start: Cpu,
+    own: f64,
+    postgres: HashMap<u32, f64>,
+    machine: f64,
 }
 
 impl Meter {
     pub(crate) fn start(pid: u32) -> Self {
         Meter {
             pid,
-            start: Cpu {
-                own: cpu_secs(pid),
-                postgres: postgres_cpu_secs(),
-                machine: machine_busy_secs(),
-            },
+            own: cpu_secs(pid),
+            postgres: postgres_cpu(),
+            machine: machine_busy_secs(),
         }
     }
 
     pub(crate) fn stop(&self) -> Cpu {
+        let postgres = postgres_cpu()
+            .into_iter()
+            .map(|(pid, s)| (s - self.postgres.get(&pid).copied().unwrap_or(0.0)).max(0.0))
+            .sum();
         Cpu {
-            own: cpu_secs(self.pid) - self.start.own,
-            postgres: postgres_cpu_secs() - self.start.postgres,
-            machine: machine_busy_secs() - self.start.machine,
+            own: cpu_secs(self.pid) - self.own,
+            postgres,
+            machine: machine_busy_secs() - self.machine,
         }
     }
 }

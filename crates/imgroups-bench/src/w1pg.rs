@@ -187,7 +187,7 @@ pub(crate) async fn run(ctx: &mut Ctx) -> Result<()> {
     }
     let _ = writeln!(
         text,
-        "\nProcess CPU = the imgroups server, or the raw-commit process; PostgreSQL CPU = every process named `postgres` on this machine; all CPUs busy = /proc/stat, load generator included. imgroups-pg peak RSS (VmHWM) {peak_rss:.1} MiB."
+        "\nProcess CPU = the imgroups server, or the raw-commit process; PostgreSQL CPU = the backends serving the benchmark's databases (not the WAL writer or checkpointer); all CPUs busy = /proc/stat over the round: the load generator, PostgreSQL and anything else running on the machine. imgroups-pg peak RSS (VmHWM) {peak_rss:.1} MiB."
     );
     ctx.emit(&text);
 

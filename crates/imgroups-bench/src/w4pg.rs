@@ -188,9 +188,19 @@ pub(crate) async fn run(ctx: &mut Ctx) -> Result<()> {
     // Warm-up pass on each (buffers, page cache, allocator).
     client::catch_up(ch.clone(), &auth, None, |_, _| {}).await?;
     client::catch_up(bch.clone(), &auth, Some(expect), |_, _| {}).await?;
-    if let (Some((_, sauth)), Some(sch)) = (&sqlite, &sch) {
-        client::catch_up(sch.clone(), sauth, None, |_, _| {}).await?;
-    }
+    let mut sqlite = match (sqlite, &sch) {
+        (Some((sproc, sauth)), Some(sch)) => {
+            let cu = client::catch_up(sch.clone(), &sauth, None, |_, _| {}).await?;
+            if cu.head == expect {
+                Some((sproc, sauth))
+            } else {
+                // W5 wrote to the dataset since: not the same log any more.
+                sproc.stop().await;
+                None
+            }
+        }
+        (other, _) => other,
+    };
     let (mut a, mut b, mut s) = (Vec::new(), Vec::new(), Vec::new());
     let (mut bad, mut bare_bad) = (Vec::new(), Vec::new());
     for _ in 0..ctx.rounds {
@@ -203,7 +213,7 @@ pub(crate) async fn run(ctx: &mut Ctx) -> Result<()> {
     let peak = srv.peak_rss_mib();
     srv.stop().await;
     bare.stop().await;
-    if let Some((sproc, _)) = sqlite {
+    if let Some((sproc, _)) = sqlite.take() {
         sproc.stop().await;
     }
     ctx.drop_db(db).await?;

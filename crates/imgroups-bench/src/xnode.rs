@@ -22,14 +22,12 @@ use tokio::sync::watch;
 use tonic::metadata::AsciiMetadataValue;
 use tonic::transport::Channel;
 
-use crate::client::{bearer, connect, create_groups, display_name, req};
+use crate::client::{age_us, bearer, connect, create_groups, display_name, req};
 use crate::proc::{Meter, Proc, Result};
 use crate::stats::{dur_us, percentile, show, spread};
 use crate::w3::STREAMS_PER_CONN;
 use crate::{progress, Ctx};
 
-/// Server processes on the database; node 0 (A) takes every write.
-const NODES: usize = 3;
 /// Accounts written to, round-robin; subscriber j of a node follows account j % ACCOUNTS.
 const ACCOUNTS: usize = 4;
 /// Writes in flight at most while pacing.
@@ -39,11 +37,12 @@ fn node_name(n: usize) -> char {
     (b'A' + n as u8) as char
 }
 
-/// What one subscriber saw: (round key, write index, arrival) per event.
+/// What one subscriber saw: (round key, write index, arrival, arrival − `occurred_at` in µs)
+/// per event.
 struct Seen {
     node: usize,
     account: usize,
-    arrivals: Vec<(usize, u64, Instant)>,
+    arrivals: Vec<(usize, u64, Instant, u32)>,
     /// Sequences that did not follow their predecessor by exactly one.
     gaps: u64,
     /// Events whose name is not one of ours.
@@ -103,7 +102,7 @@ async fn open_subscribers(
                             prev = Some(seq);
                             match display_name(&e).and_then(parse_name) {
                                 Some((key, i)) if key < counters.len() => {
-                                    seen.arrivals.push((key, i, at));
+                                    seen.arrivals.push((key, i, at, age_us(&e)));
                                     counters[key].fetch_add(1, Ordering::Relaxed);
                                 }
                                 _ => seen.foreign += 1,
@@ -194,8 +193,35 @@ async fn paced_writer(
 struct NodeRound {
     ack_us: Vec<u32>,
     send_us: Vec<u32>,
+    /// Arrival − the event's `occurred_at` (stamped by node A when its batch starts).
+    commit_us: Vec<u32>,
     /// Arrivals before the client saw the acknowledgement.
     before_ack: u64,
+}
+
+/// Per-round percentiles of one latency, and the largest sample of all rounds (µs).
+#[derive(Default)]
+struct Pct {
+    p50: Vec<f64>,
+    p99: Vec<f64>,
+    max: f64,
+}
+
+impl Pct {
+    fn push(&mut self, mut samples: Vec<u32>) {
+        samples.sort_unstable();
+        self.p50.push(percentile(&samples, 50.0));
+        self.p99.push(percentile(&samples, 99.0));
+        self.max = self.max.max(samples.last().copied().unwrap_or(0) as f64);
+    }
+
+    fn p50(&self) -> String {
+        show(spread(self.p50.iter().copied()), dur_us)
+    }
+
+    fn p99(&self) -> String {
+        show(spread(self.p99.iter().copied()), dur_us)
+    }
 }
 
 fn micros(d: Duration) -> u32 {
@@ -205,8 +231,10 @@ fn micros(d: Duration) -> u32 {
 pub(crate) async fn run(ctx: &mut Ctx) -> Result<()> {
     let per_node = ctx.scale.xnode_subscribers;
     let rate = ctx.scale.xnode_rate;
+    // Server processes on the database; node 0 (A) takes every write.
+    let nodes_n = ctx.scale.xnode_nodes.max(2);
     progress(format!(
-        "xnode: {NODES} nodes on one PostgreSQL database, {per_node} subscribers each, {rate} writes/s through node A"
+        "xnode: {nodes_n} nodes on one PostgreSQL database, {per_node} subscribers each, {rate} writes/s through node A"
     ));
     let db = ctx.fresh_db("xnode").await?;
 
@@ -223,8 +251,8 @@ pub(crate) async fn run(ctx: &mut Ctx) -> Result<()> {
         }
         imgroups_core::port::Store::close(&store).await;
     }
-    let mut nodes: Vec<Proc> = Vec::with_capacity(NODES);
-    for n in 0..NODES {
+    let mut nodes: Vec<Proc> = Vec::with_capacity(nodes_n);
+    for n in 0..nodes_n {
         let dir = ctx.fresh_dir(&format!("xnode{n}"))?;
         nodes.push(ctx.imgroups_pg(&dir, &db.url).await?);
     }
@@ -262,19 +290,21 @@ pub(crate) async fn run(ctx: &mut Ctx) -> Result<()> {
         .map(|a| (0..per_node).filter(|j| j % ACCOUNTS == a).count() as u64)
         .collect();
     progress(format!(
-        "xnode: {} subscribers open on {NODES} nodes",
-        per_node * NODES
+        "xnode: {} subscribers open on {nodes_n} nodes",
+        per_node * nodes_n
     ));
 
     let n = ((rate as f64 * ctx.scale.secs) as u64).max(10);
     let mut written: Vec<Option<Written>> = (0..keys).map(|_| None).collect();
-    let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); NODES];
+    let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); nodes_n];
+    let mut client_cpu = Vec::new();
     let mut failed = 0u64;
     let mut first_error = None;
     let mut timeouts = 0;
     let plan: Vec<usize> = std::iter::once(keys - 1).chain(0..ctx.rounds).collect();
     for key in plan {
         let meters: Vec<Meter> = nodes.iter().map(|p| Meter::start(p.pid)).collect();
+        let me = Meter::start(std::process::id());
         let count = if key == keys - 1 { n / 4 + 1 } else { n };
         let w = paced_writer(writer[0].clone(), &auths, &guids, key, count, rate).await;
         failed += w.failed;
@@ -290,7 +320,7 @@ pub(crate) async fn run(ctx: &mut Ctx) -> Result<()> {
                     .enumerate()
                     .filter(|(i, t)| i % ACCOUNTS == a && t.is_some())
                     .count() as u64;
-                acked * per_account[a] * NODES as u64
+                acked * per_account[a] * nodes_n as u64
             })
             .sum();
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -306,6 +336,7 @@ pub(crate) async fn run(ctx: &mut Ctx) -> Result<()> {
             for (k, m) in meters.iter().enumerate() {
                 cpu[k].push(m.stop().own);
             }
+            client_cpu.push(me.stop().own);
         }
         written[key] = Some(w);
     }
@@ -325,15 +356,15 @@ pub(crate) async fn run(ctx: &mut Ctx) -> Result<()> {
     let (mut missing, mut duplicates, mut extra) = (0u64, 0u64, 0u64);
     let mut expected_total = 0u64;
     let mut received_total = 0u64;
-    let mut per_node_expected = [0u64; NODES];
-    let mut per_node_received = [0u64; NODES];
+    let mut per_node_expected = vec![0u64; nodes_n];
+    let mut per_node_received = vec![0u64; nodes_n];
     // lat[round][node]
     let mut lat: Vec<Vec<NodeRound>> = (0..ctx.rounds)
-        .map(|_| (0..NODES).map(|_| NodeRound::default()).collect())
+        .map(|_| (0..nodes_n).map(|_| NodeRound::default()).collect())
         .collect();
     for s in &seen {
         let mut got: HashMap<(usize, u64), u32> = HashMap::new();
-        for &(key, i, at) in &s.arrivals {
+        for &(key, i, at, age) in &s.arrivals {
             *got.entry((key, i)).or_default() += 1;
             let Some(w) = written.get(key).and_then(Option::as_ref) else {
                 extra += 1;
@@ -352,6 +383,7 @@ pub(crate) async fn run(ctx: &mut Ctx) -> Result<()> {
                 r.ack_us.push(micros(at.saturating_duration_since(ack)));
                 r.send_us
                     .push(micros(at.saturating_duration_since(w.send[i as usize])));
+                r.commit_us.push(age);
             }
         }
         for (key, w) in written.iter().enumerate() {
@@ -391,7 +423,7 @@ pub(crate) async fn run(ctx: &mut Ctx) -> Result<()> {
             && errors.is_empty()
             && expected_total == received_total,
         format!(
-            "xnode: every one of {} subscribers on {NODES} nodes received every acknowledged write of its account exactly once, in sequence ({expected_total} deliveries expected, {received_total} received; {missing} missing, {duplicates} duplicated, {extra} unexpected, {foreign} foreign, {gaps} sequence gaps, {} stream errors{}, {timeouts} round(s) timed out)",
+            "xnode: every one of {} subscribers on {nodes_n} nodes received every acknowledged write of its account exactly once, in sequence ({expected_total} deliveries expected, {received_total} received; {missing} missing, {duplicates} duplicated, {extra} unexpected, {foreign} foreign, {gaps} sequence gaps, {} stream errors{}, {timeouts} round(s) timed out)",
             seen.len(),
             errors.len(),
             errors.first().map(|e| format!(": {e}")).unwrap_or_default()
@@ -401,45 +433,37 @@ pub(crate) async fn run(ctx: &mut Ctx) -> Result<()> {
     // Per node: medians over rounds of each round's percentiles; max over every round.
     struct Row {
         name: String,
-        p50: Vec<f64>,
-        p99: Vec<f64>,
-        max: f64,
-        send_p50: Vec<f64>,
-        send_p99: Vec<f64>,
+        ack: Pct,
+        send: Pct,
+        commit: Pct,
         before_ack: u64,
         deliveries: u64,
     }
     let summarize = |name: String, nodes: &[usize]| {
         let mut row = Row {
             name,
-            p50: Vec::new(),
-            p99: Vec::new(),
-            max: 0.0,
-            send_p50: Vec::new(),
-            send_p99: Vec::new(),
+            ack: Pct::default(),
+            send: Pct::default(),
+            commit: Pct::default(),
             before_ack: 0,
             deliveries: 0,
         };
         for round in &lat {
-            let mut ack: Vec<u32> = Vec::new();
-            let mut send: Vec<u32> = Vec::new();
+            let (mut ack, mut send, mut commit) = (Vec::new(), Vec::new(), Vec::new());
             for &n in nodes {
                 ack.extend_from_slice(&round[n].ack_us);
                 send.extend_from_slice(&round[n].send_us);
+                commit.extend_from_slice(&round[n].commit_us);
                 row.before_ack += round[n].before_ack;
             }
-            ack.sort_unstable();
-            send.sort_unstable();
             row.deliveries += ack.len() as u64;
-            row.p50.push(percentile(&ack, 50.0));
-            row.p99.push(percentile(&ack, 99.0));
-            row.max = row.max.max(ack.last().copied().unwrap_or(0) as f64);
-            row.send_p50.push(percentile(&send, 50.0));
-            row.send_p99.push(percentile(&send, 99.0));
+            row.ack.push(ack);
+            row.send.push(send);
+            row.commit.push(commit);
         }
         row
     };
-    let mut rows: Vec<Row> = (0..NODES)
+    let mut rows: Vec<Row> = (0..nodes_n)
         .map(|n| {
             summarize(
                 format!(
@@ -455,19 +479,36 @@ pub(crate) async fn run(ctx: &mut Ctx) -> Result<()> {
             )
         })
         .collect();
-    let remote: Vec<usize> = (1..NODES).collect();
-    rows.push(summarize(
-        format!(
-            "nodes {} (remote, pooled)",
-            remote.iter().map(|&n| node_name(n)).collect::<String>()
-        ),
-        &remote,
-    ));
+    // The remote figure: node B alone, or every node but A pooled.
+    let remote_at = if nodes_n > 2 {
+        let remote: Vec<usize> = (1..nodes_n).collect();
+        rows.push(summarize(
+            format!(
+                "nodes {} (remote, pooled)",
+                remote.iter().map(|&n| node_name(n)).collect::<String>()
+            ),
+            &remote,
+        ));
+        nodes_n
+    } else {
+        1
+    };
+    // The writes themselves: send → ack as the load generator saw it.
+    let mut write_lat = Pct::default();
+    for w in written.iter().take(ctx.rounds).flatten() {
+        write_lat.push(
+            w.send
+                .iter()
+                .zip(&w.ack)
+                .filter_map(|(s, a)| a.map(|a| micros(a.saturating_duration_since(*s))))
+                .collect(),
+        );
+    }
     let mut text = format!(
-        "\n### xnode cross-node delivery: {NODES} `imgroups serve` on one PostgreSQL database, {per_node} live subscribers per node (account-wide streams, {ACCOUNTS} accounts), one writer at {rate} renames/s through node A, {n} writes per round spread over the {ACCOUNTS} accounts' groups; latency = arrival at the subscriber − the writer's acknowledgement (and − its send)\n\n| node | deliveries (all rounds) | ack → arrival p50 | p99 | max | send → arrival p50 | p99 | arrivals before the ack | node CPU s/round | peak RSS |\n|---|---|---|---|---|---|---|---|---|---|\n"
+        "\n### xnode cross-node delivery: {nodes_n} `imgroups serve` on one PostgreSQL database, {per_node} live subscribers per node (account-wide streams, {ACCOUNTS} accounts), one writer at {rate} renames/s through node A, {n} writes per round spread over the {ACCOUNTS} accounts' groups; latency = arrival at the subscriber − the writer's acknowledgement (also − its send, and − the event's `occurred_at`, which node A stamps when the write's batch starts)\n\n| node | deliveries (all rounds) | ack → arrival p50 | p99 | max | send → arrival p50 | p99 | occurred_at → arrival p50 | p99 | arrivals before the ack | node CPU s/round | peak RSS |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     );
     for (k, row) in rows.iter().enumerate() {
-        let (cpu_s, rss) = if k < NODES {
+        let (cpu_s, rss) = if k < nodes_n {
             (
                 format!("{:.2}", spread(cpu[k].iter().copied()).med),
                 format!("{:.1} MiB", peak[k]),
@@ -477,24 +518,30 @@ pub(crate) async fn run(ctx: &mut Ctx) -> Result<()> {
         };
         let _ = writeln!(
             text,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {cpu_s} | {rss} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {cpu_s} | {rss} |",
             row.name,
             row.deliveries,
-            show(spread(row.p50.iter().copied()), dur_us),
-            show(spread(row.p99.iter().copied()), dur_us),
-            dur_us(row.max),
-            show(spread(row.send_p50.iter().copied()), dur_us),
-            show(spread(row.send_p99.iter().copied()), dur_us),
+            row.ack.p50(),
+            row.ack.p99(),
+            dur_us(row.ack.max),
+            row.send.p50(),
+            row.send.p99(),
+            row.commit.p50(),
+            row.commit.p99(),
             row.before_ack,
         );
     }
-    let local_p99 = spread(rows[0].p99.iter().copied()).med;
-    let remote_row = &rows[NODES];
-    let remote_p99 = spread(remote_row.p99.iter().copied()).med;
+    let local_p99 = spread(rows[0].ack.p99.iter().copied()).med;
+    let remote_row = &rows[remote_at];
+    let remote_p99 = spread(remote_row.ack.p99.iter().copied()).med;
     let _ = writeln!(
         text,
-        "\nPer node: medians of the rounds' percentiles (min–max), max over every round. Remote p99 / local p99 = {:.2}. Deliveries expected per node: {}; received: {}.",
+        "\nPer node: medians of the rounds' percentiles (min–max), max over every round. Remote p99 / local p99 (ack → arrival) = {:.2}. Writes, send → ack: p50 {}, p99 {}, max {}. Load generator CPU {:.2} s/round (one thread: near the round's length, it is saturated and every latency here includes its queueing). Deliveries expected per node: {}; received: {}.",
         remote_p99 / local_p99,
+        write_lat.p50(),
+        write_lat.p99(),
+        dur_us(write_lat.max),
+        spread(client_cpu.iter().copied()).med,
         per_node_expected
             .iter()
             .enumerate()
@@ -514,7 +561,7 @@ pub(crate) async fn run(ctx: &mut Ctx) -> Result<()> {
         format!(
             "{} (max {}; local on node A: p99 {})",
             dur_us(remote_p99),
-            dur_us(remote_row.max),
+            dur_us(remote_row.ack.max),
             dur_us(local_p99)
         ),
         Some(remote_p99 <= 50_000.0),

@@ -1,8 +1,14 @@
 //! Secrets: API tokens and webhook signing secrets. Tokens are random (160 bits), shown once,
 //! and stored only as their SHA-256 hash.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use rand::RngCore;
 use sha2::{Digest, Sha256};
+
+use crate::model::AccountId;
 
 /// Token text starts with this, so a leaked one is recognisable in logs and scanners.
 pub const TOKEN_PREFIX: &str = "imgr_";
@@ -45,5 +51,93 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(hash, hash_token(&a));
         assert!(new_webhook_secret().starts_with(SECRET_PREFIX));
+    }
+}
+
+/// Good tokens a store has already checked, so a request need not read the database to know
+/// its account. An entry holds while the store's *revocation generation* — a number that
+/// changes whenever any token may have been revoked, by this process or another — is the one
+/// it was checked under, and for at most `ttl` (which bounds the damage should news of a
+/// revocation be lost). A store that cannot currently tell its generation passes `None`:
+/// nothing is then trusted or remembered.
+pub struct TokenCache {
+    ttl: Duration,
+    state: Mutex<CacheState>,
+}
+
+#[derive(Default)]
+struct CacheState {
+    generation: u64,
+    accounts: HashMap<String, (AccountId, Instant)>,
+}
+
+/// Above this many remembered tokens the cache starts over.
+const MAX_CACHED_TOKENS: usize = 10_000;
+
+impl TokenCache {
+    pub fn new(ttl: Duration) -> Self {
+        TokenCache {
+            ttl,
+            state: Mutex::default(),
+        }
+    }
+
+    /// The account of `token`, if it was checked under `generation` less than `ttl` ago.
+    pub fn get(&self, token: &str, generation: Option<u64>) -> Option<AccountId> {
+        let generation = generation?;
+        let mut state = self.state.lock().ok()?;
+        if state.generation != generation {
+            state.accounts.clear();
+            state.generation = generation;
+            return None;
+        }
+        match state.accounts.get(token) {
+            Some((account, checked)) if checked.elapsed() < self.ttl => Some(*account),
+            _ => None,
+        }
+    }
+
+    /// Remembers `token` as checked under `generation`, unless a newer generation has been
+    /// seen since (then the check may predate a revocation).
+    pub fn put(&self, token: String, account: AccountId, generation: Option<u64>) {
+        let Some(generation) = generation else {
+            return;
+        };
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        if state.generation != generation {
+            return;
+        }
+        if state.accounts.len() >= MAX_CACHED_TOKENS {
+            state.accounts.clear();
+        }
+        state.accounts.insert(token, (account, Instant::now()));
+    }
+}
+
+#[cfg(test)]
+mod cache_tests {
+    use super::*;
+
+    #[test]
+    fn a_new_generation_forgets_every_checked_token() {
+        let cache = TokenCache::new(Duration::from_secs(60));
+        cache.get("t", Some(1));
+        cache.put("t".into(), AccountId(7), Some(1));
+        assert_eq!(cache.get("t", Some(1)), Some(AccountId(7)));
+        assert_eq!(cache.get("t", Some(2)), None);
+        // A check made under the old generation is not remembered under the new one.
+        cache.put("t".into(), AccountId(7), Some(1));
+        assert_eq!(cache.get("t", Some(2)), None);
+        assert_eq!(cache.get("t", None), None);
+    }
+
+    #[test]
+    fn entries_expire() {
+        let cache = TokenCache::new(Duration::ZERO);
+        cache.get("t", Some(0));
+        cache.put("t".into(), AccountId(7), Some(0));
+        assert_eq!(cache.get("t", Some(0)), None);
     }
 }

@@ -100,26 +100,44 @@ pub(crate) async fn list_tokens(client: &Client) -> Result<Vec<TokenInfo>> {
         .collect())
 }
 
-pub(crate) async fn revoke_token(client: &Client, token: &TokenRef) -> Result<TokenId> {
+/// Revokes a token and, in the same transaction, notifies every listening process (see
+/// `hints`): a committed revocation is always announced. Revocations are rare, so NOTIFY's
+/// commit-time lock costs nothing here, unlike on the write path.
+pub(crate) async fn revoke_token(
+    client: &mut Client,
+    token: &TokenRef,
+    node: &str,
+) -> Result<TokenId> {
+    let tx = client.transaction().await.db()?;
+    let now = Timestamp::now().0;
     let row = match token {
-        TokenRef::Id(id) => client
+        TokenRef::Id(id) => tx
             .query_opt(
                 "UPDATE tokens SET revoked_at = coalesce(revoked_at, $2) WHERE id = $1 RETURNING id",
-                &[&id.0, &Timestamp::now().0],
+                &[&id.0, &now],
             )
             .await
             .db()?,
-        TokenRef::Secret(secret) => client
+        TokenRef::Secret(secret) => tx
             .query_opt(
                 "UPDATE tokens SET revoked_at = coalesce(revoked_at, $2) WHERE hash = $1
                  RETURNING id",
-                &[&hash_token(secret), &Timestamp::now().0],
+                &[&hash_token(secret), &now],
             )
             .await
             .db()?,
     };
-    row.map(|r| TokenId(r.get(0)))
-        .ok_or_else(|| Error::invalid("no such token").with("field", "token"))
+    let id = row
+        .map(|r| TokenId(r.get(0)))
+        .ok_or_else(|| Error::invalid("no such token").with("field", "token"))?;
+    tx.execute(
+        "SELECT pg_notify($1, $2)",
+        &[&crate::hints::CHANNEL, &crate::hints::revoked_payload(node)],
+    )
+    .await
+    .db()?;
+    tx.commit().await.db()?;
+    Ok(id)
 }
 
 pub(crate) async fn authenticate(client: &Client, token: &str) -> Result<AccountId> {

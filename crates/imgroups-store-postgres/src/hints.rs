@@ -4,8 +4,9 @@
 //! broadcast to this process's listeners at once, and queued for the publisher task, which
 //! waits a few milliseconds to coalesce (one `pg_notify` for many commits, one line per
 //! account with its newest head) and sends them on a connection of its own — never inside
-//! the write transaction, where NOTIFY would take a global lock at commit. Token revocations
-//! and webhook changes travel the same way.
+//! the write transaction, where NOTIFY would take a global lock at commit. Webhook changes
+//! travel the same way. A token revocation is announced by the revoking transaction itself
+//! (rare, so the lock costs nothing), so a committed revocation is never unannounced.
 //!
 //! Hints are lossy by design: a payload may be dropped when the publisher's connection fails,
 //! and a listener that reconnects has missed whatever was sent meanwhile. Readers treat a
@@ -43,7 +44,6 @@ const RECONNECT: Duration = Duration::from_millis(500);
 
 pub(crate) enum Hint {
     Appended(Vec<Notice>),
-    Revoked,
     Webhooks,
 }
 
@@ -92,9 +92,10 @@ impl Hints {
         self.send(Hint::Appended(notices));
     }
 
+    /// This process revoked a token (the other processes were told by the revoking
+    /// transaction itself).
     pub(crate) fn revoked(&self) {
         self.revocations.fetch_add(1, Ordering::SeqCst);
-        self.send(Hint::Revoked);
     }
 
     pub(crate) fn webhooks_changed(&self) {
@@ -166,6 +167,12 @@ impl Hints {
     }
 }
 
+/// The payload announcing a revocation (sent inside the revoking transaction, see
+/// `admin::revoke_token`).
+pub(crate) fn revoked_payload(node: &str) -> String {
+    format!("{node} r")
+}
+
 /// Sends queued hints, coalesced, until the queue closes; then returns.
 pub(crate) fn spawn_publisher(
     hints: Arc<Hints>,
@@ -213,7 +220,7 @@ pub(crate) fn spawn_publisher(
 /// limit.
 fn payloads(node: &str, hints: Vec<Hint>) -> Vec<String> {
     let mut heads: BTreeMap<AccountId, u64> = BTreeMap::new();
-    let (mut revoked, mut webhooks) = (false, false);
+    let mut webhooks = false;
     for hint in hints {
         match hint {
             Hint::Appended(notices) => {
@@ -222,14 +229,10 @@ fn payloads(node: &str, hints: Vec<Hint>) -> Vec<String> {
                     *head = (*head).max(n.head);
                 }
             }
-            Hint::Revoked => revoked = true,
             Hint::Webhooks => webhooks = true,
         }
     }
     let mut out = Vec::new();
-    if revoked {
-        out.push(format!("{node} r"));
-    }
     if webhooks {
         out.push(format!("{node} w"));
     }

@@ -25,16 +25,16 @@ mod schema;
 mod sql;
 mod writer;
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use imgroups_core::port::{
     Accounts, GroupRow, Hooks, Log, LogBounds, Notices, ReadFn, Reader, Store, TokenInfo, TokenRef,
     Webhook, WebhookUrl, Work,
 };
+use imgroups_core::tokens::TokenCache;
 use imgroups_core::{
     AccountId, Address, Error, Event, GroupKey, Outcome, Result, Timestamp, TokenId, WebhookId,
 };
@@ -88,7 +88,13 @@ fn pg_config(url: &str) -> Result<tokio_postgres::Config> {
         Error::invalid(format!("invalid database url: {err}")).with("field", "database-url")
     })?;
     // An acknowledged write must be durable, whatever the database's default says.
-    config.options("-c synchronous_commit=on -c client_min_messages=warning");
+    // Generic plans: every statement is prepared once and its shape never changes, so
+    // re-planning per execution (PostgreSQL's default for the first runs, and for array
+    // parameters) is pure cost on the write path.
+    config.options(
+        "-c synchronous_commit=on -c client_min_messages=warning \
+         -c plan_cache_mode=force_generic_plan",
+    );
     if config.get_application_name().is_none() {
         config.application_name("imgroups");
     }
@@ -270,7 +276,7 @@ impl PgStore {
                 hints,
                 publisher: Mutex::new(Some(publisher)),
                 stop_listener,
-                tokens: TokenCache::default(),
+                tokens: TokenCache::new(TOKEN_TTL),
                 _runtime: runtime,
             }),
         })
@@ -499,10 +505,16 @@ impl Accounts for PgStore {
 
     async fn revoke_token(&self, token: &TokenRef) -> Result<TokenId> {
         let token = token.clone();
+        let node = self.node().to_owned();
         let id = self
-            .with_client(move |client| async move { admin::revoke_token(&client, &token).await })
+            .with_client(move |mut client| async move {
+                admin::revoke_token(&mut client, &token, &node).await
+            })
             .await?;
         self.inner.hints.revoked();
+        // Committed and announced: give running servers a moment to hear it (delivery takes
+        // a few milliseconds), so the revoked token fails on the very next call.
+        tokio::time::sleep(REVOCATION_SETTLE).await;
         Ok(id)
     }
 
@@ -625,51 +637,10 @@ impl Store for PgStore {
     }
 }
 
-/// Good tokens already checked, valid while no revocation has been heard of since (see
-/// [`Hints::token_generation`]) and for at most [`TOKEN_TTL`] (which bounds the damage of a
-/// lost revocation hint).
-#[derive(Default)]
-struct TokenCache {
-    state: Mutex<TokenState>,
-}
-
-#[derive(Default)]
-struct TokenState {
-    generation: u64,
-    accounts: HashMap<String, (AccountId, Instant)>,
-}
-
+/// How long a checked token is trusted without a database read, while the hint listener is
+/// connected (a revocation hint from any process empties the cache at once; this bounds the
+/// damage of a lost hint).
 const TOKEN_TTL: Duration = Duration::from_secs(5);
-const MAX_CACHED_TOKENS: usize = 10_000;
 
-impl TokenCache {
-    fn get(&self, token: &str, generation: Option<u64>) -> Option<AccountId> {
-        let generation = generation?;
-        let mut state = self.state.lock().ok()?;
-        if state.generation != generation {
-            state.accounts.clear();
-            state.generation = generation;
-            return None;
-        }
-        match state.accounts.get(token) {
-            Some((account, checked)) if checked.elapsed() < TOKEN_TTL => Some(*account),
-            _ => None,
-        }
-    }
-
-    fn put(&self, token: String, account: AccountId, generation: Option<u64>) {
-        let Some(generation) = generation else {
-            return;
-        };
-        let Ok(mut state) = self.state.lock() else {
-            return;
-        };
-        if state.generation != generation {
-            return;
-        }
-        if state.accounts.len() >= MAX_CACHED_TOKENS {
-            state.accounts.clear();
-        }
-        state.accounts.insert(token, (account, Instant::now()));
-    }
-}
+/// How long `revoke_token` waits after its commit for running servers to hear of it.
+const REVOCATION_SETTLE: Duration = Duration::from_millis(100);

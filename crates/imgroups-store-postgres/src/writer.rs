@@ -187,6 +187,10 @@ struct Appended {
 /// The batch being applied.
 struct Batch {
     pending: Vec<Pending>,
+    /// Display names set in this batch, the last per group: stored by one statement when the
+    /// pending writes go out (a batch of renames costs the database one statement, not one
+    /// per rename).
+    names: HashMap<GroupKey, String>,
     events: Vec<Appended>,
     /// Accounts whose heads this batch moved.
     moved: HashSet<AccountId>,
@@ -202,6 +206,22 @@ struct PgTx<'a> {
     wrote: bool,
     /// A statement failed: PostgreSQL has aborted the transaction, so the batch cannot commit.
     broken: bool,
+}
+
+impl Batch {
+    /// The writes to send now, the display names among them.
+    fn outgoing(&mut self) -> &mut Vec<Pending> {
+        if !self.names.is_empty() {
+            let (ids, names): (Vec<i64>, Vec<String>) =
+                self.names.drain().map(|(k, n)| (k.0, n)).unzip();
+            self.pending.push(Pending {
+                sql: "UPDATE groups g SET display_name = v.name
+                      FROM unnest($1::bigint[], $2::text[]) AS v(id, name) WHERE g.id = v.id",
+                params: vec![Box::new(ids), Box::new(names)],
+            });
+        }
+        &mut self.pending
+    }
 }
 
 impl PgTx<'_> {
@@ -220,7 +240,7 @@ impl PgTx<'_> {
 
 impl Query for PgTx<'_> {
     fn rows(&mut self, sql: &'static str, params: Params<'_>) -> Result<Vec<Row>> {
-        let result = self.conn.run(&mut self.batch.pending, Some((sql, params)));
+        let result = self.conn.run(self.batch.outgoing(), Some((sql, params)));
         self.check(result)
     }
 }
@@ -351,10 +371,8 @@ impl Tx for PgTx<'_> {
     }
 
     fn set_display_name(&mut self, group: GroupKey, name: &str) -> Result<()> {
-        self.write(
-            "UPDATE groups SET display_name = $2 WHERE id = $1",
-            vec![Box::new(group.0), Box::new(name.to_owned())],
-        );
+        self.wrote = true;
+        self.batch.names.insert(group, name.to_owned());
         if let Some(row) = self.cache.groups.get_mut(&group) {
             row.display_name = Some(name.to_owned());
         }
@@ -608,31 +626,28 @@ impl Writer {
         self.conn.as_mut().ok_or_else(Error::internal)
     }
 
-    /// Opens the batch transaction under the write lock; returns the commit clock to start
-    /// from.
+    /// Opens the batch transaction under the write lock (one round trip: `BEGIN`, the lock and
+    /// the writer state, pipelined); returns the commit clock to start from.
     fn begin(&mut self) -> Result<Timestamp> {
-        let sql = format!(
-            "BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK}); \
-             SELECT epoch, clock FROM writer_state WHERE id = 1"
-        );
-        let messages = self.conn()?.simple(&sql)?;
-        // The last row is the state's (the lock's row comes first).
-        let state = messages.iter().rev().find_map(|m| match m {
-            SimpleQueryMessage::Row(row) => {
-                let number = |i| {
-                    row.try_get(i)
-                        .ok()
-                        .flatten()
-                        .and_then(|v: &str| v.parse::<i64>().ok())
-                };
-                Some((number(0), number(1)))
-            }
-            _ => None,
-        });
-        let (Some((Some(epoch), Some(clock))), Some(_)) = (state, self.conn.as_ref()) else {
+        let mut opening = vec![
+            Pending {
+                sql: "BEGIN",
+                params: Vec::new(),
+            },
+            Pending {
+                sql: "SELECT pg_advisory_xact_lock($1)",
+                params: vec![Box::new(WRITE_LOCK)],
+            },
+        ];
+        let rows = self.conn()?.run(
+            &mut opening,
+            Some(("SELECT epoch, clock FROM writer_state WHERE id = 1", &[])),
+        )?;
+        let Some(state) = rows.first() else {
             tracing::error!("writer_state has no row");
             return Err(Error::internal());
         };
+        let (epoch, clock): (i64, i64) = (state.get(0), state.get(1));
         if self.cache.epoch != Some(epoch) {
             self.cache.forget_all();
             self.cache.epoch = Some(epoch);
@@ -659,6 +674,7 @@ impl Writer {
         self.clock = self.clock.max(started);
         let mut batch = Batch {
             pending: Vec::new(),
+            names: HashMap::new(),
             events: Vec::new(),
             moved: HashSet::new(),
         };
@@ -721,6 +737,7 @@ impl Writer {
 
     /// Stores the batch's events, heads and retention, and commits, in one round trip.
     fn commit(&mut self, mut batch: Batch) -> Result<Vec<Notice>> {
+        batch.outgoing();
         let mut heads: Vec<(AccountId, i64)> = batch
             .moved
             .iter()

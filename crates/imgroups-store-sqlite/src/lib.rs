@@ -35,16 +35,16 @@ mod reply;
 mod schema;
 mod webhooks;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use imgroups_core::port::{
     Accounts, Hooks, Log, LogBounds, Notices, ReadFn, Store, TokenInfo, TokenRef, Webhook,
     WebhookUrl, Work,
 };
+use imgroups_core::tokens::TokenCache;
 use imgroups_core::{
     AccountId, Address, Error, Event, Outcome, Result, Timestamp, TokenId, WebhookId,
 };
@@ -248,7 +248,7 @@ impl SqliteStore {
                 jobs,
                 readers: Mutex::new(Vec::new()),
                 auth: Mutex::new(None),
-                tokens: TokenCache::default(),
+                tokens: TokenCache::new(TOKEN_TTL),
                 notices,
                 listener: Mutex::new(listener),
                 gate,
@@ -556,54 +556,7 @@ impl Store for SqliteStore {
     }
 }
 
-/// Good tokens already checked, valid while the revocation count they were checked under
-/// stands (any revocation, by anyone, empties the cache) and for at most [`TOKEN_TTL`] (which
-/// bounds the damage if a revoking process died between its commit and its notice).
-#[derive(Default)]
-struct TokenCache {
-    state: Mutex<TokenState>,
-}
-
-#[derive(Default)]
-struct TokenState {
-    revocations: u64,
-    accounts: HashMap<String, (AccountId, Instant)>,
-}
-
+/// How long a checked token is trusted without a database read (any revocation, by anyone,
+/// empties the cache at once; this bounds the damage if a revoking process died between its
+/// commit and its notice).
 const TOKEN_TTL: Duration = Duration::from_secs(10);
-/// Above this many remembered tokens the cache starts over.
-const MAX_CACHED_TOKENS: usize = 10_000;
-
-impl TokenCache {
-    fn get(&self, token: &str, revocations: Option<u64>) -> Option<AccountId> {
-        let revocations = revocations?;
-        let mut state = self.state.lock().ok()?;
-        if state.revocations != revocations {
-            state.accounts.clear();
-            state.revocations = revocations;
-            return None;
-        }
-        match state.accounts.get(token) {
-            Some((account, checked)) if checked.elapsed() < TOKEN_TTL => Some(*account),
-            _ => None,
-        }
-    }
-
-    /// Remembers `token` as checked under `revocations`, unless a revocation has been seen
-    /// since (then the check may predate it).
-    fn put(&self, token: String, account: AccountId, revocations: Option<u64>) {
-        let Some(revocations) = revocations else {
-            return;
-        };
-        let Ok(mut state) = self.state.lock() else {
-            return;
-        };
-        if state.revocations != revocations {
-            return;
-        }
-        if state.accounts.len() >= MAX_CACHED_TOKENS {
-            state.accounts.clear();
-        }
-        state.accounts.insert(token, (account, Instant::now()));
-    }
-}

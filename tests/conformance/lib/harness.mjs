@@ -17,6 +17,17 @@
 //   imgroups sim unreachable ADDR --data DIR
 //   imgroups sim act ADDR rename|add|remove|leave|icon-set|icon-rm CHAT [ARGS] --data DIR
 //     exit 0 once the change is durable; exit 1 with `error: … (<errorCode>)` on stderr
+//   Every command above also takes --database-url URL: all state in that PostgreSQL database,
+//   the data dir then keeps only the default token file.
+//
+// Store under test, chosen by environment:
+//   IMGROUPS_STORE             unset or "sqlite": the embedded SQLite store in the data dir.
+//                              "postgres": each Server.start() creates a database of its own,
+//                              imgroups_conf_<pid>_<n>, passes it as --database-url to `serve`
+//                              and every CLI call (kept across restart()), and drops it
+//                              (WITH (FORCE)) in cleanup().
+//   IMGROUPS_TEST_DATABASE_URL with postgres, required: an admin URL whose user may
+//                              CREATE DATABASE, e.g. postgres://postgres@127.0.0.1:5432/test.
 
 import { execFile, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -35,7 +46,25 @@ import { createHttpClient } from "@photon-ai/advanced-imessage/http";
 // streams, which the SDK has over gRPC only, stay on gRPC.
 export const TRANSPORT = process.env.IMGROUPS_TRANSPORT === "http" ? "http" : "grpc";
 
+// IMGROUPS_STORE, IMGROUPS_TEST_DATABASE_URL: see the top of this file.
+export const STORE = process.env.IMGROUPS_STORE || "sqlite";
+if (STORE !== "sqlite" && STORE !== "postgres") {
+  throw new Error(`IMGROUPS_STORE=${STORE}: expected "sqlite" (the default) or "postgres"`);
+}
+const ADMIN_DATABASE_URL = process.env.IMGROUPS_TEST_DATABASE_URL;
+if (STORE === "postgres" && !ADMIN_DATABASE_URL) {
+  throw new Error(
+    "IMGROUPS_STORE=postgres needs IMGROUPS_TEST_DATABASE_URL, an admin URL whose user may CREATE DATABASE " +
+      "(e.g. postgres://postgres@127.0.0.1:5432/test)",
+  );
+}
+
 const execFileAsync = promisify(execFile);
+
+// The store is the harness's choice alone: an IMGROUPS_DATABASE_URL in the caller's environment
+// must not turn a SQLite run into one on a shared database.
+const BIN_ENV = { ...process.env };
+delete BIN_ENV.IMGROUPS_DATABASE_URL;
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 export const BIN = process.env.IMGROUPS_BIN ?? join(REPO_ROOT, "target/debug/imgroups");
@@ -60,12 +89,42 @@ function assertBinary() {
   }
 }
 
+/** Run one SQL statement on the admin database (IMGROUPS_TEST_DATABASE_URL). */
+async function adminQuery(sql) {
+  const { default: pg } = await import("pg"); // only under IMGROUPS_STORE=postgres
+  const client = new pg.Client({ connectionString: ADMIN_DATABASE_URL });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
+let databaseCounter = 0;
+
+/** A fresh PostgreSQL database for one Server: its name and its URL (the admin URL, other database). */
+async function createDatabase() {
+  databaseCounter += 1;
+  const name = `imgroups_conf_${process.pid}_${databaseCounter}`;
+  await adminQuery(`CREATE DATABASE "${name}"`);
+  const url = new URL(ADMIN_DATABASE_URL);
+  url.pathname = `/${name}`;
+  return { name, url: url.href };
+}
+
+async function dropDatabase(name) {
+  await adminQuery(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+}
+
 /**
- * One imgroups server process on one data directory. `restart()` reuses the
- * directory, so everything written before must still be there afterwards.
+ * One imgroups server process on one data directory (and, under IMGROUPS_STORE=postgres, one
+ * database). `restart()` reuses both, so everything written before must still be there afterwards.
  */
 export class Server {
   /** @type {string} */ dataDir;
+  /** @type {{name: string, url: string} | null} the PostgreSQL database, under IMGROUPS_STORE=postgres */
+  database = null;
   /** @type {string} host:port of the gRPC listener */ address;
   /** @type {string} address of the account created by `serve` */ account;
   /** @type {string} token printed on the first start */ token;
@@ -83,8 +142,9 @@ export class Server {
   #stderr = "";
   #clients = new Set();
 
-  constructor(dataDir, options) {
+  constructor(dataDir, database, options) {
     this.dataDir = dataDir;
+    this.database = database;
     this.#options = options;
   }
 
@@ -95,11 +155,13 @@ export class Server {
   static async start(options = {}) {
     assertBinary();
     const dataDir = await mkdtemp(join(tmpdir(), "imgroups-conformance-"));
-    const server = new Server(dataDir, options);
+    let server;
     try {
+      server = new Server(dataDir, STORE === "postgres" ? await createDatabase() : null, options);
       await server.#spawn();
     } catch (err) {
       await rm(dataDir, { recursive: true, force: true });
+      if (server?.database) await dropDatabase(server.database.name);
       throw err;
     }
     return server;
@@ -114,8 +176,15 @@ export class Server {
     return this.#stderr;
   }
 
+  /** `--data DIR`, plus `--database-url URL` under IMGROUPS_STORE=postgres: for every command. */
+  get storeArgs() {
+    const args = ["--data", this.dataDir];
+    if (this.database) args.push("--database-url", this.database.url);
+    return args;
+  }
+
   async #spawn() {
-    const args = ["serve", "--data", this.dataDir, "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0"];
+    const args = ["serve", ...this.storeArgs, "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0"];
     if (this.#options.account) args.push("--account", this.#options.account);
     if (this.#options.heartbeatSecs !== undefined) {
       args.push("--heartbeat-secs", String(this.#options.heartbeatSecs));
@@ -125,7 +194,7 @@ export class Server {
 
     this.#stderr = "";
     this.generation += 1;
-    const child = spawn(BIN, args, { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(BIN, args, { env: BIN_ENV, stdio: ["ignore", "pipe", "pipe"] });
     this.#child = child;
     this.#exited = new Promise((resolveExit) => {
       child.once("exit", (code, signal) => resolveExit({ code, signal }));
@@ -220,19 +289,21 @@ export class Server {
     await this.#spawn();
   }
 
-  /** Stop (if running) and delete the data directory. */
+  /** Stop (if running) and delete the data directory (and drop the database). */
   async cleanup() {
     try {
       await this.stop();
     } finally {
       await rm(this.dataDir, { recursive: true, force: true });
+      if (this.database) await dropDatabase(this.database.name);
     }
   }
 
-  /** Run `imgroups <args...> --data DIR` and return its trimmed stdout. */
+  /** Run `imgroups <args...> --data DIR [--database-url URL]` and return its trimmed stdout. */
   async cli(...args) {
     try {
-      const { stdout } = await execFileAsync(BIN, [...args, "--data", this.dataDir], {
+      const { stdout } = await execFileAsync(BIN, [...args, ...this.storeArgs], {
+        env: BIN_ENV,
         timeout: CLI_TIMEOUT_MS,
       });
       return stdout.trim();
@@ -272,12 +343,13 @@ export class Server {
   }
 
   /**
-   * Run `imgroups <args...> --data DIR` expecting it to fail.
+   * Run `imgroups <args...> --data DIR [--database-url URL]` expecting it to fail.
    * @returns {Promise<{code: number, stdout: string, stderr: string}>}
    */
   async cliFailure(...args) {
     try {
-      const { stdout } = await execFileAsync(BIN, [...args, "--data", this.dataDir], {
+      const { stdout } = await execFileAsync(BIN, [...args, ...this.storeArgs], {
+        env: BIN_ENV,
         timeout: CLI_TIMEOUT_MS,
       });
       throw new Error(`imgroups ${args.join(" ")} succeeded (stdout ${JSON.stringify(stdout)}); expected a failure`);
