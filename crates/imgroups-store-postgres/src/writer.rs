@@ -23,6 +23,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use imgroups_core::port::tx::stored;
@@ -37,6 +38,14 @@ use tokio_postgres::{Client, Row, SimpleQueryMessage, Statement};
 
 use crate::hints::Hints;
 use crate::sql::{self, Params, PgResult, Query};
+
+/// How long a batch may wait for the requests it expects. A batch answers its clients all at
+/// once; under steady load they send their next requests a round trip later, just after the
+/// next batch began — which would then carry a few requests, and the one after it the rest:
+/// two half batches, two WAL flushes, where one would do. So a batch that has fewer requests
+/// than the last one waits (this long at most) for the rest. A lone client (last batch: one
+/// request) never waits.
+const GATHER: Duration = Duration::from_millis(1);
 
 /// The advisory-lock key every write batch holds (an arbitrary, fixed number).
 pub(crate) const WRITE_LOCK: i64 = 0x696d_6772_6f75_7000;
@@ -558,6 +567,8 @@ pub(crate) struct Writer {
     conn: Option<Conn>,
     cache: Cache,
     clock: Timestamp,
+    /// How many requests the last batch carried.
+    last_batch: usize,
 }
 
 impl Writer {
@@ -577,6 +588,7 @@ impl Writer {
             conn: None,
             cache: Cache::default(),
             clock: Timestamp(0),
+            last_batch: 0,
         }
     }
 
@@ -591,14 +603,35 @@ impl Writer {
                 Msg::Write(job) => jobs.push(job),
                 Msg::Stop => stopping = true,
             }
-            // Everything already queued joins this batch.
-            while jobs.len() < self.max_batch {
-                match rx.try_recv() {
-                    Ok(Msg::Write(job)) => jobs.push(job),
-                    Ok(Msg::Stop) => stopping = true,
-                    Err(_) => break,
+            // Everything already queued joins this batch; and while the clients answered by
+            // the last batch are still on their way back, wait for them briefly (see
+            // `GATHER`).
+            let expected = self.last_batch.min(self.max_batch);
+            let deadline = Instant::now() + GATHER;
+            while jobs.len() < self.max_batch && !stopping {
+                let next = match rx.try_recv() {
+                    Ok(msg) => Some(msg),
+                    Err(_) if jobs.len() >= expected => break,
+                    Err(_) => {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            break;
+                        }
+                        match self
+                            .handle
+                            .block_on(async { tokio::time::timeout(left, rx.recv()).await })
+                        {
+                            Ok(msg) => msg,
+                            Err(_) => break,
+                        }
+                    }
+                };
+                match next {
+                    Some(Msg::Write(job)) => jobs.push(job),
+                    Some(Msg::Stop) | None => stopping = true,
                 }
             }
+            self.last_batch = jobs.len();
             if !jobs.is_empty() {
                 self.batch(jobs);
             }
