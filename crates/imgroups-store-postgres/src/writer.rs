@@ -23,7 +23,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::future::join_all;
 use imgroups_core::port::tx::stored;
@@ -603,37 +603,17 @@ impl Writer {
                 Msg::Write(job) => jobs.push(job),
                 Msg::Stop => stopping = true,
             }
-            // Everything already queued joins this batch; and while the clients answered by
-            // the last batch are still on their way back, wait for them briefly (see
+            // The transaction opens while the batch gathers: everything already queued, and
+            // the clients the last batch answered, who are still on their way back (see
             // `GATHER`).
             let expected = self.last_batch.min(self.max_batch);
-            let deadline = Instant::now() + GATHER;
-            while jobs.len() < self.max_batch && !stopping {
-                let next = match rx.try_recv() {
-                    Ok(msg) => Some(msg),
-                    Err(_) if jobs.len() >= expected => break,
-                    Err(_) => {
-                        let left = deadline.saturating_duration_since(Instant::now());
-                        if left.is_zero() {
-                            break;
-                        }
-                        match self
-                            .handle
-                            .block_on(async { tokio::time::timeout(left, rx.recv()).await })
-                        {
-                            Ok(msg) => msg,
-                            Err(_) => break,
-                        }
-                    }
-                };
-                match next {
-                    Some(Msg::Write(job)) => jobs.push(job),
-                    Some(Msg::Stop) | None => stopping = true,
-                }
-            }
+            let started = self.begin_gathering(&mut rx, &mut jobs, expected, &mut stopping);
             self.last_batch = jobs.len();
-            if !jobs.is_empty() {
-                self.batch(jobs);
+            if jobs.is_empty() {
+                // Stopping with nothing to write: end the transaction just opened.
+                self.rollback();
+            } else {
+                self.batch(jobs, started);
             }
         }
         // Answer whatever raced the stop rather than dropping it silently.
@@ -645,7 +625,8 @@ impl Writer {
             }
         }
         if !rest.is_empty() {
-            self.batch(rest);
+            let started = self.begin();
+            self.batch(rest, started);
         }
         tracing::debug!("postgres writer stopped");
     }
@@ -662,25 +643,70 @@ impl Writer {
     /// Opens the batch transaction under the write lock (one round trip: `BEGIN`, the lock and
     /// the writer state, pipelined); returns the commit clock to start from.
     fn begin(&mut self) -> Result<Timestamp> {
-        let mut opening = vec![
-            Pending {
-                sql: "BEGIN",
-                params: Vec::new(),
-            },
-            Pending {
-                sql: "SELECT pg_advisory_xact_lock($1)",
-                params: vec![Box::new(WRITE_LOCK)],
-            },
-        ];
-        let rows = self.conn()?.run(
-            &mut opening,
-            Some(("SELECT epoch, clock FROM writer_state WHERE id = 1", &[])),
-        )?;
-        let Some(state) = rows.first() else {
+        self.begin_gathering_impl(None)
+    }
+
+    /// [`Self::begin`] while gathering requests into `jobs`: until `expected` are there, for
+    /// at most [`GATHER`], or at once when nothing is expected beyond what is queued. The
+    /// round trip of the opening hides in the wait.
+    fn begin_gathering(
+        &mut self,
+        rx: &mut mpsc::Receiver<Msg>,
+        jobs: &mut Vec<Job>,
+        expected: usize,
+        stopping: &mut bool,
+    ) -> Result<Timestamp> {
+        self.begin_gathering_impl(Some((rx, jobs, expected, stopping)))
+    }
+
+    fn begin_gathering_impl(
+        &mut self,
+        gather: Option<(&mut mpsc::Receiver<Msg>, &mut Vec<Job>, usize, &mut bool)>,
+    ) -> Result<Timestamp> {
+        let max_batch = self.max_batch;
+        let conn = self.conn()?;
+        let begin = conn.prepare("BEGIN")?;
+        let lock = conn.prepare("SELECT pg_advisory_xact_lock($1)")?;
+        let state = conn.prepare("SELECT epoch, clock FROM writer_state WHERE id = 1")?;
+        let client = &conn.client;
+        let opening = async {
+            let (begun, locked, row) = futures::join!(
+                client.execute(&begin, &[]),
+                client.execute(&lock, &[&WRITE_LOCK]),
+                client.query_opt(&state, &[]),
+            );
+            begun.db()?;
+            locked.db()?;
+            row.db()
+        };
+        let gathering = async move {
+            let Some((rx, jobs, expected, stopping)) = gather else {
+                return;
+            };
+            let deadline = tokio::time::Instant::now() + GATHER;
+            while jobs.len() < max_batch && !*stopping {
+                let next = match rx.try_recv() {
+                    Ok(msg) => Some(msg),
+                    Err(_) if jobs.len() >= expected => break,
+                    Err(_) => match tokio::time::timeout_at(deadline, rx.recv()).await {
+                        Ok(msg) => msg,
+                        Err(_) => break,
+                    },
+                };
+                match next {
+                    Some(Msg::Write(job)) => jobs.push(job),
+                    Some(Msg::Stop) | None => *stopping = true,
+                }
+            }
+        };
+        let (row, ()) = conn
+            .handle
+            .block_on(async { futures::join!(opening, gathering) });
+        let Some(row) = row? else {
             tracing::error!("writer_state has no row");
             return Err(Error::internal());
         };
-        let (epoch, clock): (i64, i64) = (state.get(0), state.get(1));
+        let (epoch, clock): (i64, i64) = (row.get(0), row.get(1));
         if self.cache.epoch != Some(epoch) {
             self.cache.forget_all();
             self.cache.epoch = Some(epoch);
@@ -693,8 +719,8 @@ impl Writer {
         self.clock
     }
 
-    fn batch(&mut self, jobs: Vec<Job>) {
-        let started = match self.begin() {
+    fn batch(&mut self, jobs: Vec<Job>, started: Result<Timestamp>) {
+        let started = match started {
             Ok(clock) => clock,
             Err(err) => {
                 self.rollback();
