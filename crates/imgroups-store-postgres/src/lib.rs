@@ -254,7 +254,6 @@ impl PgStore {
         let (jobs, rx) = mpsc::channel(4 * config.max_batch.max(1));
         let writer = Writer::new(
             pg,
-            handle.clone(),
             config.max_batch.max(1),
             config.retain_events,
             hints.clone(),
