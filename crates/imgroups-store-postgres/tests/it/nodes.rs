@@ -3,6 +3,7 @@
 //! one effect, commits, revocations and webhook changes reach the other node, one node at a
 //! time holds a webhook's delivery lease, and a newer schema is refused.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,6 +22,23 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
+}
+
+/// Runs `test` with two stores — two nodes — on one new database, and closes both after.
+fn two_nodes<F, Fut>(name: &str, test: F)
+where
+    F: FnOnce(PgStore, PgStore) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let Some(fixture) = PgFixture::new(name) else {
+        return;
+    };
+    runtime().block_on(async {
+        let (a, b) = (fixture.store(Role::Serve), fixture.store(Role::Serve));
+        test(a.clone(), b.clone()).await;
+        a.close().await;
+        b.close().await;
+    });
 }
 
 fn engine(store: &PgStore) -> Arc<Engine> {
@@ -67,12 +85,7 @@ async fn contiguous_log(store: &PgStore, account: AccountId) -> Vec<imgroups_cor
 
 #[test]
 fn writes_from_two_nodes_keep_every_log_gap_free_in_commit_order() {
-    let Some(fixture) = PgFixture::new("two_nodes") else {
-        return;
-    };
-    let rt = runtime();
-    rt.block_on(async {
-        let (a, b) = (fixture.store(Role::Serve), fixture.store(Role::Serve));
+    two_nodes("two_nodes", |a, b| async move {
         let me = account(&a, "me@x.com").await;
         let ann = account(&a, "ann@x.com").await;
         let bob = account(&b, "bob@x.com").await;
@@ -110,19 +123,12 @@ fn writes_from_two_nodes_keep_every_log_gap_free_in_commit_order() {
         }
         assert_eq!(orders[0], orders[1]);
         assert_eq!(orders[1], orders[2]);
-        a.close().await;
-        b.close().await;
     });
 }
 
 #[test]
 fn an_idempotency_key_raced_on_two_nodes_has_one_effect() {
-    let Some(fixture) = PgFixture::new("idem_race") else {
-        return;
-    };
-    let rt = runtime();
-    rt.block_on(async {
-        let (a, b) = (fixture.store(Role::Serve), fixture.store(Role::Serve));
+    two_nodes("idem_race", |a, b| async move {
         let me = account(&a, "me@x.com").await;
         let (ea, eb) = (engine(&a), engine(&b));
         let chat = group(&ea, me, &["ann@x.com", "bob@x.com"]).await;
@@ -148,19 +154,12 @@ fn an_idempotency_key_raced_on_two_nodes_has_one_effect() {
             .filter(|e| matches!(e.change, Change::DisplayNameChanged { .. }))
             .count();
         assert_eq!(renames, 20, "one effect per key");
-        a.close().await;
-        b.close().await;
     });
 }
 
 #[test]
 fn commits_revocations_and_webhook_changes_reach_the_other_node() {
-    let Some(fixture) = PgFixture::new("hints") else {
-        return;
-    };
-    let rt = runtime();
-    rt.block_on(async {
-        let (a, b) = (fixture.store(Role::Serve), fixture.store(Role::Serve));
+    two_nodes("hints", |a, b| async move {
         let me = account(&a, "me@x.com").await;
         let ann = account(&a, "ann@x.com").await;
         let address = Address::parse("me@x.com").unwrap();
@@ -201,19 +200,12 @@ fn commits_revocations_and_webhook_changes_reach_the_other_node() {
                 other => panic!("a revoked token still works on node B: {other:?}"),
             }
         }
-        a.close().await;
-        b.close().await;
     });
 }
 
 #[test]
 fn one_node_at_a_time_holds_a_webhook_lease() {
-    let Some(fixture) = PgFixture::new("lease") else {
-        return;
-    };
-    let rt = runtime();
-    rt.block_on(async {
-        let (a, b) = (fixture.store(Role::Serve), fixture.store(Role::Serve));
+    two_nodes("lease", |a, b| async move {
         let me = account(&a, "me@x.com").await;
         let url = WebhookUrl::parse("http://127.0.0.1:9/hook").unwrap();
         let hook = a.add_webhook(me, &url, "whsec_x").await.unwrap();
@@ -230,7 +222,6 @@ fn one_node_at_a_time_holds_a_webhook_lease() {
         // A clean stop gives the lease back at once.
         b.close().await;
         assert_eq!(a.claim_webhook(hook.id, lease).await.unwrap(), Some(3));
-        a.close().await;
     });
 }
 
