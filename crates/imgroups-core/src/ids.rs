@@ -43,6 +43,15 @@ impl ChatGuid {
         let kind = match marker {
             "+" => ChatKind::Group,
             "-" => ChatKind::Direct,
+            // What `any;+;…` becomes when sent raw in a URL query string.
+            " " => {
+                return Err(Error::invalid(format!(
+                    "invalid chat guid {input:?}: a '+' in a URL query string arrives as a \
+                     space; send it URL-encoded, as %2B (any%3B%2B%3B…)"
+                ))
+                .with("field", "chatGuid")
+                .with("chatguid", input))
+            }
             _ => return Err(invalid()),
         };
         Ok(ChatGuid {
@@ -262,6 +271,14 @@ mod tests {
                 .iter()
                 .any(|(k, v)| k == "field" && v == "chatGuid"));
         }
+    }
+
+    #[test]
+    fn a_plus_lost_in_a_query_string_is_explained() {
+        let err = ChatGuid::parse("any; ;chat123").unwrap_err();
+        assert_eq!(err.kind, crate::ErrorKind::InvalidArgument);
+        assert!(err.message.contains("%2B"), "{}", err.message);
+        assert_eq!(err.context_value("field"), Some("chatGuid"));
     }
 
     #[test]
