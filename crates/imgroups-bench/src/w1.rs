@@ -76,7 +76,34 @@ pub(crate) async fn rename_run(
 }
 
 /// Every name `{tag}.{w}.{i}` for i < acked[w].
-pub(crate) fn missing_acks(acked: &[(String, Vec<u64>)], present: &HashSet<String>) -> (u64, u64) {
+/// After a `kill -9` and a restart: every acknowledged rename in `acked` is in the log, which
+/// is gap-free. `what` opens the check's line. Returns the log's head.
+pub(crate) async fn check_acked_in_log(
+    ctx: &mut Ctx,
+    chan: Channel,
+    auth: &AsciiMetadataValue,
+    acked: &[(String, Vec<u64>)],
+    what: &str,
+) -> Result<u64> {
+    let mut present = HashSet::new();
+    let cu = client::catch_up(chan, auth, None, |_, e| {
+        if let Some(name) = client::display_name(e) {
+            present.insert(name.to_owned());
+        }
+    })
+    .await?;
+    let (total, missing) = missing_acks(acked, &present);
+    ctx.check(
+        missing == 0 && cu.gaps == 0 && cu.events == cu.head,
+        format!(
+            "{what}: {total} acknowledged writes, {missing} missing from the log; log 1..{} with {} gap(s)",
+            cu.head, cu.gaps
+        ),
+    );
+    Ok(cu.head)
+}
+
+fn missing_acks(acked: &[(String, Vec<u64>)], present: &HashSet<String>) -> (u64, u64) {
     let (mut total, mut missing) = (0u64, 0u64);
     for (tag, per_worker) in acked {
         for (w, n) in per_worker.iter().enumerate() {
@@ -200,21 +227,14 @@ pub(crate) async fn run(ctx: &mut Ctx) -> Result<()> {
     drop(chans);
     let srv = ctx.imgroups(&dir, "full").await?;
     let chans = connect(&srv.url, 1).await?;
-    let mut present = HashSet::new();
-    let cu = client::catch_up(chans[0].clone(), &auth, None, |_, e| {
-        if let Some(name) = client::display_name(e) {
-            present.insert(name.to_owned());
-        }
-    })
+    let head = check_acked_in_log(
+        ctx,
+        chans[0].clone(),
+        &auth,
+        &acked,
+        &format!("W1 kill -9 during c=64 writes ({crash_acks} acked in the crash burst), restart"),
+    )
     .await?;
-    let (total, missing) = missing_acks(&acked, &present);
-    ctx.check(
-        missing == 0 && cu.gaps == 0 && cu.events == cu.head,
-        format!(
-            "W1 kill -9 during c=64 writes ({crash_acks} acked in the crash burst), restart: {total} acknowledged writes, {missing} missing from the log; log 1..{} with {} gap(s)",
-            cu.head, cu.gaps
-        ),
-    );
     let db_bytes = crate::proc::file_len(&dir.join("imgroups.db"))
         + crate::proc::file_len(&dir.join("imgroups.db-wal"));
     srv.stop().await;
@@ -247,8 +267,8 @@ pub(crate) async fn run(ctx: &mut Ctx) -> Result<()> {
         vs_sqlite.max,
         peak_rss,
         bare_rss,
-        db_bytes as f64 / cu.head.max(1) as f64,
-        cu.head
+        db_bytes as f64 / head.max(1) as f64,
+        head
     ));
     ctx.emit(&text);
 

@@ -5,14 +5,13 @@
 //! imgroups over SQLite (synchronous=FULL). Ends with kill -9 during writes, a restart on the
 //! same database, and a check that every acknowledged write is in the log.
 
-use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::client::{self, bearer, connect};
+use crate::client::{bearer, connect};
 use crate::proc::{Cpu, Meter, Result};
 use crate::stats::{dur_us, num, show, spread, Round};
-use crate::w1::{missing_acks, rename_groups, rename_run, CHANNELS};
+use crate::w1::{check_acked_in_log, rename_groups, rename_run, CHANNELS};
 use crate::{progress, Ctx};
 
 const CONCURRENCY: [usize; 2] = [1, 64];
@@ -114,21 +113,16 @@ pub(crate) async fn run(ctx: &mut Ctx) -> Result<()> {
     drop(pg_chans);
     let pg = ctx.imgroups_pg(&dir, &db.url).await?;
     let chans = connect(&pg.url, 1).await?;
-    let mut present = HashSet::new();
-    let cu = client::catch_up(chans[0].clone(), &pg_auth, None, |_, e| {
-        if let Some(name) = client::display_name(e) {
-            present.insert(name.to_owned());
-        }
-    })
-    .await?;
-    let (total, missing) = missing_acks(&acked, &present);
-    ctx.check(
-        missing == 0 && cu.gaps == 0 && cu.events == cu.head,
-        format!(
-            "W1pg kill -9 during c=64 writes on PostgreSQL ({crash_acks} acked in the crash burst), restart on the same database: {total} acknowledged writes, {missing} missing from the log; log 1..{} with {} gap(s)",
-            cu.head, cu.gaps
+    check_acked_in_log(
+        ctx,
+        chans[0].clone(),
+        &pg_auth,
+        &acked,
+        &format!(
+            "W1pg kill -9 during c=64 writes on PostgreSQL ({crash_acks} acked in the crash burst), restart on the same database"
         ),
-    );
+    )
+    .await?;
     pg.stop().await;
     ctx.drop_db(db).await?;
     ctx.drop_db(raw).await?;
