@@ -138,6 +138,7 @@ pub mod stored {
     const ICON_REMOVED: i64 = 6;
 
     /// `change` as (kind, value).
+    #[inline]
     pub fn encode(change: &Change) -> (i64, Option<&str>) {
         match change {
             Change::DisplayNameChanged { display_name } => (DISPLAY_NAME, Some(display_name)),
@@ -150,6 +151,7 @@ pub mod stored {
     }
 
     /// The change stored as (kind, value); `None` for a kind this version does not know.
+    #[inline]
     pub fn decode(kind: i64, value: Option<String>) -> Option<Change> {
         let participant = || Address::from_trusted(value.clone().unwrap_or_default());
         Some(match kind {
