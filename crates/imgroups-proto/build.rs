@@ -1,4 +1,4 @@
-//! Compiles `proto/**/*.proto` (workspace root) without a system `protoc`:
+//! Compiles `proto/**/*.proto` (a link to the workspace root's `proto/`) without a system `protoc`:
 //! `protox` parses the schema into a `FileDescriptorSet`, `tonic-prost-build`
 //! emits prost messages plus tonic client/server stubs, and `pbjson-build`
 //! emits proto3-JSON `serde` impls for the same types.
@@ -12,7 +12,8 @@ const PACKAGE: &str = "photon.imessage.v1";
 
 fn main() -> Result<(), Box<dyn Error>> {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
-    let proto_root = manifest_dir.join("../../proto");
+    // `proto` here is a link to the workspace's `proto/`, so a packaged crate carries the files.
+    let proto_root = manifest_dir.join("proto");
     let proto_root = proto_root.canonicalize().unwrap_or(proto_root);
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
 

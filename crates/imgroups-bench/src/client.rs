@@ -77,7 +77,7 @@ where
         let mut i = 0u64;
         let mut err = None;
         while i < MAX_OPS_PER_WORKER {
-            if i % stride == 0 && Instant::now() >= deadline {
+            if i.is_multiple_of(stride) && Instant::now() >= deadline {
                 break;
             }
             let t = Instant::now();

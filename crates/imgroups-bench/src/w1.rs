@@ -75,7 +75,7 @@ pub(crate) async fn rename_run(
     .await
 }
 
-/// Every name `{tag}.{w}.{i}` for i < acked[w].
+/// Every name `{tag}.{w}.{i}` for i < `acked[w]`.
 /// After a `kill -9` and a restart: every acknowledged rename in `acked` is in the log, which
 /// is gap-free. `what` opens the check's line. Returns the log's head.
 pub(crate) async fn check_acked_in_log(

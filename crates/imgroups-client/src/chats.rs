@@ -12,6 +12,7 @@ use crate::types::{Chat, CreateChatResult, Message};
 pub struct CreateChatOptions {
     /// A first message, stored and returned as a snapshot.
     pub message: Option<String>,
+    /// A subject line for the first message.
     pub subject: Option<String>,
     /// An Apple effect identifier for the first message.
     pub effect: Option<String>,
@@ -33,6 +34,26 @@ impl<'a> Chats<'a> {
     /// One address: the direct chat with it (created or resolved). Two or more: a group with
     /// them; a group with exactly this set of people that is already visible is returned
     /// instead of a new one.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> imgroups_client::Result<()> {
+    /// # let server = imgroups_testkit::Server::start().await;
+    /// # let client = imgroups_client::Client::builder()
+    /// #     .address(server.url()).token(server.token()).build()?;
+    /// use imgroups_client::{Address, CreateChatOptions};
+    ///
+    /// let people = [Address::parse("bob@example.com")?, Address::parse("carol@example.com")?];
+    /// let options = CreateChatOptions {
+    ///     message: Some("Hello both".to_owned()),
+    ///     client_message_id: Some("create-1".to_owned()), // a retry returns the same group
+    ///     ..CreateChatOptions::default()
+    /// };
+    /// let created = client.chats().create(&people, options.clone()).await?;
+    /// let again = client.chats().create(&people, options).await?;
+    /// assert_eq!(created.chat.guid, again.chat.guid);
+    /// # Ok(()) }
+    /// ```
     pub async fn create(
         &self,
         addresses: &[Address],
@@ -64,6 +85,20 @@ impl<'a> Chats<'a> {
     }
 
     /// The chat, or not found (`chatNotFound`).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> imgroups_client::Result<()> {
+    /// # let server = imgroups_testkit::Server::start().await;
+    /// # let client = imgroups_client::Client::builder()
+    /// #     .address(server.url()).token(server.token()).build()?;
+    /// # let people = ["bob@example.com", "carol@example.com", "dave@example.com"]
+    /// #     .map(|a| imgroups_client::Address::parse(a).unwrap());
+    /// # let chat = client.chats().create(&people, Default::default()).await?.chat.guid;
+    /// let group = client.chats().get(&chat).await?;
+    /// println!("{} with {} people", group.guid, group.participants.len());
+    /// # Ok(()) }
+    /// ```
     pub async fn get(&self, chat: &ChatGuid) -> Result<Chat> {
         let req = pb::GetChatRequest {
             chat_guid: chat.to_string(),
@@ -79,6 +114,19 @@ impl<'a> Chats<'a> {
     }
 
     /// How many chats the account can see (archived ones too when `include_archived`).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> imgroups_client::Result<()> {
+    /// # let server = imgroups_testkit::Server::start().await;
+    /// # let client = imgroups_client::Client::builder()
+    /// #     .address(server.url()).token(server.token()).build()?;
+    /// # let people = ["bob@example.com", "carol@example.com", "dave@example.com"]
+    /// #     .map(|a| imgroups_client::Address::parse(a).unwrap());
+    /// # let chat = client.chats().create(&people, Default::default()).await?.chat.guid;
+    /// assert_eq!(client.chats().count(false).await?, 1);
+    /// # Ok(()) }
+    /// ```
     pub async fn count(&self, include_archived: bool) -> Result<u64> {
         let req = pb::GetChatCountRequest { include_archived };
         let resp = self

@@ -53,7 +53,9 @@ impl fmt::Debug for Token {
 pub struct RetryPolicy {
     /// Attempts in total, the first included; 1 disables retries.
     pub max_attempts: u32,
+    /// Delay before the first retry; it doubles per attempt (full jitter).
     pub initial_delay: Duration,
+    /// Longest delay between two attempts.
     pub max_delay: Duration,
 }
 

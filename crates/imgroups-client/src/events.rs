@@ -28,6 +28,31 @@ impl<'a> Events<'a> {
     /// starts; `after = 0` means from the start), then yields
     /// [`CatchUpEvent::Complete`] and ends. An event log pruned past `after` fails with a
     /// validation error (`reason=cursorTooOld`) rather than skipping events.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> imgroups_client::Result<()> {
+    /// # let server = imgroups_testkit::Server::start().await;
+    /// # let client = imgroups_client::Client::builder()
+    /// #     .address(server.url()).token(server.token()).build()?;
+    /// # let people = ["bob@example.com", "carol@example.com", "dave@example.com"]
+    /// #     .map(|a| imgroups_client::Address::parse(a).unwrap());
+    /// # let chat = client.chats().create(&people, Default::default()).await?.chat.guid;
+    /// use futures::StreamExt;
+    /// use imgroups_client::CatchUpEvent;
+    ///
+    /// client.groups().set_display_name(&chat, "Weekend").await?;
+    /// let mut replay = client.events().catch_up(0).await?;
+    /// let mut seen = 0;
+    /// while let Some(item) = replay.next().await {
+    ///     match item? {
+    ///         CatchUpEvent::Group(event) => seen = event.sequence,
+    ///         CatchUpEvent::Complete { head_sequence } => assert_eq!(seen, head_sequence),
+    ///         _ => {}
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn catch_up(&self, after: u64) -> Result<CatchUpStream> {
         let req = pb::CatchUpEventsRequest {
             after_sequence: (after > 0).then_some(after),
@@ -45,6 +70,29 @@ impl<'a> Events<'a> {
     /// A subscription that survives disconnects and restarts, delivering every matching
     /// event exactly once, in order, from the position saved in `checkpoint`. See
     /// [`Resumable`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> imgroups_client::Result<()> {
+    /// # let server = imgroups_testkit::Server::start().await;
+    /// # let client = imgroups_client::Client::builder()
+    /// #     .address(server.url()).token(server.token()).build()?;
+    /// # let people = ["bob@example.com", "carol@example.com", "dave@example.com"]
+    /// #     .map(|a| imgroups_client::Address::parse(a).unwrap());
+    /// # let chat = client.chats().create(&people, Default::default()).await?.chat.guid;
+    /// use futures::StreamExt;
+    /// use imgroups_client::{EventFilter, MemoryCheckpoint};
+    ///
+    /// client.groups().set_display_name(&chat, "Weekend").await?;
+    /// // A checkpoint in memory for the example; `FileCheckpoint` survives restarts.
+    /// let checkpoint = MemoryCheckpoint::new(0);
+    /// let mut events = client.events().resumable(EventFilter::chat(chat), checkpoint.clone());
+    /// let delivery = events.next().await.expect("an event")?;
+    /// let sequence = delivery.event().sequence;
+    /// delivery.ack().await?;
+    /// assert_eq!(checkpoint.get(), sequence);
+    /// # Ok(()) }
+    /// ```
     pub fn resumable<C: CheckpointStore>(
         &self,
         filter: EventFilter,

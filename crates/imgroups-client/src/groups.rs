@@ -60,6 +60,23 @@ impl<'a> Groups<'a> {
 
     /// Sets the `client_message_id` (field 100) sent with the next writes made through this
     /// handle.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> imgroups_client::Result<()> {
+    /// # let server = imgroups_testkit::Server::start().await;
+    /// # let client = imgroups_client::Client::builder()
+    /// #     .address(server.url()).token(server.token()).build()?;
+    /// # let people = ["bob@example.com", "carol@example.com", "dave@example.com"]
+    /// #     .map(|a| imgroups_client::Address::parse(a).unwrap());
+    /// # let chat = client.chats().create(&people, Default::default()).await?.chat.guid;
+    /// let groups = client.groups().client_message_id("rename-42");
+    /// let first = groups.set_display_name(&chat, "Weekend").await?;
+    /// // A retry after a lost answer (same id) returns the original result, applied once.
+    /// let again = groups.set_display_name(&chat, "Weekend").await?;
+    /// assert_eq!(first, again);
+    /// # Ok(()) }
+    /// ```
     pub fn client_message_id(mut self, id: impl Into<String>) -> Self {
         self.client_message_id = Some(id.into());
         self
@@ -67,6 +84,20 @@ impl<'a> Groups<'a> {
 
     /// Renames a group. The name is trimmed by the server; empty → validation error. Returns
     /// the updated chat.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> imgroups_client::Result<()> {
+    /// # let server = imgroups_testkit::Server::start().await;
+    /// # let client = imgroups_client::Client::builder()
+    /// #     .address(server.url()).token(server.token()).build()?;
+    /// # let people = ["bob@example.com", "carol@example.com", "dave@example.com"]
+    /// #     .map(|a| imgroups_client::Address::parse(a).unwrap());
+    /// # let chat = client.chats().create(&people, Default::default()).await?.chat.guid;
+    /// let chat = client.groups().set_display_name(&chat, "  Weekend  ").await?;
+    /// assert_eq!(chat.display_name, "Weekend");
+    /// # Ok(()) }
+    /// ```
     pub async fn set_display_name(&self, chat: &ChatGuid, display_name: &str) -> Result<Chat> {
         let req = pb::SetDisplayNameRequest {
             chat_guid: chat.to_string(),
@@ -84,6 +115,23 @@ impl<'a> Groups<'a> {
     }
 
     /// Adds people (all or none). Returns the updated chat.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> imgroups_client::Result<()> {
+    /// # let server = imgroups_testkit::Server::start().await;
+    /// # let client = imgroups_client::Client::builder()
+    /// #     .address(server.url()).token(server.token()).build()?;
+    /// # let people = ["bob@example.com", "carol@example.com", "dave@example.com"]
+    /// #     .map(|a| imgroups_client::Address::parse(a).unwrap());
+    /// # let chat = client.chats().create(&people, Default::default()).await?.chat.guid;
+    /// use imgroups_client::Address;
+    ///
+    /// let erin = Address::parse("erin@example.com")?;
+    /// let chat = client.groups().add_participants(&chat, &[erin.clone()]).await?;
+    /// assert!(chat.participants.iter().any(|p| p.address == erin));
+    /// # Ok(()) }
+    /// ```
     pub async fn add_participants(&self, chat: &ChatGuid, addresses: &[Address]) -> Result<Chat> {
         let req = pb::AddParticipantsRequest {
             chat_guid: chat.to_string(),
@@ -101,6 +149,26 @@ impl<'a> Groups<'a> {
     }
 
     /// Removes people (all or none). Returns the updated chat.
+    ///
+    /// Apple's rule: a removal needs at least 3 other participants before it and must leave
+    /// at least 2 (else `preconditionFailed`).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> imgroups_client::Result<()> {
+    /// # let server = imgroups_testkit::Server::start().await;
+    /// # let client = imgroups_client::Client::builder()
+    /// #     .address(server.url()).token(server.token()).build()?;
+    /// # let people = ["bob@example.com", "carol@example.com", "dave@example.com"]
+    /// #     .map(|a| imgroups_client::Address::parse(a).unwrap());
+    /// # let chat = client.chats().create(&people, Default::default()).await?.chat.guid;
+    /// use imgroups_client::Address;
+    ///
+    /// let dave = Address::parse("dave@example.com")?;
+    /// let chat = client.groups().remove_participants(&chat, &[dave.clone()]).await?;
+    /// assert!(chat.participants.iter().all(|p| p.address != dave));
+    /// # Ok(()) }
+    /// ```
     pub async fn remove_participants(
         &self,
         chat: &ChatGuid,
@@ -122,6 +190,27 @@ impl<'a> Groups<'a> {
     }
 
     /// Leaves a group; afterwards it is invisible to this account until someone adds it back.
+    ///
+    /// Apple's rule: allowed only while the group has at least 3 participants besides this
+    /// account (else `preconditionFailed`).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> imgroups_client::Result<()> {
+    /// # let server = imgroups_testkit::Server::start().await;
+    /// # let client = imgroups_client::Client::builder()
+    /// #     .address(server.url()).token(server.token()).build()?;
+    /// # let people = ["bob@example.com", "carol@example.com", "dave@example.com"]
+    /// #     .map(|a| imgroups_client::Address::parse(a).unwrap());
+    /// # let chat = client.chats().create(&people, Default::default()).await?.chat.guid;
+    /// use imgroups_client::ErrorKind;
+    ///
+    /// client.groups().leave(&chat).await?;
+    /// let gone = client.chats().get(&chat).await.unwrap_err();
+    /// assert_eq!(gone.kind(), ErrorKind::NotFound);
+    /// assert_eq!(gone.code(), "chatNotFound");
+    /// # Ok(()) }
+    /// ```
     pub async fn leave(&self, chat: &ChatGuid) -> Result<()> {
         let req = pb::LeaveGroupRequest {
             chat_guid: chat.to_string(),
@@ -138,6 +227,22 @@ impl<'a> Groups<'a> {
 
     /// Sets the group icon. The server detects the type from the bytes (PNG, JPEG, GIF, HEIC,
     /// HEIF) and refuses anything else.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> imgroups_client::Result<()> {
+    /// # let server = imgroups_testkit::Server::start().await;
+    /// # let client = imgroups_client::Client::builder()
+    /// #     .address(server.url()).token(server.token()).build()?;
+    /// # let people = ["bob@example.com", "carol@example.com", "dave@example.com"]
+    /// #     .map(|a| imgroups_client::Address::parse(a).unwrap());
+    /// # let chat = client.chats().create(&people, Default::default()).await?.chat.guid;
+    /// // The bytes of a PNG, JPEG, GIF, HEIC or HEIF image, e.g. `std::fs::read("icon.png")`.
+    /// # let png = imgroups_testkit::tiny_png();
+    /// client.groups().set_icon(&chat, png.clone()).await?;
+    /// assert_eq!(client.groups().get_icon(&chat).await?.data, png);
+    /// # Ok(()) }
+    /// ```
     pub async fn set_icon(&self, chat: &ChatGuid, data: impl Into<Vec<u8>>) -> Result<()> {
         let req = pb::SetIconRequest {
             chat_guid: chat.to_string(),
@@ -155,6 +260,28 @@ impl<'a> Groups<'a> {
 
     /// Downloads the icon: exact bytes and MIME type. No icon → not found
     /// (`groupIconNotFound`).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> imgroups_client::Result<()> {
+    /// # let server = imgroups_testkit::Server::start().await;
+    /// # let client = imgroups_client::Client::builder()
+    /// #     .address(server.url()).token(server.token()).build()?;
+    /// # let people = ["bob@example.com", "carol@example.com", "dave@example.com"]
+    /// #     .map(|a| imgroups_client::Address::parse(a).unwrap());
+    /// # let chat = client.chats().create(&people, Default::default()).await?.chat.guid;
+    /// use imgroups_client::ErrorKind;
+    ///
+    /// match client.groups().get_icon(&chat).await {
+    ///     Ok(icon) => println!("{} bytes of {}", icon.data.len(), icon.mime_type),
+    ///     Err(err) if err.code() == "groupIconNotFound" => println!("no icon yet"),
+    ///     Err(err) => return Err(err),
+    /// }
+    /// # client.groups().set_icon(&chat, imgroups_testkit::tiny_png()).await?;
+    /// # let icon = client.groups().get_icon(&chat).await?;
+    /// # assert_eq!(icon.mime_type, "image/png");
+    /// # Ok(()) }
+    /// ```
     pub async fn get_icon(&self, chat: &ChatGuid) -> Result<GroupIcon> {
         let req = pb::GetIconRequest {
             chat_guid: chat.to_string(),
@@ -173,6 +300,23 @@ impl<'a> Groups<'a> {
     }
 
     /// Removes the icon; succeeds when there is none.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> imgroups_client::Result<()> {
+    /// # let server = imgroups_testkit::Server::start().await;
+    /// # let client = imgroups_client::Client::builder()
+    /// #     .address(server.url()).token(server.token()).build()?;
+    /// # let people = ["bob@example.com", "carol@example.com", "dave@example.com"]
+    /// #     .map(|a| imgroups_client::Address::parse(a).unwrap());
+    /// # let chat = client.chats().create(&people, Default::default()).await?.chat.guid;
+    /// # client.groups().set_icon(&chat, imgroups_testkit::tiny_png()).await?;
+    /// client.groups().remove_icon(&chat).await?;
+    /// client.groups().remove_icon(&chat).await?; // none left: still fine
+    /// let err = client.groups().get_icon(&chat).await.unwrap_err();
+    /// assert_eq!(err.code(), "groupIconNotFound");
+    /// # Ok(()) }
+    /// ```
     pub async fn remove_icon(&self, chat: &ChatGuid) -> Result<()> {
         let req = pb::RemoveIconRequest {
             chat_guid: chat.to_string(),
@@ -191,6 +335,27 @@ impl<'a> Groups<'a> {
     /// order, exactly once, until the stream is dropped or the connection ends. Heartbeats are
     /// hidden. Nothing is replayed and nothing is resumed; for that see
     /// [`Events::resumable`](crate::Events::resumable).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> imgroups_client::Result<()> {
+    /// # let server = imgroups_testkit::Server::start().await;
+    /// # let client = imgroups_client::Client::builder()
+    /// #     .address(server.url()).token(server.token()).build()?;
+    /// # let people = ["bob@example.com", "carol@example.com", "dave@example.com"]
+    /// #     .map(|a| imgroups_client::Address::parse(a).unwrap());
+    /// # let chat = client.chats().create(&people, Default::default()).await?.chat.guid;
+    /// use futures::StreamExt;
+    /// use imgroups_client::{EventFilter, GroupChange};
+    ///
+    /// let mut events = client.groups().subscribe_events(EventFilter::chat(chat.clone())).await?;
+    /// client.groups().set_display_name(&chat, "Weekend").await?;
+    /// let event = events.next().await.expect("an event")?;
+    /// assert!(matches!(&event.change, GroupChange::DisplayNameChanged { .. }));
+    /// assert!(event.is_from_me);
+    /// println!("#{} {}", event.sequence, event.to_line());
+    /// # Ok(()) }
+    /// ```
     pub async fn subscribe_events(&self, filter: EventFilter) -> Result<GroupEventStream> {
         let req = pb::SubscribeGroupEventsRequest {
             chat_guid: filter.chat.as_ref().map(ChatGuid::to_string),

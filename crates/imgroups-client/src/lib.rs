@@ -47,35 +47,50 @@
 //!
 //! # Chats
 //!
-//! ```no_run
-//! use imgroups_client::{Address, ChatGuid, Client, CreateChatOptions};
+//! The examples below run as tests against a server started in-process; the lines that
+//! start it are hidden.
 //!
-//! # async fn run(client: Client) -> imgroups_client::Result<()> {
+//! ```
+//! use imgroups_client::{Address, Client, CreateChatOptions};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> imgroups_client::Result<()> {
+//! # let server = imgroups_testkit::Server::start().await;
+//! # let client = Client::builder().address(server.url()).token(server.token()).build()?;
 //! let people = [Address::parse("bob@example.com")?, Address::parse("+15551234567")?];
 //! let created = client.chats().create(&people, CreateChatOptions::default()).await?;
 //! let chat = client.chats().get(&created.chat.guid).await?;
-//! assert_eq!(chat.participants.len(), 2);
-//! let visible = client.chats().count(false).await?;
-//! # let _ = visible; Ok(()) }
+//! assert_eq!(chat.participants.len(), 2); // the others: never the calling account
+//! assert_eq!(client.chats().count(false).await?, 1);
+//! # Ok(()) }
 //! ```
 //!
 //! # Groups
 //!
-//! ```no_run
-//! use imgroups_client::{Address, ChatGuid, Client};
+//! Every operation of `client.groups()`, on a group `chat` of this account with three
+//! other people:
 //!
-//! # async fn run(client: Client) -> imgroups_client::Result<()> {
-//! let chat = ChatGuid::parse("any;+;chat123456789012345678")?;
+//! ```
+//! use imgroups_client::{Address, Client};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> imgroups_client::Result<()> {
+//! # let server = imgroups_testkit::Server::start().await;
+//! # let client = Client::builder().address(server.url()).token(server.token()).build()?;
+//! # let people = ["bob@example.com", "carol@example.com", "dave@example.com"]
+//! #     .map(|a| imgroups_client::Address::parse(a).unwrap());
+//! # let chat = client.chats().create(&people, Default::default()).await?.chat.guid;
 //! let groups = client.groups();
 //!
 //! let renamed = groups.set_display_name(&chat, "Weekend").await?;
 //! assert_eq!(renamed.display_name, "Weekend");
 //!
-//! let carol = Address::parse("carol@example.com")?;
-//! groups.add_participants(&chat, &[carol.clone()]).await?;
-//! groups.remove_participants(&chat, &[carol]).await?;
+//! let erin = Address::parse("erin@example.com")?;
+//! groups.add_participants(&chat, &[erin.clone()]).await?;
+//! groups.remove_participants(&chat, &[erin]).await?;
 //!
-//! let png = std::fs::read("icon.png").unwrap_or_default();
+//! // The bytes of a PNG, JPEG, GIF, HEIC or HEIF image, e.g. `std::fs::read("icon.png")`.
+//! # let png = imgroups_testkit::tiny_png();
 //! groups.set_icon(&chat, png).await?;
 //! let icon = groups.get_icon(&chat).await?;
 //! println!("{} bytes of {}", icon.data.len(), icon.mime_type);
@@ -90,16 +105,20 @@
 //!
 //! # Errors
 //!
-//! ```no_run
+//! ```
 //! use imgroups_client::{ChatGuid, Client, ErrorKind};
 //!
-//! # async fn run(client: Client) -> imgroups_client::Result<()> {
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> imgroups_client::Result<()> {
+//! # let server = imgroups_testkit::Server::start().await;
+//! # let client = Client::builder().address(server.url()).token(server.token()).build()?;
 //! let chat = ChatGuid::parse("any;+;chat000000000000000000")?;
 //! match client.groups().get_icon(&chat).await {
 //!     Ok(icon) => println!("{}", icon.mime_type),
 //!     Err(err) if err.kind() == ErrorKind::NotFound => {
 //!         // `groupIconNotFound` or `chatNotFound`
 //!         println!("{} ({:?})", err.code(), err.context_value("chatguid"));
+//!         # assert_eq!(err.code(), "chatNotFound");
 //!     }
 //!     Err(err) => return Err(err),
 //! }
@@ -108,16 +127,24 @@
 //!
 //! # Live events
 //!
-//! ```no_run
+//! ```
 //! use futures::StreamExt;
-//! use imgroups_client::{Client, EventFilter, GroupChange};
+//! use imgroups_client::{Address, Client, EventFilter, GroupChange};
 //!
-//! # async fn run(client: Client) -> imgroups_client::Result<()> {
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> imgroups_client::Result<()> {
+//! # let server = imgroups_testkit::Server::start().await;
+//! # let client = Client::builder().address(server.url()).token(server.token()).build()?;
+//! # let people = ["bob@example.com", "carol@example.com", "dave@example.com"]
+//! #     .map(|a| imgroups_client::Address::parse(a).unwrap());
+//! # let chat = client.chats().create(&people, Default::default()).await?.chat.guid;
 //! let mut events = client.groups().subscribe_events(EventFilter::all()).await?;
+//! # client.groups().add_participants(&chat, &[Address::parse("erin@example.com")?]).await?;
 //! while let Some(event) = events.next().await {
 //!     let event = event?;
 //!     if let GroupChange::ParticipantAdded { participant } = &event.change {
 //!         println!("#{} welcome {}", event.sequence, participant.address);
+//!         # break;
 //!     }
 //! }
 //! # Ok(()) }
@@ -125,12 +152,19 @@
 //!
 //! # Catch-up
 //!
-//! ```no_run
+//! ```
 //! use futures::StreamExt;
 //! use imgroups_client::{CatchUpEvent, Client};
 //!
-//! # async fn run(client: Client) -> imgroups_client::Result<()> {
-//! let mut replay = client.events().catch_up(10).await?; // everything after sequence 10
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> imgroups_client::Result<()> {
+//! # let server = imgroups_testkit::Server::start().await;
+//! # let client = Client::builder().address(server.url()).token(server.token()).build()?;
+//! # let people = ["bob@example.com", "carol@example.com", "dave@example.com"]
+//! #     .map(|a| imgroups_client::Address::parse(a).unwrap());
+//! # let chat = client.chats().create(&people, Default::default()).await?.chat.guid;
+//! # client.groups().set_display_name(&chat, "Weekend").await?;
+//! let mut replay = client.events().catch_up(0).await?; // everything after sequence 0
 //! while let Some(item) = replay.next().await {
 //!     match item? {
 //!         CatchUpEvent::Group(event) => println!("{}", event.to_line()),
@@ -143,21 +177,35 @@
 //!
 //! # Resumable subscription
 //!
-//! ```no_run
+//! ```
 //! use futures::StreamExt;
 //! use imgroups_client::{Client, EventFilter, FileCheckpoint};
 //!
-//! # async fn run(client: Client) -> imgroups_client::Result<()> {
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> imgroups_client::Result<()> {
+//! # let server = imgroups_testkit::Server::start().await;
+//! # let client = Client::builder().address(server.url()).token(server.token()).build()?;
+//! # let people = ["bob@example.com", "carol@example.com", "dave@example.com"]
+//! #     .map(|a| imgroups_client::Address::parse(a).unwrap());
+//! # let chat = client.chats().create(&people, Default::default()).await?.chat.guid;
+//! # let checkpoint_file = server.dir().join("group-events.checkpoint");
+//! # client.groups().set_display_name(&chat, "Weekend").await?;
+//! // checkpoint_file: e.g. "group-events.checkpoint"; the stream resumes after the
+//! // sequence saved there, across reconnects and restarts of this program.
 //! let mut events = client
 //!     .events()
-//!     .resumable(EventFilter::all(), FileCheckpoint::new("group-events.checkpoint"));
+//!     .resumable(EventFilter::all(), FileCheckpoint::new(&checkpoint_file));
 //! while let Some(delivery) = events.next().await {
 //!     let delivery = delivery?;
 //!     println!("{}", delivery.to_line()); // handle the event…
 //!     delivery.ack().await?; // …then ack: the checkpoint moves past it
+//!     # break;
 //! }
+//! # assert!(FileCheckpoint::read(&checkpoint_file).unwrap() > 0);
 //! # Ok(()) }
 //! ```
+
+#![warn(missing_docs)]
 
 mod chats;
 mod client;

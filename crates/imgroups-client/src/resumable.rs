@@ -114,10 +114,12 @@ pub struct FileCheckpoint {
 }
 
 impl FileCheckpoint {
+    /// A checkpoint kept in the file at `path` (created on the first save).
     pub fn new(path: impl Into<PathBuf>) -> Self {
         FileCheckpoint { path: path.into() }
     }
 
+    /// The file the checkpoint is kept in.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -244,6 +246,7 @@ impl<C: CheckpointStore> Deref for Delivery<C> {
 }
 
 impl<C: CheckpointStore> Delivery<C> {
+    /// The event delivered (also reachable through `Deref`).
     pub fn event(&self) -> &GroupEvent {
         &self.event
     }

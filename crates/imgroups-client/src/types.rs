@@ -13,12 +13,16 @@ use crate::error::{Error, Result};
 /// The messaging service of a chat or address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub enum Service {
+    /// iMessage.
     #[serde(rename = "iMessage")]
     IMessage,
+    /// SMS (text message).
     #[serde(rename = "SMS")]
     Sms,
+    /// RCS.
     #[serde(rename = "RCS")]
     Rcs,
+    /// Not stated by the server, or a service this SDK does not know.
     #[serde(rename = "unknown")]
     Unknown,
 }
@@ -47,8 +51,11 @@ impl Service {
 /// A participant or actor: an address on one service.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct Participant {
+    /// The phone number (E.164) or email address.
     pub address: Address,
+    /// The service the address is reached on.
     pub service: Service,
+    /// The country of a phone number (ISO 3166 code), when the server knows it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub country: Option<String>,
 }
@@ -69,18 +76,26 @@ impl Participant {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Chat {
+    /// The chat's GUID (`any;+;…` for a group, `any;-;ADDRESS` for a direct chat).
     #[serde(serialize_with = "display")]
     pub guid: ChatGuid,
+    /// The identifier part of the GUID, when the server sends it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub chat_identifier: Option<String>,
+    /// The group's stable id, when the server sends it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group_id: Option<String>,
     /// Empty until the group is named (as in the official SDK).
     pub display_name: String,
+    /// Whether this is a group (as opposed to a direct chat).
     pub is_group: bool,
+    /// The chat's service.
     pub service: Service,
+    /// Whether the account archived the chat.
     pub is_archived: bool,
+    /// Whether Messages filed the chat under unknown senders.
     pub is_filtered: bool,
+    /// Unread messages, when the server counts them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unread_count: Option<i32>,
     /// The *other* members, in the order they joined; never the calling account.
@@ -112,6 +127,7 @@ impl Chat {
 /// A group's icon: the exact bytes and the MIME type the server detected.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupIcon {
+    /// The image, byte for byte as it was set.
     pub data: Vec<u8>,
     /// `image/png`, `image/jpeg`, `image/gif`, `image/heic` or `image/heif`.
     pub mime_type: String,
@@ -121,14 +137,20 @@ pub struct GroupIcon {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Message {
+    /// The message's GUID.
     pub guid: String,
+    /// The text, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+    /// The subject line, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
+    /// When the message was created.
     #[serde(serialize_with = "rfc3339_serde")]
     pub date_created: SystemTime,
+    /// Whether the calling account sent it.
     pub is_from_me: bool,
+    /// Whether it was sent (not only queued).
     pub is_sent: bool,
 }
 
@@ -152,7 +174,9 @@ impl Message {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateChatResult {
+    /// The chat created (or the existing one with the same people).
     pub chat: Chat,
+    /// The first message, when one was asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub initial_message: Option<Message>,
 }
@@ -167,6 +191,7 @@ pub struct CreateChatResult {
 pub struct GroupEvent {
     /// Position in the account's log: 1, 2, 3, … with no gaps across all of its events.
     pub sequence: u64,
+    /// The group that changed.
     #[serde(serialize_with = "display")]
     pub chat_guid: ChatGuid,
     /// When the change was committed.
@@ -177,6 +202,7 @@ pub struct GroupEvent {
     /// Who made the change, where it can be named.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub actor: Option<Participant>,
+    /// What changed.
     pub change: GroupChange,
 }
 
@@ -185,24 +211,30 @@ pub struct GroupEvent {
 #[serde(tag = "type", rename_all = "camelCase")]
 #[non_exhaustive]
 pub enum GroupChange {
+    /// The group was renamed.
     #[serde(rename_all = "camelCase")]
     DisplayNameChanged {
+        /// The new name.
         display_name: String,
     },
     /// `participant` joined; the event's `actor` added them.
     ParticipantAdded {
+        /// Who joined.
         participant: Participant,
     },
     /// `participant` was removed by the event's `actor`.
     ParticipantRemoved {
+        /// Who was removed.
         participant: Participant,
     },
     /// `participant` left by themselves (actor = participant).
     ParticipantLeft {
+        /// Who left.
         participant: Participant,
     },
     /// Fetch the new bytes with [`Groups::get_icon`](crate::Groups::get_icon).
     IconChanged,
+    /// The group icon was removed.
     IconRemoved,
 }
 
@@ -297,7 +329,10 @@ pub enum CatchUpEvent {
     /// A group event from the log.
     Group(GroupEvent),
     /// The replay is complete: every event up to `head_sequence` was sent (`catchup.complete`).
-    Complete { head_sequence: u64 },
+    Complete {
+        /// The log's last sequence when the replay started.
+        head_sequence: u64,
+    },
 }
 
 pub(crate) fn parse_guid(guid: &str) -> Result<ChatGuid> {
