@@ -211,12 +211,16 @@ enum Cmd {
     /// Inspect the configuration `serve` would run with.
     #[command(subcommand)]
     Config(ConfigCmd),
-    /// Print a shell completion script, e.g. `imgroups completions bash > ~/.local/share/bash-completion/completions/imgroups`.
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    ///
+    /// E.g. `imgroups completions bash > ~/.local/share/bash-completion/completions/imgroups`.
     Completions {
         /// The shell to complete for.
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff), e.g. `imgroups man | man -l -`.
+    /// Print the man page (roff).
+    ///
+    /// E.g. `imgroups man | man -l -`, or `imgroups man > imgroups.1`.
     Man,
 }
 

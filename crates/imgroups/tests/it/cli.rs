@@ -303,7 +303,8 @@ fn example_config_is_valid_and_lists_every_serve_key() {
             uncommented
                 .lines()
                 .any(|l| l.starts_with(&format!("{key} = "))),
-            "docs/imgroups.example.toml lacks `{key}`"
+            "docs/imgroups.example.toml lacks `{key}`: add it, commented out, with its default \
+             and a line on what it does"
         );
     }
 }
@@ -315,13 +316,22 @@ fn log_format_json_writes_json_lines_on_stderr() {
     cmd.args(["--http", "127.0.0.1:0", "--data"])
         .arg(dir.path());
     let started = start(cmd);
-    let line = started
-        .stderr
-        .recv_timeout(Duration::from_secs(10))
-        .expect("a log line");
-    let log: serde_json::Value = serde_json::from_str(&line).expect("JSON on stderr");
-    assert_eq!(log["level"], "INFO", "{line}");
-    assert_eq!(log["fields"]["message"], "serving", "{line}");
+    // Every line is one JSON object, up to and including the one announcing the listeners.
+    loop {
+        let line = started
+            .stderr
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the `serving` log line");
+        let log: serde_json::Value = serde_json::from_str(&line).expect("JSON on stderr");
+        assert!(
+            log["level"].is_string() && log["timestamp"].is_string(),
+            "{line}"
+        );
+        if log["fields"]["message"] == "serving" {
+            assert_eq!(log["level"], "INFO", "{line}");
+            break;
+        }
+    }
     // stdout keeps its contract.
     assert_eq!(started.stdout.last().map(String::as_str), Some("ready"));
 }
