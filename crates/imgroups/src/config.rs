@@ -429,7 +429,111 @@ fn literal(raw: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::redact_url;
+    use std::ffi::OsString;
+
+    use clap::{Args, Parser, Subcommand};
+
+    use super::{redact_url, resolve, ConfigError, Origin, Resolved};
+
+    /// A stand-in for the binary's definitions, with the kinds of flags `serve` may grow:
+    /// a flattened group (as `OpsArgs`), a switch, a repeatable flag, a global flag.
+    #[derive(Parser)]
+    struct Test {
+        #[arg(long, global = true, default_value = "text")]
+        log_format: String,
+        #[command(subcommand)]
+        cmd: TestCmd,
+    }
+
+    #[derive(Subcommand)]
+    enum TestCmd {
+        Serve(TestServe),
+        Other,
+    }
+
+    #[derive(Args)]
+    struct TestServe {
+        #[arg(long)]
+        config: Option<std::path::PathBuf>,
+        #[arg(long, default_value_t = 30)]
+        heartbeat_secs: u64,
+        #[arg(long)]
+        verbose: bool,
+        #[arg(long)]
+        tag: Vec<String>,
+        #[command(flatten)]
+        ops: TestOps,
+    }
+
+    #[derive(Args)]
+    struct TestOps {
+        #[arg(long)]
+        metrics: Option<std::net::SocketAddr>,
+        #[arg(long, default_value_t = 0)]
+        shutdown_drain_ms: u64,
+    }
+
+    fn run(file: &str, args: &[&str]) -> Result<Resolved<Test>, ConfigError> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.toml");
+        std::fs::write(&path, file).expect("write");
+        let mut argv: Vec<OsString> = vec!["t".into(), "serve".into(), "--config".into()];
+        argv.push(path.into_os_string());
+        argv.extend(args.iter().map(OsString::from));
+        resolve::<Test>(argv, &[&["serve"]])
+    }
+
+    #[test]
+    fn every_kind_of_flag_gets_a_key() {
+        let file = "heartbeat_secs = 5\nverbose = true\ntag = [\"a\", \"b\"]\n\
+                    metrics = \"127.0.0.1:9\"\nshutdown-drain-ms = 250\nlog-format = \"json\"\n";
+        let Ok(resolved) = run(file, &["--shutdown-drain-ms", "7"]) else {
+            panic!("resolves");
+        };
+        let TestCmd::Serve(serve) = resolved.cli.cmd else {
+            panic!("serve");
+        };
+        assert_eq!(serve.heartbeat_secs, 5);
+        assert!(serve.verbose);
+        assert_eq!(serve.tag, ["a", "b"]);
+        assert_eq!(serve.ops.metrics.map(|m| m.port()), Some(9));
+        assert_eq!(
+            serve.ops.shutdown_drain_ms, 7,
+            "the flag wins over the file"
+        );
+        assert_eq!(resolved.cli.log_format, "json");
+        let origin = |key: &str| {
+            resolved
+                .entries
+                .iter()
+                .find(|e| e.key == key)
+                .map(|e| e.origin)
+        };
+        assert_eq!(origin("shutdown-drain-ms"), Some(Origin::Flag));
+        assert_eq!(origin("metrics"), Some(Origin::File));
+        assert_eq!(origin("log-format"), Some(Origin::File));
+        assert_eq!(origin("config"), None, "--config has no key");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        let message = |file: &str| match run(file, &[]) {
+            Err(ConfigError::File(message)) => message,
+            Err(ConfigError::Clap(err)) => panic!("clap error {err}"),
+            Ok(_) => panic!("{file} accepted"),
+        };
+        assert!(message("metrcs = \"x\"\n")
+            .contains("unknown key \"metrcs\" (did you mean \"metrics\"?)"));
+        assert!(message("verbose = \"yes\"\n").contains("key \"verbose\": expected true or false"));
+        assert!(message("metrics = 5\n").contains("key \"metrics\": invalid value"));
+        assert!(message("[serve]\nmetrics = 5\n").contains("unknown key \"serve\""));
+    }
+
+    #[test]
+    fn other_commands_ignore_the_file() {
+        let argv: Vec<OsString> = vec!["t".into(), "other".into()];
+        assert!(resolve::<Test>(argv, &[&["serve"]]).is_ok());
+    }
 
     #[test]
     fn passwords_are_redacted() {
