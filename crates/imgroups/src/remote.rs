@@ -157,7 +157,8 @@ pub(crate) struct EventsArgs {
 
 #[derive(Subcommand)]
 enum EventsCmd {
-    /// Print group events as they happen, one per line.
+    /// Print group events as they happen, one per line (with --json: JSON lines in the
+    /// official SDK's `GroupEvent` shape).
     Tail {
         /// Only this group.
         #[arg(long)]
