@@ -31,6 +31,12 @@ pub fn error_code(kind: imgroups_core::ErrorKind) -> &'static str {
     wire::code_of(kind).error_code
 }
 
+/// Whether retrying the same request can succeed (the `x-retryable` trailer), for tools that
+/// report errors in the wire's vocabulary.
+pub fn is_retryable(kind: imgroups_core::ErrorKind) -> bool {
+    wire::code_of(kind).retryable
+}
+
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;

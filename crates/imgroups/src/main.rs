@@ -3,10 +3,18 @@
 //! Scripting contract (tests and users rely on it; keep it stable):
 //! - `imgroups serve` prints, one per line on stdout: `account <ADDRESS>`, then on the first
 //!   start of that account only `token <TOKEN>`, then `grpc listening on <HOST:PORT>`, then
-//!   `http listening on <HOST:PORT>`, then `ready`. Logs go to stderr.
+//!   `http listening on <HOST:PORT>`, then `ready`. Logs go to stderr, as text or, with
+//!   `--log-format json` (`IMGROUPS_LOG_FORMAT`), one JSON object per line. Both listeners are
+//!   bound before anything is created, so a start that fails creates no account.
+//! - `imgroups serve --config FILE` (`IMGROUPS_CONFIG`) reads a TOML file whose keys are the
+//!   long flag names; precedence flag > env > file > default; an unknown key or a bad value
+//!   exits 2 naming the file and the key (see `config`). `imgroups config print [--config
+//!   FILE] [SERVE FLAGS]` prints the effective configuration as TOML, each key with its
+//!   origin (`# flag`, `# env NAME`, `# file`, `# default`), secrets redacted.
 //! - `imgroups account add ADDRESS` prints the new account's token as its only stdout line.
 //! - `imgroups token create ADDRESS` prints a new token; `token list` lists tokens (never the
-//!   secret); `token revoke ID|TOKEN` revokes one.
+//!   secret) as `ID<TAB>ACCOUNT<TAB>CREATED<TAB>active|revoked`, CREATED in RFC 3339 UTC;
+//!   `token revoke ID|TOKEN` revokes one.
 //! - `imgroups sim unreachable ADDRESS` marks an address as not on iMessage
 //!   (`--reachable` undoes it).
 //! - `imgroups sim act ADDRESS rename|add|remove|leave|icon-set|icon-rm CHAT [ARGS]` makes a
@@ -15,18 +23,31 @@
 //! - `imgroups webhook add URL --account ADDRESS` prints `id <ID>` then `secret <SECRET>`;
 //!   `webhook list` prints one tab-separated line per endpoint; `webhook rm ID` and
 //!   `webhook resume ID` report on stderr.
+//! - `--json` (on `account add`, `token create|list`, `webhook add|list` and every client
+//!   command): a single result is one JSON object on one line (`{"account","token"}`,
+//!   `{"id","account","url","secret"}`); a list is JSON lines, one object per item
+//!   (`token list`: `id`, `account`, `created` RFC 3339, `createdUnix`, `status`; `webhook
+//!   list`: `id`, `account`, `url`, `status`, `cursor`, `failures`, `lastError`). Errors are
+//!   then one JSON object on stderr, `{"error":{"code","message","retryable"}}`, with the
+//!   same exit codes.
+//! - `imgroups completions bash|zsh|fish|…` prints a completion script; `imgroups man` a roff
+//!   man page.
 //!
-//! Every command takes `--data DIR` (or `IMGROUPS_DATA`). Exit codes: 0 success, 1 a failed
-//! operation (one line on stderr ending with the error code, e.g. `(chatNotFound)`), 2 bad
-//! usage.
+//! Every store command takes `--data DIR` (or `IMGROUPS_DATA`). Exit codes: 0 success, 1 a
+//! failed operation (one line on stderr ending with the camelCase wire error code, e.g.
+//! `(chatNotFound)`; a failure of the machine, like a taken port or an unwritable data
+//! directory, is `(internalError)` with the path or address and the OS's reason), 2 bad usage
+//! (including a bad configuration file).
 //!
 //! This is where the concrete parts meet: the SQLite store and the simulator, wired into the
 //! engine the server runs (see `open_store` and `serve`).
 //!
 //! Client commands (`groups …`, `chats …`, `events tail`) talk to a running server
-//! (`--server`/`IMGROUPS_SERVER`, `--token`/`IMGROUPS_TOKEN`); they live in `remote`, which
+//! (`--server`/`IMGROUPS_SERVER` as `HOST:PORT` or `http://HOST:PORT` for plaintext,
+//! `https://HOST:PORT` for TLS; `--token`/`IMGROUPS_TOKEN`); they live in `remote`, which
 //! documents their extra exit codes (3 auth, 4 not found, 5 connection).
 
+mod config;
 mod remote;
 
 /// jemalloc instead of glibc's allocator: the transport allocates and frees per message, and
@@ -43,9 +64,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use imgroups_core::port::Store;
-use imgroups_core::{admin, Address, Command, Engine, EngineConfig, Error, Limits, WebhookId};
+use imgroups_core::{
+    admin, Address, Command, Engine, EngineConfig, Error, ErrorKind, Limits, WebhookId,
+};
 use imgroups_sim::Simulator;
 use imgroups_store_postgres::PgStore;
 use imgroups_store_sqlite::{Config, Durability, SqliteStore};
@@ -62,8 +85,23 @@ const TOKEN_FILE: &str = "token";
     about = "iMessage group chats: server, simulator and tools"
 )]
 struct Cli {
+    /// Log format on stderr: `text` for people, `json` (one object per line) for collectors.
+    #[arg(
+        long,
+        env = "IMGROUPS_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Cmd,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(clap::Args, Clone)]
@@ -129,7 +167,9 @@ fn open_store(data: &DataArg, options: StoreOptions) -> Result<Arc<dyn Store>, E
         };
         return Ok(Arc::new(PgStore::open(config)?));
     }
-    let mut config = Config::new(data.db()?);
+    let db = data.db()?;
+    prepare_sqlite(&db)?;
+    let mut config = Config::new(db);
     config.durability = options.durability;
     config.retain_events = options.retain_events;
     config.role = match options.role {
@@ -146,8 +186,9 @@ fn engine(store: Arc<dyn Store>, config: EngineConfig) -> Engine {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run the server (gRPC and HTTP) with the simulator, on the embedded SQLite store or
-    /// on PostgreSQL (--database-url).
+    /// Run the server: the gRPC API (--grpc) and the HTTP/JSON API with Server-Sent Events
+    /// (--http), with the simulator, on the embedded SQLite store or on PostgreSQL
+    /// (--database-url).
     Serve(ServeArgs),
     /// Manage simulated accounts.
     #[command(subcommand)]
@@ -167,6 +208,28 @@ enum Cmd {
     Chats(remote::ChatsArgs),
     /// Follow group events on a running server.
     Events(remote::EventsArgs),
+    /// Inspect the configuration `serve` would run with.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    ///
+    /// E.g. `imgroups completions bash > ~/.local/share/bash-completion/completions/imgroups`.
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    ///
+    /// E.g. `imgroups man | man -l -`, or `imgroups man > imgroups.1`.
+    Man,
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// Print the effective configuration of `serve` with the same flags, environment and
+    /// --config file, as TOML: every key, where its value came from (flag, env, file,
+    /// default), secrets redacted.
+    Print(ServeArgs),
 }
 
 #[derive(Subcommand)]
@@ -174,27 +237,36 @@ enum WebhookCmd {
     /// Register URL for an account's events; prints `id <ID>` and `secret <SECRET>`.
     /// Delivery starts with the account's next event.
     Add {
+        /// The endpoint: an http:// or https:// URL that accepts POSTed JSON.
         url: String,
         /// The account whose events are delivered.
         #[arg(long)]
         account: String,
+        /// Print `{"id":…,"account":…,"url":…,"secret":…}` instead.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         data: DataArg,
     },
     /// List endpoints: id, account, url, status (active|paused), last delivered sequence,
     /// consecutive failures, last error. Never the secret.
     List {
+        /// JSON lines: one object per endpoint.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         data: DataArg,
     },
     /// Delete an endpoint.
     Rm {
+        /// The endpoint's id (from `webhook list`).
         id: i64,
         #[command(flatten)]
         data: DataArg,
     },
     /// Resume a paused endpoint from its last delivered sequence.
     Resume {
+        /// The endpoint's id (from `webhook list`).
         id: i64,
         #[command(flatten)]
         data: DataArg,
@@ -203,15 +275,19 @@ enum WebhookCmd {
 
 #[derive(clap::Args)]
 struct ServeArgs {
+    /// Read settings from this TOML file: keys are the long flag names (`grpc = "…"`,
+    /// `heartbeat-secs = 30`); flags and environment variables win over it.
+    #[arg(long, env = "IMGROUPS_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
     #[command(flatten)]
     data: DataArg,
-    /// Address for the gRPC server (port 0 picks a free port).
+    /// Listen address of the gRPC API (port 0 picks a free port).
     #[arg(long, env = "IMGROUPS_GRPC", default_value = "127.0.0.1:50051")]
     grpc: SocketAddr,
     /// The default account, created on first start with a token printed once.
     #[arg(long, env = "IMGROUPS_ACCOUNT", default_value = "me@imgroups.local")]
     account: String,
-    /// Seconds of silence after which live streams send a heartbeat.
+    /// Seconds of silence after which live streams (gRPC and SSE) send a heartbeat.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     heartbeat_secs: u64,
     /// Largest group icon accepted, in bytes.
@@ -236,7 +312,8 @@ struct ServeArgs {
 /// The HTTP/JSON surface: REST routes, the SSE event stream, webhook delivery.
 #[derive(clap::Args)]
 struct HttpArgs {
-    /// Address for the HTTP/JSON server (port 0 picks a free port).
+    /// Listen address of the HTTP/JSON API: REST routes, Server-Sent Events (port 0 picks a
+    /// free port).
     #[arg(long = "http", env = "IMGROUPS_HTTP", default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
     /// Largest HTTP request body accepted, in bytes (the default fits a 10 MiB icon in base64).
@@ -287,7 +364,11 @@ enum DurabilityArg {
 enum AccountCmd {
     /// Create an account and print its first token (the only stdout line).
     Add {
+        /// The account's address: a phone number (E.164) or an email address.
         address: String,
+        /// Print `{"account":…,"token":…}` instead.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         data: DataArg,
     },
@@ -297,17 +378,25 @@ enum AccountCmd {
 enum TokenCmd {
     /// Print a new token for an existing account (another device of it).
     Create {
+        /// The account's address.
         address: String,
+        /// Print `{"account":…,"token":…}` instead.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         data: DataArg,
     },
-    /// List tokens: id, account, created (unix seconds), status. Never the secret.
+    /// List tokens: id, account, created (RFC 3339, UTC), status. Never the secret.
     List {
+        /// JSON lines: one object per token, `created` (RFC 3339) and `createdUnix` (seconds).
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         data: DataArg,
     },
     /// Revoke a token, given its id from `token list` or the token itself.
     Revoke {
+        /// The token's id (from `token list`) or the token itself.
         token: String,
         #[command(flatten)]
         data: DataArg,
@@ -318,6 +407,7 @@ enum TokenCmd {
 enum SimCmd {
     /// Mark an address as not on iMessage (adding it then fails with addressNotFound).
     Unreachable {
+        /// The address (phone number or email) to mark.
         address: String,
         /// Undo: make the address reachable again.
         #[arg(long)]
@@ -342,27 +432,47 @@ enum SimCmd {
 #[derive(Subcommand)]
 enum ActCmd {
     /// Rename the group.
-    Rename { chat: String, name: String },
+    Rename {
+        /// The group's chat GUID.
+        chat: String,
+        /// The new display name.
+        name: String,
+    },
     /// Add people to the group.
     Add {
+        /// The group's chat GUID.
         chat: String,
+        /// Phone numbers (E.164) or email addresses to add.
         #[arg(required = true)]
         addresses: Vec<String>,
     },
     /// Remove people from the group.
     Remove {
+        /// The group's chat GUID.
         chat: String,
+        /// Phone numbers (E.164) or email addresses to remove.
         #[arg(required = true)]
         addresses: Vec<String>,
     },
     /// Leave the group.
-    Leave { chat: String },
+    Leave {
+        /// The group's chat GUID.
+        chat: String,
+    },
     /// Set the group icon from an image file (PNG, JPEG, GIF, HEIC or HEIF).
     #[command(name = "icon-set")]
-    IconSet { chat: String, file: PathBuf },
+    IconSet {
+        /// The group's chat GUID.
+        chat: String,
+        /// The image file.
+        file: PathBuf,
+    },
     /// Remove the group icon.
     #[command(name = "icon-rm")]
-    IconRm { chat: String },
+    IconRm {
+        /// The group's chat GUID.
+        chat: String,
+    },
 }
 
 impl ActCmd {
@@ -385,43 +495,64 @@ impl ActCmd {
     }
 }
 
+/// The subcommands that take every `serve` flag and so read `--config FILE`.
+const SERVE_LIKE: &[&[&str]] = &[&["serve"], &["config", "print"]];
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let resolved = match config::resolve::<Cli>(std::env::args_os().collect(), SERVE_LIKE) {
+        Ok(resolved) => resolved,
+        Err(config::ConfigError::Clap(err)) => err.exit(),
+        Err(config::ConfigError::File(message)) => {
+            eprintln!("error: {message} (invalidArgument)");
+            return ExitCode::from(2);
+        }
+    };
+    let cli = resolved.cli;
+    init_logging(cli.log_format);
+    let json = cli.command.json();
     let result = match cli.command {
         // Client commands have their own exit codes (see `remote`).
         Cmd::Groups(args) => return remote::groups(args),
         Cmd::Chats(args) => return remote::chats(args),
         Cmd::Events(args) => return remote::events(args),
         Cmd::Serve(args) => serve(args),
-        Cmd::Account(AccountCmd::Add { address, data }) => with_store(&data, |store| async move {
+        Cmd::Account(AccountCmd::Add {
+            address,
+            json,
+            data,
+        }) => with_store(&data, |store| async move {
             let address = Address::parse(&address)?;
-            println!("{}", admin::add_account(&*store, &address).await?);
+            let token = admin::add_account(&*store, &address).await?;
+            print_token(&address, &token, json);
             Ok(())
         }),
-        Cmd::Token(TokenCmd::Create { address, data }) => with_store(&data, |store| async move {
+        Cmd::Token(TokenCmd::Create {
+            address,
+            json,
+            data,
+        }) => with_store(&data, |store| async move {
             let address = Address::parse(&address)?;
-            println!("{}", admin::create_token(&*store, &address).await?);
+            let token = admin::create_token(&*store, &address).await?;
+            print_token(&address, &token, json);
             Ok(())
         }),
-        Cmd::Token(TokenCmd::List { data }) => with_store(&data, |store| async move {
+        Cmd::Token(TokenCmd::List { json, data }) => with_store(&data, |store| async move {
             let mut out = std::io::stdout().lock();
             for t in store.list_tokens().await? {
                 let status = if t.revoked { "revoked" } else { "active" };
-                let line = format!(
-                    "{}\t{}\t{}\t{}",
-                    t.id,
-                    t.address,
-                    t.created_at.seconds(),
-                    status
-                );
+                let created = rfc3339(t.created_at.seconds());
+                let line = if json {
+                    serde_json::json!({
+                        "id": t.id,
+                        "account": t.address.to_string(),
+                        "created": created,
+                        "createdUnix": t.created_at.seconds(),
+                        "status": status,
+                    })
+                    .to_string()
+                } else {
+                    format!("{}\t{}\t{created}\t{status}", t.id, t.address)
+                };
                 if writeln!(out, "{line}").is_err() {
                     break; // Closed pipe (`| head`): not an error.
                 }
@@ -452,43 +583,154 @@ fn main() -> ExitCode {
             imgroups_sim::act(&engine, &puppet, command).await
         }),
         Cmd::Webhook(cmd) => webhook(cmd),
+        Cmd::Config(ConfigCmd::Print(_)) => {
+            let text = config::render("serve", resolved.file.as_deref(), &resolved.entries);
+            print_text(&text);
+            Ok(())
+        }
+        Cmd::Completions { shell } => {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "imgroups", &mut out);
+            print_text(&String::from_utf8_lossy(&out));
+            Ok(())
+        }
+        Cmd::Man => {
+            let mut out = Vec::new();
+            match clap_mangen::Man::new(Cli::command()).render(&mut out) {
+                Ok(()) => {
+                    print_text(&String::from_utf8_lossy(&out));
+                    Ok(())
+                }
+                Err(err) => Err(Error::new(
+                    ErrorKind::Internal,
+                    format!("cannot render the man page: {err}"),
+                )),
+            }
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!(
-                "error: {} ({})",
-                err.message,
-                imgroups_server::error_code(err.kind)
-            );
+            let code = imgroups_server::error_code(err.kind);
+            if json {
+                let body = serde_json::json!({
+                    "error": {
+                        "code": code,
+                        "message": err.message,
+                        "retryable": imgroups_server::is_retryable(err.kind),
+                    }
+                });
+                eprintln!("{body}");
+            } else {
+                eprintln!("error: {} ({code})", err.message);
+            }
             ExitCode::FAILURE
         }
     }
 }
 
+impl Cmd {
+    /// Whether a local command was asked for JSON (its errors are then JSON too).
+    fn json(&self) -> bool {
+        match self {
+            Cmd::Account(AccountCmd::Add { json, .. })
+            | Cmd::Token(TokenCmd::Create { json, .. } | TokenCmd::List { json, .. })
+            | Cmd::Webhook(WebhookCmd::Add { json, .. } | WebhookCmd::List { json, .. }) => *json,
+            _ => false,
+        }
+    }
+}
+
+/// A new token: the bare token (the contract), or `{"account":…,"token":…}`.
+fn print_token(address: &Address, token: &str, json: bool) {
+    let line = if json {
+        serde_json::json!({ "account": address.to_string(), "token": token }).to_string()
+    } else {
+        token.to_owned()
+    };
+    print_text(&format!("{line}\n"));
+}
+
+/// Unix seconds as RFC 3339 in UTC, e.g. `2026-11-30T02:00:00Z`.
+fn rfc3339(seconds: i64) -> String {
+    let Ok(seconds) = u64::try_from(seconds) else {
+        return seconds.to_string(); // Before 1970: not a time this program writes.
+    };
+    let time = std::time::UNIX_EPOCH + Duration::from_secs(seconds);
+    humantime::format_rfc3339_seconds(time).to_string()
+}
+
+/// Logs go to stderr in either format, so stdout stays the scripting contract.
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => builder.json().with_ansi(false).init(),
+    }
+}
+
+/// Writes `text` to stdout; a closed pipe (`| head`) is not an error.
+fn print_text(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
 fn webhook(cmd: WebhookCmd) -> Result<(), Error> {
     match cmd {
-        WebhookCmd::Add { url, account, data } => with_store(&data, |store| async move {
+        WebhookCmd::Add {
+            url,
+            account,
+            json,
+            data,
+        } => with_store(&data, |store| async move {
             let address = Address::parse(&account)?;
             let hook = admin::add_webhook_for(&*store, &address, &url).await?;
-            println!("id {}", hook.id);
-            println!("secret {}", hook.secret);
+            if json {
+                let line = serde_json::json!({
+                    "id": hook.id,
+                    "account": address.to_string(),
+                    "url": url,
+                    "secret": hook.secret,
+                });
+                print_text(&format!("{line}\n"));
+            } else {
+                print_text(&format!("id {}\nsecret {}\n", hook.id, hook.secret));
+            }
             Ok(())
         }),
-        WebhookCmd::List { data } => with_store(&data, |store| async move {
+        WebhookCmd::List { json, data } => with_store(&data, |store| async move {
             let mut out = std::io::stdout().lock();
             for h in store.webhooks(None).await? {
                 let status = if h.paused { "paused" } else { "active" };
-                let line = format!(
-                    "{}\t{}\t{}\t{}\t{}\t{}\t{}",
-                    h.id,
-                    h.address,
-                    h.url,
-                    status,
-                    h.cursor,
-                    h.failures,
-                    h.last_error.as_deref().unwrap_or("-")
-                );
+                let line = if json {
+                    serde_json::json!({
+                        "id": h.id,
+                        "account": h.address.to_string(),
+                        "url": h.url,
+                        "status": status,
+                        "cursor": h.cursor,
+                        "failures": h.failures,
+                        "lastError": h.last_error,
+                    })
+                    .to_string()
+                } else {
+                    format!(
+                        "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                        h.id,
+                        h.address,
+                        h.url,
+                        status,
+                        h.cursor,
+                        h.failures,
+                        h.last_error.as_deref().unwrap_or("-")
+                    )
+                };
                 if writeln!(out, "{line}").is_err() {
                     break; // Closed pipe (`| head`): not an error.
                 }
@@ -554,6 +796,13 @@ fn serve(args: ServeArgs) -> Result<(), Error> {
     };
 
     runtime(tokio::runtime::Builder::new_multi_thread())?.block_on(async move {
+        // Both listeners before the store: a taken port must fail the start before anything
+        // is created, or a fresh data directory's first token would be made and never shown.
+        let listener = bind(args.grpc, "gRPC").await?;
+        let http_listener = bind(args.http.addr, "HTTP").await?;
+        let local = local_addr(&listener)?;
+        let http_local = local_addr(&http_listener)?;
+        let http_options = args.http.options();
         let store = open_store(&args.data, store_options)?;
         let first_token = match admin::ensure_account(&*store, &address).await {
             Ok((_, token)) => token,
@@ -566,21 +815,6 @@ fn serve(args: ServeArgs) -> Result<(), Error> {
             write_token_file(&dir, token);
         }
         let engine = Arc::new(engine(store.clone(), engine_config));
-        let listener = tokio::net::TcpListener::bind(args.grpc)
-            .await
-            .map_err(|err| {
-                Error::invalid(format!("cannot listen on {}: {err}", args.grpc))
-                    .with("field", "grpc")
-            })?;
-        let local = listener.local_addr().map_err(|_| Error::internal())?;
-        let http_options = args.http.options();
-        let http_listener = tokio::net::TcpListener::bind(args.http.addr)
-            .await
-            .map_err(|err| {
-                Error::invalid(format!("cannot listen on {}: {err}", args.http.addr))
-                    .with("field", "http")
-            })?;
-        let http_local = http_listener.local_addr().map_err(|_| Error::internal())?;
         let shutdown = shutdown_signal();
 
         let mut out = std::io::stdout().lock();
@@ -612,6 +846,51 @@ fn serve(args: ServeArgs) -> Result<(), Error> {
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// A listener on `addr` for the `what` surface. Failing to listen is the machine's state (port
+/// taken, address not local, no permission), not bad input, so it is not `invalidArgument`:
+/// the message names the address, the surface and the OS's reason.
+async fn bind(addr: SocketAddr, what: &str) -> Result<tokio::net::TcpListener, Error> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|err| {
+        Error::new(
+            ErrorKind::Internal,
+            format!("cannot listen on {addr} for {what}: {err}"),
+        )
+    })
+}
+
+fn local_addr(listener: &tokio::net::TcpListener) -> Result<SocketAddr, Error> {
+    listener
+        .local_addr()
+        .map_err(|err| Error::new(ErrorKind::Internal, format!("no local address: {err}")))
+}
+
+/// Creates the data directory and the database file, so a directory that cannot be used is
+/// reported with its path and the OS's reason (SQLite's own error says neither).
+fn prepare_sqlite(db: &Path) -> Result<(), Error> {
+    if let Some(dir) = db.parent() {
+        std::fs::create_dir_all(dir).map_err(|err| {
+            Error::new(
+                ErrorKind::Internal,
+                format!("cannot create the data directory {}: {err}", dir.display()),
+            )
+        })?;
+    }
+    // An empty file is an empty SQLite database; an existing one is left as it is.
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(db)
+        .map(drop)
+        .map_err(|err| {
+            Error::new(
+                ErrorKind::Internal,
+                format!("cannot open {} for writing: {err}", db.display()),
+            )
+        })
 }
 
 /// Writes the default account's first token for scripts that start the server unattended.
@@ -663,5 +942,35 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
             std::future::pending::<()>().await;
         }
         tracing::info!("shutting down");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// `--help` is the first documentation a newcomer reads: no argument goes without words.
+    #[test]
+    fn every_argument_has_a_description() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                if arg.get_help().is_none() && !arg.is_hide_set() {
+                    missing.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in command.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "imgroups", &mut missing);
+        assert!(missing.is_empty(), "arguments without help: {missing:?}");
     }
 }

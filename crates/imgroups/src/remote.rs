@@ -9,7 +9,14 @@
 //! - 4: not found (chat, address, icon),
 //! - 5: cannot reach the server (connection refused, unavailable, timeout).
 //!
-//! Errors are printed as one line on stderr: `error: <message> (<code>)`.
+//! Errors are printed as one line on stderr: `error: <message> (<code>)`; with `--json`, as
+//! one JSON object on stderr instead: `{"error":{"code":"chatNotFound","message":"…",
+//! "retryable":false}}`, with the same exit codes.
+//!
+//! `--json` output: a command with one result prints one JSON object on one line (a chat as
+//! the SDK's `Chat`, `{"count":N}`, `{"chatGuid":…}` for commands with no result); `events
+//! tail --json` prints JSON lines, one event per line, in the official SDK's `GroupEvent`
+//! shape.
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -26,7 +33,7 @@ use imgroups_client::{
 /// Where the server is and who I am; shared by every client subcommand.
 #[derive(Args, Clone)]
 pub(crate) struct RemoteArgs {
-    /// Server address: http://HOST:PORT (plaintext) or https://HOST:PORT (TLS).
+    /// Server address: HOST:PORT or http://HOST:PORT (plaintext), https://HOST:PORT (TLS).
     #[arg(long, env = "IMGROUPS_SERVER", default_value = imgroups_client::DEFAULT_ADDRESS, global = true)]
     server: String,
     /// API token (as printed by `imgroups serve` or `imgroups account add`).
@@ -35,6 +42,10 @@ pub(crate) struct RemoteArgs {
     /// Seconds to wait for each call.
     #[arg(long, default_value_t = 30, global = true)]
     timeout_secs: u64,
+    /// Machine-readable output: one JSON object per result (JSON lines for `events tail`);
+    /// errors as a JSON object on stderr.
+    #[arg(long, global = true)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -48,21 +59,33 @@ pub(crate) struct GroupsArgs {
 #[derive(Subcommand)]
 enum GroupsCmd {
     /// Rename a group.
-    Rename { chat: String, name: String },
+    Rename {
+        /// The group's chat GUID.
+        chat: String,
+        /// The new display name.
+        name: String,
+    },
     /// Add people to a group.
     Add {
+        /// The group's chat GUID.
         chat: String,
+        /// Phone numbers (E.164) or email addresses to add.
         #[arg(required = true)]
         addresses: Vec<String>,
     },
     /// Remove people from a group.
     Remove {
+        /// The group's chat GUID.
         chat: String,
+        /// Phone numbers (E.164) or email addresses to remove.
         #[arg(required = true)]
         addresses: Vec<String>,
     },
     /// Leave a group.
-    Leave { chat: String },
+    Leave {
+        /// The group's chat GUID.
+        chat: String,
+    },
     /// Set, download or remove the group icon.
     #[command(subcommand)]
     Icon(IconCmd),
@@ -71,15 +94,25 @@ enum GroupsCmd {
 #[derive(Subcommand)]
 enum IconCmd {
     /// Set the icon from an image file (PNG, JPEG, GIF, HEIC, HEIF).
-    Set { chat: String, file: PathBuf },
-    /// Download the icon to a file (`-o -` for stdout).
-    Get {
+    Set {
+        /// The group's chat GUID.
         chat: String,
+        /// The image file.
+        file: PathBuf,
+    },
+    /// Download the icon to a file (`-o -` for stdout: the raw bytes, also with --json).
+    Get {
+        /// The group's chat GUID.
+        chat: String,
+        /// Where to write the image (`-` for stdout).
         #[arg(short = 'o', long = "output")]
         output: PathBuf,
     },
     /// Remove the icon.
-    Rm { chat: String },
+    Rm {
+        /// The group's chat GUID.
+        chat: String,
+    },
 }
 
 #[derive(Args)]
@@ -94,6 +127,7 @@ pub(crate) struct ChatsArgs {
 enum ChatsCmd {
     /// Create (or resolve) a chat: one address → direct chat, more → group. Prints its GUID.
     Create {
+        /// Phone numbers (E.164) or email addresses of the other people.
         #[arg(required = true)]
         addresses: Vec<String>,
         /// A first message.
@@ -102,13 +136,12 @@ enum ChatsCmd {
     },
     /// Show a chat.
     Get {
+        /// The chat GUID.
         chat: String,
-        /// Print the chat as JSON.
-        #[arg(long)]
-        json: bool,
     },
     /// Print how many chats are visible.
     Count {
+        /// Count archived chats too.
         #[arg(long)]
         include_archived: bool,
     },
@@ -124,7 +157,8 @@ pub(crate) struct EventsArgs {
 
 #[derive(Subcommand)]
 enum EventsCmd {
-    /// Print group events as they happen, one per line.
+    /// Print group events as they happen, one per line (with --json: JSON lines in the
+    /// official SDK's `GroupEvent` shape).
     Tail {
         /// Only this group.
         #[arg(long)]
@@ -133,16 +167,27 @@ enum EventsCmd {
         /// disconnects. Without it: live events only.
         #[arg(long, value_name = "N")]
         from: Option<u64>,
-        /// JSON lines in the official SDK's event shape.
-        #[arg(long)]
-        json: bool,
     },
 }
 
 /// A failure and its exit code.
 struct Failure {
     exit: u8,
+    /// The camelCase error code (the server's `error-code`, or one of the same vocabulary).
+    code: String,
     message: String,
+    retryable: bool,
+}
+
+impl Failure {
+    fn new(exit: u8, code: &str, message: impl Into<String>) -> Self {
+        Failure {
+            exit,
+            code: code.to_owned(),
+            message: message.into(),
+            retryable: false,
+        }
+    }
 }
 
 impl From<Error> for Failure {
@@ -157,43 +202,78 @@ impl From<Error> for Failure {
         };
         Failure {
             exit,
-            message: err.to_string(),
+            code: err.code().to_owned(),
+            message: err.message().to_owned(),
+            retryable: err.is_retryable(),
         }
     }
 }
 
 /// Bad input on the command line: exit 2.
 fn usage(err: imgroups_core::Error) -> Failure {
-    Failure {
-        exit: 2,
-        message: format!("{} (invalidArgument)", err.message),
-    }
+    Failure::new(2, "invalidArgument", err.message)
 }
 
+/// A local file could not be read or written: the operation failed (exit 1).
 fn io_failure(what: &str, err: io::Error) -> Failure {
-    Failure {
-        exit: 1,
-        message: format!("{what}: {err}"),
+    Failure::new(1, "invalidArgument", format!("{what}: {err}"))
+}
+
+/// The URL for `--server`. The Node SDK and most gRPC tooling write a plaintext address as a
+/// bare `HOST:PORT`; the Rust transport would take that for a TLS address and fail with an
+/// obscure handshake error, so a bare address means plaintext here.
+fn server_url(input: &str) -> Result<String, Failure> {
+    let input = input.trim();
+    let bad = || {
+        Failure::new(
+            2,
+            "invalidArgument",
+            format!(
+                "invalid --server {input:?}: expected HOST:PORT or http://HOST:PORT \
+                 (plaintext), or https://HOST:PORT (TLS)"
+            ),
+        )
+    };
+    match input.split_once("://") {
+        Some((scheme, rest)) => {
+            let known = scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https");
+            if known && !rest.is_empty() {
+                Ok(input.to_owned())
+            } else {
+                Err(bad())
+            }
+        }
+        None => match input.rsplit_once(':') {
+            Some((host, port))
+                if !host.is_empty() && !host.contains('/') && port.parse::<u16>().is_ok() =>
+            {
+                Ok(format!("http://{input}"))
+            }
+            _ => Err(bad()),
+        },
     }
 }
 
 type Outcome = Result<(), Failure>;
 
 pub(crate) fn groups(args: GroupsArgs) -> ExitCode {
+    let json = args.remote.json;
     run(&args.remote, |client| async move {
-        groups_cmd(&client, args.cmd).await
+        groups_cmd(&client, args.cmd, json).await
     })
 }
 
 pub(crate) fn chats(args: ChatsArgs) -> ExitCode {
+    let json = args.remote.json;
     run(&args.remote, |client| async move {
-        chats_cmd(&client, args.cmd).await
+        chats_cmd(&client, args.cmd, json).await
     })
 }
 
 pub(crate) fn events(args: EventsArgs) -> ExitCode {
+    let json = args.remote.json;
     run(&args.remote, |client| async move {
-        events_cmd(&client, args.cmd).await
+        events_cmd(&client, args.cmd, json).await
     })
 }
 
@@ -207,30 +287,69 @@ where
         .build()
     {
         Ok(rt) => rt,
-        Err(err) => return report(io_failure("cannot start the runtime", err)),
+        Err(err) => {
+            let failure = Failure::new(
+                1,
+                "internalError",
+                format!("cannot start the runtime: {err}"),
+            );
+            return report(failure, remote.json);
+        }
     };
     let outcome = runtime.block_on(async {
-        let mut builder = Client::builder()
-            .address(&remote.server)
+        let address = server_url(&remote.server)?;
+        // Checked here, not left to the server: its answer speaks of headers, while the
+        // person at the terminal needs to know about the flag and the variable.
+        let token = remote
+            .token
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                Failure::new(
+                    3,
+                    "unauthenticated",
+                    "no API token: pass --token TOKEN or set IMGROUPS_TOKEN (`imgroups serve` \
+                     prints one on first start; `imgroups account add` makes one)",
+                )
+            })?;
+        let client = Client::builder()
+            .address(&address)
             .timeout(Duration::from_secs(remote.timeout_secs))
-            .connect_timeout(Duration::from_secs(remote.timeout_secs.clamp(1, 10)));
-        if let Some(token) = &remote.token {
-            builder = builder.token(token.trim());
-        }
-        let client = builder.build().map_err(|err| Failure {
-            exit: 2,
-            message: err.to_string(),
-        })?;
-        f(client).await
+            .connect_timeout(Duration::from_secs(remote.timeout_secs.clamp(1, 10)))
+            .token(token)
+            .build()
+            .map_err(|err| Failure {
+                exit: 2,
+                ..Failure::from(err)
+            })?;
+        f(client).await.map_err(|mut failure| {
+            // The transport's reason alone ("tcp connect error") does not say where it tried.
+            if failure.exit == 5 {
+                failure.message = format!("cannot reach {address}: {}", failure.message);
+            }
+            failure
+        })
     });
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
-        Err(failure) => report(failure),
+        Err(failure) => report(failure, remote.json),
     }
 }
 
-fn report(failure: Failure) -> ExitCode {
-    eprintln!("error: {}", failure.message);
+fn report(failure: Failure, json: bool) -> ExitCode {
+    if json {
+        let body = serde_json::json!({
+            "error": {
+                "code": failure.code,
+                "message": failure.message,
+                "retryable": failure.retryable,
+            }
+        });
+        eprintln!("{body}");
+    } else {
+        eprintln!("error: {} ({})", failure.message, failure.code);
+    }
     ExitCode::from(failure.exit)
 }
 
@@ -294,34 +413,65 @@ fn chat_lines(chat: &Chat) -> Vec<String> {
     ]
 }
 
-async fn groups_cmd(client: &Client, cmd: GroupsCmd) -> Outcome {
+/// One JSON document on one line. Serializing plain data with string keys cannot fail.
+fn json_line(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+/// A chat: tab-separated lines, or the SDK's `Chat` as JSON.
+fn print_chat(chat: &Chat, json: bool) -> Outcome {
+    if json {
+        print_lines([json_line(chat)])
+    } else {
+        print_lines(chat_lines(chat))
+    }
+}
+
+/// What a command with no result prints with `--json`, so every command's stdout parses.
+fn print_done(chat: &ChatGuid, json: bool) -> Outcome {
+    if json {
+        print_lines([json_line(
+            &serde_json::json!({ "chatGuid": chat.to_string() }),
+        )])
+    } else {
+        Ok(())
+    }
+}
+
+async fn groups_cmd(client: &Client, cmd: GroupsCmd, json: bool) -> Outcome {
     let groups = client.groups();
     match cmd {
         GroupsCmd::Rename { chat, name } => {
             let chat = groups.set_display_name(&chat_guid(&chat)?, &name).await?;
-            print_lines(chat_lines(&chat))
+            print_chat(&chat, json)
         }
         GroupsCmd::Add { chat, addresses: a } => {
             let chat = groups
                 .add_participants(&chat_guid(&chat)?, &addresses(&a)?)
                 .await?;
-            print_lines(chat_lines(&chat))
+            print_chat(&chat, json)
         }
         GroupsCmd::Remove { chat, addresses: a } => {
             let chat = groups
                 .remove_participants(&chat_guid(&chat)?, &addresses(&a)?)
                 .await?;
-            print_lines(chat_lines(&chat))
+            print_chat(&chat, json)
         }
-        GroupsCmd::Leave { chat } => Ok(groups.leave(&chat_guid(&chat)?).await?),
+        GroupsCmd::Leave { chat } => {
+            let chat = chat_guid(&chat)?;
+            groups.leave(&chat).await?;
+            print_done(&chat, json)
+        }
         GroupsCmd::Icon(IconCmd::Set { chat, file }) => {
             let chat = chat_guid(&chat)?;
             let data = std::fs::read(&file)
                 .map_err(|err| io_failure(&format!("cannot read {}", file.display()), err))?;
-            Ok(groups.set_icon(&chat, data).await?)
+            groups.set_icon(&chat, data).await?;
+            print_done(&chat, json)
         }
         GroupsCmd::Icon(IconCmd::Get { chat, output }) => {
-            let icon = groups.get_icon(&chat_guid(&chat)?).await?;
+            let chat = chat_guid(&chat)?;
+            let icon = groups.get_icon(&chat).await?;
             if output.as_os_str() == "-" {
                 let mut stdout = io::stdout().lock();
                 // A closed pipe is not an error.
@@ -330,6 +480,14 @@ async fn groups_cmd(client: &Client, cmd: GroupsCmd) -> Outcome {
                 std::fs::write(&output, &icon.data).map_err(|err| {
                     io_failure(&format!("cannot write {}", output.display()), err)
                 })?;
+                if json {
+                    return print_lines([json_line(&serde_json::json!({
+                        "chatGuid": chat.to_string(),
+                        "path": output.display().to_string(),
+                        "bytes": icon.data.len(),
+                        "mimeType": icon.mime_type,
+                    }))]);
+                }
                 eprintln!(
                     "wrote {} bytes ({}) to {}",
                     icon.data.len(),
@@ -339,11 +497,15 @@ async fn groups_cmd(client: &Client, cmd: GroupsCmd) -> Outcome {
             }
             Ok(())
         }
-        GroupsCmd::Icon(IconCmd::Rm { chat }) => Ok(groups.remove_icon(&chat_guid(&chat)?).await?),
+        GroupsCmd::Icon(IconCmd::Rm { chat }) => {
+            let chat = chat_guid(&chat)?;
+            groups.remove_icon(&chat).await?;
+            print_done(&chat, json)
+        }
     }
 }
 
-async fn chats_cmd(client: &Client, cmd: ChatsCmd) -> Outcome {
+async fn chats_cmd(client: &Client, cmd: ChatsCmd, json: bool) -> Outcome {
     match cmd {
         ChatsCmd::Create {
             addresses: a,
@@ -354,20 +516,23 @@ async fn chats_cmd(client: &Client, cmd: ChatsCmd) -> Outcome {
                 ..Default::default()
             };
             let created = client.chats().create(&addresses(&a)?, options).await?;
-            print_lines([created.chat.guid.to_string()])
-        }
-        ChatsCmd::Get { chat, json } => {
-            let chat = client.chats().get(&chat_guid(&chat)?).await?;
             if json {
-                let text = serde_json::to_string(&chat).unwrap_or_default();
-                print_lines([text])
+                print_lines([json_line(&created)])
             } else {
-                print_lines(chat_lines(&chat))
+                print_lines([created.chat.guid.to_string()])
             }
+        }
+        ChatsCmd::Get { chat } => {
+            let chat = client.chats().get(&chat_guid(&chat)?).await?;
+            print_chat(&chat, json)
         }
         ChatsCmd::Count { include_archived } => {
             let count = client.chats().count(include_archived).await?;
-            print_lines([count.to_string()])
+            if json {
+                print_lines([json_line(&serde_json::json!({ "count": count }))])
+            } else {
+                print_lines([count.to_string()])
+            }
         }
     }
 }
@@ -380,8 +545,8 @@ fn render(event: &GroupEvent, json: bool) -> String {
     }
 }
 
-async fn events_cmd(client: &Client, cmd: EventsCmd) -> Outcome {
-    let EventsCmd::Tail { chat, from, json } = cmd;
+async fn events_cmd(client: &Client, cmd: EventsCmd, json: bool) -> Outcome {
+    let EventsCmd::Tail { chat, from } = cmd;
     let filter = match chat {
         Some(chat) => EventFilter::chat(chat_guid(&chat)?),
         None => EventFilter::all(),
@@ -395,10 +560,11 @@ async fn events_cmd(client: &Client, cmd: EventsCmd) -> Outcome {
                     return Ok(());
                 }
             }
-            Err(Failure {
-                exit: 5,
-                message: "the server closed the event stream (serviceUnavailable)".to_owned(),
-            })
+            Err(Failure::new(
+                5,
+                "serviceUnavailable",
+                "the server closed the event stream",
+            ))
         }
         Some(after) => {
             let mut events = client

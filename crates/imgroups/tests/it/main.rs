@@ -3,6 +3,7 @@
 
 #![allow(unreachable_pub)] // test helpers are shared between modules of one binary
 
+mod cli;
 mod crash;
 mod http_serve;
 mod multinode;
