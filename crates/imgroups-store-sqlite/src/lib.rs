@@ -29,6 +29,7 @@ mod admin;
 pub mod baseline;
 mod checkpoint;
 mod db;
+mod lock;
 mod notices;
 mod pipeline;
 mod reply;
@@ -112,14 +113,48 @@ impl Config {
     }
 }
 
+/// Creates the directory of the database at `path` if it is missing: readable by its owner
+/// only, since it holds tokens' hashes, webhook secrets and every account's groups.
+fn create_data_dir(path: &Path) -> Result<()> {
+    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir).map_err(|err| {
+        Error::unavailable(format!(
+            "cannot create the data directory {}: {err}",
+            dir.display()
+        ))
+    })
+}
+
+/// Creates the database file with mode 0600 if it does not exist yet, and checks that it can
+/// be written (SQLite would quietly open an unwritable file read-only and fail on the first
+/// write, without naming the file). SQLite would create it 0644, and it gives its `-wal` and
+/// `-shm` files the database file's mode, so making this one private makes them all private.
+fn create_private(path: &Path) -> Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path).map(drop).map_err(|err| {
+        Error::unavailable(format!("cannot open {} for writing: {err}", path.display()))
+    })
+}
+
 /// Opens a connection with the settings every user of the database shares.
 pub(crate) fn open_connection(path: &Path, durability: Durability) -> Result<Connection> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|err| {
-            tracing::error!(error = %err, dir = %dir.display(), "cannot create data directory");
-            Error::unavailable("cannot create the data directory")
-        })?;
-    }
+    create_data_dir(path)?;
+    create_private(path)?;
     let mut conn = Connection::open(path).db()?;
     // The write path alone uses more distinct statements than rusqlite's default cache (16)
     // holds; a thrashing cache re-parses SQL on every request.
@@ -158,6 +193,8 @@ struct Inner {
     listener: Mutex<Option<Listener>>,
     gate: Arc<Gate>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// A serving store's lock on its database (see `lock`); released by `close`.
+    serve_lock: Mutex<Option<lock::ServeLock>>,
 }
 
 impl Inner {
@@ -221,6 +258,13 @@ const NOTICE_BUFFER: usize = 256;
 
 impl SqliteStore {
     pub fn open(config: Config) -> Result<Self> {
+        let serve_lock = match config.role {
+            Role::Serve => {
+                create_data_dir(&config.path)?;
+                Some(lock::acquire(&config.path)?)
+            }
+            Role::Tool => None,
+        };
         let conn = open_connection(&config.path, config.durability)?;
         let (jobs, rx) = mpsc::channel(4 * config.max_batch);
         let local = notices::Local::new(NOTICE_BUFFER);
@@ -253,6 +297,7 @@ impl SqliteStore {
                 listener: Mutex::new(listener),
                 gate,
                 writer: Mutex::new(Some(writer)),
+                serve_lock: Mutex::new(serve_lock),
             }),
         })
     }
@@ -362,6 +407,10 @@ impl SqliteStore {
         let listener = self.inner.listener.lock().ok().and_then(|mut l| l.take());
         if let Some(listener) = listener {
             listener.stop();
+        }
+        // Last: another server may start on this database once the lock is gone.
+        if let Ok(mut lock) = self.inner.serve_lock.lock() {
+            lock.take();
         }
     }
 }

@@ -168,7 +168,6 @@ fn open_store(data: &DataArg, options: StoreOptions) -> Result<Arc<dyn Store>, E
         return Ok(Arc::new(PgStore::open(config)?));
     }
     let db = data.db()?;
-    prepare_sqlite(&db)?;
     let mut config = Config::new(db);
     config.durability = options.durability;
     config.retain_events = options.retain_events;
@@ -796,14 +795,26 @@ fn serve(args: ServeArgs) -> Result<(), Error> {
     };
 
     runtime(tokio::runtime::Builder::new_multi_thread())?.block_on(async move {
-        // Both listeners before the store: a taken port must fail the start before anything
-        // is created, or a fresh data directory's first token would be made and never shown.
-        let listener = bind(args.grpc, "gRPC").await?;
-        let http_listener = bind(args.http.addr, "HTTP").await?;
+        // The store first: on SQLite it locks the data directory, so a second server on it
+        // is told so (with the holder's pid) rather than that its ports are taken.
+        let store = open_store(&args.data, store_options)?;
+        // Both listeners before the account: a taken port must fail the start before a fresh
+        // data directory's first token is made, or it would never be shown.
+        let bound = async {
+            let listener = bind(args.grpc, "gRPC").await?;
+            let http_listener = bind(args.http.addr, "HTTP").await?;
+            Ok::<_, Error>((listener, http_listener))
+        };
+        let (listener, http_listener) = match bound.await {
+            Ok(bound) => bound,
+            Err(err) => {
+                store.close().await;
+                return Err(err);
+            }
+        };
         let local = local_addr(&listener)?;
         let http_local = local_addr(&http_listener)?;
         let http_options = args.http.options();
-        let store = open_store(&args.data, store_options)?;
         let first_token = match admin::ensure_account(&*store, &address).await {
             Ok((_, token)) => token,
             Err(err) => {
@@ -864,33 +875,6 @@ fn local_addr(listener: &tokio::net::TcpListener) -> Result<SocketAddr, Error> {
     listener
         .local_addr()
         .map_err(|err| Error::new(ErrorKind::Internal, format!("no local address: {err}")))
-}
-
-/// Creates the data directory and the database file, so a directory that cannot be used is
-/// reported with its path and the OS's reason (SQLite's own error says neither).
-fn prepare_sqlite(db: &Path) -> Result<(), Error> {
-    if let Some(dir) = db.parent() {
-        std::fs::create_dir_all(dir).map_err(|err| {
-            Error::new(
-                ErrorKind::Internal,
-                format!("cannot create the data directory {}: {err}", dir.display()),
-            )
-        })?;
-    }
-    // An empty file is an empty SQLite database; an existing one is left as it is.
-    std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(db)
-        .map(drop)
-        .map_err(|err| {
-            Error::new(
-                ErrorKind::Internal,
-                format!("cannot open {} for writing: {err}", db.display()),
-            )
-        })
 }
 
 /// Writes the default account's first token for scripts that start the server unattended.

@@ -423,7 +423,9 @@ fn taken_port_fails_cleanly_and_creates_no_account() {
     );
     assert!(!err.to_lowercase().contains("invalidargument"), "{err}");
     assert!(is_camel_code(trailing_code(err.trim())), "{err}");
-    assert!(!data.join("imgroups.db").exists(), "nothing created");
+    // The store may have been opened (it locks the data directory first), but no account
+    // was created: no token was made that nobody saw.
+    assert!(!data.join("token").exists(), "no account created");
 
     // Same for the HTTP port.
     let mut cmd = imgroups(&["serve", "--grpc", "127.0.0.1:0", "--http", &addr, "--data"]);

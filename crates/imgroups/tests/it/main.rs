@@ -5,6 +5,7 @@
 
 mod cli;
 mod crash;
+mod datadir;
 mod http_serve;
 mod multinode;
 mod notices;
