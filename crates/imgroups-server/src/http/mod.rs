@@ -482,9 +482,11 @@ pub(crate) fn decode_query<T: DeserializeOwned>(
     let mut object = serde_json::Map::new();
     for (key, value) in pairs {
         let json = if bools.contains(&key.as_str()) {
+            // What grpc-gateway accepts (Go's `strconv.ParseBool`); an empty value is an
+            // error there too, not `false`.
             match value.as_str() {
-                "true" | "1" => serde_json::Value::Bool(true),
-                "false" | "0" | "" => serde_json::Value::Bool(false),
+                "true" | "True" | "TRUE" | "t" | "T" | "1" => serde_json::Value::Bool(true),
+                "false" | "False" | "FALSE" | "f" | "F" | "0" => serde_json::Value::Bool(false),
                 _ => {
                     return Err(Error::invalid(format!(
                         "query parameter {key} must be true or false, not {value:?}"
@@ -644,5 +646,11 @@ mod tests {
         )
         .expect_err("not a bool");
         assert_eq!(err.kind, ErrorKind::InvalidArgument);
+        // Empty is not false (as in grpc-gateway).
+        decode_query::<pb::GetChatCountRequest>(q("includeArchived="), &["includeArchived"])
+            .expect_err("empty is not a bool");
+        let req: pb::GetChatCountRequest =
+            decode_query(q("includeArchived=F"), &["includeArchived"]).expect("decode");
+        assert!(!req.include_archived);
     }
 }
