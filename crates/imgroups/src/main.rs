@@ -3,7 +3,8 @@
 //! Scripting contract (tests and users rely on it; keep it stable):
 //! - `imgroups serve` prints, one per line on stdout: `account <ADDRESS>`, then on the first
 //!   start of that account only `token <TOKEN>`, then `grpc listening on <HOST:PORT>`, then
-//!   `http listening on <HOST:PORT>`, then `ready`. Logs go to stderr.
+//!   `http listening on <HOST:PORT>`, then (with `--metrics`) `metrics listening on
+//!   <HOST:PORT>`, then `ready`. Logs go to stderr.
 //! - `imgroups account add ADDRESS` prints the new account's token as its only stdout line.
 //! - `imgroups token create ADDRESS` prints a new token; `token list` lists tokens (never the
 //!   secret); `token revoke ID|TOKEN` revokes one.
@@ -27,6 +28,7 @@
 //! (`--server`/`IMGROUPS_SERVER`, `--token`/`IMGROUPS_TOKEN`); they live in `remote`, which
 //! documents their extra exit codes (3 auth, 4 not found, 5 connection).
 
+mod ops_args;
 mod remote;
 
 /// jemalloc instead of glibc's allocator: the transport allocates and frees per message, and
@@ -231,6 +233,8 @@ struct ServeArgs {
     retain_events: Option<u64>,
     #[command(flatten)]
     http: HttpArgs,
+    #[command(flatten)]
+    ops: ops_args::OpsArgs,
 }
 
 /// The HTTP/JSON surface: REST routes, the SSE event stream, webhook delivery.
@@ -532,6 +536,7 @@ fn runtime(mut builder: tokio::runtime::Builder) -> Result<tokio::runtime::Runti
 }
 
 fn serve(args: ServeArgs) -> Result<(), Error> {
+    args.ops.install_metrics();
     let dir = args.data.dir()?;
     let address = Address::parse(&args.account)?;
     let store_options = StoreOptions {
@@ -581,6 +586,7 @@ fn serve(args: ServeArgs) -> Result<(), Error> {
                     .with("field", "http")
             })?;
         let http_local = http_listener.local_addr().map_err(|_| Error::internal())?;
+        let ops = args.ops.bind().await?;
         let shutdown = shutdown_signal();
 
         let mut out = std::io::stdout().lock();
@@ -590,17 +596,19 @@ fn serve(args: ServeArgs) -> Result<(), Error> {
         }
         let _ = writeln!(out, "grpc listening on {local}");
         let _ = writeln!(out, "http listening on {http_local}");
+        ops.announce(&mut out);
         let _ = writeln!(out, "ready");
         let _ = out.flush();
         drop(out);
         tracing::info!(data = %dir.display(), grpc = %local, http = %http_local, "serving");
 
-        let served = imgroups_server::serve(
+        let served = imgroups_server::serve_with(
             listener,
             http_listener,
             engine,
             options,
             http_options,
+            ops.options(),
             shutdown,
         )
         .await;
