@@ -1,5 +1,6 @@
 //! Integration tests against the real `imgroups` binary: durability across restarts and
-//! `kill -9`, live streams under load, slow consumers, shutdown.
+//! `kill -9`, live streams under load, slow consumers, shutdown, operability (health,
+//! reflection, metrics, request logs).
 
 #![allow(unreachable_pub)] // test helpers are shared between modules of one binary
 
@@ -7,6 +8,7 @@ mod crash;
 mod http_serve;
 mod multinode;
 mod notices;
+mod ops;
 mod streams;
 mod subscribers;
 mod support;
