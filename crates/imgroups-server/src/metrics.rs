@@ -253,7 +253,8 @@ pub(crate) fn record_latency(transport: Transport, method: &'static str, elapsed
     );
 }
 
-/// Counts a finished request; `code` is the gRPC status code or the HTTP status.
+/// Counts a finished request; `code` is the HTTP status (gRPC calls count through
+/// [`GrpcMethod`]).
 pub(crate) fn count_request(transport: Transport, method: &'static str, code: u16) {
     with_cached(
         &COUNTERS,
@@ -350,9 +351,56 @@ impl fmt::Display for RequestId {
 
 // ------------------------------------------------------------------------------ gRPC requests
 
-/// Every RPC path in the descriptors we serve (`/package.Service/Method`), to its label
-/// (`package.Service/Method`). Built once; the strings live for the whole process.
-static GRPC_METHODS: LazyLock<HashMap<&'static str, &'static str>> = LazyLock::new(|| {
+/// Number of gRPC status codes (0 `OK` to 16 `UNAUTHENTICATED`).
+const GRPC_CODES: usize = 17;
+
+/// One gRPC method's metric handles. Every call of a write workload passes here, so it is
+/// lock-free: the latency histogram is registered up front and each code's counter on its
+/// first use.
+pub(crate) struct GrpcMethod {
+    label: &'static str,
+    latency: Histogram,
+    codes: [OnceLock<Counter>; GRPC_CODES],
+}
+
+impl GrpcMethod {
+    fn new(label: &'static str) -> Self {
+        install();
+        GrpcMethod {
+            label,
+            latency: ::metrics::histogram!(
+                "imgroups_request_duration_seconds",
+                "transport" => Transport::Grpc.label(),
+                "method" => label,
+            ),
+            codes: std::array::from_fn(|_| OnceLock::new()),
+        }
+    }
+
+    fn count(&self, code: i32) {
+        let code = usize::try_from(code)
+            .ok()
+            .filter(|c| *c < GRPC_CODES)
+            .unwrap_or(tonic::Code::Unknown as usize);
+        self.codes[code]
+            .get_or_init(|| {
+                ::metrics::counter!(
+                    "imgroups_requests_total",
+                    "transport" => Transport::Grpc.label(),
+                    "method" => self.label,
+                    "code" => grpc_code_name(code as i32),
+                )
+            })
+            .increment(1);
+    }
+}
+
+static UNKNOWN_GRPC_METHOD: LazyLock<GrpcMethod> =
+    LazyLock::new(|| GrpcMethod::new(UNKNOWN_METHOD));
+
+/// Every RPC path in the descriptors we serve (`/package.Service/Method`), to its handles,
+/// labelled `package.Service/Method`. Built once; the strings live for the whole process.
+static GRPC_METHODS: LazyLock<HashMap<&'static str, GrpcMethod>> = LazyLock::new(|| {
     use prost::Message;
     let sets: [&[u8]; 4] = [
         imgroups_proto::FILE_DESCRIPTOR_SET,
@@ -372,7 +420,7 @@ static GRPC_METHODS: LazyLock<HashMap<&'static str, &'static str>> = LazyLock::n
                         format!("/{}.{}/{}", file.package(), service.name(), method.name())
                             .into_boxed_str(),
                     );
-                    methods.insert(path, &path[1..]);
+                    methods.insert(path, GrpcMethod::new(&path[1..]));
                 }
             }
         }
@@ -380,9 +428,9 @@ static GRPC_METHODS: LazyLock<HashMap<&'static str, &'static str>> = LazyLock::n
     methods
 });
 
-/// The method label of a gRPC request path.
-pub(crate) fn grpc_method(path: &str) -> &'static str {
-    GRPC_METHODS.get(path).copied().unwrap_or(UNKNOWN_METHOD)
+/// The handles of a gRPC request path's method.
+pub(crate) fn grpc_method(path: &str) -> &'static GrpcMethod {
+    GRPC_METHODS.get(path).unwrap_or(&UNKNOWN_GRPC_METHOD)
 }
 
 /// What is left to record of a gRPC call once its response has started: its status code
@@ -390,7 +438,7 @@ pub(crate) fn grpc_method(path: &str) -> &'static str {
 /// (a client that goes away mid-stream leaves no trailers: `CANCELLED`).
 pub(crate) struct GrpcCall {
     pub(crate) start: Instant,
-    pub(crate) method: &'static str,
+    pub(crate) method: &'static GrpcMethod,
     pub(crate) id: RequestId,
     pub(crate) code: Option<i32>,
 }
@@ -398,17 +446,13 @@ pub(crate) struct GrpcCall {
 impl GrpcCall {
     fn finish(&mut self) {
         let code = self.code.unwrap_or(tonic::Code::Cancelled as i32);
-        count_request(
-            Transport::Grpc,
-            self.method,
-            u16::try_from(code).unwrap_or(2),
-        );
+        self.method.count(code);
         let name = grpc_code_name(code);
         let duration_us = u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX);
         if code == tonic::Code::Ok as i32 || code == tonic::Code::Cancelled as i32 {
-            tracing::debug!(request_id = %self.id, transport = "grpc", method = self.method, code = name, duration_us, "request");
+            tracing::debug!(request_id = %self.id, transport = "grpc", method = self.method.label, code = name, duration_us, "request");
         } else {
-            tracing::warn!(request_id = %self.id, transport = "grpc", method = self.method, code = name, duration_us, "request failed");
+            tracing::warn!(request_id = %self.id, transport = "grpc", method = self.method.label, code = name, duration_us, "request failed");
         }
     }
 }
@@ -500,7 +544,7 @@ pub(crate) async fn observe_grpc(
     let method = grpc_method(req.uri().path());
     let id = RequestId::of(req.headers());
     let mut response = next.run(req).await;
-    record_latency(Transport::Grpc, method, start.elapsed());
+    method.latency.record(start.elapsed().as_secs_f64());
     if let Some(value) = id.header() {
         response.headers_mut().insert(REQUEST_ID, value);
     }
