@@ -4,9 +4,9 @@
 //! without knowing about Prometheus; this module installs the one recorder of the process
 //! ([`install`]) and renders it for `GET /metrics`.
 //!
-//! Hot paths hold pre-registered handles ([`hot`]): a count is an atomic add, with no label
+//! Hot paths hold pre-registered handles (`hot`): a count is an atomic add, with no label
 //! formatting and no allocation. Handles made before [`install`] would be no-ops forever, so
-//! [`hot`] installs first, and the binary installs before it opens the store.
+//! `hot` installs first, and the binary installs before it opens the store.
 //!
 //! Requests are counted by transport, method and code. The method label is always one of a
 //! fixed set (the RPCs in our descriptors, the HTTP routes, or `unknown`), so a client cannot
