@@ -52,6 +52,11 @@ impl Keyed {
     }
 }
 
+/// Writes answered from their stored outcome (`imgroups_idempotency_replays_total`; the
+/// server renders it).
+static REPLAYS: std::sync::LazyLock<metrics::Counter> =
+    std::sync::LazyLock::new(|| metrics::counter!("imgroups_idempotency_replays_total"));
+
 /// Runs `effect` as `account` under `keyed` (see the module docs), inside `tx`.
 pub fn run(
     tx: &mut dyn Tx,
@@ -77,6 +82,7 @@ pub fn run(
             .with("field", "clientMessageId")
             .with("key", &keyed.key));
         }
+        REPLAYS.increment(1);
         return serde_json::from_str::<Result<Outcome>>(&first.outcome).map_err(|err| {
             tracing::error!(error = %err, "stored idempotent outcome is unreadable");
             Error::internal()

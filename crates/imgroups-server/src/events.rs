@@ -27,6 +27,8 @@ use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::metrics;
+
 /// Batches queued per live stream before its task waits for the client. Live batches are one
 /// commit's events (usually a few) or one page of a log replay, so a stalled live subscriber
 /// holds at most about `LIVE_QUEUE × LIVE_PAGE` events; the queue is deep enough to ride out
@@ -144,6 +146,8 @@ struct Interest {
 pub(crate) struct Watch {
     hub: Arc<Hub>,
     account: AccountId,
+    /// Counted in `imgroups_live_subscribers` while it lives.
+    _counted: metrics::Open,
 }
 
 impl Watch {
@@ -236,6 +240,7 @@ impl Hub {
         let watch = Watch {
             hub: self.clone(),
             account,
+            _counted: metrics::Open::new(&metrics::hot().live_subscribers),
         };
         (watch, batches)
     }
@@ -404,16 +409,25 @@ struct Sink<T> {
     born: Instant,
     /// When a frame was last handed to the client, in milliseconds after `born`.
     last_sent_ms: AtomicU64,
+    /// Counted in `imgroups_streams_open` while the stream is open.
+    _open: metrics::Open,
 }
 
 impl<T> Sink<T> {
-    fn new(out: mpsc::Sender<Vec<T>>, map: fn(Frame) -> T, shutdown: CancellationToken) -> Self {
+    /// `kind` is the `imgroups_streams_open` gauge this stream counts in.
+    fn new(
+        out: mpsc::Sender<Vec<T>>,
+        map: fn(Frame) -> T,
+        shutdown: CancellationToken,
+        kind: &'static metrics::Gauge,
+    ) -> Self {
         Sink {
             out,
             map,
             shutdown,
             born: Instant::now(),
             last_sent_ms: AtomicU64::new(0),
+            _open: metrics::Open::new(kind),
         }
     }
 
@@ -425,7 +439,14 @@ impl<T> Sink<T> {
     /// Sends several frames as one queue item: per-frame channel hand-offs dominate the cost
     /// of a catch-up otherwise. An empty batch sends nothing.
     async fn send_batch(&self, frames: impl IntoIterator<Item = Frame>) -> bool {
-        let batch: Vec<T> = frames.into_iter().map(self.map).collect();
+        let mut events = 0;
+        let batch: Vec<T> = frames
+            .into_iter()
+            .map(|frame| {
+                events += u64::from(matches!(frame, Frame::Event(_)));
+                (self.map)(frame)
+            })
+            .collect();
         if batch.is_empty() {
             return true;
         }
@@ -439,6 +460,10 @@ impl<T> Sink<T> {
             },
         };
         if sent {
+            // Counted per batch, not per event: one atomic add per queue item.
+            if events > 0 {
+                metrics::hot().events_delivered.increment(events);
+            }
             let ms = self
                 .born
                 .elapsed()
@@ -515,7 +540,12 @@ impl Streams {
             None => head,
         };
         let (out, rx) = mpsc::channel(LIVE_QUEUE);
-        let sink = Sink::new(out, map, self.shutdown.clone());
+        let sink = Sink::new(
+            out,
+            map,
+            self.shutdown.clone(),
+            &metrics::hot().streams_live,
+        );
         let live = Live {
             store: self.store.clone(),
             account,
@@ -548,7 +578,12 @@ impl Streams {
         map: fn(Frame) -> T,
     ) -> mpsc::Receiver<Vec<T>> {
         let (out, rx) = mpsc::channel(1);
-        let sink = Sink::new(out, map, self.shutdown.clone());
+        let sink = Sink::new(
+            out,
+            map,
+            self.shutdown.clone(),
+            &metrics::hot().streams_heartbeats,
+        );
         let heartbeat = self.heartbeat;
         self.tasks.spawn(async move {
             if !sink.send(Frame::Heartbeat).await {
@@ -580,7 +615,12 @@ impl Streams {
         bounds.check_cursor(after)?;
         let head = bounds.head;
         let (out, rx) = mpsc::channel(CATCH_UP_QUEUE);
-        let sink = Sink::new(out, map, self.shutdown.clone());
+        let sink = Sink::new(
+            out,
+            map,
+            self.shutdown.clone(),
+            &metrics::hot().streams_catch_up,
+        );
         let store = self.store.clone();
         let tasks = self.tasks.clone();
         self.tasks.spawn(async move {
@@ -613,6 +653,7 @@ impl Streams {
                         .await;
                     return;
                 }
+                metrics::hot().catch_up_read.increment(page.len() as u64);
                 cursor = page.last().map_or(cursor, |e| e.sequence);
                 if cursor < head {
                     next = Some(read(cursor));

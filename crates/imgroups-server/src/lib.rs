@@ -15,11 +15,19 @@
 //!   webhook management routes.
 //! - [`webhooks`]: signed, retried, durable-cursor webhook delivery.
 //! - `wire`: the single error table and domain ⇄ wire conversions.
+//! - `ops`: gRPC health, `/healthz` and `/readyz`, and the drain before shutdown.
+//! - [`metrics`]: the Prometheus recorder and `/metrics`, the hot-path metric handles, request
+//!   ids and the per-request log line and counters of both transports.
+//!
+//! The gRPC listener also serves `grpc.health.v1.Health` and server reflection (v1 and
+//! v1alpha); like `/healthz`, `/readyz` and `/metrics` they need no token.
 
 mod api;
 mod events;
 mod grpc;
 mod http;
+pub mod metrics;
+mod ops;
 pub mod webhooks;
 mod wire;
 
@@ -95,6 +103,16 @@ impl Default for HttpOptions {
 /// 16 MiB: a 10 MiB icon is 13.4 MiB in base64.
 pub const DEFAULT_HTTP_BODY_LIMIT: usize = 16 * 1024 * 1024;
 
+/// Operations settings: see `ops` and [`metrics`].
+#[derive(Debug, Default)]
+pub struct OpsOptions {
+    /// Also serve `GET /metrics` here (it is always served on the HTTP listener too).
+    pub metrics: Option<TcpListener>,
+    /// On shutdown, how long to keep serving while gRPC health says NOT_SERVING and
+    /// `/readyz` says 503, before the listeners close. Zero stops at once.
+    pub drain: Duration,
+}
+
 /// Serves gRPC on `grpc` and HTTP/JSON on `http` (with SSE and webhook delivery) until
 /// `shutdown` resolves, or until either server fails; then stops accepting on both, ends open
 /// event streams and webhook deliveries, lets in-flight calls finish and returns. The engine's
@@ -107,6 +125,24 @@ pub async fn serve(
     http_options: HttpOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let ops = OpsOptions::default();
+    serve_with(grpc, http, engine, options, http_options, ops, shutdown).await
+}
+
+/// [`serve`], with operations settings: a metrics listener of its own, and a drain period
+/// between `shutdown` resolving and the listeners closing.
+pub async fn serve_with(
+    grpc: TcpListener,
+    http: TcpListener,
+    engine: Arc<Engine>,
+    options: Options,
+    http_options: HttpOptions,
+    ops_options: OpsOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    // Registers the stream gauges and event counters now, so they read 0 rather than being
+    // absent before the first stream.
+    metrics::hot();
     let stop = CancellationToken::new();
     let tasks = TaskTracker::new();
     let store = engine.store().clone();
@@ -125,17 +161,33 @@ pub async fn serve(
     streams
         .tasks
         .spawn(forget_expired_keys(engine, stop.clone()));
+    streams.tasks.spawn(metrics_upkeep(stop.clone()));
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    let ops = ops::Ops::new(streams.store.clone(), health_reporter).await;
     let router = http::router(http::Http {
         app: app.clone(),
         streams: streams.clone(),
         body_limit: http_options.body_limit,
+        ops: ops.clone(),
     });
+    let metrics_stop = stop.clone();
+    let metrics_served = async {
+        let Some(listener) = ops_options.metrics else {
+            return Ok(());
+        };
+        let result = axum::serve(listener, http::metrics_router())
+            .with_graceful_shutdown(metrics_stop.clone().cancelled_owned())
+            .await;
+        metrics_stop.cancel();
+        result
+    };
 
     let grpc_stop = stop.clone();
     let grpc_served = async {
         let result = grpc_server(
             app,
             streams.clone(),
+            health,
             grpc,
             grpc_stop.clone().cancelled_owned(),
         )
@@ -160,17 +212,43 @@ pub async fn serve(
         result
     };
     let trigger = async {
-        tokio::select! {
-            _ = shutdown => {}
-            _ = stop.cancelled() => {}
+        let requested = tokio::select! {
+            _ = shutdown => true,
+            _ = stop.cancelled() => false,
+        };
+        if requested {
+            // Say we are going away, and keep serving while load balancers notice.
+            ops.drain().await;
+            if !ops_options.drain.is_zero() {
+                tracing::info!(drain_ms = ops_options.drain.as_millis() as u64, "draining");
+                tokio::select! {
+                    _ = tokio::time::sleep(ops_options.drain) => {}
+                    _ = stop.cancelled() => {}
+                }
+            }
         }
         // Open streams would keep the servers waiting forever; this ends them too.
         stop.cancel();
+        ops.stopped().await;
     };
-    let (grpc_result, http_result, ()) = tokio::join!(grpc_served, http_served, trigger);
+    let (grpc_result, http_result, metrics_result, ()) =
+        tokio::join!(grpc_served, http_served, metrics_served, trigger);
     streams.tasks.close();
     streams.tasks.wait().await;
-    grpc_result.and(http_result)
+    grpc_result.and(http_result).and(metrics_result)
+}
+
+/// Folds buffered histogram samples now and then, until `stop` (see
+/// [`metrics::UPKEEP_EVERY`]).
+async fn metrics_upkeep(stop: CancellationToken) {
+    let mut every = tokio::time::interval(metrics::UPKEEP_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = every.tick() => metrics::upkeep(),
+        }
+    }
 }
 
 /// Deletes expired idempotency keys now and then, until `stop`.
@@ -193,6 +271,9 @@ async fn forget_expired_keys(engine: Arc<Engine>, stop: CancellationToken) {
 async fn grpc_server(
     app: api::App,
     streams: events::Streams,
+    health: tonic_health::pb::health_server::HealthServer<
+        impl tonic_health::pb::health_server::Health,
+    >,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
@@ -207,14 +288,30 @@ async fn grpc_server(
     let events = pb::event_service_server::EventServiceServer::new(grpc)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let routes = tonic::service::Routes::new(groups)
+    // Health and reflection take no token: our services authenticate inside each method
+    // (`grpc::Grpc::caller`), not in a layer over the router.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(imgroups_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1().map_err(reflection_failed);
+    let reflection_v1alpha = reflection().build_v1alpha().map_err(reflection_failed);
+    let mut routes = tonic::service::Routes::new(groups)
         .add_service(chats)
         .add_service(events)
-        .into_axum_router()
-        .fallback(unknown_method);
+        .add_service(health);
+    // The descriptors are ours and compiled in: failing here is a bug, logged, and the server
+    // runs without reflection rather than not at all.
+    if let (Ok(v1), Ok(v1alpha)) = (reflection_v1, reflection_v1alpha) {
+        routes = routes.add_service(v1).add_service(v1alpha);
+    }
+    let routes = routes.into_axum_router().fallback(unknown_method);
     // More specific than the services' own `/Service/*` routes, so these win.
     let routes = encoded_route::<grpc::SubscribeGroupEvents>(routes, &encoded);
     let routes = encoded_route::<grpc::CatchUpEvents>(routes, &encoded);
+    // Last, so it wraps every route above and the fallback.
+    let routes = routes.layer(axum::middleware::from_fn(metrics::observe_grpc));
 
     // `Server::tcp_nodelay` only reaches listeners tonic binds itself, not this one: without
     // TCP_NODELAY on each accepted socket, Nagle + delayed ACK stalls responses ~40 ms.
@@ -228,6 +325,10 @@ async fn grpc_server(
         .add_routes(tonic::service::Routes::from(routes))
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
+}
+
+fn reflection_failed(err: tonic_reflection::server::Error) {
+    tracing::error!(error = %err, "cannot build the reflection service");
 }
 
 /// Serves `M` through [`grpc::Encoded`] instead of the generated service.

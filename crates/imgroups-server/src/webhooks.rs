@@ -187,6 +187,7 @@ impl Supervisor {
                 hook: hook.clone(),
                 stop: stop.clone(),
                 renewed: None,
+                metrics: EndpointMetrics::new(id),
             };
             let task = self.tasks.spawn(endpoint.run());
             self.running.insert(id, (stop, task));
@@ -206,6 +207,26 @@ struct Endpoint {
     /// When this process last took or renewed the endpoint's lease (`None`: it does not hold
     /// it).
     renewed: Option<Instant>,
+    metrics: EndpointMetrics,
+}
+
+/// One endpoint's metric handles, labelled with its id once when its task starts.
+struct EndpointMetrics {
+    delivered: ::metrics::Counter,
+    failed: ::metrics::Counter,
+    lag: ::metrics::Gauge,
+}
+
+impl EndpointMetrics {
+    fn new(id: WebhookId) -> Self {
+        crate::metrics::install();
+        let endpoint = id.to_string();
+        EndpointMetrics {
+            delivered: ::metrics::counter!("imgroups_webhook_deliveries_total", "endpoint" => endpoint.clone()),
+            failed: ::metrics::counter!("imgroups_webhook_failures_total", "endpoint" => endpoint.clone()),
+            lag: ::metrics::gauge!("imgroups_webhook_lag_events", "endpoint" => endpoint),
+        }
+    }
 }
 
 impl Endpoint {
@@ -266,6 +287,7 @@ impl Endpoint {
                     0
                 }
             };
+            self.metrics.lag.set(head.saturating_sub(cursor) as f64);
             if cursor < head {
                 let page = match self.store.read_events(account, cursor, head, PAGE).await {
                     Ok(page) => page,
@@ -293,6 +315,9 @@ impl Endpoint {
                         if !self.deliver(&event).await {
                             return;
                         }
+                        self.metrics
+                            .lag
+                            .set(head.saturating_sub(event.sequence) as f64);
                     }
                     cursor = last;
                     continue;
@@ -327,6 +352,7 @@ impl Endpoint {
             };
             let why = match outcome {
                 Ok(()) => {
+                    self.metrics.delivered.increment(1);
                     if let Err(err) = self
                         .store
                         .webhook_delivered(self.hook.id, event.sequence)
@@ -340,6 +366,7 @@ impl Endpoint {
                 }
                 Err(why) => why,
             };
+            self.metrics.failed.increment(1);
             tracing::debug!(webhook = %self.hook.id, sequence = event.sequence, %why, "webhook attempt failed");
             match self
                 .store

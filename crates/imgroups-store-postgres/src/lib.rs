@@ -608,6 +608,14 @@ impl Hooks for PgStore {
 
 #[async_trait]
 impl Store for PgStore {
+    /// `SELECT 1` on a pooled connection: the database itself answers, not just the pool.
+    async fn ready(&self) -> Result<()> {
+        self.with_client(
+            |client| async move { client.simple_query("SELECT 1").await.db().map(|_| ()) },
+        )
+        .await
+    }
+
     async fn close(&self) {
         let inner = self.inner.clone();
         let _ = self.inner.jobs.send(Msg::Stop).await;

@@ -46,6 +46,23 @@ use crate::sql::{self, Params, PgResult, Query};
 /// request) never waits.
 const GATHER: Duration = Duration::from_millis(1);
 
+/// Metric handles of the write path, registered once (the server's `/metrics` renders them;
+/// names and meanings are shared with the SQLite store).
+struct WriteMetrics {
+    /// Requests per commit.
+    batch_size: metrics::Histogram,
+    /// The round trip that carries the batch's last statements and `COMMIT`.
+    commit_seconds: metrics::Histogram,
+    appended: metrics::Counter,
+}
+
+static WRITE_METRICS: std::sync::LazyLock<WriteMetrics> =
+    std::sync::LazyLock::new(|| WriteMetrics {
+        batch_size: metrics::histogram!("imgroups_commit_batch_size"),
+        commit_seconds: metrics::histogram!("imgroups_commit_duration_seconds"),
+        appended: metrics::counter!("imgroups_events_appended_total"),
+    });
+
 /// The advisory-lock key every write batch holds (an arbitrary, fixed number).
 pub(crate) const WRITE_LOCK: i64 = 0x696d_6772_6f75_7000;
 
@@ -777,7 +794,7 @@ impl Writer {
         }
         let committed = match failed {
             Some(err) => Err(err),
-            None => self.commit(batch),
+            None => self.commit(batch, answers.len()),
         };
         match committed {
             Ok(notices) => {
@@ -800,7 +817,8 @@ impl Writer {
     }
 
     /// Stores the batch's events, heads and retention, and commits, in one round trip.
-    fn commit(&mut self, mut batch: Batch) -> Result<Vec<Notice>> {
+    fn commit(&mut self, mut batch: Batch, requests: usize) -> Result<Vec<Notice>> {
+        let appended = batch.events.len() as u64;
         batch.outgoing();
         let mut heads: Vec<(AccountId, i64)> = batch
             .moved
@@ -870,7 +888,14 @@ impl Writer {
             params: Vec::new(),
         });
         let conn = self.conn.as_mut().ok_or_else(Error::internal)?;
+        let started = std::time::Instant::now();
         conn.run(&mut batch.pending, None)?;
+        let metrics = &*WRITE_METRICS;
+        metrics
+            .commit_seconds
+            .record(started.elapsed().as_secs_f64());
+        metrics.batch_size.record(requests as f64);
+        metrics.appended.increment(appended);
         // Our own commit moved the epoch by one: what is cached stays true.
         self.cache.epoch = self.cache.epoch.map(|e| e + 1);
         Ok(heads

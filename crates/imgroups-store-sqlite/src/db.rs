@@ -92,6 +92,8 @@ pub(crate) struct WriterCache {
     group_keys: HashMap<String, GroupKey>,
     groups: HashMap<GroupKey, GroupRow>,
     members: HashMap<GroupKey, Vec<Address>>,
+    /// Events appended in this batch, for `imgroups_events_appended_total`.
+    appended: u64,
 }
 
 /// Above this many cached groups the cache starts over, bounding its memory.
@@ -140,6 +142,11 @@ impl WriterCache {
             .collect()
     }
 
+    /// How many events this batch appended; starts the count over. Call at commit.
+    pub(crate) fn take_appended(&mut self) -> u64 {
+        std::mem::take(&mut self.appended)
+    }
+
     /// Forgets which addresses are accounts (after a change that may have made one).
     pub(crate) fn forget_accounts(&mut self) {
         self.accounts.clear();
@@ -152,6 +159,7 @@ impl WriterCache {
         self.heads.clear();
         self.dirty.clear();
         self.moved.clear();
+        self.appended = 0;
         self.forget_groups();
     }
 
@@ -215,6 +223,7 @@ impl<'c> Db<'c> {
             cache.heads.insert(account, head + 1);
             cache.dirty.insert(account);
             cache.moved.insert(account);
+            cache.appended += 1;
         }
         Ok(head + 1)
     }

@@ -599,6 +599,24 @@ impl Hooks for SqliteStore {
 
 #[async_trait]
 impl Store for SqliteStore {
+    /// The writer is running (a closed store, or one whose writer died, takes no writes) and a
+    /// pooled connection answers `SELECT 1`.
+    async fn ready(&self) -> Result<()> {
+        let writing = self
+            .inner
+            .writer
+            .lock()
+            .is_ok_and(|w| w.as_ref().is_some_and(|h| !h.is_finished()));
+        if !writing {
+            return Err(Error::unavailable("the store is closed"));
+        }
+        self.read_pooled(
+            |conn| conn.query_row("SELECT 1", [], |_| Ok(())).db(),
+            Wait::Already,
+        )
+        .await
+    }
+
     async fn close(&self) {
         let store = self.clone();
         let _ = tokio::task::spawn_blocking(move || store.close_blocking()).await;

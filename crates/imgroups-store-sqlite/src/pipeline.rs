@@ -123,6 +123,23 @@ impl Gate {
     }
 }
 
+/// Metric handles of the write path, registered once (the server's `/metrics` renders them;
+/// names and meanings are shared with the PostgreSQL store).
+struct WriteMetrics {
+    /// Requests per commit.
+    batch_size: metrics::Histogram,
+    /// The WAL fsync that makes a commit durable.
+    commit_seconds: metrics::Histogram,
+    appended: metrics::Counter,
+}
+
+static WRITE_METRICS: std::sync::LazyLock<WriteMetrics> =
+    std::sync::LazyLock::new(|| WriteMetrics {
+        batch_size: metrics::histogram!("imgroups_commit_batch_size"),
+        commit_seconds: metrics::histogram!("imgroups_commit_duration_seconds"),
+        appended: metrics::counter!("imgroups_events_appended_total"),
+    });
+
 /// Commits whose fsyncs may be in flight at once. The virtual disks measured here complete two
 /// concurrent fsyncs about as fast as one, so a commit need not wait for the previous one's
 /// fsync to return: a request waits for about one fsync instead of one and a half.
@@ -412,6 +429,9 @@ impl Writer {
                 .committing
                 .store(self.generation, Ordering::SeqCst);
             sql(&self.conn, "COMMIT")?;
+            let metrics = &*WRITE_METRICS;
+            metrics.batch_size.record(self.replies.len() as f64);
+            metrics.appended.increment(self.cache.take_appended());
             Ok(moved
                 .into_iter()
                 .map(|(account, head)| Notice { account, head })
@@ -515,7 +535,11 @@ impl Syncer {
             Some(open) => open,
             None => file.insert(File::open(&self.wal)?),
         };
+        let started = std::time::Instant::now();
         let synced = open.sync_data();
+        WRITE_METRICS
+            .commit_seconds
+            .record(started.elapsed().as_secs_f64());
         if synced.is_err() {
             *file = None;
         }

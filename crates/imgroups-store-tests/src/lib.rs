@@ -737,3 +737,21 @@ pub fn ingest<F: Fixture>(fixture: F) {
         store.close().await;
     });
 }
+
+/// [`Store::ready`] (readiness probes) answers while the store is open and fails once it is
+/// closed.
+pub fn ready<F: Fixture>(fixture: F) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let store = fixture.open();
+        store.ready().await.expect("an open store is ready");
+        store.close().await;
+        store
+            .ready()
+            .await
+            .expect_err("a closed store is not ready");
+    });
+}

@@ -3,9 +3,11 @@
 //! Scripting contract (tests and users rely on it; keep it stable):
 //! - `imgroups serve` prints, one per line on stdout: `account <ADDRESS>`, then on the first
 //!   start of that account only `token <TOKEN>`, then `grpc listening on <HOST:PORT>`, then
-//!   `http listening on <HOST:PORT>`, then `ready`. Logs go to stderr, as text or, with
-//!   `--log-format json` (`IMGROUPS_LOG_FORMAT`), one JSON object per line. Both listeners are
-//!   bound before anything is created, so a start that fails creates no account.
+//!   `http listening on <HOST:PORT>`, then (with `--metrics`) `metrics listening on
+//!   <HOST:PORT>`, then `ready`. Logs go to stderr, as text or, with `--log-format json`
+//!   (`IMGROUPS_LOG_FORMAT`), one JSON object per line. The listeners are bound before the
+//!   account is created, so a start that fails on a taken port creates no account. A second
+//!   `serve` on a data directory already served is refused, naming the first one's pid.
 //! - `imgroups serve --config FILE` (`IMGROUPS_CONFIG`) reads a TOML file whose keys are the
 //!   long flag names; precedence flag > env > file > default; an unknown key or a bad value
 //!   exits 2 naming the file and the key (see `config`). `imgroups config print [--config
@@ -48,6 +50,7 @@
 //! documents their extra exit codes (3 auth, 4 not found, 5 connection).
 
 mod config;
+mod ops_args;
 mod remote;
 
 /// jemalloc instead of glibc's allocator: the transport allocates and frees per message, and
@@ -306,6 +309,8 @@ struct ServeArgs {
     retain_events: Option<u64>,
     #[command(flatten)]
     http: HttpArgs,
+    #[command(flatten)]
+    ops: ops_args::OpsArgs,
 }
 
 /// The HTTP/JSON surface: REST routes, the SSE event stream, webhook delivery.
@@ -773,6 +778,7 @@ fn runtime(mut builder: tokio::runtime::Builder) -> Result<tokio::runtime::Runti
 }
 
 fn serve(args: ServeArgs) -> Result<(), Error> {
+    args.ops.install_metrics();
     let dir = args.data.dir()?;
     let address = Address::parse(&args.account)?;
     let store_options = StoreOptions {
@@ -803,9 +809,10 @@ fn serve(args: ServeArgs) -> Result<(), Error> {
         let bound = async {
             let listener = bind(args.grpc, "gRPC").await?;
             let http_listener = bind(args.http.addr, "HTTP").await?;
-            Ok::<_, Error>((listener, http_listener))
+            let ops = args.ops.bind().await?;
+            Ok::<_, Error>((listener, http_listener, ops))
         };
-        let (listener, http_listener) = match bound.await {
+        let (listener, http_listener, ops) = match bound.await {
             Ok(bound) => bound,
             Err(err) => {
                 store.close().await;
@@ -835,17 +842,19 @@ fn serve(args: ServeArgs) -> Result<(), Error> {
         }
         let _ = writeln!(out, "grpc listening on {local}");
         let _ = writeln!(out, "http listening on {http_local}");
+        ops.announce(&mut out);
         let _ = writeln!(out, "ready");
         let _ = out.flush();
         drop(out);
         tracing::info!(data = %dir.display(), grpc = %local, http = %http_local, "serving");
 
-        let served = imgroups_server::serve(
+        let served = imgroups_server::serve_with(
             listener,
             http_listener,
             engine,
             options,
             http_options,
+            ops.options(),
             shutdown,
         )
         .await;

@@ -249,6 +249,13 @@ pub trait Hooks: Send + Sync + 'static {
 pub trait Store: Log + Accounts + Hooks {
     /// Finishes the writes already queued and stops. Later calls fail with `unavailable`.
     async fn close(&self);
+
+    /// A cheap round trip to the store, for readiness checks: `Ok` when it answers queries.
+    /// (Migrations run when a store opens, so an open store has them done.) The default reads
+    /// an empty snapshot.
+    async fn ready(&self) -> Result<()> {
+        self.read(Box::new(|_| {})).await
+    }
 }
 
 /// Runs `query` on a snapshot of `store` and returns its result.

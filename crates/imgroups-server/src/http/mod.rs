@@ -6,6 +6,7 @@
 //!   routes, and the error envelope every non-2xx answer goes through.
 //! - `sse`: `GET /v1/events:stream`, the resumable Server-Sent-Events stream.
 //! - `hooks`: `/v1/webhooks` management for the token's account.
+//! - `ops`: `/healthz`, `/readyz` and `/metrics`, which need no token.
 //!
 //! Every error body has the shape of docs/protocol.md §6.3, decided by [`wire`]: a handler returns
 //! [`ApiError`], which leaves the error in the response's extensions, and [`envelope`] renders
@@ -13,6 +14,7 @@
 //! extractor's own rejection, say) is rendered there too, so no answer is plain text or HTML.
 
 mod hooks;
+mod ops;
 mod sse;
 
 use std::future::Future;
@@ -33,6 +35,7 @@ use serde::Serialize;
 
 use crate::api::{unimplemented, App, Caller};
 use crate::events::Streams;
+use crate::metrics::{RequestId, Transport, REQUEST_ID, UNKNOWN_METHOD};
 use crate::wire::{self, HttpOnly};
 
 /// The OpenAPI document of this surface, served at `GET /openapi.json`; the committed file is
@@ -46,6 +49,7 @@ pub(crate) struct Http {
     pub(crate) streams: Streams,
     /// Largest request body accepted, in bytes.
     pub(crate) body_limit: usize,
+    pub(crate) ops: crate::ops::Ops,
 }
 
 /// One route: method, path (as in the OpenAPI document) and handler.
@@ -101,6 +105,10 @@ pub(crate) fn routes() -> Vec<Route> {
         route(Method::POST, "/v1/webhooks:resume", post(hooks::resume)),
         // This document
         route(Method::GET, "/openapi.json", get(openapi)),
+        // Operations, without a token
+        route(Method::GET, "/healthz", get(ops::healthz)),
+        route(Method::GET, "/readyz", get(ops::readyz)),
+        route(Method::GET, "/metrics", get(ops::metrics)),
     ];
     for &(method, path, rpc) in UNIMPLEMENTED {
         let handler = move |State(h): State<Http>, headers: HeaderMap| async move {
@@ -276,6 +284,30 @@ const UNIMPLEMENTED: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// `GET /metrics` alone, for a metrics listener of its own.
+pub(crate) fn metrics_router() -> Router {
+    Router::new().route("/metrics", get(ops::metrics))
+}
+
+/// Each route's method label (`GET /v1/chats:get`), by path as matched: a fixed set, made once.
+static METHOD_LABELS: std::sync::LazyLock<
+    std::collections::HashMap<&'static str, Vec<(Method, &'static str)>>,
+> = std::sync::LazyLock::new(|| {
+    let mut labels = std::collections::HashMap::<_, Vec<_>>::new();
+    for r in routes() {
+        let label: &'static str = Box::leak(format!("{} {}", r.method, r.path).into_boxed_str());
+        labels.entry(r.path).or_default().push((r.method, label));
+    }
+    labels
+});
+
+/// The method label of a request routed to `path` (`None`: no route matched).
+fn method_label(method: &Method, path: Option<&str>) -> &'static str {
+    path.and_then(|p| METHOD_LABELS.get(p))
+        .and_then(|routes| routes.iter().find(|(m, _)| m == method))
+        .map_or(UNKNOWN_METHOD, |(_, label)| label)
+}
+
 /// The HTTP application: routes, fallbacks, body limit and the error envelope.
 pub(crate) fn router(state: Http) -> Router {
     let limit = state.body_limit;
@@ -307,6 +339,14 @@ impl From<Error> for ApiError {
 }
 
 impl ApiError {
+    /// The wire `error-code` (`chatNotFound`, …).
+    fn error_code(&self) -> &'static str {
+        match self {
+            ApiError::Domain(err) => wire::code_of(err.kind).error_code,
+            ApiError::Http(kind, _) => wire::code_of_http_only(*kind).error_code,
+        }
+    }
+
     fn status(&self) -> StatusCode {
         match self {
             ApiError::Domain(err) => wire::http_status(wire::code_of(err.kind).status),
@@ -349,27 +389,42 @@ impl IntoResponse for ApiError {
 
 type Reply = std::result::Result<Response, ApiError>;
 
-const REQUEST_ID: &str = "x-request-id";
-
 /// Gives every request an id (the caller's `x-request-id` when it is a sane one), echoes it in
-/// the `x-request-id` response header, and renders errors with it.
+/// the `x-request-id` response header, and renders errors with it; counts the request and
+/// logs it (at `debug`, or `warn` for an error answer). Runs after routing (it is a
+/// [`Router::layer`]), so the matched route names the method.
 async fn envelope(req: Request, next: Next) -> Response {
-    let request_id = req
-        .headers()
-        .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let start = std::time::Instant::now();
+    let request_id = RequestId::of(req.headers());
+    let method = method_label(
+        req.method(),
+        req.extensions()
+            .get::<axum::extract::MatchedPath>()
+            .map(axum::extract::MatchedPath::as_str),
+    );
     let mut response = next.run(req).await;
+    let mut error_code = None;
     if let Some(err) = response.extensions_mut().remove::<ApiError>() {
-        response = err.render(&request_id);
+        error_code = Some(err.error_code());
+        response = err.render(&request_id.to_string());
     } else if !response.status().is_success() && !is_json(response.headers()) {
         // Not one of ours: an extractor or the framework answered. Same shape regardless.
-        response = stray_error(response.status()).render(&request_id);
+        let err = stray_error(response.status());
+        error_code = Some(err.error_code());
+        response = err.render(&request_id.to_string());
     }
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
+    if let Some(value) = request_id.header() {
         response.headers_mut().insert(REQUEST_ID, value);
+    }
+    let elapsed = start.elapsed();
+    let status = response.status().as_u16();
+    crate::metrics::record_latency(Transport::Http, method, elapsed);
+    crate::metrics::count_request(Transport::Http, method, status);
+    let duration_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+    if response.status().is_client_error() || response.status().is_server_error() {
+        tracing::warn!(request_id = %request_id, transport = "http", method, code = status, error_code, duration_us, "request failed");
+    } else {
+        tracing::debug!(request_id = %request_id, transport = "http", method, code = status, duration_us, "request");
     }
     response
 }

@@ -19,3 +19,11 @@ fn observed_changes_produce_the_events_our_own_writes_do() {
     };
     imgroups_store_tests::ingest(fixture);
 }
+
+#[test]
+fn an_open_store_is_ready_and_a_closed_one_is_not() {
+    let Some(fixture) = PgFixture::new("ready") else {
+        return;
+    };
+    imgroups_store_tests::ready(fixture);
+}

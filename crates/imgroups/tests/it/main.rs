@@ -1,5 +1,6 @@
 //! Integration tests against the real `imgroups` binary: durability across restarts and
-//! `kill -9`, live streams under load, slow consumers, shutdown.
+//! `kill -9`, live streams under load, slow consumers, shutdown, operability (health,
+//! reflection, metrics, request logs).
 
 #![allow(unreachable_pub)] // test helpers are shared between modules of one binary
 
@@ -9,6 +10,7 @@ mod datadir;
 mod http_serve;
 mod multinode;
 mod notices;
+mod ops;
 mod streams;
 mod subscribers;
 mod support;
