@@ -32,6 +32,8 @@ impl Caller {
 pub(crate) struct App {
     pub(crate) engine: Arc<Engine>,
     pub(crate) limits: Limits,
+    /// Where webhooks registered through the API may point, and how many per account.
+    pub(crate) webhooks: crate::WebhookOptions,
 }
 
 fn expect_chat(outcome: Outcome) -> Result<pb::Chat> {
@@ -231,8 +233,24 @@ impl App {
     }
 
     /// Registers a webhook for the caller's account.
+    ///
+    /// The URL must pass the server's egress policy (checked again at every delivery), and an
+    /// account has at most [`WebhookOptions::max_per_account`](crate::WebhookOptions)
+    /// endpoints. Two registrations racing at the cap may both pass: the cap bounds abuse, it
+    /// is not an exact quota.
     pub(crate) async fn add_webhook(&self, caller: &Caller, url: &str) -> Result<Webhook> {
-        admin::add_webhook(&**self.engine.store(), caller.account, url).await
+        let store = self.engine.store();
+        imgroups_core::port::WebhookUrl::parse(url)?;
+        self.webhooks.egress.check_url(url).await?;
+        let max = self.webhooks.max_per_account;
+        if store.webhooks(Some(caller.account)).await?.len() >= max as usize {
+            return Err(Error::new(
+                imgroups_core::ErrorKind::PreconditionFailed,
+                format!("an account may have at most {max} webhook endpoints; remove one first"),
+            )
+            .with("limit", max));
+        }
+        admin::add_webhook(&**store, caller.account, url).await
     }
 
     pub(crate) async fn webhooks(&self, caller: &Caller) -> Result<Vec<Webhook>> {

@@ -14,6 +14,8 @@
 //! - `http`: the HTTP/JSON routes (same application functions), the SSE event stream and the
 //!   webhook management routes.
 //! - [`webhooks`]: signed, retried, durable-cursor webhook delivery.
+//! - [`egress`]: where webhooks may be delivered (https only, no special-purpose addresses
+//!   unless allowed), checked at registration and at every connection.
 //! - `wire`: the single error table and domain ⇄ wire conversions.
 //! - `ops`: gRPC health, `/healthz` and `/readyz`, and the drain before shutdown.
 //! - [`metrics`]: the Prometheus recorder and `/metrics`, the hot-path metric handles, request
@@ -23,6 +25,7 @@
 //! v1alpha); like `/healthz`, `/readyz` and `/metrics` they need no token.
 
 mod api;
+pub mod egress;
 mod events;
 mod grpc;
 mod http;
@@ -156,6 +159,7 @@ pub async fn serve_with(
     let app = api::App {
         engine: engine.clone(),
         limits: options.limits,
+        webhooks: http_options.webhooks.clone(),
     };
     webhooks::start(store, http_options.webhooks, stop.clone(), &streams.tasks);
     streams

@@ -54,6 +54,10 @@ pub struct WebhookOptions {
     ///
     /// [`Hooks::claim_webhook`]: imgroups_core::port::Hooks::claim_webhook
     pub lease: Duration,
+    /// Where deliveries may go (scheme and destination addresses); see [`crate::egress`].
+    pub egress: Arc<crate::egress::Policy>,
+    /// Most endpoints one account may register through the API.
+    pub max_per_account: u32,
 }
 
 impl Default for WebhookOptions {
@@ -65,9 +69,14 @@ impl Default for WebhookOptions {
             max_backoff: Duration::from_secs(60),
             poll: Duration::from_secs(2),
             lease: Duration::from_secs(10),
+            egress: Arc::new(crate::egress::Policy::default()),
+            max_per_account: DEFAULT_MAX_PER_ACCOUNT,
         }
     }
 }
+
+/// Default of [`WebhookOptions::max_per_account`].
+pub const DEFAULT_MAX_PER_ACCOUNT: u32 = 10;
 
 /// `t=<t>,v1=<hex>`: HMAC-SHA256 with `secret` over `<t>.<body>`.
 pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
@@ -95,7 +104,11 @@ pub(crate) fn start(
 ) {
     let client = match reqwest::Client::builder()
         .timeout(options.timeout)
+        // A redirect could point anywhere: the receiver must answer itself.
         .redirect(reqwest::redirect::Policy::none())
+        .dns_resolver(Arc::new(crate::egress::Resolver {
+            policy: options.egress.clone(),
+        }))
         .user_agent(concat!("imgroups-webhooks/", env!("CARGO_PKG_VERSION")))
         .build()
     {
@@ -394,11 +407,19 @@ impl Endpoint {
     }
 
     /// One attempt. `Err` says what went wrong, in lower case, for `last_error`.
+    /// Deliberately vague about why a connection failed (see [`crate::egress`]); the detail
+    /// is logged at debug level.
     async fn post(&self, sequence: u64, body: &str, attempt: u32) -> Result<(), String> {
+        let url = reqwest::Url::parse(&self.hook.url).map_err(|_| "invalid url".to_owned())?;
+        // Re-checked at every attempt: the policy may have changed since registration (or the
+        // endpoint came from the CLI, which does not know the server's policy).
+        if self.options.egress.check_delivery(&url).is_err() {
+            return Err(crate::egress::REFUSED.to_owned());
+        }
         let now = imgroups_core::Timestamp::now().seconds();
         let response = self
             .client
-            .post(&self.hook.url)
+            .post(url)
             .header(http::header::CONTENT_TYPE, "application/json")
             .header(
                 SIGNATURE_HEADER,
@@ -411,12 +432,12 @@ impl Endpoint {
             .send()
             .await
             .map_err(|err| {
-                if err.is_timeout() {
-                    "timed out".to_owned()
-                } else if err.is_connect() {
-                    "connection failed".to_owned()
+                tracing::debug!(webhook = %self.hook.id, error = ?err, "webhook request failed");
+                if refused(&err) {
+                    crate::egress::REFUSED.to_owned()
                 } else {
-                    "request failed".to_owned()
+                    // One text for refused, reset, unreachable and timed out alike.
+                    "no answer (connection failed or timed out)".to_owned()
                 }
             })?;
         let status = response.status();
@@ -426,6 +447,18 @@ impl Endpoint {
             Err(format!("http status {}", status.as_u16()))
         }
     }
+}
+
+/// Whether the egress resolver refused every address of the endpoint's host.
+fn refused(err: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = source {
+        if e.is::<crate::egress::Refused>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// Waits until `account`'s log may have moved: a notice for it, lost notices, or `poll`

@@ -340,6 +340,18 @@ struct HttpArgs {
     /// delivers); if that server dies, another takes over once the lease runs out.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..))]
     webhook_lease_ms: u64,
+    /// Accept plain http:// webhook URLs (local development; default: https:// only).
+    #[arg(long)]
+    webhook_allow_http: bool,
+    /// Let webhooks reach this network although it is loopback, private, link-local or
+    /// otherwise special-purpose (refused by default, against request forgery); repeatable,
+    /// e.g. --webhook-allow-net 127.0.0.1/32 for a receiver on this machine.
+    #[arg(long, value_name = "CIDR")]
+    webhook_allow_net: Vec<imgroups_server::egress::IpNet>,
+    /// Most webhook endpoints one account may register through the API.
+    #[arg(long, default_value_t = imgroups_server::webhooks::DEFAULT_MAX_PER_ACCOUNT,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    webhook_max_per_account: u32,
 }
 
 impl HttpArgs {
@@ -352,6 +364,11 @@ impl HttpArgs {
                 initial_backoff: Duration::from_millis(self.webhook_backoff_ms),
                 max_backoff: Duration::from_millis(self.webhook_max_backoff_ms),
                 lease: Duration::from_millis(self.webhook_lease_ms),
+                egress: Arc::new(imgroups_server::egress::Policy {
+                    allow_http: self.webhook_allow_http,
+                    allow: self.webhook_allow_net.clone(),
+                }),
+                max_per_account: self.webhook_max_per_account,
                 ..imgroups_server::WebhookOptions::default()
             },
         }

@@ -95,6 +95,9 @@ const FAST = ["--webhook-backoff-ms", "20", "--webhook-max-backoff-ms", "100", "
 // On PostgreSQL an endpoint is delivered under a lease (`--webhook-lease-ms`, 10 s by default) that a
 // server killed with -9 keeps until it runs out: only then does the restarted server take over.
 const SHORT_LEASE = ["--webhook-lease-ms", "1000"];
+// The receivers listen on loopback over plain http, which the server refuses by default
+// (webhooks are https-only and never reach special-purpose addresses unless allowed).
+const LOCAL_RECEIVER = ["--webhook-allow-http", "--webhook-allow-net", "127.0.0.0/8"];
 
 describe("webhooks", () => {
   /** @type {Server} */ let server;
@@ -102,7 +105,7 @@ describe("webhooks", () => {
   let me, alice, hook;
 
   before(async () => {
-    server = await Server.start({ serveArgs: [...FAST, ...SHORT_LEASE] });
+    server = await Server.start({ serveArgs: [...FAST, ...SHORT_LEASE, ...LOCAL_RECEIVER] });
     me = server.me();
     alice = await server.person("alice@example.com");
     rx = await new Receiver().start();
@@ -230,7 +233,10 @@ describe("webhooks: pause after N consecutive failures, resume", () => {
 
   before(async () => {
     server = await Server.start({
-      serveArgs: ["--webhook-backoff-ms", "10", "--webhook-max-backoff-ms", "20", "--webhook-max-failures", "3"],
+      serveArgs: [
+        "--webhook-backoff-ms", "10", "--webhook-max-backoff-ms", "20", "--webhook-max-failures", "3",
+        ...LOCAL_RECEIVER,
+      ],
     });
     me = server.me();
     rx = await new Receiver().start();

@@ -7,6 +7,7 @@
 mod cli;
 mod crash;
 mod datadir;
+mod egress;
 mod http_serve;
 mod multinode;
 mod notices;

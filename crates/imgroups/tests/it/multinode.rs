@@ -117,7 +117,15 @@ async fn three_nodes_on_one_database_survive_a_kill_9_of_one() {
     };
     let url = db.url.clone();
     let dirs: Vec<_> = (0..NODES).map(|_| tempfile::tempdir().unwrap()).collect();
-    let args = ["--database-url", &url, "--webhook-lease-ms", "1500"];
+    let args = [
+        "--database-url",
+        &url,
+        "--webhook-lease-ms",
+        "1500",
+        "--webhook-allow-http",
+        "--webhook-allow-net",
+        "127.0.0.0/8",
+    ];
     let mut nodes: Vec<Option<Server>> = Vec::new();
     for dir in &dirs {
         nodes.push(Some(Server::start(dir.path(), &args)));

@@ -589,7 +589,12 @@ async fn webhook_receiver() -> (String, Arc<Mutex<u64>>) {
 async fn metrics_count_requests_events_streams_and_webhooks() {
     const GRPC_RENAMES: u64 = 3;
     const HTTP_RENAMES: u64 = 2;
-    let server = Proc::start(&[], Stdio::null(), &[]);
+    // The receiver is on loopback over http: refused unless allowed.
+    let server = Proc::start(
+        &["--webhook-allow-http", "--webhook-allow-net", "127.0.0.0/8"],
+        Stdio::null(),
+        &[],
+    );
     let metrics = server.url("/metrics");
     let http = reqwest::Client::new();
     let channel = server.channel().await;
