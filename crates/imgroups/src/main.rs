@@ -791,6 +791,7 @@ fn serve(args: ServeArgs) -> Result<(), Error> {
         heartbeat: Duration::from_secs(args.heartbeat_secs),
         limits: Limits {
             max_icon_bytes: args.max_icon_bytes,
+            ..Limits::default()
         },
         ..imgroups_server::Options::default()
     };
