@@ -6,6 +6,7 @@
 mod cli;
 mod crash;
 mod http_serve;
+mod input_limits;
 mod multinode;
 mod notices;
 mod streams;

@@ -22,6 +22,8 @@ pub struct Server {
     child: Child,
     pub dir: PathBuf,
     pub grpc: String,
+    /// The HTTP/JSON listener, `HOST:PORT`.
+    pub http: String,
     /// The default account's token (first start only; kept across restarts by the test).
     pub token: Option<String>,
 }
@@ -50,6 +52,7 @@ impl Server {
             }
         });
         let mut grpc = None;
+        let mut http = None;
         let mut token = None;
         loop {
             let line = rx
@@ -57,6 +60,8 @@ impl Server {
                 .expect("server printed `ready` within 30 s");
             if let Some(addr) = line.strip_prefix("grpc listening on ") {
                 grpc = Some(addr.to_owned());
+            } else if let Some(addr) = line.strip_prefix("http listening on ") {
+                http = Some(addr.to_owned());
             } else if let Some(t) = line.strip_prefix("token ") {
                 token = Some(t.to_owned());
             } else if line == "ready" {
@@ -67,6 +72,7 @@ impl Server {
             child,
             dir: dir.to_owned(),
             grpc: grpc.expect("grpc address printed"),
+            http: http.expect("http address printed"),
             token,
         }
     }
