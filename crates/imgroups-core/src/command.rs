@@ -11,6 +11,8 @@ use crate::model::InitialMessage;
 
 /// An iMessage group holds at most this many members, the local account included.
 pub const MAX_GROUP_MEMBERS: usize = 32;
+/// The most addresses one request can name: everyone in a group but me.
+pub const MAX_OTHER_MEMBERS: usize = MAX_GROUP_MEMBERS - 1;
 /// Longest display name accepted, in characters.
 pub const MAX_DISPLAY_NAME_CHARS: usize = 256;
 
@@ -18,13 +20,59 @@ pub const MAX_DISPLAY_NAME_CHARS: usize = 256;
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_icon_bytes: usize,
+    /// Most pixels (`width × height`) an icon's header may declare. Small files can declare
+    /// huge images (a PNG header claiming 100000×100000 is 33 bytes), and whoever decodes the
+    /// icon later — every member's device, a thumbnailer — allocates for the declared size.
+    pub max_icon_pixels: u64,
+    /// Longest side an icon's header may declare, in pixels.
+    pub max_icon_side: u32,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_icon_bytes: 10 * 1024 * 1024,
+            max_icon_pixels: 50_000_000,
+            max_icon_side: 16_384,
         }
+    }
+}
+
+impl Limits {
+    /// Refuses an icon whose declared dimensions are beyond these limits. An icon that
+    /// declares none (see [`image::inspect`]) passes.
+    pub fn check_icon(&self, image: &image::Image) -> Result<()> {
+        let Some(size) = image.size else {
+            return Ok(());
+        };
+        let too_large = |message: String, limit: u64| {
+            Error::invalid(message)
+                .with("field", "data")
+                .because(Reason::ImageTooLarge)
+                .with("limit", limit)
+                .with("width", size.width)
+                .with("height", size.height)
+        };
+        let side = size.width.max(size.height);
+        if side > self.max_icon_side {
+            return Err(too_large(
+                format!(
+                    "icon is {}x{} pixels; a side may be at most {} pixels",
+                    size.width, size.height, self.max_icon_side
+                ),
+                u64::from(self.max_icon_side),
+            ));
+        }
+        if size.pixels > self.max_icon_pixels {
+            return Err(too_large(
+                format!(
+                    "icon is {}x{} = {} pixels; at most {} pixels are accepted",
+                    size.width, size.height, size.pixels, self.max_icon_pixels
+                ),
+                self.max_icon_pixels,
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -93,12 +141,30 @@ impl Command {
 
     pub fn add_participants(chat: &str, addresses: &[String]) -> Result<Self> {
         let chat = group_guid(chat)?;
+        // A longer list cannot fit in any group (I am in it too): refused before any entry is
+        // parsed, with the answer a merely too-long list gets from the group's state.
+        if addresses.len() > MAX_OTHER_MEMBERS {
+            return Err(crate::engine::group_full()
+                .with("field", "addresses")
+                .with("chatguid", &chat));
+        }
         let addresses = Address::parse_list(addresses)?;
         Ok(Self::group(chat, Mutation::AddParticipants(addresses)))
     }
 
     pub fn remove_participants(chat: &str, addresses: &[String]) -> Result<Self> {
         let chat = group_guid(chat)?;
+        // No group has more members than this besides me, so a longer list always names
+        // someone who is not in the group; it is malformed, whatever the group's state.
+        if addresses.len() > MAX_OTHER_MEMBERS {
+            return Err(Error::invalid(format!(
+                "at most {MAX_OTHER_MEMBERS} addresses can be removed at once: a group holds \
+                 at most {MAX_GROUP_MEMBERS} members including you"
+            ))
+            .with("field", "addresses")
+            .because(Reason::TooLong)
+            .with("limit", MAX_OTHER_MEMBERS));
+        }
         let addresses = Address::parse_list(addresses)?;
         Ok(Self::group(chat, Mutation::RemoveParticipants(addresses)))
     }
@@ -118,7 +184,11 @@ impl Command {
             .because(Reason::TooLarge)
             .with("limit", limits.max_icon_bytes));
         }
-        Ok(Self::group(chat, Mutation::set_icon(data)?))
+        let image = image::inspect(&data)?;
+        limits.check_icon(&image)?;
+        let hash = Sha256::digest(&data).to_vec();
+        let mime = image.kind.mime().to_owned();
+        Ok(Self::group(chat, Mutation::SetIcon { data, mime, hash }))
     }
 
     pub fn remove_icon(chat: &str) -> Result<Self> {
@@ -126,10 +196,11 @@ impl Command {
     }
 
     pub fn create_chat(addresses: &[String], message: Option<InitialMessage>) -> Result<Self> {
-        let addresses = Address::parse_list(addresses)?;
-        if addresses.len() >= MAX_GROUP_MEMBERS {
-            return Err(crate::engine::group_full());
+        // Checked before any entry is parsed, so that a huge list costs nothing.
+        if addresses.len() > MAX_OTHER_MEMBERS {
+            return Err(crate::engine::group_full().with("field", "addresses"));
         }
+        let addresses = Address::parse_list(addresses)?;
         Ok(Command::CreateChat { addresses, message })
     }
 
@@ -181,13 +252,14 @@ impl Command {
     }
 }
 
-/// A display name as stored: trimmed, not empty, not too long.
+/// A display name as stored: trimmed, not empty, not too long, without control characters.
 fn display_name(name: &str) -> Result<String> {
     let name = name.trim();
     if name.is_empty() {
         return Err(Error::invalid("display name must not be empty").with("field", "displayName"));
     }
-    if name.chars().count() > MAX_DISPLAY_NAME_CHARS {
+    // `nth` stops after the limit: a 100 MB name is not counted to the end.
+    if name.chars().nth(MAX_DISPLAY_NAME_CHARS).is_some() {
         return Err(Error::invalid(format!(
             "display name is longer than {MAX_DISPLAY_NAME_CHARS} characters"
         ))
@@ -195,7 +267,35 @@ fn display_name(name: &str) -> Result<String> {
         .because(Reason::TooLong)
         .with("limit", MAX_DISPLAY_NAME_CHARS));
     }
+    if let Some((at, c)) = name.chars().enumerate().find(|&(_, c)| refused_in_names(c)) {
+        let code = format!("U+{:04X}", u32::from(c));
+        return Err(Error::invalid(format!(
+            "display name must not contain control or bidirectional override characters \
+             ({code} at character {})",
+            at + 1
+        ))
+        .with("field", "displayName")
+        .because(Reason::ControlCharacter)
+        .with("character", code));
+    }
     Ok(name.to_owned())
+}
+
+/// Characters a display name may not contain. Names are shown by every member's client and
+/// printed by terminals, so a member must not be able to inject what changes how the rest of
+/// the screen reads:
+/// - every control character (Unicode `Cc`: C0 including NUL, tab and newline, DEL, C1):
+///   escape sequences, and line breaks that forge extra lines in logs and listings;
+/// - U+2028 and U+2029, the line and paragraph separators, for the same reason;
+/// - the bidirectional embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069),
+///   which reorder the text after them ("Trojan Source") and can leak past the name.
+///
+/// The marks U+200E, U+200F and U+061C stay allowed: they only set the direction of
+/// neighbouring neutral characters, cannot reorder anything beyond the name, and right-to-left
+/// names need them.
+fn refused_in_names(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// Parses a GUID for a group method: a direct chat is refused before anything is read.
@@ -228,5 +328,107 @@ mod tests {
 
     fn hex(bytes: &[u8]) -> String {
         bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn reason(err: &Error) -> (crate::ErrorKind, Option<&str>, Option<&str>) {
+        (
+            err.kind,
+            err.context_value("reason"),
+            err.context_value("limit"),
+        )
+    }
+
+    #[test]
+    fn address_lists_longer_than_any_group_are_refused_before_parsing() {
+        use crate::ErrorKind::{InvalidArgument, PreconditionFailed};
+        // Not even valid addresses: the length alone decides, without parsing 100,000 entries.
+        let huge: Vec<String> = (0..100_000)
+            .map(|i| format!("not an address {i}"))
+            .collect();
+        let err = Command::add_participants("any;+;chat1", &huge).unwrap_err();
+        assert_eq!(
+            reason(&err),
+            (PreconditionFailed, Some("groupFull"), Some("32"))
+        );
+        let err = Command::create_chat(&huge, None).unwrap_err();
+        assert_eq!(
+            reason(&err),
+            (PreconditionFailed, Some("groupFull"), Some("32"))
+        );
+        let err = Command::remove_participants("any;+;chat1", &huge).unwrap_err();
+        assert_eq!(reason(&err), (InvalidArgument, Some("tooLong"), Some("31")));
+        assert_eq!(err.context_value("field"), Some("addresses"));
+
+        // At the bound, entries are parsed (and the group's state decides later).
+        let others: Vec<String> = (0..MAX_OTHER_MEMBERS)
+            .map(|i| format!("p{i}@example.com"))
+            .collect();
+        assert!(Command::add_participants("any;+;chat1", &others).is_ok());
+        assert!(Command::remove_participants("any;+;chat1", &others).is_ok());
+        assert!(Command::create_chat(&others, None).is_ok());
+        let mut one_more = others.clone();
+        one_more.push("late@example.com".into());
+        let err = Command::create_chat(&one_more, None).unwrap_err();
+        assert_eq!(
+            reason(&err),
+            (PreconditionFailed, Some("groupFull"), Some("32"))
+        );
+    }
+
+    #[test]
+    fn names_with_control_or_override_characters_are_refused() {
+        for name in [
+            "evil\u{1b}[2J",
+            "nul\0name",
+            "del\u{7f}",
+            "two\nlines",
+            "tab\there",
+            "c1\u{9b}31m",
+            "line\u{2028}separator",
+            "\u{202e}txt.exe",
+            "isolate\u{2066}x\u{2069}",
+        ] {
+            let err = Command::set_display_name("any;+;chat1", name).unwrap_err();
+            assert_eq!(err.kind, crate::ErrorKind::InvalidArgument, "{name:?}");
+            assert_eq!(err.context_value("field"), Some("displayName"));
+            assert_eq!(err.context_value("reason"), Some("controlCharacter"));
+            assert!(err.context_value("character").unwrap().starts_with("U+"));
+        }
+        // Direction marks, joiners, and whitespace that trimming removes are fine.
+        for name in [
+            "\u{200f}שלום 2024",
+            "family \u{1f468}\u{200d}\u{1f469}\u{200d}\u{1f467}",
+            "\n Weekend \t",
+        ] {
+            assert!(
+                Command::set_display_name("any;+;chat1", name).is_ok(),
+                "{name:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn icons_declaring_absurd_dimensions_are_refused() {
+        use crate::image::tests::png_of;
+        let limits = Limits::default();
+        let err =
+            Command::set_icon("any;+;chat1", png_of(100_000, 100_000, &[]), &limits).unwrap_err();
+        assert_eq!(err.context_value("reason"), Some("imageTooLarge"));
+        assert_eq!(err.context_value("limit"), Some("16384"));
+        assert_eq!(err.context_value("width"), Some("100000"));
+        // Each side allowed, the product not.
+        let err =
+            Command::set_icon("any;+;chat1", png_of(10_000, 10_000, &[]), &limits).unwrap_err();
+        assert_eq!(err.context_value("reason"), Some("imageTooLarge"));
+        assert_eq!(err.context_value("limit"), Some("50000000"));
+        assert!(Command::set_icon("any;+;chat1", png_of(16_384, 3_000, &[]), &limits).is_ok());
+        let Command::Group {
+            mutation: Mutation::SetIcon { mime, .. },
+            ..
+        } = Command::set_icon("any;+;chat1", png_of(512, 512, &[]), &limits).unwrap()
+        else {
+            panic!("a set-icon command");
+        };
+        assert_eq!(mime, "image/png");
     }
 }

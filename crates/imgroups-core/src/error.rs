@@ -37,12 +37,19 @@ pub enum ErrorKind {
 /// does not compile and every reason the server can give is listed here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {
-    /// A value is longer than allowed (a display name).
+    /// A value is longer than allowed: a display name, a chat GUID, an address, an
+    /// idempotency key, or a list of addresses longer than any group.
     TooLong,
     /// A value is larger than allowed (an icon).
     TooLarge,
     /// An icon is not a PNG, JPEG, GIF, HEIC or HEIF image.
     UnsupportedImageType,
+    /// An icon's declared width, height or pixel count is beyond the configured limits.
+    ImageTooLarge,
+    /// An icon has bytes after the end its format defines (a polyglot, or an appended file).
+    TrailingData,
+    /// A display name contains a control character or a bidirectional override.
+    ControlCharacter,
     /// The same address twice in one request.
     Duplicate,
     /// The address is already in the group.
@@ -68,6 +75,9 @@ impl Reason {
             Reason::TooLong => "tooLong",
             Reason::TooLarge => "tooLarge",
             Reason::UnsupportedImageType => "unsupportedImageType",
+            Reason::ImageTooLarge => "imageTooLarge",
+            Reason::TrailingData => "trailingData",
+            Reason::ControlCharacter => "controlCharacter",
             Reason::Duplicate => "duplicate",
             Reason::AlreadyParticipant => "alreadyParticipant",
             Reason::NotParticipant => "notParticipant",
@@ -152,3 +162,36 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Longest echo of a caller's input in an error, in characters. Errors name the input at
+/// fault, but a 10 MB GUID echoed whole would be copied into gRPC trailers (which clients cap
+/// at a few KiB, so the call fails obscurely) and into JSON bodies and logs.
+pub const MAX_ECHO_CHARS: usize = 128;
+
+/// `input` as it may be echoed in an error: at most `max` characters, with `…` when cut.
+/// Linear in `max`, not in the input's length.
+pub fn excerpt(input: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    match input.char_indices().nth(max) {
+        None => std::borrow::Cow::Borrowed(input),
+        Some((cut, _)) => std::borrow::Cow::Owned(format!("{}…", &input[..cut])),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn excerpts_are_bounded_and_cut_on_character_boundaries() {
+        assert_eq!(excerpt("short", 128), "short");
+        let long = "é".repeat(1000);
+        let cut = excerpt(&long, MAX_ECHO_CHARS);
+        assert_eq!(cut.chars().count(), MAX_ECHO_CHARS + 1);
+        assert!(cut.ends_with('…'));
+        assert_eq!(
+            excerpt(&"x".repeat(128), 128).len(),
+            128,
+            "exactly the limit is kept"
+        );
+    }
+}

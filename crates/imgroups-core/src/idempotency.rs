@@ -17,12 +17,31 @@
 use std::time::Duration;
 
 use crate::command::Command;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Reason, Result};
 use crate::model::{AccountId, Outcome, Timestamp};
 use crate::port::tx::{KeyScope, Recorded, Tx};
 
 /// How long keys are remembered by default.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Longest idempotency key accepted, in bytes. Keys are stored (and echoed in
+/// `duplicateMessage` errors) for a day; UUIDs and ULIDs need 36, hashes 64, and a
+/// 10 MB key must not be kept for 24 hours.
+pub const MAX_KEY_BYTES: usize = 256;
+
+/// Refuses a key longer than [`MAX_KEY_BYTES`]. `field` names where it came from:
+/// `clientMessageId`, or the `x-idempotency-key` header.
+pub fn check_key(key: &str, field: &str) -> Result<()> {
+    if key.len() > MAX_KEY_BYTES {
+        return Err(Error::invalid(format!(
+            "idempotency key is longer than {MAX_KEY_BYTES} bytes"
+        ))
+        .with("field", field)
+        .because(Reason::TooLong)
+        .with("limit", MAX_KEY_BYTES));
+    }
+    Ok(())
+}
 
 /// A request made under an idempotency key.
 #[derive(Debug, Clone)]
@@ -105,4 +124,19 @@ pub fn run(
         tx.idempotency_put(keyed.scope(account), &record, now)?;
     }
     answer
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_capped_naming_where_they_came_from() {
+        assert!(check_key(&"k".repeat(MAX_KEY_BYTES), "clientMessageId").is_ok());
+        let err = check_key(&"k".repeat(10 * 1024 * 1024), "x-idempotency-key").unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidArgument);
+        assert_eq!(err.context_value("field"), Some("x-idempotency-key"));
+        assert_eq!(err.context_value("reason"), Some("tooLong"));
+        assert_eq!(err.context_value("limit"), Some("256"));
+    }
 }

@@ -1,10 +1,22 @@
 //! Validated identifiers: a [`ChatGuid`] or an [`Address`] that exists as a value is well formed.
 
+use std::collections::HashSet;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Reason};
+use crate::error::{excerpt, Error, Reason, MAX_ECHO_CHARS};
+
+/// Longest chat GUID accepted, in bytes, before anything else is looked at. The longest valid
+/// one is a direct chat with the longest email, `iMessage;-;` + 64 + 1 + 253 = 329 bytes;
+/// group identifiers are `chat` and about 20 digits. The rest is headroom for padding and
+/// forms not seen yet. Without a cap, a 100 KB GUID was echoed into the error trailers.
+pub const MAX_CHAT_GUID_BYTES: usize = 512;
+
+/// Longest address input accepted, in bytes, before it is parsed: the longest valid email is
+/// 64 + 1 + 253 = 318 bytes, a formatted phone number a few dozen. Parsing is linear, but
+/// there is no reason to walk (or echo) megabytes to refuse an address.
+pub const MAX_ADDRESS_BYTES: usize = 512;
 
 /// Whether a chat GUID names a group (`+`) or a direct chat (`-`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -26,6 +38,15 @@ pub struct ChatGuid {
 
 impl ChatGuid {
     pub fn parse(input: &str) -> Result<Self, Error> {
+        if input.len() > MAX_CHAT_GUID_BYTES {
+            return Err(Error::invalid(format!(
+                "chat guid is longer than {MAX_CHAT_GUID_BYTES} bytes"
+            ))
+            .with("field", "chatGuid")
+            .because(Reason::TooLong)
+            .with("limit", MAX_CHAT_GUID_BYTES)
+            .with("chatguid", excerpt(input, MAX_ECHO_CHARS)));
+        }
         let invalid = || {
             Error::invalid(format!("invalid chat guid {input:?}"))
                 .with("field", "chatGuid")
@@ -133,6 +154,15 @@ impl Address {
     /// parentheses, which are stripped; a number without `+` is rejected because no country is
     /// guessed.
     pub fn parse(input: &str) -> Result<Self, Error> {
+        if input.len() > MAX_ADDRESS_BYTES {
+            return Err(Error::invalid(format!(
+                "address is longer than {MAX_ADDRESS_BYTES} bytes"
+            ))
+            .with("field", "addresses")
+            .because(Reason::TooLong)
+            .with("limit", MAX_ADDRESS_BYTES)
+            .with("address", excerpt(input, MAX_ECHO_CHARS)));
+        }
         let trimmed = input.trim();
         let normalised = if trimmed.contains('@') {
             parse_email(trimmed)
@@ -149,15 +179,18 @@ impl Address {
     }
 
     /// Parses a list of addresses from a request: non-empty, each valid, no duplicates after
-    /// normalisation. Order is kept.
+    /// normalisation. Order is kept. Linear in the list's length; callers cap the length
+    /// first (see `Command`), so a huge list is refused before any entry is parsed.
     pub fn parse_list(inputs: &[String]) -> Result<Vec<Self>, Error> {
         if inputs.is_empty() {
             return Err(Error::invalid("addresses must not be empty").with("field", "addresses"));
         }
         let mut out: Vec<Address> = Vec::with_capacity(inputs.len());
+        // Each normalised address is short (capped above): a copy in the set is cheap.
+        let mut seen: HashSet<Address> = HashSet::with_capacity(inputs.len());
         for input in inputs {
             let address = Address::parse(input)?;
-            if out.contains(&address) {
+            if !seen.insert(address.clone()) {
                 return Err(
                     Error::invalid(format!("address {address} is listed more than once"))
                         .with("field", "addresses")
@@ -338,5 +371,96 @@ mod tests {
         assert!(err.message.contains("more than once"));
         let err = Address::parse_list(&[]).unwrap_err();
         assert_eq!(err.kind, crate::ErrorKind::InvalidArgument);
+    }
+
+    #[test]
+    fn overlong_inputs_are_refused_before_parsing_with_a_short_echo() {
+        let guid = format!("any;+;chat{}", "1".repeat(100_000));
+        let err = ChatGuid::parse(&guid).unwrap_err();
+        assert_eq!(err.kind, crate::ErrorKind::InvalidArgument);
+        assert_eq!(err.context_value("field"), Some("chatGuid"));
+        assert_eq!(err.context_value("reason"), Some("tooLong"));
+        assert_eq!(err.context_value("limit"), Some("512"));
+        assert!(err.context_value("chatguid").unwrap().chars().count() <= MAX_ECHO_CHARS + 1);
+        assert!(err.message.len() < 100, "{}", err.message);
+        // Exactly at the limit it is parsed as usual.
+        let at_limit = format!("any;+;{}", "c".repeat(MAX_CHAT_GUID_BYTES - 6));
+        assert!(ChatGuid::parse(&at_limit).is_ok());
+
+        let address = format!("{}@example.com", "a".repeat(10_000));
+        let err = Address::parse(&address).unwrap_err();
+        assert_eq!(err.context_value("reason"), Some("tooLong"));
+        assert_eq!(err.context_value("field"), Some("addresses"));
+        assert!(err.context_value("address").unwrap().len() < 200);
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        /// Any string is either a GUID that prints back normalised, or an invalidArgument
+        /// naming the field, with a bounded echo.
+        #[test]
+        fn any_guid_input_parses_or_is_refused_precisely(input in ".{0,64}|(any|iMessage|SMS|RCS);[-+ ];.{0,40}") {
+            match ChatGuid::parse(&input) {
+                Ok(guid) => {
+                    let again = ChatGuid::parse(&guid.to_string()).unwrap();
+                    prop_assert_eq!(again, guid);
+                }
+                Err(err) => {
+                    prop_assert_eq!(err.kind, crate::ErrorKind::InvalidArgument);
+                    prop_assert_eq!(err.context_value("field"), Some("chatGuid"));
+                }
+            }
+        }
+
+        /// Valid GUIDs round-trip through every accepted prefix.
+        #[test]
+        fn valid_guids_round_trip(prefix in "any|iMessage|SMS|RCS", digits in "[0-9]{1,20}") {
+            let guid = ChatGuid::parse(&format!("{prefix};+;chat{digits}")).unwrap();
+            prop_assert_eq!(guid.to_string(), format!("any;+;chat{digits}"));
+            prop_assert_eq!(guid.kind(), ChatKind::Group);
+        }
+
+        /// Any string is an address whose normal form is a fixed point, or an
+        /// invalidArgument naming it.
+        #[test]
+        fn any_address_input_parses_or_is_refused_precisely(
+            input in ".{0,40}|[a-zA-Z0-9.+_-]{1,20}@[a-zA-Z0-9.-]{1,20}|\\+[0-9 ().-]{0,20}",
+        ) {
+            match Address::parse(&input) {
+                Ok(address) => {
+                    let again = Address::parse(address.as_str()).unwrap();
+                    prop_assert_eq!(again, address);
+                }
+                Err(err) => {
+                    prop_assert_eq!(err.kind, crate::ErrorKind::InvalidArgument);
+                    prop_assert_eq!(err.context_value("field"), Some("addresses"));
+                    prop_assert!(err.context_value("address").is_some());
+                }
+            }
+        }
+
+        /// Lists: valid entries with duplicates are refused naming `duplicate`; without,
+        /// the order is kept.
+        #[test]
+        fn address_lists_keep_order_and_refuse_duplicates(
+            picks in proptest::collection::vec(0usize..40, 1..31),
+        ) {
+            let inputs: Vec<String> = picks.iter().map(|i| format!("p{i}@example.com")).collect();
+            let distinct = picks.iter().collect::<HashSet<_>>().len() == picks.len();
+            match Address::parse_list(&inputs) {
+                Ok(list) => {
+                    prop_assert!(distinct);
+                    let back: Vec<&str> = list.iter().map(Address::as_str).collect();
+                    prop_assert_eq!(back, inputs.iter().map(String::as_str).collect::<Vec<_>>());
+                }
+                Err(err) => {
+                    prop_assert!(!distinct);
+                    prop_assert_eq!(err.context_value("reason"), Some("duplicate"));
+                }
+            }
+        }
     }
 }

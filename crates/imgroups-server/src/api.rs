@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use imgroups_core::idempotency;
 use imgroups_core::port::Webhook;
 use imgroups_core::{
     admin, AccountId, ChatGuid, Command, Engine, Error, ErrorKind, InitialMessage, Limits, Outcome,
@@ -20,11 +21,16 @@ pub(crate) struct Caller {
 }
 
 impl Caller {
-    /// The request's `client_message_id` wins over the `x-idempotency-key` header.
-    fn key(&self, client_message_id: Option<String>) -> Option<String> {
-        client_message_id
-            .filter(|k| !k.is_empty())
-            .or_else(|| self.idempotency_key.clone())
+    /// The request's `client_message_id` wins over the `x-idempotency-key` header (checked
+    /// in [`App::caller`]).
+    fn key(&self, client_message_id: Option<String>) -> Result<Option<String>> {
+        match client_message_id.filter(|k| !k.is_empty()) {
+            Some(key) => {
+                idempotency::check_key(&key, "clientMessageId")?;
+                Ok(Some(key))
+            }
+            None => Ok(self.idempotency_key.clone()),
+        }
     }
 }
 
@@ -70,10 +76,11 @@ impl App {
             )
         })?;
         let account = self.engine.store().authenticate(token).await?;
-        let idempotency_key = idempotency_key
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
-            .map(str::to_owned);
+        let idempotency_key = idempotency_key.map(str::trim).filter(|k| !k.is_empty());
+        if let Some(key) = idempotency_key {
+            idempotency::check_key(key, "x-idempotency-key")?;
+        }
+        let idempotency_key = idempotency_key.map(str::to_owned);
         Ok(Caller {
             account,
             idempotency_key,
@@ -86,9 +93,8 @@ impl App {
         key: Option<String>,
         command: Command,
     ) -> Result<Outcome> {
-        self.engine
-            .execute(caller.account, caller.key(key), command)
-            .await
+        let key = caller.key(key)?;
+        self.engine.execute(caller.account, key, command).await
     }
 
     pub(crate) async fn set_display_name(

@@ -5,6 +5,7 @@
 
 #![deny(clippy::wildcard_enum_match_arm)] // every error kind decided here, none by default
 
+use imgroups_core::error::{excerpt, MAX_ECHO_CHARS};
 use imgroups_core::{Address, Change, Chat, Error, ErrorKind, Event, Message, Timestamp};
 use imgroups_proto::pb;
 use imgroups_proto::pbjson_types;
@@ -45,6 +46,21 @@ pub(crate) fn code_of(kind: ErrorKind) -> WireCode {
 /// The gRPC form: status + message, and `error-code`, `x-retryable`, `error-context-*` as
 /// metadata. tonic sends a failed call's metadata in the trailers, which is where the official
 /// SDK reads them.
+/// Longest error message sent, in characters: room for a message that echoes an input
+/// excerpt ([`MAX_ECHO_CHARS`]) and explains it.
+const MAX_MESSAGE_CHARS: usize = 512;
+
+/// The one bound on what an error echoes, applied here because every error leaves through
+/// this module: no trailer or JSON body carries a huge value, whatever built the error.
+/// Context values are cut to [`MAX_ECHO_CHARS`], messages to [`MAX_MESSAGE_CHARS`].
+fn bounded_message(message: &str) -> std::borrow::Cow<'_, str> {
+    excerpt(message, MAX_MESSAGE_CHARS)
+}
+
+fn bounded_value(value: &str) -> std::borrow::Cow<'_, str> {
+    excerpt(value, MAX_ECHO_CHARS)
+}
+
 pub(crate) fn to_status(err: Error) -> Status {
     let wire = code_of(err.kind);
     let mut meta = MetadataMap::new();
@@ -56,13 +72,17 @@ pub(crate) fn to_status(err: Error) -> Status {
         let key = format!("error-context-{key}");
         let (Ok(key), Ok(value)) = (
             key.parse::<tonic::metadata::AsciiMetadataKey>(),
-            MetadataValue::try_from(ascii_safe(value)),
+            MetadataValue::try_from(ascii_safe(&bounded_value(value))),
         ) else {
             continue;
         };
         meta.insert(key, value);
     }
-    Status::with_metadata(wire.status, err.message, meta)
+    Status::with_metadata(
+        wire.status,
+        bounded_message(&err.message).into_owned(),
+        meta,
+    )
 }
 
 /// Errors that exist only on the HTTP surface, where a request can miss every route.
@@ -156,11 +176,11 @@ pub(crate) fn to_http_body(
 ) -> serde_json::Value {
     let context: serde_json::Map<String, serde_json::Value> = context
         .iter()
-        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .map(|(k, v)| (k.clone(), bounded_value(v).into_owned().into()))
         .collect();
     serde_json::json!({
         "code": status_name(wire.status),
-        "message": message,
+        "message": bounded_message(message),
         "errorCode": wire.error_code,
         "retryable": wire.retryable,
         "context": context,

@@ -295,6 +295,15 @@ struct ServeArgs {
     /// Largest group icon accepted, in bytes.
     #[arg(long, default_value_t = Limits::default().max_icon_bytes)]
     max_icon_bytes: usize,
+    /// Most pixels (width × height) an icon may declare in its header; a tiny file can claim
+    /// a huge image that every device showing the group would then allocate for.
+    #[arg(long, default_value_t = Limits::default().max_icon_pixels,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    max_icon_pixels: u64,
+    /// Longest side, in pixels, an icon may declare in its header.
+    #[arg(long, default_value_t = Limits::default().max_icon_side,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    max_icon_side: u32,
     /// How long idempotency keys are remembered, in seconds.
     #[arg(long, default_value_t = 24 * 60 * 60)]
     idempotency_ttl_secs: u64,
@@ -813,6 +822,8 @@ fn serve(args: ServeArgs) -> Result<(), Error> {
         heartbeat: Duration::from_secs(args.heartbeat_secs),
         limits: Limits {
             max_icon_bytes: args.max_icon_bytes,
+            max_icon_pixels: args.max_icon_pixels,
+            max_icon_side: args.max_icon_side,
         },
         ..imgroups_server::Options::default()
     };

@@ -18,6 +18,7 @@
 //! tail --json` prints JSON lines, one event per line, in the official SDK's `GroupEvent`
 //! shape.
 
+use std::borrow::Cow;
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -346,9 +347,13 @@ fn report(failure: Failure, json: bool) -> ExitCode {
                 "retryable": failure.retryable,
             }
         });
-        eprintln!("{body}");
+        eprintln!("{}", json_safe(&body.to_string()));
     } else {
-        eprintln!("error: {} ({})", failure.message, failure.code);
+        eprintln!(
+            "error: {} ({})",
+            terminal_safe(&failure.message, false),
+            terminal_safe(&failure.code, false)
+        );
     }
     ExitCode::from(failure.exit)
 }
@@ -379,7 +384,10 @@ impl Out {
         }
     }
 
+    /// One line. Server data is escaped where it is formatted ([`chat_lines`], [`json_line`],
+    /// [`render`]); this is the safety net for the rest, keeping only our own tab separators.
     fn line(&mut self, text: &str) -> Result<(), Closed> {
+        let text = terminal_safe(text, true);
         let mut lock = self.stdout.lock();
         match writeln!(lock, "{text}").and_then(|()| lock.flush()) {
             Ok(()) => Ok(()),
@@ -399,23 +407,73 @@ fn print_lines(lines: impl IntoIterator<Item = String>) -> Outcome {
     Ok(())
 }
 
+/// Whether a character printed as is could change what a terminal shows beyond itself:
+/// control characters (escape sequences, carriage returns, line breaks), the line and
+/// paragraph separators, and bidirectional embeddings, overrides and isolates. The server
+/// refuses them in the names it is sent, but names also come from elsewhere (a real Mac,
+/// older data), so nothing from the server is printed raw.
+fn unsafe_on_terminal(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+        )
+}
+
+/// `text` with every [`unsafe_on_terminal`] character written as a Rust escape (`\u{1b}`);
+/// tabs are kept when `keep_tabs` (our own column separators).
+fn terminal_safe(text: &str, keep_tabs: bool) -> Cow<'_, str> {
+    let escape = |c: char| unsafe_on_terminal(c) && !(keep_tabs && c == '\t');
+    if !text.chars().any(escape) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if escape(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// A JSON document with the same characters written as JSON escapes (`\u001b`), so it
+/// stays valid JSON with the same value. serde_json escapes C0 controls itself, but not DEL,
+/// C1 or the bidirectional controls; these can only occur inside JSON strings.
+fn json_safe(json: &str) -> Cow<'_, str> {
+    if !json.chars().any(unsafe_on_terminal) {
+        return Cow::Borrowed(json);
+    }
+    let mut out = String::with_capacity(json.len() + 8);
+    for c in json.chars() {
+        if unsafe_on_terminal(c) {
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 fn chat_lines(chat: &Chat) -> Vec<String> {
     let people: Vec<&str> = chat
         .participants
         .iter()
         .map(|p| p.address.as_str())
         .collect();
+    let safe = |text: &str| terminal_safe(text, false).into_owned();
     vec![
-        format!("guid\t{}", chat.guid),
-        format!("name\t{}", chat.display_name),
+        format!("guid\t{}", safe(&chat.guid.to_string())),
+        format!("name\t{}", safe(&chat.display_name)),
         format!("group\t{}", chat.is_group),
-        format!("participants\t{}", people.join(", ")),
+        format!("participants\t{}", safe(&people.join(", "))),
     ]
 }
 
 /// One JSON document on one line. Serializing plain data with string keys cannot fail.
 fn json_line(value: &impl serde::Serialize) -> String {
-    serde_json::to_string(value).unwrap_or_default()
+    json_safe(&serde_json::to_string(value).unwrap_or_default()).into_owned()
 }
 
 /// A chat: tab-separated lines, or the SDK's `Chat` as JSON.
@@ -491,7 +549,7 @@ async fn groups_cmd(client: &Client, cmd: GroupsCmd, json: bool) -> Outcome {
                 eprintln!(
                     "wrote {} bytes ({}) to {}",
                     icon.data.len(),
-                    icon.mime_type,
+                    terminal_safe(&icon.mime_type, false),
                     output.display()
                 );
             }
@@ -539,9 +597,9 @@ async fn chats_cmd(client: &Client, cmd: ChatsCmd, json: bool) -> Outcome {
 
 fn render(event: &GroupEvent, json: bool) -> String {
     if json {
-        event.to_json()
+        json_safe(&event.to_json()).into_owned()
     } else {
-        event.to_line()
+        terminal_safe(&event.to_line(), false).into_owned()
     }
 }
 
@@ -571,7 +629,11 @@ async fn events_cmd(client: &Client, cmd: EventsCmd, json: bool) -> Outcome {
                 .events()
                 .resumable(filter, MemoryCheckpoint::new(after))
                 .on_reconnect(|err, attempt| {
-                    eprintln!("reconnecting (attempt {attempt}): {err}");
+                    let err = err.to_string();
+                    eprintln!(
+                        "reconnecting (attempt {attempt}): {}",
+                        terminal_safe(&err, false)
+                    );
                 });
             while let Some(delivery) = events.next().await {
                 let delivery = delivery?;
@@ -582,5 +644,32 @@ async fn events_cmd(client: &Client, cmd: EventsCmd, json: bool) -> Outcome {
             }
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_text_never_reaches_the_terminal_raw() {
+        let evil = "a\u{1b}[2Jb\u{9b}c\u{7f}\u{202e}d\ne\tf\u{200f}";
+        let safe = terminal_safe(evil, false);
+        assert_eq!(
+            safe,
+            "a\\u{1b}[2Jb\\u{9b}c\\u{7f}\\u{202e}d\\u{a}e\\u{9}f\u{200f}"
+        );
+        assert!(!safe.chars().any(unsafe_on_terminal));
+        assert_eq!(terminal_safe("x\ty", true), "x\ty");
+        assert!(matches!(terminal_safe("plain", false), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn json_output_stays_valid_json_with_the_same_value() {
+        let name = "a\u{1b}b\u{9b}c\u{202e}d\u{7f}";
+        let line = json_line(&serde_json::json!({ "name": name }));
+        assert!(!line.chars().any(unsafe_on_terminal), "{line}");
+        let back: serde_json::Value = serde_json::from_str(&line).expect("valid json");
+        assert_eq!(back["name"], name);
     }
 }

@@ -158,7 +158,13 @@ impl WebhookUrl {
             Error::invalid(format!("invalid webhook url {url:?}: {why}")).with("field", "url")
         };
         if url.len() > MAX_WEBHOOK_URL_LEN {
-            return Err(bad("too long"));
+            // Not echoed: the limit says enough, and the URL may be megabytes.
+            return Err(Error::invalid(format!(
+                "invalid webhook url: longer than {MAX_WEBHOOK_URL_LEN} bytes"
+            ))
+            .with("field", "url")
+            .because(Reason::TooLong)
+            .with("limit", MAX_WEBHOOK_URL_LEN));
         }
         if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(bad("contains whitespace"));
@@ -295,5 +301,10 @@ mod tests {
         ] {
             assert!(WebhookUrl::parse(bad).is_err(), "{bad}");
         }
+        let long = format!("https://example.com/{}", "x".repeat(MAX_WEBHOOK_URL_LEN));
+        let err = WebhookUrl::parse(&long).unwrap_err();
+        assert_eq!(err.context_value("reason"), Some("tooLong"));
+        assert_eq!(err.context_value("limit"), Some("2048"));
+        assert!(err.message.len() < 100);
     }
 }

@@ -9,6 +9,7 @@ mod crash;
 mod datadir;
 mod egress;
 mod http_serve;
+mod input_limits;
 mod multinode;
 mod notices;
 mod ops;
