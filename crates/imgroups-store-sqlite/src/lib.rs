@@ -209,7 +209,11 @@ impl Inner {
         let result = f(&conn);
         let horizon = self.gate.horizon();
         if let Ok(mut pool) = self.readers.lock() {
-            pool.push(conn);
+            // A burst of concurrent reads opens as many connections as it needs; afterwards
+            // only a few are kept, so the memory of their page caches is given back.
+            if pool.len() < MAX_IDLE_READERS {
+                pool.push(conn);
+            }
         }
         Read { result, horizon }
     }
@@ -248,6 +252,9 @@ enum Wait {
     /// The caller reads only what is durable already.
     Already,
 }
+
+/// Read connections kept open between reads (each holds a page cache of up to ~2 MiB).
+const MAX_IDLE_READERS: usize = 16;
 
 /// Most events read on the caller's thread (see [`SqliteStore::read_small`]).
 const SMALL_READ: usize = 64;
@@ -627,3 +634,38 @@ impl Store for SqliteStore {
 /// empties the cache at once; this bounds the damage if a revoking process died between its
 /// commit and its notice).
 const TOKEN_TTL: Duration = Duration::from_secs(10);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// After a burst of concurrent reads, only a few read connections stay open.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_reader_pool_shrinks_after_a_burst() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(Config::new(dir.path().join("imgroups.db"))).unwrap();
+        let gate = Arc::new(std::sync::Barrier::new(40));
+        let reads: Vec<_> = (0..40)
+            .map(|_| {
+                let store = store.clone();
+                let gate = gate.clone();
+                tokio::spawn(async move {
+                    // Every read waits for the others: 40 connections at once.
+                    store
+                        .read_with(move |_| {
+                            gate.wait();
+                            Ok(())
+                        })
+                        .await
+                })
+            })
+            .collect();
+        for read in reads {
+            read.await.unwrap().unwrap();
+        }
+        let idle = store.inner.readers.lock().unwrap().len();
+        assert!(idle <= MAX_IDLE_READERS, "{idle} idle read connections");
+        assert!(idle > 0);
+        store.close().await;
+    }
+}
