@@ -12,7 +12,7 @@
 //!   [`Policy::allow`] names it;
 //! - the check runs when an endpoint is registered over the API (every address the host
 //!   resolves to must pass) and again at every delivery, inside the HTTP client's resolver
-//!   ([`Resolver`]), so a name that later resolves elsewhere (DNS rebinding) is still caught
+//!   (`Resolver`), so a name that later resolves elsewhere (DNS rebinding) is still caught
 //!   at connect time; redirects are never followed (see `webhooks`).
 //!
 //! Failures reported to the endpoint's owner (`lastError`) are generic on purpose: telling

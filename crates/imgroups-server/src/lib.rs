@@ -315,7 +315,7 @@ async fn grpc_server(
     let routes = encoded_route::<grpc::SubscribeGroupEvents>(routes, &encoded);
     let routes = encoded_route::<grpc::CatchUpEvents>(routes, &encoded);
     // Last, so it wraps every route above and the fallback.
-    let routes = routes.layer(axum::middleware::from_fn(metrics::observe_grpc));
+    let routes = routes.layer(metrics::ObserveGrpcLayer);
 
     // `Server::tcp_nodelay` only reaches listeners tonic binds itself, not this one: without
     // TCP_NODELAY on each accepted socket, Nagle + delayed ACK stalls responses ~40 ms.

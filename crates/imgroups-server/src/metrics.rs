@@ -315,17 +315,24 @@ pub(crate) enum RequestId {
 
 impl RequestId {
     pub(crate) fn of(headers: &http::HeaderMap) -> RequestId {
-        match headers.get(REQUEST_ID) {
-            Some(v)
-                if !v.is_empty()
+        RequestId::given(headers).unwrap_or_else(RequestId::made)
+    }
+
+    /// The client's `x-request-id`, when it is a sane one.
+    pub(crate) fn given(headers: &http::HeaderMap) -> Option<RequestId> {
+        headers
+            .get(REQUEST_ID)
+            .filter(|v| {
+                !v.is_empty()
                     && v.len() <= MAX_REQUEST_ID
-                    && v.as_bytes().iter().all(u8::is_ascii_graphic) =>
-            {
-                RequestId::Given(v.clone())
-            }
-            // From the thread's RNG rather than the OS's: no system call per request.
-            _ => RequestId::Made(uuid::Builder::from_random_bytes(rand::random()).into_uuid()),
-        }
+                    && v.as_bytes().iter().all(u8::is_ascii_graphic)
+            })
+            .map(|v| RequestId::Given(v.clone()))
+    }
+
+    /// A new id, from the thread's RNG rather than the OS's: no system call per request.
+    pub(crate) fn made() -> RequestId {
+        RequestId::Made(uuid::Builder::from_random_bytes(rand::random()).into_uuid())
     }
 
     pub(crate) fn header(&self) -> Option<HeaderValue> {
@@ -439,7 +446,8 @@ pub(crate) fn grpc_method(path: &str) -> &'static GrpcMethod {
 pub(crate) struct GrpcCall {
     pub(crate) start: Instant,
     pub(crate) method: &'static GrpcMethod,
-    pub(crate) id: RequestId,
+    /// None until someone needs it (see [`observe_grpc`]).
+    pub(crate) id: Option<RequestId>,
     pub(crate) code: Option<i32>,
 }
 
@@ -450,9 +458,13 @@ impl GrpcCall {
         let name = grpc_code_name(code);
         let duration_us = u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX);
         if code == tonic::Code::Ok as i32 || code == tonic::Code::Cancelled as i32 {
-            tracing::debug!(request_id = %self.id, transport = "grpc", method = self.method.label, code = name, duration_us, "request");
+            if tracing::enabled!(tracing::Level::DEBUG) {
+                let id = self.id.get_or_insert_with(RequestId::made);
+                tracing::debug!(request_id = %id, transport = "grpc", method = self.method.label, code = name, duration_us, "request");
+            }
         } else {
-            tracing::warn!(request_id = %self.id, transport = "grpc", method = self.method.label, code = name, duration_us, "request failed");
+            let id = self.id.get_or_insert_with(RequestId::made);
+            tracing::warn!(request_id = %id, transport = "grpc", method = self.method.label, code = name, duration_us, "request failed");
         }
     }
 }
@@ -535,21 +547,118 @@ where
     }
 }
 
-/// Middleware of the gRPC router: request id, metrics and one log line per call.
-pub(crate) async fn observe_grpc(
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let start = Instant::now();
-    let method = grpc_method(req.uri().path());
-    let id = RequestId::of(req.headers());
-    let mut response = next.run(req).await;
-    method.latency.record(start.elapsed().as_secs_f64());
-    if let Some(value) = id.header() {
-        response.headers_mut().insert(REQUEST_ID, value);
+/// The layer over the gRPC router that gives each call its metrics, log line and request id
+/// ([`ObserveGrpc`]).
+#[derive(Clone, Copy, Default)]
+pub(crate) struct ObserveGrpcLayer;
+
+impl<S> tower::Layer<S> for ObserveGrpcLayer {
+    type Service = ObserveGrpc<S>;
+
+    fn layer(&self, inner: S) -> ObserveGrpc<S> {
+        ObserveGrpc { inner }
     }
+}
+
+/// Request id, metrics and one log line per gRPC call. A hand-written service rather than
+/// `axum::middleware::from_fn`, which boxes the inner service and the future on every call:
+/// every write passes here, and those allocations showed in the write benchmark.
+#[derive(Clone)]
+pub(crate) struct ObserveGrpc<S> {
+    inner: S,
+}
+
+impl<S> tower::Service<axum::extract::Request> for ObserveGrpc<S>
+where
+    S: tower::Service<
+        axum::extract::Request,
+        Response = axum::response::Response,
+        Error = std::convert::Infallible,
+    >,
+{
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future = ObservedCall<S::Future>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), std::convert::Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: axum::extract::Request) -> ObservedCall<S::Future> {
+        let start = Instant::now();
+        let method = grpc_method(req.uri().path());
+        let given = RequestId::given(req.headers());
+        ObservedCall {
+            inner: self.inner.call(req),
+            start,
+            method,
+            given,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of an observed gRPC call: the inner call's, then the bookkeeping.
+    pub(crate) struct ObservedCall<F> {
+        #[pin]
+        inner: F,
+        start: Instant,
+        method: &'static GrpcMethod,
+        given: Option<RequestId>,
+    }
+}
+
+impl<F> std::future::Future for ObservedCall<F>
+where
+    F: std::future::Future<Output = Result<axum::response::Response, std::convert::Infallible>>,
+{
+    type Output = Result<axum::response::Response, std::convert::Infallible>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = self.project();
+        let Ok(response) = std::task::ready!(this.inner.poll(cx));
+        let start = *this.start;
+        std::task::Poll::Ready(Ok(observed(
+            response,
+            start,
+            this.method,
+            this.given.take(),
+        )))
+    }
+}
+
+/// Records what is known of a call once its response has started, and wraps its body to
+/// record the rest when it ends.
+fn observed(
+    mut response: axum::response::Response,
+    start: Instant,
+    method: &'static GrpcMethod,
+    given: Option<RequestId>,
+) -> axum::response::Response {
+    method.latency.record(start.elapsed().as_secs_f64());
     // A trailers-only response (most errors) carries its status in the headers.
     let code = grpc_status(response.headers());
+    // An id is made only where someone will see it: the client's own is always echoed; else
+    // a failed call gets one (in its log line and its response metadata), and a successful
+    // one only when debug logging shows it. Making and sending a fresh id for every call was
+    // a measurable part of a write's cost (BENCHMARKS.md, session 7).
+    let failed = code.is_some_and(|c| c != tonic::Code::Ok as i32);
+    let id = match given {
+        Some(id) => Some(id),
+        None if failed || tracing::enabled!(tracing::Level::DEBUG) => Some(RequestId::made()),
+        None => None,
+    };
+    if let Some(value) = id.as_ref().and_then(RequestId::header) {
+        response
+            .headers_mut()
+            .insert(http::HeaderName::from_static(REQUEST_ID), value);
+    }
     let (parts, body) = response.into_parts();
     let call = GrpcCall {
         start,

@@ -450,8 +450,10 @@ async fn health_and_reflection_need_no_token() {
         .await
         .expect_err("no token");
     assert_eq!(err.code(), tonic::Code::Unauthenticated);
+    // A failed call gets an id of its own, in its metadata and its log line.
+    assert!(err.metadata().get("x-request-id").is_some());
 
-    // The request id comes back: the client's own, or a new one.
+    // The client's own request id comes back.
     let mut request = tonic::Request::new(HealthCheckRequest::default());
     request
         .metadata_mut()
@@ -464,11 +466,12 @@ async fn health_and_reflection_need_no_token() {
             .and_then(|v| v.to_str().ok()),
         Some("ops-test-42")
     );
+    // A successful call without one gets none (unless debug logging would show it).
     let response = health
         .check(HealthCheckRequest::default())
         .await
         .expect("check");
-    assert!(response.metadata().get("x-request-id").is_some());
+    assert!(response.metadata().get("x-request-id").is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
