@@ -18,6 +18,7 @@
 //!   unless allowed), checked at registration and at every connection.
 //! - `wire`: the single error table and domain ⇄ wire conversions.
 //! - `ops`: gRPC health, `/healthz` and `/readyz`, and the drain before shutdown.
+//! - `revocation`: open streams remember their token and end when it is revoked.
 //! - [`metrics`]: the Prometheus recorder and `/metrics`, the hot-path metric handles, request
 //!   ids and the per-request log line and counters of both transports.
 //!
@@ -31,6 +32,7 @@ mod grpc;
 mod http;
 pub mod metrics;
 mod ops;
+mod revocation;
 pub mod webhooks;
 mod wire;
 
@@ -154,6 +156,7 @@ pub async fn serve_with(
         store: store.clone(),
         heartbeat: options.heartbeat,
         shutdown: stop.clone(),
+        revocations: revocation::Revocations::start(store.clone(), stop.clone(), &tasks),
         tasks,
     };
     let app = api::App {
