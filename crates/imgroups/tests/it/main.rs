@@ -17,3 +17,4 @@ mod revocation;
 mod streams;
 mod subscribers;
 mod support;
+mod tls;
