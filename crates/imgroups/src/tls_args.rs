@@ -12,20 +12,10 @@ pub(crate) struct TlsArgs {
     /// Serve gRPC and HTTP over TLS with this PEM certificate chain (leaf first); needs
     /// --tls-key. gRPC then speaks h2 over TLS (`tls: true` in the official SDK), HTTP h2 or
     /// http/1.1 (`https://`).
-    #[arg(
-        long,
-        env = "IMGROUPS_TLS_CERT",
-        value_name = "FILE",
-        requires = "tls_key"
-    )]
+    #[arg(long, env = "IMGROUPS_TLS_CERT", value_name = "FILE")]
     tls_cert: Option<PathBuf>,
     /// The PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
-    #[arg(
-        long,
-        env = "IMGROUPS_TLS_KEY",
-        value_name = "FILE",
-        requires = "tls_cert"
-    )]
+    #[arg(long, env = "IMGROUPS_TLS_KEY", value_name = "FILE")]
     tls_key: Option<PathBuf>,
 }
 
@@ -34,8 +24,17 @@ impl TlsArgs {
     /// PEM certificate or key, or a key that does not belong to the certificate fails the
     /// start, naming the file.
     pub(crate) fn load(&self) -> Result<Option<Tls>, Error> {
-        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
-            return Ok(None);
+        // Checked here, not with clap's `requires`: `config` rebuilds the command for
+        // `config print`, where the referenced argument ids do not resolve.
+        let (cert, key) = match (&self.tls_cert, &self.tls_key) {
+            (None, None) => return Ok(None),
+            (Some(cert), Some(key)) => (cert, key),
+            (Some(_), None) => {
+                return Err(Error::invalid("--tls-cert needs --tls-key").with("field", "tls-key"))
+            }
+            (None, Some(_)) => {
+                return Err(Error::invalid("--tls-key needs --tls-cert").with("field", "tls-cert"))
+            }
         };
         let cert_pem = read(cert, "tls-cert")?;
         let key_pem = read(key, "tls-key")?;
