@@ -2,7 +2,7 @@
 //!
 //! [`Tls`] is checked once, when it is made from the PEM files: the certificate chain and the
 //! key parse, and the key belongs to the certificate. A server given one serves gRPC through
-//! tonic's own TLS (ALPN `h2`) and HTTP through [`TlsListener`] (ALPN `h2` and `http/1.1`),
+//! tonic's own TLS (ALPN `h2`) and HTTP through `TlsListener` (ALPN `h2` and `http/1.1`),
 //! which keeps `axum::serve`'s graceful shutdown and sets TCP_NODELAY on every connection as
 //! the plaintext listener does.
 
