@@ -672,7 +672,8 @@ impl Streams {
                 let mut cursor = after;
                 let mut next = (cursor < head).then(|| read(cursor));
                 while let Some(pending) = next.take() {
-                    if sink.shutdown.is_cancelled() {
+                    // A revoked token's catch-up stops here; a shutdown lets it finish, as ever.
+                    if sink.held.was_revoked() {
                         return;
                     }
                     let page = match pending.await {
@@ -707,7 +708,7 @@ impl Streams {
                         return;
                     }
                 }
-                if !sink.shutdown.is_cancelled() {
+                if !sink.held.was_revoked() {
                     sink.send(Frame::Complete { head }).await;
                 }
             };
