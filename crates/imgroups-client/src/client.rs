@@ -96,6 +96,8 @@ pub struct ClientBuilder {
     address: String,
     token: Token,
     tls: Option<bool>,
+    /// Extra trusted roots (PEM), besides the webpki roots.
+    tls_ca: Option<Arc<[u8]>>,
     timeout: Option<Duration>,
     connect_timeout: Duration,
     retry: RetryPolicy,
@@ -129,6 +131,13 @@ impl ClientBuilder {
     /// Forces TLS on or off, whatever the address's scheme says.
     pub fn tls(mut self, tls: bool) -> Self {
         self.tls = Some(tls);
+        self
+    }
+
+    /// Also trusts the certificate authorities in `pem` (one or more PEM certificates), besides
+    /// the public webpki roots: for a server with a self-signed certificate or a private CA.
+    pub fn tls_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls_ca = Some(pem.into().into());
         self
     }
 
@@ -190,7 +199,7 @@ impl ClientBuilder {
             .keep_alive_timeout(Duration::from_secs(20))
             .keep_alive_while_idle(true);
         if tls {
-            endpoint = with_tls(endpoint)?;
+            endpoint = with_tls(endpoint, self.tls_ca.as_deref())?;
         }
         // The connection machinery runs on tokio; without a runtime it would panic.
         if tokio::runtime::Handle::try_current().is_err() {
@@ -219,21 +228,23 @@ impl ClientBuilder {
 }
 
 #[cfg(feature = "tls")]
-fn with_tls(endpoint: Endpoint) -> Result<Endpoint> {
-    endpoint
-        .tls_config(tonic::transport::ClientTlsConfig::new().with_webpki_roots())
-        .map_err(|err| {
-            Error::local(
-                ErrorKind::Connection,
-                Code::Unavailable,
-                "networkError",
-                format!("cannot set up tls: {err}"),
-            )
-        })
+fn with_tls(endpoint: Endpoint, ca: Option<&[u8]>) -> Result<Endpoint> {
+    let mut config = tonic::transport::ClientTlsConfig::new().with_webpki_roots();
+    if let Some(ca) = ca {
+        config = config.ca_certificate(tonic::transport::Certificate::from_pem(ca));
+    }
+    endpoint.tls_config(config).map_err(|err| {
+        Error::local(
+            ErrorKind::Connection,
+            Code::Unavailable,
+            "networkError",
+            format!("cannot set up tls: {err}"),
+        )
+    })
 }
 
 #[cfg(not(feature = "tls"))]
-fn with_tls(_endpoint: Endpoint) -> Result<Endpoint> {
+fn with_tls(_endpoint: Endpoint, _ca: Option<&[u8]>) -> Result<Endpoint> {
     Err(Error::local(
         ErrorKind::Validation,
         Code::InvalidArgument,
@@ -266,6 +277,7 @@ impl Client {
             address: DEFAULT_ADDRESS.to_owned(),
             token: Token::None,
             tls: None,
+            tls_ca: None,
             timeout: None,
             connect_timeout: Duration::from_secs(10),
             retry: RetryPolicy::default(),

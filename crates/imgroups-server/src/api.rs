@@ -18,6 +18,8 @@ use crate::wire;
 pub(crate) struct Caller {
     pub(crate) account: AccountId,
     pub(crate) idempotency_key: Option<String>,
+    /// The bearer token, so streams can end when it is revoked.
+    pub(crate) token: crate::revocation::Token,
 }
 
 impl Caller {
@@ -84,6 +86,7 @@ impl App {
         Ok(Caller {
             account,
             idempotency_key,
+            token: crate::revocation::Token::new(token),
         })
     }
 

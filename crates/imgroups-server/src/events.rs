@@ -13,6 +13,8 @@
 //!   broadcast lagged, or a gap shows up) it reads the log from its cursor instead. So it is
 //!   never skipped ahead, and its memory is bounded: the broadcast buffer is shared and fixed,
 //!   the outgoing queue per subscriber is small, and log reads are paged.
+//! - Every stream holds the token it was opened with (`crate::revocation`) and ends with
+//!   `tokenBlocked` soon after that token is revoked.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::metrics;
+use crate::revocation::{revoked_error, Held, Revocations, Token};
 
 /// Batches queued per live stream before its task waits for the client. Live batches are one
 /// commit's events (usually a few) or one page of a log replay, so a stalled live subscriber
@@ -399,13 +402,20 @@ pub(crate) struct Streams {
     pub(crate) heartbeat: Duration,
     pub(crate) shutdown: CancellationToken,
     pub(crate) tasks: TaskTracker,
+    /// The tokens of open streams, so a revoked token's streams end.
+    pub(crate) revocations: Arc<Revocations>,
 }
 
 /// A stream task's way out: frames go to the client until it disconnects or the server stops.
 struct Sink<T> {
     out: mpsc::Sender<Vec<T>>,
     map: fn(Frame) -> T,
+    /// Cancelled when the server shuts down or the stream's token is revoked ([`Held::stop`]).
     shutdown: CancellationToken,
+    /// The registration of the stream's token.
+    held: Held,
+    /// The server's own shutdown.
+    server: CancellationToken,
     born: Instant,
     /// When a frame was last handed to the client, in milliseconds after `born`.
     last_sent_ms: AtomicU64,
@@ -418,16 +428,32 @@ impl<T> Sink<T> {
     fn new(
         out: mpsc::Sender<Vec<T>>,
         map: fn(Frame) -> T,
-        shutdown: CancellationToken,
+        held: Held,
+        server: CancellationToken,
         kind: &'static metrics::Gauge,
     ) -> Self {
         Sink {
             out,
             map,
-            shutdown,
+            shutdown: held.stop().clone(),
+            held,
+            server,
             born: Instant::now(),
             last_sent_ms: AtomicU64::new(0),
             _open: metrics::Open::new(kind),
+        }
+    }
+
+    /// Ends a stream stopped because its token was revoked with `tokenBlocked`, its final
+    /// status (what a call with that token gets). Does nothing for other endings.
+    async fn finish(&self) {
+        if !self.held.was_revoked() {
+            return;
+        }
+        let last = vec![(self.map)(Frame::Failed(revoked_error()))];
+        tokio::select! {
+            _ = self.out.send(last) => {}
+            _ = self.server.cancelled() => {}
         }
     }
 
@@ -501,11 +527,13 @@ impl Streams {
     /// subscription is in place); later ones follow `heartbeat` of silence.
     pub(crate) async fn subscribe<T: Send + 'static>(
         &self,
+        token: &Token,
         account: AccountId,
         filter: Option<ChatGuid>,
         map: fn(Frame) -> T,
     ) -> Result<mpsc::Receiver<Vec<T>>> {
-        self.subscribe_after(account, filter, None, map).await
+        self.subscribe_after(token, account, filter, None, map)
+            .await
     }
 
     /// Catch-up then live, handed off server-side: with `after`, first replays
@@ -514,6 +542,7 @@ impl Streams {
     /// [`Self::subscribe`]. An `after` beyond the head is refused: those events do not exist.
     pub(crate) async fn subscribe_after<T: Send + 'static>(
         &self,
+        token: &Token,
         account: AccountId,
         filter: Option<ChatGuid>,
         after: Option<u64>,
@@ -543,6 +572,7 @@ impl Streams {
         let sink = Sink::new(
             out,
             map,
+            self.revocations.hold(token),
             self.shutdown.clone(),
             &metrics::hot().streams_live,
         );
@@ -565,9 +595,10 @@ impl Streams {
             // The backlog first; the batches queue up (or lag, then the log is re-read) while
             // it is sent, and `run` skips whatever the replay already passed.
             if live.replay_log(head, &sink).await {
-                live.run(batches, sink).await;
+                live.run(batches, &sink).await;
             }
             drop(watch);
+            sink.finish().await;
         });
         Ok(rx)
     }
@@ -575,12 +606,15 @@ impl Streams {
     /// A stream of heartbeats only, for event families this server never produces.
     pub(crate) fn heartbeats_only<T: Send + 'static>(
         &self,
+        token: &Token,
         map: fn(Frame) -> T,
     ) -> mpsc::Receiver<Vec<T>> {
-        let (out, rx) = mpsc::channel(1);
+        // Room for the last heartbeat and a final error.
+        let (out, rx) = mpsc::channel(2);
         let sink = Sink::new(
             out,
             map,
+            self.revocations.hold(token),
             self.shutdown.clone(),
             &metrics::hot().streams_heartbeats,
         );
@@ -597,9 +631,10 @@ impl Streams {
                         }
                     }
                     _ = sink.out.closed() => return,
-                    _ = sink.shutdown.cancelled() => return,
+                    _ = sink.shutdown.cancelled() => break,
                 }
             }
+            sink.finish().await;
         });
         rx
     }
@@ -607,6 +642,7 @@ impl Streams {
     /// Replays `after < sequence <= head` (head frozen now), then `Complete { head }`.
     pub(crate) async fn catch_up<T: Send + 'static>(
         &self,
+        token: &Token,
         account: AccountId,
         after: u64,
         map: fn(Frame) -> T,
@@ -618,54 +654,66 @@ impl Streams {
         let sink = Sink::new(
             out,
             map,
+            self.revocations.hold(token),
             self.shutdown.clone(),
             &metrics::hot().streams_catch_up,
         );
         let store = self.store.clone();
         let tasks = self.tasks.clone();
         self.tasks.spawn(async move {
-            // Read-ahead tasks are owned too: shutdown waits for them.
-            let read = |cursor: u64| {
-                let store = store.clone();
-                tasks.spawn(async move { store.read_events(account, cursor, head, PAGE).await })
-            };
-            // While one page goes out, the next is read.
-            let mut cursor = after;
-            let mut next = (cursor < head).then(|| read(cursor));
-            while let Some(pending) = next.take() {
-                let page = match pending.await {
-                    Ok(Ok(page)) => page,
-                    Ok(Err(err)) => {
-                        tracing::warn!(error = %err, "catch-up read failed");
-                        sink.send(Frame::Failed(err)).await;
+            let sink = &sink;
+            let body = async move {
+                // Read-ahead tasks are owned too: shutdown waits for them.
+                let read = |cursor: u64| {
+                    let store = store.clone();
+                    tasks.spawn(async move { store.read_events(account, cursor, head, PAGE).await })
+                };
+                // While one page goes out, the next is read.
+                let mut cursor = after;
+                let mut next = (cursor < head).then(|| read(cursor));
+                while let Some(pending) = next.take() {
+                    // A revoked token's catch-up stops here; a shutdown lets it finish, as ever.
+                    if sink.held.was_revoked() {
                         return;
                     }
-                    Err(err) => {
-                        tracing::error!(error = %err, "catch-up read task failed");
-                        sink.send(Frame::Failed(imgroups_core::Error::internal()))
+                    let page = match pending.await {
+                        Ok(Ok(page)) => page,
+                        Ok(Err(err)) => {
+                            tracing::warn!(error = %err, "catch-up read failed");
+                            sink.send(Frame::Failed(err)).await;
+                            return;
+                        }
+                        Err(err) => {
+                            tracing::error!(error = %err, "catch-up read task failed");
+                            sink.send(Frame::Failed(imgroups_core::Error::internal()))
+                                .await;
+                            return;
+                        }
+                    };
+                    if page.first().is_none_or(|e| e.sequence != cursor + 1) {
+                        // Retention pruned what we were about to send: fail, never skip.
+                        sink.send(Frame::Failed(gap_error(&*store, account, cursor).await))
                             .await;
                         return;
                     }
-                };
-                if page.first().is_none_or(|e| e.sequence != cursor + 1) {
-                    // Retention pruned what we were about to send: fail, never skip.
-                    sink.send(Frame::Failed(gap_error(&*store, account, cursor).await))
-                        .await;
-                    return;
+                    metrics::hot().catch_up_read.increment(page.len() as u64);
+                    cursor = page.last().map_or(cursor, |e| e.sequence);
+                    if cursor < head {
+                        next = Some(read(cursor));
+                    }
+                    if !sink
+                        .send_batch(page.into_iter().map(|e| Frame::Event(Delivery::Read(e))))
+                        .await
+                    {
+                        return;
+                    }
                 }
-                metrics::hot().catch_up_read.increment(page.len() as u64);
-                cursor = page.last().map_or(cursor, |e| e.sequence);
-                if cursor < head {
-                    next = Some(read(cursor));
+                if !sink.held.was_revoked() {
+                    sink.send(Frame::Complete { head }).await;
                 }
-                if !sink
-                    .send_batch(page.into_iter().map(|e| Frame::Event(Delivery::Read(e))))
-                    .await
-                {
-                    return;
-                }
-            }
-            sink.send(Frame::Complete { head }).await;
+            };
+            body.await;
+            sink.finish().await;
         });
         Ok(rx)
     }
@@ -681,7 +729,7 @@ struct Live {
 }
 
 impl Live {
-    async fn run<T>(mut self, mut batches: broadcast::Receiver<Arc<Batch>>, sink: Sink<T>) {
+    async fn run<T>(mut self, mut batches: broadcast::Receiver<Arc<Batch>>, sink: &Sink<T>) {
         // Armed once, not per commit: with a thousand subscribers, re-arming these on every
         // commit was a visible share of the cost of fan-out.
         let shutdown = sink.shutdown.clone();
@@ -697,11 +745,11 @@ impl Live {
                 batch = batches.recv() => {
                     let ok = match batch {
                         Ok(batch) if batch.account != self.account => true,
-                        Ok(batch) => self.deliver_batch(&batch, &sink).await,
+                        Ok(batch) => self.deliver_batch(&batch, sink).await,
                         Err(broadcast::error::RecvError::Lagged(missed)) => {
                             tracing::debug!(missed, account = %self.account, "subscriber lagged; reading the log");
                             match self.store.log_bounds(self.account).await {
-                                Ok(bounds) => self.replay_log(bounds.head, &sink).await,
+                                Ok(bounds) => self.replay_log(bounds.head, sink).await,
                                 Err(_) => false,
                             }
                         }

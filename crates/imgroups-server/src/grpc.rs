@@ -202,7 +202,7 @@ impl Grpc {
         let caller = self.caller(&req).await.map_err(to_status)?;
         let after = req.into_inner().after_sequence.unwrap_or(0);
         self.streams
-            .catch_up(caller.account, after, map)
+            .catch_up(&caller.token, caller.account, after, map)
             .await
             .map_err(to_status)
     }
@@ -220,7 +220,7 @@ impl Grpc {
             .await
             .map_err(to_status)?;
         self.streams
-            .subscribe(caller.account, filter, map)
+            .subscribe(&caller.token, caller.account, filter, map)
             .await
             .map_err(to_status)
     }
@@ -466,7 +466,7 @@ impl pb::chat_service_server::ChatService for Grpc {
                 .map_err(to_status)?;
         }
         Ok(Response::new(boxed(
-            self.streams.heartbeats_only(chat_frame),
+            self.streams.heartbeats_only(&caller.token, chat_frame),
         )))
     }
 }

@@ -18,6 +18,8 @@
 //!   unless allowed), checked at registration and at every connection.
 //! - `wire`: the single error table and domain ⇄ wire conversions.
 //! - `ops`: gRPC health, `/healthz` and `/readyz`, and the drain before shutdown.
+//! - `revocation`: open streams remember their token and end when it is revoked.
+//! - [`tls`]: TLS for both listeners, from PEM files checked up front.
 //! - [`metrics`]: the Prometheus recorder and `/metrics`, the hot-path metric handles, request
 //!   ids and the per-request log line and counters of both transports.
 //!
@@ -31,6 +33,8 @@ mod grpc;
 mod http;
 pub mod metrics;
 mod ops;
+mod revocation;
+pub mod tls;
 pub mod webhooks;
 mod wire;
 
@@ -70,6 +74,8 @@ pub struct Options {
     /// How often live streams re-read the heads of their accounts, in case a commit notice
     /// was lost (notices from other processes are hints).
     pub recheck: Duration,
+    /// Serve both listeners over TLS with this certificate and key.
+    pub tls: Option<tls::Tls>,
 }
 
 impl Default for Options {
@@ -78,6 +84,7 @@ impl Default for Options {
             heartbeat: Duration::from_secs(30),
             limits: Limits::default(),
             recheck: Duration::from_secs(5),
+            tls: None,
         }
     }
 }
@@ -154,6 +161,7 @@ pub async fn serve_with(
         store: store.clone(),
         heartbeat: options.heartbeat,
         shutdown: stop.clone(),
+        revocations: revocation::Revocations::start(store.clone(), stop.clone(), &tasks),
         tasks,
     };
     let app = api::App {
@@ -187,12 +195,14 @@ pub async fn serve_with(
     };
 
     let grpc_stop = stop.clone();
+    let grpc_tls = options.tls.clone();
     let grpc_served = async {
         let result = grpc_server(
             app,
             streams.clone(),
             health,
             grpc,
+            grpc_tls.as_ref(),
             grpc_stop.clone().cancelled_owned(),
         )
         .await
@@ -203,15 +213,25 @@ pub async fn serve_with(
     };
     let http_stop = stop.clone();
     let http_served = async {
-        // Small JSON answers must not wait for the peer's delayed ACK (Nagle).
-        let http = axum::serve::ListenerExt::tap_io(http, |tcp| {
-            if let Err(err) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %err, "cannot set TCP_NODELAY");
+        let shutdown = http_stop.clone().cancelled_owned();
+        let result = match &options.tls {
+            Some(tls) => {
+                axum::serve(tls.listener(http), router)
+                    .with_graceful_shutdown(shutdown)
+                    .await
             }
-        });
-        let result = axum::serve(http, router)
-            .with_graceful_shutdown(http_stop.clone().cancelled_owned())
-            .await;
+            None => {
+                // Small JSON answers must not wait for the peer's delayed ACK (Nagle).
+                let http = axum::serve::ListenerExt::tap_io(http, |tcp| {
+                    if let Err(err) = tcp.set_nodelay(true) {
+                        tracing::debug!(error = %err, "cannot set TCP_NODELAY");
+                    }
+                });
+                axum::serve(http, router)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+        };
         http_stop.cancel();
         result
     };
@@ -279,6 +299,7 @@ async fn grpc_server(
         impl tonic_health::pb::health_server::Health,
     >,
     listener: TcpListener,
+    tls: Option<&tls::Tls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let grpc = grpc::Grpc { app, streams };
@@ -320,7 +341,11 @@ async fn grpc_server(
     // `Server::tcp_nodelay` only reaches listeners tonic binds itself, not this one: without
     // TCP_NODELAY on each accepted socket, Nagle + delayed ACK stalls responses ~40 ms.
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    tonic::transport::Server::builder()
+    let mut server = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        server = server.tls_config(tls.grpc())?;
+    }
+    server
         // Clients (the official SDK among them) ping every 30 s; answer, and ping idle
         // connections ourselves so dead peers are noticed.
         .http2_keepalive_interval(Some(Duration::from_secs(60)))

@@ -52,6 +52,7 @@
 mod config;
 mod ops_args;
 mod remote;
+mod tls_args;
 
 /// jemalloc instead of glibc's allocator: the transport allocates and frees per message, and
 /// glibc malloc/free were ~15% of the server's CPU in catch-up; with jemalloc catch-up is ~12%
@@ -320,6 +321,8 @@ struct ServeArgs {
     http: HttpArgs,
     #[command(flatten)]
     ops: ops_args::OpsArgs,
+    #[command(flatten)]
+    tls: tls_args::TlsArgs,
 }
 
 /// The HTTP/JSON surface: REST routes, the SSE event stream, webhook delivery.
@@ -825,6 +828,7 @@ fn serve(args: ServeArgs) -> Result<(), Error> {
             max_icon_pixels: args.max_icon_pixels,
             max_icon_side: args.max_icon_side,
         },
+        tls: args.tls.load()?,
         ..imgroups_server::Options::default()
     };
 

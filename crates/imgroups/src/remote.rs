@@ -40,6 +40,10 @@ pub(crate) struct RemoteArgs {
     /// API token (as printed by `imgroups serve` or `imgroups account add`).
     #[arg(long, env = "IMGROUPS_TOKEN", hide_env_values = true, global = true)]
     token: Option<String>,
+    /// Also trust the CA certificate(s) in this PEM file for https:// servers, e.g. the
+    /// certificate of a server started with a self-signed --tls-cert.
+    #[arg(long, env = "IMGROUPS_TLS_CA", value_name = "FILE", global = true)]
+    tls_ca: Option<std::path::PathBuf>,
     /// Seconds to wait for each call.
     #[arg(long, default_value_t = 30, global = true)]
     timeout_secs: u64,
@@ -314,7 +318,18 @@ where
                      prints one on first start; `imgroups account add` makes one)",
                 )
             })?;
-        let client = Client::builder()
+        let mut builder = Client::builder();
+        if let Some(ca) = &remote.tls_ca {
+            let pem = std::fs::read(ca).map_err(|err| {
+                Failure::new(
+                    2,
+                    "invalidArgument",
+                    format!("cannot read --tls-ca {}: {err}", ca.display()),
+                )
+            })?;
+            builder = builder.tls_ca_pem(pem);
+        }
+        let client = builder
             .address(&address)
             .timeout(Duration::from_secs(remote.timeout_secs))
             .connect_timeout(Duration::from_secs(remote.timeout_secs.clamp(1, 10)))

@@ -86,7 +86,7 @@ pub(super) async fn stream(
     let filter = h.app.subscription_filter(&caller, chat).await?;
     let rx = h
         .streams
-        .subscribe_after(caller.account, filter, after, frame)
+        .subscribe_after(&caller.token, caller.account, filter, after, frame)
         .await?;
     Ok(Sse::new(crate::events::frames(rx)).into_response())
 }

@@ -13,6 +13,8 @@ mod input_limits;
 mod multinode;
 mod notices;
 mod ops;
+mod revocation;
 mod streams;
 mod subscribers;
 mod support;
+mod tls;

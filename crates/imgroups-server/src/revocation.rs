@@ -1,0 +1,164 @@
+//! Revocation ends open streams.
+//!
+//! A call authenticates once, when it starts; a stream may then stay open for days. So every
+//! stream registers the token it was opened with here ([`Revocations::hold`]), and a watcher
+//! re-authenticates the distinct tokens of open streams every [`CHECK_EVERY`]. When one comes
+//! back revoked (or unknown), every stream opened with it is told ([`Held::stop`]) and ends
+//! with `tokenBlocked`.
+//!
+//! Why a periodic check and not a new signal from the store: the stores already make a repeat
+//! `authenticate` nearly free while nothing was revoked (a `stat` of the revocations file for
+//! SQLite, an atomic load for PostgreSQL, see `imgroups_core::tokens::TokenCache`), and every
+//! revocation — by the CLI beside the server, or by any process on a shared PostgreSQL
+//! database — already reaches that cache. Checking every open token each tick also leaves no
+//! window between a stream's first authentication and its registration here. The hot path of
+//! event delivery is untouched: a token's cancellation is a child of the server's shutdown,
+//! and stream tasks wait on it where they waited on the shutdown, so they wait on nothing more.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use imgroups_core::port::Store;
+use imgroups_core::{Error, ErrorKind};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// How often the tokens of open streams are re-authenticated: a revoked token's streams end
+/// within about this long.
+pub(crate) const CHECK_EVERY: Duration = Duration::from_millis(500);
+
+/// A bearer token, kept to re-authenticate streams opened with it. Never printed.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Token(Arc<str>);
+
+impl Token {
+    pub(crate) fn new(token: &str) -> Self {
+        Token(token.into())
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(…)")
+    }
+}
+
+/// The tokens of open streams.
+pub(crate) struct Revocations {
+    open: Mutex<HashMap<Token, Entry>>,
+    shutdown: CancellationToken,
+}
+
+struct Entry {
+    streams: usize,
+    revoked: CancellationToken,
+}
+
+/// One stream's registration; withdrawn when dropped.
+pub(crate) struct Held {
+    registry: Arc<Revocations>,
+    token: Token,
+    revoked: CancellationToken,
+}
+
+impl Held {
+    /// Cancelled once the token is found revoked, or when the server shuts down: what the
+    /// stream waits on to stop.
+    pub(crate) fn stop(&self) -> &CancellationToken {
+        &self.revoked
+    }
+
+    /// Whether the stream stops because its token was revoked (not for shutdown).
+    pub(crate) fn was_revoked(&self) -> bool {
+        self.revoked.is_cancelled() && !self.registry.shutdown.is_cancelled()
+    }
+}
+
+/// The error a stream ends with when its token is revoked: what a call with that token gets.
+pub(crate) fn revoked_error() -> Error {
+    Error::new(ErrorKind::TokenBlocked, "this token has been revoked")
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.registry.open.lock() {
+            if let Some(entry) = open.get_mut(&self.token) {
+                entry.streams -= 1;
+                if entry.streams == 0 {
+                    open.remove(&self.token);
+                }
+            }
+        }
+    }
+}
+
+impl Revocations {
+    /// Starts the watcher (ended by `shutdown`; `tasks` waits for it).
+    pub(crate) fn start(
+        store: Arc<dyn Store>,
+        shutdown: CancellationToken,
+        tasks: &TaskTracker,
+    ) -> Arc<Revocations> {
+        let registry = Arc::new(Revocations {
+            open: Mutex::new(HashMap::new()),
+            shutdown: shutdown.clone(),
+        });
+        tasks.spawn(registry.clone().watch(store, shutdown));
+        registry
+    }
+
+    /// Registers a stream opened with `token`.
+    pub(crate) fn hold(self: &Arc<Self>, token: &Token) -> Held {
+        let revoked = match self.open.lock() {
+            Ok(mut open) => {
+                let entry = open.entry(token.clone()).or_insert_with(|| Entry {
+                    streams: 0,
+                    revoked: self.shutdown.child_token(),
+                });
+                entry.streams += 1;
+                entry.revoked.clone()
+            }
+            // Poisoned: cannot happen (nothing panics under the lock); the stream then simply
+            // ends on the next call's authentication instead.
+            Err(_) => self.shutdown.child_token(),
+        };
+        Held {
+            registry: self.clone(),
+            token: token.clone(),
+            revoked,
+        }
+    }
+
+    async fn watch(self: Arc<Self>, store: Arc<dyn Store>, shutdown: CancellationToken) {
+        let mut every = tokio::time::interval(CHECK_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = every.tick() => {}
+            }
+            let tokens: Vec<(Token, CancellationToken)> = match self.open.lock() {
+                Ok(open) => open
+                    .iter()
+                    .filter(|(_, entry)| !entry.revoked.is_cancelled())
+                    .map(|(token, entry)| (token.clone(), entry.revoked.clone()))
+                    .collect(),
+                Err(_) => return,
+            };
+            for (token, revoked) in tokens {
+                match store.authenticate(&token.0).await {
+                    Ok(_) => {}
+                    Err(err) => match err.kind {
+                        ErrorKind::TokenBlocked | ErrorKind::Unauthenticated => {
+                            tracing::info!("token revoked; ending the streams opened with it");
+                            revoked.cancel();
+                        }
+                        // The store is unreachable, say: keep the streams, try again.
+                        _ => tracing::debug!(error = %err, "cannot re-check a stream's token"),
+                    },
+                }
+            }
+        }
+    }
+}
