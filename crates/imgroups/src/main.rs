@@ -50,6 +50,7 @@
 //! documents their extra exit codes (3 auth, 4 not found, 5 connection).
 
 mod config;
+mod limit_args;
 mod ops_args;
 mod remote;
 
@@ -320,6 +321,8 @@ struct ServeArgs {
     http: HttpArgs,
     #[command(flatten)]
     ops: ops_args::OpsArgs,
+    #[command(flatten)]
+    limits: limit_args::LimitArgs,
 }
 
 /// The HTTP/JSON surface: REST routes, the SSE event stream, webhook delivery.
@@ -825,6 +828,8 @@ fn serve(args: ServeArgs) -> Result<(), Error> {
             max_icon_pixels: args.max_icon_pixels,
             max_icon_side: args.max_icon_side,
         },
+        net: args.limits.limits(),
+        conn: args.limits.conn(),
         ..imgroups_server::Options::default()
     };
 
