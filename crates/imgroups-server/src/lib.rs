@@ -102,8 +102,9 @@ const FORGET_KEYS_EVERY: Duration = Duration::from_secs(60);
 /// Settings of the HTTP surface.
 #[derive(Debug, Clone)]
 pub struct HttpOptions {
-    /// Largest request body accepted, in bytes. The default fits a 10 MiB icon in base64
-    /// (×4/3) with room to spare.
+    /// Largest `setIcon` request body accepted, in bytes (other routes take
+    /// [`NetLimits::max_message_bytes`]). The default fits a 10 MiB icon in base64 (×4/3)
+    /// with room to spare.
     pub body_limit: usize,
     pub webhooks: WebhookOptions,
 }

@@ -332,7 +332,8 @@ struct HttpArgs {
     /// free port).
     #[arg(long = "http", env = "IMGROUPS_HTTP", default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
-    /// Largest HTTP request body accepted, in bytes (the default fits a 10 MiB icon in base64).
+    /// Largest `POST /v1/groups:setIcon` body accepted, in bytes (the default fits a 10 MiB
+    /// icon in base64); every other route takes --max-message-bytes.
     #[arg(long, default_value_t = imgroups_server::DEFAULT_HTTP_BODY_LIMIT)]
     http_body_limit: usize,
     /// Consecutive failed deliveries after which a webhook endpoint is paused.
