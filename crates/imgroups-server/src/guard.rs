@@ -10,10 +10,11 @@
 //! runs before the body extractor.
 
 use std::collections::HashMap;
+use std::num::NonZeroU32;
 use std::pin::Pin;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -69,23 +70,30 @@ pub(crate) struct Guard {
     pub(crate) limits: NetLimits,
     /// Largest `SetIcon` message over gRPC.
     pub(crate) icon_message_bytes: usize,
-    buckets: Arc<Mutex<HashMap<AccountId, Bucket>>>,
+    /// Per account (every token of it); `None` when off. Its memory grows with the number of
+    /// accounts that called, which only an admin can raise.
+    rate: Option<Arc<Limiter>>,
     streams: Arc<Mutex<HashMap<AccountId, usize>>>,
 }
 
-struct Bucket {
-    tokens: f64,
-    at: Instant,
-}
+type Limiter = governor::RateLimiter<
+    AccountId,
+    governor::state::keyed::HashMapStateStore<AccountId>,
+    governor::clock::DefaultClock,
+>;
 
 impl Guard {
     pub(crate) fn new(app: App, limits: NetLimits) -> Self {
         let icon_message_bytes = app.limits.max_icon_bytes + ICON_OVERHEAD_BYTES;
         Guard {
             app,
-            limits,
             icon_message_bytes,
-            buckets: Arc::default(),
+            rate: NonZeroU32::new(limits.rate_per_sec).map(|per_sec| {
+                let burst = NonZeroU32::new(limits.rate_burst).unwrap_or(NonZeroU32::MIN);
+                let quota = governor::Quota::per_second(per_sec).allow_burst(burst);
+                Arc::new(governor::RateLimiter::hashmap(quota))
+            }),
+            limits,
             streams: Arc::default(),
         }
     }
@@ -104,25 +112,14 @@ impl Guard {
 
     /// One request from the account's token bucket, or `RateLimited` with a retry hint.
     fn take(&self, account: &AccountId) -> Result<()> {
-        let rate = f64::from(self.limits.rate_per_sec);
-        if rate == 0.0 {
+        let Some(rate) = &self.rate else {
             return Ok(());
-        }
-        let burst = f64::from(self.limits.rate_burst.max(1));
-        let now = Instant::now();
-        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        let bucket = buckets.entry(*account).or_insert(Bucket {
-            tokens: burst,
-            at: now,
-        });
-        bucket.tokens =
-            (bucket.tokens + now.duration_since(bucket.at).as_secs_f64() * rate).min(burst);
-        bucket.at = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
+        };
+        let Err(not_until) = rate.check_key(account) else {
             return Ok(());
-        }
-        let wait = ((1.0 - bucket.tokens) / rate).ceil().max(1.0);
+        };
+        let wait = not_until.wait_time_from(governor::clock::Clock::now(rate.clock()));
+        let wait = wait.as_secs_f64().ceil().max(1.0) as u64;
         Err(Error::new(
             ErrorKind::RateLimited,
             format!(
@@ -132,7 +129,7 @@ impl Guard {
         )
         .because(Reason::RequestRate)
         .with("limit", self.limits.rate_per_sec)
-        .with(RETRY_AFTER, wait as u64))
+        .with(RETRY_AFTER, wait))
     }
 
     /// Counts one more open event stream for the account until the permit is dropped, or
