@@ -398,3 +398,45 @@ async fn a_cursor_beyond_the_head_is_refused_on_every_transport() {
     assert_eq!(body["errorCode"], "invalidArgument");
     assert_eq!(body["context"]["reason"], "beyondHead");
 }
+
+/// A measurement rather than a check (run it with `--ignored --nocapture`): what paused
+/// subscribers, which never read, cost the server while events keep coming.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "a measurement: run with --ignored --nocapture"]
+async fn paused_subscribers_memory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &[]);
+    let token = server.token.clone().expect("token");
+    let mut c = clients(&server.channel().await, &token);
+    let chat = c
+        .create_group(&["alice@example.com", "bob@example.com"])
+        .await;
+    let (_, base) = server.memory_kib();
+    let mut paused = Vec::new();
+    for _ in 0..10 {
+        // Ten connections of 50 streams each; none is ever read.
+        let mut c = clients(&server.channel().await, &token);
+        for _ in 0..50 {
+            let stream = c
+                .groups
+                .subscribe_group_events(pb::SubscribeGroupEventsRequest { chat_guid: None })
+                .await
+                .expect("subscribe");
+            paused.push(stream);
+        }
+    }
+    let (_, subscribed) = server.memory_kib();
+    let long = "n".repeat(200);
+    for i in 0..3000 {
+        c.rename(&chat, &format!("{long}{i}"))
+            .await
+            .expect("rename");
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (peak, after) = server.memory_kib();
+    eprintln!(
+        "500 paused subscribers: rss {base} KiB before, {subscribed} KiB subscribed, \
+         {after} KiB after 3000 events of ~250 bytes (peak {peak} KiB)"
+    );
+    drop(paused);
+}
