@@ -30,6 +30,12 @@ pub enum ErrorKind {
     Unavailable,
     /// Anything unexpected. The cause is logged, never sent.
     Internal,
+    /// A request message or body is larger than this method accepts.
+    TooLarge,
+    /// Too many requests or open event streams for this token, for now; retry later.
+    RateLimited,
+    /// The request was not received in time (a stalled body).
+    Timeout,
 }
 
 /// Why a request was refused, more precisely than its [`ErrorKind`]: sent as the `reason`
@@ -66,6 +72,12 @@ pub enum Reason {
     CursorTooOld,
     /// The account exists already.
     AccountExists,
+    /// Too many requests per second for this account.
+    RequestRate,
+    /// Too many open event streams for this account.
+    TooManyStreams,
+    /// A catch-up or resume cursor beyond the newest event.
+    BeyondHead,
 }
 
 impl Reason {
@@ -86,6 +98,9 @@ impl Reason {
             Reason::GroupFull => "groupFull",
             Reason::CursorTooOld => "cursorTooOld",
             Reason::AccountExists => "accountExists",
+            Reason::RequestRate => "requestRate",
+            Reason::TooManyStreams => "tooManyStreams",
+            Reason::BeyondHead => "beyondHead",
         }
     }
 }
@@ -150,7 +165,13 @@ impl Error {
     /// Whether this outcome depends on nothing but the request and state, so that an
     /// idempotent retry must see it again. Transient failures are not remembered.
     pub fn is_final(&self) -> bool {
-        !matches!(self.kind, ErrorKind::Unavailable | ErrorKind::Internal)
+        !matches!(
+            self.kind,
+            ErrorKind::Unavailable
+                | ErrorKind::Internal
+                | ErrorKind::RateLimited
+                | ErrorKind::Timeout
+        )
     }
 
     pub fn context_value(&self, key: &str) -> Option<&str> {

@@ -39,6 +39,17 @@ use crate::revocation::{revoked_error, Held, Revocations, Token};
 const LIVE_QUEUE: usize = 32;
 /// Events read from the log per query by a live subscriber that fell behind.
 const LIVE_PAGE: usize = 64;
+/// A cursor beyond the head, for catch-up and SSE alike: those events do not exist (a cursor
+/// from another server or a restored backup), and an empty answer would hide that.
+fn beyond_head(after: u64, head: u64) -> imgroups_core::Error {
+    imgroups_core::Error::invalid(format!(
+        "sequence {after} is beyond the latest event {head}"
+    ))
+    .because(imgroups_core::Reason::BeyondHead)
+    .with("field", "afterSequence")
+    .with("head", head)
+}
+
 /// Batches queued per catch-up stream: pages are large, and the next one is read ahead.
 const CATCH_UP_QUEUE: usize = 4;
 /// Events read from the log per query by a catch-up.
@@ -555,13 +566,7 @@ impl Streams {
         watch.start_at(bounds.head);
         let head = bounds.head;
         let cursor = match after {
-            Some(after) if after > head => {
-                return Err(imgroups_core::Error::invalid(format!(
-                    "sequence {after} is beyond the latest event {head}"
-                ))
-                .with("field", "afterSequence")
-                .with("head", head));
-            }
+            Some(after) if after > head => return Err(beyond_head(after, head)),
             Some(after) => {
                 bounds.check_cursor(after)?;
                 after
@@ -648,6 +653,9 @@ impl Streams {
         map: fn(Frame) -> T,
     ) -> Result<mpsc::Receiver<Vec<T>>> {
         let bounds = self.store.log_bounds(account).await?;
+        if after > bounds.head {
+            return Err(beyond_head(after, bounds.head));
+        }
         bounds.check_cursor(after)?;
         let head = bounds.head;
         let (out, rx) = mpsc::channel(CATCH_UP_QUEUE);

@@ -28,7 +28,12 @@ pub(crate) struct Grpc {
 }
 
 impl Grpc {
+    /// The caller [`crate::guard::grpc_guard`] authenticated before the message was read; a
+    /// request that did not pass through it (a service mounted alone) is authenticated here.
     async fn caller<T>(&self, req: &Request<T>) -> Result<Caller> {
+        if let Some(caller) = req.extensions().get::<Caller>() {
+            return Ok(caller.clone());
+        }
         let header = |name: &str| req.metadata().get(name).and_then(|v| v.to_str().ok());
         self.app
             .caller(header("authorization"), header("x-idempotency-key"))

@@ -16,6 +16,10 @@
 //! - [`webhooks`]: signed, retried, durable-cursor webhook delivery.
 //! - [`egress`]: where webhooks may be delivered (https only, no special-purpose addresses
 //!   unless allowed), checked at registration and at every connection.
+//! - `guard`: what a request must pass before its body is read (token, rate, size, body
+//!   timeout) and the per-account cap on open event streams.
+//! - `net`: connections: the cap per listener, idle and header timeouts, HTTP/2 settings,
+//!   and the grace period after which a shutdown drops what is still open.
 //! - `wire`: the single error table and domain ⇄ wire conversions.
 //! - `ops`: gRPC health, `/healthz` and `/readyz`, and the drain before shutdown.
 //! - `revocation`: open streams remember their token and end when it is revoked.
@@ -30,14 +34,18 @@ mod api;
 pub mod egress;
 mod events;
 mod grpc;
+mod guard;
 mod http;
 pub mod metrics;
+mod net;
 mod ops;
 mod revocation;
 pub mod tls;
 pub mod webhooks;
 mod wire;
 
+pub use guard::{NetLimits, ICON_OVERHEAD_BYTES};
+pub use net::ConnLimits;
 pub use webhooks::WebhookOptions;
 
 /// The wire `error-code` of an error kind (`chatNotFound`, `preconditionFailed`, …), as every
@@ -76,6 +84,10 @@ pub struct Options {
     pub recheck: Duration,
     /// Serve both listeners over TLS with this certificate and key.
     pub tls: Option<tls::Tls>,
+    /// Sizes, timeouts and rates of the network surface.
+    pub net: NetLimits,
+    /// Connection limits of both listeners.
+    pub conn: ConnLimits,
 }
 
 impl Default for Options {
@@ -85,6 +97,8 @@ impl Default for Options {
             limits: Limits::default(),
             recheck: Duration::from_secs(5),
             tls: None,
+            net: NetLimits::default(),
+            conn: ConnLimits::default(),
         }
     }
 }
@@ -95,8 +109,9 @@ const FORGET_KEYS_EVERY: Duration = Duration::from_secs(60);
 /// Settings of the HTTP surface.
 #[derive(Debug, Clone)]
 pub struct HttpOptions {
-    /// Largest request body accepted, in bytes. The default fits a 10 MiB icon in base64
-    /// (×4/3) with room to spare.
+    /// Largest `setIcon` request body accepted, in bytes (other routes take
+    /// [`NetLimits::max_message_bytes`]). The default fits a 10 MiB icon in base64 (×4/3)
+    /// with room to spare.
     pub body_limit: usize,
     pub webhooks: WebhookOptions,
 }
@@ -176,7 +191,9 @@ pub async fn serve_with(
     streams.tasks.spawn(metrics_upkeep(stop.clone()));
     let (health_reporter, health) = tonic_health::server::health_reporter();
     let ops = ops::Ops::new(streams.store.clone(), health_reporter).await;
+    let guard = guard::Guard::new(app.clone(), options.net.clone());
     let router = http::router(http::Http {
+        guard: guard.clone(),
         app: app.clone(),
         streams: streams.clone(),
         body_limit: http_options.body_limit,
@@ -197,41 +214,31 @@ pub async fn serve_with(
     let grpc_stop = stop.clone();
     let grpc_tls = options.tls.clone();
     let grpc_served = async {
-        let result = grpc_server(
-            app,
+        let served = grpc_server(
+            guard,
             streams.clone(),
             health,
             grpc,
             grpc_tls.as_ref(),
+            options.conn.clone(),
             grpc_stop.clone().cancelled_owned(),
-        )
-        .await
-        .map_err(std::io::Error::other);
+        );
+        let grace = options.conn.shutdown_grace;
+        let result = net::within_grace(served, grpc_stop.clone(), grace, "grpc")
+            .await
+            .unwrap_or(Ok(()))
+            .map_err(std::io::Error::other);
         // One server failing stops the other.
         grpc_stop.cancel();
         result
     };
     let http_stop = stop.clone();
     let http_served = async {
-        let shutdown = http_stop.clone().cancelled_owned();
-        let result = match &options.tls {
-            Some(tls) => {
-                axum::serve(tls.listener(http), router)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-            }
-            None => {
-                // Small JSON answers must not wait for the peer's delayed ACK (Nagle).
-                let http = axum::serve::ListenerExt::tap_io(http, |tcp| {
-                    if let Err(err) = tcp.set_nodelay(true) {
-                        tracing::debug!(error = %err, "cannot set TCP_NODELAY");
-                    }
-                });
-                axum::serve(http, router)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-            }
-        };
+        // Connection cap, header and idle timeouts, TLS, bounded shutdown: `net`.
+        let conn = options.conn.clone();
+        let tls = options.tls.as_ref().map(tls::Tls::acceptor);
+        let result =
+            net::serve_http(http, router, conn, tls, http_stop.clone().cancelled_owned()).await;
         http_stop.cancel();
         result
     };
@@ -293,16 +300,20 @@ async fn forget_expired_keys(engine: Arc<Engine>, stop: CancellationToken) {
 
 /// The gRPC server on `listener`, until `shutdown` resolves (which must also end open streams).
 async fn grpc_server(
-    app: api::App,
+    guard: guard::Guard,
     streams: events::Streams,
     health: tonic_health::pb::health_server::HealthServer<
         impl tonic_health::pb::health_server::Health,
     >,
     listener: TcpListener,
     tls: Option<&tls::Tls>,
+    conn: ConnLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
-    let grpc = grpc::Grpc { app, streams };
+    let grpc = grpc::Grpc {
+        app: guard.app.clone(),
+        streams,
+    };
     let encoded = grpc.clone();
     let groups = pb::group_service_server::GroupServiceServer::new(grpc.clone())
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -313,8 +324,8 @@ async fn grpc_server(
     let events = pb::event_service_server::EventServiceServer::new(grpc)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    // Health and reflection take no token: our services authenticate inside each method
-    // (`grpc::Grpc::caller`), not in a layer over the router.
+    // Health and reflection take no token: `guard::grpc_guard` authenticates our services'
+    // methods only.
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(imgroups_proto::FILE_DESCRIPTOR_SET)
@@ -335,17 +346,25 @@ async fn grpc_server(
     // More specific than the services' own `/Service/*` routes, so these win.
     let routes = encoded_route::<grpc::SubscribeGroupEvents>(routes, &encoded);
     let routes = encoded_route::<grpc::CatchUpEvents>(routes, &encoded);
+    // Token, rate and size before tonic reads a message (`guard`).
+    let routes = routes.layer(axum::middleware::from_fn_with_state(
+        guard,
+        guard::grpc_guard,
+    ));
     // Last, so it wraps every route above and the fallback.
     let routes = routes.layer(metrics::ObserveGrpcLayer);
 
-    // `Server::tcp_nodelay` only reaches listeners tonic binds itself, not this one: without
-    // TCP_NODELAY on each accepted socket, Nagle + delayed ACK stalls responses ~40 ms.
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    // Capped, idle-timed connections with TCP_NODELAY (`net::accept`); tonic does the TLS
+    // handshake on them when configured.
+    let incoming = net::accept(listener, &conn, "grpc");
     let mut server = tonic::transport::Server::builder();
     if let Some(tls) = tls {
         server = server.tls_config(tls.grpc())?;
     }
     server
+        .max_concurrent_streams(conn.max_streams_per_connection)
+        .initial_stream_window_size(conn.stream_window)
+        .initial_connection_window_size(conn.stream_window)
         // Clients (the official SDK among them) ping every 30 s; answer, and ping idle
         // connections ourselves so dead peers are noticed.
         .http2_keepalive_interval(Some(Duration::from_secs(60)))

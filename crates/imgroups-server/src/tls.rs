@@ -2,19 +2,14 @@
 //!
 //! [`Tls`] is checked once, when it is made from the PEM files: the certificate chain and the
 //! key parse, and the key belongs to the certificate. A server given one serves gRPC through
-//! tonic's own TLS (ALPN `h2`) and HTTP through `TlsListener` (ALPN `h2` and `http/1.1`),
-//! which keeps `axum::serve`'s graceful shutdown and sets TCP_NODELAY on every connection as
-//! the plaintext listener does.
+//! tonic's own TLS (ALPN `h2`) and HTTP through [`Tls::acceptor`] (ALPN `h2` and
+//! `http/1.1`), both on the capped, idle-timed connections of `net`.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinSet;
-use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
 /// How long a client may take to complete its TLS handshake before the connection is dropped.
@@ -81,70 +76,8 @@ impl Tls {
             .timeout(HANDSHAKE_TIMEOUT)
     }
 
-    /// The HTTP listener, with TLS.
-    pub(crate) fn listener(&self, tcp: TcpListener) -> TlsListener {
-        TlsListener {
-            tcp,
-            acceptor: TlsAcceptor::from(self.http.clone()),
-            handshakes: JoinSet::new(),
-        }
-    }
-}
-
-/// A TCP listener whose connections are TLS: handshakes run concurrently, so a slow or silent
-/// client holds up no other, and each is given [`HANDSHAKE_TIMEOUT`].
-pub(crate) struct TlsListener {
-    tcp: TcpListener,
-    acceptor: TlsAcceptor,
-    handshakes: JoinSet<Option<(TlsStream<TcpStream>, SocketAddr)>>,
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    // Cancel safe, as `axum::serve` needs on shutdown: accepting is, and a finished handshake
-    // stays in the set until it is taken.
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            tokio::select! {
-                accepted = self.tcp.accept() => match accepted {
-                    Ok((tcp, peer)) => {
-                        // Small answers must not wait for the peer's delayed ACK (Nagle).
-                        if let Err(err) = tcp.set_nodelay(true) {
-                            tracing::debug!(error = %err, "cannot set TCP_NODELAY");
-                        }
-                        let acceptor = self.acceptor.clone();
-                        self.handshakes.spawn(async move {
-                            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                                Ok(Ok(tls)) => Some((tls, peer)),
-                                Ok(Err(err)) => {
-                                    tracing::debug!(error = %err, %peer, "tls handshake failed");
-                                    None
-                                }
-                                Err(_) => {
-                                    tracing::debug!(%peer, "tls handshake timed out");
-                                    None
-                                }
-                            }
-                        });
-                    }
-                    Err(err) => {
-                        // Out of file descriptors, say: wait a little rather than spin.
-                        tracing::warn!(error = %err, "cannot accept a connection");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                },
-                Some(done) = self.handshakes.join_next(), if !self.handshakes.is_empty() => {
-                    if let Ok(Some(connection)) = done {
-                        return connection;
-                    }
-                }
-            }
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        self.tcp.local_addr()
+    /// The HTTP listener's TLS acceptor (ALPN `h2` and `http/1.1`).
+    pub(crate) fn acceptor(&self) -> TlsAcceptor {
+        TlsAcceptor::from(self.http.clone())
     }
 }

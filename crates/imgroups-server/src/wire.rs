@@ -35,6 +35,12 @@ pub(crate) fn code_of(kind: ErrorKind) -> WireCode {
         ErrorKind::Unimplemented => (Code::Unimplemented, "operationNotSupported", false),
         ErrorKind::Unavailable => (Code::Unavailable, "databaseError", true),
         ErrorKind::Internal => (Code::Internal, "internalError", false),
+        // tonic's own status for an oversized message; HTTP answers 413 (`http_status_of`).
+        ErrorKind::TooLarge => (Code::ResourceExhausted, "invalidArgument", false),
+        // The official SDK maps RESOURCE_EXHAUSTED to `RateLimitError`, and knows this code.
+        ErrorKind::RateLimited => (Code::ResourceExhausted, "burstRateExceeded", true),
+        // HTTP answers 408 (`http_status_of`).
+        ErrorKind::Timeout => (Code::DeadlineExceeded, "timeout", true),
     };
     WireCode {
         status,
@@ -113,6 +119,18 @@ pub(crate) fn http_only_status(kind: HttpOnly) -> http::StatusCode {
     match kind {
         HttpOnly::UnknownRoute => http::StatusCode::NOT_FOUND,
         HttpOnly::MethodNotAllowed => http::StatusCode::METHOD_NOT_ALLOWED,
+    }
+}
+
+/// The HTTP status of a domain error: [`http_status`] of its gRPC status, except that an
+/// oversized body is 413 and a stalled one 408, the answers generic HTTP clients know.
+pub(crate) fn http_status_of(kind: ErrorKind) -> http::StatusCode {
+    if kind == ErrorKind::TooLarge {
+        http::StatusCode::PAYLOAD_TOO_LARGE
+    } else if kind == ErrorKind::Timeout {
+        http::StatusCode::REQUEST_TIMEOUT
+    } else {
+        http_status(code_of(kind).status)
     }
 }
 

@@ -50,6 +50,7 @@
 //! documents their extra exit codes (3 auth, 4 not found, 5 connection).
 
 mod config;
+mod limit_args;
 mod ops_args;
 mod remote;
 mod tls_args;
@@ -323,6 +324,8 @@ struct ServeArgs {
     ops: ops_args::OpsArgs,
     #[command(flatten)]
     tls: tls_args::TlsArgs,
+    #[command(flatten)]
+    limits: limit_args::LimitArgs,
 }
 
 /// The HTTP/JSON surface: REST routes, the SSE event stream, webhook delivery.
@@ -332,7 +335,8 @@ struct HttpArgs {
     /// free port).
     #[arg(long = "http", env = "IMGROUPS_HTTP", default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
-    /// Largest HTTP request body accepted, in bytes (the default fits a 10 MiB icon in base64).
+    /// Largest `POST /v1/groups:setIcon` body accepted, in bytes (the default fits a 10 MiB
+    /// icon in base64); every other route takes --max-message-bytes.
     #[arg(long, default_value_t = imgroups_server::DEFAULT_HTTP_BODY_LIMIT)]
     http_body_limit: usize,
     /// Consecutive failed deliveries after which a webhook endpoint is paused.
@@ -829,6 +833,8 @@ fn serve(args: ServeArgs) -> Result<(), Error> {
             max_icon_side: args.max_icon_side,
         },
         tls: args.tls.load()?,
+        net: args.limits.limits(),
+        conn: args.limits.conn(),
         ..imgroups_server::Options::default()
     };
 

@@ -113,7 +113,12 @@ describe("HTTP bad input", () => {
   test("an oversized body is refused with the limit in context; the server keeps working", async () => {
     const big = JSON.stringify({ chatGuid: guid, data: Buffer.alloc(100_000, 1).toString("base64") });
     const { res, json } = await call("POST", "/v1/groups:setIcon", big);
-    assertErrorBody(res, json, invalid({ field: "body", limit: "65536" }));
+    // 413 (issue 16): resource_exhausted, with invalidArgument and the limit in context.
+    assertErrorBody(res, json, {
+      status: 413, code: "resource_exhausted", errorCode: "invalidArgument",
+      context: { field: "body", limit: "65536", reason: "tooLarge" },
+    });
+    assert.equal(json.retryable, false);
     await me.chats.get(guid);
   });
 

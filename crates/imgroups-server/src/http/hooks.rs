@@ -3,12 +3,11 @@
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use http::HeaderMap;
 use imgroups_core::port::Webhook;
 use imgroups_core::{Error, Result, WebhookId};
 use serde::{Deserialize, Serialize};
 
-use super::{decode_body, json, BodyResult, Http, Reply};
+use super::{decode_body, json, Authed, BodyResult, Http, Reply};
 use crate::wire;
 
 #[derive(Deserialize)]
@@ -66,15 +65,13 @@ fn parse_id(value: &serde_json::Value) -> Result<WebhookId> {
         .ok_or_else(|| Error::invalid(format!("invalid webhook id {value}")).with("field", "id"))
 }
 
-pub(super) async fn add(State(h): State<Http>, headers: HeaderMap, body: BodyResult) -> Reply {
-    let caller = h.caller(&headers).await?;
-    let req: AddRequest = decode_body(body, h.body_limit)?;
+pub(super) async fn add(State(h): State<Http>, Authed(caller): Authed, body: BodyResult) -> Reply {
+    let req: AddRequest = decode_body(body, h.guard.limits.max_message_bytes)?;
     let hook = h.app.add_webhook(&caller, &req.url).await?;
     json(&view(hook, true))
 }
 
-pub(super) async fn list(State(h): State<Http>, headers: HeaderMap) -> Reply {
-    let caller = h.caller(&headers).await?;
+pub(super) async fn list(State(h): State<Http>, Authed(caller): Authed) -> Reply {
     let hooks = h.app.webhooks(&caller).await?;
     let webhooks: Vec<_> = hooks.into_iter().map(|w| view(w, false)).collect();
     json(&serde_json::json!({ "webhooks": webhooks }))
@@ -82,10 +79,9 @@ pub(super) async fn list(State(h): State<Http>, headers: HeaderMap) -> Reply {
 
 pub(super) async fn remove(
     State(h): State<Http>,
-    headers: HeaderMap,
+    Authed(caller): Authed,
     id: std::result::Result<Path<String>, PathRejection>,
 ) -> Reply {
-    let caller = h.caller(&headers).await?;
     let id = match id {
         Ok(Path(id)) => parse_id(&serde_json::Value::String(id))?,
         Err(_) => {
@@ -98,9 +94,12 @@ pub(super) async fn remove(
     json(&serde_json::json!({}))
 }
 
-pub(super) async fn resume(State(h): State<Http>, headers: HeaderMap, body: BodyResult) -> Reply {
-    let caller = h.caller(&headers).await?;
-    let req: ResumeRequest = decode_body(body, h.body_limit)?;
+pub(super) async fn resume(
+    State(h): State<Http>,
+    Authed(caller): Authed,
+    body: BodyResult,
+) -> Reply {
+    let req: ResumeRequest = decode_body(body, h.guard.limits.max_message_bytes)?;
     let id = parse_id(&req.id)?;
     let hook = h.app.resume_webhook(&caller, id).await?;
     json(&view(hook, false))

@@ -45,9 +45,12 @@ pub(crate) const OPENAPI: &str = include_str!("../../../../docs/openapi.json");
 /// Everything a route needs.
 #[derive(Clone)]
 pub(crate) struct Http {
+    /// Token, rate limit and stream cap, checked before a body is read.
+    pub(crate) guard: crate::guard::Guard,
     pub(crate) app: App,
     pub(crate) streams: Streams,
-    /// Largest request body accepted, in bytes.
+    /// Largest `setIcon` request body accepted, in bytes; other routes take
+    /// [`crate::NetLimits::max_message_bytes`].
     pub(crate) body_limit: usize,
     pub(crate) ops: crate::ops::Ops,
 }
@@ -111,10 +114,7 @@ pub(crate) fn routes() -> Vec<Route> {
         route(Method::GET, "/metrics", get(ops::metrics)),
     ];
     for &(method, path, rpc) in UNIMPLEMENTED {
-        let handler = move |State(h): State<Http>, headers: HeaderMap| async move {
-            h.caller(&headers).await?;
-            Reply::Err(unimplemented(rpc).into())
-        };
+        let handler = move |_: Authed| async move { Reply::Err(unimplemented(rpc).into()) };
         let (method, filter) = match method {
             "GET" => (Method::GET, MethodFilter::GET),
             _ => (Method::POST, MethodFilter::POST),
@@ -284,6 +284,9 @@ const UNIMPLEMENTED: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// The one route whose body may be large.
+const SET_ICON: &str = "/v1/groups:setIcon";
+
 /// `GET /metrics` alone, for a metrics listener of its own.
 pub(crate) fn metrics_router() -> Router {
     Router::new().route("/metrics", get(ops::metrics))
@@ -310,15 +313,27 @@ fn method_label(method: &Method, path: Option<&str>) -> &'static str {
 
 /// The HTTP application: routes, fallbacks, body limit and the error envelope.
 pub(crate) fn router(state: Http) -> Router {
-    let limit = state.body_limit;
+    let icon_limit = state.body_limit;
+    let limit = state.guard.limits.max_message_bytes;
+    let body_timeout = state.guard.limits.body_timeout;
     let mut router = Router::new();
     for r in routes() {
-        router = router.route(r.path, r.handler);
+        // Only the icon upload may be large (the route layer's limit wins over the router's).
+        let handler = if r.path == SET_ICON {
+            r.handler.layer(DefaultBodyLimit::max(icon_limit))
+        } else {
+            r.handler
+        };
+        router = router.route(r.path, handler);
     }
     router
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            body_timeout,
+            crate::guard::http_body_timeout,
+        ))
         .layer(axum::middleware::from_fn(envelope))
         .with_state(state)
 }
@@ -349,7 +364,7 @@ impl ApiError {
 
     fn status(&self) -> StatusCode {
         match self {
-            ApiError::Domain(err) => wire::http_status(wire::code_of(err.kind).status),
+            ApiError::Domain(err) => wire::http_status_of(err.kind),
             ApiError::Http(kind, _) => wire::http_only_status(*kind),
         }
     }
@@ -373,6 +388,15 @@ impl ApiError {
         response
             .headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let ApiError::Domain(err) = self {
+            // The SDK's HTTP transport honours `Retry-After` (docs/protocol.md §6.3).
+            let retry = err.context_value(crate::guard::RETRY_AFTER);
+            if let Some(value) = retry.and_then(|v| HeaderValue::from_str(v).ok()) {
+                response
+                    .headers_mut()
+                    .insert(http::header::RETRY_AFTER, value);
+            }
+        }
         response
     }
 }
@@ -467,14 +491,25 @@ async fn method_not_allowed(method: Method, uri: http::Uri) -> ApiError {
 
 // ------------------------------------------------------------------------ request decoding
 
-impl Http {
-    /// The same authentication as gRPC: `authorization: Bearer <token>`, and the optional
-    /// `x-idempotency-key`.
-    pub(crate) async fn caller(&self, headers: &HeaderMap) -> Result<Caller> {
-        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-        self.app
-            .caller(header("authorization"), header("x-idempotency-key"))
-            .await
+/// The authenticated caller. An extractor from the request head, which axum runs before the
+/// body extractor: the body of a request without a valid token, or over the account's rate
+/// limit, is never read. The same authentication as gRPC: `authorization: Bearer <token>`,
+/// and the optional `x-idempotency-key`.
+pub(crate) struct Authed(pub(crate) Caller);
+
+impl axum::extract::FromRequestParts<Http> for Authed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        h: &Http,
+    ) -> std::result::Result<Self, ApiError> {
+        let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+        let caller = h
+            .guard
+            .admit(header("authorization"), header("x-idempotency-key"))
+            .await?;
+        Ok(Authed(caller))
     }
 }
 
@@ -494,11 +529,13 @@ pub(crate) fn decode_body<T: DeserializeOwned>(
 ) -> Result<T> {
     let bytes = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            Error::invalid(format!(
-                "request body is larger than the limit of {limit} bytes"
-            ))
+            crate::guard::too_large(limit, "the request body").with("field", "body")
+        } else if timed_out(&rejection) {
+            Error::new(
+                imgroups_core::ErrorKind::Timeout,
+                "the request body was not received in time",
+            )
             .with("field", "body")
-            .with("limit", limit)
         } else {
             Error::invalid(format!(
                 "cannot read the request body: {}",
@@ -519,6 +556,18 @@ pub(crate) fn decode_body<T: DeserializeOwned>(
         ))
         .with("field", "body")
     })
+}
+
+/// Whether the body failed because [`crate::guard::http_body_timeout`] cut it.
+fn timed_out(rejection: &BytesRejection) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
+    while let Some(err) = source {
+        if err.is::<crate::guard::BodyTimedOut>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
 }
 
 /// Query parameters (camelCase or snake_case names) as a proto3 JSON message. `bools` names
@@ -579,7 +628,7 @@ pub(crate) fn json<T: Serialize>(value: &T) -> Reply {
 /// Authenticates, decodes, runs `f` on the shared application, encodes.
 async fn unary<Req, Resp, Fut>(
     h: &Http,
-    headers: &HeaderMap,
+    caller: Caller,
     req: Result<Req>,
     f: impl FnOnce(App, Caller, Req) -> Fut,
 ) -> Reply
@@ -587,10 +636,20 @@ where
     Resp: Serialize,
     Fut: Future<Output = Result<Resp>>,
 {
-    let caller = h.caller(headers).await?;
     let req = req?;
     let resp = f(h.app.clone(), caller, req).await?;
     json(&resp)
+}
+
+impl Http {
+    /// The body limit of a POST route, by handler name: large for the icon upload only.
+    fn limit_of(&self, handler: &str) -> usize {
+        if handler == "set_icon" {
+            self.body_limit
+        } else {
+            self.guard.limits.max_message_bytes
+        }
+    }
 }
 
 type BodyResult = std::result::Result<Bytes, BytesRejection>;
@@ -599,18 +658,18 @@ type QueryResult = std::result::Result<Query<Vec<(String, String)>>, QueryReject
 /// A POST route whose whole body is the request message.
 macro_rules! post_route {
     ($name:ident, $method:ident) => {
-        async fn $name(State(h): State<Http>, headers: HeaderMap, body: BodyResult) -> Reply {
-            let req = decode_body(body, h.body_limit);
-            unary(&h, &headers, req, |app, caller, req| async move {
+        async fn $name(State(h): State<Http>, Authed(caller): Authed, body: BodyResult) -> Reply {
+            let req = decode_body(body, h.limit_of(stringify!($name)));
+            unary(&h, caller, req, |app, caller, req| async move {
                 app.$method(&caller, req).await
             })
             .await
         }
     };
     ($name:ident, $method:ident, empty) => {
-        async fn $name(State(h): State<Http>, headers: HeaderMap, body: BodyResult) -> Reply {
-            let req = decode_body(body, h.body_limit);
-            unary(&h, &headers, req, |app, caller, req| async move {
+        async fn $name(State(h): State<Http>, Authed(caller): Authed, body: BodyResult) -> Reply {
+            let req = decode_body(body, h.limit_of(stringify!($name)));
+            unary(&h, caller, req, |app, caller, req| async move {
                 app.$method(&caller, req).await.map(|()| Empty {})
             })
             .await
@@ -621,9 +680,9 @@ macro_rules! post_route {
 /// A GET route whose query parameters are the request message.
 macro_rules! get_route {
     ($name:ident, $method:ident, $bools:expr) => {
-        async fn $name(State(h): State<Http>, headers: HeaderMap, query: QueryResult) -> Reply {
+        async fn $name(State(h): State<Http>, Authed(caller): Authed, query: QueryResult) -> Reply {
             let req = decode_query(query, $bools);
-            unary(&h, &headers, req, |app, caller, req| async move {
+            unary(&h, caller, req, |app, caller, req| async move {
                 app.$method(&caller, req).await
             })
             .await

@@ -15,10 +15,11 @@ use std::convert::Infallible;
 use axum::extract::State;
 use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt as _;
 use http::HeaderMap;
 use imgroups_core::{Error, Result};
 
-use super::{ApiError, Http, QueryResult};
+use super::{ApiError, Authed, Http, QueryResult};
 use crate::events::Frame;
 use crate::wire;
 
@@ -58,10 +59,11 @@ fn sequence(value: &str, field: &str) -> Result<u64> {
 
 pub(super) async fn stream(
     State(h): State<Http>,
+    Authed(caller): Authed,
     headers: HeaderMap,
     query: QueryResult,
 ) -> std::result::Result<Response, ApiError> {
-    let caller = h.caller(&headers).await?;
+    let permit = h.guard.open_stream(&caller.account)?;
     let axum::extract::Query(pairs) = query.map_err(|rejection| {
         Error::invalid(format!("invalid query string: {}", rejection.body_text()))
             .with("field", "query")
@@ -88,5 +90,10 @@ pub(super) async fn stream(
         .streams
         .subscribe_after(&caller.token, caller.account, filter, after, frame)
         .await?;
-    Ok(Sse::new(crate::events::frames(rx)).into_response())
+    // The permit counts this stream against the account's cap for as long as it is open.
+    let frames = crate::events::frames(rx).map(move |frame| {
+        let _open = &permit;
+        frame
+    });
+    Ok(Sse::new(frames).into_response())
 }

@@ -14,7 +14,13 @@ const ME: &str = "me@example.com";
 
 async fn start() -> (tempfile::TempDir, Server, Clients, String) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = Server::start(dir.path(), &["--account", ME]);
+    // A message limit large enough for 100,000 addresses (2.5 MB): these tests check that the
+    // engine refuses huge lists at once, should a deployment raise the limit. At the default
+    // limit the transport refuses them before they are read (`limits`).
+    let server = Server::start(
+        dir.path(),
+        &["--account", ME, "--max-message-bytes", "16777216"],
+    );
     let token = server.token.clone().expect("first start prints a token");
     let channel = server.channel().await;
     let clients = clients(&channel, &token);

@@ -10,6 +10,7 @@ mod datadir;
 mod egress;
 mod http_serve;
 mod input_limits;
+mod limits;
 mod multinode;
 mod notices;
 mod ops;

@@ -1,0 +1,403 @@
+//! What a request must pass before its body is read (issue 16, "safe on an open network"):
+//! the token, the account's request rate, the method's size limit and the body timeout; and
+//! the account's cap on open event streams.
+//!
+//! Over gRPC this is [`grpc_guard`], a layer over the router of our three services: tonic
+//! decodes a whole message before a method runs, so authenticating inside the method (as
+//! before) let anyone make the server buffer 100 MiB per call. The caller it authenticates
+//! reaches the method in the request's extensions ([`crate::api::Caller`]), so nothing is
+//! authenticated twice. Over HTTP the same checks run in the `Authed` extractor, which axum
+//! runs before the body extractor.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::pin::Pin;
+use std::sync::{Arc, LazyLock, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use bytes::BytesMut;
+use futures::StreamExt;
+use imgroups_core::{AccountId, Error, ErrorKind, Reason, Result};
+use prost::Message;
+
+use crate::api::{App, Caller};
+use crate::wire;
+
+/// The error context key (and so `error-context-retryafter`) carrying the seconds after which
+/// a retry can succeed; over HTTP also the `Retry-After` header.
+pub(crate) const RETRY_AFTER: &str = "retryafter";
+
+/// Limits of the network surface. Each is a `serve` flag (README, "Limits").
+#[derive(Debug, Clone)]
+pub struct NetLimits {
+    /// Largest request message (gRPC) or body (HTTP) of every method but the icon upload,
+    /// whose limit follows the icon limit.
+    pub max_message_bytes: usize,
+    /// A request body not received in full within this is cut.
+    pub body_timeout: Duration,
+    /// Most open event streams (live, catch-up, SSE) per account. 0: no cap.
+    pub max_event_streams: usize,
+    /// Requests per second per account, as a token bucket. 0: no rate limit.
+    pub rate_per_sec: u32,
+    /// The bucket's size: how many requests may come at once.
+    pub rate_burst: u32,
+}
+
+impl Default for NetLimits {
+    fn default() -> Self {
+        NetLimits {
+            max_message_bytes: 256 * 1024,
+            body_timeout: Duration::from_secs(30),
+            max_event_streams: 16_384,
+            rate_per_sec: 0,
+            rate_burst: 100,
+        }
+    }
+}
+
+/// Room for the rest of a `SetIcon` request (GUID, key, framing) besides the icon itself.
+pub const ICON_OVERHEAD_BYTES: usize = 64 * 1024;
+
+/// The shared state of the checks.
+#[derive(Clone)]
+pub(crate) struct Guard {
+    pub(crate) app: App,
+    pub(crate) limits: NetLimits,
+    /// Largest `SetIcon` message over gRPC.
+    pub(crate) icon_message_bytes: usize,
+    /// Per account (every token of it); `None` when off. Its memory grows with the number of
+    /// accounts that called, which only an admin can raise.
+    rate: Option<Arc<Limiter>>,
+    streams: Arc<Mutex<HashMap<AccountId, usize>>>,
+}
+
+type Limiter = governor::RateLimiter<
+    AccountId,
+    governor::state::keyed::HashMapStateStore<AccountId>,
+    governor::clock::DefaultClock,
+>;
+
+impl Guard {
+    pub(crate) fn new(app: App, limits: NetLimits) -> Self {
+        let icon_message_bytes = app.limits.max_icon_bytes + ICON_OVERHEAD_BYTES;
+        Guard {
+            app,
+            icon_message_bytes,
+            rate: NonZeroU32::new(limits.rate_per_sec).map(|per_sec| {
+                let burst = NonZeroU32::new(limits.rate_burst).unwrap_or(NonZeroU32::MIN);
+                let quota = governor::Quota::per_second(per_sec).allow_burst(burst);
+                Arc::new(governor::RateLimiter::hashmap(quota))
+            }),
+            limits,
+            streams: Arc::default(),
+        }
+    }
+
+    /// Authenticates from the raw `authorization` and `x-idempotency-key` values, then takes
+    /// one request from the account's bucket.
+    pub(crate) async fn admit(
+        &self,
+        authorization: Option<&str>,
+        idempotency_key: Option<&str>,
+    ) -> Result<Caller> {
+        let caller = self.app.caller(authorization, idempotency_key).await?;
+        self.take(&caller.account)?;
+        Ok(caller)
+    }
+
+    /// One request from the account's token bucket, or `RateLimited` with a retry hint.
+    fn take(&self, account: &AccountId) -> Result<()> {
+        let Some(rate) = &self.rate else {
+            return Ok(());
+        };
+        let Err(not_until) = rate.check_key(account) else {
+            return Ok(());
+        };
+        let wait = not_until.wait_time_from(governor::clock::Clock::now(rate.clock()));
+        let wait = wait.as_secs_f64().ceil().max(1.0) as u64;
+        Err(Error::new(
+            ErrorKind::RateLimited,
+            format!(
+                "more than {} requests per second (burst {}) for this account: retry later",
+                self.limits.rate_per_sec, self.limits.rate_burst
+            ),
+        )
+        .because(Reason::RequestRate)
+        .with("limit", self.limits.rate_per_sec)
+        .with(RETRY_AFTER, wait))
+    }
+
+    /// Counts one more open event stream for the account until the permit is dropped, or
+    /// `RateLimited` when it has [`NetLimits::max_event_streams`] open already.
+    pub(crate) fn open_stream(&self, account: &AccountId) -> Result<StreamPermit> {
+        let max = self.limits.max_event_streams;
+        let mut open = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+        let count = open.entry(*account).or_insert(0);
+        if max != 0 && *count >= max {
+            return Err(Error::new(
+                ErrorKind::RateLimited,
+                format!("this account has {max} event streams open already: close one first"),
+            )
+            .because(Reason::TooManyStreams)
+            .with("limit", max)
+            .with(RETRY_AFTER, 5));
+        }
+        *count += 1;
+        Ok(StreamPermit {
+            account: *account,
+            streams: self.streams.clone(),
+        })
+    }
+}
+
+/// One open event stream of an account; dropping it closes the count.
+pub(crate) struct StreamPermit {
+    account: AccountId,
+    streams: Arc<Mutex<HashMap<AccountId, usize>>>,
+}
+
+impl Drop for StreamPermit {
+    fn drop(&mut self) {
+        let mut open = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = open.get_mut(&self.account) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.account);
+            }
+        }
+    }
+}
+
+/// The error of a body larger than `limit`.
+pub(crate) fn too_large(limit: usize, what: &str) -> Error {
+    Error::new(
+        ErrorKind::TooLarge,
+        format!("{what} is larger than this method's limit of {limit} bytes"),
+    )
+    .because(Reason::TooLarge)
+    .with("limit", limit)
+}
+
+/// The error of a body not received within `timeout`.
+pub(crate) fn body_timeout(timeout: Duration) -> Error {
+    Error::new(
+        ErrorKind::Timeout,
+        format!(
+            "the request body was not received within {} s",
+            timeout.as_secs()
+        ),
+    )
+}
+
+// ------------------------------------------------------------------------------------ gRPC
+
+/// The gRPC methods of our three services, from the compiled-in descriptors, each with
+/// whether it is an event stream (server-streaming: counted against
+/// [`NetLimits::max_event_streams`]). Only these are checked here: health, reflection and
+/// unknown methods keep their own behaviour.
+static METHODS: LazyLock<HashMap<String, bool>> = LazyLock::new(|| {
+    let Ok(set) = prost_types::FileDescriptorSet::decode(imgroups_proto::FILE_DESCRIPTOR_SET)
+    else {
+        tracing::error!("cannot decode the compiled-in file descriptors");
+        return HashMap::new();
+    };
+    let mut methods = HashMap::new();
+    for file in &set.file {
+        let package = file.package();
+        for service in &file.service {
+            if !SERVICES.contains(&service.name()) {
+                continue;
+            }
+            for method in &service.method {
+                let path = format!("/{package}.{}/{}", service.name(), method.name());
+                methods.insert(path, method.server_streaming());
+            }
+        }
+    }
+    methods
+});
+
+const SERVICES: &[&str] = &["GroupService", "ChatService", "EventService"];
+
+/// The one large gRPC method.
+const SET_ICON: &str = "/photon.imessage.v1.GroupService/SetIcon";
+
+fn grpc_error(err: Error) -> Response {
+    wire::to_status(err).into_http()
+}
+
+/// Authenticates a call to one of our methods from its metadata, applies the rate limit,
+/// reads its (only) request message within the method's size limit and the body timeout, and
+/// passes the caller on in the request's extensions. Errors are trailers-only, as tonic's own.
+pub(crate) async fn grpc_guard(State(guard): State<Guard>, req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_owned();
+    let Some(&streaming) = METHODS.get(&path) else {
+        return next.run(req).await;
+    };
+    // Owned: the body is not `Sync`, so the request cannot be borrowed across an await.
+    let (authorization, key) = {
+        let header = |name: &str| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        (header("authorization"), header("x-idempotency-key"))
+    };
+    let caller = match guard.admit(authorization.as_deref(), key.as_deref()).await {
+        Ok(caller) => caller,
+        Err(err) => return grpc_error(err),
+    };
+    let permit = if streaming {
+        match guard.open_stream(&caller.account) {
+            Ok(permit) => Some(permit),
+            Err(err) => return grpc_error(err),
+        }
+    } else {
+        None
+    };
+    let limit = if path == SET_ICON {
+        guard.icon_message_bytes
+    } else {
+        guard.limits.max_message_bytes
+    };
+    let (parts, body) = req.into_parts();
+    let timeout = guard.limits.body_timeout;
+    let message = match tokio::time::timeout(timeout, read_message(body, limit)).await {
+        Ok(Ok(message)) => message,
+        Ok(Err(err)) => return grpc_error(err),
+        Err(_) => return grpc_error(body_timeout(timeout)),
+    };
+    let mut req = Request::from_parts(parts, Body::from(message));
+    req.extensions_mut().insert(caller);
+    let response = next.run(req).await;
+    match permit {
+        Some(permit) => response.map(|body| {
+            Body::new(Held {
+                body,
+                _permit: permit,
+            })
+        }),
+        None => response,
+    }
+}
+
+/// The length-prefixed request message: our methods take exactly one. The prefix is checked
+/// against `limit` before the message is read, so an oversized one costs nothing.
+async fn read_message(body: Body, limit: usize) -> Result<Bytes> {
+    let mut data = body.into_data_stream();
+    let mut buf = BytesMut::new();
+    let mut expected = None;
+    while let Some(chunk) = data.next().await {
+        let chunk = chunk.map_err(|_| Error::invalid("the request body was cut off"))?;
+        buf.extend_from_slice(&chunk);
+        if expected.is_none() && buf.len() >= 5 {
+            let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
+            if len > limit {
+                return Err(too_large(limit, "the request message"));
+            }
+            expected = Some(5 + len);
+        }
+        if buf.len() > limit + 5 {
+            return Err(too_large(limit, "the request message"));
+        }
+        if expected.is_some_and(|n| buf.len() >= n) {
+            break;
+        }
+    }
+    Ok(buf.freeze())
+}
+
+/// A response body holding a [`StreamPermit`] for as long as the stream is open.
+struct Held {
+    body: Body,
+    _permit: StreamPermit,
+}
+
+impl http_body::Body for Held {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<std::result::Result<http_body::Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+// ------------------------------------------------------------------------------------ HTTP
+
+/// Cuts a request body that has not ended `timeout` after the request began.
+pub(crate) async fn http_body_timeout(
+    State(timeout): State<Duration>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let req = req.map(|body| {
+        Body::new(Timed {
+            body,
+            deadline: Box::pin(tokio::time::sleep(timeout)),
+        })
+    });
+    next.run(req).await
+}
+
+struct Timed {
+    body: Body,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl http_body::Body for Timed {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<std::result::Result<http_body::Frame<Bytes>, axum::Error>>> {
+        let this = self.get_mut();
+        if let Poll::Ready(frame) = Pin::new(&mut this.body).poll_frame(cx) {
+            return Poll::Ready(frame);
+        }
+        match this.deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(axum::Error::new(BodyTimedOut)))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// The error a [`Timed`] body ends with; `decode_body` recognises it.
+#[derive(Debug)]
+pub(crate) struct BodyTimedOut;
+
+impl std::fmt::Display for BodyTimedOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the request body was not received in time")
+    }
+}
+
+impl std::error::Error for BodyTimedOut {}
+
+use std::future::Future as _;
