@@ -235,21 +235,24 @@ fn grpc_error(err: Error) -> Response {
 /// reads its (only) request message within the method's size limit and the body timeout, and
 /// passes the caller on in the request's extensions. Errors are trailers-only, as tonic's own.
 pub(crate) async fn grpc_guard(State(guard): State<Guard>, req: Request, next: Next) -> Response {
-    let path = req.uri().path().to_owned();
-    let Some(&streaming) = METHODS.get(&path) else {
+    // Every write passes here: nothing below allocates or arms a timer unless it must.
+    let path = req.uri().path();
+    let Some(&streaming) = METHODS.get(path) else {
         return next.run(req).await;
     };
-    // Owned: the body is not `Sync`, so the request cannot be borrowed across an await.
-    let (authorization, key) = {
-        let header = |name: &str| {
-            req.headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        (header("authorization"), header("x-idempotency-key"))
+    let limit = if path == SET_ICON {
+        guard.icon_message_bytes
+    } else {
+        guard.limits.max_message_bytes
     };
-    let caller = match guard.admit(authorization.as_deref(), key.as_deref()).await {
+    // Header values are reference-counted: cloning them is cheap, and they outlive the
+    // request, which cannot be borrowed across an await (its body is not `Sync`).
+    let authorization = req.headers().get(http::header::AUTHORIZATION).cloned();
+    let key = req.headers().get("x-idempotency-key").cloned();
+    fn text(v: &Option<http::HeaderValue>) -> Option<&str> {
+        v.as_ref().and_then(|v| v.to_str().ok())
+    }
+    let caller = match guard.admit(text(&authorization), text(&key)).await {
         Ok(caller) => caller,
         Err(err) => return grpc_error(err),
     };
@@ -261,17 +264,22 @@ pub(crate) async fn grpc_guard(State(guard): State<Guard>, req: Request, next: N
     } else {
         None
     };
-    let limit = if path == SET_ICON {
-        guard.icon_message_bytes
-    } else {
-        guard.limits.max_message_bytes
-    };
     let (parts, body) = req.into_parts();
     let timeout = guard.limits.body_timeout;
-    let message = match tokio::time::timeout(timeout, read_message(body, limit)).await {
-        Ok(Ok(message)) => message,
-        Ok(Err(err)) => return grpc_error(err),
-        Err(_) => return grpc_error(body_timeout(timeout)),
+    let read = read_message(body, limit);
+    futures::pin_mut!(read);
+    // A small message has usually arrived with its headers: read it without arming a timer,
+    // and time only a body that is still on its way.
+    let read = match futures::poll!(&mut read) {
+        std::task::Poll::Ready(read) => read,
+        std::task::Poll::Pending => match tokio::time::timeout(timeout, read).await {
+            Ok(read) => read,
+            Err(_) => return grpc_error(body_timeout(timeout)),
+        },
+    };
+    let message = match read {
+        Ok(message) => message,
+        Err(err) => return grpc_error(err),
     };
     let mut req = Request::from_parts(parts, Body::from(message));
     req.extensions_mut().insert(caller);
@@ -288,29 +296,39 @@ pub(crate) async fn grpc_guard(State(guard): State<Guard>, req: Request, next: N
 }
 
 /// The length-prefixed request message: our methods take exactly one. The prefix is checked
-/// against `limit` before the message is read, so an oversized one costs nothing.
+/// against `limit` before the message is read, so an oversized one costs nothing. A message
+/// that arrives in one chunk (the usual case) is passed on without a copy.
 async fn read_message(body: Body, limit: usize) -> Result<Bytes> {
     let mut data = body.into_data_stream();
+    let mut first: Option<Bytes> = None;
     let mut buf = BytesMut::new();
     let mut expected = None;
     while let Some(chunk) = data.next().await {
         let chunk = chunk.map_err(|_| Error::invalid("the request body was cut off"))?;
-        buf.extend_from_slice(&chunk);
-        if expected.is_none() && buf.len() >= 5 {
-            let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
+        if first.is_none() && buf.is_empty() {
+            first = Some(chunk);
+        } else {
+            if let Some(first) = first.take() {
+                buf.extend_from_slice(&first);
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        let seen: &[u8] = first.as_deref().unwrap_or(&buf);
+        if expected.is_none() && seen.len() >= 5 {
+            let len = u32::from_be_bytes([seen[1], seen[2], seen[3], seen[4]]) as usize;
             if len > limit {
                 return Err(too_large(limit, "the request message"));
             }
             expected = Some(5 + len);
         }
-        if buf.len() > limit + 5 {
+        if seen.len() > limit + 5 {
             return Err(too_large(limit, "the request message"));
         }
-        if expected.is_some_and(|n| buf.len() >= n) {
+        if expected.is_some_and(|n| seen.len() >= n) {
             break;
         }
     }
-    Ok(buf.freeze())
+    Ok(first.unwrap_or_else(|| buf.freeze()))
 }
 
 /// A response body holding a [`StreamPermit`] for as long as the stream is open.
