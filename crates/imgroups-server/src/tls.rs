@@ -2,7 +2,7 @@
 //!
 //! [`Tls`] is checked once, when it is made from the PEM files: the certificate chain and the
 //! key parse, and the key belongs to the certificate. A server given one serves gRPC through
-//! tonic's own TLS (ALPN `h2`) and HTTP through [`Tls::acceptor`] (ALPN `h2` and
+//! tonic's own TLS (ALPN `h2`) and HTTP through `Tls::acceptor` (ALPN `h2` and
 //! `http/1.1`), both on the capped, idle-timed connections of `net`.
 
 use std::sync::Arc;
