@@ -49,6 +49,13 @@ async fn new_token(store: &dyn Store, account: AccountId) -> Result<String> {
     Ok(token)
 }
 
+/// A new admin token (the console's credential). Shown once: the store keeps its hash.
+pub async fn create_admin_token(store: &dyn Store) -> Result<String> {
+    let (token, hash) = tokens::new_admin_token();
+    store.add_admin_token(hash).await?;
+    Ok(token)
+}
+
 /// Revokes a token given as its id (from `token list`) or its full text.
 pub async fn revoke_token(store: &dyn Store, id_or_token: &str) -> Result<TokenId> {
     let token = match id_or_token.trim().parse::<i64>() {

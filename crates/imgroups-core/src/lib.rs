@@ -31,6 +31,6 @@ pub use engine::{Engine, EngineConfig, Observed, Rules};
 pub use error::{Error, ErrorKind, Reason, Result};
 pub use ids::{Address, ChatGuid, ChatKind};
 pub use model::{
-    AccountId, Change, Chat, Event, GroupKey, InitialMessage, Message, Outcome, Timestamp, TokenId,
-    WebhookId,
+    AccountId, Change, Chat, Event, FaultId, GroupKey, InitialMessage, Message, Outcome, Timestamp,
+    TokenId, WebhookId,
 };

@@ -38,6 +38,10 @@ key!(
     /// The store's key for a webhook endpoint.
     WebhookId
 );
+key!(
+    /// The store's key for an injected fault (simulator).
+    FaultId
+);
 
 /// A point in time, nanoseconds since the Unix epoch (good until 2262).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -14,10 +14,20 @@ use crate::model::AccountId;
 pub const TOKEN_PREFIX: &str = "imgr_";
 /// Webhook secrets start with this, for the same reason.
 pub const SECRET_PREFIX: &str = "whsec_";
+/// Admin tokens (the console's credential) start with this: never confused with an
+/// account's token, and never accepted as one.
+pub const ADMIN_TOKEN_PREFIX: &str = "imgadm_";
 
 /// A new token: its text (give it to the user, once) and the hash to store.
 pub fn new_token() -> (String, Vec<u8>) {
     let token = format!("{TOKEN_PREFIX}{}", random_hex::<20>());
+    let hash = hash_token(&token);
+    (token, hash)
+}
+
+/// A new admin token: its text (shown once) and the hash to store.
+pub fn new_admin_token() -> (String, Vec<u8>) {
+    let token = format!("{ADMIN_TOKEN_PREFIX}{}", random_hex::<20>());
     let hash = hash_token(&token);
     (token, hash)
 }

@@ -224,6 +224,16 @@ static METHODS: LazyLock<HashMap<String, bool>> = LazyLock::new(|| {
 
 const SERVICES: &[&str] = &["GroupService", "ChatService", "EventService"];
 
+/// The RPC names of [`METHODS`] (the path's last segment), sorted.
+pub(crate) fn method_names() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = METHODS
+        .keys()
+        .filter_map(|path| path.rsplit('/').next())
+        .collect();
+    names.sort_unstable();
+    names
+}
+
 /// The one large gRPC method.
 const SET_ICON: &str = "/photon.imessage.v1.GroupService/SetIcon";
 

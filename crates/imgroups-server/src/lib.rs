@@ -60,6 +60,22 @@ pub fn is_retryable(kind: imgroups_core::ErrorKind) -> bool {
     wire::code_of(kind).retryable
 }
 
+/// The wire `error-code`s an injected fault may fail with (`imgroups sim fault`, the console).
+pub fn fault_codes() -> impl Iterator<Item = &'static str> {
+    wire::FAULT_CODES.iter().map(|(code, _)| *code)
+}
+
+/// Whether `code` is one of [`fault_codes`].
+pub fn is_fault_code(code: &str) -> bool {
+    wire::kind_of_code(code).is_some()
+}
+
+/// The RPC names of our three services (`SetDisplayName`, `CreateChat`, …): what a fault's
+/// method may name, besides `*` for every method.
+pub fn method_names() -> Vec<&'static str> {
+    guard::method_names()
+}
+
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;

@@ -313,3 +313,30 @@ pub(crate) fn group_event_json(e: &Event) -> serde_json::Result<serde_json::Valu
     }
     Ok(value)
 }
+
+/// The error kind an injected fault fails with, from the wire `error-code` a user names (the
+/// codes [`code_of`] sends; `operationNotSupported` and `invalidArgument` name the kinds a
+/// client would see for them). `None` for a code this server never sends.
+pub(crate) fn kind_of_code(code: &str) -> Option<ErrorKind> {
+    FAULT_CODES
+        .iter()
+        .find(|(name, _)| *name == code)
+        .map(|(_, kind)| *kind)
+}
+
+/// Every `error-code` a fault may inject, with its kind.
+pub(crate) const FAULT_CODES: &[(&str, ErrorKind)] = &[
+    ("unauthenticated", ErrorKind::Unauthenticated),
+    ("tokenBlocked", ErrorKind::TokenBlocked),
+    ("invalidArgument", ErrorKind::InvalidArgument),
+    ("chatNotFound", ErrorKind::ChatNotFound),
+    ("addressNotFound", ErrorKind::AddressNotFound),
+    ("groupIconNotFound", ErrorKind::GroupIconNotFound),
+    ("operationNotSupported", ErrorKind::OperationNotSupported),
+    ("preconditionFailed", ErrorKind::PreconditionFailed),
+    ("duplicateMessage", ErrorKind::DuplicateMessage),
+    ("databaseError", ErrorKind::Unavailable),
+    ("internalError", ErrorKind::Internal),
+    ("burstRateExceeded", ErrorKind::RateLimited),
+    ("timeout", ErrorKind::Timeout),
+];

@@ -607,6 +607,9 @@ impl Hooks for PgStore {
 }
 
 #[async_trait]
+impl imgroups_core::port::Faults for PgStore {}
+
+#[async_trait]
 impl Store for PgStore {
     /// `SELECT 1` on a pooled connection: the database itself answers, not just the pool.
     async fn ready(&self) -> Result<()> {

@@ -605,6 +605,9 @@ impl Hooks for SqliteStore {
 }
 
 #[async_trait]
+impl imgroups_core::port::Faults for SqliteStore {}
+
+#[async_trait]
 impl Store for SqliteStore {
     /// The writer is running (a closed store, or one whose writer died, takes no writes) and a
     /// pooled connection answers `SELECT 1`.

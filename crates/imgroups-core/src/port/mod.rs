@@ -18,7 +18,7 @@ pub mod tx;
 
 pub use backend::{Action, Backend, GroupIdentity};
 pub use store::{
-    Accounts, Hooks, Log, LogBounds, Notice, Notices, ReadFn, Store, TokenInfo, TokenRef, Webhook,
-    WebhookUrl, Work,
+    AccountInfo, Accounts, Fault, Faults, Hooks, Log, LogBounds, NewFault, Notice, Notices, ReadFn,
+    Store, TokenInfo, TokenRef, Webhook, WebhookUrl, Work,
 };
 pub use tx::{GroupRow, KeyScope, NewEvent, Reader, Recorded, Tx};

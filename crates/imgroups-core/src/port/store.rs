@@ -23,7 +23,7 @@ use tokio::sync::{broadcast, watch};
 
 use crate::error::{Error, Reason, Result};
 use crate::ids::Address;
-use crate::model::{AccountId, Event, Outcome, Timestamp, TokenId, WebhookId};
+use crate::model::{AccountId, Event, FaultId, Outcome, Timestamp, TokenId, WebhookId};
 use crate::port::tx::{Reader, Tx};
 
 /// A unit of work run inside a write transaction, with other requests' units (group commit).
@@ -112,6 +112,14 @@ pub struct TokenInfo {
     pub revoked: bool,
 }
 
+/// An account as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountInfo {
+    pub id: AccountId,
+    pub address: Address,
+    pub created_at: Timestamp,
+}
+
 /// Which token to revoke.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenRef {
@@ -143,6 +151,97 @@ pub trait Accounts: Send + Sync + 'static {
 
     /// Marks `address` as not on iMessage in the simulated directory (or undoes that).
     async fn set_unreachable(&self, address: &Address, unreachable: bool) -> Result<()>;
+
+    /// The addresses marked unreachable, sorted.
+    async fn unreachable(&self) -> Result<Vec<Address>> {
+        Err(Error::not_supported(
+            "this store does not list unreachable addresses",
+        ))
+    }
+
+    /// Every account, by id.
+    async fn list_accounts(&self) -> Result<Vec<AccountInfo>> {
+        Err(Error::not_supported("this store does not list accounts"))
+    }
+
+    /// Stores a new admin token (the console's credential), given its hash
+    /// ([`crate::tokens::new_admin_token`]). Admin tokens are not account tokens: they open
+    /// the console and its API only.
+    async fn add_admin_token(&self, hash: Vec<u8>) -> Result<()> {
+        let _ = hash;
+        Err(Error::not_supported("this store keeps no admin tokens"))
+    }
+
+    /// `Ok` if `token` is an admin token of this store; `unauthenticated` otherwise. Takes
+    /// effect at once in every process serving the store.
+    async fn authenticate_admin(&self, token: &str) -> Result<()> {
+        let _ = token;
+        Err(Error::new(
+            crate::error::ErrorKind::Unauthenticated,
+            "this store keeps no admin tokens",
+        ))
+    }
+}
+
+/// A fault to inject (simulator): calls of `method` by `account` fail with `error_code`
+/// (a wire error code) and/or are delayed by `latency_ms`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewFault {
+    pub account: AccountId,
+    /// An RPC name as the wire spells it (`SetDisplayName`, `CreateChat`, …) or `*` for
+    /// every method.
+    pub method: String,
+    /// The wire `error-code` to fail with; `None` delays the call and lets it run.
+    pub error_code: Option<String>,
+    /// The `x-retryable` flag of that error.
+    pub retryable: bool,
+    /// Added before the call runs (or fails), in milliseconds.
+    pub latency_ms: u64,
+    /// Applies to this many calls, then disarms; `None`: every call until `until`.
+    pub count: Option<u32>,
+    /// Disarms at this time; `None`: no time limit.
+    pub until: Option<Timestamp>,
+}
+
+/// An injected fault as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    pub id: FaultId,
+    /// The account's address, for listings.
+    pub address: Address,
+    /// What was asked, with `count` replaced by what is left of it.
+    pub spec: NewFault,
+    pub created_at: Timestamp,
+}
+
+/// Injected faults (simulator controls), kept by the store so every process serving it, and
+/// the CLI, see the same ones.
+#[async_trait]
+pub trait Faults: Send + Sync + 'static {
+    /// Stores a fault; it is armed at once.
+    async fn add_fault(&self, fault: &NewFault) -> Result<Fault> {
+        let _ = fault;
+        Err(Error::not_supported("this store keeps no faults"))
+    }
+
+    /// The armed faults (a count left, or none; `until` not passed), by id.
+    async fn faults(&self) -> Result<Vec<Fault>> {
+        Ok(Vec::new())
+    }
+
+    /// Removes the fault `id`, or every fault of `account`, or every fault; returns how many.
+    async fn clear_faults(&self, account: Option<AccountId>, id: Option<FaultId>) -> Result<u64> {
+        let _ = (account, id);
+        Ok(0)
+    }
+
+    /// Takes one use of a fault for a call about to fail or be delayed: `true` if it was still
+    /// armed (a counted fault now has one fewer left, atomically, across processes), `false`
+    /// if it is used up, expired or gone.
+    async fn take_fault(&self, id: FaultId) -> Result<bool> {
+        let _ = id;
+        Ok(false)
+    }
 }
 
 /// A URL webhook deliveries can be made to: `http://` or `https://` with a host.
@@ -252,7 +351,7 @@ pub trait Hooks: Send + Sync + 'static {
 
 /// A whole store.
 #[async_trait]
-pub trait Store: Log + Accounts + Hooks {
+pub trait Store: Log + Accounts + Hooks + Faults {
     /// Finishes the writes already queued and stops. Later calls fail with `unavailable`.
     async fn close(&self);
 
