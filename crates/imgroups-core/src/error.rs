@@ -113,6 +113,10 @@ pub struct Error {
     pub message: String,
     /// Lower-case keys: `chatguid`, `address`, `field`, `reason`, `limit`, …
     pub context: Vec<(String, String)>,
+    /// Overrides whether a retry can succeed (the wire's `x-retryable`), which otherwise
+    /// follows from the kind. Only injected faults choose it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retryable: Option<bool>,
 }
 
 impl Error {
@@ -121,6 +125,7 @@ impl Error {
             kind,
             message: message.into(),
             context: Vec::new(),
+            retryable: None,
         }
     }
 
@@ -128,6 +133,12 @@ impl Error {
     pub fn with(mut self, key: &str, value: impl ToString) -> Self {
         self.context
             .push((key.to_ascii_lowercase(), value.to_string()));
+        self
+    }
+
+    /// Says whether a retry can succeed, whatever the kind implies.
+    pub fn retryable(mut self, retryable: bool) -> Self {
+        self.retryable = Some(retryable);
         self
     }
 

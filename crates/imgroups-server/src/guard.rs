@@ -74,6 +74,8 @@ pub(crate) struct Guard {
     /// accounts that called, which only an admin can raise.
     rate: Option<Arc<Limiter>>,
     streams: Arc<Mutex<HashMap<AccountId, usize>>>,
+    /// Injected faults (simulator controls), applied once a call is admitted.
+    pub(crate) faults: Arc<crate::faults::Faults>,
 }
 
 type Limiter = governor::RateLimiter<
@@ -83,7 +85,7 @@ type Limiter = governor::RateLimiter<
 >;
 
 impl Guard {
-    pub(crate) fn new(app: App, limits: NetLimits) -> Self {
+    pub(crate) fn new(app: App, limits: NetLimits, faults: Arc<crate::faults::Faults>) -> Self {
         let icon_message_bytes = app.limits.max_icon_bytes + ICON_OVERHEAD_BYTES;
         Guard {
             app,
@@ -95,18 +97,22 @@ impl Guard {
             }),
             limits,
             streams: Arc::default(),
+            faults,
         }
     }
 
-    /// Authenticates from the raw `authorization` and `x-idempotency-key` values, then takes
-    /// one request from the account's bucket.
+    /// Authenticates from the raw `authorization` and `x-idempotency-key` values, takes one
+    /// request from the account's bucket, then applies any fault injected for the account and
+    /// `method` (the RPC name).
     pub(crate) async fn admit(
         &self,
+        method: &str,
         authorization: Option<&str>,
         idempotency_key: Option<&str>,
     ) -> Result<Caller> {
         let caller = self.app.caller(authorization, idempotency_key).await?;
         self.take(&caller.account)?;
+        self.faults.apply(caller.account, method).await?;
         Ok(caller)
     }
 
@@ -262,7 +268,8 @@ pub(crate) async fn grpc_guard(State(guard): State<Guard>, req: Request, next: N
     fn text(v: &Option<http::HeaderValue>) -> Option<&str> {
         v.as_ref().and_then(|v| v.to_str().ok())
     }
-    let caller = match guard.admit(text(&authorization), text(&key)).await {
+    let method = path.rsplit('/').next().unwrap_or(path);
+    let caller = match guard.admit(method, text(&authorization), text(&key)).await {
         Ok(caller) => caller,
         Err(err) => return grpc_error(err),
     };

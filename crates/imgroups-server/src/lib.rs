@@ -33,6 +33,7 @@
 mod api;
 pub mod egress;
 mod events;
+mod faults;
 mod grpc;
 mod guard;
 mod http;
@@ -200,14 +201,20 @@ pub async fn serve_with(
         limits: options.limits,
         webhooks: http_options.webhooks.clone(),
     };
-    webhooks::start(store, http_options.webhooks, stop.clone(), &streams.tasks);
+    webhooks::start(
+        store.clone(),
+        http_options.webhooks,
+        stop.clone(),
+        &streams.tasks,
+    );
     streams
         .tasks
         .spawn(forget_expired_keys(engine, stop.clone()));
     streams.tasks.spawn(metrics_upkeep(stop.clone()));
     let (health_reporter, health) = tonic_health::server::health_reporter();
     let ops = ops::Ops::new(streams.store.clone(), health_reporter).await;
-    let guard = guard::Guard::new(app.clone(), options.net.clone());
+    let faults = faults::Faults::start(store.clone(), stop.clone(), &streams.tasks).await;
+    let guard = guard::Guard::new(app.clone(), options.net.clone(), faults);
     let router = http::router(http::Http {
         guard: guard.clone(),
         app: app.clone(),

@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use imgroups_core::port::Store;
+use imgroups_core::tokens::ADMIN_TOKEN_PREFIX;
 use imgroups_core::{Error, ErrorKind};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -147,8 +148,14 @@ impl Revocations {
                 Err(_) => return,
             };
             for (token, revoked) in tokens {
-                match store.authenticate(&token.0).await {
-                    Ok(_) => {}
+                // The console's streams are opened with an admin token.
+                let checked = if token.0.starts_with(ADMIN_TOKEN_PREFIX) {
+                    store.authenticate_admin(&token.0).await
+                } else {
+                    store.authenticate(&token.0).await.map(drop)
+                };
+                match checked {
+                    Ok(()) => {}
                     Err(err) => match err.kind {
                         ErrorKind::TokenBlocked | ErrorKind::Unauthenticated => {
                             tracing::info!("token revoked; ending the streams opened with it");

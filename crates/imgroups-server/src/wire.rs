@@ -67,8 +67,17 @@ fn bounded_value(value: &str) -> std::borrow::Cow<'_, str> {
     excerpt(value, MAX_ECHO_CHARS)
 }
 
+/// [`code_of`] the error's kind, with the error's own retryable flag where it has one.
+pub(crate) fn code_of_error(err: &Error) -> WireCode {
+    let mut wire = code_of(err.kind);
+    if let Some(retryable) = err.retryable {
+        wire.retryable = retryable;
+    }
+    wire
+}
+
 pub(crate) fn to_status(err: Error) -> Status {
-    let wire = code_of(err.kind);
+    let wire = code_of_error(&err);
     let mut meta = MetadataMap::new();
     meta.insert("error-code", MetadataValue::from_static(wire.error_code));
     if wire.retryable {

@@ -838,6 +838,7 @@ fn serve(args: ServeArgs) -> Result<(), Error> {
         ..imgroups_server::Options::default()
     };
 
+    let tls_on = options.tls.is_some();
     runtime(tokio::runtime::Builder::new_multi_thread())?.block_on(async move {
         // The store first: on SQLite it locks the data directory, so a second server on it
         // is told so (with the holder's pid) rather than that its ports are taken.
@@ -885,6 +886,10 @@ fn serve(args: ServeArgs) -> Result<(), Error> {
         let _ = out.flush();
         drop(out);
         tracing::info!(data = %dir.display(), grpc = %local, http = %http_local, "serving");
+        let scheme = if tls_on { "https" } else { "http" };
+        tracing::info!(
+            "web console at {scheme}://{http_local}/console/ (sign in with `imgroups admin token`)"
+        );
 
         let served = imgroups_server::serve_with(
             listener,

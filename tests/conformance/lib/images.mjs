@@ -113,3 +113,27 @@ export const INVALID_IMAGES = [
   { name: "ftyp box larger than the data", bytes: heic().subarray(0, 14) },
   { name: "ftyp with an unknown brand", bytes: isoBmff("qt  ", ["qt  "]) },
 ];
+
+/**
+ * A decodable RGB PNG of `width` x `height` whose pixel (x, y) is `colour(x, y)` = [r, g, b]:
+ * for icons a person (or a screenshot) should recognise.
+ */
+export function pngPicture(width, height, colour) {
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr[8] = 8; // bit depth
+  ihdr[9] = 2; // colour type RGB
+  const rows = [];
+  for (let y = 0; y < height; y++) {
+    const row = Buffer.alloc(1 + width * 3); // filter byte 0, then RGB
+    for (let x = 0; x < width; x++) row.set(colour(x, y), 1 + x * 3);
+    rows.push(row);
+  }
+  return Buffer.concat([
+    PNG_SIGNATURE,
+    pngChunk("IHDR", ihdr),
+    pngChunk("IDAT", deflateSync(Buffer.concat(rows))),
+    pngChunk("IEND", Buffer.alloc(0)),
+  ]);
+}

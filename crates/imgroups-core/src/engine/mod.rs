@@ -101,6 +101,20 @@ impl Engine {
         store::read(&*self.store, move |r| query::get_icon(r, account, &chat)).await
     }
 
+    /// One page of the groups `account` is in, newest first, with the total and each icon's
+    /// hash ([`query::list_groups`]).
+    pub async fn list_groups(
+        &self,
+        account: AccountId,
+        offset: usize,
+        limit: usize,
+    ) -> Result<query::GroupPage> {
+        store::read(&*self.store, move |r| {
+            query::list_groups(r, account, offset, limit)
+        })
+        .await
+    }
+
     pub async fn count_chats(&self, account: AccountId) -> Result<u64> {
         store::read(&*self.store, move |r| query::count_chats(r, account)).await
     }

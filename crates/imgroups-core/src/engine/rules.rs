@@ -593,6 +593,31 @@ pub mod query {
         })
     }
 
+    /// One page of an account's groups: how many there are in all, and the page's groups,
+    /// each with its icon's hash (`None`: no custom icon).
+    pub type GroupPage = (u64, Vec<(Chat, Option<Vec<u8>>)>);
+
+    /// One page of the groups `account` is in, newest first. For browsing (the console), not
+    /// the wire API.
+    pub fn list_groups<R: Reader + ?Sized>(
+        r: &mut R,
+        account: AccountId,
+        offset: usize,
+        limit: usize,
+    ) -> Result<GroupPage> {
+        let me = r.account_address(account)?;
+        let mut groups = r.groups_of(&me)?;
+        groups.sort_unstable_by_key(|group| std::cmp::Reverse(group.key));
+        let total = groups.len() as u64;
+        let mut page = Vec::new();
+        for group in groups.into_iter().skip(offset).take(limit) {
+            let members = r.members(group.key)?;
+            let icon = group.icon_hash.clone();
+            page.push((group_view(&me, &group, &members), icon));
+        }
+        Ok((total, page))
+    }
+
     /// Chats visible to the account. Nothing is archived in the simulator, so
     /// `include_archived` does not change the answer.
     pub fn count_chats<R: Reader + ?Sized>(r: &mut R, account: AccountId) -> Result<u64> {

@@ -13,6 +13,7 @@
 //! it with the request id. Anything that still arrives as a non-2xx without a JSON body (an
 //! extractor's own rejection, say) is rendered there too, so no answer is plain text or HTML.
 
+mod console;
 mod hooks;
 mod ops;
 mod sse;
@@ -284,6 +285,28 @@ const UNIMPLEMENTED: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// The RPC a route serves (what an injected fault names), for the routes that have one;
+/// others are named by their path (faults with method `*` reach them too).
+fn rpc_of(path: &str) -> &str {
+    const RPCS: &[(&str, &str)] = &[
+        ("/v1/groups:setDisplayName", "SetDisplayName"),
+        ("/v1/groups:addParticipants", "AddParticipants"),
+        ("/v1/groups:removeParticipants", "RemoveParticipants"),
+        ("/v1/groups:leave", "LeaveGroup"),
+        ("/v1/groups:setIcon", "SetIcon"),
+        ("/v1/groups:removeIcon", "RemoveIcon"),
+        ("/v1/groups:icon", "GetIcon"),
+        ("/v1/chats", "CreateChat"),
+        ("/v1/chats:get", "GetChat"),
+        ("/v1/chats:count", "GetChatCount"),
+    ];
+    RPCS.iter()
+        .copied()
+        .chain(UNIMPLEMENTED.iter().map(|&(_, path, rpc)| (path, rpc)))
+        .find(|&(p, _)| p == path)
+        .map_or(path, |(_, rpc)| rpc.rsplit('/').next().unwrap_or(rpc))
+}
+
 /// The one route whose body may be large.
 const SET_ICON: &str = "/v1/groups:setIcon";
 
@@ -306,6 +329,9 @@ static METHOD_LABELS: std::sync::LazyLock<
 
 /// The method label of a request routed to `path` (`None`: no route matched).
 fn method_label(method: &Method, path: Option<&str>) -> &'static str {
+    if path.is_some_and(|p| p.starts_with("/console")) {
+        return "console";
+    }
     path.and_then(|p| METHOD_LABELS.get(p))
         .and_then(|routes| routes.iter().find(|(m, _)| m == method))
         .map_or(UNKNOWN_METHOD, |(_, label)| label)
@@ -327,6 +353,7 @@ pub(crate) fn router(state: Http) -> Router {
         router = router.route(r.path, handler);
     }
     router
+        .merge(console::router(icon_limit))
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
@@ -357,7 +384,7 @@ impl ApiError {
     /// The wire `error-code` (`chatNotFound`, …).
     fn error_code(&self) -> &'static str {
         match self {
-            ApiError::Domain(err) => wire::code_of(err.kind).error_code,
+            ApiError::Domain(err) => wire::code_of_error(err).error_code,
             ApiError::Http(kind, _) => wire::code_of_http_only(*kind).error_code,
         }
     }
@@ -373,7 +400,7 @@ impl ApiError {
         let status = self.status();
         let body = match self {
             ApiError::Domain(err) => wire::to_http_body(
-                &wire::code_of(err.kind),
+                &wire::code_of_error(err),
                 &err.message,
                 &err.context,
                 request_id,
@@ -505,9 +532,10 @@ impl axum::extract::FromRequestParts<Http> for Authed {
         h: &Http,
     ) -> std::result::Result<Self, ApiError> {
         let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+        let method = rpc_of(parts.uri.path());
         let caller = h
             .guard
-            .admit(header("authorization"), header("x-idempotency-key"))
+            .admit(method, header("authorization"), header("x-idempotency-key"))
             .await?;
         Ok(Authed(caller))
     }

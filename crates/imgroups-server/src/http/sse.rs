@@ -41,7 +41,7 @@ fn frame(frame: Frame) -> Item {
         // The stream cannot continue (its cursor fell behind retention, say): a final `error`
         // event with the usual error body, then the stream ends.
         Frame::Failed(err) => {
-            let wire = wire::code_of(err.kind);
+            let wire = wire::code_of_error(&err);
             let body = wire::to_http_body(&wire, &err.message, &err.context, "");
             SseEvent::default().event("error").data(body.to_string())
         }

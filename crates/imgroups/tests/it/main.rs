@@ -8,6 +8,7 @@ mod cli;
 mod crash;
 mod datadir;
 mod egress;
+mod faults;
 mod http_serve;
 mod input_limits;
 mod limits;

@@ -1,0 +1,580 @@
+// The imgroups console: one module, no build step. It talks to /console/api/* with the admin
+// token from session storage (never from a URL) and renders everything client-side.
+
+const TOKEN_KEY = "imgroups.adminToken";
+const PAGE = 50;
+
+const $ = (selector, root = document) => root.querySelector(selector);
+
+const state = {
+  account: null, // address of the chosen account
+  offset: 0,
+  total: 0,
+  oldest: null, // lowest sequence shown in the log
+  newest: 0, // highest sequence shown in the log
+  stream: null, // AbortController of the open event stream
+  icons: new Map(), // guid -> {version, url}
+  refreshTimer: null,
+};
+
+// ---------------------------------------------------------------------------- plumbing
+
+class ApiError extends Error {
+  constructor(status, body) {
+    super(body?.message ?? `HTTP ${status}`);
+    this.status = status;
+    this.errorCode = body?.errorCode ?? "httpError";
+  }
+}
+
+function token() {
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+async function api(path, { method = "GET", json, body, raw = false } = {}) {
+  const headers = { authorization: `Bearer ${token() ?? ""}` };
+  if (json !== undefined) {
+    headers["content-type"] = "application/json";
+    body = JSON.stringify(json);
+  }
+  const response = await fetch(`/console/api/${path}`, { method, headers, body });
+  if (!response.ok) {
+    let error = null;
+    try {
+      error = await response.json();
+    } catch {
+      // not JSON: the status says enough
+    }
+    if (response.status === 401) {
+      signOut("Your admin token is not valid (anymore). Sign in again.");
+    }
+    throw new ApiError(response.status, error);
+  }
+  return raw ? response : response.json();
+}
+
+function query(params) {
+  return new URLSearchParams(Object.entries(params).filter(([, v]) => v !== undefined && v !== null)).toString();
+}
+
+function showError(error) {
+  const box = $("#error");
+  if (!error) {
+    box.hidden = true;
+    box.textContent = "";
+    return;
+  }
+  box.textContent = error instanceof ApiError ? `${error.errorCode}: ${error.message}` : String(error.message ?? error);
+  box.hidden = false;
+}
+
+/** Runs an action from a control, showing its error; refreshes what it may have changed. */
+async function run(action) {
+  showError(null);
+  try {
+    await action();
+  } catch (error) {
+    if (!(error instanceof ApiError && error.status === 401)) showError(error);
+  }
+}
+
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (key === "class") node.className = value;
+    else if (key === "text") node.textContent = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value);
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+function time(ms) {
+  const iso = new Date(ms).toISOString();
+  return el("time", { datetime: iso, text: iso.replace("T", " ").replace(/\.\d+Z$/, "Z") });
+}
+
+function splitAddresses(text) {
+  return text.split(/[\s,;]+/).map((a) => a.trim()).filter(Boolean);
+}
+
+function puppet() {
+  const asPuppet = document.querySelector('input[name="actor"]:checked')?.value === "puppet";
+  return asPuppet ? $("#puppet").value.trim() || null : null;
+}
+
+// ----------------------------------------------------------------------------- session
+
+function signOut(message) {
+  sessionStorage.removeItem(TOKEN_KEY);
+  closeStream();
+  // Nothing of the account's world stays on the page.
+  $("#groups").replaceChildren();
+  $("#events").replaceChildren();
+  $("#accounts").replaceChildren();
+  $("#faults").replaceChildren();
+  $("#unreachable").replaceChildren();
+  $("#webhooks tbody").replaceChildren();
+  $("#account").replaceChildren();
+  for (const { url } of state.icons.values()) URL.revokeObjectURL(url);
+  state.icons.clear();
+  state.account = null;
+  $("#app").hidden = true;
+  $("#session-controls").hidden = true;
+  $("#signin").hidden = false;
+  showError(message ? { message } : null);
+  $("#signin-form [name=token]").focus();
+}
+
+async function signIn(value) {
+  sessionStorage.setItem(TOKEN_KEY, value);
+  await api("session");
+  $("#signin").hidden = true;
+  $("#app").hidden = false;
+  $("#session-controls").hidden = false;
+  showError(null);
+  await Promise.all([loadAccounts(), loadSim(), loadWebhooks()]);
+}
+
+// ---------------------------------------------------------------------------- accounts
+
+async function loadAccounts() {
+  const { accounts } = await api("accounts");
+  const select = $("#account");
+  const chosen = state.account ?? sessionStorage.getItem("imgroups.account");
+  select.replaceChildren(...accounts.map((a) => el("option", { value: a.address, text: a.address })));
+  const list = $("#accounts");
+  list.replaceChildren(
+    ...accounts.map((a) =>
+      el(
+        "li",
+        {},
+        el("strong", { text: a.address }),
+        " ",
+        el("button", { type: "button", class: "quiet", onclick: () => run(() => mintToken(a.address)) }, `New token for ${a.address}`),
+        el(
+          "ul",
+          { class: "plain tokens" },
+          ...a.tokens.map((t) =>
+            el(
+              "li",
+              {},
+              `token ${t.id}, created `,
+              time(t.createdAt),
+              t.revoked
+                ? el("span", { class: "muted", text: " (revoked)" })
+                : el("button", { type: "button", class: "quiet", onclick: () => run(() => revokeToken(t.id)) }, `Revoke token ${t.id}`),
+            ),
+          ),
+        ),
+      ),
+    ),
+  );
+  const next = accounts.some((a) => a.address === chosen) ? chosen : accounts[0]?.address;
+  if (next) {
+    select.value = next;
+    if (next !== state.account) await chooseAccount(next);
+  }
+}
+
+function showSecret(text) {
+  $("#secret-value").textContent = text;
+  $("#secret").hidden = false;
+}
+
+async function mintToken(address) {
+  const { token: secret } = await api("tokens", { method: "POST", json: { address } });
+  showSecret(`${address}: ${secret}`);
+  await loadAccounts();
+}
+
+async function revokeToken(id) {
+  await api("tokens:revoke", { method: "POST", json: { id } });
+  await loadAccounts();
+}
+
+// ------------------------------------------------------------------------------ groups
+
+async function chooseAccount(address) {
+  state.account = address;
+  sessionStorage.setItem("imgroups.account", address);
+  state.offset = 0;
+  for (const { url } of state.icons.values()) URL.revokeObjectURL(url);
+  state.icons.clear();
+  await Promise.all([loadGroups(), loadEvents()]);
+}
+
+async function loadGroups() {
+  const account = state.account;
+  if (!account) return;
+  const page = await api(`chats?${query({ account, offset: state.offset, limit: PAGE })}`);
+  if (account !== state.account) return;
+  state.total = page.total;
+  if (state.offset >= page.total && page.total > 0) {
+    state.offset = Math.max(0, Math.floor((page.total - 1) / PAGE) * PAGE);
+    return loadGroups();
+  }
+  $("#groups-total").textContent = `(${page.total})`;
+  const pages = Math.max(1, Math.ceil(page.total / PAGE));
+  $("#groups-page").textContent = `Page ${Math.floor(state.offset / PAGE) + 1} of ${pages}`;
+  $("#groups-prev").disabled = state.offset === 0;
+  $("#groups-next").disabled = state.offset + PAGE >= page.total;
+  $("#groups").replaceChildren(...page.chats.map(renderGroup));
+}
+
+function groupName(chat) {
+  return chat.displayName || chat.guid;
+}
+
+function renderGroup(chat) {
+  const node = $("#group-template").content.firstElementChild.cloneNode(true);
+  const name = groupName(chat);
+  $("article", node).setAttribute("aria-label", `Group ${name}`);
+  $(".name", node).textContent = chat.displayName || "(no name)";
+  $(".guid", node).textContent = chat.guid;
+  $(".members", node).textContent = `Members: ${[state.account, ...chat.participants].join(", ")}`;
+  const icon = $(".icon", node);
+  if (chat.iconVersion) {
+    const img = el("img", { alt: `Icon of ${name}`, width: "48", height: "48" });
+    icon.replaceChildren(img);
+    loadIcon(chat, img);
+  } else {
+    icon.replaceChildren(el("span", { class: "placeholder", "aria-hidden": "true", text: name.slice(0, 1).toUpperCase() }));
+  }
+  const remove = $('form[data-op="remove"] select', node);
+  remove.replaceChildren(...chat.participants.map((p) => el("option", { value: p, text: p })));
+  for (const form of node.querySelectorAll("form")) {
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      run(() => submitGroupForm(chat, form));
+    });
+  }
+  for (const button of node.querySelectorAll("button[data-op]")) {
+    button.addEventListener("click", () => run(() => act({ op: button.dataset.op, chat: chat.guid })));
+  }
+  return node;
+}
+
+async function loadIcon(chat, img) {
+  const cached = state.icons.get(chat.guid);
+  if (cached && cached.version === chat.iconVersion) {
+    img.src = cached.url;
+    return;
+  }
+  try {
+    const response = await api(`icon?${query({ account: state.account, chat: chat.guid })}`, { raw: true });
+    const url = URL.createObjectURL(await response.blob());
+    if (cached) URL.revokeObjectURL(cached.url);
+    state.icons.set(chat.guid, { version: chat.iconVersion, url });
+    img.src = url;
+  } catch {
+    img.alt = `Icon of ${groupName(chat)} (cannot load)`;
+  }
+}
+
+async function submitGroupForm(chat, form) {
+  const data = new FormData(form);
+  switch (form.dataset.op) {
+    case "rename":
+      await act({ op: "rename", chat: chat.guid, name: data.get("name") });
+      break;
+    case "add":
+      await act({ op: "add", chat: chat.guid, addresses: splitAddresses(String(data.get("address"))) });
+      break;
+    case "remove":
+      await act({ op: "remove", chat: chat.guid, addresses: [String(data.get("address"))] });
+      break;
+    case "icon": {
+      const file = data.get("file");
+      if (!(file instanceof File) || file.size === 0) throw new Error("choose an image file first");
+      await api(`icon?${query({ account: state.account, chat: chat.guid, puppet: puppet() })}`, {
+        method: "POST",
+        body: file,
+      });
+      await loadGroups();
+      break;
+    }
+  }
+}
+
+async function act(request) {
+  const result = await api("act", { method: "POST", json: { account: state.account, puppet: puppet(), ...request } });
+  await loadGroups();
+  return result;
+}
+
+// ------------------------------------------------------------------------------ events
+
+function describe(event) {
+  const detail = event.detail ? ` ${JSON.stringify(event.detail)}` : "";
+  return `${event.change}${detail}`;
+}
+
+function renderEvent(event) {
+  return el(
+    "li",
+    { "data-sequence": String(event.sequence) },
+    el("span", { class: "seq", text: `#${event.sequence}` }),
+    " ",
+    el("span", { class: "change", text: describe(event) }),
+    " ",
+    el("span", { class: "actor", text: `by ${event.isFromMe ? `${event.actor ?? state.account} (me)` : event.actor ?? "unknown"}` }),
+    " ",
+    time(event.occurredAt),
+    el("div", { class: "muted small", text: event.chatGuid }),
+  );
+}
+
+async function loadEvents() {
+  closeStream();
+  const account = state.account;
+  const page = await api(`events?${query({ account, limit: PAGE })}`);
+  if (account !== state.account) return;
+  $("#events").replaceChildren(...page.events.map(renderEvent));
+  state.newest = page.head;
+  state.oldest = page.events.at(-1)?.sequence ?? page.head + 1;
+  updateEventControls(page.prunedThrough);
+  openStream(account, page.head);
+}
+
+function updateEventControls(prunedThrough = 0) {
+  $("#events-head").textContent = state.newest ? `(head ${state.newest})` : "";
+  $("#events-older").disabled = state.oldest <= prunedThrough + 1;
+}
+
+async function olderEvents() {
+  const page = await api(`events?${query({ account: state.account, before: state.oldest, limit: PAGE })}`);
+  $("#events").append(...page.events.map(renderEvent));
+  if (page.events.length) state.oldest = page.events.at(-1).sequence;
+  updateEventControls(page.prunedThrough);
+}
+
+function closeStream() {
+  state.stream?.abort();
+  state.stream = null;
+}
+
+/** Server-Sent Events read with fetch, so the token travels in a header, not the URL. */
+async function openStream(account, after) {
+  const controller = new AbortController();
+  state.stream = controller;
+  let cursor = after;
+  while (!controller.signal.aborted && account === state.account) {
+    try {
+      const response = await fetch(`/console/api/events:stream?${query({ account, after: cursor })}`, {
+        headers: { authorization: `Bearer ${token() ?? ""}`, accept: "text/event-stream" },
+        signal: controller.signal,
+      });
+      if (response.status === 401) return signOut("Your admin token is not valid (anymore). Sign in again.");
+      if (!response.ok) throw new Error(`event stream: HTTP ${response.status}`);
+      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += value;
+        let end;
+        while ((end = buffer.indexOf("\n\n")) >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const kind = /^event: ?(.*)$/m.exec(block)?.[1] ?? "message";
+          const data = block
+            .split("\n")
+            .filter((line) => line.startsWith("data:"))
+            .map((line) => line.slice(5).replace(/^ /, ""))
+            .join("\n");
+          if (!data) continue;
+          if (kind === "error") {
+            showError({ message: `event stream ended: ${JSON.parse(data).message}` });
+            return;
+          }
+          const event = JSON.parse(data);
+          cursor = Math.max(cursor, event.sequence);
+          onLiveEvent(event);
+        }
+      }
+    } catch (error) {
+      if (controller.signal.aborted) return;
+    }
+    // Reconnect after a pause, from the last event seen.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+}
+
+function onLiveEvent(event) {
+  if (event.sequence <= state.newest) return;
+  state.newest = event.sequence;
+  $("#events").prepend(renderEvent(event));
+  updateEventControls();
+  // Group cards change with the log: re-read the page once a burst has passed.
+  clearTimeout(state.refreshTimer);
+  state.refreshTimer = setTimeout(() => run(loadGroups), 100);
+}
+
+// --------------------------------------------------------------------------- simulator
+
+async function loadSim() {
+  const sim = await api("sim");
+  const method = $('#fault-form [name="method"]');
+  if (!method.options.length) {
+    method.replaceChildren(
+      el("option", { value: "*", text: "* (every method)" }),
+      ...sim.methods.map((m) => el("option", { value: m, text: m })),
+    );
+    $('#fault-form [name="code"]').replaceChildren(
+      el("option", { value: "", text: "none (latency only)" }),
+      ...sim.codes.map((c) => el("option", { value: c, text: c })),
+    );
+    $('#fault-form [name="code"]').value = "databaseError";
+  }
+  $("#faults").replaceChildren(
+    ...sim.faults.map((f) => {
+      const what = [
+        f.code ? `fails with ${f.code}${f.retryable ? " (retryable)" : ""}` : null,
+        f.latencyMs ? `+${f.latencyMs} ms` : null,
+        f.left !== null ? `${f.left} call${f.left === 1 ? "" : "s"} left` : null,
+        f.until !== null ? `until ${new Date(f.until).toISOString()}` : null,
+      ].filter(Boolean);
+      return el(
+        "li",
+        {},
+        `Fault ${f.id}: ${f.account} ${f.method} ${what.join(", ")} `,
+        el("button", { type: "button", class: "quiet", onclick: () => run(() => clearFaults({ id: f.id })) }, `Clear fault ${f.id}`),
+      );
+    }),
+  );
+  $("#faults-clear").disabled = sim.faults.length === 0;
+  $("#unreachable").replaceChildren(
+    ...sim.unreachable.map((address) =>
+      el(
+        "li",
+        {},
+        `${address} `,
+        el("button", { type: "button", class: "quiet", onclick: () => run(() => setUnreachable(address, false)) }, `Make ${address} reachable`),
+      ),
+    ),
+  );
+}
+
+async function clearFaults(which) {
+  await api("faults:clear", { method: "POST", json: which });
+  await loadSim();
+}
+
+async function setUnreachable(address, unreachable) {
+  await api("sim/unreachable", { method: "POST", json: { address, unreachable } });
+  await loadSim();
+}
+
+async function injectFault(form) {
+  const data = new FormData(form);
+  const number = (name) => (data.get(name) ? Number(data.get(name)) : null);
+  await api("faults", {
+    method: "POST",
+    json: {
+      account: state.account,
+      method: data.get("method"),
+      code: data.get("code") || null,
+      retryable: data.get("retryable") === "on",
+      latencyMs: number("latencyMs") ?? 0,
+      count: number("count"),
+      forSecs: number("forSecs"),
+    },
+  });
+  await loadSim();
+}
+
+// ---------------------------------------------------------------------------- webhooks
+
+async function loadWebhooks() {
+  const { webhooks } = await api("webhooks");
+  $("#webhooks tbody").replaceChildren(
+    ...webhooks.map((w) =>
+      el(
+        "tr",
+        {},
+        el("td", { text: w.account }),
+        el("td", { text: w.url }),
+        el("td", { text: `${w.delivered} of ${w.head}` }),
+        el("td", { text: String(w.failures) }),
+        el("td", { text: w.paused ? `paused: ${w.lastError ?? ""}` : w.lastError ? `retrying: ${w.lastError}` : "ok" }),
+      ),
+    ),
+  );
+}
+
+// -------------------------------------------------------------------------------- wire
+
+function wire() {
+  $("#signin-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const value = new FormData(event.target).get("token").trim();
+    run(() => signIn(value)).then(() => event.target.reset());
+  });
+  $("#sign-out").addEventListener("click", () => signOut());
+  $("#account").addEventListener("change", (event) => run(() => chooseAccount(event.target.value)));
+  for (const radio of document.querySelectorAll('input[name="actor"]')) {
+    radio.addEventListener("change", () => {
+      $("#puppet").disabled = radio.value === "account";
+      if (radio.value === "puppet") $("#puppet").focus();
+    });
+  }
+  $("#create-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const data = new FormData(event.target);
+    run(async () => {
+      await act({ op: "create", addresses: splitAddresses(String(data.get("members"))), name: data.get("name") });
+      event.target.reset();
+    });
+  });
+  $("#groups-prev").addEventListener("click", () =>
+    run(() => {
+      state.offset = Math.max(0, state.offset - PAGE);
+      return loadGroups();
+    }),
+  );
+  $("#groups-next").addEventListener("click", () =>
+    run(() => {
+      state.offset += PAGE;
+      return loadGroups();
+    }),
+  );
+  $("#events-older").addEventListener("click", () => run(olderEvents));
+  $("#fault-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    run(() => injectFault(event.target));
+  });
+  $("#faults-clear").addEventListener("click", () => run(() => clearFaults({})));
+  $("#unreachable-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const address = new FormData(event.target).get("address").trim();
+    run(async () => {
+      await setUnreachable(address, true);
+      event.target.reset();
+    });
+  });
+  $("#account-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const address = new FormData(event.target).get("address").trim();
+    run(async () => {
+      const created = await api("accounts", { method: "POST", json: { address } });
+      showSecret(`${created.address}: ${created.token}`);
+      event.target.reset();
+      await loadAccounts();
+    });
+  });
+  // Faults run out and webhooks move on their own: keep those panels fresh.
+  setInterval(() => {
+    if (token() && !$("#app").hidden) run(() => Promise.all([loadSim(), loadWebhooks()]));
+  }, 2000);
+}
+
+wire();
+if (token()) {
+  run(() => signIn(token())).then(() => {
+    if ($("#app").hidden && $("#signin").hidden) signOut();
+  });
+} else {
+  signOut();
+}

@@ -1,0 +1,730 @@
+//! The web console: `GET /console/` serves a page (plain HTML, CSS and one JavaScript module,
+//! compiled into the binary) that shows every account's world and acts on it; the page talks
+//! to the JSON routes under `/console/api/`, defined here.
+//!
+//! Every API route needs an **admin token** (`imgroups admin token`) as
+//! `authorization: Bearer <admin token>`; without one the answer is 401 with the usual JSON
+//! error body and nothing else. Account tokens do not open the console, and admin tokens do not
+//! work as account tokens. The page keeps the admin token in the browser's session storage and
+//! sends it as that header, never in a URL; the assets themselves are public (they hold no
+//! data).
+//!
+//! Routes (JSON bodies; timestamps in milliseconds since the Unix epoch):
+//! - `GET session` — checks the token.
+//! - `GET accounts`, `POST accounts {address}` (answers the first token, shown once),
+//!   `POST tokens {address}`, `POST tokens:revoke {id}`.
+//! - `GET chats?account=A&offset=N&limit=N` — one page of A's groups, newest first, with
+//!   members and an icon version; `GET icon?account=A&chat=G` — the icon's bytes.
+//! - `GET events?account=A&before=N&limit=N` — A's log backwards from `before` (default: the
+//!   newest); `GET events:stream?account=A&after=N` — Server-Sent Events from `after`.
+//! - `POST act {account, puppet?, op, chat?, name?, addresses?}` — a group operation as the
+//!   account, or as the puppet `puppet` (a simulated person who is not an account) for the
+//!   account to see; `POST icon?account=A&chat=G&puppet=P` with the image as the body.
+//! - `GET sim`, `POST sim/unreachable {address, unreachable}`, `POST faults {…}`,
+//!   `POST faults:clear {id? | account?}` — the simulator's directory and injected faults.
+//! - `GET webhooks` — every endpoint's delivery status.
+
+use std::convert::Infallible;
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::response::sse::{Event as SseEvent, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use http::{HeaderValue, StatusCode};
+use imgroups_core::port::NewFault;
+use imgroups_core::{
+    admin, AccountId, Address, Change, Command, Error, ErrorKind, Event, Observed, Result, Rules,
+    Timestamp,
+};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{decode_body, ApiError, Http};
+use crate::events::Frame;
+use crate::revocation::Token;
+
+const INDEX: &str = include_str!("../../console/index.html");
+const SCRIPT: &str = include_str!("../../console/console.js");
+const STYLE: &str = include_str!("../../console/console.css");
+
+/// Largest page of groups or events one call returns.
+const MAX_PAGE: usize = 200;
+/// Largest console request body but an icon.
+const MAX_BODY: usize = 64 * 1024;
+
+/// The console's routes, to merge into the HTTP router.
+pub(crate) fn router(icon_limit: usize) -> Router<Http> {
+    let api = Router::new()
+        .route("/session", get(session))
+        .route("/accounts", get(accounts).post(add_account))
+        .route("/tokens", post(add_token))
+        .route("/tokens:revoke", post(revoke_token))
+        .route("/chats", get(chats))
+        .route("/events", get(events))
+        .route("/events:stream", get(stream))
+        .route("/act", post(act))
+        .route("/sim", get(sim))
+        .route("/sim/unreachable", post(unreachable))
+        .route("/faults", post(add_fault))
+        .route("/faults:clear", post(clear_faults))
+        .route("/webhooks", get(webhooks))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        // Added after the layer above: only the icon upload may be large.
+        .route(
+            "/icon",
+            get(icon)
+                .post(set_icon)
+                .layer(DefaultBodyLimit::max(icon_limit)),
+        );
+    Router::new()
+        .route("/console", get(|| async { redirect("/console/") }))
+        .route(
+            "/console/",
+            get(|| async { asset(INDEX, "text/html; charset=utf-8") }),
+        )
+        .route(
+            "/console/console.js",
+            get(|| async { asset(SCRIPT, "text/javascript; charset=utf-8") }),
+        )
+        .route(
+            "/console/console.css",
+            get(|| async { asset(STYLE, "text/css; charset=utf-8") }),
+        )
+        .nest("/console/api", api)
+}
+
+fn asset(body: &'static str, content_type: &'static str) -> Response {
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    // Assets change with the binary; revalidating them is cheap on loopback.
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(
+        "content-security-policy",
+        HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' blob:; style-src 'self'; script-src 'self'; \
+             connect-src 'self'; frame-ancestors 'none'",
+        ),
+    );
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+fn redirect(to: &'static str) -> Response {
+    (
+        StatusCode::PERMANENT_REDIRECT,
+        [(http::header::LOCATION, HeaderValue::from_static(to))],
+    )
+        .into_response()
+}
+
+// ----------------------------------------------------------------------------- access
+
+/// A request made with an admin token; the token is kept for the streams it opens.
+pub(crate) struct Admin(Token);
+
+impl axum::extract::FromRequestParts<Http> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        h: &Http,
+    ) -> std::result::Result<Self, ApiError> {
+        let token = parts
+            .headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
+            .filter(|token| !token.is_empty())
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Unauthenticated,
+                    "the console needs an admin token (`imgroups admin token`) as \
+                     `authorization: Bearer <admin token>`",
+                )
+            })?;
+        h.app.engine.store().authenticate_admin(token).await?;
+        Ok(Admin(Token::new(token)))
+    }
+}
+
+type Reply = std::result::Result<Response, ApiError>;
+
+fn ok(value: Value) -> Reply {
+    Ok(axum::Json(value).into_response())
+}
+
+fn body<T: serde::de::DeserializeOwned>(
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> Result<T> {
+    decode_body(body, MAX_BODY)
+}
+
+/// The account with this address (`addressNotFound` if there is none).
+async fn account(h: &Http, address: &str) -> Result<(AccountId, Address)> {
+    let address = Address::parse(address)?;
+    let id = admin::account(&**h.app.engine.store(), &address).await?;
+    Ok((id, address))
+}
+
+fn millis(at: Timestamp) -> i64 {
+    at.0.div_euclid(1_000_000)
+}
+
+/// A query parameter that must be present.
+fn required<'a>(value: &'a Option<String>, field: &str) -> Result<&'a str> {
+    value
+        .as_deref()
+        .filter(|v| !v.trim().is_empty())
+        .ok_or_else(|| Error::invalid(format!("{field} is required")).with("field", field))
+}
+
+// ---------------------------------------------------------------------------- accounts
+
+async fn session(_: Admin) -> Reply {
+    ok(json!({ "ok": true, "version": env!("CARGO_PKG_VERSION") }))
+}
+
+async fn accounts(State(h): State<Http>, _: Admin) -> Reply {
+    let store = h.app.engine.store();
+    let accounts = store.list_accounts().await?;
+    let tokens = store.list_tokens().await?;
+    let list: Vec<Value> = accounts
+        .iter()
+        .map(|a| {
+            let tokens: Vec<Value> = tokens
+                .iter()
+                .filter(|t| t.address == a.address)
+                .map(|t| {
+                    json!({
+                        "id": t.id.0,
+                        "createdAt": millis(t.created_at),
+                        "revoked": t.revoked,
+                    })
+                })
+                .collect();
+            json!({
+                "address": a.address.as_str(),
+                "createdAt": millis(a.created_at),
+                "tokens": tokens,
+            })
+        })
+        .collect();
+    ok(json!({ "accounts": list }))
+}
+
+#[derive(Deserialize)]
+struct AddressBody {
+    #[serde(default)]
+    address: String,
+}
+
+async fn add_account(
+    State(h): State<Http>,
+    _: Admin,
+    req: std::result::Result<Bytes, BytesRejection>,
+) -> Reply {
+    let req: AddressBody = body(req)?;
+    let address = Address::parse(&req.address).map_err(|e| e.with("field", "address"))?;
+    let token = admin::add_account(&**h.app.engine.store(), &address).await?;
+    tracing::info!(account = %address, "account created from the console");
+    ok(json!({ "address": address.as_str(), "token": token }))
+}
+
+async fn add_token(
+    State(h): State<Http>,
+    _: Admin,
+    req: std::result::Result<Bytes, BytesRejection>,
+) -> Reply {
+    let req: AddressBody = body(req)?;
+    let address = Address::parse(&req.address).map_err(|e| e.with("field", "address"))?;
+    let token = admin::create_token(&**h.app.engine.store(), &address).await?;
+    ok(json!({ "address": address.as_str(), "token": token }))
+}
+
+#[derive(Deserialize)]
+struct IdBody {
+    id: Option<i64>,
+}
+
+async fn revoke_token(
+    State(h): State<Http>,
+    _: Admin,
+    req: std::result::Result<Bytes, BytesRejection>,
+) -> Reply {
+    let req: IdBody = body(req)?;
+    let id = req
+        .id
+        .ok_or_else(|| Error::invalid("id is required").with("field", "id"))?;
+    let id = admin::revoke_token(&**h.app.engine.store(), &id.to_string()).await?;
+    ok(json!({ "id": id.0 }))
+}
+
+// ------------------------------------------------------------------------------- chats
+
+#[derive(Deserialize)]
+struct ChatsQuery {
+    account: Option<String>,
+    offset: Option<usize>,
+    limit: Option<usize>,
+}
+
+async fn chats(State(h): State<Http>, _: Admin, Query(q): Query<ChatsQuery>) -> Reply {
+    let (account, _) = self::account(&h, required(&q.account, "account")?).await?;
+    let offset = q.offset.unwrap_or(0);
+    let limit = q.limit.unwrap_or(50).clamp(1, MAX_PAGE);
+    let (total, page) = h.app.engine.list_groups(account, offset, limit).await?;
+    let chats: Vec<Value> = page
+        .into_iter()
+        .map(|(chat, icon)| {
+            json!({
+                "guid": chat.guid.to_string(),
+                "chatIdentifier": chat.chat_identifier,
+                "groupId": chat.group_id,
+                "displayName": chat.display_name,
+                "participants": chat.participants.iter().map(Address::as_str).collect::<Vec<_>>(),
+                "iconVersion": icon.map(|hash| hash.iter().take(8).map(|b| format!("{b:02x}")).collect::<String>()),
+            })
+        })
+        .collect();
+    ok(json!({ "total": total, "offset": offset, "chats": chats }))
+}
+
+#[derive(Deserialize)]
+struct IconQuery {
+    account: Option<String>,
+    chat: Option<String>,
+    puppet: Option<String>,
+}
+
+async fn icon(State(h): State<Http>, _: Admin, Query(q): Query<IconQuery>) -> Reply {
+    let (account, _) = self::account(&h, required(&q.account, "account")?).await?;
+    let chat = required(&q.chat, "chat")?.to_owned();
+    let (bytes, mime) = h.app.engine.get_icon(account, chat).await?;
+    let mut response = Body::from(bytes).into_response();
+    let headers = response.headers_mut();
+    if let Ok(mime) = HeaderValue::from_str(&mime) {
+        headers.insert(CONTENT_TYPE, mime);
+    }
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    Ok(response)
+}
+
+/// Sets a group's icon to the request body, as the account or as `puppet`.
+async fn set_icon(
+    State(h): State<Http>,
+    _: Admin,
+    Query(q): Query<IconQuery>,
+    data: std::result::Result<Bytes, BytesRejection>,
+) -> Reply {
+    let (account, _) = self::account(&h, required(&q.account, "account")?).await?;
+    let chat = required(&q.chat, "chat")?;
+    let data = data.map_err(|rejection| {
+        Error::invalid(format!("cannot read the image: {}", rejection.body_text()))
+            .with("field", "body")
+    })?;
+    let command = Command::set_icon(chat, data.to_vec(), &h.app.limits)?;
+    perform(&h, account, q.puppet.as_deref(), command).await?;
+    ok(json!({}))
+}
+
+// ------------------------------------------------------------------------------ events
+
+#[derive(Deserialize)]
+struct EventsQuery {
+    account: Option<String>,
+    before: Option<u64>,
+    after: Option<u64>,
+    limit: Option<usize>,
+}
+
+fn event_json(event: &Event) -> Value {
+    let (change, detail) = match &event.change {
+        Change::DisplayNameChanged { display_name } => {
+            ("displayNameChanged", Some(display_name.as_str()))
+        }
+        Change::ParticipantAdded { participant } => {
+            ("participantAdded", Some(participant.as_str()))
+        }
+        Change::ParticipantRemoved { participant } => {
+            ("participantRemoved", Some(participant.as_str()))
+        }
+        Change::ParticipantLeft { participant } => ("participantLeft", Some(participant.as_str())),
+        Change::IconChanged => ("iconChanged", None),
+        Change::IconRemoved => ("iconRemoved", None),
+    };
+    json!({
+        "sequence": event.sequence,
+        "chatGuid": event.chat_guid.to_string(),
+        "occurredAt": millis(event.occurred_at),
+        "isFromMe": event.is_from_me,
+        "actor": event.actor.as_ref().map(Address::as_str),
+        "change": change,
+        "detail": detail,
+    })
+}
+
+/// The log backwards: up to `limit` events with sequence < `before` (default: all), newest
+/// first, and where the log stands.
+async fn events(State(h): State<Http>, _: Admin, Query(q): Query<EventsQuery>) -> Reply {
+    let (account, _) = self::account(&h, required(&q.account, "account")?).await?;
+    let limit = q.limit.unwrap_or(50).clamp(1, MAX_PAGE);
+    let store = h.app.engine.store();
+    let bounds = store.log_bounds(account).await?;
+    let up_to = q
+        .before
+        .map_or(bounds.head, |before| before.saturating_sub(1))
+        .min(bounds.head);
+    let after = up_to
+        .saturating_sub(limit as u64)
+        .max(bounds.pruned_through);
+    let mut page = store.read_events(account, after, up_to, limit).await?;
+    page.reverse();
+    ok(json!({
+        "head": bounds.head,
+        "prunedThrough": bounds.pruned_through,
+        "events": page.iter().map(event_json).collect::<Vec<_>>(),
+    }))
+}
+
+fn console_frame(frame: Frame) -> std::result::Result<SseEvent, Infallible> {
+    Ok(match frame {
+        Frame::Event(event) => SseEvent::default()
+            .id(event.sequence.to_string())
+            .data(event_json(&event).to_string()),
+        Frame::Heartbeat | Frame::Complete { .. } => SseEvent::default().comment("heartbeat"),
+        Frame::Failed(err) => {
+            let wire = crate::wire::code_of_error(&err);
+            let body = crate::wire::to_http_body(&wire, &err.message, &err.context, "");
+            SseEvent::default().event("error").data(body.to_string())
+        }
+    })
+}
+
+/// The account's events after `after` (default: from now), then live, as Server-Sent Events.
+/// Not counted against the account's stream cap: the console is the operator's, not the
+/// account's.
+async fn stream(State(h): State<Http>, admin: Admin, Query(q): Query<EventsQuery>) -> Reply {
+    let (account, _) = self::account(&h, required(&q.account, "account")?).await?;
+    let rx = h
+        .streams
+        .subscribe_after(&admin.0, account, None, q.after, console_frame)
+        .await?;
+    Ok(Sse::new(crate::events::frames(rx)).into_response())
+}
+
+// --------------------------------------------------------------------------------- act
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ActBody {
+    #[serde(default)]
+    account: String,
+    puppet: Option<String>,
+    #[serde(default)]
+    op: String,
+    #[serde(default)]
+    chat: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    addresses: Vec<String>,
+}
+
+/// One group operation as the account or as a puppet.
+async fn act(
+    State(h): State<Http>,
+    _: Admin,
+    req: std::result::Result<Bytes, BytesRejection>,
+) -> Reply {
+    let req: ActBody = body(req)?;
+    let (account, _) = self::account(&h, &req.account).await?;
+    let puppet = req.puppet.as_deref().filter(|p| !p.trim().is_empty());
+    let command = match req.op.as_str() {
+        "create" => {
+            if puppet.is_some() {
+                return Err(Error::not_supported(
+                    "a simulated person can change groups, not create chats",
+                )
+                .into());
+            }
+            let outcome = h
+                .app
+                .engine
+                .execute(account, None, Command::create_chat(&req.addresses, None)?)
+                .await?;
+            let chat = match outcome {
+                imgroups_core::Outcome::Created { chat, .. }
+                | imgroups_core::Outcome::Chat(chat) => chat,
+                imgroups_core::Outcome::Empty => return Err(Error::internal().into()),
+            };
+            let name = req.name.trim();
+            if !name.is_empty() {
+                let rename = Command::set_display_name(&chat.guid.to_string(), name)?;
+                h.app.engine.execute(account, None, rename).await?;
+            }
+            return ok(json!({ "chatGuid": chat.guid.to_string() }));
+        }
+        "rename" => Command::set_display_name(&req.chat, &req.name)?,
+        "add" => Command::add_participants(&req.chat, &req.addresses)?,
+        "remove" => Command::remove_participants(&req.chat, &req.addresses)?,
+        "removeIcon" => Command::remove_icon(&req.chat)?,
+        "leave" => Command::leave(&req.chat)?,
+        other => {
+            return Err(Error::invalid(format!(
+                "unknown op {other:?}: one of create, rename, add, remove, removeIcon, leave"
+            ))
+            .with("field", "op")
+            .into())
+        }
+    };
+    perform(&h, account, puppet, command).await?;
+    ok(json!({}))
+}
+
+/// Runs a group change as the account, or as `puppet` (a simulated person) whose change the
+/// account then sees, under the same rules either way.
+async fn perform(
+    h: &Http,
+    account: AccountId,
+    puppet: Option<&str>,
+    command: Command,
+) -> Result<()> {
+    match puppet {
+        None => h.app.engine.execute(account, None, command).await.map(drop),
+        Some(puppet) => {
+            let puppet = Address::parse(puppet).map_err(|e| e.with("field", "puppet"))?;
+            let Command::Group { chat, mutation } = command else {
+                return Err(Error::not_supported(
+                    "a simulated person can change groups, not create chats",
+                ));
+            };
+            let observed = Observed {
+                chat,
+                actor: puppet,
+                occurred_at: None,
+                mutation,
+            };
+            h.app.engine.ingest(observed, Rules::Enforce).await
+        }
+    }
+}
+
+// --------------------------------------------------------------------------- simulator
+
+async fn sim(State(h): State<Http>, _: Admin) -> Reply {
+    let store = h.app.engine.store();
+    let unreachable = store.unreachable().await?;
+    let faults = store.faults().await?;
+    let faults: Vec<Value> = faults
+        .iter()
+        .map(|f| {
+            json!({
+                "id": f.id.0,
+                "account": f.address.as_str(),
+                "method": f.spec.method,
+                "code": f.spec.error_code,
+                "retryable": f.spec.retryable,
+                "latencyMs": f.spec.latency_ms,
+                "left": f.spec.count,
+                "until": f.spec.until.map(millis),
+                "createdAt": millis(f.created_at),
+            })
+        })
+        .collect();
+    ok(json!({
+        "unreachable": unreachable.iter().map(Address::as_str).collect::<Vec<_>>(),
+        "faults": faults,
+        "codes": crate::fault_codes().collect::<Vec<_>>(),
+        "methods": crate::method_names(),
+    }))
+}
+
+#[derive(Deserialize)]
+struct UnreachableBody {
+    #[serde(default)]
+    address: String,
+    #[serde(default = "yes")]
+    unreachable: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+async fn unreachable(
+    State(h): State<Http>,
+    _: Admin,
+    req: std::result::Result<Bytes, BytesRejection>,
+) -> Reply {
+    let req: UnreachableBody = body(req)?;
+    let address = Address::parse(&req.address).map_err(|e| e.with("field", "address"))?;
+    h.app
+        .engine
+        .store()
+        .set_unreachable(&address, req.unreachable)
+        .await?;
+    tracing::info!(address = %address, unreachable = req.unreachable, "directory changed from the console");
+    ok(json!({ "address": address.as_str(), "unreachable": req.unreachable }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FaultBody {
+    #[serde(default)]
+    account: String,
+    #[serde(default)]
+    method: String,
+    code: Option<String>,
+    #[serde(default)]
+    retryable: bool,
+    #[serde(default)]
+    latency_ms: u64,
+    count: Option<u32>,
+    for_secs: Option<u64>,
+}
+
+/// Longest latency a fault may add: ten minutes.
+const MAX_LATENCY_MS: u64 = 600_000;
+
+async fn add_fault(
+    State(h): State<Http>,
+    _: Admin,
+    req: std::result::Result<Bytes, BytesRejection>,
+) -> Reply {
+    let req: FaultBody = body(req)?;
+    let (account, _) = self::account(&h, &req.account).await?;
+    let method = req.method.trim();
+    if method != "*" && !crate::method_names().contains(&method) {
+        return Err(Error::invalid(format!(
+            "unknown method {method:?}: `*` or an RPC name such as SetDisplayName"
+        ))
+        .with("field", "method")
+        .into());
+    }
+    let code = req.code.as_deref().map(str::trim).filter(|c| !c.is_empty());
+    if let Some(code) = code {
+        if !crate::is_fault_code(code) {
+            return Err(Error::invalid(format!(
+                "unknown error code {code:?}: one of {}",
+                crate::fault_codes().collect::<Vec<_>>().join(", ")
+            ))
+            .with("field", "code")
+            .into());
+        }
+    }
+    if code.is_none() && req.latency_ms == 0 {
+        return Err(
+            Error::invalid("a fault needs an error code, a latency or both")
+                .with("field", "code")
+                .into(),
+        );
+    }
+    if req.latency_ms > MAX_LATENCY_MS {
+        return Err(
+            Error::invalid(format!("latencyMs is at most {MAX_LATENCY_MS}"))
+                .with("field", "latencyMs")
+                .into(),
+        );
+    }
+    if req.count == Some(0) {
+        return Err(Error::invalid("count must be at least 1")
+            .with("field", "count")
+            .into());
+    }
+    let until = match req.for_secs {
+        Some(0) => {
+            return Err(Error::invalid("forSecs must be at least 1")
+                .with("field", "forSecs")
+                .into())
+        }
+        Some(secs) => Some(Timestamp(
+            Timestamp::now().0.saturating_add(
+                i64::try_from(secs)
+                    .unwrap_or(i64::MAX)
+                    .saturating_mul(1_000_000_000),
+            ),
+        )),
+        None => None,
+    };
+    let fault = h
+        .app
+        .engine
+        .store()
+        .add_fault(&NewFault {
+            account,
+            method: method.to_owned(),
+            error_code: code.map(str::to_owned),
+            retryable: req.retryable,
+            latency_ms: req.latency_ms,
+            count: req.count,
+            until,
+        })
+        .await?;
+    h.guard.faults.refresh().await;
+    tracing::warn!(fault = fault.id.0, account = %fault.address, method, "fault injected from the console");
+    ok(json!({ "id": fault.id.0 }))
+}
+
+#[derive(Deserialize)]
+struct ClearBody {
+    id: Option<i64>,
+    account: Option<String>,
+}
+
+async fn clear_faults(
+    State(h): State<Http>,
+    _: Admin,
+    req: std::result::Result<Bytes, BytesRejection>,
+) -> Reply {
+    let req: ClearBody = body(req)?;
+    let account = match req.account.as_deref().filter(|a| !a.trim().is_empty()) {
+        Some(address) => Some(self::account(&h, address).await?.0),
+        None => None,
+    };
+    let cleared = h
+        .app
+        .engine
+        .store()
+        .clear_faults(account, req.id.map(imgroups_core::FaultId))
+        .await?;
+    h.guard.faults.refresh().await;
+    tracing::info!(cleared, "faults cleared from the console");
+    ok(json!({ "cleared": cleared }))
+}
+
+// ---------------------------------------------------------------------------- webhooks
+
+async fn webhooks(State(h): State<Http>, _: Admin) -> Reply {
+    let store = h.app.engine.store();
+    let hooks = store.webhooks(None).await?;
+    let mut list = Vec::with_capacity(hooks.len());
+    for hook in hooks {
+        let head = store.log_bounds(hook.account).await?.head;
+        list.push(json!({
+            "id": hook.id.0,
+            "account": hook.address.as_str(),
+            "url": hook.url,
+            "delivered": hook.cursor,
+            "head": head,
+            "failures": hook.failures,
+            "paused": hook.paused,
+            "lastError": hook.last_error,
+            "createdAt": millis(hook.created_at),
+        }))
+    }
+    ok(json!({ "webhooks": list }))
+}
