@@ -11,8 +11,9 @@
 //! - `grpc`: the tonic services (`GroupService`, `ChatService`, `EventService`).
 //! - `events`: live subscriptions and catch-up over the durable log; the hub that reads each
 //!   notified commit's events once for every live subscriber.
-//! - `http`: the HTTP/JSON routes (same application functions), the SSE event stream and the
-//!   webhook management routes.
+//! - `http`: the HTTP/JSON routes (same application functions), the SSE event stream, the
+//!   webhook management routes and the web console (`/console/`, admin token only).
+//! - `faults`: injected faults (simulator controls), applied to a call once it is admitted.
 //! - [`webhooks`]: signed, retried, durable-cursor webhook delivery.
 //! - [`egress`]: where webhooks may be delivered (https only, no special-purpose addresses
 //!   unless allowed), checked at registration and at every connection.

@@ -7,6 +7,7 @@
 //! - `sse`: `GET /v1/events:stream`, the resumable Server-Sent-Events stream.
 //! - `hooks`: `/v1/webhooks` management for the token's account.
 //! - `ops`: `/healthz`, `/readyz` and `/metrics`, which need no token.
+//! - `console`: the web console's page and its `/console/api/` routes (admin token only).
 //!
 //! Every error body has the shape of docs/protocol.md §6.3, decided by [`wire`]: a handler returns
 //! [`ApiError`], which leaves the error in the response's extensions, and [`envelope`] renders
