@@ -1,12 +1,14 @@
-//! Accounts, tokens, the simulated directory and webhook endpoints, in SQL, each on a pooled
+//! Accounts, tokens, the simulated directory, webhook endpoints and injected faults, in SQL, each on a pooled
 //! connection in a transaction of its own (the engine's write batches do not carry them).
 //! Changes to what the writer caches (accounts, the directory) take the write lock and move
 //! `writer_state.epoch`, so they are ordered with the batches and every writer notices them.
 
 use deadpool_postgres::{Client, Transaction};
-use imgroups_core::port::{TokenInfo, TokenRef, Webhook, WebhookUrl};
+use imgroups_core::port::{AccountInfo, Fault, NewFault, TokenInfo, TokenRef, Webhook, WebhookUrl};
 use imgroups_core::tokens::hash_token;
-use imgroups_core::{AccountId, Address, Error, ErrorKind, Result, Timestamp, TokenId, WebhookId};
+use imgroups_core::{
+    AccountId, Address, Error, ErrorKind, FaultId, Result, Timestamp, TokenId, WebhookId,
+};
 use tokio_postgres::Row;
 
 use crate::sql::PgResult;
@@ -172,6 +174,68 @@ pub(crate) async fn set_unreachable(
     };
     tx.execute(sql, &[&address.as_str()]).await.db()?;
     tx.commit().await.db()
+}
+
+/// The addresses marked unreachable, sorted.
+pub(crate) async fn unreachable(client: &Client) -> Result<Vec<Address>> {
+    let rows = client
+        .query("SELECT address FROM unreachable ORDER BY address", &[])
+        .await
+        .db()?;
+    Ok(rows
+        .iter()
+        .map(|r| Address::from_trusted(r.get::<_, String>(0)))
+        .collect())
+}
+
+pub(crate) async fn list_accounts(client: &Client) -> Result<Vec<AccountInfo>> {
+    let rows = client
+        .query(
+            "SELECT id, address, created_at FROM accounts ORDER BY id",
+            &[],
+        )
+        .await
+        .db()?;
+    Ok(rows
+        .iter()
+        .map(|r| AccountInfo {
+            id: AccountId(r.get(0)),
+            address: Address::from_trusted(r.get::<_, String>(1)),
+            created_at: Timestamp(r.get(2)),
+        })
+        .collect())
+}
+
+/// Stores an admin token's hash, in a table of its own: an account's token is never an
+/// admin token, nor the other way round.
+pub(crate) async fn add_admin_token(client: &Client, hash: &[u8]) -> Result<()> {
+    client
+        .execute(
+            "INSERT INTO admin_tokens (hash, created_at) VALUES ($1, $2)",
+            &[&hash, &Timestamp::now().0],
+        )
+        .await
+        .db()
+        .map(drop)
+}
+
+/// `Ok` if `token` is an admin token.
+pub(crate) async fn authenticate_admin(client: &Client, token: &str) -> Result<()> {
+    let statement = client
+        .prepare_cached("SELECT 1 FROM admin_tokens WHERE hash = $1")
+        .await
+        .db()?;
+    match client
+        .query_opt(&statement, &[&hash_token(token)])
+        .await
+        .db()?
+    {
+        Some(_) => Ok(()),
+        None => Err(Error::new(
+            ErrorKind::Unauthenticated,
+            "unknown admin token",
+        )),
+    }
 }
 
 pub(crate) async fn forget_keys_before(client: &Client, cutoff: Timestamp) -> Result<()> {
@@ -353,4 +417,109 @@ pub(crate) async fn release_webhooks(client: &Client, owner: &str) -> Result<()>
         .await
         .db()
         .map(drop)
+}
+
+// Injected faults. None of them is cached by the writers, so no write lock: taking one use
+// of a counted fault is one `UPDATE`, whose row lock orders it with every other process's.
+
+const FAULT: &str = "SELECT f.id, f.account_id, a.address, f.method, f.error_code, f.retryable,
+     f.latency_ms, f.remaining, f.until, f.created_at
+     FROM faults f JOIN accounts a ON a.id = f.account_id";
+
+fn fault_from_row(r: &Row) -> Fault {
+    Fault {
+        id: FaultId(r.get(0)),
+        address: Address::from_trusted(r.get::<_, String>(2)),
+        spec: NewFault {
+            account: AccountId(r.get(1)),
+            method: r.get(3),
+            error_code: r.get(4),
+            retryable: r.get(5),
+            latency_ms: r.get::<_, i64>(6).max(0) as u64,
+            count: r
+                .get::<_, Option<i64>>(7)
+                .map(|n| n.clamp(0, i64::from(u32::MAX)) as u32),
+            until: r.get::<_, Option<i64>>(8).map(Timestamp),
+        },
+        created_at: Timestamp(r.get(9)),
+    }
+}
+
+pub(crate) async fn add_fault(client: &Client, fault: &NewFault) -> Result<Fault> {
+    let row = client
+        .query_opt(
+            "INSERT INTO faults (account_id, method, error_code, retryable, latency_ms,
+                 remaining, until, created_at)
+             SELECT id, $2::text, $3::text, $4::boolean, $5::bigint, $6::bigint, $7::bigint,
+                 $8::bigint
+             FROM accounts WHERE id = $1
+             RETURNING id",
+            &[
+                &fault.account.0,
+                &fault.method,
+                &fault.error_code,
+                &fault.retryable,
+                &i64::try_from(fault.latency_ms).unwrap_or(i64::MAX),
+                &fault.count.map(i64::from),
+                &fault.until.map(|t| t.0),
+                &Timestamp::now().0,
+            ],
+        )
+        .await
+        .db()?
+        .ok_or_else(|| Error::invalid("no such account").with("field", "account"))?;
+    let id: i64 = row.get(0);
+    let sql = format!("{FAULT} WHERE f.id = $1");
+    let row = client.query_one(&sql, &[&id]).await.db()?;
+    Ok(fault_from_row(&row))
+}
+
+/// The armed faults at `now`, by id.
+pub(crate) async fn faults(client: &Client, now: Timestamp) -> Result<Vec<Fault>> {
+    let sql = format!(
+        "{FAULT} WHERE (f.remaining IS NULL OR f.remaining > 0)
+           AND (f.until IS NULL OR f.until > $1)
+         ORDER BY f.id"
+    );
+    let rows = client.query(&sql, &[&now.0]).await.db()?;
+    Ok(rows.iter().map(fault_from_row).collect())
+}
+
+/// Removes fault `id`, or else every fault of `account`, or else every fault.
+pub(crate) async fn clear_faults(
+    client: &Client,
+    account: Option<AccountId>,
+    id: Option<FaultId>,
+) -> Result<u64> {
+    match (id, account) {
+        (Some(id), _) => {
+            client
+                .execute("DELETE FROM faults WHERE id = $1", &[&id.0])
+                .await
+        }
+        (None, Some(account)) => {
+            client
+                .execute("DELETE FROM faults WHERE account_id = $1", &[&account.0])
+                .await
+        }
+        (None, None) => client.execute("DELETE FROM faults", &[]).await,
+    }
+    .db()
+}
+
+/// Takes one use of fault `id` at `now`: whether it was armed. (`NULL - 1` is `NULL`: an
+/// uncounted fault matches and stays uncounted.) Under READ COMMITTED, an `UPDATE` that
+/// waited for another's row lock re-checks its `WHERE` on the new row, so a count is never
+/// spent twice.
+pub(crate) async fn take_fault(client: &Client, id: FaultId, now: Timestamp) -> Result<bool> {
+    let statement = client
+        .prepare_cached(
+            "UPDATE faults SET remaining = remaining - 1
+             WHERE id = $1 AND (remaining IS NULL OR remaining > 0)
+               AND (until IS NULL OR until > $2)",
+        )
+        .await
+        .db()?;
+    let taken = client.execute(&statement, &[&id.0, &now.0]).await.db()?;
+    Ok(taken == 1)
 }

@@ -11,7 +11,8 @@
 //!   1, 2, 3, … in commit order across processes.
 //! - `hints`: commit hints, token revocations and webhook changes between processes, over
 //!   LISTEN/NOTIFY, sent after commit and coalesced; lossy by design.
-//! - `admin`: accounts, tokens, the directory, webhook endpoints and their delivery leases.
+//! - `admin`: accounts, tokens (accounts' and admin), the directory, webhook endpoints and
+//!   their delivery leases, injected faults.
 //! - `sql`: queries shared by the writer and read snapshots. `schema`: versioned migrations.
 //! - [`baseline`]: raw single-row commits, the benchmark's yardstick.
 //!
@@ -31,12 +32,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use imgroups_core::port::{
-    Accounts, GroupRow, Hooks, Log, LogBounds, Notices, ReadFn, Reader, Store, TokenInfo, TokenRef,
-    Webhook, WebhookUrl, Work,
+    AccountInfo, Accounts, Fault, Faults, GroupRow, Hooks, Log, LogBounds, NewFault, Notices,
+    ReadFn, Reader, Store, TokenInfo, TokenRef, Webhook, WebhookUrl, Work,
 };
 use imgroups_core::tokens::TokenCache;
 use imgroups_core::{
-    AccountId, Address, Error, Event, GroupKey, Outcome, Result, Timestamp, TokenId, WebhookId,
+    AccountId, Address, Error, Event, FaultId, GroupKey, Outcome, Result, Timestamp, TokenId,
+    WebhookId,
 };
 use tokio::runtime::{Handle, Runtime};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -524,6 +526,31 @@ impl Accounts for PgStore {
         })
         .await
     }
+
+    async fn unreachable(&self) -> Result<Vec<Address>> {
+        self.with_client(|client| async move { admin::unreachable(&client).await })
+            .await
+    }
+
+    async fn list_accounts(&self) -> Result<Vec<AccountInfo>> {
+        self.with_client(|client| async move { admin::list_accounts(&client).await })
+            .await
+    }
+
+    async fn add_admin_token(&self, hash: Vec<u8>) -> Result<()> {
+        self.with_client(move |client| async move { admin::add_admin_token(&client, &hash).await })
+            .await
+    }
+
+    /// Not cached, unlike account tokens: the console makes few calls, and a read per call
+    /// means a removed admin token stops working at once on every node.
+    async fn authenticate_admin(&self, token: &str) -> Result<()> {
+        let token = token.to_owned();
+        self.with_client(
+            move |client| async move { admin::authenticate_admin(&client, &token).await },
+        )
+        .await
+    }
 }
 
 #[async_trait]
@@ -607,7 +634,32 @@ impl Hooks for PgStore {
 }
 
 #[async_trait]
-impl imgroups_core::port::Faults for PgStore {}
+impl Faults for PgStore {
+    async fn add_fault(&self, fault: &NewFault) -> Result<Fault> {
+        let fault = fault.clone();
+        self.with_client(move |client| async move { admin::add_fault(&client, &fault).await })
+            .await
+    }
+
+    async fn faults(&self) -> Result<Vec<Fault>> {
+        self.with_client(|client| async move { admin::faults(&client, Timestamp::now()).await })
+            .await
+    }
+
+    async fn clear_faults(&self, account: Option<AccountId>, id: Option<FaultId>) -> Result<u64> {
+        self.with_client(
+            move |client| async move { admin::clear_faults(&client, account, id).await },
+        )
+        .await
+    }
+
+    async fn take_fault(&self, id: FaultId) -> Result<bool> {
+        self.with_client(move |client| async move {
+            admin::take_fault(&client, id, Timestamp::now()).await
+        })
+        .await
+    }
+}
 
 #[async_trait]
 impl Store for PgStore {

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use imgroups_core::port::{TokenInfo, TokenRef};
+use imgroups_core::port::{AccountInfo, TokenInfo, TokenRef};
 use imgroups_core::tokens::hash_token;
 use imgroups_core::{AccountId, Address, Error, ErrorKind, Result, Timestamp, TokenId};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -152,4 +152,49 @@ pub(crate) fn set_unreachable(
         "DELETE FROM unreachable WHERE address = ?1"
     };
     conn.execute(sql, [address.as_str()]).db().map(drop)
+}
+
+/// The addresses marked unreachable, sorted.
+pub(crate) fn unreachable(conn: &Connection) -> Result<Vec<Address>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT address FROM unreachable ORDER BY address")
+        .db()?;
+    let rows = stmt
+        .query_map([], |r| r.get(0).map(Address::from_trusted))
+        .db()?;
+    rows.collect::<rusqlite::Result<_>>().db()
+}
+
+pub(crate) fn list_accounts(conn: &Connection) -> Result<Vec<AccountInfo>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT id, address, created_at FROM accounts ORDER BY id")
+        .db()?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok(AccountInfo {
+                id: AccountId(r.get(0)?),
+                address: Address::from_trusted(r.get(1)?),
+                created_at: Timestamp(r.get(2)?),
+            })
+        })
+        .db()?;
+    rows.collect::<rusqlite::Result<_>>().db()
+}
+
+/// Stores an admin token's hash. Admin tokens live in a table of their own: an account's
+/// token is never one, nor the other way round.
+pub(crate) fn add_admin_token(conn: &Connection, hash: &[u8]) -> Result<()> {
+    conn.prepare_cached("INSERT INTO admin_tokens (hash, created_at) VALUES (?1, ?2)")
+        .and_then(|mut s| s.execute(params![hash, Timestamp::now().0]))
+        .db()
+        .map(drop)
+}
+
+/// `Ok` if `token` is an admin token.
+pub(crate) fn authenticate_admin(conn: &Connection, token: &str) -> Result<()> {
+    let found = conn
+        .prepare_cached("SELECT 1 FROM admin_tokens WHERE hash = ?1")
+        .and_then(|mut s| s.query_row([hash_token(token)], |_| Ok(())).optional())
+        .db()?;
+    found.ok_or_else(|| Error::new(ErrorKind::Unauthenticated, "unknown admin token"))
 }

@@ -15,7 +15,8 @@
 //!   commit waits for a checkpoint.
 //! - `db`: the SQL of the engine's transaction port ([`imgroups_core::port::Tx`]), idempotency
 //!   records, retention and log reads.
-//! - `admin`, `webhooks`: accounts, tokens, the directory, webhook endpoints, in SQL.
+//! - `admin`, `webhooks`, `faults`: accounts, tokens (accounts' and admin), the directory,
+//!   webhook endpoints, injected faults, in SQL.
 //! - `notices`: commit notices, in this process and from other processes on the database.
 //! - `schema`: migrations. [`baseline`]: raw SQLite commits, the benchmark's yardstick.
 //!
@@ -29,6 +30,7 @@ mod admin;
 pub mod baseline;
 mod checkpoint;
 mod db;
+mod faults;
 mod lock;
 mod notices;
 mod pipeline;
@@ -42,12 +44,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use imgroups_core::port::{
-    Accounts, Hooks, Log, LogBounds, Notices, ReadFn, Store, TokenInfo, TokenRef, Webhook,
-    WebhookUrl, Work,
+    AccountInfo, Accounts, Fault, Faults, Hooks, Log, LogBounds, NewFault, Notices, ReadFn, Store,
+    TokenInfo, TokenRef, Webhook, WebhookUrl, Work,
 };
 use imgroups_core::tokens::TokenCache;
 use imgroups_core::{
-    AccountId, Address, Error, Event, Outcome, Result, Timestamp, TokenId, WebhookId,
+    AccountId, Address, Error, Event, FaultId, Outcome, Result, Timestamp, TokenId, WebhookId,
 };
 use rusqlite::Connection;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -541,6 +543,27 @@ impl Accounts for SqliteStore {
         self.write_with(move |conn| admin::set_unreachable(conn, &address, unreachable))
             .await
     }
+
+    async fn unreachable(&self) -> Result<Vec<Address>> {
+        self.read_with(admin::unreachable).await
+    }
+
+    async fn list_accounts(&self) -> Result<Vec<AccountInfo>> {
+        self.read_with(admin::list_accounts).await
+    }
+
+    async fn add_admin_token(&self, hash: Vec<u8>) -> Result<()> {
+        self.write_with(move |conn| admin::add_admin_token(conn, &hash))
+            .await
+    }
+
+    /// Not cached, unlike account tokens: the console makes few calls, and a read per call
+    /// means a removed admin token stops working at once everywhere.
+    async fn authenticate_admin(&self, token: &str) -> Result<()> {
+        let token = token.to_owned();
+        self.read_with(move |conn| admin::authenticate_admin(conn, &token))
+            .await
+    }
 }
 
 #[async_trait]
@@ -605,7 +628,27 @@ impl Hooks for SqliteStore {
 }
 
 #[async_trait]
-impl imgroups_core::port::Faults for SqliteStore {}
+impl Faults for SqliteStore {
+    async fn add_fault(&self, fault: &NewFault) -> Result<Fault> {
+        let fault = fault.clone();
+        self.write_with(move |conn| faults::add(conn, &fault)).await
+    }
+
+    async fn faults(&self) -> Result<Vec<Fault>> {
+        self.read_with(|conn| faults::armed(conn, Timestamp::now()))
+            .await
+    }
+
+    async fn clear_faults(&self, account: Option<AccountId>, id: Option<FaultId>) -> Result<u64> {
+        self.write_with(move |conn| faults::clear(conn, account, id))
+            .await
+    }
+
+    async fn take_fault(&self, id: FaultId) -> Result<bool> {
+        self.write_with(move |conn| faults::take(conn, id, Timestamp::now()))
+            .await
+    }
+}
 
 #[async_trait]
 impl Store for SqliteStore {

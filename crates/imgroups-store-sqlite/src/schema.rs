@@ -99,6 +99,29 @@ CREATE TABLE webhooks (
 );
 CREATE INDEX webhooks_by_account ON webhooks(account_id);
 "#,
+    // Admin tokens (the console's credential), kept apart from accounts' tokens so neither
+    // is ever accepted as the other; and injected faults (simulator controls). A fault with
+    // `remaining` NULL applies to every call until `until` (NULL: until cleared); a counted
+    // one stays, disarmed, once `remaining` reaches 0.
+    r#"
+CREATE TABLE admin_tokens (
+    id         INTEGER PRIMARY KEY,
+    hash       BLOB NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE faults (
+    id         INTEGER PRIMARY KEY,
+    account_id INTEGER NOT NULL REFERENCES accounts(id),
+    method     TEXT NOT NULL,
+    error_code TEXT,
+    retryable  INTEGER NOT NULL,
+    latency_ms INTEGER NOT NULL,
+    remaining  INTEGER,
+    until      INTEGER,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX faults_by_account ON faults(account_id);
+"#,
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

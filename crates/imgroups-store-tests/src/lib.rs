@@ -12,6 +12,8 @@
 //!   replay of the accepted commands (6).
 //! - [`ingest`]: a change observed elsewhere produces exactly the events our own write of it
 //!   would have, and only what is not yet reflected.
+//! - [`admin_tokens`], [`listings`], [`faults`], [`fault_count_is_atomic`]: the console's
+//!   credential, account and directory listings, injected faults (simulator controls).
 
 pub mod pg;
 
@@ -753,5 +755,299 @@ pub fn ready<F: Fixture>(fixture: F) {
             .ready()
             .await
             .expect_err("a closed store is not ready");
+    });
+}
+
+fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(future)
+}
+
+/// Admin tokens (the console's credential): a stored one is accepted, an unknown one is
+/// `unauthenticated`, and admin and account tokens are never accepted as each other.
+pub fn admin_tokens<F: Fixture>(fixture: F) {
+    block_on(async {
+        let store = fixture.open();
+        let unknown = store
+            .authenticate_admin("imgadm_0000")
+            .await
+            .expect_err("no admin token yet");
+        assert_eq!(unknown.kind, ErrorKind::Unauthenticated);
+
+        let (admin, hash) = imgroups_core::tokens::new_admin_token();
+        store.add_admin_token(hash).await.expect("add admin token");
+        store
+            .authenticate_admin(&admin)
+            .await
+            .expect("a stored admin token is accepted");
+        let err = store
+            .authenticate_admin(&format!("{admin}0"))
+            .await
+            .expect_err("an unknown admin token");
+        assert_eq!(err.kind, ErrorKind::Unauthenticated);
+        assert!(!err.message.is_empty());
+
+        let address = Address::parse("a@x.com").expect("address");
+        let (account, _) = store.ensure_account(&address).await.expect("account");
+        let (token, hash) = imgroups_core::tokens::new_token();
+        store.add_token(account, hash).await.expect("add token");
+        assert_eq!(store.authenticate(&token).await.expect("account"), account);
+        let err = store
+            .authenticate_admin(&token)
+            .await
+            .expect_err("an account token is not an admin token");
+        assert_eq!(err.kind, ErrorKind::Unauthenticated);
+        let err = store
+            .authenticate(&admin)
+            .await
+            .expect_err("an admin token is not an account token");
+        assert_eq!(err.kind, ErrorKind::Unauthenticated);
+
+        // Durable: still there after a restart.
+        store.close().await;
+        let store = fixture.open();
+        store
+            .authenticate_admin(&admin)
+            .await
+            .expect("the admin token survives a restart");
+        store.close().await;
+    });
+}
+
+/// `list_accounts` lists every account by id; `unreachable` the addresses marked so, sorted.
+pub fn listings<F: Fixture>(fixture: F) {
+    block_on(async {
+        let store = fixture.open();
+        assert!(store.list_accounts().await.expect("accounts").is_empty());
+        assert!(store.unreachable().await.expect("unreachable").is_empty());
+        let before = Timestamp::now();
+        let mut ids = Vec::new();
+        for a in ["c@x.com", "a@x.com", "b@x.com"] {
+            let address = Address::parse(a).expect("address");
+            ids.push(store.ensure_account(&address).await.expect("account").0);
+        }
+        let accounts = store.list_accounts().await.expect("accounts");
+        assert_eq!(
+            accounts.iter().map(|a| a.id).collect::<Vec<_>>(),
+            {
+                let mut sorted = ids.clone();
+                sorted.sort();
+                sorted
+            },
+            "every account, by id"
+        );
+        for info in &accounts {
+            let i = ids.iter().position(|id| *id == info.id).expect("known id");
+            assert_eq!(info.address.as_str(), ["c@x.com", "a@x.com", "b@x.com"][i]);
+            assert!(info.created_at >= before);
+        }
+
+        for a in ["z@x.com", "m@x.com", "+15551234567"] {
+            let address = Address::parse(a).expect("address");
+            store
+                .set_unreachable(&address, true)
+                .await
+                .expect("unreachable");
+        }
+        // Marking twice is one mark.
+        let m = Address::parse("m@x.com").expect("address");
+        store.set_unreachable(&m, true).await.expect("again");
+        let listed = store.unreachable().await.expect("unreachable");
+        let listed: Vec<&str> = listed.iter().map(|a| a.as_str()).collect();
+        assert_eq!(listed, ["+15551234567", "m@x.com", "z@x.com"]);
+        store.set_unreachable(&m, false).await.expect("reachable");
+        let listed = store.unreachable().await.expect("unreachable");
+        let listed: Vec<&str> = listed.iter().map(|a| a.as_str()).collect();
+        assert_eq!(listed, ["+15551234567", "z@x.com"]);
+        store.close().await;
+    });
+}
+
+fn new_fault(account: AccountId, method: &str) -> imgroups_core::port::NewFault {
+    imgroups_core::port::NewFault {
+        account,
+        method: method.to_owned(),
+        error_code: Some("databaseError".to_owned()),
+        retryable: true,
+        latency_ms: 0,
+        count: None,
+        until: None,
+    }
+}
+
+/// Injected faults: stored as asked, listed while armed, counted ones spent one use at a
+/// time down to zero (then disarmed and no longer listed), timed ones disarmed once `until`
+/// has passed, and cleared by id, by account or all at once.
+pub fn faults<F: Fixture>(fixture: F) {
+    use imgroups_core::port::NewFault;
+    use imgroups_core::FaultId;
+
+    block_on(async {
+        let store = fixture.open();
+        let a = Address::parse("a@x.com").expect("address");
+        let b = Address::parse("b@x.com").expect("address");
+        let alice = store.ensure_account(&a).await.expect("account").0;
+        let bob = store.ensure_account(&b).await.expect("account").0;
+        assert!(store.faults().await.expect("faults").is_empty());
+        assert!(!store.take_fault(FaultId(12345)).await.expect("take"));
+
+        // A counted fault, stored as asked, with `count` what is left.
+        let before = Timestamp::now();
+        let counted = NewFault {
+            count: Some(3),
+            latency_ms: 250,
+            ..new_fault(alice, "SetDisplayName")
+        };
+        let fault = store.add_fault(&counted).await.expect("add");
+        assert_eq!(fault.spec, counted);
+        assert_eq!(fault.address, a);
+        assert!(fault.created_at >= before);
+        assert_eq!(store.faults().await.expect("faults"), vec![fault.clone()]);
+        for left in [2, 1, 0] {
+            assert!(store.take_fault(fault.id).await.expect("take"), "armed");
+            let listed = store.faults().await.expect("faults");
+            if left > 0 {
+                assert_eq!(listed.len(), 1);
+                assert_eq!(listed[0].spec.count, Some(left), "what is left");
+            } else {
+                assert!(listed.is_empty(), "a used-up fault is not listed");
+            }
+        }
+        assert!(
+            !store.take_fault(fault.id).await.expect("take"),
+            "a used-up fault is disarmed"
+        );
+
+        // Uncounted: every call, until cleared; latency only; its own account's address.
+        let forever = NewFault {
+            error_code: None,
+            retryable: false,
+            latency_ms: 10,
+            ..new_fault(bob, "*")
+        };
+        let forever = store.add_fault(&forever).await.expect("add");
+        assert_eq!(forever.address, b);
+        assert_eq!(forever.spec.error_code, None);
+        for _ in 0..3 {
+            assert!(store.take_fault(forever.id).await.expect("take"));
+        }
+        assert_eq!(store.faults().await.expect("faults")[0].spec.count, None);
+
+        // Timed: in the future it is armed; in the past it is neither listed nor taken.
+        let hour = 3_600_000_000_000;
+        let later = store
+            .add_fault(&NewFault {
+                until: Some(Timestamp(Timestamp::now().0 + hour)),
+                ..new_fault(alice, "CreateChat")
+            })
+            .await
+            .expect("add");
+        let expired = store
+            .add_fault(&NewFault {
+                until: Some(Timestamp(Timestamp::now().0 - hour)),
+                count: Some(5),
+                ..new_fault(alice, "CreateChat")
+            })
+            .await
+            .expect("add");
+        assert!(store.take_fault(later.id).await.expect("take"));
+        assert!(!store.take_fault(expired.id).await.expect("take"));
+        let listed: Vec<FaultId> = store
+            .faults()
+            .await
+            .expect("faults")
+            .iter()
+            .map(|f| f.id)
+            .collect();
+        assert_eq!(listed, vec![forever.id, later.id], "armed faults, by id");
+
+        // Durable: the same after a restart.
+        store.close().await;
+        let store = fixture.open();
+        let listed: Vec<FaultId> = store
+            .faults()
+            .await
+            .expect("faults")
+            .iter()
+            .map(|f| f.id)
+            .collect();
+        assert_eq!(listed, vec![forever.id, later.id]);
+
+        // Clearing: by id (which wins over an account), by account, then all.
+        let extra = store
+            .add_fault(&new_fault(bob, "Leave"))
+            .await
+            .expect("add");
+        assert_eq!(
+            store
+                .clear_faults(Some(alice), Some(extra.id))
+                .await
+                .expect("clear"),
+            1
+        );
+        assert!(!store.take_fault(extra.id).await.expect("take"), "gone");
+        assert_eq!(
+            store
+                .clear_faults(None, Some(extra.id))
+                .await
+                .expect("clear"),
+            0
+        );
+        // Alice's: `later`, `expired` and the used-up one, armed or not.
+        assert_eq!(
+            store.clear_faults(Some(alice), None).await.expect("clear"),
+            3
+        );
+        let left: Vec<FaultId> = store
+            .faults()
+            .await
+            .expect("faults")
+            .iter()
+            .map(|f| f.id)
+            .collect();
+        assert_eq!(left, vec![forever.id]);
+        store
+            .add_fault(&new_fault(alice, "Leave"))
+            .await
+            .expect("add");
+        assert_eq!(store.clear_faults(None, None).await.expect("clear"), 2);
+        assert!(store.faults().await.expect("faults").is_empty());
+        assert!(!store.take_fault(forever.id).await.expect("take"));
+        store.close().await;
+    });
+}
+
+/// Concurrent calls never spend a counted fault more than its count: 20 concurrent takes of
+/// a fault with 5 uses succeed exactly 5 times.
+pub fn fault_count_is_atomic<F: Fixture>(fixture: F) {
+    block_on(async {
+        let store = fixture.open();
+        let a = Address::parse("a@x.com").expect("address");
+        let alice = store.ensure_account(&a).await.expect("account").0;
+        let fault = store
+            .add_fault(&imgroups_core::port::NewFault {
+                count: Some(5),
+                ..new_fault(alice, "*")
+            })
+            .await
+            .expect("add");
+        let takes: Vec<_> = (0..20)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move { store.take_fault(fault.id).await })
+            })
+            .collect();
+        let mut taken = 0;
+        for take in takes {
+            if take.await.expect("task").expect("take") {
+                taken += 1;
+            }
+        }
+        assert_eq!(taken, 5, "exactly the count");
+        assert!(store.faults().await.expect("faults").is_empty());
+        store.close().await;
     });
 }

@@ -17,19 +17,31 @@
 //! - `imgroups token create ADDRESS` prints a new token; `token list` lists tokens (never the
 //!   secret) as `ID<TAB>ACCOUNT<TAB>CREATED<TAB>active|revoked`, CREATED in RFC 3339 UTC;
 //!   `token revoke ID|TOKEN` revokes one.
+//! - `imgroups admin token` prints a new admin token (the console's credential, `imgadm_…`)
+//!   as its only stdout line (`--json`: `{"token"}`).
 //! - `imgroups sim unreachable ADDRESS` marks an address as not on iMessage
-//!   (`--reachable` undoes it).
+//!   (`--reachable` undoes it); `sim unreachable --list` prints the marked addresses, one a
+//!   line, sorted.
+//! - `imgroups sim fault add ADDRESS --method NAME|* [--code CODE [--retryable]]
+//!   [--latency-ms N] [--count N] [--for-secs T]` makes calls of NAME (an RPC name, or `*`
+//!   for all) by the account ADDRESS fail with the wire error CODE and/or be delayed; it
+//!   prints `fault <ID>: <DESCRIPTION>`. `sim fault list` prints the armed faults as
+//!   `ID<TAB>ACCOUNT<TAB>METHOD<TAB>CODE|-<TAB>RETRYABLE<TAB>LATENCY_MS<TAB>LEFT|-<TAB>UNTIL|-`
+//!   (UNTIL in RFC 3339 UTC); `sim fault clear ID|--account ADDRESS|--all` prints
+//!   `cleared <N>`.
 //! - `imgroups sim act ADDRESS rename|add|remove|leave|icon-set|icon-rm CHAT [ARGS]` makes a
 //!   person in the simulated network (a puppet, usually not an account) change a group; every
 //!   account in the group sees it, live, with that person as the actor.
 //! - `imgroups webhook add URL --account ADDRESS` prints `id <ID>` then `secret <SECRET>`;
 //!   `webhook list` prints one tab-separated line per endpoint; `webhook rm ID` and
 //!   `webhook resume ID` report on stderr.
-//! - `--json` (on `account add`, `token create|list`, `webhook add|list` and every client
-//!   command): a single result is one JSON object on one line (`{"account","token"}`,
-//!   `{"id","account","url","secret"}`); a list is JSON lines, one object per item
-//!   (`token list`: `id`, `account`, `created` RFC 3339, `createdUnix`, `status`; `webhook
-//!   list`: `id`, `account`, `url`, `status`, `cursor`, `failures`, `lastError`). Errors are
+//! - `--json` (on `account add`, `token create|list`, `admin token`, `webhook add|list`,
+//!   `sim fault add|list` and every client command): a single result is one JSON object on
+//!   one line (`{"account","token"}`, `{"id","account","url","secret"}`); a list is JSON
+//!   lines, one object per item (`token list`: `id`, `account`, `created` RFC 3339,
+//!   `createdUnix`, `status`; `webhook list`: `id`, `account`, `url`, `status`, `cursor`,
+//!   `failures`, `lastError`; a fault: `id`, `account`, `method`, `code`, `retryable`,
+//!   `latencyMs`, `left`, `until` RFC 3339, `untilUnix`, `created`). Errors are
 //!   then one JSON object on stderr, `{"error":{"code","message","retryable"}}`, with the
 //!   same exit codes.
 //! - `imgroups completions bash|zsh|fish|…` prints a completion script; `imgroups man` a roff
@@ -70,9 +82,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
-use imgroups_core::port::Store;
+use imgroups_core::port::{Fault, NewFault, Store};
 use imgroups_core::{
-    admin, Address, Command, Engine, EngineConfig, Error, ErrorKind, Limits, WebhookId,
+    admin, Address, Command, Engine, EngineConfig, Error, ErrorKind, FaultId, Limits, Timestamp,
+    WebhookId,
 };
 use imgroups_sim::Simulator;
 use imgroups_store_postgres::PgStore;
@@ -203,6 +216,9 @@ enum Cmd {
     /// Drive the simulated iMessage network.
     #[command(subcommand)]
     Sim(SimCmd),
+    /// Administer the server's console.
+    #[command(subcommand)]
+    Admin(AdminCmd),
     /// Manage webhook endpoints (signed deliveries of an account's group events).
     #[command(subcommand)]
     Webhook(WebhookCmd),
@@ -441,17 +457,39 @@ enum TokenCmd {
 }
 
 #[derive(Subcommand)]
-enum SimCmd {
-    /// Mark an address as not on iMessage (adding it then fails with addressNotFound).
-    Unreachable {
-        /// The address (phone number or email) to mark.
-        address: String,
-        /// Undo: make the address reachable again.
+enum AdminCmd {
+    /// Print a new admin token (the console's credential) as the only stdout line. Shown
+    /// once: only its hash is kept. Works while the server runs.
+    Token {
+        /// Print `{"token":…}` instead.
         #[arg(long)]
-        reachable: bool,
+        json: bool,
         #[command(flatten)]
         data: DataArg,
     },
+}
+
+#[derive(Subcommand)]
+enum SimCmd {
+    /// Mark an address as not on iMessage (adding it then fails with addressNotFound), or
+    /// with --list print the addresses marked so.
+    Unreachable {
+        /// The address (phone number or email) to mark.
+        #[arg(required_unless_present = "list")]
+        address: Option<String>,
+        /// Undo: make the address reachable again.
+        #[arg(long)]
+        reachable: bool,
+        /// Print the addresses marked unreachable, one a line, sorted (instead of marking).
+        #[arg(long, conflicts_with_all = ["address", "reachable"])]
+        list: bool,
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// Inject faults: make an account's calls fail with a chosen error code and/or be delayed,
+    /// to test how a client copes. Works while the server runs.
+    #[command(subcommand)]
+    Fault(FaultCmd),
     /// Make a person in the simulated network (a puppet) change a group, as if a human did it
     /// on their phone. The same rules hold as for an account (a non-member gets chatNotFound);
     /// every account in the group sees the change with ADDRESS as the actor. Works while the
@@ -461,6 +499,64 @@ enum SimCmd {
         address: String,
         #[command(subcommand)]
         action: ActCmd,
+        #[command(flatten)]
+        data: DataArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum FaultCmd {
+    /// Add a fault; prints `fault <ID>: <DESCRIPTION>`. Without --count or --for-secs it
+    /// applies to every matching call until cleared.
+    Add {
+        /// The account whose calls are affected.
+        address: String,
+        /// The RPC affected, as the wire names it (`SetDisplayName`, `CreateChat`, …), or
+        /// `*` for every method.
+        #[arg(long, value_name = "NAME|*")]
+        method: String,
+        /// Fail the call with this wire error code (e.g. databaseError, timeout,
+        /// burstRateExceeded).
+        #[arg(long)]
+        code: Option<String>,
+        /// Mark the injected error retryable (`x-retryable: true`).
+        #[arg(long, requires = "code")]
+        retryable: bool,
+        /// Delay the call by this many milliseconds before it runs (or fails).
+        #[arg(long, value_name = "N")]
+        latency_ms: Option<u64>,
+        /// Apply to this many calls, then disarm.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        count: Option<u32>,
+        /// Disarm after this many seconds.
+        #[arg(long, value_name = "T", value_parser = clap::value_parser!(u64).range(1..))]
+        for_secs: Option<u64>,
+        /// Print the fault as one JSON object instead.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// List the armed faults: id, account, method, code, retryable, latency (ms), uses left,
+    /// until (RFC 3339, UTC).
+    List {
+        /// JSON lines: one object per fault.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// Remove one fault, an account's faults, or every fault; prints `cleared <N>`.
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["id", "account", "all"])))]
+    Clear {
+        /// The fault's id (from `sim fault list`).
+        id: Option<i64>,
+        /// Remove every fault of this account.
+        #[arg(long)]
+        account: Option<String>,
+        /// Remove every fault.
+        #[arg(long)]
+        all: bool,
         #[command(flatten)]
         data: DataArg,
     },
@@ -604,10 +700,36 @@ fn main() -> ExitCode {
         Cmd::Sim(SimCmd::Unreachable {
             address,
             reachable,
+            list,
             data,
         }) => with_store(&data, |store| async move {
-            let address = Address::parse(&address)?;
-            imgroups_sim::set_unreachable(&*store, &address, !reachable).await
+            match address {
+                Some(address) if !list => {
+                    let address = Address::parse(&address)?;
+                    imgroups_sim::set_unreachable(&*store, &address, !reachable).await
+                }
+                // Clap requires an address unless --list, and forbids both.
+                _ => {
+                    let mut out = std::io::stdout().lock();
+                    for address in store.unreachable().await? {
+                        if writeln!(out, "{address}").is_err() {
+                            break; // Closed pipe (`| head`): not an error.
+                        }
+                    }
+                    Ok(())
+                }
+            }
+        }),
+        Cmd::Sim(SimCmd::Fault(cmd)) => fault(cmd),
+        Cmd::Admin(AdminCmd::Token { json, data }) => with_store(&data, |store| async move {
+            let token = admin::create_admin_token(&*store).await?;
+            let line = if json {
+                serde_json::json!({ "token": token }).to_string()
+            } else {
+                token
+            };
+            print_text(&format!("{line}\n"));
+            Ok(())
         }),
         Cmd::Sim(SimCmd::Act {
             address,
@@ -672,7 +794,11 @@ impl Cmd {
         match self {
             Cmd::Account(AccountCmd::Add { json, .. })
             | Cmd::Token(TokenCmd::Create { json, .. } | TokenCmd::List { json, .. })
-            | Cmd::Webhook(WebhookCmd::Add { json, .. } | WebhookCmd::List { json, .. }) => *json,
+            | Cmd::Webhook(WebhookCmd::Add { json, .. } | WebhookCmd::List { json, .. })
+            | Cmd::Admin(AdminCmd::Token { json, .. })
+            | Cmd::Sim(SimCmd::Fault(FaultCmd::Add { json, .. } | FaultCmd::List { json, .. })) => {
+                *json
+            }
             _ => false,
         }
     }
@@ -785,6 +911,172 @@ fn webhook(cmd: WebhookCmd) -> Result<(), Error> {
             Ok(())
         }),
     }
+}
+
+fn fault(cmd: FaultCmd) -> Result<(), Error> {
+    match cmd {
+        FaultCmd::Add {
+            address,
+            method,
+            code,
+            retryable,
+            latency_ms,
+            count,
+            for_secs,
+            json,
+            data,
+        } => {
+            // Checked before the store is opened: a typo needs no data directory.
+            check_method(&method)?;
+            if let Some(code) = &code {
+                check_fault_code(code)?;
+            }
+            if code.is_none() && latency_ms.unwrap_or(0) == 0 {
+                return Err(Error::invalid(
+                    "a fault needs --code CODE, --latency-ms N or both",
+                ));
+            }
+            let address = Address::parse(&address)?;
+            with_store(&data, |store| async move {
+                let account = admin::account(&*store, &address).await?;
+                let until = for_secs.map(|secs| {
+                    let nanos = i64::try_from(secs)
+                        .unwrap_or(i64::MAX)
+                        .saturating_mul(1_000_000_000);
+                    Timestamp(Timestamp::now().0.saturating_add(nanos))
+                });
+                let fault = store
+                    .add_fault(&NewFault {
+                        account,
+                        method,
+                        error_code: code,
+                        retryable,
+                        latency_ms: latency_ms.unwrap_or(0),
+                        count,
+                        until,
+                    })
+                    .await?;
+                let line = if json {
+                    fault_json(&fault).to_string()
+                } else {
+                    format!("fault {}: {}", fault.id, describe_fault(&fault))
+                };
+                print_text(&format!("{line}\n"));
+                Ok(())
+            })
+        }
+        FaultCmd::List { json, data } => with_store(&data, |store| async move {
+            let mut out = std::io::stdout().lock();
+            for f in store.faults().await? {
+                let line = if json {
+                    fault_json(&f).to_string()
+                } else {
+                    let dash = || "-".to_owned();
+                    format!(
+                        "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                        f.id,
+                        f.address,
+                        f.spec.method,
+                        f.spec.error_code.clone().unwrap_or_else(dash),
+                        f.spec.retryable,
+                        f.spec.latency_ms,
+                        f.spec.count.map_or_else(dash, |n| n.to_string()),
+                        f.spec.until.map_or_else(dash, |t| rfc3339(t.seconds())),
+                    )
+                };
+                if writeln!(out, "{line}").is_err() {
+                    break; // Closed pipe (`| head`): not an error.
+                }
+            }
+            Ok(())
+        }),
+        FaultCmd::Clear {
+            id,
+            account,
+            all,
+            data,
+        } => with_store(&data, |store| async move {
+            let cleared = match (id, account) {
+                (Some(id), _) => store.clear_faults(None, Some(FaultId(id))).await?,
+                (None, Some(address)) => {
+                    let address = Address::parse(&address)?;
+                    let account = admin::account(&*store, &address).await?;
+                    store.clear_faults(Some(account), None).await?
+                }
+                // Clap requires exactly one of ID, --account and --all.
+                (None, None) => {
+                    debug_assert!(all);
+                    store.clear_faults(None, None).await?
+                }
+            };
+            print_text(&format!("cleared {cleared}\n"));
+            Ok(())
+        }),
+    }
+}
+
+/// `*` or one of the server's RPC names.
+fn check_method(method: &str) -> Result<(), Error> {
+    let names = imgroups_server::method_names();
+    if method == "*" || names.contains(&method) {
+        return Ok(());
+    }
+    Err(Error::invalid(format!(
+        "unknown method {method:?}; use * or one of: {}",
+        names.join(", ")
+    ))
+    .with("field", "method"))
+}
+
+/// One of the wire error codes a fault may inject.
+fn check_fault_code(code: &str) -> Result<(), Error> {
+    if imgroups_server::is_fault_code(code) {
+        return Ok(());
+    }
+    let codes: Vec<&str> = imgroups_server::fault_codes().collect();
+    Err(Error::invalid(format!(
+        "unknown error code {code:?}; one of: {}",
+        codes.join(", ")
+    ))
+    .with("field", "code"))
+}
+
+/// A fault in one line, e.g. `SetDisplayName calls by a@x.com fail with databaseError
+/// (retryable) after 200 ms; 3 left`.
+fn describe_fault(f: &Fault) -> String {
+    let spec = &f.spec;
+    let which = match spec.method.as_str() {
+        "*" => format!("every call by {}", f.address),
+        method => format!("{method} calls by {}", f.address),
+    };
+    let retryable = if spec.retryable { " (retryable)" } else { "" };
+    let what = match (&spec.error_code, spec.latency_ms) {
+        (Some(code), 0) => format!("fail with {code}{retryable}"),
+        (Some(code), ms) => format!("fail with {code}{retryable} after {ms} ms"),
+        (None, ms) => format!("are delayed {ms} ms"),
+    };
+    let limit = match (spec.count, spec.until) {
+        (Some(n), Some(t)) => format!("{n} left, until {}", rfc3339(t.seconds())),
+        (Some(n), None) => format!("{n} left"),
+        (None, Some(t)) => format!("until {}", rfc3339(t.seconds())),
+        (None, None) => "until cleared".to_owned(),
+    };
+    format!("{which} {what}; {limit}")
+}
+
+fn fault_json(f: &Fault) -> serde_json::Value {
+    serde_json::json!({
+        "id": f.id,
+        "account": f.address.to_string(),
+        "method": f.spec.method,
+        "code": f.spec.error_code,
+        "retryable": f.spec.retryable,
+        "latencyMs": f.spec.latency_ms,
+        "left": f.spec.count,
+        "until": f.spec.until.map(|t| rfc3339(t.seconds())),
+        "untilUnix": f.spec.until.map(Timestamp::seconds),
+        "created": rfc3339(f.created_at.seconds()),
+    })
 }
 
 /// Runs `f` on the store `data` names, as a tool beside any server running on it: the server

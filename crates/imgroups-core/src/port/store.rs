@@ -153,34 +153,19 @@ pub trait Accounts: Send + Sync + 'static {
     async fn set_unreachable(&self, address: &Address, unreachable: bool) -> Result<()>;
 
     /// The addresses marked unreachable, sorted.
-    async fn unreachable(&self) -> Result<Vec<Address>> {
-        Err(Error::not_supported(
-            "this store does not list unreachable addresses",
-        ))
-    }
+    async fn unreachable(&self) -> Result<Vec<Address>>;
 
     /// Every account, by id.
-    async fn list_accounts(&self) -> Result<Vec<AccountInfo>> {
-        Err(Error::not_supported("this store does not list accounts"))
-    }
+    async fn list_accounts(&self) -> Result<Vec<AccountInfo>>;
 
     /// Stores a new admin token (the console's credential), given its hash
     /// ([`crate::tokens::new_admin_token`]). Admin tokens are not account tokens: they open
     /// the console and its API only.
-    async fn add_admin_token(&self, hash: Vec<u8>) -> Result<()> {
-        let _ = hash;
-        Err(Error::not_supported("this store keeps no admin tokens"))
-    }
+    async fn add_admin_token(&self, hash: Vec<u8>) -> Result<()>;
 
     /// `Ok` if `token` is an admin token of this store; `unauthenticated` otherwise. Takes
     /// effect at once in every process serving the store.
-    async fn authenticate_admin(&self, token: &str) -> Result<()> {
-        let _ = token;
-        Err(Error::new(
-            crate::error::ErrorKind::Unauthenticated,
-            "this store keeps no admin tokens",
-        ))
-    }
+    async fn authenticate_admin(&self, token: &str) -> Result<()>;
 }
 
 /// A fault to inject (simulator): calls of `method` by `account` fail with `error_code`
@@ -219,29 +204,19 @@ pub struct Fault {
 #[async_trait]
 pub trait Faults: Send + Sync + 'static {
     /// Stores a fault; it is armed at once.
-    async fn add_fault(&self, fault: &NewFault) -> Result<Fault> {
-        let _ = fault;
-        Err(Error::not_supported("this store keeps no faults"))
-    }
+    async fn add_fault(&self, fault: &NewFault) -> Result<Fault>;
 
     /// The armed faults (a count left, or none; `until` not passed), by id.
-    async fn faults(&self) -> Result<Vec<Fault>> {
-        Ok(Vec::new())
-    }
+    async fn faults(&self) -> Result<Vec<Fault>>;
 
-    /// Removes the fault `id`, or every fault of `account`, or every fault; returns how many.
-    async fn clear_faults(&self, account: Option<AccountId>, id: Option<FaultId>) -> Result<u64> {
-        let _ = (account, id);
-        Ok(0)
-    }
+    /// Removes the fault `id` (whatever `account` says), or else every fault of `account`, or
+    /// else every fault; returns how many.
+    async fn clear_faults(&self, account: Option<AccountId>, id: Option<FaultId>) -> Result<u64>;
 
     /// Takes one use of a fault for a call about to fail or be delayed: `true` if it was still
     /// armed (a counted fault now has one fewer left, atomically, across processes), `false`
     /// if it is used up, expired or gone.
-    async fn take_fault(&self, id: FaultId) -> Result<bool> {
-        let _ = id;
-        Ok(false)
-    }
+    async fn take_fault(&self, id: FaultId) -> Result<bool>;
 }
 
 /// A URL webhook deliveries can be made to: `http://` or `https://` with a host.

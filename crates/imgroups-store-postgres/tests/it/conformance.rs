@@ -27,3 +27,35 @@ fn an_open_store_is_ready_and_a_closed_one_is_not() {
     };
     imgroups_store_tests::ready(fixture);
 }
+
+#[test]
+fn admin_tokens_are_their_own_credential() {
+    let Some(fixture) = PgFixture::new("admintokens") else {
+        return;
+    };
+    imgroups_store_tests::admin_tokens(fixture);
+}
+
+#[test]
+fn accounts_and_unreachable_addresses_are_listed() {
+    let Some(fixture) = PgFixture::new("listings") else {
+        return;
+    };
+    imgroups_store_tests::listings(fixture);
+}
+
+#[test]
+fn faults_are_armed_spent_expired_and_cleared() {
+    let Some(fixture) = PgFixture::new("faults") else {
+        return;
+    };
+    imgroups_store_tests::faults(fixture);
+}
+
+#[test]
+fn concurrent_takes_never_overspend_a_fault() {
+    let Some(fixture) = PgFixture::new("faultcount") else {
+        return;
+    };
+    imgroups_store_tests::fault_count_is_atomic(fixture);
+}

@@ -14,3 +14,23 @@ fn observed_changes_produce_the_events_our_own_writes_do() {
 fn an_open_store_is_ready_and_a_closed_one_is_not() {
     imgroups_store_tests::ready(crate::common::TempFixture::new());
 }
+
+#[test]
+fn admin_tokens_are_their_own_credential() {
+    imgroups_store_tests::admin_tokens(crate::common::TempFixture::new());
+}
+
+#[test]
+fn accounts_and_unreachable_addresses_are_listed() {
+    imgroups_store_tests::listings(crate::common::TempFixture::new());
+}
+
+#[test]
+fn faults_are_armed_spent_expired_and_cleared() {
+    imgroups_store_tests::faults(crate::common::TempFixture::new());
+}
+
+#[test]
+fn concurrent_takes_never_overspend_a_fault() {
+    imgroups_store_tests::fault_count_is_atomic(crate::common::TempFixture::new());
+}

@@ -613,3 +613,275 @@ fn json_output_and_json_errors() {
     let err: serde_json::Value = serde_json::from_str(stderr(&out).trim()).expect("JSON error");
     assert_eq!(err["error"]["code"], "invalidArgument");
 }
+
+#[test]
+fn admin_token_prints_one_line_beside_a_running_server() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _server = Server::start(dir.path(), &[]);
+    let data = dir.path().to_str().expect("utf-8");
+    let out = run(&mut imgroups(&["admin", "token", "--data", data]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    assert!(lines[0].starts_with("imgadm_"), "{text}");
+    assert!(lines[0].len() > "imgadm_".len() + 20, "{text}");
+
+    let out = run(&mut imgroups(&["admin", "token", "--json", "--data", data]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let row: serde_json::Value = serde_json::from_str(stdout(&out).trim()).expect("one object");
+    let second = row["token"].as_str().expect("token");
+    assert!(second.starts_with("imgadm_"), "{row}");
+    assert_ne!(second, lines[0], "a new token each time");
+}
+
+/// `sim fault add|list|clear` against a data directory, in text and JSON, and the mistakes
+/// it refuses.
+#[test]
+fn sim_fault_add_list_clear_round_trip() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().to_str().expect("utf-8");
+    let cli = |args: &[&str]| {
+        let mut cmd = imgroups(args);
+        cmd.args(["--data", data]);
+        run(&mut cmd)
+    };
+    for address in ["a@example.com", "b@example.com"] {
+        let out = cli(&["account", "add", address]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+
+    let out = cli(&[
+        "sim",
+        "fault",
+        "add",
+        "a@example.com",
+        "--method",
+        "SetDisplayName",
+        "--code",
+        "databaseError",
+        "--retryable",
+        "--latency-ms",
+        "200",
+        "--count",
+        "3",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    let (head, description) = text.trim().split_once(": ").expect("fault ID: …");
+    let first: i64 = head
+        .strip_prefix("fault ")
+        .and_then(|id| id.parse().ok())
+        .expect("fault ID");
+    for part in [
+        "SetDisplayName",
+        "a@example.com",
+        "databaseError",
+        "retryable",
+        "200 ms",
+        "3 left",
+    ] {
+        assert!(description.contains(part), "{part}: {description}");
+    }
+
+    let out = cli(&[
+        "sim",
+        "fault",
+        "add",
+        "b@example.com",
+        "--method",
+        "*",
+        "--latency-ms",
+        "50",
+        "--for-secs",
+        "3600",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let second: serde_json::Value = serde_json::from_str(stdout(&out).trim()).expect("object");
+    assert_eq!(second["account"], "b@example.com");
+    assert_eq!(second["method"], "*");
+    assert_eq!(second["code"], serde_json::Value::Null);
+    assert_eq!(second["latencyMs"], 50);
+    assert_eq!(second["left"], serde_json::Value::Null);
+    let until = second["untilUnix"].as_i64().expect("untilUnix");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    assert!((until - now - 3600).abs() < 60, "{second}");
+    assert!(second["until"].as_str().is_some_and(|u| u.ends_with('Z')));
+    let second_id = second["id"].as_i64().expect("id");
+
+    let out = cli(&["sim", "fault", "list"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split('\t').collect()).collect();
+    assert_eq!(rows.len(), 2, "{text}");
+    assert_eq!(
+        rows[0],
+        [
+            first.to_string().as_str(),
+            "a@example.com",
+            "SetDisplayName",
+            "databaseError",
+            "true",
+            "200",
+            "3",
+            "-"
+        ]
+    );
+    assert_eq!(
+        rows[1][..7],
+        [
+            second_id.to_string().as_str(),
+            "b@example.com",
+            "*",
+            "-",
+            "false",
+            "50",
+            "-"
+        ]
+    );
+    assert_eq!(rows[1][7], second["until"].as_str().expect("until"));
+
+    let out = cli(&["sim", "fault", "list", "--json"]);
+    let listed: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0]["id"], first);
+    assert_eq!(listed[0]["left"], 3);
+    assert_eq!(listed[0]["retryable"], true);
+    assert_eq!(listed[1], second);
+
+    // Mistakes.
+    let refused = [
+        (
+            vec!["--method", "NoSuchRpc", "--code", "timeout"],
+            "a@example.com",
+            "invalidArgument",
+            "NoSuchRpc",
+        ),
+        (
+            vec!["--method", "*", "--code", "notACode"],
+            "a@example.com",
+            "invalidArgument",
+            "notACode",
+        ),
+        (
+            vec!["--method", "*"],
+            "a@example.com",
+            "invalidArgument",
+            "--code",
+        ),
+        (
+            vec!["--method", "*", "--code", "timeout"],
+            "nobody@example.com",
+            "addressNotFound",
+            "nobody@example.com",
+        ),
+    ];
+    for (flags, address, code, named) in refused {
+        let mut args = vec!["sim", "fault", "add", address];
+        args.extend(flags);
+        let out = cli(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = stderr(&out);
+        let line = err.lines().last().unwrap_or_default();
+        assert_eq!(trailing_code(line), code, "{args:?}: {err}");
+        assert!(line.contains(named), "{args:?}: {err}");
+        // And as JSON.
+        args.push("--json");
+        let out = cli(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err: serde_json::Value = serde_json::from_str(stderr(&out).trim()).expect("JSON error");
+        assert_eq!(err["error"]["code"], code, "{args:?}");
+    }
+    // Usage: --retryable needs a code; clear needs exactly one of ID, --account, --all.
+    for args in [
+        vec![
+            "sim",
+            "fault",
+            "add",
+            "a@example.com",
+            "--method",
+            "*",
+            "--retryable",
+            "--latency-ms",
+            "5",
+        ],
+        vec!["sim", "fault", "clear"],
+        vec!["sim", "fault", "clear", "1", "--all"],
+    ] {
+        assert_eq!(cli(&args).status.code(), Some(2), "{args:?}");
+    }
+    assert_eq!(
+        stdout(&cli(&["sim", "fault", "list"])).lines().count(),
+        2,
+        "nothing added by refused commands"
+    );
+
+    // Clearing: by id, by account, all.
+    let first = first.to_string();
+    let out = cli(&["sim", "fault", "clear", &first]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "cleared 1");
+    assert_eq!(
+        stdout(&cli(&["sim", "fault", "clear", &first])).trim(),
+        "cleared 0"
+    );
+    let out = cli(&["sim", "fault", "clear", "--account", "b@example.com"]);
+    assert_eq!(stdout(&out).trim(), "cleared 1", "{}", stderr(&out));
+    let out = cli(&["sim", "fault", "clear", "--account", "nobody@example.com"]);
+    assert_eq!(trailing_code(stderr(&out).trim()), "addressNotFound");
+    for address in ["a@example.com", "b@example.com"] {
+        let out = cli(&[
+            "sim", "fault", "add", address, "--method", "Leave", "--code", "timeout",
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    assert_eq!(
+        stdout(&cli(&["sim", "fault", "clear", "--all"])).trim(),
+        "cleared 2"
+    );
+    assert_eq!(stdout(&cli(&["sim", "fault", "list"])), "");
+}
+
+#[test]
+fn sim_unreachable_list_prints_the_marked_addresses() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().to_str().expect("utf-8");
+    let cli = |args: &[&str]| {
+        let mut cmd = imgroups(args);
+        cmd.args(["--data", data]);
+        run(&mut cmd)
+    };
+    assert_eq!(stdout(&cli(&["sim", "unreachable", "--list"])), "");
+    for address in ["zed@example.com", "amy@example.com", "+15551234567"] {
+        let out = cli(&["sim", "unreachable", address]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let out = cli(&["sim", "unreachable", "--list"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "+15551234567\namy@example.com\nzed@example.com\n"
+    );
+    let out = cli(&["sim", "unreachable", "amy@example.com", "--reachable"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&cli(&["sim", "unreachable", "--list"])),
+        "+15551234567\nzed@example.com\n"
+    );
+    // Usage: an address or --list, not both and not neither.
+    assert_eq!(cli(&["sim", "unreachable"]).status.code(), Some(2));
+    assert_eq!(
+        cli(&["sim", "unreachable", "--list", "amy@example.com"])
+            .status
+            .code(),
+        Some(2)
+    );
+}
