@@ -45,10 +45,9 @@ async function api(path, { method = "GET", json, body, raw = false } = {}) {
     } catch {
       // not JSON: the status says enough
     }
-    if (response.status === 401) {
-      signOut("Your admin token is not valid (anymore). Sign in again.");
-    }
-    throw new ApiError(response.status, error);
+    const failure = new ApiError(response.status, error);
+    if (response.status === 401) signOut(failure);
+    throw failure;
   }
   return raw ? response : response.json();
 }
@@ -106,7 +105,8 @@ function puppet() {
 
 // ----------------------------------------------------------------------------- session
 
-function signOut(message) {
+/** Back to the sign-in form; `reason` (an error) is shown above it. */
+function signOut(reason) {
   sessionStorage.removeItem(TOKEN_KEY);
   closeStream();
   // Nothing of the account's world stays on the page.
@@ -123,7 +123,7 @@ function signOut(message) {
   $("#app").hidden = true;
   $("#session-controls").hidden = true;
   $("#signin").hidden = false;
-  showError(message ? { message } : null);
+  showError(reason ?? null);
   $("#signin-form [name=token]").focus();
 }
 
@@ -366,7 +366,9 @@ async function openStream(account, after) {
         headers: { authorization: `Bearer ${token() ?? ""}`, accept: "text/event-stream" },
         signal: controller.signal,
       });
-      if (response.status === 401) return signOut("Your admin token is not valid (anymore). Sign in again.");
+      if (response.status === 401) {
+        return signOut(new ApiError(401, await response.json().catch(() => null)));
+      }
       if (!response.ok) throw new Error(`event stream: HTTP ${response.status}`);
       const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
       let buffer = "";

@@ -67,15 +67,15 @@ describe("web console", () => {
   async function signedIn(viewport) {
     const p = await page(viewport);
     await p.goto(`${base}/console/`);
-    await p.getByLabel("Admin token").fill(admin);
+    await p.getByLabel("Admin token", { exact: true }).fill(admin);
     await p.getByRole("button", { name: "Sign in" }).click();
-    await p.getByLabel("Account").waitFor();
+    await p.getByLabel("Account", { exact: true }).waitFor();
     await p.getByRole("log").waitFor();
     return p;
   }
 
   async function chooseAccount(p, address) {
-    await p.getByLabel("Account").selectOption(address);
+    await p.getByLabel("Account", { exact: true }).selectOption(address);
     await p.waitForFunction(
       (a) => document.querySelector("#account").value === a && document.querySelector("#groups-page").textContent !== "",
       address,
@@ -99,7 +99,7 @@ describe("web console", () => {
 
     const p = await page();
     await p.goto(`${base}/console/`);
-    await p.getByLabel("Admin token").waitFor();
+    await p.getByLabel("Admin token", { exact: true }).waitFor();
     assert.ok(await p.getByRole("button", { name: "Sign in" }).isVisible());
     assert.equal(await p.locator("#app").isVisible(), false);
 
@@ -108,7 +108,7 @@ describe("web console", () => {
       await p.evaluate((t) => sessionStorage.setItem("imgroups.adminToken", t), stale);
       await p.reload();
       await p.getByRole("alert").filter({ hasText: "unauthenticated" }).waitFor();
-      assert.ok(await p.getByLabel("Admin token").isVisible());
+      assert.ok(await p.getByLabel("Admin token", { exact: true }).isVisible());
       assert.equal(await p.locator("#app").isVisible(), false);
       const html = await p.content();
       assert.ok(!html.includes(chat.guid) && !html.includes("Secret plans"), "no group data in the page");
@@ -164,17 +164,17 @@ describe("web console", () => {
     await group.waitFor();
     await group.getByText("Change").click();
 
-    await group.getByLabel("New name").fill("Renamed in the console");
+    await group.getByLabel("New name", { exact: true }).fill("Renamed in the console");
     await group.getByRole("button", { name: "Rename" }).click();
     await group.getByRole("heading", { name: "Renamed in the console" }).waitFor({ timeout: SHOWN_WITHIN_MS });
 
-    await group.getByLabel("Address to add").fill(newcomer);
+    await group.getByLabel("Address to add", { exact: true }).fill(newcomer);
     await group.getByRole("button", { name: "Add", exact: true }).click();
     await group.getByText(newcomer, { exact: false }).first().waitFor({ timeout: SHOWN_WITHIN_MS });
 
     const picture = join(work, "icon.png");
     await writeFile(picture, icon(200, 60, 40));
-    await group.getByLabel("Icon file").setInputFiles(picture);
+    await group.getByLabel("Icon file", { exact: true }).setInputFiles(picture);
     await group.getByRole("button", { name: "Set icon" }).click();
     await group.getByAltText("Icon of Renamed in the console").waitFor({ timeout: SHOWN_WITHIN_MS });
 
@@ -205,11 +205,11 @@ describe("web console", () => {
     const stream = await liveStream(me);
     const p = await signedIn();
     await chooseAccount(p, me.address);
-    await p.getByLabel("a puppet").check();
-    await p.getByLabel("Puppet address").fill(zoe);
+    await p.getByLabel("a puppet", { exact: true }).check();
+    await p.getByLabel("Puppet address", { exact: true }).fill(zoe);
     const group = card(p, chat.guid);
     await group.getByText("Change").click();
-    await group.getByLabel("New name").fill("Zoe's idea");
+    await group.getByLabel("New name", { exact: true }).fill("Zoe's idea");
     await group.getByRole("button", { name: "Rename" }).click();
     await p.getByRole("log").getByText(`by ${zoe}`).first().waitFor({ timeout: SHOWN_WITHIN_MS });
 
@@ -221,8 +221,8 @@ describe("web console", () => {
     assert.equal((await alice.chats.get(chat.guid)).displayName, "Zoe's idea");
 
     // A puppet outside the group gets the rule's error, shown as code and message.
-    await p.getByLabel("Puppet address").fill(uniqueEmail("stranger"));
-    await group.getByLabel("New name").fill("Not allowed");
+    await p.getByLabel("Puppet address", { exact: true }).fill(uniqueEmail("stranger"));
+    await group.getByLabel("New name", { exact: true }).fill("Not allowed");
     await group.getByRole("button", { name: "Rename" }).click();
     await p.getByRole("alert").filter({ hasText: "chatNotFound" }).waitFor({ timeout: SHOWN_WITHIN_MS });
     await p.context().close();
@@ -233,10 +233,10 @@ describe("web console", () => {
     const p = await signedIn();
     await chooseAccount(p, me.address);
     const form = p.locator("#fault-form");
-    await form.getByLabel("Method").selectOption("SetDisplayName");
-    await form.getByLabel("Error code").selectOption("databaseError");
-    await form.getByLabel("Calls").fill("1");
-    await form.getByLabel("Retryable").check();
+    await form.getByLabel("Method", { exact: true }).selectOption("SetDisplayName");
+    await form.getByLabel("Error code", { exact: true }).selectOption("databaseError");
+    await form.getByLabel("Calls", { exact: true }).fill("1");
+    await form.getByLabel("Retryable", { exact: true }).check();
     await form.getByRole("button", { name: "Inject fault" }).click();
     await p.getByText(/Fault \d+: .*SetDisplayName fails with databaseError \(retryable\), 1 call left/).waitFor();
 
@@ -255,10 +255,10 @@ describe("web console", () => {
     await p.getByRole("button", { name: /Clear fault \d+/ }).waitFor({ state: "detached", timeout: SHOWN_WITHIN_MS });
 
     // Another code, not retryable, for every call until cleared; other methods unaffected.
-    await form.getByLabel("Method").selectOption("GetChat");
-    await form.getByLabel("Error code").selectOption("chatNotFound");
-    await form.getByLabel("Calls").fill("");
-    await form.getByLabel("Retryable").uncheck();
+    await form.getByLabel("Method", { exact: true }).selectOption("GetChat");
+    await form.getByLabel("Error code", { exact: true }).selectOption("chatNotFound");
+    await form.getByLabel("Calls", { exact: true }).fill("");
+    await form.getByLabel("Retryable", { exact: true }).uncheck();
     await form.getByRole("button", { name: "Inject fault" }).click();
     await p.getByRole("button", { name: /Clear fault \d+/ }).waitFor();
     for (let i = 0; i < 2; i++) {
@@ -276,7 +276,7 @@ describe("web console", () => {
   test("accounts and tokens: create one, the secret shown once, revoke", async () => {
     const p = await signedIn();
     const address = uniqueEmail("newbot");
-    await p.getByLabel("New account address").fill(address);
+    await p.getByLabel("New account address", { exact: true }).fill(address);
     await p.getByRole("button", { name: "Create account" }).click();
     const secret = p.locator("#secret-value");
     await secret.getByText(address).waitFor();
