@@ -978,7 +978,7 @@ pub fn faults<F: Fixture>(fixture: F) {
 
         // Clearing: by id (which wins over an account), by account, then all.
         let extra = store
-            .add_fault(&new_fault(bob, "Leave"))
+            .add_fault(&new_fault(bob, "LeaveGroup"))
             .await
             .expect("add");
         assert_eq!(
@@ -1010,7 +1010,7 @@ pub fn faults<F: Fixture>(fixture: F) {
             .collect();
         assert_eq!(left, vec![forever.id]);
         store
-            .add_fault(&new_fault(alice, "Leave"))
+            .add_fault(&new_fault(alice, "LeaveGroup"))
             .await
             .expect("add");
         assert_eq!(store.clear_faults(None, None).await.expect("clear"), 2);

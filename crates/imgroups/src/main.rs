@@ -1046,7 +1046,7 @@ fn check_fault_code(code: &str) -> Result<(), Error> {
 fn describe_fault(f: &Fault) -> String {
     let spec = &f.spec;
     let which = match spec.method.as_str() {
-        "*" => format!("every call by {}", f.address),
+        "*" => format!("all calls by {}", f.address),
         method => format!("{method} calls by {}", f.address),
     };
     let retryable = if spec.retryable { " (retryable)" } else { "" };

@@ -839,7 +839,14 @@ fn sim_fault_add_list_clear_round_trip() {
     assert_eq!(trailing_code(stderr(&out).trim()), "addressNotFound");
     for address in ["a@example.com", "b@example.com"] {
         let out = cli(&[
-            "sim", "fault", "add", address, "--method", "Leave", "--code", "timeout",
+            "sim",
+            "fault",
+            "add",
+            address,
+            "--method",
+            "LeaveGroup",
+            "--code",
+            "timeout",
         ]);
         assert!(out.status.success(), "{}", stderr(&out));
     }
