@@ -14,6 +14,7 @@ const state = {
   newest: 0, // highest sequence shown in the log
   stream: null, // AbortController of the open event stream
   icons: new Map(), // guid -> {version, url}
+  open: new Set(), // guids whose "Change" panel is open, kept across re-renders
   refreshTimer: null,
 };
 
@@ -220,7 +221,10 @@ async function loadGroups() {
   $("#groups-page").textContent = `Page ${Math.floor(state.offset / PAGE) + 1} of ${pages}`;
   $("#groups-prev").disabled = state.offset === 0;
   $("#groups-next").disabled = state.offset + PAGE >= page.total;
-  $("#groups").replaceChildren(...page.chats.map(renderGroup));
+  // Re-rendering must not take a half-typed value or the focus from the person using it.
+  const list = $("#groups");
+  if (list.contains(document.activeElement) && document.activeElement.value) return;
+  list.replaceChildren(...page.chats.map(renderGroup));
 }
 
 function groupName(chat) {
@@ -242,6 +246,12 @@ function renderGroup(chat) {
   } else {
     icon.replaceChildren(el("span", { class: "placeholder", "aria-hidden": "true", text: name.slice(0, 1).toUpperCase() }));
   }
+  const details = $("details", node);
+  details.open = state.open.has(chat.guid);
+  details.addEventListener("toggle", () => {
+    if (details.open) state.open.add(chat.guid);
+    else state.open.delete(chat.guid);
+  });
   const remove = $('form[data-op="remove"] select', node);
   remove.replaceChildren(...chat.participants.map((p) => el("option", { value: p, text: p })));
   for (const form of node.querySelectorAll("form")) {
@@ -566,9 +576,10 @@ function wire() {
       await loadAccounts();
     });
   });
-  // Faults run out and webhooks move on their own: keep those panels fresh.
+  // Faults run out, webhooks move and groups appear (a new group is no event in anyone's
+  // log) on their own: keep those panels fresh.
   setInterval(() => {
-    if (token() && !$("#app").hidden) run(() => Promise.all([loadSim(), loadWebhooks()]));
+    if (token() && !$("#app").hidden) run(() => Promise.all([loadSim(), loadWebhooks(), loadGroups()]));
   }, 2000);
 }
 

@@ -193,7 +193,7 @@ describe("web console", () => {
     const types = changes.filter((e) => e.chatGuid === chat.guid).map((e) => e.change.type);
     assert.deepEqual(types, ["displayNameChanged", "participantAdded", "iconChanged"]);
     for (const e of changes.filter((e) => e.chatGuid === chat.guid)) {
-      assert.equal(e.actor, me.address);
+      assert.equal(e.actor?.address ?? e.actor, me.address);
       assert.equal(e.isFromMe, false);
     }
     await p.context().close();
@@ -215,7 +215,7 @@ describe("web console", () => {
 
     const events = await stream.until((es) => es.some((e) => e.chatGuid === chat.guid), SHOWN_WITHIN_MS);
     const event = events.find((e) => e.chatGuid === chat.guid);
-    assert.equal(event.actor, zoe);
+    assert.equal(event.actor?.address ?? event.actor, zoe);
     assert.equal(event.isFromMe, false);
     assert.deepEqual(event.change, { type: "displayNameChanged", displayName: "Zoe's idea" });
     assert.equal((await alice.chats.get(chat.guid)).displayName, "Zoe's idea");
@@ -248,7 +248,7 @@ describe("web console", () => {
     assert.equal(err.retryable, true);
     assert.match(err.message, /injected fault/);
     // Nothing changed, and the next call passes.
-    assert.equal((await me.chats.get(chat.guid)).displayName ?? null, null);
+    assert.ok(!(await me.chats.get(chat.guid)).displayName, "the faulted rename changed nothing");
     await me.groups.setDisplayName(chat.guid, "second try");
     assert.equal((await me.chats.get(chat.guid)).displayName, "second try");
     // The used-up fault leaves the list.
@@ -332,11 +332,11 @@ describe("web console", () => {
     await me.groups.setDisplayName(chat.guid, "Weekend hike");
     await me.groups.setIcon(chat.guid, icon(30, 150, 90));
     await alice.groups.addParticipants(chat.guid, ["carol@example.org"]);
-    await server.act("+15551230001", "rename", chat.guid, "Weekend hike 🏔");
+    await server.act("+15551230001", "rename", chat.guid, "Weekend hike, Saturday");
     await server.cli("sim", "fault", "add", me.address, "--method", "SetIcon", "--code", "databaseError", "--retryable", "--count", "2");
     const p = await signedIn({ width: 1280, height: 1000 });
     await chooseAccount(p, me.address);
-    await card(p, chat.guid).getByAltText("Icon of Weekend hike 🏔").waitFor();
+    await card(p, chat.guid).getByAltText("Icon of Weekend hike, Saturday").waitFor();
     await p.getByText(/SetIcon fails with databaseError/).waitFor({ timeout: SHOWN_WITHIN_MS });
     const path = process.env.IMGROUPS_SCREENSHOT ? resolve(process.env.IMGROUPS_SCREENSHOT) : join(work, "console.png");
     await p.screenshot({ path, fullPage: false });
