@@ -58,7 +58,7 @@ pub(crate) const BASE_UNIX_MS: i64 = 1_704_067_200_000;
 
 pub(crate) struct Fixture {
     pub(crate) version: Version,
-    dir: TempDir,
+    pub(crate) dir: TempDir,
     pub(crate) conn: Connection,
 }
 
