@@ -12,6 +12,8 @@
 //!   built from it, so a column missing on one macOS version reads as its default.
 //! - `guid`: the `any;+;…` normal form of group GUIDs ([`ChatGuid`]).
 //! - `time`: `message.date` in seconds or nanoseconds since 2001 ([`Timestamp`]).
+//! - `watch`: a doorbell ([`Watcher`]): file notifications on chat.db, its WAL and their
+//!   directory, re-armed when the WAL is replaced, plus a periodic re-scan.
 //!
 //! # From chat.db to imgroups
 //!
@@ -50,8 +52,8 @@
 //!
 //! # Not done yet
 //!
-//! - Watching chat.db for new rows (file notifications on `chat.db`, `chat.db-wal` and the
-//!   directory, re-armed when the WAL is replaced, plus a periodic re-scan).
+//! - The loop that turns [`Watcher`] wakes into scans and events (it belongs with the serve
+//!   wiring), and a watcher test with a writer in another *process*, across restarts.
 //! - Writes: the actuator port and the BlueBubbles-helper implementation.
 //! - `imgroups serve --backend chatdb`: importing into the log, storing the cursor and GUIDs
 //!   with the events, dedupe across restarts.
@@ -63,6 +65,7 @@ mod error;
 mod guid;
 mod schema;
 mod time;
+mod watch;
 
 pub use changes::{Change, ChangeKind, Cursor, Party, Scan, MAX_PENDING, PENDING_WINDOW};
 pub use db::{group_photo_guid, ChatDb, Group, Icon, GROUP_STYLE};
@@ -70,3 +73,4 @@ pub use error::{Error, Result, SqlError};
 pub use guid::{ChatGuid, GROUP_PREFIX};
 pub use schema::Schema;
 pub use time::{Timestamp, APPLE_EPOCH_UNIX_SECS, NANOS_THRESHOLD};
+pub use watch::{Wake, WatchError, Watcher, SETTLE};

@@ -6,3 +6,4 @@ mod fixture;
 mod groups;
 mod incremental;
 mod open;
+mod watch;

@@ -30,9 +30,22 @@ fn the_real_triggers_need_messages_functions() {
 fn reading_changes_no_file() {
     let f = Fixture::new(Version::Tahoe);
     let chat = f.group("any;+;g", None, None);
-    f.post(chat, Msg { guid: "A", item_type: 2, from_me: true, ..Msg::default() });
+    f.post(
+        chat,
+        Msg {
+            guid: "A",
+            item_type: 2,
+            from_me: true,
+            ..Msg::default()
+        },
+    );
     let wal = f.path().with_extension("db-wal");
-    let files = || (std::fs::read(f.path()).unwrap(), std::fs::read(&wal).unwrap());
+    let files = || {
+        (
+            std::fs::read(f.path()).unwrap(),
+            std::fs::read(&wal).unwrap(),
+        )
+    };
     let before = files();
     let db = f.open();
     assert_eq!(db.all_changes().unwrap().len(), 1);
@@ -47,7 +60,15 @@ fn reads_a_database_whose_writer_has_closed() {
     // Messages not running: its last close checkpointed and removed the WAL.
     let f = Fixture::new(Version::Monterey);
     let chat = f.group("any;+;g", None, None);
-    f.post(chat, Msg { guid: "A", item_type: 2, from_me: true, ..Msg::default() });
+    f.post(
+        chat,
+        Msg {
+            guid: "A",
+            item_type: 2,
+            from_me: true,
+            ..Msg::default()
+        },
+    );
     let Fixture { conn, dir, .. } = f;
     drop(conn);
     let db = ChatDb::open(dir.path()).unwrap();
