@@ -300,15 +300,28 @@ impl ChatDb {
         }
     }
 
+    /// The candidate rows: ROWIDs in `(from.after, newest]`, then the pending ones. Two
+    /// queries rather than one `OR`, so that each uses the ROWID key instead of a table scan.
     fn group_rows(&self, from: &Cursor, newest: i64) -> Result<Vec<Row>> {
+        let mut rows =
+            self.group_rows_where("m.ROWID > ?1 AND m.ROWID <= ?2", &[from.after, newest])?;
+        if !from.pending.is_empty() {
+            // Pending ROWIDs are integers we produced or validated: safe to inline.
+            let pending = from
+                .pending
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
+            let mut again = self.group_rows_where(&format!("m.ROWID IN ({pending})"), &[])?;
+            again.append(&mut rows);
+            rows = again;
+        }
+        Ok(rows)
+    }
+
+    fn group_rows_where(&self, filter: &str, params: &[i64]) -> Result<Vec<Row>> {
         let s = &self.schema;
-        // Pending ROWIDs are integers we produced or validated: safe to inline.
-        let pending = from
-            .pending
-            .iter()
-            .map(i64::to_string)
-            .collect::<Vec<_>>()
-            .join(",");
         let sql = format!(
             "SELECT m.ROWID, m.guid, m.date, m.item_type, {action}, m.is_from_me, m.handle_id, \
                     a.id, {other}, t.id, {title}, c.ROWID, c.guid, {ident}, c.style \
@@ -317,17 +330,19 @@ impl ChatDb {
              LEFT JOIN chat c ON c.ROWID = j.chat_id \
              LEFT JOIN handle a ON a.ROWID = m.handle_id \
              LEFT JOIN handle t ON t.ROWID = {other} \
-             WHERE m.item_type IN (1, 2, 3) \
-               AND ((m.ROWID > ?1 AND m.ROWID <= ?2) OR m.ROWID IN ({pending})) \
+             WHERE {filter} AND m.item_type IN (1, 2, 3) \
              ORDER BY m.ROWID, j.chat_id",
             action = s.col("message", "m", "group_action_type", "0"),
             other = s.col("message", "m", "other_handle", "0"),
             title = s.col("message", "m", "group_title", "NULL"),
             ident = s.col("chat", "c", "chat_identifier", "NULL"),
         );
-        let mut stmt = self.conn.prepare(&sql).context("reading group changes")?;
+        let mut stmt = self
+            .conn
+            .prepare_cached(&sql)
+            .context("reading group changes")?;
         let rows = stmt
-            .query_map([from.after, newest], |r| {
+            .query_map(rusqlite::params_from_iter(params), |r| {
                 Ok(Row {
                     rowid: r.get(0)?,
                     guid: r.get(1)?,

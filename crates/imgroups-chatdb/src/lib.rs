@@ -50,6 +50,21 @@
 //! as 0, no `other_handle` as handle 0, no `group_title` as no name, no `chat.properties` as no
 //! icon, no `chat.display_name` as no name.
 //!
+//! # Reading as rows arrive
+//!
+//! [`ChatDb::scan`] returns the changes after a [`Cursor`] and the next cursor: the highest
+//! ROWID looked at plus the group-change ROWIDs still waiting for their `chat_message_join`
+//! row. ROWIDs are not chronological (iCloud backfill), so a scan can return old changes; each
+//! comes once, with its own date. The caller stores the cursor (as text) in the same
+//! transaction as the events it made, and dedupes by `message.guid`, which only matters after a
+//! rebuilt, renumbered database ([`Scan::restarted`]). [`Watcher`] says when to scan.
+//!
+//! # Tests
+//!
+//! On Linux, against databases built in temp dirs from the real layouts of macOS 10.12
+//! (dates in seconds), 12 and 26 (`tests/it/schema/*.sql`, facts trimmed from public schema
+//! dumps, with the triggers that call Messages-only functions kept and those functions stubbed).
+//!
 //! # Not done yet
 //!
 //! - The loop that turns [`Watcher`] wakes into scans and events (it belongs with the serve
