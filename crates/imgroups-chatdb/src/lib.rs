@@ -1,0 +1,91 @@
+//! imgroups on a Mac, the read side: reads the Messages database (`chat.db`) read-only and
+//! turns it into what the SDK sees: group chats, their members and icons, and group changes.
+//! Plain Rust that builds and is tested on Linux; nothing here is macOS-specific but the
+//! default path. Not wired into `imgroups serve` yet.
+//!
+//! Layout:
+//! - [`ChatDb`] (`db`): opens `HOME/Library/Messages/chat.db` with `SQLITE_OPEN_READ_ONLY`;
+//!   lists group chats ([`Group`]) and detects the account's own address.
+//! - `changes`: decodes group-change rows into [`Change`]s; the incremental read
+//!   ([`ChatDb::scan`], [`Cursor`]) and its contract.
+//! - `schema`: probes which columns this database has (`PRAGMA table_info`); every query is
+//!   built from it, so a column missing on one macOS version reads as its default.
+//! - `guid`: the `any;+;…` normal form of group GUIDs ([`ChatGuid`]).
+//! - `time`: `message.date` in seconds or nanoseconds since 2001 ([`Timestamp`]).
+//! - `watch`: a doorbell ([`Watcher`]): file notifications on chat.db, its WAL and their
+//!   directory, re-armed when the WAL is replaced, plus a periodic re-scan.
+//!
+//! # From chat.db to imgroups
+//!
+//! Chats: a row of `chat` with `style = 43` is a group (45 is a one-to-one chat).
+//!
+//! | imgroups | chat.db |
+//! |---|---|
+//! | chat GUID | `chat.guid` as `any;+;<identifier>` (`iMessage;+;chat1`, `SMS;+;chat1` and `any;+;chat1` are all `any;+;chat1`; rows sharing one are merged, see [`ChatDb::groups`]) |
+//! | display name | `chat.display_name` (empty = none) |
+//! | participants | `chat_handle_join` → `handle.id` (current members, me excluded) |
+//! | icon | `chat.properties` (a binary plist) key `groupPhotoGuid` → `attachment.guid` → `attachment.filename` (`~` = the home directory) and `mime_type` |
+//!
+//! Group changes: a `message` row with `item_type` 1, 2 or 3, joined by `chat_message_join` to
+//! a group chat. The event's dedupe key is `message.guid`; `occurredAt` is `message.date`
+//! (nanoseconds since 2001-01-01 UTC, or seconds on macOS before 10.13, told apart by size).
+//!
+//! | `item_type` | `group_action_type` | [`ChangeKind`] | subject |
+//! |---|---|---|---|
+//! | 1 | 0 | `ParticipantAdded` | target: `other_handle` → `handle.id` |
+//! | 1 | 1 | `ParticipantRemoved` | target: `other_handle` → `handle.id` |
+//! | 2 | any | `Renamed` | new name: `group_title` (empty = name cleared) |
+//! | 3 | 0 | `Left` | the actor left |
+//! | 3 | 1 | `IconSet` | the photo: the row's attachment, if any |
+//! | 3 | 2 | `IconRemoved` | |
+//! | 1 | 0 with `other_handle = handle_id` | `Unrecognised` | read by some tools as a number change |
+//! | 3 | 4, 6, others | `Unrecognised` | chat backgrounds and actions of newer systems |
+//!
+//! The actor ([`Party`]) is me when `is_from_me = 1` or `handle_id = 0`, else `handle_id` →
+//! `handle.id`. A target `other_handle = 0` is read as me (unverified: no public source shows
+//! how "you were added/removed" is stored). "Me" is an address the caller knows (`--account`)
+//! or [`ChatDb::detect_account`] finds.
+//!
+//! Missing columns (probed, so older or newer layouts still read): no `group_action_type` reads
+//! as 0, no `other_handle` as handle 0, no `group_title` as no name, no `chat.properties` as no
+//! icon, no `chat.display_name` as no name.
+//!
+//! # Reading as rows arrive
+//!
+//! [`ChatDb::scan`] returns the changes after a [`Cursor`] and the next cursor: the highest
+//! ROWID looked at plus the group-change ROWIDs still waiting for their `chat_message_join`
+//! row. ROWIDs are not chronological (iCloud backfill), so a scan can return old changes; each
+//! comes once, with its own date. The caller stores the cursor (as text) in the same
+//! transaction as the events it made, and dedupes by `message.guid`, which only matters after a
+//! rebuilt, renumbered database ([`Scan::restarted`]). [`Watcher`] says when to scan.
+//!
+//! # Tests
+//!
+//! On Linux, against databases built in temp dirs from the real layouts of macOS 10.12
+//! (dates in seconds), 12 and 26 (`tests/it/schema/*.sql`, facts trimmed from public schema
+//! dumps, with the triggers that call Messages-only functions kept and those functions stubbed).
+//!
+//! # Not done yet
+//!
+//! - The loop that turns [`Watcher`] wakes into scans and events (it belongs with the serve
+//!   wiring), and a watcher test with a writer in another *process*, across restarts.
+//! - Writes: the actuator port and the BlueBubbles-helper implementation.
+//! - `imgroups serve --backend chatdb`: importing into the log, storing the cursor and GUIDs
+//!   with the events, dedupe across restarts.
+//! - Checked on real Macs: the `other_handle = 0` reading, and how being removed looks.
+
+mod changes;
+mod db;
+mod error;
+mod guid;
+mod schema;
+mod time;
+mod watch;
+
+pub use changes::{Change, ChangeKind, Cursor, Party, Scan, MAX_PENDING, PENDING_WINDOW};
+pub use db::{group_photo_guid, ChatDb, Group, Icon, GROUP_STYLE};
+pub use error::{Error, Result, SqlError};
+pub use guid::{ChatGuid, GROUP_PREFIX};
+pub use schema::Schema;
+pub use time::{Timestamp, APPLE_EPOCH_UNIX_SECS, NANOS_THRESHOLD};
+pub use watch::{Wake, WatchError, Watcher, SETTLE};

@@ -1,0 +1,175 @@
+//! A doorbell for chat.db: wakes the caller when Messages may have written, and on a timer.
+//!
+//! What rings it: file notifications on the `Messages` directory (entries created, removed,
+//! renamed) and on `chat.db` and `chat.db-wal` themselves. Messages replaces the WAL with a new
+//! inode at times (checkpoint with truncate, or delete and recreate), and a watch on the old
+//! inode then hears nothing more; so whenever the directory reports one of the two files
+//! created, its watch is added again (re-armed). Events on `chat.db-shm` are ignored: readers,
+//! this crate included, write there too.
+//!
+//! A notification can arrive a moment before the commit it belongs to is visible (the last WAL
+//! write is reported before the WAL index says the commit is there), and then nothing more
+//! rings: so every ring is followed, [`SETTLE`] later, by one more wake.
+//!
+//! What the timer is for: notifications can be lost (FSEvents coalescing, an overflowing
+//! inotify queue, a watch re-armed a moment late), so [`Watcher::wait`] also returns every
+//! `rescan_every` even when nothing rang. A wake is only a hint: the caller scans from its
+//! cursor ([`crate::ChatDb::scan`]) on every wake, and the scan is what finds rows; a wake with
+//! nothing new costs one cheap query.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use notify::event::{AccessKind, AccessMode};
+use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
+
+/// How long after a ring one more wake comes (see the module doc).
+pub const SETTLE: Duration = Duration::from_millis(25);
+
+/// Why [`Watcher::wait`] returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wake {
+    /// A file notification: Messages probably wrote.
+    Changed,
+    /// The periodic re-scan is due.
+    Rescan,
+}
+
+/// Watches one chat.db; see the module doc.
+pub struct Watcher {
+    watcher: RecommendedWatcher,
+    events: Receiver<notify::Result<Event>>,
+    db: PathBuf,
+    wal: PathBuf,
+    rescan_every: Duration,
+    next_rescan: Instant,
+    follow_up: Option<Instant>,
+}
+
+/// Why a watch could not be set up (the directory is missing or unreadable, or the platform's
+/// watch limit is reached).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot watch {path}: {reason}")]
+pub struct WatchError {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+impl Watcher {
+    /// Watches the database at `db` (e.g. [`crate::ChatDb::default_path`]) and its directory.
+    pub fn new(db: &Path, rescan_every: Duration) -> Result<Watcher, WatchError> {
+        let dir = db.parent().unwrap_or(Path::new(".")).to_owned();
+        let (tx, events) = channel();
+        let mut watcher = notify::recommended_watcher(tx).map_err(|e| WatchError {
+            path: dir.clone(),
+            reason: e.to_string(),
+        })?;
+        watcher
+            .watch(&dir, RecursiveMode::NonRecursive)
+            .map_err(|e| WatchError {
+                path: dir.clone(),
+                reason: e.to_string(),
+            })?;
+        let mut this = Watcher {
+            watcher,
+            events,
+            db: db.to_owned(),
+            wal: wal_path(db),
+            rescan_every,
+            next_rescan: Instant::now() + rescan_every,
+            follow_up: None,
+        };
+        this.arm(&this.db.clone());
+        this.arm(&this.wal.clone());
+        Ok(this)
+    }
+
+    /// Blocks until a notification or the periodic re-scan. Notifications already queued are
+    /// drained, so a burst of writes is one wake.
+    pub fn wait(&mut self) -> Wake {
+        loop {
+            if let Some(wake) = self.wait_timeout(self.rescan_every) {
+                return wake;
+            }
+        }
+    }
+
+    /// Like [`Watcher::wait`], giving up after `max` (`None`).
+    pub fn wait_timeout(&mut self, max: Duration) -> Option<Wake> {
+        let give_up = Instant::now() + max;
+        loop {
+            let now = Instant::now();
+            if now >= self.next_rescan {
+                self.next_rescan = now + self.rescan_every;
+                return Some(Wake::Rescan);
+            }
+            if self.follow_up.is_some_and(|at| now >= at) {
+                self.follow_up = None;
+                return Some(Wake::Changed);
+            }
+            if now >= give_up {
+                return None;
+            }
+            let until = self
+                .follow_up
+                .unwrap_or(self.next_rescan)
+                .min(self.next_rescan)
+                .min(give_up);
+            match self.events.recv_timeout(until - now) {
+                Ok(event) => {
+                    if self.relevant(event) {
+                        while let Ok(more) = self.events.try_recv() {
+                            self.relevant(more);
+                        }
+                        self.follow_up = Some(Instant::now() + SETTLE);
+                        return Some(Wake::Changed);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                // The sender lives in `self.watcher`, so this cannot happen; rescan if it does.
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.next_rescan = Instant::now();
+                }
+            }
+        }
+    }
+
+    /// Whether an event may mean new rows; re-arms the file watches it calls for.
+    fn relevant(&mut self, event: notify::Result<Event>) -> bool {
+        let Ok(event) = event else {
+            // An error from the backend (e.g. queue overflow): events may be lost, look.
+            return true;
+        };
+        if let EventKind::Access(access) = event.kind {
+            if !matches!(access, AccessKind::Close(AccessMode::Write)) {
+                return false;
+            }
+        }
+        let mut relevant = event.paths.is_empty();
+        for path in &event.paths {
+            let ours = *path == self.db || *path == self.wal;
+            if ours && matches!(event.kind, EventKind::Create(_) | EventKind::Modify(_)) {
+                // A new inode (or a rename onto the name): watch the new file.
+                self.arm(&path.clone());
+            }
+            relevant |= ours;
+        }
+        relevant
+    }
+
+    /// Watches one file if it exists; a missing file is watched once the directory reports it.
+    fn arm(&mut self, path: &Path) {
+        if path.exists() {
+            // Watching an already watched path is harmless; failure leaves the directory watch
+            // and the timer, which is enough to be correct.
+            let _ = self.watcher.watch(path, RecursiveMode::NonRecursive);
+        }
+    }
+}
+
+fn wal_path(db: &Path) -> PathBuf {
+    let mut name = db.file_name().unwrap_or_default().to_owned();
+    name.push("-wal");
+    db.with_file_name(name)
+}

@@ -1,0 +1,9 @@
+//! One test binary for the crate: fixture databases with the real schemas of several macOS
+//! versions, built in temp dirs by `fixture`, read through the public API.
+
+mod changes;
+mod fixture;
+mod groups;
+mod incremental;
+mod open;
+mod watch;
