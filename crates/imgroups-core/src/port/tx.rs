@@ -71,6 +71,12 @@ pub trait Reader {
     fn groups_with_all(&mut self, addresses: &[Address]) -> Result<Vec<GroupRow>>;
     fn has_direct_chat(&mut self, account: AccountId, address: &Address) -> Result<bool>;
     fn count_direct_chats(&mut self, account: AccountId) -> Result<u64>;
+    /// A backend's saved position in the source it observes (e.g. its chat.db cursor), as
+    /// the backend wrote it with [`Tx::set_observer_cursor`]; `None` before the first.
+    fn observer_cursor(&mut self, source: &str) -> Result<Option<String>> {
+        let _ = source;
+        Err(crate::Error::not_supported("this store keeps no observer cursors"))
+    }
 }
 
 /// One write transaction.
@@ -106,6 +112,20 @@ pub trait Tx: Reader {
         chat: &ChatGuid,
         message: &Message,
     ) -> Result<()>;
+    /// Saves a backend's position in the source it observes. It commits with the
+    /// transaction's events or not at all, so a restart resumes exactly after what was
+    /// recorded.
+    fn set_observer_cursor(&mut self, source: &str, cursor: &str) -> Result<()> {
+        let _ = (source, cursor);
+        Err(crate::Error::not_supported("this store keeps no observer cursors"))
+    }
+    /// Notes that the change `id` of `source` (e.g. a chat.db message GUID) is recorded:
+    /// `true` the first time, `false` if it already was — then it must not be recorded again.
+    /// Commits with the transaction.
+    fn mark_observed(&mut self, source: &str, id: &str) -> Result<bool> {
+        let _ = (source, id);
+        Err(crate::Error::not_supported("this store keeps no observed ids"))
+    }
     /// Appends to the account's log and returns the new sequence (previous head + 1).
     fn append_event(&mut self, account: AccountId, event: NewEvent<'_>) -> Result<u64>;
     /// The record under `scope`, unless it was made before `not_before` (expired).
