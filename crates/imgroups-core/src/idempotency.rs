@@ -87,43 +87,71 @@ pub fn run(
     let Some(keyed) = keyed else {
         return effect(tx);
     };
+    if let Some(first) = replay(tx, account, keyed, ttl)? {
+        return first;
+    }
+    let answer = effect(tx);
+    remember(tx, account, keyed, &answer)?;
+    answer
+}
+
+/// The answer first given under `keyed`, if there is one that has not expired
+/// (`duplicateMessage` if the key was used for a different request).
+pub fn replay(
+    tx: &mut dyn Tx,
+    account: AccountId,
+    keyed: &Keyed,
+    ttl: Duration,
+) -> Result<Option<Result<Outcome>>> {
     let now = tx.now();
     let not_before = Timestamp(
         now.0
             .saturating_sub(ttl.as_nanos().min(i64::MAX as u128) as i64),
     );
-    if let Some(first) = tx.idempotency_get(keyed.scope(account), not_before)? {
-        if first.fingerprint != keyed.fingerprint {
-            return Err(Error::new(
-                ErrorKind::DuplicateMessage,
-                "this idempotency key was already used for a different request",
-            )
-            .with("field", "clientMessageId")
-            .with("key", &keyed.key));
-        }
-        REPLAYS.increment(1);
-        return serde_json::from_str::<Result<Outcome>>(&first.outcome).map_err(|err| {
-            tracing::error!(error = %err, "stored idempotent outcome is unreadable");
-            Error::internal()
-        })?;
+    let Some(first) = tx.idempotency_get(keyed.scope(account), not_before)? else {
+        return Ok(None);
+    };
+    if first.fingerprint != keyed.fingerprint {
+        return Err(Error::new(
+            ErrorKind::DuplicateMessage,
+            "this idempotency key was already used for a different request",
+        )
+        .with("field", "clientMessageId")
+        .with("key", &keyed.key));
     }
-    let answer = effect(tx);
-    let remember = match &answer {
+    REPLAYS.increment(1);
+    let answer = serde_json::from_str::<Result<Outcome>>(&first.outcome).map_err(|err| {
+        tracing::error!(error = %err, "stored idempotent outcome is unreadable");
+        Error::internal()
+    })?;
+    Ok(Some(answer))
+}
+
+/// Records `answer` under `keyed`, unless it is a transient failure (which a retry may turn
+/// into something else).
+pub fn remember(
+    tx: &mut dyn Tx,
+    account: AccountId,
+    keyed: &Keyed,
+    answer: &Result<Outcome>,
+) -> Result<()> {
+    let remember = match answer {
         Ok(_) => true,
         Err(err) => err.is_final(),
     };
-    if remember {
-        let outcome = serde_json::to_string(&answer).map_err(|err| {
-            tracing::error!(error = %err, "cannot encode an outcome");
-            Error::internal()
-        })?;
-        let record = Recorded {
-            fingerprint: keyed.fingerprint.clone(),
-            outcome,
-        };
-        tx.idempotency_put(keyed.scope(account), &record, now)?;
+    if !remember {
+        return Ok(());
     }
-    answer
+    let outcome = serde_json::to_string(answer).map_err(|err| {
+        tracing::error!(error = %err, "cannot encode an outcome");
+        Error::internal()
+    })?;
+    let record = Recorded {
+        fingerprint: keyed.fingerprint.clone(),
+        outcome,
+    };
+    let now = tx.now();
+    tx.idempotency_put(keyed.scope(account), &record, now)
 }
 
 #[cfg(test)]

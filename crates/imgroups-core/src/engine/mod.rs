@@ -3,6 +3,7 @@
 //! log, a [`Backend`] for the iMessage side. A write reads api → engine → store port; the
 //! store runs the engine's unit of work inside its transaction and never sees a rule.
 
+mod observe;
 pub mod rules;
 
 use std::sync::Arc;
@@ -16,7 +17,8 @@ use crate::port::store::{self, Store};
 use crate::port::Backend;
 
 pub(crate) use rules::group_full;
-pub use rules::{address_not_found, query, Observed, Rules};
+pub use observe::{ObservedBatch, ObservedGroup};
+pub use rules::{address_not_found, query, Decision, Observed, Rules};
 
 /// Settings of the engine.
 #[derive(Debug, Clone)]
@@ -67,6 +69,11 @@ impl Engine {
         key: Option<String>,
         command: Command,
     ) -> Result<Outcome> {
+        if let Some(observer) = self.backend.observer() {
+            return self
+                .execute_observed(observer, account, key, command)
+                .await;
+        }
         let keyed = Keyed::new(key, &command);
         let backend = self.backend.clone();
         let ttl = self.config.idempotency_ttl;

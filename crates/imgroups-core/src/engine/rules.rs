@@ -90,6 +90,44 @@ pub fn execute(
     }
 }
 
+/// A change an account asked for, checked and reduced to what it changes: for a backend that
+/// carries changes out itself ([`crate::port::Backend::observer`]).
+#[derive(Debug, Clone)]
+pub struct Decision {
+    pub chat: ChatGuid,
+    /// The account's address: who makes the change.
+    pub actor: Address,
+    pub mutation: Mutation,
+}
+
+/// Checks `command` as `account` exactly as [`execute`] would, changing nothing, and returns
+/// the part of it that changes something (`None`: the state already says so). Creating chats
+/// is not something an observing backend does here: `operationNotSupported`.
+pub fn decide(
+    tx: &mut dyn Tx,
+    backend: &dyn Backend,
+    account: AccountId,
+    command: &Command,
+) -> Result<Option<Decision>> {
+    let me = tx.account_address(account)?;
+    match command {
+        Command::Group { chat, mutation } => {
+            let (group, members) = visible_group(tx, &me, chat)?;
+            check(tx, backend, &me, chat, &members, mutation)?;
+            Ok(
+                effective(&group, &members, &me, mutation).map(|change| Decision {
+                    chat: chat.clone(),
+                    actor: me.clone(),
+                    mutation: change.into_owned(),
+                }),
+            )
+        }
+        Command::CreateChat { .. } => Err(Error::not_supported(
+            "creating chats is not supported on this backend: create the group in Messages",
+        )),
+    }
+}
+
 /// Records `observed` in the log of every local account that can see the group, with the same
 /// events our own write of that change would have produced.
 pub fn ingest(

@@ -17,6 +17,10 @@
 //! Every method runs inside a write transaction (`tx` is that transaction, for backends that
 //! keep their state in the store). None may wait on a network: the whole batch waits with it.
 
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
 use crate::command::Mutation;
 use crate::error::Result;
 use crate::ids::{Address, ChatGuid};
@@ -63,4 +67,25 @@ pub trait Backend: Send + Sync + 'static {
     /// Carries out `action`, which passed every rule, before it is recorded. An error rejects
     /// the write (nothing is recorded).
     fn perform(&self, tx: &mut dyn Tx, action: &Action<'_>) -> Result<()>;
+
+    /// For a backend on a real network, which carries a change out itself and records it when
+    /// it sees it happen (a Mac's chat.db): what the engine hands accepted changes to, instead
+    /// of recording them itself. `None` (the default): changes are recorded by the engine,
+    /// after [`Backend::perform`], in the write's transaction.
+    fn observer(&self) -> Option<Arc<dyn Observer>> {
+        None
+    }
+}
+
+/// Carries changes out on a real network and waits to observe them (see
+/// [`Backend::observer`]): a write is answered only once its change was seen on the network
+/// and recorded, so the answer and the event agree.
+#[async_trait]
+pub trait Observer: Send + Sync + 'static {
+    /// Carries out `mutation` by `actor` (the calling account) on `chat`, which passed every
+    /// rule and changes something, and returns once it was observed and recorded in the
+    /// store. `unavailable` (retryable) when the network did not confirm it in time; then the
+    /// change may still happen, and is recorded when it is seen.
+    async fn carry_out(&self, chat: &ChatGuid, actor: &Address, mutation: &Mutation)
+        -> Result<()>;
 }

@@ -16,7 +16,7 @@ pub mod backend;
 pub mod store;
 pub mod tx;
 
-pub use backend::{Action, Backend, GroupIdentity};
+pub use backend::{Action, Backend, GroupIdentity, Observer};
 pub use store::{
     AccountInfo, Accounts, Fault, Faults, Hooks, Log, LogBounds, NewFault, Notice, Notices, ReadFn,
     Store, TokenInfo, TokenRef, Webhook, WebhookUrl, Work,
