@@ -357,11 +357,13 @@ where
 }
 
 /// Reads until the first head is complete, refused, or the peer goes. Each byte is searched
-/// for the head's end once, and the head is parsed once it has ended, so a head dripping in
-/// byte by byte costs linear time.
+/// for the head's end once, and the head is parsed only when its request line has ended (so
+/// a garbage line is answered at once, as hyper would) and when the head has ended, so a head
+/// dripping in byte by byte costs linear time.
 async fn first_head<I: AsyncRead + Unpin>(io: &mut I) -> io::Result<Head> {
     let mut buf = BytesMut::with_capacity(8 * 1024);
     let mut searched = 0usize;
+    let mut line_seen = false;
     loop {
         if buf.len() == buf.capacity() {
             buf.reserve(
@@ -385,8 +387,10 @@ async fn first_head<I: AsyncRead + Unpin>(io: &mut I) -> io::Result<Head> {
         let from = searched.saturating_sub(2);
         let ended = buf[from..].windows(2).any(|w| w == b"\n\n")
             || buf[from..].windows(3).any(|w| w == b"\n\r\n");
+        let line_ended = !line_seen && buf[from..].contains(&b'\n');
+        line_seen |= line_ended;
         searched = buf.len();
-        if !ended {
+        if !ended && !line_ended {
             if buf.len() > MAX_HEAD_BYTES {
                 return Ok(too_large());
             }
