@@ -568,3 +568,45 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Replay<I> {
         Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn head_of(bytes: &[u8]) -> Head {
+        let mut io = bytes;
+        first_head(&mut io).await.expect("read")
+    }
+
+    fn status(head: &Head) -> Option<u16> {
+        match head {
+            Head::Bad(status, _) => Some(status.as_u16()),
+            Head::Good(_) | Head::Gone => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn good_heads_and_the_http2_preface_pass_whole() {
+        let request = b"POST /v1/x HTTP/1.1\r\nhost: x\r\ncontent-length: 4\r\n\r\nbody";
+        let Head::Good(read) = head_of(request).await else {
+            panic!("a good head");
+        };
+        assert_eq!(&read[..], &request[..], "what followed the head is kept");
+        let h2 = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04";
+        assert!(matches!(head_of(h2).await, Head::Good(_)));
+        assert!(matches!(head_of(b"GET / HTTP/1.1\r\n").await, Head::Gone));
+    }
+
+    #[tokio::test]
+    async fn bad_heads_get_hyper_s_statuses() {
+        assert_eq!(status(&head_of(b"GET\x01 / HTTP/1.1\r\n").await), Some(400));
+        assert_eq!(status(&head_of(b"GET / HTTP/2.0\r\n\r\n").await), Some(400));
+        let te = b"POST / HTTP/1.0\r\ntransfer-encoding: chunked\r\n\r\n";
+        assert_eq!(status(&head_of(te).await), Some(400));
+        let cl = b"POST / HTTP/1.1\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\n";
+        assert_eq!(status(&head_of(cl).await), Some(400));
+        let mut big = b"GET / HTTP/1.1\r\nx: ".to_vec();
+        big.resize(MAX_HEAD_BYTES + 10, b'a');
+        assert_eq!(status(&head_of(&big).await), Some(431));
+    }
+}

@@ -435,7 +435,7 @@ mod tests {
 
     use clap::{Args, Parser, Subcommand};
 
-    use super::{redact_url, resolve, ConfigError, Origin, Resolved};
+    use super::{is_secret, redact_url, resolve, ConfigError, Origin, Resolved};
 
     /// A stand-in for the binary's definitions, with the kinds of flags `serve` may grow:
     /// a flattened group (as `OpsArgs`), a switch, a repeatable flag, a global flag.
