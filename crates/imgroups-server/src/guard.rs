@@ -1,6 +1,6 @@
 //! What a request must pass before its body is read (issue 16, "safe on an open network"):
 //! the token, the account's request rate, the method's size limit and the body timeout; and
-//! the account's cap on open event streams.
+//! the caps on open event streams, per account and per token.
 //!
 //! Over gRPC this is [`grpc_guard`], a layer over the router of our three services: tonic
 //! decodes a whole message before a method runs, so authenticating inside the method (as
@@ -26,6 +26,7 @@ use imgroups_core::{AccountId, Error, ErrorKind, Reason, Result};
 use prost::Message;
 
 use crate::api::{App, Caller};
+use crate::revocation::Token;
 use crate::wire;
 
 /// The error context key (and so `error-context-retryafter`) carrying the seconds after which
@@ -42,6 +43,9 @@ pub struct NetLimits {
     pub body_timeout: Duration,
     /// Most open event streams (live, catch-up, SSE) per account. 0: no cap.
     pub max_event_streams: usize,
+    /// Most open event streams per token, within the account's cap: one leaked or runaway
+    /// token (one device) cannot take every place of its account. 0: no cap of its own.
+    pub max_event_streams_per_token: usize,
     /// Requests per second per account, as a token bucket. 0: no rate limit.
     pub rate_per_sec: u32,
     /// The bucket's size: how many requests may come at once.
@@ -54,6 +58,9 @@ impl Default for NetLimits {
             max_message_bytes: 256 * 1024,
             body_timeout: Duration::from_secs(30),
             max_event_streams: 16_384,
+            // As the account's: by default an account with one token (the usual case, and
+            // the benchmarks' 10,000 idle subscribers) keeps the whole account cap.
+            max_event_streams_per_token: 16_384,
             rate_per_sec: 0,
             rate_burst: 100,
         }
@@ -73,9 +80,26 @@ pub(crate) struct Guard {
     /// Per account (every token of it); `None` when off. Its memory grows with the number of
     /// accounts that called, which only an admin can raise.
     rate: Option<Arc<Limiter>>,
-    streams: Arc<Mutex<HashMap<AccountId, usize>>>,
+    streams: Arc<Mutex<OpenStreams>>,
     /// Injected faults (simulator controls), applied once a call is admitted.
     pub(crate) faults: Arc<crate::faults::Faults>,
+}
+
+/// Open event streams by account and by token; one lock, so both counts move together.
+#[derive(Default)]
+struct OpenStreams {
+    accounts: HashMap<AccountId, usize>,
+    tokens: HashMap<Token, usize>,
+}
+
+/// One less for `key`, forgetting it at zero so the maps hold only keys with open streams.
+fn release<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, usize>, key: &K) {
+    if let Some(count) = counts.get_mut(key) {
+        *count = count.saturating_sub(1);
+        if *count == 0 {
+            counts.remove(key);
+        }
+    }
 }
 
 type Limiter = governor::RateLimiter<
@@ -138,44 +162,54 @@ impl Guard {
         .with(RETRY_AFTER, wait))
     }
 
-    /// Counts one more open event stream for the account until the permit is dropped, or
-    /// `RateLimited` when it has [`NetLimits::max_event_streams`] open already.
-    pub(crate) fn open_stream(&self, account: &AccountId) -> Result<StreamPermit> {
-        let max = self.limits.max_event_streams;
-        let mut open = self.streams.lock().unwrap_or_else(|e| e.into_inner());
-        let count = open.entry(*account).or_insert(0);
-        if max != 0 && *count >= max {
-            return Err(Error::new(
+    /// Counts one more open event stream for the caller's account and token until the
+    /// permit is dropped, or `RateLimited` when either has its cap
+    /// ([`NetLimits::max_event_streams`], [`NetLimits::max_event_streams_per_token`]) open
+    /// already. Nothing is counted when refused.
+    pub(crate) fn open_stream(&self, caller: &Caller) -> Result<StreamPermit> {
+        let too_many = |max: usize, holder: &str| {
+            Error::new(
                 ErrorKind::RateLimited,
-                format!("this account has {max} event streams open already: close one first"),
+                format!("this {holder} has {max} event streams open already: close one first"),
             )
             .because(Reason::TooManyStreams)
             .with("limit", max)
-            .with(RETRY_AFTER, 5));
+            .with(RETRY_AFTER, 5)
+        };
+        let per_account = self.limits.max_event_streams;
+        let per_token = self.limits.max_event_streams_per_token;
+        let mut open = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+        let open = &mut *open;
+        let account = open.accounts.get(&caller.account).copied().unwrap_or(0);
+        if per_account != 0 && account >= per_account {
+            return Err(too_many(per_account, "account"));
         }
-        *count += 1;
+        let token = open.tokens.get(&caller.token).copied().unwrap_or(0);
+        if per_token != 0 && token >= per_token {
+            return Err(too_many(per_token, "token"));
+        }
+        open.accounts.insert(caller.account, account + 1);
+        open.tokens.insert(caller.token.clone(), token + 1);
         Ok(StreamPermit {
-            account: *account,
+            account: caller.account,
+            token: caller.token.clone(),
             streams: self.streams.clone(),
         })
     }
 }
 
-/// One open event stream of an account; dropping it closes the count.
+/// One open event stream of an account and token; dropping it closes the counts.
 pub(crate) struct StreamPermit {
     account: AccountId,
-    streams: Arc<Mutex<HashMap<AccountId, usize>>>,
+    token: Token,
+    streams: Arc<Mutex<OpenStreams>>,
 }
 
 impl Drop for StreamPermit {
     fn drop(&mut self) {
         let mut open = self.streams.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(count) = open.get_mut(&self.account) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                open.remove(&self.account);
-            }
-        }
+        release(&mut open.accounts, &self.account);
+        release(&mut open.tokens, &self.token);
     }
 }
 
@@ -204,7 +238,7 @@ pub(crate) fn body_timeout(timeout: Duration) -> Error {
 
 /// The gRPC methods of our three services, from the compiled-in descriptors, each with
 /// whether it is an event stream (server-streaming: counted against
-/// [`NetLimits::max_event_streams`]). Only these are checked here: health, reflection and
+/// [`NetLimits::max_event_streams`] and [`NetLimits::max_event_streams_per_token`]). Only these are checked here: health, reflection and
 /// unknown methods keep their own behaviour.
 static METHODS: LazyLock<HashMap<String, bool>> = LazyLock::new(|| {
     let Ok(set) = prost_types::FileDescriptorSet::decode(imgroups_proto::FILE_DESCRIPTOR_SET)
@@ -274,7 +308,7 @@ pub(crate) async fn grpc_guard(State(guard): State<Guard>, req: Request, next: N
         Err(err) => return grpc_error(err),
     };
     let permit = if streaming {
-        match guard.open_stream(&caller.account) {
+        match guard.open_stream(&caller) {
             Ok(permit) => Some(permit),
             Err(err) => return grpc_error(err),
         }

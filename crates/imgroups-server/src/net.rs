@@ -5,6 +5,14 @@
 //! taken at accept (a connection over the cap is closed at once, before anything is read),
 //! and an idle timer reset by every byte read or written. HTTP is served by hyper directly
 //! rather than `axum::serve`, which has no header read timeout.
+//!
+//! Before hyper sees an HTTP/1 connection, [`first_head`] reads its first request head: hyper
+//! answers a head it cannot parse, or one over its buffer, itself with an empty 400/431 and
+//! offers no hook to change that, while the README promises our JSON error body for every
+//! error. So that head is checked here (size, syntax, the framing headers hyper would refuse)
+//! and a bad one is answered by us; a good one is handed to hyper unchanged ([`Replay`]).
+//! Only the head is read: a body is never copied, and an HTTP/2 connection passes at its
+//! preface.
 
 use std::future::Future;
 use std::io;
@@ -13,8 +21,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::{Buf, Bytes, BytesMut};
 use futures::{Stream, StreamExt};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use imgroups_core::{Error, ErrorKind, Reason};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
@@ -209,21 +219,26 @@ pub(crate) async fn serve_http(
         };
         let Some(Ok(conn)) = conn else { continue };
         let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let header_timeout = limits.header_timeout;
+        // Everything from here on runs in the connection's own task: a slow or silent client
+        // holds up no other.
         let Some(acceptor) = &tls else {
-            let connection = builder
-                .serve_connection_with_upgrades(TokioIo::new(conn), service)
-                .into_owned();
-            let connection = graceful.watch(connection);
             tokio::spawn(async move {
-                if let Err(err) = connection.await {
+                let Some(head) = checked_head(conn, header_timeout).await else {
+                    return;
+                };
+                let connection = builder
+                    .serve_connection_with_upgrades(TokioIo::new(head), service)
+                    .into_owned();
+                if let Err(err) = watcher.watch(connection).await {
                     tracing::debug!(error = %err, "http connection ended with an error");
                 }
             });
             continue;
         };
         let handshake = acceptor.accept(conn);
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
         tokio::spawn(async move {
             let tls = match tokio::time::timeout(crate::tls::HANDSHAKE_TIMEOUT, handshake).await {
                 Ok(Ok(tls)) => tls,
@@ -236,8 +251,11 @@ pub(crate) async fn serve_http(
                     return;
                 }
             };
+            let Some(head) = checked_head(tls, header_timeout).await else {
+                return;
+            };
             let connection = builder
-                .serve_connection_with_upgrades(TokioIo::new(tls), service)
+                .serve_connection_with_upgrades(TokioIo::new(head), service)
                 .into_owned();
             if let Err(err) = watcher.watch(connection).await {
                 tracing::debug!(error = %err, "https connection ended with an error");
@@ -282,5 +300,313 @@ pub(crate) async fn bounded(drained: impl Future<Output = ()>, grace: Duration, 
             grace_ms = grace.as_millis() as u64,
             "connections still open after the shutdown grace period: dropping them"
         );
+    }
+}
+
+// ------------------------------------------------------------------ the first request head
+
+/// The largest first request head of an HTTP/1 connection (request line and headers); larger:
+/// 431 with our JSON error body. Far above what clients send (browsers stay under 16 KiB), and
+/// small enough that 4096 connections holding one cost little.
+pub(crate) const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// Headers in one request head, as hyper's default; more: 431.
+const MAX_HEADERS: usize = 100;
+
+/// What an HTTP/2 connection starts with (RFC 9113 §3.4): such a connection is hyper's.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// What became of a connection's first bytes.
+enum Head {
+    /// A complete, acceptable head (and whatever followed it in the same reads), or an
+    /// HTTP/2 preface: to be replayed to hyper.
+    Good(Bytes),
+    /// Refused with this status and error, answered by us.
+    Bad(http::StatusCode, Error),
+    /// The peer closed, or sent nothing more, before a head was complete.
+    Gone,
+}
+
+/// Reads and checks the connection's first request head within `timeout` (the slowloris
+/// bound, which hyper then applies to every later head), answers a bad one with the JSON
+/// error body and closes; `None` when the connection is done.
+async fn checked_head<I>(mut io: I, timeout: Duration) -> Option<Replay<I>>
+where
+    I: AsyncRead + AsyncWrite + Unpin,
+{
+    let head = match tokio::time::timeout(timeout, first_head(&mut io)).await {
+        Ok(Ok(head)) => head,
+        Ok(Err(err)) => {
+            tracing::debug!(error = %err, "reading the first request head failed");
+            return None;
+        }
+        Err(_) => {
+            tracing::debug!("the first request head did not arrive in time");
+            return None;
+        }
+    };
+    match head {
+        Head::Good(read) => Some(Replay { read, io }),
+        Head::Bad(status, err) => {
+            tracing::debug!(status = status.as_u16(), error = %err.message, "refused request head");
+            refuse(io, status, &err).await;
+            None
+        }
+        Head::Gone => None,
+    }
+}
+
+/// Reads until the first head is complete, refused, or the peer goes. Each byte is searched
+/// for the head's end once, and the head is parsed only when its request line has ended (so
+/// a garbage line is answered at once, as hyper would) and when the head has ended, so a head
+/// dripping in byte by byte costs linear time.
+async fn first_head<I: AsyncRead + Unpin>(io: &mut I) -> io::Result<Head> {
+    let mut buf = BytesMut::with_capacity(8 * 1024);
+    let mut searched = 0usize;
+    let mut line_seen = false;
+    loop {
+        if buf.len() == buf.capacity() {
+            buf.reserve(
+                (MAX_HEAD_BYTES + 1)
+                    .saturating_sub(buf.len())
+                    .min(16 * 1024),
+            );
+        }
+        if io.read_buf(&mut buf).await? == 0 {
+            return Ok(Head::Gone);
+        }
+        let seen = &buf[..buf.len().min(H2_PREFACE.len())];
+        if H2_PREFACE.starts_with(seen) {
+            if seen.len() == H2_PREFACE.len() {
+                return Ok(Head::Good(buf.freeze()));
+            }
+            continue;
+        }
+        // The head ends at the first empty line: CRLF CRLF, or LF LF (httparse, like hyper,
+        // accepts bare LFs). An early match only costs a parse that answers "partial".
+        let from = searched.saturating_sub(2);
+        let ended = buf[from..].windows(2).any(|w| w == b"\n\n")
+            || buf[from..].windows(3).any(|w| w == b"\n\r\n");
+        let line_ended = !line_seen && buf[from..].contains(&b'\n');
+        line_seen |= line_ended;
+        searched = buf.len();
+        if !ended && !line_ended {
+            if buf.len() > MAX_HEAD_BYTES {
+                return Ok(too_large());
+            }
+            continue;
+        }
+        return Ok(match check_head(&buf) {
+            Ok(Some(len)) if len > MAX_HEAD_BYTES => too_large(),
+            Ok(Some(_)) => Head::Good(buf.freeze()),
+            Ok(None) if buf.len() > MAX_HEAD_BYTES => too_large(),
+            Ok(None) => continue,
+            Err(bad) => bad,
+        });
+    }
+}
+
+fn too_large() -> Head {
+    Head::Bad(
+        http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        Error::new(
+            ErrorKind::TooLarge,
+            format!("the request head is larger than {MAX_HEAD_BYTES} bytes"),
+        )
+        .because(Reason::TooLarge)
+        .with("limit", MAX_HEAD_BYTES),
+    )
+}
+
+/// The length of a complete head that hyper will accept, `None` while it is incomplete, or
+/// the answer to one that it would refuse: what httparse refuses (with hyper's statuses), an
+/// unparsable target, and the framing errors hyper checks (an invalid or conflicting
+/// `content-length`, `transfer-encoding` in HTTP/1.0).
+fn check_head(buf: &[u8]) -> Result<Option<usize>, Head> {
+    let bad = |message: String| Head::Bad(http::StatusCode::BAD_REQUEST, Error::invalid(message));
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(Head::Bad(
+                http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                Error::new(
+                    ErrorKind::TooLarge,
+                    format!("the request has more than {MAX_HEADERS} header fields"),
+                )
+                .because(Reason::TooLarge)
+                .with("limit", MAX_HEADERS),
+            ))
+        }
+        Err(err) => return Err(bad(format!("malformed HTTP/1 request head: {err}"))),
+    };
+    let target = req.path.unwrap_or_default();
+    if http::Uri::try_from(target).is_err() {
+        return Err(bad("malformed HTTP/1 request target".to_owned()));
+    }
+    // With transfer-encoding hyper ignores content-length, but still parses the ones before
+    // it; checking them all refuses a little more than hyper, never less.
+    let mut length: Option<u64> = None;
+    for header in req.headers.iter() {
+        if header.name.eq_ignore_ascii_case("transfer-encoding") {
+            if req.version == Some(0) {
+                return Err(bad("transfer-encoding in an HTTP/1.0 request".to_owned()));
+            }
+        } else if header.name.eq_ignore_ascii_case("content-length") {
+            let value = std::str::from_utf8(header.value)
+                .ok()
+                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|v| v.parse::<u64>().ok());
+            match (value, length) {
+                (None, _) => return Err(bad("invalid content-length".to_owned())),
+                (Some(v), Some(prev)) if v != prev => {
+                    return Err(bad("conflicting content-length values".to_owned()))
+                }
+                (Some(v), _) => length = Some(v),
+            }
+        }
+    }
+    Ok(Some(len))
+}
+
+/// Answers a refused head with the JSON error body (no request id: there is no request) and
+/// closes. The peer may still be sending: what it sends is read and dropped for a moment, so
+/// the close does not reset the connection before the answer is read.
+async fn refuse<I: AsyncRead + AsyncWrite + Unpin>(
+    mut io: I,
+    status: http::StatusCode,
+    err: &Error,
+) {
+    let wire = crate::wire::code_of(err.kind);
+    let body = crate::wire::to_http_body(&wire, &err.message, &err.context, "").to_string();
+    let answer = format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         connection: close\r\n\r\n{body}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or(""),
+        body.len(),
+    );
+    let written = async {
+        io.write_all(answer.as_bytes()).await?;
+        io.shutdown().await
+    };
+    if tokio::time::timeout(Duration::from_secs(5), written)
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let drain = async {
+        let mut sink = [0u8; 4096];
+        let mut left = 256 * 1024usize;
+        while left > 0 {
+            match io.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
+}
+
+/// A connection whose first bytes, already read, are read again first: how hyper gets the
+/// head [`first_head`] checked. Writes go straight through.
+pub(crate) struct Replay<I> {
+    read: Bytes,
+    io: I,
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Replay<I> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.read.has_remaining() {
+            let n = this.read.len().min(buf.remaining());
+            buf.put_slice(&this.read[..n]);
+            this.read.advance(n);
+            if this.read.is_empty() {
+                // Free the read buffer now rather than with the connection.
+                this.read = Bytes::new();
+            }
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.io).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Replay<I> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, data)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn head_of(bytes: &[u8]) -> Head {
+        let mut io = bytes;
+        first_head(&mut io).await.expect("read")
+    }
+
+    fn status(head: &Head) -> Option<u16> {
+        match head {
+            Head::Bad(status, _) => Some(status.as_u16()),
+            Head::Good(_) | Head::Gone => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn good_heads_and_the_http2_preface_pass_whole() {
+        let request = b"POST /v1/x HTTP/1.1\r\nhost: x\r\ncontent-length: 4\r\n\r\nbody";
+        let Head::Good(read) = head_of(request).await else {
+            panic!("a good head");
+        };
+        assert_eq!(&read[..], &request[..], "what followed the head is kept");
+        let h2 = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04";
+        assert!(matches!(head_of(h2).await, Head::Good(_)));
+        assert!(matches!(head_of(b"GET / HTTP/1.1\r\n").await, Head::Gone));
+    }
+
+    #[tokio::test]
+    async fn bad_heads_get_hyper_s_statuses() {
+        assert_eq!(status(&head_of(b"GET\x01 / HTTP/1.1\r\n").await), Some(400));
+        assert_eq!(status(&head_of(b"GET / HTTP/2.0\r\n\r\n").await), Some(400));
+        let te = b"POST / HTTP/1.0\r\ntransfer-encoding: chunked\r\n\r\n";
+        assert_eq!(status(&head_of(te).await), Some(400));
+        let cl = b"POST / HTTP/1.1\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\n";
+        assert_eq!(status(&head_of(cl).await), Some(400));
+        let mut big = b"GET / HTTP/1.1\r\nx: ".to_vec();
+        big.resize(MAX_HEAD_BYTES + 10, b'a');
+        assert_eq!(status(&head_of(&big).await), Some(431));
     }
 }

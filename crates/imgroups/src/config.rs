@@ -312,11 +312,13 @@ fn entry(arg: &Arg, matches: &ArgMatches, injected: &BTreeSet<String>) -> Entry 
     }
 }
 
-/// Whether a key's value must never be printed (tokens, secrets, passwords).
+/// Whether a key's value must never be printed (tokens, secrets, passwords). A limit
+/// (`max-…`, e.g. `max-event-streams-per-token`) is a number about tokens, not one.
 fn is_secret(key: &str) -> bool {
-    ["token", "secret", "password", "passwd"]
-        .iter()
-        .any(|word| key.contains(word))
+    !key.starts_with("max-")
+        && ["token", "secret", "password", "passwd"]
+            .iter()
+            .any(|word| key.contains(word))
 }
 
 const REDACTED: &str = "<redacted>";
@@ -433,7 +435,7 @@ mod tests {
 
     use clap::{Args, Parser, Subcommand};
 
-    use super::{redact_url, resolve, ConfigError, Origin, Resolved};
+    use super::{is_secret, redact_url, resolve, ConfigError, Origin, Resolved};
 
     /// A stand-in for the binary's definitions, with the kinds of flags `serve` may grow:
     /// a flattened group (as `OpsArgs`), a switch, a repeatable flag, a global flag.
@@ -533,6 +535,13 @@ mod tests {
     fn other_commands_ignore_the_file() {
         let argv: Vec<OsString> = vec!["t".into(), "other".into()];
         assert!(resolve::<Test>(argv, &[&["serve"]]).is_ok());
+    }
+
+    #[test]
+    fn secret_keys_are_recognised_and_limits_are_not() {
+        assert!(is_secret("api-token"));
+        assert!(is_secret("webhook-secret"));
+        assert!(!is_secret("max-event-streams-per-token"));
     }
 
     #[test]

@@ -24,6 +24,11 @@ pub(crate) struct LimitArgs {
     /// RESOURCE_EXHAUSTED / HTTP 429 with `reason=tooManyStreams`. 0: no cap.
     #[arg(long, default_value_t = NetLimits::default().max_event_streams)]
     max_event_streams: usize,
+    /// Most open event streams per token (one device of an account), within
+    /// --max-event-streams; more: the same RESOURCE_EXHAUSTED / HTTP 429 with
+    /// `reason=tooManyStreams`. 0: no cap of its own.
+    #[arg(long, default_value_t = NetLimits::default().max_event_streams_per_token)]
+    max_event_streams_per_token: usize,
     /// Requests per second per account (token bucket); more: RESOURCE_EXHAUSTED / HTTP 429
     /// with `burstRateExceeded` and a retry hint. 0 (the default): no rate limit; set it on
     /// an open network.
@@ -64,6 +69,7 @@ impl LimitArgs {
             max_message_bytes: usize::try_from(self.max_message_bytes).unwrap_or(usize::MAX),
             body_timeout: Duration::from_secs(self.body_timeout_secs),
             max_event_streams: self.max_event_streams,
+            max_event_streams_per_token: self.max_event_streams_per_token,
             rate_per_sec: self.rate_limit_per_sec,
             rate_burst: self.rate_limit_burst,
         }

@@ -63,7 +63,7 @@ pub(super) async fn stream(
     headers: HeaderMap,
     query: QueryResult,
 ) -> std::result::Result<Response, ApiError> {
-    let permit = h.guard.open_stream(&caller.account)?;
+    let permit = h.guard.open_stream(&caller)?;
     let axum::extract::Query(pairs) = query.map_err(|rejection| {
         Error::invalid(format!("invalid query string: {}", rejection.body_text()))
             .with("field", "query")

@@ -198,6 +198,100 @@ async fn stalled_bodies_and_heads_are_cut() {
         .expect("the unfinished head is closed by the header timeout");
 }
 
+/// Sends `request` on a new HTTP/1 connection and returns the answer's status and its body
+/// as JSON, checking that the server then closes.
+async fn refused_head(http: &str, request: &[u8]) -> (u16, serde_json::Value) {
+    let mut tcp = TcpStream::connect(http).await.expect("connect");
+    tcp.write_all(request).await.expect("write");
+    let answer = read_to_close(&mut tcp, Duration::from_secs(10))
+        .await
+        .expect("answered and closed");
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
+    let status = head
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|rest| rest.get(..3))
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("a status line: {head}"));
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/json"),
+        "{head}"
+    );
+    let body = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body:?}"));
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_and_oversized_heads_get_the_json_error_body() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &[]);
+
+    let (status, body) = refused_head(&server.http, b"GARBAGE\x01 NONSENSE\r\n\r\n").await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["errorCode"], "invalidArgument", "{body}");
+    assert_eq!(body["code"], "invalid_argument", "{body}");
+    assert_eq!(body["retryable"], false, "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    assert!(body["context"].is_object(), "{body}");
+
+    // A garbage request line is answered before the head ends.
+    let (status, body) = refused_head(&server.http, b"\x16\x03\x01 not http\r\n").await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["errorCode"], "invalidArgument", "{body}");
+
+    let (status, body) = refused_head(
+        &server.http,
+        b"POST /v1/groups:create HTTP/1.1\r\nhost: x\r\ncontent-length: 1, 2\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["errorCode"], "invalidArgument", "{body}");
+
+    // 100 KiB of headers, sent whole, as a client would.
+    let mut big = b"GET /healthz HTTP/1.1\r\nhost: x\r\n".to_vec();
+    for i in 0..100 {
+        big.extend_from_slice(format!("x-filler-{i}: {}\r\n", "a".repeat(1000)).as_bytes());
+    }
+    big.extend_from_slice(b"\r\n");
+    let (status, body) = refused_head(&server.http, &big).await;
+    assert_eq!(status, 431, "{body}");
+    assert_eq!(body["errorCode"], "invalidArgument", "{body}");
+    assert_eq!(body["context"]["reason"], "tooLarge", "{body}");
+    assert_eq!(body["context"]["limit"], "65536", "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+
+    // Too many header fields, each small.
+    let mut many = b"GET /healthz HTTP/1.1\r\nhost: x\r\n".to_vec();
+    for i in 0..150 {
+        many.extend_from_slice(format!("x-{i}: 1\r\n").as_bytes());
+    }
+    many.extend_from_slice(b"\r\n");
+    let (status, body) = refused_head(&server.http, &many).await;
+    assert_eq!(status, 431, "{body}");
+    assert_eq!(body["errorCode"], "invalidArgument", "{body}");
+
+    // A good head is replayed to hyper whole, with what followed it: two pipelined requests
+    // in one write, the first head dripping in, both answered on one connection.
+    let mut tcp = TcpStream::connect(&server.http).await.expect("connect");
+    tcp.write_all(b"GET /hea").await.expect("write");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    tcp.write_all(
+        b"lthz HTTP/1.1\r\nhost: x\r\n\r\nGET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+    )
+    .await
+    .expect("write");
+    let answer = read_to_close(&mut tcp, Duration::from_secs(10))
+        .await
+        .expect("both answered, then closed");
+    assert_eq!(answer.matches("HTTP/1.1 200").count(), 2, "{answer}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_over_the_cap_are_closed() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -280,6 +374,105 @@ async fn event_streams_per_account_are_capped() {
     drop(first);
     let deadline = Instant::now() + Duration::from_secs(10);
     while c
+        .groups
+        .subscribe_group_events(subscribe.clone())
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "a closed stream frees its place");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The metadata of a `tooManyStreams` refusal: its `limit`, after checking the codes.
+fn too_many_streams_limit(err: &tonic::Status) -> String {
+    let meta = |k: &str| {
+        err.metadata()
+            .get(k)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert_eq!(meta("error-code").as_deref(), Some("burstRateExceeded"));
+    assert_eq!(
+        meta("error-context-reason").as_deref(),
+        Some("tooManyStreams")
+    );
+    assert_eq!(meta("x-retryable").as_deref(), Some("true"));
+    assert!(meta("error-context-retryafter").is_some(), "{err:?}");
+    meta("error-context-limit").expect("limit")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_streams_per_token_are_capped_within_the_account_cap() {
+    const BOB: &str = "bob@example.com";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(
+        dir.path(),
+        &[
+            "--max-event-streams",
+            "3",
+            "--max-event-streams-per-token",
+            "2",
+        ],
+    );
+    let phone = server.add_account(BOB);
+    let data = server.dir.to_str().expect("utf-8 dir");
+    let laptop = crate::support::cli(&["token", "create", BOB, "--data", data]);
+    assert_ne!(phone, laptop);
+    let channel = server.channel().await;
+    let mut p = clients(&channel, &phone);
+    let mut l = clients(&channel, &laptop);
+    let subscribe = pb::SubscribeGroupEventsRequest::default();
+    let first = p
+        .groups
+        .subscribe_group_events(subscribe.clone())
+        .await
+        .expect("phone's first");
+    let _second = p
+        .groups
+        .subscribe_group_events(subscribe.clone())
+        .await
+        .expect("phone's second");
+    // The phone's token is at its cap, though its account is not.
+    let err = p
+        .groups
+        .subscribe_group_events(subscribe.clone())
+        .await
+        .expect_err("phone's third is over the token cap");
+    assert_eq!(too_many_streams_limit(&err), "2");
+    assert!(err.message().contains("token"), "{err:?}");
+    // SSE counts against the token too, with the same documented error.
+    let sse = reqwest::Client::new()
+        .get(format!("http://{}/v1/events:stream", server.http))
+        .bearer_auth(&phone)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(sse.status(), 429);
+    assert!(sse.headers().contains_key("retry-after"));
+    let body: serde_json::Value =
+        serde_json::from_slice(&sse.bytes().await.expect("body")).expect("json error body");
+    assert_eq!(body["errorCode"], "burstRateExceeded", "{body}");
+    assert_eq!(body["context"]["reason"], "tooManyStreams", "{body}");
+    // The account's other token still has the account's last place...
+    let _third = l
+        .groups
+        .subscribe_group_events(subscribe.clone())
+        .await
+        .expect("laptop's first");
+    // ...and then the account cap applies to both.
+    let err = l
+        .groups
+        .subscribe_group_events(subscribe.clone())
+        .await
+        .expect_err("the account is at its cap");
+    assert_eq!(too_many_streams_limit(&err), "3");
+    assert!(err.message().contains("account"), "{err:?}");
+    // Closing one of the phone's streams frees a place for the phone's token.
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while p
         .groups
         .subscribe_group_events(subscribe.clone())
         .await
@@ -397,6 +590,65 @@ async fn a_cursor_beyond_the_head_is_refused_on_every_transport() {
         serde_json::from_slice(&resp.bytes().await.expect("body")).expect("json");
     assert_eq!(body["errorCode"], "invalidArgument");
     assert_eq!(body["context"]["reason"], "beyondHead");
+}
+
+/// Memory taken by a load spike goes back to the system once the server is idle (jemalloc's
+/// background purging, `crates/imgroups/src/main.rs`). Without it the server kept ~110 MiB
+/// over its idle size for good; with it the rest falls within about 10 s of decay. The bound
+/// is generous; the wait is a deadline for polling, not a measured time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_taken_by_a_load_spike_is_returned_when_idle() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &[]);
+    let token = server.token.clone().expect("token");
+    let (_, idle) = server.memory_kib();
+    {
+        let mut streams = Vec::new();
+        for _ in 0..10 {
+            let mut c = clients(&server.channel().await, &token);
+            for _ in 0..100 {
+                let stream = c
+                    .groups
+                    .subscribe_group_events(pb::SubscribeGroupEventsRequest { chat_guid: None })
+                    .await
+                    .expect("subscribe");
+                streams.push(stream);
+            }
+        }
+        // Large bodies, read whole, then refused (not an image).
+        let http = reqwest::Client::new();
+        let body = format!(
+            "{{\"chatGuid\":\"any;+;nope\",\"icon\":\"{}\"}}",
+            "A".repeat(12 << 20)
+        );
+        let posts = (0..16).map(|_| {
+            http.post(format!("http://{}/v1/groups:setIcon", server.http))
+                .bearer_auth(&token)
+                .body(body.clone())
+                .send()
+        });
+        for resp in futures::future::join_all(posts).await {
+            resp.expect("answered");
+        }
+    }
+    let (peak, _) = server.memory_kib();
+    assert!(
+        peak > idle + 64 * 1024,
+        "the spike took memory: {idle} KiB idle, {peak} KiB peak"
+    );
+    let bound = idle + 48 * 1024;
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let (_, now) = server.memory_kib();
+        if now <= bound {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "resident memory stays at {now} KiB after the spike ({idle} KiB idle, {peak} KiB peak)"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// A measurement rather than a check (run it with `--ignored --nocapture`): what paused
