@@ -74,6 +74,7 @@
 //!   with the events, dedupe across restarts.
 //! - Checked on real Macs: the `other_handle = 0` reading, and how being removed looks.
 
+mod actuator;
 mod changes;
 mod db;
 mod error;
@@ -82,6 +83,13 @@ mod schema;
 mod time;
 mod watch;
 
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use actuator::{
+    default_port, Actuator, ActuatorError, BlueBubblesHelper, HelperAction, HelperChat, BASE_PORT,
+    DEFAULT_TIMEOUT, WRITE_GAP,
+};
 pub use changes::{Change, ChangeKind, Cursor, Party, Scan, MAX_PENDING, PENDING_WINDOW};
 pub use db::{group_photo_guid, ChatDb, Group, Icon, GROUP_STYLE};
 pub use error::{Error, Result, SqlError};
