@@ -176,12 +176,10 @@ impl BlueBubblesHelper {
         let _ = rx.wait_for(Option::is_some).await;
     }
 
-    /// Waits until a helper connection other than the current one (if any) is up: after a
-    /// helper dropped, its reconnection.
-    pub async fn reconnected(&self) {
+    /// Waits until no helper is connected (at once if none is): a helper dropped.
+    pub async fn disconnected(&self) {
         let mut rx = self.shared.connected.subscribe();
-        let current = *rx.borrow_and_update();
-        let _ = rx.wait_for(|c| c.is_some() && *c != current).await;
+        let _ = rx.wait_for(Option::is_none).await;
     }
 
     async fn send(&self, action: &HelperAction) -> Result<(), ActuatorError> {
