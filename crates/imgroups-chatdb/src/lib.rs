@@ -1,7 +1,7 @@
-//! imgroups on a Mac, the read side: reads the Messages database (`chat.db`) read-only and
-//! turns it into what the SDK sees: group chats, their members and icons, and group changes.
-//! Plain Rust that builds and is tested on Linux; nothing here is macOS-specific but the
-//! default path. Not wired into `imgroups serve` yet.
+//! imgroups on a Mac: reads the Messages database (`chat.db`) read-only and turns it into what
+//! the SDK sees (group chats, their members and icons, and group changes), and asks Messages to
+//! make group changes through the BlueBubbles Private API helper. Plain Rust that builds and is
+//! tested on Linux; nothing here is macOS-specific but the default paths.
 //!
 //! Layout:
 //! - [`ChatDb`] (`db`): opens `HOME/Library/Messages/chat.db` with `SQLITE_OPEN_READ_ONLY`;
@@ -14,6 +14,13 @@
 //! - `time`: `message.date` in seconds or nanoseconds since 2001 ([`Timestamp`]).
 //! - `watch`: a doorbell ([`Watcher`]): file notifications on chat.db, its WAL and their
 //!   directory, re-armed when the WAL is replaced, plus a periodic re-scan.
+//! - `actuator`: the write side. The [`Actuator`] port ([`HelperAction`]s on a
+//!   [`HelperChat`]) and [`BlueBubblesHelper`], which listens for the BlueBubbles helper inside
+//!   Messages.app and speaks its socket protocol (`actuator/bluebubbles.rs` lists the protocol
+//!   facts and their sources).
+//! - `testing` (feature `testing`): test doubles for this and other crates: the fixture
+//!   chat.db builder, `FakeMessages` (writes what Messages writes for an action), `FakeHelper`
+//!   and the `imgroups-fake-helper` binary (`--db PATH --connect ADDR [--delay-ms N]`).
 //!
 //! # From chat.db to imgroups
 //!
@@ -62,18 +69,23 @@
 //! # Tests
 //!
 //! On Linux, against databases built in temp dirs from the real layouts of macOS 10.12
-//! (dates in seconds), 12 and 26 (`tests/it/schema/*.sql`, facts trimmed from public schema
+//! (dates in seconds), 12 and 26 (`src/testing/schema/*.sql`, facts trimmed from public schema
 //! dumps, with the triggers that call Messages-only functions kept and those functions stubbed).
+//! The write side is tested end to end: [`BlueBubblesHelper`] sends each action over a socket
+//! to the fake helper, whose fake Messages writes the rows, which [`ChatDb::scan`] reads back.
 //!
 //! # Not done yet
 //!
 //! - The loop that turns [`Watcher`] wakes into scans and events (it belongs with the serve
 //!   wiring), and a watcher test with a writer in another *process*, across restarts.
-//! - Writes: the actuator port and the BlueBubbles-helper implementation.
+//! - Checked against a real helper on a real Mac: the protocol is implemented from the
+//!   helper's public sources only; what Messages writes when I leave a group (besides the
+//!   `(3, 0)` row) is unknown, so the fake writes only that row.
 //! - `imgroups serve --backend chatdb`: importing into the log, storing the cursor and GUIDs
 //!   with the events, dedupe across restarts.
 //! - Checked on real Macs: the `other_handle = 0` reading, and how being removed looks.
 
+mod actuator;
 mod changes;
 mod db;
 mod error;
@@ -82,6 +94,13 @@ mod schema;
 mod time;
 mod watch;
 
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use actuator::{
+    default_port, Actuator, ActuatorError, BlueBubblesHelper, HelperAction, HelperChat, BASE_PORT,
+    DEFAULT_TIMEOUT, WRITE_GAP,
+};
 pub use changes::{Change, ChangeKind, Cursor, Party, Scan, MAX_PENDING, PENDING_WINDOW};
 pub use db::{group_photo_guid, ChatDb, Group, Icon, GROUP_STYLE};
 pub use error::{Error, Result, SqlError};

@@ -1,6 +1,7 @@
 //! One test binary for the crate: fixture databases with the real schemas of several macOS
 //! versions, built in temp dirs by `fixture`, read through the public API.
 
+mod actuator;
 mod changes;
 mod fixture;
 mod groups;

@@ -75,7 +75,9 @@ pub trait Reader {
     /// the backend wrote it with [`Tx::set_observer_cursor`]; `None` before the first.
     fn observer_cursor(&mut self, source: &str) -> Result<Option<String>> {
         let _ = source;
-        Err(crate::Error::not_supported("this store keeps no observer cursors"))
+        Err(crate::Error::not_supported(
+            "this store keeps no observer cursors",
+        ))
     }
 }
 
@@ -117,14 +119,18 @@ pub trait Tx: Reader {
     /// recorded.
     fn set_observer_cursor(&mut self, source: &str, cursor: &str) -> Result<()> {
         let _ = (source, cursor);
-        Err(crate::Error::not_supported("this store keeps no observer cursors"))
+        Err(crate::Error::not_supported(
+            "this store keeps no observer cursors",
+        ))
     }
     /// Notes that the change `id` of `source` (e.g. a chat.db message GUID) is recorded:
     /// `true` the first time, `false` if it already was — then it must not be recorded again.
     /// Commits with the transaction.
     fn mark_observed(&mut self, source: &str, id: &str) -> Result<bool> {
         let _ = (source, id);
-        Err(crate::Error::not_supported("this store keeps no observed ids"))
+        Err(crate::Error::not_supported(
+            "this store keeps no observed ids",
+        ))
     }
     /// Appends to the account's log and returns the new sequence (previous head + 1).
     fn append_event(&mut self, account: AccountId, event: NewEvent<'_>) -> Result<u64>;

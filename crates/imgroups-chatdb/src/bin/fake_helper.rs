@@ -1,0 +1,97 @@
+//! `imgroups-fake-helper --db PATH --connect ADDR [--delay-ms N]`: a stand-in for the
+//! BlueBubbles helper inside Messages.app, for tests that are not written in Rust.
+//!
+//! Connects to an imgroups server's helper address, applies each action it is sent to the
+//! chat.db at `PATH` the way Messages would (see `imgroups_chatdb::testing`), and acknowledges
+//! it. Like the real helper it reconnects when the connection drops (here after 100 ms; the
+//! real one waits 5 s). Prints `connected ADDR` on stdout each time it connects. Runs until
+//! killed.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use imgroups_chatdb::testing::{FakeHelper, FakeHelperOptions};
+
+const USAGE: &str = "usage: imgroups-fake-helper --db PATH --connect ADDR [--delay-ms N]";
+
+struct Args {
+    db: PathBuf,
+    connect: SocketAddr,
+    delay: Duration,
+}
+
+fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
+    let (mut db, mut connect, mut delay) = (None, None, Duration::ZERO);
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--db" => db = Some(PathBuf::from(value()?)),
+            "--connect" => {
+                let addr = value()?;
+                let resolved = addr
+                    .to_socket_addrs()
+                    .map_err(|e| format!("invalid --connect {addr:?}: {e}"))?
+                    .next()
+                    .ok_or_else(|| format!("invalid --connect {addr:?}: no address"))?;
+                connect = Some(resolved);
+            }
+            "--delay-ms" => {
+                let ms = value()?;
+                let ms = ms
+                    .parse::<u64>()
+                    .map_err(|_| format!("invalid --delay-ms {ms:?}"))?;
+                delay = Duration::from_millis(ms);
+            }
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(Args {
+        db: db.ok_or("--db is required")?,
+        connect: connect.ok_or("--connect is required")?,
+        delay,
+    })
+}
+
+fn main() -> ExitCode {
+    let args = match parse(std::env::args().skip(1)) {
+        Ok(args) => args,
+        Err(message) => {
+            if !message.is_empty() {
+                eprintln!("imgroups-fake-helper: {message}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("imgroups-fake-helper: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let options = FakeHelperOptions {
+            delay: args.delay,
+            ..FakeHelperOptions::default()
+        };
+        loop {
+            // Not listening yet, or the connection dropped: retry, as the real helper does.
+            if let Ok(helper) =
+                FakeHelper::connect(args.connect, args.db.clone(), options.clone()).await
+            {
+                println!("connected {}", args.connect);
+                if let Err(e) = helper.closed().await {
+                    eprintln!("imgroups-fake-helper: connection failed: {e}");
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+}

@@ -1,0 +1,20 @@
+//! Test doubles (feature `testing`), for this crate's tests and other crates' (as a
+//! dev-dependency with the feature on). Everything here panics on setup failures: it is test
+//! code.
+//!
+//! - [`Fixture`]: a chat.db with the real layout of a macOS version, in a temp dir, with
+//!   no-op stand-ins for the SQL functions only Messages defines.
+//! - [`FakeMessages`]: applies a [`HelperAction`](crate::HelperAction) to a chat.db by
+//!   writing, from its own connection, the rows Messages writes for it.
+//! - [`FakeHelper`]: the BlueBubbles helper's end of the socket protocol, applying actions
+//!   with [`FakeMessages`]; also the `imgroups-fake-helper` binary.
+
+mod fixture;
+mod helper;
+mod messages;
+
+pub use fixture::{
+    properties, register_messages_functions, Fixture, Msg, Version, ALL, BASE_SECS, BASE_UNIX_MS,
+};
+pub use helper::{FakeHelper, FakeHelperOptions, FakeReply};
+pub use messages::{Applied, FakeMessages, FakeMessagesError};

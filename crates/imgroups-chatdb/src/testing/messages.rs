@@ -1,0 +1,372 @@
+//! [`FakeMessages`]: what Messages writes to chat.db when the helper makes a group change.
+//!
+//! For each action, in one transaction on a connection of its own (Messages is another
+//! process; the reader under test never shares a connection with it):
+//! - a `message` row: `item_type`/`group_action_type` as in the table of the crate docs,
+//!   `is_from_me = 1`, `handle_id = 0`, `other_handle` (the participant's `handle` ROWID, 0
+//!   otherwise), `group_title` (the new name, NULL when cleared), `date` now (nanoseconds since
+//!   2001, or seconds on layouts before macOS 10.13), a fresh upper-case UUID `guid`;
+//! - its `chat_message_join` row (with `message_date` where the layout has it);
+//! - the state change: `chat.display_name`; a `chat_handle_join` row inserted or deleted (and
+//!   a `handle` row created for a new address); for a photo, an `attachment` row (the file
+//!   copied under `Library/Messages/Attachments/`, `filename` written with `~` for the home
+//!   directory as Messages does), its `message_attachment_join` row and `groupPhotoGuid` in
+//!   the `chat.properties` plist, removed again when the photo is removed.
+//!
+//! Leaving: only the `(3, 0)` row from me is written. No public source says what else marks a
+//! group I left in chat.db (the members in `chat_handle_join` are the others, who stay); this
+//! is to be checked on a real Mac.
+
+use std::io::Cursor as IoCursor;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+
+use crate::actuator::HelperAction;
+use crate::guid::{service_rank, ChatGuid};
+use crate::time::APPLE_EPOCH_UNIX_SECS;
+
+use super::fixture::register_messages_functions;
+
+/// Writes what Messages writes for a [`HelperAction`] into the chat.db at a path.
+#[derive(Clone, Debug)]
+pub struct FakeMessages {
+    db: PathBuf,
+}
+
+/// What [`FakeMessages::apply`] wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Applied {
+    /// The new `message.guid`.
+    pub message_guid: String,
+    pub message_rowid: i64,
+    /// The `chat` row it was joined to.
+    pub chat_rowid: i64,
+}
+
+/// Why an action could not be applied; the texts are the real helper's where it has one.
+#[derive(Debug, thiserror::Error)]
+pub enum FakeMessagesError {
+    #[error("Chat does not exist!")]
+    NoSuchChat,
+    #[error("Failed to remove address from chat!")]
+    NotAMember,
+    #[error("cannot read the photo {path}: {source}")]
+    Photo {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("writing chat.db failed: {0}")]
+    Sql(#[from] rusqlite::Error),
+}
+
+impl FakeMessages {
+    /// For the chat.db at `db`. When it lies at `HOME/Library/Messages/chat.db`, attachment
+    /// paths are written relative to `HOME` (`~/…`), as Messages writes them.
+    pub fn new(db: impl Into<PathBuf>) -> FakeMessages {
+        FakeMessages { db: db.into() }
+    }
+
+    /// The database this writes to.
+    pub fn path(&self) -> &Path {
+        &self.db
+    }
+
+    /// Writes the rows Messages writes for `action` (see the module doc), in one transaction.
+    pub fn apply(&self, action: &HelperAction) -> Result<Applied, FakeMessagesError> {
+        let mut conn = Connection::open(&self.db)?;
+        register_messages_functions(&conn);
+        conn.busy_timeout(Duration::from_secs(5))?;
+        let tx = conn.transaction()?;
+        let chat = find_chat(&tx, action.chat().guid(), action.chat().helper_guid())?
+            .ok_or(FakeMessagesError::NoSuchChat)?;
+        let mut row = Row::default();
+        match action {
+            HelperAction::Rename { name, .. } => {
+                row.item_type = 2;
+                row.title = (!name.is_empty()).then(|| name.clone());
+                if has(&tx, "chat", "display_name")? {
+                    tx.execute(
+                        "UPDATE chat SET display_name = ?1 WHERE ROWID = ?2",
+                        params![name, chat],
+                    )?;
+                }
+            }
+            HelperAction::AddParticipant { address, .. } => {
+                let handle = match find_handle(&tx, address)? {
+                    Some(h) => h,
+                    None => {
+                        let service = if address.contains('@') || address.starts_with('+') {
+                            "iMessage"
+                        } else {
+                            "SMS"
+                        };
+                        tx.execute(
+                            "INSERT INTO handle (id, service, country) VALUES (?1, ?2, 'us')",
+                            params![address, service],
+                        )?;
+                        tx.last_insert_rowid()
+                    }
+                };
+                row.item_type = 1;
+                row.action = 0;
+                row.other = handle;
+                tx.execute(
+                    "INSERT OR IGNORE INTO chat_handle_join (chat_id, handle_id) VALUES (?1, ?2)",
+                    [chat, handle],
+                )?;
+            }
+            HelperAction::RemoveParticipant { address, .. } => {
+                let handle = find_handle(&tx, address)?.ok_or(FakeMessagesError::NotAMember)?;
+                let removed = tx.execute(
+                    "DELETE FROM chat_handle_join WHERE chat_id = ?1 AND handle_id = ?2",
+                    [chat, handle],
+                )?;
+                if removed == 0 {
+                    return Err(FakeMessagesError::NotAMember);
+                }
+                row.item_type = 1;
+                row.action = 1;
+                row.other = handle;
+            }
+            HelperAction::SetIcon { file, .. } => {
+                let attachment = self.store_photo(&tx, file)?;
+                row.item_type = 3;
+                row.action = 1;
+                row.attachment = Some(attachment.0);
+                set_photo_guid(&tx, chat, Some(&attachment.1))?;
+            }
+            HelperAction::RemoveIcon { .. } => {
+                row.item_type = 3;
+                row.action = 2;
+                set_photo_guid(&tx, chat, None)?;
+            }
+            HelperAction::Leave { .. } => {
+                row.item_type = 3;
+                row.action = 0;
+            }
+        }
+        let applied = insert_message(&tx, chat, &row)?;
+        tx.commit()?;
+        Ok(applied)
+    }
+
+    /// Copies the photo into Messages' attachment store and adds its `attachment` row:
+    /// `(ROWID, guid)`.
+    fn store_photo(
+        &self,
+        tx: &Transaction<'_>,
+        file: &Path,
+    ) -> Result<(i64, String), FakeMessagesError> {
+        let guid = new_guid();
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "photo".to_owned());
+        let messages_dir = self.db.parent().unwrap_or(Path::new("."));
+        let relative = Path::new("Attachments").join(&guid).join(&name);
+        let stored = messages_dir.join(&relative);
+        let photo_err = |source| FakeMessagesError::Photo {
+            path: file.to_owned(),
+            source,
+        };
+        std::fs::create_dir_all(stored.parent().expect("a file in a directory"))
+            .map_err(photo_err)?;
+        let bytes = std::fs::copy(file, &stored).map_err(photo_err)?;
+        let home = self.home();
+        let filename = match &home {
+            Some(_) => format!("~/Library/Messages/{}", relative.to_string_lossy()),
+            None => stored.to_string_lossy().into_owned(),
+        };
+        let mime = mime_type(&name);
+        // `created_date` counts seconds since 2001 (unlike `message.date`).
+        let created = nanos_since_2001() / 1_000_000_000;
+        let sql = if has(tx, "attachment", "original_guid")? {
+            "INSERT INTO attachment (guid, filename, mime_type, transfer_name, total_bytes, \
+             is_outgoing, transfer_state, created_date, original_guid) \
+             VALUES (?1, ?2, ?3, ?4, ?5, 1, 5, ?6, ?1)"
+        } else {
+            "INSERT INTO attachment (guid, filename, mime_type, transfer_name, total_bytes, \
+             is_outgoing, transfer_state, created_date) \
+             VALUES (?1, ?2, ?3, ?4, ?5, 1, 5, ?6)"
+        };
+        tx.execute(
+            sql,
+            params![guid, filename, mime, name, bytes as i64, created],
+        )?;
+        Ok((tx.last_insert_rowid(), guid))
+    }
+
+    /// `HOME` when the database is at `HOME/Library/Messages/chat.db`.
+    fn home(&self) -> Option<PathBuf> {
+        let messages = self.db.parent()?;
+        let library = messages.parent()?;
+        (messages.file_name()? == "Messages" && library.file_name()? == "Library")
+            .then(|| library.parent().map(Path::to_owned))
+            .flatten()
+    }
+}
+
+/// The group-change row to insert.
+#[derive(Default)]
+struct Row {
+    item_type: i64,
+    action: i64,
+    other: i64,
+    title: Option<String>,
+    attachment: Option<i64>,
+}
+
+fn insert_message(tx: &Transaction<'_>, chat: i64, row: &Row) -> rusqlite::Result<Applied> {
+    let guid = new_guid();
+    let date = now_apple(tx)?;
+    tx.execute(
+        "INSERT INTO message (guid, text, handle_id, service, date, is_from_me, is_finished, \
+         item_type, other_handle, group_title, group_action_type) \
+         VALUES (?1, NULL, 0, 'iMessage', ?2, 1, 1, ?3, ?4, ?5, ?6)",
+        params![guid, date, row.item_type, row.other, row.title, row.action],
+    )?;
+    let message = tx.last_insert_rowid();
+    if has(tx, "chat_message_join", "message_date")? {
+        tx.execute(
+            "INSERT INTO chat_message_join (chat_id, message_id, message_date) VALUES (?1, ?2, ?3)",
+            params![chat, message, date],
+        )?;
+    } else {
+        tx.execute(
+            "INSERT INTO chat_message_join (chat_id, message_id) VALUES (?1, ?2)",
+            [chat, message],
+        )?;
+    }
+    if let Some(attachment) = row.attachment {
+        tx.execute(
+            "INSERT INTO message_attachment_join (message_id, attachment_id) VALUES (?1, ?2)",
+            [message, attachment],
+        )?;
+    }
+    Ok(Applied {
+        message_guid: guid,
+        message_rowid: message,
+        chat_rowid: chat,
+    })
+}
+
+/// The `chat` row an action applies to: the one whose `guid` is exactly what the helper was
+/// given, else the preferred row among those with the same normal GUID (as [`ChatDb::groups`]
+/// prefers them).
+fn find_chat(
+    tx: &Transaction<'_>,
+    guid: &ChatGuid,
+    helper_guid: &str,
+) -> rusqlite::Result<Option<i64>> {
+    let mut stmt = tx.prepare("SELECT ROWID, guid, chat_identifier FROM chat WHERE style = ?1")?;
+    let rows = stmt
+        .query_map([crate::GROUP_STYLE], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    if let Some((rowid, _, _)) = rows.iter().find(|(_, g, _)| g == helper_guid) {
+        return Ok(Some(*rowid));
+    }
+    Ok(rows
+        .iter()
+        .filter(|(_, g, ident)| ChatGuid::from_row(g, ident.as_deref()).as_ref() == Some(guid))
+        .min_by_key(|(rowid, g, _)| (service_rank(g), std::cmp::Reverse(*rowid)))
+        .map(|(rowid, _, _)| *rowid))
+}
+
+/// A `handle` for an address, the iMessage one first.
+fn find_handle(tx: &Transaction<'_>, address: &str) -> rusqlite::Result<Option<i64>> {
+    tx.query_row(
+        "SELECT ROWID FROM handle WHERE id = ?1 \
+         ORDER BY service = 'iMessage' DESC, ROWID LIMIT 1",
+        [address],
+        |r| r.get(0),
+    )
+    .optional()
+}
+
+/// Sets or removes `groupPhotoGuid` in the chat's `properties` plist, keeping its other keys.
+fn set_photo_guid(tx: &Transaction<'_>, chat: i64, photo: Option<&str>) -> rusqlite::Result<()> {
+    if !has(tx, "chat", "properties")? {
+        return Ok(());
+    }
+    let blob: Option<Vec<u8>> = tx.query_row(
+        "SELECT properties FROM chat WHERE ROWID = ?1",
+        [chat],
+        |r| r.get(0),
+    )?;
+    let mut dict = blob
+        .and_then(|b| plist::Value::from_reader(IoCursor::new(b)).ok())
+        .and_then(plist::Value::into_dictionary)
+        .unwrap_or_default();
+    match photo {
+        Some(guid) => {
+            dict.insert("groupPhotoGuid".into(), guid.into());
+        }
+        None => {
+            dict.remove("groupPhotoGuid");
+        }
+    }
+    let mut out = Vec::new();
+    plist::Value::Dictionary(dict)
+        .to_writer_binary(&mut out)
+        .expect("writing a plist to memory");
+    tx.execute(
+        "UPDATE chat SET properties = ?1 WHERE ROWID = ?2",
+        params![out, chat],
+    )?;
+    Ok(())
+}
+
+fn has(tx: &Transaction<'_>, table: &str, column: &str) -> rusqlite::Result<bool> {
+    tx.query_row(
+        "SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2",
+        [table, column],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n > 0)
+}
+
+/// 1 on layouts that count `date` in nanoseconds, 10⁹ on the older ones (seconds). Told apart
+/// by `chat_message_join.message_date`, which came with the nanosecond dates (macOS 10.13).
+fn date_divisor(tx: &Transaction<'_>) -> rusqlite::Result<i64> {
+    Ok(if has(tx, "chat_message_join", "message_date")? {
+        1
+    } else {
+        1_000_000_000
+    })
+}
+
+/// Now as a `message.date` in this layout's unit.
+fn now_apple(tx: &Transaction<'_>) -> rusqlite::Result<i64> {
+    Ok(nanos_since_2001() / date_divisor(tx)?)
+}
+
+fn nanos_since_2001() -> i64 {
+    let unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("the clock is after 1970");
+    unix.as_nanos() as i64 - APPLE_EPOCH_UNIX_SECS * 1_000_000_000
+}
+
+fn new_guid() -> String {
+    uuid::Uuid::new_v4().to_string().to_uppercase()
+}
+
+fn mime_type(name: &str) -> Option<&'static str> {
+    let ext = name.rsplit_once('.')?.1.to_ascii_lowercase();
+    Some(match ext.as_str() {
+        "jpg" | "jpeg" => "image/jpeg",
+        "png" => "image/png",
+        "heic" => "image/heic",
+        "gif" => "image/gif",
+        _ => return None,
+    })
+}
