@@ -27,7 +27,7 @@ pub mod port;
 pub mod tokens;
 
 pub use command::{Command, Limits, Mutation};
-pub use engine::{Engine, EngineConfig, Observed, Rules};
+pub use engine::{Engine, EngineConfig, Observed, ObservedBatch, ObservedGroup, Rules};
 pub use error::{Error, ErrorKind, Reason, Result};
 pub use ids::{Address, ChatGuid, ChatKind};
 pub use model::{

@@ -1,0 +1,323 @@
+//! From chat.db rows to the log: one thread owns the read-only connection and the watcher,
+//! scans after every notification (and on a periodic re-scan, the safety net for lost
+//! notifications), and records each scan as one batch — the changes, the groups first seen,
+//! and the chat.db cursor, in one store transaction, so a restart resumes exactly after what
+//! was recorded and every row enters the log once (`message.guid` is the dedupe key).
+//!
+//! A group the store does not know yet is created in the state it had *before* the batch's
+//! changes (its current members, name and icon, rewound through those changes), so that on
+//! the first start the whole history is recorded as events, in date order; afterwards the
+//! store's state is set to chat.db's current one (chat.db is the truth).
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use imgroups_chatdb::{Change, ChangeKind, ChatDb, Cursor, Icon, Party, Wake, Watcher};
+use imgroups_core::port::store;
+use imgroups_core::{Address, ChatGuid, Engine, Mutation, Observed, Timestamp};
+use imgroups_core::{ObservedBatch, ObservedGroup};
+
+use crate::observer::Waiters;
+
+/// The source name under which the cursor and the message GUIDs are kept.
+pub const SOURCE: &str = "chatdb";
+
+/// Largest icon file read from the attachments folder.
+const MAX_ICON_BYTES: u64 = 10 * 1024 * 1024;
+
+/// What the ingest thread needs.
+pub(crate) struct Ingest {
+    pub(crate) engine: Arc<Engine>,
+    pub(crate) db_path: PathBuf,
+    pub(crate) home: PathBuf,
+    pub(crate) me: Address,
+    pub(crate) waiters: Arc<Waiters>,
+    pub(crate) rescan: Duration,
+    pub(crate) runtime: tokio::runtime::Handle,
+    pub(crate) stop: Arc<AtomicBool>,
+}
+
+/// How one scan went, for the caller's first-start progress line.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Imported {
+    /// Group-change rows read.
+    pub changes: usize,
+    /// Of those, recorded now (not recorded before).
+    pub recorded: usize,
+    pub groups: usize,
+    pub elapsed: Duration,
+}
+
+impl Ingest {
+    /// Opens chat.db and records everything up to now (the first start's import, or what
+    /// happened while the server was down). Errors if chat.db cannot be read.
+    pub(crate) fn catch_up(&self, db: &ChatDb) -> Result<Imported, String> {
+        let started = Instant::now();
+        let mut imported = self.scan_once(db)?;
+        imported.elapsed = started.elapsed();
+        Ok(imported)
+    }
+
+    /// Watches and records until `stop`; runs on its own thread.
+    pub(crate) fn run(self, db: ChatDb) {
+        let mut watcher = match Watcher::new(&self.db_path, self.rescan) {
+            Ok(watcher) => Some(watcher),
+            Err(err) => {
+                tracing::warn!(
+                    path = %err.path.display(),
+                    reason = %err.reason,
+                    every_ms = self.rescan.as_millis() as u64,
+                    "cannot watch chat.db; re-scanning periodically only"
+                );
+                None
+            }
+        };
+        while !self.stop.load(Ordering::Acquire) {
+            let wake = match &mut watcher {
+                Some(watcher) => watcher.wait_timeout(Duration::from_millis(500)),
+                None => {
+                    std::thread::sleep(self.rescan.min(Duration::from_millis(500)));
+                    Some(Wake::Rescan)
+                }
+            };
+            if wake.is_none() {
+                continue;
+            }
+            if let Err(err) = self.scan_once(&db) {
+                tracing::warn!(error = %err, "cannot read chat.db; trying again on the next change");
+            }
+        }
+    }
+
+    fn scan_once(&self, db: &ChatDb) -> Result<Imported, String> {
+        let cursor = self.cursor()?;
+        let scan = db.scan(&cursor).map_err(|e| e.to_string())?;
+        if scan.changes.is_empty() && scan.cursor == cursor {
+            return Ok(Imported::default());
+        }
+        let changes = scan.changes.len();
+        let batch = self.batch(db, &scan.changes, scan.cursor.to_string())?;
+        let groups = batch.new_groups.len();
+        let observed: Vec<Observed> = batch.changes.iter().map(|(_, o)| o.clone()).collect();
+        let recorded = self
+            .runtime
+            .block_on(self.engine.record_observed(batch))
+            .map_err(|e| e.to_string())?;
+        if recorded > 0 {
+            tracing::debug!(recorded, "chat.db changes recorded");
+        }
+        self.waiters.observed(&observed);
+        Ok(Imported {
+            changes,
+            recorded,
+            groups,
+            elapsed: Duration::ZERO,
+        })
+    }
+
+    fn cursor(&self) -> Result<Cursor, String> {
+        let saved = self
+            .runtime
+            .block_on(store::read(&**self.engine.store(), |r| {
+                r.observer_cursor(SOURCE)
+            }))
+            .map_err(|e| e.to_string())?;
+        match saved {
+            None => Ok(Cursor::start()),
+            Some(text) => text.parse().map_err(|e: imgroups_chatdb::Error| e.to_string()),
+        }
+    }
+
+    /// Which of these group identifiers the store has.
+    fn known(&self, identifiers: Vec<String>) -> Result<HashSet<String>, String> {
+        self.runtime
+            .block_on(store::read(&**self.engine.store(), move |r| {
+                let mut known = HashSet::new();
+                for identifier in identifiers {
+                    if r.group(&identifier)?.is_some() {
+                        known.insert(identifier);
+                    }
+                }
+                Ok(known)
+            }))
+            .map_err(|e| e.to_string())
+    }
+
+    fn batch(&self, db: &ChatDb, changes: &[Change], cursor: String) -> Result<ObservedBatch, String> {
+        let mut by_chat: BTreeMap<String, Vec<&Change>> = BTreeMap::new();
+        for change in changes {
+            by_chat
+                .entry(change.chat.identifier().to_owned())
+                .or_default()
+                .push(change);
+        }
+        let known = self.known(by_chat.keys().cloned().collect())?;
+        let mut batch = ObservedBatch {
+            source: SOURCE.to_owned(),
+            cursor,
+            ..ObservedBatch::default()
+        };
+        for (identifier, chat_changes) in &by_chat {
+            if known.contains(identifier) {
+                continue;
+            }
+            let Some(group) = db
+                .group(chat_changes[0].chat.as_str())
+                .map_err(|e| e.to_string())?
+            else {
+                continue;
+            };
+            let now = self.snapshot(&group, chat_changes);
+            batch.new_groups.push(rewind(now.clone(), chat_changes, &self.me));
+            batch.settle.push(now);
+        }
+        for change in changes {
+            if let Some(observed) = self.observed(change) {
+                batch.changes.push((change.guid.clone(), observed));
+            }
+        }
+        Ok(batch)
+    }
+
+    /// The group as chat.db has it now. The account counts as a member unless its last
+    /// membership change in `changes` took it out.
+    fn snapshot(&self, group: &imgroups_chatdb::Group, changes: &[&Change]) -> ObservedGroup {
+        let mut members: Vec<Address> = group
+            .participants
+            .iter()
+            .filter_map(|p| Address::parse(p).ok())
+            .filter(|a| *a != self.me)
+            .collect();
+        let gone = changes.iter().rev().find_map(|c| match &c.kind {
+            ChangeKind::Left if c.actor == Party::Me => Some(true),
+            ChangeKind::ParticipantRemoved { target: Party::Me } => Some(true),
+            ChangeKind::ParticipantAdded { target: Party::Me } => Some(false),
+            _ => None,
+        });
+        if gone != Some(true) {
+            members.insert(0, self.me.clone());
+        }
+        ObservedGroup {
+            chat: chat_guid(&group.guid),
+            group_id: group.guid.identifier().to_owned(),
+            display_name: group.display_name.clone().filter(|n| !n.is_empty()),
+            members,
+            icon: group.icon.as_ref().and_then(|icon| self.icon_bytes(icon)),
+        }
+    }
+
+    fn party(&self, party: &Party) -> Option<Address> {
+        match party {
+            Party::Me => Some(self.me.clone()),
+            Party::Address(address) => Address::parse(address).ok(),
+            Party::Unknown => None,
+        }
+    }
+
+    /// The change as the engine takes it; `None` for rows that mean nothing to the log
+    /// (unrecognised actions, unknown handles).
+    fn observed(&self, change: &Change) -> Option<Observed> {
+        let actor = self.party(&change.actor);
+        let mutation = match &change.kind {
+            ChangeKind::ParticipantAdded { target } => {
+                Mutation::AddParticipants(vec![self.party(target)?])
+            }
+            ChangeKind::ParticipantRemoved { target } => {
+                Mutation::RemoveParticipants(vec![self.party(target)?])
+            }
+            ChangeKind::Renamed { name } => Mutation::SetDisplayName(name.clone().unwrap_or_default()),
+            ChangeKind::Left => Mutation::Leave,
+            ChangeKind::IconSet { icon } => {
+                let (data, mime) = icon
+                    .as_ref()
+                    .and_then(|icon| self.icon_bytes(icon))
+                    .unwrap_or_default();
+                // A photo whose file is gone (not downloaded, cleaned up) is still a change:
+                // its hash is the message's, so each such change differs from the last.
+                let hash = {
+                    use sha2::Digest;
+                    let seed: &[u8] = if data.is_empty() { change.guid.as_bytes() } else { &data };
+                    sha2::Sha256::digest(seed).to_vec()
+                };
+                Mutation::SetIcon { data, mime, hash }
+            }
+            ChangeKind::IconRemoved => Mutation::RemoveIcon,
+            ChangeKind::Unrecognised { .. } => return None,
+        };
+        let actor = actor?;
+        Some(Observed {
+            chat: chat_guid(&change.chat),
+            actor,
+            occurred_at: Some(Timestamp(change.occurred_at.unix_nanos())),
+            mutation,
+        })
+    }
+
+    /// An icon file's bytes and type, if it is there and not absurdly large.
+    fn icon_bytes(&self, icon: &Icon) -> Option<(Vec<u8>, String)> {
+        let path = icon.path.as_ref()?;
+        let path = if path.is_absolute() {
+            path.clone()
+        } else {
+            self.home.join(path)
+        };
+        let size = std::fs::metadata(&path).ok()?.len();
+        if size > MAX_ICON_BYTES {
+            tracing::warn!(path = %path.display(), size, "group photo too large; not imported");
+            return None;
+        }
+        let data = std::fs::read(&path).ok()?;
+        let mime = match imgroups_core::Mutation::set_icon(data.clone()) {
+            Ok(Mutation::SetIcon { mime, .. }) => mime,
+            _ => icon
+                .mime_type
+                .clone()
+                .unwrap_or_else(|| "application/octet-stream".to_owned()),
+        };
+        Some((data, mime))
+    }
+}
+
+fn chat_guid(guid: &imgroups_chatdb::ChatGuid) -> ChatGuid {
+    ChatGuid::group(guid.identifier())
+}
+
+/// `now` as it was before `changes` (oldest first): each change undone, newest first. A name
+/// or an icon changed in `changes` was, before them, unknown: none.
+fn rewind(mut group: ObservedGroup, changes: &[&Change], me: &Address) -> ObservedGroup {
+    let party = |p: &Party| match p {
+        Party::Me => Some(me.clone()),
+        Party::Address(a) => Address::parse(a).ok(),
+        Party::Unknown => None,
+    };
+    for change in changes.iter().rev() {
+        match &change.kind {
+            ChangeKind::ParticipantAdded { target } => {
+                if let Some(target) = party(target) {
+                    group.members.retain(|m| *m != target);
+                }
+            }
+            ChangeKind::ParticipantRemoved { target } => {
+                if let Some(target) = party(target) {
+                    if !group.members.contains(&target) {
+                        group.members.push(target);
+                    }
+                }
+            }
+            ChangeKind::Left => {
+                if let Some(actor) = party(&change.actor) {
+                    if !group.members.contains(&actor) {
+                        group.members.push(actor);
+                    }
+                }
+            }
+            ChangeKind::Renamed { .. } => group.display_name = None,
+            ChangeKind::IconSet { .. } | ChangeKind::IconRemoved => group.icon = None,
+            ChangeKind::Unrecognised { .. } => {}
+        }
+    }
+    group
+}

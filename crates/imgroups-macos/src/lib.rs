@@ -1,0 +1,313 @@
+//! imgroups on a real Mac: the backend behind `imgroups serve --backend chatdb`.
+//!
+//! - **Reads** Messages' database (`HOME/Library/Messages/chat.db`) read-only through
+//!   `imgroups-chatdb`: group chats, and group-change rows turned into events (see that
+//!   crate's docs for the mapping). On the first start the whole history is recorded into the
+//!   account's log in date order; afterwards new rows are recorded as they appear, each
+//!   exactly once across restarts (`ingest`).
+//! - **Writes** (rename, add, remove, set and remove the icon, leave) go through the Messages
+//!   helper — the BlueBubbles Private API helper bundle, spoken to over its socket protocol
+//!   (`imgroups_chatdb::actuator`). The engine's rules run first; the change is handed to the
+//!   helper, and the call is answered once its rows were read back from chat.db and recorded
+//!   (`observer`), so the answer and the event agree. Without a helper the backend is
+//!   read-only: writes fail with `operationNotSupported`.
+//! - One account: the Mac's own iMessage address ("me"). Creating chats is not supported.
+//!
+//! Plain Rust that builds and runs on Linux too (the tests run there on fixture databases with
+//! the real schemas); only the default paths are macOS ones.
+
+mod ingest;
+mod observer;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use imgroups_chatdb::{Actuator, ActuatorError, HelperAction};
+use imgroups_chatdb::ChatDb;
+use imgroups_core::port::{Action, Backend, GroupIdentity, Observer, Tx};
+use imgroups_core::{AccountId, Address, ChatGuid, Engine, Error, ErrorKind, Mutation, Result};
+
+pub use ingest::{Imported, SOURCE};
+
+use observer::{Expect, Waiters};
+
+/// How `serve --backend chatdb` is set up.
+pub struct MacOptions {
+    /// The home directory whose `Library/Messages/chat.db` is read; `~` in attachment paths
+    /// means this directory.
+    pub home: PathBuf,
+    /// The Mac's own iMessage address: the one account.
+    pub me: Address,
+    /// The Messages helper; `None`: read-only.
+    pub helper: Option<Arc<dyn Actuator>>,
+    /// How often chat.db is re-read even without a file notification (the safety net for lost
+    /// notifications).
+    pub rescan: Duration,
+    /// How long a write waits to see its change in chat.db before it answers `unavailable`.
+    pub write_timeout: Duration,
+    /// Where icons are written for the helper to pick up (Messages must be able to read it).
+    pub outgoing: PathBuf,
+}
+
+/// The database path under `home`.
+pub fn chat_db_path(home: &Path) -> PathBuf {
+    ChatDb::default_path(home)
+}
+
+/// Reads this Mac's own address from chat.db (the address most of its own messages were sent
+/// from), for when none is given.
+pub fn detect_account(home: &Path) -> std::result::Result<Option<String>, String> {
+    let db = open(home)?;
+    db.detect_account().map_err(|e| e.to_string())
+}
+
+fn open(home: &Path) -> std::result::Result<ChatDb, String> {
+    let path = chat_db_path(home);
+    ChatDb::open(home).map_err(|err| {
+        format!(
+            "cannot read {}: {err} (on a Mac, give this program Full Disk Access in System \
+             Settings > Privacy & Security)",
+            path.display()
+        )
+    })
+}
+
+/// The backend, before it is started with its engine.
+pub struct Mac {
+    options: MacOptions,
+    waiters: Arc<Waiters>,
+    backend: Arc<MacBackend>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Mac {
+    /// Checks that chat.db can be read.
+    pub fn new(options: MacOptions) -> std::result::Result<Mac, String> {
+        // The observer's own connection, to look chats up for the helper.
+        let lookup = open(&options.home)?;
+        let waiters = Arc::new(Waiters::default());
+        let backend = Arc::new(MacBackend {
+            observer: Arc::new(MacObserver {
+                helper: options.helper.clone(),
+                waiters: waiters.clone(),
+                timeout: options.write_timeout,
+                lookup: Arc::new(Mutex::new(lookup)),
+                outgoing: options.outgoing.clone(),
+            }),
+        });
+        Ok(Mac {
+            options,
+            waiters,
+            backend,
+            stop: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    /// The backend to build the engine with.
+    pub fn backend(&self) -> Arc<dyn Backend> {
+        self.backend.clone()
+    }
+
+    /// Records everything chat.db holds up to now (the first start's import, or what
+    /// happened while the server was down), then watches it on a thread of its own until
+    /// [`Running::stop`]. Blocking: call it from a blocking context (`spawn_blocking`).
+    pub fn start(
+        self,
+        engine: Arc<Engine>,
+        runtime: tokio::runtime::Handle,
+    ) -> std::result::Result<(Imported, Running), String> {
+        let db = open(&self.options.home)?;
+        let ingest = ingest::Ingest {
+            engine,
+            db_path: chat_db_path(&self.options.home),
+            home: self.options.home.clone(),
+            me: self.options.me.clone(),
+            waiters: self.waiters.clone(),
+            rescan: self.options.rescan,
+            runtime,
+            stop: self.stop.clone(),
+        };
+        let imported = ingest.catch_up(&db)?;
+        let thread = std::thread::Builder::new()
+            .name("chatdb-ingest".into())
+            .spawn(move || ingest.run(db))
+            .map_err(|e| format!("cannot start the chat.db reader: {e}"))?;
+        Ok((
+            imported,
+            Running {
+                stop: self.stop,
+                thread: Some(thread),
+            },
+        ))
+    }
+}
+
+/// The watching thread; stopped and joined by [`Running::stop`] (or on drop).
+pub struct Running {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Running {
+    pub fn stop(mut self) {
+        self.halt();
+    }
+
+    fn halt(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+struct MacBackend {
+    observer: Arc<MacObserver>,
+}
+
+impl Backend for MacBackend {
+    /// Only Messages knows; it refuses an unreachable address itself (the helper's error).
+    fn reachable(&self, _tx: &mut dyn Tx, _address: &Address) -> Result<()> {
+        Ok(())
+    }
+
+    fn audience(&self, tx: &mut dyn Tx, members: &[Address]) -> Result<Vec<(AccountId, Address)>> {
+        tx.accounts_for(members)
+    }
+
+    /// Never asked: creating chats is refused before (`rules::decide`).
+    fn new_group(&self) -> GroupIdentity {
+        GroupIdentity {
+            identifier: String::new(),
+            group_id: String::new(),
+        }
+    }
+
+    fn perform(&self, _tx: &mut dyn Tx, _action: &Action<'_>) -> Result<()> {
+        Err(Error::not_supported(
+            "changes on a Mac are carried out by Messages, not recorded directly",
+        ))
+    }
+
+    fn observer(&self) -> Option<Arc<dyn Observer>> {
+        Some(self.observer.clone())
+    }
+}
+
+struct MacObserver {
+    helper: Option<Arc<dyn Actuator>>,
+    waiters: Arc<Waiters>,
+    timeout: Duration,
+    lookup: Arc<Mutex<ChatDb>>,
+    outgoing: PathBuf,
+}
+
+/// The answer to every write when no helper is configured.
+fn read_only() -> Error {
+    Error::not_supported(
+        "this server reads chat.db only: start it with --helper ADDR (the Messages helper) to \
+         change groups",
+    )
+}
+
+fn helper_failed(err: ActuatorError) -> Error {
+    match err {
+        ActuatorError::NotConnected | ActuatorError::Timeout => {
+            Error::new(ErrorKind::Unavailable, err.to_string())
+        }
+        ActuatorError::Rejected(_) => {
+            Error::new(ErrorKind::Unavailable, err.to_string()).retryable(false)
+        }
+    }
+}
+
+impl MacObserver {
+    async fn helper_chat(
+        &self,
+        chat: &ChatGuid,
+    ) -> Result<imgroups_chatdb::HelperChat> {
+        let lookup = self.lookup.clone();
+        let guid = imgroups_chatdb::ChatGuid::from_identifier(chat.id())
+            .ok_or_else(|| Error::chat_not_found(chat))?;
+        let found = tokio::task::spawn_blocking(move || {
+            let db = lookup.lock().unwrap_or_else(|p| p.into_inner());
+            db.helper_chat(&guid)
+        })
+        .await
+        .map_err(|_| Error::internal())?
+        .map_err(|e| Error::unavailable(format!("cannot read chat.db: {e}")))?;
+        found.ok_or_else(|| Error::chat_not_found(chat))
+    }
+
+    /// Writes an icon where Messages can read it, named by its hash.
+    fn icon_file(&self, data: &[u8], mime: &str, hash: &[u8]) -> Result<PathBuf> {
+        let ext = match mime {
+            "image/png" => "png",
+            "image/jpeg" => "jpg",
+            "image/gif" => "gif",
+            "image/heic" => "heic",
+            "image/heif" => "heif",
+            _ => "img",
+        };
+        let name: String = hash.iter().take(16).map(|b| format!("{b:02x}")).collect();
+        let path = self.outgoing.join(format!("icon-{name}.{ext}"));
+        std::fs::create_dir_all(&self.outgoing)
+            .and_then(|()| std::fs::write(&path, data))
+            .map_err(|e| {
+                tracing::error!(path = %path.display(), error = %e, "cannot write an icon for Messages");
+                Error::unavailable("cannot write the icon file for Messages")
+            })?;
+        Ok(path)
+    }
+}
+
+#[async_trait]
+impl Observer for MacObserver {
+    async fn carry_out(&self, chat: &ChatGuid, actor: &Address, mutation: &Mutation) -> Result<()> {
+        let Some(helper) = &self.helper else {
+            return Err(read_only());
+        };
+        let target = self.helper_chat(chat).await?;
+        let actions: Vec<HelperAction> = match mutation {
+            Mutation::SetDisplayName(name) => vec![HelperAction::Rename {
+                chat: target,
+                name: name.clone(),
+            }],
+            Mutation::AddParticipants(addresses) => addresses
+                .iter()
+                .map(|a| HelperAction::AddParticipant {
+                    chat: target.clone(),
+                    address: a.to_string(),
+                })
+                .collect(),
+            Mutation::RemoveParticipants(addresses) => addresses
+                .iter()
+                .map(|a| HelperAction::RemoveParticipant {
+                    chat: target.clone(),
+                    address: a.to_string(),
+                })
+                .collect(),
+            Mutation::Leave => vec![HelperAction::Leave { chat: target }],
+            Mutation::SetIcon { data, mime, hash } => vec![HelperAction::SetIcon {
+                chat: target,
+                file: self.icon_file(data, mime, hash)?,
+            }],
+            Mutation::RemoveIcon => vec![HelperAction::RemoveIcon { chat: target }],
+        };
+        // Registered before the helper acts, so a change recorded at once is not missed.
+        let wait = self.waiters.expect(chat, actor, Expect::of(mutation));
+        for action in &actions {
+            helper.perform(action).await.map_err(helper_failed)?;
+        }
+        wait.done(self.timeout).await
+    }
+}
