@@ -369,6 +369,9 @@ impl Reader for Snapshot {
     fn count_direct_chats(&mut self, account: AccountId) -> Result<u64> {
         sql::count_direct_chats(self, account)
     }
+    fn observer_cursor(&mut self, source: &str) -> Result<Option<String>> {
+        sql::observer_cursor(self, source)
+    }
 }
 
 #[async_trait]

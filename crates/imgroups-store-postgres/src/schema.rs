@@ -139,6 +139,20 @@ CREATE TABLE faults (
 );
 CREATE INDEX faults_by_account ON faults (account_id);
 "#,
+    // What a backend that observes an external source (macOS chat.db) has recorded from it:
+    // its position in each source, and the ids of the changes it recorded, so that neither a
+    // restart nor a re-read of the source records one twice. Both commit with the events.
+    r#"
+CREATE TABLE observer_cursors (
+    source text PRIMARY KEY,
+    cursor text NOT NULL
+);
+CREATE TABLE observed (
+    source text NOT NULL,
+    id     text NOT NULL,
+    PRIMARY KEY (source, id)
+);
+"#,
 ];
 
 /// Brings the database up to this binary's schema, or refuses one that is newer.

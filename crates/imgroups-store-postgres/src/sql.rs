@@ -172,6 +172,14 @@ pub(crate) fn count_direct_chats(q: &mut impl Query, account: AccountId) -> Resu
     .unwrap_or(0))
 }
 
+pub(crate) fn observer_cursor(q: &mut impl Query, source: &str) -> Result<Option<String>> {
+    Ok(q.row(
+        "SELECT cursor FROM observer_cursors WHERE source = $1",
+        &[&source],
+    )?
+    .map(|row| row.get(0)))
+}
+
 pub(crate) const EVENTS: &str = "SELECT seq, chat_guid, occurred_at, is_from_me, actor, kind, value
      FROM events WHERE account_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4";
 

@@ -335,6 +335,11 @@ impl Reader for PgTx<'_> {
     fn count_direct_chats(&mut self, account: AccountId) -> Result<u64> {
         sql::count_direct_chats(self, account)
     }
+
+    fn observer_cursor(&mut self, source: &str) -> Result<Option<String>> {
+        // Goes out after the pending writes, so it sees a cursor this batch set.
+        sql::observer_cursor(self, source)
+    }
 }
 
 impl Tx for PgTx<'_> {
@@ -507,6 +512,26 @@ impl Tx for PgTx<'_> {
             ],
         );
         Ok(())
+    }
+
+    fn set_observer_cursor(&mut self, source: &str, cursor: &str) -> Result<()> {
+        self.write(
+            "INSERT INTO observer_cursors (source, cursor) VALUES ($1, $2)
+             ON CONFLICT (source) DO UPDATE SET cursor = excluded.cursor",
+            vec![Box::new(source.to_owned()), Box::new(cursor.to_owned())],
+        );
+        Ok(())
+    }
+
+    fn mark_observed(&mut self, source: &str, id: &str) -> Result<bool> {
+        // A round trip: whether the id is new decides what the caller records next.
+        self.wrote = true;
+        let row = self.row(
+            "INSERT INTO observed (source, id) VALUES ($1, $2)
+             ON CONFLICT DO NOTHING RETURNING 1",
+            &[&source, &id],
+        )?;
+        Ok(row.is_some())
     }
 
     fn append_event(&mut self, account: AccountId, event: NewEvent<'_>) -> Result<u64> {

@@ -351,6 +351,13 @@ impl Reader for Db<'_> {
     fn count_direct_chats(&mut self, account: AccountId) -> Result<u64> {
         self.query_count_direct_chats(account)
     }
+
+    fn observer_cursor(&mut self, source: &str) -> Result<Option<String>> {
+        self.conn
+            .prepare_cached("SELECT cursor FROM observer_cursors WHERE source = ?1")
+            .and_then(|mut s| s.query_row([source], |r| r.get(0)).optional())
+            .db()
+    }
 }
 
 impl Db<'_> {
@@ -603,6 +610,30 @@ impl Tx for Db<'_> {
             })
             .db()
             .map(drop)
+    }
+
+    fn set_observer_cursor(&mut self, source: &str, cursor: &str) -> Result<()> {
+        self.wrote = true;
+        self.conn
+            .prepare_cached(
+                "INSERT INTO observer_cursors (source, cursor) VALUES (?1, ?2)
+                 ON CONFLICT (source) DO UPDATE SET cursor = excluded.cursor",
+            )
+            .and_then(|mut s| s.execute(params![source, cursor]))
+            .db()
+            .map(drop)
+    }
+
+    fn mark_observed(&mut self, source: &str, id: &str) -> Result<bool> {
+        self.wrote = true;
+        let inserted = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO observed (source, id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            )
+            .and_then(|mut s| s.execute(params![source, id]))
+            .db()?;
+        Ok(inserted == 1)
     }
 
     fn append_event(&mut self, account: AccountId, event: NewEvent<'_>) -> Result<u64> {

@@ -122,6 +122,20 @@ CREATE TABLE faults (
 );
 CREATE INDEX faults_by_account ON faults(account_id);
 "#,
+    // What a backend that observes an external source (macOS chat.db) has recorded from it:
+    // its position in each source, and the ids of the changes it recorded, so that neither a
+    // restart nor a re-read of the source records one twice. Both commit with the events.
+    r#"
+CREATE TABLE observer_cursors (
+    source TEXT PRIMARY KEY,
+    cursor TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE observed (
+    source TEXT NOT NULL,
+    id     TEXT NOT NULL,
+    PRIMARY KEY (source, id)
+) WITHOUT ROWID;
+"#,
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -14,6 +14,9 @@
 //!   would have, and only what is not yet reflected.
 //! - [`admin_tokens`], [`listings`], [`faults`], [`fault_count_is_atomic`]: the console's
 //!   credential, account and directory listings, injected faults (simulator controls).
+//! - [`observer_cursors`], [`observed_ids`]: what a backend observing an external source
+//!   (chat.db) keeps in the store: its cursor and the ids it recorded, both committing (or
+//!   rolling back) with the transaction and surviving a restart.
 
 pub mod pg;
 
@@ -1048,6 +1051,205 @@ pub fn fault_count_is_atomic<F: Fixture>(fixture: F) {
         }
         assert_eq!(taken, 5, "exactly the count");
         assert!(store.faults().await.expect("faults").is_empty());
+        store.close().await;
+    });
+}
+
+/// Runs `work` in a write transaction and returns what it returned; an `Err` from it is the
+/// write's answer (the transaction then does not commit). Checks belong after it returns,
+/// not in `work`: a panic there would be the store's writer thread's, not the test's.
+async fn write_tx<T: Send + 'static>(
+    store: &dyn Store,
+    work: impl FnOnce(&mut dyn imgroups_core::port::Tx) -> imgroups_core::Result<T> + Send + 'static,
+) -> imgroups_core::Result<T> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    store
+        .write(Box::new(move |t| {
+            let value = work(t)?;
+            let _ = tx.send(value);
+            Ok(Outcome::Empty)
+        }))
+        .await?;
+    Ok(rx.recv().expect("the work ran"))
+}
+
+/// Runs `query` on a read snapshot and returns what it returned.
+async fn read_tx<T: Send + 'static>(
+    store: &dyn Store,
+    query: impl FnOnce(&mut dyn imgroups_core::port::Reader) -> T + Send + 'static,
+) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    store
+        .read(Box::new(move |r| {
+            let _ = tx.send(query(r));
+        }))
+        .await
+        .expect("read");
+    rx.recv().expect("the query ran")
+}
+
+async fn cursor_of(store: &dyn Store, source: &'static str) -> Option<String> {
+    read_tx(store, move |r| r.observer_cursor(source))
+        .await
+        .expect("observer cursor")
+}
+
+/// A failure in the middle of a unit of work, after it wrote (as a backend whose source
+/// became unreadable while it recorded what it observed).
+fn mid_work_failure() -> imgroups_core::Error {
+    imgroups_core::Error::unavailable("the observed source went away")
+}
+
+/// Observer cursors: none before the first; once set, read back by a later snapshot (and by
+/// the transaction that set it); overwritten by the next; kept per source; rolled back with
+/// a unit of work that fails; and still there after a restart.
+pub fn observer_cursors<F: Fixture>(fixture: F) {
+    block_on(async {
+        let store = fixture.open();
+        assert_eq!(
+            cursor_of(&*store, "chatdb").await,
+            None,
+            "none before the first"
+        );
+
+        let seen = write_tx(&*store, |t| {
+            t.set_observer_cursor("chatdb", "rowid:100")?;
+            t.observer_cursor("chatdb")
+        })
+        .await
+        .expect("set");
+        assert_eq!(
+            seen.as_deref(),
+            Some("rowid:100"),
+            "the writer reads its own cursor"
+        );
+        assert_eq!(
+            cursor_of(&*store, "chatdb").await.as_deref(),
+            Some("rowid:100")
+        );
+        assert_eq!(cursor_of(&*store, "other").await, None, "per source");
+
+        write_tx(&*store, |t| t.set_observer_cursor("chatdb", "rowid:250"))
+            .await
+            .expect("overwrite");
+        write_tx(&*store, |t| t.set_observer_cursor("other", "x"))
+            .await
+            .expect("another source");
+        assert_eq!(
+            cursor_of(&*store, "chatdb").await.as_deref(),
+            Some("rowid:250"),
+            "overwritten"
+        );
+        assert_eq!(cursor_of(&*store, "other").await.as_deref(), Some("x"));
+
+        // A unit of work that fails after it moved the cursor (and marked an id) leaves no
+        // trace of either.
+        let err = write_tx(&*store, |t| {
+            t.set_observer_cursor("chatdb", "rowid:999")?;
+            t.set_observer_cursor("new", "y")?;
+            t.mark_observed("chatdb", "rolled-back")?;
+            Err::<(), _>(mid_work_failure())
+        })
+        .await
+        .expect_err("the failed unit's answer");
+        assert!(!err.is_final(), "{err:?}");
+        assert_eq!(
+            cursor_of(&*store, "chatdb").await.as_deref(),
+            Some("rowid:250"),
+            "rolled back"
+        );
+        assert_eq!(cursor_of(&*store, "new").await, None, "rolled back");
+        let again = write_tx(&*store, |t| t.mark_observed("chatdb", "rolled-back"))
+            .await
+            .expect("mark");
+        assert!(again, "the mark was rolled back with the cursor");
+
+        // Durable: the same after a restart.
+        store.close().await;
+        let store = fixture.open();
+        assert_eq!(
+            cursor_of(&*store, "chatdb").await.as_deref(),
+            Some("rowid:250"),
+            "survives a restart"
+        );
+        assert_eq!(cursor_of(&*store, "other").await.as_deref(), Some("x"));
+        store.close().await;
+    });
+}
+
+/// Observed ids: `mark_observed` is `true` the first time an id of a source is marked and
+/// `false` ever after (in the same transaction, a later one, or after a restart); ids are per
+/// source; a mark in a unit of work that fails is rolled back; a thousand marks fit in one
+/// transaction.
+pub fn observed_ids<F: Fixture>(fixture: F) {
+    block_on(async {
+        let store = fixture.open();
+        let marks = write_tx(&*store, |t| {
+            Ok([
+                t.mark_observed("chatdb", "guid-1")?,
+                t.mark_observed("chatdb", "guid-1")?,
+                t.mark_observed("chatdb", "guid-2")?,
+                t.mark_observed("other", "guid-1")?,
+            ])
+        })
+        .await
+        .expect("marks");
+        assert_eq!(
+            marks,
+            [true, false, true, true],
+            "first time only, per source"
+        );
+        let later = write_tx(&*store, |t| t.mark_observed("chatdb", "guid-1"))
+            .await
+            .expect("mark");
+        assert!(!later, "already marked by an earlier transaction");
+
+        // Rolled back with a unit of work that fails after marking.
+        write_tx(&*store, |t| {
+            t.mark_observed("chatdb", "guid-3")?;
+            Err::<(), _>(mid_work_failure())
+        })
+        .await
+        .expect_err("the failed unit's answer");
+        let after = write_tx(&*store, |t| t.mark_observed("chatdb", "guid-3"))
+            .await
+            .expect("mark");
+        assert!(after, "the failed unit's mark left no trace");
+
+        // A thousand in one transaction, with the cursor that covers them.
+        let firsts = write_tx(&*store, |t| {
+            let mut firsts = 0;
+            for i in 0..1_000 {
+                firsts += usize::from(t.mark_observed("chatdb", &format!("bulk-{i}"))?);
+            }
+            t.set_observer_cursor("chatdb", "rowid:1000")?;
+            Ok(firsts)
+        })
+        .await
+        .expect("a thousand marks");
+        assert_eq!(firsts, 1_000);
+
+        // Durable: every mark is still there after a restart.
+        store.close().await;
+        let store = fixture.open();
+        let firsts = write_tx(&*store, |t| {
+            let mut firsts = 0;
+            for id in ["guid-1", "guid-2", "guid-3"] {
+                firsts += usize::from(t.mark_observed("chatdb", id)?);
+            }
+            for i in 0..1_000 {
+                firsts += usize::from(t.mark_observed("chatdb", &format!("bulk-{i}"))?);
+            }
+            firsts += usize::from(t.mark_observed("other", "guid-1")?);
+            Ok(firsts)
+        })
+        .await
+        .expect("marks after a restart");
+        assert_eq!(firsts, 0, "every mark survives a restart");
+        assert_eq!(
+            cursor_of(&*store, "chatdb").await.as_deref(),
+            Some("rowid:1000")
+        );
         store.close().await;
     });
 }

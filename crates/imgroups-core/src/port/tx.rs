@@ -73,12 +73,7 @@ pub trait Reader {
     fn count_direct_chats(&mut self, account: AccountId) -> Result<u64>;
     /// A backend's saved position in the source it observes (e.g. its chat.db cursor), as
     /// the backend wrote it with [`Tx::set_observer_cursor`]; `None` before the first.
-    fn observer_cursor(&mut self, source: &str) -> Result<Option<String>> {
-        let _ = source;
-        Err(crate::Error::not_supported(
-            "this store keeps no observer cursors",
-        ))
-    }
+    fn observer_cursor(&mut self, source: &str) -> Result<Option<String>>;
 }
 
 /// One write transaction.
@@ -117,21 +112,11 @@ pub trait Tx: Reader {
     /// Saves a backend's position in the source it observes. It commits with the
     /// transaction's events or not at all, so a restart resumes exactly after what was
     /// recorded.
-    fn set_observer_cursor(&mut self, source: &str, cursor: &str) -> Result<()> {
-        let _ = (source, cursor);
-        Err(crate::Error::not_supported(
-            "this store keeps no observer cursors",
-        ))
-    }
+    fn set_observer_cursor(&mut self, source: &str, cursor: &str) -> Result<()>;
     /// Notes that the change `id` of `source` (e.g. a chat.db message GUID) is recorded:
     /// `true` the first time, `false` if it already was — then it must not be recorded again.
     /// Commits with the transaction.
-    fn mark_observed(&mut self, source: &str, id: &str) -> Result<bool> {
-        let _ = (source, id);
-        Err(crate::Error::not_supported(
-            "this store keeps no observed ids",
-        ))
-    }
+    fn mark_observed(&mut self, source: &str, id: &str) -> Result<bool>;
     /// Appends to the account's log and returns the new sequence (previous head + 1).
     fn append_event(&mut self, account: AccountId, event: NewEvent<'_>) -> Result<u64>;
     /// The record under `scope`, unless it was made before `not_before` (expired).

@@ -59,3 +59,19 @@ fn concurrent_takes_never_overspend_a_fault() {
     };
     imgroups_store_tests::fault_count_is_atomic(fixture);
 }
+
+#[test]
+fn observer_cursors_commit_with_the_transaction_and_survive_a_restart() {
+    let Some(fixture) = PgFixture::new("observercursors") else {
+        return;
+    };
+    imgroups_store_tests::observer_cursors(fixture);
+}
+
+#[test]
+fn observed_ids_are_marked_once_and_survive_a_restart() {
+    let Some(fixture) = PgFixture::new("observedids") else {
+        return;
+    };
+    imgroups_store_tests::observed_ids(fixture);
+}

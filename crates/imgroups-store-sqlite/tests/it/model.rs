@@ -34,3 +34,13 @@ fn faults_are_armed_spent_expired_and_cleared() {
 fn concurrent_takes_never_overspend_a_fault() {
     imgroups_store_tests::fault_count_is_atomic(crate::common::TempFixture::new());
 }
+
+#[test]
+fn observer_cursors_commit_with_the_transaction_and_survive_a_restart() {
+    imgroups_store_tests::observer_cursors(crate::common::TempFixture::new());
+}
+
+#[test]
+fn observed_ids_are_marked_once_and_survive_a_restart() {
+    imgroups_store_tests::observed_ids(crate::common::TempFixture::new());
+}
