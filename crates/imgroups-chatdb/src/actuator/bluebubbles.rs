@@ -99,7 +99,7 @@ pub struct BlueBubblesHelper {
 struct Shared {
     /// The current helper connection's write half. Held across a write and the gap after it,
     /// which is what keeps requests apart on the wire.
-    writer: Mutex<Option<Writer>>,
+    writer: Arc<Mutex<Option<Writer>>>,
     /// Transactions sent and not yet answered, by transaction id.
     pending: StdMutex<HashMap<String, Pending>>,
     /// The id of the connected helper's connection, `None` when none is.
@@ -130,7 +130,7 @@ impl BlueBubblesHelper {
     pub fn new(listener: TcpListener) -> io::Result<BlueBubblesHelper> {
         let local_addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
-            writer: Mutex::new(None),
+            writer: Arc::new(Mutex::new(None)),
             pending: StdMutex::new(HashMap::new()),
             connected: watch::Sender::new(None),
             reader: StdMutex::new(None),
@@ -186,33 +186,41 @@ impl BlueBubblesHelper {
         let transaction = uuid::Uuid::new_v4().to_string();
         let line = wire::request(action, &transaction);
         let (answer, answered) = oneshot::channel();
-        let _registered;
+        let mut writer = self.shared.writer.clone().lock_owned().await;
+        let Some(connection) = writer.as_ref().map(|w| w.connection) else {
+            return Err(ActuatorError::NotConnected);
+        };
         {
-            let mut writer = self.shared.writer.lock().await;
-            let Some(w) = writer.as_mut() else {
-                return Err(ActuatorError::NotConnected);
-            };
-            {
-                let mut pending = self.shared.pending.lock().expect("pending lock");
-                let previous = pending.insert(
-                    transaction.clone(),
-                    Pending {
-                        connection: w.connection,
-                        answer,
-                    },
-                );
-                debug_assert!(previous.is_none(), "transaction ids are unique");
+            let mut pending = self.shared.pending.lock().expect("pending lock");
+            let previous = pending.insert(transaction.clone(), Pending { connection, answer });
+            debug_assert!(previous.is_none(), "transaction ids are unique");
+        }
+        let _registered = Registered {
+            shared: &self.shared,
+            transaction: transaction.clone(),
+        };
+        // The write and the pause after it run in a task of their own: if this future is
+        // dropped (timeout, caller gone) the line is still written whole and the pause still
+        // kept, so the next request cannot be glued to half of this one.
+        let gap = self.write_gap;
+        let write = tokio::spawn(async move {
+            let w = writer.as_mut().expect("checked above, lock held since");
+            let written = w.half.write_all(line.as_bytes()).await;
+            if written.is_ok() {
+                tokio::time::sleep(gap).await;
             }
-            _registered = Registered {
-                shared: &self.shared,
-                transaction: transaction.clone(),
-            };
-            if let Err(e) = w.half.write_all(line.as_bytes()).await {
+            written
+        });
+        match write.await {
+            Ok(Ok(())) => {
+                tracing::debug!(%transaction, action = wire::action_name(action), "sent to the Messages helper");
+            }
+            Ok(Err(e)) => {
                 tracing::debug!(error = %e, "writing to the Messages helper failed");
                 return Err(ActuatorError::NotConnected);
             }
-            tracing::debug!(%transaction, action = wire::action_name(action), "sent to the Messages helper");
-            tokio::time::sleep(self.write_gap).await;
+            // Only when the runtime shuts down.
+            Err(_) => return Err(ActuatorError::NotConnected),
         }
         match answered.await {
             Ok(Ok(())) => Ok(()),

@@ -10,12 +10,11 @@
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::actuator::wire;
@@ -46,7 +45,7 @@ pub struct FakeHelperOptions {
 /// A running fake helper connection. Dropping it closes the connection.
 pub struct FakeHelper {
     task: JoinHandle<io::Result<()>>,
-    handled: Arc<AtomicUsize>,
+    handled: watch::Receiver<usize>,
 }
 
 impl FakeHelper {
@@ -60,14 +59,20 @@ impl FakeHelper {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
         let messages = FakeMessages::new(db);
-        let handled = Arc::new(AtomicUsize::new(0));
-        let task = tokio::spawn(serve(stream, messages, options, handled.clone()));
+        let (count, handled) = watch::channel(0);
+        let task = tokio::spawn(serve(stream, messages, options, count));
         Ok(FakeHelper { task, handled })
     }
 
     /// How many requests it has handled (answered, or for [`FakeReply::Silent`], read).
     pub fn handled(&self) -> usize {
-        self.handled.load(Ordering::SeqCst)
+        *self.handled.borrow()
+    }
+
+    /// Waits until it has handled `n` requests (or its connection ended).
+    pub async fn wait_handled(&self, n: usize) {
+        let mut handled = self.handled.clone();
+        let _ = handled.wait_for(|&h| h >= n).await;
     }
 
     /// Runs until the server closes the connection.
@@ -96,7 +101,7 @@ async fn serve(
     stream: TcpStream,
     messages: FakeMessages,
     options: FakeHelperOptions,
-    handled: Arc<AtomicUsize>,
+    handled: watch::Sender<usize>,
 ) -> io::Result<()> {
     let (read, mut write) = stream.into_split();
     write.write_all(wire::ping().as_bytes()).await?;
@@ -110,13 +115,13 @@ async fn serve(
         }
         let error = match (&options.reply, request.action) {
             (FakeReply::Silent, _) => {
-                handled.fetch_add(1, Ordering::SeqCst);
+                handled.send_modify(|h| *h += 1);
                 continue;
             }
             (FakeReply::Reject(message), _) => Some(message.clone()),
             // The real helper ignores actions it does not know.
             (FakeReply::Apply, Err(name)) if !is_group_action(&name) => {
-                handled.fetch_add(1, Ordering::SeqCst);
+                handled.send_modify(|h| *h += 1);
                 continue;
             }
             (FakeReply::Apply, Err(_)) => Some("Chat does not exist!".to_owned()),
@@ -134,7 +139,7 @@ async fn serve(
                 .write_all(wire::answer(&transaction, error.as_deref()).as_bytes())
                 .await?;
         }
-        handled.fetch_add(1, Ordering::SeqCst);
+        handled.send_modify(|h| *h += 1);
     }
     Ok(())
 }

@@ -325,6 +325,23 @@ async fn a_silent_helper_times_out() {
 }
 
 #[tokio::test]
+async fn a_helper_that_drops_before_answering_fails_the_action_at_once() {
+    let f = Fixture::new(Version::Tahoe);
+    let (_, chat) = group(&f);
+    // A long timeout: the action must fail because the connection closed, not time out.
+    let server = server().await.with_timeout(Duration::from_secs(60));
+    let helper = fake(&server, &f, FakeReply::Silent).await;
+    let leave = HelperAction::Leave { chat };
+    let perform = server.perform(&leave);
+    let drop_helper = async {
+        helper.wait_handled(1).await;
+        helper.disconnect().await;
+    };
+    let (result, ()) = tokio::join!(perform, drop_helper);
+    assert_eq!(result.unwrap_err(), ActuatorError::NotConnected);
+}
+
+#[tokio::test]
 async fn the_helpers_errors_are_rejections() {
     let f = Fixture::new(Version::Monterey);
     let (_, chat) = group(&f);
