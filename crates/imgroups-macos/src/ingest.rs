@@ -127,7 +127,9 @@ impl Ingest {
             .map_err(|e| e.to_string())?;
         match saved {
             None => Ok(Cursor::start()),
-            Some(text) => text.parse().map_err(|e: imgroups_chatdb::Error| e.to_string()),
+            Some(text) => text
+                .parse()
+                .map_err(|e: imgroups_chatdb::Error| e.to_string()),
         }
     }
 
@@ -146,7 +148,12 @@ impl Ingest {
             .map_err(|e| e.to_string())
     }
 
-    fn batch(&self, db: &ChatDb, changes: &[Change], cursor: String) -> Result<ObservedBatch, String> {
+    fn batch(
+        &self,
+        db: &ChatDb,
+        changes: &[Change],
+        cursor: String,
+    ) -> Result<ObservedBatch, String> {
         let mut by_chat: BTreeMap<String, Vec<&Change>> = BTreeMap::new();
         for change in changes {
             by_chat
@@ -171,7 +178,9 @@ impl Ingest {
                 continue;
             };
             let now = self.snapshot(&group, chat_changes);
-            batch.new_groups.push(rewind(now.clone(), chat_changes, &self.me));
+            batch
+                .new_groups
+                .push(rewind(now.clone(), chat_changes, &self.me));
             batch.settle.push(now);
         }
         for change in changes {
@@ -228,7 +237,9 @@ impl Ingest {
             ChangeKind::ParticipantRemoved { target } => {
                 Mutation::RemoveParticipants(vec![self.party(target)?])
             }
-            ChangeKind::Renamed { name } => Mutation::SetDisplayName(name.clone().unwrap_or_default()),
+            ChangeKind::Renamed { name } => {
+                Mutation::SetDisplayName(name.clone().unwrap_or_default())
+            }
             ChangeKind::Left => Mutation::Leave,
             ChangeKind::IconSet { icon } => {
                 let (data, mime) = icon
@@ -239,7 +250,11 @@ impl Ingest {
                 // its hash is the message's, so each such change differs from the last.
                 let hash = {
                     use sha2::Digest;
-                    let seed: &[u8] = if data.is_empty() { change.guid.as_bytes() } else { &data };
+                    let seed: &[u8] = if data.is_empty() {
+                        change.guid.as_bytes()
+                    } else {
+                        &data
+                    };
                     sha2::Sha256::digest(seed).to_vec()
                 };
                 Mutation::SetIcon { data, mime, hash }

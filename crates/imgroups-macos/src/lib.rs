@@ -25,8 +25,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use imgroups_chatdb::{Actuator, ActuatorError, HelperAction};
 use imgroups_chatdb::ChatDb;
+use imgroups_chatdb::{Actuator, ActuatorError, HelperAction};
 use imgroups_core::port::{Action, Backend, GroupIdentity, Observer, Tx};
 use imgroups_core::{AccountId, Address, ChatGuid, Engine, Error, ErrorKind, Mutation, Result};
 
@@ -231,10 +231,7 @@ fn helper_failed(err: ActuatorError) -> Error {
 }
 
 impl MacObserver {
-    async fn helper_chat(
-        &self,
-        chat: &ChatGuid,
-    ) -> Result<imgroups_chatdb::HelperChat> {
+    async fn helper_chat(&self, chat: &ChatGuid) -> Result<imgroups_chatdb::HelperChat> {
         let lookup = self.lookup.clone();
         let guid = imgroups_chatdb::ChatGuid::from_identifier(chat.id())
             .ok_or_else(|| Error::chat_not_found(chat))?;

@@ -61,6 +61,7 @@
 //! `https://HOST:PORT` for TLS; `--token`/`IMGROUPS_TOKEN`); they live in `remote`, which
 //! documents their extra exit codes (3 auth, 4 not found, 5 connection).
 
+mod backend_args;
 mod config;
 mod limit_args;
 mod ops_args;
@@ -100,6 +101,8 @@ use imgroups_store_sqlite::{Config, Durability, SqliteStore};
 
 /// Name of the database file inside the data directory.
 const DB_FILE: &str = "imgroups.db";
+/// `serve`'s account when none is given (with --backend chatdb: read from chat.db instead).
+const DEFAULT_ACCOUNT: &str = "me@imgroups.local";
 /// The default account's first token is also written here (mode 0600).
 const TOKEN_FILE: &str = "token";
 
@@ -312,7 +315,7 @@ struct ServeArgs {
     #[arg(long, env = "IMGROUPS_GRPC", default_value = "127.0.0.1:50051")]
     grpc: SocketAddr,
     /// The default account, created on first start with a token printed once.
-    #[arg(long, env = "IMGROUPS_ACCOUNT", default_value = "me@imgroups.local")]
+    #[arg(long, env = "IMGROUPS_ACCOUNT", default_value = DEFAULT_ACCOUNT)]
     account: String,
     /// Seconds of silence after which live streams (gRPC and SSE) send a heartbeat.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
@@ -349,6 +352,8 @@ struct ServeArgs {
     tls: tls_args::TlsArgs,
     #[command(flatten)]
     limits: limit_args::LimitArgs,
+    #[command(flatten)]
+    backend: backend_args::BackendArgs,
 }
 
 /// The HTTP/JSON surface: REST routes, the SSE event stream, webhook delivery.
@@ -1112,7 +1117,14 @@ fn runtime(mut builder: tokio::runtime::Builder) -> Result<tokio::runtime::Runti
 fn serve(args: ServeArgs) -> Result<(), Error> {
     args.ops.install_metrics();
     let dir = args.data.dir()?;
-    let address = Address::parse(&args.account)?;
+    let chatdb = args.backend.backend == backend_args::BackendKind::Chatdb;
+    let address = if chatdb {
+        // The Mac's own address: as given, or read from chat.db.
+        let given = (args.account != DEFAULT_ACCOUNT).then_some(args.account.as_str());
+        args.backend.account(given)?
+    } else {
+        Address::parse(&args.account)?
+    };
     let store_options = StoreOptions {
         role: Role::Serve,
         durability: match args.durability {
@@ -1170,7 +1182,45 @@ fn serve(args: ServeArgs) -> Result<(), Error> {
         if let Some(token) = &first_token {
             write_token_file(&dir, token);
         }
-        let engine = Arc::new(engine(store.clone(), engine_config));
+        let (engine, mac) = if chatdb {
+            let (mac, helper) = match args.backend.mac(address.clone(), &dir).await {
+                Ok(mac) => mac,
+                Err(err) => {
+                    store.close().await;
+                    return Err(err);
+                }
+            };
+            let engine = Arc::new(Engine::new(store.clone(), mac.backend(), engine_config));
+            // Everything chat.db holds up to now is in the log before `ready`.
+            tracing::info!("reading chat.db");
+            let started = {
+                let engine = engine.clone();
+                let handle = tokio::runtime::Handle::current();
+                tokio::task::spawn_blocking(move || mac.start(engine, handle)).await
+            };
+            match started {
+                Ok(Ok((imported, running))) => {
+                    tracing::info!(
+                        changes = imported.changes,
+                        recorded = imported.recorded,
+                        new_groups = imported.groups,
+                        ms = imported.elapsed.as_millis() as u64,
+                        "chat.db read; watching it for changes"
+                    );
+                    (engine, Some((running, helper)))
+                }
+                Ok(Err(message)) => {
+                    store.close().await;
+                    return Err(Error::new(ErrorKind::Internal, message));
+                }
+                Err(_) => {
+                    store.close().await;
+                    return Err(Error::internal());
+                }
+            }
+        } else {
+            (Arc::new(engine(store.clone(), engine_config)), None)
+        };
         let shutdown = shutdown_signal();
 
         let mut out = std::io::stdout().lock();
@@ -1181,6 +1231,9 @@ fn serve(args: ServeArgs) -> Result<(), Error> {
         let _ = writeln!(out, "grpc listening on {local}");
         let _ = writeln!(out, "http listening on {http_local}");
         ops.announce(&mut out);
+        if let Some((_, Some(helper))) = &mac {
+            let _ = writeln!(out, "helper listening on {helper}");
+        }
         let _ = writeln!(out, "ready");
         let _ = out.flush();
         drop(out);
@@ -1200,6 +1253,9 @@ fn serve(args: ServeArgs) -> Result<(), Error> {
             shutdown,
         )
         .await;
+        if let Some((running, _)) = mac {
+            let _ = tokio::task::spawn_blocking(move || running.stop()).await;
+        }
         store.close().await;
         served.map_err(|err| {
             tracing::error!(error = %err, "server failed");

@@ -16,8 +16,8 @@ use crate::model::{AccountId, Chat, Outcome, Timestamp};
 use crate::port::store::{self, Store};
 use crate::port::Backend;
 
-pub(crate) use rules::group_full;
 pub use observe::{ObservedBatch, ObservedGroup};
+pub(crate) use rules::group_full;
 pub use rules::{address_not_found, query, Decision, Observed, Rules};
 
 /// Settings of the engine.
@@ -70,9 +70,7 @@ impl Engine {
         command: Command,
     ) -> Result<Outcome> {
         if let Some(observer) = self.backend.observer() {
-            return self
-                .execute_observed(observer, account, key, command)
-                .await;
+            return self.execute_observed(observer, account, key, command).await;
         }
         let keyed = Keyed::new(key, &command);
         let backend = self.backend.clone();

@@ -85,7 +85,14 @@ impl Engine {
         let step_command = command.clone();
         self.store
             .write(Box::new(move |tx| {
-                let step = decide_step(tx, &*backend, account, step_keyed.as_deref(), ttl, &step_command)?;
+                let step = decide_step(
+                    tx,
+                    &*backend,
+                    account,
+                    step_keyed.as_deref(),
+                    ttl,
+                    &step_command,
+                )?;
                 let _ = tx_step.send(step);
                 Ok(Outcome::Empty)
             }))

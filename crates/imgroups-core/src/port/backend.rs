@@ -86,6 +86,5 @@ pub trait Observer: Send + Sync + 'static {
     /// rule and changes something, and returns once it was observed and recorded in the
     /// store. `unavailable` (retryable) when the network did not confirm it in time; then the
     /// change may still happen, and is recorded when it is seen.
-    async fn carry_out(&self, chat: &ChatGuid, actor: &Address, mutation: &Mutation)
-        -> Result<()>;
+    async fn carry_out(&self, chat: &ChatGuid, actor: &Address, mutation: &Mutation) -> Result<()>;
 }

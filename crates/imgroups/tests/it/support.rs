@@ -26,6 +26,8 @@ pub struct Server {
     pub http: String,
     /// The default account's token (first start only; kept across restarts by the test).
     pub token: Option<String>,
+    /// Where the Messages helper is awaited (`serve --backend chatdb --helper`).
+    pub helper: Option<String>,
 }
 
 impl Server {
@@ -54,6 +56,7 @@ impl Server {
         let mut grpc = None;
         let mut http = None;
         let mut token = None;
+        let mut helper = None;
         loop {
             let line = rx
                 .recv_timeout(Duration::from_secs(30))
@@ -62,6 +65,8 @@ impl Server {
                 grpc = Some(addr.to_owned());
             } else if let Some(addr) = line.strip_prefix("http listening on ") {
                 http = Some(addr.to_owned());
+            } else if let Some(addr) = line.strip_prefix("helper listening on ") {
+                helper = Some(addr.to_owned());
             } else if let Some(t) = line.strip_prefix("token ") {
                 token = Some(t.to_owned());
             } else if line == "ready" {
@@ -74,6 +79,7 @@ impl Server {
             grpc: grpc.expect("grpc address printed"),
             http: http.expect("http address printed"),
             token,
+            helper,
         }
     }
 

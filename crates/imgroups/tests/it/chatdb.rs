@@ -1,0 +1,406 @@
+//! `serve --backend chatdb` against fixture Messages databases with the real schema: the
+//! history is imported in date order on the first start, rows written later by another
+//! process arrive as events, every row enters the log exactly once across restarts, and writes
+//! go through the Messages helper (a fake one that writes what Messages would) and are
+//! answered once their change is in chat.db and the log — or refused when there is no helper.
+
+use std::time::{Duration, Instant};
+
+use imgroups_chatdb::testing::{properties, FakeHelper, FakeHelperOptions, Fixture, Msg, Version};
+use imgroups_proto::pb;
+use imgroups_proto::pb::group_change_event::Change;
+
+use crate::support::{clients, Clients, Server};
+
+const ME: &str = "me@icloud.com";
+
+/// A Messages database with one group and three changes in its history (out of ROWID order:
+/// the oldest change has the highest ROWID, as after an iCloud backfill), and one group
+/// photo.
+fn history(version: Version) -> (Fixture, i64) {
+    let f = Fixture::new(version);
+    let alice = f.handle("alice@example.com");
+    let bob = f.handle("bob@example.com");
+    let carol = f.handle("+15551230001");
+    let dave = f.handle("dave@example.com");
+    let photo = "AT-PHOTO-1";
+    let png = tiny_png();
+    let rel = "Library/Messages/Attachments/ab/photo.png";
+    std::fs::create_dir_all(f.home().join("Library/Messages/Attachments/ab")).expect("dirs");
+    std::fs::write(f.home().join(rel), &png).expect("photo");
+    let attachment = f.attachment(photo, Some(&format!("~/{rel}")), Some("image/png"));
+    let chat = f.group(
+        "iMessage;+;chat100",
+        Some("Book club"),
+        Some(properties(Some(photo))),
+    );
+    for member in [alice, carol, dave] {
+        f.member(chat, member);
+    }
+    // minute 3 first (a higher ROWID for an older row comes below).
+    f.post(
+        chat,
+        Msg {
+            guid: "G-LEFT",
+            item_type: 3,
+            action: 0,
+            handle: bob,
+            minute: 3,
+            rowid: Some(10),
+            ..Msg::default()
+        },
+    );
+    f.post(
+        chat,
+        Msg {
+            guid: "G-RENAME",
+            item_type: 2,
+            from_me: true,
+            title: Some("Book club"),
+            minute: 1,
+            rowid: Some(11),
+            ..Msg::default()
+        },
+    );
+    f.post(
+        chat,
+        Msg {
+            guid: "G-ADD",
+            item_type: 1,
+            action: 0,
+            handle: alice,
+            other: dave,
+            minute: 2,
+            rowid: Some(12),
+            ..Msg::default()
+        },
+    );
+    let icon = f.post(
+        chat,
+        Msg {
+            guid: "G-ICON",
+            item_type: 3,
+            action: 1,
+            handle: carol,
+            minute: 4,
+            rowid: Some(13),
+            ..Msg::default()
+        },
+    );
+    f.attach(icon, attachment);
+    // A plain text message is not a group change.
+    f.post(
+        chat,
+        Msg {
+            guid: "G-TEXT",
+            text: Some("hello"),
+            handle: alice,
+            minute: 5,
+            ..Msg::default()
+        },
+    );
+    (f, chat)
+}
+
+/// A 1x1 PNG.
+fn tiny_png() -> Vec<u8> {
+    imgroups_testkit::tiny_png()
+}
+
+fn serve(f: &Fixture, data: &std::path::Path, extra: &[&str]) -> Server {
+    let home = f.home().to_str().expect("utf-8 home").to_owned();
+    let mut args = vec![
+        "--backend",
+        "chatdb",
+        "--home",
+        &home,
+        "--account",
+        ME,
+        "--chatdb-rescan-ms",
+        "200",
+    ];
+    args.extend_from_slice(extra);
+    Server::start(data, &args)
+}
+
+/// What the log says, compactly: (sequence, actor, from me, change).
+async fn log(c: &mut Clients) -> Vec<(u64, String, bool, String)> {
+    let (events, _) = c.catch_up(0).await;
+    events
+        .into_iter()
+        .map(|(seq, e)| {
+            let change = match e.change {
+                Some(Change::DisplayNameChanged(c)) => format!("renamed {}", c.display_name),
+                Some(Change::ParticipantAdded(c)) => format!("added {}", address(c.participant)),
+                Some(Change::ParticipantRemoved(c)) => {
+                    format!("removed {}", address(c.participant))
+                }
+                Some(Change::ParticipantLeft(c)) => format!("left {}", address(c.participant)),
+                Some(Change::IconChanged(_)) => "icon set".to_owned(),
+                Some(Change::IconRemoved(_)) => "icon removed".to_owned(),
+                None => "?".to_owned(),
+            };
+            (seq, address(e.actor), e.is_from_me, change)
+        })
+        .collect()
+}
+
+fn address(handle: Option<pb::SingleServiceAddressInfo>) -> String {
+    handle.map(|h| h.address).unwrap_or_default()
+}
+
+async fn until_len(c: &mut Clients, n: usize) -> Vec<(u64, String, bool, String)> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let events = log(c).await;
+        if events.len() >= n {
+            return events;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {} events: {events:?}",
+            events.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn history_is_imported_in_date_order_then_new_rows_arrive_once_across_restarts() {
+    for version in [Version::Tahoe, Version::Sierra] {
+        let (f, chat) = history(version);
+        let data = tempfile::tempdir().expect("data");
+        let server = serve(&f, data.path(), &[]);
+        let token = server.token.clone().expect("first start prints a token");
+        let channel = server.channel().await;
+        let mut me = clients(&channel, &token);
+
+        let expected = vec![
+            (1, ME.to_owned(), true, "renamed Book club".to_owned()),
+            (
+                2,
+                "alice@example.com".to_owned(),
+                false,
+                "added dave@example.com".to_owned(),
+            ),
+            (
+                3,
+                "bob@example.com".to_owned(),
+                false,
+                "left bob@example.com".to_owned(),
+            ),
+            (4, "+15551230001".to_owned(), false, "icon set".to_owned()),
+        ];
+        assert_eq!(log(&mut me).await, expected, "{version:?}");
+        let group = me.get_chat("any;+;chat100").await;
+        assert_eq!(group.display_name.as_deref(), Some("Book club"));
+        let mut members: Vec<String> = group
+            .participants
+            .iter()
+            .map(|p| p.address.clone())
+            .collect();
+        members.sort();
+        assert_eq!(
+            members,
+            ["+15551230001", "alice@example.com", "dave@example.com"]
+        );
+        let icon = me
+            .groups
+            .get_icon(pb::GetIconRequest {
+                chat_guid: "any;+;chat100".to_owned(),
+            })
+            .await
+            .expect("the group photo")
+            .into_inner();
+        assert_eq!(icon.data, tiny_png());
+
+        // Another process (this test) writes a rename, as Messages does: it arrives live.
+        let alice = 1; // the first handle's ROWID
+        f.post(
+            chat,
+            Msg {
+                guid: "G-LIVE",
+                item_type: 2,
+                handle: alice,
+                title: Some("Readers"),
+                minute: 10,
+                ..Msg::default()
+            },
+        );
+        let events = until_len(&mut me, 5).await;
+        assert_eq!(
+            events[4],
+            (
+                5,
+                "alice@example.com".to_owned(),
+                false,
+                "renamed Readers".to_owned()
+            )
+        );
+
+        // Down: a row written meanwhile is recorded once on the next start; nothing repeats.
+        server.stop();
+        f.post(
+            chat,
+            Msg {
+                guid: "G-DOWN",
+                item_type: 1,
+                action: 1,
+                handle: alice,
+                other: 4, // dave
+                minute: 11,
+                ..Msg::default()
+            },
+        );
+        let server = serve(&f, data.path(), &[]);
+        let channel = server.channel().await;
+        let mut me = clients(&channel, &token);
+        let events = until_len(&mut me, 6).await;
+        assert_eq!(events.len(), 6, "{events:?}");
+        assert_eq!(
+            events[5],
+            (
+                6,
+                "alice@example.com".to_owned(),
+                false,
+                "removed dave@example.com".to_owned()
+            )
+        );
+        // And once more after a restart with nothing new: still six.
+        server.stop();
+        let server = serve(&f, data.path(), &[]);
+        let channel = server.channel().await;
+        let mut me = clients(&channel, &token);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(log(&mut me).await.len(), 6);
+        server.stop();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn writes_go_through_the_helper_and_answer_once_chat_db_shows_them() {
+    let (f, _) = history(Version::Tahoe);
+    let data = tempfile::tempdir().expect("data");
+    let server = serve(&f, data.path(), &["--helper", "127.0.0.1:0"]);
+    let helper = server.helper.clone().expect("helper address printed");
+    let token = server.token.clone().expect("token");
+    let channel = server.channel().await;
+    let mut me = clients(&channel, &token);
+    let head = log(&mut me).await.len() as u64;
+
+    // No helper connected yet: unavailable, retryable, nothing recorded.
+    let err = me
+        .rename("any;+;chat100", "Too early")
+        .await
+        .expect_err("no helper yet");
+    assert_eq!(err.code(), tonic::Code::Unavailable, "{err:?}");
+
+    let fake = FakeHelper::connect(
+        helper.parse().expect("addr"),
+        f.path(),
+        FakeHelperOptions::default(),
+    )
+    .await
+    .expect("fake helper connects");
+    // The answer carries the new name, and the event is already in the log.
+    let chat = loop {
+        match me.rename("any;+;chat100", "Renamed on the Mac").await {
+            Ok(chat) => break chat,
+            Err(err) if err.code() == tonic::Code::Unavailable => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(err) => panic!("rename failed: {err:?}"),
+        }
+    };
+    assert_eq!(chat.display_name.as_deref(), Some("Renamed on the Mac"));
+    let events = log(&mut me).await;
+    assert_eq!(
+        events.last().map(|e| (e.1.as_str(), e.2, e.3.as_str())),
+        Some((ME, true, "renamed Renamed on the Mac"))
+    );
+    assert_eq!(events.len() as u64, head + 1);
+
+    let added = me
+        .groups
+        .add_participants(pb::AddParticipantsRequest {
+            chat_guid: "any;+;chat100".to_owned(),
+            addresses: vec!["erin@example.com".to_owned()],
+            client_message_id: None,
+        })
+        .await
+        .expect("add through the helper")
+        .into_inner()
+        .chat
+        .expect("chat");
+    assert!(added
+        .participants
+        .iter()
+        .any(|p| p.address == "erin@example.com"));
+    let events = log(&mut me).await;
+    assert_eq!(
+        events.last().map(|e| e.3.as_str()),
+        Some("added erin@example.com")
+    );
+
+    me.groups
+        .remove_icon(pb::RemoveIconRequest {
+            chat_guid: "any;+;chat100".to_owned(),
+            client_message_id: None,
+        })
+        .await
+        .expect("remove the icon through the helper");
+    let events = log(&mut me).await;
+    assert_eq!(events.last().map(|e| e.3.as_str()), Some("icon removed"));
+    // The rules still run first: nobody waits for Messages to refuse a non-member.
+    let err = me
+        .groups
+        .remove_participants(pb::RemoveParticipantsRequest {
+            chat_guid: "any;+;chat100".to_owned(),
+            addresses: vec!["nobody@example.com".to_owned()],
+            client_message_id: None,
+        })
+        .await
+        .expect_err("not a member");
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition);
+    assert_eq!(
+        fake.handled(),
+        3,
+        "only the accepted writes reached the helper"
+    );
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_helper_the_backend_is_read_only() {
+    let (f, _) = history(Version::Monterey);
+    let data = tempfile::tempdir().expect("data");
+    let server = serve(&f, data.path(), &[]);
+    let token = server.token.clone().expect("token");
+    let channel = server.channel().await;
+    let mut me = clients(&channel, &token);
+    let err = me
+        .rename("any;+;chat100", "Nope")
+        .await
+        .expect_err("read-only");
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
+    assert_eq!(
+        err.metadata()
+            .get("error-code")
+            .and_then(|v| v.to_str().ok()),
+        Some("operationNotSupported")
+    );
+    assert!(err.message().contains("--helper"), "{err:?}");
+    // Creating chats is not something this backend does.
+    let err = me
+        .chats
+        .create_chat(pb::CreateChatRequest {
+            addresses: vec!["a@example.com".to_owned(), "b@example.com".to_owned()],
+            service: pb::ChatServiceType::Imessage as i32,
+            ..Default::default()
+        })
+        .await
+        .expect_err("no chat creation");
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition);
+    assert_eq!(log(&mut me).await.len(), 4, "nothing recorded");
+    server.stop();
+}
