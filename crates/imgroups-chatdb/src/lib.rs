@@ -76,14 +76,12 @@
 //!
 //! # Not done yet
 //!
-//! - The loop that turns [`Watcher`] wakes into scans and events (it belongs with the serve
-//!   wiring), and a watcher test with a writer in another *process*, across restarts.
 //! - Checked against a real helper on a real Mac: the protocol is implemented from the
 //!   helper's public sources only; what Messages writes when I leave a group (besides the
 //!   `(3, 0)` row) is unknown, so the fake writes only that row.
-//! - `imgroups serve --backend chatdb`: importing into the log, storing the cursor and GUIDs
-//!   with the events, dedupe across restarts.
-//! - Checked on real Macs: the `other_handle = 0` reading, and how being removed looks.
+//!
+//! The serve wiring (import into the log, the cursor stored with the events, the watch loop,
+//! writes answered once observed) is `imgroups-macos`.
 
 mod actuator;
 mod changes;

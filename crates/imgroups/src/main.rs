@@ -4,7 +4,8 @@
 //! - `imgroups serve` prints, one per line on stdout: `account <ADDRESS>`, then on the first
 //!   start of that account only `token <TOKEN>`, then `grpc listening on <HOST:PORT>`, then
 //!   `http listening on <HOST:PORT>`, then (with `--metrics`) `metrics listening on
-//!   <HOST:PORT>`, then `ready`. Logs go to stderr, as text or, with `--log-format json`
+//!   <HOST:PORT>`, then (with `--backend chatdb --helper`) `helper listening on <HOST:PORT>`,
+//!   then `ready`. Logs go to stderr, as text or, with `--log-format json`
 //!   (`IMGROUPS_LOG_FORMAT`), one JSON object per line. The listeners are bound before the
 //!   account is created, so a start that fails on a taken port creates no account. A second
 //!   `serve` on a data directory already served is refused, naming the first one's pid.
