@@ -506,6 +506,13 @@ async fn perform(
     match puppet {
         None => h.app.engine.execute(account, None, command).await.map(drop),
         Some(puppet) => {
+            // On a real network changes are observed, not invented.
+            if h.app.engine.backend().observer().is_some() {
+                return Err(Error::not_supported(
+                    "puppets exist only in the simulator: on a real Mac, people change groups \
+                     in Messages",
+                ));
+            }
             let puppet = Address::parse(puppet).map_err(|e| e.with("field", "puppet"))?;
             let Command::Group { chat, mutation } = command else {
                 return Err(Error::not_supported(
