@@ -221,10 +221,19 @@ async function loadGroups() {
   $("#groups-page").textContent = `Page ${Math.floor(state.offset / PAGE) + 1} of ${pages}`;
   $("#groups-prev").disabled = state.offset === 0;
   $("#groups-next").disabled = state.offset + PAGE >= page.total;
-  // Re-rendering must not take a half-typed value or the focus from the person using it.
+  // Re-rendering must not take a half-typed value, a chosen file or the focus from the person
+  // using the page: a card whose group did not change is kept as it is.
   const list = $("#groups");
   if (list.contains(document.activeElement) && document.activeElement.value) return;
-  list.replaceChildren(...page.chats.map(renderGroup));
+  const kept = new Map([...list.children].map((node) => [node.dataset.key, node]));
+  const nodes = page.chats.map((chat) => {
+    const key = JSON.stringify([chat.guid, chat.displayName, chat.participants, chat.iconVersion]);
+    const node = kept.get(key) ?? renderGroup(chat);
+    node.dataset.key = key;
+    return node;
+  });
+  const same = nodes.length === list.children.length && nodes.every((node, i) => list.children[i] === node);
+  if (!same) list.replaceChildren(...nodes);
 }
 
 function groupName(chat) {
