@@ -62,7 +62,7 @@ pub struct Fixture {
     home: PathBuf,
     /// The temp dir that is `home` (removed on drop); `None` for [`Fixture::create_in`], whose
     /// home outlives the fixture.
-    _dir: Option<TempDir>,
+    dir: Option<TempDir>,
     pub conn: Connection,
 }
 
@@ -90,7 +90,7 @@ impl Fixture {
     pub fn new(version: Version) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let mut fixture = Fixture::create_in(dir.path(), version);
-        fixture._dir = Some(dir);
+        fixture.dir = Some(dir);
         fixture
     }
 
@@ -106,9 +106,16 @@ impl Fixture {
         Fixture {
             version,
             home: home.to_owned(),
-            _dir: None,
+            dir: None,
             conn,
         }
+    }
+
+    /// Closes the writing connection (Messages not running) and hands back the home and the
+    /// temp dir holding it, which removes it on drop (`None` after [`Fixture::create_in`]).
+    pub fn close(self) -> (PathBuf, Option<TempDir>) {
+        drop(self.conn);
+        (self.home, self.dir)
     }
 
     pub fn home(&self) -> &Path {
