@@ -27,6 +27,39 @@ pub struct ChatDb {
     pub(crate) conn: Connection,
     pub(crate) home: PathBuf,
     pub(crate) schema: Schema,
+    path: PathBuf,
+    /// Which file was `chat.db-wal` just before the connection opened (see
+    /// [`ChatDb::wal_replaced`]).
+    wal: Option<FileId>,
+}
+
+/// A file's identity (device and inode): a file deleted and created again under the same name
+/// is another file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FileId(u64, u64);
+
+impl FileId {
+    #[cfg(unix)]
+    fn of(path: &Path) -> Option<FileId> {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path)
+            .ok()
+            .map(|m| FileId(m.dev(), m.ino()))
+    }
+
+    /// No inode numbers here: a replaced WAL goes unnoticed (chat.db exists on macOS only; the
+    /// tests run on Linux).
+    #[cfg(not(unix))]
+    fn of(_path: &Path) -> Option<FileId> {
+        None
+    }
+}
+
+/// `PATH-wal`, SQLite's name for the WAL of the database at `PATH`.
+fn wal_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-wal");
+    PathBuf::from(name)
 }
 
 /// A group chat as the SDK sees it.
@@ -75,6 +108,9 @@ impl ChatDb {
             path: path.to_owned(),
             source: SqlError(source),
         };
+        // Before opening: should the WAL be replaced between this and the connection opening
+        // it, the next `wal_replaced` says so (a needless reopen at worst, never a missed one).
+        let wal = FileId::of(&wal_path(path));
         let conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
         conn.pragma_update(None, "query_only", true)
@@ -92,7 +128,24 @@ impl ChatDb {
             conn,
             home: home.into(),
             schema,
+            path: path.to_owned(),
+            wal,
         })
+    }
+
+    /// Whether `chat.db-wal` is no longer the file this connection opened: deleted, created
+    /// again (a new inode), or created where there was none. The connection keeps reading the
+    /// WAL it opened, so it no longer sees new commits: SQLite only ever deletes the WAL when
+    /// the last connection closes, but another program (a cleanup tool, a restore) can delete
+    /// it under our feet, and Messages then writes to a new one. Then [`ChatDb::reopen`].
+    /// A `stat` call: cheap enough for every scan.
+    pub fn wal_replaced(&self) -> bool {
+        FileId::of(&wal_path(&self.path)) != self.wal
+    }
+
+    /// A new connection to the same database (see [`ChatDb::wal_replaced`]).
+    pub fn reopen(&self) -> Result<ChatDb> {
+        ChatDb::open_file(&self.path, self.home.clone())
     }
 
     /// Which columns this database has.

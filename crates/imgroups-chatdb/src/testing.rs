@@ -8,13 +8,16 @@
 //!   writing, from its own connection, the rows Messages writes for it.
 //! - [`FakeHelper`]: the BlueBubbles helper's end of the socket protocol, applying actions
 //!   with [`FakeMessages`]; also the `imgroups-fake-helper` binary.
+//! - [`book_club`]: a small group chat with a history, written into a [`Fixture`].
 
 mod fixture;
 mod helper;
 mod messages;
+mod sample;
 
 pub use fixture::{
     properties, register_messages_functions, Fixture, Msg, Version, ALL, BASE_SECS, BASE_UNIX_MS,
 };
 pub use helper::{FakeHelper, FakeHelperOptions, FakeReply};
 pub use messages::{Applied, FakeMessages, FakeMessagesError};
+pub use sample::{book_club, BookClub, BOOK_CLUB, PHOTO_PNG};

@@ -62,7 +62,7 @@ impl Ingest {
     }
 
     /// Watches and records until `stop`; runs on its own thread.
-    pub(crate) fn run(self, db: ChatDb) {
+    pub(crate) fn run(self, mut db: ChatDb) {
         let mut watcher = match Watcher::new(&self.db_path, self.rescan) {
             Ok(watcher) => Some(watcher),
             Err(err) => {
@@ -85,6 +85,17 @@ impl Ingest {
             };
             if wake.is_none() {
                 continue;
+            }
+            if db.wal_replaced() {
+                // A WAL deleted and created again: the old connection would read the deleted
+                // file forever and miss every new row (see `ChatDb::wal_replaced`).
+                match db.reopen() {
+                    Ok(fresh) => db = fresh,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "cannot reopen chat.db after its WAL was replaced; trying again on the next change");
+                        continue;
+                    }
+                }
             }
             if let Err(err) = self.scan_once(&db) {
                 tracing::warn!(error = %err, "cannot read chat.db; trying again on the next change");

@@ -236,7 +236,11 @@ impl MacObserver {
         let guid = imgroups_chatdb::ChatGuid::from_identifier(chat.id())
             .ok_or_else(|| Error::chat_not_found(chat))?;
         let found = tokio::task::spawn_blocking(move || {
-            let db = lookup.lock().unwrap_or_else(|p| p.into_inner());
+            let mut db = lookup.lock().unwrap_or_else(|p| p.into_inner());
+            if db.wal_replaced() {
+                // As the watcher does (`ingest::Ingest::run`): a stale WAL hides new chats.
+                *db = db.reopen()?;
+            }
             db.helper_chat(&guid)
         })
         .await

@@ -8,6 +8,7 @@
 //       token <TOKEN>                  (first start on a data dir only)
 //       grpc listening on <HOST:PORT>
 //       http listening on <HOST:PORT>
+//       helper listening on <HOST:PORT> (serve --backend chatdb --helper ADDR only)
 //       ready
 //     SIGTERM / SIGINT -> graceful shutdown, exit code 0.
 //   imgroups account add ADDR --data DIR      -> one stdout line: the new token
@@ -79,6 +80,7 @@ const TOKEN_LINE = /^token (\S+)$/;
 const ACCOUNT_LINE = /^account (\S+)$/;
 const LISTEN_LINE = /^grpc listening on (\S+)$/;
 const HTTP_LISTEN_LINE = /^http listening on (\S+)$/;
+const HELPER_LISTEN_LINE = /^helper listening on (\S+)$/;
 const READY_LINE = /^ready$/;
 
 function assertBinary() {
@@ -224,6 +226,7 @@ export class Server {
           else if ((m = TOKEN_LINE.exec(line))) seen.token = m[1];
           else if ((m = LISTEN_LINE.exec(line))) seen.address = m[1];
           else if ((m = HTTP_LISTEN_LINE.exec(line))) seen.httpAddress = m[1];
+          else if ((m = HELPER_LISTEN_LINE.exec(line))) seen.helperAddress = m[1];
           else if (READY_LINE.test(line)) {
             if (!seen.address) fail(`printed "ready" before "grpc listening on"`);
             else resolveReady();
@@ -241,6 +244,8 @@ export class Server {
     this.address = seen.address;
     /** host:port of the HTTP/JSON listener */
     this.httpAddress = seen.httpAddress;
+    /** host:port where the Messages helper is awaited (`--backend chatdb --helper`), else undefined */
+    this.helperAddress = seen.helperAddress;
     if (seen.token) {
       this.printedTokens.push(seen.token);
       this.token ??= seen.token;

@@ -1,6 +1,11 @@
 //! `imgroups-fake-helper --db PATH --connect ADDR [--delay-ms N]`: a stand-in for the
 //! BlueBubbles helper inside Messages.app, for tests that are not written in Rust.
 //!
+//! `imgroups-fake-helper fixture --home DIR [--version tahoe|monterey|sierra]` instead
+//! creates `DIR/Library/Messages/chat.db` with that macOS version's schema (default tahoe)
+//! holding the "Book club" group and its history (`imgroups_chatdb::testing::book_club`),
+//! prints `fixture <chat.db path> <chat GUID>` and exits. It refuses an existing chat.db.
+//!
 //! Connects to an imgroups server's helper address, applies each action it is sent to the
 //! chat.db at `PATH` the way Messages would (see `imgroups_chatdb::testing`), and acknowledges
 //! it. Like the real helper it reconnects when the connection drops (here after 100 ms; the
@@ -12,14 +17,50 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use imgroups_chatdb::testing::{FakeHelper, FakeHelperOptions};
+use imgroups_chatdb::testing::{book_club, FakeHelper, FakeHelperOptions, Fixture, Version};
+use imgroups_chatdb::ChatDb;
 
-const USAGE: &str = "usage: imgroups-fake-helper --db PATH --connect ADDR [--delay-ms N]";
+const USAGE: &str = "usage: imgroups-fake-helper --db PATH --connect ADDR [--delay-ms N]\n       \
+                     imgroups-fake-helper fixture --home DIR [--version tahoe|monterey|sierra]";
+
+enum Command {
+    Connect(Args),
+    Fixture { home: PathBuf, version: Version },
+}
 
 struct Args {
     db: PathBuf,
     connect: SocketAddr,
     delay: Duration,
+}
+
+fn parse_command(mut args: impl Iterator<Item = String>) -> Result<Command, String> {
+    let mut args = args.by_ref().peekable();
+    if args.peek().map(String::as_str) != Some("fixture") {
+        return parse(args).map(Command::Connect);
+    }
+    args.next();
+    let (mut home, mut version) = (None, Version::Tahoe);
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--home" => home = Some(PathBuf::from(value()?)),
+            "--version" => {
+                version = match value()?.as_str() {
+                    "tahoe" => Version::Tahoe,
+                    "monterey" => Version::Monterey,
+                    "sierra" => Version::Sierra,
+                    other => return Err(format!("invalid --version {other:?}")),
+                }
+            }
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(Command::Fixture {
+        home: home.ok_or("--home is required")?,
+        version,
+    })
 }
 
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -56,8 +97,19 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
 }
 
 fn main() -> ExitCode {
-    let args = match parse(std::env::args().skip(1)) {
-        Ok(args) => args,
+    let args = match parse_command(std::env::args().skip(1)) {
+        Ok(Command::Connect(args)) => args,
+        Ok(Command::Fixture { home, version }) => {
+            let path = ChatDb::default_path(&home);
+            if path.exists() {
+                eprintln!("imgroups-fake-helper: {} exists already", path.display());
+                return ExitCode::FAILURE;
+            }
+            let fixture = Fixture::create_in(&home, version);
+            let chat = book_club(&fixture);
+            println!("fixture {} {}", path.display(), chat.guid);
+            return ExitCode::SUCCESS;
+        }
         Err(message) => {
             if !message.is_empty() {
                 eprintln!("imgroups-fake-helper: {message}");

@@ -59,7 +59,10 @@ pub const BASE_UNIX_MS: i64 = 1_704_067_200_000;
 
 pub struct Fixture {
     pub version: Version,
-    pub dir: TempDir,
+    home: PathBuf,
+    /// The temp dir that is `home` (removed on drop); `None` for [`Fixture::create_in`], whose
+    /// home outlives the fixture.
+    dir: Option<TempDir>,
     pub conn: Connection,
 }
 
@@ -83,19 +86,40 @@ pub struct Msg<'a> {
 }
 
 impl Fixture {
+    /// An empty chat.db of `version`'s layout in a fresh temp dir (removed on drop).
     pub fn new(version: Version) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        let path = ChatDb::default_path(dir.path());
+        let mut fixture = Fixture::create_in(dir.path(), version);
+        fixture.dir = Some(dir);
+        fixture
+    }
+
+    /// An empty chat.db of `version`'s layout at `HOME/Library/Messages/chat.db`, left in
+    /// place on drop (for a test in another language that runs the server on it).
+    pub fn create_in(home: &Path, version: Version) -> Fixture {
+        let path = ChatDb::default_path(home);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         let conn = Connection::open(&path).unwrap();
         register_messages_functions(&conn);
         conn.pragma_update(None, "journal_mode", "WAL").unwrap();
         conn.execute_batch(version.schema()).unwrap();
-        Fixture { version, dir, conn }
+        Fixture {
+            version,
+            home: home.to_owned(),
+            dir: None,
+            conn,
+        }
+    }
+
+    /// Closes the writing connection (Messages not running) and hands back the home and the
+    /// temp dir holding it, which removes it on drop (`None` after [`Fixture::create_in`]).
+    pub fn close(self) -> (PathBuf, Option<TempDir>) {
+        drop(self.conn);
+        (self.home, self.dir)
     }
 
     pub fn home(&self) -> &Path {
-        self.dir.path()
+        &self.home
     }
 
     pub fn path(&self) -> PathBuf {
@@ -104,6 +128,27 @@ impl Fixture {
 
     pub fn open(&self) -> ChatDb {
         ChatDb::open(self.home()).unwrap()
+    }
+
+    /// `PRAGMA wal_checkpoint(TRUNCATE)` on the writing connection, as Messages runs it at
+    /// times: the WAL is copied into the database and cut to zero bytes. Returns whether it
+    /// completed (it does not while a reader holds an old snapshot).
+    pub fn checkpoint_truncate(&self) -> bool {
+        let busy: i64 = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+            .unwrap();
+        busy == 0
+    }
+
+    /// Closes the writing connection, runs `closed` with the database's path (e.g. to delete
+    /// the WAL), and opens a new one: Messages quitting and starting again.
+    pub fn reopen(&mut self, closed: impl FnOnce(&Path)) {
+        let old = std::mem::replace(&mut self.conn, Connection::open_in_memory().unwrap());
+        old.close().map_err(|(_, e)| e).unwrap();
+        closed(&self.path());
+        self.conn = Connection::open(self.path()).unwrap();
+        register_messages_functions(&self.conn);
     }
 
     /// Whether this layout has `table.column`.

@@ -69,9 +69,8 @@ fn reads_a_database_whose_writer_has_closed() {
             ..Msg::default()
         },
     );
-    let Fixture { conn, dir, .. } = f;
-    drop(conn);
-    let db = ChatDb::open(dir.path()).unwrap();
+    let (home, _dir) = f.close();
+    let db = ChatDb::open(&home).unwrap();
     assert_eq!(db.all_changes().unwrap().len(), 1);
 }
 

@@ -110,9 +110,7 @@ fn fixture() -> Fixture {
 #[test]
 fn notifications_alone_deliver_every_row_once() {
     const ROWS: usize = 40;
-    let Fixture { dir, conn, .. } = fixture();
-    drop(conn);
-    let home = dir.path().to_owned();
+    let (home, _dir) = fixture().close();
     let db = ChatDb::open(&home).unwrap();
     // No periodic re-scan within the test: only notifications (and their settle wake) wake us.
     let mut watcher =
@@ -126,9 +124,7 @@ fn notifications_alone_deliver_every_row_once() {
 #[test]
 fn the_rescan_alone_catches_up() {
     const ROWS: usize = 12;
-    let Fixture { dir, conn, .. } = fixture();
-    drop(conn);
-    let home = dir.path().to_owned();
+    let (home, _dir) = fixture().close();
     let db = ChatDb::open(&home).unwrap();
     // Watching an unrelated directory: every notification is "lost".
     let elsewhere = tempfile::tempdir().unwrap();
@@ -145,9 +141,8 @@ fn the_rescan_alone_catches_up() {
 fn wal_recreated_while_no_reader_is_connected() {
     // With no reader connected, Messages' last close checkpoints and deletes the WAL; its next
     // start creates a new one. The watch must follow the new file.
-    let Fixture { dir, conn, .. } = fixture();
-    drop(conn);
-    let path = ChatDb::default_path(dir.path());
+    let (home, _dir) = fixture().close();
+    let path = ChatDb::default_path(&home);
     let wal = path.with_extension("db-wal");
     assert!(!wal.exists());
     let mut watcher = Watcher::new(&path, Duration::from_secs(3600)).unwrap();
@@ -173,4 +168,38 @@ fn wal_recreated_while_no_reader_is_connected() {
         watcher.wait_timeout(Duration::from_secs(5)),
         Some(Wake::Changed)
     );
+}
+
+#[test]
+fn a_reader_sees_rows_again_once_reopened_after_its_wal_was_deleted_under_it() {
+    // The WAL deleted while a reader is connected (SQLite never does that itself; a cleanup tool
+    // can) and the writer starts a new one: the old connection keeps reading the deleted file.
+    let mut f = fixture();
+    let path = f.path();
+    let wal = path.with_extension("db-wal");
+    let db = ChatDb::open(f.home()).unwrap();
+    let before = db.scan(&Cursor::start()).unwrap();
+    assert!(!db.wal_replaced());
+
+    assert!(f.checkpoint_truncate());
+    f.reopen(|_| std::fs::remove_file(&wal).unwrap());
+    let chat = 1;
+    f.post(
+        chat,
+        Msg {
+            guid: "AFTER-NEW-WAL",
+            item_type: 2,
+            from_me: true,
+            title: Some("x"),
+            minute: 9,
+            ..Msg::default()
+        },
+    );
+    assert!(wal.exists());
+    assert!(db.wal_replaced(), "a new inode");
+    let fresh = db.reopen().unwrap();
+    assert!(!fresh.wal_replaced());
+    let scan = fresh.scan(&before.cursor).unwrap();
+    let guids: Vec<&str> = scan.changes.iter().map(|c| c.guid.as_str()).collect();
+    assert_eq!(guids, ["AFTER-NEW-WAL"]);
 }

@@ -404,3 +404,222 @@ async fn without_a_helper_the_backend_is_read_only() {
     assert_eq!(log(&mut me).await.len(), 4, "nothing recorded");
     server.stop();
 }
+
+// Watcher robustness: this test process is the other process writing chat.db, as Messages is
+// for the server. Each case ends with the whole log compared, so a row recorded twice, lost or
+// out of order shows.
+
+/// The history's four changes, as `log` shows them.
+fn imported() -> Vec<String> {
+    vec![
+        "renamed Book club".to_owned(),
+        "added dave@example.com".to_owned(),
+        "left bob@example.com".to_owned(),
+        "icon set".to_owned(),
+    ]
+}
+
+/// A rename by alice, as Messages writes it, without its `chat_message_join` row.
+fn rename_row(f: &Fixture, guid: &str, title: &str, minute: i64) -> i64 {
+    f.message(Msg {
+        guid,
+        item_type: 2,
+        handle: 1, // alice
+        title: Some(title),
+        minute,
+        ..Msg::default()
+    })
+}
+
+/// A rename by alice, committed with its join row.
+fn rename(f: &Fixture, chat: i64, guid: &str, title: &str, minute: i64) {
+    let id = rename_row(f, guid, title, minute);
+    f.join(chat, id);
+}
+
+/// The changes in the log, in sequence order, after checking the sequences are 1, 2, 3, ….
+async fn changes(c: &mut Clients) -> Vec<String> {
+    let events = log(c).await;
+    let sequences: Vec<u64> = events.iter().map(|e| e.0).collect();
+    assert_eq!(
+        sequences,
+        (1..=events.len() as u64).collect::<Vec<_>>(),
+        "{events:?}"
+    );
+    events.into_iter().map(|e| e.3).collect()
+}
+
+/// Waits for `n` events, then a little longer to see that no more come, and returns them.
+async fn settled(c: &mut Clients, n: usize) -> Vec<String> {
+    until_len(c, n).await;
+    // Longer than two re-scans (200 ms each): a duplicate would be there by now.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    changes(c).await
+}
+
+fn expect(tail: &[&str]) -> Vec<String> {
+    let mut all = imported();
+    all.extend(tail.iter().map(|s| (*s).to_owned()));
+    all
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_row_whose_join_row_comes_later_is_recorded_once_when_the_join_arrives() {
+    let (f, chat) = history(Version::Tahoe);
+    let data = tempfile::tempdir().expect("data");
+    let server = serve(&f, data.path(), &[]);
+    let channel = server.channel().await;
+    let mut me = clients(&channel, server.token.as_deref().expect("token"));
+    until_len(&mut me, 4).await;
+
+    // Messages commits the message first, its join row in a later transaction.
+    let late = rename_row(&f, "G-LATE", "Late", 10);
+    // A complete row after it: once it is in the log, the server has scanned past the late one.
+    rename(&f, chat, "G-AFTER", "After", 11);
+    assert_eq!(settled(&mut me, 5).await, expect(&["renamed After"]));
+
+    f.join(chat, late);
+    assert_eq!(
+        settled(&mut me, 6).await,
+        expect(&["renamed After", "renamed Late"])
+    );
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rows_arrive_across_wal_checkpoints_with_truncate() {
+    let (f, chat) = history(Version::Tahoe);
+    let data = tempfile::tempdir().expect("data");
+    let server = serve(&f, data.path(), &[]);
+    let channel = server.channel().await;
+    let mut me = clients(&channel, server.token.as_deref().expect("token"));
+    until_len(&mut me, 4).await;
+
+    let mut want = Vec::new();
+    for (i, name) in ["One", "Two", "Three"].into_iter().enumerate() {
+        f.checkpoint_truncate();
+        let wal = f.path().with_extension("db-wal");
+        assert_eq!(
+            std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0),
+            0,
+            "the WAL was cut"
+        );
+        rename(&f, chat, &format!("G-CK-{i}"), name, 10 + i as i64);
+        want.push(format!("renamed {name}"));
+        until_len(&mut me, 4 + want.len()).await;
+    }
+    let want: Vec<&str> = want.iter().map(String::as_str).collect();
+    assert_eq!(settled(&mut me, 7).await, expect(&want));
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rows_arrive_after_the_wal_is_deleted_and_recreated() {
+    let (mut f, chat) = history(Version::Tahoe);
+    let data = tempfile::tempdir().expect("data");
+    let server = serve(&f, data.path(), &[]);
+    let channel = server.channel().await;
+    let mut me = clients(&channel, server.token.as_deref().expect("token"));
+    until_len(&mut me, 4).await;
+
+    let mut want = Vec::new();
+    for (i, name) in ["One", "Two", "Three"].into_iter().enumerate() {
+        // Messages quits: everything checkpointed, its connection closed, the WAL gone; it
+        // starts again and writes into a new WAL file (a new inode).
+        assert!(f.checkpoint_truncate(), "checkpoint completed");
+        f.reopen(|db| {
+            let wal = db.with_extension("db-wal");
+            if wal.exists() {
+                std::fs::remove_file(&wal).expect("delete the WAL");
+            }
+        });
+        rename(&f, chat, &format!("G-WAL-{i}"), name, 10 + i as i64);
+        assert!(
+            f.path().with_extension("db-wal").exists(),
+            "the writer made a new WAL"
+        );
+        want.push(format!("renamed {name}"));
+        until_len(&mut me, 4 + want.len()).await;
+    }
+    let want: Vec<&str> = want.iter().map(String::as_str).collect();
+    assert_eq!(settled(&mut me, 7).await, expect(&want));
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backfilled_row_arriving_live_is_recorded_once() {
+    let (f, chat) = history(Version::Tahoe);
+    let data = tempfile::tempdir().expect("data");
+    let server = serve(&f, data.path(), &[]);
+    let token = server.token.clone().expect("token");
+    let channel = server.channel().await;
+    let mut me = clients(&channel, &token);
+    until_len(&mut me, 4).await;
+
+    rename(&f, chat, "G-NEW", "New", 10);
+    until_len(&mut me, 5).await;
+    // iCloud backfill: a row older than everything in the log, with the newest ROWID. It is
+    // news to this log, so it is appended (with its old date), once.
+    rename(&f, chat, "G-BACKFILL", "From the archive", 0);
+    let want = expect(&["renamed New", "renamed From the archive"]);
+    assert_eq!(settled(&mut me, 6).await, want);
+
+    server.stop();
+    let server = serve(&f, data.path(), &[]);
+    let channel = server.channel().await;
+    let mut me = clients(&channel, &token);
+    assert_eq!(
+        settled(&mut me, 6).await,
+        want,
+        "still once after a restart"
+    );
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_row_once_and_in_order_across_restarts_late_joins_and_checkpoints() {
+    let (mut f, chat) = history(Version::Tahoe);
+    let data = tempfile::tempdir().expect("data");
+    let server = serve(&f, data.path(), &[]);
+    let token = server.token.clone().expect("token");
+    let channel = server.channel().await;
+    let mut me = clients(&channel, &token);
+    until_len(&mut me, 4).await;
+
+    rename(&f, chat, "G-A", "A", 10);
+    // B's join row comes only while the server is down: B is pending in the stored cursor.
+    let b = rename_row(&f, "G-B", "B", 11);
+    rename(&f, chat, "G-C", "C", 12);
+    assert_eq!(
+        settled(&mut me, 6).await,
+        expect(&["renamed A", "renamed C"])
+    );
+    server.stop();
+
+    // Down: the join arrives, Messages writes D, checkpoints, quits and drops its WAL.
+    f.join(chat, b);
+    rename(&f, chat, "G-D", "D", 13);
+    assert!(f.checkpoint_truncate(), "checkpoint completed");
+    f.reopen(|db| {
+        let _ = std::fs::remove_file(db.with_extension("db-wal"));
+    });
+
+    let server = serve(&f, data.path(), &[]);
+    let channel = server.channel().await;
+    let mut me = clients(&channel, &token);
+    let want = expect(&["renamed A", "renamed C", "renamed B", "renamed D"]);
+    assert_eq!(settled(&mut me, 8).await, want);
+
+    rename(&f, chat, "G-E", "E", 14);
+    let mut want = want;
+    want.push("renamed E".to_owned());
+    assert_eq!(settled(&mut me, 9).await, want);
+
+    // Nothing new: nothing repeats.
+    server.stop();
+    let server = serve(&f, data.path(), &[]);
+    let channel = server.channel().await;
+    let mut me = clients(&channel, &token);
+    assert_eq!(settled(&mut me, 9).await, want);
+    server.stop();
+}

@@ -1,0 +1,267 @@
+// `serve --backend chatdb`: the official SDK against imgroups reading a Mac's Messages database
+// (a fixture chat.db with the real schema, built by `imgroups-fake-helper fixture`) and writing
+// through the Messages helper (`imgroups-fake-helper --connect`, which writes the rows Messages
+// would). Runs once, on the default store: it is about the backend, not the store
+// (`npm run test:macos`).
+//
+// Binaries: IMGROUPS_BIN (see lib/harness.mjs) and IMGROUPS_FAKE_HELPER, by default
+// `imgroups-fake-helper` next to IMGROUPS_BIN (`cargo build -p imgroups-chatdb --features
+// testing --bin imgroups-fake-helper`).
+
+import assert from "node:assert/strict";
+import { execFile, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { createInterface } from "node:readline";
+import { after, before, describe, test } from "node:test";
+import { promisify } from "node:util";
+
+import { BIN, Server, catchUp, subscribeLive, waitFor } from "../lib/harness.mjs";
+import { Errors, addresses, assertGroupEvent, expectError } from "../lib/expect.mjs";
+import { png } from "../lib/images.mjs";
+
+const FAKE_HELPER = process.env.IMGROUPS_FAKE_HELPER ?? join(dirname(BIN), "imgroups-fake-helper");
+const ME = "me@icloud.com";
+const GUID = "any;+;chat100";
+const execFileAsync = promisify(execFile);
+
+/** A fresh home with `Library/Messages/chat.db` holding "Book club" and its history. */
+async function fixtureHome() {
+  if (!existsSync(FAKE_HELPER)) {
+    throw new Error(
+      `fake helper not found at ${FAKE_HELPER}: run \`cargo build -p imgroups-chatdb --features testing ` +
+        "--bin imgroups-fake-helper` or set IMGROUPS_FAKE_HELPER",
+    );
+  }
+  const home = await mkdtemp(join(tmpdir(), "imgroups-macos-"));
+  const { stdout } = await execFileAsync(FAKE_HELPER, ["fixture", "--home", home]);
+  assert.match(stdout, /^fixture \S+chat\.db iMessage;\+;chat100\n$/);
+  return home;
+}
+
+/** `serve --backend chatdb` on `home`, with `extra` flags. */
+function serveChatDb(home, extra = []) {
+  return Server.start({
+    account: ME,
+    heartbeatSecs: 1,
+    serveArgs: ["--backend", "chatdb", "--home", home, "--chatdb-rescan-ms", "200", ...extra],
+  });
+}
+
+/** The fake helper connected to `address`: resolves once it printed `connected`. */
+async function startHelper(home, address) {
+  const child = spawn(FAKE_HELPER, ["--db", join(home, "Library/Messages/chat.db"), "--connect", address], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stderr = "";
+  child.stderr.setEncoding("utf8");
+  child.stderr.on("data", (chunk) => (stderr += chunk));
+  const exited = new Promise((resolveExit) => child.once("exit", resolveExit));
+  const lines = createInterface({ input: child.stdout });
+  const connected = new Promise((resolveConnected) =>
+    lines.on("line", (line) => line.startsWith("connected ") && resolveConnected(true)),
+  );
+  if (!(await waitFor(Promise.race([connected, exited.then(() => false)]), 10_000))) {
+    child.kill("SIGKILL");
+    throw new Error(`fake helper did not connect to ${address}\n--- stderr ---\n${stderr}`);
+  }
+  return {
+    async kill() {
+      child.kill("SIGKILL");
+      await exited;
+    },
+  };
+}
+
+const event = (change, actor = ME) => ({ chatGuid: GUID, isFromMe: actor === ME, actor, change });
+
+describe("macOS backend: chat.db and the Messages helper, through the official SDK", () => {
+  /** @type {Server} */ let server;
+  let home, helper, me;
+
+  before(async () => {
+    home = await fixtureHome();
+    server = await serveChatDb(home, ["--helper", "127.0.0.1:0"]);
+    assert.match(server.helperAddress ?? "", /^127\.0\.0\.1:\d+$/, "serve printed `helper listening on`");
+    helper = await startHelper(home, server.helperAddress);
+    me = server.me();
+  });
+  after(async () => {
+    await helper?.kill();
+    await server?.cleanup();
+    if (home) await rm(home, { recursive: true, force: true });
+  });
+
+  test("catch-up shows the imported history in date order, the chat its current state", async () => {
+    const { events, head } = await me.log(0);
+    assert.equal(head, 5);
+    const shown = JSON.stringify(events);
+    assert.deepEqual(
+      events.map((e) => [e.sequence, e.chatGuid, e.actor?.address, e.isFromMe, e.change?.type]),
+      [
+        [1, GUID, ME, true, "displayNameChanged"],
+        [2, GUID, "alice@example.com", false, "participantAdded"],
+        [3, GUID, "bob@example.com", false, "participantLeft"],
+        [4, GUID, "+15551230001", false, "iconChanged"],
+        [5, GUID, "alice@example.com", false, "participantAdded"],
+      ],
+      shown,
+    );
+    assert.equal(events[0].change.displayName, "Book club");
+    assert.equal(events[1].change.participant.address, "dave@example.com");
+    assert.equal(events[2].change.participant.address, "bob@example.com");
+    assert.equal(events[4].change.participant.address, "erin@example.com");
+    // chat.db's dates, not the import's: 2024-01-01 plus the row's minutes.
+    assert.deepEqual(
+      events.map((e) => e.occurredAt.toISOString()),
+      [1, 2, 3, 4, 5].map((m) => new Date(Date.UTC(2024, 0, 1, 0, m)).toISOString()),
+    );
+
+    const chat = await me.chats.get(GUID);
+    assert.equal(chat.displayName, "Book club");
+    assert.deepEqual(addresses(chat).sort(), ["+15551230001", "alice@example.com", "dave@example.com", "erin@example.com"]);
+    const icon = await me.groups.getIcon(GUID);
+    assert.equal(icon.mimeType, "image/png");
+  });
+
+  /**
+   * Make one write as me with a live subscription open; the write's answer comes back only once
+   * its event is in the log, and that event is exactly the one the subscription sees.
+   */
+  async function write(call, expected) {
+    const head = await me.head();
+    const live = await subscribeLive(server, me);
+    try {
+      const answer = await call();
+      const logged = await me.eventsAfter(head);
+      assert.equal(logged.length, 1, `one event in the log when the answer came: ${JSON.stringify(logged)}`);
+      assertGroupEvent(logged[0], expected);
+      assert.equal(logged[0].sequence, head + 1);
+      const [seen] = await live.count(1, 10_000);
+      assert.deepEqual(seen, logged[0], "the live event is the log's");
+      return answer;
+    } finally {
+      await live.close();
+    }
+  }
+
+  test("setDisplayName: the chat returned and the event carry the new name", async () => {
+    const chat = await write(
+      () => me.groups.setDisplayName(GUID, "Readers"),
+      event({ type: "displayNameChanged", displayName: "Readers" }),
+    );
+    assert.equal(chat.displayName, "Readers");
+    assert.equal((await me.chats.get(GUID)).displayName, "Readers");
+  });
+
+  test("addParticipants: the chat returned lists the new member, the event names them", async () => {
+    const chat = await write(
+      () => me.groups.addParticipants(GUID, ["frank@example.com"]),
+      event({ type: "participantAdded", participant: "frank@example.com" }),
+    );
+    assert.ok(addresses(chat).includes("frank@example.com"), JSON.stringify(addresses(chat)));
+  });
+
+  test("removeParticipants: the chat returned no longer lists them, the event names them", async () => {
+    const chat = await write(
+      () => me.groups.removeParticipants(GUID, ["frank@example.com"]),
+      event({ type: "participantRemoved", participant: "frank@example.com" }),
+    );
+    assert.ok(!addresses(chat).includes("frank@example.com"), JSON.stringify(addresses(chat)));
+  });
+
+  test("setIcon, then removeIcon: one event each, getIcon follows", async () => {
+    const bytes = png(7);
+    await write(() => me.groups.setIcon(GUID, bytes), event({ type: "iconChanged" }));
+    const icon = await me.groups.getIcon(GUID);
+    assert.deepEqual(Buffer.from(icon.data), Buffer.from(bytes), "the photo Messages stored");
+
+    await write(() => me.groups.removeIcon(GUID), event({ type: "iconRemoved" }));
+    await expectError(me.groups.getIcon(GUID), Errors.groupIconNotFound);
+  });
+
+  test("bad input is refused by the rules, before Messages is asked: nothing recorded", async () => {
+    const head = await me.head();
+    await expectError(me.groups.removeParticipants(GUID, ["nobody@example.com"]), Errors.preconditionFailed, {
+      reason: "notParticipant",
+    });
+    await expectError(me.groups.addParticipants(GUID, ["alice@example.com"]), Errors.preconditionFailed, {
+      reason: "alreadyParticipant",
+    });
+    assert.equal(await me.head(), head, "no events");
+  });
+
+  test("with the helper gone a valid write fails unavailable and retryable; the rules still answer first", async () => {
+    await helper.kill();
+    helper = null;
+    const head = await me.head();
+    // The SDK retries a retryable error a few times itself; then it surfaces.
+    const err = await me.groups.setDisplayName(GUID, "Nobody hears this").then(
+      () => assert.fail("rename succeeded without a helper"),
+      (e) => e,
+    );
+    assert.equal(err.constructor.name, "ConnectionError", `${err.constructor.name}: ${err.message}`);
+    assert.equal(err.grpcCode, 14, "UNAVAILABLE");
+    assert.equal(err.retryable, true);
+    // A refusal needs no helper: it still comes from the rules.
+    await expectError(me.groups.removeParticipants(GUID, ["nobody@example.com"]), Errors.preconditionFailed, {
+      reason: "notParticipant",
+    });
+    assert.equal(await me.head(), head, "no events");
+    assert.equal((await me.chats.get(GUID)).displayName, "Readers", "nothing changed");
+
+    // The helper comes back (as the real one reconnects): writes work again.
+    helper = await startHelper(home, server.helperAddress);
+    const chat = await write(
+      () => me.groups.setDisplayName(GUID, "Readers again"),
+      event({ type: "displayNameChanged", displayName: "Readers again" }),
+    );
+    assert.equal(chat.displayName, "Readers again");
+  });
+
+  test("leave: resolves, and the event says I left", async () => {
+    await write(() => me.groups.leave(GUID), event({ type: "participantLeft", participant: ME }));
+  });
+});
+
+describe("macOS backend without --helper: read-only", () => {
+  /** @type {Server} */ let server;
+  let home, me;
+
+  before(async () => {
+    home = await fixtureHome();
+    server = await serveChatDb(home);
+    assert.equal(server.helperAddress, undefined, "no helper awaited");
+    me = server.me();
+  });
+  after(async () => {
+    await server?.cleanup();
+    if (home) await rm(home, { recursive: true, force: true });
+  });
+
+  test("reads work: the history, the chat, its photo", async () => {
+    const { events, head } = await catchUp(me.client, 0);
+    assert.equal(head, 5);
+    assert.equal(events.length, 5);
+    assert.equal((await me.chats.get(GUID)).displayName, "Book club");
+    assert.equal((await me.groups.getIcon(GUID)).mimeType, "image/png");
+  });
+
+  test("every group write answers operationNotSupported, naming --helper; nothing recorded", async () => {
+    const writes = [
+      () => me.groups.setDisplayName(GUID, "Nope"),
+      () => me.groups.addParticipants(GUID, ["frank@example.com"]),
+      () => me.groups.removeParticipants(GUID, ["alice@example.com"]),
+      () => me.groups.setIcon(GUID, png(8)),
+      () => me.groups.removeIcon(GUID),
+      () => me.groups.leave(GUID),
+    ];
+    for (const call of writes) {
+      const err = await expectError(call, Errors.operationNotSupported);
+      assert.match(err.message, /--helper/);
+    }
+    assert.equal(await me.head(), 5, "nothing recorded");
+  });
+});
