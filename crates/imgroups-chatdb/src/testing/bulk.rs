@@ -341,15 +341,11 @@ impl Fixture {
             last_rowid = inserts.post(conn, me, chat, &row);
         }
         // The groups as they are at the end; names as the last rename left them.
-        for group in &groups {
+        for (g, group) in groups.iter().enumerate() {
             for &h in &group.members {
                 self.member(group.rowid, h);
             }
             if group.renames > 0 {
-                let g = groups
-                    .iter()
-                    .position(|x| x.rowid == group.rowid)
-                    .unwrap_or(0);
                 conn.execute(
                     "UPDATE chat SET display_name = ?1 WHERE ROWID = ?2",
                     params![format!("Group {g} #{}", group.renames), group.rowid],
