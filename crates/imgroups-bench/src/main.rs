@@ -5,6 +5,7 @@
 //! A B A B. See BENCHMARKS.md.
 
 mod bare;
+mod chatdb;
 mod client;
 mod pg;
 mod proc;
@@ -39,7 +40,7 @@ struct Cli {
     /// Measured rounds per figure (each figure is the median; min–max shown). Default 3, 1 with --smoke.
     #[arg(long)]
     rounds: Option<usize>,
-    /// Comma-separated: w1,w2,w3,w4,w5, the PostgreSQL ones w1pg,xnode,w4pg (or pg for the
+    /// Comma-separated: w1,w2,w3,w4,w5, chatdb (the Mac backend on a fixture chat.db), the PostgreSQL ones w1pg,xnode,w4pg (or pg for the
     /// three), or all (the PostgreSQL ones only with --database-url).
     #[arg(long, default_value = "all")]
     workload: String,
@@ -72,6 +73,15 @@ struct Cli {
     /// `imgroups serve` processes on one database in xnode (node A takes the writes).
     #[arg(long, default_value_t = 2, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(2..=8))]
     xnode_nodes: usize,
+    /// Messages in the chatdb workload's chat.db. Default 1,000,000 (2,000 with --smoke).
+    #[arg(long)]
+    chatdb_messages: Option<u64>,
+    /// Of those, group changes. Default 50,000 (100 with --smoke).
+    #[arg(long)]
+    chatdb_changes: Option<u64>,
+    /// Rows committed one at a time for the chatdb ingest latency. Default 300 (20 with --smoke).
+    #[arg(long)]
+    chatdb_samples: Option<usize>,
     /// Also write the report (markdown) to this file.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -101,6 +111,25 @@ enum Sub {
         durability: String,
         #[arg(long)]
         secs: f64,
+    },
+    /// (internal) the chatdb workload's writer: commits renames to a fixture chat.db one at a
+    /// time, as Messages does, printing `committed <i> <unix ns>` after each.
+    #[command(hide = true)]
+    ChatdbWriter {
+        #[arg(long)]
+        db: PathBuf,
+        #[arg(long)]
+        chat: i64,
+        #[arg(long)]
+        handle: i64,
+        #[arg(long)]
+        n: usize,
+        #[arg(long, default_value_t = 20)]
+        min_gap_ms: u64,
+        #[arg(long, default_value_t = 80)]
+        max_gap_ms: u64,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
     },
     /// Drive a running server with the W1 load (renames on distinct groups) and print one
     /// line of figures: for profiling the write path (`perf record -p <server pid>` meanwhile).
@@ -135,6 +164,10 @@ pub(crate) struct Scale {
     pub(crate) xnode_nodes: usize,
     pub(crate) xnode_subscribers: usize,
     pub(crate) xnode_rate: u64,
+    pub(crate) chatdb_messages: u64,
+    pub(crate) chatdb_changes: u64,
+    pub(crate) chatdb_groups: u64,
+    pub(crate) chatdb_samples: usize,
 }
 
 /// One target line of the summary.
@@ -284,6 +317,24 @@ fn main() -> ExitCode {
             durability,
             secs,
         }) => return exit(bare::run_sqlite(dir, durability, *secs)),
+        Some(Sub::ChatdbWriter {
+            db,
+            chat,
+            handle,
+            n,
+            min_gap_ms,
+            max_gap_ms,
+            seed,
+        }) => {
+            return exit(chatdb::run_writer(
+                db,
+                *chat,
+                *handle,
+                *n,
+                (*min_gap_ms, *max_gap_ms),
+                *seed,
+            ))
+        }
         Some(Sub::PgCommit {
             url,
             concurrency,
@@ -386,6 +437,9 @@ async fn run_workloads(ctx: &mut Ctx, on: &impl Fn(&str) -> bool) -> Result<()> 
     if on("w5") {
         w45::run_w5(ctx).await?;
     }
+    if on("chatdb") {
+        chatdb::run(ctx).await?;
+    }
     if on("w1pg") {
         w1pg::run(ctx).await?;
     }
@@ -432,6 +486,10 @@ async fn run(cli: Cli, placement: Placement) -> Result<()> {
             xnode_nodes: cli.xnode_nodes,
             xnode_subscribers: 10,
             xnode_rate: 200,
+            chatdb_messages: cli.chatdb_messages.unwrap_or(2_000),
+            chatdb_changes: cli.chatdb_changes.unwrap_or(100),
+            chatdb_groups: 10,
+            chatdb_samples: cli.chatdb_samples.unwrap_or(20),
         }
     } else {
         Scale {
@@ -446,6 +504,10 @@ async fn run(cli: Cli, placement: Placement) -> Result<()> {
             xnode_nodes: cli.xnode_nodes,
             xnode_subscribers: 100,
             xnode_rate: 1000,
+            chatdb_messages: cli.chatdb_messages.unwrap_or(1_000_000),
+            chatdb_changes: cli.chatdb_changes.unwrap_or(50_000),
+            chatdb_groups: 500,
+            chatdb_samples: cli.chatdb_samples.unwrap_or(300),
         }
     };
     let rounds = cli.rounds.unwrap_or(if smoke { 1 } else { 3 }).max(1);
@@ -465,12 +527,15 @@ async fn run(cli: Cli, placement: Placement) -> Result<()> {
             || wanted.iter().any(|x| x == w)
     };
     for w in &wanted {
-        let known = matches!(w.as_str(), "all" | "pg" | "w1" | "w2" | "w3" | "w4" | "w5")
-            || PG_WORKLOADS.contains(&w.as_str());
+        let known = matches!(
+            w.as_str(),
+            "all" | "pg" | "w1" | "w2" | "w3" | "w4" | "w5" | "chatdb"
+        ) || PG_WORKLOADS.contains(&w.as_str());
         if !known {
-            return Err(
-                format!("unknown workload {w:?} (w1,w2,w3,w4,w5,w1pg,xnode,w4pg,pg,all)").into(),
-            );
+            return Err(format!(
+                "unknown workload {w:?} (w1,w2,w3,w4,w5,chatdb,w1pg,xnode,w4pg,pg,all)"
+            )
+            .into());
         }
         if (w == "pg" || PG_WORKLOADS.contains(&w.as_str())) && !have_db {
             return Err(format!(

@@ -24,7 +24,7 @@
 //! anyway, for exactly-once across restarts) and stores the returned [`Cursor`] in the same
 //! transaction as the events it produced.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 
@@ -227,31 +227,22 @@ impl ChatDb {
             .context("reading the newest message")?;
         let newest = newest.max(from.after);
 
-        let rows = self.group_rows(&from, newest)?;
-        // Rows come ordered by ROWID, then chat ROWID; a message joined to several chats
+        // Rows come ordered by ROWID, then chat ROWID, and are decoded as they come (a long
+        // history is never held as rows, only as changes); a message joined to several chats
         // counts for the first group chat only, so one message is at most one change.
-        let mut by_message: BTreeMap<i64, Vec<Row>> = BTreeMap::new();
-        for row in rows {
-            by_message.entry(row.rowid).or_default().push(row);
-        }
-        let mut changes = Vec::new();
-        let mut pending = BTreeSet::new();
-        for (rowid, rows) in by_message {
-            let group = rows.iter().find(|r| r.chat_style == Some(GROUP_STYLE));
-            match group {
-                Some(row) => changes.push(self.decode(row)?),
-                None => {
-                    // No join yet, or joined to a chat row not written yet: look again later.
-                    // Joined only to existing non-group chats: not a group change.
-                    let incomplete = rows
-                        .iter()
-                        .all(|r| r.chat_rowid.is_none() || r.chat_style.is_none());
-                    if incomplete && rowid > newest - PENDING_WINDOW {
-                        pending.insert(rowid);
-                    }
-                }
-            }
-        }
+        let mut found = Found {
+            newest,
+            changes: Vec::new(),
+            pending: BTreeSet::new(),
+            rows: Vec::new(),
+        };
+        self.group_rows(&from, newest, &mut |db, row| found.push(db, row))?;
+        found.flush(self)?;
+        let Found {
+            mut changes,
+            mut pending,
+            ..
+        } = found;
         while pending.len() > MAX_PENDING {
             pending.pop_first();
         }
@@ -300,11 +291,15 @@ impl ChatDb {
         }
     }
 
-    /// The candidate rows: ROWIDs in `(from.after, newest]`, then the pending ones. Two
-    /// queries rather than one `OR`, so that each uses the ROWID key instead of a table scan.
-    fn group_rows(&self, from: &Cursor, newest: i64) -> Result<Vec<Row>> {
-        let mut rows =
-            self.group_rows_where("m.ROWID > ?1 AND m.ROWID <= ?2", &[from.after, newest])?;
+    /// The candidate rows, in ROWID order, to `each`: the pending ROWIDs (all at or below
+    /// `from.after`), then ROWIDs in `(from.after, newest]`. Two queries rather than one `OR`,
+    /// so that each uses the ROWID key instead of a table scan.
+    fn group_rows(
+        &self,
+        from: &Cursor,
+        newest: i64,
+        each: &mut dyn FnMut(&ChatDb, Row) -> Result<()>,
+    ) -> Result<()> {
         if !from.pending.is_empty() {
             // Pending ROWIDs are integers we produced or validated: safe to inline.
             let pending = from
@@ -313,14 +308,21 @@ impl ChatDb {
                 .map(i64::to_string)
                 .collect::<Vec<_>>()
                 .join(",");
-            let mut again = self.group_rows_where(&format!("m.ROWID IN ({pending})"), &[])?;
-            again.append(&mut rows);
-            rows = again;
+            self.group_rows_where(&format!("m.ROWID IN ({pending})"), &[], each)?;
         }
-        Ok(rows)
+        self.group_rows_where(
+            "m.ROWID > ?1 AND m.ROWID <= ?2",
+            &[from.after, newest],
+            each,
+        )
     }
 
-    fn group_rows_where(&self, filter: &str, params: &[i64]) -> Result<Vec<Row>> {
+    fn group_rows_where(
+        &self,
+        filter: &str,
+        params: &[i64],
+        each: &mut dyn FnMut(&ChatDb, Row) -> Result<()>,
+    ) -> Result<()> {
         let s = &self.schema;
         let sql = format!(
             "SELECT m.ROWID, m.guid, m.date, m.item_type, {action}, m.is_from_me, m.handle_id, \
@@ -361,10 +363,11 @@ impl ChatDb {
                     chat_style: r.get(14)?,
                 })
             })
-            .context("reading group changes")?
-            .collect::<rusqlite::Result<Vec<_>>>()
             .context("reading group changes")?;
-        Ok(rows)
+        for row in rows {
+            each(self, row.context("reading group changes")?)?;
+        }
+        Ok(())
     }
 
     fn decode(&self, row: &Row) -> Result<Change> {
@@ -413,6 +416,49 @@ impl ChatDb {
             })
             .context("reading a group photo attachment")?;
         guid.map(|g| self.icon(&g)).transpose()
+    }
+}
+
+/// What a scan has found so far, and the rows of the message being read.
+struct Found {
+    newest: i64,
+    changes: Vec<Change>,
+    pending: BTreeSet<i64>,
+    /// The rows (one per chat join) of the current message.
+    rows: Vec<Row>,
+}
+
+impl Found {
+    fn push(&mut self, db: &ChatDb, row: Row) -> Result<()> {
+        if self.rows.first().is_some_and(|r| r.rowid != row.rowid) {
+            self.flush(db)?;
+        }
+        self.rows.push(row);
+        Ok(())
+    }
+
+    /// Decides the current message.
+    fn flush(&mut self, db: &ChatDb) -> Result<()> {
+        let Some(first) = self.rows.first() else {
+            return Ok(());
+        };
+        let rowid = first.rowid;
+        match self.rows.iter().find(|r| r.chat_style == Some(GROUP_STYLE)) {
+            Some(row) => self.changes.push(db.decode(row)?),
+            None => {
+                // No join yet, or joined to a chat row not written yet: look again later.
+                // Joined only to existing non-group chats: not a group change.
+                let incomplete = self
+                    .rows
+                    .iter()
+                    .all(|r| r.chat_rowid.is_none() || r.chat_style.is_none());
+                if incomplete && rowid > self.newest - PENDING_WINDOW {
+                    self.pending.insert(rowid);
+                }
+            }
+        }
+        self.rows.clear();
+        Ok(())
     }
 }
 

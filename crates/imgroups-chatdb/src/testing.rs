@@ -4,17 +4,21 @@
 //!
 //! - [`Fixture`]: a chat.db with the real layout of a macOS version, in a temp dir, with
 //!   no-op stand-ins for the SQL functions only Messages defines.
+//! - [`BulkSpec`] / [`Fixture::bulk`]: a large, consistent history written fast (benchmarks);
+//!   [`LiveWriter`]: commits one group change at a time, as Messages does.
 //! - [`FakeMessages`]: applies a [`HelperAction`](crate::HelperAction) to a chat.db by
 //!   writing, from its own connection, the rows Messages writes for it.
 //! - [`FakeHelper`]: the BlueBubbles helper's end of the socket protocol, applying actions
 //!   with [`FakeMessages`]; also the `imgroups-fake-helper` binary.
 //! - [`book_club`]: a small group chat with a history, written into a [`Fixture`].
 
+mod bulk;
 mod fixture;
 mod helper;
 mod messages;
 mod sample;
 
+pub use bulk::{bulk_address, bulk_group_guid, BulkHistory, BulkSpec, LiveWriter};
 pub use fixture::{
     properties, register_messages_functions, Fixture, Msg, Version, ALL, BASE_SECS, BASE_UNIX_MS,
 };

@@ -8,8 +8,11 @@
 //! this crate included, write there too.
 //!
 //! A notification can arrive a moment before the commit it belongs to is visible (the last WAL
-//! write is reported before the WAL index says the commit is there), and then nothing more
-//! rings: so every ring is followed, [`SETTLE`] later, by one more wake.
+//! write is reported before the fsync and the WAL index update that make the commit visible),
+//! and then nothing more rings: so every ring is followed by a few more wakes, [`SETTLE`] after
+//! it. The first comes soon (most commits are visible a moment after their last write; one
+//! late wake of 25 ms made that the typical latency), the later ones cover a slow fsync; each
+//! costs one cheap query when there is nothing new.
 //!
 //! What the timer is for: notifications can be lost (FSEvents coalescing, an overflowing
 //! inotify queue, a watch re-armed a moment late), so [`Watcher::wait`] also returns every
@@ -24,8 +27,13 @@ use std::time::{Duration, Instant};
 use notify::event::{AccessKind, AccessMode};
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
 
-/// How long after a ring one more wake comes (see the module doc).
-pub const SETTLE: Duration = Duration::from_millis(25);
+/// When, after a ring, more wakes come (see the module doc).
+pub const SETTLE: [Duration; 4] = [
+    Duration::from_millis(2),
+    Duration::from_millis(10),
+    Duration::from_millis(30),
+    Duration::from_millis(80),
+];
 
 /// Why [`Watcher::wait`] returned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,7 +52,8 @@ pub struct Watcher {
     wal: PathBuf,
     rescan_every: Duration,
     next_rescan: Instant,
-    follow_up: Option<Instant>,
+    /// The last ring and the next of its [`SETTLE`] wakes.
+    follow_up: Option<(Instant, usize)>,
 }
 
 /// Why a watch could not be set up (the directory is missing or unreadable, or the platform's
@@ -104,15 +113,18 @@ impl Watcher {
                 self.next_rescan = now + self.rescan_every;
                 return Some(Wake::Rescan);
             }
-            if self.follow_up.is_some_and(|at| now >= at) {
-                self.follow_up = None;
-                return Some(Wake::Changed);
+            if let Some((rang, i)) = self.follow_up {
+                if now >= rang + SETTLE[i] {
+                    self.follow_up = (i + 1 < SETTLE.len()).then_some((rang, i + 1));
+                    return Some(Wake::Changed);
+                }
             }
             if now >= give_up {
                 return None;
             }
             let until = self
                 .follow_up
+                .map(|(rang, i)| rang + SETTLE[i])
                 .unwrap_or(self.next_rescan)
                 .min(self.next_rescan)
                 .min(give_up);
@@ -122,7 +134,7 @@ impl Watcher {
                         while let Ok(more) = self.events.try_recv() {
                             self.relevant(more);
                         }
-                        self.follow_up = Some(Instant::now() + SETTLE);
+                        self.follow_up = Some((Instant::now(), 0));
                         return Some(Wake::Changed);
                     }
                 }

@@ -4,12 +4,20 @@
 //! and the chat.db cursor, in one store transaction, so a restart resumes exactly after what
 //! was recorded and every row enters the log once (`message.guid` is the dedupe key).
 //!
+//! A scan with many changes (the first start's import of a long history) is recorded in
+//! chunks of [`CHUNK`] changes, one store transaction each, still in date order, so that no
+//! transaction (and nothing the store keeps until its commit) grows with the history. Only the
+//! last chunk stores the scan's new cursor: a chunk's changes are not a ROWID prefix (date
+//! order is not ROWID order), so the earlier chunks keep the old one, and a restart after a
+//! crash between chunks reads the scan again and skips what was recorded by its GUID (kept in
+//! the same transaction as the events). Exactly once either way.
+//!
 //! A group the store does not know yet is created in the state it had *before* the batch's
 //! changes (its current members, name and icon, rewound through those changes), so that on
 //! the first start the whole history is recorded as events, in date order; afterwards the
 //! store's state is set to chat.db's current one (chat.db is the truth).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -24,6 +32,9 @@ use crate::observer::Waiters;
 
 /// The source name under which the cursor and the message GUIDs are kept.
 pub const SOURCE: &str = "chatdb";
+
+/// Changes recorded per store transaction (see the module doc).
+const CHUNK: usize = 5_000;
 
 /// Largest icon file read from the attachments folder.
 const MAX_ICON_BYTES: u64 = 10 * 1024 * 1024;
@@ -110,17 +121,36 @@ impl Ingest {
             return Ok(Imported::default());
         }
         let changes = scan.changes.len();
-        let batch = self.batch(db, &scan.changes, scan.cursor.to_string())?;
-        let groups = batch.new_groups.len();
-        let observed: Vec<Observed> = batch.changes.iter().map(|(_, o)| o.clone()).collect();
-        let recorded = self
-            .runtime
-            .block_on(self.engine.record_observed(batch))
-            .map_err(|e| e.to_string())?;
-        if recorded > 0 {
-            tracing::debug!(recorded, "chat.db changes recorded");
+        let started = Instant::now();
+        let mut batches = self.batches(db, &scan.changes, &cursor, &scan.cursor)?;
+        let groups = batches.iter().map(|b| b.new_groups.len()).sum();
+        let planned = started.elapsed();
+        let mut recorded = 0;
+        for (mut batch, chunk) in batches
+            .drain(..)
+            .zip(scan.changes.chunks(CHUNK).chain(std::iter::repeat(&[][..])))
+        {
+            // Made chunk by chunk, so only one chunk's worth is held as the engine takes it.
+            for change in chunk {
+                if let Some(observed) = self.observed(change) {
+                    batch.changes.push((change.guid.clone(), observed));
+                }
+            }
+            let observed: Vec<Observed> = batch.changes.iter().map(|(_, o)| o.clone()).collect();
+            recorded += self
+                .runtime
+                .block_on(self.engine.record_observed(batch))
+                .map_err(|e| e.to_string())?;
+            self.waiters.observed(&observed);
         }
-        self.waiters.observed(&observed);
+        if recorded > 0 {
+            tracing::debug!(
+                recorded,
+                plan_ms = planned.as_millis() as u64,
+                record_ms = (started.elapsed() - planned).as_millis() as u64,
+                "chat.db changes recorded"
+            );
+        }
         Ok(Imported {
             changes,
             recorded,
@@ -159,47 +189,57 @@ impl Ingest {
             .map_err(|e| e.to_string())
     }
 
-    fn batch(
+    /// The batches for the scan's changes (in date order), one per [`CHUNK`] changes, without
+    /// the changes themselves (the caller adds them, chunk by chunk): a group
+    /// first seen is created in the batch of its first change, in the state it had before all
+    /// of the scan's changes to it, and settled in the last batch, which alone stores `next`
+    /// (the others store `from` again; see the module doc).
+    fn batches(
         &self,
         db: &ChatDb,
         changes: &[Change],
-        cursor: String,
-    ) -> Result<ObservedBatch, String> {
-        let mut by_chat: BTreeMap<String, Vec<&Change>> = BTreeMap::new();
-        for change in changes {
+        from: &Cursor,
+        next: &Cursor,
+    ) -> Result<Vec<ObservedBatch>, String> {
+        let mut by_chat: BTreeMap<String, Vec<(usize, &Change)>> = BTreeMap::new();
+        for (i, change) in changes.iter().enumerate() {
             by_chat
                 .entry(change.chat.identifier().to_owned())
                 .or_default()
-                .push(change);
+                .push((i, change));
         }
         let known = self.known(by_chat.keys().cloned().collect())?;
-        let mut batch = ObservedBatch {
-            source: SOURCE.to_owned(),
-            cursor,
-            ..ObservedBatch::default()
-        };
+        let chunks = changes.len().div_ceil(CHUNK).max(1);
+        let mut batches: Vec<ObservedBatch> = (0..chunks)
+            .map(|i| ObservedBatch {
+                source: SOURCE.to_owned(),
+                cursor: if i + 1 == chunks { next } else { from }.to_string(),
+                ..ObservedBatch::default()
+            })
+            .collect();
+        // Every group chat read once for all new groups: looking each up on its own re-reads
+        // all of them every time (quadratic in the groups of a first start).
+        let mut groups: Option<HashMap<imgroups_chatdb::ChatGuid, imgroups_chatdb::Group>> = None;
         for (identifier, chat_changes) in &by_chat {
             if known.contains(identifier) {
                 continue;
             }
-            let Some(group) = db
-                .group(chat_changes[0].chat.as_str())
-                .map_err(|e| e.to_string())?
-            else {
+            if groups.is_none() {
+                let all = db.groups().map_err(|e| e.to_string())?;
+                groups = Some(all.into_iter().map(|g| (g.guid.clone(), g)).collect());
+            }
+            let Some(group) = groups.as_ref().and_then(|g| g.get(&chat_changes[0].1.chat)) else {
                 continue;
             };
-            let now = self.snapshot(&group, chat_changes);
-            batch
+            let chat_changes: Vec<&Change> = chat_changes.iter().map(|(_, c)| *c).collect();
+            let now = self.snapshot(group, &chat_changes);
+            let first = by_chat[identifier][0].0 / CHUNK;
+            batches[first]
                 .new_groups
-                .push(rewind(now.clone(), chat_changes, &self.me));
-            batch.settle.push(now);
+                .push(rewind(now.clone(), &chat_changes, &self.me));
+            batches[chunks - 1].settle.push(now);
         }
-        for change in changes {
-            if let Some(observed) = self.observed(change) {
-                batch.changes.push((change.guid.clone(), observed));
-            }
-        }
-        Ok(batch)
+        Ok(batches)
     }
 
     /// The group as chat.db has it now. The account counts as a member unless its last
