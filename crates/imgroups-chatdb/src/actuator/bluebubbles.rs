@@ -191,7 +191,11 @@ impl BlueBubblesHelper {
             return Err(ActuatorError::NotConnected);
         };
         {
-            let mut pending = self.shared.pending.lock().expect("pending lock");
+            let mut pending = self
+                .shared
+                .pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let previous = pending.insert(transaction.clone(), Pending { connection, answer });
             debug_assert!(previous.is_none(), "transaction ids are unique");
         }
@@ -204,7 +208,10 @@ impl BlueBubblesHelper {
         // kept, so the next request cannot be glued to half of this one.
         let gap = self.write_gap;
         let write = tokio::spawn(async move {
-            let w = writer.as_mut().expect("checked above, lock held since");
+            // Checked above, and the lock is held since: always there.
+            let Some(w) = writer.as_mut() else {
+                return Err(io::Error::from(io::ErrorKind::NotConnected));
+            };
             let written = w.half.write_all(line.as_bytes()).await;
             if written.is_ok() {
                 tokio::time::sleep(gap).await;
@@ -243,7 +250,13 @@ impl Actuator for BlueBubblesHelper {
 impl Drop for BlueBubblesHelper {
     fn drop(&mut self) {
         self.accept.abort();
-        if let Some(reader) = self.shared.reader.lock().expect("reader lock").take() {
+        if let Some(reader) = self
+            .shared
+            .reader
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+        {
             reader.abort();
         }
     }
@@ -288,7 +301,12 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             fail_pending(&shared, previous.connection);
         }
         let reader = tokio::spawn(read_loop(read, connection, shared.clone()));
-        if let Some(old) = shared.reader.lock().expect("reader lock").replace(reader) {
+        if let Some(old) = shared
+            .reader
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .replace(reader)
+        {
             old.abort();
         }
         shared.connected.send_replace(Some(connection));
@@ -336,7 +354,7 @@ fn on_line(shared: &Shared, line: &str) {
             let pending = shared
                 .pending
                 .lock()
-                .expect("pending lock")
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .remove(&transaction);
             match pending {
                 // The receiver may be gone (timed out): nothing to tell.
@@ -357,7 +375,7 @@ fn fail_pending(shared: &Shared, connection: u64) {
     shared
         .pending
         .lock()
-        .expect("pending lock")
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
         .retain(|_, p| p.connection != connection);
 }
 
