@@ -49,6 +49,9 @@ pub(crate) struct Ingest {
     pub(crate) rescan: Duration,
     pub(crate) runtime: tokio::runtime::Handle,
     pub(crate) stop: Arc<AtomicBool>,
+    /// The cursor this thread last saved, so a wake reads only chat.db; `None`: read the
+    /// store's (at start, and after a failed scan).
+    pub(crate) saved: std::cell::RefCell<Option<Cursor>>,
 }
 
 /// How one scan went, for the caller's first-start progress line.
@@ -115,9 +118,18 @@ impl Ingest {
     }
 
     fn scan_once(&self, db: &ChatDb) -> Result<Imported, String> {
+        let scanned = self.record_scan(db);
+        if scanned.is_err() {
+            self.saved.replace(None);
+        }
+        scanned
+    }
+
+    fn record_scan(&self, db: &ChatDb) -> Result<Imported, String> {
         let cursor = self.cursor()?;
         let scan = db.scan(&cursor).map_err(|e| e.to_string())?;
         if scan.changes.is_empty() && scan.cursor == cursor {
+            self.saved.replace(Some(scan.cursor));
             return Ok(Imported::default());
         }
         let changes = scan.changes.len();
@@ -143,6 +155,7 @@ impl Ingest {
                 .map_err(|e| e.to_string())?;
             self.waiters.observed(&observed);
         }
+        self.saved.replace(Some(scan.cursor));
         if recorded > 0 {
             tracing::debug!(
                 recorded,
@@ -160,6 +173,9 @@ impl Ingest {
     }
 
     fn cursor(&self) -> Result<Cursor, String> {
+        if let Some(cursor) = self.saved.borrow().as_ref() {
+            return Ok(cursor.clone());
+        }
         let saved = self
             .runtime
             .block_on(store::read(&**self.engine.store(), |r| {
@@ -270,11 +286,7 @@ impl Ingest {
     }
 
     fn party(&self, party: &Party) -> Option<Address> {
-        match party {
-            Party::Me => Some(self.me.clone()),
-            Party::Address(address) => Address::parse(address).ok(),
-            Party::Unknown => None,
-        }
+        address_of(party, &self.me)
     }
 
     /// The change as the engine takes it; `None` for rows that mean nothing to the log
@@ -336,14 +348,25 @@ impl Ingest {
             return None;
         }
         let data = std::fs::read(&path).ok()?;
-        let mime = match imgroups_core::Mutation::set_icon(data.clone()) {
-            Ok(Mutation::SetIcon { mime, .. }) => mime,
-            _ => icon
+        // The type from the bytes, as for an uploaded icon; else what chat.db says.
+        let mime = match imgroups_core::image::sniff(&data) {
+            Ok(kind) => kind.mime().to_owned(),
+            Err(_) => icon
                 .mime_type
                 .clone()
                 .unwrap_or_else(|| "application/octet-stream".to_owned()),
         };
         Some((data, mime))
+    }
+}
+
+/// A party's address, `me` standing for [`Party::Me`]; `None` for an unknown handle or one
+/// that is no address.
+fn address_of(party: &Party, me: &Address) -> Option<Address> {
+    match party {
+        Party::Me => Some(me.clone()),
+        Party::Address(address) => Address::parse(address).ok(),
+        Party::Unknown => None,
     }
 }
 
@@ -354,11 +377,7 @@ fn chat_guid(guid: &imgroups_chatdb::ChatGuid) -> ChatGuid {
 /// `now` as it was before `changes` (oldest first): each change undone, newest first. A name
 /// or an icon changed in `changes` was, before them, unknown: none.
 fn rewind(mut group: ObservedGroup, changes: &[&Change], me: &Address) -> ObservedGroup {
-    let party = |p: &Party| match p {
-        Party::Me => Some(me.clone()),
-        Party::Address(a) => Address::parse(a).ok(),
-        Party::Unknown => None,
-    };
+    let party = |p: &Party| address_of(p, me);
     for change in changes.iter().rev() {
         match &change.kind {
             ChangeKind::ParticipantAdded { target } => {

@@ -129,6 +129,7 @@ impl Mac {
             rescan: self.options.rescan,
             runtime,
             stop: self.stop.clone(),
+            saved: std::cell::RefCell::new(None),
         };
         let imported = ingest.catch_up(&db)?;
         let thread = std::thread::Builder::new()

@@ -55,7 +55,7 @@ fn expect_chat(outcome: Outcome) -> Result<pb::Chat> {
 }
 
 /// The token from an `authorization` header value: `Bearer <token>` (scheme case-insensitive).
-fn bearer(authorization: Option<&str>) -> Option<&str> {
+pub(crate) fn bearer(authorization: Option<&str>) -> Option<&str> {
     let (scheme, token) = authorization?.split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")

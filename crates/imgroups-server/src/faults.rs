@@ -13,12 +13,96 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use imgroups_core::port::{Fault, Store};
+use imgroups_core::port::{Fault, NewFault, Store};
 use imgroups_core::{AccountId, Error, ErrorKind, Result, Timestamp};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::wire;
+
+/// Longest latency a fault may add: ten minutes.
+pub const MAX_FAULT_LATENCY_MS: u64 = 600_000;
+
+/// A fault as someone asks for it — the CLI's flags, the console's form — before it is
+/// checked. One place decides what a valid fault is, for both.
+#[derive(Debug, Clone, Default)]
+pub struct FaultRequest<'a> {
+    /// `*` or an RPC name ([`crate::method_names`]).
+    pub method: &'a str,
+    /// A wire error code ([`crate::fault_codes`]); `None`: latency only.
+    pub code: Option<&'a str>,
+    pub retryable: bool,
+    pub latency_ms: u64,
+    /// Applies to this many calls (at least 1); `None`: every call.
+    pub count: Option<u32>,
+    /// Disarms after this many seconds (at least 1); `None`: no time limit.
+    pub for_secs: Option<u64>,
+}
+
+impl FaultRequest<'_> {
+    /// `invalidArgument` naming the field (`method`, `code`, `latencyMs`, `count`,
+    /// `forSecs`) for anything a fault cannot be.
+    pub fn check(&self) -> Result<()> {
+        let method = self.method;
+        let names = crate::method_names();
+        if method != "*" && !names.contains(&method) {
+            return Err(Error::invalid(format!(
+                "unknown method {method:?}; use * or one of: {}",
+                names.join(", ")
+            ))
+            .with("field", "method"));
+        }
+        if let Some(code) = self.code {
+            if wire::kind_of_code(code).is_none() {
+                let codes: Vec<&str> = crate::fault_codes().collect();
+                return Err(Error::invalid(format!(
+                    "unknown error code {code:?}; one of: {}",
+                    codes.join(", ")
+                ))
+                .with("field", "code"));
+            }
+        }
+        if self.code.is_none() && self.latency_ms == 0 {
+            return Err(Error::invalid(
+                "a fault needs an error code (--code), a latency (--latency-ms) or both",
+            )
+            .with("field", "code"));
+        }
+        if self.latency_ms > MAX_FAULT_LATENCY_MS {
+            return Err(Error::invalid(format!(
+                "the latency is at most {MAX_FAULT_LATENCY_MS} ms"
+            ))
+            .with("field", "latencyMs"));
+        }
+        if self.count == Some(0) {
+            return Err(Error::invalid("count must be at least 1").with("field", "count"));
+        }
+        if self.for_secs == Some(0) {
+            return Err(Error::invalid("forSecs must be at least 1").with("field", "forSecs"));
+        }
+        Ok(())
+    }
+
+    /// The checked fault for `account`, its time limit counted from now.
+    pub fn fault(&self, account: AccountId) -> Result<NewFault> {
+        self.check()?;
+        let until = self.for_secs.map(|secs| {
+            let nanos = i64::try_from(secs)
+                .unwrap_or(i64::MAX)
+                .saturating_mul(1_000_000_000);
+            Timestamp(Timestamp::now().0.saturating_add(nanos))
+        });
+        Ok(NewFault {
+            account,
+            method: self.method.to_owned(),
+            error_code: self.code.map(str::to_owned),
+            retryable: self.retryable,
+            latency_ms: self.latency_ms,
+            count: self.count,
+            until,
+        })
+    }
+}
 
 /// How often the armed faults are re-read from the store: a fault added by the CLI, or by
 /// another process, applies within about this long.

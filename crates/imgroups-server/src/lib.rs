@@ -46,6 +46,7 @@ pub mod tls;
 pub mod webhooks;
 mod wire;
 
+pub use faults::{FaultRequest, MAX_FAULT_LATENCY_MS};
 pub use guard::{NetLimits, ICON_OVERHEAD_BYTES};
 pub use net::ConnLimits;
 pub use webhooks::WebhookOptions;
@@ -65,11 +66,6 @@ pub fn is_retryable(kind: imgroups_core::ErrorKind) -> bool {
 /// The wire `error-code`s an injected fault may fail with (`imgroups sim fault`, the console).
 pub fn fault_codes() -> impl Iterator<Item = &'static str> {
     wire::FAULT_CODES.iter().map(|(code, _)| *code)
-}
-
-/// Whether `code` is one of [`fault_codes`].
-pub fn is_fault_code(code: &str) -> bool {
-    wire::kind_of_code(code).is_some()
 }
 
 /// The RPC names of our three services (`SetDisplayName`, `CreateChat`, …): what a fault's

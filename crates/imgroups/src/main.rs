@@ -91,7 +91,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
-use imgroups_core::port::{Fault, NewFault, Store};
+use imgroups_core::port::{Fault, Store};
 use imgroups_core::{
     admin, Address, Command, Engine, EngineConfig, Error, ErrorKind, FaultId, Limits, Timestamp,
     WebhookId,
@@ -939,36 +939,20 @@ fn fault(cmd: FaultCmd) -> Result<(), Error> {
             json,
             data,
         } => {
+            let request = imgroups_server::FaultRequest {
+                method: &method,
+                code: code.as_deref(),
+                retryable,
+                latency_ms: latency_ms.unwrap_or(0),
+                count,
+                for_secs,
+            };
             // Checked before the store is opened: a typo needs no data directory.
-            check_method(&method)?;
-            if let Some(code) = &code {
-                check_fault_code(code)?;
-            }
-            if code.is_none() && latency_ms.unwrap_or(0) == 0 {
-                return Err(Error::invalid(
-                    "a fault needs --code CODE, --latency-ms N or both",
-                ));
-            }
+            request.check()?;
             let address = Address::parse(&address)?;
             with_store(&data, |store| async move {
                 let account = admin::account(&*store, &address).await?;
-                let until = for_secs.map(|secs| {
-                    let nanos = i64::try_from(secs)
-                        .unwrap_or(i64::MAX)
-                        .saturating_mul(1_000_000_000);
-                    Timestamp(Timestamp::now().0.saturating_add(nanos))
-                });
-                let fault = store
-                    .add_fault(&NewFault {
-                        account,
-                        method,
-                        error_code: code,
-                        retryable,
-                        latency_ms: latency_ms.unwrap_or(0),
-                        count,
-                        until,
-                    })
-                    .await?;
+                let fault = store.add_fault(&request.fault(account)?).await?;
                 let line = if json {
                     fault_json(&fault).to_string()
                 } else {
@@ -1026,32 +1010,6 @@ fn fault(cmd: FaultCmd) -> Result<(), Error> {
             Ok(())
         }),
     }
-}
-
-/// `*` or one of the server's RPC names.
-fn check_method(method: &str) -> Result<(), Error> {
-    let names = imgroups_server::method_names();
-    if method == "*" || names.contains(&method) {
-        return Ok(());
-    }
-    Err(Error::invalid(format!(
-        "unknown method {method:?}; use * or one of: {}",
-        names.join(", ")
-    ))
-    .with("field", "method"))
-}
-
-/// One of the wire error codes a fault may inject.
-fn check_fault_code(code: &str) -> Result<(), Error> {
-    if imgroups_server::is_fault_code(code) {
-        return Ok(());
-    }
-    let codes: Vec<&str> = imgroups_server::fault_codes().collect();
-    Err(Error::invalid(format!(
-        "unknown error code {code:?}; one of: {}",
-        codes.join(", ")
-    ))
-    .with("field", "code"))
 }
 
 /// A fault in one line, e.g. `SetDisplayName calls by a@x.com fail with databaseError

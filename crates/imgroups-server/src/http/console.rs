@@ -35,7 +35,6 @@ use axum::routing::{get, post};
 use axum::Router;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, StatusCode};
-use imgroups_core::port::NewFault;
 use imgroups_core::{
     admin, AccountId, Address, Change, Command, Error, ErrorKind, Event, Observed, Result, Rules,
     Timestamp,
@@ -137,21 +136,17 @@ impl axum::extract::FromRequestParts<Http> for Admin {
         parts: &mut http::request::Parts,
         h: &Http,
     ) -> std::result::Result<Self, ApiError> {
-        let token = parts
+        let authorization = parts
             .headers
             .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim())
-            .filter(|token| !token.is_empty())
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::Unauthenticated,
-                    "the console needs an admin token (`imgroups admin token`) as \
+            .and_then(|v| v.to_str().ok());
+        let token = crate::api::bearer(authorization).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Unauthenticated,
+                "the console needs an admin token (`imgroups admin token`) as \
                      `authorization: Bearer <admin token>`",
-                )
-            })?;
+            )
+        })?;
         h.app.engine.store().authenticate_admin(token).await?;
         Ok(Admin(Token::new(token)))
     }
@@ -604,83 +599,29 @@ struct FaultBody {
     for_secs: Option<u64>,
 }
 
-/// Longest latency a fault may add: ten minutes.
-const MAX_LATENCY_MS: u64 = 600_000;
-
 async fn add_fault(
     State(h): State<Http>,
     _: Admin,
     req: std::result::Result<Bytes, BytesRejection>,
 ) -> Reply {
     let req: FaultBody = body(req)?;
-    let (account, _) = self::account(&h, &req.account).await?;
-    let method = req.method.trim();
-    if method != "*" && !crate::method_names().contains(&method) {
-        return Err(Error::invalid(format!(
-            "unknown method {method:?}: `*` or an RPC name such as SetDisplayName"
-        ))
-        .with("field", "method")
-        .into());
-    }
-    let code = req.code.as_deref().map(str::trim).filter(|c| !c.is_empty());
-    if let Some(code) = code {
-        if !crate::is_fault_code(code) {
-            return Err(Error::invalid(format!(
-                "unknown error code {code:?}: one of {}",
-                crate::fault_codes().collect::<Vec<_>>().join(", ")
-            ))
-            .with("field", "code")
-            .into());
-        }
-    }
-    if code.is_none() && req.latency_ms == 0 {
-        return Err(
-            Error::invalid("a fault needs an error code, a latency or both")
-                .with("field", "code")
-                .into(),
-        );
-    }
-    if req.latency_ms > MAX_LATENCY_MS {
-        return Err(
-            Error::invalid(format!("latencyMs is at most {MAX_LATENCY_MS}"))
-                .with("field", "latencyMs")
-                .into(),
-        );
-    }
-    if req.count == Some(0) {
-        return Err(Error::invalid("count must be at least 1")
-            .with("field", "count")
-            .into());
-    }
-    let until = match req.for_secs {
-        Some(0) => {
-            return Err(Error::invalid("forSecs must be at least 1")
-                .with("field", "forSecs")
-                .into())
-        }
-        Some(secs) => Some(Timestamp(
-            Timestamp::now().0.saturating_add(
-                i64::try_from(secs)
-                    .unwrap_or(i64::MAX)
-                    .saturating_mul(1_000_000_000),
-            ),
-        )),
-        None => None,
+    let request = crate::FaultRequest {
+        method: req.method.trim(),
+        code: req.code.as_deref().map(str::trim).filter(|c| !c.is_empty()),
+        retryable: req.retryable,
+        latency_ms: req.latency_ms,
+        count: req.count,
+        for_secs: req.for_secs,
     };
+    request.check()?;
+    let (account, _) = self::account(&h, &req.account).await?;
     let fault = h
         .app
         .engine
         .store()
-        .add_fault(&NewFault {
-            account,
-            method: method.to_owned(),
-            error_code: code.map(str::to_owned),
-            retryable: req.retryable,
-            latency_ms: req.latency_ms,
-            count: req.count,
-            until,
-        })
+        .add_fault(&request.fault(account)?)
         .await?;
+    let method = request.method;
     h.guard.faults.refresh().await;
     tracing::warn!(fault = fault.id.0, account = %fault.address, method, "fault injected from the console");
     ok(json!({ "id": fault.id.0 }))

@@ -63,6 +63,8 @@ pub(crate) struct Route {
     #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) method: Method,
     pub(crate) path: &'static str,
+    /// The RPC it serves (`SetDisplayName`), which an injected fault names.
+    rpc: Option<&'static str>,
     handler: MethodRouter<Http>,
 }
 
@@ -70,7 +72,21 @@ fn route(method: Method, path: &'static str, handler: MethodRouter<Http>) -> Rou
     Route {
         method,
         path,
+        rpc: None,
         handler,
+    }
+}
+
+/// A route that serves the RPC `rpc`.
+fn rpc(
+    method: Method,
+    path: &'static str,
+    rpc: &'static str,
+    handler: MethodRouter<Http>,
+) -> Route {
+    Route {
+        rpc: Some(rpc),
+        ..route(method, path, handler)
     }
 }
 
@@ -79,29 +95,52 @@ fn route(method: Method, path: &'static str, handler: MethodRouter<Http>) -> Rou
 pub(crate) fn routes() -> Vec<Route> {
     let mut routes = vec![
         // GroupService (docs/protocol.md §1.1)
-        route(
+        rpc(
             Method::POST,
             "/v1/groups:setDisplayName",
+            "SetDisplayName",
             post(set_display_name),
         ),
-        route(
+        rpc(
             Method::POST,
             "/v1/groups:addParticipants",
+            "AddParticipants",
             post(add_participants),
         ),
-        route(
+        rpc(
             Method::POST,
             "/v1/groups:removeParticipants",
+            "RemoveParticipants",
             post(remove_participants),
         ),
-        route(Method::POST, "/v1/groups:leave", post(leave_group)),
-        route(Method::POST, "/v1/groups:setIcon", post(set_icon)),
-        route(Method::POST, "/v1/groups:removeIcon", post(remove_icon)),
-        route(Method::GET, "/v1/groups:icon", get(get_icon)),
+        rpc(
+            Method::POST,
+            "/v1/groups:leave",
+            "LeaveGroup",
+            post(leave_group),
+        ),
+        rpc(
+            Method::POST,
+            "/v1/groups:setIcon",
+            "SetIcon",
+            post(set_icon),
+        ),
+        rpc(
+            Method::POST,
+            "/v1/groups:removeIcon",
+            "RemoveIcon",
+            post(remove_icon),
+        ),
+        rpc(Method::GET, "/v1/groups:icon", "GetIcon", get(get_icon)),
         // ChatService (docs/protocol.md §3)
-        route(Method::POST, "/v1/chats", post(create_chat)),
-        route(Method::GET, "/v1/chats:get", get(get_chat)),
-        route(Method::GET, "/v1/chats:count", get(get_chat_count)),
+        rpc(Method::POST, "/v1/chats", "CreateChat", post(create_chat)),
+        rpc(Method::GET, "/v1/chats:get", "GetChat", get(get_chat)),
+        rpc(
+            Method::GET,
+            "/v1/chats:count",
+            "GetChatCount",
+            get(get_chat_count),
+        ),
         // Events over HTTP
         route(Method::GET, "/v1/events:stream", get(sse::stream)),
         route(Method::POST, "/v1/webhooks", post(hooks::add)),
@@ -121,7 +160,13 @@ pub(crate) fn routes() -> Vec<Route> {
             "GET" => (Method::GET, MethodFilter::GET),
             _ => (Method::POST, MethodFilter::POST),
         };
-        routes.push(route(method, path, axum::routing::on(filter, handler)));
+        let name = rpc.rsplit('/').next().unwrap_or(rpc);
+        routes.push(self::rpc(
+            method,
+            path,
+            name,
+            axum::routing::on(filter, handler),
+        ));
     }
     routes
 }
@@ -289,23 +334,14 @@ const UNIMPLEMENTED: &[(&str, &str, &str)] = &[
 /// The RPC a route serves (what an injected fault names), for the routes that have one;
 /// others are named by their path (faults with method `*` reach them too).
 fn rpc_of(path: &str) -> &str {
-    const RPCS: &[(&str, &str)] = &[
-        ("/v1/groups:setDisplayName", "SetDisplayName"),
-        ("/v1/groups:addParticipants", "AddParticipants"),
-        ("/v1/groups:removeParticipants", "RemoveParticipants"),
-        ("/v1/groups:leave", "LeaveGroup"),
-        ("/v1/groups:setIcon", "SetIcon"),
-        ("/v1/groups:removeIcon", "RemoveIcon"),
-        ("/v1/groups:icon", "GetIcon"),
-        ("/v1/chats", "CreateChat"),
-        ("/v1/chats:get", "GetChat"),
-        ("/v1/chats:count", "GetChatCount"),
-    ];
-    RPCS.iter()
-        .copied()
-        .chain(UNIMPLEMENTED.iter().map(|&(_, path, rpc)| (path, rpc)))
-        .find(|&(p, _)| p == path)
-        .map_or(path, |(_, rpc)| rpc.rsplit('/').next().unwrap_or(rpc))
+    static RPCS: std::sync::LazyLock<std::collections::HashMap<&'static str, &'static str>> =
+        std::sync::LazyLock::new(|| {
+            routes()
+                .into_iter()
+                .filter_map(|r| Some((r.path, r.rpc?)))
+                .collect()
+        });
+    RPCS.get(path).copied().unwrap_or(path)
 }
 
 /// The one route whose body may be large.
