@@ -18,7 +18,7 @@
 
 use imgroups_core::engine::address_not_found;
 use imgroups_core::port::{Action, Backend, GroupIdentity, Store, Tx};
-use imgroups_core::{AccountId, Address, Command, Engine, Error, Observed, Result, Rules};
+use imgroups_core::{AccountId, Address, Command, Engine, Result};
 use rand::Rng;
 
 /// The simulated network.
@@ -67,21 +67,7 @@ pub async fn set_unreachable(
 /// account in the group sees the change with `actor` = `puppet` (and `isFromMe` false, unless
 /// the puppet is itself one of the accounts). Returns once the change is durable.
 pub async fn act(engine: &Engine, puppet: &Address, command: Command) -> Result<()> {
-    let (chat, mutation) = match command {
-        Command::Group { chat, mutation } => (chat, mutation),
-        Command::CreateChat { .. } => {
-            return Err(Error::not_supported(
-                "a simulated person can change groups, not create chats",
-            ))
-        }
-    };
-    let observed = Observed {
-        chat,
-        actor: puppet.clone(),
-        occurred_at: None,
-        mutation,
-    };
-    engine.ingest(observed, Rules::Enforce).await
+    engine.act_as(puppet, command).await
 }
 
 #[cfg(test)]

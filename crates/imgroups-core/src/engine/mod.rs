@@ -97,6 +97,31 @@ impl Engine {
             .map(drop)
     }
 
+    /// `person`, someone in a simulated network who need not be an account (a *puppet*),
+    /// makes the group change `command` under the same rules as an account; every account in
+    /// the group sees it with `person` as actor. Refused on a backend that observes a real
+    /// network (there, people change groups on their devices), and for chat creation.
+    pub async fn act_as(&self, person: &crate::ids::Address, command: Command) -> Result<()> {
+        if self.backend.observer().is_some() {
+            return Err(crate::Error::not_supported(
+                "puppets exist only in the simulator: on a real network, people change groups \
+                 on their own devices",
+            ));
+        }
+        let Command::Group { chat, mutation } = command else {
+            return Err(crate::Error::not_supported(
+                "a simulated person can change groups, not create chats",
+            ));
+        };
+        let observed = Observed {
+            chat,
+            actor: person.clone(),
+            occurred_at: None,
+            mutation,
+        };
+        self.ingest(observed, Rules::Enforce).await
+    }
+
     pub async fn get_chat(&self, account: AccountId, chat: String) -> Result<Chat> {
         store::read(&*self.store, move |r| query::get_chat(r, account, &chat)).await
     }

@@ -36,8 +36,7 @@ use axum::Router;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, StatusCode};
 use imgroups_core::{
-    admin, AccountId, Address, Change, Command, Error, ErrorKind, Event, Observed, Result, Rules,
-    Timestamp,
+    admin, AccountId, Address, Change, Command, Error, ErrorKind, Event, Result, Timestamp,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -501,26 +500,8 @@ async fn perform(
     match puppet {
         None => h.app.engine.execute(account, None, command).await.map(drop),
         Some(puppet) => {
-            // On a real network changes are observed, not invented.
-            if h.app.engine.backend().observer().is_some() {
-                return Err(Error::not_supported(
-                    "puppets exist only in the simulator: on a real Mac, people change groups \
-                     in Messages",
-                ));
-            }
             let puppet = Address::parse(puppet).map_err(|e| e.with("field", "puppet"))?;
-            let Command::Group { chat, mutation } = command else {
-                return Err(Error::not_supported(
-                    "a simulated person can change groups, not create chats",
-                ));
-            };
-            let observed = Observed {
-                chat,
-                actor: puppet,
-                occurred_at: None,
-                mutation,
-            };
-            h.app.engine.ingest(observed, Rules::Enforce).await
+            h.app.engine.act_as(&puppet, command).await
         }
     }
 }
