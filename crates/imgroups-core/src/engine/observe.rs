@@ -78,6 +78,8 @@ impl Engine {
         command: Command,
     ) -> Result<Outcome> {
         let keyed = Keyed::new(key, &command).map(Arc::new);
+        // Shared with the checking transaction rather than copied (an icon may be 10 MiB).
+        let command = Arc::new(command);
         let backend = self.backend.clone();
         let ttl = self.config.idempotency_ttl;
         let (tx_step, rx_step) = tokio::sync::oneshot::channel();
