@@ -19,7 +19,11 @@ mod bluebubbles;
 
 #[cfg(feature = "testing")]
 pub(crate) use bluebubbles::wire;
-pub use bluebubbles::{default_port, BlueBubblesHelper, BASE_PORT, DEFAULT_TIMEOUT, WRITE_GAP};
+pub use bluebubbles::{
+    default_port, BlueBubblesHelper, HelperOptions, PeerCheck, ProcessCheck, BASE_PORT,
+    DEFAULT_TIMEOUT, MAX_HANDSHAKES, MAX_LINE_BYTES, MESSAGES_BUNDLE_ID, MESSAGES_EXECUTABLES,
+    WRITE_GAP,
+};
 
 /// Performs group changes in Messages.
 ///
@@ -49,39 +53,43 @@ pub enum ActuatorError {
     Timeout,
 }
 
-/// A group chat as an action names it: our normal GUID, and the GUID the helper must be given.
+/// A group chat as an action names it: our normal GUID, and the GUID the helper is sent.
 ///
-/// The helper looks the chat up with IMCore's `existingChatWithGUID:`, which takes the chat's
-/// GUID as Messages knows it, not our `any;+;…` normal form. On macOS 15/26 `chat.guid` itself
-/// is `any;+;…`, which IMCore may reject: such a GUID is rewritten with the row's
-/// `chat.service_name` (`iMessage;+;…`), as openclaw/imsg does since its fix for issue #54.
-/// Build one with [`ChatDb::helper_chat`] (or [`HelperChat::new`] from the row's columns).
+/// The helper looks the chat up with one exact `existingChatWithGUID:` (`BlueBubblesHelper.m`
+/// `getChat::`), and the BlueBubbles server sends `chat.guid` exactly as chat.db holds it; so
+/// the helper GUID is always the `chat` row's own `guid`, `any;+;…` on macOS 15/26 included
+/// (Photon's imessage-kit found on macOS 26 that `any;+;<id>` works where `iMessage;+;<id>`
+/// fails). Build one with [`ChatDb::helper_chat`] (or [`HelperChat::new`] from the row).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct HelperChat {
     guid: ChatGuid,
     helper_guid: String,
+    sms: bool,
 }
 
 impl HelperChat {
-    /// From a `chat` row: `raw_guid` is `chat.guid`, `service_name` is `chat.service_name`.
-    /// An `any;` prefix is replaced by the service name when there is one.
+    /// From a `chat` row: `raw_guid` is `chat.guid` (sent as it is), `service_name` is
+    /// `chat.service_name`, which says whether the group is an SMS/RCS one.
     pub fn new(guid: ChatGuid, raw_guid: &str, service_name: Option<&str>) -> HelperChat {
-        let helper_guid = match (raw_guid.strip_prefix("any;"), service_name) {
-            (Some(rest), Some(service)) if !service.is_empty() && service != "any" => {
-                format!("{service};{rest}")
-            }
-            _ => raw_guid.to_owned(),
-        };
-        HelperChat { guid, helper_guid }
+        let service = service_name
+            .filter(|s| !s.is_empty() && *s != "any")
+            .or_else(|| raw_guid.split(';').next());
+        let sms = matches!(service, Some("SMS" | "RCS"));
+        HelperChat {
+            guid,
+            helper_guid: raw_guid.to_owned(),
+            sms,
+        }
     }
 
     /// From the GUID a helper was given (what a fake helper receives). `None` when it is not a
     /// group GUID.
     pub fn from_helper_guid(helper_guid: &str) -> Option<HelperChat> {
-        Some(HelperChat {
-            guid: ChatGuid::parse(helper_guid)?,
-            helper_guid: helper_guid.to_owned(),
-        })
+        Some(HelperChat::new(
+            ChatGuid::parse(helper_guid)?,
+            helper_guid,
+            None,
+        ))
     }
 
     /// Our normal `any;+;…` GUID.
@@ -89,9 +97,16 @@ impl HelperChat {
         &self.guid
     }
 
-    /// What the helper is sent as `chatGuid`.
+    /// What the helper is sent as `chatGuid`: `chat.guid`, unchanged.
     pub fn helper_guid(&self) -> &str {
         &self.helper_guid
+    }
+
+    /// An SMS or RCS group: the helper acts through the iMessage account only
+    /// (`inviteParticipantsToiMessageChat:`, `leaveiMessageGroup`), so such a group cannot be
+    /// changed through it.
+    pub fn is_sms(&self) -> bool {
+        self.sms
     }
 }
 
@@ -111,8 +126,9 @@ pub enum HelperAction {
         chat: HelperChat,
         address: String,
     },
-    /// Set the group photo from an image file. The path must be readable by Messages (the
-    /// helper copies it into Messages' attachment store).
+    /// Set the group photo from an image file. The file must be where Messages may read it
+    /// (under `~/Library/Messages/Attachments`): the helper copies it into Messages' attachment
+    /// store, and when it cannot, it *removes* the photo and still answers success.
     SetIcon {
         chat: HelperChat,
         file: PathBuf,
@@ -141,30 +157,29 @@ impl HelperAction {
 }
 
 impl ChatDb {
-    /// The [`HelperChat`] for a group, from its preferred `chat` row (the row
-    /// [`ChatDb::groups`] takes name and members from). `None` when there is no such group.
+    /// The [`HelperChat`] for a group: among its `chat` rows (in the order [`ChatDb::groups`]
+    /// prefers them), the first iMessage one, else the first. `None` when there is no such
+    /// group.
     pub fn helper_chat(&self, guid: &ChatGuid) -> Result<Option<HelperChat>> {
         let Some(group) = self.group(guid.as_str())? else {
             return Ok(None);
         };
-        let (Some(&rowid), Some(raw)) = (group.chat_rowids.first(), group.raw_guids.first()) else {
-            return Ok(None);
-        };
-        let service: Option<String> = if self.schema.has("chat", "service_name") {
-            self.conn
-                .query_row(
-                    "SELECT service_name FROM chat WHERE ROWID = ?1",
-                    [rowid],
-                    |r| r.get(0),
-                )
-                .context("reading chat.service_name")?
-        } else {
-            None
-        };
-        Ok(Some(HelperChat::new(
-            group.guid.clone(),
-            raw,
-            service.as_deref(),
-        )))
+        let mut chats = Vec::with_capacity(group.chat_rowids.len());
+        for (&rowid, raw) in group.chat_rowids.iter().zip(&group.raw_guids) {
+            let service: Option<String> = if self.schema.has("chat", "service_name") {
+                self.conn
+                    .query_row(
+                        "SELECT service_name FROM chat WHERE ROWID = ?1",
+                        [rowid],
+                        |r| r.get(0),
+                    )
+                    .context("reading chat.service_name")?
+            } else {
+                None
+            };
+            chats.push(HelperChat::new(group.guid.clone(), raw, service.as_deref()));
+        }
+        let imessage = chats.iter().position(|c| !c.is_sms()).unwrap_or(0);
+        Ok((!chats.is_empty()).then(|| chats.swap_remove(imessage)))
     }
 }

@@ -8,8 +8,11 @@
 //!   [`LiveWriter`]: commits one group change at a time, as Messages does.
 //! - [`FakeMessages`]: applies a [`HelperAction`](crate::HelperAction) to a chat.db by
 //!   writing, from its own connection, the rows Messages writes for it.
-//! - [`FakeHelper`]: the BlueBubbles helper's end of the socket protocol, applying actions
-//!   with [`FakeMessages`]; also the `imgroups-fake-helper` binary.
+//! - [`FakeHelper`]: the BlueBubbles helper's end of the socket protocol, behaving as the real
+//!   helper's source does (each behaviour cites it), applying actions with [`FakeMessages`];
+//!   also the `imgroups-fake-helper` binary.
+//! - [`ScriptedSystem`]: a [`System`](crate::mac::system::System) with scripted command
+//!   answers, for the launcher's and the peer check's tests.
 //! - [`book_club`]: a small group chat with a history, written into a [`Fixture`].
 
 mod bulk;
@@ -17,6 +20,7 @@ mod fixture;
 mod helper;
 mod messages;
 mod sample;
+mod system;
 
 pub use bulk::{bulk_address, bulk_group_guid, BulkHistory, BulkSpec, LiveWriter};
 pub use fixture::{
@@ -25,3 +29,4 @@ pub use fixture::{
 pub use helper::{FakeHelper, FakeHelperOptions, FakeReply};
 pub use messages::{Applied, FakeMessages, FakeMessagesError};
 pub use sample::{book_club, BookClub, BOOK_CLUB, PHOTO_PNG};
+pub use system::{ScriptedChild, ScriptedSystem};

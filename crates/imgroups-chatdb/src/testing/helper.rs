@@ -1,45 +1,79 @@
-//! [`FakeHelper`]: the helper's end of the BlueBubbles socket protocol (see
-//! `actuator/bluebubbles.rs` for the facts), backed by [`FakeMessages`].
+//! [`FakeHelper`]: the helper's end of the BlueBubbles socket protocol, behaving as the real
+//! helper does (BlueBubblesApp/bluebubbles-helper, `Messages/MacOS-11+/BlueBubblesHelper/`;
+//! `BBH` below), backed by [`FakeMessages`] for what Messages writes. Each behaviour names the
+//! source it was read from:
 //!
-//! Like the real helper it connects to the server, greets it with a `ping` event, handles
-//! requests one at a time in arrival order, and answers `{"transactionId": …}` (with `"error"`
-//! on failure), `\r\n`-terminated. Unlike the real one it frames requests by line, so it does
-//! not need the server's pause between requests, and it does not reconnect by itself (the
-//! `imgroups-fake-helper` binary does).
+//! - greets with `{"event":"ping","message":"Helper Connected!","process":<bundle id>}` as soon
+//!   as it is connected (BBH `NetworkController.m` `didConnectToHost:`); the process is
+//!   Messages' `com.apple.MobileSMS` unless [`FakeHelperOptions::process`] says otherwise;
+//! - writes every answer as `JSON + "\r\n"` (BBH `NetworkController.m` `sendMessage:`);
+//! - treats each socket read as one message, keeping only the part before a `}\n{` when two
+//!   requests arrived in one read, and ignoring what does not parse (BBH `NetworkController.m`
+//!   `socket:didReadData:` and `BlueBubblesHelper.m` `handleMessage:`): a server that writes
+//!   requests back to back loses all but the first;
+//! - finds chats with one exact `existingChatWithGUID:` on `chat.guid`, answering `Chat does
+//!   not exist!` (or `Provide a chat GUID!`) otherwise (BBH `BlueBubblesHelper.m` `getChat::`);
+//! - answers the group actions with the real texts, in the real order of checks, including the
+//!   second answer some of them send after the lookup failed (`handleMessage:`
+//!   `set-display-name`, `add-participant`, `remove-participant`, `update-group-photo`,
+//!   `leave-chat`);
+//! - for `update-group-photo` with a file Messages cannot read (anywhere but under
+//!   `Library/Messages/Attachments`), calls `sendGroupPhotoUpdate:nil`, which removes the
+//!   photo, and still answers success (BBH `prepareFileTransferForAttachment:filename:` returns
+//!   nil, then `handleMessage:` `update-group-photo`);
+//! - ignores actions it does not know, without an answer (`handleMessage:`, last `else`).
+//!
+//! Unlike the real one it does not reconnect by itself (the `imgroups-fake-helper` binary
+//! does).
 
 use std::io;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use serde_json::{Map, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::actuator::wire;
+use crate::actuator::{wire, HelperAction, HelperChat};
+use crate::MESSAGES_BUNDLE_ID;
 
-use super::messages::FakeMessages;
+use super::messages::{FakeMessages, FakeMessagesError};
 
 /// How the fake answers.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum FakeReply {
-    /// Applies the action to chat.db and acknowledges it (or answers with the error the real
-    /// helper would give, e.g. `Chat does not exist!`).
+    /// As the real helper: applies the action to chat.db (see the module doc).
     #[default]
     Apply,
-    /// Applies nothing and answers with this error.
+    /// Applies nothing and answers every group action with this error.
     Reject(String),
+    /// Applies nothing and answers success: Messages took it and wrote nothing (yet).
+    AckOnly,
     /// Applies nothing and never answers (to test timeouts).
     Silent,
 }
 
 /// Options for [`FakeHelper::connect`].
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct FakeHelperOptions {
     /// Waited before handling each request.
     pub delay: Duration,
     pub reply: FakeReply,
+    /// The bundle id its `ping` names (`None`: no `process` key, as older helpers send).
+    pub process: Option<String>,
+}
+
+impl Default for FakeHelperOptions {
+    fn default() -> FakeHelperOptions {
+        FakeHelperOptions {
+            delay: Duration::ZERO,
+            reply: FakeReply::Apply,
+            process: Some(MESSAGES_BUNDLE_ID.to_owned()),
+        }
+    }
 }
 
 /// A running fake helper connection. Dropping it closes the connection.
@@ -64,12 +98,12 @@ impl FakeHelper {
         Ok(FakeHelper { task, handled })
     }
 
-    /// How many requests it has handled (answered, or for [`FakeReply::Silent`], read).
+    /// How many messages (socket reads) it has handled.
     pub fn handled(&self) -> usize {
         *self.handled.borrow()
     }
 
-    /// Waits until it has handled `n` requests (or its connection ended).
+    /// Waits until it has handled `n` messages (or its connection ended).
     pub async fn wait_handled(&self, n: usize) {
         let mut handled = self.handled.clone();
         let _ = handled.wait_for(|&h| h >= n).await;
@@ -81,6 +115,11 @@ impl FakeHelper {
             Ok(result) => result,
             Err(e) => Err(io::Error::other(e)),
         }
+    }
+
+    /// Whether the server closed the connection (or it failed).
+    pub fn is_closed(&self) -> bool {
+        self.task.is_finished()
     }
 
     /// Closes the connection, as a helper does when Messages quits.
@@ -103,54 +142,210 @@ async fn serve(
     options: FakeHelperOptions,
     handled: watch::Sender<usize>,
 ) -> io::Result<()> {
-    let (read, mut write) = stream.into_split();
-    write.write_all(wire::ping().as_bytes()).await?;
-    let mut lines = BufReader::new(read).lines();
-    while let Some(line) = lines.next_line().await? {
-        let Some(request) = wire::parse_request(line.trim()) else {
-            continue;
-        };
+    let (mut read, mut write) = stream.into_split();
+    write
+        .write_all(wire::ping(options.process.as_deref()).as_bytes())
+        .await?;
+    // GCDAsyncSocket's `readDataWithTimeout:` hands over whatever one read returned.
+    let mut buf = vec![0_u8; 64 * 1024];
+    loop {
+        let n = read.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        let message = first_message(&String::from_utf8_lossy(&buf[..n]));
         if !options.delay.is_zero() {
             tokio::time::sleep(options.delay).await;
         }
-        let error = match (&options.reply, request.action) {
-            (FakeReply::Silent, _) => {
-                handled.send_modify(|h| *h += 1);
-                continue;
-            }
-            (FakeReply::Reject(message), _) => Some(message.clone()),
-            // The real helper ignores actions it does not know.
-            (FakeReply::Apply, Err(name)) if !is_group_action(&name) => {
-                handled.send_modify(|h| *h += 1);
-                continue;
-            }
-            (FakeReply::Apply, Err(_)) => Some("Chat does not exist!".to_owned()),
-            (FakeReply::Apply, Ok(action)) => {
-                let messages = messages.clone();
-                match tokio::task::spawn_blocking(move || messages.apply(&action)).await {
-                    Ok(Ok(_)) => None,
-                    Ok(Err(e)) => Some(e.to_string()),
-                    Err(e) => Some(format!("fake helper failed: {e}")),
-                }
-            }
-        };
-        if let Some(transaction) = request.transaction {
-            write
-                .write_all(wire::answer(&transaction, error.as_deref()).as_bytes())
-                .await?;
+        let (messages, reply) = (messages.clone(), options.reply.clone());
+        let answers = tokio::task::spawn_blocking(move || respond(&messages, &reply, message))
+            .await
+            .map_err(io::Error::other)?;
+        for answer in answers {
+            write.write_all(answer.as_bytes()).await?;
         }
         handled.send_modify(|h| *h += 1);
     }
-    Ok(())
 }
 
-fn is_group_action(name: &str) -> bool {
-    matches!(
-        name,
+/// One read as the helper parses it: cut before a second object glued on with `}\n{`.
+fn first_message(read: &str) -> Option<Map<String, Value>> {
+    let text = match read.find("}\n{") {
+        Some(i) => &read[..=i],
+        None => read,
+    };
+    match serde_json::from_str::<Value>(text.trim()) {
+        Ok(Value::Object(message)) => Some(message),
+        _ => None,
+    }
+}
+
+/// The answer lines for one message, in order.
+fn respond(
+    messages: &FakeMessages,
+    reply: &FakeReply,
+    message: Option<Map<String, Value>>,
+) -> Vec<String> {
+    let Some(message) = message else {
+        return Vec::new();
+    };
+    let action = message.get("action").and_then(Value::as_str).unwrap_or("");
+    let empty = Map::new();
+    let data = message
+        .get("data")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    let transaction = message
+        .get("transactionId")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let mut out = Answers {
+        transaction,
+        lines: Vec::new(),
+    };
+    let group_action = matches!(
+        action,
         "set-display-name"
             | "add-participant"
             | "remove-participant"
             | "update-group-photo"
             | "leave-chat"
-    )
+    );
+    match reply {
+        _ if !group_action => {}
+        FakeReply::Silent => {}
+        FakeReply::Reject(error) => out.error(error),
+        FakeReply::AckOnly => out.ok(),
+        FakeReply::Apply => apply(messages, action, data, &mut out),
+    }
+    out.lines
+}
+
+/// `handleMessage:`'s branches for the group actions.
+fn apply(messages: &FakeMessages, action: &str, data: &Map<String, Value>, out: &mut Answers) {
+    let text = |key: &str| data.get(key).and_then(Value::as_str).map(str::to_owned);
+    match action {
+        "set-display-name" => {
+            let Some(name) = text("newName") else {
+                return out.error("Provide a new name for the chat!");
+            };
+            let Some(chat) = get_chat(messages, data, out) else {
+                return;
+            };
+            out.result(messages.apply(&HelperAction::Rename { chat, name }));
+        }
+        "add-participant" | "remove-participant" => {
+            let adding = action == "add-participant";
+            let chat = get_chat(messages, data, out);
+            let Some(address) = text("address") else {
+                // Sic: the same text for both (BBH `handleMessage:`).
+                return out.error("Provide an address to add!");
+            };
+            let failed = if adding {
+                "Failed to add address to chat!"
+            } else {
+                "Failed to remove address from chat!"
+            };
+            let Some(chat) = chat else {
+                return out.error(failed);
+            };
+            let action = if adding {
+                HelperAction::AddParticipant { chat, address }
+            } else {
+                HelperAction::RemoveParticipant { chat, address }
+            };
+            match messages.apply(&action) {
+                Ok(_) => out.ok(),
+                Err(FakeMessagesError::Sql(e)) => out.error(&format!("fake Messages failed: {e}")),
+                Err(_) => out.error(failed),
+            }
+        }
+        "update-group-photo" => {
+            let chat = get_chat(messages, data, out);
+            if let Some(chat) = chat {
+                let file = text("filePath").filter(|p| !p.is_empty());
+                let action = match file {
+                    Some(file) if messages.readable_by_messages(Path::new(&file)) => {
+                        HelperAction::SetIcon {
+                            chat,
+                            file: PathBuf::from(file),
+                        }
+                    }
+                    // `prepareFileTransferForAttachment:` gave nil, or no file was given:
+                    // `sendGroupPhotoUpdate:nil` removes the photo.
+                    _ => HelperAction::RemoveIcon { chat },
+                };
+                if let Err(e) = messages.apply(&action) {
+                    tracing::debug!(error = %e, "fake Messages could not change the photo");
+                }
+            }
+            // Answered success whatever happened.
+            out.ok();
+        }
+        "leave-chat" => {
+            if let Some(chat) = get_chat(messages, data, out) {
+                out.result(messages.apply(&HelperAction::Leave { chat }));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `getChat::`: the chat whose `chat.guid` is exactly `data.chatGuid`.
+fn get_chat(
+    messages: &FakeMessages,
+    data: &Map<String, Value>,
+    out: &mut Answers,
+) -> Option<HelperChat> {
+    let Some(guid) = data.get("chatGuid").and_then(Value::as_str) else {
+        out.error("Provide a chat GUID!");
+        return None;
+    };
+    match messages.has_chat(guid) {
+        Ok(true) => {}
+        Ok(false) => {
+            out.error("Chat does not exist!");
+            return None;
+        }
+        Err(e) => {
+            out.error(&format!("fake Messages failed: {e}"));
+            return None;
+        }
+    }
+    match HelperChat::from_helper_guid(guid) {
+        Some(chat) => Some(chat),
+        None => {
+            // A one-to-one chat: no group action applies to it.
+            out.error("Chat does not exist!");
+            None
+        }
+    }
+}
+
+/// The answers of one message; nothing is sent without a transaction id (as `handleMessage:`
+/// checks `transaction != nil` before every answer).
+struct Answers {
+    transaction: Option<String>,
+    lines: Vec<String>,
+}
+
+impl Answers {
+    fn ok(&mut self) {
+        if let Some(t) = &self.transaction {
+            self.lines.push(wire::answer(t, None));
+        }
+    }
+
+    fn error(&mut self, error: &str) {
+        if let Some(t) = &self.transaction {
+            self.lines.push(wire::answer(t, Some(error)));
+        }
+    }
+
+    fn result<T>(&mut self, result: Result<T, FakeMessagesError>) {
+        match result {
+            Ok(_) => self.ok(),
+            Err(e) => self.error(&e.to_string()),
+        }
+    }
 }

@@ -24,7 +24,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use crate::actuator::HelperAction;
-use crate::guid::{service_rank, ChatGuid};
 use crate::time::APPLE_EPOCH_UNIX_SECS;
 
 use super::fixture::register_messages_functions;
@@ -74,14 +73,47 @@ impl FakeMessages {
         &self.db
     }
 
+    /// Whether a `chat` row has exactly this `guid` (what `existingChatWithGUID:` finds).
+    pub fn has_chat(&self, helper_guid: &str) -> Result<bool, FakeMessagesError> {
+        let conn = Connection::open(&self.db)?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        Ok(conn
+            .query_row(
+                "SELECT 1 FROM chat WHERE guid = ?1 LIMIT 1",
+                [helper_guid],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    /// Whether Messages may read `file`: an existing file under the `Attachments` folder beside
+    /// chat.db (`~/Library/Messages/Attachments`). BlueBubbles copies files there before it
+    /// hands them to the helper (bluebubbles-server `fileSystem/index.ts` `copyAttachment`);
+    /// the helper's own note says Messages may not read elsewhere even with Full Disk Access
+    /// (BlueBubblesHelper.m `prepareFileTransferForAttachment:filename:`).
+    pub fn readable_by_messages(&self, file: &Path) -> bool {
+        let attachments = self
+            .db
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("Attachments");
+        file.is_absolute()
+            && !file
+                .components()
+                .any(|c| matches!(c, std::path::Component::ParentDir))
+            && file.starts_with(&attachments)
+            && file.is_file()
+    }
+
     /// Writes the rows Messages writes for `action` (see the module doc), in one transaction.
     pub fn apply(&self, action: &HelperAction) -> Result<Applied, FakeMessagesError> {
         let mut conn = Connection::open(&self.db)?;
         register_messages_functions(&conn);
         conn.busy_timeout(Duration::from_secs(5))?;
         let tx = conn.transaction()?;
-        let chat = find_chat(&tx, action.chat().guid(), action.chat().helper_guid())?
-            .ok_or(FakeMessagesError::NoSuchChat)?;
+        let chat =
+            find_chat(&tx, action.chat().helper_guid())?.ok_or(FakeMessagesError::NoSuchChat)?;
         let mut row = Row::default();
         match action {
             HelperAction::Rename { name, .. } => {
@@ -254,31 +286,15 @@ fn insert_message(tx: &Transaction<'_>, chat: i64, row: &Row) -> rusqlite::Resul
 }
 
 /// The `chat` row an action applies to: the one whose `guid` is exactly what the helper was
-/// given, else the preferred row among those with the same normal GUID (as [`ChatDb::groups`]
-/// prefers them).
-fn find_chat(
-    tx: &Transaction<'_>,
-    guid: &ChatGuid,
-    helper_guid: &str,
-) -> rusqlite::Result<Option<i64>> {
-    let mut stmt = tx.prepare("SELECT ROWID, guid, chat_identifier FROM chat WHERE style = ?1")?;
-    let rows = stmt
-        .query_map([crate::GROUP_STYLE], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, Option<String>>(2)?,
-            ))
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    if let Some((rowid, _, _)) = rows.iter().find(|(_, g, _)| g == helper_guid) {
-        return Ok(Some(*rowid));
-    }
-    Ok(rows
-        .iter()
-        .filter(|(_, g, ident)| ChatGuid::from_row(g, ident.as_deref()).as_ref() == Some(guid))
-        .min_by_key(|(rowid, g, _)| (service_rank(g), std::cmp::Reverse(*rowid)))
-        .map(|(rowid, _, _)| *rowid))
+/// given, as `existingChatWithGUID:` finds it (BlueBubblesHelper.m `getChat::`); no other form
+/// of the GUID is tried.
+fn find_chat(tx: &Transaction<'_>, helper_guid: &str) -> rusqlite::Result<Option<i64>> {
+    tx.query_row(
+        "SELECT ROWID FROM chat WHERE guid = ?1 ORDER BY ROWID LIMIT 1",
+        [helper_guid],
+        |r| r.get(0),
+    )
+    .optional()
 }
 
 /// A `handle` for an address, the iMessage one first.

@@ -5,10 +5,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use imgroups_chatdb::testing::{FakeHelper, FakeHelperOptions, FakeReply, Fixture, Version, ALL};
+use imgroups_chatdb::mac::system::RealSystem;
+use imgroups_chatdb::testing::{
+    FakeHelper, FakeHelperOptions, FakeReply, Fixture, ScriptedSystem, Version, ALL,
+};
 use imgroups_chatdb::{
     Actuator, ActuatorError, BlueBubblesHelper, ChangeKind, ChatDb, ChatGuid, Cursor, HelperAction,
-    HelperChat, Party,
+    HelperChat, HelperOptions, Party, PeerCheck, ProcessCheck, MESSAGES_EXECUTABLES,
 };
 
 /// A server end with a short pause between requests (the fake frames by line; a pause still
@@ -57,6 +60,13 @@ fn group(f: &Fixture) -> (ChatGuid, HelperChat) {
     (guid, helper_chat)
 }
 
+/// `Library/Messages/Attachments/test` under the fixture's home, created.
+fn attachments(f: &Fixture) -> std::path::PathBuf {
+    let dir = f.home().join("Library/Messages/Attachments/test");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 /// Performs `action` and returns the one change the next scan sees, checking it is mine and
 /// in the right chat.
 async fn perform_and_scan(
@@ -76,16 +86,20 @@ async fn perform_and_scan(
     change.kind
 }
 
+/// Bug: `any;+;X` used to be rewritten to `iMessage;+;X`, which the helper's exact
+/// `existingChatWithGUID:` does not find on macOS 15/26. The GUID goes out as chat.db has it.
 #[test]
-fn helper_guids_use_the_service_name_for_any() {
+fn helper_guids_are_chat_guid_unchanged() {
     let guid = ChatGuid::parse("any;+;abc").unwrap();
     let chat = HelperChat::new(guid.clone(), "any;+;abc", Some("iMessage"));
-    assert_eq!(chat.helper_guid(), "iMessage;+;abc");
+    assert_eq!(chat.helper_guid(), "any;+;abc");
     assert_eq!(chat.guid(), &guid);
+    assert!(!chat.is_sms());
     let kept = HelperChat::new(guid.clone(), "iMessage;+;abc", Some("iMessage"));
     assert_eq!(kept.helper_guid(), "iMessage;+;abc");
-    let no_service = HelperChat::new(guid, "any;+;abc", None);
-    assert_eq!(no_service.helper_guid(), "any;+;abc");
+    assert!(HelperChat::new(guid.clone(), "any;+;abc", Some("SMS")).is_sms());
+    assert!(HelperChat::new(guid.clone(), "RCS;+;abc", None).is_sms());
+    assert!(!HelperChat::new(guid, "any;+;abc", None).is_sms());
     assert_eq!(imgroups_chatdb::default_port(501), 45670);
     assert_eq!(imgroups_chatdb::default_port(502), 45671);
     assert_eq!(imgroups_chatdb::default_port(0), 45670);
@@ -98,13 +112,14 @@ async fn every_action_round_trips_and_is_read_back() {
         let f = Fixture::new(version);
         let (guid, chat) = group(&f);
         if version == Version::Tahoe {
-            assert_eq!(chat.helper_guid(), "iMessage;+;chat42");
+            assert_eq!(chat.helper_guid(), "any;+;chat42");
         }
         let server = server().await;
         let _helper = fake(&server, &f, FakeReply::Apply).await;
         let db = f.open();
         let mut cursor = db.scan(&Cursor::start()).unwrap().cursor;
-        let photo = f.home().join("photo.png");
+        // Where Messages may read it (the helper removes the photo otherwise).
+        let photo = attachments(&f).join("photo.png");
         std::fs::write(&photo, b"\x89PNG not really").unwrap();
 
         let kind = perform_and_scan(
@@ -420,4 +435,293 @@ async fn the_fake_helper_binary_serves_a_server() {
     assert_eq!(changes.len(), 1);
     assert_eq!(changes[0].chat, guid);
     child.kill().await.unwrap();
+}
+
+/// Bug 1, end to end: on macOS 26 chat.db says `any;+;chat42`; the faithful fake looks that up
+/// exactly, as the real helper does, so a rename must be sent with that GUID to work.
+#[tokio::test]
+async fn a_tahoe_any_guid_is_found_by_the_helper() {
+    let f = Fixture::new(Version::Tahoe);
+    let (guid, chat) = group(&f);
+    let server = server().await;
+    let _helper = fake(&server, &f, FakeReply::Apply).await;
+    server
+        .perform(&HelperAction::Rename {
+            chat,
+            name: "Found".into(),
+        })
+        .await
+        .expect("the helper finds any;+;chat42");
+    let g = f.open().group(guid.as_str()).unwrap().unwrap();
+    assert_eq!(g.display_name.as_deref(), Some("Found"));
+}
+
+/// The faithful fake: a file Messages may not read makes the helper remove the photo, and it
+/// still answers success (BlueBubblesHelper.m `update-group-photo`).
+#[tokio::test]
+async fn a_photo_outside_the_attachments_folder_removes_the_group_photo() {
+    let f = Fixture::new(Version::Monterey);
+    let (guid, chat) = group(&f);
+    let server = server().await;
+    let _helper = fake(&server, &f, FakeReply::Apply).await;
+    let inside = attachments(&f).join("in.png");
+    std::fs::write(&inside, b"\x89PNG").unwrap();
+    server
+        .perform(&HelperAction::SetIcon {
+            chat: chat.clone(),
+            file: inside,
+        })
+        .await
+        .unwrap();
+    assert!(f
+        .open()
+        .group(guid.as_str())
+        .unwrap()
+        .unwrap()
+        .icon
+        .is_some());
+    let outside = f.home().join("elsewhere.png");
+    std::fs::write(&outside, b"\x89PNG").unwrap();
+    server
+        .perform(&HelperAction::SetIcon {
+            chat,
+            file: outside,
+        })
+        .await
+        .expect("answered success all the same");
+    let changes = f.open().scan(&Cursor::start()).unwrap().changes;
+    assert_eq!(
+        changes.last().map(|c| &c.kind),
+        Some(&ChangeKind::IconRemoved)
+    );
+    assert_eq!(f.open().group(guid.as_str()).unwrap().unwrap().icon, None);
+}
+
+/// Bug 5: a second connection (another injected app, or anything else greeting as Messages)
+/// does not take the line from a helper that still answers.
+#[tokio::test]
+async fn a_second_connection_does_not_take_the_line_from_a_live_helper() {
+    let f = Fixture::new(Version::Tahoe);
+    let (guid, chat) = group(&f);
+    let server = server().await;
+    let first = fake(&server, &f, FakeReply::Apply).await;
+    let connection = server.connection();
+    // An impostor greeting as Messages: refused, since the first one answers the probe.
+    let impostor = FakeHelper::connect(
+        server.local_addr(),
+        f.path(),
+        FakeHelperOptions {
+            reply: FakeReply::Reject("stolen".into()),
+            ..FakeHelperOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    first.wait_handled(1).await;
+    let closed = impostor.closed();
+    tokio::time::timeout(Duration::from_secs(10), closed)
+        .await
+        .expect("the impostor's connection is closed")
+        .ok();
+    assert_eq!(
+        server.connection(),
+        connection,
+        "the first helper keeps the line"
+    );
+    server
+        .perform(&HelperAction::Rename {
+            chat,
+            name: "Still mine".into(),
+        })
+        .await
+        .expect("the write reaches the first helper");
+    assert_eq!(
+        f.open()
+            .group(guid.as_str())
+            .unwrap()
+            .unwrap()
+            .display_name
+            .as_deref(),
+        Some("Still mine")
+    );
+    assert_eq!(first.handled(), 2, "the probe, then the rename");
+}
+
+/// A helper that no longer answers is replaced by a new Messages connection.
+#[tokio::test]
+async fn a_helper_that_does_not_answer_is_replaced() {
+    let f = Fixture::new(Version::Tahoe);
+    let (_, chat) = group(&f);
+    let options = HelperOptions {
+        probe_timeout: Duration::from_millis(200),
+        ..HelperOptions::default()
+    };
+    let server = BlueBubblesHelper::bind_with("127.0.0.1:0", options)
+        .await
+        .unwrap()
+        .with_write_gap(Duration::from_millis(5))
+        .with_timeout(Duration::from_secs(10));
+    let _stuck = fake(&server, &f, FakeReply::Silent).await;
+    let stuck = server.connection();
+    let _fresh = FakeHelper::connect(server.local_addr(), f.path(), FakeHelperOptions::default())
+        .await
+        .unwrap();
+    let mut rx = 0;
+    while server.connection() == stuck {
+        rx += 1;
+        assert!(rx < 500, "the new helper never took over");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    server
+        .perform(&HelperAction::Rename {
+            chat,
+            name: "New".into(),
+        })
+        .await
+        .expect("the new helper answers");
+}
+
+/// Another injected app (its `ping` names FaceTime) is not given writes.
+#[tokio::test]
+async fn a_helper_inside_another_app_is_not_given_writes() {
+    let f = Fixture::new(Version::Tahoe);
+    let (_, chat) = group(&f);
+    let server = server().await;
+    let facetime = FakeHelper::connect(
+        server.local_addr(),
+        f.path(),
+        FakeHelperOptions {
+            process: Some("com.apple.FaceTime".into()),
+            ..FakeHelperOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), facetime.closed())
+        .await
+        .expect("closed by the server")
+        .ok();
+    assert!(!server.is_connected());
+    let err = server
+        .perform(&HelperAction::Leave { chat })
+        .await
+        .unwrap_err();
+    assert_eq!(err, ActuatorError::NotConnected);
+}
+
+/// A connection that never ends its line is cut off at the cap, holding no more than it.
+#[tokio::test]
+async fn an_endless_line_is_cut_off() {
+    use tokio::io::AsyncWriteExt;
+    let f = Fixture::new(Version::Tahoe);
+    let (_, _) = group(&f);
+    let options = HelperOptions {
+        max_line: 64 * 1024,
+        ..HelperOptions::default()
+    };
+    let server = BlueBubblesHelper::bind_with("127.0.0.1:0", options)
+        .await
+        .unwrap();
+    let _helper = fake(&server, &f, FakeReply::Apply).await;
+    let mut flood = tokio::net::TcpStream::connect(server.local_addr())
+        .await
+        .unwrap();
+    let chunk = vec![b'x'; 16 * 1024];
+    let mut sent = 0;
+    let cut = loop {
+        match tokio::time::timeout(Duration::from_secs(5), flood.write_all(&chunk)).await {
+            Ok(Ok(())) => sent += chunk.len(),
+            Ok(Err(_)) => break true,
+            Err(_) => break false,
+        }
+        if sent > 64 * 1024 * 1024 {
+            break false;
+        }
+    };
+    assert!(cut, "the connection was closed after {sent} bytes");
+    assert!(server.is_connected(), "the real helper keeps the line");
+}
+
+/// Only loopback addresses, unless asked.
+#[tokio::test]
+async fn a_non_loopback_address_is_refused_unless_allowed() {
+    let err = match BlueBubblesHelper::bind("0.0.0.0:0").await {
+        Ok(_) => panic!("bound 0.0.0.0"),
+        Err(e) => e,
+    };
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("--helper-allow-remote"), "{err}");
+    let allowed = HelperOptions {
+        allow_remote: true,
+        ..HelperOptions::default()
+    };
+    BlueBubblesHelper::bind_with("0.0.0.0:0", allowed)
+        .await
+        .expect("allowed explicitly");
+}
+
+/// The peer check: a connection from a process that does not run the expected program is
+/// closed before anything is read (here the test itself is "not Messages").
+#[tokio::test]
+async fn a_process_that_is_not_messages_is_refused() {
+    let f = Fixture::new(Version::Tahoe);
+    let (_, _) = group(&f);
+    let only_messages = HelperOptions {
+        peer: Some(Arc::new(ProcessCheck::running(
+            Arc::new(RealSystem),
+            MESSAGES_EXECUTABLES
+                .iter()
+                .map(std::path::PathBuf::from)
+                .collect(),
+        ))),
+        ..HelperOptions::default()
+    };
+    let server = BlueBubblesHelper::bind_with("127.0.0.1:0", only_messages)
+        .await
+        .unwrap();
+    let helper = FakeHelper::connect(server.local_addr(), f.path(), FakeHelperOptions::default())
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), helper.closed())
+        .await
+        .expect("refused")
+        .ok();
+    assert!(!server.is_connected());
+
+    // The same process passes the default check (this user's processes, off macOS).
+    let server = BlueBubblesHelper::bind_with("127.0.0.1:0", HelperOptions::default())
+        .await
+        .unwrap();
+    let _helper = FakeHelper::connect(server.local_addr(), f.path(), FakeHelperOptions::default())
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), server.connected())
+        .await
+        .expect("admitted");
+}
+
+/// The check's decisions on scripted `lsof` answers: another user, another program.
+#[test]
+fn the_peer_check_refuses_other_users_and_other_programs() {
+    let listener: std::net::SocketAddr = "127.0.0.1:45670".parse().unwrap();
+    let peer: std::net::SocketAddr = "127.0.0.1:50000".parse().unwrap();
+    let messages = MESSAGES_EXECUTABLES[0];
+    let check = |uid: u32, exe: &str| {
+        let system = Arc::new(ScriptedSystem::new(501));
+        system.answer(
+            "lsof",
+            0,
+            &format!("p77\nu{uid}\nn127.0.0.1:50000->127.0.0.1:45670\nn{exe}\n"),
+        );
+        ProcessCheck::running(system, vec![messages.into()]).check(listener, peer)
+    };
+    assert!(check(501, messages).is_ok());
+    let other_user = check(502, messages).unwrap_err();
+    assert!(other_user.contains("user 502"), "{other_user}");
+    let other_program = check(501, "/usr/bin/nc").unwrap_err();
+    assert!(other_program.contains("not Messages"), "{other_program}");
+    let no_lsof = ProcessCheck::same_user(Arc::new(ScriptedSystem::new(501)))
+        .check(listener, peer)
+        .unwrap_err();
+    assert!(no_lsof.contains("lsof"), "{no_lsof}");
 }

@@ -6,5 +6,6 @@ mod changes;
 mod fixture;
 mod groups;
 mod incremental;
+mod launch;
 mod open;
 mod watch;
