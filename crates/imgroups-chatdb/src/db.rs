@@ -200,6 +200,20 @@ impl ChatDb {
             .collect()
     }
 
+    /// The group chats' highest `chat.ROWID` and their number: when neither moved, no group
+    /// was created or deleted since (one cheap query, for deciding whether to list groups).
+    pub fn group_fingerprint(&self) -> Result<(i64, i64)> {
+        self.conn
+            .query_row(
+                &format!(
+                    "SELECT coalesce(max(ROWID), 0), count(*) FROM chat WHERE style = {GROUP_STYLE}"
+                ),
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .context("counting group chats")
+    }
+
     /// One group by GUID, in any form (`iMessage;+;chat1` finds `any;+;chat1`).
     pub fn group(&self, guid: &str) -> Result<Option<Group>> {
         let Some(guid) = ChatGuid::parse(guid) else {

@@ -15,12 +15,19 @@
 //! - `watch`: a doorbell ([`Watcher`]): file notifications on chat.db, its WAL and their
 //!   directory, re-armed when the WAL is replaced, plus a periodic re-scan.
 //! - `actuator`: the write side. The [`Actuator`] port ([`HelperAction`]s on a
-//!   [`HelperChat`]) and [`BlueBubblesHelper`], which listens for the BlueBubbles helper inside
-//!   Messages.app and speaks its socket protocol (`actuator/bluebubbles.rs` lists the protocol
-//!   facts and their sources).
+//!   [`HelperChat`], which carries `chat.guid` unchanged) and [`BlueBubblesHelper`], which
+//!   listens for the BlueBubbles helper inside Messages.app, admits only this user's Messages
+//!   ([`HelperOptions`], [`ProcessCheck`]) and speaks its socket protocol
+//!   (`actuator/bluebubbles.rs` lists the protocol facts and their sources).
+//! - [`mac`]: what needs a real Mac, behind a trait so it is tested on Linux:
+//!   [`mac::launch`] starts Messages with the helper loaded (as the BlueBubbles server does)
+//!   and names each way that fails; [`mac::system`] is the operating system it and the peer
+//!   check use (`lsof`, `csrutil`, `killall`, spawning Messages).
 //! - `testing` (feature `testing`): test doubles for this and other crates: the fixture
 //!   chat.db builder, `FakeMessages` (writes what Messages writes for an action), `FakeHelper`
-//!   and the `imgroups-fake-helper` binary (`--db PATH --connect ADDR [--delay-ms N]`).
+//!   (behaves as the real helper's source does, each behaviour citing it) and the
+//!   `imgroups-fake-helper` binary (`--db PATH --connect ADDR [--delay-ms N]`),
+//!   `ScriptedSystem`, and `attributedBody` blobs for the message work to come.
 //!
 //! # From chat.db to imgroups
 //!
@@ -28,7 +35,8 @@
 //!
 //! | imgroups | chat.db |
 //! |---|---|
-//! | chat GUID | `chat.guid` as `any;+;<identifier>` (`iMessage;+;chat1`, `SMS;+;chat1` and `any;+;chat1` are all `any;+;chat1`; rows sharing one are merged, see [`ChatDb::groups`]) |
+//! | chat GUID | `chat.guid` as `any;+;<identifier>` (`iMessage;+;chat1`, `SMS;+;chat1` and `any;+;chat1` are all `any;+;chat1`; rows sharing one are merged, see [`ChatDb::groups`]); the helper is sent `chat.guid` itself |
+//! | SMS/RCS group | `chat.service_name` `SMS`/`RCS` (or that GUID prefix) on every row: listed, not changeable through the helper ([`HelperChat::is_sms`]) |
 //! | display name | `chat.display_name` (empty = none) |
 //! | participants | `chat_handle_join` → `handle.id` (current members, me excluded) |
 //! | icon | `chat.properties` (a binary plist) key `groupPhotoGuid` → `attachment.guid` → `attachment.filename` (`~` = the home directory) and `mime_type` |
@@ -69,8 +77,9 @@
 //! # Tests
 //!
 //! On Linux, against databases built in temp dirs from the real layouts of macOS 10.12
-//! (dates in seconds), 12 and 26 (`src/testing/schema/*.sql`, facts trimmed from public schema
-//! dumps, with the triggers that call Messages-only functions kept and those functions stubbed).
+//! (dates in seconds), 12, 13 (whose layout 14 keeps for what we read) and 26
+//! (`src/testing/schema/*.sql`, facts trimmed from public schema dumps, with the triggers that
+//! call Messages-only functions kept and those functions stubbed).
 //! The write side is tested end to end: [`BlueBubblesHelper`] sends each action over a socket
 //! to the fake helper, whose fake Messages writes the rows, which [`ChatDb::scan`] reads back.
 //!

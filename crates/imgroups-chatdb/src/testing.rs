@@ -13,6 +13,8 @@
 //!   also the `imgroups-fake-helper` binary.
 //! - [`ScriptedSystem`]: a [`System`](crate::mac::system::System) with scripted command
 //!   answers, for the launcher's and the peer check's tests.
+//! - [`attributed_body`] / [`sample_bodies`]: `message.attributedBody` blobs in the shape
+//!   Messages writes (for the message work to come).
 //! - [`book_club`]: a small group chat with a history, written into a [`Fixture`].
 
 mod bulk;
@@ -21,6 +23,7 @@ mod helper;
 mod messages;
 mod sample;
 mod system;
+mod typedstream;
 
 pub use bulk::{bulk_address, bulk_group_guid, BulkHistory, BulkSpec, LiveWriter};
 pub use fixture::{
@@ -30,3 +33,4 @@ pub use helper::{FakeHelper, FakeHelperOptions, FakeReply};
 pub use messages::{Applied, FakeMessages, FakeMessagesError};
 pub use sample::{book_club, BookClub, BOOK_CLUB, PHOTO_PNG};
 pub use system::{ScriptedChild, ScriptedSystem};
+pub use typedstream::{attributed_body, sample_bodies};

@@ -3,9 +3,12 @@
 //! What rings it: file notifications on the `Messages` directory (entries created, removed,
 //! renamed) and on `chat.db` and `chat.db-wal` themselves. Messages replaces the WAL with a new
 //! inode at times (checkpoint with truncate, or delete and recreate), and a watch on the old
-//! inode then hears nothing more; so whenever the directory reports one of the two files
-//! created, its watch is added again (re-armed). Events on `chat.db-shm` are ignored: readers,
-//! this crate included, write there too.
+//! inode then hears nothing more; so when an event on one of the two files finds it with
+//! another inode than the one watched, its watch is added again (re-armed). Only then: with
+//! kqueue (macOS) every watch is an open descriptor, and older `kqueue` crates opened a new one
+//! for each `watch` call even on a watched path, so re-arming on every write leaked one
+//! descriptor per write. Events on `chat.db-shm` are ignored: readers, this crate included,
+//! write there too.
 //!
 //! A notification can arrive a moment before the commit it belongs to is visible (the last WAL
 //! write is reported before the fsync and the WAL index update that make the commit visible),
@@ -54,6 +57,10 @@ pub struct Watcher {
     next_rescan: Instant,
     /// The last ring and the next of its [`SETTLE`] wakes.
     follow_up: Option<(Instant, usize)>,
+    /// The file each watch was added on (device, inode), by path.
+    armed: Vec<(PathBuf, (u64, u64))>,
+    /// Watches added so far.
+    watches_added: usize,
 }
 
 /// Why a watch could not be set up (the directory is missing or unreadable, or the platform's
@@ -88,9 +95,11 @@ impl Watcher {
             rescan_every,
             next_rescan: Instant::now() + rescan_every,
             follow_up: None,
+            armed: Vec::new(),
+            watches_added: 0,
         };
-        this.arm(&this.db.clone());
-        this.arm(&this.wal.clone());
+        this.arm(&this.db.clone(), false);
+        this.arm(&this.wal.clone(), false);
         Ok(this)
     }
 
@@ -161,23 +170,63 @@ impl Watcher {
         let mut relevant = event.paths.is_empty();
         for path in &event.paths {
             let ours = *path == self.db || *path == self.wal;
-            if ours && matches!(event.kind, EventKind::Create(_) | EventKind::Modify(_)) {
-                // A new inode (or a rename onto the name): watch the new file.
-                self.arm(&path.clone());
+            if ours {
+                match event.kind {
+                    // A file created under the name is a new file, whatever its inode number
+                    // (a freed one may be handed out again at once).
+                    EventKind::Create(_) => self.arm(&path.clone(), true),
+                    // Maybe a rename onto the name: a new inode says so.
+                    EventKind::Modify(_) => self.arm(&path.clone(), false),
+                    _ => {}
+                }
             }
             relevant |= ours;
         }
         relevant
     }
 
-    /// Watches one file if it exists; a missing file is watched once the directory reports it.
-    fn arm(&mut self, path: &Path) {
-        if path.exists() {
-            // Watching an already watched path is harmless; failure leaves the directory watch
-            // and the timer, which is enough to be correct.
-            let _ = self.watcher.watch(path, RecursiveMode::NonRecursive);
+    /// Watches one file if it exists and is not the file watched already (`fresh`: it is a new
+    /// file whatever its inode); a missing file is watched once the directory reports it.
+    fn arm(&mut self, path: &Path, fresh: bool) {
+        let Some(id) = file_id(path) else {
+            return;
+        };
+        if let Some(i) = self.armed.iter().position(|(p, _)| p == path) {
+            if self.armed[i].1 == id && !fresh {
+                return;
+            }
+            // The old inode is gone from under the name; its watch hears nothing any more.
+            let _ = self.watcher.unwatch(path);
+            self.armed.swap_remove(i);
+        }
+        // Failure leaves the directory watch and the timer, which is enough to be correct.
+        if self
+            .watcher
+            .watch(path, RecursiveMode::NonRecursive)
+            .is_ok()
+        {
+            self.armed.push((path.to_owned(), id));
+            self.watches_added += 1;
         }
     }
+
+    /// How many file watches were added so far: two at start (chat.db and its WAL, when they
+    /// exist), then one per file replaced — not one per write.
+    pub fn watches_added(&self) -> usize {
+        self.watches_added
+    }
+}
+
+#[cfg(unix)]
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// Without inode numbers every existing file counts as the same one.
+#[cfg(not(unix))]
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    path.exists().then_some((0, 0))
 }
 
 fn wal_path(db: &Path) -> PathBuf {

@@ -17,7 +17,7 @@
 //! the first start the whole history is recorded as events, in date order; afterwards the
 //! store's state is set to chat.db's current one (chat.db is the truth).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -52,6 +52,9 @@ pub(crate) struct Ingest {
     /// The cursor this thread last saved, so a wake reads only chat.db; `None`: read the
     /// store's (at start, and after a failed scan).
     pub(crate) saved: std::cell::RefCell<Option<Cursor>>,
+    /// The group chats' [`ChatDb::group_fingerprint`] at the last recorded scan; `None`: look
+    /// for new groups (at start).
+    pub(crate) chats_seen: std::cell::Cell<Option<(i64, i64)>>,
 }
 
 /// How one scan went, for the caller's first-start progress line.
@@ -121,6 +124,7 @@ impl Ingest {
         let scanned = self.record_scan(db);
         if scanned.is_err() {
             self.saved.replace(None);
+            self.chats_seen.set(None);
         }
         scanned
     }
@@ -128,13 +132,17 @@ impl Ingest {
     fn record_scan(&self, db: &ChatDb) -> Result<Imported, String> {
         let cursor = self.cursor()?;
         let scan = db.scan(&cursor).map_err(|e| e.to_string())?;
-        if scan.changes.is_empty() && scan.cursor == cursor {
+        // New `chat` rows (a group created, or one first seen) are looked for when the group
+        // chats' count or highest ROWID moved: one cheap query per scan.
+        let chats = db.group_fingerprint().map_err(|e| e.to_string())?;
+        let discover = self.chats_seen.get() != Some(chats);
+        if scan.changes.is_empty() && scan.cursor == cursor && !discover {
             self.saved.replace(Some(scan.cursor));
             return Ok(Imported::default());
         }
         let changes = scan.changes.len();
         let started = Instant::now();
-        let mut batches = self.batches(db, &scan.changes, &cursor, &scan.cursor)?;
+        let mut batches = self.batches(db, &scan.changes, &cursor, &scan.cursor, discover)?;
         let groups = batches.iter().map(|b| b.new_groups.len()).sum();
         let planned = started.elapsed();
         let mut recorded = 0;
@@ -156,6 +164,7 @@ impl Ingest {
             self.waiters.observed(&observed);
         }
         self.saved.replace(Some(scan.cursor));
+        self.chats_seen.set(Some(chats));
         if recorded > 0 {
             tracing::debug!(
                 recorded,
@@ -210,12 +219,17 @@ impl Ingest {
     /// first seen is created in the batch of its first change, in the state it had before all
     /// of the scan's changes to it, and settled in the last batch, which alone stores `next`
     /// (the others store `from` again; see the module doc).
+    ///
+    /// With `discover`, every group chat of chat.db the store does not have yet is created
+    /// too, changes or not: Messages writes no group-change row for a group's first members,
+    /// so a group with only text messages is known from the `chat` table alone.
     fn batches(
         &self,
         db: &ChatDb,
         changes: &[Change],
         from: &Cursor,
         next: &Cursor,
+        discover: bool,
     ) -> Result<Vec<ObservedBatch>, String> {
         let mut by_chat: BTreeMap<String, Vec<(usize, &Change)>> = BTreeMap::new();
         for (i, change) in changes.iter().enumerate() {
@@ -224,7 +238,20 @@ impl Ingest {
                 .or_default()
                 .push((i, change));
         }
-        let known = self.known(by_chat.keys().cloned().collect())?;
+        // Every group chat read once for all new groups: looking each up on its own re-reads
+        // all of them every time (quadratic in the groups of a first start).
+        let mut groups: Option<BTreeMap<String, imgroups_chatdb::Group>> = None;
+        let mut candidates: Vec<String> = by_chat.keys().cloned().collect();
+        if discover {
+            let all = db.groups().map_err(|e| e.to_string())?;
+            let all: BTreeMap<String, imgroups_chatdb::Group> = all
+                .into_iter()
+                .map(|g| (g.guid.identifier().to_owned(), g))
+                .collect();
+            candidates.extend(all.keys().filter(|k| !by_chat.contains_key(*k)).cloned());
+            groups = Some(all);
+        }
+        let known = self.known(candidates.clone())?;
         let chunks = changes.len().div_ceil(CHUNK).max(1);
         let mut batches: Vec<ObservedBatch> = (0..chunks)
             .map(|i| ObservedBatch {
@@ -233,23 +260,25 @@ impl Ingest {
                 ..ObservedBatch::default()
             })
             .collect();
-        // Every group chat read once for all new groups: looking each up on its own re-reads
-        // all of them every time (quadratic in the groups of a first start).
-        let mut groups: Option<HashMap<imgroups_chatdb::ChatGuid, imgroups_chatdb::Group>> = None;
-        for (identifier, chat_changes) in &by_chat {
+        for identifier in &candidates {
             if known.contains(identifier) {
                 continue;
             }
             if groups.is_none() {
                 let all = db.groups().map_err(|e| e.to_string())?;
-                groups = Some(all.into_iter().map(|g| (g.guid.clone(), g)).collect());
+                groups = Some(
+                    all.into_iter()
+                        .map(|g| (g.guid.identifier().to_owned(), g))
+                        .collect(),
+                );
             }
-            let Some(group) = groups.as_ref().and_then(|g| g.get(&chat_changes[0].1.chat)) else {
+            let Some(group) = groups.as_ref().and_then(|g| g.get(identifier)) else {
                 continue;
             };
-            let chat_changes: Vec<&Change> = chat_changes.iter().map(|(_, c)| *c).collect();
+            let indexed = by_chat.get(identifier).map(Vec::as_slice).unwrap_or(&[]);
+            let chat_changes: Vec<&Change> = indexed.iter().map(|(_, c)| *c).collect();
             let now = self.snapshot(group, &chat_changes);
-            let first = by_chat[identifier][0].0 / CHUNK;
+            let first = indexed.first().map_or(0, |(i, _)| i / CHUNK);
             batches[first]
                 .new_groups
                 .push(rewind(now.clone(), &chat_changes, &self.me));
@@ -264,7 +293,7 @@ impl Ingest {
         let mut members: Vec<Address> = group
             .participants
             .iter()
-            .filter_map(|p| Address::parse(p).ok())
+            .filter_map(|p| handle_address(p))
             .filter(|a| *a != self.me)
             .collect();
         let gone = changes.iter().rev().find_map(|c| match &c.kind {
@@ -365,9 +394,30 @@ impl Ingest {
 fn address_of(party: &Party, me: &Address) -> Option<Address> {
     match party {
         Party::Me => Some(me.clone()),
-        Party::Address(address) => Address::parse(address).ok(),
+        Party::Address(address) => handle_address(address),
         Party::Unknown => None,
     }
+}
+
+/// A `handle.id` as an address. E-mail addresses and E.164 numbers are normalised as the API
+/// does; other handles Messages keeps — short codes (`12345`), SMS numbers without a country
+/// (`5551234567`), business ids — are kept as they are rather than dropped, so member lists
+/// stay complete. The API cannot name them (its addresses are e-mails and E.164 numbers), so
+/// they can be read but not added or removed. Only an id with whitespace or control
+/// characters, or longer than 512 bytes, is left out.
+pub(crate) fn handle_address(id: &str) -> Option<Address> {
+    if let Ok(address) = Address::parse(id) {
+        return Some(address);
+    }
+    let id = id.trim();
+    let usable = !id.is_empty()
+        && id.len() <= 512
+        && !id.chars().any(|c| c.is_whitespace() || c.is_control());
+    if !usable {
+        tracing::warn!(handle = %id.escape_debug(), "a chat.db handle that is no address; left out");
+        return None;
+    }
+    Some(Address::from_trusted(id.to_owned()))
 }
 
 fn chat_guid(guid: &imgroups_chatdb::ChatGuid) -> ChatGuid {

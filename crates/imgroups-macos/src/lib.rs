@@ -1,16 +1,23 @@
 //! imgroups on a real Mac: the backend behind `imgroups serve --backend chatdb`.
 //!
 //! - **Reads** Messages' database (`HOME/Library/Messages/chat.db`) read-only through
-//!   `imgroups-chatdb`: group chats, and group-change rows turned into events (see that
-//!   crate's docs for the mapping). On the first start the whole history is recorded into the
-//!   account's log in date order; afterwards new rows are recorded as they appear, each
-//!   exactly once across restarts (`ingest`).
+//!   `imgroups-chatdb`: every group chat (from the `chat` table and `chat_handle_join`, so a
+//!   group without any group-change row is there too; new ones are looked for whenever the
+//!   group chats' count or highest ROWID moves), and group-change rows turned into events (see
+//!   that crate's docs for the mapping). Handles that are no e-mail or E.164 number (short
+//!   codes, numbers without a country) are kept as members as they are. On the first start
+//!   the whole history is recorded into the account's log in date order; afterwards new rows
+//!   are recorded as they appear, each exactly once across restarts (`ingest`).
 //! - **Writes** (rename, add, remove, set and remove the icon, leave) go through the Messages
-//!   helper — the BlueBubbles Private API helper bundle, spoken to over its socket protocol
+//!   helper — the BlueBubbles Private API helper library, spoken to over its socket protocol
 //!   (`imgroups_chatdb::actuator`). The engine's rules run first; the change is handed to the
 //!   helper, and the call is answered once its rows were read back from chat.db and recorded
-//!   (`observer`), so the answer and the event agree. Without a helper the backend is
-//!   read-only: writes fail with `operationNotSupported`.
+//!   (`observer`), so the answer and the event agree. Icons are written under
+//!   `HOME/Library/Messages/Attachments/imgroups/` ([`icon_dir`]), where Messages may read them.
+//!   SMS/RCS groups are refused (`operationNotSupported`): the helper acts through iMessage
+//!   only. Only "helper not connected" is retryable; once Messages had the request, a failure
+//!   is final, so that a client's retry cannot make the change twice. Without a helper the
+//!   backend is read-only: writes fail with `operationNotSupported`.
 //! - One account: the Mac's own iMessage address ("me"). Creating chats is not supported.
 //!
 //! Plain Rust that builds and runs on Linux too (the tests run there on fixture databases with
@@ -48,7 +55,9 @@ pub struct MacOptions {
     pub rescan: Duration,
     /// How long a write waits to see its change in chat.db before it answers `unavailable`.
     pub write_timeout: Duration,
-    /// Where icons are written for the helper to pick up (Messages must be able to read it).
+    /// Unused, kept so that existing callers build: icons for the helper are written under
+    /// `HOME/Library/Messages/Attachments/imgroups/`, the only place Messages may read them
+    /// from (elsewhere the helper removes the group photo instead, and answers success).
     pub outgoing: PathBuf,
 }
 
@@ -64,15 +73,23 @@ pub fn detect_account(home: &Path) -> std::result::Result<Option<String>, String
     db.detect_account().map_err(|e| e.to_string())
 }
 
+/// What follows the path and SQLite's reason when chat.db cannot be opened; docs/mac.md quotes
+/// it word for word (a test checks).
+pub const FULL_DISK_ACCESS_HINT: &str = "on a Mac, give the program that runs imgroups (Terminal, \
+     or the imgroups binary itself) Full Disk Access in System Settings > Privacy & Security > \
+     Full Disk Access, then start it again";
+
+/// The error for a chat.db that cannot be opened: `cannot read PATH: REASON (HINT)`.
+pub fn unreadable_message(path: &Path, reason: &dyn std::fmt::Display) -> String {
+    format!(
+        "cannot read {}: {reason} ({FULL_DISK_ACCESS_HINT})",
+        path.display()
+    )
+}
+
 fn open(home: &Path) -> std::result::Result<ChatDb, String> {
     let path = chat_db_path(home);
-    ChatDb::open(home).map_err(|err| {
-        format!(
-            "cannot read {}: {err} (on a Mac, give this program Full Disk Access in System \
-             Settings > Privacy & Security)",
-            path.display()
-        )
-    })
+    ChatDb::open(home).map_err(|err| unreadable_message(&path, &err))
 }
 
 /// The backend, before it is started with its engine.
@@ -95,7 +112,7 @@ impl Mac {
                 waiters: waiters.clone(),
                 timeout: options.write_timeout,
                 lookup: Arc::new(Mutex::new(lookup)),
-                outgoing: options.outgoing.clone(),
+                icons: icon_dir(&options.home),
             }),
         });
         Ok(Mac {
@@ -130,6 +147,7 @@ impl Mac {
             runtime,
             stop: self.stop.clone(),
             saved: std::cell::RefCell::new(None),
+            chats_seen: std::cell::Cell::new(None),
         };
         let imported = ingest.catch_up(&db)?;
         let thread = std::thread::Builder::new()
@@ -209,7 +227,20 @@ struct MacObserver {
     waiters: Arc<Waiters>,
     timeout: Duration,
     lookup: Arc<Mutex<ChatDb>>,
-    outgoing: PathBuf,
+    /// [`icon_dir`].
+    icons: PathBuf,
+}
+
+/// Where icons are written for the helper: `HOME/Library/Messages/Attachments/imgroups`, as
+/// the BlueBubbles server copies files under `Attachments/BlueBubbles` first
+/// (bluebubbles-server `fileSystem/index.ts` `copyAttachment`): the helper copies the file into
+/// Messages' store, and when Messages may not read it, it removes the group photo instead and
+/// still answers success (bluebubbles-helper `BlueBubblesHelper.m` `update-group-photo`).
+pub fn icon_dir(home: &Path) -> PathBuf {
+    home.join("Library")
+        .join("Messages")
+        .join("Attachments")
+        .join("imgroups")
 }
 
 /// The answer to every write when no helper is configured.
@@ -220,15 +251,32 @@ fn read_only() -> Error {
     )
 }
 
+/// Only "not connected" is retryable: the request never reached Messages. Once it did (no
+/// answer in time, or a refusal) a retry could make the same change again — a client retrying
+/// an `unavailable` write did it four times — so those are final.
 fn helper_failed(err: ActuatorError) -> Error {
     match err {
-        ActuatorError::NotConnected | ActuatorError::Timeout => {
-            Error::new(ErrorKind::Unavailable, err.to_string())
-        }
+        ActuatorError::NotConnected => Error::new(ErrorKind::Unavailable, err.to_string()),
+        ActuatorError::Timeout => Error::new(
+            ErrorKind::Unavailable,
+            format!(
+                "{err}: it may still make the change, which is then recorded as an event; not \
+                 retried, so that it is not made twice"
+            ),
+        )
+        .retryable(false),
         ActuatorError::Rejected(_) => {
             Error::new(ErrorKind::Unavailable, err.to_string()).retryable(false)
         }
     }
+}
+
+/// The refusal for a group Messages keeps as SMS or RCS.
+fn sms_group(chat: &ChatGuid) -> Error {
+    Error::not_supported(format!(
+        "{chat} is an SMS/RCS group: the Messages helper changes iMessage groups only; change it \
+         on the phone"
+    ))
 }
 
 impl MacObserver {
@@ -250,7 +298,7 @@ impl MacObserver {
         found.ok_or_else(|| Error::chat_not_found(chat))
     }
 
-    /// Writes an icon where Messages can read it, named by its hash.
+    /// Writes an icon where Messages can read it ([`icon_dir`]), in a folder named by its hash.
     fn icon_file(&self, data: &[u8], mime: &str, hash: &[u8]) -> Result<PathBuf> {
         let ext = match mime {
             "image/png" => "png",
@@ -261,8 +309,9 @@ impl MacObserver {
             _ => "img",
         };
         let name: String = hash.iter().take(16).map(|b| format!("{b:02x}")).collect();
-        let path = self.outgoing.join(format!("icon-{name}.{ext}"));
-        std::fs::create_dir_all(&self.outgoing)
+        let dir = self.icons.join(name);
+        let path = dir.join(format!("icon.{ext}"));
+        std::fs::create_dir_all(&dir)
             .and_then(|()| std::fs::write(&path, data))
             .map_err(|e| {
                 tracing::error!(path = %path.display(), error = %e, "cannot write an icon for Messages");
@@ -279,6 +328,9 @@ impl Observer for MacObserver {
             return Err(read_only());
         };
         let target = self.helper_chat(chat).await?;
+        if target.is_sms() {
+            return Err(sms_group(chat));
+        }
         let actions: Vec<HelperAction> = match mutation {
             Mutation::SetDisplayName(name) => vec![HelperAction::Rename {
                 chat: target,

@@ -128,14 +128,17 @@ impl Wait {
         };
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(())) => Ok(()),
+            // Not retryable: Messages took the change; a retry would make it again.
             Ok(Err(_)) | Err(_) => Err(Error::new(
                 ErrorKind::Unavailable,
                 format!(
                     "Messages accepted the change but it was not seen in chat.db within {} s; \
-                     it may still happen, and is then recorded as an event",
+                     it may still happen, and is then recorded as an event (not retried, so \
+                     that it is not made twice)",
                     timeout.as_secs_f64()
                 ),
-            )),
+            )
+            .retryable(false)),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! `imgroups-fake-helper --db PATH --connect ADDR [--delay-ms N]`: a stand-in for the
 //! BlueBubbles helper inside Messages.app, for tests that are not written in Rust.
 //!
-//! `imgroups-fake-helper fixture --home DIR [--version tahoe|monterey|sierra]` instead
+//! `imgroups-fake-helper fixture --home DIR [--version tahoe|ventura|monterey|sierra]` instead
 //! creates `DIR/Library/Messages/chat.db` with that macOS version's schema (default tahoe)
 //! holding the "Book club" group and its history (`imgroups_chatdb::testing::book_club`),
 //! prints `fixture <chat.db path> <chat GUID>` and exits. It refuses an existing chat.db.
@@ -21,7 +21,7 @@ use imgroups_chatdb::testing::{book_club, FakeHelper, FakeHelperOptions, Fixture
 use imgroups_chatdb::ChatDb;
 
 const USAGE: &str = "usage: imgroups-fake-helper --db PATH --connect ADDR [--delay-ms N]\n       \
-                     imgroups-fake-helper fixture --home DIR [--version tahoe|monterey|sierra]";
+                     imgroups-fake-helper fixture --home DIR [--version tahoe|ventura|monterey|sierra]";
 
 enum Command {
     Connect(Args),
@@ -49,6 +49,7 @@ fn parse_command(mut args: impl Iterator<Item = String>) -> Result<Command, Stri
                 version = match value()?.as_str() {
                     "tahoe" => Version::Tahoe,
                     "monterey" => Version::Monterey,
+                    "ventura" => Version::Ventura,
                     "sierra" => Version::Sierra,
                     other => return Err(format!("invalid --version {other:?}")),
                 }

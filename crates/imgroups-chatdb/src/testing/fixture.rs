@@ -1,5 +1,5 @@
 //! Builds chat.db files the way Messages lays them out, from the schema facts in
-//! `src/testing/schema/` (trimmed from public schema dumps of macOS 10.12, 12 and 26).
+//! `src/testing/schema/` (trimmed from public schema dumps of macOS 10.12, 12, 13/14 and 26).
 //!
 //! The real triggers call functions that exist only inside Messages; [`Fixture::new`]
 //! registers no-op stand-ins on the writing connection, so the triggers stay as they are and
@@ -20,17 +20,26 @@ pub enum Version {
     Sierra,
     /// macOS 12.
     Monterey,
+    /// macOS 13, whose layout macOS 14 keeps for everything this crate reads: adds the edit and
+    /// unsend columns, and deletes a handle left by its last chat.
+    Ventura,
     /// macOS 26.
     Tahoe,
 }
 
-pub const ALL: [Version; 3] = [Version::Sierra, Version::Monterey, Version::Tahoe];
+pub const ALL: [Version; 4] = [
+    Version::Sierra,
+    Version::Monterey,
+    Version::Ventura,
+    Version::Tahoe,
+];
 
 impl Version {
     pub fn schema(self) -> &'static str {
         match self {
             Version::Sierra => include_str!("schema/sierra.sql"),
             Version::Monterey => include_str!("schema/monterey.sql"),
+            Version::Ventura => include_str!("schema/ventura.sql"),
             Version::Tahoe => include_str!("schema/tahoe.sql"),
         }
     }
@@ -209,6 +218,17 @@ impl Fixture {
             )
             .unwrap();
         self.conn.last_insert_rowid()
+    }
+
+    /// Sets a chat's `service_name` (`iMessage`, `SMS`, `RCS`): macOS 26 writes `any;+;…`
+    /// GUIDs and keeps the service only here.
+    pub fn set_service(&self, chat: i64, service: &str) {
+        self.conn
+            .execute(
+                "UPDATE chat SET service_name = ?1 WHERE ROWID = ?2",
+                params![service, chat],
+            )
+            .unwrap();
     }
 
     pub fn group(&self, guid: &str, name: Option<&str>, props: Option<Vec<u8>>) -> i64 {

@@ -115,6 +115,7 @@ impl FakeMessages {
         let chat =
             find_chat(&tx, action.chat().helper_guid())?.ok_or(FakeMessagesError::NoSuchChat)?;
         let mut row = Row::default();
+        let mut leaving = None;
         match action {
             HelperAction::Rename { name, .. } => {
                 row.item_type = 2;
@@ -152,16 +153,22 @@ impl FakeMessages {
             }
             HelperAction::RemoveParticipant { address, .. } => {
                 let handle = find_handle(&tx, address)?.ok_or(FakeMessagesError::NotAMember)?;
-                let removed = tx.execute(
-                    "DELETE FROM chat_handle_join WHERE chat_id = ?1 AND handle_id = ?2",
-                    [chat, handle],
-                )?;
-                if removed == 0 {
+                let member: Option<i64> = tx
+                    .query_row(
+                        "SELECT 1 FROM chat_handle_join WHERE chat_id = ?1 AND handle_id = ?2",
+                        [chat, handle],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if member.is_none() {
                     return Err(FakeMessagesError::NotAMember);
                 }
                 row.item_type = 1;
                 row.action = 1;
                 row.other = handle;
+                // After the row that names the handle: from macOS 13 on, a trigger deletes a
+                // handle that no chat or message refers to once it leaves chat_handle_join.
+                leaving = Some(handle);
             }
             HelperAction::SetIcon { file, .. } => {
                 let attachment = self.store_photo(&tx, file)?;
@@ -181,6 +188,12 @@ impl FakeMessages {
             }
         }
         let applied = insert_message(&tx, chat, &row)?;
+        if let Some(handle) = leaving {
+            tx.execute(
+                "DELETE FROM chat_handle_join WHERE chat_id = ?1 AND handle_id = ?2",
+                [chat, handle],
+            )?;
+        }
         tx.commit()?;
         Ok(applied)
     }

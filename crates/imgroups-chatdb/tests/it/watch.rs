@@ -203,3 +203,67 @@ fn a_reader_sees_rows_again_once_reopened_after_its_wal_was_deleted_under_it() {
     let guids: Vec<&str> = scan.changes.iter().map(|c| c.guid.as_str()).collect();
     assert_eq!(guids, ["AFTER-NEW-WAL"]);
 }
+
+/// Writes do not add watches (each is a descriptor with kqueue); a WAL replaced by a new file
+/// adds exactly one.
+#[test]
+fn writes_do_not_re_arm_the_watch_a_new_wal_does() {
+    let mut f = Fixture::new(Version::Tahoe);
+    let chat = f.group("any;+;w1", None, None);
+    f.post(
+        chat,
+        Msg {
+            guid: "FIRST",
+            item_type: 2,
+            from_me: true,
+            title: Some("a"),
+            ..Msg::default()
+        },
+    );
+    let mut watcher = Watcher::new(&f.path(), Duration::from_secs(60)).unwrap();
+    let at_start = watcher.watches_added();
+    assert_eq!(at_start, 2, "chat.db and its WAL");
+    for i in 0..30 {
+        let guid = format!("W{i}");
+        f.post(
+            chat,
+            Msg {
+                guid: &guid,
+                item_type: 2,
+                from_me: true,
+                title: Some("n"),
+                minute: i,
+                ..Msg::default()
+            },
+        );
+        while watcher.wait_timeout(Duration::from_millis(20)).is_some() {}
+    }
+    assert_eq!(watcher.watches_added(), at_start, "no watch per write");
+
+    // Messages quits (the WAL is deleted) and starts again: a new WAL file.
+    f.reopen(|db| {
+        let mut wal = db.as_os_str().to_owned();
+        wal.push("-wal");
+        let _ = std::fs::remove_file(wal);
+    });
+    f.post(
+        chat,
+        Msg {
+            guid: "AFTER",
+            item_type: 2,
+            from_me: true,
+            title: Some("b"),
+            minute: 99,
+            ..Msg::default()
+        },
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while watcher.watches_added() == at_start && Instant::now() < deadline {
+        watcher.wait_timeout(Duration::from_millis(20));
+    }
+    assert_eq!(
+        watcher.watches_added(),
+        at_start + 1,
+        "the new WAL is watched"
+    );
+}
