@@ -20,9 +20,9 @@ mod bluebubbles;
 #[cfg(feature = "testing")]
 pub(crate) use bluebubbles::wire;
 pub use bluebubbles::{
-    default_port, BlueBubblesHelper, HelperOptions, PeerCheck, ProcessCheck, BASE_PORT,
-    DEFAULT_TIMEOUT, MAX_HANDSHAKES, MAX_LINE_BYTES, MESSAGES_BUNDLE_ID, MESSAGES_EXECUTABLES,
-    WRITE_GAP,
+    default_port, BlueBubblesHelper, HelperOptions, PeerCheck, ProcessCheck, ADMISSION_WAIT,
+    BASE_PORT, DEFAULT_TIMEOUT, MAX_HANDSHAKES, MAX_LINE_BYTES, MESSAGES_BUNDLE_ID,
+    MESSAGES_EXECUTABLES, WRITE_GAP,
 };
 
 /// Performs group changes in Messages.

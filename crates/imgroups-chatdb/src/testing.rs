@@ -31,6 +31,8 @@ pub use fixture::{
 };
 pub use helper::{FakeHelper, FakeHelperOptions, FakeReply};
 pub use messages::{Applied, FakeMessages, FakeMessagesError};
-pub use sample::{book_club, BookClub, BOOK_CLUB, PHOTO_PNG};
+pub use sample::{
+    book_club, more_chats, BookClub, BOOK_CLUB, DIRECT_CHAT, PHOTO_PNG, SMS_GROUP, TEXT_ONLY_GROUP,
+};
 pub use system::{ScriptedChild, ScriptedSystem};
 pub use typedstream::{attributed_body, sample_bodies};

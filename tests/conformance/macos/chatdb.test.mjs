@@ -265,3 +265,117 @@ describe("macOS backend without --helper: read-only", () => {
     assert.equal(await me.head(), 5, "nothing recorded");
   });
 });
+
+// The fixture also holds (imgroups_chatdb::testing::more_chats): a group in macOS 26's
+// `any;+;` form that only ever had text messages (no group-change row: Messages writes none
+// for a group's first members), with a short code among its members; an SMS group; and a
+// one-to-one chat. The fake helper finds chats by their exact chat.guid, as the real one does.
+const TEXT_ONLY = "any;+;7e3a91c2";
+const SMS = "any;+;5a5a5a5a";
+const DIRECT = "any;-;+15550009999";
+
+describe("macOS backend: an any;+; group with only text messages, an SMS group, a direct chat", () => {
+  /** @type {Server} */ let server;
+  let home, helper, me;
+
+  before(async () => {
+    home = await fixtureHome();
+    server = await serveChatDb(home, ["--helper", "127.0.0.1:0"]);
+    helper = await startHelper(home, server.helperAddress);
+    me = server.me();
+  });
+  after(async () => {
+    await helper?.kill();
+    await server?.cleanup();
+    if (home) await rm(home, { recursive: true, force: true });
+  });
+
+  const inGroup = (chatGuid, change) => ({ chatGuid, isFromMe: true, actor: ME, change });
+
+  /** One write as me; answered once its one event is in the log, which a live stream sees. */
+  async function writeTo(call, expected) {
+    const head = await me.head();
+    const live = await subscribeLive(server, me);
+    try {
+      const answer = await call();
+      const logged = await me.eventsAfter(head);
+      assert.equal(logged.length, 1, `one event in the log when the answer came: ${JSON.stringify(logged)}`);
+      assertGroupEvent(logged[0], expected);
+      const [seen] = await live.count(1, 10_000);
+      assert.deepEqual(seen, logged[0], "the live event is the log's");
+      return answer;
+    } finally {
+      await live.close();
+    }
+  }
+
+  test("the text-only group is listed with its members, the short code included", async () => {
+    const chat = await me.chats.get(TEXT_ONLY);
+    assert.deepEqual(addresses(chat).sort(), ["+15551230002", "262966", "gina@example.com", "hank@example.com"]);
+    const { events } = await me.log(0);
+    assert.ok(!events.some((e) => e.chatGuid === TEXT_ONLY), "no history: it never had a group change");
+  });
+
+  test("every group operation on the text-only any;+; group goes through the helper", async () => {
+    const renamed = await writeTo(
+      () => me.groups.setDisplayName(TEXT_ONLY, "Text only"),
+      inGroup(TEXT_ONLY, { type: "displayNameChanged", displayName: "Text only" }),
+    );
+    assert.equal(renamed.displayName, "Text only");
+
+    const added = await writeTo(
+      () => me.groups.addParticipants(TEXT_ONLY, ["frank@example.com"]),
+      inGroup(TEXT_ONLY, { type: "participantAdded", participant: "frank@example.com" }),
+    );
+    assert.ok(addresses(added).includes("frank@example.com"));
+
+    const removed = await writeTo(
+      () => me.groups.removeParticipants(TEXT_ONLY, ["frank@example.com"]),
+      inGroup(TEXT_ONLY, { type: "participantRemoved", participant: "frank@example.com" }),
+    );
+    assert.ok(!addresses(removed).includes("frank@example.com"));
+
+    // The photo reaches Messages (written where Messages may read it): it is set, not removed.
+    const bytes = png(11);
+    await writeTo(() => me.groups.setIcon(TEXT_ONLY, bytes), inGroup(TEXT_ONLY, { type: "iconChanged" }));
+    assert.deepEqual(Buffer.from((await me.groups.getIcon(TEXT_ONLY)).data), Buffer.from(bytes));
+    await writeTo(() => me.groups.removeIcon(TEXT_ONLY), inGroup(TEXT_ONLY, { type: "iconRemoved" }));
+    await expectError(me.groups.getIcon(TEXT_ONLY), Errors.groupIconNotFound);
+
+    await writeTo(() => me.groups.leave(TEXT_ONLY), inGroup(TEXT_ONLY, { type: "participantLeft", participant: ME }));
+  });
+
+  test("the SMS group is listed; every write is refused as operationNotSupported, naming SMS/RCS", async () => {
+    const chat = await me.chats.get(SMS);
+    assert.deepEqual(addresses(chat).sort(), ["+15550002222", "+15550003333"]);
+    const head = await me.head();
+    const writes = [
+      () => me.groups.setDisplayName(SMS, "Nope"),
+      () => me.groups.addParticipants(SMS, ["frank@example.com"]),
+      () => me.groups.setIcon(SMS, png(12)),
+    ];
+    for (const call of writes) {
+      const err = await expectError(call, Errors.operationNotSupported);
+      assert.match(err.message, /SMS\/RCS/);
+      assert.equal(err.retryable, false);
+    }
+    assert.equal(await me.head(), head, "nothing recorded");
+  });
+
+  test("a direct chat: group operations do not apply and change nothing", async () => {
+    const head = await me.head();
+    for (const call of [
+      () => me.groups.setDisplayName(DIRECT, "Nope"),
+      () => me.groups.addParticipants(DIRECT, ["frank@example.com"]),
+      () => me.groups.leave(DIRECT),
+    ]) {
+      const err = await call().then(
+        () => assert.fail("a group write on a direct chat succeeded"),
+        (e) => e,
+      );
+      assert.ok(["invalidArgument", "operationNotSupported", "chatNotFound"].includes(err.code), `${err.code}: ${err.message}`);
+      assert.equal(err.retryable, false);
+    }
+    assert.equal(await me.head(), head, "nothing recorded");
+  });
+});

@@ -119,6 +119,10 @@ pub const MAX_LINE_BYTES: usize = 1 << 20;
 /// Connections between accept and their greeting at once; more are closed at accept.
 pub const MAX_HANDSHAKES: usize = 8;
 
+/// How long an action waits, when no helper is connected but one is being admitted (its peer
+/// check and greeting take a moment after the connection), before it fails as not connected.
+pub const ADMISSION_WAIT: Duration = Duration::from_secs(3);
+
 /// The port the helper of macOS user `uid` connects to: `45670 + uid - 501`, within
 /// `45670..=65535`.
 pub fn default_port(uid: u32) -> u16 {
@@ -255,6 +259,8 @@ struct Shared {
     next_connection: AtomicU64,
     /// One admission (probe, then install) at a time.
     admission: Mutex<()>,
+    /// Connections accepted and not yet admitted or refused.
+    admitting: std::sync::atomic::AtomicUsize,
     handshakes: Arc<Semaphore>,
     options: HelperOptions,
     write_gap: StdMutex<Duration>,
@@ -334,6 +340,7 @@ impl BlueBubblesHelper {
             reader: StdMutex::new(None),
             next_connection: AtomicU64::new(1),
             admission: Mutex::new(()),
+            admitting: std::sync::atomic::AtomicUsize::new(0),
             handshakes: Arc::new(Semaphore::new(MAX_HANDSHAKES)),
             options,
             write_gap: StdMutex::new(WRITE_GAP),
@@ -422,6 +429,11 @@ impl Drop for BlueBubblesHelper {
 
 /// Writes one request line to the current connection and waits for its answer.
 async fn transact(shared: &Shared, line: String, transaction: String) -> Result<(), ActuatorError> {
+    if shared.connected.borrow().is_none() && shared.admitting.load(Ordering::Acquire) > 0 {
+        // A helper (re)connecting right now: give its admission a moment.
+        let mut rx = shared.connected.subscribe();
+        let _ = tokio::time::timeout(ADMISSION_WAIT, rx.wait_for(Option::is_some)).await;
+    }
     let (answer, answered) = oneshot::channel();
     let mut writer = shared.writer.clone().lock_owned().await;
     let Some(connection) = writer.as_ref().map(|w| w.connection) else {
@@ -505,10 +517,21 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         };
         let shared = shared.clone();
         let local = local.unwrap_or(peer);
+        shared.admitting.fetch_add(1, Ordering::AcqRel);
+        let admitting = Admitting(shared.clone());
         tokio::spawn(async move {
             admit(stream, local, peer, shared).await;
-            drop(permit);
+            drop((admitting, permit));
         });
+    }
+}
+
+/// Counts a connection as being admitted until dropped (however its admission ends).
+struct Admitting(Arc<Shared>);
+
+impl Drop for Admitting {
+    fn drop(&mut self) {
+        self.0.admitting.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -3,8 +3,10 @@
 //!
 //! `imgroups-fake-helper fixture --home DIR [--version tahoe|ventura|monterey|sierra]` instead
 //! creates `DIR/Library/Messages/chat.db` with that macOS version's schema (default tahoe)
-//! holding the "Book club" group and its history (`imgroups_chatdb::testing::book_club`),
-//! prints `fixture <chat.db path> <chat GUID>` and exits. It refuses an existing chat.db.
+//! holding the "Book club" group and its history (`imgroups_chatdb::testing::book_club`), a
+//! group with only text messages in the `any;+;` form, an SMS group and a one-to-one chat
+//! (`more_chats`), prints `fixture <chat.db path> <Book club's GUID>` and exits. It refuses an
+//! existing chat.db.
 //!
 //! Connects to an imgroups server's helper address, applies each action it is sent to the
 //! chat.db at `PATH` the way Messages would (see `imgroups_chatdb::testing`), and acknowledges
@@ -17,7 +19,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use imgroups_chatdb::testing::{book_club, FakeHelper, FakeHelperOptions, Fixture, Version};
+use imgroups_chatdb::testing::{
+    book_club, more_chats, FakeHelper, FakeHelperOptions, Fixture, Version,
+};
 use imgroups_chatdb::ChatDb;
 
 const USAGE: &str = "usage: imgroups-fake-helper --db PATH --connect ADDR [--delay-ms N]\n       \
@@ -108,6 +112,7 @@ fn main() -> ExitCode {
             }
             let fixture = Fixture::create_in(&home, version);
             let chat = book_club(&fixture);
+            more_chats(&fixture);
             println!("fixture {} {}", path.display(), chat.guid);
             return ExitCode::SUCCESS;
         }

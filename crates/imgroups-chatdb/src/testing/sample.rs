@@ -97,3 +97,61 @@ pub fn book_club(f: &Fixture) -> BookClub {
         ],
     }
 }
+
+/// The chats [`more_chats`] writes.
+pub const TEXT_ONLY_GROUP: &str = "any;+;7e3a91c2";
+pub const SMS_GROUP: &str = "any;+;5a5a5a5a";
+pub const DIRECT_CHAT: &str = "any;-;+15550009999";
+
+/// Writes, besides [`book_club`], the chats a real Mac has that are not "a group with a
+/// history": a group in macOS 26's `any;+;` form (`service_name` iMessage) with only text
+/// messages — Messages writes no group-change row for a group's first members — and four other
+/// members, one of them a short code; an SMS group (`service_name` SMS) with two numbers; and a
+/// one-to-one chat (`style` 45).
+pub fn more_chats(f: &Fixture) {
+    let group = f.group(TEXT_ONLY_GROUP, None, None);
+    f.set_service(group, "iMessage");
+    for (i, member) in [
+        "gina@example.com",
+        "hank@example.com",
+        "+15551230002",
+        "262966",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let handle = f.handle(member);
+        f.member(group, handle);
+        let guid = format!("TEXT-ONLY-{i}");
+        f.post(
+            group,
+            Msg {
+                guid: &guid,
+                text: Some("hi"),
+                handle,
+                minute: 20 + i as i64,
+                ..Msg::default()
+            },
+        );
+    }
+    let sms = f.group(SMS_GROUP, None, None);
+    f.set_service(sms, "SMS");
+    for member in ["+15550002222", "+15550003333"] {
+        let handle = f.handle(member);
+        f.member(sms, handle);
+    }
+    let direct = f.chat(DIRECT_CHAT, 45, None, None);
+    f.set_service(direct, "iMessage");
+    let ivy = f.handle("+15550009999");
+    f.member(direct, ivy);
+    f.post(
+        direct,
+        Msg {
+            guid: "DIRECT-1",
+            text: Some("hey"),
+            handle: ivy,
+            minute: 30,
+            ..Msg::default()
+        },
+    );
+}
