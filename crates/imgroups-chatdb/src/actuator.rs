@@ -21,7 +21,7 @@ mod bluebubbles;
 pub(crate) use bluebubbles::wire;
 pub use bluebubbles::{
     default_port, BlueBubblesHelper, HelperOptions, PeerCheck, ProcessCheck, ADMISSION_WAIT,
-    BASE_PORT, DEFAULT_TIMEOUT, MAX_HANDSHAKES, MAX_LINE_BYTES, MESSAGES_BUNDLE_ID,
+    ANSWER_HOLD, BASE_PORT, DEFAULT_TIMEOUT, MAX_HANDSHAKES, MAX_LINE_BYTES, MESSAGES_BUNDLE_ID,
     MESSAGES_EXECUTABLES, WRITE_GAP,
 };
 

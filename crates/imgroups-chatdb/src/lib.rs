@@ -107,8 +107,9 @@ pub mod testing;
 
 pub use actuator::{
     default_port, Actuator, ActuatorError, BlueBubblesHelper, HelperAction, HelperChat,
-    HelperOptions, PeerCheck, ProcessCheck, ADMISSION_WAIT, BASE_PORT, DEFAULT_TIMEOUT,
-    MAX_HANDSHAKES, MAX_LINE_BYTES, MESSAGES_BUNDLE_ID, MESSAGES_EXECUTABLES, WRITE_GAP,
+    HelperOptions, PeerCheck, ProcessCheck, ADMISSION_WAIT, ANSWER_HOLD, BASE_PORT,
+    DEFAULT_TIMEOUT, MAX_HANDSHAKES, MAX_LINE_BYTES, MESSAGES_BUNDLE_ID, MESSAGES_EXECUTABLES,
+    WRITE_GAP,
 };
 pub use changes::{Change, ChangeKind, Cursor, Party, Scan, MAX_PENDING, PENDING_WINDOW};
 pub use db::{group_photo_guid, ChatDb, Group, Icon, GROUP_STYLE};

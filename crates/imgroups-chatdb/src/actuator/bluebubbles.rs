@@ -29,7 +29,9 @@
 //! - **One request per read.** The helper parses each socket read as one message and, when
 //!   two arrive together, keeps only the first (`BlueBubblesHelper.m` `handleMessage:` cuts at
 //!   `}\n{`). BB therefore serialises writes and holds its write lock 200 ms after each
-//!   (`SOCKET_WRITE_RELEASE_DELAY_MS`); we do the same ([`WRITE_GAP`]).
+//!   (`SOCKET_WRITE_RELEASE_DELAY_MS`); we do the same ([`WRITE_GAP`]), and also keep the line
+//!   until the request is answered ([`ANSWER_HOLD`] at most): a request written while the
+//!   helper is still busy would be read together with the next one.
 //! - **Chat lookup.** Every action finds its chat with one exact
 //!   `[[IMChatRegistry sharedInstance] existingChatWithGUID:]` (`BlueBubblesHelper.m`
 //!   `getChat::`), and BB sends `chat.guid` exactly as chat.db holds it: so do we
@@ -101,6 +103,10 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The pause after each request before the next may be written (see the module doc).
 pub const WRITE_GAP: Duration = Duration::from_millis(200);
+
+/// How long the line is kept for one request while its answer is awaited (see `transact`); a
+/// helper that answers nothing (`leave-chat` it cannot do) holds it no longer.
+pub const ANSWER_HOLD: Duration = Duration::from_secs(2);
 
 /// The bundle id Messages' helper names in its `ping`.
 pub const MESSAGES_BUNDLE_ID: &str = "com.apple.MobileSMS";
@@ -434,7 +440,7 @@ async fn transact(shared: &Shared, line: String, transaction: String) -> Result<
         let mut rx = shared.connected.subscribe();
         let _ = tokio::time::timeout(ADMISSION_WAIT, rx.wait_for(Option::is_some)).await;
     }
-    let (answer, answered) = oneshot::channel();
+    let (answer, mut answered) = oneshot::channel();
     let mut writer = shared.writer.clone().lock_owned().await;
     let Some(connection) = writer.as_ref().map(|w| w.connection) else {
         return Err(ActuatorError::NotConnected);
@@ -458,24 +464,33 @@ async fn transact(shared: &Shared, line: String, transaction: String) -> Result<
     let write = tokio::spawn(async move {
         // Checked above, and the lock is held since: always there.
         let Some(w) = writer.as_mut() else {
-            return Err(io::Error::from(io::ErrorKind::NotConnected));
+            return (Err(io::Error::from(io::ErrorKind::NotConnected)), writer);
         };
         let written = w.half.write_all(line.as_bytes()).await;
         if written.is_ok() {
             tokio::time::sleep(gap).await;
         }
-        written
+        (written, writer)
     });
-    match write.await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => {
+    let writer = match write.await {
+        Ok((Ok(()), writer)) => writer,
+        Ok((Err(e), _)) => {
             tracing::debug!(error = %e, "writing to the Messages helper failed");
             return Err(ActuatorError::NotConnected);
         }
         // Only when the runtime shuts down.
         Err(_) => return Err(ActuatorError::NotConnected),
-    }
-    match answered.await {
+    };
+    // The line stays ours until the helper answered (for at most ANSWER_HOLD): it handles one
+    // request at a time and takes whatever one socket read holds as one message, so a request
+    // written while it is still busy with this one would arrive glued to the next and be lost.
+    let held = tokio::time::timeout(ANSWER_HOLD, &mut answered).await;
+    drop(writer);
+    let answer = match held {
+        Ok(answer) => answer,
+        Err(_) => answered.await,
+    };
+    match answer {
         Ok(Ok(())) => Ok(()),
         Ok(Err(message)) => Err(ActuatorError::Rejected(message)),
         // The connection closed before the answer came.
