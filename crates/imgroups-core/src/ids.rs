@@ -132,6 +132,24 @@ impl fmt::Display for ChatGuid {
     }
 }
 
+/// [`ChatGuid::parse`], so that `"…".parse::<ChatGuid>()` works:
+///
+/// ```
+/// use imgroups_core::ChatGuid;
+///
+/// let guid: ChatGuid = "iMessage;+;chat123".parse()?;
+/// assert_eq!(guid.to_string(), "any;+;chat123");
+/// assert!("not a guid".parse::<ChatGuid>().is_err());
+/// # Ok::<(), imgroups_core::Error>(())
+/// ```
+impl std::str::FromStr for ChatGuid {
+    type Err = Error;
+
+    fn from_str(input: &str) -> Result<Self, Error> {
+        ChatGuid::parse(input)
+    }
+}
+
 /// The wire form, allocated once at its exact size (`to_string` grows as it formats; this is
 /// on the path of every event sent).
 impl From<&ChatGuid> for String {
@@ -224,6 +242,26 @@ impl Address {
 impl fmt::Display for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// [`Address::parse`], so that `"…".parse::<Address>()` works:
+///
+/// ```
+/// use imgroups_core::Address;
+///
+/// let phone: Address = "+1 (555) 123-4567".parse()?;
+/// assert_eq!(phone.as_str(), "+15551234567");
+/// let email: Address = "Bob@Example.com".parse()?;
+/// assert_eq!(email.as_str(), "bob@example.com");
+/// assert!("bob".parse::<Address>().is_err());
+/// # Ok::<(), imgroups_core::Error>(())
+/// ```
+impl std::str::FromStr for Address {
+    type Err = Error;
+
+    fn from_str(input: &str) -> Result<Self, Error> {
+        Address::parse(input)
     }
 }
 

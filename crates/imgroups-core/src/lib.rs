@@ -8,6 +8,8 @@
 //! - [`image`]: icon type detection from bytes.
 //! - [`model`]: chats, messages, events, write outcomes, and the store's keys as newtypes.
 //! - [`command`]: validated writes ([`Command`], [`Mutation`]).
+//! - [`action`]: what a person can do to a group, described once as data for every surface
+//!   (CLI, console), with its mapping to a [`Command`].
 //! - [`port`]: the store port ([`port::Store`]: log, accounts, webhooks, commit notices; and
 //!   [`port::Tx`], the engine's view of one transaction) and the backend port
 //!   ([`port::Backend`]: the iMessage side).
@@ -15,6 +17,7 @@
 //! - [`idempotency`]: what an idempotency key means, for every store.
 //! - [`tokens`]: API tokens and webhook secrets. [`admin`]: accounts, tokens, webhooks.
 
+pub mod action;
 pub mod admin;
 pub mod command;
 pub mod engine;

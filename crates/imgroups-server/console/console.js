@@ -16,6 +16,7 @@ const state = {
   icons: new Map(), // guid -> {version, url}
   open: new Set(), // guids whose "Change" panel is open, kept across re-renders
   refreshTimer: null,
+  actions: [], // what a person can do to a group (GET actions), the "Change" panel's forms
 };
 
 // ---------------------------------------------------------------------------- plumbing
@@ -135,6 +136,7 @@ async function signIn(value) {
   $("#app").hidden = false;
   $("#session-controls").hidden = false;
   showError(null);
+  ({ actions: state.actions } = await api("actions"));
   await Promise.all([loadAccounts(), loadSim(), loadWebhooks()]);
 }
 
@@ -261,17 +263,7 @@ function renderGroup(chat) {
     if (details.open) state.open.add(chat.guid);
     else state.open.delete(chat.guid);
   });
-  const remove = $('form[data-op="remove"] select', node);
-  remove.replaceChildren(...chat.participants.map((p) => el("option", { value: p, text: p })));
-  for (const form of node.querySelectorAll("form")) {
-    form.addEventListener("submit", (event) => {
-      event.preventDefault();
-      run(() => submitGroupForm(chat, form));
-    });
-  }
-  for (const button of node.querySelectorAll("button[data-op]")) {
-    button.addEventListener("click", () => run(() => act({ op: button.dataset.op, chat: chat.guid })));
-  }
+  renderActions(chat, $(".actions", node));
   return node;
 }
 
@@ -292,29 +284,91 @@ async function loadIcon(chat, img) {
   }
 }
 
-async function submitGroupForm(chat, form) {
-  const data = new FormData(form);
-  switch (form.dataset.op) {
-    case "rename":
-      await act({ op: "rename", chat: chat.guid, name: data.get("name") });
-      break;
-    case "add":
-      await act({ op: "add", chat: chat.guid, addresses: splitAddresses(String(data.get("address"))) });
-      break;
-    case "remove":
-      await act({ op: "remove", chat: chat.guid, addresses: [String(data.get("address"))] });
-      break;
-    case "icon": {
-      const file = data.get("file");
-      if (!(file instanceof File) || file.size === 0) throw new Error("choose an image file first");
-      await api(`icon?${query({ account: state.account, chat: chat.guid, puppet: puppet() })}`, {
-        method: "POST",
-        body: file,
-      });
-      await loadGroups();
-      break;
+// ----------------------------------------------------------------------------- actions
+
+/** The act route's name of an action whose name there predates the shared description. */
+const ACT_OPS = { "icon-rm": "removeIcon" };
+const IMAGE_TYPES = "image/png,image/jpeg,image/gif,image/heic,image/heif";
+
+/**
+ * The "Change" panel of a group: a form per action that takes values, a button per action
+ * that does not, destructive ones last. Built from `state.actions`, the description
+ * `imgroups sim act` and `imgroups groups` are built from too, so an action added there
+ * appears here with its labels and fields.
+ */
+function renderActions(chat, container) {
+  const ordered = [...state.actions].sort((a, b) => Number(a.destructive) - Number(b.destructive));
+  const buttons = el("div", { class: "row" });
+  for (const action of ordered) {
+    if (action.params.length === 0) {
+      const props = { type: "button", title: action.summary, onclick: () => run(() => perform(action, chat, new Map())) };
+      if (action.destructive) props.class = "danger";
+      // Spaced like buttons written in HTML: the row is not a flex box.
+      buttons.append(el("button", props, action.label), " ");
+      continue;
     }
+    const form = el("form", { class: "row", "data-action": action.name, title: action.summary });
+    for (const param of action.params) form.append(el("label", {}, `${param.label} `, field(param, chat)));
+    form.append(el("button", { type: "submit" }, action.label));
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      run(() => perform(action, chat, values(action, form)));
+    });
+    container.append(form);
   }
+  if (buttons.children.length) container.append(buttons);
+}
+
+/** The input for one parameter, by its kind. */
+function field(param, chat) {
+  const common = { "aria-label": param.label, name: param.name, title: param.help, required: "" };
+  switch (param.kind) {
+    case "members":
+      return el("select", common, ...chat.participants.map((p) => el("option", { value: p, text: p })));
+    case "imageFile":
+      return el("input", { ...common, type: "file", accept: IMAGE_TYPES });
+    case "newAddresses":
+      return el("input", { ...common, type: "text", spellcheck: "false", placeholder: "a@example.com, +15551234567" });
+    default:
+      return el("input", { ...common, type: "text" });
+  }
+}
+
+/** What the form holds, by parameter name, in the shape the API takes. */
+function values(action, form) {
+  const data = new FormData(form);
+  return new Map(
+    action.params.map((param) => {
+      const value = data.get(param.name);
+      switch (param.kind) {
+        case "newAddresses":
+          return [param.name, splitAddresses(String(value ?? ""))];
+        case "members":
+          return [param.name, value ? [String(value)] : []];
+        case "imageFile":
+          return [param.name, value];
+        default:
+          return [param.name, String(value ?? "")];
+      }
+    }),
+  );
+}
+
+/** Performs `action` on the group, as the account or the puppet chosen above. */
+async function perform(action, chat, given) {
+  const image = action.params.find((p) => p.kind === "imageFile");
+  if (image) {
+    // Images travel as the body of their own route, not inside JSON.
+    const file = given.get(image.name);
+    if (!(file instanceof File) || file.size === 0) throw new Error("choose an image file first");
+    await api(`icon?${query({ account: state.account, chat: chat.guid, puppet: puppet() })}`, {
+      method: "POST",
+      body: file,
+    });
+    await loadGroups();
+    return;
+  }
+  await act({ op: ACT_OPS[action.name] ?? action.name, chat: chat.guid, ...Object.fromEntries(given) });
 }
 
 async function act(request) {

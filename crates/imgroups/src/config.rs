@@ -1,8 +1,13 @@
-//! Configuration files for `serve` (`--config FILE` / `IMGROUPS_CONFIG`) and `config print`.
+//! Configuration files (`--config FILE` / `IMGROUPS_CONFIG`): `serve`'s settings, read by
+//! every command, and `config print`.
 //!
-//! The file is TOML whose keys are the long names of the subcommand's flags (`grpc`,
+//! The file is TOML whose keys are the long names of `serve`'s flags (`grpc`,
 //! `heartbeat-secs`, `database-url`, …; `heartbeat_secs` is accepted too). Precedence is
-//! flag > env > file > default.
+//! flag > env > file > default. `serve` and `config print` take every key
+//! ([`Scheme::full`]); every other command takes the keys it shares with `serve`
+//! ([`Scheme::shared`]: the store's location, the log format) when it has that flag, and
+//! passes over the rest of `serve`'s keys. A key that is not `serve`'s fails every command,
+//! so a typo is never silently ignored.
 //!
 //! Why this works by re-parsing instead of a serde struct: a second list of settings would
 //! drift from the clap definitions, and flags added later (also those flattened in from other
@@ -20,8 +25,19 @@ use std::path::{Path, PathBuf};
 use clap::parser::ValueSource;
 use clap::{Arg, ArgAction, ArgMatches, CommandFactory, FromArgMatches};
 
-/// The argument id of `--config` in every subcommand that reads a file.
+/// The argument id of `--config` (a global flag: every subcommand has it).
 pub(crate) const CONFIG_ARG: &str = "config";
+
+/// Which commands take which keys of the file.
+pub(crate) struct Scheme<'a> {
+    /// The subcommands (as paths, e.g. `["config", "print"]`) that take every key: they have
+    /// every flag of [`Scheme::keys_of`].
+    pub(crate) full: &'a [&'a [&'a str]],
+    /// The subcommand whose flags are the file's keys.
+    pub(crate) keys_of: &'a [&'a str],
+    /// The keys every other subcommand takes from the file, where it has the flag.
+    pub(crate) shared: &'a [&'a str],
+}
 
 /// Where an effective value came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,9 +90,12 @@ pub(crate) enum ConfigError {
     File(String),
 }
 
-/// Parses `args` as `C`; if the subcommand found at one of `paths` (e.g. `["serve"]`) got a
-/// `--config FILE`, applies that file.
-pub(crate) fn resolve<C>(args: Vec<OsString>, paths: &[&[&str]]) -> Result<Resolved<C>, ConfigError>
+/// Parses `args` as `C`, then applies the configuration file named by `--config` (or
+/// `IMGROUPS_CONFIG`) as `scheme` says.
+pub(crate) fn resolve<C>(
+    args: Vec<OsString>,
+    scheme: &Scheme<'_>,
+) -> Result<Resolved<C>, ConfigError>
 where
     C: CommandFactory + FromArgMatches,
 {
@@ -87,26 +106,43 @@ where
         .clone()
         .try_get_matches_from(&args)
         .map_err(ConfigError::Clap)?;
-    let Some(path) = paths.iter().find(|p| sub_matches(&first, p).is_some()) else {
-        let cli = C::from_arg_matches(&first).map_err(ConfigError::Clap)?;
-        return Ok(Resolved {
-            cli,
-            file: None,
-            entries: Vec::new(),
-        });
-    };
-    let sub = find_command(&command, path).ok_or_else(|| {
+    let ran = ran(&first);
+    let path: Vec<&str> = ran.iter().map(String::as_str).collect();
+    let full = scheme.full.contains(&path.as_slice());
+    let sub = find_command(&command, &path).ok_or_else(|| {
         ConfigError::File(format!("internal error: no subcommand {}", path.join(" ")))
     })?;
-    let keyed = keyed_args(sub);
-    let matches_first = sub_matches(&first, path).unwrap_or(&first);
-    let file = matches_first.get_one::<PathBuf>(CONFIG_ARG).cloned();
+    let all_keys = find_command(&command, scheme.keys_of)
+        .map(keyed_args)
+        .unwrap_or_default();
+    let keyed: Vec<&Arg> = if full {
+        keyed_args(sub)
+    } else {
+        keyed_args(sub)
+            .into_iter()
+            .filter(|a| {
+                a.get_long()
+                    .is_some_and(|long| scheme.shared.contains(&long))
+            })
+            .collect()
+    };
+    let matches_first = sub_matches(&first, &path).unwrap_or(&first);
+    let file = matches_first
+        .try_get_one::<PathBuf>(CONFIG_ARG)
+        .ok()
+        .flatten()
+        .cloned();
 
     let mut injected = BTreeSet::new();
     let mut extra = Vec::new();
     if let Some(file) = &file {
         for (key, value) in read_table(file)? {
-            let arg = lookup(&keyed, &key).ok_or_else(|| unknown_key(file, &key, &keyed))?;
+            let Some(arg) = lookup(&keyed, &key) else {
+                if lookup(&all_keys, &key).is_some() {
+                    continue; // `serve`'s, not this command's.
+                }
+                return Err(unknown_key(file, &key, &all_keys));
+            };
             let id = arg.get_id().as_str();
             if matches!(
                 matches_first.value_source(id),
@@ -121,22 +157,38 @@ where
     let matches = if extra.is_empty() {
         first
     } else {
-        // The values were checked one by one above; appended after the subcommand's own
-        // arguments (the serve-like subcommands take no positionals), they parse as flags.
+        // The values were checked one by one above. Appended as `--key=value` flags, before
+        // a `--` that would make them positionals.
         let mut args = args;
-        args.extend(extra);
+        let at = args.iter().position(|a| a == "--").unwrap_or(args.len());
+        args.splice(at..at, extra);
         command
             .clone()
             .try_get_matches_from(&args)
             .map_err(ConfigError::Clap)?
     };
     let cli = C::from_arg_matches(&matches).map_err(ConfigError::Clap)?;
-    let final_sub = sub_matches(&matches, path).unwrap_or(&matches);
-    let entries = keyed
-        .iter()
-        .map(|arg| entry(arg, final_sub, &injected))
-        .collect();
+    let entries = if full {
+        let final_sub = sub_matches(&matches, &path).unwrap_or(&matches);
+        keyed
+            .iter()
+            .map(|arg| entry(arg, final_sub, &injected))
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok(Resolved { cli, file, entries })
+}
+
+/// The names of the subcommands that ran, outermost first.
+fn ran(matches: &ArgMatches) -> Vec<String> {
+    let mut path = Vec::new();
+    let mut current = matches;
+    while let Some((name, sub)) = current.subcommand() {
+        path.push(name.to_owned());
+        current = sub;
+    }
+    path
 }
 
 /// The matches of the subcommand at `path`, if that subcommand ran.
@@ -159,7 +211,8 @@ fn find_command<'c>(command: &'c clap::Command, path: &[&str]) -> Option<&'c cla
     Some(current)
 }
 
-/// The arguments that have a key: every long flag except `--config` itself and clap's own.
+/// The arguments that have a key: every long flag except `--config` itself, clap's own, and
+/// hidden ones (the client commands' flags, global only so that they may come first).
 pub(crate) fn keyed_args(command: &clap::Command) -> Vec<&Arg> {
     command
         .get_arguments()
@@ -167,6 +220,7 @@ pub(crate) fn keyed_args(command: &clap::Command) -> Vec<&Arg> {
             let id = a.get_id().as_str();
             a.get_long().is_some()
                 && id != CONFIG_ARG
+                && !a.is_hide_set()
                 && !matches!(a.get_action(), ArgAction::Help | ArgAction::Version)
         })
         .collect()
@@ -482,8 +536,14 @@ mod tests {
         let mut argv: Vec<OsString> = vec!["t".into(), "serve".into(), "--config".into()];
         argv.push(path.into_os_string());
         argv.extend(args.iter().map(OsString::from));
-        resolve::<Test>(argv, &[&["serve"]])
+        resolve::<Test>(argv, &SCHEME)
     }
+
+    const SCHEME: super::Scheme<'static> = super::Scheme {
+        full: &[&["serve"]],
+        keys_of: &["serve"],
+        shared: &["log-format"],
+    };
 
     #[test]
     fn every_kind_of_flag_gets_a_key() {
@@ -534,7 +594,7 @@ mod tests {
     #[test]
     fn other_commands_ignore_the_file() {
         let argv: Vec<OsString> = vec!["t".into(), "other".into()];
-        assert!(resolve::<Test>(argv, &[&["serve"]]).is_ok());
+        assert!(resolve::<Test>(argv, &SCHEME).is_ok());
     }
 
     #[test]

@@ -23,6 +23,9 @@
 //! - `GET sim`, `POST sim/unreachable {address, unreachable}`, `POST faults {…}`,
 //!   `POST faults:clear {id? | account?}` — the simulator's directory and injected faults.
 //! - `GET webhooks` — every endpoint's delivery status.
+//! - `GET actions` — what a person can do to a group (`imgroups_core::action`), for the
+//!   page's forms: `{actions: [{name, summary, label, destructive, params: [{name, kind,
+//!   label, help}]}]}`.
 
 use std::convert::Infallible;
 
@@ -70,6 +73,7 @@ pub(crate) fn router(icon_limit: usize) -> Router<Http> {
         .route("/faults", post(add_fault))
         .route("/faults:clear", post(clear_faults))
         .route("/webhooks", get(webhooks))
+        .route("/actions", get(actions))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         // Added after the layer above: only the icon upload may be large.
         .route(
@@ -656,4 +660,9 @@ async fn webhooks(State(h): State<Http>, _: Admin) -> Reply {
         }))
     }
     ok(json!({ "webhooks": list }))
+}
+
+/// The description the page builds its group forms from.
+async fn actions(_: Admin) -> Reply {
+    ok(json!({ "actions": imgroups_core::action::ACTIONS }))
 }

@@ -892,3 +892,262 @@ fn sim_unreachable_list_prints_the_marked_addresses() {
         Some(2)
     );
 }
+
+/// `GET path` on `addr` (HOST:PORT), with `bearer` as the token: the status and the body.
+fn http_get(addr: &str, path: &str, bearer: Option<&str>) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    let auth = bearer.map_or(String::new(), |t| format!("authorization: Bearer {t}\r\n"));
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nhost: {addr}\r\n{auth}connection: close\r\n\r\n"
+    )
+    .expect("request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response");
+    let (head, body) = response.split_once("\r\n\r\n").expect("a head and a body");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status");
+    (status, body.to_owned())
+}
+
+#[test]
+fn serve_prints_the_console_address_after_the_http_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cmd = imgroups(&["serve", "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0"]);
+    cmd.arg("--data").arg(dir.path());
+    let started = start(cmd);
+    let at = started
+        .stdout
+        .iter()
+        .position(|l| l.starts_with("http listening on "))
+        .expect("the http line");
+    let http = started.stdout[at]
+        .strip_prefix("http listening on ")
+        .expect("prefix");
+    assert_eq!(
+        started.stdout[at + 1],
+        format!("console http://{http}/console/"),
+        "{:?}",
+        started.stdout
+    );
+    let (status, page) = http_get(http, "/console/", None);
+    assert_eq!(status, 200);
+    assert!(page.contains("imgroups console"), "{page}");
+}
+
+/// One configuration for every command: a file naming the store sends the store commands
+/// where the server is; `serve`'s other keys are passed over; an unknown key fails them as
+/// it fails `serve`.
+#[test]
+fn every_command_reads_the_configuration_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let file = write(
+        dir.path(),
+        "imgroups.toml",
+        &format!(
+            "data = {:?}\ngrpc = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\nheartbeat-secs = 5\n",
+            data.to_str().expect("utf-8")
+        ),
+    );
+    let file = file.to_str().expect("utf-8");
+    let mut cmd = imgroups(&["serve"]);
+    cmd.env("IMGROUPS_CONFIG", file);
+    let _server = start(cmd);
+
+    let out = run(imgroups(&[
+        "account",
+        "add",
+        "bob@example.com",
+        "--config",
+        file,
+    ]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(imgroups(&["token", "list"]).env("IMGROUPS_CONFIG", file));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let listed = stdout(&out);
+    assert!(
+        listed.contains("me@imgroups.local") && listed.contains("bob@example.com"),
+        "{listed}"
+    );
+    // Before the subcommand too; and a flag wins over the file.
+    let out = run(imgroups(&[
+        "--config",
+        file,
+        "sim",
+        "unreachable",
+        "--list",
+    ]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let elsewhere = dir.path().join("elsewhere");
+    let out = run(imgroups(&["token", "list", "--config", file, "--data"]).arg(&elsewhere));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "",
+        "the flag's data directory, not the file's"
+    );
+
+    let bad = write(dir.path(), "bad.toml", "data = \"x\"\ndta = \"y\"\n");
+    let out = run(imgroups(&["token", "list", "--config"]).arg(&bad));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("bad.toml: unknown key \"dta\""),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn not_found_errors_name_the_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().to_str().expect("utf-8");
+    let db = dir.path().join("imgroups.db");
+    let store = format!("in the SQLite store at {}", db.display());
+    for (args, code) in [
+        (
+            vec!["sim", "act", "zoe@example.net", "leave", "any;+;chat1"],
+            "(chatNotFound)",
+        ),
+        (
+            vec!["token", "create", "nobody@example.com"],
+            "(addressNotFound)",
+        ),
+    ] {
+        let out = run(imgroups(&args).args(["--data", data]));
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = stderr(&out);
+        assert!(err.contains(&store), "{args:?}: {err}");
+        assert!(err.trim_end().ends_with(code), "{args:?}: {err}");
+    }
+    // Bad input is about the input, not the store.
+    let out = run(imgroups(&["account", "add", "nope", "--data", data]));
+    assert!(!stderr(&out).contains("SQLite"), "{}", stderr(&out));
+}
+
+#[test]
+fn client_flags_work_before_the_subcommand_and_nowhere_else() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &[]);
+    let token = server.token.clone().expect("first start prints a token");
+    for args in [
+        vec![
+            "--server",
+            &server.grpc,
+            "--token",
+            &token,
+            "chats",
+            "count",
+        ],
+        vec![
+            "--token",
+            &token,
+            "chats",
+            "count",
+            "--server",
+            &server.grpc,
+        ],
+        vec![
+            "--server",
+            "127.0.0.1:9",
+            "chats",
+            "count",
+            "--server",
+            &server.grpc,
+            "--token",
+            &token,
+        ],
+    ] {
+        let out = run(imgroups(&args));
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        assert_eq!(stdout(&out).trim(), "0", "{args:?}");
+    }
+    let out = run(imgroups(&["--token", &token, "token", "list", "--data"]).arg(dir.path()));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("client commands"), "{}", stderr(&out));
+}
+
+/// The group actions are described once: the console's list names exactly what `sim act`
+/// and `groups` offer, with the same labels; a request the server would refuse without
+/// looking at any state is refused by `groups` with the server's code and exit code.
+#[test]
+fn one_description_of_group_actions_for_every_surface() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &[]);
+    let token = server.token.clone().expect("token");
+    let data = dir.path().to_str().expect("utf-8");
+    let admin = run(imgroups(&["admin", "token", "--data", data]));
+    let admin = stdout(&admin).trim().to_owned();
+    let console = format!("http://{}/console/", server.http);
+    assert_eq!(server.console.as_deref(), Some(console.as_str()));
+    let (status, body) = http_get(&server.http, "/console/api/actions", Some(&admin));
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = http_get(&server.http, "/console/api/actions", Some(&token));
+    assert_eq!(status, 401, "an account token does not open the console");
+    let described: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let actions = described["actions"].as_array().expect("a list");
+    let names: Vec<&str> = actions
+        .iter()
+        .map(|a| a["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(
+        names,
+        ["rename", "add", "remove", "leave", "icon-set", "icon-rm"]
+    );
+    assert_eq!(actions[0]["params"][0]["label"], "New name");
+    for name in names {
+        let out = run(imgroups(&["sim", "act", "zoe@example.net", name, "--help"]));
+        assert!(out.status.success(), "sim act {name}: {}", stderr(&out));
+        let mut groups = vec!["groups"];
+        groups.extend(name.split('-'));
+        groups.push("--help");
+        let out = run(imgroups(&groups));
+        assert!(out.status.success(), "{groups:?}: {}", stderr(&out));
+    }
+
+    let remote =
+        |args: &[&str]| run(imgroups(args).args(["--server", &server.grpc, "--token", &token]));
+    let out = remote(&[
+        "chats",
+        "create",
+        "b@example.com",
+        "c@example.com",
+        "d@example.com",
+    ]);
+    let chat = stdout(&out).trim().to_owned();
+    for args in [
+        vec!["groups", "rename", &chat, "   "],
+        vec!["groups", "add", &chat, "e@example.com", "E@example.com"],
+    ] {
+        let out = remote(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).trim_end().ends_with("(invalidArgument)"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    let out = remote(&["groups", "rename", &chat, "Trip"]);
+    assert!(stdout(&out).contains("name\tTrip"), "{}", stderr(&out));
+}
+
+/// `config print` shows where the data would be, not that nothing was said about it.
+#[test]
+fn config_print_shows_the_data_directory_in_use() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = run(imgroups(&["config", "print"]).env("XDG_DATA_HOME", dir.path()));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let expected = format!(
+        "data = {:?}  # default",
+        dir.path().join("imgroups").to_str().expect("utf-8")
+    );
+    assert!(
+        stdout(&out).lines().any(|l| l == expected),
+        "{expected} in\n{}",
+        stdout(&out)
+    );
+}

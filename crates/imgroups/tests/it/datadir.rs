@@ -74,3 +74,49 @@ fn data_files_are_private_to_their_owner() {
 fn path(dir: &tempfile::TempDir) -> &str {
     dir.path().to_str().unwrap()
 }
+
+/// A server on PostgreSQL given the data directory of a SQLite server writes its first token
+/// to a token file of its own (`token-postgres-<HASH>`), never over the SQLite server's
+/// `token`, which keeps working.
+#[test]
+fn a_server_on_another_store_keeps_its_own_token_file() {
+    let Some(db) = imgroups_store_tests::pg::TestDatabase::create("token_files") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = Server::start(dir.path(), &[]);
+    let first = sqlite.token.clone().expect("first start prints a token");
+    sqlite.stop();
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap().trim().to_owned();
+    assert_eq!(read(&dir.path().join("token")), first);
+
+    let pg = Server::start(dir.path(), &["--database-url", &db.url]);
+    let second = pg.token.clone().expect("a new store prints a token");
+    pg.stop();
+    assert_ne!(first, second);
+    assert_eq!(read(&dir.path().join("token")), first, "not overwritten");
+    let own: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("token-postgres-"))
+        })
+        .collect();
+    assert_eq!(own.len(), 1, "{own:?}");
+    assert_eq!(read(&own[0]), second);
+
+    // The SQLite server's token still opens the SQLite server.
+    let again = Server::start(dir.path(), &[]);
+    let out = Command::new(BIN)
+        .args(["chats", "count", "--server", &again.grpc, "--token", &first])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    again.stop();
+}

@@ -796,6 +796,7 @@ async fn a_metrics_listener_of_its_own_is_announced_in_order() {
                 "token ",
                 "grpc listening on ",
                 "http listening on ",
+                "console ",
                 "metrics listening on ",
                 "ready",
             ]
@@ -811,6 +812,7 @@ async fn a_metrics_listener_of_its_own_is_announced_in_order() {
             "token ",
             "grpc listening on ",
             "http listening on ",
+            "console ",
             "metrics listening on ",
             "ready"
         ]

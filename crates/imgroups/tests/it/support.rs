@@ -24,6 +24,8 @@ pub struct Server {
     pub grpc: String,
     /// The HTTP/JSON listener's `HOST:PORT`.
     pub http: String,
+    /// The web console's URL (the `console` line).
+    pub console: Option<String>,
     /// The default account's token (first start only; kept across restarts by the test).
     pub token: Option<String>,
     /// Where the Messages helper is awaited (`serve --backend chatdb --helper`).
@@ -57,6 +59,7 @@ impl Server {
         let mut http = None;
         let mut token = None;
         let mut helper = None;
+        let mut console = None;
         loop {
             let line = rx
                 .recv_timeout(Duration::from_secs(30))
@@ -65,6 +68,8 @@ impl Server {
                 grpc = Some(addr.to_owned());
             } else if let Some(addr) = line.strip_prefix("http listening on ") {
                 http = Some(addr.to_owned());
+            } else if let Some(url) = line.strip_prefix("console ") {
+                console = Some(url.to_owned());
             } else if let Some(addr) = line.strip_prefix("helper listening on ") {
                 helper = Some(addr.to_owned());
             } else if let Some(t) = line.strip_prefix("token ") {
@@ -78,6 +83,7 @@ impl Server {
             dir: dir.to_owned(),
             grpc: grpc.expect("grpc address printed"),
             http: http.expect("http address printed"),
+            console,
             token,
             helper,
         }

@@ -1,5 +1,4 @@
-//! `serve`'s network limits (issue 16, README "Limits"): request sizes, timeouts, caps and
-//! rates. Kept apart from `main` so the two grow independently.
+//! `serve`'s network limits (README "Limits"): request sizes, timeouts, caps and rates.
 
 use std::time::Duration;
 

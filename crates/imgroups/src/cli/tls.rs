@@ -1,5 +1,4 @@
-//! `serve`'s TLS flags: one certificate and key for both listeners (README, "TLS"). Kept
-//! apart from `main` so the two grow independently.
+//! `serve`'s TLS flags: one certificate and key for both listeners (README, "TLS").
 
 use std::path::{Path, PathBuf};
 

@@ -1,5 +1,5 @@
 //! `serve`'s operations flags: a metrics listener of its own and the drain before shutdown
-//! (README, "Operating imgroups"). Kept apart from `main` so the two grow independently.
+//! (README, "Operating imgroups"), and the listener they make.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -41,8 +41,8 @@ impl OpsArgs {
         let metrics = match self.metrics {
             None => None,
             Some(addr) => {
-                let listener = crate::bind(addr, "metrics").await?;
-                let local = crate::local_addr(&listener)?;
+                let listener = crate::listen::bind(addr, "metrics").await?;
+                let local = crate::listen::local_addr(&listener)?;
                 Some((listener, local))
             }
         };
