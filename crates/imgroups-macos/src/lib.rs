@@ -55,10 +55,6 @@ pub struct MacOptions {
     pub rescan: Duration,
     /// How long a write waits to see its change in chat.db before it answers `unavailable`.
     pub write_timeout: Duration,
-    /// Unused, kept so that existing callers build: icons for the helper are written under
-    /// `HOME/Library/Messages/Attachments/imgroups/`, the only place Messages may read them
-    /// from (elsewhere the helper removes the group photo instead, and answers success).
-    pub outgoing: PathBuf,
 }
 
 /// The database path under `home`.

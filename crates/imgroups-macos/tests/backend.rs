@@ -44,7 +44,6 @@ async fn start(home: &Path, write_timeout: Duration) -> Backend {
         helper: Some(helper.clone() as Arc<dyn Actuator>),
         rescan: Duration::from_millis(100),
         write_timeout,
-        outgoing: data.path().join("outgoing"),
     })
     .unwrap();
     let engine = Arc::new(Engine::new(
@@ -268,7 +267,6 @@ fn the_full_disk_access_text_is_the_documented_one() {
         helper: None,
         rescan: Duration::from_secs(1),
         write_timeout: Duration::from_secs(1),
-        outgoing: home.path().join("outgoing"),
     }) {
         Ok(_) => panic!("opened a missing chat.db"),
         Err(err) => err,

@@ -53,6 +53,8 @@
 //!   `latencyMs`, `left`, `until` RFC 3339, `untilUnix`, `created`). Errors are
 //!   then one JSON object on stderr, `{"error":{"code","message","retryable"}}`, with the
 //!   same exit codes.
+//! - `imgroups mac messages --helper-dylib PATH` (on a Mac) restarts Messages with the helper
+//!   loaded and prints `messages started (pid PID); helper connected` once it connected.
 //! - `imgroups completions bash|zsh|fish|…` prints a completion script; `imgroups man` a roff
 //!   man page.
 //!
@@ -122,6 +124,7 @@ fn main() -> ExitCode {
         Cmd::Config(cmd) => cmd::config::run(cmd, file.as_deref(), entries),
         Cmd::Completions { shell } => cmd::docs::completions(shell),
         Cmd::Man => cmd::docs::man(),
+        Cmd::Mac(cmd) => cmd::mac::run(cmd),
         // Client commands talk to a running server and have exit codes of their own.
         Cmd::Groups(args) => return cmd::groups::run(args),
         Cmd::Chats(args) => return cmd::chats::run(args),

@@ -345,3 +345,23 @@ fn events_tail_catches_up_then_follows_and_exits_cleanly_on_a_closed_pipe() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+/// `mac messages` checks its library before it touches Messages: a missing one is named, on one
+/// line, exit 1 (the rest of the launcher is tested against a scripted system in
+/// imgroups-chatdb, since it needs a Mac).
+#[test]
+fn mac_messages_names_a_missing_helper_library() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("BlueBubblesHelper.dylib");
+    let out = Command::new(BIN)
+        .args(["mac", "messages", "--helper-dylib"])
+        .arg(&missing)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = stderr(&out);
+    assert!(text.contains(&missing.display().to_string()), "{text}");
+    assert!(text.ends_with("(internalError)\n"), "{text}");
+    assert_eq!(text.lines().count(), 1);
+    assert!(out.stdout.is_empty());
+}

@@ -1,7 +1,7 @@
 //! `serve`'s backend flags: the simulator (default) or this Mac's Messages (`--backend
 //! chatdb`, README "On a real Mac").
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,6 +32,10 @@ pub(crate) struct BackendArgs {
     /// Without it the server is read-only: writes fail with operationNotSupported.
     #[arg(long, env = "IMGROUPS_HELPER", value_name = "ADDR")]
     helper: Option<std::net::SocketAddr>,
+    /// With --helper: also accept a non-loopback address (refused otherwise: the helper
+    /// connects from this Mac only); logged as a warning.
+    #[arg(long, env = "IMGROUPS_HELPER_ALLOW_REMOTE")]
+    helper_allow_remote: bool,
     /// With --backend chatdb: re-read chat.db at least this often, in milliseconds, even when
     /// no file notification arrived (the safety net for lost notifications).
     #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(10..))]
@@ -76,19 +80,32 @@ impl BackendArgs {
     pub(crate) async fn mac(
         &self,
         me: Address,
-        data: &Path,
     ) -> Result<(imgroups_macos::Mac, Option<std::net::SocketAddr>), Error> {
         let mut listening = None;
         let helper = match self.helper {
             None => None,
             Some(addr) => {
-                let helper = imgroups_chatdb::BlueBubblesHelper::bind(addr)
+                let options = imgroups_chatdb::HelperOptions {
+                    allow_remote: self.helper_allow_remote,
+                    ..Default::default()
+                };
+                let helper = imgroups_chatdb::BlueBubblesHelper::bind_with(addr, options)
                     .await
                     .map_err(|err| {
-                        Error::new(
-                            ErrorKind::Internal,
-                            format!("cannot listen on {addr} for the Messages helper: {err}"),
-                        )
+                        // A refused address is the caller's mistake; anything else the machine's.
+                        let kind = if err.kind() == std::io::ErrorKind::InvalidInput {
+                            ErrorKind::InvalidArgument
+                        } else {
+                            ErrorKind::Internal
+                        };
+                        let message =
+                            format!("cannot listen on {addr} for the Messages helper: {err}");
+                        let err = Error::new(kind, message);
+                        if kind == ErrorKind::InvalidArgument {
+                            err.with("field", "helper")
+                        } else {
+                            err
+                        }
                     })?
                     .with_timeout(Duration::from_secs(self.helper_timeout_secs));
                 listening = Some(helper.local_addr());
@@ -102,7 +119,6 @@ impl BackendArgs {
             helper,
             rescan: Duration::from_millis(self.chatdb_rescan_ms),
             write_timeout: Duration::from_secs(self.helper_timeout_secs),
-            outgoing: data.join("outgoing"),
         })
         .map_err(unreadable)?;
         Ok((mac, listening))

@@ -126,6 +126,9 @@ pub(crate) enum Cmd {
     /// Inspect the configuration `serve` would run with.
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// On a Mac: start Messages with the helper (docs/mac.md).
+    #[command(subcommand)]
+    Mac(MacCmd),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     ///
     /// E.g. `imgroups completions bash > ~/.local/share/bash-completion/completions/imgroups`.
@@ -166,6 +169,22 @@ pub(crate) enum ConfigCmd {
     /// --config file, as TOML: every key, where its value came from (flag, env, file,
     /// default), secrets redacted.
     Print(serve::ServeArgs),
+}
+
+#[derive(Subcommand)]
+pub(crate) enum MacCmd {
+    /// Quit Messages and start it again with the helper library loaded
+    /// (`DYLD_INSERT_LIBRARIES`), then wait for the helper to connect on this user's helper
+    /// port (45670 + uid - 501). Needs SIP and library validation off (docs/mac.md, step 3).
+    /// Prints `messages started (pid PID); helper connected`.
+    Messages {
+        /// The helper library (`BlueBubblesHelper.dylib`).
+        #[arg(long, value_name = "PATH")]
+        helper_dylib: std::path::PathBuf,
+        /// How long to wait for the helper's first message once Messages runs, in seconds.
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+        ping_timeout_secs: u64,
+    },
 }
 
 #[derive(Subcommand)]

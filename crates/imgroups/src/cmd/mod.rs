@@ -10,6 +10,7 @@ pub(crate) mod config;
 pub(crate) mod docs;
 pub(crate) mod events;
 pub(crate) mod groups;
+pub(crate) mod mac;
 pub(crate) mod serve;
 pub(crate) mod sim;
 pub(crate) mod token;

@@ -108,7 +108,7 @@ impl Network {
             let engine = Engine::new(store, Arc::new(imgroups_sim::Simulator), config);
             return Ok((Arc::new(engine), Network::Simulator));
         }
-        let (mac, helper) = args.backend.mac(me.clone(), &args.data.dir()?).await?;
+        let (mac, helper) = args.backend.mac(me.clone()).await?;
         let engine = Arc::new(Engine::new(store, mac.backend(), config));
         // Everything chat.db holds up to now is in the log before `ready`.
         tracing::info!("reading chat.db");
