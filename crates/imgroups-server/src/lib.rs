@@ -344,7 +344,7 @@ async fn grpc_server(
     let events = pb::event_service_server::EventServiceServer::new(grpc)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    // Health and reflection take no token: `guard::grpc_guard` authenticates our services'
+    // Health and reflection take no token: `guard::GrpcGuarded` authenticates our services'
     // methods only.
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -366,13 +366,6 @@ async fn grpc_server(
     // More specific than the services' own `/Service/*` routes, so these win.
     let routes = encoded_route::<grpc::SubscribeGroupEvents>(routes, &encoded);
     let routes = encoded_route::<grpc::CatchUpEvents>(routes, &encoded);
-    // Token, rate and size before tonic reads a message (`guard`).
-    let routes = routes.layer(axum::middleware::from_fn_with_state(
-        guard,
-        guard::grpc_guard,
-    ));
-    // Last, so it wraps every route above and the fallback.
-    let routes = routes.layer(metrics::ObserveGrpcLayer);
 
     // Capped, idle-timed connections with TCP_NODELAY (`net::accept`); tonic does the TLS
     // handshake on them when configured.
@@ -390,6 +383,11 @@ async fn grpc_server(
         .http2_keepalive_interval(Some(Duration::from_secs(60)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
         .tcp_nodelay(true)
+        // Metrics and request ids, around token, rate and size checked before tonic reads a
+        // message (`guard`): around the whole router, so they see every route and the
+        // fallback, and a call passes one boxed route, not one more per layer.
+        .layer(metrics::ObserveGrpcLayer)
+        .layer(guard::GrpcGuardLayer::new(guard))
         .add_routes(tonic::service::Routes::from(routes))
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
