@@ -43,5 +43,7 @@ pub use pbjson_types;
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/imgroups_descriptor.bin"));
 
+pub mod sdk;
+
 #[cfg(test)]
 mod tests;
