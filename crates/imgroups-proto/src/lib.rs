@@ -4,11 +4,14 @@
 //! and everything generated from them:
 //!
 //! * prost message/enum types for the package,
-//! * tonic server traits and clients for `GroupService`, `ChatService` and
-//!   `EventService`,
+//! * tonic server traits and clients for every service of the package
+//!   (`GroupService`, `ChatService`, `EventService`, `MessageService`,
+//!   `AddressService`, `PollService`, `AttachmentService`, `LocationService`),
 //! * proto3-JSON `serde` impls (lowerCamelCase names, enum names as strings,
 //!   `bytes` as base64, 64-bit integers as strings) used by the REST surface,
-//! * the encoded [`FILE_DESCRIPTOR_SET`] (e.g. for gRPC reflection).
+//! * the encoded [`FILE_DESCRIPTOR_SET`] (e.g. for gRPC reflection),
+//! * [`methods`]: every RPC as data (gRPC path, streaming, HTTP routes, request
+//!   fields), generated from the descriptors so no list of RPCs is kept by hand.
 //!
 //! Well-known types (`google.protobuf.Timestamp`, `google.protobuf.Empty`)
 //! are mapped to [`pbjson_types`], which carry both prost and serde impls.
@@ -18,9 +21,8 @@
 
 /// Generated code for the `photon.imessage.v1` package.
 ///
-/// Service stubs are at `pb::group_service_server`, `pb::group_service_client`,
-/// `pb::chat_service_server`, `pb::chat_service_client`,
-/// `pb::event_service_server` and `pb::event_service_client`.
+/// Service stubs are at `pb::<service>_server` and `pb::<service>_client`
+/// (`pb::group_service_server`, `pb::message_service_client`, …).
 #[allow(
     clippy::all,
     clippy::pedantic,
@@ -33,6 +35,8 @@ pub mod pb {
     include!(concat!(env!("OUT_DIR"), "/photon.imessage.v1.rs"));
     include!(concat!(env!("OUT_DIR"), "/photon.imessage.v1.serde.rs"));
 }
+
+pub mod methods;
 
 /// Re-export of the well-known-type crate the generated code refers to, so
 /// dependants can name `Timestamp`/`Empty` without their own dependency.
