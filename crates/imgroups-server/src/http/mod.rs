@@ -116,14 +116,14 @@ pub(crate) fn routes() -> Vec<Route> {
     // first. Paths unknown to the protocol get 404.
     let served = Served::get();
     for method in served.unimplemented() {
-        let Some(http) = &method.http else {
-            continue;
-        };
         let name = served.unimplemented_name(method);
-        if let (Some((verb, _)), Some(handler)) =
-            (rpc::verb(http), rpc::unimplemented(method, http, name))
-        {
-            routes.push(route(verb, http.path, handler));
+        // The proto3-JSON route and the raw-byte ones (files) alike.
+        for http in method.http.iter().chain(method.raw_http) {
+            if let (Some((verb, _)), Some(handler)) =
+                (rpc::verb(http), rpc::unimplemented(method, http, name))
+            {
+                routes.push(route(verb, http.path, handler));
+            }
         }
     }
     routes.extend([

@@ -77,16 +77,17 @@ pub(crate) fn document() -> Value {
     }
     let mut unimplemented = false;
     for method in served.unimplemented() {
-        let Some(route) = &method.http else {
-            continue;
-        };
-        unimplemented = true;
         let name = served.unimplemented_name(method);
-        insert(
-            &mut paths,
-            route,
-            unimplemented_operation(method, route, name),
-        );
+        let routes: Vec<&HttpRoute> = method.http.iter().chain(method.raw_http).collect();
+        for route in &routes {
+            unimplemented = true;
+            // Operation ids are unique: a method with several routes names each by its path.
+            let id = match routes.len() {
+                1 => format!("Unimplemented_{}", method.name),
+                _ => format!("Unimplemented_{}_{}", method.name, last_segment(route.path)),
+            };
+            insert(&mut paths, route, unimplemented_operation(id, route, name));
+        }
     }
     schemas.add("google.protobuf.Empty");
     schemas.add("photon.imessage.v1.GroupChangeEvent");
@@ -142,9 +143,18 @@ fn insert(paths: &mut Map<String, Value>, route: &HttpRoute, operation: Value) {
     }
 }
 
-/// Whether a route takes a body (and so may be too large).
+/// Whether a route takes a body (and so may be too large): a JSON one, or the bytes of a
+/// raw-byte upload.
 fn has_body(route: &HttpRoute) -> bool {
-    !route.body.is_empty()
+    !route.body.is_empty() || matches!(route.verb, "POST" | "PUT" | "PATCH")
+}
+
+/// The last segment of a path template, without braces or a `:verb` prefix (`companion` of
+/// `/v1/attachments/{guid}/companion`, `embeddedMedia` of `/v1/messages:embeddedMedia`).
+fn last_segment(template: &str) -> String {
+    let last = template.rsplit('/').next().unwrap_or(template);
+    let last = last.rsplit(':').next().unwrap_or(last);
+    last.trim_matches(|c| c == '{' || c == '}').to_owned()
 }
 
 /// The `{name}`s of a path template.
@@ -264,9 +274,9 @@ fn operation(method: &Method, route: &HttpRoute, schemas: &mut Schemas) -> Value
 
 /// The operation of an RPC this server does not implement: its route, its path parameters,
 /// and the UNIMPLEMENTED answer.
-fn unimplemented_operation(method: &Method, route: &HttpRoute, name: &str) -> Value {
+fn unimplemented_operation(id: String, route: &HttpRoute, name: &str) -> Value {
     let mut operation = json!({
-        "operationId": format!("Unimplemented_{}", method.name),
+        "operationId": id,
         "summary": format!(
             "Not implemented by this server ({name}): UNIMPLEMENTED, `operationNotSupported`."
         ),
@@ -693,17 +703,16 @@ mod tests {
     fn every_operation_of_the_table_with_a_route_is_documented() {
         let doc = document();
         for method in imgroups_proto::methods::METHODS {
-            let Some(route) = &method.http else {
-                continue;
-            };
-            let verb = route.verb.to_ascii_lowercase();
-            let operation = &doc["paths"][route.path][verb.as_str()];
-            assert!(
-                operation.is_object(),
-                "{} {} is missing",
-                route.verb,
-                route.path
-            );
+            for route in method.http.iter().chain(method.raw_http) {
+                let verb = route.verb.to_ascii_lowercase();
+                let operation = &doc["paths"][route.path][verb.as_str()];
+                assert!(
+                    operation.is_object(),
+                    "{} {} is missing",
+                    route.verb,
+                    route.path
+                );
+            }
         }
         // Every reference resolves.
         let text = doc.to_string();
@@ -719,5 +728,10 @@ mod tests {
         assert_eq!(path_parameters("/v1/messages/{guid}/data"), ["guid"]);
         assert_eq!(path_parameters("/v1/chats"), Vec::<&str>::new());
         assert_eq!(path_parameters("/v1/{name=chats/*}:x"), ["name"]);
+        assert_eq!(
+            last_segment("/v1/attachments/{guid}/companion"),
+            "companion"
+        );
+        assert_eq!(last_segment("/v1/messages:embeddedMedia"), "embeddedMedia");
     }
 }
