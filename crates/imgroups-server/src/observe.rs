@@ -18,6 +18,11 @@ use http::HeaderValue;
 
 use crate::metrics::install;
 
+/// The log targets of the request lines, by transport: what `RUST_LOG` filters on (README,
+/// "Request ids and logs"), named after the transport rather than this module.
+const HTTP_LOG: &str = "imgroups_server::http";
+const GRPC_LOG: &str = "imgroups_server::grpc";
+
 // ---------------------------------------------------------------------------------- requests
 
 /// Which surface answered.
@@ -119,9 +124,9 @@ pub(crate) fn http_request(
     count_request(Transport::Http, method, code);
     let duration_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
     if status.is_client_error() || status.is_server_error() {
-        tracing::warn!(request_id = %request_id, transport = "http", method, code, error_code, duration_us, "request failed");
+        tracing::warn!(target: HTTP_LOG, request_id = %request_id, transport = "http", method, code, error_code, duration_us, "request failed");
     } else {
-        tracing::debug!(request_id = %request_id, transport = "http", method, code, duration_us, "request");
+        tracing::debug!(target: HTTP_LOG, request_id = %request_id, transport = "http", method, code, duration_us, "request");
     }
 }
 
@@ -313,11 +318,11 @@ impl GrpcCall {
         if code == tonic::Code::Ok as i32 || code == tonic::Code::Cancelled as i32 {
             if tracing::enabled!(tracing::Level::DEBUG) {
                 let id = self.id.get_or_insert_with(RequestId::made);
-                tracing::debug!(request_id = %id, transport = "grpc", method = self.method.label, code = name, duration_us, "request");
+                tracing::debug!(target: GRPC_LOG, request_id = %id, transport = "grpc", method = self.method.label, code = name, duration_us, "request");
             }
         } else {
             let id = self.id.get_or_insert_with(RequestId::made);
-            tracing::warn!(request_id = %id, transport = "grpc", method = self.method.label, code = name, duration_us, "request failed");
+            tracing::warn!(target: GRPC_LOG, request_id = %id, transport = "grpc", method = self.method.label, code = name, duration_us, "request failed");
         }
     }
 }
