@@ -1,19 +1,34 @@
 #!/usr/bin/env python3
-"""Interleaved A/B of server binaries under the W1 rename load.
+"""Interleaved A/B of server binaries under the W1 rename load, against a pinned baseline.
 
-    scripts/ab.py ROUNDS SECS CONCURRENCIES BIN [BIN ...]
-    scripts/ab.py 4 2 16,64 /tmp/before/imgroups target/release/imgroups
+    scripts/ab.py [--baseline BIN] ROUNDS SECS CONCURRENCIES BIN [BIN ...]
+    scripts/ab.py --baseline /tmp/base/imgroups 6 3 16,64 /tmp/start/imgroups target/release/imgroups
 
 For each round and each binary: a fresh data directory, `taskset -c 0 BIN serve`, then
 `taskset -c 1 imgroups-bench load` at each concurrency; server CPU is read from /proc over the
-measured part only (after `load` prints "groups created"). Prints each run, then medians.
+measured part only (after `load` prints "groups created"). Prints each run, then medians, then
+each binary's ratio to the baseline: throughput and server CPU per write, taken round by round
+(same round, same minutes) and their median.
+
+The baseline (`--baseline BIN`, or the environment variable IMGROUPS_AB_BASELINE; without
+either, the first BIN) is the pinned release binary every change is measured against, so
+small costs cannot add up unseen from one "within noise" change to the next. BENCHMARKS.md
+("Pinned baseline") says which commit it is and keeps every change's ratios. Build it once
+from its commit, beside the checkout:
+
+    git worktree add --detach ../imgroups-base COMMIT
+    (cd ../imgroups-base && cargo build --release -p imgroups)
+    cp ../imgroups-base/target/release/imgroups /somewhere/imgroups-COMMIT
+    export IMGROUPS_AB_BASELINE=/somewhere/imgroups-COMMIT
+
+Give it the change's own starting binary and the change: `ab.py 6 3 16,64 START NEW`.
 Run from the repository root after `cargo build --release -p imgroups-bench`.
 """
+import argparse
 import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 
 BENCH = "target/release/imgroups-bench"
@@ -25,8 +40,32 @@ def cpu_secs(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
 def main():
-    rounds, secs, concs, bins = int(sys.argv[1]), sys.argv[2], sys.argv[3].split(","), sys.argv[4:]
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n", 2)[2])
+    ap.add_argument("--baseline", default=os.environ.get("IMGROUPS_AB_BASELINE"),
+                    help="the pinned baseline binary (default: $IMGROUPS_AB_BASELINE, else the first BIN)")
+    ap.add_argument("rounds", type=int)
+    ap.add_argument("secs")
+    ap.add_argument("concurrencies")
+    ap.add_argument("bins", nargs="+")
+    a = ap.parse_args()
+    rounds, secs, concs = a.rounds, a.secs, a.concurrencies.split(",")
+    bins = list(a.bins)
+    if a.baseline and a.baseline not in bins:
+        bins.insert(0, a.baseline)
+    base = bins.index(a.baseline) if a.baseline else 0
+    for b in bins:
+        if not os.access(b, os.X_OK):
+            ap.error(f"{b}: not an executable")
     results = {}
     work = tempfile.mkdtemp(prefix="imgroups-ab-")
     try:
@@ -67,8 +106,18 @@ def main():
     print("--- medians")
     for (i, c), runs in sorted(results.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         rates = sorted(x[0] for x in runs)
-        print(f"bin{i} {bins[i]} c={c}: {rates[len(rates) // 2]:.0f}/s; all {[int(x) for x in rates]};"
-              f" p99 {[x[1] for x in runs]}; cpu us/op {sorted(round(x[2], 1) for x in runs)}")
+        print(f"bin{i} {bins[i]} c={c}: {median(rates):.0f}/s; all {[int(x) for x in rates]};"
+              f" p99 {[x[1] for x in runs]}; cpu us/op {sorted(round(x[2], 1) for x in runs)}"
+              f" (median {median([x[2] for x in runs]):.1f})")
+    print(f"--- ratio to the baseline bin{base} {bins[base]}, round by round (median, min-max)")
+    for c in concs:
+        b = results[(base, c)]
+        for i in range(len(bins)):
+            runs = results[(i, c)]
+            thr = [x[0] / y[0] for x, y in zip(runs, b)]
+            cpu = [x[2] / y[2] for x, y in zip(runs, b)]
+            print(f"bin{i} c={c}: throughput {median(thr):.3f} ({min(thr):.2f}-{max(thr):.2f}),"
+                  f" cpu per write {median(cpu):.3f} ({min(cpu):.2f}-{max(cpu):.2f})  {bins[i]}")
 
 
 if __name__ == "__main__":

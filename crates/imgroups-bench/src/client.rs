@@ -69,14 +69,35 @@ where
     F: Fn(usize, u64) -> Fut,
     Fut: Future<Output = std::result::Result<(), Status>>,
 {
+    closed_loop_capped(c, dur, stride, None, op).await
+}
+
+/// [`closed_loop`], stopping too once `total` operations were issued in all (spread evenly
+/// over the workers): a fixed amount of work, for instruction counts that do not depend on
+/// how fast the machine happened to be.
+pub(crate) async fn closed_loop_capped<F, Fut>(
+    c: usize,
+    dur: Duration,
+    stride: u64,
+    total: Option<u64>,
+    op: F,
+) -> Run
+where
+    F: Fn(usize, u64) -> Fut,
+    Fut: Future<Output = std::result::Result<(), Status>>,
+{
     let start = Instant::now();
     let deadline = start + dur;
     let op = &op;
     let workers = (0..c).map(|w| async move {
+        let cap = match total {
+            Some(n) => n / c as u64 + u64::from((w as u64) < n % c as u64),
+            None => MAX_OPS_PER_WORKER,
+        };
         let mut lat = Vec::with_capacity(4096);
         let mut i = 0u64;
         let mut err = None;
-        while i < MAX_OPS_PER_WORKER {
+        while i < cap {
             if i.is_multiple_of(stride) && Instant::now() >= deadline {
                 break;
             }

@@ -142,8 +142,13 @@ enum Sub {
         token: String,
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
+        /// How long to write; with `--writes`, an upper bound.
         #[arg(long, default_value_t = 10.0)]
         secs: f64,
+        /// Stop after this many writes in all (spread evenly over the workers), e.g. for
+        /// instruction counts of a fixed amount of work under `valgrind --tool=callgrind`.
+        #[arg(long)]
+        writes: Option<u64>,
         /// Rename one group only (the hot-group case).
         #[arg(long)]
         one_group: bool,
@@ -351,13 +356,21 @@ fn main() -> ExitCode {
             token,
             concurrency,
             secs,
+            writes,
             one_group,
         }) => {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .expect("runtime");
-            return exit(rt.block_on(w1::load(url, token, *concurrency, *secs, *one_group)));
+            return exit(rt.block_on(w1::load(
+                url,
+                token,
+                *concurrency,
+                *secs,
+                *writes,
+                *one_group,
+            )));
         }
         None => {}
     }

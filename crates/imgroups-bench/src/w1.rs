@@ -11,7 +11,7 @@ use imgroups_proto::pb::group_service_client::GroupServiceClient;
 use tonic::metadata::AsciiMetadataValue;
 use tonic::transport::Channel;
 
-use crate::client::{self, bearer, closed_loop, connect, create_groups, req, Run};
+use crate::client::{self, bearer, closed_loop_capped, connect, create_groups, req, Run};
 use crate::proc::Result;
 use crate::stats::{dur_us, num, spread, Round, Table};
 use crate::{progress, Ctx};
@@ -52,9 +52,24 @@ pub(crate) async fn rename_run(
     dur: Duration,
     tag: &str,
 ) -> Run {
+    rename_run_capped(chans, auth, guids, one_group, c, dur, None, tag).await
+}
+
+/// [`rename_run`], stopping after `total` writes in all if that comes first.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn rename_run_capped(
+    chans: &[Channel],
+    auth: &AsciiMetadataValue,
+    guids: &[String],
+    one_group: bool,
+    c: usize,
+    dur: Duration,
+    total: Option<u64>,
+    tag: &str,
+) -> Run {
     let clients: Vec<GroupServiceClient<Channel>> =
         chans.iter().cloned().map(GroupServiceClient::new).collect();
-    closed_loop(c, dur, 1, |w, i| {
+    closed_loop_capped(c, dur, 1, total, |w, i| {
         let mut client = clients[w % clients.len()].clone();
         // Distinct: worker w cycles through its own share of the groups.
         let g = if one_group {
@@ -124,6 +139,7 @@ pub(crate) async fn load(
     token: &str,
     c: usize,
     secs: f64,
+    writes: Option<u64>,
     one_group: bool,
 ) -> Result<()> {
     let auth = bearer(token)?;
@@ -133,7 +149,7 @@ pub(crate) async fn load(
     println!("groups created");
     let tag = format!("load{}", std::process::id());
     let dur = Duration::from_secs_f64(secs);
-    let run = rename_run(&chans, &auth, &guids, one_group, c, dur, &tag).await;
+    let run = rename_run_capped(&chans, &auth, &guids, one_group, c, dur, writes, &tag).await;
     if let Some(e) = &run.first_error {
         return Err(format!("{} write(s) failed: {e}", run.errors).into());
     }

@@ -156,6 +156,12 @@ impl Faults {
         }
     }
 
+    /// Whether any fault is armed at all: while none is, [`Faults::apply`] does nothing and
+    /// a caller may skip it.
+    pub(crate) fn any_armed(&self) -> bool {
+        self.any.load(Ordering::Acquire)
+    }
+
     /// Applies the first armed fault for this account and method (`method` is the RPC name,
     /// or the HTTP path of a route that has none): waits its latency, then fails with its
     /// error if it has one. `Ok` when no fault applies.

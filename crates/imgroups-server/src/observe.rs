@@ -160,6 +160,9 @@ pub(crate) fn grpc_code_name(code: i32) -> &'static str {
 const MAX_REQUEST_ID: usize = 128;
 
 pub(crate) const REQUEST_ID: &str = "x-request-id";
+/// [`REQUEST_ID`] as a header name: looked up on every call, so not parsed each time.
+const REQUEST_ID_HEADER: http::HeaderName = http::HeaderName::from_static(REQUEST_ID);
+const GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
 
 /// A request's id: the client's `x-request-id` when it is a sane one, else a fresh UUID.
 #[derive(Clone)]
@@ -176,7 +179,7 @@ impl RequestId {
     /// The client's `x-request-id`, when it is a sane one.
     pub(crate) fn given(headers: &http::HeaderMap) -> Option<RequestId> {
         headers
-            .get(REQUEST_ID)
+            .get(&REQUEST_ID_HEADER)
             .filter(|v| {
                 !v.is_empty()
                     && v.len() <= MAX_REQUEST_ID
@@ -357,7 +360,7 @@ impl<B> Drop for ObservedBody<B> {
 /// `grpc-status` of a header or trailer map.
 pub(crate) fn grpc_status(headers: &http::HeaderMap) -> Option<i32> {
     headers
-        .get("grpc-status")
+        .get(&GRPC_STATUS)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
 }
@@ -418,6 +421,9 @@ impl<S> tower::Layer<S> for ObserveGrpcLayer {
     }
 }
 
+/// A response of the gRPC router (tonic's body type, so passing one on costs no new box).
+pub(crate) type GrpcResponse = http::Response<tonic::body::Body>;
+
 /// Request id, metrics and one log line per gRPC call. A hand-written service rather than
 /// `axum::middleware::from_fn`, which boxes the inner service and the future on every call:
 /// every write passes here, and those allocations showed in the write benchmark.
@@ -426,15 +432,11 @@ pub(crate) struct ObserveGrpc<S> {
     inner: S,
 }
 
-impl<S> tower::Service<axum::extract::Request> for ObserveGrpc<S>
+impl<S, B> tower::Service<http::Request<B>> for ObserveGrpc<S>
 where
-    S: tower::Service<
-        axum::extract::Request,
-        Response = axum::response::Response,
-        Error = std::convert::Infallible,
-    >,
+    S: tower::Service<http::Request<B>, Response = GrpcResponse, Error = std::convert::Infallible>,
 {
-    type Response = axum::response::Response;
+    type Response = GrpcResponse;
     type Error = std::convert::Infallible;
     type Future = ObservedCall<S::Future>;
 
@@ -445,7 +447,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: axum::extract::Request) -> ObservedCall<S::Future> {
+    fn call(&mut self, req: http::Request<B>) -> ObservedCall<S::Future> {
         let start = Instant::now();
         let method = grpc_method(req.uri().path());
         let given = RequestId::given(req.headers());
@@ -471,9 +473,9 @@ pin_project_lite::pin_project! {
 
 impl<F> std::future::Future for ObservedCall<F>
 where
-    F: std::future::Future<Output = Result<axum::response::Response, std::convert::Infallible>>,
+    F: std::future::Future<Output = Result<GrpcResponse, std::convert::Infallible>>,
 {
-    type Output = Result<axum::response::Response, std::convert::Infallible>;
+    type Output = Result<GrpcResponse, std::convert::Infallible>;
 
     fn poll(
         self: std::pin::Pin<&mut Self>,
@@ -494,11 +496,11 @@ where
 /// Records what is known of a call once its response has started, and wraps its body to
 /// record the rest when it ends.
 fn observed(
-    mut response: axum::response::Response,
+    mut response: GrpcResponse,
     start: Instant,
     method: &'static GrpcMethod,
     given: Option<RequestId>,
-) -> axum::response::Response {
+) -> GrpcResponse {
     method.latency.record(start.elapsed().as_secs_f64());
     // A trailers-only response (most errors) carries its status in the headers.
     let code = grpc_status(response.headers());
@@ -513,9 +515,7 @@ fn observed(
         None => None,
     };
     if let Some(value) = id.as_ref().and_then(RequestId::header) {
-        response
-            .headers_mut()
-            .insert(http::HeaderName::from_static(REQUEST_ID), value);
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
     let (parts, body) = response.into_parts();
     let call = GrpcCall {
@@ -524,8 +524,5 @@ fn observed(
         id,
         code,
     };
-    axum::response::Response::from_parts(
-        parts,
-        axum::body::Body::new(ObservedBody::new(body, call)),
-    )
+    http::Response::from_parts(parts, tonic::body::Body::new(ObservedBody::new(body, call)))
 }

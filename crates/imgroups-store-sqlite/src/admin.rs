@@ -75,8 +75,9 @@ pub(crate) fn revocations_path(db: &Path) -> PathBuf {
 
 /// How many revocations have been made (0 before the first): changes whenever one is.
 /// `None` if that cannot be known, in which case nothing may be cached.
-pub(crate) fn revocation_count(db: &Path) -> Option<u64> {
-    match std::fs::metadata(revocations_path(db)) {
+/// `file` is the database's [`revocations_path`].
+pub(crate) fn revocation_count(file: &Path) -> Option<u64> {
+    match std::fs::metadata(file) {
         Ok(meta) => Some(meta.len()),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Some(0),
         Err(_) => None,

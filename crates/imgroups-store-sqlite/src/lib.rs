@@ -191,6 +191,9 @@ struct Inner {
     /// A connection kept for token checks, which run inline (see [`Accounts::authenticate`]).
     auth: Mutex<Option<Connection>>,
     tokens: TokenCache,
+    /// The revocations file ([`admin::revocations_path`]), whose size every token check
+    /// reads: made once, not per call.
+    revocations: PathBuf,
     notices: Arc<Publisher>,
     listener: Mutex<Option<Listener>>,
     gate: Arc<Gate>,
@@ -297,6 +300,7 @@ impl SqliteStore {
         )?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
+                revocations: admin::revocations_path(&config.path),
                 config,
                 jobs,
                 readers: Mutex::new(Vec::new()),
@@ -480,8 +484,13 @@ impl Accounts for SqliteStore {
     /// checking it again costs one `stat` of the revocations file, not a database read. A
     /// miss runs inline on the caller's thread rather than hopping to the blocking pool: it is
     /// one indexed read of a hot page in WAL mode (never waiting on the writer).
+    fn authenticate_cached(&self, token: &str) -> Option<AccountId> {
+        let revocations = admin::revocation_count(&self.inner.revocations);
+        self.inner.tokens.get(token, revocations)
+    }
+
     async fn authenticate(&self, token: &str) -> Result<AccountId> {
-        let revocations = admin::revocation_count(&self.inner.config.path);
+        let revocations = admin::revocation_count(&self.inner.revocations);
         if let Some(account) = self.inner.tokens.get(token, revocations) {
             return Ok(account);
         }

@@ -136,6 +136,14 @@ pub trait Accounts: Send + Sync + 'static {
     /// process serving this store.
     async fn authenticate(&self, token: &str) -> Result<AccountId>;
 
+    /// What [`Accounts::authenticate`] would answer for `token` without a query, when this
+    /// process checked it recently and nothing may have been revoked since; `None`: ask
+    /// `authenticate`. Every call passes here, so this answers the usual case without the
+    /// boxed future of an async method. The default knows nothing.
+    fn authenticate_cached(&self, _token: &str) -> Option<AccountId> {
+        None
+    }
+
     /// Creates the account if it does not exist; returns it and whether it was created.
     async fn ensure_account(&self, address: &Address) -> Result<(AccountId, bool)>;
 

@@ -21,6 +21,9 @@ use crate::app::Caller;
 use crate::guard::{body_timeout, too_large, Guard, StreamPermit};
 use crate::wire;
 
+/// Looked up on every call: a header name made once, not parsed each time.
+const IDEMPOTENCY_KEY: http::HeaderName = http::HeaderName::from_static("x-idempotency-key");
+
 /// What the guard needs to know of a method.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Admission {
@@ -63,7 +66,7 @@ pub(crate) async fn admit(
     // Header values are reference-counted: cloning them is cheap, and they outlive the
     // request, which cannot be borrowed across an await (its body is not `Sync`).
     let authorization = req.headers().get(http::header::AUTHORIZATION).cloned();
-    let key = req.headers().get("x-idempotency-key").cloned();
+    let key = req.headers().get(&IDEMPOTENCY_KEY).cloned();
     fn text(v: &Option<http::HeaderValue>) -> Option<&str> {
         v.as_ref().and_then(|v| v.to_str().ok())
     }

@@ -67,9 +67,7 @@ pub(crate) async fn serve(
     let routes = routes
         .into_axum_router()
         .merge(router(grpc))
-        .fallback(unknown_method)
-        // Last, so it wraps every route above and the fallback.
-        .layer(crate::observe::ObserveGrpcLayer);
+        .fallback(unknown_method);
 
     // Capped, idle-timed connections with TCP_NODELAY (`net::accept`); tonic does the TLS
     // handshake on them when configured.
@@ -87,6 +85,9 @@ pub(crate) async fn serve(
         .http2_keepalive_interval(Some(Duration::from_secs(60)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
         .tcp_nodelay(true)
+        // Request ids, metrics and the log line, around the whole router so they see every
+        // route and the fallback; a call passes one boxed route, not one more per layer.
+        .layer(crate::observe::ObserveGrpcLayer)
         .add_routes(tonic::service::Routes::from(routes))
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
