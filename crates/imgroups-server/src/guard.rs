@@ -122,9 +122,23 @@ impl Guard {
         authorization: Option<&str>,
         idempotency_key: Option<&str>,
     ) -> Result<Caller> {
-        if let Some(admitted) = self.admit_now(authorization, idempotency_key) {
-            return admitted;
+        match self.admit_now(authorization, idempotency_key) {
+            Some(admitted) => admitted,
+            None => {
+                self.admit_later(method, authorization, idempotency_key)
+                    .await
+            }
         }
+    }
+
+    /// [`Guard::admit`]'s general path: the token looked up, the rate taken, any fault
+    /// applied.
+    pub(crate) async fn admit_later(
+        &self,
+        method: &str,
+        authorization: Option<&str>,
+        idempotency_key: Option<&str>,
+    ) -> Result<Caller> {
         let caller = self.app.caller(authorization, idempotency_key).await?;
         self.take(&caller.account)?;
         self.faults.apply(caller.account, method).await?;
@@ -135,7 +149,7 @@ impl Guard {
     /// checked already and no fault armed. Every call passes here, and the usual one then
     /// costs no store query and no boxed future. `None`: take the general path, which also
     /// words every authentication error.
-    fn admit_now(
+    pub(crate) fn admit_now(
         &self,
         authorization: Option<&str>,
         idempotency_key: Option<&str>,

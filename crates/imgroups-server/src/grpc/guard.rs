@@ -63,17 +63,28 @@ pub(crate) async fn admit(
     } else {
         guard.limits.max_message_bytes
     };
-    // Header values are reference-counted: cloning them is cheap, and they outlive the
-    // request, which cannot be borrowed across an await (its body is not `Sync`).
-    let authorization = req.headers().get(http::header::AUTHORIZATION).cloned();
-    let key = req.headers().get(&IDEMPOTENCY_KEY).cloned();
-    fn text(v: &Option<http::HeaderValue>) -> Option<&str> {
-        v.as_ref().and_then(|v| v.to_str().ok())
+    fn text(v: Option<&http::HeaderValue>) -> Option<&str> {
+        v.and_then(|v| v.to_str().ok())
     }
-    let caller = guard
-        .admit(method.name, text(&authorization), text(&key))
-        .await
-        .map_err(error)?;
+    let headers = req.headers();
+    let authorization = headers.get(http::header::AUTHORIZATION);
+    let key = headers.get(&IDEMPOTENCY_KEY);
+    let caller = match guard.admit_now(text(authorization), text(key)) {
+        Some(admitted) => admitted.map_err(error)?,
+        None => {
+            // Header values are reference-counted: cloning them is cheap, and they outlive
+            // the request, which cannot be borrowed across an await (its body is not `Sync`).
+            let (authorization, key) = (authorization.cloned(), key.cloned());
+            guard
+                .admit_later(
+                    method.name,
+                    text(authorization.as_ref()),
+                    text(key.as_ref()),
+                )
+                .await
+                .map_err(error)?
+        }
+    };
     let permit = if method.streaming {
         Some(guard.open_stream(&caller).map_err(error)?)
     } else {

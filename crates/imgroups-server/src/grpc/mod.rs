@@ -14,6 +14,7 @@ pub(crate) mod streams;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
@@ -25,7 +26,7 @@ use tonic::Status;
 
 use self::guard::Admission;
 use self::streams::EncodedMethod;
-use crate::app::{App, Caller};
+use crate::app::Caller;
 use crate::events::Streams;
 use crate::guard::Guard;
 use crate::rpc::{self, Registry, Rpc, Served};
@@ -110,13 +111,14 @@ pub(crate) fn router(grpc: Grpc) -> axum::Router {
             let name = served.unimplemented_name(method);
             router = router.route(
                 method.path,
-                any(move |State(grpc): State<Grpc>, req: Request| {
+                any(move |State(grpc): State<Arc<Grpc>>, req: Request| {
                     unimplemented(grpc, admission, name, req)
                 }),
             );
         }
     }
-    router.with_state(grpc)
+    // One reference-counted state: a call clones one pointer, not every handle in it.
+    router.with_state(Arc::new(grpc))
 }
 
 fn admission(method: &'static Method, large: bool) -> Admission {
@@ -128,7 +130,7 @@ fn admission(method: &'static Method, large: bool) -> Admission {
 }
 
 /// Adds a route per registration.
-struct Routes(axum::Router<Grpc>);
+struct Routes(axum::Router<Arc<Grpc>>);
 
 impl Registry for Routes {
     fn rpc<R: Rpc>(&mut self) {
@@ -140,7 +142,9 @@ impl Registry for Routes {
         let router = std::mem::take(&mut self.0);
         self.0 = router.route(
             R::PATH,
-            any(move |State(grpc): State<Grpc>, req: Request| unary::<R>(grpc, admission, req)),
+            any(move |State(grpc): State<Arc<Grpc>>, req: Request| {
+                unary::<R>(grpc, admission, req)
+            }),
         );
     }
 
@@ -152,7 +156,7 @@ impl Registry for Routes {
         let router = std::mem::take(&mut self.0);
         self.0 = router.route(
             S::PATH,
-            any(move |State(grpc): State<Grpc>, req: Request| {
+            any(move |State(grpc): State<Arc<Grpc>>, req: Request| {
                 streams::serve::<S>(grpc, admission, req)
             }),
         );
@@ -160,7 +164,7 @@ impl Registry for Routes {
 }
 
 /// One unary call of `R`: admitted by the guard, decoded, run, encoded.
-async fn unary<R: Rpc>(grpc: Grpc, method: Admission, req: Request) -> Response {
+async fn unary<R: Rpc>(grpc: Arc<Grpc>, method: Admission, req: Request) -> Response {
     let admitted = match guard::admit(&grpc.guard, method, req).await {
         Ok(admitted) => admitted,
         Err(response) => return response,
@@ -169,7 +173,7 @@ async fn unary<R: Rpc>(grpc: Grpc, method: Admission, req: Request) -> Response 
         tonic::server::Grpc::new(tonic_prost::ProstCodec::<R::Resp, R::Req>::default())
             .apply_max_message_size_config(Some(MAX_MESSAGE_BYTES), Some(MAX_MESSAGE_BYTES));
     let call = Call::<R> {
-        state: Some((grpc.guard.app, admitted.caller)),
+        state: Some((grpc, admitted.caller)),
         rpc: PhantomData,
     };
     server
@@ -180,7 +184,7 @@ async fn unary<R: Rpc>(grpc: Grpc, method: Admission, req: Request) -> Response 
 
 /// One call of `R`, until tonic hands it the decoded request.
 struct Call<R> {
-    state: Option<(App, Caller)>,
+    state: Option<(Arc<Grpc>, Caller)>,
     rpc: PhantomData<fn() -> R>,
 }
 
@@ -195,8 +199,8 @@ impl<R: Rpc> tonic::server::UnaryService<R::Req> for Call<R> {
         let state = self.state.take();
         Box::pin(async move {
             // tonic calls a service once per request.
-            let (app, caller) = state.ok_or_else(|| Status::internal("called twice"))?;
-            R::call(&app, &caller, req.into_inner())
+            let (grpc, caller) = state.ok_or_else(|| Status::internal("called twice"))?;
+            R::call(&grpc.guard.app, &caller, req.into_inner())
                 .await
                 .map(tonic::Response::new)
                 .map_err(to_status)
@@ -207,7 +211,7 @@ impl<R: Rpc> tonic::server::UnaryService<R::Req> for Call<R> {
 /// A method of a service we serve in part: admitted like the others (so a bad token is
 /// still `unauthenticated`), then UNIMPLEMENTED.
 async fn unimplemented(
-    grpc: Grpc,
+    grpc: Arc<Grpc>,
     method: Admission,
     name: &'static str,
     req: Request,

@@ -8,6 +8,7 @@
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use axum::extract::Request;
 use axum::response::Response;
@@ -36,7 +37,7 @@ pub(crate) trait EncodedMethod: Send + Sync + 'static {
 
     /// Checks the request of an admitted caller, then starts the stream.
     fn open(
-        grpc: Grpc,
+        grpc: Arc<Grpc>,
         caller: Caller,
         req: Self::Request,
     ) -> impl Future<Output = std::result::Result<FrameQueue<Bytes>, Status>> + Send;
@@ -50,7 +51,7 @@ impl EncodedMethod for SubscribeGroupEvents {
     type Request = pb::SubscribeGroupEventsRequest;
 
     async fn open(
-        grpc: Grpc,
+        grpc: Arc<Grpc>,
         caller: Caller,
         req: Self::Request,
     ) -> std::result::Result<FrameQueue<Bytes>, Status> {
@@ -76,7 +77,7 @@ impl EncodedMethod for SubscribeChatEvents {
     type Request = pb::SubscribeChatEventsRequest;
 
     async fn open(
-        grpc: Grpc,
+        grpc: Arc<Grpc>,
         caller: Caller,
         req: Self::Request,
     ) -> std::result::Result<FrameQueue<Bytes>, Status> {
@@ -102,7 +103,7 @@ impl EncodedMethod for CatchUpEvents {
     type Request = pb::CatchUpEventsRequest;
 
     async fn open(
-        grpc: Grpc,
+        grpc: Arc<Grpc>,
         caller: Caller,
         req: Self::Request,
     ) -> std::result::Result<FrameQueue<Bytes>, Status> {
@@ -117,7 +118,7 @@ impl EncodedMethod for CatchUpEvents {
 /// Serves one call of `M` for a caller the guard admitted, as a generated service would but
 /// with [`EncodedCodec`].
 pub(crate) async fn serve<M: EncodedMethod>(
-    grpc: Grpc,
+    grpc: Arc<Grpc>,
     method: Admission,
     req: Request,
 ) -> Response {
@@ -140,7 +141,7 @@ pub(crate) async fn serve<M: EncodedMethod>(
 
 /// One call of `M`, until tonic hands it the decoded request.
 struct Open<M> {
-    state: Option<(Grpc, Caller)>,
+    state: Option<(Arc<Grpc>, Caller)>,
     method: PhantomData<fn() -> M>,
 }
 
