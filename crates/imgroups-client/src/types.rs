@@ -4,60 +4,41 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use imgroups_core::{Address, ChatGuid};
-use imgroups_proto::pb;
 use imgroups_proto::pbjson_types::Timestamp;
+use imgroups_proto::{pb, sdk};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
 
-/// The messaging service of a chat or address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-pub enum Service {
-    /// iMessage.
-    #[serde(rename = "iMessage")]
-    IMessage,
-    /// SMS (text message).
-    #[serde(rename = "SMS")]
-    Sms,
-    /// RCS.
-    #[serde(rename = "RCS")]
-    Rcs,
-    /// Not stated by the server, or a service this SDK does not know.
-    #[serde(rename = "unknown")]
-    Unknown,
-}
+pub use imgroups_proto::sdk::Service;
 
-impl Service {
-    fn from_wire(value: i32) -> Self {
-        match pb::ChatServiceType::try_from(value) {
-            Ok(pb::ChatServiceType::Imessage) => Service::IMessage,
-            Ok(pb::ChatServiceType::Sms) => Service::Sms,
-            Ok(pb::ChatServiceType::Rcs) => Service::Rcs,
-            Ok(pb::ChatServiceType::Unspecified) | Err(_) => Service::Unknown,
-        }
-    }
-
-    /// `iMessage`, `SMS`, `RCS` or `unknown`, as the official SDK names them.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Service::IMessage => "iMessage",
-            Service::Sms => "SMS",
-            Service::Rcs => "RCS",
-            Service::Unknown => "unknown",
-        }
-    }
-}
-
-/// A participant or actor: an address on one service.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+/// A participant or actor: an address on one service. Serializes in the official SDK's
+/// shape ([`imgroups_proto::sdk::Participant`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Participant {
     /// The phone number (E.164) or email address.
     pub address: Address,
     /// The service the address is reached on.
     pub service: Service,
     /// The country of a phone number (ISO 3166 code), when the server knows it.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub country: Option<String>,
+}
+
+impl Participant {
+    /// The SDK-shape view of this participant.
+    fn sdk(&self) -> sdk::Participant<'_> {
+        sdk::Participant {
+            address: self.address.as_str(),
+            service: self.service,
+            country: self.country.as_deref(),
+        }
+    }
+}
+
+impl Serialize for Participant {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.sdk().serialize(s)
+    }
 }
 
 impl Participant {
@@ -183,36 +164,31 @@ pub struct CreateChatResult {
 
 /// One durable group change, with its place in the account's event log.
 ///
-/// Serializes like the official SDK's `GroupEvent`:
+/// Serializes like the official SDK's `GroupEvent` ([`imgroups_proto::sdk::GroupEvent`], the
+/// shape the server's console shows too):
 /// `{"type":"group.changed","sequence":7,"chatGuid":"any;+;chat…","occurredAt":"…Z",
 /// "isFromMe":true,"actor":{…},"change":{"type":"participantAdded","participant":{…}}}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase", tag = "type", rename = "group.changed")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupEvent {
     /// Position in the account's log: 1, 2, 3, … with no gaps across all of its events.
     pub sequence: u64,
     /// The group that changed.
-    #[serde(serialize_with = "display")]
     pub chat_guid: ChatGuid,
     /// When the change was committed.
-    #[serde(serialize_with = "rfc3339_serde")]
     pub occurred_at: SystemTime,
     /// Whether the calling account (from any of its devices) made the change.
     pub is_from_me: bool,
     /// Who made the change, where it can be named.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub actor: Option<Participant>,
     /// What changed.
     pub change: GroupChange,
 }
 
 /// The change a [`GroupEvent`] carries.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "type", rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum GroupChange {
     /// The group was renamed.
-    #[serde(rename_all = "camelCase")]
     DisplayNameChanged {
         /// The new name.
         display_name: String,
@@ -241,20 +217,56 @@ pub enum GroupChange {
 impl GroupChange {
     /// The SDK's `change.type`: `displayNameChanged`, `participantAdded`, …
     pub fn type_name(&self) -> &'static str {
+        self.sdk().type_name()
+    }
+
+    /// The SDK-shape view of this change.
+    fn sdk(&self) -> sdk::GroupChange<'_> {
         match self {
-            GroupChange::DisplayNameChanged { .. } => "displayNameChanged",
-            GroupChange::ParticipantAdded { .. } => "participantAdded",
-            GroupChange::ParticipantRemoved { .. } => "participantRemoved",
-            GroupChange::ParticipantLeft { .. } => "participantLeft",
-            GroupChange::IconChanged => "iconChanged",
-            GroupChange::IconRemoved => "iconRemoved",
+            GroupChange::DisplayNameChanged { display_name } => {
+                sdk::GroupChange::DisplayNameChanged { display_name }
+            }
+            GroupChange::ParticipantAdded { participant } => sdk::GroupChange::ParticipantAdded {
+                participant: participant.sdk(),
+            },
+            GroupChange::ParticipantRemoved { participant } => {
+                sdk::GroupChange::ParticipantRemoved {
+                    participant: participant.sdk(),
+                }
+            }
+            GroupChange::ParticipantLeft { participant } => sdk::GroupChange::ParticipantLeft {
+                participant: participant.sdk(),
+            },
+            GroupChange::IconChanged => sdk::GroupChange::IconChanged,
+            GroupChange::IconRemoved => sdk::GroupChange::IconRemoved,
         }
+    }
+}
+
+impl Serialize for GroupChange {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.sdk().serialize(s)
+    }
+}
+
+impl Serialize for GroupEvent {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let chat_guid = self.chat_guid.to_string();
+        sdk::GroupEvent {
+            sequence: self.sequence,
+            chat_guid: &chat_guid,
+            occurred_at: sdk_time(self.occurred_at),
+            is_from_me: self.is_from_me,
+            actor: self.actor.as_ref().map(Participant::sdk),
+            change: self.change.sdk(),
+        }
+        .serialize(s)
     }
 }
 
 impl GroupEvent {
     /// The SDK's event `type`.
-    pub const TYPE: &'static str = "group.changed";
+    pub const TYPE: &'static str = sdk::GroupEvent::TYPE;
 
     /// Maps a wire event; `Ok(None)` for a change variant this SDK does not know (skipped, as
     /// the official SDK does, so newer servers stay compatible).
@@ -366,39 +378,27 @@ fn rfc3339_serde<S: serde::Serializer>(
     t: &SystemTime,
     s: S,
 ) -> std::result::Result<S::Ok, S::Error> {
-    s.serialize_str(&rfc3339(*t))
+    sdk_time(*t).serialize(s)
+}
+
+/// A time as the SDK shape shows it. Before 1970 only whole seconds are kept, rounded towards
+/// the epoch (nobody's group changed then).
+fn sdk_time(t: SystemTime) -> sdk::Time {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => sdk::Time {
+            seconds: d.as_secs() as i64,
+            millis: d.subsec_millis(),
+        },
+        Err(e) => sdk::Time {
+            seconds: -(e.duration().as_secs() as i64),
+            millis: 0,
+        },
+    }
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ` in UTC (millisecond precision, like a JS `Date`).
 pub fn rfc3339(t: SystemTime) -> String {
-    let (secs, millis) = match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => (d.as_secs() as i64, d.subsec_millis()),
-        // Before 1970: round down to whole seconds; nobody's group changed then.
-        Err(e) => (-(e.duration().as_secs() as i64), 0),
-    };
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+    sdk_time(t).rfc3339()
 }
 
 #[cfg(test)]

@@ -11,7 +11,9 @@
 //!   `bytes` as base64, 64-bit integers as strings) used by the REST surface,
 //! * the encoded [`FILE_DESCRIPTOR_SET`] (e.g. for gRPC reflection),
 //! * [`methods`]: every RPC as data (gRPC path, streaming, HTTP routes, request
-//!   fields), generated from the descriptors so no list of RPCs is kept by hand.
+//!   fields), generated from the descriptors so no list of RPCs is kept by hand,
+//! * [`sdk`]: the official SDK's JSON shape of a group event, written once for
+//!   the server's console and the Rust SDK (`events tail --json`).
 //!
 //! Well-known types (`google.protobuf.Timestamp`, `google.protobuf.Empty`)
 //! are mapped to [`pbjson_types`], which carry both prost and serde impls.
@@ -46,6 +48,8 @@ pub use pbjson_types;
 /// imports (with source info).
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/imgroups_descriptor.bin"));
+
+pub mod sdk;
 
 #[cfg(test)]
 mod tests;

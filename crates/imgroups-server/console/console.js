@@ -91,8 +91,8 @@ function el(tag, props = {}, ...children) {
   return node;
 }
 
-function time(ms) {
-  const iso = new Date(ms).toISOString();
+function time(at) {
+  const iso = new Date(at).toISOString();
   return el("time", { datetime: iso, text: iso.replace("T", " ").replace(/\.\d+Z$/, "Z") });
 }
 
@@ -379,9 +379,11 @@ async function act(request) {
 
 // ------------------------------------------------------------------------------ events
 
+// Events come in the official SDK's shape (`change.type`, `actor.address`, RFC 3339 times).
 function describe(event) {
-  const detail = event.detail ? ` ${JSON.stringify(event.detail)}` : "";
-  return `${event.change}${detail}`;
+  const { type, displayName, participant } = event.change ?? {};
+  const detail = displayName ?? participant?.address;
+  return detail !== undefined ? `${type} ${JSON.stringify(detail)}` : `${type}`;
 }
 
 function renderEvent(event) {
@@ -392,7 +394,7 @@ function renderEvent(event) {
     " ",
     el("span", { class: "change", text: describe(event) }),
     " ",
-    el("span", { class: "actor", text: `by ${event.isFromMe ? `${event.actor ?? state.account} (me)` : event.actor ?? "unknown"}` }),
+    el("span", { class: "actor", text: `by ${event.isFromMe ? `${event.actor?.address ?? state.account} (me)` : event.actor?.address ?? "unknown"}` }),
     " ",
     time(event.occurredAt),
     el("div", { class: "muted small", text: event.chatGuid }),

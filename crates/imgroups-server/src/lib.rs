@@ -6,42 +6,53 @@
 //! Layout:
 //! - [`serve`] (this file): a server is a function of already-bound listeners (gRPC and
 //!   HTTP), an engine and one shutdown future.
-//! - `api`: the application functions, wire request in and wire response out, shared by every
-//!   transport.
-//! - `grpc`: the tonic services (`GroupService`, `ChatService`, `EventService`).
+//! - `rpc`: the operations, one typed registration per RPC, listed once; both transports'
+//!   routes, the UNIMPLEMENTED answers, fault names and docs/openapi.json derive from that
+//!   list and the proto crate's method table.
+//! - `app`: the application layer the operations and the console call: authentication,
+//!   writes with their idempotency key, subscription checks, webhooks, and the operator's
+//!   console (`AdminApp`).
+//! - `grpc`: the gRPC server: a route per operation, the encoded event streams, and the guard
+//!   that runs before a message is read.
+//! - `http`: the HTTP/JSON routes (the same operations), the SSE event stream, the webhook
+//!   management routes and the web console (`/console/`, admin token only).
 //! - `events`: live subscriptions and catch-up over the durable log; the hub that reads each
 //!   notified commit's events once for every live subscriber.
-//! - `http`: the HTTP/JSON routes (same application functions), the SSE event stream, the
-//!   webhook management routes and the web console (`/console/`, admin token only).
+//! - `guard`: what a request must pass on either transport before its body is read (token,
+//!   rate, injected faults) and the caps on open event streams.
 //! - `faults`: injected faults (simulator controls), applied to a call once it is admitted.
 //! - [`webhooks`]: signed, retried, durable-cursor webhook delivery.
 //! - [`egress`]: where webhooks may be delivered (https only, no special-purpose addresses
 //!   unless allowed), checked at registration and at every connection.
-//! - `guard`: what a request must pass before its body is read (token, rate, size, body
-//!   timeout) and the per-account cap on open event streams.
 //! - `net`: connections: the cap per listener, idle and header timeouts, HTTP/2 settings,
 //!   and the grace period after which a shutdown drops what is still open.
 //! - `wire`: the single error table and domain ⇄ wire conversions.
-//! - `ops`: gRPC health, `/healthz` and `/readyz`, and the drain before shutdown.
+//! - `health`: gRPC health, `/healthz` and `/readyz`, and the drain before shutdown.
 //! - `revocation`: open streams remember their token and end when it is revoked.
 //! - [`tls`]: TLS for both listeners, from PEM files checked up front.
-//! - [`metrics`]: the Prometheus recorder and `/metrics`, the hot-path metric handles, request
-//!   ids and the per-request log line and counters of both transports.
+//! - [`metrics`]: the Prometheus recorder and `/metrics`, and the hot-path metric handles.
+//! - `observe`: request ids, the per-request log line and the request metrics of both
+//!   transports.
+//! - `openapi`: docs/openapi.json, generated from the method table and the message
+//!   descriptors (`IMGROUPS_BLESS=1 cargo test -p imgroups-server openapi` rewrites it).
 //!
 //! The gRPC listener also serves `grpc.health.v1.Health` and server reflection (v1 and
 //! v1alpha); like `/healthz`, `/readyz` and `/metrics` they need no token.
 
-mod api;
+mod app;
 pub mod egress;
 mod events;
 mod faults;
 mod grpc;
 mod guard;
+mod health;
 mod http;
 pub mod metrics;
 mod net;
-mod ops;
+mod observe;
+mod openapi;
 mod revocation;
+mod rpc;
 pub mod tls;
 pub mod webhooks;
 mod wire;
@@ -68,10 +79,12 @@ pub fn fault_codes() -> impl Iterator<Item = &'static str> {
     wire::FAULT_CODES.iter().map(|(code, _)| *code)
 }
 
-/// The RPC names of our three services (`SetDisplayName`, `CreateChat`, …): what a fault's
-/// method may name, besides `*` for every method.
+/// The RPC names of the services this server serves (`SetDisplayName`, `CreateChat`, …),
+/// sorted: what a fault's method may name, besides `*` for every method.
 pub fn method_names() -> Vec<&'static str> {
-    guard::method_names()
+    let mut names: Vec<&'static str> = rpc::Served::get().methods().map(|m| m.name).collect();
+    names.sort_unstable();
+    names
 }
 
 use std::future::Future;
@@ -79,7 +92,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use imgroups_core::{Engine, Limits};
-use imgroups_proto::pb;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -142,7 +154,7 @@ impl Default for HttpOptions {
 /// 16 MiB: a 10 MiB icon is 13.4 MiB in base64.
 pub const DEFAULT_HTTP_BODY_LIMIT: usize = 16 * 1024 * 1024;
 
-/// Operations settings: see `ops` and [`metrics`].
+/// Operations settings: see `health` and [`metrics`].
 #[derive(Debug, Default)]
 pub struct OpsOptions {
     /// Also serve `GET /metrics` here (it is always served on the HTTP listener too).
@@ -193,7 +205,7 @@ pub async fn serve_with(
         revocations: revocation::Revocations::start(store.clone(), stop.clone(), &tasks),
         tasks,
     };
-    let app = api::App {
+    let app = app::App {
         engine: engine.clone(),
         limits: options.limits,
         webhooks: http_options.webhooks.clone(),
@@ -204,20 +216,23 @@ pub async fn serve_with(
         stop.clone(),
         &streams.tasks,
     );
+    let engine_for_admin = engine.clone();
     streams
         .tasks
         .spawn(forget_expired_keys(engine, stop.clone()));
     streams.tasks.spawn(metrics_upkeep(stop.clone()));
-    let (health_reporter, health) = tonic_health::server::health_reporter();
-    let ops = ops::Ops::new(streams.store.clone(), health_reporter).await;
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    let health = health::Health::new(streams.store.clone(), health_reporter).await;
     let faults = faults::Faults::start(store.clone(), stop.clone(), &streams.tasks).await;
+    let admin = app::AdminApp::new(engine_for_admin, options.limits, faults.clone());
     let guard = guard::Guard::new(app.clone(), options.net.clone(), faults);
     let router = http::router(http::Http {
         guard: guard.clone(),
         app: app.clone(),
+        admin,
         streams: streams.clone(),
         body_limit: http_options.body_limit,
-        ops: ops.clone(),
+        health: health.clone(),
     });
     let metrics_stop = stop.clone();
     let metrics_served = async {
@@ -234,10 +249,12 @@ pub async fn serve_with(
     let grpc_stop = stop.clone();
     let grpc_tls = options.tls.clone();
     let grpc_served = async {
-        let served = grpc_server(
-            guard,
-            streams.clone(),
-            health,
+        let served = grpc::serve(
+            grpc::Grpc {
+                guard,
+                streams: streams.clone(),
+            },
+            health_service,
             grpc,
             grpc_tls.as_ref(),
             options.conn.clone(),
@@ -269,7 +286,7 @@ pub async fn serve_with(
         };
         if requested {
             // Say we are going away, and keep serving while load balancers notice.
-            ops.drain().await;
+            health.drain().await;
             if !ops_options.drain.is_zero() {
                 tracing::info!(drain_ms = ops_options.drain.as_millis() as u64, "draining");
                 tokio::select! {
@@ -280,7 +297,7 @@ pub async fn serve_with(
         }
         // Open streams would keep the servers waiting forever; this ends them too.
         stop.cancel();
-        ops.stopped().await;
+        health.stopped().await;
     };
     let (grpc_result, http_result, metrics_result, ()) =
         tokio::join!(grpc_served, http_served, metrics_served, trigger);
@@ -316,100 +333,4 @@ async fn forget_expired_keys(engine: Arc<Engine>, stop: CancellationToken) {
             }
         }
     }
-}
-
-/// The gRPC server on `listener`, until `shutdown` resolves (which must also end open streams).
-async fn grpc_server(
-    guard: guard::Guard,
-    streams: events::Streams,
-    health: tonic_health::pb::health_server::HealthServer<
-        impl tonic_health::pb::health_server::Health,
-    >,
-    listener: TcpListener,
-    tls: Option<&tls::Tls>,
-    conn: ConnLimits,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), tonic::transport::Error> {
-    let grpc = grpc::Grpc {
-        app: guard.app.clone(),
-        streams,
-    };
-    let encoded = grpc.clone();
-    let groups = pb::group_service_server::GroupServiceServer::new(grpc.clone())
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let chats = pb::chat_service_server::ChatServiceServer::new(grpc.clone())
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let events = pb::event_service_server::EventServiceServer::new(grpc)
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    // Health and reflection take no token: `guard::GrpcGuarded` authenticates our services'
-    // methods only.
-    let reflection = || {
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(imgroups_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-    };
-    let reflection_v1 = reflection().build_v1().map_err(reflection_failed);
-    let reflection_v1alpha = reflection().build_v1alpha().map_err(reflection_failed);
-    let mut routes = tonic::service::Routes::new(groups)
-        .add_service(chats)
-        .add_service(events)
-        .add_service(health);
-    // The descriptors are ours and compiled in: failing here is a bug, logged, and the server
-    // runs without reflection rather than not at all.
-    if let (Ok(v1), Ok(v1alpha)) = (reflection_v1, reflection_v1alpha) {
-        routes = routes.add_service(v1).add_service(v1alpha);
-    }
-    let routes = routes.into_axum_router().fallback(unknown_method);
-    // More specific than the services' own `/Service/*` routes, so these win.
-    let routes = encoded_route::<grpc::SubscribeGroupEvents>(routes, &encoded);
-    let routes = encoded_route::<grpc::CatchUpEvents>(routes, &encoded);
-
-    // Capped, idle-timed connections with TCP_NODELAY (`net::accept`); tonic does the TLS
-    // handshake on them when configured.
-    let incoming = net::accept(listener, &conn, "grpc");
-    let mut server = tonic::transport::Server::builder();
-    if let Some(tls) = tls {
-        server = server.tls_config(tls.grpc())?;
-    }
-    server
-        .max_concurrent_streams(conn.max_streams_per_connection)
-        .initial_stream_window_size(conn.stream_window)
-        .initial_connection_window_size(conn.stream_window)
-        // Clients (the official SDK among them) ping every 30 s; answer, and ping idle
-        // connections ourselves so dead peers are noticed.
-        .http2_keepalive_interval(Some(Duration::from_secs(60)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
-        .tcp_nodelay(true)
-        // Metrics and request ids, around token, rate and size checked before tonic reads a
-        // message (`guard`): around the whole router, so they see every route and the
-        // fallback, and a call passes one boxed route, not one more per layer.
-        .layer(metrics::ObserveGrpcLayer)
-        .layer(guard::GrpcGuardLayer::new(guard))
-        .add_routes(tonic::service::Routes::from(routes))
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await
-}
-
-fn reflection_failed(err: tonic_reflection::server::Error) {
-    tracing::error!(error = %err, "cannot build the reflection service");
-}
-
-/// Serves `M` through [`grpc::Encoded`] instead of the generated service.
-fn encoded_route<M: grpc::EncodedMethod>(router: axum::Router, grpc: &grpc::Grpc) -> axum::Router {
-    let route = grpc::Encoded::<M>::new(grpc.clone());
-    router.route(
-        M::PATH,
-        axum::routing::any(move |req: ::http::Request<axum::body::Body>| route.clone().serve(req)),
-    )
-}
-
-/// Any service or method we do not implement: UNIMPLEMENTED with `operationNotSupported`, in
-/// the same trailers-only shape tonic uses for its own errors.
-async fn unknown_method(uri: ::http::Uri) -> ::http::Response<axum::body::Body> {
-    let method = uri.path().trim_start_matches('/').to_owned();
-    let status = wire::to_status(api::unimplemented(&method));
-    status.into_http()
 }

@@ -12,7 +12,9 @@
 //! way, through [`crate::Engine::ingest`], and are recorded by the same code as our own
 //! writes, so events, audiences and sequences are produced in one place.
 //!
-//! Implementations: `imgroups-sim` (the simulated network, the default); a macOS backend later.
+//! Implementations: `imgroups-sim` (the simulated network, the default) and
+//! `imgroups-macos` (a real Mac: it observes Messages' database and carries writes out through
+//! the Messages helper).
 //!
 //! Every method runs inside a write transaction (`tx` is that transaction, for backends that
 //! keep their state in the store). None may wait on a network: the whole batch waits with it.

@@ -1,6 +1,6 @@
 //! The store port: everything the server (and the CLI) needs from a store. Implementations:
-//! `imgroups-store-sqlite` (embedded, the default); PostgreSQL later, behind the same traits and
-//! the same conformance suite (`imgroups-store-tests`).
+//! `imgroups-store-sqlite` (embedded, the default) and `imgroups-store-postgres` (several
+//! servers on one database), both held to the same conformance suite (`imgroups-store-tests`).
 //!
 //! A store keeps the source of truth — chat state, the per-account event logs, idempotency
 //! records, accounts and tokens, the simulated directory, webhook endpoints and cursors — and

@@ -1,6 +1,8 @@
 //! The web console: `GET /console/` serves a page (plain HTML, CSS and one JavaScript module,
 //! compiled into the binary) that shows every account's world and acts on it; the page talks
-//! to the JSON routes under `/console/api/`, defined here.
+//! to the JSON routes under `/console/api/`, defined here, which call the console's
+//! application (`crate::app::AdminApp`). A browser pointed at the server finds the console:
+//! `GET /` and `GET /console` redirect to `/console/`, and `/favicon.ico` is served.
 //!
 //! Every API route needs an **admin token** (`imgroups admin token`) as
 //! `authorization: Bearer <admin token>`; without one the answer is 401 with the usual JSON
@@ -16,7 +18,9 @@
 //! - `GET chats?account=A&offset=N&limit=N` — one page of A's groups, newest first, with
 //!   members and an icon version; `GET icon?account=A&chat=G` — the icon's bytes.
 //! - `GET events?account=A&before=N&limit=N` — A's log backwards from `before` (default: the
-//!   newest); `GET events:stream?account=A&after=N` — Server-Sent Events from `after`.
+//!   newest); `GET events:stream?account=A&after=N` — Server-Sent Events from `after`. Events
+//!   are in the official SDK's shape ([`imgroups_proto::sdk`]), as `events tail --json` prints
+//!   them.
 //! - `POST act {account, puppet?, op, chat?, name?, addresses?}` — a group operation as the
 //!   account, or as the puppet `puppet` (a simulated person who is not an account) for the
 //!   account to see; `POST icon?account=A&chat=G&puppet=P` with the image as the body.
@@ -38,9 +42,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, StatusCode};
-use imgroups_core::{
-    admin, AccountId, Address, Change, Command, Error, ErrorKind, Event, Result, Timestamp,
-};
+use imgroups_core::{AccountId, Address, Command, Error, ErrorKind, Event, Result, Timestamp};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -51,6 +53,8 @@ use crate::revocation::Token;
 const INDEX: &str = include_str!("../../console/index.html");
 const SCRIPT: &str = include_str!("../../console/console.js");
 const STYLE: &str = include_str!("../../console/console.css");
+/// The icon a browser shows in its tab, asked for at `/favicon.ico` on every first visit.
+const FAVICON: &[u8] = include_bytes!("../../console/favicon.ico");
 
 /// Largest page of groups or events one call returns.
 const MAX_PAGE: usize = 200;
@@ -83,7 +87,11 @@ pub(crate) fn router(icon_limit: usize) -> Router<Http> {
                 .layer(DefaultBodyLimit::max(icon_limit)),
         );
     Router::new()
+        // What a browser asks for at the root: the console, and its tab's icon.
+        .route("/", get(|| async { redirect("/console/") }))
         .route("/console", get(|| async { redirect("/console/") }))
+        .route("/favicon.ico", get(favicon))
+        .route("/console/favicon.ico", get(favicon))
         .route(
             "/console/",
             get(|| async { asset(INDEX, "text/html; charset=utf-8") }),
@@ -119,6 +127,22 @@ fn asset(body: &'static str, content_type: &'static str) -> Response {
     response
 }
 
+/// Whether a route is the console's (its requests are labelled `console` in the metrics).
+pub(super) fn is_console(path: &str) -> bool {
+    path == "/" || path == "/favicon.ico" || path.starts_with("/console")
+}
+
+async fn favicon() -> Response {
+    let mut response = FAVICON.into_response();
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("image/x-icon"));
+    headers.insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=86400"),
+    );
+    response
+}
+
 fn redirect(to: &'static str) -> Response {
     (
         StatusCode::PERMANENT_REDIRECT,
@@ -130,9 +154,9 @@ fn redirect(to: &'static str) -> Response {
 // ----------------------------------------------------------------------------- access
 
 /// A request made with an admin token; the token is kept for the streams it opens.
-pub(crate) struct Admin(Token);
+pub(crate) struct AdminToken(Token);
 
-impl axum::extract::FromRequestParts<Http> for Admin {
+impl axum::extract::FromRequestParts<Http> for AdminToken {
     type Rejection = ApiError;
 
     async fn from_request_parts(
@@ -143,15 +167,15 @@ impl axum::extract::FromRequestParts<Http> for Admin {
             .headers
             .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        let token = crate::api::bearer(authorization).ok_or_else(|| {
+        let token = crate::app::bearer(authorization).ok_or_else(|| {
             Error::new(
                 ErrorKind::Unauthenticated,
                 "the console needs an admin token (`imgroups admin token`) as \
                      `authorization: Bearer <admin token>`",
             )
         })?;
-        h.app.engine.store().authenticate_admin(token).await?;
-        Ok(Admin(Token::new(token)))
+        h.admin.authenticate(token).await?;
+        Ok(AdminToken(Token::new(token)))
     }
 }
 
@@ -168,10 +192,8 @@ fn body<T: serde::de::DeserializeOwned>(
 }
 
 /// The account with this address (`addressNotFound` if there is none).
-async fn account(h: &Http, address: &str) -> Result<(AccountId, Address)> {
-    let address = Address::parse(address)?;
-    let id = admin::account(&**h.app.engine.store(), &address).await?;
-    Ok((id, address))
+async fn account(h: &Http, address: &str) -> Result<AccountId> {
+    h.admin.account(address).await
 }
 
 fn millis(at: Timestamp) -> i64 {
@@ -188,14 +210,12 @@ fn required<'a>(value: &'a Option<String>, field: &str) -> Result<&'a str> {
 
 // ---------------------------------------------------------------------------- accounts
 
-async fn session(_: Admin) -> Reply {
+async fn session(_: AdminToken) -> Reply {
     ok(json!({ "ok": true, "version": env!("CARGO_PKG_VERSION") }))
 }
 
-async fn accounts(State(h): State<Http>, _: Admin) -> Reply {
-    let store = h.app.engine.store();
-    let accounts = store.list_accounts().await?;
-    let tokens = store.list_tokens().await?;
+async fn accounts(State(h): State<Http>, _: AdminToken) -> Reply {
+    let (accounts, tokens) = h.admin.accounts().await?;
     let list: Vec<Value> = accounts
         .iter()
         .map(|a| {
@@ -228,24 +248,24 @@ struct AddressBody {
 
 async fn add_account(
     State(h): State<Http>,
-    _: Admin,
+    _: AdminToken,
     req: std::result::Result<Bytes, BytesRejection>,
 ) -> Reply {
     let req: AddressBody = body(req)?;
     let address = Address::parse(&req.address).map_err(|e| e.with("field", "address"))?;
-    let token = admin::add_account(&**h.app.engine.store(), &address).await?;
+    let token = h.admin.add_account(&address).await?;
     tracing::info!(account = %address, "account created from the console");
     ok(json!({ "address": address.as_str(), "token": token }))
 }
 
 async fn add_token(
     State(h): State<Http>,
-    _: Admin,
+    _: AdminToken,
     req: std::result::Result<Bytes, BytesRejection>,
 ) -> Reply {
     let req: AddressBody = body(req)?;
     let address = Address::parse(&req.address).map_err(|e| e.with("field", "address"))?;
-    let token = admin::create_token(&**h.app.engine.store(), &address).await?;
+    let token = h.admin.create_token(&address).await?;
     ok(json!({ "address": address.as_str(), "token": token }))
 }
 
@@ -256,14 +276,14 @@ struct IdBody {
 
 async fn revoke_token(
     State(h): State<Http>,
-    _: Admin,
+    _: AdminToken,
     req: std::result::Result<Bytes, BytesRejection>,
 ) -> Reply {
     let req: IdBody = body(req)?;
     let id = req
         .id
         .ok_or_else(|| Error::invalid("id is required").with("field", "id"))?;
-    let id = admin::revoke_token(&**h.app.engine.store(), &id.to_string()).await?;
+    let id = h.admin.revoke_token(id).await?;
     ok(json!({ "id": id.0 }))
 }
 
@@ -276,11 +296,11 @@ struct ChatsQuery {
     limit: Option<usize>,
 }
 
-async fn chats(State(h): State<Http>, _: Admin, Query(q): Query<ChatsQuery>) -> Reply {
-    let (account, _) = self::account(&h, required(&q.account, "account")?).await?;
+async fn chats(State(h): State<Http>, _: AdminToken, Query(q): Query<ChatsQuery>) -> Reply {
+    let account = self::account(&h, required(&q.account, "account")?).await?;
     let offset = q.offset.unwrap_or(0);
     let limit = q.limit.unwrap_or(50).clamp(1, MAX_PAGE);
-    let (total, page) = h.app.engine.list_groups(account, offset, limit).await?;
+    let (total, page) = h.admin.groups(account, offset, limit).await?;
     let chats: Vec<Value> = page
         .into_iter()
         .map(|(chat, icon)| {
@@ -304,10 +324,10 @@ struct IconQuery {
     puppet: Option<String>,
 }
 
-async fn icon(State(h): State<Http>, _: Admin, Query(q): Query<IconQuery>) -> Reply {
-    let (account, _) = self::account(&h, required(&q.account, "account")?).await?;
+async fn icon(State(h): State<Http>, _: AdminToken, Query(q): Query<IconQuery>) -> Reply {
+    let account = self::account(&h, required(&q.account, "account")?).await?;
     let chat = required(&q.chat, "chat")?.to_owned();
-    let (bytes, mime) = h.app.engine.get_icon(account, chat).await?;
+    let (bytes, mime) = h.admin.icon(account, chat).await?;
     let mut response = Body::from(bytes).into_response();
     let headers = response.headers_mut();
     if let Ok(mime) = HeaderValue::from_str(&mime) {
@@ -324,18 +344,20 @@ async fn icon(State(h): State<Http>, _: Admin, Query(q): Query<IconQuery>) -> Re
 /// Sets a group's icon to the request body, as the account or as `puppet`.
 async fn set_icon(
     State(h): State<Http>,
-    _: Admin,
+    _: AdminToken,
     Query(q): Query<IconQuery>,
     data: std::result::Result<Bytes, BytesRejection>,
 ) -> Reply {
-    let (account, _) = self::account(&h, required(&q.account, "account")?).await?;
+    let account = self::account(&h, required(&q.account, "account")?).await?;
     let chat = required(&q.chat, "chat")?;
     let data = data.map_err(|rejection| {
         Error::invalid(format!("cannot read the image: {}", rejection.body_text()))
             .with("field", "body")
     })?;
-    let command = Command::set_icon(chat, data.to_vec(), &h.app.limits)?;
-    perform(&h, account, q.puppet.as_deref(), command).await?;
+    let command = Command::set_icon(chat, data.to_vec(), &h.admin.limits)?;
+    h.admin
+        .perform(account, q.puppet.as_deref(), command)
+        .await?;
     ok(json!({}))
 }
 
@@ -349,52 +371,30 @@ struct EventsQuery {
     limit: Option<usize>,
 }
 
+/// An event as the console shows it: the official SDK's shape ([`imgroups_proto::sdk`]), as
+/// the CLI's `events tail --json` prints it.
 fn event_json(event: &Event) -> Value {
-    let (change, detail) = match &event.change {
-        Change::DisplayNameChanged { display_name } => {
-            ("displayNameChanged", Some(display_name.as_str()))
+    let wire = crate::wire::group_event(event);
+    match imgroups_proto::sdk::GroupEvent::from_wire(event.sequence, &wire) {
+        Some(view) => serde_json::to_value(view).unwrap_or(Value::Null),
+        // Every change of ours has its SDK form: a missing one is a bug, shown not hidden.
+        None => {
+            tracing::error!(sequence = event.sequence, "event without an sdk form");
+            json!({ "sequence": event.sequence, "chatGuid": event.chat_guid.to_string() })
         }
-        Change::ParticipantAdded { participant } => {
-            ("participantAdded", Some(participant.as_str()))
-        }
-        Change::ParticipantRemoved { participant } => {
-            ("participantRemoved", Some(participant.as_str()))
-        }
-        Change::ParticipantLeft { participant } => ("participantLeft", Some(participant.as_str())),
-        Change::IconChanged => ("iconChanged", None),
-        Change::IconRemoved => ("iconRemoved", None),
-    };
-    json!({
-        "sequence": event.sequence,
-        "chatGuid": event.chat_guid.to_string(),
-        "occurredAt": millis(event.occurred_at),
-        "isFromMe": event.is_from_me,
-        "actor": event.actor.as_ref().map(Address::as_str),
-        "change": change,
-        "detail": detail,
-    })
+    }
 }
 
 /// The log backwards: up to `limit` events with sequence < `before` (default: all), newest
 /// first, and where the log stands.
-async fn events(State(h): State<Http>, _: Admin, Query(q): Query<EventsQuery>) -> Reply {
-    let (account, _) = self::account(&h, required(&q.account, "account")?).await?;
+async fn events(State(h): State<Http>, _: AdminToken, Query(q): Query<EventsQuery>) -> Reply {
+    let account = self::account(&h, required(&q.account, "account")?).await?;
     let limit = q.limit.unwrap_or(50).clamp(1, MAX_PAGE);
-    let store = h.app.engine.store();
-    let bounds = store.log_bounds(account).await?;
-    let up_to = q
-        .before
-        .map_or(bounds.head, |before| before.saturating_sub(1))
-        .min(bounds.head);
-    let after = up_to
-        .saturating_sub(limit as u64)
-        .max(bounds.pruned_through);
-    let mut page = store.read_events(account, after, up_to, limit).await?;
-    page.reverse();
+    let page = h.admin.events(account, q.before, limit).await?;
     ok(json!({
-        "head": bounds.head,
-        "prunedThrough": bounds.pruned_through,
-        "events": page.iter().map(event_json).collect::<Vec<_>>(),
+        "head": page.bounds.head,
+        "prunedThrough": page.bounds.pruned_through,
+        "events": page.events.iter().map(event_json).collect::<Vec<_>>(),
     }))
 }
 
@@ -415,8 +415,8 @@ fn console_frame(frame: Frame) -> std::result::Result<SseEvent, Infallible> {
 /// The account's events after `after` (default: from now), then live, as Server-Sent Events.
 /// Not counted against the account's stream cap: the console is the operator's, not the
 /// account's.
-async fn stream(State(h): State<Http>, admin: Admin, Query(q): Query<EventsQuery>) -> Reply {
-    let (account, _) = self::account(&h, required(&q.account, "account")?).await?;
+async fn stream(State(h): State<Http>, admin: AdminToken, Query(q): Query<EventsQuery>) -> Reply {
+    let account = self::account(&h, required(&q.account, "account")?).await?;
     let rx = h
         .streams
         .subscribe_after(&admin.0, account, None, q.after, console_frame)
@@ -445,11 +445,11 @@ struct ActBody {
 /// One group operation as the account or as a puppet.
 async fn act(
     State(h): State<Http>,
-    _: Admin,
+    _: AdminToken,
     req: std::result::Result<Bytes, BytesRejection>,
 ) -> Reply {
     let req: ActBody = body(req)?;
-    let (account, _) = self::account(&h, &req.account).await?;
+    let account = self::account(&h, &req.account).await?;
     let puppet = req.puppet.as_deref().filter(|p| !p.trim().is_empty());
     let command = match req.op.as_str() {
         "create" => {
@@ -459,22 +459,11 @@ async fn act(
                 )
                 .into());
             }
-            let outcome = h
-                .app
-                .engine
-                .execute(account, None, Command::create_chat(&req.addresses, None)?)
+            let guid = h
+                .admin
+                .create_group(account, &req.addresses, &req.name)
                 .await?;
-            let chat = match outcome {
-                imgroups_core::Outcome::Created { chat, .. }
-                | imgroups_core::Outcome::Chat(chat) => chat,
-                imgroups_core::Outcome::Empty => return Err(Error::internal().into()),
-            };
-            let name = req.name.trim();
-            if !name.is_empty() {
-                let rename = Command::set_display_name(&chat.guid.to_string(), name)?;
-                h.app.engine.execute(account, None, rename).await?;
-            }
-            return ok(json!({ "chatGuid": chat.guid.to_string() }));
+            return ok(json!({ "chatGuid": guid.to_string() }));
         }
         "rename" => Command::set_display_name(&req.chat, &req.name)?,
         "add" => Command::add_participants(&req.chat, &req.addresses)?,
@@ -489,33 +478,14 @@ async fn act(
             .into())
         }
     };
-    perform(&h, account, puppet, command).await?;
+    h.admin.perform(account, puppet, command).await?;
     ok(json!({}))
-}
-
-/// Runs a group change as the account, or as `puppet` (a simulated person) whose change the
-/// account then sees, under the same rules either way.
-async fn perform(
-    h: &Http,
-    account: AccountId,
-    puppet: Option<&str>,
-    command: Command,
-) -> Result<()> {
-    match puppet {
-        None => h.app.engine.execute(account, None, command).await.map(drop),
-        Some(puppet) => {
-            let puppet = Address::parse(puppet).map_err(|e| e.with("field", "puppet"))?;
-            h.app.engine.act_as(&puppet, command).await
-        }
-    }
 }
 
 // --------------------------------------------------------------------------- simulator
 
-async fn sim(State(h): State<Http>, _: Admin) -> Reply {
-    let store = h.app.engine.store();
-    let unreachable = store.unreachable().await?;
-    let faults = store.faults().await?;
+async fn sim(State(h): State<Http>, _: AdminToken) -> Reply {
+    let (unreachable, faults) = h.admin.simulator().await?;
     let faults: Vec<Value> = faults
         .iter()
         .map(|f| {
@@ -554,16 +524,12 @@ fn yes() -> bool {
 
 async fn unreachable(
     State(h): State<Http>,
-    _: Admin,
+    _: AdminToken,
     req: std::result::Result<Bytes, BytesRejection>,
 ) -> Reply {
     let req: UnreachableBody = body(req)?;
     let address = Address::parse(&req.address).map_err(|e| e.with("field", "address"))?;
-    h.app
-        .engine
-        .store()
-        .set_unreachable(&address, req.unreachable)
-        .await?;
+    h.admin.set_unreachable(&address, req.unreachable).await?;
     tracing::info!(address = %address, unreachable = req.unreachable, "directory changed from the console");
     ok(json!({ "address": address.as_str(), "unreachable": req.unreachable }))
 }
@@ -586,7 +552,7 @@ struct FaultBody {
 
 async fn add_fault(
     State(h): State<Http>,
-    _: Admin,
+    _: AdminToken,
     req: std::result::Result<Bytes, BytesRejection>,
 ) -> Reply {
     let req: FaultBody = body(req)?;
@@ -598,16 +564,8 @@ async fn add_fault(
         count: req.count,
         for_secs: req.for_secs,
     };
-    request.check()?;
-    let (account, _) = self::account(&h, &req.account).await?;
-    let fault = h
-        .app
-        .engine
-        .store()
-        .add_fault(&request.fault(account)?)
-        .await?;
+    let fault = h.admin.add_fault(&request, &req.account).await?;
     let method = request.method;
-    h.guard.faults.refresh().await;
     tracing::warn!(fault = fault.id.0, account = %fault.address, method, "fault injected from the console");
     ok(json!({ "id": fault.id.0 }))
 }
@@ -620,33 +578,21 @@ struct ClearBody {
 
 async fn clear_faults(
     State(h): State<Http>,
-    _: Admin,
+    _: AdminToken,
     req: std::result::Result<Bytes, BytesRejection>,
 ) -> Reply {
     let req: ClearBody = body(req)?;
-    let account = match req.account.as_deref().filter(|a| !a.trim().is_empty()) {
-        Some(address) => Some(self::account(&h, address).await?.0),
-        None => None,
-    };
-    let cleared = h
-        .app
-        .engine
-        .store()
-        .clear_faults(account, req.id.map(imgroups_core::FaultId))
-        .await?;
-    h.guard.faults.refresh().await;
+    let cleared = h.admin.clear_faults(req.account.as_deref(), req.id).await?;
     tracing::info!(cleared, "faults cleared from the console");
     ok(json!({ "cleared": cleared }))
 }
 
 // ---------------------------------------------------------------------------- webhooks
 
-async fn webhooks(State(h): State<Http>, _: Admin) -> Reply {
-    let store = h.app.engine.store();
-    let hooks = store.webhooks(None).await?;
+async fn webhooks(State(h): State<Http>, _: AdminToken) -> Reply {
+    let hooks = h.admin.webhooks().await?;
     let mut list = Vec::with_capacity(hooks.len());
-    for hook in hooks {
-        let head = store.log_bounds(hook.account).await?.head;
+    for (hook, head) in hooks {
         list.push(json!({
             "id": hook.id.0,
             "account": hook.address.as_str(),

@@ -872,3 +872,61 @@ async fn request_logs_carry_a_request_id_and_never_a_token() {
         "a failed call is logged at warn:\n{logs}"
     );
 }
+
+/// What a browser asks a server for, answered as it expects and without a warning in the
+/// log: the root and `/console` lead to the console, and there is a tab icon.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_finds_the_console_at_the_root_without_warnings() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log_path = dir.path().join("stderr.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut server = Proc::start_in(data, &[], Stdio::from(log), &[("RUST_LOG", "info")]);
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    for path in ["/", "/console"] {
+        let response = http.get(server.url(path)).send().await.expect("get");
+        assert!(
+            response.status().is_redirection(),
+            "GET {path}: {}",
+            response.status()
+        );
+        assert_eq!(
+            response.headers()["location"].to_str().ok(),
+            Some("/console/"),
+            "GET {path}"
+        );
+    }
+    let page = http.get(server.url("/console/")).send().await.expect("get");
+    assert_eq!(page.status(), 200);
+    assert!(page.headers()["content-type"]
+        .to_str()
+        .is_ok_and(|t| t.starts_with("text/html")));
+    // A browser follows the redirect to the same page.
+    let followed = reqwest::get(server.url("/")).await.expect("get");
+    assert_eq!(followed.status(), 200);
+    assert!(followed.url().path().ends_with("/console/"));
+    let icon = http
+        .get(server.url("/favicon.ico"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(icon.status(), 200);
+    assert_eq!(
+        icon.headers()["content-type"].to_str().ok(),
+        Some("image/x-icon")
+    );
+    let bytes = icon.bytes().await.expect("body");
+    assert_eq!(&bytes[..4], &[0, 0, 1, 0], "an ICO file");
+    server.terminate();
+    server.wait_success();
+    let logs = std::fs::read_to_string(&log_path).expect("read the log");
+    assert!(
+        !logs
+            .lines()
+            .any(|l| l.contains("WARN") || l.contains("ERROR")),
+        "a browser's requests logged a warning:\n{logs}"
+    );
+}

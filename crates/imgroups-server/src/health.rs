@@ -17,20 +17,22 @@ use imgroups_core::port::Store;
 use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 
-/// The services whose health is reported: `""` (the server as a whole) and ours.
-pub(crate) const HEALTH_SERVICES: &[&str] = &[
-    "",
-    "photon.imessage.v1.GroupService",
-    "photon.imessage.v1.ChatService",
-    "photon.imessage.v1.EventService",
-];
+use crate::rpc::{self, Served};
+
+/// The services whose health is reported: `""` (the server as a whole) and each service with
+/// a registered operation.
+fn health_services() -> impl Iterator<Item = &'static str> {
+    let mut services: Vec<&'static str> = Served::get().methods().map(rpc::service_path).collect();
+    services.dedup();
+    std::iter::once("").chain(services)
+}
 
 /// How long `/readyz` waits for the store before it calls it not ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Shared by the transports: is this server ready, and is it going away.
 #[derive(Clone)]
-pub(crate) struct Ops {
+pub(crate) struct Health {
     store: Arc<dyn Store>,
     draining: Arc<AtomicBool>,
     health: HealthReporter,
@@ -51,15 +53,15 @@ impl NotReady {
     }
 }
 
-impl Ops {
-    /// Reports SERVING for every service in [`HEALTH_SERVICES`].
-    pub(crate) async fn new(store: Arc<dyn Store>, health: HealthReporter) -> Ops {
-        for service in HEALTH_SERVICES {
+impl Health {
+    /// Reports SERVING for every service we serve.
+    pub(crate) async fn new(store: Arc<dyn Store>, health: HealthReporter) -> Health {
+        for service in health_services() {
             health
                 .set_service_status(service, ServingStatus::Serving)
                 .await;
         }
-        Ops {
+        Health {
             store,
             draining: Arc::new(AtomicBool::new(false)),
             health,
@@ -88,7 +90,7 @@ impl Ops {
     /// Shutdown has begun: from now on, not ready and NOT_SERVING.
     pub(crate) async fn drain(&self) {
         self.draining.store(true, Ordering::Relaxed);
-        for service in HEALTH_SERVICES {
+        for service in health_services() {
             self.health
                 .set_service_status(service, ServingStatus::NotServing)
                 .await;
@@ -99,7 +101,7 @@ impl Ops {
     /// go away), which graceful shutdown would otherwise wait for forever.
     pub(crate) async fn stopped(&self) {
         let mut health = self.health.clone();
-        for service in HEALTH_SERVICES {
+        for service in health_services() {
             health.clear_service_status(service).await;
         }
     }

@@ -27,7 +27,7 @@ pub(super) async fn healthz() -> Response {
 /// Readiness: 200 when the store answers and the server is not draining; 503 with the reason
 /// otherwise.
 pub(super) async fn readyz(State(h): State<Http>) -> Response {
-    match h.ops.ready().await {
+    match h.health.ready().await {
         Ok(()) => json(StatusCode::OK, serde_json::json!({ "status": "ready" })),
         Err(not_ready) => json(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -1,0 +1,201 @@
+//! What the operator's web console does, with an admin token (`crate::http::console` only
+//! decodes and encodes): the engine calls the API makes, the store's administration
+//! (accounts, tokens), the simulator's controls (directory, injected faults), and overviews
+//! across accounts (logs, webhooks).
+
+use std::sync::Arc;
+
+use imgroups_core::port::{AccountInfo, Fault, LogBounds, TokenInfo, Webhook};
+use imgroups_core::{
+    admin, AccountId, Address, Chat, ChatGuid, Command, Engine, Error, Event, FaultId, Limits,
+    Outcome, Result, TokenId,
+};
+
+use crate::faults::{FaultRequest, Faults};
+
+/// The console's application.
+#[derive(Clone)]
+pub(crate) struct AdminApp {
+    engine: Arc<Engine>,
+    pub(crate) limits: Limits,
+    /// This process's armed faults, re-read at once after a change made here.
+    faults: Arc<Faults>,
+}
+
+/// One page of an account's log, newest first, and where the log stands.
+pub(crate) struct EventsPage {
+    pub(crate) bounds: LogBounds,
+    pub(crate) events: Vec<Event>,
+}
+
+impl AdminApp {
+    pub(crate) fn new(engine: Arc<Engine>, limits: Limits, faults: Arc<Faults>) -> Self {
+        AdminApp {
+            engine,
+            limits,
+            faults,
+        }
+    }
+
+    /// Checks an admin token (`imgroups admin token`); account tokens are refused.
+    pub(crate) async fn authenticate(&self, token: &str) -> Result<()> {
+        self.engine.store().authenticate_admin(token).await
+    }
+
+    /// The account with this address (`addressNotFound` if there is none).
+    pub(crate) async fn account(&self, address: &str) -> Result<AccountId> {
+        let address = Address::parse(address)?;
+        admin::account(&**self.engine.store(), &address).await
+    }
+
+    /// Every account, and every token of every account.
+    pub(crate) async fn accounts(&self) -> Result<(Vec<AccountInfo>, Vec<TokenInfo>)> {
+        let store = self.engine.store();
+        Ok((store.list_accounts().await?, store.list_tokens().await?))
+    }
+
+    /// A new account; its first token.
+    pub(crate) async fn add_account(&self, address: &Address) -> Result<String> {
+        admin::add_account(&**self.engine.store(), address).await
+    }
+
+    /// Another token for an account.
+    pub(crate) async fn create_token(&self, address: &Address) -> Result<String> {
+        admin::create_token(&**self.engine.store(), address).await
+    }
+
+    pub(crate) async fn revoke_token(&self, id: i64) -> Result<TokenId> {
+        admin::revoke_token(&**self.engine.store(), &id.to_string()).await
+    }
+
+    /// One page of the account's groups, newest first: the total, and each group with its
+    /// icon's hash.
+    pub(crate) async fn groups(
+        &self,
+        account: AccountId,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(u64, Vec<(Chat, Option<Vec<u8>>)>)> {
+        self.engine.list_groups(account, offset, limit).await
+    }
+
+    /// A group's icon as the account sees it: bytes and MIME type.
+    pub(crate) async fn icon(&self, account: AccountId, chat: String) -> Result<(Vec<u8>, String)> {
+        self.engine.get_icon(account, chat).await
+    }
+
+    /// Up to `limit` events of the account's log with a sequence below `before` (default:
+    /// from the newest), newest first.
+    pub(crate) async fn events(
+        &self,
+        account: AccountId,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<EventsPage> {
+        let store = self.engine.store();
+        let bounds = store.log_bounds(account).await?;
+        let up_to = before
+            .map_or(bounds.head, |before| before.saturating_sub(1))
+            .min(bounds.head);
+        let after = up_to
+            .saturating_sub(limit as u64)
+            .max(bounds.pruned_through);
+        let mut events = store.read_events(account, after, up_to, limit).await?;
+        events.reverse();
+        Ok(EventsPage { bounds, events })
+    }
+
+    /// Creates a group as the account, named `name` when that is not empty.
+    pub(crate) async fn create_group(
+        &self,
+        account: AccountId,
+        addresses: &[String],
+        name: &str,
+    ) -> Result<ChatGuid> {
+        let command = Command::create_chat(addresses, None)?;
+        let chat = match self.engine.execute(account, None, command).await? {
+            Outcome::Created { chat, .. } | Outcome::Chat(chat) => chat,
+            Outcome::Empty => return Err(Error::internal()),
+        };
+        let name = name.trim();
+        if !name.is_empty() {
+            let rename = Command::set_display_name(&chat.guid.to_string(), name)?;
+            self.engine.execute(account, None, rename).await?;
+        }
+        Ok(chat.guid)
+    }
+
+    /// Runs a group change as the account, or as `puppet` (a simulated person) whose change
+    /// the account then sees, under the same rules either way.
+    pub(crate) async fn perform(
+        &self,
+        account: AccountId,
+        puppet: Option<&str>,
+        command: Command,
+    ) -> Result<()> {
+        match puppet {
+            None => self.engine.execute(account, None, command).await.map(drop),
+            Some(puppet) => {
+                let puppet = Address::parse(puppet).map_err(|e| e.with("field", "puppet"))?;
+                self.engine.act_as(&puppet, command).await
+            }
+        }
+    }
+
+    /// The simulator's unreachable addresses, and the armed faults.
+    pub(crate) async fn simulator(&self) -> Result<(Vec<Address>, Vec<Fault>)> {
+        let store = self.engine.store();
+        Ok((store.unreachable().await?, store.faults().await?))
+    }
+
+    pub(crate) async fn set_unreachable(&self, address: &Address, unreachable: bool) -> Result<()> {
+        self.engine
+            .store()
+            .set_unreachable(address, unreachable)
+            .await
+    }
+
+    /// Arms a fault for the account with this address; it applies in this process at once.
+    pub(crate) async fn add_fault(
+        &self,
+        request: &FaultRequest<'_>,
+        account: &str,
+    ) -> Result<Fault> {
+        request.check()?;
+        let account = self.account(account).await?;
+        let fault = self
+            .engine
+            .store()
+            .add_fault(&request.fault(account)?)
+            .await?;
+        self.faults.refresh().await;
+        Ok(fault)
+    }
+
+    /// Disarms the faults of one account, or the one with `id`, or all; how many.
+    pub(crate) async fn clear_faults(&self, account: Option<&str>, id: Option<i64>) -> Result<u64> {
+        let account = match account.filter(|a| !a.trim().is_empty()) {
+            Some(address) => Some(self.account(address).await?),
+            None => None,
+        };
+        let cleared = self
+            .engine
+            .store()
+            .clear_faults(account, id.map(FaultId))
+            .await?;
+        self.faults.refresh().await;
+        Ok(cleared)
+    }
+
+    /// Every webhook endpoint, with the head of its account's log.
+    pub(crate) async fn webhooks(&self) -> Result<Vec<(Webhook, u64)>> {
+        let store = self.engine.store();
+        let hooks = store.webhooks(None).await?;
+        let mut list = Vec::with_capacity(hooks.len());
+        for hook in hooks {
+            let head = store.log_bounds(hook.account).await?.head;
+            list.push((hook, head));
+        }
+        Ok(list)
+    }
+}

@@ -1,0 +1,303 @@
+//! The server-streaming methods, served with [`EncodedCodec`]: their messages are encoded
+//! before they reach the transport. Live events are encoded once per commit and the same bytes
+//! go to every subscriber (with many subscribers, a message built and encoded per subscriber
+//! was most of the cost of fan-out); catch-up encodes each event into a shared buffer, and
+//! what moves through the stream is a small handle instead of a whole message. Same wire
+//! format, same behaviour as a generated service.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use axum::extract::Request;
+use axum::response::Response;
+use bytes::{BufMut, Bytes, BytesMut};
+use futures::Stream;
+use imgroups_core::Event;
+use imgroups_proto::pb;
+use prost::Message;
+use tonic::codec::{Codec, EncodeBuf, Encoder};
+use tonic::Status;
+
+use super::guard::{self, Admission};
+use super::Grpc;
+use crate::app::Caller;
+use crate::events::{Delivery, Frame};
+use crate::wire::{self, to_status};
+
+type FrameStream<T> = Pin<Box<dyn Stream<Item = std::result::Result<T, Status>> + Send>>;
+pub(crate) type FrameQueue<T> = tokio::sync::mpsc::Receiver<Vec<std::result::Result<T, Status>>>;
+
+/// A server-streaming method whose messages are encoded before they reach the transport.
+pub(crate) trait EncodedMethod: Send + Sync + 'static {
+    /// The gRPC path, as in the method table.
+    const PATH: &'static str;
+    type Request: Message + Default + Send + 'static;
+
+    /// Checks the request of an admitted caller, then starts the stream.
+    fn open(
+        grpc: Arc<Grpc>,
+        caller: Caller,
+        req: Self::Request,
+    ) -> impl Future<Output = std::result::Result<FrameQueue<Bytes>, Status>> + Send;
+}
+
+/// Live group events (`GroupService/SubscribeGroupEvents`), of every group or one.
+pub(crate) struct SubscribeGroupEvents;
+
+impl EncodedMethod for SubscribeGroupEvents {
+    const PATH: &'static str = "/photon.imessage.v1.GroupService/SubscribeGroupEvents";
+    type Request = pb::SubscribeGroupEventsRequest;
+
+    async fn open(
+        grpc: Arc<Grpc>,
+        caller: Caller,
+        req: Self::Request,
+    ) -> std::result::Result<FrameQueue<Bytes>, Status> {
+        let filter = grpc
+            .guard
+            .app
+            .subscription_filter(&caller, req.chat_guid)
+            .await
+            .map_err(to_status)?;
+        grpc.streams
+            .subscribe(&caller.token, caller.account, filter, group_frame_encoded)
+            .await
+            .map_err(to_status)
+    }
+}
+
+/// Chat events (`ChatService/SubscribeChatEvents`): this server produces none, so the stream
+/// carries heartbeats only, for a chat the caller can see.
+pub(crate) struct SubscribeChatEvents;
+
+impl EncodedMethod for SubscribeChatEvents {
+    const PATH: &'static str = "/photon.imessage.v1.ChatService/SubscribeChatEvents";
+    type Request = pb::SubscribeChatEventsRequest;
+
+    async fn open(
+        grpc: Arc<Grpc>,
+        caller: Caller,
+        req: Self::Request,
+    ) -> std::result::Result<FrameQueue<Bytes>, Status> {
+        if let Some(chat) = req.chat_guid.filter(|c| !c.trim().is_empty()) {
+            grpc.guard
+                .app
+                .engine
+                .get_chat(caller.account, chat)
+                .await
+                .map_err(to_status)?;
+        }
+        Ok(grpc
+            .streams
+            .heartbeats_only(&caller.token, chat_frame_encoded))
+    }
+}
+
+/// The account's log from a sequence on (`EventService/CatchUpEvents`), then `complete`.
+pub(crate) struct CatchUpEvents;
+
+impl EncodedMethod for CatchUpEvents {
+    const PATH: &'static str = "/photon.imessage.v1.EventService/CatchUpEvents";
+    type Request = pb::CatchUpEventsRequest;
+
+    async fn open(
+        grpc: Arc<Grpc>,
+        caller: Caller,
+        req: Self::Request,
+    ) -> std::result::Result<FrameQueue<Bytes>, Status> {
+        let after = req.after_sequence.unwrap_or(0);
+        grpc.streams
+            .catch_up(&caller.token, caller.account, after, catch_up_frame_encoded)
+            .await
+            .map_err(to_status)
+    }
+}
+
+/// Serves one call of `M` for a caller the guard admitted, as a generated service would but
+/// with [`EncodedCodec`].
+pub(crate) async fn serve<M: EncodedMethod>(
+    grpc: Arc<Grpc>,
+    method: Admission,
+    req: Request,
+) -> Response {
+    let admitted = match guard::admit(&grpc.guard, method, req).await {
+        Ok(admitted) => admitted,
+        Err(response) => return response,
+    };
+    let mut server = tonic::server::Grpc::new(EncodedCodec::<M::Request>::default())
+        .apply_max_message_size_config(
+            Some(crate::MAX_MESSAGE_BYTES),
+            Some(crate::MAX_MESSAGE_BYTES),
+        );
+    let call = Open::<M> {
+        state: Some((grpc, admitted.caller)),
+        method: PhantomData,
+    };
+    let response = server.server_streaming(call, admitted.req).await;
+    guard::hold(admitted.permit, response.map(axum::body::Body::new))
+}
+
+/// One call of `M`, until tonic hands it the decoded request.
+struct Open<M> {
+    state: Option<(Arc<Grpc>, Caller)>,
+    method: PhantomData<fn() -> M>,
+}
+
+type OpenFuture = Pin<
+    Box<
+        dyn Future<Output = std::result::Result<tonic::Response<FrameStream<Bytes>>, Status>>
+            + Send,
+    >,
+>;
+
+impl<M: EncodedMethod> tonic::server::ServerStreamingService<M::Request> for Open<M> {
+    type Response = Bytes;
+    type ResponseStream = FrameStream<Bytes>;
+    type Future = OpenFuture;
+
+    fn call(&mut self, req: tonic::Request<M::Request>) -> OpenFuture {
+        let state = self.state.take();
+        Box::pin(async move {
+            // tonic calls a service once per request.
+            let (grpc, caller) = state.ok_or_else(|| Status::internal("called twice"))?;
+            let rx = M::open(grpc, caller, req.into_inner()).await?;
+            let frames: FrameStream<Bytes> = Box::pin(crate::events::frames(rx));
+            Ok(tonic::Response::new(frames))
+        })
+    }
+}
+
+fn group_message(e: &Event) -> pb::SubscribeGroupEventsResponse {
+    use pb::subscribe_group_events_response::Payload;
+    pb::SubscribeGroupEventsResponse {
+        sequence: Some(e.sequence),
+        payload: Some(Payload::GroupChanged(wire::group_event(e))),
+    }
+}
+
+fn group_frame(frame: Frame) -> std::result::Result<pb::SubscribeGroupEventsResponse, Status> {
+    use pb::subscribe_group_events_response::Payload;
+    Ok(match frame {
+        Frame::Event(e) => group_message(&e),
+        Frame::Heartbeat | Frame::Complete { .. } => pb::SubscribeGroupEventsResponse {
+            sequence: None,
+            payload: Some(Payload::Heartbeat(pb::Heartbeat {})),
+        },
+        Frame::Failed(err) => return Err(to_status(err)),
+    })
+}
+
+fn chat_frame(frame: Frame) -> std::result::Result<pb::SubscribeChatEventsResponse, Status> {
+    use pb::subscribe_chat_events_response::Payload;
+    if let Frame::Failed(err) = frame {
+        return Err(to_status(err));
+    }
+    Ok(pb::SubscribeChatEventsResponse {
+        sequence: None,
+        payload: Some(Payload::Heartbeat(pb::Heartbeat {})),
+    })
+}
+
+fn catch_up_frame(frame: Frame) -> std::result::Result<pb::CatchUpEventsResponse, Status> {
+    use pb::catch_up_events_response::Payload;
+    Ok(match frame {
+        Frame::Event(e) => pb::CatchUpEventsResponse {
+            sequence: Some(e.sequence),
+            payload: Some(Payload::GroupChanged(match e {
+                Delivery::Read(event) => wire::group_event_owned(event),
+                Delivery::Shared(..) => wire::group_event(&e),
+            })),
+        },
+        Frame::Complete { head } => pb::CatchUpEventsResponse {
+            sequence: None,
+            payload: Some(Payload::Complete(pb::CatchUpEventsComplete {
+                head_sequence: head,
+            })),
+        },
+        Frame::Heartbeat => pb::CatchUpEventsResponse {
+            sequence: None,
+            payload: Some(Payload::Heartbeat(pb::Heartbeat {})),
+        },
+        Frame::Failed(err) => return Err(to_status(err)),
+    })
+}
+
+fn group_frame_encoded(frame: Frame) -> std::result::Result<Bytes, Status> {
+    Ok(match frame {
+        // Its own allocation, not a slice of the shared buffer: a commit's encoding lives as
+        // long as the commit sits in the doorbell's buffer, and would pin a whole chunk.
+        Frame::Event(delivery) => delivery.encoded(|e| group_message(e).encode_to_vec().into()),
+        other => encode_shared(&group_frame(other)?),
+    })
+}
+
+fn chat_frame_encoded(frame: Frame) -> std::result::Result<Bytes, Status> {
+    chat_frame(frame).map(|message| encode_shared(&message))
+}
+
+fn catch_up_frame_encoded(frame: Frame) -> std::result::Result<Bytes, Status> {
+    catch_up_frame(frame).map(|message| encode_shared(&message))
+}
+
+thread_local! {
+    /// Where [`encode_shared`] encodes: consecutive messages share one allocation.
+    static ENCODE_BUFFER: std::cell::RefCell<BytesMut> = std::cell::RefCell::new(BytesMut::new());
+}
+
+/// Allocation size for [`ENCODE_BUFFER`]: a few hundred events.
+const ENCODE_CHUNK: usize = 64 * 1024;
+
+/// `message`'s encoding, carved out of a buffer shared with the messages encoded before and
+/// after it on this thread (a catch-up sends a million of them; one allocation each showed).
+/// The chunk is freed once every message cut from it has been sent, so use it only for bytes
+/// that are sent and dropped, not kept.
+fn encode_shared(message: &impl Message) -> Bytes {
+    ENCODE_BUFFER.with_borrow_mut(|buffer| {
+        let len = message.encoded_len();
+        if buffer.capacity() < len {
+            buffer.reserve(len.max(ENCODE_CHUNK));
+        }
+        let encoded = message.encode(buffer);
+        debug_assert!(encoded.is_ok(), "room was reserved above");
+        buffer.split().freeze()
+    })
+}
+
+/// A codec whose responses arrive already encoded (see [`EncodedMethod`]);
+/// requests are decoded as usual.
+struct EncodedCodec<Req>(PhantomData<Req>);
+
+impl<Req> Default for EncodedCodec<Req> {
+    fn default() -> Self {
+        EncodedCodec(PhantomData)
+    }
+}
+
+impl<Req: prost::Message + Default + Send + 'static> Codec for EncodedCodec<Req> {
+    type Encode = Bytes;
+    type Decode = Req;
+    type Encoder = EncodedEncoder;
+    type Decoder = tonic_prost::ProstDecoder<Req>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        EncodedEncoder
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        tonic_prost::ProstDecoder::default()
+    }
+}
+
+struct EncodedEncoder;
+
+impl Encoder for EncodedEncoder {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn encode(&mut self, item: Bytes, buf: &mut EncodeBuf<'_>) -> std::result::Result<(), Status> {
+        buf.put_slice(&item);
+        Ok(())
+    }
+}

@@ -1,0 +1,277 @@
+//! Request decoding: a body or query string into a proto3 JSON message, with precise errors,
+//! and the body timeout every route's body is read under.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Query, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use http::StatusCode;
+use imgroups_core::{Error, ErrorKind, Result};
+use imgroups_proto::methods::{Field, FieldKind};
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+pub(crate) type BodyResult = std::result::Result<Bytes, BytesRejection>;
+pub(crate) type QueryResult = std::result::Result<Query<Vec<(String, String)>>, QueryRejection>;
+
+/// Lower-cases the first letter of a parser's message, so every message reads the same.
+fn lower_first(message: &str) -> String {
+    let mut chars = message.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// The body's bytes, or why they could not be read (`limit` is the route's).
+fn body_bytes(body: BodyResult, limit: usize) -> Result<Bytes> {
+    body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            crate::guard::too_large(limit, "the request body").with("field", "body")
+        } else if timed_out(&rejection) {
+            Error::new(
+                ErrorKind::Timeout,
+                "the request body was not received in time",
+            )
+            .with("field", "body")
+        } else {
+            Error::invalid(format!(
+                "cannot read the request body: {}",
+                lower_first(&rejection.body_text())
+            ))
+            .with("field", "body")
+        }
+    })
+}
+
+fn invalid_json(err: serde_json::Error) -> Error {
+    Error::invalid(format!(
+        "invalid json body: {}",
+        lower_first(&err.to_string())
+    ))
+    .with("field", "body")
+}
+
+/// What an empty (or all-whitespace) body means: `{}`.
+fn or_empty(bytes: &[u8]) -> &[u8] {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        bytes
+    }
+}
+
+/// A request body as proto3 JSON. An empty body is `{}`.
+pub(crate) fn decode_body<T: DeserializeOwned>(body: BodyResult, limit: usize) -> Result<T> {
+    let bytes = body_bytes(body, limit)?;
+    serde_json::from_slice(or_empty(&bytes)).map_err(invalid_json)
+}
+
+/// A request body as a JSON value (any JSON, for a field of the message). An empty body is
+/// `{}`.
+pub(crate) fn body_value(body: BodyResult, limit: usize) -> Result<Value> {
+    let bytes = body_bytes(body, limit)?;
+    serde_json::from_slice(or_empty(&bytes)).map_err(invalid_json)
+}
+
+/// Query parameters (camelCase or snake_case names) as the fields of a proto3 JSON message,
+/// typed by the message's `fields`: a boolean must be `true` or `false` (as grpc-gateway
+/// reads it), a repeated field collects every value given, anything else is a string (proto3
+/// JSON reads numbers and enum names from strings).
+pub(crate) fn query_object(query: QueryResult, fields: &[Field]) -> Result<Map<String, Value>> {
+    let Query(pairs) = query.map_err(|rejection| {
+        Error::invalid(format!(
+            "invalid query string: {}",
+            lower_first(&rejection.body_text())
+        ))
+        .with("field", "query")
+    })?;
+    let mut object = Map::new();
+    for (key, value) in pairs {
+        set_field(&mut object, fields, key, value)?;
+    }
+    Ok(object)
+}
+
+/// Sets the field `key` (a JSON or proto name) of `object` from the text `value`.
+pub(crate) fn set_field(
+    object: &mut Map<String, Value>,
+    fields: &[Field],
+    key: String,
+    value: String,
+) -> Result<()> {
+    let field = fields.iter().find(|f| f.json_name == key || f.name == key);
+    let json = match field.map(|f| f.kind) {
+        Some(FieldKind::Bool) => Value::Bool(parse_bool(&key, &value)?),
+        _ => Value::String(value),
+    };
+    match field {
+        Some(field) if field.repeated => match object
+            .entry(key)
+            .or_insert_with(|| Value::Array(Vec::new()))
+        {
+            Value::Array(values) => values.push(json),
+            other => *other = Value::Array(vec![json]),
+        },
+        _ => {
+            object.insert(key, json);
+        }
+    }
+    Ok(())
+}
+
+/// What grpc-gateway accepts (Go's `strconv.ParseBool`); an empty value is an error there too,
+/// not `false`.
+fn parse_bool(key: &str, value: &str) -> Result<bool> {
+    match value {
+        "true" | "True" | "TRUE" | "t" | "T" | "1" => Ok(true),
+        "false" | "False" | "FALSE" | "f" | "F" | "0" => Ok(false),
+        _ => Err(Error::invalid(format!(
+            "query parameter {key} must be true or false, not {value:?}"
+        ))
+        .with("field", key)),
+    }
+}
+
+/// A message from its proto3 JSON object (query parameters, path parameters, a body field).
+pub(crate) fn from_object<T: DeserializeOwned>(object: Map<String, Value>) -> Result<T> {
+    serde_json::from_value(Value::Object(object)).map_err(|err| {
+        Error::invalid(format!(
+            "invalid query parameters: {}",
+            lower_first(&err.to_string())
+        ))
+        .with("field", "query")
+    })
+}
+
+/// Query parameters as a proto3 JSON message (see [`query_object`]).
+#[cfg(test)]
+pub(crate) fn decode_query<T: DeserializeOwned>(query: QueryResult, fields: &[Field]) -> Result<T> {
+    from_object(query_object(query, fields)?)
+}
+
+/// Whether the body failed because [`body_timeout`] cut it.
+fn timed_out(rejection: &BytesRejection) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
+    while let Some(err) = source {
+        if err.is::<BodyTimedOut>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
+}
+
+/// Cuts a request body that has not ended `timeout` after the request began.
+pub(crate) async fn body_timeout(
+    State(timeout): State<Duration>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let req = req.map(|body| {
+        Body::new(Timed {
+            body,
+            deadline: Box::pin(tokio::time::sleep(timeout)),
+        })
+    });
+    next.run(req).await
+}
+
+struct Timed {
+    body: Body,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl http_body::Body for Timed {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<std::result::Result<http_body::Frame<Bytes>, axum::Error>>> {
+        use std::future::Future as _;
+        let this = self.get_mut();
+        if let Poll::Ready(frame) = Pin::new(&mut this.body).poll_frame(cx) {
+            return Poll::Ready(frame);
+        }
+        match this.deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(axum::Error::new(BodyTimedOut)))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// The error a [`Timed`] body ends with; [`decode_body`] recognises it.
+#[derive(Debug)]
+struct BodyTimedOut;
+
+impl std::fmt::Display for BodyTimedOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the request body was not received in time")
+    }
+}
+
+impl std::error::Error for BodyTimedOut {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use imgroups_proto::pb;
+
+    fn fields(path: &str) -> &'static [Field] {
+        imgroups_proto::methods::method(path)
+            .expect("in the table")
+            .input_fields
+    }
+
+    #[test]
+    fn query_decoding() {
+        let q = |s: &str| {
+            let uri: http::Uri = format!("/x?{s}").parse().expect("uri");
+            Query::<Vec<(String, String)>>::try_from_uri(&uri)
+        };
+        let count = fields("/photon.imessage.v1.ChatService/GetChatCount");
+        let req: pb::GetChatCountRequest =
+            decode_query(q("includeArchived=true"), count).expect("decode");
+        assert!(req.include_archived);
+        let req: pb::GetChatCountRequest =
+            decode_query(q("include_archived=1"), count).expect("decode");
+        assert!(req.include_archived);
+        let icon = fields("/photon.imessage.v1.GroupService/GetIcon");
+        let req: pb::GetIconRequest =
+            decode_query(q("chatGuid=any%3B%2B%3Bchat1"), icon).expect("decode");
+        assert_eq!(req.chat_guid, "any;+;chat1");
+        let err = decode_query::<pb::GetChatCountRequest>(q("includeArchived=maybe"), count)
+            .expect_err("not a bool");
+        assert_eq!(err.kind, ErrorKind::InvalidArgument);
+        // Empty is not false (as in grpc-gateway).
+        decode_query::<pb::GetChatCountRequest>(q("includeArchived="), count)
+            .expect_err("empty is not a bool");
+        let req: pb::GetChatCountRequest =
+            decode_query(q("includeArchived=F"), count).expect("decode");
+        assert!(!req.include_archived);
+        // A repeated field takes every value; numbers come as strings.
+        let add = fields("/photon.imessage.v1.GroupService/AddParticipants");
+        let req: pb::AddParticipantsRequest =
+            decode_query(q("addresses=a%40x.com&addresses=b%40x.com"), add).expect("decode");
+        assert_eq!(req.addresses, ["a@x.com", "b@x.com"]);
+        let catch_up = fields("/photon.imessage.v1.EventService/CatchUpEvents");
+        let req: pb::CatchUpEventsRequest =
+            decode_query(q("afterSequence=42"), catch_up).expect("decode");
+        assert_eq!(req.after_sequence, Some(42));
+    }
+}
