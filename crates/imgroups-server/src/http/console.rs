@@ -609,6 +609,6 @@ async fn webhooks(State(h): State<Http>, _: AdminToken) -> Reply {
 }
 
 /// The description the page builds its group forms from.
-async fn actions(_: Admin) -> Reply {
+async fn actions(_: AdminToken) -> Reply {
     ok(json!({ "actions": imgroups_core::action::ACTIONS }))
 }
