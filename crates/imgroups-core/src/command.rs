@@ -41,7 +41,7 @@ impl Default for Limits {
 
 impl Limits {
     /// Refuses an icon whose declared dimensions are beyond these limits. An icon that
-    /// declares none (see [`image::inspect`]) passes.
+    /// declares none passes ([`image::inspect`] accepts none such).
     pub fn check_icon(&self, image: &image::Image) -> Result<()> {
         let Some(size) = image.size else {
             return Ok(());
