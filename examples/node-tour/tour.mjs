@@ -18,8 +18,13 @@ console.log("renamed to", renamed.displayName);
 await im.groups.addParticipants(chat.guid, ["carol@example.com"]);
 await im.groups.removeParticipants(chat.guid, ["bob@example.com"]);
 
-// The smallest valid PNG header is enough for the simulator's type sniffing.
-const png = Buffer.from("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489", "hex");
+// A complete 1x1 PNG: the server checks an icon's structure (chunks and their CRCs), so a
+// bare header is not enough.
+const png = Buffer.from(
+  "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489" +
+    "0000000b49444154789c6360000200000500017a5eab3f0000000049454e44ae426082",
+  "hex",
+);
 await im.groups.setIcon(chat.guid, png);
 const icon = await im.groups.getIcon(chat.guid);
 console.log("icon", icon.mimeType, icon.data.length, "bytes");

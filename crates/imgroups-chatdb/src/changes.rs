@@ -28,7 +28,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 
-use crate::db::{ChatDb, Icon, GROUP_STYLE};
+use crate::db::{lossy_text, ChatDb, Icon, GROUP_STYLE};
 use crate::error::{Context, Error, Result};
 use crate::guid::ChatGuid;
 use crate::time::Timestamp;
@@ -353,10 +353,10 @@ impl ChatDb {
                     action: r.get::<_, Option<i64>>(4)?.unwrap_or(0),
                     is_from_me: r.get::<_, Option<i64>>(5)?.unwrap_or(0) != 0,
                     handle_id: r.get::<_, Option<i64>>(6)?.unwrap_or(0),
-                    handle: r.get(7)?,
+                    handle: lossy_text(r, 7)?,
                     other_handle: r.get::<_, Option<i64>>(8)?.unwrap_or(0),
-                    other: r.get(9)?,
-                    title: r.get(10)?,
+                    other: lossy_text(r, 9)?,
+                    title: lossy_text(r, 10)?,
                     chat_rowid: r.get(11)?,
                     chat_guid: r.get(12)?,
                     chat_identifier: r.get(13)?,

@@ -173,7 +173,7 @@ impl ChatDb {
                     rowid: r.get(0)?,
                     guid: r.get(1)?,
                     identifier: r.get(2)?,
-                    display_name: r.get(3)?,
+                    display_name: lossy_text(r, 3)?,
                     properties: r.get(4)?,
                 })
             })
@@ -248,8 +248,9 @@ impl ChatDb {
             )
             .context("listing participants")?;
         let ids = stmt
-            .query_map([chat_rowid], |r| r.get::<_, String>(0))
+            .query_map([chat_rowid], |r| lossy_text(r, 0))
             .context("listing participants")?
+            .filter_map(|row| row.transpose())
             .collect::<rusqlite::Result<Vec<_>>>()
             .context("listing participants")?;
         Ok(ids)
@@ -353,6 +354,23 @@ struct ChatRow {
     identifier: Option<String>,
     display_name: Option<String>,
     properties: Option<Vec<u8>>,
+}
+
+/// A text column that people choose (a group's name, a handle), as Messages stored it.
+/// SQLite keeps whatever bytes it is given, and text from another device is not always valid
+/// UTF-8 (an unpaired UTF-16 surrogate, converted by SQLite, is not): such bytes are decoded
+/// with U+FFFD instead of failing the read, which would stop the import of every group for
+/// one member's name. What the text may then contain is the reader's policy, not this crate's.
+pub(crate) fn lossy_text(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<String>> {
+    use rusqlite::types::ValueRef;
+    Ok(match r.get_ref(i)? {
+        ValueRef::Null => None,
+        ValueRef::Text(bytes) | ValueRef::Blob(bytes) => {
+            Some(String::from_utf8_lossy(bytes).into_owned())
+        }
+        ValueRef::Integer(n) => Some(n.to_string()),
+        ValueRef::Real(x) => Some(x.to_string()),
+    })
 }
 
 /// `message.account` is `e:` + an e-mail address or `p:` + a phone number.

@@ -65,6 +65,10 @@
 //! as 0, no `other_handle` as handle 0, no `group_title` as no name, no `chat.properties` as no
 //! icon, no `chat.display_name` as no name.
 //!
+//! Text people choose (`chat.display_name`, `message.group_title`, `handle.id`) is returned as
+//! chat.db has it, except that bytes which are not UTF-8 read as U+FFFD rather than failing
+//! the read; what a name may contain is the reader's policy (imgroups-macos applies core's).
+//!
 //! # Reading as rows arrive
 //!
 //! [`ChatDb::scan`] returns the changes after a [`Cursor`] and the next cursor: the highest

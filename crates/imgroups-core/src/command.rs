@@ -8,13 +8,14 @@ use crate::error::{Error, Reason, Result};
 use crate::ids::{Address, ChatGuid};
 use crate::image;
 use crate::model::InitialMessage;
+use crate::text;
 
 /// An iMessage group holds at most this many members, the local account included.
 pub const MAX_GROUP_MEMBERS: usize = 32;
 /// The most addresses one request can name: everyone in a group but me.
 pub const MAX_OTHER_MEMBERS: usize = MAX_GROUP_MEMBERS - 1;
 /// Longest display name accepted, in characters.
-pub const MAX_DISPLAY_NAME_CHARS: usize = 256;
+pub const MAX_DISPLAY_NAME_CHARS: usize = text::DISPLAY_NAME.max_chars;
 
 /// Limits that operators may configure.
 #[derive(Debug, Clone, Copy)]
@@ -40,7 +41,7 @@ impl Default for Limits {
 
 impl Limits {
     /// Refuses an icon whose declared dimensions are beyond these limits. An icon that
-    /// declares none (see [`image::inspect`]) passes.
+    /// declares none passes ([`image::inspect`] accepts none such).
     pub fn check_icon(&self, image: &image::Image) -> Result<()> {
         let Some(size) = image.size else {
             return Ok(());
@@ -109,10 +110,11 @@ pub enum Mutation {
 }
 
 impl Mutation {
-    /// A new icon: the type is detected from the bytes (never trusted from a caller), and a
-    /// truncated or unknown image is refused.
+    /// A new icon: the type is detected from the bytes (never trusted from a caller), and an
+    /// unknown image, or one whose structure is not what its type requires, is refused
+    /// ([`image::inspect`]).
     pub fn set_icon(data: Vec<u8>) -> Result<Self> {
-        let mime = image::sniff(&data)?.mime().to_owned();
+        let mime = image::inspect(&data)?.kind.mime().to_owned();
         let hash = Sha256::digest(&data).to_vec();
         Ok(Mutation::SetIcon { data, mime, hash })
     }
@@ -252,50 +254,9 @@ impl Command {
     }
 }
 
-/// A display name as stored: trimmed, not empty, not too long, without control characters.
+/// A display name as stored: the input policy's rules for given text ([`text`]).
 fn display_name(name: &str) -> Result<String> {
-    let name = name.trim();
-    if name.is_empty() {
-        return Err(Error::invalid("display name must not be empty").with("field", "displayName"));
-    }
-    // `nth` stops after the limit: a 100 MB name is not counted to the end.
-    if name.chars().nth(MAX_DISPLAY_NAME_CHARS).is_some() {
-        return Err(Error::invalid(format!(
-            "display name is longer than {MAX_DISPLAY_NAME_CHARS} characters"
-        ))
-        .with("field", "displayName")
-        .because(Reason::TooLong)
-        .with("limit", MAX_DISPLAY_NAME_CHARS));
-    }
-    if let Some((at, c)) = name.chars().enumerate().find(|&(_, c)| refused_in_names(c)) {
-        let code = format!("U+{:04X}", u32::from(c));
-        return Err(Error::invalid(format!(
-            "display name must not contain control or bidirectional override characters \
-             ({code} at character {})",
-            at + 1
-        ))
-        .with("field", "displayName")
-        .because(Reason::ControlCharacter)
-        .with("character", code));
-    }
-    Ok(name.to_owned())
-}
-
-/// Characters a display name may not contain. Names are shown by every member's client and
-/// printed by terminals, so a member must not be able to inject what changes how the rest of
-/// the screen reads:
-/// - every control character (Unicode `Cc`: C0 including NUL, tab and newline, DEL, C1):
-///   escape sequences, and line breaks that forge extra lines in logs and listings;
-/// - U+2028 and U+2029, the line and paragraph separators, for the same reason;
-/// - the bidirectional embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069),
-///   which reorder the text after them ("Trojan Source") and can leak past the name.
-///
-/// The marks U+200E, U+200F and U+061C stay allowed: they only set the direction of
-/// neighbouring neutral characters, cannot reorder anything beyond the name, and right-to-left
-/// names need them.
-fn refused_in_names(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    text::DISPLAY_NAME.check(name).map(str::to_owned)
 }
 
 /// Parses a GUID for a group method: a direct chat is refused before anything is read.

@@ -54,8 +54,25 @@ pub enum Reason {
     ImageTooLarge,
     /// An icon has bytes after the end its format defines (a polyglot, or an appended file).
     TrailingData,
+    /// An icon's structure is not what its type requires (a bad PNG checksum, a missing image
+    /// data chunk, a JPEG without a frame, a GIF without a trailer, HEIF boxes that do not
+    /// add up); the `detail` context entry says what.
+    InvalidImage,
     /// A display name contains a control character or a bidirectional override.
     ControlCharacter,
+    /// A display name contains a format character that has no place in a name: the byte
+    /// order mark U+FEFF, a deprecated or reserved invisible character, an interlinear
+    /// annotation.
+    FormatCharacter,
+    /// A display name contains a tag character (U+E0000–U+E007F) outside the flags of
+    /// England, Scotland and Wales.
+    TagCharacter,
+    /// A display name stacks more combining marks (or format characters) on one character
+    /// than the limit.
+    TooManyMarks,
+    /// A display name shows nothing once rendered: only invisible characters, blanks and
+    /// combining marks.
+    InvisibleName,
     /// The same address twice in one request.
     Duplicate,
     /// The address is already in the group.
@@ -89,7 +106,12 @@ impl Reason {
             Reason::UnsupportedImageType => "unsupportedImageType",
             Reason::ImageTooLarge => "imageTooLarge",
             Reason::TrailingData => "trailingData",
+            Reason::InvalidImage => "invalidImage",
             Reason::ControlCharacter => "controlCharacter",
+            Reason::FormatCharacter => "formatCharacter",
+            Reason::TagCharacter => "tagCharacter",
+            Reason::TooManyMarks => "tooManyMarks",
+            Reason::InvisibleName => "invisibleName",
             Reason::Duplicate => "duplicate",
             Reason::AlreadyParticipant => "alreadyParticipant",
             Reason::NotParticipant => "notParticipant",

@@ -5,7 +5,10 @@
 //! Layout:
 //! - [`ids`]: validated identifiers ([`ChatGuid`], [`Address`]); invalid values cannot exist.
 //! - [`error`]: the one error type, by meaning ([`ErrorKind`]); transports map it to wire codes.
-//! - [`image`]: icon type detection from bytes.
+//! - [`text`]: the input policy for names: what given text may contain, how observed text is
+//!   made safe to store and serve.
+//! - [`image`]: icon type detection from bytes, and a check of the structure the type
+//!   requires (headers, not pixels).
 //! - [`model`]: chats, messages, events, write outcomes, and the store's keys as newtypes.
 //! - [`command`]: validated writes ([`Command`], [`Mutation`]).
 //! - [`action`]: what a person can do to a group, described once as data for every surface
@@ -27,6 +30,7 @@ pub mod ids;
 pub mod image;
 pub mod model;
 pub mod port;
+pub mod text;
 pub mod tokens;
 
 pub use command::{Command, Limits, Mutation};

@@ -24,7 +24,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use imgroups_chatdb::{Change, ChangeKind, ChatDb, Cursor, Icon, Party, Wake, Watcher};
+use imgroups_core::error::{excerpt, MAX_ECHO_CHARS};
 use imgroups_core::port::store;
+use imgroups_core::text;
 use imgroups_core::{Address, ChatGuid, Engine, Mutation, Observed, Timestamp};
 use imgroups_core::{ObservedBatch, ObservedGroup};
 
@@ -308,7 +310,11 @@ impl Ingest {
         ObservedGroup {
             chat: chat_guid(&group.guid),
             group_id: group.guid.identifier().to_owned(),
-            display_name: group.display_name.clone().filter(|n| !n.is_empty()),
+            display_name: group
+                .display_name
+                .as_deref()
+                .map(observed_name)
+                .filter(|n| !n.is_empty()),
             members,
             icon: group.icon.as_ref().and_then(|icon| self.icon_bytes(icon)),
         }
@@ -330,7 +336,7 @@ impl Ingest {
                 Mutation::RemoveParticipants(vec![self.party(target)?])
             }
             ChangeKind::Renamed { name } => {
-                Mutation::SetDisplayName(name.clone().unwrap_or_default())
+                Mutation::SetDisplayName(observed_name(name.as_deref().unwrap_or_default()))
             }
             ChangeKind::Left => Mutation::Leave,
             ChangeKind::IconSet { icon } => {
@@ -389,6 +395,25 @@ impl Ingest {
     }
 }
 
+/// A group name from chat.db (`chat.display_name`, a rename's `message.group_title`) as it is
+/// stored and served: the change is kept — it happened — but the name is what the input
+/// policy makes of it ([`text::DISPLAY_NAME`]'s `sanitise`: controls replaced, bidirectional
+/// overrides, format and tag characters removed, stacked marks thinned, cut to 256
+/// characters); a name with nothing visible is no name (empty). A name the API would accept
+/// comes back unchanged, so a rename made through the API and read back from chat.db is the
+/// same name.
+fn observed_name(raw: &str) -> String {
+    let name = text::DISPLAY_NAME.sanitise(raw);
+    if name != raw.trim() {
+        tracing::warn!(
+            raw = %excerpt(&raw.escape_debug().to_string(), MAX_ECHO_CHARS),
+            stored = %name.escape_debug(),
+            "a group name from chat.db breaks the input policy; stored sanitised"
+        );
+    }
+    name.into_owned()
+}
+
 /// A party's address, `me` standing for [`Party::Me`]; `None` for an unknown handle or one
 /// that is no address.
 fn address_of(party: &Party, me: &Address) -> Option<Address> {
@@ -403,18 +428,20 @@ fn address_of(party: &Party, me: &Address) -> Option<Address> {
 /// does; other handles Messages keeps — short codes (`12345`), SMS numbers without a country
 /// (`5551234567`), business ids — are kept as they are rather than dropped, so member lists
 /// stay complete. The API cannot name them (its addresses are e-mails and E.164 numbers), so
-/// they can be read but not added or removed. Only an id with whitespace or control
-/// characters, or longer than 512 bytes, is left out.
+/// they can be read but not added or removed. An id that is empty, longer than 512 bytes, or
+/// holds anything but visible characters (white space, control, format, zero-width, tag or
+/// combining characters: [`text::is_inert_identifier`]) is left out, not altered: an id is
+/// compared, and a changed one would name someone else.
 pub(crate) fn handle_address(id: &str) -> Option<Address> {
     if let Ok(address) = Address::parse(id) {
         return Some(address);
     }
     let id = id.trim();
-    let usable = !id.is_empty()
-        && id.len() <= 512
-        && !id.chars().any(|c| c.is_whitespace() || c.is_control());
-    if !usable {
-        tracing::warn!(handle = %id.escape_debug(), "a chat.db handle that is no address; left out");
+    if !text::is_inert_identifier(id) {
+        tracing::warn!(
+            handle = %excerpt(&id.escape_debug().to_string(), MAX_ECHO_CHARS),
+            "a chat.db handle that is no address; left out"
+        );
         return None;
     }
     Some(Address::from_trusted(id.to_owned()))

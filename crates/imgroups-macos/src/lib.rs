@@ -7,7 +7,9 @@
 //!   that crate's docs for the mapping). Handles that are no e-mail or E.164 number (short
 //!   codes, numbers without a country) are kept as members as they are. On the first start
 //!   the whole history is recorded into the account's log in date order; afterwards new rows
-//!   are recorded as they appear, each exactly once across restarts (`ingest`).
+//!   are recorded as they appear, each exactly once across restarts (`ingest`). Names pass
+//!   through core's input policy on the way in (`imgroups_core::text`): sanitised, never
+//!   refused.
 //! - **Writes** (rename, add, remove, set and remove the icon, leave) go through the Messages
 //!   helper — the BlueBubbles Private API helper library, spoken to over its socket protocol
 //!   (`imgroups_chatdb::actuator`). The engine's rules run first; the change is handed to the

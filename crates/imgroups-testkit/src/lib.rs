@@ -135,3 +135,27 @@ pub fn tiny_png() -> Vec<u8> {
     ];
     PNG.to_vec()
 }
+
+/// A structurally complete PNG whose header declares `width` × `height` (its one `IDAT` holds
+/// far fewer pixels: icons are checked down to their chunks and CRCs, never decoded), then
+/// `tail`, for tests of the dimension limits and of bytes after the end.
+pub fn png_of(width: u32, height: u32, tail: &[u8]) -> Vec<u8> {
+    let mut v = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut chunk = |kind: &[u8], data: &[u8]| {
+        v.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        v.extend_from_slice(kind);
+        v.extend_from_slice(data);
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(kind);
+        crc.update(data);
+        v.extend_from_slice(&crc.finalize().to_be_bytes());
+    };
+    let mut ihdr = width.to_be_bytes().to_vec();
+    ihdr.extend_from_slice(&height.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 6, 0, 0, 0]);
+    chunk(b"IHDR", &ihdr);
+    chunk(b"IDAT", &[0x78, 0x9c, 0x63, 0, 0, 0, 1, 0, 1]);
+    chunk(b"IEND", &[]);
+    v.extend_from_slice(tail);
+    v
+}

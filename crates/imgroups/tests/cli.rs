@@ -123,13 +123,7 @@ fn stderr(out: &Output) -> String {
 }
 
 fn png(path: &Path) {
-    let mut v = b"\x89PNG\r\n\x1a\n".to_vec();
-    v.extend_from_slice(&13u32.to_be_bytes());
-    v.extend_from_slice(b"IHDR");
-    v.extend_from_slice(&1u32.to_be_bytes());
-    v.extend_from_slice(&1u32.to_be_bytes());
-    v.extend_from_slice(&[8, 6, 0, 0, 0, 0, 0, 0, 0]);
-    std::fs::write(path, v).unwrap();
+    std::fs::write(path, imgroups_testkit::tiny_png()).unwrap();
 }
 
 /// Waits for a child with a deadline.

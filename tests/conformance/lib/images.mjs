@@ -53,7 +53,11 @@ export function pngOfSize(size) {
   return Buffer.concat([body, pngChunk("zPAD", Buffer.alloc(padding)), iend]);
 }
 
-/** JPEG: SOI, a JFIF APP0 segment, EOI. */
+/**
+ * A complete, decodable 1x1 greyscale baseline JPEG: SOI, JFIF APP0, a quantisation table,
+ * the frame header (SOF0), one-code DC and AC Huffman tables, the scan (SOS) with its one
+ * block (DC difference 0, end of block), EOI.
+ */
 export function jpeg() {
   return Buffer.from([
     0xff, 0xd8, // SOI
@@ -63,6 +67,12 @@ export function jpeg() {
     0x00, // density units
     0x00, 0x01, 0x00, 0x01, // density 1x1
     0x00, 0x00, // no thumbnail
+    0xff, 0xdb, 0x00, 0x43, 0x00, ...Array(64).fill(1), // DQT: table 0, all ones
+    0xff, 0xc0, 0x00, 0x0b, 0x08, 0x00, 0x01, 0x00, 0x01, 0x01, 0x01, 0x11, 0x00, // SOF0 1x1, 1 component
+    0xff, 0xc4, 0x00, 0x14, 0x00, 0x01, ...Array(15).fill(0), 0x00, // DHT DC 0: one 1-bit code, category 0
+    0xff, 0xc4, 0x00, 0x14, 0x10, 0x01, ...Array(15).fill(0), 0x00, // DHT AC 0: one 1-bit code, EOB
+    0xff, 0xda, 0x00, 0x08, 0x01, 0x01, 0x00, 0x00, 0x3f, 0x00, // SOS
+    0x3f, // DC code 0, EOB code 0, padded with ones
     0xff, 0xd9, // EOI
   ]);
 }
@@ -75,7 +85,7 @@ export function gif() {
   );
 }
 
-/** An ISO-BMFF file consisting of an `ftyp` box with the given brands. */
+/** An ISO-BMFF `ftyp` box with the given brands. */
 export function isoBmff(majorBrand, compatibleBrands) {
   const brands = [majorBrand, ...compatibleBrands];
   const size = 16 + 4 * compatibleBrands.length;
@@ -89,8 +99,46 @@ export function isoBmff(majorBrand, compatibleBrands) {
   return box;
 }
 
-export const heic = () => isoBmff("heic", ["mif1", "heic"]);
-export const heif = () => isoBmff("mif1", ["mif1"]);
+const u8 = (n) => Buffer.from([n]);
+const u16 = (n) => { const b = Buffer.alloc(2); b.writeUInt16BE(n); return b; };
+const u32 = (n) => { const b = Buffer.alloc(4); b.writeUInt32BE(n); return b; };
+
+function box(type, ...parts) {
+  const body = Buffer.concat(parts);
+  return Buffer.concat([u32(8 + body.length), Buffer.from(type, "ascii"), body]);
+}
+
+const fullBox = (type, version, ...parts) => box(type, u8(version), Buffer.alloc(3), ...parts);
+
+/**
+ * A HEIF still image with one item: `ftyp` with the given brands, then `meta` (handler
+ * `pict`, primary item, item info, item location pointing into `mdat`, properties with the
+ * item's `ispe` and their association), then `mdat`. The item's bytes are no real HEVC
+ * bitstream: the server checks the box structure, never pixels.
+ */
+export function heifFile(majorBrand, compatibleBrands, width = 1, height = 1) {
+  const ftyp = isoBmff(majorBrand, compatibleBrands);
+  const item = Buffer.from([0, 0, 0, 1, 0x26, 0x01]);
+  const meta = (offset) =>
+    fullBox(
+      "meta", 0,
+      fullBox("hdlr", 0, u32(0), Buffer.from("pict"), Buffer.alloc(12), u8(0)),
+      fullBox("pitm", 0, u16(1)),
+      fullBox("iinf", 0, u16(1), fullBox("infe", 2, u16(1), u16(0), Buffer.from("hvc1"), u8(0))),
+      // 4-byte offsets and lengths, no base offset; item 1, one extent.
+      fullBox("iloc", 0, u8(0x44), u8(0x00), u16(1), u16(1), u16(0), u16(1), u32(offset), u32(item.length)),
+      box(
+        "iprp",
+        box("ipco", fullBox("ispe", 0, u32(width), u32(height))),
+        fullBox("ipma", 0, u32(1), u16(1), u8(1), u8(0x81)),
+      ),
+    );
+  const offset = ftyp.length + meta(0).length + 8;
+  return Buffer.concat([ftyp, meta(offset), box("mdat", item)]);
+}
+
+export const heic = () => heifFile("heic", ["mif1", "heic"]);
+export const heif = () => heifFile("mif1", ["mif1"]);
 
 /** Every accepted format with the MIME type the server must detect. */
 export const VALID_IMAGES = [
@@ -101,7 +149,7 @@ export const VALID_IMAGES = [
   { name: "HEIF", bytes: heif(), mimeType: "image/heif" },
 ];
 
-/** Byte strings that are not a supported image (or are a truncated one). */
+/** Byte strings that are not a supported image (or whose header is cut short). */
 export const INVALID_IMAGES = [
   // 0x00 0x01 prefix keeps random bytes from accidentally matching a signature.
   { name: "random bytes", bytes: Buffer.concat([Buffer.from([0x00, 0x01]), randomBytes(256)]) },

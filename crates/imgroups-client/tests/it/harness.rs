@@ -191,12 +191,5 @@ pub(crate) async fn group(client: &Client, others: &[&str]) -> ChatGuid {
 
 /// A minimal valid PNG (1×1).
 pub(crate) fn png() -> Vec<u8> {
-    let mut v = b"\x89PNG\r\n\x1a\n".to_vec();
-    v.extend_from_slice(&13u32.to_be_bytes());
-    v.extend_from_slice(b"IHDR");
-    v.extend_from_slice(&1u32.to_be_bytes());
-    v.extend_from_slice(&1u32.to_be_bytes());
-    v.extend_from_slice(&[8, 6, 0, 0, 0]);
-    v.extend_from_slice(&[0, 0, 0, 0]);
-    v
+    imgroups_testkit::tiny_png()
 }

@@ -623,3 +623,140 @@ async fn every_row_once_and_in_order_across_restarts_late_joins_and_checkpoints(
     assert_eq!(settled(&mut me, 9).await, want);
     server.stop();
 }
+
+/// Issue 26: names from chat.db used to enter the log raw. A group whose `chat.display_name`
+/// and a rename's `group_title` carry ESC, BEL, RLO, NUL and LF and are 5,035 characters long;
+/// a group named with zero-width characters only and renamed to blanks; a name that is not
+/// even UTF-8; a member whose handle hides a zero-width space. Every change is kept (the
+/// renames happened) and nothing stops the import, but what the API and the SSE stream serve
+/// is the sanitised name, and the hidden handle is left out.
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_names_from_chat_db_are_stored_and_served_sanitised() {
+    let f = Fixture::new(Version::Tahoe);
+    let alice = f.handle("alice@example.com");
+    let bob = f.handle("bob@example.com");
+    let hidden = f.handle("12345\u{200b}");
+    let hostile = format!(
+        "\u{1b}]0;owned\u{7}\u{202e}evil\0\n{}",
+        "x".repeat(5_035 - 17)
+    );
+    assert_eq!(hostile.chars().count(), 5_035);
+    // Control characters become U+FFFD, the line break a space, the override goes; 255
+    // characters and an ellipsis are kept.
+    let sanitised = format!("\u{fffd}]0;owned\u{fffd}evil\u{fffd} {}…", "x".repeat(239));
+    assert_eq!(sanitised.chars().count(), 256);
+
+    let chat = f.group("iMessage;+;chat700", Some(&hostile), None);
+    for member in [alice, bob, hidden] {
+        f.member(chat, member);
+    }
+    f.post(
+        chat,
+        Msg {
+            guid: "G-HOSTILE",
+            item_type: 2,
+            handle: alice,
+            title: Some(&hostile),
+            minute: 1,
+            ..Msg::default()
+        },
+    );
+    let blank = f.group("iMessage;+;chat701", Some("\u{200b}\u{3164}"), None);
+    for member in [alice, bob] {
+        f.member(blank, member);
+    }
+    f.post(
+        blank,
+        Msg {
+            guid: "G-BLANK",
+            item_type: 2,
+            handle: bob,
+            title: Some("\u{2800}\u{feff}\u{200d}"),
+            minute: 2,
+            ..Msg::default()
+        },
+    );
+    let mangled = f.group("iMessage;+;chat702", Some("placeholder"), None);
+    for member in [alice, bob] {
+        f.member(mangled, member);
+    }
+    // "Name" and an unpaired surrogate as SQLite stores it: not UTF-8.
+    rusqlite::Connection::open(f.path())
+        .expect("chat.db")
+        .execute(
+            "UPDATE chat SET display_name = CAST(x'4e616d65eda080' AS TEXT) WHERE ROWID = ?1",
+            [mangled],
+        )
+        .expect("update");
+
+    let data = tempfile::tempdir().expect("data");
+    let server = serve(&f, data.path(), &[]);
+    let token = server.token.clone().expect("first start prints a token");
+    let channel = server.channel().await;
+    let mut me = clients(&channel, &token);
+
+    let events = log(&mut me).await;
+    assert_eq!(
+        events,
+        vec![
+            (
+                1,
+                "alice@example.com".to_owned(),
+                false,
+                format!("renamed {sanitised}")
+            ),
+            // Blanks only: the rename happened, to no name.
+            (
+                2,
+                "bob@example.com".to_owned(),
+                false,
+                "renamed ".to_owned()
+            ),
+        ]
+    );
+    let group = me.get_chat("any;+;chat700").await;
+    assert_eq!(group.display_name.as_deref(), Some(sanitised.as_str()));
+    let mut members: Vec<String> = group
+        .participants
+        .iter()
+        .map(|p| p.address.clone())
+        .collect();
+    members.sort();
+    assert_eq!(members, ["alice@example.com", "bob@example.com"]);
+    let blank = me.get_chat("any;+;chat701").await;
+    assert_eq!(blank.display_name.unwrap_or_default(), "");
+    let mangled = me.get_chat("any;+;chat702").await;
+    assert_eq!(
+        mangled.display_name.as_deref(),
+        Some("Name\u{fffd}\u{fffd}\u{fffd}")
+    );
+
+    // The same over HTTP: the SSE stream carries the sanitised name.
+    let mut sse = reqwest::Client::new()
+        .get(format!(
+            "http://{}/v1/events:stream?afterSequence=0",
+            server.http
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("sse");
+    assert_eq!(sse.status(), 200);
+    let mut text = String::new();
+    let quoted = serde_json::to_string(&sanitised).expect("json");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !text.contains("id: 2\n") {
+        assert!(Instant::now() < deadline, "no second event: {text}");
+        let chunk = tokio::time::timeout(Duration::from_secs(10), sse.chunk())
+            .await
+            .expect("an event in time")
+            .expect("chunk")
+            .expect("the stream goes on");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(text.contains(&quoted), "{text}");
+    for raw in ["\\u001b", "\\u0007", "\\u0000", "\u{202e}", "\\n"] {
+        assert!(!text.contains(raw), "{raw} served: {text}");
+    }
+    server.stop();
+}

@@ -145,7 +145,7 @@ async fn graceful_restart_keeps_state_log_and_idempotency() {
         .await
         .unwrap()
         .into_inner();
-    let png = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\0\0\0\0".to_vec();
+    let png = imgroups_testkit::tiny_png();
     me.groups
         .set_icon(pb::SetIconRequest {
             chat_guid: group.clone(),

@@ -359,21 +359,7 @@ async fn overlong_guids_and_idempotency_keys_get_short_precise_errors() {
 
 /// A PNG with the given IHDR size and a complete structure, then `tail`.
 fn png(width: u32, height: u32, tail: &[u8]) -> Vec<u8> {
-    let mut v = b"\x89PNG\r\n\x1a\n".to_vec();
-    let mut chunk = |kind: &[u8], data: &[u8]| {
-        v.extend_from_slice(&(data.len() as u32).to_be_bytes());
-        v.extend_from_slice(kind);
-        v.extend_from_slice(data);
-        v.extend_from_slice(&[0, 0, 0, 0]);
-    };
-    let mut ihdr = width.to_be_bytes().to_vec();
-    ihdr.extend_from_slice(&height.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 6, 0, 0, 0]);
-    chunk(b"IHDR", &ihdr);
-    chunk(b"IDAT", &[0x78, 0x9c, 0x63, 0, 0, 0, 1, 0, 1]);
-    chunk(b"IEND", &[]);
-    v.extend_from_slice(tail);
-    v
+    imgroups_testkit::png_of(width, height, tail)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -428,6 +414,138 @@ async fn icons_declaring_absurd_sizes_or_carrying_trailing_bytes_are_refused() {
         .into_inner();
     assert_eq!(icon.data, small);
     assert_eq!(icon.mime_type, "image/png");
+}
+
+/// Issue 26: names that are invisible once rendered, a byte order mark, tag characters that
+/// smuggle hidden text, stacked combining marks — each refused with its own reason, the
+/// character and its position, over gRPC and HTTP; nothing is renamed, and real names that
+/// need joiners, marks or the three tag flags still work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_that_hide_text_or_show_nothing_are_refused_precisely() {
+    let (_dir, server, mut c, token) = start().await;
+    let chat = c
+        .create_group(&["alice@example.com", "bob@example.com"])
+        .await;
+    let zalgo = format!("Z{}", "\u{0301}".repeat(200));
+    for (name, reason, character, position) in [
+        ("\u{200b}\u{200c}\u{200d}", "invisibleName", None, None),
+        ("\u{3164}\u{3164}", "invisibleName", None, None),
+        ("\u{2800}", "invisibleName", None, None),
+        ("\u{fe0f}", "invisibleName", None, None),
+        (
+            "\u{feff}Weekend",
+            "formatCharacter",
+            Some("U+FEFF"),
+            Some("1"),
+        ),
+        (
+            "hi\u{e0069}\u{e0067}\u{e006e}\u{e006f}\u{e0072}\u{e0065}",
+            "tagCharacter",
+            Some("U+E0069"),
+            Some("3"),
+        ),
+        (&zalgo, "tooManyMarks", Some("U+0301"), Some("18")),
+    ] {
+        let err = c.rename(&chat, name).await.expect_err("refused");
+        assert_eq!(err.code(), Code::InvalidArgument, "{name:?}");
+        assert_eq!(trailer(&err, "error-code"), Some("invalidArgument"));
+        assert_eq!(trailer(&err, "error-context-field"), Some("displayName"));
+        assert_eq!(
+            trailer(&err, "error-context-reason"),
+            Some(reason),
+            "{name:?}"
+        );
+        assert_eq!(trailer(&err, "error-context-character"), character);
+        assert_eq!(trailer(&err, "error-context-position"), position);
+    }
+    let resp = reqwest::Client::new()
+        .post(format!("http://{}/v1/groups:setDisplayName", server.http))
+        .bearer_auth(&token)
+        .body(
+            serde_json::json!({ "chatGuid": chat, "displayName": "  Book\u{feff} club" })
+                .to_string(),
+        )
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 400);
+    let error = resp.json_value().await;
+    assert_eq!(error["context"]["reason"], "formatCharacter");
+    assert_eq!(error["context"]["character"], "U+FEFF");
+    assert_eq!(error["context"]["position"], "7");
+    assert_eq!(c.get_chat(&chat).await.display_name, None);
+
+    let england = "\u{1f3f4}\u{e0067}\u{e0062}\u{e0065}\u{e006e}\u{e0067}\u{e007f}";
+    for name in [
+        format!("rugby {england}"),
+        "family \u{1f468}\u{200d}\u{1f469}\u{200d}\u{1f467}".to_owned(),
+        "Tie\u{0302}\u{0301}ng Vie\u{0323}\u{0302}t".to_owned(),
+        "\u{3164}ㅋㅋ".to_owned(),
+    ] {
+        let renamed = c.rename(&chat, &name).await.expect("a real name");
+        assert_eq!(renamed.display_name.as_deref(), Some(name.as_str()));
+    }
+}
+
+/// Issue 26: a PNG with a bad CRC or without IDAT/IEND, a 4-byte JPEG, a 13-byte GIF and a
+/// HEIC `ftyp` followed by HTML were stored as icons. Each is refused on `field=data`
+/// (`invalidImage` with a `detail`, or `unsupportedImageType` when not even the header is
+/// there), and nothing is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn icons_whose_structure_is_not_what_their_type_requires_are_refused() {
+    let (_dir, _server, mut c, _) = start().await;
+    let chat = c
+        .create_group(&["alice@example.com", "bob@example.com"])
+        .await;
+    let good = png(1, 1, &[]);
+    let mut bad_crc = good.clone();
+    bad_crc[29] ^= 0xFF; // IHDR's CRC
+    let mut no_idat = good[..33].to_vec();
+    no_idat.extend_from_slice(&good[good.len() - 12..]);
+    let no_iend = good[..good.len() - 12].to_vec();
+    let mut heic_html = 24u32.to_be_bytes().to_vec();
+    heic_html.extend_from_slice(b"ftypheic\0\0\0\0mif1heic");
+    heic_html.extend_from_slice(b"<html><script>alert(document.cookie)</script></html>");
+    for (data, reason, detail) in [
+        (bad_crc, "invalidImage", Some("chunk IHDR has a bad CRC")),
+        (no_idat, "invalidImage", Some("no IDAT chunk")),
+        (
+            no_iend,
+            "invalidImage",
+            Some("the file ends early (no IEND chunk)"),
+        ),
+        (vec![0xFF, 0xD8, 0xFF, 0xE0], "unsupportedImageType", None),
+        (
+            b"GIF89a\x01\x00\x01\x00\x00\x00\x00".to_vec(),
+            "invalidImage",
+            Some("the file ends early (no trailer)"),
+        ),
+        (
+            heic_html,
+            "invalidImage",
+            Some("box l><s runs past its container"),
+        ),
+    ] {
+        let err = c
+            .groups
+            .set_icon(pb::SetIconRequest {
+                chat_guid: chat.clone(),
+                data,
+                client_message_id: None,
+            })
+            .await
+            .expect_err("refused");
+        assert_eq!(err.code(), Code::InvalidArgument);
+        assert_eq!(trailer(&err, "error-context-field"), Some("data"));
+        assert_eq!(trailer(&err, "error-context-reason"), Some(reason));
+        assert_eq!(trailer(&err, "error-context-detail"), detail);
+    }
+    let err = c
+        .groups
+        .get_icon(pb::GetIconRequest { chat_guid: chat })
+        .await
+        .expect_err("no icon was stored");
+    assert_eq!(trailer(&err, "error-code"), Some("groupIconNotFound"));
 }
 
 /// JSON values that use the request fields of the routes below, with any shape.
