@@ -43,6 +43,8 @@ describe("web console", () => {
     alice = await server.person("alice@example.com");
     admin = (await server.cli("admin", "token")).trim();
     base = `http://${server.httpAddress}`;
+    // The page is opened at the address `serve` printed, as a person would.
+    assert.equal(server.consoleUrl, `${base}/console/`);
     work = await mkdtemp(join(tmpdir(), "imgroups-console-"));
     browser = await chromium.launch({
       executablePath: CHROMIUM,
@@ -66,7 +68,7 @@ describe("web console", () => {
 
   async function signedIn(viewport) {
     const p = await page(viewport);
-    await p.goto(`${base}/console/`);
+    await p.goto(server.consoleUrl);
     await p.getByLabel("Admin token", { exact: true }).fill(admin);
     await p.getByRole("button", { name: "Sign in" }).click();
     await p.getByLabel("Account", { exact: true }).waitFor();
@@ -98,7 +100,7 @@ describe("web console", () => {
     await me.groups.setDisplayName(chat.guid, "Secret plans");
 
     const p = await page();
-    await p.goto(`${base}/console/`);
+    await p.goto(server.consoleUrl);
     await p.getByLabel("Admin token", { exact: true }).waitFor();
     assert.ok(await p.getByRole("button", { name: "Sign in" }).isVisible());
     assert.equal(await p.locator("#app").isVisible(), false);
