@@ -328,6 +328,49 @@ describe("web console", () => {
     await p.context().close();
   });
 
+  test("readable at a glance: group names in the log, no webhooks yet, whole method names, tokens apart from Revoke", async () => {
+    const newcomer = await server.person(uniqueEmail("newcomer"));
+    const zoe = uniqueEmail("zoe");
+    const { chat } = await newcomer.chats.create([alice.address, zoe, uniqueEmail()]);
+    await newcomer.groups.setDisplayName(chat.guid, "Board games");
+    const p = await signedIn();
+    await chooseAccount(p, newcomer.address);
+    const log = p.getByRole("log");
+    // An event names its group beside the GUID, from history and live.
+    await log.locator("li", { hasText: "Board games · " + chat.guid }).first().waitFor({ timeout: SHOWN_WITHIN_MS });
+    await server.act(zoe, "rename", chat.guid, "Board games night");
+    await log.locator("li", { hasText: 'displayNameChanged "Board games night"' })
+      .getByText("Board games night · " + chat.guid).waitFor({ timeout: SHOWN_WITHIN_MS });
+
+    // An empty webhook table says so.
+    await p.locator("#webhooks").getByText(/^None yet/).waitFor();
+
+    // The longest method name fits its dropdown.
+    const method = p.locator("#fault-form").getByLabel("Method", { exact: true });
+    await method.selectOption("SubscribeGroupEvents");
+    const fits = await method.evaluate((select) => {
+      const probe = document.createElement("span");
+      probe.style.font = getComputedStyle(select).font;
+      probe.style.position = "absolute";
+      probe.textContent = [...select.options].reduce((a, o) => (o.text.length > a.length ? o.text : a), "");
+      document.body.append(probe);
+      const room = select.clientWidth - 40; // the arrow and padding
+      const need = probe.getBoundingClientRect().width;
+      probe.remove();
+      return { room, need };
+    });
+    assert.ok(fits.need <= fits.room, `the method dropdown is ${fits.room} px wide, its longest name ${fits.need} px`);
+
+    // A token's text and its Revoke button are separate boxes that do not touch.
+    const row = p.locator("#accounts > li", { hasText: newcomer.address }).locator("ul.tokens li").first();
+    const label = await row.locator(".token-label").boundingBox();
+    const button = await row.getByRole("button", { name: /^Revoke token \d+$/ }).boundingBox();
+    assert.ok(label && button, "a token row has its text and a Revoke button");
+    const apart = button.x >= label.x + label.width + 4 || button.y >= label.y + label.height;
+    assert.ok(apart, `token text ${JSON.stringify(label)} runs into its button ${JSON.stringify(button)}`);
+    await p.context().close();
+  });
+
   test("a populated console, screenshotted", async () => {
     const bob = await server.person("bob@example.com");
     const { chat } = await me.chats.create([alice.address, bob.address, "+15551230001"]);
