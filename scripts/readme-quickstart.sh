@@ -115,7 +115,9 @@ import json, shlex, sys
 work, grpc, http = sys.argv[1:]
 plan = json.load(open(f"{work}/plan.json"))
 for n, (doc, blocks) in enumerate(plan.items()):
-    out = ["set -euo pipefail", "set -m", 'WATCHES=()', 'cd "$QUICKSTART_DIR"']
+    out = ["set -euo pipefail", "set -m", 'WATCHES=()', 'cd "$QUICKSTART_DIR"',
+           # Streams still running when a block fails are stopped with the session.
+           """trap 'for w in "${WATCHES[@]}"; do kill -- -"${w%%|*}" 2>/dev/null || true; done' EXIT"""]
     for b in blocks:
         if b["kind"] in ("server", "output"):
             continue
@@ -127,6 +129,7 @@ for n, (doc, blocks) in enumerate(plan.items()):
             log = f"{work}/watch-{n}-{b['line']}.out"
             out.append(f"( {body}\n) >{shlex.quote(log)} 2>&1 &")
             out.append(f"WATCHES+=(\"$!|{log}|{b['expect']}|{where}\")")
+            out.append("disown $!  # stopped below; no job-control notice when it is")
         else:
             out.append(f"QUICKSTART_AT={shlex.quote(where)}")
             out.append(body)
@@ -152,10 +155,12 @@ for script in "$WORK"/doc-*.sh; do
   # the other documents' from a scratch directory, so files they write (icons) land there.
   if [[ "$doc" == README.md ]]; then dir=$ROOT; else dir=$(mktemp -d "$WORK/cwd.XXXX"); fi
   echo "=== $doc"
+  started=$(date +%s)
   if ! QUICKSTART_DIR=$dir timeout 120 bash -c "trap 'echo \"quickstart: failed in \$QUICKSTART_AT\" >&2' ERR; source $script"; then
     echo "quickstart: $doc failed as written (server log: below)" >&2
     tail -n 20 "$WORK/serve.err" >&2
     exit 1
   fi
+  echo "=== $doc: $(( $(date +%s) - started )) s"
 done
 echo "quickstart: README.md, docs/http.md, docs/simulator.md ran as written in $(( $(date +%s) - step_started )) s"

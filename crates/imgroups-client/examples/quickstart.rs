@@ -19,7 +19,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let chat: ChatGuid = std::env::var("CHAT")?.parse()?;
     let group = client.chats().get(&chat).await?;
-    let members: Vec<&str> = group.participants.iter().map(|p| p.address.as_str()).collect();
+    let members: Vec<&str> = group
+        .participants
+        .iter()
+        .map(|p| p.address.as_str())
+        .collect();
     println!("{chat} {:?}: {}", group.display_name, members.join(", "));
 
     // The account's whole log, oldest first; it ends once it reaches the head.

@@ -65,11 +65,7 @@ fn body_bytes(body: BodyResult, limit: usize) -> Result<Bytes> {
 }
 
 fn invalid_json(err: serde_json::Error) -> Error {
-    Error::invalid(format!(
-        "invalid JSON body: {}",
-        json_error_message(&err)
-    ))
-    .with("field", "body")
+    Error::invalid(format!("invalid JSON body: {}", json_error_message(&err))).with("field", "body")
 }
 
 /// What an empty (or all-whitespace) body means: `{}`.
