@@ -24,6 +24,7 @@ fn all_kinds() -> Vec<ErrorKind> {
         ErrorKind::TokenBlocked,
         ErrorKind::InvalidArgument,
         ErrorKind::ChatNotFound,
+        ErrorKind::MessageNotFound,
         ErrorKind::AddressNotFound,
         ErrorKind::GroupIconNotFound,
         ErrorKind::OperationNotSupported,
@@ -42,6 +43,7 @@ fn all_kinds() -> Vec<ErrorKind> {
             | ErrorKind::TokenBlocked
             | ErrorKind::InvalidArgument
             | ErrorKind::ChatNotFound
+            | ErrorKind::MessageNotFound
             | ErrorKind::AddressNotFound
             | ErrorKind::GroupIconNotFound
             | ErrorKind::OperationNotSupported
