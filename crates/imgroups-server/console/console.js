@@ -19,6 +19,7 @@ const state = {
   actions: [], // what a person can do to a group (GET actions), the "Change" panel's forms
   chat: null, // the chat whose conversation is open
   conversationTimer: null,
+  names: new Map(), // guid -> the group's name, newest known, shown beside GUIDs in the log
 };
 
 // ---------------------------------------------------------------------------- plumbing
@@ -165,11 +166,16 @@ async function loadAccounts() {
             el(
               "li",
               {},
-              `token ${t.id}, created `,
-              time(t.createdAt),
+              // The token's description and its button are two boxes apart (CSS: ul.tokens li),
+              // so "Revoke" never reads as part of the token's text.
+              el("span", { class: "token-label" }, `Token ${t.id} · created `, time(t.createdAt)),
               t.revoked
-                ? el("span", { class: "muted", text: " (revoked)" })
-                : el("button", { type: "button", class: "quiet", onclick: () => run(() => revokeToken(t.id)) }, `Revoke token ${t.id}`),
+                ? el("span", { class: "muted", text: "(revoked)" })
+                : el(
+                    "button",
+                    { type: "button", class: "quiet small-button", "aria-label": `Revoke token ${t.id}`, onclick: () => run(() => revokeToken(t.id)) },
+                    "Revoke",
+                  ),
             ),
           ),
         ),
@@ -206,6 +212,7 @@ async function chooseAccount(address) {
   state.account = address;
   sessionStorage.setItem("imgroups.account", address);
   state.offset = 0;
+  state.names.clear();
   for (const { url } of state.icons.values()) URL.revokeObjectURL(url);
   state.icons.clear();
   await Promise.all([loadGroups(), loadEvents()]);
@@ -221,6 +228,8 @@ async function loadGroups() {
     state.offset = Math.max(0, Math.floor((page.total - 1) / PAGE) * PAGE);
     return loadGroups();
   }
+  for (const chat of page.chats) state.names.set(chat.guid, chat.displayName);
+  paintNames();
   $("#groups-total").textContent = `(${page.total})`;
   const pages = Math.max(1, Math.ceil(page.total / PAGE));
   $("#groups-page").textContent = `Page ${Math.floor(state.offset / PAGE) + 1} of ${pages}`;
@@ -470,6 +479,24 @@ function describe(event) {
   return detail !== undefined ? `${type} ${JSON.stringify(detail)}` : `${type}`;
 }
 
+/**
+ * Learns a group's name from an event. `live`: the event is newer than anything seen, so its
+ * name wins; otherwise (history, read newest first) only a group with no known name takes it.
+ */
+function learnName(event, live) {
+  const name = event.change?.type === "displayNameChanged" ? event.change.displayName : undefined;
+  if (name === undefined || !event.chatGuid) return;
+  if (live || !state.names.has(event.chatGuid)) state.names.set(event.chatGuid, name);
+}
+
+/** Writes every known group name beside its GUID in the event log. */
+function paintNames() {
+  for (const node of document.querySelectorAll("#events .group-name")) {
+    const name = state.names.get(node.dataset.guid);
+    node.textContent = name ? `${name} · ` : "";
+  }
+}
+
 function renderEvent(event) {
   return el(
     "li",
@@ -481,7 +508,12 @@ function renderEvent(event) {
     el("span", { class: "actor", text: `by ${event.isFromMe ? `${event.actor?.address ?? state.account} (me)` : event.actor?.address ?? "unknown"}` }),
     " ",
     time(event.occurredAt),
-    el("div", { class: "muted small", text: event.chatGuid }),
+    el(
+      "div",
+      { class: "muted small" },
+      el("span", { class: "group-name", "data-guid": event.chatGuid ?? "" }),
+      el("span", { class: "event-guid", text: event.chatGuid ?? "" }),
+    ),
   );
 }
 
@@ -490,7 +522,9 @@ async function loadEvents() {
   const account = state.account;
   const page = await api(`events?${query({ account, limit: PAGE })}`);
   if (account !== state.account) return;
+  for (const event of page.events) learnName(event, false);
   $("#events").replaceChildren(...page.events.map(renderEvent));
+  paintNames();
   state.newest = page.head;
   state.oldest = page.events.at(-1)?.sequence ?? page.head + 1;
   updateEventControls(page.prunedThrough);
@@ -504,7 +538,9 @@ function updateEventControls(prunedThrough = 0) {
 
 async function olderEvents() {
   const page = await api(`events?${query({ account: state.account, before: state.oldest, limit: PAGE })}`);
+  for (const event of page.events) learnName(event, false);
   $("#events").append(...page.events.map(renderEvent));
+  paintNames();
   if (page.events.length) state.oldest = page.events.at(-1).sequence;
   updateEventControls(page.prunedThrough);
 }
@@ -566,7 +602,9 @@ async function openStream(account, after) {
 function onLiveEvent(event) {
   if (event.sequence <= state.newest) return;
   state.newest = event.sequence;
+  learnName(event, true);
   $("#events").prepend(renderEvent(event));
+  paintNames();
   updateEventControls();
   if (state.chat && event.chatGuid === state.chat.guid) {
     clearTimeout(state.conversationTimer);
@@ -654,6 +692,12 @@ async function injectFault(form) {
 
 async function loadWebhooks() {
   const { webhooks } = await api("webhooks");
+  if (!webhooks.length) {
+    $("#webhooks tbody").replaceChildren(
+      el("tr", {}, el("td", { colspan: "5", class: "muted", text: "None yet: add one with imgroups webhook add or POST /v1/webhooks." })),
+    );
+    return;
+  }
   $("#webhooks tbody").replaceChildren(
     ...webhooks.map((w) =>
       el(

@@ -57,6 +57,9 @@ pub mod tls;
 pub mod webhooks;
 mod wire;
 
+#[cfg(test)]
+mod error_table_doc;
+
 pub use faults::{FaultRequest, MAX_FAULT_LATENCY_MS};
 pub use guard::{NetLimits, ICON_OVERHEAD_BYTES};
 pub use net::ConnLimits;
