@@ -282,7 +282,13 @@ function renderGroup(chat) {
 
 // ------------------------------------------------------------------------ conversation
 
-const TAPBACKS = { love: "\u2665", like: "\u{1F44D}", dislike: "\u{1F44E}", laugh: "\u{1F602}", emphasize: "\u203C", question: "?" };
+// Words and marks every font has (a console is often a headless browser without emoji).
+const TAPBACKS = { love: "\u2665", like: "Like", dislike: "Dislike", laugh: "Ha ha", emphasize: "!!", question: "?" };
+
+/** A tapback's kind as the API's JSON names it (`MESSAGE_REACTION_KIND_LIKE`), as a word. */
+function tapbackKind(reaction) {
+  return String(reaction?.kind ?? "").replace(/^MESSAGE_REACTION_KIND_/, "").toLowerCase();
+}
 
 async function openConversation(chat) {
   state.chat = { guid: chat.guid, name: groupName(chat) };
@@ -330,7 +336,10 @@ function renderBubble(message, byGuid, isGroup) {
   const reactions = message.appliedReactions ?? [];
   if (reactions.length) {
     const line = reactions
-      .map((r) => `${r.reaction?.kind === "emoji" ? r.reaction.emoji : TAPBACKS[r.reaction?.kind] ?? r.reaction?.kind} ${r.isFromMe ? "you" : r.sender?.address ?? ""}`)
+      .map((r) => {
+        const kind = tapbackKind(r.reaction);
+        return `${kind === "emoji" ? r.reaction.emoji : TAPBACKS[kind] ?? kind} ${r.isFromMe ? "you" : r.sender?.address ?? ""}`;
+      })
       .join(" \u00B7 ");
     node.append(el("span", { class: "tapbacks", text: line }));
   }
