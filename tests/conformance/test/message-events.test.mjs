@@ -4,6 +4,7 @@
 // stream names every kind.
 
 import assert from "node:assert/strict";
+import { createServer } from "node:http";
 import { after, before, describe, test } from "node:test";
 
 import {
@@ -12,7 +13,7 @@ import {
   parseMessageChangeEvent,
 } from "@photon-ai/advanced-imessage";
 
-import { Server, catchUp, uniqueEmail } from "../lib/harness.mjs";
+import { Server, catchUp, uniqueEmail, waitFor } from "../lib/harness.mjs";
 import { Errors, assertConsecutive, assertRecent, expectError } from "../lib/expect.mjs";
 import { GrpcClients, assertEnvelope, direct, settle } from "../lib/messages.mjs";
 
@@ -29,7 +30,11 @@ describe("message events", () => {
   let me, alice, bob, carol;
 
   before(async () => {
-    server = await Server.start({ heartbeatSecs: 1 });
+    server = await Server.start({
+      heartbeatSecs: 1,
+      // Webhooks to a loopback receiver over plain http, retried fast.
+      serveArgs: ["--webhook-allow-http", "--webhook-allow-net", "127.0.0.0/8", "--webhook-backoff-ms", "20"],
+    });
     grpc = new GrpcClients(server);
     me = server.me();
     alice = await server.person("alice@example.com");
@@ -299,54 +304,116 @@ describe("message events", () => {
     });
   });
 
-  describe("SSE (GET /v1/events:stream)", () => {
-    test("carries every kind with its type name; each parses with the SDK's parser", async () => {
-      const chat = await group();
-      await me.client.messages.sendText(direct(alice.address), "hello");
-      await alice.chats.markRead(direct(me.address));
-      // Whatever alice sent me earlier is read now, so my markRead below reads "read this" only.
-      await me.chats.markRead(direct(alice.address));
-      const head = await alice.head();
+  /**
+   * One event of every kind in alice's log, after a returned head: a rename, a message, a
+   * tapback added and removed, an edit, an unsend, a markRead, her own message and its read
+   * receipt. Returns the head before, the log after it, and the expected type names.
+   */
+  async function everyKind() {
+    const chat = await group();
+    await me.client.messages.sendText(direct(alice.address), "hello");
+    await alice.chats.markRead(direct(me.address));
+    // Whatever alice sent me earlier is read now, so my markRead below reads "read this" only.
+    await me.chats.markRead(direct(alice.address));
+    const head = await alice.head();
 
-      await me.groups.setDisplayName(chat, "SSE");
-      const x = await me.client.messages.sendText(chat, "x");
-      await bob.client.messages.setReaction(chat, x.guid, { kind: "love" }, true);
-      await bob.client.messages.setReaction(chat, x.guid, { kind: "love" }, false);
-      await me.client.messages.edit(chat, x.guid, "x2");
-      await me.client.messages.unsend(chat, x.guid);
-      await alice.chats.markRead(chat);
-      const mine = await alice.client.messages.sendText(direct(me.address), "read this");
-      await me.chats.markRead(direct(alice.address));
+    await me.groups.setDisplayName(chat, "Every kind");
+    const x = await me.client.messages.sendText(chat, "x");
+    await bob.client.messages.setReaction(chat, x.guid, { kind: "love" }, true);
+    await bob.client.messages.setReaction(chat, x.guid, { kind: "love" }, false);
+    await me.client.messages.edit(chat, x.guid, "x2");
+    await me.client.messages.unsend(chat, x.guid);
+    await alice.chats.markRead(chat);
+    const mine = await alice.client.messages.sendText(direct(me.address), "read this");
+    await me.chats.markRead(direct(alice.address));
 
-      const { events: log } = await catchUp(alice.client, head);
-      const names = [
-        "group.changed",
-        "message.received",
-        "message.reactionAdded",
-        "message.reactionRemoved",
-        "message.edited",
-        "message.unsent",
-        "chat.markedRead",
-        "message.received",
-        "message.read",
-      ];
-      assert.deepEqual(log.map((e) => e.type), names);
-      assert.equal(log.at(-1).messageGuid, mine.guid);
+    const { events: log } = await catchUp(alice.client, head);
+    const names = [
+      "group.changed",
+      "message.received",
+      "message.reactionAdded",
+      "message.reactionRemoved",
+      "message.edited",
+      "message.unsent",
+      "chat.markedRead",
+      "message.received",
+      "message.read",
+    ];
+    assert.deepEqual(log.map((e) => e.type), names);
+    assert.equal(log.at(-1).messageGuid, mine.guid);
+    return { head, log, names };
+  }
 
+  /** Assert one delivered JSON event (SSE data or webhook body) is log[i], by the SDK's parsers. */
+  function assertDelivered(json, log, names, i) {
+    assert.equal(json.type, names[i], `type name of event ${json.sequence}`);
+    assert.equal(json.sequence, log[i].sequence);
+    const parse = json.type.startsWith("message.")
+      ? parseMessageChangeEvent
+      : json.type.startsWith("chat.")
+        ? parseChatChangeEvent
+        : parseGroupChangeEvent;
+    const parsed = parse(json, json.sequence);
+    assert.ok(parsed, `event ${json.sequence} parses`);
+    assert.deepEqual(parsed, log[i], `event ${json.sequence} as delivered is the log's`);
+  }
+
+  describe("SSE (GET /v1/events:stream) and webhooks", () => {
+    test("SSE carries every kind with its type name; each parses with the SDK's parser", async () => {
+      const { head, log, names } = await everyKind();
       const frames = await readSse(`http://${server.httpAddress}/v1/events:stream?afterSequence=${head}`, alice.token, log.length);
       assert.deepEqual(frames.map((f) => Number(f.id)), log.map((e) => e.sequence), "ids are sequences");
-      for (const [i, frame] of frames.entries()) {
-        const json = JSON.parse(frame.data);
-        assert.equal(json.type, names[i], `type name of ${frame.id}`);
-        assert.equal(json.sequence, log[i].sequence);
-        const parse = json.type.startsWith("message.")
-          ? parseMessageChangeEvent
-          : json.type.startsWith("chat.")
-            ? parseChatChangeEvent
-            : parseGroupChangeEvent;
-        const parsed = parse(json, json.sequence);
-        assert.ok(parsed, `event ${frame.id} parses`);
-        assert.deepEqual(parsed, log[i], `event ${frame.id} over SSE is the log's`);
+      for (const [i, frame] of frames.entries()) assertDelivered(JSON.parse(frame.data), log, names, i);
+    });
+
+    test("a webhook receives every kind with its type name, in order", async () => {
+      const deliveries = [];
+      let wake, hookId;
+      const receiver = createServer((req, res) => {
+        let body = "";
+        req.setEncoding("utf8");
+        req.on("data", (chunk) => (body += chunk));
+        req.on("end", () => {
+          deliveries.push(JSON.parse(body));
+          res.writeHead(200).end("ok");
+          wake?.();
+        });
+      });
+      await new Promise((resolveListen) => receiver.listen(0, "127.0.0.1", resolveListen));
+      try {
+        const url = `http://127.0.0.1:${receiver.address().port}/hook`;
+        const res = await fetch(`http://${server.httpAddress}/v1/webhooks`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${alice.token}`, "content-type": "application/json" },
+          body: JSON.stringify({ url }),
+        });
+        assert.equal(res.status, 200, await res.clone().text());
+        hookId = (await res.json()).id;
+        const { head, log, names } = await everyKind();
+        const deadline = Date.now() + 10_000;
+        while (!deliveries.some((d) => d.sequence === log.at(-1).sequence)) {
+          assert.ok(Date.now() < deadline, `webhook deliveries: ${JSON.stringify(deliveries.map((d) => d.sequence))}`);
+          await waitFor(new Promise((resolveWake) => (wake = resolveWake)), 200);
+        }
+        // At least once: a repeat is allowed, never a gap or a step back.
+        const after = deliveries.filter((d) => d.sequence > head);
+        const distinct = [];
+        for (const d of after) {
+          if (distinct.at(-1)?.sequence === d.sequence) continue;
+          assert.ok(!distinct.length || d.sequence > distinct.at(-1).sequence, "in sequence order");
+          distinct.push(d);
+        }
+        assert.deepEqual(distinct.map((d) => d.sequence), log.map((e) => e.sequence));
+        distinct.forEach((json, i) => assertDelivered(json, log, names, i));
+      } finally {
+        if (hookId !== undefined) {
+          await fetch(`http://${server.httpAddress}/v1/webhooks/${hookId}`, {
+            method: "DELETE",
+            headers: { authorization: `Bearer ${alice.token}` },
+          });
+        }
+        receiver.closeAllConnections?.();
+        await new Promise((resolveClose) => receiver.close(resolveClose));
       }
     });
   });
