@@ -1,7 +1,8 @@
-//! What a person can do to a group (rename it, add or remove people, leave, set or remove its
-//! icon), described once as data for every surface that offers it: the simulator's puppets
-//! (`imgroups sim act`), the client commands (`imgroups groups …`) and the web console's
-//! forms. Each surface renders [`ACTIONS`] its own way (subcommands with positional
+//! What a person can do in a chat — to a group (rename it, add or remove people, leave, set or
+//! remove its icon) and in any chat (say something, reply, react, edit, unsend, read) —
+//! described once as data for every surface that offers it: the simulator's puppets
+//! (`imgroups sim act`), the client commands (`imgroups groups …` for the group actions) and
+//! the web console's forms. Each surface renders [`ACTIONS`] its own way (subcommands with positional
 //! arguments, HTML forms) and turns what was entered into a [`Command`] with
 //! [`Action::command`], so the same input is refused with the same error everywhere.
 //!
@@ -22,8 +23,9 @@
 
 use serde::Serialize;
 
-use crate::command::{Command, Limits};
+use crate::command::{Command, Limits, NewMessage};
 use crate::error::{Error, Result};
+use crate::model::Reaction;
 
 /// One thing a person can do to a group. Serialized (for the console) without its mapping.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -37,11 +39,23 @@ pub struct Action {
     /// The person cannot undo it alone (after leaving, only a member can add them back):
     /// surfaces may set it apart or ask first.
     pub destructive: bool,
+    /// A change to a group, or something said or done in any chat.
+    pub family: Family,
     /// What it needs besides the group, in order.
     pub params: &'static [Param],
     /// Builds the command from the group's chat GUID and values that match `params`.
     #[serde(skip)]
     build: fn(&str, &mut Values, &Limits) -> Result<Command>,
+}
+
+/// What an action acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Family {
+    /// Changes a group (needs a group's chat GUID).
+    Group,
+    /// Says or does something in a chat, a group or a direct one.
+    Message,
 }
 
 /// One value an action needs.
@@ -108,6 +122,7 @@ pub static ACTIONS: &[Action] = &[
         summary: "Rename the group",
         label: "Rename",
         destructive: false,
+        family: Family::Group,
         params: &[Param {
             name: "name",
             kind: Kind::Text,
@@ -121,6 +136,7 @@ pub static ACTIONS: &[Action] = &[
         summary: "Add people to the group",
         label: "Add",
         destructive: false,
+        family: Family::Group,
         params: &[Param {
             name: "addresses",
             kind: Kind::NewAddresses,
@@ -134,6 +150,7 @@ pub static ACTIONS: &[Action] = &[
         summary: "Remove people from the group",
         label: "Remove",
         destructive: false,
+        family: Family::Group,
         params: &[Param {
             name: "addresses",
             kind: Kind::Members,
@@ -147,6 +164,7 @@ pub static ACTIONS: &[Action] = &[
         summary: "Leave the group",
         label: "Leave group",
         destructive: true,
+        family: Family::Group,
         params: &[],
         build: |chat, _, _| Command::leave(chat),
     },
@@ -155,6 +173,7 @@ pub static ACTIONS: &[Action] = &[
         summary: "Set the group icon from an image file (PNG, JPEG, GIF, HEIC or HEIF)",
         label: "Set icon",
         destructive: false,
+        family: Family::Group,
         params: &[Param {
             name: "file",
             kind: Kind::ImageFile,
@@ -168,10 +187,119 @@ pub static ACTIONS: &[Action] = &[
         summary: "Remove the group icon",
         label: "Remove icon",
         destructive: false,
+        family: Family::Group,
         params: &[],
         build: |chat, _, _| Command::remove_icon(chat),
     },
+    Action {
+        name: "say",
+        summary: "Send a message to the chat",
+        label: "Send",
+        destructive: false,
+        family: Family::Message,
+        params: &[TEXT],
+        build: |chat, values, _| {
+            let message = NewMessage::new(&values.text()?, None, None, None, Vec::new())?;
+            Command::send_text(chat, message)
+        },
+    },
+    Action {
+        name: "reply",
+        summary: "Answer a message of the chat",
+        label: "Reply",
+        destructive: false,
+        family: Family::Message,
+        params: &[MESSAGE, TEXT],
+        build: |chat, values, _| {
+            let reply_to = values.text()?;
+            let message = NewMessage::new(&values.text()?, None, None, Some(reply_to), Vec::new())?;
+            Command::send_text(chat, message)
+        },
+    },
+    Action {
+        name: "react",
+        summary: "Put a tapback on a message",
+        label: "React",
+        destructive: false,
+        family: Family::Message,
+        params: &[MESSAGE, TAPBACK],
+        build: |chat, values, _| {
+            let message = values.text()?;
+            Command::react(chat, &message, tapback(&values.text()?)?, true)
+        },
+    },
+    Action {
+        name: "unreact",
+        summary: "Take a tapback off a message",
+        label: "Remove tapback",
+        destructive: false,
+        family: Family::Message,
+        params: &[MESSAGE, TAPBACK],
+        build: |chat, values, _| {
+            let message = values.text()?;
+            Command::react(chat, &message, tapback(&values.text()?)?, false)
+        },
+    },
+    Action {
+        name: "edit",
+        summary: "Edit a message you sent (within 15 minutes, at most 5 times)",
+        label: "Edit",
+        destructive: false,
+        family: Family::Message,
+        params: &[MESSAGE, TEXT],
+        build: |chat, values, _| {
+            let message = values.text()?;
+            Command::edit(chat, &message, &values.text()?)
+        },
+    },
+    Action {
+        name: "unsend",
+        summary: "Unsend a message you sent (within 2 minutes)",
+        label: "Unsend",
+        destructive: true,
+        family: Family::Message,
+        params: &[MESSAGE],
+        build: |chat, values, _| Command::unsend(chat, &values.text()?),
+    },
+    Action {
+        name: "read",
+        summary: "Mark everything received in the chat read",
+        label: "Mark read",
+        destructive: false,
+        family: Family::Message,
+        params: &[],
+        build: |chat, _, _| Command::mark_read(chat),
+    },
 ];
+
+const TEXT: Param = Param {
+    name: "text",
+    kind: Kind::Text,
+    label: "Message",
+    help: "The text to send.",
+};
+
+const MESSAGE: Param = Param {
+    name: "message",
+    kind: Kind::Text,
+    label: "Message GUID",
+    help: "The GUID of a message in the chat.",
+};
+
+const TAPBACK: Param = Param {
+    name: "reaction",
+    kind: Kind::Text,
+    label: "Tapback",
+    help: "love, like, dislike, laugh, emphasize, question, or an emoji.",
+};
+
+/// A tapback by name, or an emoji.
+fn tapback(name: &str) -> Result<Reaction> {
+    Reaction::named(name.trim()).ok_or_else(|| {
+        Error::invalid("a tapback is love, like, dislike, laugh, emphasize, question or an emoji")
+            .with("field", "reaction")
+    })
+}
 
 /// The action called `name`.
 pub fn find(name: &str) -> Option<&'static Action> {
@@ -269,11 +397,13 @@ mod tests {
             let command = action
                 .command("any;+;chat1", values, &Limits::default())
                 .unwrap_or_else(|err| panic!("{}: {err}", action.name));
-            let Command::Group { chat, mutation } = command else {
-                panic!("{}: not a group command", action.name);
-            };
-            assert_eq!(chat.to_string(), "any;+;chat1");
-            seen.push(mutation.method());
+            assert_eq!(
+                matches!(command, Command::Group { .. }),
+                action.family == Family::Group,
+                "{}",
+                action.name
+            );
+            seen.push(command.method());
         }
         assert_eq!(
             seen,
@@ -283,7 +413,14 @@ mod tests {
                 "RemoveParticipants",
                 "LeaveGroup",
                 "SetIcon",
-                "RemoveIcon"
+                "RemoveIcon",
+                "SendTextMessage",
+                "SendTextMessage",
+                "SetReaction",
+                "SetReaction",
+                "EditMessage",
+                "UnsendMessage",
+                "MarkChatRead"
             ]
         );
     }
@@ -332,6 +469,7 @@ mod tests {
                 "summary": "Remove people from the group",
                 "label": "Remove",
                 "destructive": false,
+                "family": "group",
                 "params": [{
                     "name": "addresses",
                     "kind": "members",

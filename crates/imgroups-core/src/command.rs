@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, Reason, Result};
 use crate::ids::{Address, ChatGuid};
 use crate::image;
-use crate::model::InitialMessage;
+use crate::model::{InitialMessage, Reaction, TextFormat};
 use crate::text;
 
 /// An iMessage group holds at most this many members, the local account included.
@@ -16,6 +16,17 @@ pub const MAX_GROUP_MEMBERS: usize = 32;
 pub const MAX_OTHER_MEMBERS: usize = MAX_GROUP_MEMBERS - 1;
 /// Longest display name accepted, in characters.
 pub const MAX_DISPLAY_NAME_CHARS: usize = text::DISPLAY_NAME.max_chars;
+/// Longest message text accepted, in characters. Messages splits longer texts; 20,000 is
+/// well past what a bot answer needs and keeps one message far below the request size limit.
+pub const MAX_TEXT_CHARS: usize = 20_000;
+/// Longest subject line accepted, in characters.
+pub const MAX_SUBJECT_CHARS: usize = 1_000;
+/// Longest effect identifier accepted, in bytes (`com.apple.MobileSMS.expressivesend.…`).
+pub const MAX_EFFECT_ID_BYTES: usize = 200;
+/// Longest message GUID accepted, in bytes (Apple's are 36; some carry a `p:0/` prefix).
+pub const MAX_MESSAGE_GUID_BYTES: usize = 128;
+/// Most formatting ranges on one message.
+pub const MAX_FORMATTING_RANGES: usize = 256;
 
 /// Limits that operators may configure.
 #[derive(Debug, Clone, Copy)]
@@ -87,6 +98,177 @@ pub enum Command {
         addresses: Vec<Address>,
         message: Option<InitialMessage>,
     },
+    /// Something said or done in a chat (a group, or a direct chat with one address).
+    Message { chat: ChatGuid, op: MessageOp },
+}
+
+/// What is said or done in a chat: a new message, or a change to one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MessageOp {
+    Send(NewMessage),
+    /// A tapback on `message`: set (`true`) or removed.
+    React {
+        message: String,
+        reaction: Reaction,
+        set: bool,
+    },
+    Edit {
+        message: String,
+        text: String,
+    },
+    Unsend {
+        message: String,
+    },
+    /// Everything received in the chat so far is read.
+    MarkRead,
+}
+
+/// A new text message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewMessage {
+    pub text: String,
+    pub subject: Option<String>,
+    pub effect_id: Option<String>,
+    /// The GUID of the message this one answers.
+    pub reply_to: Option<String>,
+    pub formatting: Vec<TextFormat>,
+}
+
+impl MessageOp {
+    /// The RPC that makes this change; idempotency keys are scoped to it.
+    pub fn method(&self) -> &'static str {
+        match self {
+            MessageOp::Send(_) => "SendTextMessage",
+            MessageOp::React { .. } => "SetReaction",
+            MessageOp::Edit { .. } => "EditMessage",
+            MessageOp::Unsend { .. } => "UnsendMessage",
+            MessageOp::MarkRead => "MarkChatRead",
+        }
+    }
+}
+
+/// Checks a message's text: not blank, at most [`MAX_TEXT_CHARS`], no control characters but
+/// line breaks and tabs. `field` names it in errors (`text`, `newText`).
+pub fn message_text(input: &str, field: &str) -> Result<String> {
+    if input.trim().is_empty() {
+        return Err(Error::invalid(format!("{field} is empty"))
+            .with("field", field)
+            .because(Reason::Empty));
+    }
+    if input.len() > MAX_TEXT_CHARS * 4 || input.chars().count() > MAX_TEXT_CHARS {
+        return Err(Error::invalid(format!(
+            "{field} is longer than {MAX_TEXT_CHARS} characters"
+        ))
+        .with("field", field)
+        .because(Reason::TooLong)
+        .with("limit", MAX_TEXT_CHARS));
+    }
+    if let Some(c) = input
+        .chars()
+        .find(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r'))
+    {
+        return Err(Error::invalid(format!(
+            "{field} contains the control character U+{:04X}",
+            u32::from(c)
+        ))
+        .with("field", field)
+        .because(Reason::ControlCharacter)
+        .with("character", format!("U+{:04X}", u32::from(c))));
+    }
+    Ok(input.to_owned())
+}
+
+/// Checks a message GUID given by a caller (its existence is checked against state later).
+pub fn message_guid(input: &str, field: &str) -> Result<String> {
+    let guid = input.trim();
+    if guid.is_empty() {
+        return Err(Error::invalid(format!("{field} is required"))
+            .with("field", field)
+            .because(Reason::Empty));
+    }
+    if guid.len() > MAX_MESSAGE_GUID_BYTES {
+        return Err(Error::invalid(format!(
+            "{field} is longer than {MAX_MESSAGE_GUID_BYTES} bytes"
+        ))
+        .with("field", field)
+        .because(Reason::TooLong)
+        .with("limit", MAX_MESSAGE_GUID_BYTES));
+    }
+    Ok(guid.to_owned())
+}
+
+fn optional_text(input: Option<String>, field: &str, max_chars: usize) -> Result<Option<String>> {
+    let Some(value) = input.filter(|v| !v.trim().is_empty()) else {
+        return Ok(None);
+    };
+    if value.chars().count() > max_chars {
+        return Err(
+            Error::invalid(format!("{field} is longer than {max_chars} characters"))
+                .with("field", field)
+                .because(Reason::TooLong)
+                .with("limit", max_chars),
+        );
+    }
+    if value.chars().any(char::is_control) {
+        return Err(
+            Error::invalid(format!("{field} contains a control character"))
+                .with("field", field)
+                .because(Reason::ControlCharacter),
+        );
+    }
+    Ok(Some(value))
+}
+
+impl NewMessage {
+    /// A validated new message: `text` as [`message_text`], the optional parts bounded, and
+    /// every formatting range inside the text (UTF-16 units, as the wire counts).
+    pub fn new(
+        text: &str,
+        subject: Option<String>,
+        effect_id: Option<String>,
+        reply_to: Option<String>,
+        formatting: Vec<TextFormat>,
+    ) -> Result<Self> {
+        let text = message_text(text, "text")?;
+        let subject = optional_text(subject, "subject", MAX_SUBJECT_CHARS)?;
+        let effect_id = optional_text(effect_id, "effectId", MAX_EFFECT_ID_BYTES)?;
+        let reply_to = match reply_to.filter(|g| !g.trim().is_empty()) {
+            Some(guid) => Some(message_guid(&guid, "replyTo")?),
+            None => None,
+        };
+        if formatting.len() > MAX_FORMATTING_RANGES {
+            return Err(Error::invalid(format!(
+                "at most {MAX_FORMATTING_RANGES} formatting ranges are accepted"
+            ))
+            .with("field", "formatting")
+            .because(Reason::TooLong)
+            .with("limit", MAX_FORMATTING_RANGES));
+        }
+        let units = text.encode_utf16().count() as u64;
+        for range in &formatting {
+            let end = u64::from(range.start) + u64::from(range.length);
+            if range.length == 0 || end > units {
+                return Err(Error::invalid(format!(
+                    "formatting range {}+{} is outside the text ({units} UTF-16 units)",
+                    range.start, range.length
+                ))
+                .with("field", "formatting")
+                .because(Reason::OutOfRange)
+                .with("limit", units));
+            }
+            if range.style.trim().is_empty() || range.style.len() > 64 {
+                return Err(Error::invalid("a formatting range needs a style name")
+                    .with("field", "formatting"));
+            }
+        }
+        Ok(NewMessage {
+            text,
+            subject,
+            effect_id,
+            reply_to,
+            formatting,
+        })
+    }
 }
 
 /// One change to a group's state, by whoever makes it: an account through the API, a person
@@ -206,6 +388,58 @@ impl Command {
         Ok(Command::CreateChat { addresses, message })
     }
 
+    /// `messages.sendText`.
+    pub fn send_text(chat: &str, message: NewMessage) -> Result<Self> {
+        Self::message(chat, MessageOp::Send(message))
+    }
+
+    /// `messages.setReaction`.
+    pub fn react(chat: &str, message: &str, reaction: Reaction, set: bool) -> Result<Self> {
+        if let Reaction::Emoji(emoji) = &reaction {
+            if emoji.trim().is_empty()
+                || emoji.chars().count() > 16
+                || emoji.chars().any(char::is_control)
+            {
+                return Err(Error::invalid("an emoji tapback needs one emoji")
+                    .with("field", "reaction.emoji"));
+            }
+        }
+        let message = message_guid(message, "messageGuid")?;
+        Self::message(
+            chat,
+            MessageOp::React {
+                message,
+                reaction,
+                set,
+            },
+        )
+    }
+
+    /// `messages.edit`.
+    pub fn edit(chat: &str, message: &str, text: &str) -> Result<Self> {
+        let message = message_guid(message, "messageGuid")?;
+        let text = message_text(text, "newText")?;
+        Self::message(chat, MessageOp::Edit { message, text })
+    }
+
+    /// `messages.unsend`.
+    pub fn unsend(chat: &str, message: &str) -> Result<Self> {
+        let message = message_guid(message, "messageGuid")?;
+        Self::message(chat, MessageOp::Unsend { message })
+    }
+
+    /// `chats.markRead`.
+    pub fn mark_read(chat: &str) -> Result<Self> {
+        Self::message(chat, MessageOp::MarkRead)
+    }
+
+    fn message(chat: &str, op: MessageOp) -> Result<Self> {
+        Ok(Command::Message {
+            chat: ChatGuid::parse(chat)?,
+            op,
+        })
+    }
+
     fn group(chat: ChatGuid, mutation: Mutation) -> Self {
         Command::Group { chat, mutation }
     }
@@ -215,6 +449,7 @@ impl Command {
         match self {
             Command::Group { mutation, .. } => mutation.method(),
             Command::CreateChat { .. } => "CreateChat",
+            Command::Message { op, .. } => op.method(),
         }
     }
 
@@ -247,6 +482,38 @@ impl Command {
                     field(m.text.as_bytes());
                     field(m.subject.as_deref().unwrap_or("\0none").as_bytes());
                     field(m.effect_id.as_deref().unwrap_or("\0none").as_bytes());
+                }
+            }
+            Command::Message { chat, op } => {
+                field(chat.to_string().as_bytes());
+                let none = "\0none";
+                match op {
+                    MessageOp::Send(m) => {
+                        field(m.text.as_bytes());
+                        field(m.subject.as_deref().unwrap_or(none).as_bytes());
+                        field(m.effect_id.as_deref().unwrap_or(none).as_bytes());
+                        field(m.reply_to.as_deref().unwrap_or(none).as_bytes());
+                        for f in &m.formatting {
+                            field(f.style.as_bytes());
+                            field(&f.start.to_le_bytes());
+                            field(&f.length.to_le_bytes());
+                        }
+                    }
+                    MessageOp::React {
+                        message,
+                        reaction,
+                        set,
+                    } => {
+                        field(message.as_bytes());
+                        field(reaction.to_string().as_bytes());
+                        field(&[u8::from(*set)]);
+                    }
+                    MessageOp::Edit { message, text } => {
+                        field(message.as_bytes());
+                        field(text.as_bytes());
+                    }
+                    MessageOp::Unsend { message } => field(message.as_bytes()),
+                    MessageOp::MarkRead => {}
                 }
             }
         }

@@ -14,6 +14,8 @@ pub enum ErrorKind {
     InvalidArgument,
     /// The group chat is not visible to this account.
     ChatNotFound,
+    /// No message with this GUID in the account's view (of this chat).
+    MessageNotFound,
     /// An address is not reachable on iMessage.
     AddressNotFound,
     /// The group has no custom icon.
@@ -95,6 +97,22 @@ pub enum Reason {
     TooManyStreams,
     /// A catch-up or resume cursor beyond the newest event.
     BeyondHead,
+    /// A required value is empty (a message's text, a GUID).
+    Empty,
+    /// A number or range outside what is accepted (a page size, a formatting range).
+    OutOfRange,
+    /// A page token that this server did not hand out for this listing.
+    InvalidPageToken,
+    /// The message was unsent: it can no longer be edited, reacted to or unsent again.
+    MessageUnsent,
+    /// Only the sender can edit or unsend a message.
+    NotFromMe,
+    /// Messages can be edited only within 15 minutes of sending.
+    EditWindowClosed,
+    /// A message can be edited at most 5 times.
+    TooManyEdits,
+    /// Messages can be unsent only within 2 minutes of sending.
+    UnsendWindowClosed,
 }
 
 impl Reason {
@@ -123,6 +141,14 @@ impl Reason {
             Reason::RequestRate => "requestRate",
             Reason::TooManyStreams => "tooManyStreams",
             Reason::BeyondHead => "beyondHead",
+            Reason::Empty => "empty",
+            Reason::OutOfRange => "outOfRange",
+            Reason::InvalidPageToken => "invalidPageToken",
+            Reason::MessageUnsent => "messageUnsent",
+            Reason::NotFromMe => "notFromMe",
+            Reason::EditWindowClosed => "editWindowClosed",
+            Reason::TooManyEdits => "tooManyEdits",
+            Reason::UnsendWindowClosed => "unsendWindowClosed",
         }
     }
 }
@@ -184,6 +210,14 @@ impl Error {
     pub fn chat_not_found(guid: &impl ToString) -> Self {
         let guid = guid.to_string();
         Self::new(ErrorKind::ChatNotFound, format!("chat {guid} not found")).with("chatguid", guid)
+    }
+
+    pub fn message_not_found(guid: &str) -> Self {
+        Self::new(
+            ErrorKind::MessageNotFound,
+            format!("message {} not found", excerpt(guid, MAX_ECHO_CHARS)),
+        )
+        .with("messageguid", excerpt(guid, MAX_ECHO_CHARS))
     }
 
     pub fn unavailable(message: impl Into<String>) -> Self {

@@ -33,11 +33,11 @@ pub mod port;
 pub mod text;
 pub mod tokens;
 
-pub use command::{Command, Limits, Mutation};
+pub use command::{Command, Limits, MessageOp, Mutation, NewMessage};
 pub use engine::{Engine, EngineConfig, Observed, ObservedBatch, ObservedGroup, Rules};
 pub use error::{Error, ErrorKind, Reason, Result};
 pub use ids::{Address, ChatGuid, ChatKind};
 pub use model::{
-    AccountId, Change, Chat, Event, FaultId, GroupKey, InitialMessage, Message, Outcome, Timestamp,
-    TokenId, WebhookId,
+    AccountId, AppliedReaction, Change, Chat, Domain, Event, FaultId, GroupKey, InitialMessage,
+    Message, Outcome, Reaction, TextFormat, Timestamp, TokenId, WebhookId,
 };

@@ -80,15 +80,141 @@ pub struct Chat {
     pub participants: Vec<Address>,
 }
 
-/// A message snapshot (only the initial message of `chats.create` exists today).
+/// A message as one account sees it: its content, who sent it, and what happened to it since
+/// (read, edited, unsent, tapbacks). Every member keeps its own copy, so that `is_from_me`,
+/// the read state and the chat's GUID are those of its view.
+///
+/// Stored as JSON (inside events and message rows) and kept in idempotency records: new
+/// fields are optional with defaults, so records written before they existed still decode.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
+    /// Upper-case UUID, the same in every member's view.
     pub guid: String,
+    /// Empty once unsent.
     pub text: String,
     pub subject: Option<String>,
     pub date_created: Timestamp,
     pub is_from_me: bool,
     pub is_sent: bool,
+    /// The chat as this account sees it (`None` only in answers recorded before messages
+    /// were kept per chat).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat_guid: Option<ChatGuid>,
+    /// Who sent it; `None` for my own messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender: Option<Address>,
+    /// The bubble or screen effect (`com.apple.MobileSMS.expressivesend.impact`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effect_id: Option<String>,
+    /// The message this one answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub formatting: Vec<TextFormat>,
+    /// When I read it (incoming messages), or when the other side of a direct chat read it
+    /// (my own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date_read: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date_edited: Option<Timestamp>,
+    /// How many times it was edited.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub edits: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date_retracted: Option<Timestamp>,
+    /// The tapbacks on it now, oldest first; at most one per person.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<AppliedReaction>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl Message {
+    /// Whether I have read it: my own messages count as read.
+    pub fn is_read(&self) -> bool {
+        self.is_from_me || self.date_read.is_some()
+    }
+
+    pub fn is_unsent(&self) -> bool {
+        self.date_retracted.is_some()
+    }
+}
+
+/// A styled span of a message's text; `start` and `length` count UTF-16 code units, as the
+/// wire does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TextFormat {
+    /// The style (`bold`, `italic`, `underline`, `strikethrough`, or an effect).
+    pub style: String,
+    pub start: u32,
+    pub length: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effect_name: Option<String>,
+}
+
+/// A tapback: one of the six classic kinds, or any emoji.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Reaction {
+    Love,
+    Like,
+    Dislike,
+    Laugh,
+    Emphasize,
+    Question,
+    Emoji(String),
+}
+
+impl Reaction {
+    /// The six classic tapbacks and `emoji`, as the CLI and the console name them.
+    pub const NAMES: [&'static str; 7] = [
+        "love",
+        "like",
+        "dislike",
+        "laugh",
+        "emphasize",
+        "question",
+        "emoji",
+    ];
+
+    /// A tapback by name (`love`, `like`, …), or any other text as an emoji.
+    pub fn named(name: &str) -> Option<Reaction> {
+        Some(match name {
+            "love" => Reaction::Love,
+            "like" => Reaction::Like,
+            "dislike" => Reaction::Dislike,
+            "laugh" => Reaction::Laugh,
+            "emphasize" => Reaction::Emphasize,
+            "question" => Reaction::Question,
+            "" => return None,
+            other => Reaction::Emoji(other.to_owned()),
+        })
+    }
+}
+
+impl std::fmt::Display for Reaction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Reaction::Love => "love",
+            Reaction::Like => "like",
+            Reaction::Dislike => "dislike",
+            Reaction::Laugh => "laugh",
+            Reaction::Emphasize => "emphasize",
+            Reaction::Question => "question",
+            Reaction::Emoji(emoji) => emoji,
+        })
+    }
+}
+
+/// A tapback on a message, as the viewer sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedReaction {
+    pub reaction: Reaction,
+    pub sender: Address,
+    pub is_from_me: bool,
+    pub date_created: Timestamp,
 }
 
 /// The optional first message of `chats.create`.
@@ -99,15 +225,100 @@ pub struct InitialMessage {
     pub effect_id: Option<String>,
 }
 
-/// One change to a group, as recorded in the event log.
+/// One change, as recorded in an account's event log: to a group, to a message, or to a chat.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Change {
-    DisplayNameChanged { display_name: String },
-    ParticipantAdded { participant: Address },
-    ParticipantRemoved { participant: Address },
-    ParticipantLeft { participant: Address },
+    DisplayNameChanged {
+        display_name: String,
+    },
+    ParticipantAdded {
+        participant: Address,
+    },
+    ParticipantRemoved {
+        participant: Address,
+    },
+    ParticipantLeft {
+        participant: Address,
+    },
     IconChanged,
     IconRemoved,
+    /// A message arrived in the chat (also my own, sent from any of my devices).
+    MessageReceived {
+        message: Box<Message>,
+    },
+    MessageEdited {
+        message_guid: String,
+        text: String,
+        formatting: Vec<TextFormat>,
+        edited_at: Timestamp,
+    },
+    MessageUnsent {
+        message_guid: String,
+        retracted_at: Timestamp,
+    },
+    ReactionAdded {
+        message_guid: String,
+        reaction: Reaction,
+    },
+    ReactionRemoved {
+        message_guid: String,
+        reaction: Reaction,
+    },
+    /// The other side of a direct chat read my message.
+    MessageRead {
+        message_guid: String,
+        read_at: Timestamp,
+    },
+    /// I marked the chat read (on any of my devices).
+    ChatMarkedRead,
+}
+
+/// Which stream a change belongs to: each `Subscribe*` method carries one, catch-up all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Domain {
+    Group,
+    Message,
+    Chat,
+}
+
+impl Change {
+    pub fn domain(&self) -> Domain {
+        match self {
+            Change::DisplayNameChanged { .. }
+            | Change::ParticipantAdded { .. }
+            | Change::ParticipantRemoved { .. }
+            | Change::ParticipantLeft { .. }
+            | Change::IconChanged
+            | Change::IconRemoved => Domain::Group,
+            Change::MessageReceived { .. }
+            | Change::MessageEdited { .. }
+            | Change::MessageUnsent { .. }
+            | Change::ReactionAdded { .. }
+            | Change::ReactionRemoved { .. }
+            | Change::MessageRead { .. } => Domain::Message,
+            Change::ChatMarkedRead => Domain::Chat,
+        }
+    }
+
+    /// The event type SSE, webhooks and the console name it by (`group.changed`,
+    /// `message.received`, …).
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            Change::DisplayNameChanged { .. }
+            | Change::ParticipantAdded { .. }
+            | Change::ParticipantRemoved { .. }
+            | Change::ParticipantLeft { .. }
+            | Change::IconChanged
+            | Change::IconRemoved => "group.changed",
+            Change::MessageReceived { .. } => "message.received",
+            Change::MessageEdited { .. } => "message.edited",
+            Change::MessageUnsent { .. } => "message.unsent",
+            Change::ReactionAdded { .. } => "message.reactionAdded",
+            Change::ReactionRemoved { .. } => "message.reactionRemoved",
+            Change::MessageRead { .. } => "message.read",
+            Change::ChatMarkedRead => "chat.markedRead",
+        }
+    }
 }
 
 /// One entry of an account's event log.
@@ -131,6 +342,8 @@ pub enum Outcome {
     Empty,
     Created {
         chat: Chat,
-        message: Option<Message>,
+        message: Option<Box<Message>>,
     },
+    /// A message as the writer sees it after the write.
+    Message(Box<Message>),
 }

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use imgroups_core::port::{Notice, Notices, Store};
-use imgroups_core::{AccountId, ChatGuid, Event, Result};
+use imgroups_core::{AccountId, ChatGuid, Domain, Event, Result};
 use tokio::sync::{broadcast, mpsc, Notify};
 use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
@@ -87,6 +87,11 @@ impl Delivery {
             Delivery::Read(event) => encode(event),
             Delivery::Shared(batch, index) => batch.encoded(*index, encode),
         }
+    }
+
+    /// The event itself, copied out of a shared batch.
+    pub(crate) fn to_event(&self) -> Event {
+        (**self).clone()
     }
 }
 
@@ -540,7 +545,7 @@ impl Streams {
         &self,
         token: &Token,
         account: AccountId,
-        filter: Option<ChatGuid>,
+        filter: Filter,
         map: fn(Frame) -> T,
     ) -> Result<mpsc::Receiver<Vec<T>>> {
         self.subscribe_after(token, account, filter, None, map)
@@ -555,7 +560,7 @@ impl Streams {
         &self,
         token: &Token,
         account: AccountId,
-        filter: Option<ChatGuid>,
+        filter: Filter,
         after: Option<u64>,
         map: fn(Frame) -> T,
     ) -> Result<mpsc::Receiver<Vec<T>>> {
@@ -727,10 +732,39 @@ impl Streams {
     }
 }
 
+/// Which events a live stream passes: of one chat or all, of one family or all.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Filter {
+    pub(crate) chat: Option<ChatGuid>,
+    pub(crate) domain: Option<Domain>,
+}
+
+impl Filter {
+    /// Every event of one family.
+    pub(crate) fn domain(domain: Domain) -> Self {
+        Filter {
+            chat: None,
+            domain: Some(domain),
+        }
+    }
+
+    pub(crate) fn in_chat(mut self, chat: Option<ChatGuid>) -> Self {
+        self.chat = chat;
+        self
+    }
+
+    fn wants(&self, event: &Event) -> bool {
+        self.chat
+            .as_ref()
+            .is_none_or(|chat| *chat == event.chat_guid)
+            && self.domain.is_none_or(|d| event.change.domain() == d)
+    }
+}
+
 struct Live {
     store: Arc<dyn Store>,
     account: AccountId,
-    filter: Option<ChatGuid>,
+    filter: Filter,
     /// The last sequence passed (delivered or filtered out).
     cursor: u64,
     heartbeat: Duration,
@@ -782,9 +816,7 @@ impl Live {
     }
 
     fn wants(&self, event: &Event) -> bool {
-        self.filter
-            .as_ref()
-            .is_none_or(|chat| *chat == event.chat_guid)
+        self.filter.wants(event)
     }
 
     /// Passes the events of one of this account's batches, as one queue item. Events at or

@@ -13,7 +13,7 @@
 //!   is paused until resumed (`imgroups webhook resume ID` or `POST /v1/webhooks:resume`).
 //!
 //! Request: `POST <url>` with `content-type: application/json`, body
-//! `wire::group_event_json`, and headers
+//! `wire::event_json`, and headers
 //! - `x-imgroups-signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`
 //! - `x-imgroups-webhook-id: <endpoint id>`, `x-imgroups-sequence: <sequence>`,
 //!   `x-imgroups-attempt: <1, 2, …>`.
@@ -345,7 +345,7 @@ impl Endpoint {
     /// Delivers one event until a 2xx; false when the task must stop (shutdown, removal,
     /// pause).
     async fn deliver(&mut self, event: &Event) -> bool {
-        let body = match wire::group_event_json(event).map(|v| v.to_string()) {
+        let body = match wire::event_json(event).map(|v| v.to_string()) {
             Ok(body) => body,
             Err(err) => {
                 tracing::error!(error = %err, "webhook: cannot encode event");

@@ -6,7 +6,10 @@
 #![deny(clippy::wildcard_enum_match_arm)] // every error kind decided here, none by default
 
 use imgroups_core::error::{excerpt, MAX_ECHO_CHARS};
-use imgroups_core::{Address, Change, Chat, Error, ErrorKind, Event, Message, Timestamp};
+use imgroups_core::{
+    Address, AppliedReaction, Change, Chat, Error, ErrorKind, Event, Message, Reaction, TextFormat,
+    Timestamp,
+};
 use imgroups_proto::pb;
 use imgroups_proto::pbjson_types;
 use tonic::metadata::{MetadataMap, MetadataValue};
@@ -25,6 +28,7 @@ pub(crate) fn code_of(kind: ErrorKind) -> WireCode {
         ErrorKind::TokenBlocked => (Code::Unauthenticated, "tokenBlocked", false),
         ErrorKind::InvalidArgument => (Code::InvalidArgument, "invalidArgument", false),
         ErrorKind::ChatNotFound => (Code::NotFound, "chatNotFound", false),
+        ErrorKind::MessageNotFound => (Code::NotFound, "messageNotFound", false),
         ErrorKind::AddressNotFound => (Code::NotFound, "addressNotFound", false),
         ErrorKind::GroupIconNotFound => (Code::NotFound, "groupIconNotFound", false),
         ErrorKind::OperationNotSupported => {
@@ -260,18 +264,125 @@ pub(crate) fn chat(c: &Chat) -> pb::Chat {
 }
 
 pub(crate) fn message(m: &Message) -> pb::Message {
+    let unsent = m.is_unsent();
     pb::Message {
         guid: m.guid.clone(),
         content: Some(pb::MessageContent {
-            text: Some(m.text.clone()),
+            // An unsent message keeps its place, not its words.
+            text: (!unsent).then(|| m.text.clone()),
+            formatting: m.formatting.iter().map(text_format).collect(),
+            expressive_send_style_id: m.effect_id.clone(),
             ..Default::default()
         }),
         subject: m.subject.clone(),
         date_created: Some(timestamp(m.date_created)),
+        date_read: m.date_read.map(timestamp),
+        // Delivery is immediate in the simulated network.
+        date_delivered: m.is_from_me.then(|| timestamp(m.date_created)),
+        date_edited: m.date_edited.map(timestamp),
+        date_retracted: m.date_retracted.map(timestamp),
+        sender: m.sender.as_ref().map(address),
         is_from_me: m.is_from_me,
         is_sent: m.is_sent,
+        is_delivered: true,
+        reply_to_guid: m.reply_to.clone(),
+        reply_target_guid: m.reply_to.clone(),
+        thread_originator_guid: m.reply_to.clone(),
+        applied_reactions: m
+            .reactions
+            .iter()
+            .map(|r| applied_reaction(&m.guid, r))
+            .collect(),
+        chat_guids: m.chat_guid.iter().map(ToString::to_string).collect(),
         ..Default::default()
     }
+}
+
+fn text_format(f: &TextFormat) -> pb::TextFormat {
+    pb::TextFormat {
+        r#type: f.style.clone(),
+        start: i32::try_from(f.start).unwrap_or(i32::MAX),
+        length: i32::try_from(f.length).unwrap_or(i32::MAX),
+        effect_name: f.effect_name.clone(),
+    }
+}
+
+/// A formatting range from the wire; negative numbers are refused.
+pub(crate) fn text_format_in(f: pb::TextFormat) -> imgroups_core::Result<TextFormat> {
+    let number = |n: i32, what: &str| {
+        u32::try_from(n).map_err(|_| {
+            Error::invalid(format!("formatting {what} {n} is negative"))
+                .with("field", "formatting")
+                .because(imgroups_core::Reason::OutOfRange)
+        })
+    };
+    Ok(TextFormat {
+        start: number(f.start, "start")?,
+        length: number(f.length, "length")?,
+        style: f.r#type,
+        effect_name: f.effect_name.filter(|e| !e.is_empty()),
+    })
+}
+
+pub(crate) fn reaction(r: &Reaction) -> pb::MessageReaction {
+    use pb::MessageReactionKind as K;
+    let (kind, emoji) = match r {
+        Reaction::Love => (K::Love, None),
+        Reaction::Like => (K::Like, None),
+        Reaction::Dislike => (K::Dislike, None),
+        Reaction::Laugh => (K::Laugh, None),
+        Reaction::Emphasize => (K::Emphasize, None),
+        Reaction::Question => (K::Question, None),
+        Reaction::Emoji(emoji) => (K::Emoji, Some(emoji.clone())),
+    };
+    pb::MessageReaction {
+        kind: kind as i32,
+        emoji,
+    }
+}
+
+/// A tapback from the wire: stickers are not served (`operationNotSupported`), an emoji
+/// tapback needs its emoji.
+pub(crate) fn reaction_in(r: Option<pb::MessageReaction>) -> imgroups_core::Result<Reaction> {
+    use pb::MessageReactionKind as K;
+    let r = r.ok_or_else(|| Error::invalid("reaction is required").with("field", "reaction"))?;
+    let kind = K::try_from(r.kind).map_err(|_| {
+        Error::invalid(format!("unknown reaction kind {}", r.kind)).with("field", "reaction.kind")
+    })?;
+    Ok(match kind {
+        K::Love => Reaction::Love,
+        K::Like => Reaction::Like,
+        K::Dislike => Reaction::Dislike,
+        K::Laugh => Reaction::Laugh,
+        K::Emphasize => Reaction::Emphasize,
+        K::Question => Reaction::Question,
+        K::Emoji => Reaction::Emoji(r.emoji.unwrap_or_default()),
+        K::Sticker => {
+            return Err(Error::not_supported(
+                "sticker tapbacks are not supported by this server: use placeSticker",
+            )
+            .with("field", "reaction.kind"))
+        }
+    })
+}
+
+fn applied_reaction(guid: &str, r: &AppliedReaction) -> pb::MessageAppliedReaction {
+    pb::MessageAppliedReaction {
+        message_guid: guid.to_owned(),
+        target_part_index: None,
+        reaction: Some(reaction(&r.reaction)),
+        sender: (!r.is_from_me).then(|| address(&r.sender)),
+        is_from_me: r.is_from_me,
+        date_created: Some(timestamp(r.date_created)),
+    }
+}
+
+/// An event in the wire form of its family.
+pub(crate) enum Payload {
+    Group(pb::GroupChangeEvent),
+    /// Boxed: a message event carries a whole message.
+    Message(Box<pb::MessageChangeEvent>),
+    Chat(pb::ChatChangeEvent),
 }
 
 pub(crate) fn group_event(e: &Event) -> pb::GroupChangeEvent {
@@ -279,45 +390,162 @@ pub(crate) fn group_event(e: &Event) -> pb::GroupChangeEvent {
 }
 
 /// [`group_event`] for an event that is not needed afterwards: its strings move instead of
-/// being copied (catch-up sends a million of these).
+/// being copied (catch-up sends a million of these). Only group events reach group streams;
+/// another kind would come out with no change.
 pub(crate) fn group_event_owned(e: Event) -> pb::GroupChangeEvent {
-    use pb::group_change_event::Change as C;
-    let change = match e.change {
-        Change::DisplayNameChanged { display_name } => {
-            C::DisplayNameChanged(pb::GroupDisplayNameChanged { display_name })
+    match payload_owned(e) {
+        Payload::Group(g) => g,
+        Payload::Message(m) => {
+            let m = *m;
+            pb::GroupChangeEvent {
+                chat_guid: m.chat_guid,
+                occurred_at: m.occurred_at,
+                actor: m.actor,
+                is_from_me: m.is_from_me,
+                change: None,
+            }
         }
-        Change::ParticipantAdded { participant } => {
-            C::ParticipantAdded(pb::GroupParticipantAdded {
-                participant: Some(address_owned(participant)),
-            })
-        }
-        Change::ParticipantRemoved { participant } => {
-            C::ParticipantRemoved(pb::GroupParticipantRemoved {
-                participant: Some(address_owned(participant)),
-            })
-        }
-        Change::ParticipantLeft { participant } => C::ParticipantLeft(pb::GroupParticipantLeft {
-            participant: Some(address_owned(participant)),
-        }),
-        Change::IconChanged => C::IconChanged(pb::GroupIconChanged {}),
-        Change::IconRemoved => C::IconRemoved(pb::GroupIconRemoved {}),
-    };
-    pb::GroupChangeEvent {
-        chat_guid: String::from(&e.chat_guid),
-        occurred_at: Some(timestamp(e.occurred_at)),
-        actor: e.actor.map(address_owned),
-        is_from_me: e.is_from_me,
-        change: Some(change),
+        Payload::Chat(c) => pb::GroupChangeEvent {
+            chat_guid: c.chat_guid,
+            occurred_at: c.occurred_at,
+            actor: c.actor,
+            is_from_me: c.is_from_me,
+            change: None,
+        },
     }
 }
 
-/// A group event as HTTP consumers (SSE, webhooks) receive it: the proto3 JSON of
-/// `GroupChangeEvent`, plus `sequence` (a JSON number) and `type: "group.changed"`. The
-/// official SDK's `parseGroupChangeEvent(json, json.sequence)` accepts it as is.
-pub(crate) fn group_event_json(e: &Event) -> serde_json::Result<serde_json::Value> {
-    let mut value = serde_json::to_value(group_event(e))?;
+/// Any event in the wire form of its family, its strings moved.
+pub(crate) fn payload_owned(e: Event) -> Payload {
+    use pb::group_change_event::Change as G;
+    use pb::message_change_event::Change as M;
+    /// The change in its family's form, before the envelope is built (so that the
+    /// envelope's strings move rather than being copied).
+    enum Family {
+        Group(G),
+        Message(Box<M>),
+        Chat(pb::chat_change_event::Change),
+    }
+    let group = Family::Group;
+    let message = |m: M| Family::Message(Box::new(m));
+    let family = match e.change {
+        Change::DisplayNameChanged { display_name } => {
+            group(G::DisplayNameChanged(pb::GroupDisplayNameChanged {
+                display_name,
+            }))
+        }
+        Change::ParticipantAdded { participant } => {
+            group(G::ParticipantAdded(pb::GroupParticipantAdded {
+                participant: Some(address_owned(participant)),
+            }))
+        }
+        Change::ParticipantRemoved { participant } => {
+            group(G::ParticipantRemoved(pb::GroupParticipantRemoved {
+                participant: Some(address_owned(participant)),
+            }))
+        }
+        Change::ParticipantLeft { participant } => {
+            group(G::ParticipantLeft(pb::GroupParticipantLeft {
+                participant: Some(address_owned(participant)),
+            }))
+        }
+        Change::IconChanged => group(G::IconChanged(pb::GroupIconChanged {})),
+        Change::IconRemoved => group(G::IconRemoved(pb::GroupIconRemoved {})),
+        Change::MessageReceived { message: m } => {
+            message(M::MessageReceived(pb::MessageReceived {
+                message: Some(self::message(&m)),
+            }))
+        }
+        Change::MessageEdited {
+            message_guid,
+            text,
+            formatting,
+            edited_at,
+        } => message(M::MessageEdited(pb::MessageEdited {
+            message_guid,
+            content: Some(pb::MessageContent {
+                text: Some(text),
+                formatting: formatting.iter().map(text_format).collect(),
+                ..Default::default()
+            }),
+            edited_at: Some(timestamp(edited_at)),
+        })),
+        Change::MessageUnsent {
+            message_guid,
+            retracted_at,
+        } => message(M::MessageUnsent(pb::MessageUnsent {
+            message_guid,
+            retracted_at: Some(timestamp(retracted_at)),
+        })),
+        Change::ReactionAdded {
+            message_guid,
+            reaction: r,
+        } => message(M::ReactionAdded(pb::MessageReactionAdded {
+            message_guid,
+            target_part_index: None,
+            reaction: Some(reaction(&r)),
+        })),
+        Change::ReactionRemoved {
+            message_guid,
+            reaction: r,
+        } => message(M::ReactionRemoved(pb::MessageReactionRemoved {
+            message_guid,
+            target_part_index: None,
+            reaction: Some(reaction(&r)),
+        })),
+        Change::MessageRead {
+            message_guid,
+            read_at,
+        } => message(M::MessageRead(pb::MessageRead {
+            message_guid,
+            read_at: Some(timestamp(read_at)),
+        })),
+        Change::ChatMarkedRead => Family::Chat(pb::chat_change_event::Change::MarkedRead(
+            pb::ChatMarkedRead {},
+        )),
+    };
+    let chat_guid = String::from(&e.chat_guid);
+    let occurred_at = Some(timestamp(e.occurred_at));
+    let actor = e.actor.map(address_owned);
+    let is_from_me = e.is_from_me;
+    match family {
+        Family::Group(change) => Payload::Group(pb::GroupChangeEvent {
+            chat_guid,
+            occurred_at,
+            actor,
+            is_from_me,
+            change: Some(change),
+        }),
+        Family::Message(change) => Payload::Message(Box::new(pb::MessageChangeEvent {
+            chat_guid,
+            occurred_at,
+            actor,
+            is_from_me,
+            change: Some(*change),
+        })),
+        Family::Chat(change) => Payload::Chat(pb::ChatChangeEvent {
+            chat_guid,
+            occurred_at,
+            actor,
+            is_from_me,
+            change: Some(change),
+        }),
+    }
+}
+
+/// An event as HTTP consumers (SSE, webhooks) and the console receive it: the proto3 JSON of
+/// its family's message (`GroupChangeEvent`, `MessageChangeEvent`, `ChatChangeEvent`), plus
+/// `sequence` (a JSON number) and `type` (`group.changed`, `message.received`, …). The
+/// official SDK's parsers (`parseGroupChangeEvent(json, json.sequence)`, …) accept it as is.
+pub(crate) fn event_json(e: &Event) -> serde_json::Result<serde_json::Value> {
+    let kind = e.change.event_type();
+    let mut value = match payload_owned(e.clone()) {
+        Payload::Group(g) => serde_json::to_value(g)?,
+        Payload::Message(m) => serde_json::to_value(m)?,
+        Payload::Chat(c) => serde_json::to_value(c)?,
+    };
     if let serde_json::Value::Object(map) = &mut value {
-        map.insert("type".into(), "group.changed".into());
+        map.insert("type".into(), kind.into());
         map.insert("sequence".into(), e.sequence.into());
     }
     Ok(value)
@@ -339,6 +567,7 @@ pub(crate) const FAULT_CODES: &[(&str, ErrorKind)] = &[
     ("tokenBlocked", ErrorKind::TokenBlocked),
     ("invalidArgument", ErrorKind::InvalidArgument),
     ("chatNotFound", ErrorKind::ChatNotFound),
+    ("messageNotFound", ErrorKind::MessageNotFound),
     ("addressNotFound", ErrorKind::AddressNotFound),
     ("groupIconNotFound", ErrorKind::GroupIconNotFound),
     ("operationNotSupported", ErrorKind::OperationNotSupported),

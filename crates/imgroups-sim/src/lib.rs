@@ -18,7 +18,7 @@
 
 use imgroups_core::engine::address_not_found;
 use imgroups_core::port::{Action, Backend, GroupIdentity, Store, Tx};
-use imgroups_core::{AccountId, Address, Command, Engine, Result};
+use imgroups_core::{AccountId, Address, Command, Engine, Outcome, Result};
 use rand::Rng;
 
 /// The simulated network.
@@ -61,12 +61,13 @@ pub async fn set_unreachable(
     store.set_unreachable(address, unreachable).await
 }
 
-/// `puppet`, a person in the simulated network, makes the group change `command` (built with
-/// [`Command`]'s constructors, which validate it). The same rules hold as for an account: a
-/// non-member gets `chatNotFound`, a too-small group `preconditionFailed`, and so on. Every
-/// account in the group sees the change with `actor` = `puppet` (and `isFromMe` false, unless
-/// the puppet is itself one of the accounts). Returns once the change is durable.
-pub async fn act(engine: &Engine, puppet: &Address, command: Command) -> Result<()> {
+/// `puppet`, a person in the simulated network, makes the group change or says or does in a
+/// chat what `command` says (built with [`Command`]'s constructors, which validate it). The
+/// same rules hold as for an account: a non-member gets `chatNotFound`, a too-small group
+/// `preconditionFailed`, and so on. Every account in the chat sees it with `actor` = `puppet`
+/// (and `isFromMe` false, unless the puppet is itself one of the accounts). Returns once it is
+/// durable, with what an account's write would answer (the message sent, …).
+pub async fn act(engine: &Engine, puppet: &Address, command: Command) -> Result<Outcome> {
     engine.act_as(puppet, command).await
 }
 

@@ -32,13 +32,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use imgroups_core::port::{
-    AccountInfo, Accounts, Fault, Faults, GroupRow, Hooks, Log, LogBounds, NewFault, Notices,
-    ReadFn, Reader, Store, TokenInfo, TokenRef, Webhook, WebhookUrl, Work,
+    AccountInfo, Accounts, Fault, Faults, GroupRow, Hooks, Log, LogBounds, MessageQuery, NewFault,
+    Notices, ReadFn, Reader, Store, TokenInfo, TokenRef, Webhook, WebhookUrl, Work,
 };
 use imgroups_core::tokens::TokenCache;
 use imgroups_core::{
-    AccountId, Address, Error, Event, FaultId, GroupKey, Outcome, Result, Timestamp, TokenId,
-    WebhookId,
+    AccountId, Address, Error, Event, FaultId, GroupKey, Message, Outcome, Result, Timestamp,
+    TokenId, WebhookId,
 };
 use tokio::runtime::{Handle, Runtime};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -371,6 +371,18 @@ impl Reader for Snapshot {
     }
     fn observer_cursor(&mut self, source: &str) -> Result<Option<String>> {
         sql::observer_cursor(self, source)
+    }
+
+    fn message(&mut self, account: AccountId, guid: &str) -> Result<Option<(u64, Message)>> {
+        sql::message(self, account, guid)
+    }
+
+    fn list_messages(
+        &mut self,
+        account: AccountId,
+        query: &MessageQuery,
+    ) -> Result<Vec<(u64, Message)>> {
+        sql::list_messages(self, account, query)
     }
 }
 

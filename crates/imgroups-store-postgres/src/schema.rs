@@ -153,6 +153,34 @@ CREATE TABLE observed (
     PRIMARY KEY (source, id)
 );
 "#,
+    // Messages: every account keeps its own copy of each message it received or sent, at a
+    // place in its order (the sequence of the event that delivered it). `body` is the
+    // engine's JSON of the message; the other columns are what listings filter on. The first
+    // table of messages held only the first messages of `chats.create`, with no place: they
+    // move over below their account's other messages.
+    r#"
+CREATE TABLE chat_messages (
+    account_id bigint  NOT NULL,
+    place      bigint  NOT NULL,
+    guid       text    NOT NULL,
+    chat_guid  text    NOT NULL,
+    created_at bigint  NOT NULL,
+    is_from_me boolean NOT NULL,
+    is_read    boolean NOT NULL,
+    body       text    NOT NULL,
+    PRIMARY KEY (account_id, place)
+);
+CREATE UNIQUE INDEX chat_messages_by_guid ON chat_messages (account_id, guid);
+CREATE INDEX chat_messages_by_chat ON chat_messages (account_id, chat_guid, place);
+INSERT INTO chat_messages (account_id, place, guid, chat_guid, created_at, is_from_me, is_read, body)
+    SELECT account_id, -row_number() OVER (PARTITION BY account_id ORDER BY created_at, guid),
+           guid, chat_guid, created_at, true, true,
+           json_build_object('guid', guid, 'text', text, 'subject', subject,
+                             'date_created', created_at, 'is_from_me', true,
+                             'is_sent', true)::text
+    FROM messages;
+DROP TABLE messages;
+"#,
 ];
 
 /// Brings the database up to this binary's schema, or refuses one that is newer.

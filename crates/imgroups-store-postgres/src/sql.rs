@@ -3,8 +3,10 @@
 //! and a read snapshot both implement (synchronously: the engine's port is synchronous).
 
 use imgroups_core::port::tx::stored;
-use imgroups_core::port::GroupRow;
-use imgroups_core::{AccountId, Address, ChatGuid, Error, Event, GroupKey, Result, Timestamp};
+use imgroups_core::port::{GroupRow, MessageQuery};
+use imgroups_core::{
+    AccountId, Address, ChatGuid, Error, Event, GroupKey, Message, Result, Timestamp,
+};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
@@ -170,6 +172,81 @@ pub(crate) fn count_direct_chats(q: &mut impl Query, account: AccountId) -> Resu
     )?
     .map(|row| row.get::<_, i64>(0).max(0) as u64)
     .unwrap_or(0))
+}
+
+fn message_from_row(row: &Row) -> Result<(u64, Message)> {
+    let place: i64 = row.get(0);
+    let body: String = row.get(1);
+    let message = stored::decode_message(&body).ok_or_else(|| {
+        tracing::error!(place, "a stored message that does not decode");
+        Error::internal()
+    })?;
+    // Messages moved over from before places existed sit below 0: first in no page but last.
+    Ok((place.max(0) as u64, message))
+}
+
+pub(crate) fn message(
+    q: &mut impl Query,
+    account: AccountId,
+    guid: &str,
+) -> Result<Option<(u64, Message)>> {
+    q.row(
+        "SELECT place, body FROM chat_messages WHERE account_id = $1 AND guid = $2",
+        &[&account.0, &guid],
+    )?
+    .as_ref()
+    .map(message_from_row)
+    .transpose()
+}
+
+pub(crate) fn list_messages(
+    q: &mut impl Query,
+    account: AccountId,
+    query: &MessageQuery,
+) -> Result<Vec<(u64, Message)>> {
+    let chat = query.chat.as_ref().map(ToString::to_string);
+    let below = query.below.map(|p| p as i64);
+    let before = query.created_before.map(|t| t.0);
+    let after = query.created_after.map(|t| t.0);
+    let limit = query.limit as i64;
+    let params: Params<'_> = &[
+        &account.0,
+        &chat,
+        &below,
+        &query.is_from_me,
+        &query.is_read,
+        &before,
+        &after,
+        &limit,
+    ];
+    // Two statements, so that each has an index that serves its order: the chat's, or the
+    // primary key.
+    let rows = if chat.is_some() {
+        q.rows(
+            "SELECT place, body FROM chat_messages
+             WHERE account_id = $1 AND chat_guid = $2::text
+               AND ($3::bigint IS NULL OR place < $3)
+               AND ($4::boolean IS NULL OR is_from_me = $4)
+               AND ($5::boolean IS NULL OR is_read = $5)
+               AND ($6::bigint IS NULL OR created_at < $6)
+               AND ($7::bigint IS NULL OR created_at >= $7)
+             ORDER BY place DESC LIMIT $8",
+            params,
+        )?
+    } else {
+        q.rows(
+            "SELECT place, body FROM chat_messages
+             WHERE account_id = $1 AND $2::text IS NULL
+               AND ($3::bigint IS NULL OR place < $3)
+               AND ($4::boolean IS NULL OR is_from_me = $4)
+               AND ($5::boolean IS NULL OR is_read = $5)
+               AND ($6::bigint IS NULL OR created_at < $6)
+               AND ($7::bigint IS NULL OR created_at >= $7)
+             ORDER BY place DESC LIMIT $8",
+            params,
+        )?
+    };
+    rows.iter().map(message_from_row).collect()
 }
 
 pub(crate) fn observer_cursor(q: &mut impl Query, source: &str) -> Result<Option<String>> {

@@ -27,9 +27,11 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use imgroups_core::port::tx::stored;
-use imgroups_core::port::{GroupRow, KeyScope, NewEvent, Notice, Reader, Recorded, Tx, Work};
+use imgroups_core::port::{
+    GroupRow, KeyScope, MessageQuery, NewEvent, Notice, Reader, Recorded, Tx, Work,
+};
 use imgroups_core::{
-    AccountId, Address, ChatGuid, Error, ErrorKind, GroupKey, Message, Outcome, Result, Timestamp,
+    AccountId, Address, Error, ErrorKind, GroupKey, Message, Outcome, Result, Timestamp,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::types::ToSql;
@@ -340,6 +342,18 @@ impl Reader for PgTx<'_> {
         // Goes out after the pending writes, so it sees a cursor this batch set.
         sql::observer_cursor(self, source)
     }
+
+    fn message(&mut self, account: AccountId, guid: &str) -> Result<Option<(u64, Message)>> {
+        sql::message(self, account, guid)
+    }
+
+    fn list_messages(
+        &mut self,
+        account: AccountId,
+        query: &MessageQuery,
+    ) -> Result<Vec<(u64, Message)>> {
+        sql::list_messages(self, account, query)
+    }
 }
 
 impl Tx for PgTx<'_> {
@@ -493,22 +507,27 @@ impl Tx for PgTx<'_> {
         Ok(())
     }
 
-    fn insert_message(
-        &mut self,
-        account: AccountId,
-        chat: &ChatGuid,
-        message: &Message,
-    ) -> Result<()> {
+    fn put_message(&mut self, account: AccountId, place: u64, message: &Message) -> Result<()> {
+        let chat = message
+            .chat_guid
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default();
         self.write(
-            "INSERT INTO messages (guid, account_id, chat_guid, text, subject, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO chat_messages
+                 (account_id, place, guid, chat_guid, created_at, is_from_me, is_read, body)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (account_id, guid) DO UPDATE SET
+                 is_read = excluded.is_read, body = excluded.body",
             vec![
-                Box::new(message.guid.clone()),
                 Box::new(account.0),
-                Box::new(chat.to_string()),
-                Box::new(message.text.clone()),
-                Box::new(message.subject.clone()),
+                Box::new(place as i64),
+                Box::new(message.guid.clone()),
+                Box::new(chat),
                 Box::new(message.date_created.0),
+                Box::new(message.is_from_me),
+                Box::new(message.is_read()),
+                Box::new(stored::encode_message(message)),
             ],
         );
         Ok(())
@@ -558,7 +577,7 @@ impl Tx for PgTx<'_> {
             is_from_me: event.is_from_me,
             actor: event.actor.map(|a| a.as_str().to_owned()),
             kind,
-            value: value.map(str::to_owned),
+            value: value.map(std::borrow::Cow::into_owned),
         });
         Ok(seq as u64)
     }

@@ -2,7 +2,9 @@
 //! idempotency records, retention, and reads of the event log.
 
 use imgroups_core::port::tx::stored;
-use imgroups_core::port::{GroupRow, KeyScope, LogBounds, NewEvent, Reader, Recorded, Tx};
+use imgroups_core::port::{
+    GroupRow, KeyScope, LogBounds, MessageQuery, NewEvent, Reader, Recorded, Tx,
+};
 use imgroups_core::{
     AccountId, Address, Change, ChatGuid, Error, Event, GroupKey, Message, Result, Timestamp,
 };
@@ -358,6 +360,64 @@ impl Reader for Db<'_> {
             .and_then(|mut s| s.query_row([source], |r| r.get(0)).optional())
             .db()
     }
+
+    fn message(&mut self, account: AccountId, guid: &str) -> Result<Option<(u64, Message)>> {
+        self.conn
+            .prepare_cached(
+                "SELECT place, body FROM chat_messages WHERE account_id = ?1 AND guid = ?2",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![account.0, guid], message_from_row)
+                    .optional()
+            })
+            .db()
+    }
+
+    fn list_messages(
+        &mut self,
+        account: AccountId,
+        query: &MessageQuery,
+    ) -> Result<Vec<(u64, Message)>> {
+        // Two statements, so that each has an index that serves its order: the chat's, or the
+        // account's own (the primary key).
+        let filters = "AND (?3 IS NULL OR place < ?3)
+             AND (?4 IS NULL OR is_from_me = ?4)
+             AND (?5 IS NULL OR is_read = ?5)
+             AND (?6 IS NULL OR created_at < ?6)
+             AND (?7 IS NULL OR created_at >= ?7)
+             ORDER BY place DESC LIMIT ?8";
+        let sql = if query.chat.is_some() {
+            format!("SELECT place, body FROM chat_messages WHERE account_id = ?1 AND chat_guid = ?2 {filters}")
+        } else {
+            format!("SELECT place, body FROM chat_messages WHERE account_id = ?1 AND ?2 IS NULL {filters}")
+        };
+        let mut stmt = self.conn.prepare_cached(&sql).db()?;
+        let rows = stmt
+            .query_map(
+                params![
+                    account.0,
+                    query.chat.as_ref().map(ToString::to_string),
+                    query.below.map(|p| p as i64),
+                    query.is_from_me,
+                    query.is_read,
+                    query.created_before.map(|t| t.0),
+                    query.created_after.map(|t| t.0),
+                    query.limit as i64,
+                ],
+                message_from_row,
+            )
+            .db()?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().db()
+    }
+}
+
+fn message_from_row(row: &Row<'_>) -> rusqlite::Result<(u64, Message)> {
+    let place: i64 = row.get(0)?;
+    let body = row.get_ref(1)?.as_str()?;
+    let message = stored::decode_message(body).ok_or_else(|| {
+        rusqlite::Error::InvalidColumnType(1, "body".into(), rusqlite::types::Type::Text)
+    })?;
+    Ok((place as u64, message))
 }
 
 impl Db<'_> {
@@ -586,26 +646,31 @@ impl Tx for Db<'_> {
             .map(drop)
     }
 
-    fn insert_message(
-        &mut self,
-        account: AccountId,
-        chat: &ChatGuid,
-        message: &Message,
-    ) -> Result<()> {
+    fn put_message(&mut self, account: AccountId, place: u64, message: &Message) -> Result<()> {
         self.wrote = true;
+        let chat = message
+            .chat_guid
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default();
         self.conn
             .prepare_cached(
-                "INSERT INTO messages (guid, account_id, chat_guid, text, subject, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO chat_messages
+                     (account_id, place, guid, chat_guid, created_at, is_from_me, is_read, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (account_id, guid) DO UPDATE SET
+                     is_read = excluded.is_read, body = excluded.body",
             )
             .and_then(|mut s| {
                 s.execute(params![
-                    message.guid,
                     account.0,
-                    chat.to_string(),
-                    message.text,
-                    message.subject,
-                    message.date_created.0
+                    place as i64,
+                    message.guid,
+                    chat,
+                    message.date_created.0,
+                    message.is_from_me,
+                    message.is_read(),
+                    stored::encode_message(message),
                 ])
             })
             .db()

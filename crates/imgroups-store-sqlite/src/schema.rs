@@ -136,6 +136,33 @@ CREATE TABLE observed (
     PRIMARY KEY (source, id)
 ) WITHOUT ROWID;
 "#,
+    // Messages: every account keeps its own copy of each message it received or sent, at a
+    // place in its order (the sequence of the event that delivered it). `body` is the
+    // engine's JSON of the message; the other columns are what listings filter on. The first
+    // table of messages held only the first messages of `chats.create`, with no place: they
+    // move over below their account's other messages.
+    r#"
+CREATE TABLE chat_messages (
+    account_id INTEGER NOT NULL,
+    place      INTEGER NOT NULL,
+    guid       TEXT    NOT NULL,
+    chat_guid  TEXT    NOT NULL,
+    created_at INTEGER NOT NULL,
+    is_from_me INTEGER NOT NULL,
+    is_read    INTEGER NOT NULL,
+    body       TEXT    NOT NULL,
+    PRIMARY KEY (account_id, place)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX chat_messages_by_guid ON chat_messages(account_id, guid);
+CREATE INDEX chat_messages_by_chat ON chat_messages(account_id, chat_guid, place);
+INSERT INTO chat_messages (account_id, place, guid, chat_guid, created_at, is_from_me, is_read, body)
+    SELECT account_id, -rowid, guid, chat_guid, created_at, 1, 1,
+           json_object('guid', guid, 'text', text, 'subject', subject,
+                       'date_created', created_at, 'is_from_me', json('true'),
+                       'is_sent', json('true'))
+    FROM messages;
+DROP TABLE messages;
+"#,
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

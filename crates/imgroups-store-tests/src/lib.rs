@@ -454,6 +454,7 @@ fn run(fixture: &dyn Fixture, ops: Vec<(Op, Option<u8>)>) -> Result<(), TestCase
             let puppet = Address::from_trusted(actor.to_owned());
             let got = rt
                 .block_on(imgroups_sim::act(&groups, &puppet, cmd))
+                .map(drop)
                 .map_err(|e| e.kind);
             let expected = model.apply(&op);
             prop_assert_eq!(got, expected, "puppet {:?}", op);

@@ -3,6 +3,7 @@
 //! log, a [`Backend`] for the iMessage side. A write reads api → engine → store port; the
 //! store runs the engine's unit of work inside its transaction and never sees a rule.
 
+pub mod messages;
 mod observe;
 pub mod rules;
 
@@ -12,7 +13,7 @@ use std::time::Duration;
 use crate::command::Command;
 use crate::error::Result;
 use crate::idempotency::{self, Keyed};
-use crate::model::{AccountId, Chat, Outcome, Timestamp};
+use crate::model::{AccountId, Chat, Message, Outcome, Timestamp};
 use crate::port::store::{self, Store};
 use crate::port::Backend;
 
@@ -98,20 +99,34 @@ impl Engine {
     }
 
     /// `person`, someone in a simulated network who need not be an account (a *puppet*),
-    /// makes the group change `command` under the same rules as an account; every account in
-    /// the group sees it with `person` as actor. Refused on a backend that observes a real
-    /// network (there, people change groups on their devices), and for chat creation.
-    pub async fn act_as(&self, person: &crate::ids::Address, command: Command) -> Result<()> {
+    /// makes the group change or says or does in a chat what `command` says, under the same
+    /// rules as an account; every account in the chat sees it with `person` as actor. Refused
+    /// on a backend that observes a real network (there, people act on their devices), and
+    /// for chat creation. Answers what an account's write would (the message sent, …).
+    pub async fn act_as(&self, person: &crate::ids::Address, command: Command) -> Result<Outcome> {
         if self.backend.observer().is_some() {
             return Err(crate::Error::not_supported(
                 "puppets exist only in the simulator: on a real network, people change groups \
                  on their own devices",
             ));
         }
-        let Command::Group { chat, mutation } = command else {
-            return Err(crate::Error::not_supported(
-                "a simulated person can change groups, not create chats",
-            ));
+        let (chat, mutation) = match command {
+            Command::Group { chat, mutation } => (chat, mutation),
+            Command::Message { chat, op } => {
+                let backend = self.backend.clone();
+                let person = person.clone();
+                return self
+                    .store
+                    .write(Box::new(move |tx| {
+                        messages::execute(tx, &*backend, &person, &chat, &op)
+                    }))
+                    .await;
+            }
+            Command::CreateChat { .. } => {
+                return Err(crate::Error::not_supported(
+                    "a simulated person can change groups and talk, not create chats",
+                ))
+            }
         };
         let observed = Observed {
             chat,
@@ -119,7 +134,29 @@ impl Engine {
             occurred_at: None,
             mutation,
         };
-        self.ingest(observed, Rules::Enforce).await
+        self.ingest(observed, Rules::Enforce).await?;
+        Ok(Outcome::Empty)
+    }
+
+    /// The account's copy of message `guid` (`messageNotFound` if it has none).
+    pub async fn get_message(&self, account: AccountId, guid: String) -> Result<Message> {
+        store::read(&*self.store, move |r| {
+            messages::query::get_message(r, account, &guid)
+        })
+        .await
+    }
+
+    /// One page of the account's messages in `chat` (or in every chat), newest first.
+    pub async fn list_messages(
+        &self,
+        account: AccountId,
+        chat: Option<String>,
+        listing: messages::query::Listing,
+    ) -> Result<messages::query::Page> {
+        store::read(&*self.store, move |r| {
+            messages::query::list(r, account, chat.as_deref(), &listing)
+        })
+        .await
     }
 
     pub async fn get_chat(&self, account: AccountId, chat: String) -> Result<Chat> {

@@ -137,7 +137,8 @@ impl Engine {
                     Ok(Outcome::Empty)
                 }
             },
-            Command::CreateChat { .. } => Err(Error::internal()),
+            // `decide` refuses these before anything is carried out.
+            Command::CreateChat { .. } | Command::Message { .. } => Err(Error::internal()),
         }
     }
 }

@@ -17,7 +17,7 @@ use std::borrow::Cow;
 use crate::command::{Command, Mutation, MAX_GROUP_MEMBERS};
 use crate::error::{Error, ErrorKind, Reason, Result};
 use crate::ids::{Address, ChatGuid, ChatKind};
-use crate::model::{AccountId, Change, Chat, InitialMessage, Message, Outcome, Timestamp};
+use crate::model::{AccountId, Change, Chat, InitialMessage, Outcome, Timestamp};
 use crate::port::backend::{Action, Backend};
 use crate::port::tx::{GroupRow, NewEvent, Reader, Tx};
 
@@ -87,6 +87,7 @@ pub fn execute(
         Command::CreateChat { addresses, message } => {
             create_chat(tx, backend, account, &me, now, addresses, message.as_ref())
         }
+        Command::Message { chat, op } => super::messages::execute(tx, backend, &me, chat, op),
     }
 }
 
@@ -124,6 +125,9 @@ pub fn decide(
         }
         Command::CreateChat { .. } => Err(Error::not_supported(
             "creating chats is not supported on this backend: create the group in Messages",
+        )),
+        Command::Message { .. } => Err(Error::not_supported(
+            "messages are not served on this backend yet: only group changes are",
         )),
     }
 }
@@ -405,18 +409,18 @@ fn create_chat(
             None => new_group(tx, backend, me, now, addresses)?,
         }
     };
+    // The first message is a message like any other: every member receives it.
     let message = match message {
         Some(initial) => {
-            let message = Message {
-                guid: uuid::Uuid::new_v4().to_string().to_uppercase(),
+            let new = crate::command::NewMessage {
                 text: initial.text.clone(),
                 subject: initial.subject.clone(),
-                date_created: now,
-                is_from_me: true,
-                is_sent: true,
+                effect_id: initial.effect_id.clone(),
+                reply_to: None,
+                formatting: Vec::new(),
             };
-            tx.insert_message(account, &chat.guid, &message)?;
-            Some(message)
+            let sent = super::messages::send_new(tx, backend, me, &chat.guid, &new)?;
+            Some(Box::new(sent))
         }
         None => None,
     };
@@ -535,7 +539,7 @@ fn record(
 }
 
 /// The group behind `chat` with its members, if `me` can see it.
-fn visible_group<R: Reader + ?Sized>(
+pub(crate) fn visible_group<R: Reader + ?Sized>(
     r: &mut R,
     me: &Address,
     chat: &ChatGuid,

@@ -21,4 +21,4 @@ pub use store::{
     AccountInfo, Accounts, Fault, Faults, Hooks, Log, LogBounds, NewFault, Notice, Notices, ReadFn,
     Store, TokenInfo, TokenRef, Webhook, WebhookUrl, Work,
 };
-pub use tx::{GroupRow, KeyScope, NewEvent, Reader, Recorded, Tx};
+pub use tx::{GroupRow, KeyScope, MessageQuery, NewEvent, Reader, Recorded, Tx};

@@ -74,6 +74,32 @@ pub trait Reader {
     /// A backend's saved position in the source it observes (e.g. its chat.db cursor), as
     /// the backend wrote it with [`Tx::set_observer_cursor`]; `None` before the first.
     fn observer_cursor(&mut self, source: &str) -> Result<Option<String>>;
+    /// The account's copy of message `guid`, with its place in the account's order.
+    fn message(&mut self, account: AccountId, guid: &str) -> Result<Option<(u64, Message)>>;
+    /// The account's messages matching `query`, newest (highest place) first.
+    fn list_messages(
+        &mut self,
+        account: AccountId,
+        query: &MessageQuery,
+    ) -> Result<Vec<(u64, Message)>>;
+}
+
+/// Which of an account's messages to list ([`Reader::list_messages`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MessageQuery {
+    /// Only this chat (as the account sees it); `None`: every chat.
+    pub chat: Option<ChatGuid>,
+    /// Only places below this one (the page token's position).
+    pub below: Option<u64>,
+    /// At most this many.
+    pub limit: usize,
+    pub is_from_me: Option<bool>,
+    /// Read means: from me, or read by me ([`Message::is_read`]).
+    pub is_read: Option<bool>,
+    /// Only messages created strictly before this time.
+    pub created_before: Option<Timestamp>,
+    /// Only messages created at or after this time.
+    pub created_after: Option<Timestamp>,
 }
 
 /// One write transaction.
@@ -103,12 +129,11 @@ pub trait Tx: Reader {
         address: &Address,
         now: Timestamp,
     ) -> Result<()>;
-    fn insert_message(
-        &mut self,
-        account: AccountId,
-        chat: &ChatGuid,
-        message: &Message,
-    ) -> Result<()>;
+    /// Stores the account's copy of `message` (its chat is `message.chat_guid`) at `place`,
+    /// or replaces the copy with the same GUID (keeping its place). Places order an account's
+    /// messages: the engine uses the sequence of the event that delivered the message, so
+    /// they are unique per account and grow in commit order.
+    fn put_message(&mut self, account: AccountId, place: u64, message: &Message) -> Result<()>;
     /// Saves a backend's position in the source it observes. It commits with the
     /// transaction's events or not at all, so a restart resumes exactly after what was
     /// recorded.
@@ -136,10 +161,12 @@ pub trait Tx: Reader {
 }
 
 /// How a [`Change`] is stored: a kind code and an optional value. Stable: every store keeps
-/// these numbers on disk.
+/// these numbers (and the JSON of the message kinds) on disk.
 pub mod stored {
+    use std::borrow::Cow;
+
     use crate::ids::Address;
-    use crate::model::Change;
+    use crate::model::{Change, Message};
 
     const DISPLAY_NAME: i64 = 1;
     const ADDED: i64 = 2;
@@ -147,17 +174,43 @@ pub mod stored {
     const LEFT: i64 = 4;
     const ICON_CHANGED: i64 = 5;
     const ICON_REMOVED: i64 = 6;
+    /// The value is the message's JSON.
+    const MESSAGE_RECEIVED: i64 = 10;
+    /// The value is the change's JSON (`{"MessageEdited":{…}}`, …).
+    const MESSAGE_CHANGE: i64 = 11;
+    const CHAT_MARKED_READ: i64 = 20;
 
     /// `change` as (kind, value).
     #[inline]
-    pub fn encode(change: &Change) -> (i64, Option<&str>) {
+    pub fn encode(change: &Change) -> (i64, Option<Cow<'_, str>>) {
+        let json = |value: serde_json::Result<String>| {
+            // Serialising plain data to a string cannot fail.
+            Some(Cow::Owned(value.unwrap_or_default()))
+        };
         match change {
-            Change::DisplayNameChanged { display_name } => (DISPLAY_NAME, Some(display_name)),
-            Change::ParticipantAdded { participant } => (ADDED, Some(participant.as_str())),
-            Change::ParticipantRemoved { participant } => (REMOVED, Some(participant.as_str())),
-            Change::ParticipantLeft { participant } => (LEFT, Some(participant.as_str())),
+            Change::DisplayNameChanged { display_name } => {
+                (DISPLAY_NAME, Some(Cow::Borrowed(display_name)))
+            }
+            Change::ParticipantAdded { participant } => {
+                (ADDED, Some(Cow::Borrowed(participant.as_str())))
+            }
+            Change::ParticipantRemoved { participant } => {
+                (REMOVED, Some(Cow::Borrowed(participant.as_str())))
+            }
+            Change::ParticipantLeft { participant } => {
+                (LEFT, Some(Cow::Borrowed(participant.as_str())))
+            }
             Change::IconChanged => (ICON_CHANGED, None),
             Change::IconRemoved => (ICON_REMOVED, None),
+            Change::MessageReceived { message } => {
+                (MESSAGE_RECEIVED, json(serde_json::to_string(message)))
+            }
+            Change::MessageEdited { .. }
+            | Change::MessageUnsent { .. }
+            | Change::ReactionAdded { .. }
+            | Change::ReactionRemoved { .. }
+            | Change::MessageRead { .. } => (MESSAGE_CHANGE, json(serde_json::to_string(change))),
+            Change::ChatMarkedRead => (CHAT_MARKED_READ, None),
         }
     }
 
@@ -180,7 +233,69 @@ pub mod stored {
             },
             ICON_CHANGED => Change::IconChanged,
             ICON_REMOVED => Change::IconRemoved,
+            MESSAGE_RECEIVED => Change::MessageReceived {
+                message: Box::new(serde_json::from_str::<Message>(value.as_deref()?).ok()?),
+            },
+            MESSAGE_CHANGE => serde_json::from_str::<Change>(value.as_deref()?).ok()?,
+            CHAT_MARKED_READ => Change::ChatMarkedRead,
             _ => return None,
         })
+    }
+
+    /// A message row's JSON (see [`crate::port::Tx::put_message`]).
+    pub fn encode_message(message: &Message) -> String {
+        serde_json::to_string(message).unwrap_or_default()
+    }
+
+    /// A message row from its JSON; `None` if it is not one.
+    pub fn decode_message(json: &str) -> Option<Message> {
+        serde_json::from_str(json).ok()
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use crate::model::{Reaction, Timestamp};
+
+        #[test]
+        fn every_kind_round_trips() {
+            let message = Message {
+                guid: "A".into(),
+                text: "hi".into(),
+                subject: None,
+                date_created: Timestamp(5),
+                is_from_me: false,
+                is_sent: true,
+                chat_guid: None,
+                sender: Some(Address::from_trusted("a@example.com".into())),
+                effect_id: None,
+                reply_to: None,
+                formatting: vec![],
+                date_read: None,
+                date_edited: None,
+                edits: 0,
+                date_retracted: None,
+                reactions: vec![],
+            };
+            for change in [
+                Change::IconRemoved,
+                Change::MessageReceived {
+                    message: Box::new(message),
+                },
+                Change::ReactionAdded {
+                    message_guid: "A".into(),
+                    reaction: Reaction::Emoji("🎉".into()),
+                },
+                Change::MessageUnsent {
+                    message_guid: "A".into(),
+                    retracted_at: Timestamp(9),
+                },
+                Change::ChatMarkedRead,
+            ] {
+                let (kind, value) = encode(&change);
+                let back = decode(kind, value.map(Cow::into_owned));
+                assert_eq!(back.as_ref(), Some(&change));
+            }
+        }
     }
 }

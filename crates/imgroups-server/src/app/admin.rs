@@ -115,7 +115,7 @@ impl AdminApp {
         let command = Command::create_chat(addresses, None)?;
         let chat = match self.engine.execute(account, None, command).await? {
             Outcome::Created { chat, .. } | Outcome::Chat(chat) => chat,
-            Outcome::Empty => return Err(Error::internal()),
+            Outcome::Empty | Outcome::Message(_) => return Err(Error::internal()),
         };
         let name = name.trim();
         if !name.is_empty() {
@@ -125,16 +125,17 @@ impl AdminApp {
         Ok(chat.guid)
     }
 
-    /// Runs a group change as the account, or as `puppet` (a simulated person) whose change
-    /// the account then sees, under the same rules either way.
+    /// Runs a group change, or says or does something in a chat, as the account, or as
+    /// `puppet` (a simulated person) whom the account then sees act, under the same rules
+    /// either way.
     pub(crate) async fn perform(
         &self,
         account: AccountId,
         puppet: Option<&str>,
         command: Command,
-    ) -> Result<()> {
+    ) -> Result<Outcome> {
         match puppet {
-            None => self.engine.execute(account, None, command).await.map(drop),
+            None => self.engine.execute(account, None, command).await,
             Some(puppet) => {
                 let puppet = Address::parse(puppet).map_err(|e| e.with("field", "puppet"))?;
                 self.engine.act_as(&puppet, command).await

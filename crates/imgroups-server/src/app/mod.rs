@@ -113,6 +113,20 @@ impl App {
         Ok(Some(guid))
     }
 
+    /// The chat a message or chat stream is limited to, checked: `None` for every chat;
+    /// otherwise a chat (group or direct) the caller can see.
+    pub(crate) async fn chat_filter(
+        &self,
+        caller: &Caller,
+        chat: Option<String>,
+    ) -> Result<Option<ChatGuid>> {
+        let Some(chat) = chat.filter(|c| !c.trim().is_empty()) else {
+            return Ok(None);
+        };
+        let chat = self.engine.get_chat(caller.account, chat).await?;
+        Ok(Some(chat.guid))
+    }
+
     /// Registers a webhook for the caller's account.
     ///
     /// The URL must pass the server's egress policy (checked again at every delivery), and an

@@ -14,7 +14,7 @@ use axum::extract::Request;
 use axum::response::Response;
 use bytes::{BufMut, Bytes, BytesMut};
 use futures::Stream;
-use imgroups_core::Event;
+use imgroups_core::{Domain, Event};
 use imgroups_proto::pb;
 use prost::Message;
 use tonic::codec::{Codec, EncodeBuf, Encoder};
@@ -23,7 +23,7 @@ use tonic::Status;
 use super::guard::{self, Admission};
 use super::Grpc;
 use crate::app::Caller;
-use crate::events::{Delivery, Frame};
+use crate::events::{Delivery, Filter, Frame};
 use crate::wire::{self, to_status};
 
 type FrameStream<T> = Pin<Box<dyn Stream<Item = std::result::Result<T, Status>> + Send>>;
@@ -62,14 +62,68 @@ impl EncodedMethod for SubscribeGroupEvents {
             .await
             .map_err(to_status)?;
         grpc.streams
-            .subscribe(&caller.token, caller.account, filter, group_frame_encoded)
+            .subscribe(
+                &caller.token,
+                caller.account,
+                Filter::domain(Domain::Group).in_chat(filter),
+                group_frame_encoded,
+            )
             .await
             .map_err(to_status)
     }
 }
 
-/// Chat events (`ChatService/SubscribeChatEvents`): this server produces none, so the stream
-/// carries heartbeats only, for a chat the caller can see.
+/// Live message events (`MessageService/SubscribeMessageEvents`), of every chat or one.
+pub(crate) struct SubscribeMessageEvents;
+
+impl EncodedMethod for SubscribeMessageEvents {
+    const PATH: &'static str = "/photon.imessage.v1.MessageService/SubscribeMessageEvents";
+    type Request = pb::SubscribeMessageEventsRequest;
+
+    async fn open(
+        grpc: Arc<Grpc>,
+        caller: Caller,
+        req: Self::Request,
+    ) -> std::result::Result<FrameQueue<Bytes>, Status> {
+        let filter = grpc
+            .guard
+            .app
+            .chat_filter(&caller, req.chat_guid)
+            .await
+            .map_err(to_status)?;
+        grpc.streams
+            .subscribe(
+                &caller.token,
+                caller.account,
+                Filter::domain(Domain::Message).in_chat(filter),
+                message_frame_encoded,
+            )
+            .await
+            .map_err(to_status)
+    }
+}
+
+/// Poll events (`PollService/SubscribePollEvents`): polls are not served, so the stream
+/// carries heartbeats only — a client that merges it with the others stays healthy.
+pub(crate) struct SubscribePollEvents;
+
+impl EncodedMethod for SubscribePollEvents {
+    const PATH: &'static str = "/photon.imessage.v1.PollService/SubscribePollEvents";
+    type Request = pb::SubscribePollEventsRequest;
+
+    async fn open(
+        grpc: Arc<Grpc>,
+        caller: Caller,
+        _: Self::Request,
+    ) -> std::result::Result<FrameQueue<Bytes>, Status> {
+        Ok(grpc
+            .streams
+            .heartbeats_only(&caller.token, poll_frame_encoded))
+    }
+}
+
+/// Live chat events (`ChatService/SubscribeChatEvents`: a chat marked read), of every chat
+/// or one the caller can see.
 pub(crate) struct SubscribeChatEvents;
 
 impl EncodedMethod for SubscribeChatEvents {
@@ -81,17 +135,21 @@ impl EncodedMethod for SubscribeChatEvents {
         caller: Caller,
         req: Self::Request,
     ) -> std::result::Result<FrameQueue<Bytes>, Status> {
-        if let Some(chat) = req.chat_guid.filter(|c| !c.trim().is_empty()) {
-            grpc.guard
-                .app
-                .engine
-                .get_chat(caller.account, chat)
-                .await
-                .map_err(to_status)?;
-        }
-        Ok(grpc
-            .streams
-            .heartbeats_only(&caller.token, chat_frame_encoded))
+        let filter = grpc
+            .guard
+            .app
+            .chat_filter(&caller, req.chat_guid)
+            .await
+            .map_err(to_status)?;
+        grpc.streams
+            .subscribe(
+                &caller.token,
+                caller.account,
+                Filter::domain(Domain::Chat).in_chat(filter),
+                chat_frame_encoded,
+            )
+            .await
+            .map_err(to_status)
     }
 }
 
@@ -191,10 +249,47 @@ fn group_frame(frame: Frame) -> std::result::Result<pb::SubscribeGroupEventsResp
 
 fn chat_frame(frame: Frame) -> std::result::Result<pb::SubscribeChatEventsResponse, Status> {
     use pb::subscribe_chat_events_response::Payload;
+    Ok(match frame {
+        Frame::Event(e) => match wire::payload_owned(e.to_event()) {
+            wire::Payload::Chat(event) => pb::SubscribeChatEventsResponse {
+                sequence: Some(e.sequence),
+                payload: Some(Payload::ChatChanged(event)),
+            },
+            // The filter passes chat events only.
+            _ => return Err(Status::internal("a stream got an event of another family")),
+        },
+        Frame::Heartbeat | Frame::Complete { .. } => pb::SubscribeChatEventsResponse {
+            sequence: None,
+            payload: Some(Payload::Heartbeat(pb::Heartbeat {})),
+        },
+        Frame::Failed(err) => return Err(to_status(err)),
+    })
+}
+
+fn message_frame(frame: Frame) -> std::result::Result<pb::SubscribeMessageEventsResponse, Status> {
+    use pb::subscribe_message_events_response::Payload;
+    Ok(match frame {
+        Frame::Event(e) => match wire::payload_owned(e.to_event()) {
+            wire::Payload::Message(event) => pb::SubscribeMessageEventsResponse {
+                sequence: Some(e.sequence),
+                payload: Some(Payload::MessageChanged(*event)),
+            },
+            _ => return Err(Status::internal("a stream got an event of another family")),
+        },
+        Frame::Heartbeat | Frame::Complete { .. } => pb::SubscribeMessageEventsResponse {
+            sequence: None,
+            payload: Some(Payload::Heartbeat(pb::Heartbeat {})),
+        },
+        Frame::Failed(err) => return Err(to_status(err)),
+    })
+}
+
+fn poll_frame(frame: Frame) -> std::result::Result<pb::SubscribePollEventsResponse, Status> {
+    use pb::subscribe_poll_events_response::Payload;
     if let Frame::Failed(err) = frame {
         return Err(to_status(err));
     }
-    Ok(pb::SubscribeChatEventsResponse {
+    Ok(pb::SubscribePollEventsResponse {
         sequence: None,
         payload: Some(Payload::Heartbeat(pb::Heartbeat {})),
     })
@@ -203,13 +298,21 @@ fn chat_frame(frame: Frame) -> std::result::Result<pb::SubscribeChatEventsRespon
 fn catch_up_frame(frame: Frame) -> std::result::Result<pb::CatchUpEventsResponse, Status> {
     use pb::catch_up_events_response::Payload;
     Ok(match frame {
-        Frame::Event(e) => pb::CatchUpEventsResponse {
-            sequence: Some(e.sequence),
-            payload: Some(Payload::GroupChanged(match e {
-                Delivery::Read(event) => wire::group_event_owned(event),
-                Delivery::Shared(..) => wire::group_event(&e),
-            })),
-        },
+        Frame::Event(e) => {
+            let sequence = e.sequence;
+            let event = match e {
+                Delivery::Read(event) => event,
+                Delivery::Shared(..) => e.to_event(),
+            };
+            pb::CatchUpEventsResponse {
+                sequence: Some(sequence),
+                payload: Some(match wire::payload_owned(event) {
+                    wire::Payload::Group(g) => Payload::GroupChanged(g),
+                    wire::Payload::Message(m) => Payload::MessageChanged(*m),
+                    wire::Payload::Chat(c) => Payload::ChatChanged(c),
+                }),
+            }
+        }
         Frame::Complete { head } => pb::CatchUpEventsResponse {
             sequence: None,
             payload: Some(Payload::Complete(pb::CatchUpEventsComplete {
@@ -235,6 +338,14 @@ fn group_frame_encoded(frame: Frame) -> std::result::Result<Bytes, Status> {
 
 fn chat_frame_encoded(frame: Frame) -> std::result::Result<Bytes, Status> {
     chat_frame(frame).map(|message| encode_shared(&message))
+}
+
+fn message_frame_encoded(frame: Frame) -> std::result::Result<Bytes, Status> {
+    message_frame(frame).map(|message| encode_shared(&message))
+}
+
+fn poll_frame_encoded(frame: Frame) -> std::result::Result<Bytes, Status> {
+    poll_frame(frame).map(|message| encode_shared(&message))
 }
 
 fn catch_up_frame_encoded(frame: Frame) -> std::result::Result<Bytes, Status> {

@@ -374,6 +374,10 @@ struct EventsQuery {
 /// An event as the console shows it: the official SDK's shape ([`imgroups_proto::sdk`]), as
 /// the CLI's `events tail --json` prints it.
 fn event_json(event: &Event) -> Value {
+    if event.change.domain() != imgroups_core::Domain::Group {
+        // Messages and chat events: the proto3 JSON that SSE and webhooks carry.
+        return crate::wire::event_json(event).unwrap_or(Value::Null);
+    }
     let wire = crate::wire::group_event(event);
     match imgroups_proto::sdk::GroupEvent::from_wire(event.sequence, &wire) {
         Some(view) => serde_json::to_value(view).unwrap_or(Value::Null),
@@ -419,7 +423,13 @@ async fn stream(State(h): State<Http>, admin: AdminToken, Query(q): Query<Events
     let account = self::account(&h, required(&q.account, "account")?).await?;
     let rx = h
         .streams
-        .subscribe_after(&admin.0, account, None, q.after, console_frame)
+        .subscribe_after(
+            &admin.0,
+            account,
+            crate::events::Filter::default(),
+            q.after,
+            console_frame,
+        )
         .await?;
     Ok(Sse::new(crate::events::frames(rx)).into_response())
 }

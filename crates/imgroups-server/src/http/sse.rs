@@ -6,7 +6,7 @@
 //! stream continues right after the last event it saw. The hand-off from replay to live
 //! happens server-side in [`Streams::subscribe_after`], so nothing falls between the two.
 //!
-//! Each event: `id: <sequence>` and `data: <json>` (see [`wire::group_event_json`]); idle
+//! Each event: `id: <sequence>` and `data: <json>` (see [`wire::event_json`]); idle
 //! streams get a `: heartbeat` comment line at the server's heartbeat interval. A stream that
 //! cannot go on ends with one `event: error` whose data is the JSON error body.
 
@@ -27,7 +27,7 @@ type Item = std::result::Result<SseEvent, Infallible>;
 
 fn frame(frame: Frame) -> Item {
     Ok(match frame {
-        Frame::Event(event) => match wire::group_event_json(&event) {
+        Frame::Event(event) => match wire::event_json(&event) {
             Ok(json) => SseEvent::default()
                 .id(event.sequence.to_string())
                 .data(json.to_string()),
@@ -88,7 +88,13 @@ pub(super) async fn stream(
     let filter = h.app.subscription_filter(&caller, chat).await?;
     let rx = h
         .streams
-        .subscribe_after(&caller.token, caller.account, filter, after, frame)
+        .subscribe_after(
+            &caller.token,
+            caller.account,
+            crate::events::Filter::default().in_chat(filter),
+            after,
+            frame,
+        )
         .await?;
     // The permit counts this stream against the account's cap for as long as it is open.
     let frames = crate::events::frames(rx).map(move |frame| {

@@ -3,6 +3,7 @@
 
 use imgroups_core::{Command, Error, InitialMessage, Outcome, Result};
 use imgroups_proto::pb;
+use imgroups_proto::pbjson_types::Empty;
 
 use super::{chat_of, Rpc, Write};
 use crate::app::{App, Caller};
@@ -38,7 +39,7 @@ impl Write for CreateChat {
         Ok(match outcome {
             Outcome::Created { chat, message } => pb::CreateChatResponse {
                 chat: Some(wire::chat(&chat)),
-                initial_message: message.as_ref().map(wire::message),
+                initial_message: message.as_deref().map(wire::message),
             },
             other => pb::CreateChatResponse {
                 chat: Some(chat_of(other)?),
@@ -77,5 +78,39 @@ impl Rpc for GetChatCount {
         Ok(pb::GetChatCountResponse {
             count: i64::try_from(count).unwrap_or(i64::MAX),
         })
+    }
+}
+
+/// Marks everything received in a chat read (`chat.markedRead` for the caller; read receipts
+/// to the other side of a direct chat).
+pub(crate) struct MarkChatRead;
+
+impl Write for MarkChatRead {
+    const PATH: &'static str = "/photon.imessage.v1.ChatService/MarkChatRead";
+    type Req = pb::MarkChatReadRequest;
+    type Resp = Empty;
+
+    fn command(_: &App, req: Self::Req) -> Result<(Command, Option<String>)> {
+        Ok((Command::mark_read(&req.chat_guid)?, None))
+    }
+
+    fn respond(_: Outcome) -> Result<Self::Resp> {
+        Ok(Empty {})
+    }
+}
+
+/// Shows or hides the caller's typing indicator in a chat it can see. Typing is transient, as
+/// in iMessage: never stored and never in the log; the simulated network has nobody to show
+/// it to yet, so only the chat is checked.
+pub(crate) struct SetTyping;
+
+impl Rpc for SetTyping {
+    const PATH: &'static str = "/photon.imessage.v1.ChatService/SetTyping";
+    type Req = pb::SetTypingRequest;
+    type Resp = Empty;
+
+    async fn call(app: &App, caller: &Caller, req: Self::Req) -> Result<Self::Resp> {
+        app.engine.get_chat(caller.account, req.chat_guid).await?;
+        Ok(Empty {})
     }
 }

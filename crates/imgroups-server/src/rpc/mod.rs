@@ -8,11 +8,14 @@
 //! Every RPC of the table that is not registered answers UNIMPLEMENTED on both ([`Served`]),
 //! and the injected faults, metric labels and `docs/openapi.json` name the same methods.
 //!
-//! Layout: one file per service ([`group`], [`chat`]); the event streams are registered here
+//! Layout: one file per service ([`group`], [`chat`], [`message`], [`address`]); the event
+//! streams are registered here
 //! too, but served by `crate::grpc::streams` (they have no HTTP route: SSE is `/v1/events:stream`).
 
+pub(crate) mod address;
 pub(crate) mod chat;
 pub(crate) mod group;
+pub(crate) mod message;
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -99,7 +102,25 @@ pub(crate) fn register(r: &mut impl Registry) {
     r.rpc::<chat::CreateChat>();
     r.rpc::<chat::GetChat>();
     r.rpc::<chat::GetChatCount>();
+    r.rpc::<chat::MarkChatRead>();
+    r.rpc::<chat::SetTyping>();
     r.stream::<streams::SubscribeChatEvents>();
+    // MessageService (docs/protocol.md §12)
+    r.rpc::<message::SendTextMessage>();
+    r.rpc::<message::SetReaction>();
+    r.rpc::<message::EditMessage>();
+    r.rpc::<message::UnsendMessage>();
+    r.rpc::<message::NotifySilencedMessage>();
+    r.rpc::<message::GetMessage>();
+    r.rpc::<message::ListRecentMessages>();
+    r.rpc::<message::ListChatMessages>();
+    r.stream::<streams::SubscribeMessageEvents>();
+    // AddressService
+    r.rpc::<address::GetAddressInfo>();
+    r.rpc::<address::GetFocusStatus>();
+    r.rpc::<address::GetIMessageAvailability>();
+    // PollService: only the stream, heartbeats (polls are not served)
+    r.stream::<streams::SubscribePollEvents>();
     // EventService
     r.stream::<streams::CatchUpEvents>();
 }
@@ -202,8 +223,23 @@ pub(crate) fn unimplemented(method: &str) -> Error {
 pub(crate) fn chat_of(outcome: Outcome) -> Result<pb::Chat> {
     match outcome {
         Outcome::Chat(chat) | Outcome::Created { chat, .. } => Ok(wire::chat(&chat)),
-        Outcome::Empty => {
+        Outcome::Empty | Outcome::Message(_) => {
             tracing::error!("write returned no chat");
+            Err(Error::internal())
+        }
+    }
+}
+
+/// The message a write answers with.
+pub(crate) fn message_of(outcome: Outcome) -> Result<pb::Message> {
+    match outcome {
+        Outcome::Message(message) => Ok(wire::message(&message)),
+        Outcome::Created {
+            message: Some(message),
+            ..
+        } => Ok(wire::message(&message)),
+        Outcome::Empty | Outcome::Chat(_) | Outcome::Created { .. } => {
+            tracing::error!("write returned no message");
             Err(Error::internal())
         }
     }
@@ -249,12 +285,12 @@ mod tests {
             served.unimplemented_name(imgroups_proto::methods::method(path).expect("in the table"))
         };
         assert_eq!(
-            name("/photon.imessage.v1.ChatService/MarkChatRead"),
-            "MarkChatRead"
+            name("/photon.imessage.v1.ChatService/RemoveBackground"),
+            "RemoveBackground"
         );
         assert_eq!(
-            name("/photon.imessage.v1.MessageService/SendTextMessage"),
-            "photon.imessage.v1.MessageService/SendTextMessage"
+            name("/photon.imessage.v1.AttachmentService/UploadAttachment"),
+            "photon.imessage.v1.AttachmentService/UploadAttachment"
         );
     }
 }

@@ -1,4 +1,4 @@
-//! The group actions of [`imgroups_core::action::ACTIONS`] as subcommands, built from that
+//! The actions of [`imgroups_core::action::ACTIONS`] as subcommands, built from that
 //! description when the command line is parsed, so `sim act` and `groups` offer every action
 //! with the same arguments: `CHAT`, then one positional per parameter (text as one word, a
 //! list of addresses as one or more, an image file as its path).
@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 
 use clap::{Arg, ArgAction, ArgMatches, Command, Subcommand};
-use imgroups_core::action::{self, Action, Kind, Value, ACTIONS};
+use imgroups_core::action::{self, Action, Family, Kind, Value, ACTIONS};
 use imgroups_core::{Error, Limits};
 
 /// The argument id of every action's group.
@@ -149,10 +149,15 @@ impl Subcommand for ActionCmd {
     }
 }
 
-/// `cmd` with the actions as subcommands, a hyphenated name filed under its first word
+/// The actions `groups` offers: the group changes (messages have `imgroups messages`).
+fn group_actions() -> impl Iterator<Item = &'static Action> {
+    ACTIONS.iter().filter(|a| a.family == Family::Group)
+}
+
+/// `cmd` with the group actions as subcommands, a hyphenated name filed under its first word
 /// (`icon-set` as `icon set`); `about` describes such a word.
 pub(crate) fn nested(mut cmd: Command, about: fn(&str) -> String) -> Command {
-    for action in ACTIONS {
+    for action in group_actions() {
         cmd = match action.name.split_once('-') {
             None => cmd.subcommand(subcommand(action, action.name)),
             Some((topic, verb)) => {
@@ -173,18 +178,20 @@ pub(crate) fn nested(mut cmd: Command, about: fn(&str) -> String) -> Command {
 
 /// Whether [`nested`] makes a subcommand `name`.
 pub(crate) fn has_nested(name: &str) -> bool {
-    ACTIONS
-        .iter()
-        .any(|a| a.name.split_once('-').map_or(a.name, |(topic, _)| topic) == name)
+    group_actions().any(|a| a.name.split_once('-').map_or(a.name, |(topic, _)| topic) == name)
 }
 
 /// The invocation in `matches`, those of the command given to [`nested`], if an action was
 /// chosen.
 pub(crate) fn nested_invocation(matches: &ArgMatches) -> Option<Invocation> {
     let (name, sub) = matches.subcommand()?;
-    if let Some(action) = action::find(name).filter(|a| !a.name.contains('-')) {
+    let group = |a: &&'static Action| a.family == Family::Group;
+    if let Some(action) = action::find(name)
+        .filter(|a| !a.name.contains('-'))
+        .filter(group)
+    {
         return read(action, sub);
     }
     let (verb, leaf) = sub.subcommand()?;
-    read(action::find(&format!("{name}-{verb}"))?, leaf)
+    read(action::find(&format!("{name}-{verb}")).filter(group)?, leaf)
 }

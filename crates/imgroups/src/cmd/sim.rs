@@ -1,5 +1,5 @@
 //! `imgroups sim unreachable|fault|act`: the simulated network's directory, injected faults,
-//! and puppets (people in the network who change groups).
+//! and puppets (people in the network who change groups and talk).
 
 use std::sync::Arc;
 
@@ -42,7 +42,13 @@ pub(crate) fn run(cmd: SimCmd) -> Result<(), Error> {
             // Validated like the same request from an account, with the default limits.
             let command = action.0.command(&Limits::default())?;
             let engine = Engine::new(store, Arc::new(Simulator), EngineConfig::default());
-            imgroups_sim::act(&engine, &puppet, command).await
+            // A message sent: its GUID, for the next act (reply, react, edit, unsend).
+            if let imgroups_core::Outcome::Message(message) =
+                imgroups_sim::act(&engine, &puppet, command).await?
+            {
+                print_text(&message.guid);
+            }
+            Ok(())
         }),
     }
 }
