@@ -224,7 +224,6 @@ describe("coverage: every SDK method is implemented or UNIMPLEMENTED as docs/pro
       "addresses.get",
       "addresses.isFocusSilenced",
       "addresses.isIMessageAvailable",
-      "chats.hasBackground",
       "chats.markRead",
       "chats.setTyping",
       "messages.edit",

@@ -1,4 +1,4 @@
-// Puppets talk too: `imgroups sim act ADDRESS say|react|unreact|edit|unsend|read …` makes a
+// Puppets talk too: `imgroups sim act ADDRESS say|reply|react|unreact|edit|unsend|read …` makes a
 // person of the simulated network (not an account) send, react, edit, unsend and read, on a
 // running server. Every account of the chat sees it exactly as if an account had done it,
 // live and in its log, with the puppet as sender / actor and isFromMe false.
@@ -57,13 +57,16 @@ describe("puppets (sim act) and messages", () => {
     assert.equal((await alice.client.messages.get(event.message.guid)).sender?.address, zoe);
   });
 
-  test("say --reply-to, react, unreact, edit, unsend: each seen by every account, in order, zoe as actor", async () => {
+  test("reply, react, unreact, edit, unsend: each seen by every account, in order, zoe as actor", async () => {
     const chat = await groupWithZoe();
     const mineMsg = await me.client.messages.sendText(chat, "zoe, react to this");
-    const head = await alice.head();
+    const heads = new Map([
+      [me, await me.head()],
+      [alice, await alice.head()],
+    ]);
 
-    await server.act(zoe, "say", chat, "a reply", "--reply-to", mineMsg.guid);
-    const [reply] = await received(alice, head);
+    await server.act(zoe, "reply", chat, mineMsg.guid, "a reply");
+    const [reply] = await received(alice, heads.get(alice));
     assert.equal(reply.message.replyTargetGuid, mineMsg.guid);
     const zoes = reply.message.guid;
 
@@ -73,7 +76,7 @@ describe("puppets (sim act) and messages", () => {
     await server.act(zoe, "unsend", chat, zoes);
 
     for (const person of [me, alice]) {
-      const events = (await person.eventsAfter(head)).slice(0);
+      const events = await person.eventsAfter(heads.get(person));
       const types = events.map((e) => e.type);
       assert.deepEqual(
         types,
