@@ -23,7 +23,7 @@ import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 
-import { Server, uniqueEmail } from "../lib/harness.mjs";
+import { Server, waitFor } from "../lib/harness.mjs";
 import { GrpcClients, direct } from "../lib/messages.mjs";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -80,6 +80,7 @@ class Bot {
   stderr = "";
   #child;
   #exited;
+  #waiters = new Set();
 
   constructor(args, env) {
     this.#child = spawn(process.execPath, ["--no-deprecation", join(HERE, "bot.mjs"), ...args], {
@@ -94,11 +95,26 @@ class Bot {
     createInterface({ input: this.#child.stdout }).on("line", (line) => {
       try {
         const json = JSON.parse(line);
-        if (json.answered) this.answers.push(json);
+        if (json.answered) {
+          this.answers.push(json);
+          for (const wake of this.#waiters) wake();
+        }
       } catch {
         // not one of ours (a log line)
       }
     });
+  }
+
+  /** The bot's "pong" answers (the ids of the messages answered) once there are `n` of them. */
+  async pongs(n, timeoutMs = 10_000) {
+    const deadline = Date.now() + timeoutMs;
+    const list = () => this.answers.filter((a) => a.answered === "pong").map((a) => a.to);
+    while (list().length < n) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`the bot printed ${list().length} of ${n} pong answer(s)\n${this.stderr}`);
+      await waitFor(new Promise((wake) => this.#waiters.add(wake)), left);
+    }
+    return list();
   }
 
   async stop() {
@@ -176,7 +192,12 @@ describe("spectrum-ts bot end to end", { skip: haveOpenssl() ? false : "openssl 
   /** Every account's log: the bot's "pong" messages (isFromMe for the bot only) and the pings. */
   async function pongs(person) {
     const { events } = await person.log();
-    return events.filter((e) => botSays("pong")(e) && e.chatGuid === chat).map((e) => e.message);
+    // In the bot's own log its messages are isFromMe, with no sender.
+    const isPong =
+      person === botPerson
+        ? (e) => e.type === "message.received" && e.message.isFromMe && e.message.content.text === "pong"
+        : botSays("pong");
+    return events.filter((e) => isPong(e) && e.chatGuid === chat).map((e) => e.message);
   }
   async function pings() {
     const { events } = await alice.log();
@@ -201,11 +222,7 @@ describe("spectrum-ts bot end to end", { skip: haveOpenssl() ? false : "openssl 
       assert.equal(seen[0].isFromMe, person === botPerson, "isFromMe for the bot only");
       assert.deepEqual(seen[0].chatGuids, [chat]);
     }
-    assert.deepEqual(
-      bot.answers.filter((a) => a.answered === "pong").map((a) => a.to),
-      [ping.guid],
-      "the bot answered once",
-    );
+    assert.deepEqual(await bot.pongs(1), [ping.guid], "the bot answered once");
     await stream.close();
   });
 
@@ -229,11 +246,7 @@ describe("spectrum-ts bot end to end", { skip: haveOpenssl() ? false : "openssl 
         `${person.address}: one pong per ping, in order`,
       );
     }
-    assert.deepEqual(
-      bot.answers.filter((a) => a.answered === "pong").map((a) => a.to),
-      allPings.map((p) => p.guid),
-      "the bot answered each ping once",
-    );
+    assert.deepEqual(await bot.pongs(2), allPings.map((p) => p.guid), "the bot answered each ping once");
     await stream.close();
   });
 
