@@ -1,6 +1,6 @@
 // Every public method of the official SDK, called over gRPC and over HTTP: it is either
 // implemented (answers, or fails with an error of its own kind, never UNIMPLEMENTED) or it
-// answers UNIMPLEMENTED / operationNotSupported, exactly as the table of docs/protocol.md §12
+// answers UNIMPLEMENTED / operationNotSupported, exactly as the table of docs/protocol.md §13
 // says. The method list comes from the SDK's own type declarations, so a method missing from
 // the table (or from the calls below) fails the test.
 
@@ -31,11 +31,11 @@ async function declaredMethods(file) {
   return names.sort();
 }
 
-/** The table of docs/protocol.md §12: method -> "implemented" | "UNIMPLEMENTED". */
+/** The table of docs/protocol.md §13: method -> "implemented" | "UNIMPLEMENTED". */
 async function documented() {
   const doc = await readFile(join(REPO_ROOT, "docs/protocol.md"), "utf8");
-  const start = doc.indexOf("## 12. Every SDK method");
-  assert.ok(start >= 0, "docs/protocol.md has section 12");
+  const start = doc.indexOf("## 13. Every SDK method");
+  assert.ok(start >= 0, "docs/protocol.md has section 13");
   const table = new Map();
   for (const [, method, status] of doc.slice(start).matchAll(/^\| `([\w.]+)` \| `[\w/]+` \| (implemented|UNIMPLEMENTED)\b/gm)) {
     table.set(method, status);
@@ -153,7 +153,7 @@ async function run(call, client, ctx, heartbeat) {
   }
 }
 
-describe("coverage: every SDK method is implemented or UNIMPLEMENTED as docs/protocol.md §12 says", () => {
+describe("coverage: every SDK method is implemented or UNIMPLEMENTED as docs/protocol.md §13 says", () => {
   /** @type {Server} */ let server;
   /** @type {GrpcClients} */ let grpc;
   let me, alice, table, ctx;
@@ -183,7 +183,7 @@ describe("coverage: every SDK method is implemented or UNIMPLEMENTED as docs/pro
   test("the table lists exactly the methods the SDK declares, and every one has a call here", async () => {
     const grpcMethods = await declaredMethods("grpc.d.ts");
     const httpMethods = await declaredMethods("http.d.ts");
-    assert.deepEqual([...table.keys()].sort(), grpcMethods, "docs/protocol.md §12 rows = grpc.d.ts methods");
+    assert.deepEqual([...table.keys()].sort(), grpcMethods, "docs/protocol.md §13 rows = grpc.d.ts methods");
     assert.deepEqual(Object.keys(CALLS).sort(), grpcMethods, "CALLS = grpc.d.ts methods");
     for (const m of httpMethods) assert.ok(grpcMethods.includes(m), `${m} (HTTP) is in the gRPC client too`);
   });

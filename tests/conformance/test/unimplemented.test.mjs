@@ -1,5 +1,5 @@
 // docs/behaviour.md §3 last row: RPCs this server does not serve (the UNIMPLEMENTED rows of
-// docs/protocol.md §12) answer UNIMPLEMENTED with error-code operationNotSupported, which
+// docs/protocol.md §13) answer UNIMPLEMENTED with error-code operationNotSupported, which
 // the SDK surfaces as a plain IMessageError (grpcCode 12). If one of these gets
 // implemented, move it out of this list. coverage.test.mjs checks every SDK method.
 
