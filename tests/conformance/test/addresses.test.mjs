@@ -1,10 +1,11 @@
 // addresses.*: iMessage availability follows the simulated directory (every valid address is
-// on iMessage unless marked unreachable), get describes an address, isFocusSilenced answers.
+// on iMessage unless marked unreachable), get describes an address, isFocusSilenced is false.
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 
 import { Server, punctuatePhone, uniqueEmail, uniquePhone } from "../lib/harness.mjs";
+import { Errors, expectError } from "../lib/expect.mjs";
 
 describe("addresses", () => {
   /** @type {Server} */ let server;
@@ -40,7 +41,22 @@ describe("addresses", () => {
     assert.equal((await me.client.addresses.get(punctuatePhone(phone))).address, phone);
   });
 
-  test("isFocusSilenced answers a boolean", async () => {
-    assert.equal(typeof (await me.client.addresses.isFocusSilenced(alice.address)), "boolean");
+  test("get: an unreachable address has no services", async () => {
+    const gone = uniqueEmail("gone");
+    await server.markUnreachable(gone);
+    assert.deepEqual((await me.client.addresses.get(gone)).services, []);
   });
+
+  test("isFocusSilenced is false: the simulated network has no Focus modes", async () => {
+    assert.equal(await me.client.addresses.isFocusSilenced(alice.address), false);
+    assert.equal(await me.client.addresses.isFocusSilenced(uniquePhone()), false);
+  });
+
+  for (const method of ["get", "isFocusSilenced", "isIMessageAvailable"]) {
+    test(`${method}: an address that does not parse -> invalidArgument field=address`, async () => {
+      for (const bad of ["not-an-address", "5550001111", "bob@"]) {
+        await expectError(me.client.addresses[method](bad), Errors.invalidArgument, { field: "address" });
+      }
+    });
+  }
 });

@@ -341,6 +341,16 @@ describe("messages", () => {
       for (const e of events) assertEnvelope(e, { type: e.type, chatGuid: chat, isFromMe: false, actor: alice.address });
     });
 
+    test("setting the tapback I already have changes nothing and records no event", async () => {
+      const chat = await group();
+      const sent = await me.client.messages.sendText(chat, "twice?");
+      const first = await alice.client.messages.setReaction(chat, sent.guid, { kind: "laugh" }, true);
+      const before = await heads(me, alice, bob);
+      const again = await alice.client.messages.setReaction(chat, sent.guid, { kind: "laugh" }, true);
+      assert.deepEqual(again.appliedReactions, first.appliedReactions);
+      assert.deepEqual(await heads(me, alice, bob), before);
+    });
+
     test("several people's tapbacks sit side by side; an emoji tapback carries its emoji", async () => {
       const chat = await group();
       const sent = await me.client.messages.sendText(chat, "party");
@@ -401,10 +411,11 @@ describe("messages", () => {
   describe("edits", () => {
     test("editing my message: new text, dateEdited; message.edited to every holder; get shows the new text", async () => {
       const chat = await group();
-      const sent = await me.client.messages.sendText(chat, "teh typo");
+      const sent = await me.client.messages.sendText(chat, "teh typo", { formatting: [{ type: "bold", start: 0, length: 3 }] });
       const [mine, alices, bobs] = await heads(me, alice, bob);
 
       const edited = await me.client.messages.edit(chat, sent.guid, "the typo");
+      assert.deepEqual(edited.content.formatting, [], "an edit clears the formatting");
       assert.equal(edited.guid, sent.guid);
       assert.equal(edited.content.text, "the typo");
       assertRecent(edited.dateEdited, "dateEdited");
