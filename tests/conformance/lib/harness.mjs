@@ -18,7 +18,8 @@
 //   imgroups token revoke TOKEN --data DIR
 //   imgroups token list --data DIR
 //   imgroups sim unreachable ADDR --data DIR
-//   imgroups sim act ADDR rename|add|remove|leave|icon-set|icon-rm CHAT [ARGS] --data DIR
+//   imgroups sim act ADDR rename|add|remove|leave|icon-set|icon-rm|say|reply|react|unreact|edit|unsend|read
+//     CHAT [ARGS] --data DIR
 //     exit 0 once the change is durable; exit 1 with `error: … (<errorCode>)` on stderr
 //   Every command above also takes --database-url URL: all state in that PostgreSQL database,
 //   the data dir then keeps only the default token file.
