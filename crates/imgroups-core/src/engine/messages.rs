@@ -33,10 +33,10 @@ pub const MAX_PAGE_SIZE: usize = 1000;
 
 /// One local account's view of a chat.
 #[derive(Debug, Clone)]
-struct View {
-    account: AccountId,
-    address: Address,
-    chat: ChatGuid,
+pub(super) struct View {
+    pub(super) account: AccountId,
+    pub(super) address: Address,
+    pub(super) chat: ChatGuid,
 }
 
 /// Applies `op` by `actor` (an account's address, or a simulated person) in `chat`.
@@ -304,7 +304,11 @@ fn send(
 
 /// The copies of message `guid` in these views (each in the view's own chat), with their
 /// places.
-fn holders(tx: &mut dyn Tx, views: &[View], guid: &str) -> Result<Vec<(View, u64, Message)>> {
+pub(super) fn holders(
+    tx: &mut dyn Tx,
+    views: &[View],
+    guid: &str,
+) -> Result<Vec<(View, u64, Message)>> {
     let mut found = Vec::new();
     for view in views {
         if let Some((place, message)) = tx.message(view.account, guid)? {
@@ -368,7 +372,7 @@ fn unsent(guid: &str, chat: &ChatGuid) -> Error {
 }
 
 /// Appends `change` by `actor` to every holder's log.
-fn notify(
+pub(super) fn notify(
     tx: &mut dyn Tx,
     actor: &Address,
     copies: &[(View, u64, Message)],
