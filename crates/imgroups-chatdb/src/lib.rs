@@ -98,12 +98,14 @@
 
 mod actuator;
 mod changes;
+mod conversations;
 mod db;
 mod error;
 mod guid;
 pub mod mac;
 mod schema;
 mod time;
+mod typedstream;
 mod watch;
 
 #[cfg(feature = "testing")]
@@ -116,9 +118,14 @@ pub use actuator::{
     WRITE_GAP,
 };
 pub use changes::{Change, ChangeKind, Cursor, Party, Scan, MAX_PENDING, PENDING_WINDOW};
+pub use conversations::{
+    Conversation, MessageCursor, MessageEvent, MessageEventKind, MessageScan, Tapback, DIRECT_STYLE,
+    UPDATE_WINDOW,
+};
 pub use db::{group_photo_guid, ChatDb, Group, Icon, GROUP_STYLE};
 pub use error::{Error, Result, SqlError};
 pub use guid::{ChatGuid, GROUP_PREFIX};
 pub use schema::Schema;
 pub use time::{Timestamp, APPLE_EPOCH_UNIX_SECS, NANOS_THRESHOLD};
+pub use typedstream::{attributed_text, TypedStreamError};
 pub use watch::{Wake, WatchError, Watcher, SETTLE};
