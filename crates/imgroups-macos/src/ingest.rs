@@ -23,17 +23,23 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use imgroups_chatdb::{Change, ChangeKind, ChatDb, Cursor, Icon, Party, Wake, Watcher};
+use imgroups_chatdb::{
+    Change, ChangeKind, ChatDb, Conversation, Cursor, Icon, MessageCursor, MessageEventKind,
+    Party, Tapback, Wake, Watcher,
+};
 use imgroups_core::error::{excerpt, MAX_ECHO_CHARS};
 use imgroups_core::port::store;
 use imgroups_core::text;
 use imgroups_core::{Address, ChatGuid, Engine, Mutation, Observed, Timestamp};
-use imgroups_core::{ObservedBatch, ObservedGroup};
+use imgroups_core::{MessageEvent, ObservedBatch, ObservedGroup, ObservedMessage, ObservedMessages};
 
 use crate::observer::Waiters;
 
 /// The source name under which the cursor and the message GUIDs are kept.
 pub const SOURCE: &str = "chatdb";
+
+/// The source name of message rows: their cursor and their event ids.
+pub const MESSAGES_SOURCE: &str = "chatdb.messages";
 
 /// Changes recorded per store transaction (see the module doc).
 const CHUNK: usize = 5_000;
@@ -57,6 +63,8 @@ pub(crate) struct Ingest {
     /// The group chats' [`ChatDb::group_fingerprint`] at the last recorded scan; `None`: look
     /// for new groups (at start).
     pub(crate) chats_seen: std::cell::Cell<Option<(i64, i64)>>,
+    /// As `saved`, for message rows.
+    pub(crate) messages_saved: std::cell::RefCell<Option<MessageCursor>>,
 }
 
 /// How one scan went, for the caller's first-start progress line.
@@ -67,6 +75,10 @@ pub struct Imported {
     /// Of those, recorded now (not recorded before).
     pub recorded: usize,
     pub groups: usize,
+    /// Message events (messages, tapbacks, edits, unsends, receipts) read.
+    pub messages: usize,
+    /// Of those, recorded now.
+    pub messages_recorded: usize,
     pub elapsed: Duration,
 }
 
@@ -122,13 +134,124 @@ impl Ingest {
         }
     }
 
+    /// Group changes first (a group first seen is created there), then messages.
     fn scan_once(&self, db: &ChatDb) -> Result<Imported, String> {
-        let scanned = self.record_scan(db);
+        let scanned = self.record_scan(db).and_then(|mut imported| {
+            let (read, recorded) = self.record_messages(db)?;
+            imported.messages = read;
+            imported.messages_recorded = recorded;
+            Ok(imported)
+        });
         if scanned.is_err() {
             self.saved.replace(None);
             self.chats_seen.set(None);
+            self.messages_saved.replace(None);
         }
         scanned
+    }
+
+    /// Records the message events after the saved message cursor, in chunks of [`CHUNK`] as
+    /// group changes are (only the last chunk saves the new cursor; ids dedupe a repeat).
+    fn record_messages(&self, db: &ChatDb) -> Result<(usize, usize), String> {
+        let cursor = self.message_cursor()?;
+        let scan = db.scan_messages(&cursor).map_err(|e| e.to_string())?;
+        if scan.events.is_empty() && scan.cursor == cursor {
+            return Ok((0, 0));
+        }
+        let read = scan.events.len();
+        let chunks = scan.events.len().div_ceil(CHUNK).max(1);
+        let mut recorded = 0;
+        for i in 0..chunks {
+            let chunk = scan.events.chunks(CHUNK).nth(i).unwrap_or(&[]);
+            let items: Vec<(String, ObservedMessage)> = chunk
+                .iter()
+                .filter_map(|event| Some((event.id(), self.observed_message(event)?)))
+                .collect();
+            let observed: Vec<ObservedMessage> = items.iter().map(|(_, o)| o.clone()).collect();
+            let batch = ObservedMessages {
+                source: MESSAGES_SOURCE.to_owned(),
+                cursor: if i + 1 == chunks { &scan.cursor } else { &cursor }.to_string(),
+                items,
+            };
+            recorded += self
+                .runtime
+                .block_on(self.engine.record_messages(batch))
+                .map_err(|e| e.to_string())?;
+            self.waiters.observed_messages(&observed);
+        }
+        self.messages_saved.replace(Some(scan.cursor));
+        Ok((read, recorded))
+    }
+
+    fn message_cursor(&self) -> Result<MessageCursor, String> {
+        if let Some(cursor) = self.messages_saved.borrow().as_ref() {
+            return Ok(cursor.clone());
+        }
+        let saved = self
+            .runtime
+            .block_on(store::read(&**self.engine.store(), |r| {
+                r.observer_cursor(MESSAGES_SOURCE)
+            }))
+            .map_err(|e| e.to_string())?;
+        match saved {
+            None => Ok(MessageCursor::start()),
+            Some(text) => text
+                .parse()
+                .map_err(|e: imgroups_chatdb::Error| e.to_string()),
+        }
+    }
+
+    /// A message event as the engine takes it; `None` when its chat or actor cannot be named
+    /// (a handle that is no address, a direct chat with a short code).
+    fn observed_message(&self, event: &imgroups_chatdb::MessageEvent) -> Option<ObservedMessage> {
+        let chat = match &event.chat {
+            Conversation::Group(guid) => chat_guid(guid),
+            Conversation::Direct(handle) => ChatGuid::direct(&handle_address(handle)?),
+        };
+        let actor = self.party(&event.actor)?;
+        let target = event.guid.clone();
+        let kind = match &event.kind {
+            MessageEventKind::Said {
+                text,
+                subject,
+                effect,
+                reply_to,
+                read_at,
+                edited_at,
+                retracted_at,
+            } => MessageEvent::Received {
+                guid: target,
+                text: text.clone(),
+                subject: subject.clone(),
+                effect_id: effect.clone(),
+                reply_to: reply_to.clone(),
+                read_at: read_at.map(core_time),
+                edited_at: edited_at.map(core_time),
+                retracted_at: retracted_at.map(core_time),
+            },
+            MessageEventKind::Reaction {
+                target,
+                tapback,
+                set,
+            } => MessageEvent::Reaction {
+                target: target.clone(),
+                reaction: reaction(tapback),
+                set: *set,
+            },
+            MessageEventKind::Edited { text } => MessageEvent::Edited {
+                target,
+                text: text.clone(),
+            },
+            MessageEventKind::Unsent => MessageEvent::Unsent { target },
+            MessageEventKind::Read => MessageEvent::Read { target },
+        };
+        Some(ObservedMessage {
+            me: self.me.clone(),
+            chat,
+            actor,
+            at: core_time(event.at),
+            event: kind,
+        })
     }
 
     fn record_scan(&self, db: &ChatDb) -> Result<Imported, String> {
@@ -180,6 +303,7 @@ impl Ingest {
             recorded,
             groups,
             elapsed: Duration::ZERO,
+            ..Imported::default()
         })
     }
 
@@ -364,7 +488,7 @@ impl Ingest {
         Some(Observed {
             chat: chat_guid(&change.chat),
             actor,
-            occurred_at: Some(Timestamp(change.occurred_at.unix_nanos())),
+            occurred_at: Some(core_time(change.occurred_at)),
             mutation,
         })
     }
@@ -445,6 +569,23 @@ pub(crate) fn handle_address(id: &str) -> Option<Address> {
         return None;
     }
     Some(Address::from_trusted(id.to_owned()))
+}
+
+fn core_time(t: imgroups_chatdb::Timestamp) -> Timestamp {
+    Timestamp(t.unix_nanos())
+}
+
+fn reaction(tapback: &Tapback) -> imgroups_core::model::Reaction {
+    use imgroups_core::model::Reaction;
+    match tapback {
+        Tapback::Love => Reaction::Love,
+        Tapback::Like => Reaction::Like,
+        Tapback::Dislike => Reaction::Dislike,
+        Tapback::Laugh => Reaction::Laugh,
+        Tapback::Emphasize => Reaction::Emphasize,
+        Tapback::Question => Reaction::Question,
+        Tapback::Emoji(emoji) => Reaction::Emoji(emoji.clone()),
+    }
 }
 
 fn chat_guid(guid: &imgroups_chatdb::ChatGuid) -> ChatGuid {

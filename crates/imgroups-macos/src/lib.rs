@@ -39,7 +39,7 @@ use imgroups_chatdb::{Actuator, ActuatorError, HelperAction};
 use imgroups_core::port::{Action, Backend, GroupIdentity, Observer, Tx};
 use imgroups_core::{AccountId, Address, ChatGuid, Engine, Error, ErrorKind, Mutation, Result};
 
-pub use ingest::{Imported, SOURCE};
+pub use ingest::{Imported, MESSAGES_SOURCE, SOURCE};
 
 use observer::{Expect, Waiters};
 
@@ -146,6 +146,7 @@ impl Mac {
             stop: self.stop.clone(),
             saved: std::cell::RefCell::new(None),
             chats_seen: std::cell::Cell::new(None),
+            messages_saved: std::cell::RefCell::new(None),
         };
         let imported = ingest.catch_up(&db)?;
         let thread = std::thread::Builder::new()

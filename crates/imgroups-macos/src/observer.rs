@@ -120,6 +120,11 @@ impl Waiters {
     }
 }
 
+impl Waiters {
+    /// Message events just recorded.
+    pub(crate) fn observed_messages(&self, _events: &[imgroups_core::ObservedMessage]) {}
+}
+
 impl Wait {
     /// Waits until every expected change was recorded, for at most `timeout`.
     pub(crate) async fn done(mut self, timeout: Duration) -> Result<(), Error> {
