@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use imgroups_chatdb::testing::{
-    FakeHelper, FakeHelperOptions, FakeReply, Fixture, Msg, Version, PHOTO_PNG,
+    attributed_body, FakeHelper, FakeHelperOptions, FakeReply, Fixture, Msg, Version, PHOTO_PNG,
 };
 use imgroups_chatdb::{Actuator, BlueBubblesHelper, HelperOptions};
 use imgroups_core::{
@@ -29,7 +29,11 @@ struct Backend {
 
 /// The backend over `home`'s chat.db, with a helper listener and `write_timeout`.
 async fn start(home: &Path, write_timeout: Duration) -> Backend {
-    let data = tempfile::tempdir().unwrap();
+    start_with(home, tempfile::tempdir().unwrap(), write_timeout).await
+}
+
+/// [`start`] on the store in `data` (a restart, when it was used before).
+async fn start_with(home: &Path, data: tempfile::TempDir, write_timeout: Duration) -> Backend {
     let store = Arc::new(SqliteStore::open(Config::new(data.path().join("imgroups.db"))).unwrap());
     let helper = Arc::new(
         BlueBubblesHelper::bind_with("127.0.0.1:0", HelperOptions::default())
@@ -70,6 +74,38 @@ async fn start(home: &Path, write_timeout: Duration) -> Backend {
 }
 
 impl Backend {
+    /// Stops the server (the watcher thread joined, the store closed), keeping its data.
+    fn stop(self) -> tempfile::TempDir {
+        let Backend {
+            engine,
+            _running,
+            _data,
+            ..
+        } = self;
+        _running.stop();
+        drop(engine);
+        _data
+    }
+
+    /// The account's whole log, as event type names.
+    async fn log(&self) -> Vec<imgroups_core::Event> {
+        let store = self.engine.store();
+        let head = store.log_bounds(self.me).await.unwrap().head;
+        store.read_events(self.me, 0, head, 10_000).await.unwrap()
+    }
+
+    async fn messages(&self, chat: &str) -> Vec<imgroups_core::Message> {
+        self.engine
+            .list_messages(
+                self.me,
+                Some(chat.to_owned()),
+                imgroups_core::engine::messages::query::Listing::default(),
+            )
+            .await
+            .unwrap()
+            .0
+    }
+
     async fn fake(&self, f: &Fixture, reply: FakeReply) -> FakeHelper {
         let options = FakeHelperOptions {
             reply,
@@ -281,4 +317,167 @@ fn the_full_disk_access_text_is_the_documented_one() {
         "docs/mac.md must quote: {}",
         imgroups_macos::FULL_DISK_ACCESS_HINT
     );
+}
+
+fn guid(n: u32) -> String {
+    format!("5A5A0000-0000-4000-8000-{n:012}")
+}
+
+fn kinds(log: &[imgroups_core::Event]) -> Vec<&'static str> {
+    log.iter().map(|e| e.change.event_type()).collect()
+}
+
+/// What people said in a group and a direct chat — in `text` or only in `attributedBody`,
+/// with a reply, a tapback, an edit, a read receipt and an unsend — enters the log in date
+/// order, each row once, across restarts; the listings show each message as it is now.
+#[tokio::test(flavor = "multi_thread")]
+async fn conversations_enter_the_log_once_across_restarts() {
+    let f = Fixture::new(Version::Tahoe);
+    let alice = f.handle("alice@example.com");
+    let bob = f.handle("+15550002222");
+    let group = f.group("any;+;5a5a01", Some("Team"), None);
+    f.member(group, alice);
+    f.member(group, bob);
+    let direct = f.direct("any", "+15550002222", bob);
+    let (g1, g2, g3, d1, d2, g4) = (guid(1), guid(2), guid(3), guid(4), guid(5), guid(6));
+    f.post(
+        group,
+        Msg {
+            guid: &g1,
+            text: Some("hello team"),
+            handle: alice,
+            minute: 1,
+            ..Msg::default()
+        },
+    );
+    let mine = f.post(
+        group,
+        Msg {
+            guid: &g2,
+            text: None,
+            from_me: true,
+            minute: 2,
+            ..Msg::default()
+        },
+    );
+    f.set(mine, "attributedBody", attributed_body("hi alice"));
+    f.set(mine, "thread_originator_guid", g1.as_str());
+    let love = f.post(
+        group,
+        Msg {
+            guid: &g3,
+            text: Some("Loved “hi alice”"),
+            handle: alice,
+            minute: 3,
+            ..Msg::default()
+        },
+    );
+    f.set(love, "associated_message_type", 2000);
+    f.set(love, "associated_message_guid", format!("p:0/{g2}"));
+    let dm = f.post(
+        direct,
+        Msg {
+            guid: &d1,
+            text: Some("psst"),
+            from_me: true,
+            minute: 4,
+            ..Msg::default()
+        },
+    );
+
+    let backend = start(f.home(), Duration::from_secs(10)).await;
+    // The history is recorded before the start returns.
+    assert_eq!(
+        kinds(&backend.log().await),
+        [
+            "message.received",
+            "message.received",
+            "message.reactionAdded",
+            "message.received"
+        ]
+    );
+    let in_group = backend.messages("any;+;5a5a01").await;
+    let texts: Vec<_> = in_group.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, ["hi alice", "hello team"]);
+    assert!(in_group[0].is_from_me && in_group[0].sender.is_none());
+    assert_eq!(in_group[0].reply_to.as_deref(), Some(g1.as_str()));
+    assert_eq!(in_group[0].reactions.len(), 1);
+    assert_eq!(
+        in_group[0].reactions[0].reaction,
+        imgroups_core::Reaction::Love
+    );
+    assert_eq!(in_group[0].reactions[0].sender.as_str(), "alice@example.com");
+    assert_eq!(
+        in_group[1].sender.as_ref().map(|a| a.as_str()),
+        Some("alice@example.com")
+    );
+    assert_eq!(backend.messages("any;-;+15550002222").await[0].text, "psst");
+
+    // Live: Messages edits my direct message, bob reads it, then writes; I unsend in the group.
+    f.set(dm, "text", "psst!");
+    f.set(dm, "date_edited", f.date(5));
+    f.set(dm, "date_read", f.date(6));
+    f.post(
+        direct,
+        Msg {
+            guid: &d2,
+            text: Some("yo"),
+            handle: bob,
+            minute: 7,
+            ..Msg::default()
+        },
+    );
+    f.set(mine, "date_retracted", f.date(8));
+    f.set(mine, "attributedBody", rusqlite_null());
+    let want = [
+        "message.received",
+        "message.received",
+        "message.reactionAdded",
+        "message.received",
+        "message.edited",
+        "message.read",
+        "message.received",
+        "message.unsent",
+    ];
+    let mut tries = 0;
+    while backend.log().await.len() < want.len() {
+        tries += 1;
+        assert!(tries < 400, "got {:?}", kinds(&backend.log().await));
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let log = backend.log().await;
+    assert_eq!(kinds(&log), want);
+    let direct_now = backend.messages("any;-;+15550002222").await;
+    assert_eq!(direct_now[0].text, "yo");
+    assert_eq!(direct_now[0].sender.as_ref().unwrap().as_str(), "+15550002222");
+    assert_eq!(direct_now[1].text, "psst!");
+    assert_eq!(direct_now[1].edits, 1);
+    assert!(direct_now[1].date_read.is_some());
+    let unsent = &backend.messages("any;+;5a5a01").await[0];
+    assert!(unsent.date_retracted.is_some() && unsent.text.is_empty());
+
+    // A restart records nothing twice, and goes on where it stopped.
+    let data = backend.stop();
+    f.post(
+        group,
+        Msg {
+            guid: &g4,
+            text: Some("while you were away"),
+            handle: bob,
+            minute: 9,
+            ..Msg::default()
+        },
+    );
+    let backend = start_with(f.home(), data, Duration::from_secs(10)).await;
+    let after = backend.log().await;
+    assert_eq!(after.len(), want.len() + 1, "{:?}", kinds(&after));
+    assert_eq!(after[..want.len()], log[..]);
+    assert_eq!(kinds(&after[want.len()..]), ["message.received"]);
+    let data = backend.stop();
+    let backend = start_with(f.home(), data, Duration::from_secs(10)).await;
+    assert_eq!(backend.log().await.len(), want.len() + 1);
+}
+
+fn rusqlite_null() -> Option<Vec<u8>> {
+    None
 }
