@@ -507,10 +507,7 @@ impl ChatDb {
             retracted = self.column("date_retracted"),
             ident = s.col("chat", "c", "chat_identifier", "NULL"),
         );
-        let mut stmt = self
-            .conn
-            .prepare_cached(&sql)
-            .context("reading messages")?;
+        let mut stmt = self.conn.prepare_cached(&sql).context("reading messages")?;
         let rows = stmt
             .query_map([], |r| {
                 Ok(Row {

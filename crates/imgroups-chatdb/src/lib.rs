@@ -119,8 +119,8 @@ pub use actuator::{
 };
 pub use changes::{Change, ChangeKind, Cursor, Party, Scan, MAX_PENDING, PENDING_WINDOW};
 pub use conversations::{
-    Conversation, MessageCursor, MessageEvent, MessageEventKind, MessageScan, Tapback, DIRECT_STYLE,
-    UPDATE_WINDOW,
+    Conversation, MessageCursor, MessageEvent, MessageEventKind, MessageScan, Tapback,
+    DIRECT_STYLE, UPDATE_WINDOW,
 };
 pub use db::{group_photo_guid, ChatDb, Group, Icon, GROUP_STYLE};
 pub use error::{Error, Result, SqlError};

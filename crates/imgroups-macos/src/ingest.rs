@@ -24,14 +24,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use imgroups_chatdb::{
-    Change, ChangeKind, ChatDb, Conversation, Cursor, Icon, MessageCursor, MessageEventKind,
-    Party, Tapback, Wake, Watcher,
+    Change, ChangeKind, ChatDb, Conversation, Cursor, Icon, MessageCursor, MessageEventKind, Party,
+    Tapback, Wake, Watcher,
 };
 use imgroups_core::error::{excerpt, MAX_ECHO_CHARS};
 use imgroups_core::port::store;
 use imgroups_core::text;
 use imgroups_core::{Address, ChatGuid, Engine, Mutation, Observed, Timestamp};
-use imgroups_core::{MessageEvent, ObservedBatch, ObservedGroup, ObservedMessage, ObservedMessages};
+use imgroups_core::{
+    MessageEvent, ObservedBatch, ObservedGroup, ObservedMessage, ObservedMessages,
+};
 
 use crate::observer::Waiters;
 
@@ -170,7 +172,12 @@ impl Ingest {
             let observed: Vec<ObservedMessage> = items.iter().map(|(_, o)| o.clone()).collect();
             let batch = ObservedMessages {
                 source: MESSAGES_SOURCE.to_owned(),
-                cursor: if i + 1 == chunks { &scan.cursor } else { &cursor }.to_string(),
+                cursor: if i + 1 == chunks {
+                    &scan.cursor
+                } else {
+                    &cursor
+                }
+                .to_string(),
                 items,
             };
             recorded += self

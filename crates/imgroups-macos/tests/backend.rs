@@ -406,7 +406,10 @@ async fn conversations_enter_the_log_once_across_restarts() {
         in_group[0].reactions[0].reaction,
         imgroups_core::Reaction::Love
     );
-    assert_eq!(in_group[0].reactions[0].sender.as_str(), "alice@example.com");
+    assert_eq!(
+        in_group[0].reactions[0].sender.as_str(),
+        "alice@example.com"
+    );
     assert_eq!(
         in_group[1].sender.as_ref().map(|a| a.as_str()),
         Some("alice@example.com")
@@ -449,7 +452,10 @@ async fn conversations_enter_the_log_once_across_restarts() {
     assert_eq!(kinds(&log), want);
     let direct_now = backend.messages("any;-;+15550002222").await;
     assert_eq!(direct_now[0].text, "yo");
-    assert_eq!(direct_now[0].sender.as_ref().unwrap().as_str(), "+15550002222");
+    assert_eq!(
+        direct_now[0].sender.as_ref().unwrap().as_str(),
+        "+15550002222"
+    );
     assert_eq!(direct_now[1].text, "psst!");
     assert_eq!(direct_now[1].edits, 1);
     assert!(direct_now[1].date_read.is_some());
@@ -480,4 +486,200 @@ async fn conversations_enter_the_log_once_across_restarts() {
 
 fn rusqlite_null() -> Option<Vec<u8>> {
     None
+}
+
+fn sent(outcome: Outcome) -> imgroups_core::Message {
+    match outcome {
+        Outcome::Message(m) => *m,
+        other => panic!("not a message: {other:?}"),
+    }
+}
+
+/// Every message write goes to Messages through the helper and is answered once its row is
+/// read back from chat.db: send (with a reply), tapback set and removed, edit, unsend and mark
+/// read, in a group and in a direct chat; the rules run first, as on the simulator.
+#[tokio::test(flavor = "multi_thread")]
+async fn message_writes_go_through_the_helper_and_answer_once_observed() {
+    for version in [Version::Ventura, Version::Tahoe] {
+        let f = Fixture::new(version);
+        let alice = f.handle("alice@example.com");
+        let bob = f.handle("+15550002222");
+        let group = f.group(
+            if version == Version::Tahoe {
+                "any;+;5a5a02"
+            } else {
+                "iMessage;+;5a5a02"
+            },
+            Some("Team"),
+            None,
+        );
+        f.member(group, alice);
+        let direct = f.direct(
+            if version == Version::Tahoe {
+                "any"
+            } else {
+                "iMessage"
+            },
+            "+15550002222",
+            bob,
+        );
+        let old = guid(11);
+        f.post(
+            group,
+            Msg {
+                guid: &old,
+                text: Some("hello"),
+                handle: alice,
+                minute: 1,
+                ..Msg::default()
+            },
+        );
+        let mine_long_ago = guid(12);
+        f.post(
+            direct,
+            Msg {
+                guid: &mine_long_ago,
+                text: Some("long ago"),
+                from_me: true,
+                minute: 2,
+                ..Msg::default()
+            },
+        );
+        f.post(
+            direct,
+            Msg {
+                guid: &guid(13),
+                text: Some("unread"),
+                handle: bob,
+                minute: 3,
+                ..Msg::default()
+            },
+        );
+        let backend = start(f.home(), Duration::from_secs(10)).await;
+        let _helper = backend.fake(&f, FakeReply::Apply).await;
+        let me = backend.me;
+        let run = |command: imgroups_core::Result<Command>| {
+            let engine = backend.engine.clone();
+            async move { engine.execute(me, None, command.unwrap()).await }
+        };
+
+        for chat in ["any;+;5a5a02", "any;-;+15550002222"] {
+            let new = imgroups_core::command::NewMessage {
+                text: format!("sent to {chat}"),
+                subject: None,
+                effect_id: None,
+                reply_to: chat.contains(";+;").then(|| old.clone()),
+                formatting: Vec::new(),
+            };
+            let message = sent(run(Command::send_text(chat, new)).await.expect("sent"));
+            assert_eq!(message.text, format!("sent to {chat}"), "{version:?}");
+            assert!(message.is_from_me);
+            assert_eq!(message.chat_guid.as_ref().unwrap().to_string(), chat);
+            let listed = backend.messages(chat).await;
+            assert_eq!(
+                listed[0].guid, message.guid,
+                "the answer is what chat.db has"
+            );
+
+            let reacted = sent(
+                run(Command::react(
+                    chat,
+                    &message.guid,
+                    imgroups_core::Reaction::Laugh,
+                    true,
+                ))
+                .await
+                .expect("tapback set"),
+            );
+            assert_eq!(reacted.reactions.len(), 1);
+            let cleared = sent(
+                run(Command::react(
+                    chat,
+                    &message.guid,
+                    imgroups_core::Reaction::Laugh,
+                    false,
+                ))
+                .await
+                .expect("tapback removed"),
+            );
+            assert!(cleared.reactions.is_empty());
+
+            let edited = sent(
+                run(Command::edit(chat, &message.guid, "better"))
+                    .await
+                    .unwrap(),
+            );
+            assert_eq!(edited.text, "better");
+            assert_eq!(edited.edits, 1);
+
+            let unsent = run(Command::unsend(chat, &message.guid)).await.unwrap();
+            assert_eq!(unsent, Outcome::Empty);
+            let gone = backend
+                .engine
+                .get_message(me, message.guid.clone())
+                .await
+                .unwrap();
+            assert!(gone.date_retracted.is_some() && gone.text.is_empty());
+        }
+        // The group's reply names its target.
+        let replied = backend.messages("any;+;5a5a02").await;
+        assert!(replied
+            .iter()
+            .any(|m| m.reply_to.as_deref() == Some(old.as_str())));
+
+        // The rules first: not my message, too old to edit, unknown message.
+        let err = run(Command::edit("any;+;5a5a02", &old, "mine now"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::PreconditionFailed, "{err}");
+        let err = run(Command::edit("any;-;+15550002222", &mine_long_ago, "late"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::PreconditionFailed, "{err}");
+        let err = run(Command::unsend("any;+;5a5a02", &guid(99)))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::MessageNotFound, "{err}");
+        let err = run(Command::react(
+            "any;+;5a5a02",
+            &old,
+            imgroups_core::Reaction::Emoji("🔥".into()),
+            true,
+        ))
+        .await
+        .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::OperationNotSupported, "{err}");
+
+        // Mark read reaches Messages (its rows are not read into the log yet).
+        assert_eq!(
+            run(Command::mark_read("any;-;+15550002222")).await.unwrap(),
+            Outcome::Empty
+        );
+        let unread: i64 = f
+            .conn
+            .query_row(
+                "SELECT count(*) FROM message WHERE is_from_me = 0 AND coalesce(date_read, 0) = 0 \
+                 AND ROWID IN (SELECT message_id FROM chat_message_join WHERE chat_id = ?1)",
+                [direct],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(unread, 0);
+
+        // Each write is in the log once: 2 × (sent, tapback added, removed, edited, unsent).
+        let log = backend.log().await;
+        let mine: Vec<_> = kinds(&log).into_iter().skip(3).collect();
+        assert_eq!(
+            mine,
+            [
+                "message.received",
+                "message.reactionAdded",
+                "message.reactionRemoved",
+                "message.edited",
+                "message.unsent"
+            ]
+            .repeat(2),
+            "{version:?}"
+        );
+    }
 }

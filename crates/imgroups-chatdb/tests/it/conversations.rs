@@ -62,7 +62,11 @@ fn messages_of_groups_and_direct_chats_with_text_from_either_column() {
                 ..Msg::default()
             },
         );
-        f.set(body_only, "attributedBody", attributed_body("see you at 8 ❤️"));
+        f.set(
+            body_only,
+            "attributedBody",
+            attributed_body("see you at 8 ❤️"),
+        );
         let dm = f.post(
             c.direct,
             Msg {
@@ -90,14 +94,24 @@ fn messages_of_groups_and_direct_chats_with_text_from_either_column() {
         let texts: Vec<_> = events.iter().map(said).collect();
         assert_eq!(
             texts,
-            [("G-1", "hello all"), ("G-2", "see you at 8 ❤️"), ("D-1", "psst")],
+            [
+                ("G-1", "hello all"),
+                ("G-2", "see you at 8 ❤️"),
+                ("D-1", "psst")
+            ],
             "{version:?}"
         );
-        assert_eq!(events[0].chat, Conversation::Group(imgroups_chatdb::ChatGuid::parse("any;+;chat77").unwrap()));
+        assert_eq!(
+            events[0].chat,
+            Conversation::Group(imgroups_chatdb::ChatGuid::parse("any;+;chat77").unwrap())
+        );
         assert_eq!(events[0].actor, Party::Address("alice@example.com".into()));
         assert_eq!(events[1].actor, Party::Me);
         assert_eq!(events[2].chat, Conversation::Direct("+15550002222".into()));
-        let MessageEventKind::Said { reply_to, subject, .. } = &events[2].kind else {
+        let MessageEventKind::Said {
+            reply_to, subject, ..
+        } = &events[2].kind
+        else {
             unreachable!()
         };
         if version != Version::Sierra {
@@ -106,7 +120,9 @@ fn messages_of_groups_and_direct_chats_with_text_from_either_column() {
         assert_eq!(subject.as_deref(), Some("re"));
         assert_eq!(
             events[0].at,
-            Timestamp::from_unix_nanos((imgroups_chatdb::testing::BASE_UNIX_MS + 60_000) * 1_000_000)
+            Timestamp::from_unix_nanos(
+                (imgroups_chatdb::testing::BASE_UNIX_MS + 60_000) * 1_000_000
+            )
         );
     }
 }
@@ -144,9 +160,11 @@ fn tapbacks_set_and_removed_with_their_target() {
         let reactions: Vec<_> = events
             .iter()
             .filter_map(|e| match &e.kind {
-                MessageEventKind::Reaction { target, tapback, set } => {
-                    Some((e.guid.as_str(), target.as_str(), tapback.clone(), *set))
-                }
+                MessageEventKind::Reaction {
+                    target,
+                    tapback,
+                    set,
+                } => Some((e.guid.as_str(), target.as_str(), tapback.clone(), *set)),
                 _ => None,
             })
             .collect();
@@ -253,7 +271,9 @@ fn edits_unsends_and_receipts_are_found_once_each() {
             [
                 (
                     "D-1",
-                    MessageEventKind::Edited { text: "final".into() },
+                    MessageEventKind::Edited {
+                        text: "final".into()
+                    },
                     Party::Me,
                     format!("D-1/edit/{}", f.date(3))
                 ),
@@ -263,7 +283,12 @@ fn edits_unsends_and_receipts_are_found_once_each() {
                     Party::Address("+15550002222".into()),
                     "D-1/read".into()
                 ),
-                ("G-1", MessageEventKind::Unsent, Party::Me, "G-1/unsent".into()),
+                (
+                    "G-1",
+                    MessageEventKind::Unsent,
+                    Party::Me,
+                    "G-1/unsent".into()
+                ),
             ],
             "{version:?}"
         );
@@ -274,20 +299,31 @@ fn edits_unsends_and_receipts_are_found_once_each() {
         assert_eq!(later.events.len(), 1);
         assert_eq!(
             later.events[0].kind,
-            MessageEventKind::Edited { text: "final 2".into() }
+            MessageEventKind::Edited {
+                text: "final 2".into()
+            }
         );
         assert!(db.scan_messages(&later.cursor).unwrap().events.is_empty());
 
         // Read whole again, each message comes once, as it is now.
         let whole = db.all_messages().unwrap();
         assert_eq!(whole.len(), 2);
-        let MessageEventKind::Said { text, edited_at, read_at, retracted_at, .. } = &whole[0].kind
+        let MessageEventKind::Said {
+            text,
+            edited_at,
+            read_at,
+            retracted_at,
+            ..
+        } = &whole[0].kind
         else {
             unreachable!()
         };
         assert_eq!(text, "final 2");
         assert!(edited_at.is_some() && read_at.is_some() && retracted_at.is_none());
-        let MessageEventKind::Said { text, retracted_at, .. } = &whole[1].kind else {
+        let MessageEventKind::Said {
+            text, retracted_at, ..
+        } = &whole[1].kind
+        else {
             unreachable!()
         };
         assert_eq!(text, "");
@@ -312,6 +348,9 @@ fn a_message_without_its_chat_yet_comes_later() {
     assert!(scan.events.is_empty());
     f.join(c.group, id);
     let scan = db.scan_messages(&scan.cursor).unwrap();
-    assert_eq!(scan.events.iter().map(said).collect::<Vec<_>>(), [("G-1", "early")]);
+    assert_eq!(
+        scan.events.iter().map(said).collect::<Vec<_>>(),
+        [("G-1", "early")]
+    );
     assert!(db.scan_messages(&scan.cursor).unwrap().events.is_empty());
 }

@@ -160,7 +160,7 @@ pub(crate) fn send_new(
 /// must include `actor`. A direct chat is with the address in its GUID; `start` (a send) may
 /// start it, for both sides, if that address is reachable; otherwise `actor`'s account must
 /// already have it.
-fn views(
+pub(super) fn views(
     tx: &mut dyn Tx,
     backend: &dyn Backend,
     actor: &Address,
@@ -322,7 +322,7 @@ pub(super) fn holders(
 
 /// The copies of the message `guid` that `actor` acts on: `messageNotFound` unless `actor`
 /// can see it (in its own view, for an account).
-fn target(
+pub(super) fn target(
     tx: &mut dyn Tx,
     actor: &Address,
     chat: &ChatGuid,
@@ -365,7 +365,7 @@ fn actor_copy(actor: &Address, copies: &[(View, u64, Message)]) -> Option<Messag
         .map(|(_, _, m)| m.clone())
 }
 
-fn unsent(guid: &str, chat: &ChatGuid) -> Error {
+pub(super) fn unsent(guid: &str, chat: &ChatGuid) -> Error {
     Error::precondition(Reason::MessageUnsent, format!("message {guid} was unsent"))
         .with("messageguid", guid)
         .with("chatguid", chat)
@@ -463,7 +463,7 @@ fn react(
 }
 
 /// Checks that `actor` sent the message and it was not unsent.
-fn own_live_message(
+pub(super) fn own_live_message(
     actor: &Address,
     chat: &ChatGuid,
     guid: &str,
@@ -486,17 +486,8 @@ fn own_live_message(
     Ok(message.clone())
 }
 
-fn edit(
-    tx: &mut dyn Tx,
-    actor: &Address,
-    chat: &ChatGuid,
-    views: &[View],
-    guid: &str,
-    text: &str,
-    now: Timestamp,
-) -> Result<Message> {
-    let mut copies = target(tx, actor, chat, views, guid)?;
-    let message = own_live_message(actor, chat, guid, &copies)?;
+/// Apple's edit limits: within [`EDIT_WINDOW_SECS`] of sending, at most [`MAX_EDITS`] times.
+pub(super) fn edit_allowed(message: &Message, guid: &str, now: Timestamp) -> Result<()> {
     if now.seconds() - message.date_created.seconds() > EDIT_WINDOW_SECS {
         return Err(Error::precondition(
             Reason::EditWindowClosed,
@@ -516,6 +507,21 @@ fn edit(
         .with("messageguid", guid)
         .with("limit", MAX_EDITS));
     }
+    Ok(())
+}
+
+fn edit(
+    tx: &mut dyn Tx,
+    actor: &Address,
+    chat: &ChatGuid,
+    views: &[View],
+    guid: &str,
+    text: &str,
+    now: Timestamp,
+) -> Result<Message> {
+    let mut copies = target(tx, actor, chat, views, guid)?;
+    let message = own_live_message(actor, chat, guid, &copies)?;
+    edit_allowed(&message, guid, now)?;
     for (view, place, message) in &mut copies {
         message.text = text.to_owned();
         // Ranges of the old text mean nothing in the new one.
@@ -534,16 +540,8 @@ fn edit(
     actor_copy(actor, &copies).ok_or_else(|| Error::message_not_found(guid))
 }
 
-fn unsend(
-    tx: &mut dyn Tx,
-    actor: &Address,
-    chat: &ChatGuid,
-    views: &[View],
-    guid: &str,
-    now: Timestamp,
-) -> Result<()> {
-    let mut copies = target(tx, actor, chat, views, guid)?;
-    let message = own_live_message(actor, chat, guid, &copies)?;
+/// Apple's unsend limit: within [`UNSEND_WINDOW_SECS`] of sending.
+pub(super) fn unsend_allowed(message: &Message, guid: &str, now: Timestamp) -> Result<()> {
     if now.seconds() - message.date_created.seconds() > UNSEND_WINDOW_SECS {
         return Err(Error::precondition(
             Reason::UnsendWindowClosed,
@@ -555,6 +553,20 @@ fn unsend(
         .with("messageguid", guid)
         .with("limit", UNSEND_WINDOW_SECS));
     }
+    Ok(())
+}
+
+fn unsend(
+    tx: &mut dyn Tx,
+    actor: &Address,
+    chat: &ChatGuid,
+    views: &[View],
+    guid: &str,
+    now: Timestamp,
+) -> Result<()> {
+    let mut copies = target(tx, actor, chat, views, guid)?;
+    let message = own_live_message(actor, chat, guid, &copies)?;
+    unsend_allowed(&message, guid, now)?;
     for (view, place, message) in &mut copies {
         // The content is gone for everyone; what remains is that something was unsent.
         message.text.clear();

@@ -9,13 +9,20 @@
 //! is recorded at most once (`Tx::mark_observed`), with the source's cursor saved in the same
 //! transaction: exactly once across restarts.
 
+use std::sync::Arc;
+
+use crate::command::{Command, MessageOp};
 use crate::error::{Error, ErrorKind, Result};
+use crate::idempotency::{self, Keyed};
 use crate::ids::{Address, ChatGuid, ChatKind};
-use crate::model::{AppliedReaction, Change, Message, Outcome, Reaction, Timestamp};
-use crate::port::backend::Backend;
+use crate::model::{AccountId, AppliedReaction, Change, Message, Outcome, Reaction, Timestamp};
+use crate::port::backend::{Backend, Observer};
 use crate::port::tx::{NewEvent, Tx};
 
-use super::messages::{holders, notify, View};
+use super::messages::{
+    edit_allowed, holders, notify, own_live_message, target, unsend_allowed, unsent,
+    views as message_views, View,
+};
 use super::Engine;
 
 /// What happened to a message, as observed.
@@ -88,6 +95,157 @@ impl Engine {
             }))
             .await?;
         rx_count.await.map_err(|_| Error::internal())
+    }
+}
+
+/// What the checking transaction of a message write found.
+enum Step {
+    /// The key was used before: this is the first answer.
+    Replay(Result<Outcome>),
+    /// The rules refused (remembered under the key, like any final answer).
+    Refused(Result<Outcome>),
+    /// Every rule passed: carry it out.
+    Go { actor: Address },
+}
+
+impl Engine {
+    /// A message write on a backend that carries actions out itself: the same rules as on the
+    /// simulator, checked in a transaction that changes nothing; then the backend carries the
+    /// action out and returns once it was observed and recorded; the answer is read after it
+    /// (the message as the account now sees it).
+    pub(super) async fn execute_observed_message(
+        &self,
+        observer: Arc<dyn Observer>,
+        account: AccountId,
+        key: Option<String>,
+        command: Command,
+    ) -> Result<Outcome> {
+        let Command::Message { chat, op } = command.clone() else {
+            return Err(Error::internal());
+        };
+        let keyed = Keyed::new(key, &command).map(Arc::new);
+        let backend = self.backend.clone();
+        let ttl = self.config.idempotency_ttl;
+        let (tx_step, rx_step) = tokio::sync::oneshot::channel();
+        let step_keyed = keyed.clone();
+        let (step_chat, step_op) = (chat.clone(), op.clone());
+        self.store
+            .write(Box::new(move |tx| {
+                let step = (|| -> Result<Step> {
+                    if let Some(keyed) = step_keyed.as_deref() {
+                        if let Some(first) = idempotency::replay(tx, account, keyed, ttl)? {
+                            return Ok(Step::Replay(first));
+                        }
+                    }
+                    let actor = tx.account_address(account)?;
+                    match check(tx, &*backend, &actor, &step_chat, &step_op) {
+                        Ok(()) => Ok(Step::Go { actor }),
+                        Err(err)
+                            if matches!(err.kind, ErrorKind::Unavailable | ErrorKind::Internal) =>
+                        {
+                            Err(err)
+                        }
+                        Err(err) => {
+                            let refused = Err(err);
+                            if let Some(keyed) = step_keyed.as_deref() {
+                                idempotency::remember(tx, account, keyed, &refused)?;
+                            }
+                            Ok(Step::Refused(refused))
+                        }
+                    }
+                })()?;
+                let _ = tx_step.send(step);
+                Ok(Outcome::Empty)
+            }))
+            .await?;
+        let actor = match rx_step.await.map_err(|_| Error::internal())? {
+            Step::Replay(answer) | Step::Refused(answer) => return answer,
+            Step::Go { actor } => actor,
+        };
+        let answer = match observer.carry_out_message(&chat, &actor, &op).await {
+            Ok(sent) => match (&op, sent) {
+                (MessageOp::Send(_), Some(guid)) => self
+                    .get_message(account, guid)
+                    .await
+                    .map(|m| Outcome::Message(Box::new(m))),
+                (MessageOp::React { message, .. } | MessageOp::Edit { message, .. }, _) => self
+                    .get_message(account, message.clone())
+                    .await
+                    .map(|m| Outcome::Message(Box::new(m))),
+                _ => Ok(Outcome::Empty),
+            },
+            Err(err) => Err(err),
+        };
+        if let Some(keyed) = keyed {
+            let remembered = answer.clone();
+            self.store
+                .write(Box::new(move |tx| {
+                    idempotency::remember(tx, account, &keyed, &remembered)?;
+                    Ok(Outcome::Empty)
+                }))
+                .await?;
+        }
+        answer
+    }
+}
+
+/// The rules of a message write, as on the simulator ([`super::messages`]), without writing:
+/// the chat is visible, a reply's target and an action's message are in it, only the sender
+/// edits or unsends and within Apple's limits, nothing is done to an unsent message. A direct
+/// chat must exist already (starting one needs a chat Messages has: `chats.create` is not
+/// supported on such a backend).
+fn check(
+    tx: &mut dyn Tx,
+    backend: &dyn Backend,
+    actor: &Address,
+    chat: &ChatGuid,
+    op: &MessageOp,
+) -> Result<()> {
+    let now = tx.now();
+    match op {
+        MessageOp::Send(new) => {
+            let views = message_views(tx, backend, actor, chat, false)?;
+            if views.iter().all(|v| &v.address != actor) {
+                return Err(Error::chat_not_found(chat));
+            }
+            if let Some(reply_to) = &new.reply_to {
+                if holders(tx, &views, reply_to)?.is_empty() {
+                    return Err(Error::message_not_found(reply_to)
+                        .with("field", "replyTo")
+                        .with("chatguid", chat));
+                }
+            }
+            Ok(())
+        }
+        MessageOp::React { message, .. } => {
+            let views = message_views(tx, backend, actor, chat, false)?;
+            let copies = target(tx, actor, chat, &views, message)?;
+            if copies.iter().any(|(_, _, m)| m.is_unsent()) {
+                return Err(unsent(message, chat));
+            }
+            Ok(())
+        }
+        MessageOp::Edit { message, .. } => {
+            let views = message_views(tx, backend, actor, chat, false)?;
+            let copies = target(tx, actor, chat, &views, message)?;
+            let found = own_live_message(actor, chat, message, &copies)?;
+            edit_allowed(&found, message, now)
+        }
+        MessageOp::Unsend { message } => {
+            let views = message_views(tx, backend, actor, chat, false)?;
+            let copies = target(tx, actor, chat, &views, message)?;
+            let found = own_live_message(actor, chat, message, &copies)?;
+            unsend_allowed(&found, message, now)
+        }
+        MessageOp::MarkRead => {
+            message_views(tx, backend, actor, chat, false)?;
+            Ok(())
+        }
+        MessageOp::SetBackground { .. }
+        | MessageOp::RemoveBackground
+        | MessageOp::ShareContactInfo => Err(Error::not_supported(
+            "chat backgrounds and sharing contact info are not carried out on this backend yet",
+        )),
     }
 }
 
@@ -266,8 +424,7 @@ fn apply(tx: &mut dyn Tx, backend: &dyn Backend, item: &ObservedMessage) -> Resu
             let copies = found(tx, &views, target, &item.chat)?;
             for (view, place, mut message) in copies {
                 // Only the sender's copy gets a receipt, and only the first time.
-                if &view.address == actor || !message.is_from_me || message.date_read.is_some()
-                {
+                if &view.address == actor || !message.is_from_me || message.date_read.is_some() {
                     continue;
                 }
                 message.date_read = Some(at);
