@@ -20,6 +20,12 @@
 //!   only. Only "helper not connected" is retryable; once Messages had the request, a failure
 //!   is final, so that a client's retry cannot make the change twice. Without a helper the
 //!   backend is read-only: writes fail with `operationNotSupported`.
+//! - **Conversations**: message rows of group and direct chats (said, tapbacks, edits, unsends,
+//!   read receipts) are recorded after each scan's group changes through
+//!   `Engine::record_messages`, under their own cursor and ids (`chatdb.messages`), each once.
+//!   Message writes (send, tapback, edit, unsend, mark read) go through the helper's message
+//!   actions and are answered once observed, as group writes are; emoji tapbacks, backgrounds
+//!   and contact sharing answer `operationNotSupported`.
 //! - One account: the Mac's own iMessage address ("me"). Creating chats is not supported.
 //!
 //! Plain Rust that builds and runs on Linux too (the tests run there on fixture databases with
