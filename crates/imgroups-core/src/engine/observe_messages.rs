@@ -260,6 +260,22 @@ fn record(tx: &mut dyn Tx, backend: &dyn Backend, batch: &ObservedMessages) -> R
             Err(err) if matches!(err.kind, ErrorKind::Unavailable | ErrorKind::Internal) => {
                 return Err(err)
             }
+            // A tapback on a message not kept (attachments only), a chat with a handle that
+            // is no address: common in a long history, so not worth a warning each.
+            Err(err)
+                if matches!(
+                    err.kind,
+                    ErrorKind::MessageNotFound | ErrorKind::ChatNotFound
+                ) =>
+            {
+                tracing::debug!(
+                    source = %batch.source,
+                    id = %id,
+                    chat = %item.chat,
+                    error = %err,
+                    "observed message skipped"
+                )
+            }
             Err(err) => tracing::warn!(
                 source = %batch.source,
                 id = %id,
