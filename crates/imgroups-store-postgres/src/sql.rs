@@ -220,12 +220,14 @@ pub(crate) fn list_messages(
         &limit,
     ];
     // Two statements, so that each has an index that serves its order: the chat's, or the
-    // primary key.
+    // primary key. The page bound is a plain range on `place` (not `$3 IS NULL OR …`): our
+    // plans are generic (see `pg_config`), and only then is it an index condition, so a page
+    // deep in a long chat starts where it should instead of filtering every newer message.
     let rows = if chat.is_some() {
         q.rows(
             "SELECT place, body FROM chat_messages
              WHERE account_id = $1 AND chat_guid = $2::text
-               AND ($3::bigint IS NULL OR place < $3)
+               AND place < COALESCE($3::bigint, 9223372036854775807)
                AND ($4::boolean IS NULL OR is_from_me = $4)
                AND ($5::boolean IS NULL OR is_read = $5)
                AND ($6::bigint IS NULL OR created_at < $6)
@@ -237,7 +239,7 @@ pub(crate) fn list_messages(
         q.rows(
             "SELECT place, body FROM chat_messages
              WHERE account_id = $1 AND $2::text IS NULL
-               AND ($3::bigint IS NULL OR place < $3)
+               AND place < COALESCE($3::bigint, 9223372036854775807)
                AND ($4::boolean IS NULL OR is_from_me = $4)
                AND ($5::boolean IS NULL OR is_read = $5)
                AND ($6::bigint IS NULL OR created_at < $6)

@@ -379,8 +379,11 @@ impl Reader for Db<'_> {
         query: &MessageQuery,
     ) -> Result<Vec<(u64, Message)>> {
         // Two statements, so that each has an index that serves its order: the chat's, or the
-        // account's own (the primary key).
-        let filters = "AND (?3 IS NULL OR place < ?3)
+        // account's own (the primary key). The page bound is a plain range on `place` (no
+        // `?3 IS NULL OR …`): that makes it part of the index search, so a page deep in a long
+        // chat starts where it should instead of walking every newer message; and it is what
+        // makes SQLite choose the chat's index at all on a database never analysed.
+        let filters = "AND place < coalesce(?3, 9223372036854775807)
              AND (?4 IS NULL OR is_from_me = ?4)
              AND (?5 IS NULL OR is_read = ?5)
              AND (?6 IS NULL OR created_at < ?6)

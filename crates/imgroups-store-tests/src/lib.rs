@@ -17,8 +17,16 @@
 //! - [`observer_cursors`], [`observed_ids`]: what a backend observing an external source
 //!   (chat.db) keeps in the store: its cursor and the ids it recorded, both committing (or
 //!   rolling back) with the transaction and surviving a restart.
+//! - [`messages_are_delivered`], [`messages_change`], [`messages_are_read`],
+//!   [`messages_are_listed`]: messages in groups and direct chats, in every member's log and
+//!   copy; tapbacks, edits, unsends and reads; listings and their pages (`messages`).
 
+mod messages;
 pub mod pg;
+
+pub use messages::{
+    messages_are_delivered, messages_are_listed, messages_are_read, messages_change,
+};
 
 use std::collections::HashMap;
 use std::sync::Arc;
