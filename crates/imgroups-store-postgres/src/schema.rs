@@ -181,6 +181,13 @@ INSERT INTO chat_messages (account_id, place, guid, chat_guid, created_at, is_fr
     FROM messages;
 DROP TABLE messages;
 "#,
+    // Unread messages, by chat and by account: what a mark-read and an unread listing look
+    // for, without walking every message read long ago.
+    r#"
+CREATE INDEX chat_messages_unread_by_chat ON chat_messages (account_id, chat_guid, place)
+    WHERE NOT is_read;
+CREATE INDEX chat_messages_unread ON chat_messages (account_id, place) WHERE NOT is_read;
+"#,
 ];
 
 /// Brings the database up to this binary's schema, or refuses one that is newer.
