@@ -121,6 +121,16 @@ pub enum MessageOp {
     },
     /// Everything received in the chat so far is read.
     MarkRead,
+    /// A new background for the chat, shared by everyone in it: build it with
+    /// [`Command::set_background`].
+    SetBackground {
+        data: Vec<u8>,
+        mime: String,
+        hash: Vec<u8>,
+    },
+    RemoveBackground,
+    /// Share my name and photo with the chat.
+    ShareContactInfo,
 }
 
 /// A new text message.
@@ -143,6 +153,9 @@ impl MessageOp {
             MessageOp::Edit { .. } => "EditMessage",
             MessageOp::Unsend { .. } => "UnsendMessage",
             MessageOp::MarkRead => "MarkChatRead",
+            MessageOp::SetBackground { .. } => "SetBackground",
+            MessageOp::RemoveBackground => "RemoveBackground",
+            MessageOp::ShareContactInfo => "ShareContactInfo",
         }
     }
 }
@@ -433,6 +446,39 @@ impl Command {
         Self::message(chat, MessageOp::MarkRead)
     }
 
+    /// `chats.setBackground`: an image checked like a group icon (type from the bytes,
+    /// structure, size and dimensions within `limits`).
+    pub fn set_background(chat: &str, data: Vec<u8>, limits: &Limits) -> Result<Self> {
+        let chat = ChatGuid::parse(chat)?;
+        if data.len() > limits.max_icon_bytes {
+            return Err(Error::invalid(format!(
+                "background is larger than {} bytes",
+                limits.max_icon_bytes
+            ))
+            .with("field", "data")
+            .because(Reason::TooLarge)
+            .with("limit", limits.max_icon_bytes));
+        }
+        let image = image::inspect(&data)?;
+        limits.check_icon(&image)?;
+        let hash = Sha256::digest(&data).to_vec();
+        let mime = image.kind.mime().to_owned();
+        Ok(Command::Message {
+            chat,
+            op: MessageOp::SetBackground { data, mime, hash },
+        })
+    }
+
+    /// `chats.removeBackground`.
+    pub fn remove_background(chat: &str) -> Result<Self> {
+        Self::message(chat, MessageOp::RemoveBackground)
+    }
+
+    /// `chats.shareContactInfo`.
+    pub fn share_contact_info(chat: &str) -> Result<Self> {
+        Self::message(chat, MessageOp::ShareContactInfo)
+    }
+
     fn message(chat: &str, op: MessageOp) -> Result<Self> {
         Ok(Command::Message {
             chat: ChatGuid::parse(chat)?,
@@ -513,7 +559,10 @@ impl Command {
                         field(text.as_bytes());
                     }
                     MessageOp::Unsend { message } => field(message.as_bytes()),
-                    MessageOp::MarkRead => {}
+                    MessageOp::SetBackground { hash, .. } => field(hash),
+                    MessageOp::MarkRead
+                    | MessageOp::RemoveBackground
+                    | MessageOp::ShareContactInfo => {}
                 }
             }
         }
