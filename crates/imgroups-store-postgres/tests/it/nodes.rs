@@ -12,7 +12,7 @@ use imgroups_core::engine::messages::query::Listing;
 use imgroups_core::port::{Accounts, Hooks, Log, Store, WebhookUrl};
 use imgroups_core::{
     admin, AccountId, Address, Change, Command, Engine, EngineConfig, ErrorKind, Message,
-    NewMessage, Outcome,
+    NewMessage, Outcome, Reaction,
 };
 use imgroups_sim::Simulator;
 use imgroups_store_postgres::{Config, PgStore, Role};
@@ -273,6 +273,56 @@ fn a_send_retried_on_the_other_node_answers_the_same_message() {
         unique.sort();
         unique.dedup();
         assert_eq!(unique.len(), 20);
+    });
+}
+
+#[test]
+fn tapbacks_raced_on_two_nodes_all_land() {
+    two_nodes("msg_tapbacks", |a, b| async move {
+        let me = account(&a, "me@x.com").await;
+        account(&a, "ann@x.com").await;
+        account(&b, "bob@x.com").await;
+        let (ea, eb) = (engine(&a), engine(&b));
+        let puppets = ["p1@x.com", "p2@x.com", "p3@x.com", "p4@x.com", "p5@x.com"];
+        let mut others = vec!["ann@x.com", "bob@x.com"];
+        others.extend(puppets);
+        let chat = group(&ea, me, &others).await;
+        let message = sent(ea.execute(me, None, say(&chat, "react!")).await.unwrap());
+        let before = a.log_bounds(me).await.unwrap().head;
+        // Everyone in the group but me reacts at once, half through each node; then again
+        // with another tapback, which replaces the first.
+        let mut reactors = vec!["ann@x.com", "bob@x.com"];
+        reactors.extend(puppets);
+        for kind in [Reaction::Love, Reaction::Laugh] {
+            let mut tasks = Vec::new();
+            for (i, who) in reactors.iter().enumerate() {
+                let engine = if i % 2 == 0 { ea.clone() } else { eb.clone() };
+                let command = Command::react(&chat, &message.guid, kind.clone(), true).unwrap();
+                let who = Address::parse(who).unwrap();
+                tasks.push(tokio::spawn(async move {
+                    imgroups_sim::act(&engine, &who, command).await.unwrap();
+                }));
+            }
+            for task in tasks {
+                task.await.unwrap();
+            }
+        }
+        let copy = eb.get_message(me, message.guid.clone()).await.unwrap();
+        let mut got: Vec<(String, String)> = copy
+            .reactions
+            .iter()
+            .map(|r| (r.sender.to_string(), r.reaction.to_string()))
+            .collect();
+        got.sort();
+        let mut want: Vec<(String, String)> = reactors
+            .iter()
+            .map(|w| (w.to_string(), "laugh".to_owned()))
+            .collect();
+        want.sort();
+        assert_eq!(got, want, "no tapback lost to a concurrent one");
+        // Added, then removed and added again: three events per person.
+        let events = contiguous_log(&a, me).await;
+        assert_eq!(events.len() as u64 - before, 3 * reactors.len() as u64);
     });
 }
 
