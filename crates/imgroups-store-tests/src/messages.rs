@@ -234,6 +234,24 @@ pub fn messages_are_delivered<F: Fixture>(fixture: F) {
         assert!(!b_copy.is_from_me);
         let err = t.get(C, &to_b.guid).await.expect_err("c has no copy");
         assert_eq!(err.kind, ErrorKind::MessageNotFound);
+        // The address in a direct chat's GUID is compared as an address: any case is the
+        // same chat, on both sides, in listings too.
+        let shout = t.say(A, "any;-;B@X.com", "same chat").await;
+        let b_copy = t.get(B, &shout.guid).await.expect("b's copy");
+        assert_eq!(
+            b_copy.chat_guid.map(|c| c.to_string()),
+            Some(direct("a@x.com"))
+        );
+        let (page, _) = t
+            .list(A, Some(&direct("b@x.com")), Listing::default())
+            .await
+            .expect("a's direct chat");
+        assert_eq!(guids(&page), [&shout.guid, &to_b.guid]);
+        let (page, _) = t
+            .list(A, Some("any;-;B@X.COM"), Listing::default())
+            .await
+            .expect("the same chat");
+        assert_eq!(guids(&page), [&shout.guid, &to_b.guid]);
         // The answer comes back on b's side of the same chat.
         let reply = t.say(B, &direct("a@x.com"), "yes?").await;
         let a_copy = t.get(A, &reply.guid).await.expect("a's copy");
