@@ -47,7 +47,7 @@ AREAS = [
      [r"^<hyper::proto::h2::PipeToSendStream<S> as core::future::future::Future>::poll$"]),
     ("    service future (routing, layers, method)",
      [r"^<hyper_util::service::oneshot::Oneshot<S,Req> as core::future::future::Future>::poll$"]),
-    # Before the operation registry (issue 23) the generated GroupServiceServer served the
+    # Before the operation registry the generated GroupServiceServer served the
     # method; since, the route's own future does (inlined, so it has no area of its own: its
     # cost is in "the rest"), and the handler is the generic `Call<R>`.
     ("      tonic method: decode, handler, encode",

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Does the server give memory back after a load spike? (issue 16, SECURITY.md "Memory")
+"""Does the server give memory back after a load spike? (SECURITY.md, "Memory after load")
 
 Starts `imgroups serve` on a fresh data directory, then measures its resident memory
 (VmRSS) idle, while a burst holds it (STREAMS open SSE event streams plus BODIES concurrent

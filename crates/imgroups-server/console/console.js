@@ -17,6 +17,9 @@ const state = {
   open: new Set(), // guids whose "Change" panel is open, kept across re-renders
   refreshTimer: null,
   actions: [], // what a person can do to a group (GET actions), the "Change" panel's forms
+  chat: null, // the chat whose conversation is open
+  conversationTimer: null,
+  names: new Map(), // guid -> the group's name, newest known, shown beside GUIDs in the log
 };
 
 // ---------------------------------------------------------------------------- plumbing
@@ -163,11 +166,16 @@ async function loadAccounts() {
             el(
               "li",
               {},
-              `token ${t.id}, created `,
-              time(t.createdAt),
+              // The token's description and its button are two boxes apart (CSS: ul.tokens li),
+              // so "Revoke" never reads as part of the token's text.
+              el("span", { class: "token-label" }, `Token ${t.id} · created `, time(t.createdAt)),
               t.revoked
-                ? el("span", { class: "muted", text: " (revoked)" })
-                : el("button", { type: "button", class: "quiet", onclick: () => run(() => revokeToken(t.id)) }, `Revoke token ${t.id}`),
+                ? el("span", { class: "muted", text: "(revoked)" })
+                : el(
+                    "button",
+                    { type: "button", class: "quiet small-button", "aria-label": `Revoke token ${t.id}`, onclick: () => run(() => revokeToken(t.id)) },
+                    "Revoke",
+                  ),
             ),
           ),
         ),
@@ -200,9 +208,11 @@ async function revokeToken(id) {
 // ------------------------------------------------------------------------------ groups
 
 async function chooseAccount(address) {
+  closeConversation();
   state.account = address;
   sessionStorage.setItem("imgroups.account", address);
   state.offset = 0;
+  state.names.clear();
   for (const { url } of state.icons.values()) URL.revokeObjectURL(url);
   state.icons.clear();
   await Promise.all([loadGroups(), loadEvents()]);
@@ -218,6 +228,8 @@ async function loadGroups() {
     state.offset = Math.max(0, Math.floor((page.total - 1) / PAGE) * PAGE);
     return loadGroups();
   }
+  for (const chat of page.chats) state.names.set(chat.guid, chat.displayName);
+  paintNames();
   $("#groups-total").textContent = `(${page.total})`;
   const pages = Math.max(1, Math.ceil(page.total / PAGE));
   $("#groups-page").textContent = `Page ${Math.floor(state.offset / PAGE) + 1} of ${pages}`;
@@ -264,7 +276,91 @@ function renderGroup(chat) {
     else state.open.delete(chat.guid);
   });
   renderActions(chat, $(".actions", node));
+  $(".open-chat", node).addEventListener("click", () => run(() => openConversation(chat)));
   return node;
+}
+
+// ------------------------------------------------------------------------ conversation
+
+// Words and marks every font has (a console is often a headless browser without emoji).
+const TAPBACKS = { love: "\u2665", like: "Like", dislike: "Dislike", laugh: "Ha ha", emphasize: "!!", question: "?" };
+
+/** A tapback's kind as the API's JSON names it (`MESSAGE_REACTION_KIND_LIKE`), as a word. */
+function tapbackKind(reaction) {
+  return String(reaction?.kind ?? "").replace(/^MESSAGE_REACTION_KIND_/, "").toLowerCase();
+}
+
+async function openConversation(chat) {
+  state.chat = { guid: chat.guid, name: groupName(chat) };
+  $("#conversation").hidden = false;
+  await loadConversation();
+  $("#compose [name=text]").focus();
+}
+
+function closeConversation() {
+  state.chat = null;
+  $("#conversation").hidden = true;
+  $("#bubbles").replaceChildren();
+}
+
+async function loadConversation() {
+  const open = state.chat;
+  if (!open || !state.account) return;
+  const view = await api(`conversation?${query({ account: state.account, chat: open.guid })}`);
+  if (open !== state.chat) return;
+  $("#conversation-title").textContent = view.chat.displayName || open.name;
+  $("#conversation-guid").textContent = view.chat.guid;
+  const byGuid = new Map(view.items.filter((i) => i.type === "message").map((i) => [i.message.guid, i.message]));
+  const list = $("#bubbles");
+  const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 24;
+  list.replaceChildren(...view.items.map((item) => (item.type === "system" ? renderSystem(item) : renderBubble(item.message, byGuid, view.chat.isGroup))));
+  if (atBottom) list.scrollTop = list.scrollHeight;
+  $("#typing").textContent = view.typing.length ? `${view.typing.join(", ")} ${view.typing.length === 1 ? "is" : "are"} typing\u2026` : "";
+}
+
+function renderSystem(item) {
+  return el("li", { class: "system" }, item.text, " ", time(item.occurredAt));
+}
+
+/** One message as Messages draws it: mine on the right, theirs on the left with the sender. */
+function renderBubble(message, byGuid, isGroup) {
+  const mine = message.isFromMe;
+  const unsent = Boolean(message.dateRetracted);
+  const node = el("li", { class: `bubble ${mine ? "mine" : "theirs"}${unsent ? " unsent" : ""}`, "data-guid": message.guid });
+  if (!mine && isGroup) node.append(el("span", { class: "sender", text: message.sender?.address ?? "" }));
+  const quoted = message.replyTargetGuid && byGuid.get(message.replyTargetGuid);
+  if (message.replyTargetGuid) {
+    node.append(el("span", { class: "quote", text: quoted ? `\u21A9 ${quoted.content?.text ?? "(unsent)"}` : "\u21A9 an earlier message" }));
+  }
+  node.append(el("span", { class: "text", text: unsent ? (mine ? "You unsent a message" : "Message unsent") : message.content?.text ?? "" }));
+  const reactions = message.appliedReactions ?? [];
+  if (reactions.length) {
+    const line = reactions
+      .map((r) => {
+        const kind = tapbackKind(r.reaction);
+        return `${kind === "emoji" ? r.reaction.emoji : TAPBACKS[kind] ?? kind} ${r.isFromMe ? "you" : r.sender?.address ?? ""}`;
+      })
+      .join(" \u00B7 ");
+    node.append(el("span", { class: "tapbacks", text: line }));
+  }
+  const meta = [message.dateEdited ? "Edited" : null, mine && message.dateRead ? "Read" : null].filter(Boolean);
+  node.append(el("span", { class: "meta" }, ...[meta.join(" \u00B7 "), meta.length ? " " : "", time(message.dateCreated)]));
+  if (!unsent) {
+    for (const kind of ["love", "like", "laugh"]) {
+      node.append(
+        el("button", { type: "button", class: "react", title: `React ${kind}`, "aria-label": `React ${kind} to ${message.content?.text ?? message.guid}`, onclick: () => run(() => converse({ op: "react", message: message.guid, reaction: kind })) }, TAPBACKS[kind]),
+      );
+    }
+  }
+  return node;
+}
+
+/** Says or does something in the open conversation, as the account or the puppet. */
+async function converse(request) {
+  if (!state.chat) return;
+  const result = await api("act", { method: "POST", json: { account: state.account, puppet: puppet(), chat: state.chat.guid, ...request } });
+  await loadConversation();
+  return result;
 }
 
 async function loadIcon(chat, img) {
@@ -381,9 +477,33 @@ async function act(request) {
 
 // Events come in the official SDK's shape (`change.type`, `actor.address`, RFC 3339 times).
 function describe(event) {
+  // Message and chat events come as the HTTP API's JSON, named by `type`.
+  if (event.type && !event.change) {
+    const text = event.message?.content?.text ?? event.content?.text;
+    const detail = text ?? event.reaction?.emoji ?? event.reaction?.kind ?? event.messageGuid;
+    return detail !== undefined ? `${event.type} ${JSON.stringify(detail)}` : event.type;
+  }
   const { type, displayName, participant } = event.change ?? {};
   const detail = displayName ?? participant?.address;
   return detail !== undefined ? `${type} ${JSON.stringify(detail)}` : `${type}`;
+}
+
+/**
+ * Learns a group's name from an event. `live`: the event is newer than anything seen, so its
+ * name wins; otherwise (history, read newest first) only a group with no known name takes it.
+ */
+function learnName(event, live) {
+  const name = event.change?.type === "displayNameChanged" ? event.change.displayName : undefined;
+  if (name === undefined || !event.chatGuid) return;
+  if (live || !state.names.has(event.chatGuid)) state.names.set(event.chatGuid, name);
+}
+
+/** Writes every known group name beside its GUID in the event log. */
+function paintNames() {
+  for (const node of document.querySelectorAll("#events .group-name")) {
+    const name = state.names.get(node.dataset.guid);
+    node.textContent = name ? `${name} · ` : "";
+  }
 }
 
 function renderEvent(event) {
@@ -397,7 +517,12 @@ function renderEvent(event) {
     el("span", { class: "actor", text: `by ${event.isFromMe ? `${event.actor?.address ?? state.account} (me)` : event.actor?.address ?? "unknown"}` }),
     " ",
     time(event.occurredAt),
-    el("div", { class: "muted small", text: event.chatGuid }),
+    el(
+      "div",
+      { class: "muted small" },
+      el("span", { class: "group-name", "data-guid": event.chatGuid ?? "" }),
+      el("span", { class: "event-guid", text: event.chatGuid ?? "" }),
+    ),
   );
 }
 
@@ -406,7 +531,9 @@ async function loadEvents() {
   const account = state.account;
   const page = await api(`events?${query({ account, limit: PAGE })}`);
   if (account !== state.account) return;
+  for (const event of page.events) learnName(event, false);
   $("#events").replaceChildren(...page.events.map(renderEvent));
+  paintNames();
   state.newest = page.head;
   state.oldest = page.events.at(-1)?.sequence ?? page.head + 1;
   updateEventControls(page.prunedThrough);
@@ -420,7 +547,9 @@ function updateEventControls(prunedThrough = 0) {
 
 async function olderEvents() {
   const page = await api(`events?${query({ account: state.account, before: state.oldest, limit: PAGE })}`);
+  for (const event of page.events) learnName(event, false);
   $("#events").append(...page.events.map(renderEvent));
+  paintNames();
   if (page.events.length) state.oldest = page.events.at(-1).sequence;
   updateEventControls(page.prunedThrough);
 }
@@ -482,8 +611,14 @@ async function openStream(account, after) {
 function onLiveEvent(event) {
   if (event.sequence <= state.newest) return;
   state.newest = event.sequence;
+  learnName(event, true);
   $("#events").prepend(renderEvent(event));
+  paintNames();
   updateEventControls();
+  if (state.chat && event.chatGuid === state.chat.guid) {
+    clearTimeout(state.conversationTimer);
+    state.conversationTimer = setTimeout(() => run(loadConversation), 100);
+  }
   // Group cards change with the log: re-read the page once a burst has passed.
   clearTimeout(state.refreshTimer);
   state.refreshTimer = setTimeout(() => run(loadGroups), 100);
@@ -566,6 +701,12 @@ async function injectFault(form) {
 
 async function loadWebhooks() {
   const { webhooks } = await api("webhooks");
+  if (!webhooks.length) {
+    $("#webhooks tbody").replaceChildren(
+      el("tr", {}, el("td", { colspan: "5", class: "muted", text: "None yet: add one with imgroups webhook add or POST /v1/webhooks." })),
+    );
+    return;
+  }
   $("#webhooks tbody").replaceChildren(
     ...webhooks.map((w) =>
       el(
@@ -618,6 +759,15 @@ function wire() {
     }),
   );
   $("#events-older").addEventListener("click", () => run(olderEvents));
+  $("#conversation-close").addEventListener("click", closeConversation);
+  $("#compose").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const text = String(new FormData(event.target).get("text") ?? "");
+    run(async () => {
+      await converse({ op: "say", text });
+      event.target.reset();
+    });
+  });
   $("#fault-form").addEventListener("submit", (event) => {
     event.preventDefault();
     run(() => injectFault(event.target));
@@ -644,7 +794,7 @@ function wire() {
   // Faults run out, webhooks move and groups appear (a new group is no event in anyone's
   // log) on their own: keep those panels fresh.
   setInterval(() => {
-    if (token() && !$("#app").hidden) run(() => Promise.all([loadSim(), loadWebhooks(), loadGroups()]));
+    if (token() && !$("#app").hidden) run(() => Promise.all([loadSim(), loadWebhooks(), loadGroups(), loadConversation()]));
   }, 2000);
 }
 

@@ -21,7 +21,7 @@ use crate::revocation::Token;
 /// a retry can succeed; over HTTP also the `Retry-After` header.
 pub(crate) const RETRY_AFTER: &str = "retryafter";
 
-/// Limits of the network surface. Each is a `serve` flag (README, "Limits").
+/// Limits of the network surface. Each is a `serve` flag (docs/operating.md, "Limits").
 #[derive(Debug, Clone)]
 pub struct NetLimits {
     /// Largest request message (gRPC) or body (HTTP) of every method but the icon upload,

@@ -57,6 +57,9 @@ pub mod tls;
 pub mod webhooks;
 mod wire;
 
+#[cfg(test)]
+mod error_table_doc;
+
 pub use faults::{FaultRequest, MAX_FAULT_LATENCY_MS};
 pub use guard::{NetLimits, ICON_OVERHEAD_BYTES};
 pub use net::ConnLimits;
@@ -209,6 +212,7 @@ pub async fn serve_with(
         engine: engine.clone(),
         limits: options.limits,
         webhooks: http_options.webhooks.clone(),
+        typing: Arc::default(),
     };
     webhooks::start(
         store.clone(),
@@ -224,7 +228,12 @@ pub async fn serve_with(
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     let health = health::Health::new(streams.store.clone(), health_reporter).await;
     let faults = faults::Faults::start(store.clone(), stop.clone(), &streams.tasks).await;
-    let admin = app::AdminApp::new(engine_for_admin, options.limits, faults.clone());
+    let admin = app::AdminApp::new(
+        engine_for_admin,
+        options.limits,
+        faults.clone(),
+        app.typing.clone(),
+    );
     let guard = guard::Guard::new(app.clone(), options.net.clone(), faults);
     let router = http::router(http::Http {
         guard: guard.clone(),

@@ -80,7 +80,7 @@ pub(crate) fn upkeep() {
     }
 }
 
-/// The help texts, in one place; README's "Operating imgroups" lists the same metrics.
+/// The help texts, in one place; docs/operating.md ("Metrics") lists the same metrics.
 fn describe() {
     use ::metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_counter!(

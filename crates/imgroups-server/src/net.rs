@@ -8,7 +8,7 @@
 //!
 //! Before hyper sees an HTTP/1 connection, [`first_head`] reads its first request head: hyper
 //! answers a head it cannot parse, or one over its buffer, itself with an empty 400/431 and
-//! offers no hook to change that, while the README promises our JSON error body for every
+//! offers no hook to change that, while docs/http.md promises our JSON error body for every
 //! error. So that head is checked here (size, syntax, the framing headers hyper would refuse)
 //! and a bad one is answered by us; a good one is handed to hyper unchanged ([`Replay`]).
 //! Only the head is read: a body is never copied, and an HTTP/2 connection passes at its
@@ -29,7 +29,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 
-/// Connection limits of one listener. Each is a `serve` flag (README, "Limits").
+/// Connection limits of one listener. Each is a `serve` flag (docs/operating.md, "Limits").
 #[derive(Debug, Clone)]
 pub struct ConnLimits {
     /// Most connections open at once, per listener; more are closed at accept.

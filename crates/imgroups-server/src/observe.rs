@@ -18,7 +18,7 @@ use http::HeaderValue;
 
 use crate::metrics::install;
 
-/// The log targets of the request lines, by transport: what `RUST_LOG` filters on (README,
+/// The log targets of the request lines, by transport: what `RUST_LOG` filters on (docs/operating.md,
 /// "Request ids and logs"), named after the transport rather than this module.
 const HTTP_LOG: &str = "imgroups_server::http";
 const GRPC_LOG: &str = "imgroups_server::grpc";

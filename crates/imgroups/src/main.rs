@@ -90,7 +90,7 @@ mod store;
 
 /// jemalloc instead of glibc's allocator: the transport allocates and frees per message, and
 /// glibc malloc/free were ~15% of the server's CPU in catch-up; with jemalloc catch-up is ~12%
-/// faster and the resident set is smaller too (BENCHMARKS.md, session 3).
+/// faster and the resident set is smaller too (BENCHMARKS.md, stage 3).
 ///
 /// Built with jemalloc's background threads on (the `background_threads` feature): without
 /// them freed pages go back to the system only when later allocations tick jemalloc's decay

@@ -43,6 +43,8 @@ describe("web console", () => {
     alice = await server.person("alice@example.com");
     admin = (await server.cli("admin", "token")).trim();
     base = `http://${server.httpAddress}`;
+    // The page is opened at the address `serve` printed, as a person would.
+    assert.equal(server.consoleUrl, `${base}/console/`);
     work = await mkdtemp(join(tmpdir(), "imgroups-console-"));
     browser = await chromium.launch({
       executablePath: CHROMIUM,
@@ -66,7 +68,7 @@ describe("web console", () => {
 
   async function signedIn(viewport) {
     const p = await page(viewport);
-    await p.goto(`${base}/console/`);
+    await p.goto(server.consoleUrl);
     await p.getByLabel("Admin token", { exact: true }).fill(admin);
     await p.getByRole("button", { name: "Sign in" }).click();
     await p.getByLabel("Account", { exact: true }).waitFor();
@@ -98,7 +100,7 @@ describe("web console", () => {
     await me.groups.setDisplayName(chat.guid, "Secret plans");
 
     const p = await page();
-    await p.goto(`${base}/console/`);
+    await p.goto(server.consoleUrl);
     await p.getByLabel("Admin token", { exact: true }).waitFor();
     assert.ok(await p.getByRole("button", { name: "Sign in" }).isVisible());
     assert.equal(await p.locator("#app").isVisible(), false);
@@ -323,6 +325,49 @@ describe("web console", () => {
     // Nothing overflows sideways on a narrow phone.
     const overflow = await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(overflow <= 0, `page is ${overflow} px wider than a 360 px screen`);
+    await p.context().close();
+  });
+
+  test("readable at a glance: group names in the log, no webhooks yet, whole method names, tokens apart from Revoke", async () => {
+    const newcomer = await server.person(uniqueEmail("newcomer"));
+    const zoe = uniqueEmail("zoe");
+    const { chat } = await newcomer.chats.create([alice.address, zoe, uniqueEmail()]);
+    await newcomer.groups.setDisplayName(chat.guid, "Board games");
+    const p = await signedIn();
+    await chooseAccount(p, newcomer.address);
+    const log = p.getByRole("log");
+    // An event names its group beside the GUID, from history and live.
+    await log.locator("li", { hasText: "Board games · " + chat.guid }).first().waitFor({ timeout: SHOWN_WITHIN_MS });
+    await server.act(zoe, "rename", chat.guid, "Board games night");
+    await log.locator("li", { hasText: 'displayNameChanged "Board games night"' })
+      .getByText("Board games night · " + chat.guid).waitFor({ timeout: SHOWN_WITHIN_MS });
+
+    // An empty webhook table says so.
+    await p.locator("#webhooks").getByText(/^None yet/).waitFor();
+
+    // The longest method name fits its dropdown.
+    const method = p.locator("#fault-form").getByLabel("Method", { exact: true });
+    await method.selectOption("SubscribeGroupEvents");
+    const fits = await method.evaluate((select) => {
+      const probe = document.createElement("span");
+      probe.style.font = getComputedStyle(select).font;
+      probe.style.position = "absolute";
+      probe.textContent = [...select.options].reduce((a, o) => (o.text.length > a.length ? o.text : a), "");
+      document.body.append(probe);
+      const room = select.clientWidth - 40; // the arrow and padding
+      const need = probe.getBoundingClientRect().width;
+      probe.remove();
+      return { room, need };
+    });
+    assert.ok(fits.need <= fits.room, `the method dropdown is ${fits.room} px wide, its longest name ${fits.need} px`);
+
+    // A token's text and its Revoke button are separate boxes that do not touch.
+    const row = p.locator("#accounts > li", { hasText: newcomer.address }).locator("ul.tokens li").first();
+    const label = await row.locator(".token-label").boundingBox();
+    const button = await row.getByRole("button", { name: /^Revoke token \d+$/ }).boundingBox();
+    assert.ok(label && button, "a token row has its text and a Revoke button");
+    const apart = button.x >= label.x + label.width + 4 || button.y >= label.y + label.height;
+    assert.ok(apart, `token text ${JSON.stringify(label)} runs into its button ${JSON.stringify(button)}`);
     await p.context().close();
   });
 

@@ -25,6 +25,7 @@ export const Errors = Object.freeze({
   invalidArgument: { cls: ValidationError, code: "invalidArgument", grpcCode: Status.INVALID_ARGUMENT },
   chatNotFound: { cls: NotFoundError, code: "chatNotFound", grpcCode: Status.NOT_FOUND },
   addressNotFound: { cls: NotFoundError, code: "addressNotFound", grpcCode: Status.NOT_FOUND },
+  messageNotFound: { cls: NotFoundError, code: "messageNotFound", grpcCode: Status.NOT_FOUND },
   groupIconNotFound: { cls: NotFoundError, code: "groupIconNotFound", grpcCode: Status.NOT_FOUND },
   operationNotSupported: { cls: ValidationError, code: "operationNotSupported", grpcCode: Status.FAILED_PRECONDITION },
   preconditionFailed: { cls: ValidationError, code: "preconditionFailed", grpcCode: Status.FAILED_PRECONDITION },

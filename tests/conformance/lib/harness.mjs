@@ -8,6 +8,8 @@
 //       token <TOKEN>                  (first start on a data dir only)
 //       grpc listening on <HOST:PORT>
 //       http listening on <HOST:PORT>
+//       console <URL>                  (the web console: http://HOST:PORT/console/)
+//       metrics listening on <HOST:PORT> (serve --metrics ADDR only)
 //       helper listening on <HOST:PORT> (serve --backend chatdb --helper ADDR only)
 //       ready
 //     SIGTERM / SIGINT -> graceful shutdown, exit code 0.
@@ -16,7 +18,8 @@
 //   imgroups token revoke TOKEN --data DIR
 //   imgroups token list --data DIR
 //   imgroups sim unreachable ADDR --data DIR
-//   imgroups sim act ADDR rename|add|remove|leave|icon-set|icon-rm CHAT [ARGS] --data DIR
+//   imgroups sim act ADDR rename|add|remove|leave|icon-set|icon-rm|say|reply|react|unreact|edit|unsend|read
+//     CHAT [ARGS] --data DIR
 //     exit 0 once the change is durable; exit 1 with `error: … (<errorCode>)` on stderr
 //   Every command above also takes --database-url URL: all state in that PostgreSQL database,
 //   the data dir then keeps only the default token file.
@@ -80,6 +83,7 @@ const TOKEN_LINE = /^token (\S+)$/;
 const ACCOUNT_LINE = /^account (\S+)$/;
 const LISTEN_LINE = /^grpc listening on (\S+)$/;
 const HTTP_LISTEN_LINE = /^http listening on (\S+)$/;
+const CONSOLE_LINE = /^console (\S+)$/;
 const HELPER_LISTEN_LINE = /^helper listening on (\S+)$/;
 const READY_LINE = /^ready$/;
 
@@ -226,6 +230,7 @@ export class Server {
           else if ((m = TOKEN_LINE.exec(line))) seen.token = m[1];
           else if ((m = LISTEN_LINE.exec(line))) seen.address = m[1];
           else if ((m = HTTP_LISTEN_LINE.exec(line))) seen.httpAddress = m[1];
+          else if ((m = CONSOLE_LINE.exec(line))) seen.consoleUrl = m[1];
           else if ((m = HELPER_LISTEN_LINE.exec(line))) seen.helperAddress = m[1];
           else if (READY_LINE.test(line)) {
             if (!seen.address) fail(`printed "ready" before "grpc listening on"`);
@@ -244,6 +249,8 @@ export class Server {
     this.address = seen.address;
     /** host:port of the HTTP/JSON listener */
     this.httpAddress = seen.httpAddress;
+    /** the web console's address, as `serve` printed it (`http://HOST:PORT/console/`) */
+    this.consoleUrl = seen.consoleUrl;
     /** host:port where the Messages helper is awaited (`--backend chatdb --helper`), else undefined */
     this.helperAddress = seen.helperAddress;
     if (seen.token) {

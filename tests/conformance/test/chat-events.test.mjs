@@ -1,6 +1,7 @@
-// chats.subscribeEvents (SubscribeChatEvents): this server produces no chat events
-// (background, markedRead, archive are out of scope), so the stream carries heartbeats only.
-// It must still be a well-behaved stream: authenticated, filter validated like the group
+// chats.subscribeEvents (SubscribeChatEvents): the only chat event this server produces is
+// chat.markedRead (message-events.test.mjs; backgrounds and archiving are out of scope), so
+// without reads the stream carries heartbeats only. It must be a well-behaved stream:
+// authenticated, filter validated like the group
 // stream (unknown chat -> chatNotFound), heartbeats delivered to the client's onHeartbeat,
 // and close() ends it cleanly.
 

@@ -107,7 +107,7 @@ describe("HTTP bad input", () => {
   });
 
   test("protocol routes this server does not implement: 501 unimplemented", async () => {
-    const r = await call("POST", "/v1/messages:sendText", "{}");
+    const r = await call("POST", "/v1/messages:placeSticker", "{}");
     assertErrorBody(r.res, r.json, { status: 501, code: "unimplemented", errorCode: "operationNotSupported" });
   });
 

@@ -14,8 +14,9 @@ import { fileURLToPath } from "node:url";
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, "..");
 
-/** Every file whose cases call groups.* or chats.* through the SDK client. */
+/** Every file whose cases call groups.*, chats.*, messages.* or addresses.* through the SDK client. */
 const FILES = [
+  "addresses.test.mjs",
   "auth.test.mjs",
   "chats.test.mjs",
   "display-name.test.mjs",
@@ -25,6 +26,9 @@ const FILES = [
   "icons.test.mjs",
   "idempotency.test.mjs",
   "leave.test.mjs",
+  "message-errors.test.mjs",
+  "message-idempotency.test.mjs",
+  "messages.test.mjs",
   "participants.test.mjs",
   "unimplemented.test.mjs",
 ];

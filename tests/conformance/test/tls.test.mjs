@@ -1,5 +1,5 @@
 // `serve --tls-cert --tls-key`: the official SDK with `tls: true` works against a TLS server
-// whose self-signed certificate it is told to trust, as README's TLS section says: the gRPC
+// whose self-signed certificate it is told to trust, as docs/operating.md's TLS section says: the gRPC
 // client (grpc-js) through GRPC_DEFAULT_SSL_ROOTS_FILE_PATH (it does not consult
 // NODE_EXTRA_CA_CERTS), the HTTP client (fetch) through NODE_EXTRA_CA_CERTS. Both are read at
 // start-up, so the SDK runs in a child `node`. The certificate is made with the `openssl`
@@ -55,7 +55,7 @@ describe("TLS", { skip: haveOpenssl() ? false : "openssl is not installed: canno
     dir = await mkdtemp(join(tmpdir(), "imgroups-tls-"));
     cert = join(dir, "cert.pem");
     const key = join(dir, "key.pem");
-    // The README's one-liner.
+    // The one-liner of docs/operating.md.
     await execFileAsync("openssl", [
       "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
       "-days", "1", "-subj", "/CN=localhost",

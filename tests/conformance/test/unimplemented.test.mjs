@@ -1,7 +1,7 @@
-// docs/behaviour.md §3 last row: RPCs outside the groups surface answer UNIMPLEMENTED
-// with error-code operationNotSupported, which the SDK surfaces as a plain
-// IMessageError (grpcCode 12). If one of these gets implemented, move it out
-// of this list.
+// docs/behaviour.md §3 last row: RPCs this server does not serve (the UNIMPLEMENTED rows of
+// docs/protocol.md §13) answer UNIMPLEMENTED with error-code operationNotSupported, which
+// the SDK surfaces as a plain IMessageError (grpcCode 12). If one of these gets
+// implemented, move it out of this list. coverage.test.mjs checks every SDK method.
 
 import { after, before, describe, test } from "node:test";
 
@@ -20,9 +20,13 @@ describe("unimplemented RPCs", () => {
   after(() => server?.cleanup());
 
   const calls = {
-    "chats.setTyping": (c) => c.chats.setTyping(guid, true),
-    "messages.sendText": (c) => c.messages.sendText(guid, "hello"),
-    "messages.get": (c) => c.messages.get("00000000-0000-0000-0000-000000000000"),
+    "messages.sendAttachment": (c) => c.messages.sendAttachment(guid, "00000000-0000-0000-0000-000000000000"),
+    "messages.placeSticker": (c) =>
+      c.messages.placeSticker(guid, "00000000-0000-0000-0000-000000000000", "00000000-0000-0000-0000-000000000001", {
+        x: 0.5,
+        y: 0.5,
+      }),
+    "polls.create": (c) => c.polls.create(guid, "Lunch?", ["yes", "no"]),
     "polls.get": (c) => c.polls.get("00000000-0000-0000-0000-000000000000"),
     "locations.list": (c) => c.locations.list(),
     "attachments.get": (c) => c.attachments.get("00000000-0000-0000-0000-000000000000"),

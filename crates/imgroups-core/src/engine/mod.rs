@@ -138,6 +138,11 @@ impl Engine {
         Ok(Outcome::Empty)
     }
 
+    /// The address of an account.
+    pub async fn account_address(&self, account: AccountId) -> Result<crate::ids::Address> {
+        store::read(&*self.store, move |r| r.account_address(account)).await
+    }
+
     /// The account's copy of message `guid` (`messageNotFound` if it has none).
     pub async fn get_message(&self, account: AccountId, guid: String) -> Result<Message> {
         store::read(&*self.store, move |r| {

@@ -20,7 +20,36 @@ pub(crate) struct AdminApp {
     pub(crate) limits: Limits,
     /// This process's armed faults, re-read at once after a change made here.
     faults: Arc<Faults>,
+    /// Typing indicators, shared with the API's `chats.setTyping`.
+    typing: Arc<super::Typing>,
 }
+
+/// A chat as the console's conversation view shows it: the newest messages and the group
+/// changes among them, oldest first, and who is typing.
+pub(crate) struct Conversation {
+    pub(crate) chat: Chat,
+    pub(crate) items: Vec<Item>,
+    pub(crate) typing: Vec<Address>,
+}
+
+/// One line of a conversation.
+pub(crate) enum Item {
+    Message(Box<imgroups_core::Message>),
+    /// A group change, as the grey line Messages shows.
+    Change(Event),
+}
+
+impl Item {
+    fn at(&self) -> imgroups_core::Timestamp {
+        match self {
+            Item::Message(m) => m.date_created,
+            Item::Change(e) => e.occurred_at,
+        }
+    }
+}
+
+/// How far back in the account's log the conversation view looks for group changes.
+const CHANGES_SCANNED: usize = 1000;
 
 /// One page of an account's log, newest first, and where the log stands.
 pub(crate) struct EventsPage {
@@ -29,12 +58,63 @@ pub(crate) struct EventsPage {
 }
 
 impl AdminApp {
-    pub(crate) fn new(engine: Arc<Engine>, limits: Limits, faults: Arc<Faults>) -> Self {
+    pub(crate) fn new(
+        engine: Arc<Engine>,
+        limits: Limits,
+        faults: Arc<Faults>,
+        typing: Arc<super::Typing>,
+    ) -> Self {
         AdminApp {
             engine,
             limits,
             faults,
+            typing,
         }
+    }
+
+    /// The chat as `account` sees it: its newest `limit` messages with the group changes
+    /// among them (from the account's last [`CHANGES_SCANNED`] events), oldest first, and who
+    /// is typing in it now.
+    pub(crate) async fn conversation(
+        &self,
+        account: AccountId,
+        chat: String,
+        limit: usize,
+    ) -> Result<Conversation> {
+        let chat = self.engine.get_chat(account, chat).await?;
+        let listing = imgroups_core::engine::messages::query::Listing {
+            page_size: Some(limit as i64),
+            ..Default::default()
+        };
+        let (messages, more) = self
+            .engine
+            .list_messages(account, Some(chat.guid.to_string()), listing)
+            .await?;
+        // Changes older than the oldest message shown belong to an earlier page.
+        let since = match more {
+            Some(_) => messages.last().map(|m| m.date_created),
+            None => None,
+        };
+        let recent = self.events(account, None, CHANGES_SCANNED).await?;
+        let mut items: Vec<Item> = recent
+            .events
+            .into_iter()
+            .filter(|e| {
+                e.chat_guid == chat.guid
+                    && e.change.domain() == imgroups_core::Domain::Group
+                    && since.is_none_or(|since| e.occurred_at >= since)
+            })
+            .map(Item::Change)
+            .chain(messages.into_iter().map(|m| Item::Message(Box::new(m))))
+            .collect();
+        items.sort_by_key(Item::at);
+        let me = self.engine.account_address(account).await?;
+        let typing = self.typing.seen_by(&me, &chat.guid);
+        Ok(Conversation {
+            chat,
+            items,
+            typing,
+        })
     }
 
     /// Checks an admin token (`imgroups admin token`); account tokens are refused.

@@ -4,8 +4,10 @@
 //! themselves are `crate::rpc`; transports decode, call here, encode.
 
 mod admin;
+mod typing;
 
-pub(crate) use admin::AdminApp;
+pub(crate) use admin::{AdminApp, Item};
+pub(crate) use typing::Typing;
 
 use std::sync::Arc;
 
@@ -46,6 +48,8 @@ pub(crate) struct App {
     pub(crate) limits: Limits,
     /// Where webhooks registered through the API may point, and how many per account.
     pub(crate) webhooks: crate::WebhookOptions,
+    /// Typing indicators (transient; the console shows them).
+    pub(crate) typing: Arc<Typing>,
 }
 
 /// The token from an `authorization` header value: `Bearer <token>` (scheme case-insensitive).

@@ -69,6 +69,7 @@ pub(crate) fn router(icon_limit: usize) -> Router<Http> {
         .route("/tokens", post(add_token))
         .route("/tokens:revoke", post(revoke_token))
         .route("/chats", get(chats))
+        .route("/conversation", get(conversation))
         .route("/events", get(events))
         .route("/events:stream", get(stream))
         .route("/act", post(act))
@@ -318,6 +319,78 @@ async fn chats(State(h): State<Http>, _: AdminToken, Query(q): Query<ChatsQuery>
 }
 
 #[derive(Deserialize)]
+struct ConversationQuery {
+    account: Option<String>,
+    chat: Option<String>,
+    limit: Option<usize>,
+}
+
+/// A chat as its conversation view shows it: messages (the proto3 JSON of `Message`, as the
+/// HTTP API answers) and group changes as the grey lines Messages shows, oldest first, and
+/// who is typing.
+async fn conversation(
+    State(h): State<Http>,
+    _: AdminToken,
+    Query(q): Query<ConversationQuery>,
+) -> Reply {
+    use crate::app::Item;
+    let account = self::account(&h, required(&q.account, "account")?).await?;
+    let chat = required(&q.chat, "chat")?.to_owned();
+    let limit = q.limit.unwrap_or(100).clamp(1, MAX_PAGE);
+    let view = h.admin.conversation(account, chat, limit).await?;
+    let items: Vec<Value> = view
+        .items
+        .iter()
+        .map(|item| match item {
+            Item::Message(m) => json!({
+                "type": "message",
+                "message": serde_json::to_value(crate::wire::message(m)).unwrap_or(Value::Null),
+            }),
+            Item::Change(e) => json!({
+                "type": "system",
+                "text": system_line(e),
+                "occurredAt": crate::wire::timestamp(e.occurred_at),
+            }),
+        })
+        .collect();
+    ok(json!({
+        "chat": {
+            "guid": view.chat.guid.to_string(),
+            "displayName": view.chat.display_name,
+            "isGroup": view.chat.is_group,
+            "participants": view.chat.participants.iter().map(Address::as_str).collect::<Vec<_>>(),
+        },
+        "items": items,
+        "typing": view.typing.iter().map(Address::as_str).collect::<Vec<_>>(),
+    }))
+}
+
+/// A group change as the grey line Messages shows for it ("Zoe named the conversation …").
+fn system_line(e: &Event) -> String {
+    use imgroups_core::Change;
+    let who = match (&e.actor, e.is_from_me) {
+        (_, true) => "You".to_owned(),
+        (Some(actor), false) => actor.to_string(),
+        (None, false) => "Someone".to_owned(),
+    };
+    match &e.change {
+        Change::DisplayNameChanged { display_name } => {
+            format!("{who} named the conversation \u{201c}{display_name}\u{201d}")
+        }
+        Change::ParticipantAdded { participant } => {
+            format!("{who} added {participant} to the conversation")
+        }
+        Change::ParticipantRemoved { participant } => {
+            format!("{who} removed {participant} from the conversation")
+        }
+        Change::ParticipantLeft { .. } => format!("{who} left the conversation"),
+        Change::IconChanged => format!("{who} changed the group photo"),
+        Change::IconRemoved => format!("{who} removed the group photo"),
+        other => format!("{who}: {}", other.event_type()),
+    }
+}
+
+#[derive(Deserialize)]
 struct IconQuery {
     account: Option<String>,
     chat: Option<String>,
@@ -450,9 +523,13 @@ struct ActBody {
     name: String,
     #[serde(default)]
     addresses: Vec<String>,
+    /// The text values of the other actions, by parameter name (`text`, `message`,
+    /// `reaction`: see `imgroups_core::action`).
+    #[serde(flatten)]
+    values: std::collections::HashMap<String, Value>,
 }
 
-/// One group operation as the account or as a puppet.
+/// One group operation, or something said or done in a chat, as the account or as a puppet.
 async fn act(
     State(h): State<Http>,
     _: AdminToken,
@@ -481,15 +558,36 @@ async fn act(
         "removeIcon" => Command::remove_icon(&req.chat)?,
         "leave" => Command::leave(&req.chat)?,
         other => {
-            return Err(Error::invalid(format!(
-                "unknown op {other:?}: one of create, rename, add, remove, removeIcon, leave"
-            ))
-            .with("field", "op")
-            .into())
+            // The actions that take only text (say, reply, react, …), by their description.
+            let action = imgroups_core::action::find(other)
+                .filter(|a| {
+                    a.params
+                        .iter()
+                        .all(|p| p.kind == imgroups_core::action::Kind::Text)
+                })
+                .ok_or_else(|| {
+                    Error::invalid(format!(
+                        "unknown op {other:?}: one of create, rename, add, remove, removeIcon, \
+                         leave, or an action that takes text (say, reply, react, unreact, \
+                         edit, unsend, read)"
+                    ))
+                    .with("field", "op")
+                })?;
+            let values = action
+                .params
+                .iter()
+                .map(|p| {
+                    let text = req.values.get(p.name).and_then(Value::as_str).unwrap_or("");
+                    imgroups_core::action::Value::Text(text.to_owned())
+                })
+                .collect();
+            action.command(&req.chat, values, &h.admin.limits)?
         }
     };
-    h.admin.perform(account, puppet, command).await?;
-    ok(json!({}))
+    match h.admin.perform(account, puppet, command).await? {
+        imgroups_core::Outcome::Message(message) => ok(json!({ "messageGuid": message.guid })),
+        _ => ok(json!({})),
+    }
 }
 
 // --------------------------------------------------------------------------- simulator

@@ -19,12 +19,27 @@ use serde_json::{Map, Value};
 pub(crate) type BodyResult = std::result::Result<Bytes, BytesRejection>;
 pub(crate) type QueryResult = std::result::Result<Query<Vec<(String, String)>>, QueryRejection>;
 
-/// Lower-cases the first letter of a parser's message, so every message reads the same.
+/// A parser's message made to read like ours: lower case first, unless the first word is an
+/// acronym ("JSON", "UTF-8"), which keeps its capitals.
 fn lower_first(message: &str) -> String {
     let mut chars = message.chars();
+    let acronym = chars.nth(1).is_some_and(char::is_uppercase);
+    let mut chars = message.chars();
     match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => String::new(),
+        Some(first) if !acronym => first.to_lowercase().chain(chars).collect(),
+        _ => message.to_owned(),
+    }
+}
+
+/// A JSON parser error in words a person reads naturally. serde_json says "EOF while parsing
+/// a value at line 1 column 0" for a cut-off body; "end of file" means nothing to someone who
+/// sent a request body, so that one is spelt out, and the rest keep serde_json's wording
+/// (which names the line and column) in our lower-case style.
+fn json_error_message(err: &serde_json::Error) -> String {
+    let text = err.to_string();
+    match text.strip_prefix("EOF while parsing") {
+        Some(rest) => format!("unexpected end of input while parsing{rest}"),
+        None => lower_first(&text),
     }
 }
 
@@ -50,11 +65,7 @@ fn body_bytes(body: BodyResult, limit: usize) -> Result<Bytes> {
 }
 
 fn invalid_json(err: serde_json::Error) -> Error {
-    Error::invalid(format!(
-        "invalid json body: {}",
-        lower_first(&err.to_string())
-    ))
-    .with("field", "body")
+    Error::invalid(format!("invalid JSON body: {}", json_error_message(&err))).with("field", "body")
 }
 
 /// What an empty (or all-whitespace) body means: `{}`.
@@ -143,7 +154,7 @@ pub(crate) fn from_object<T: DeserializeOwned>(object: Map<String, Value>) -> Re
     serde_json::from_value(Value::Object(object)).map_err(|err| {
         Error::invalid(format!(
             "invalid query parameters: {}",
-            lower_first(&err.to_string())
+            json_error_message(&err)
         ))
         .with("field", "query")
     })
@@ -273,5 +284,40 @@ mod tests {
         let req: pb::CatchUpEventsRequest =
             decode_query(q("afterSequence=42"), catch_up).expect("decode");
         assert_eq!(req.after_sequence, Some(42));
+    }
+
+    #[test]
+    fn parser_messages_read_naturally() {
+        let body = |text: &'static str| -> Error {
+            decode_body::<pb::GetChatCountRequest>(Ok(Bytes::from_static(text.as_bytes())), 1024)
+                .expect_err("not a request")
+        };
+        // A cut-off body: serde_json's "EOF while parsing", spelt out.
+        let cut = body("{\"includeArchived\": ");
+        assert_eq!(cut.kind, ErrorKind::InvalidArgument);
+        assert!(
+            cut.message
+                .starts_with("invalid JSON body: unexpected end of input while parsing a value"),
+            "{}",
+            cut.message
+        );
+        assert!(cut.message.contains("line 1 column"), "{}", cut.message);
+        assert_eq!(cut.context_value("field"), Some("body"));
+        // Any other parser message: lower case first, wording and position kept.
+        let wrong = body("{\"includeArchived\": \"yes\"}");
+        assert!(
+            wrong.message.starts_with("invalid JSON body: "),
+            "{}",
+            wrong.message
+        );
+        let detail = &wrong.message["invalid JSON body: ".len()..];
+        assert!(detail.starts_with(char::is_lowercase), "{}", wrong.message);
+        assert!(!body("{,}").message.contains("eOF"));
+
+        assert_eq!(lower_first("Failed to parse"), "failed to parse");
+        assert_eq!(lower_first("EOF while parsing"), "EOF while parsing");
+        assert_eq!(lower_first("JSON is broken"), "JSON is broken");
+        assert_eq!(lower_first("x"), "x");
+        assert_eq!(lower_first(""), "");
     }
 }

@@ -100,8 +100,7 @@ impl Write for MarkChatRead {
 }
 
 /// Shows or hides the caller's typing indicator in a chat it can see. Typing is transient, as
-/// in iMessage: never stored and never in the log; the simulated network has nobody to show
-/// it to yet, so only the chat is checked.
+/// in iMessage: never stored and never in the log; the console's conversation view shows it.
 pub(crate) struct SetTyping;
 
 impl Rpc for SetTyping {
@@ -110,7 +109,9 @@ impl Rpc for SetTyping {
     type Resp = Empty;
 
     async fn call(app: &App, caller: &Caller, req: Self::Req) -> Result<Self::Resp> {
-        app.engine.get_chat(caller.account, req.chat_guid).await?;
+        let chat = app.engine.get_chat(caller.account, req.chat_guid).await?;
+        let me = app.engine.account_address(caller.account).await?;
+        app.typing.set(&me, &chat.guid, req.is_typing);
         Ok(Empty {})
     }
 }

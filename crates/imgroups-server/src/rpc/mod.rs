@@ -214,7 +214,8 @@ pub(crate) fn service_path(method: &Method) -> &'static str {
 pub(crate) fn unimplemented(method: &str) -> Error {
     Error::new(
         ErrorKind::Unimplemented,
-        format!("{method} is not supported by this server"),
+        // Lower case like every message, whatever case the method's name starts with.
+        format!("this server does not support {method}"),
     )
     .with("method", method)
 }

@@ -1,5 +1,5 @@
 //! `serve`'s backend flags: the simulator (default) or this Mac's Messages (`--backend
-//! chatdb`, README "On a real Mac").
+//! chatdb`, docs/mac.md).
 
 use std::path::PathBuf;
 use std::sync::Arc;

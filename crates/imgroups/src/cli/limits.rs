@@ -1,4 +1,4 @@
-//! `serve`'s network limits (README "Limits"): request sizes, timeouts, caps and rates.
+//! `serve`'s network limits (docs/operating.md, "Limits"): request sizes, timeouts, caps and rates.
 
 use std::time::Duration;
 

@@ -102,7 +102,7 @@ pub(crate) enum Cmd {
     /// the web console (--http), over the simulator or this Mac's Messages (--backend), on
     /// the embedded SQLite store or on PostgreSQL (--database-url).
     Serve(serve::ServeArgs),
-    /// Manage simulated accounts.
+    /// Manage accounts: each has its own chats, event log and API tokens.
     #[command(subcommand)]
     Account(AccountCmd),
     /// Manage API tokens.

@@ -1,5 +1,5 @@
 //! `serve`'s operations flags: a metrics listener of its own and the drain before shutdown
-//! (README, "Operating imgroups"), and the listener they make.
+//! (docs/operating.md), and the listener they make.
 
 use std::io::Write;
 use std::net::SocketAddr;

@@ -1,4 +1,4 @@
-//! `serve`'s TLS flags: one certificate and key for both listeners (README, "TLS").
+//! `serve`'s TLS flags: one certificate and key for both listeners (docs/operating.md, "TLS").
 
 use std::path::{Path, PathBuf};
 
