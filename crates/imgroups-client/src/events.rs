@@ -114,7 +114,8 @@ pub struct CatchUpStream {
 /// A catch-up frame as the resumable subscription reads it: unknown changes keep their
 /// sequence.
 pub(crate) enum RawCatchUp {
-    Event(u64, Option<Event>),
+    // Boxed: an event is large next to a sequence number.
+    Event(u64, Option<Box<Event>>),
     Complete(u64),
 }
 
@@ -148,7 +149,7 @@ fn read(frame: pb::CatchUpEventsResponse) -> Option<Result<RawCatchUp>> {
         Payload::PollChanged(_) => Ok(None),
         Payload::Complete(_) | Payload::Heartbeat(_) => return None,
     };
-    Some(event.map(|e| RawCatchUp::Event(sequence, e)))
+    Some(event.map(|e| RawCatchUp::Event(sequence, e.map(Box::new))))
 }
 
 impl CatchUpStream {
@@ -186,7 +187,7 @@ impl Stream for CatchUpStream {
             return match self.inner.poll_next_unpin(cx) {
                 Poll::Ready(Some(Ok(RawCatchUp::Event(_, None)))) => continue,
                 Poll::Ready(Some(Ok(RawCatchUp::Event(_, Some(event))))) => {
-                    Poll::Ready(Some(Ok(event.into_catch_up())))
+                    Poll::Ready(Some(Ok((*event).into_catch_up())))
                 }
                 Poll::Ready(Some(Ok(RawCatchUp::Complete(head_sequence)))) => {
                     Poll::Ready(Some(Ok(CatchUpEvent::Complete { head_sequence })))

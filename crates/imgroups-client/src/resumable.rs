@@ -243,7 +243,8 @@ impl<C: CheckpointStore> Tracker<C> {
 /// [`Event`] (of any kind: match on its [`change`](Event::change)).
 #[must_use = "ack the delivery once the event is handled, or it is delivered again after a restart"]
 pub struct Delivery<C: CheckpointStore> {
-    event: Event,
+    // Boxed: deliveries move through the driver's steps, and an event is large.
+    event: Box<Event>,
     tracker: Arc<Mutex<Tracker<C>>>,
 }
 
@@ -451,7 +452,7 @@ impl<C: CheckpointStore> Driver<C> {
                 Phase::CatchingUp { live, mut catch_up } => match catch_up.next_raw().await {
                     Some(Ok(RawCatchUp::Event(sequence, event))) => {
                         self.phase = Phase::CatchingUp { live, catch_up };
-                        self.offer(&tracker, sequence, event).await
+                        self.offer(&tracker, sequence, event.map(|e| *e)).await
                     }
                     Some(Ok(RawCatchUp::Complete(head_sequence))) => {
                         self.failures = 0;
@@ -565,7 +566,7 @@ impl<C: CheckpointStore> Driver<C> {
         };
         t.pending.insert(sequence);
         Step::Yield(Ok(Delivery {
-            event,
+            event: Box::new(event),
             tracker: tracker.clone(),
         }))
     }

@@ -49,7 +49,7 @@ async fn a_conversation_between_two_accounts() {
         .unwrap();
     assert!(hello.is_from_me && hello.is_sent && hello.is_delivered);
     assert_eq!(hello.sender, None);
-    assert_eq!(hello.chat_guids, [mine.clone()]);
+    assert_eq!(hello.chat_guid(), Some(&mine));
     let guid = hello.guid.as_str();
     assert_eq!(guid.len(), 36, "an upper-case UUID: {guid}");
     assert_eq!(guid, guid.to_uppercase());
@@ -58,7 +58,7 @@ async fn a_conversation_between_two_accounts() {
     let seen = bob.messages().get(&hello.guid).await.unwrap();
     assert!(!seen.is_from_me);
     assert_eq!(seen.sender.as_ref().unwrap().address, addr(ME));
-    assert_eq!(seen.chat_guids, [his.clone()]);
+    assert_eq!(seen.chat_guid(), Some(&his));
     assert_eq!(seen.text.as_deref(), Some("Dinner at 8?"));
 
     let options = SendOptions {
