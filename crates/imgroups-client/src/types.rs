@@ -596,14 +596,26 @@ pub type ChatEvent = Event<ChatChange>;
 
 impl<C> Event<C> {
     /// The same event with its change mapped.
-    fn with_change<D>(self, change: D) -> Event<D> {
+    fn map_change<D>(self, f: impl FnOnce(C) -> D) -> Event<D> {
         Event {
             sequence: self.sequence,
             chat_guid: self.chat_guid,
             occurred_at: self.occurred_at,
             is_from_me: self.is_from_me,
             actor: self.actor,
-            change,
+            change: f(self.change),
+        }
+    }
+
+    /// The official SDK's `GroupEvent` view of this envelope with a group `change`.
+    fn sdk_group<'a>(&'a self, chat_guid: &'a str, change: &'a GroupChange) -> sdk::GroupEvent<'a> {
+        sdk::GroupEvent {
+            sequence: self.sequence,
+            chat_guid,
+            occurred_at: sdk_time(self.occurred_at),
+            is_from_me: self.is_from_me,
+            actor: self.actor.as_ref().map(Participant::sdk),
+            change: change.sdk(),
         }
     }
 
@@ -664,22 +676,19 @@ impl<C> Event<C> {
 
 impl From<GroupEvent> for Event {
     fn from(e: GroupEvent) -> Self {
-        let change = Change::Group(e.change.clone());
-        e.with_change(change)
+        e.map_change(Change::Group)
     }
 }
 
 impl From<MessageEvent> for Event {
     fn from(e: MessageEvent) -> Self {
-        let change = Change::Message(e.change.clone());
-        e.with_change(change)
+        e.map_change(Change::Message)
     }
 }
 
 impl From<ChatEvent> for Event {
     fn from(e: ChatEvent) -> Self {
-        let change = Change::Chat(e.change.clone());
-        e.with_change(change)
+        e.map_change(Change::Chat)
     }
 }
 
@@ -708,7 +717,7 @@ impl Event {
     /// One human-readable line, as [`GroupEvent::to_line`] and [`MessageEvent::to_line`].
     pub fn to_line(&self) -> String {
         match &self.change {
-            Change::Group(c) => self.clone().with_change(c.clone()).to_line(),
+            Change::Group(c) => self.line(c.type_name(), &group_detail(c)),
             Change::Message(c) => self.line(c.event_type(), &c.detail()),
             Change::Chat(c) => self.line(c.event_type(), ""),
         }
@@ -721,10 +730,26 @@ impl Event {
 
     /// The catch-up frame this event is.
     pub(crate) fn into_catch_up(self) -> CatchUpEvent {
-        match self.change.clone() {
-            Change::Group(c) => CatchUpEvent::Group(self.with_change(c)),
-            Change::Message(c) => CatchUpEvent::Message(self.with_change(c)),
-            Change::Chat(c) => CatchUpEvent::Chat(self.with_change(c)),
+        let Event {
+            sequence,
+            chat_guid,
+            occurred_at,
+            is_from_me,
+            actor,
+            change,
+        } = self;
+        let envelope = Event {
+            sequence,
+            chat_guid,
+            occurred_at,
+            is_from_me,
+            actor,
+            change: (),
+        };
+        match change {
+            Change::Group(c) => CatchUpEvent::Group(envelope.map_change(|()| c)),
+            Change::Message(c) => CatchUpEvent::Message(envelope.map_change(|()| c)),
+            Change::Chat(c) => CatchUpEvent::Chat(envelope.map_change(|()| c)),
         }
     }
 }
@@ -732,7 +757,7 @@ impl Event {
 impl Serialize for Event {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         match &self.change {
-            Change::Group(c) => self.clone().with_change(c.clone()).serialize(s),
+            Change::Group(c) => self.sdk_group(&self.chat_guid.to_string(), c).serialize(s),
             Change::Message(c) => self.flat_json(c.event_type(), c.fields()).serialize(s),
             Change::Chat(c) => self
                 .flat_json(c.event_type(), serde_json::json!({}))
@@ -808,16 +833,8 @@ impl Serialize for GroupChange {
 
 impl Serialize for GroupEvent {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let chat_guid = self.chat_guid.to_string();
-        sdk::GroupEvent {
-            sequence: self.sequence,
-            chat_guid: &chat_guid,
-            occurred_at: sdk_time(self.occurred_at),
-            is_from_me: self.is_from_me,
-            actor: self.actor.as_ref().map(Participant::sdk),
-            change: self.change.sdk(),
-        }
-        .serialize(s)
+        self.sdk_group(&self.chat_guid.to_string(), &self.change)
+            .serialize(s)
     }
 }
 
@@ -864,14 +881,7 @@ impl GroupEvent {
     /// One human-readable line, e.g.
     /// `#7 2025-01-02T03:04:05.000Z any;+;chat… participantAdded bob@example.com by me`.
     pub fn to_line(&self) -> String {
-        let detail = match &self.change {
-            GroupChange::DisplayNameChanged { display_name } => format!(" {display_name:?}"),
-            GroupChange::ParticipantAdded { participant }
-            | GroupChange::ParticipantRemoved { participant }
-            | GroupChange::ParticipantLeft { participant } => format!(" {}", participant.address),
-            GroupChange::IconChanged | GroupChange::IconRemoved => String::new(),
-        };
-        self.line(self.change.type_name(), &detail)
+        self.line(self.change.type_name(), &group_detail(&self.change))
     }
 
     /// The SDK's JSON shape, as one compact line.
@@ -896,6 +906,17 @@ pub enum CatchUpEvent {
         /// The log's last sequence when the replay started.
         head_sequence: u64,
     },
+}
+
+/// What a group event's line says after its type.
+fn group_detail(change: &GroupChange) -> String {
+    match change {
+        GroupChange::DisplayNameChanged { display_name } => format!(" {display_name:?}"),
+        GroupChange::ParticipantAdded { participant }
+        | GroupChange::ParticipantRemoved { participant }
+        | GroupChange::ParticipantLeft { participant } => format!(" {}", participant.address),
+        GroupChange::IconChanged | GroupChange::IconRemoved => String::new(),
+    }
 }
 
 /// The change a [`MessageEvent`] carries.
