@@ -191,6 +191,13 @@ CREATE TABLE chat_backgrounds (
     hash     bytea NOT NULL
 );
 "#,
+    // Unread messages, by chat and by account: what a mark-read and an unread listing look
+    // for, without walking every message read long ago.
+    r#"
+CREATE INDEX chat_messages_unread_by_chat ON chat_messages (account_id, chat_guid, place)
+    WHERE NOT is_read;
+CREATE INDEX chat_messages_unread ON chat_messages (account_id, place) WHERE NOT is_read;
+"#,
 ];
 
 /// Brings the database up to this binary's schema, or refuses one that is newer.

@@ -603,8 +603,18 @@ fn mark_read(
     views: &[View],
     now: Timestamp,
 ) -> Result<()> {
+    // What the actor just read, when it keeps the chat itself: in a direct chat those are
+    // exactly the other side's messages still waiting for a receipt, so they are looked up
+    // by GUID rather than by reading through everything the other side ever sent.
+    let mut newly_read = None;
     if let Some(mine) = views.iter().find(|v| &v.address == actor) {
         let unread = all_in_chat(tx, mine, Some(false), Some(false))?;
+        newly_read = Some(
+            unread
+                .iter()
+                .map(|(_, m)| m.guid.clone())
+                .collect::<Vec<_>>(),
+        );
         if !unread.is_empty() {
             for (place, mut message) in unread {
                 message.date_read = Some(now);
@@ -624,9 +634,22 @@ fn mark_read(
     }
     if chat.kind() == ChatKind::Direct {
         for other in views.iter().filter(|v| &v.address != actor) {
-            let sent = all_in_chat(tx, other, Some(true), None)?;
+            let sent = match &newly_read {
+                Some(guids) => {
+                    let mut sent = Vec::with_capacity(guids.len());
+                    for guid in guids {
+                        if let Some(copy) = tx.message(other.account, guid)? {
+                            sent.push(copy);
+                        }
+                    }
+                    sent
+                }
+                // A simulated person keeps no copies: look through what it was sent.
+                None => all_in_chat(tx, other, Some(true), None)?,
+            };
             for (place, mut message) in sent {
-                if message.date_read.is_some() || message.is_unsent() {
+                let theirs = message.is_from_me && message.chat_guid.as_ref() == Some(&other.chat);
+                if !theirs || message.date_read.is_some() || message.is_unsent() {
                     continue;
                 }
                 message.date_read = Some(now);
