@@ -18,7 +18,7 @@ import { createInterface } from "node:readline";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
 
-import { BIN, Server, catchUp, subscribeLive, waitFor } from "../lib/harness.mjs";
+import { BIN, Server, StreamCollector, catchUp, subscribeLive, waitFor } from "../lib/harness.mjs";
 import { Errors, addresses, assertGroupEvent, expectError } from "../lib/expect.mjs";
 import { png } from "../lib/images.mjs";
 import { assertMessage } from "../lib/messages.mjs";
@@ -410,10 +410,24 @@ describe("macOS backend: conversations through chat.db and the Messages helper",
     if (home) await rm(home, { recursive: true, force: true });
   });
 
+  /** A live `messages.subscribeEvents` stream of mine, once its first heartbeat came. */
+  async function subscribeMessages() {
+    let onFirst;
+    const firstHeartbeat = new Promise((resolveFirst) => (onFirst = resolveFirst));
+    const client = server.client(me.token, { onHeartbeat: () => onFirst("live") });
+    const stream = new StreamCollector(client.messages.subscribeEvents());
+    const outcome = await waitFor(Promise.race([firstHeartbeat, stream.done.then(() => "ended")]), 5_000);
+    if (outcome !== "live") {
+      await stream.close();
+      throw stream.error ?? new Error("message stream not live within 5 s");
+    }
+    return stream;
+  }
+
   /** One message write; answered once its one event is in the log, which a live stream sees. */
   async function act(call, type, chatGuid) {
     const head = await me.head();
-    const live = await subscribeLive(server, me);
+    const live = await subscribeMessages();
     try {
       const answer = await call();
       const logged = await me.eventsAfter(head);
