@@ -683,3 +683,46 @@ async fn message_writes_go_through_the_helper_and_answer_once_observed() {
         );
     }
 }
+
+/// The first start's history follows chat.db's dates across group changes and messages.
+#[tokio::test(flavor = "multi_thread")]
+async fn history_of_messages_and_group_changes_is_in_date_order() {
+    let f = Fixture::new(Version::Tahoe);
+    let alice = f.handle("alice@example.com");
+    let group = f.group("any;+;5a5a03", Some("Later name"), None);
+    f.member(group, alice);
+    // Inserted out of date order (as an iCloud backfill does): only the dates order them.
+    for (n, minute, item_type) in [(3, 3, 0), (1, 1, 0), (2, 2, 2), (4, 4, 2), (5, 5, 0)] {
+        let name = guid(20 + n);
+        f.post(
+            group,
+            Msg {
+                guid: &name,
+                text: (item_type == 0).then_some("said"),
+                item_type,
+                title: (item_type == 2).then_some(if minute == 2 {
+                    "First name"
+                } else {
+                    "Later name"
+                }),
+                handle: alice,
+                minute,
+                ..Msg::default()
+            },
+        );
+    }
+    let backend = start(f.home(), Duration::from_secs(10)).await;
+    let log = backend.log().await;
+    assert_eq!(
+        kinds(&log),
+        [
+            "message.received",
+            "group.changed",
+            "message.received",
+            "group.changed",
+            "message.received"
+        ]
+    );
+    let dates: Vec<_> = log.iter().map(|e| e.occurred_at).collect();
+    assert!(dates.windows(2).all(|w| w[0] <= w[1]), "{dates:?}");
+}
