@@ -20,7 +20,7 @@
 //! found by their dates: each of `date_edited`, `date_retracted` and `date_read` past the
 //! highest value seen so far, among the newest [`UPDATE_WINDOW`] rows (an edit is possible for
 //! 15 minutes and an unsend for 2, and a receipt comes for a recent message; looking no further
-//! back keeps each scan to the ROWID key, with no table scan). Each event has an [`id`]
+//! back keeps each scan to the ROWID key, with no table scan). Each event has an id
 //! (`MessageEvent::id`) that is the same however often it is read, for the caller's
 //! exactly-once.
 
