@@ -186,6 +186,66 @@ impl<'a> Chats<'a> {
         Ok(())
     }
 
+    /// Sets the chat's background, shared by everyone in it (`chat.backgroundChanged` in every
+    /// member's log). The image is checked like a group icon: PNG, JPEG, GIF, HEIC or HEIF.
+    pub async fn set_background(&self, chat: &ChatGuid, data: Vec<u8>) -> Result<()> {
+        let req = pb::SetBackgroundRequest {
+            chat_guid: chat.to_string(),
+            data,
+        };
+        self.client
+            .inner
+            .unary(Kind::Write, req, |ch, r| async move {
+                chat_client(ch).set_background(r).await
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Removes the chat's background (`chat.backgroundRemoved`); none to remove changes
+    /// nothing.
+    pub async fn remove_background(&self, chat: &ChatGuid) -> Result<()> {
+        let req = pb::RemoveBackgroundRequest {
+            chat_guid: chat.to_string(),
+        };
+        self.client
+            .inner
+            .unary(Kind::Write, req, |ch, r| async move {
+                chat_client(ch).remove_background(r).await
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Whether the chat has a background.
+    pub async fn has_background(&self, chat: &ChatGuid) -> Result<bool> {
+        let req = pb::HasBackgroundRequest {
+            chat_guid: chat.to_string(),
+        };
+        let resp = self
+            .client
+            .inner
+            .unary(Kind::Read, req, |ch, r| async move {
+                chat_client(ch).has_background(r).await
+            })
+            .await?;
+        Ok(resp.background_present)
+    }
+
+    /// Shares the account's name and photo with the chat.
+    pub async fn share_contact_info(&self, chat: &ChatGuid) -> Result<()> {
+        let req = pb::ShareContactInfoRequest {
+            chat_guid: chat.to_string(),
+        };
+        self.client
+            .inner
+            .unary(Kind::Write, req, |ch, r| async move {
+                chat_client(ch).share_contact_info(r).await
+            })
+            .await?;
+        Ok(())
+    }
+
     /// Opens a live subscription to chat events (`chat.markedRead`, …) of every chat or one.
     pub async fn subscribe_events(&self, filter: EventFilter) -> Result<ChatEventStream> {
         let req = pb::SubscribeChatEventsRequest {

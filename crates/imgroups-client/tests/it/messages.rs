@@ -509,3 +509,34 @@ async fn addresses_report_reachability() {
         .unwrap_err();
     assert_eq!(err.code(), "addressNotFound");
 }
+
+#[tokio::test]
+async fn backgrounds_are_shared_by_the_chat() {
+    let server = Server::start().await;
+    let (me, bob, mine, his) = two_accounts(&server).await;
+    let (text, options) = send("hi");
+    me.messages()
+        .send_text(&mine, &text, options)
+        .await
+        .unwrap();
+    assert!(!bob.chats().has_background(&his).await.unwrap());
+
+    me.chats()
+        .set_background(&mine, crate::harness::png())
+        .await
+        .unwrap();
+    assert!(
+        bob.chats().has_background(&his).await.unwrap(),
+        "one background for both sides"
+    );
+    let err = me
+        .chats()
+        .set_background(&mine, b"not an image".to_vec())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "invalidArgument");
+    assert_eq!(err.context_value("field"), Some("data"));
+    me.chats().share_contact_info(&mine).await.unwrap();
+    bob.chats().remove_background(&his).await.unwrap();
+    assert!(!me.chats().has_background(&mine).await.unwrap());
+}
