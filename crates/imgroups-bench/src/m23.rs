@@ -133,9 +133,10 @@ pub(crate) async fn run_m2(ctx: &mut Ctx) -> Result<()> {
     progress(format!("M2: ListChatMessages first page of a chat of {n} messages"));
     let dir = ctx.fresh_dir("m2")?;
     let t = std::time::Instant::now();
-    let (token, chat) = seed::one_big_chat(&dir, n).await?;
+    let big = seed::one_big_chat(&dir, n).await?;
+    let (chat, quiet) = (big.chat, big.quiet);
     let seed_secs = t.elapsed().as_secs_f64();
-    let auth = bearer(&token)?;
+    let auth = bearer(&big.token)?;
     let srv = ctx.imgroups(&dir, "full").await?;
     let bare = ctx.bare().await?;
     let ch = connect(&srv.url, 1).await?.remove(0);
@@ -152,24 +153,25 @@ pub(crate) async fn run_m2(ctx: &mut Ctx) -> Result<()> {
         .as_deref()
         .and_then(|t| t.split_once('.'))
         .map(|(_, scope)| format!("{:x}.{scope}", n / 2));
-    let configs: [(&str, Option<&str>); 3] = [
-        ("first page", None),
-        ("second page (the first's token)", page2.as_deref()),
-        ("a page from the middle", middle.as_deref()),
+    let configs: [(&str, &str, Option<&str>); 4] = [
+        ("first page", &chat, None),
+        ("second page (the first's token)", &chat, page2.as_deref()),
+        ("a page from the middle", &chat, middle.as_deref()),
+        ("first page of a quiet chat (60 messages, all older)", &quiet, None),
     ];
     let mut a: Vec<Vec<Round>> = vec![Vec::new(); configs.len()];
     let mut b: Vec<Vec<Round>> = vec![Vec::new(); configs.len()];
     for r in 0..ctx.rounds {
-        for (k, (name, token)) in configs.iter().enumerate() {
+        for (k, (name, chat, token)) in configs.iter().enumerate() {
             let cpu0 = srv.cpu_secs();
-            let run = list_run(&ch, &auth, &chat, *token, ctx.secs()).await;
+            let run = list_run(&ch, &auth, chat, *token, ctx.secs()).await;
             let cpu = srv.cpu_secs() - cpu0;
             if let Some(e) = &run.first_error {
                 ctx.check(false, format!("M2 {name}: {} call(s) failed: {e}", run.errors));
             }
             a[k].push(Round::from_samples(run.ops(), run.secs, run.lat_us, cpu));
             let cpu0 = bare.cpu_secs();
-            let run = list_run(&bch, &auth, &chat, *token, ctx.secs()).await;
+            let run = list_run(&bch, &auth, chat, *token, ctx.secs()).await;
             let cpu = bare.cpu_secs() - cpu0;
             b[k].push(Round::from_samples(run.ops(), run.secs, run.lat_us, cpu));
         }
@@ -183,7 +185,7 @@ pub(crate) async fn run_m2(ctx: &mut Ctx) -> Result<()> {
         &format!("M2 ListChatMessages (pageSize {PAGE}) on a chat of {n} messages, c=1, synchronous=FULL server; baseline = bare tonic answering {PAGE} synthetic messages of the same shape"),
         "pages/s",
     );
-    for (k, (name, _)) in configs.iter().enumerate() {
+    for (k, (name, _, _)) in configs.iter().enumerate() {
         t.pair(name, ("imgroups", &a[k]), ("bare tonic", &b[k]));
     }
     let mut text = t.finish();
