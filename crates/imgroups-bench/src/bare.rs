@@ -198,7 +198,11 @@ fn mixed_event(seq: u64, chat: &str) -> pb::catch_up_events_response::Payload {
         Payload::MessageChanged(pb::MessageChangeEvent {
             chat_guid: chat.to_owned(),
             occurred_at: Some(now_ts()),
-            actor: if from_me { me() } else { Some(address("b@bench.test")) },
+            actor: if from_me {
+                me()
+            } else {
+                Some(address("b@bench.test"))
+            },
             is_from_me: from_me,
             change: Some(change),
         })

@@ -230,9 +230,7 @@ pub(crate) async fn run_m1(ctx: &mut Ctx) -> Result<()> {
         ch,
         &tokens,
         &acked,
-        &format!(
-            "M1 kill -9 during c=64 sends ({crash_acks} acked in the crash burst), restart"
-        ),
+        &format!("M1 kill -9 during c=64 sends ({crash_acks} acked in the crash burst), restart"),
     )
     .await?;
     srv.stop().await;
@@ -267,9 +265,12 @@ pub(crate) async fn run_m1(ctx: &mut Ctx) -> Result<()> {
     Ok(())
 }
 
+/// A table's or index's bytes (`dbstat`): name, pages' bytes, payload bytes.
+pub(crate) type TableBytes = (String, u64, u64);
+
 /// The database's size after a full checkpoint (the WAL folded in and truncated), and bytes
-/// by table and index (`dbstat`): (name, pages' bytes, payload bytes).
-pub(crate) fn db_size(dir: &Path) -> Result<(u64, Vec<(String, u64, u64)>)> {
+/// by table and index.
+pub(crate) fn db_size(dir: &Path) -> Result<(u64, Vec<TableBytes>)> {
     let db = dir.join("imgroups.db");
     let conn = rusqlite::Connection::open(&db)?;
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
@@ -354,10 +355,7 @@ pub(crate) async fn run_m4(ctx: &mut Ctx) -> Result<()> {
     let (event_json, body_json) = json_lengths(&dir)?;
     let entries = sent * MEMBERS as u64;
     let per_entry = after.saturating_sub(before) as f64 / entries.max(1) as f64;
-    ctx.check(
-        sent == n,
-        format!("M4 {sent} of {n} sends acknowledged"),
-    );
+    ctx.check(sent == n, format!("M4 {sent} of {n} sends acknowledged"));
 
     let mut text = format!(
         "\n### M4 disk per message: {sent} sends of a {}-character plain text into a group of 10 accounts ({entries} member log entries), synchronous=FULL; database measured after the server stopped and a `wal_checkpoint(TRUNCATE)`\n\n| measure | value |\n|---|---|\n| database before the sends (accounts, group) | {} bytes |\n| database after | {} bytes |\n| **bytes per message per member log entry** | **{per_entry:.0}** |\n| message JSON in the log entry (`events.value`, average) | {event_json:.0} bytes |\n| message JSON in the stored copy (`chat_messages.body`, average) | {body_json:.0} bytes |\n\nBy table and index, growth per member log entry (pages; payload in brackets):\n\n| table / index | bytes per entry | payload per entry |\n|---|---|---|\n",

@@ -130,7 +130,9 @@ async fn check_pages(
 
 pub(crate) async fn run_m2(ctx: &mut Ctx) -> Result<()> {
     let n = ctx.scale.m2_messages.max(2 * PAGE as u64);
-    progress(format!("M2: ListChatMessages first page of a chat of {n} messages"));
+    progress(format!(
+        "M2: ListChatMessages first page of a chat of {n} messages"
+    ));
     let dir = ctx.fresh_dir("m2")?;
     let t = std::time::Instant::now();
     let big = seed::one_big_chat(&dir, n).await?;
@@ -152,12 +154,19 @@ pub(crate) async fn run_m2(ctx: &mut Ctx) -> Result<()> {
     let middle = page2
         .as_deref()
         .and_then(|t| t.split_once('.'))
-        .map(|(_, scope)| format!("{:x}.{scope}", n / 2));
+        .and_then(|(place, scope)| {
+            let place = u64::from_str_radix(place, 16).ok()?;
+            Some(format!("{:x}.{scope}", place.saturating_sub(n / 2)))
+        });
     let configs: [(&str, &str, Option<&str>); 4] = [
         ("first page", &chat, None),
         ("second page (the first's token)", &chat, page2.as_deref()),
         ("a page from the middle", &chat, middle.as_deref()),
-        ("first page of a quiet chat (60 messages, all older)", &quiet, None),
+        (
+            "first page of a quiet chat (60 messages, all older)",
+            &quiet,
+            None,
+        ),
     ];
     let mut a: Vec<Vec<Round>> = vec![Vec::new(); configs.len()];
     let mut b: Vec<Vec<Round>> = vec![Vec::new(); configs.len()];
@@ -167,7 +176,10 @@ pub(crate) async fn run_m2(ctx: &mut Ctx) -> Result<()> {
             let run = list_run(&ch, &auth, chat, *token, ctx.secs()).await;
             let cpu = srv.cpu_secs() - cpu0;
             if let Some(e) = &run.first_error {
-                ctx.check(false, format!("M2 {name}: {} call(s) failed: {e}", run.errors));
+                ctx.check(
+                    false,
+                    format!("M2 {name}: {} call(s) failed: {e}", run.errors),
+                );
             }
             a[k].push(Round::from_samples(run.ops(), run.secs, run.lat_us, cpu));
             let cpu0 = bare.cpu_secs();
@@ -243,7 +255,8 @@ pub(crate) async fn run_m3(ctx: &mut Ctx) -> Result<()> {
             ops: cu.events as f64,
         });
         let cpu0 = bare.cpu_secs();
-        let (cu, _) = client::catch_up_any(bch.clone(), &auth, Some(expect), true, |_, _| {}).await?;
+        let (cu, _) =
+            client::catch_up_any(bch.clone(), &auth, Some(expect), true, |_, _| {}).await?;
         let cpu = bare.cpu_secs() - cpu0;
         b.push(Round {
             rate: cu.events as f64 / cu.secs,
@@ -294,11 +307,7 @@ pub(crate) async fn run_m3(ctx: &mut Ctx) -> Result<()> {
     let rate = spread(a.iter().map(|x| x.rate)).med;
     ctx.target(
         "M3 catch-up of a mixed 1M-event log ≥ 1M events/s",
-        format!(
-            "{}/s ({:.2}× the bare stream)",
-            num(rate),
-            ratio.med
-        ),
+        format!("{}/s ({:.2}× the bare stream)", num(rate), ratio.med),
         Some(rate >= 1e6),
     );
     Ok(())

@@ -10,7 +10,7 @@ use std::time::Instant;
 use imgroups_core::engine::rules;
 use imgroups_core::port::{Log, NewEvent, Store, Tx};
 use imgroups_core::{
-    admin, AccountId, Address, ChatGuid, Change, Command, NewMessage, Outcome, Reaction,
+    admin, AccountId, Address, Change, ChatGuid, Command, NewMessage, Outcome, Reaction,
 };
 use imgroups_sim::Simulator;
 use imgroups_store_sqlite::{Config, Durability, Role, SqliteStore};
@@ -199,7 +199,7 @@ pub(crate) async fn one_big_chat(dir: &std::path::Path, n: u64) -> Result<BigCha
             })
             .await?;
         done = hi;
-        if done % 100_000 == 0 {
+        if done.is_multiple_of(100_000) {
             progress(format!("seeding M2: {done}/{n} messages"));
         }
     }
