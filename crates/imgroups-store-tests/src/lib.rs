@@ -14,11 +14,15 @@
 //!   would have, and only what is not yet reflected.
 //! - [`admin_tokens`], [`listings`], [`faults`], [`fault_count_is_atomic`]: the console's
 //!   credential, account and directory listings, injected faults (simulator controls).
+//! - [`reset`]: a simulator reset clears the world and keeps sequences, accounts and tokens.
 //! - [`observer_cursors`], [`observed_ids`]: what a backend observing an external source
 //!   (chat.db) keeps in the store: its cursor and the ids it recorded, both committing (or
 //!   rolling back) with the transaction and surviving a restart.
 
 pub mod pg;
+mod reset;
+
+pub use reset::reset;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -75,3 +75,11 @@ fn observed_ids_are_marked_once_and_survive_a_restart() {
     };
     imgroups_store_tests::observed_ids(fixture);
 }
+
+#[test]
+fn reset_clears_the_world_and_keeps_sequences() {
+    let Some(fixture) = PgFixture::new("reset") else {
+        return;
+    };
+    imgroups_store_tests::reset(fixture);
+}

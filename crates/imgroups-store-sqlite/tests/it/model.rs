@@ -44,3 +44,8 @@ fn observer_cursors_commit_with_the_transaction_and_survive_a_restart() {
 fn observed_ids_are_marked_once_and_survive_a_restart() {
     imgroups_store_tests::observed_ids(crate::common::TempFixture::new());
 }
+
+#[test]
+fn reset_clears_the_world_and_keeps_sequences() {
+    imgroups_store_tests::reset(crate::common::TempFixture::new());
+}
