@@ -881,16 +881,16 @@ pub(crate) fn log_bounds(conn: &Connection, account: AccountId) -> Result<LogBou
     conn.prepare_cached(
         "SELECT head_seq, pruned_through, reset_through FROM accounts WHERE id = ?1",
     )
-        .and_then(|mut s| {
-            s.query_row([account.0], |r| {
-                Ok(LogBounds {
-                    head: r.get::<_, i64>(0)? as u64,
-                    pruned_through: r.get::<_, i64>(1)? as u64,
-                    reset_through: r.get::<_, i64>(2)? as u64,
-                })
+    .and_then(|mut s| {
+        s.query_row([account.0], |r| {
+            Ok(LogBounds {
+                head: r.get::<_, i64>(0)? as u64,
+                pruned_through: r.get::<_, i64>(1)? as u64,
+                reset_through: r.get::<_, i64>(2)? as u64,
             })
         })
-        .db()
+    })
+    .db()
 }
 
 pub(crate) fn read_events(

@@ -177,7 +177,10 @@ pub fn reset<F: Fixture>(fixture: F) {
             Ok(Outcome::Created { chat, .. }) => chat.guid,
             other => panic!("expected a created chat, got {other:?}"),
         };
-        engine.execute(fresh, None, say(&chat)).await.expect("message");
+        engine
+            .execute(fresh, None, say(&chat))
+            .await
+            .expect("message");
         let bounds = store.log_bounds(fresh).await.expect("bounds");
         assert_eq!(bounds.head, 1);
         let events = store

@@ -16,6 +16,7 @@ mod limits;
 mod multinode;
 mod notices;
 mod ops;
+mod reset;
 mod revocation;
 mod streams;
 mod subscribers;
