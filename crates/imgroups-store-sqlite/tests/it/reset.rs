@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use imgroups_core::port::{ResetScope, Store};
+use imgroups_core::port::{Accounts, Log, ResetScope, Store};
 use imgroups_core::Address;
 
 use crate::common::open_store;
@@ -95,6 +95,10 @@ async fn reset_of_a_large_world() {
     }
     tx.commit().unwrap();
     drop(conn);
+    // To look at the statements' cost with the sqlite3 shell.
+    if let Some(keep) = std::env::var_os("IMGROUPS_KEEP_DB") {
+        std::fs::copy(&path, keep).unwrap();
+    }
 
     // The default durability: the reset is fsynced before it is answered.
     let store = imgroups_store_sqlite::SqliteStore::open(imgroups_store_sqlite::Config::new(&path))
