@@ -372,19 +372,7 @@ impl Command {
 
     pub fn set_icon(chat: &str, data: Vec<u8>, limits: &Limits) -> Result<Self> {
         let chat = group_guid(chat)?;
-        if data.len() > limits.max_icon_bytes {
-            return Err(Error::invalid(format!(
-                "icon is larger than {} bytes",
-                limits.max_icon_bytes
-            ))
-            .with("field", "data")
-            .because(Reason::TooLarge)
-            .with("limit", limits.max_icon_bytes));
-        }
-        let image = image::inspect(&data)?;
-        limits.check_icon(&image)?;
-        let hash = Sha256::digest(&data).to_vec();
-        let mime = image.kind.mime().to_owned();
+        let (data, mime, hash) = checked_image(data, limits, "icon")?;
         Ok(Self::group(chat, Mutation::SetIcon { data, mime, hash }))
     }
 
@@ -450,19 +438,7 @@ impl Command {
     /// structure, size and dimensions within `limits`).
     pub fn set_background(chat: &str, data: Vec<u8>, limits: &Limits) -> Result<Self> {
         let chat = ChatGuid::parse(chat)?;
-        if data.len() > limits.max_icon_bytes {
-            return Err(Error::invalid(format!(
-                "background is larger than {} bytes",
-                limits.max_icon_bytes
-            ))
-            .with("field", "data")
-            .because(Reason::TooLarge)
-            .with("limit", limits.max_icon_bytes));
-        }
-        let image = image::inspect(&data)?;
-        limits.check_icon(&image)?;
-        let hash = Sha256::digest(&data).to_vec();
-        let mime = image.kind.mime().to_owned();
+        let (data, mime, hash) = checked_image(data, limits, "background")?;
         Ok(Command::Message {
             chat,
             op: MessageOp::SetBackground { data, mime, hash },
@@ -568,6 +544,27 @@ impl Command {
         }
         hash.finalize().to_vec()
     }
+}
+
+/// An image given for a chat (a group's icon, a chat's background), checked: at most
+/// `limits.max_icon_bytes`, a known type by its bytes with the structure that type requires,
+/// dimensions within the limits. Returns the bytes, the MIME type and the SHA-256. `what`
+/// names it in errors.
+fn checked_image(data: Vec<u8>, limits: &Limits, what: &str) -> Result<(Vec<u8>, String, Vec<u8>)> {
+    if data.len() > limits.max_icon_bytes {
+        return Err(Error::invalid(format!(
+            "{what} is larger than {} bytes",
+            limits.max_icon_bytes
+        ))
+        .with("field", "data")
+        .because(Reason::TooLarge)
+        .with("limit", limits.max_icon_bytes));
+    }
+    let image = image::inspect(&data)?;
+    limits.check_icon(&image)?;
+    let hash = Sha256::digest(&data).to_vec();
+    let mime = image.kind.mime().to_owned();
+    Ok((data, mime, hash))
 }
 
 /// A display name as stored: the input policy's rules for given text ([`text`]).

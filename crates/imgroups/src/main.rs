@@ -130,6 +130,8 @@ fn main() -> ExitCode {
         // Client commands talk to a running server and have exit codes of their own.
         Cmd::Groups(args) => return cmd::groups::run(args),
         Cmd::Chats(args) => return cmd::chats::run(args),
+        Cmd::Messages(args) => return cmd::messages::run(args),
+        Cmd::Addresses(args) => return cmd::addresses::run(args),
         Cmd::Events(args) => return cmd::events::run(args),
     };
     output::exit(done, json)

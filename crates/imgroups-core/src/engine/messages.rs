@@ -129,16 +129,7 @@ fn notify_chat(
     now: Timestamp,
 ) -> Result<()> {
     for view in views {
-        tx.append_event(
-            view.account,
-            NewEvent {
-                chat_guid: &view.chat,
-                occurred_at: now,
-                is_from_me: &view.address == actor,
-                actor: Some(actor),
-                change,
-            },
-        )?;
+        append(tx, actor, view, change, now)?;
     }
     Ok(())
 }
@@ -242,55 +233,16 @@ fn send(
         }
     }
     let guid = uuid::Uuid::new_v4().to_string().to_uppercase();
-    let mut sent = None;
-    for view in views {
-        let from_me = &view.address == actor;
-        let message = Message {
-            guid: guid.clone(),
-            text: new.text.clone(),
-            subject: new.subject.clone(),
-            date_created: now,
-            is_from_me: from_me,
-            is_sent: true,
-            chat_guid: Some(view.chat.clone()),
-            sender: (!from_me).then(|| actor.clone()),
-            effect_id: new.effect_id.clone(),
-            reply_to: new.reply_to.clone(),
-            formatting: new.formatting.clone(),
-            date_read: None,
-            date_edited: None,
-            edits: 0,
-            date_retracted: None,
-            reactions: Vec::new(),
-        };
-        let change = Change::MessageReceived {
-            message: Box::new(message.clone()),
-        };
-        let place = tx.append_event(
-            view.account,
-            NewEvent {
-                chat_guid: &view.chat,
-                occurred_at: now,
-                is_from_me: from_me,
-                actor: Some(actor),
-                change: &change,
-            },
-        )?;
-        tx.put_message(view.account, place, &message)?;
-        if from_me {
-            sent = Some(message);
-        }
-    }
-    // A simulated person has no copy of their own: answer with the sender's view.
-    Ok(sent.unwrap_or_else(|| Message {
-        guid,
+    // The message as one view sees it: `sender` set for everyone but the sender.
+    let copy = |chat: &ChatGuid, from_me: bool| Message {
+        guid: guid.clone(),
         text: new.text.clone(),
         subject: new.subject.clone(),
         date_created: now,
-        is_from_me: true,
+        is_from_me: from_me,
         is_sent: true,
         chat_guid: Some(chat.clone()),
-        sender: None,
+        sender: (!from_me).then(|| actor.clone()),
         effect_id: new.effect_id.clone(),
         reply_to: new.reply_to.clone(),
         formatting: new.formatting.clone(),
@@ -299,7 +251,22 @@ fn send(
         edits: 0,
         date_retracted: None,
         reactions: Vec::new(),
-    }))
+    };
+    let mut sent = None;
+    for view in views {
+        let from_me = &view.address == actor;
+        let message = copy(&view.chat, from_me);
+        let change = Change::MessageReceived {
+            message: Box::new(message.clone()),
+        };
+        let place = append(tx, actor, view, &change, now)?;
+        tx.put_message(view.account, place, &message)?;
+        if from_me {
+            sent = Some(message);
+        }
+    }
+    // A simulated person has no copy of their own: answer with the sender's view.
+    Ok(sent.unwrap_or_else(|| copy(chat, true)))
 }
 
 /// The copies of message `guid` in these views (each in the view's own chat), with their
@@ -376,18 +343,29 @@ fn notify(
     now: Timestamp,
 ) -> Result<()> {
     for (view, _, _) in copies {
-        tx.append_event(
-            view.account,
-            NewEvent {
-                chat_guid: &view.chat,
-                occurred_at: now,
-                is_from_me: &view.address == actor,
-                actor: Some(actor),
-                change,
-            },
-        )?;
+        append(tx, actor, view, change, now)?;
     }
     Ok(())
+}
+
+/// Appends `change` by `actor` to the log of `view`'s account.
+fn append(
+    tx: &mut dyn Tx,
+    actor: &Address,
+    view: &View,
+    change: &Change,
+    now: Timestamp,
+) -> Result<u64> {
+    tx.append_event(
+        view.account,
+        NewEvent {
+            chat_guid: &view.chat,
+            occurred_at: now,
+            is_from_me: &view.address == actor,
+            actor: Some(actor),
+            change,
+        },
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -609,8 +587,18 @@ fn mark_read(
     views: &[View],
     now: Timestamp,
 ) -> Result<()> {
+    // What the actor just read, when it keeps the chat itself: in a direct chat those are
+    // exactly the other side's messages still waiting for a receipt, so they are looked up
+    // by GUID rather than by reading through everything the other side ever sent.
+    let mut newly_read = None;
     if let Some(mine) = views.iter().find(|v| &v.address == actor) {
         let unread = all_in_chat(tx, mine, Some(false), Some(false))?;
+        newly_read = Some(
+            unread
+                .iter()
+                .map(|(_, m)| m.guid.clone())
+                .collect::<Vec<_>>(),
+        );
         if !unread.is_empty() {
             for (place, mut message) in unread {
                 message.date_read = Some(now);
@@ -630,9 +618,22 @@ fn mark_read(
     }
     if chat.kind() == ChatKind::Direct {
         for other in views.iter().filter(|v| &v.address != actor) {
-            let sent = all_in_chat(tx, other, Some(true), None)?;
+            let sent = match &newly_read {
+                Some(guids) => {
+                    let mut sent = Vec::with_capacity(guids.len());
+                    for guid in guids {
+                        if let Some(copy) = tx.message(other.account, guid)? {
+                            sent.push(copy);
+                        }
+                    }
+                    sent
+                }
+                // A simulated person keeps no copies: look through what it was sent.
+                None => all_in_chat(tx, other, Some(true), None)?,
+            };
             for (place, mut message) in sent {
-                if message.date_read.is_some() || message.is_unsent() {
+                let theirs = message.is_from_me && message.chat_guid.as_ref() == Some(&other.chat);
+                if !theirs || message.date_read.is_some() || message.is_unsent() {
                     continue;
                 }
                 message.date_read = Some(now);

@@ -119,8 +119,12 @@ pub(crate) enum Cmd {
     Webhook(WebhookCmd),
     /// Group operations on a running server (rename, add, remove, leave, icon).
     Groups(remote::GroupsArgs),
-    /// Chat operations on a running server (create, get, count).
+    /// Chat operations on a running server (create, get, count, read, typing).
     Chats(remote::ChatsArgs),
+    /// Messages on a running server (send, list, get, react, edit, unsend).
+    Messages(remote::MessagesArgs),
+    /// Address look-ups on a running server (check).
+    Addresses(remote::AddressesArgs),
     /// Follow group events on a running server.
     Events(remote::EventsArgs),
     /// Inspect the configuration `serve` would run with.
@@ -159,7 +163,10 @@ impl Cmd {
 
     /// Whether this is a client command, which talks to a running server.
     fn is_client(&self) -> bool {
-        matches!(self, Cmd::Groups(_) | Cmd::Chats(_) | Cmd::Events(_))
+        matches!(
+            self,
+            Cmd::Groups(_) | Cmd::Chats(_) | Cmd::Messages(_) | Cmd::Addresses(_) | Cmd::Events(_)
+        )
     }
 }
 
@@ -426,7 +433,7 @@ pub(crate) fn parse() -> Result<Parsed, ExitCode> {
             .error(
                 clap::error::ErrorKind::ArgumentConflict,
                 "--server, --token and --tls-ca are for the client commands (groups, chats, \
-                 events)",
+                 messages, addresses, events)",
             )
             .exit();
     }

@@ -7,6 +7,7 @@
 mod chatdb;
 mod cli;
 mod crash;
+mod crash_messages;
 mod datadir;
 mod egress;
 mod faults;

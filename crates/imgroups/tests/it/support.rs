@@ -170,6 +170,13 @@ pub fn cli(args: &[&str]) -> String {
 #[derive(Clone)]
 pub struct Auth(MetadataValue<tonic::metadata::Ascii>);
 
+impl Auth {
+    /// `authorization: Bearer TOKEN` on every request.
+    pub fn bearer(token: &str) -> Auth {
+        Auth(format!("Bearer {token}").parse().expect("ascii token"))
+    }
+}
+
 impl tonic::service::Interceptor for Auth {
     fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
         req.metadata_mut().insert("authorization", self.0.clone());
@@ -186,7 +193,7 @@ pub struct Clients {
 }
 
 pub fn clients(channel: &Channel, token: &str) -> Clients {
-    let auth = Auth(format!("Bearer {token}").parse().expect("ascii token"));
+    let auth = Auth::bearer(token);
     Clients {
         groups: GroupServiceClient::with_interceptor(channel.clone(), auth.clone()),
         chats: ChatServiceClient::with_interceptor(channel.clone(), auth.clone()),
