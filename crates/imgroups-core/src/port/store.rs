@@ -413,6 +413,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_cursor_from_before_a_reset_continues_after_it() {
+        let bounds = |pruned_through, reset_through| LogBounds {
+            head: 100,
+            pruned_through,
+            reset_through,
+        };
+        // Retention alone: a cursor before what it removed is refused.
+        let err = bounds(40, 0).check_cursor(10).unwrap_err();
+        assert_eq!(err.context_value("reason"), Some("cursorTooOld"));
+        assert_eq!(bounds(40, 0).start(10), 10);
+        // A later reset cleared that part anyway: the cursor continues after the reset.
+        bounds(40, 60).check_cursor(10).expect("continues");
+        assert_eq!(bounds(40, 60).start(10), 60);
+        assert_eq!(bounds(0, 60).start(80), 80);
+        // Retention after a reset still protects what came after it.
+        let err = bounds(80, 60).check_cursor(70).unwrap_err();
+        assert_eq!(err.context_value("reason"), Some("cursorTooOld"));
+    }
+
+    #[test]
     fn webhook_urls() {
         assert!(WebhookUrl::parse("http://127.0.0.1:8080/hook").is_ok());
         assert!(WebhookUrl::parse("https://example.com").is_ok());
