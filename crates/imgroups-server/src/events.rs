@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::metrics;
-use crate::revocation::{revoked_error, Held, Revocations, Token};
+use crate::revocation::{Held, Revocations, Token};
 
 /// Batches queued per live stream before its task waits for the client. Live batches are one
 /// commit's events (usually a few) or one page of a log replay, so a stalled live subscriber
@@ -461,12 +461,13 @@ impl<T> Sink<T> {
     }
 
     /// Ends a stream stopped because its token was revoked with `tokenBlocked`, its final
-    /// status (what a call with that token gets). Does nothing for other endings.
+    /// status (what a call with that token gets), and one stopped by a simulator reset with
+    /// `preconditionFailed`, `reason=reset`. Does nothing for other endings.
     async fn finish(&self) {
-        if !self.held.was_revoked() {
+        let Some(error) = self.held.ending() else {
             return;
-        }
-        let last = vec![(self.map)(Frame::Failed(revoked_error()))];
+        };
+        let last = vec![(self.map)(Frame::Failed(error))];
         tokio::select! {
             _ = self.out.send(last) => {}
             _ = self.server.cancelled() => {}
@@ -524,10 +525,13 @@ impl<T> Sink<T> {
     }
 }
 
-/// The error for a log read that did not continue the cursor: retention pruned what the
-/// reader needed (`cursorTooOld`), or — never expected — the log has a hole.
+/// The error for a log read that did not continue the cursor: a reset cleared what the reader
+/// needed (`reason=reset`), retention pruned it (`cursorTooOld`), or — never expected — the
+/// log has a hole.
 async fn gap_error(store: &dyn Store, account: AccountId, cursor: u64) -> imgroups_core::Error {
     let failure = match store.log_bounds(account).await {
+        // A simulator reset cleared the events after the cursor while the stream ran.
+        Ok(bounds) if bounds.reset_through > cursor => Some(imgroups_core::port::reset_error()),
         Ok(bounds) => bounds.check_cursor(cursor).err(),
         Err(err) => Some(err),
     };
@@ -574,7 +578,8 @@ impl Streams {
             Some(after) if after > head => return Err(beyond_head(after, head)),
             Some(after) => {
                 bounds.check_cursor(after)?;
-                after
+                // A cursor from before a reset continues after it.
+                bounds.start(after)
             }
             None => head,
         };
@@ -662,6 +667,8 @@ impl Streams {
             return Err(beyond_head(after, bounds.head));
         }
         bounds.check_cursor(after)?;
+        // A cursor from before a reset continues after it.
+        let after = bounds.start(after);
         let head = bounds.head;
         let (out, rx) = mpsc::channel(CATCH_UP_QUEUE);
         let sink = Sink::new(
@@ -685,8 +692,9 @@ impl Streams {
                 let mut cursor = after;
                 let mut next = (cursor < head).then(|| read(cursor));
                 while let Some(pending) = next.take() {
-                    // A revoked token's catch-up stops here; a shutdown lets it finish, as ever.
-                    if sink.held.was_revoked() {
+                    // A revoked token's catch-up stops here, and so does one a reset cut
+                    // short; a shutdown lets it finish, as ever.
+                    if sink.held.ending().is_some() {
                         return;
                     }
                     let page = match pending.await {
@@ -721,7 +729,7 @@ impl Streams {
                         return;
                     }
                 }
-                if !sink.held.was_revoked() {
+                if sink.held.ending().is_none() {
                     sink.send(Frame::Complete { head }).await;
                 }
             };

@@ -165,6 +165,19 @@ impl WriterCache {
         self.forget_groups();
     }
 
+    /// A reset cleared the chats (and, with `accounts`, the accounts, whose ids may then be
+    /// handed out again): forget what was cached of them. Heads stay for accounts that
+    /// remain — a reset keeps them — and this batch's moved heads are kept for its notices.
+    pub(crate) fn forget_world(&mut self, accounts: bool) {
+        self.forget_groups();
+        self.accounts.clear();
+        if accounts {
+            self.addresses.clear();
+            self.heads.clear();
+            self.moved.clear();
+        }
+    }
+
     pub(crate) fn forget_groups(&mut self) {
         self.group_keys.clear();
         self.groups.clear();
@@ -888,16 +901,19 @@ pub(crate) fn forget_keys_before(tx: &Connection, cutoff: Timestamp) -> Result<(
 }
 
 pub(crate) fn log_bounds(conn: &Connection, account: AccountId) -> Result<LogBounds> {
-    conn.prepare_cached("SELECT head_seq, pruned_through FROM accounts WHERE id = ?1")
-        .and_then(|mut s| {
-            s.query_row([account.0], |r| {
-                Ok(LogBounds {
-                    head: r.get::<_, i64>(0)? as u64,
-                    pruned_through: r.get::<_, i64>(1)? as u64,
-                })
+    conn.prepare_cached(
+        "SELECT head_seq, pruned_through, reset_through FROM accounts WHERE id = ?1",
+    )
+    .and_then(|mut s| {
+        s.query_row([account.0], |r| {
+            Ok(LogBounds {
+                head: r.get::<_, i64>(0)? as u64,
+                pruned_through: r.get::<_, i64>(1)? as u64,
+                reset_through: r.get::<_, i64>(2)? as u64,
             })
         })
-        .db()
+    })
+    .db()
 }
 
 pub(crate) fn read_events(

@@ -14,6 +14,7 @@
 //!   would have, and only what is not yet reflected.
 //! - [`admin_tokens`], [`listings`], [`faults`], [`fault_count_is_atomic`]: the console's
 //!   credential, account and directory listings, injected faults (simulator controls).
+//! - [`reset`]: a simulator reset clears the world and keeps sequences, accounts and tokens.
 //! - [`observer_cursors`], [`observed_ids`]: what a backend observing an external source
 //!   (chat.db) keeps in the store: its cursor and the ids it recorded, both committing (or
 //!   rolling back) with the transaction and surviving a restart.
@@ -23,6 +24,9 @@
 
 mod messages;
 pub mod pg;
+mod reset;
+
+pub use reset::reset;
 
 pub use messages::{
     messages_are_delivered, messages_are_listed, messages_are_read, messages_change,

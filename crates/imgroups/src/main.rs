@@ -31,6 +31,8 @@
 //! - `imgroups sim unreachable ADDRESS` marks an address as not on iMessage
 //!   (`--reachable` undoes it); `sim unreachable --list` prints the marked addresses, one a
 //!   line, sorted.
+//! - `imgroups sim reset [--all]` clears the simulated world (accounts and tokens stay unless
+//!   `--all`) and prints `reset <N>`, N counting the store's resets.
 //! - `imgroups sim fault add ADDRESS --method NAME|* [--code CODE [--retryable]]
 //!   [--latency-ms N] [--count N] [--for-secs T]` makes calls of NAME (an RPC name, or `*`
 //!   for all) by the account ADDRESS fail with the wire error CODE and/or be delayed; it

@@ -107,3 +107,11 @@ fn messages_list_newest_first_in_stable_pages() {
     };
     imgroups_store_tests::messages_are_listed(fixture);
 }
+
+#[test]
+fn reset_clears_the_world_and_keeps_sequences() {
+    let Some(fixture) = PgFixture::new("reset") else {
+        return;
+    };
+    imgroups_store_tests::reset(fixture);
+}

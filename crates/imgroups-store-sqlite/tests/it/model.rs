@@ -64,3 +64,8 @@ fn marking_read_and_read_receipts() {
 fn messages_list_newest_first_in_stable_pages() {
     imgroups_store_tests::messages_are_listed(crate::common::TempFixture::new());
 }
+
+#[test]
+fn reset_clears_the_world_and_keeps_sequences() {
+    imgroups_store_tests::reset(crate::common::TempFixture::new());
+}

@@ -293,6 +293,18 @@ pub(crate) enum WebhookCmd {
 
 #[derive(Subcommand)]
 pub(crate) enum SimCmd {
+    /// Clear the simulated world: groups, messages, icons, backgrounds, direct chats, every
+    /// account's log, idempotency records, injected faults and unreachable addresses. Accounts
+    /// and their tokens stay (a test's clients keep working) and sequences never go back.
+    /// Works while the server runs: its open streams end with preconditionFailed
+    /// (reason=reset). Prints `reset <N>`, N counting the store's resets.
+    Reset {
+        /// Remove accounts, their tokens and webhooks too (admin tokens stay).
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        data: DataArg,
+    },
     /// Mark an address as not on iMessage (adding it then fails with addressNotFound), or
     /// with --list print the addresses marked so.
     Unreachable {

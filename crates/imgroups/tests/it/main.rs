@@ -17,6 +17,7 @@ mod limits;
 mod multinode;
 mod notices;
 mod ops;
+mod reset;
 mod revocation;
 mod streams;
 mod subscribers;

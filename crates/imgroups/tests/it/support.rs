@@ -241,6 +241,29 @@ impl Clients {
             .expect("chat")
     }
 
+    /// How a catch-up from 0 is refused (it must be).
+    pub async fn catch_up_status(&mut self) -> Status {
+        let opened = self
+            .events
+            .catch_up_events(pb::CatchUpEventsRequest {
+                after_sequence: Some(0),
+            })
+            .await;
+        match opened {
+            Err(status) => status,
+            Ok(stream) => {
+                let mut stream = stream.into_inner();
+                loop {
+                    match stream.message().await {
+                        Err(status) => return status,
+                        Ok(None) => panic!("the catch-up was not refused"),
+                        Ok(Some(_)) => {}
+                    }
+                }
+            }
+        }
+    }
+
     /// Everything in the log after `after`: (events, head from the complete frame).
     pub async fn catch_up(&mut self, after: u64) -> (Vec<(u64, pb::GroupChangeEvent)>, u64) {
         use pb::catch_up_events_response::Payload;
