@@ -264,7 +264,24 @@ impl Clients {
         }
     }
 
-    /// Everything in the log after `after`: (events, head from the complete frame).
+    /// The sequences of every event in the log after `after`, whatever its kind.
+    pub async fn catch_up_sequences(&mut self, after: u64) -> Vec<u64> {
+        let mut stream = self
+            .events
+            .catch_up_events(pb::CatchUpEventsRequest {
+                after_sequence: Some(after),
+            })
+            .await
+            .expect("catch up")
+            .into_inner();
+        let mut sequences = Vec::new();
+        while let Some(frame) = stream.message().await.expect("catch-up frame") {
+            sequences.extend(frame.sequence);
+        }
+        sequences
+    }
+
+    /// The group events in the log after `after`: (events, head from the complete frame).
     pub async fn catch_up(&mut self, after: u64) -> (Vec<(u64, pb::GroupChangeEvent)>, u64) {
         use pb::catch_up_events_response::Payload;
         let mut stream = self
