@@ -19,6 +19,6 @@ pub mod tx;
 pub use backend::{Action, Backend, GroupIdentity, Observer};
 pub use store::{
     AccountInfo, Accounts, Fault, Faults, Hooks, Log, LogBounds, NewFault, Notice, Notices, ReadFn,
-    Store, TokenInfo, TokenRef, Webhook, WebhookUrl, Work,
+    AdminTokenInfo, Store, TokenInfo, TokenRef, Webhook, WebhookUrl, Work,
 };
 pub use tx::{GroupRow, KeyScope, MessageQuery, NewEvent, Reader, Recorded, Tx};
