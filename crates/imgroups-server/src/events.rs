@@ -42,13 +42,15 @@ use crate::revocation::{revoked_error, Held, Revocations, Token};
 /// bytes is [`LIVE_BUDGET`], which usually binds first.
 const LIVE_QUEUE: usize = 32;
 /// Bytes of encoded frames a live stream may have waiting for its client. At the budget its
-/// task takes no more events (the log keeps them); it may overshoot by one batch (a commit's
-/// events, or a page of [`LIVE_PAGE`]). Large enough for a burst of a few dozen events
+/// task takes no more events (the log keeps them); it may overshoot by [`LIVE_CHUNK`] events. Large enough for a burst of a few dozen events
 /// without a trip to the log, small enough that 16,384 paused streams cost ~256 MiB at worst
 /// plus the transport's buffers.
 pub(crate) const LIVE_BUDGET: usize = 16 * 1024;
 /// Events read from the log per query by a live subscriber that fell behind.
 const LIVE_PAGE: usize = 64;
+/// Most events a live stream queues at once when its client has not taken everything yet: a
+/// stream at its budget overshoots it by at most this many.
+const LIVE_CHUNK: usize = 16;
 /// A cursor beyond the head, for catch-up and SSE alike: those events do not exist (a cursor
 /// from another server or a restored backup), and an empty answer would hide that.
 fn beyond_head(after: u64, head: u64) -> imgroups_core::Error {
@@ -554,7 +556,12 @@ impl<T: Weigh> Sink<T> {
         if !self.held.was_revoked() {
             return;
         }
-        let last = vec![(self.map)(Frame::Failed(revoked_error()))];
+        let last = (self.map)(Frame::Failed(revoked_error()));
+        // Charged like every frame: the transport takes its weight off when it sends it.
+        self.ledger
+            .queued
+            .fetch_add(last.weight(), Ordering::AcqRel);
+        let last = vec![last];
         tokio::select! {
             _ = self.out.send(last) => {}
             _ = self.server.cancelled() => {}
@@ -614,6 +621,11 @@ impl<T: Weigh> Sink<T> {
     /// enough.
     fn has_room(&self) -> bool {
         self.ledger.queued.load(Ordering::Acquire) < self.ledger.budget
+    }
+
+    /// Whether the transport has taken everything queued.
+    fn is_drained(&self) -> bool {
+        self.ledger.queued.load(Ordering::Acquire) == 0
     }
 
     /// Waits until the stream is under its budget; false once the stream should end. A task
@@ -966,6 +978,13 @@ impl Live {
             self.cursor = event.sequence;
             if self.wants(event) {
                 batch.push(Frame::Event(Delivery::Shared(shared.clone(), index)));
+                // A large batch (the hub read a burst) goes out in chunks, each once the
+                // client has room: what waits is the shared batch, not copies of it.
+                if batch.len() == LIVE_CHUNK
+                    && (!sink.send_batch(std::mem::take(&mut batch)).await || !sink.room().await)
+                {
+                    return false;
+                }
             }
         }
         sink.send_batch(batch).await
@@ -974,13 +993,19 @@ impl Live {
     /// Delivers everything after the cursor up to `up_to` from the log, page by page.
     async fn replay_log<T: Weigh>(&mut self, up_to: u64, sink: &Sink<T>) -> bool {
         while self.cursor < up_to {
-            // Read a page only once the client has room for it.
+            // Read a page only once the client has room for it; a small one unless the client
+            // has taken everything, so a stream at its budget overshoots it by little.
             if !sink.room().await {
                 return false;
             }
+            let page_size = if sink.is_drained() {
+                LIVE_PAGE
+            } else {
+                LIVE_CHUNK
+            };
             let page = match self
                 .store
-                .read_events(self.account, self.cursor, up_to, LIVE_PAGE)
+                .read_events(self.account, self.cursor, up_to, page_size)
                 .await
             {
                 Ok(page) => page,
