@@ -61,7 +61,7 @@ impl Default for ConnLimits {
             idle_timeout: Duration::from_secs(300),
             max_streams_per_connection: 1024,
             stream_window: 256 * 1024,
-            stream_send_buffer: 16 * 1024,
+            stream_send_buffer: 4 * 1024,
             shutdown_grace: Duration::from_secs(10),
         }
     }

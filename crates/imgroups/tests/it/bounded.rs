@@ -111,7 +111,10 @@ async fn paused_sse_streams_cost_a_bounded_amount_and_lose_nothing() {
     let writes = env_or("IMGROUPS_PAUSED_WRITES", 400);
     let connections = 2;
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = Server::start(dir.path(), &[]);
+    // Extra `serve` flags, to measure other settings.
+    let extra = std::env::var("IMGROUPS_PAUSED_ARGS").unwrap_or_default();
+    let extra: Vec<&str> = extra.split_whitespace().collect();
+    let server = Server::start(dir.path(), &extra);
     let token = server.token.clone().expect("token");
     let channel = server.channel().await;
     let mut c = clients(&channel, &token);
@@ -182,6 +185,12 @@ async fn paused_sse_streams_cost_a_bounded_amount_and_lose_nothing() {
         growth_kib * 1024 / streams as u64
     );
 
+    if std::env::var_os("IMGROUPS_PAUSED_SETTLE").is_some() {
+        // Freed memory goes back to the system after a while: what is really held.
+        tokio::time::sleep(Duration::from_secs(15)).await;
+        let (_, settled) = server.memory_kib();
+        eprintln!("settled: rss {settled} KiB");
+    }
     for gate in &gates {
         gate.resume();
     }
