@@ -42,9 +42,9 @@ use crate::revocation::{revoked_error, Held, Revocations, Token};
 /// bytes is [`LIVE_BUDGET`], which usually binds first.
 const LIVE_QUEUE: usize = 32;
 /// Bytes of encoded frames a live stream may have waiting for its client. At the budget its
-/// task takes no more events (the log keeps them); it may overshoot by [`LIVE_CHUNK`] events. Large enough for a burst of a few dozen events
-/// without a trip to the log, small enough that 16,384 paused streams cost ~256 MiB at worst
-/// plus the transport's buffers.
+/// task takes no more events (the log keeps them); it may overshoot by [`LIVE_CHUNK`] events.
+/// Large enough for a burst of a few dozen events without a trip to the log; small enough
+/// that a paused stream costs tens of KiB, with the transport's buffers, not megabytes.
 pub(crate) const LIVE_BUDGET: usize = 16 * 1024;
 /// Events read from the log per query by a live subscriber that fell behind.
 const LIVE_PAGE: usize = 64;
