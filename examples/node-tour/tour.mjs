@@ -36,10 +36,12 @@ try {
   console.log("rejected:", err.constructor.name, err.code, err.context);
 }
 
-// Everything that happened, from this account's durable event log.
+// Everything that happened, from this account's durable event log: group changes, messages
+// and chat events, each named by its type.
 for await (const event of im.events.catchUp(0)) {
   if (event.type === "catchup.complete") break;
-  console.log(event.sequence, event.change.type, event.actor?.address ?? "");
+  const what = event.type === "group.changed" ? event.change.type : event.type;
+  console.log(event.sequence, what, event.actor?.address ?? "");
 }
 
 await im.groups.leave(chat.guid);

@@ -121,6 +121,16 @@ pub enum MessageOp {
     },
     /// Everything received in the chat so far is read.
     MarkRead,
+    /// A new background for the chat, shared by everyone in it: build it with
+    /// [`Command::set_background`].
+    SetBackground {
+        data: Vec<u8>,
+        mime: String,
+        hash: Vec<u8>,
+    },
+    RemoveBackground,
+    /// Share my name and photo with the chat.
+    ShareContactInfo,
 }
 
 /// A new text message.
@@ -143,6 +153,9 @@ impl MessageOp {
             MessageOp::Edit { .. } => "EditMessage",
             MessageOp::Unsend { .. } => "UnsendMessage",
             MessageOp::MarkRead => "MarkChatRead",
+            MessageOp::SetBackground { .. } => "SetBackground",
+            MessageOp::RemoveBackground => "RemoveBackground",
+            MessageOp::ShareContactInfo => "ShareContactInfo",
         }
     }
 }
@@ -359,19 +372,7 @@ impl Command {
 
     pub fn set_icon(chat: &str, data: Vec<u8>, limits: &Limits) -> Result<Self> {
         let chat = group_guid(chat)?;
-        if data.len() > limits.max_icon_bytes {
-            return Err(Error::invalid(format!(
-                "icon is larger than {} bytes",
-                limits.max_icon_bytes
-            ))
-            .with("field", "data")
-            .because(Reason::TooLarge)
-            .with("limit", limits.max_icon_bytes));
-        }
-        let image = image::inspect(&data)?;
-        limits.check_icon(&image)?;
-        let hash = Sha256::digest(&data).to_vec();
-        let mime = image.kind.mime().to_owned();
+        let (data, mime, hash) = checked_image(data, limits, "icon")?;
         Ok(Self::group(chat, Mutation::SetIcon { data, mime, hash }))
     }
 
@@ -431,6 +432,27 @@ impl Command {
     /// `chats.markRead`.
     pub fn mark_read(chat: &str) -> Result<Self> {
         Self::message(chat, MessageOp::MarkRead)
+    }
+
+    /// `chats.setBackground`: an image checked like a group icon (type from the bytes,
+    /// structure, size and dimensions within `limits`).
+    pub fn set_background(chat: &str, data: Vec<u8>, limits: &Limits) -> Result<Self> {
+        let chat = ChatGuid::parse(chat)?;
+        let (data, mime, hash) = checked_image(data, limits, "background")?;
+        Ok(Command::Message {
+            chat,
+            op: MessageOp::SetBackground { data, mime, hash },
+        })
+    }
+
+    /// `chats.removeBackground`.
+    pub fn remove_background(chat: &str) -> Result<Self> {
+        Self::message(chat, MessageOp::RemoveBackground)
+    }
+
+    /// `chats.shareContactInfo`.
+    pub fn share_contact_info(chat: &str) -> Result<Self> {
+        Self::message(chat, MessageOp::ShareContactInfo)
     }
 
     fn message(chat: &str, op: MessageOp) -> Result<Self> {
@@ -513,12 +535,36 @@ impl Command {
                         field(text.as_bytes());
                     }
                     MessageOp::Unsend { message } => field(message.as_bytes()),
-                    MessageOp::MarkRead => {}
+                    MessageOp::SetBackground { hash, .. } => field(hash),
+                    MessageOp::MarkRead
+                    | MessageOp::RemoveBackground
+                    | MessageOp::ShareContactInfo => {}
                 }
             }
         }
         hash.finalize().to_vec()
     }
+}
+
+/// An image given for a chat (a group's icon, a chat's background), checked: at most
+/// `limits.max_icon_bytes`, a known type by its bytes with the structure that type requires,
+/// dimensions within the limits. Returns the bytes, the MIME type and the SHA-256. `what`
+/// names it in errors.
+fn checked_image(data: Vec<u8>, limits: &Limits, what: &str) -> Result<(Vec<u8>, String, Vec<u8>)> {
+    if data.len() > limits.max_icon_bytes {
+        return Err(Error::invalid(format!(
+            "{what} is larger than {} bytes",
+            limits.max_icon_bytes
+        ))
+        .with("field", "data")
+        .because(Reason::TooLarge)
+        .with("limit", limits.max_icon_bytes));
+    }
+    let image = image::inspect(&data)?;
+    limits.check_icon(&image)?;
+    let hash = Sha256::digest(&data).to_vec();
+    let mime = image.kind.mime().to_owned();
+    Ok((data, mime, hash))
 }
 
 /// A display name as stored: the input policy's rules for given text ([`text`]).

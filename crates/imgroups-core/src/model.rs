@@ -271,6 +271,10 @@ pub enum Change {
     },
     /// I marked the chat read (on any of my devices).
     ChatMarkedRead,
+    /// Someone in the chat set its background (a chat's background is shared by everyone in
+    /// it, as in Messages).
+    BackgroundChanged,
+    BackgroundRemoved,
 }
 
 /// Which stream a change belongs to: each `Subscribe*` method carries one, catch-up all.
@@ -296,7 +300,9 @@ impl Change {
             | Change::ReactionAdded { .. }
             | Change::ReactionRemoved { .. }
             | Change::MessageRead { .. } => Domain::Message,
-            Change::ChatMarkedRead => Domain::Chat,
+            Change::ChatMarkedRead | Change::BackgroundChanged | Change::BackgroundRemoved => {
+                Domain::Chat
+            }
         }
     }
 
@@ -317,6 +323,8 @@ impl Change {
             Change::ReactionRemoved { .. } => "message.reactionRemoved",
             Change::MessageRead { .. } => "message.read",
             Change::ChatMarkedRead => "chat.markedRead",
+            Change::BackgroundChanged => "chat.backgroundChanged",
+            Change::BackgroundRemoved => "chat.backgroundRemoved",
         }
     }
 }

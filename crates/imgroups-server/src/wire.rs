@@ -503,6 +503,12 @@ pub(crate) fn payload_owned(e: Event) -> Payload {
         Change::ChatMarkedRead => Family::Chat(pb::chat_change_event::Change::MarkedRead(
             pb::ChatMarkedRead {},
         )),
+        Change::BackgroundChanged => Family::Chat(
+            pb::chat_change_event::Change::BackgroundChanged(pb::ChatBackgroundChanged {}),
+        ),
+        Change::BackgroundRemoved => Family::Chat(
+            pb::chat_change_event::Change::BackgroundRemoved(pb::ChatBackgroundRemoved {}),
+        ),
     };
     let chat_guid = String::from(&e.chat_guid);
     let occurred_at = Some(timestamp(e.occurred_at));

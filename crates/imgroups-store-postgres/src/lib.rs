@@ -384,6 +384,10 @@ impl Reader for Snapshot {
     ) -> Result<Vec<(u64, Message)>> {
         sql::list_messages(self, account, query)
     }
+
+    fn background_hash(&mut self, chat: &str) -> Result<Option<Vec<u8>>> {
+        sql::background_hash(self, chat)
+    }
 }
 
 #[async_trait]

@@ -181,6 +181,16 @@ INSERT INTO chat_messages (account_id, place, guid, chat_guid, created_at, is_fr
     FROM messages;
 DROP TABLE messages;
 "#,
+    // Chat backgrounds, shared by everyone in a chat: keyed by the group's identifier or the
+    // direct chat's two addresses (`imgroups_core::engine::messages::chat_key`).
+    r#"
+CREATE TABLE chat_backgrounds (
+    chat_key text  PRIMARY KEY,
+    data     bytea NOT NULL,
+    mime     text  NOT NULL,
+    hash     bytea NOT NULL
+);
+"#,
 ];
 
 /// Brings the database up to this binary's schema, or refuses one that is newer.

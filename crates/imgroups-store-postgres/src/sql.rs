@@ -249,6 +249,14 @@ pub(crate) fn list_messages(
     rows.iter().map(message_from_row).collect()
 }
 
+pub(crate) fn background_hash(q: &mut impl Query, chat: &str) -> Result<Option<Vec<u8>>> {
+    Ok(q.row(
+        "SELECT hash FROM chat_backgrounds WHERE chat_key = $1",
+        &[&chat],
+    )?
+    .map(|row| row.get(0)))
+}
+
 pub(crate) fn observer_cursor(q: &mut impl Query, source: &str) -> Result<Option<String>> {
     Ok(q.row(
         "SELECT cursor FROM observer_cursors WHERE source = $1",

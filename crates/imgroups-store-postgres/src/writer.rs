@@ -354,6 +354,10 @@ impl Reader for PgTx<'_> {
     ) -> Result<Vec<(u64, Message)>> {
         sql::list_messages(self, account, query)
     }
+
+    fn background_hash(&mut self, chat: &str) -> Result<Option<Vec<u8>>> {
+        sql::background_hash(self, chat)
+    }
 }
 
 impl Tx for PgTx<'_> {
@@ -530,6 +534,31 @@ impl Tx for PgTx<'_> {
                 Box::new(stored::encode_message(message)),
             ],
         );
+        Ok(())
+    }
+
+    fn set_background(
+        &mut self,
+        chat: &str,
+        background: Option<(&[u8], &str, &[u8])>,
+    ) -> Result<()> {
+        match background {
+            Some((data, mime, hash)) => self.write(
+                "INSERT INTO chat_backgrounds (chat_key, data, mime, hash) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (chat_key) DO UPDATE SET
+                     data = excluded.data, mime = excluded.mime, hash = excluded.hash",
+                vec![
+                    Box::new(chat.to_owned()),
+                    Box::new(data.to_vec()),
+                    Box::new(mime.to_owned()),
+                    Box::new(hash.to_vec()),
+                ],
+            ),
+            None => self.write(
+                "DELETE FROM chat_backgrounds WHERE chat_key = $1",
+                vec![Box::new(chat.to_owned())],
+            ),
+        }
         Ok(())
     }
 

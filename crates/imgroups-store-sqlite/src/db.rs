@@ -409,6 +409,19 @@ impl Reader for Db<'_> {
             .db()?;
         rows.collect::<rusqlite::Result<Vec<_>>>().db()
     }
+
+    fn background_hash(&mut self, chat: &str) -> Result<Option<Vec<u8>>> {
+        self.query_background_hash(chat)
+    }
+}
+
+impl Db<'_> {
+    fn query_background_hash(&mut self, chat: &str) -> Result<Option<Vec<u8>>> {
+        self.conn
+            .prepare_cached("SELECT hash FROM chat_backgrounds WHERE chat_key = ?1")
+            .and_then(|mut s| s.query_row([chat], |r| r.get(0)).optional())
+            .db()
+    }
 }
 
 fn message_from_row(row: &Row<'_>) -> rusqlite::Result<(u64, Message)> {
@@ -675,6 +688,30 @@ impl Tx for Db<'_> {
             })
             .db()
             .map(drop)
+    }
+
+    fn set_background(
+        &mut self,
+        chat: &str,
+        background: Option<(&[u8], &str, &[u8])>,
+    ) -> Result<()> {
+        self.wrote = true;
+        match background {
+            Some((data, mime, hash)) => self
+                .conn
+                .prepare_cached(
+                    "INSERT INTO chat_backgrounds (chat_key, data, mime, hash) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (chat_key) DO UPDATE SET
+                         data = excluded.data, mime = excluded.mime, hash = excluded.hash",
+                )
+                .and_then(|mut s| s.execute(params![chat, data, mime, hash])),
+            None => self
+                .conn
+                .prepare_cached("DELETE FROM chat_backgrounds WHERE chat_key = ?1")
+                .and_then(|mut s| s.execute([chat])),
+        }
+        .db()
+        .map(drop)
     }
 
     fn set_observer_cursor(&mut self, source: &str, cursor: &str) -> Result<()> {

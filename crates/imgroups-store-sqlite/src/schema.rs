@@ -163,6 +163,16 @@ INSERT INTO chat_messages (account_id, place, guid, chat_guid, created_at, is_fr
     FROM messages;
 DROP TABLE messages;
 "#,
+    // Chat backgrounds, shared by everyone in a chat: keyed by the group's identifier or the
+    // direct chat's two addresses (`imgroups_core::engine::messages::chat_key`).
+    r#"
+CREATE TABLE chat_backgrounds (
+    chat_key TEXT PRIMARY KEY,
+    data     BLOB NOT NULL,
+    mime     TEXT NOT NULL,
+    hash     BLOB NOT NULL
+) WITHOUT ROWID;
+"#,
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -74,7 +74,64 @@ pub(crate) fn execute(
             let views = views(tx, backend, actor, chat, false)?;
             mark_read(tx, actor, chat, &views, now).map(|()| Outcome::Empty)
         }
+        MessageOp::SetBackground { data, mime, hash } => {
+            let views = views(tx, backend, actor, chat, false)?;
+            let key = chat_key(actor, chat)?;
+            // The same image again changes nothing.
+            if tx.background_hash(&key)?.as_deref() != Some(hash.as_slice()) {
+                tx.set_background(&key, Some((data, mime, hash)))?;
+                notify_chat(tx, actor, &views, &Change::BackgroundChanged, now)?;
+            }
+            Ok(Outcome::Empty)
+        }
+        MessageOp::RemoveBackground => {
+            let views = views(tx, backend, actor, chat, false)?;
+            let key = chat_key(actor, chat)?;
+            if tx.background_hash(&key)?.is_some() {
+                tx.set_background(&key, None)?;
+                notify_chat(tx, actor, &views, &Change::BackgroundRemoved, now)?;
+            }
+            Ok(Outcome::Empty)
+        }
+        // Sharing a name and photo shows on the other side's devices only: nothing of it is
+        // in the API's model (no event, no field of a chat), so the chat is checked and the
+        // request accepted, as a real line answers it.
+        MessageOp::ShareContactInfo => {
+            views(tx, backend, actor, chat, false)?;
+            Ok(Outcome::Empty)
+        }
     }
+}
+
+/// The key of what a chat's members share (its background): a group's identifier, or a
+/// direct chat's two addresses in order, so both sides name it alike.
+pub fn chat_key(me: &Address, chat: &ChatGuid) -> Result<String> {
+    Ok(match chat.kind() {
+        ChatKind::Group => format!("group:{}", chat.id()),
+        ChatKind::Direct => {
+            let other = Address::parse(chat.id()).map_err(|_| Error::chat_not_found(chat))?;
+            let (a, b) = if me.as_str() <= other.as_str() {
+                (me.as_str(), other.as_str())
+            } else {
+                (other.as_str(), me.as_str())
+            };
+            format!("direct:{a}|{b}")
+        }
+    })
+}
+
+/// Appends a chat event by `actor` to the log of everyone in the chat.
+fn notify_chat(
+    tx: &mut dyn Tx,
+    actor: &Address,
+    views: &[View],
+    change: &Change,
+    now: Timestamp,
+) -> Result<()> {
+    for view in views {
+        append(tx, actor, view, change, now)?;
+    }
+    Ok(())
 }
 
 /// Sends `new` as `actor` (the first message of `chats.create`).
@@ -136,7 +193,16 @@ fn views(
                     return Err(Error::chat_not_found(chat));
                 }
             }
-            Ok(audience
+            let mut keeps = Vec::with_capacity(audience.len());
+            for (account, address) in audience {
+                // Without a send the other side may not have the chat yet (`chats.create`
+                // of a direct chat makes only mine): it sees nothing of a chat it does not have.
+                let peer = if &address == actor { &other } else { actor };
+                if start || tx.has_direct_chat(account, peer)? {
+                    keeps.push((account, address));
+                }
+            }
+            Ok(keeps
                 .into_iter()
                 .map(|(account, address)| {
                     let peer = if &address == actor { &other } else { actor };
@@ -167,55 +233,16 @@ fn send(
         }
     }
     let guid = uuid::Uuid::new_v4().to_string().to_uppercase();
-    let mut sent = None;
-    for view in views {
-        let from_me = &view.address == actor;
-        let message = Message {
-            guid: guid.clone(),
-            text: new.text.clone(),
-            subject: new.subject.clone(),
-            date_created: now,
-            is_from_me: from_me,
-            is_sent: true,
-            chat_guid: Some(view.chat.clone()),
-            sender: (!from_me).then(|| actor.clone()),
-            effect_id: new.effect_id.clone(),
-            reply_to: new.reply_to.clone(),
-            formatting: new.formatting.clone(),
-            date_read: None,
-            date_edited: None,
-            edits: 0,
-            date_retracted: None,
-            reactions: Vec::new(),
-        };
-        let change = Change::MessageReceived {
-            message: Box::new(message.clone()),
-        };
-        let place = tx.append_event(
-            view.account,
-            NewEvent {
-                chat_guid: &view.chat,
-                occurred_at: now,
-                is_from_me: from_me,
-                actor: Some(actor),
-                change: &change,
-            },
-        )?;
-        tx.put_message(view.account, place, &message)?;
-        if from_me {
-            sent = Some(message);
-        }
-    }
-    // A simulated person has no copy of their own: answer with the sender's view.
-    Ok(sent.unwrap_or_else(|| Message {
-        guid,
+    // The message as one view sees it: `sender` set for everyone but the sender.
+    let copy = |chat: &ChatGuid, from_me: bool| Message {
+        guid: guid.clone(),
         text: new.text.clone(),
         subject: new.subject.clone(),
         date_created: now,
-        is_from_me: true,
+        is_from_me: from_me,
         is_sent: true,
         chat_guid: Some(chat.clone()),
-        sender: None,
+        sender: (!from_me).then(|| actor.clone()),
         effect_id: new.effect_id.clone(),
         reply_to: new.reply_to.clone(),
         formatting: new.formatting.clone(),
@@ -224,7 +251,22 @@ fn send(
         edits: 0,
         date_retracted: None,
         reactions: Vec::new(),
-    }))
+    };
+    let mut sent = None;
+    for view in views {
+        let from_me = &view.address == actor;
+        let message = copy(&view.chat, from_me);
+        let change = Change::MessageReceived {
+            message: Box::new(message.clone()),
+        };
+        let place = append(tx, actor, view, &change, now)?;
+        tx.put_message(view.account, place, &message)?;
+        if from_me {
+            sent = Some(message);
+        }
+    }
+    // A simulated person has no copy of their own: answer with the sender's view.
+    Ok(sent.unwrap_or_else(|| copy(chat, true)))
 }
 
 /// The copies of message `guid` in these views (each in the view's own chat), with their
@@ -301,18 +343,29 @@ fn notify(
     now: Timestamp,
 ) -> Result<()> {
     for (view, _, _) in copies {
-        tx.append_event(
-            view.account,
-            NewEvent {
-                chat_guid: &view.chat,
-                occurred_at: now,
-                is_from_me: &view.address == actor,
-                actor: Some(actor),
-                change,
-            },
-        )?;
+        append(tx, actor, view, change, now)?;
     }
     Ok(())
+}
+
+/// Appends `change` by `actor` to the log of `view`'s account.
+fn append(
+    tx: &mut dyn Tx,
+    actor: &Address,
+    view: &View,
+    change: &Change,
+    now: Timestamp,
+) -> Result<u64> {
+    tx.append_event(
+        view.account,
+        NewEvent {
+            chat_guid: &view.chat,
+            occurred_at: now,
+            is_from_me: &view.address == actor,
+            actor: Some(actor),
+            change,
+        },
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -602,6 +655,17 @@ pub mod query {
 
     /// One page, newest first, and the token of the next (`None`: this is the last).
     pub type Page = (Vec<Message>, Option<String>);
+
+    /// Whether the chat has a background, as `account` sees it.
+    pub fn has_background<R: Reader + ?Sized>(
+        r: &mut R,
+        account: AccountId,
+        chat: &str,
+    ) -> Result<bool> {
+        let chat = get_chat(r, account, chat)?.guid;
+        let me = r.account_address(account)?;
+        Ok(r.background_hash(&chat_key(&me, &chat)?)?.is_some())
+    }
 
     /// The account's copy of message `guid`.
     pub fn get_message<R: Reader + ?Sized>(

@@ -143,6 +143,14 @@ impl Engine {
         store::read(&*self.store, move |r| r.account_address(account)).await
     }
 
+    /// Whether the chat has a background, as the account sees it.
+    pub async fn has_background(&self, account: AccountId, chat: String) -> Result<bool> {
+        store::read(&*self.store, move |r| {
+            messages::query::has_background(r, account, &chat)
+        })
+        .await
+    }
+
     /// The account's copy of message `guid` (`messageNotFound` if it has none).
     pub async fn get_message(&self, account: AccountId, guid: String) -> Result<Message> {
         store::read(&*self.store, move |r| {

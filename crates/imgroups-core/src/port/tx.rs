@@ -82,6 +82,9 @@ pub trait Reader {
         account: AccountId,
         query: &MessageQuery,
     ) -> Result<Vec<(u64, Message)>>;
+    /// The SHA-256 of the background of the chat keyed `chat` (see
+    /// [`crate::engine::messages::chat_key`]), if it has one.
+    fn background_hash(&mut self, chat: &str) -> Result<Option<Vec<u8>>>;
 }
 
 /// Which of an account's messages to list ([`Reader::list_messages`]).
@@ -134,6 +137,13 @@ pub trait Tx: Reader {
     /// messages: the engine uses the sequence of the event that delivered the message, so
     /// they are unique per account and grow in commit order.
     fn put_message(&mut self, account: AccountId, place: u64, message: &Message) -> Result<()>;
+    /// Sets (or, with `None`, removes) the background of the chat keyed `chat`: the image's
+    /// bytes, MIME type and SHA-256.
+    fn set_background(
+        &mut self,
+        chat: &str,
+        background: Option<(&[u8], &str, &[u8])>,
+    ) -> Result<()>;
     /// Saves a backend's position in the source it observes. It commits with the
     /// transaction's events or not at all, so a restart resumes exactly after what was
     /// recorded.
@@ -179,6 +189,8 @@ pub mod stored {
     /// The value is the change's JSON (`{"MessageEdited":{…}}`, …).
     const MESSAGE_CHANGE: i64 = 11;
     const CHAT_MARKED_READ: i64 = 20;
+    const BACKGROUND_CHANGED: i64 = 21;
+    const BACKGROUND_REMOVED: i64 = 22;
 
     /// `change` as (kind, value).
     #[inline]
@@ -211,6 +223,8 @@ pub mod stored {
             | Change::ReactionRemoved { .. }
             | Change::MessageRead { .. } => (MESSAGE_CHANGE, json(serde_json::to_string(change))),
             Change::ChatMarkedRead => (CHAT_MARKED_READ, None),
+            Change::BackgroundChanged => (BACKGROUND_CHANGED, None),
+            Change::BackgroundRemoved => (BACKGROUND_REMOVED, None),
         }
     }
 
@@ -238,6 +252,8 @@ pub mod stored {
             },
             MESSAGE_CHANGE => serde_json::from_str::<Change>(value.as_deref()?).ok()?,
             CHAT_MARKED_READ => Change::ChatMarkedRead,
+            BACKGROUND_CHANGED => Change::BackgroundChanged,
+            BACKGROUND_REMOVED => Change::BackgroundRemoved,
             _ => return None,
         })
     }
@@ -291,6 +307,7 @@ pub mod stored {
                     retracted_at: Timestamp(9),
                 },
                 Change::ChatMarkedRead,
+                Change::BackgroundRemoved,
             ] {
                 let (kind, value) = encode(&change);
                 let back = decode(kind, value.map(Cow::into_owned));

@@ -25,7 +25,7 @@ pub(crate) struct AdminApp {
 }
 
 /// A chat as the console's conversation view shows it: the newest messages and the group
-/// changes among them, oldest first, and who is typing.
+/// changes (and background changes) among them, oldest first, and who is typing.
 pub(crate) struct Conversation {
     pub(crate) chat: Chat,
     pub(crate) items: Vec<Item>,
@@ -100,8 +100,14 @@ impl AdminApp {
             .events
             .into_iter()
             .filter(|e| {
+                let shown = e.change.domain() == imgroups_core::Domain::Group
+                    || matches!(
+                        e.change,
+                        imgroups_core::Change::BackgroundChanged
+                            | imgroups_core::Change::BackgroundRemoved
+                    );
                 e.chat_guid == chat.guid
-                    && e.change.domain() == imgroups_core::Domain::Group
+                    && shown
                     && since.is_none_or(|since| e.occurred_at >= since)
             })
             .map(Item::Change)

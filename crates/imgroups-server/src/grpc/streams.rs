@@ -85,21 +85,14 @@ impl EncodedMethod for SubscribeMessageEvents {
         caller: Caller,
         req: Self::Request,
     ) -> std::result::Result<FrameQueue<Bytes>, Status> {
-        let filter = grpc
-            .guard
-            .app
-            .chat_filter(&caller, req.chat_guid)
-            .await
-            .map_err(to_status)?;
-        grpc.streams
-            .subscribe(
-                &caller.token,
-                caller.account,
-                Filter::domain(Domain::Message).in_chat(filter),
-                message_frame_encoded,
-            )
-            .await
-            .map_err(to_status)
+        live(
+            grpc,
+            caller,
+            req.chat_guid,
+            Domain::Message,
+            message_frame_encoded,
+        )
+        .await
     }
 }
 
@@ -135,21 +128,14 @@ impl EncodedMethod for SubscribeChatEvents {
         caller: Caller,
         req: Self::Request,
     ) -> std::result::Result<FrameQueue<Bytes>, Status> {
-        let filter = grpc
-            .guard
-            .app
-            .chat_filter(&caller, req.chat_guid)
-            .await
-            .map_err(to_status)?;
-        grpc.streams
-            .subscribe(
-                &caller.token,
-                caller.account,
-                Filter::domain(Domain::Chat).in_chat(filter),
-                chat_frame_encoded,
-            )
-            .await
-            .map_err(to_status)
+        live(
+            grpc,
+            caller,
+            req.chat_guid,
+            Domain::Chat,
+            chat_frame_encoded,
+        )
+        .await
     }
 }
 
@@ -171,6 +157,31 @@ impl EncodedMethod for CatchUpEvents {
             .await
             .map_err(to_status)
     }
+}
+
+/// A live stream of one family's events, of every chat the caller sees or of one.
+async fn live(
+    grpc: Arc<Grpc>,
+    caller: Caller,
+    chat: Option<String>,
+    domain: Domain,
+    encode: fn(Frame) -> std::result::Result<Bytes, Status>,
+) -> std::result::Result<FrameQueue<Bytes>, Status> {
+    let filter = grpc
+        .guard
+        .app
+        .chat_filter(&caller, chat)
+        .await
+        .map_err(to_status)?;
+    grpc.streams
+        .subscribe(
+            &caller.token,
+            caller.account,
+            Filter::domain(domain).in_chat(filter),
+            encode,
+        )
+        .await
+        .map_err(to_status)
 }
 
 /// Serves one call of `M` for a caller the guard admitted, as a generated service would but

@@ -416,6 +416,8 @@ fn system_line(e: &Event) -> String {
         Change::ParticipantLeft { .. } => format!("{who} left the conversation"),
         Change::IconChanged => format!("{who} changed the group photo"),
         Change::IconRemoved => format!("{who} removed the group photo"),
+        Change::BackgroundChanged => format!("{who} changed the background"),
+        Change::BackgroundRemoved => format!("{who} removed the background"),
         other => format!("{who}: {}", other.event_type()),
     }
 }

@@ -115,3 +115,75 @@ impl Rpc for SetTyping {
         Ok(Empty {})
     }
 }
+
+/// Sets the chat's background, shared by everyone in it (`chat.backgroundChanged`).
+pub(crate) struct SetBackground;
+
+impl Write for SetBackground {
+    const PATH: &'static str = "/photon.imessage.v1.ChatService/SetBackground";
+    const LARGE_BODY: bool = true;
+    type Req = pb::SetBackgroundRequest;
+    type Resp = Empty;
+
+    fn command(app: &App, req: Self::Req) -> Result<(Command, Option<String>)> {
+        let command = Command::set_background(&req.chat_guid, req.data, &app.limits)?;
+        Ok((command, None))
+    }
+
+    fn respond(_: Outcome) -> Result<Self::Resp> {
+        Ok(Empty {})
+    }
+}
+
+/// Removes the chat's background (`chat.backgroundRemoved`).
+pub(crate) struct RemoveBackground;
+
+impl Write for RemoveBackground {
+    const PATH: &'static str = "/photon.imessage.v1.ChatService/RemoveBackground";
+    type Req = pb::RemoveBackgroundRequest;
+    type Resp = Empty;
+
+    fn command(_: &App, req: Self::Req) -> Result<(Command, Option<String>)> {
+        Ok((Command::remove_background(&req.chat_guid)?, None))
+    }
+
+    fn respond(_: Outcome) -> Result<Self::Resp> {
+        Ok(Empty {})
+    }
+}
+
+/// Shares the caller's name and photo with the chat.
+pub(crate) struct ShareContactInfo;
+
+impl Write for ShareContactInfo {
+    const PATH: &'static str = "/photon.imessage.v1.ChatService/ShareContactInfo";
+    type Req = pb::ShareContactInfoRequest;
+    type Resp = Empty;
+
+    fn command(_: &App, req: Self::Req) -> Result<(Command, Option<String>)> {
+        Ok((Command::share_contact_info(&req.chat_guid)?, None))
+    }
+
+    fn respond(_: Outcome) -> Result<Self::Resp> {
+        Ok(Empty {})
+    }
+}
+
+/// Whether the chat has a background.
+pub(crate) struct HasBackground;
+
+impl Rpc for HasBackground {
+    const PATH: &'static str = "/photon.imessage.v1.ChatService/HasBackground";
+    type Req = pb::HasBackgroundRequest;
+    type Resp = pb::HasBackgroundResponse;
+
+    async fn call(app: &App, caller: &Caller, req: Self::Req) -> Result<Self::Resp> {
+        let present = app
+            .engine
+            .has_background(caller.account, req.chat_guid)
+            .await?;
+        Ok(pb::HasBackgroundResponse {
+            background_present: present,
+        })
+    }
+}

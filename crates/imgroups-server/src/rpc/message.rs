@@ -40,10 +40,34 @@ impl Write for SendTextMessage {
     }
 
     fn respond(outcome: Outcome) -> Result<Self::Resp> {
-        Ok(pb::MessageResponse {
-            message: Some(message_of(outcome)?),
-            mini_app_card_session: None,
-        })
+        message_response(outcome)
+    }
+}
+
+/// The answer of a write that changes a message: the message after it.
+fn message_response(outcome: Outcome) -> Result<pb::MessageResponse> {
+    Ok(pb::MessageResponse {
+        message: Some(message_of(outcome)?),
+        mini_app_card_session: None,
+    })
+}
+
+/// A listing's filters and page, as both listings take them.
+fn listing(
+    page_size: Option<i32>,
+    page_token: Option<String>,
+    is_from_me: Option<bool>,
+    is_read: Option<bool>,
+    before: Option<pbjson_types::Timestamp>,
+    after: Option<pbjson_types::Timestamp>,
+) -> Listing {
+    Listing {
+        page_size: page_size.map(i64::from),
+        page_token,
+        is_from_me,
+        is_read,
+        before: time(before),
+        after: time(after),
     }
 }
 
@@ -73,10 +97,7 @@ impl Write for SetReaction {
     }
 
     fn respond(outcome: Outcome) -> Result<Self::Resp> {
-        Ok(pb::MessageResponse {
-            message: Some(message_of(outcome)?),
-            mini_app_card_session: None,
-        })
+        message_response(outcome)
     }
 }
 
@@ -95,10 +116,7 @@ impl Write for EditMessage {
     }
 
     fn respond(outcome: Outcome) -> Result<Self::Resp> {
-        Ok(pb::MessageResponse {
-            message: Some(message_of(outcome)?),
-            mini_app_card_session: None,
-        })
+        message_response(outcome)
     }
 }
 
@@ -184,14 +202,14 @@ impl Rpc for ListRecentMessages {
     type Resp = pb::ListRecentMessagesResponse;
 
     async fn call(app: &App, caller: &Caller, req: Self::Req) -> Result<Self::Resp> {
-        let listing = Listing {
-            page_size: req.page_size.map(i64::from),
-            page_token: req.page_token,
-            is_from_me: req.is_from_me,
-            is_read: req.is_read,
-            before: time(req.before),
-            after: time(req.after),
-        };
+        let listing = listing(
+            req.page_size,
+            req.page_token,
+            req.is_from_me,
+            req.is_read,
+            req.before,
+            req.after,
+        );
         let (messages, next) = app
             .engine
             .list_messages(caller.account, None, listing)
@@ -212,14 +230,14 @@ impl Rpc for ListChatMessages {
     type Resp = pb::ListChatMessagesResponse;
 
     async fn call(app: &App, caller: &Caller, req: Self::Req) -> Result<Self::Resp> {
-        let listing = Listing {
-            page_size: req.page_size.map(i64::from),
-            page_token: req.page_token,
-            is_from_me: req.is_from_me,
-            is_read: req.is_read,
-            before: time(req.before),
-            after: time(req.after),
-        };
+        let listing = listing(
+            req.page_size,
+            req.page_token,
+            req.is_from_me,
+            req.is_read,
+            req.before,
+            req.after,
+        );
         let (messages, next) = app
             .engine
             .list_messages(caller.account, Some(req.chat_guid), listing)

@@ -104,6 +104,10 @@ pub(crate) fn register(r: &mut impl Registry) {
     r.rpc::<chat::GetChatCount>();
     r.rpc::<chat::MarkChatRead>();
     r.rpc::<chat::SetTyping>();
+    r.rpc::<chat::SetBackground>();
+    r.rpc::<chat::RemoveBackground>();
+    r.rpc::<chat::HasBackground>();
+    r.rpc::<chat::ShareContactInfo>();
     r.stream::<streams::SubscribeChatEvents>();
     // MessageService (docs/protocol.md §12)
     r.rpc::<message::SendTextMessage>();
@@ -286,8 +290,8 @@ mod tests {
             served.unimplemented_name(imgroups_proto::methods::method(path).expect("in the table"))
         };
         assert_eq!(
-            name("/photon.imessage.v1.ChatService/RemoveBackground"),
-            "RemoveBackground"
+            name("/photon.imessage.v1.MessageService/PlaceSticker"),
+            "PlaceSticker"
         );
         assert_eq!(
             name("/photon.imessage.v1.AttachmentService/UploadAttachment"),
