@@ -104,7 +104,10 @@ pub(crate) fn fit_open_files(mut limits: ConnLimits) -> ConnLimits {
         };
         match setrlimit(Resource::Nofile, new) {
             Ok(()) => {
-                tracing::info!(open_files = raised, "raised the open-file limit for the connection cap");
+                tracing::info!(
+                    open_files = raised,
+                    "raised the open-file limit for the connection cap"
+                );
                 nofile = getrlimit(Resource::Nofile);
             }
             Err(err) => tracing::debug!(error = %err, "cannot raise the open-file limit"),

@@ -138,7 +138,12 @@ impl LogBudget {
         use std::sync::atomic::Ordering::Relaxed;
         let now = log_epoch().elapsed().as_secs() + 1;
         let last = self.second.load(Relaxed);
-        if now > last && self.second.compare_exchange(last, now, Relaxed, Relaxed).is_ok() {
+        if now > last
+            && self
+                .second
+                .compare_exchange(last, now, Relaxed, Relaxed)
+                .is_ok()
+        {
             Some(self.suppressed.swap(0, Relaxed))
         } else {
             self.suppressed.fetch_add(1, Relaxed);

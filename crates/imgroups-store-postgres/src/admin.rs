@@ -4,7 +4,9 @@
 //! `writer_state.epoch`, so they are ordered with the batches and every writer notices them.
 
 use deadpool_postgres::{Client, Transaction};
-use imgroups_core::port::{AccountInfo, AdminTokenInfo, Fault, NewFault, TokenInfo, TokenRef, Webhook, WebhookUrl};
+use imgroups_core::port::{
+    AccountInfo, AdminTokenInfo, Fault, NewFault, TokenInfo, TokenRef, Webhook, WebhookUrl,
+};
 use imgroups_core::tokens::hash_token;
 use imgroups_core::{
     AccountId, Address, Error, ErrorKind, FaultId, Result, Timestamp, TokenId, WebhookId,

@@ -32,8 +32,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use imgroups_core::port::{
-    AccountInfo, Accounts, AdminTokenInfo, Fault, Faults, GroupRow, Hooks, Log, LogBounds, MessageQuery, NewFault,
-    Notices, ReadFn, Reader, Store, TokenInfo, TokenRef, Webhook, WebhookUrl, Work,
+    AccountInfo, Accounts, AdminTokenInfo, Fault, Faults, GroupRow, Hooks, Log, LogBounds,
+    MessageQuery, NewFault, Notices, ReadFn, Reader, Store, TokenInfo, TokenRef, Webhook,
+    WebhookUrl, Work,
 };
 use imgroups_core::tokens::TokenCache;
 use imgroups_core::{

@@ -44,8 +44,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use imgroups_core::port::{
-    AccountInfo, Accounts, AdminTokenInfo, Fault, Faults, Hooks, Log, LogBounds, NewFault, Notices, ReadFn, Store,
-    TokenInfo, TokenRef, Webhook, WebhookUrl, Work,
+    AccountInfo, Accounts, AdminTokenInfo, Fault, Faults, Hooks, Log, LogBounds, NewFault, Notices,
+    ReadFn, Store, TokenInfo, TokenRef, Webhook, WebhookUrl, Work,
 };
 use imgroups_core::tokens::TokenCache;
 use imgroups_core::{

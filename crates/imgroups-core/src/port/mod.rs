@@ -18,7 +18,7 @@ pub mod tx;
 
 pub use backend::{Action, Backend, GroupIdentity, Observer};
 pub use store::{
-    AccountInfo, Accounts, Fault, Faults, Hooks, Log, LogBounds, NewFault, Notice, Notices, ReadFn,
-    AdminTokenInfo, Store, TokenInfo, TokenRef, Webhook, WebhookUrl, Work,
+    AccountInfo, Accounts, AdminTokenInfo, Fault, Faults, Hooks, Log, LogBounds, NewFault, Notice,
+    Notices, ReadFn, Store, TokenInfo, TokenRef, Webhook, WebhookUrl, Work,
 };
 pub use tx::{GroupRow, KeyScope, MessageQuery, NewEvent, Reader, Recorded, Tx};

@@ -220,10 +220,10 @@ async fn refuse_declared_over(
     next: Next,
 ) -> Response {
     match declared_length(req.headers()) {
-        Some(len) if len > largest => {
-            ApiError::from(crate::guard::too_large(largest, "the request body").with("field", "body"))
-                .into_response()
-        }
+        Some(len) if len > largest => ApiError::from(
+            crate::guard::too_large(largest, "the request body").with("field", "body"),
+        )
+        .into_response(),
         _ => next.run(req).await,
     }
 }

@@ -83,7 +83,17 @@ async fn serve<R: Rpc>(
     let _reservation = if body.is_empty() {
         None
     } else {
-        reserve_body(&h, &caller, &parts.headers, limit)?
+        match reserve_body(&h, &caller, &parts.headers, limit) {
+            Ok(reservation) => reservation,
+            Err(err) => {
+                if err.context_value("reason")
+                    == Some(imgroups_core::Reason::BodiesInFlight.as_str())
+                {
+                    discard_unless_continue(&parts.headers, stream).await;
+                }
+                return Err(err.into());
+            }
+        }
     };
     let path = RawPathParams::from_request_parts(&mut parts, &h)
         .await
@@ -131,6 +141,19 @@ async fn serve<R: Rpc>(
         from_object(object)?
     };
     json(&R::call(&h.app, &caller, message).await?)
+}
+
+/// Reads a refused body to its end without keeping it, unless its client waits for
+/// `100 Continue`: an HTTP/1 client that sends its body at once would otherwise see the
+/// connection reset (hyper closes it with the body unread) instead of the answer. It costs
+/// the bandwidth, not memory, and the body timeout still applies.
+async fn discard_unless_continue(headers: &http::HeaderMap, body: axum::body::Body) {
+    use futures::StreamExt;
+    if headers.contains_key(http::header::EXPECT) {
+        return;
+    }
+    let mut data = body.into_data_stream();
+    while let Some(Ok(_)) = data.next().await {}
 }
 
 /// The body budget for a request of `caller` with these headers: its declared length, or the

@@ -150,9 +150,7 @@ impl Cmd {
             | Cmd::Token(TokenCmd::Create { json, .. } | TokenCmd::List { json, .. })
             | Cmd::Webhook(WebhookCmd::Add { json, .. } | WebhookCmd::List { json, .. })
             | Cmd::Admin(AdminCmd::Token {
-                action: None,
-                json,
-                ..
+                action: None, json, ..
             })
             | Cmd::Admin(AdminCmd::Token {
                 action: Some(AdminTokenCmd::List { json, .. }),

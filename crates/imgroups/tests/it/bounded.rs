@@ -171,7 +171,9 @@ async fn paused_sse_streams_cost_a_bounded_amount_and_lose_nothing() {
     let name = "n".repeat(200);
     let started = Instant::now();
     for i in 0..writes {
-        c.rename(&chat, &format!("{name}{i}")).await.expect("rename");
+        c.rename(&chat, &format!("{name}{i}"))
+            .await
+            .expect("rename");
     }
     let wrote = started.elapsed();
     // Let the server do whatever it will with what it could not send.
@@ -233,7 +235,8 @@ async fn paused_sse_streams_cost_a_bounded_amount_and_lose_nothing() {
 /// without the body having been sent.
 async fn post_head_only(http: &str, path: &str, headers: &[(&str, String)]) -> String {
     let mut tcp = TcpStream::connect(http).await.expect("connect");
-    let mut head = format!("POST {path} HTTP/1.1\r\nhost: {http}\r\ncontent-type: application/json\r\n");
+    let mut head =
+        format!("POST {path} HTTP/1.1\r\nhost: {http}\r\ncontent-type: application/json\r\n");
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -297,7 +300,8 @@ async fn stalled_bodies_are_bounded_by_the_budget() {
     let (_, before) = server.memory_kib();
     let length: usize = 16 << 20;
     let sent = 8 << 20;
-    // Each connection sends half its body, then stalls; kept open until the end.
+    // Each connection asks to send its body (`Expect: 100-continue`); one invited sends half
+    // of it and stalls, kept open until the end; one refused is answered at once.
     let mut held = Vec::new();
     let mut refused = Vec::new();
     for i in 0..150 {
@@ -305,24 +309,25 @@ async fn stalled_bodies_are_bounded_by_the_budget() {
         let mut tcp = TcpStream::connect(&server.http).await.expect("connect");
         let head = format!(
             "POST /v1/groups:setIcon HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\n\
-             content-type: application/json\r\ncontent-length: {length}\r\n\r\n"
+             content-type: application/json\r\ncontent-length: {length}\r\n\
+             expect: 100-continue\r\n\r\n"
         );
         tcp.write_all(head.as_bytes()).await.expect("head");
-        // The body's start; a refused one is answered before it is read, and the server may
-        // close while we write.
-        let chunk = vec![b' '; 1 << 20];
-        let mut wrote = 0;
-        while wrote < sent {
-            match tokio::time::timeout(Duration::from_millis(500), tcp.write_all(&chunk)).await {
-                Ok(Ok(())) => wrote += chunk.len(),
-                _ => break,
-            }
-        }
         let mut answer = vec![0u8; 2048];
-        match tokio::time::timeout(Duration::from_millis(100), tcp.read(&mut answer)).await {
-            Ok(Ok(n)) if n > 0 => refused.push(String::from_utf8_lossy(&answer[..n]).into_owned()),
-            _ => held.push(tcp),
+        let n = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut answer))
+            .await
+            .expect("answered")
+            .expect("read");
+        let answer = String::from_utf8_lossy(&answer[..n]).into_owned();
+        if !answer.starts_with("HTTP/1.1 100") {
+            refused.push(answer);
+            continue;
         }
+        let chunk = vec![b' '; 1 << 20];
+        for _ in 0..sent >> 20 {
+            tcp.write_all(&chunk).await.expect("body");
+        }
+        held.push(tcp);
     }
     let (peak, _) = server.memory_kib();
     eprintln!(
@@ -342,13 +347,31 @@ async fn stalled_bodies_are_bounded_by_the_budget() {
         peak < before + 512 * 1024,
         "stalled bodies grew the server to {peak} KiB from {before} KiB"
     );
+    // A client that sends its whole body at once (no `Expect`) while the budget is spent
+    // still reads the answer: the refused body is read and dropped, not left to reset the
+    // connection.
+    let resp = reqwest::Client::new()
+        .post(format!("http://{}/v1/groups:setIcon", server.http))
+        .bearer_auth(&token)
+        .body(format!(
+            "{{\"chatGuid\":\"any;+;nope\",\"icon\":\"{}\"}}",
+            "A".repeat(12 << 20)
+        ))
+        .send()
+        .await
+        .expect("answered, not reset");
+    assert_eq!(resp.status(), 413);
+    assert!(resp.text().await.unwrap().contains("bodiesInFlight"));
     // Once they go, the budget is free again: a small icon call is answered on its merits.
     drop(held);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let resp = reqwest::Client::new()
         .post(format!("http://{}/v1/groups:setIcon", server.http))
         .bearer_auth(&token)
-        .body(format!("{{\"chatGuid\":\"any;+;nope\",\"icon\":\"{}\"}}", "A".repeat(1 << 20)))
+        .body(format!(
+            "{{\"chatGuid\":\"any;+;nope\",\"icon\":\"{}\"}}",
+            "A".repeat(1 << 20)
+        ))
         .send()
         .await
         .expect("answered");
@@ -490,7 +513,10 @@ async fn admin_tokens_are_listed_and_revoked() {
         .map(|l| l.split('\t').next().unwrap())
         .collect();
     assert_eq!(ids.len(), 2, "{list}");
-    assert!(!list.contains(&first) && !list.contains(&second), "never the tokens");
+    assert!(
+        !list.contains(&first) && !list.contains(&second),
+        "never the tokens"
+    );
 
     let http = reqwest::Client::new();
     let console = |token: &str, path: &str| {
@@ -530,12 +556,18 @@ async fn admin_tokens_are_listed_and_revoked() {
             _ => break,
         }
     }
-    assert!(seen.contains("event: error") && seen.contains("tokenBlocked"), "{seen}");
+    assert!(
+        seen.contains("event: error") && seen.contains("tokenBlocked"),
+        "{seen}"
+    );
 
     // The other, revoked by id from the console itself: its own next call is refused.
     let id: i64 = ids[1].parse().unwrap();
     let resp = http
-        .post(format!("http://{}/console/api/admin-tokens:revoke", server.http))
+        .post(format!(
+            "http://{}/console/api/admin-tokens:revoke",
+            server.http
+        ))
         .bearer_auth(&second)
         .header("content-type", "application/json")
         .body(serde_json::json!({ "id": id }).to_string())
