@@ -22,7 +22,7 @@ use imgroups_proto::pb;
 use imgroups_proto::pb::group_service_client::GroupServiceClient;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::client::{bearer, catch_up, connect, display_name, req};
+use crate::client::{bearer, catch_up_any, connect, display_name, req};
 use crate::proc::{self, Proc, Result};
 use crate::stats::{dur_us, num, percentile, show, spread};
 use crate::{progress, Ctx};
@@ -156,10 +156,16 @@ pub(crate) async fn run(ctx: &mut Ctx) -> Result<()> {
         let ch = connect(&srv.url, 1).await?.remove(0);
         let mut last = (0i64, 0i32);
         let mut out_of_order = 0u64;
-        let cu = catch_up(ch, &auth, None, |_, e| {
-            let at = e
-                .occurred_at
-                .as_ref()
+        // The history's messages enter the log too, between the group changes, by date.
+        let (cu, kinds) = catch_up_any(ch, &auth, None, false, |_, p| {
+            use pb::catch_up_events_response::Payload;
+            let occurred_at = match p {
+                Payload::GroupChanged(e) => e.occurred_at.as_ref(),
+                Payload::MessageChanged(e) => e.occurred_at.as_ref(),
+                Payload::ChatChanged(e) => e.occurred_at.as_ref(),
+                _ => None,
+            };
+            let at = occurred_at
                 .map(|t| (t.seconds, t.nanos))
                 .unwrap_or_default();
             if at < last {
@@ -168,10 +174,10 @@ pub(crate) async fn run(ctx: &mut Ctx) -> Result<()> {
             last = at;
         })
         .await?;
-        if cu.head != expect || cu.events != expect || cu.gaps != 0 || out_of_order != 0 {
+        if kinds.group != expect || cu.head != cu.events || cu.gaps != 0 || out_of_order != 0 {
             bad.push(format!(
-                "round {round}: head {}, {} events, {} gaps, {out_of_order} out of date order (want {expect})",
-                cu.head, cu.events, cu.gaps
+                "round {round}: head {}, {} events ({} group changes, {} message events), {} gaps, {out_of_order} out of date order (want {expect} group changes)",
+                cu.head, cu.events, kinds.group, kinds.message, cu.gaps
             ));
         }
         progress(format!(
@@ -234,7 +240,7 @@ pub(crate) async fn run(ctx: &mut Ctx) -> Result<()> {
     ctx.check(
         bad.is_empty(),
         format!(
-            "chatdb import: the account's log holds exactly the {expect} events of the history, in date order, without gaps, every round{}",
+            "chatdb import: the account's log holds exactly the {expect} group-change events of the history, with the history's messages, in date order, without gaps, every round{}",
             if bad.is_empty() { String::new() } else { format!(" ({})", bad.join("; ")) }
         ),
     );
@@ -372,7 +378,7 @@ async fn latency(
     let max = lat_us.last().copied().map(f64::from).unwrap_or(f64::NAN);
 
     // The log now holds the history and the live rows, once each.
-    let cu = catch_up(ch, &auth, None, |_, _| {}).await?;
+    let (cu, kinds) = catch_up_any(ch, &auth, None, false, |_, _| {}).await?;
     let want = expect + n as u64;
     ctx.emit(&format!(
         "\n### chatdb ingest latency: a row committed by another process → the event on a live subscriber\n\n\
@@ -385,9 +391,16 @@ async fn latency(
         dur_us(max),
     ));
     ctx.check(
-        missing == 0 && dupes == 0 && error.is_none() && events == n as u64 && cu.head == want && cu.gaps == 0,
+        missing == 0
+            && dupes == 0
+            && error.is_none()
+            && events == n as u64
+            && kinds.group == want
+            && cu.head == cu.events
+            && cu.gaps == 0,
         format!(
-            "chatdb ingest: every one of {n} rows arrived exactly once on the live stream and the log head is {want} ({missing} missing, {dupes} duplicated, {events} live events, head {}, {} gaps{})",
+            "chatdb ingest: every one of {n} rows arrived exactly once on the live stream and the log holds {want} group changes ({missing} missing, {dupes} duplicated, {events} live events, {} group changes, head {}, {} gaps{})",
+            kinds.group,
             cu.head,
             cu.gaps,
             error.map(|e| format!(", stream error {e}")).unwrap_or_default()

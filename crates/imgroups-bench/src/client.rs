@@ -210,14 +210,43 @@ pub(crate) struct CatchUp {
     pub(crate) gaps: u64,
 }
 
-/// Reads `CatchUpEvents(after = 0)` to its `complete` frame, handing every event to `each`.
-/// `bare_events` asks the bare baseline for that many synthetic events.
+/// Reads `CatchUpEvents(after = 0)` to its `complete` frame, handing every group event to
+/// `each` (every event counts, whatever its kind). `bare_events` asks the bare baseline for
+/// that many synthetic events.
 pub(crate) async fn catch_up(
     ch: Channel,
     auth: &AsciiMetadataValue,
     bare_events: Option<u64>,
     mut each: impl FnMut(u64, &pb::GroupChangeEvent),
 ) -> Result<CatchUp> {
+    use pb::catch_up_events_response::Payload;
+    let (out, _) = catch_up_any(ch, auth, bare_events, false, |seq, p| {
+        if let Payload::GroupChanged(e) = p {
+            each(seq, e);
+        }
+    })
+    .await?;
+    Ok(out)
+}
+
+/// Events of a catch-up by kind.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Kinds {
+    pub(crate) group: u64,
+    pub(crate) message: u64,
+    pub(crate) chat: u64,
+    pub(crate) other: u64,
+}
+
+/// [`catch_up`] handing every event, of any kind, to `each`, and counting them by kind.
+/// `mixed` asks the bare baseline for the M3 mix of kinds instead of display-name changes.
+pub(crate) async fn catch_up_any(
+    ch: Channel,
+    auth: &AsciiMetadataValue,
+    bare_events: Option<u64>,
+    mixed: bool,
+    mut each: impl FnMut(u64, &pb::catch_up_events_response::Payload),
+) -> Result<(CatchUp, Kinds)> {
     use pb::catch_up_events_response::Payload;
     let mut client = EventServiceClient::new(ch).max_decoding_message_size(64 << 20);
     let mut r = req(
@@ -229,6 +258,9 @@ pub(crate) async fn catch_up(
     if let Some(n) = bare_events {
         r.metadata_mut()
             .insert("x-bench-events", n.to_string().parse()?);
+        if mixed {
+            r.metadata_mut().insert("x-bench-mix", "1".parse()?);
+        }
     }
     let start = Instant::now();
     let mut stream = client.catch_up_events(r).await?.into_inner();
@@ -239,6 +271,7 @@ pub(crate) async fn catch_up(
         first_event_s: f64::NAN,
         gaps: 0,
     };
+    let mut kinds = Kinds::default();
     let mut prev = 0u64;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
     loop {
@@ -248,28 +281,31 @@ pub(crate) async fn catch_up(
         let Some(msg) = msg else {
             return Err("catch-up stream ended without `complete`".into());
         };
-        match msg.payload {
-            Some(Payload::GroupChanged(e)) => {
-                if out.events == 0 {
-                    out.first_event_s = start.elapsed().as_secs_f64();
-                }
-                out.events += 1;
-                let seq = msg.sequence.unwrap_or(0);
-                if seq != prev + 1 {
-                    out.gaps += 1;
-                }
-                prev = seq;
-                each(seq, &e);
-            }
-            Some(Payload::Complete(c)) => {
+        let Some(payload) = msg.payload else { continue };
+        match &payload {
+            Payload::Complete(c) => {
                 out.head = c.head_sequence;
                 break;
             }
-            _ => {}
+            Payload::Heartbeat(_) => continue,
+            Payload::GroupChanged(_) => kinds.group += 1,
+            Payload::MessageChanged(_) => kinds.message += 1,
+            Payload::ChatChanged(_) => kinds.chat += 1,
+            Payload::PollChanged(_) => kinds.other += 1,
         }
+        if out.events == 0 {
+            out.first_event_s = start.elapsed().as_secs_f64();
+        }
+        out.events += 1;
+        let seq = msg.sequence.unwrap_or(0);
+        if seq != prev + 1 {
+            out.gaps += 1;
+        }
+        prev = seq;
+        each(seq, &payload);
     }
     out.secs = start.elapsed().as_secs_f64();
-    Ok(out)
+    Ok((out, kinds))
 }
 
 /// The display name of a display-name change, if that is what `e` is.

@@ -7,8 +7,11 @@
 mod bare;
 mod chatdb;
 mod client;
+mod m1;
+mod m23;
 mod pg;
 mod proc;
+mod seed;
 mod stats;
 mod w1;
 mod w1pg;
@@ -40,7 +43,7 @@ struct Cli {
     /// Measured rounds per figure (each figure is the median; min–max shown). Default 3, 1 with --smoke.
     #[arg(long)]
     rounds: Option<usize>,
-    /// Comma-separated: w1,w2,w3,w4,w5, chatdb (the Mac backend on a fixture chat.db), the PostgreSQL ones w1pg,xnode,w4pg (or pg for the
+    /// Comma-separated: w1,w2,w3,w4,w5, m1,m2,m3,m4 (messages; msg for the four), chatdb (the Mac backend on a fixture chat.db), the PostgreSQL ones w1pg,xnode,w4pg (or pg for the
     /// three), or all (the PostgreSQL ones only with --database-url).
     #[arg(long, default_value = "all")]
     workload: String,
@@ -82,6 +85,15 @@ struct Cli {
     /// Rows committed one at a time for the chatdb ingest latency. Default 300 (20 with --smoke).
     #[arg(long)]
     chatdb_samples: Option<usize>,
+    /// Messages in M2's chat. Default 1,000,000 (200 with --smoke).
+    #[arg(long)]
+    m2_messages: Option<u64>,
+    /// Events in M3's mixed log. Default 1,000,000 (1,000 with --smoke).
+    #[arg(long)]
+    m3_events: Option<u64>,
+    /// Sends measured by M4. Default 20,000 (50 with --smoke).
+    #[arg(long)]
+    m4_sends: Option<u64>,
     /// Also write the report (markdown) to this file.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -173,6 +185,9 @@ pub(crate) struct Scale {
     pub(crate) chatdb_changes: u64,
     pub(crate) chatdb_groups: u64,
     pub(crate) chatdb_samples: usize,
+    pub(crate) m2_messages: u64,
+    pub(crate) m3_events: u64,
+    pub(crate) m4_sends: u64,
 }
 
 /// One target line of the summary.
@@ -430,6 +445,9 @@ fn main() -> ExitCode {
 /// The PostgreSQL workloads: run only with a database to run on.
 const PG_WORKLOADS: [&str; 3] = ["w1pg", "xnode", "w4pg"];
 
+/// The message workloads (`msg` runs the four).
+const MSG_WORKLOADS: [&str; 4] = ["m1", "m2", "m3", "m4"];
+
 async fn run_workloads(ctx: &mut Ctx, on: &impl Fn(&str) -> bool) -> Result<()> {
     if on("w1") {
         w1::run(ctx).await?;
@@ -449,6 +467,18 @@ async fn run_workloads(ctx: &mut Ctx, on: &impl Fn(&str) -> bool) -> Result<()> 
     }
     if on("w5") {
         w45::run_w5(ctx).await?;
+    }
+    if on("m1") {
+        m1::run_m1(ctx).await?;
+    }
+    if on("m2") {
+        m23::run_m2(ctx).await?;
+    }
+    if on("m3") {
+        m23::run_m3(ctx).await?;
+    }
+    if on("m4") {
+        m1::run_m4(ctx).await?;
     }
     if on("chatdb") {
         chatdb::run(ctx).await?;
@@ -503,6 +533,9 @@ async fn run(cli: Cli, placement: Placement) -> Result<()> {
             chatdb_changes: cli.chatdb_changes.unwrap_or(100),
             chatdb_groups: 10,
             chatdb_samples: cli.chatdb_samples.unwrap_or(20),
+            m2_messages: cli.m2_messages.unwrap_or(200),
+            m3_events: cli.m3_events.unwrap_or(1_000),
+            m4_sends: cli.m4_sends.unwrap_or(50),
         }
     } else {
         Scale {
@@ -521,6 +554,9 @@ async fn run(cli: Cli, placement: Placement) -> Result<()> {
             chatdb_changes: cli.chatdb_changes.unwrap_or(50_000),
             chatdb_groups: 500,
             chatdb_samples: cli.chatdb_samples.unwrap_or(300),
+            m2_messages: cli.m2_messages.unwrap_or(1_000_000),
+            m3_events: cli.m3_events.unwrap_or(1_000_000),
+            m4_sends: cli.m4_sends.unwrap_or(20_000),
         }
     };
     let rounds = cli.rounds.unwrap_or(if smoke { 1 } else { 3 }).max(1);
@@ -530,6 +566,7 @@ async fn run(cli: Cli, placement: Placement) -> Result<()> {
         .map(|s| s.trim().to_lowercase())
         .collect();
     let all = wanted.iter().any(|w| w == "all");
+    let msg_all = wanted.iter().any(|w| w == "msg");
     let pg_all = wanted.iter().any(|w| w == "pg");
     let database_url = cli.database_url.clone().filter(|u| !u.trim().is_empty());
     let have_db = database_url.is_some();
@@ -537,16 +574,18 @@ async fn run(cli: Cli, placement: Placement) -> Result<()> {
         let pg_workload = PG_WORKLOADS.contains(&w);
         (all && (!pg_workload || have_db))
             || (pg_all && pg_workload)
+            || (msg_all && MSG_WORKLOADS.contains(&w))
             || wanted.iter().any(|x| x == w)
     };
     for w in &wanted {
         let known = matches!(
             w.as_str(),
-            "all" | "pg" | "w1" | "w2" | "w3" | "w4" | "w5" | "chatdb"
-        ) || PG_WORKLOADS.contains(&w.as_str());
+            "all" | "pg" | "msg" | "w1" | "w2" | "w3" | "w4" | "w5" | "chatdb"
+        ) || PG_WORKLOADS.contains(&w.as_str())
+            || MSG_WORKLOADS.contains(&w.as_str());
         if !known {
             return Err(format!(
-                "unknown workload {w:?} (w1,w2,w3,w4,w5,chatdb,w1pg,xnode,w4pg,pg,all)"
+                "unknown workload {w:?} (w1,w2,w3,w4,w5,m1,m2,m3,m4,msg,chatdb,w1pg,xnode,w4pg,pg,all)"
             )
             .into());
         }

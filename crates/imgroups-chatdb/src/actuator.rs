@@ -62,7 +62,8 @@ pub enum ActuatorError {
 /// fails). Build one with [`ChatDb::helper_chat`] (or [`HelperChat::new`] from the row).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct HelperChat {
-    guid: ChatGuid,
+    /// `None` for a direct chat.
+    guid: Option<ChatGuid>,
     helper_guid: String,
     sms: bool,
 }
@@ -76,25 +77,49 @@ impl HelperChat {
             .or_else(|| raw_guid.split(';').next());
         let sms = matches!(service, Some("SMS" | "RCS"));
         HelperChat {
-            guid,
+            guid: Some(guid),
             helper_guid: raw_guid.to_owned(),
             sms,
         }
     }
 
-    /// From the GUID a helper was given (what a fake helper receives). `None` when it is not a
-    /// group GUID.
-    pub fn from_helper_guid(helper_guid: &str) -> Option<HelperChat> {
-        Some(HelperChat::new(
-            ChatGuid::parse(helper_guid)?,
-            helper_guid,
-            None,
-        ))
+    /// A direct chat from its `chat` row (`style` 45): `raw_guid` is `chat.guid`, sent as it
+    /// is, as for groups.
+    pub fn direct(raw_guid: &str, service_name: Option<&str>) -> HelperChat {
+        let mut chat = HelperChat::new(
+            ChatGuid::from_identifier("direct").expect("a valid identifier"),
+            raw_guid,
+            service_name,
+        );
+        chat.guid = None;
+        chat
     }
 
-    /// Our normal `any;+;…` GUID.
-    pub fn guid(&self) -> &ChatGuid {
-        &self.guid
+    /// From the GUID a helper was given (what a fake helper receives): a group GUID, or a
+    /// direct chat's (`<service>;-;<address>`). `None` for anything else.
+    pub fn from_helper_guid(helper_guid: &str) -> Option<HelperChat> {
+        if let Some(guid) = ChatGuid::parse(helper_guid) {
+            return Some(HelperChat::new(guid, helper_guid, None));
+        }
+        let mut parts = helper_guid.splitn(3, ';');
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some(service), Some("-"), Some(address))
+                if !service.is_empty() && !address.is_empty() =>
+            {
+                Some(HelperChat::direct(helper_guid, None))
+            }
+            _ => None,
+        }
+    }
+
+    /// Our normal `any;+;…` GUID; `None` for a direct chat.
+    pub fn guid(&self) -> Option<&ChatGuid> {
+        self.guid.as_ref()
+    }
+
+    /// Whether this is a direct chat.
+    pub fn is_direct(&self) -> bool {
+        self.guid.is_none()
     }
 
     /// What the helper is sent as `chatGuid`: `chat.guid`, unchanged.
@@ -140,6 +165,37 @@ pub enum HelperAction {
     Leave {
         chat: HelperChat,
     },
+    /// Send a text (`send-message`), in a group or a direct chat.
+    SendMessage {
+        chat: HelperChat,
+        text: String,
+        subject: Option<String>,
+        effect: Option<String>,
+        /// The message this one answers (`selectedMessageGuid`, part 0).
+        reply_to: Option<String>,
+    },
+    /// Set or remove a tapback (`send-reaction`): `reaction` is `love`, `like`, `dislike`,
+    /// `laugh`, `emphasize` or `question`, with a `-` in front to remove it.
+    SendReaction {
+        chat: HelperChat,
+        message: String,
+        reaction: String,
+    },
+    /// Change the text of my message (`edit-message`, part 0).
+    EditMessage {
+        chat: HelperChat,
+        message: String,
+        text: String,
+    },
+    /// Unsend my message (`unsend-message`, part 0).
+    UnsendMessage {
+        chat: HelperChat,
+        message: String,
+    },
+    /// Mark everything received in the chat read (`mark-chat-read`).
+    MarkChatRead {
+        chat: HelperChat,
+    },
 }
 
 impl HelperAction {
@@ -151,12 +207,46 @@ impl HelperAction {
             | HelperAction::RemoveParticipant { chat, .. }
             | HelperAction::SetIcon { chat, .. }
             | HelperAction::RemoveIcon { chat }
-            | HelperAction::Leave { chat } => chat,
+            | HelperAction::Leave { chat }
+            | HelperAction::SendMessage { chat, .. }
+            | HelperAction::SendReaction { chat, .. }
+            | HelperAction::EditMessage { chat, .. }
+            | HelperAction::UnsendMessage { chat, .. }
+            | HelperAction::MarkChatRead { chat } => chat,
         }
     }
 }
 
 impl ChatDb {
+    /// The [`HelperChat`] for the direct chat with `address` (a `chat` row of `style` 45 whose
+    /// `chat_identifier` is the address): the iMessage row first, then the newest. `None` when
+    /// there is none (Messages has never talked with that address on this Mac).
+    pub fn direct_helper_chat(&self, address: &str) -> Result<Option<HelperChat>> {
+        let s = &self.schema;
+        let sql = format!(
+            "SELECT c.guid, {service} FROM chat c WHERE c.style = {style} AND ({ident} = ?1 \
+             OR c.guid LIKE '%;-;' || ?1) ORDER BY c.ROWID DESC",
+            service = s.col("chat", "c", "service_name", "NULL"),
+            ident = s.col("chat", "c", "chat_identifier", "NULL"),
+            style = crate::conversations::DIRECT_STYLE,
+        );
+        let mut stmt = self.conn.prepare(&sql).context("finding a direct chat")?;
+        let chats = stmt
+            .query_map([address], |r| {
+                Ok(HelperChat::direct(
+                    &r.get::<_, String>(0)?,
+                    r.get::<_, Option<String>>(1)?.as_deref(),
+                ))
+            })
+            .context("finding a direct chat")?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .context("finding a direct chat")?;
+        let imessage = chats.iter().position(|c| !c.is_sms());
+        Ok(imessage
+            .map(|i| chats[i].clone())
+            .or_else(|| chats.into_iter().next()))
+    }
+
     /// The [`HelperChat`] for a group: among its `chat` rows (in the order [`ChatDb::groups`]
     /// prefers them), the first iMessage one, else the first. `None` when there is no such
     /// group.

@@ -1,6 +1,7 @@
 //! imgroups on a Mac: reads the Messages database (`chat.db`) read-only and turns it into what
 //! the SDK sees (group chats, their members and icons, and group changes), and asks Messages to
-//! make group changes through the BlueBubbles Private API helper. Plain Rust that builds and is
+//! make group changes and send, react, edit and unsend messages through the BlueBubbles Private
+//! API helper. Plain Rust that builds and is
 //! tested on Linux; nothing here is macOS-specific but the default paths.
 //!
 //! Layout:
@@ -8,6 +9,11 @@
 //!   lists group chats ([`Group`]) and detects the account's own address.
 //! - `changes`: decodes group-change rows into [`Change`]s; the incremental read
 //!   ([`ChatDb::scan`], [`Cursor`]) and its contract.
+//! - `conversations`: message rows of group and direct chats (`style` 43 and 45) decoded into
+//!   [`MessageEvent`]s (said, tapbacks, edits, unsends, read receipts) and their incremental
+//!   read ([`ChatDb::scan_messages`], [`MessageCursor`]); its module doc has the table.
+//! - `typedstream`: the text of `message.attributedBody` ([`attributed_text`]), our own reader
+//!   of Apple's typedstream format (the Rust ones that exist are GPL-3.0).
 //! - `schema`: probes which columns this database has (`PRAGMA table_info`); every query is
 //!   built from it, so a column missing on one macOS version reads as its default.
 //! - `guid`: the `any;+;…` normal form of group GUIDs ([`ChatGuid`]).
@@ -27,7 +33,7 @@
 //!   chat.db builder, `FakeMessages` (writes what Messages writes for an action), `FakeHelper`
 //!   (behaves as the real helper's source does, each behaviour citing it) and the
 //!   `imgroups-fake-helper` binary (`--db PATH --connect ADDR [--delay-ms N]`),
-//!   `ScriptedSystem`, and `attributedBody` blobs for the message work to come.
+//!   `ScriptedSystem`, and `attributedBody` blobs in the shape Messages writes.
 //!
 //! # From chat.db to imgroups
 //!
@@ -98,12 +104,14 @@
 
 mod actuator;
 mod changes;
+mod conversations;
 mod db;
 mod error;
 mod guid;
 pub mod mac;
 mod schema;
 mod time;
+mod typedstream;
 mod watch;
 
 #[cfg(feature = "testing")]
@@ -116,9 +124,14 @@ pub use actuator::{
     WRITE_GAP,
 };
 pub use changes::{Change, ChangeKind, Cursor, Party, Scan, MAX_PENDING, PENDING_WINDOW};
+pub use conversations::{
+    Conversation, MessageCursor, MessageEvent, MessageEventKind, MessageScan, Tapback,
+    DIRECT_STYLE, UPDATE_WINDOW,
+};
 pub use db::{group_photo_guid, ChatDb, Group, Icon, GROUP_STYLE};
 pub use error::{Error, Result, SqlError};
 pub use guid::{ChatGuid, GROUP_PREFIX};
 pub use schema::Schema;
 pub use time::{Timestamp, APPLE_EPOCH_UNIX_SECS, NANOS_THRESHOLD};
+pub use typedstream::{attributed_text, TypedStreamError};
 pub use watch::{Wake, WatchError, Watcher, SETTLE};

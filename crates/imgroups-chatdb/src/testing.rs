@@ -14,7 +14,7 @@
 //! - [`ScriptedSystem`]: a [`System`](crate::mac::system::System) with scripted command
 //!   answers, for the launcher's and the peer check's tests.
 //! - [`attributed_body`] / [`sample_bodies`]: `message.attributedBody` blobs in the shape
-//!   Messages writes (for the message work to come).
+//!   Messages writes.
 //! - [`book_club`]: a small group chat with a history, written into a [`Fixture`].
 
 mod bulk;

@@ -1,10 +1,12 @@
-//! `client.chats()`: create, get and count chats.
+//! `client.chats()`: create, get and count chats; mark them read, typing, chat events.
 
 use imgroups_core::{Address, ChatGuid};
 use imgroups_proto::pb;
 
 use crate::client::{chat_client, Client, Kind};
 use crate::error::Result;
+use crate::groups::EventFilter;
+use crate::stream::{ChatEventStream, EventStream};
 use crate::types::{Chat, CreateChatResult, Message};
 
 /// Options of [`Chats::create`].
@@ -137,5 +139,125 @@ impl<'a> Chats<'a> {
             })
             .await?;
         Ok(u64::try_from(resp.count).unwrap_or(0))
+    }
+
+    /// Marks every unread incoming message of the chat read. The account's log gets
+    /// `chat.markedRead` when something was unread; in a direct chat the other side learns
+    /// that its messages were read (`message.read`). No read receipts in groups.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> imgroups_client::Result<()> {
+    /// # let server = imgroups_testkit::Server::start().await;
+    /// # let client = imgroups_client::Client::builder()
+    /// #     .address(server.url()).token(server.token()).build()?;
+    /// # let people = ["bob@example.com", "carol@example.com"]
+    /// #     .map(|a| imgroups_client::Address::parse(a).unwrap());
+    /// # let chat = client.chats().create(&people, Default::default()).await?.chat.guid;
+    /// client.chats().mark_read(&chat).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn mark_read(&self, chat: &ChatGuid) -> Result<()> {
+        let req = pb::MarkChatReadRequest {
+            chat_guid: chat.to_string(),
+        };
+        self.client
+            .inner
+            .unary(Kind::Write, req, |ch, r| async move {
+                chat_client(ch).mark_chat_read(r).await
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Shows (`true`) or hides the account's typing indicator in a chat it can see. Typing
+    /// is transient: never stored, no event.
+    pub async fn set_typing(&self, chat: &ChatGuid, is_typing: bool) -> Result<()> {
+        let req = pb::SetTypingRequest {
+            chat_guid: chat.to_string(),
+            is_typing,
+        };
+        self.client
+            .inner
+            .unary(Kind::Write, req, |ch, r| async move {
+                chat_client(ch).set_typing(r).await
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Sets the chat's background, shared by everyone in it (`chat.backgroundChanged` in every
+    /// member's log). The image is checked like a group icon: PNG, JPEG, GIF, HEIC or HEIF.
+    pub async fn set_background(&self, chat: &ChatGuid, data: Vec<u8>) -> Result<()> {
+        let req = pb::SetBackgroundRequest {
+            chat_guid: chat.to_string(),
+            data,
+        };
+        self.client
+            .inner
+            .unary(Kind::Write, req, |ch, r| async move {
+                chat_client(ch).set_background(r).await
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Removes the chat's background (`chat.backgroundRemoved`); none to remove changes
+    /// nothing.
+    pub async fn remove_background(&self, chat: &ChatGuid) -> Result<()> {
+        let req = pb::RemoveBackgroundRequest {
+            chat_guid: chat.to_string(),
+        };
+        self.client
+            .inner
+            .unary(Kind::Write, req, |ch, r| async move {
+                chat_client(ch).remove_background(r).await
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Whether the chat has a background.
+    pub async fn has_background(&self, chat: &ChatGuid) -> Result<bool> {
+        let req = pb::HasBackgroundRequest {
+            chat_guid: chat.to_string(),
+        };
+        let resp = self
+            .client
+            .inner
+            .unary(Kind::Read, req, |ch, r| async move {
+                chat_client(ch).has_background(r).await
+            })
+            .await?;
+        Ok(resp.background_present)
+    }
+
+    /// Shares the account's name and photo with the chat.
+    pub async fn share_contact_info(&self, chat: &ChatGuid) -> Result<()> {
+        let req = pb::ShareContactInfoRequest {
+            chat_guid: chat.to_string(),
+        };
+        self.client
+            .inner
+            .unary(Kind::Write, req, |ch, r| async move {
+                chat_client(ch).share_contact_info(r).await
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Opens a live subscription to chat events (`chat.markedRead`, …) of every chat or one.
+    pub async fn subscribe_events(&self, filter: EventFilter) -> Result<ChatEventStream> {
+        let req = pb::SubscribeChatEventsRequest {
+            chat_guid: filter.chat_guid().map(ChatGuid::to_string),
+        };
+        let frames = self
+            .client
+            .inner
+            .open_stream(req, |ch, r| async move {
+                chat_client(ch).subscribe_chat_events(r).await
+            })
+            .await?;
+        Ok(EventStream::new(frames))
     }
 }

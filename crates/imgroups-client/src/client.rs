@@ -13,7 +13,7 @@ use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::error::{Code, Error, ErrorKind, Result};
-use crate::{Chats, Events, Groups};
+use crate::{Addresses, Chats, Events, Groups, Messages};
 
 /// Largest message sent or received, as the official SDK (icons can be large).
 const MAX_MESSAGE_BYTES: usize = 100 * 1024 * 1024;
@@ -295,6 +295,16 @@ impl Client {
         Chats::new(self)
     }
 
+    /// Messages: send, read, page, tapbacks, edit, unsend, live message events.
+    pub fn messages(&self) -> Messages<'_> {
+        Messages::new(self)
+    }
+
+    /// Address look-ups: services, iMessage availability, Focus.
+    pub fn addresses(&self) -> Addresses<'_> {
+        Addresses::new(self)
+    }
+
     /// The durable event log: catch-up and resumable subscriptions.
     pub fn events(&self) -> Events<'_> {
         Events::new(self)
@@ -316,6 +326,22 @@ pub(crate) fn group_client(ch: Channel) -> pb::group_service_client::GroupServic
 
 pub(crate) fn chat_client(ch: Channel) -> pb::chat_service_client::ChatServiceClient<Channel> {
     pb::chat_service_client::ChatServiceClient::new(ch)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+}
+
+pub(crate) fn message_client(
+    ch: Channel,
+) -> pb::message_service_client::MessageServiceClient<Channel> {
+    pb::message_service_client::MessageServiceClient::new(ch)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+}
+
+pub(crate) fn address_client(
+    ch: Channel,
+) -> pb::address_service_client::AddressServiceClient<Channel> {
+    pb::address_service_client::AddressServiceClient::new(ch)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES)
 }

@@ -11,7 +11,7 @@ use crate::client::{event_client, Client};
 use crate::error::{Error, Result};
 use crate::groups::EventFilter;
 use crate::resumable::{CheckpointStore, Resumable};
-use crate::types::{CatchUpEvent, GroupEvent};
+use crate::types::{CatchUpEvent, ChatEvent, Event, GroupEvent, MessageEvent};
 
 /// Event-log operations. Get one with [`Client::events`].
 #[derive(Debug, Clone)]
@@ -24,8 +24,8 @@ impl<'a> Events<'a> {
         Events { client }
     }
 
-    /// Replays every event with `after < sequence ≤ head` (the head is fixed when the call
-    /// starts; `after = 0` means from the start), then yields
+    /// Replays every event (group, message and chat events) with `after < sequence ≤ head`
+    /// (the head is fixed when the call starts; `after = 0` means from the start), then yields
     /// [`CatchUpEvent::Complete`] and ends. An event log pruned past `after` fails with
     /// `preconditionFailed` (`reason=cursorTooOld`; its kind is `Validation`) rather than
     /// skipping events.
@@ -69,7 +69,7 @@ impl<'a> Events<'a> {
     }
 
     /// A subscription that survives disconnects and restarts, delivering every matching
-    /// event exactly once, in order, from the position saved in `checkpoint`. See
+    /// event of every kind (group, message, chat) exactly once, in order, from the position saved in `checkpoint`. See
     /// [`Resumable`].
     ///
     /// ```
@@ -90,6 +90,7 @@ impl<'a> Events<'a> {
     /// let mut events = client.events().resumable(EventFilter::chat(chat), checkpoint.clone());
     /// let delivery = events.next().await.expect("an event")?;
     /// let sequence = delivery.event().sequence;
+    /// assert_eq!(delivery.event_type(), "group.changed");
     /// delivery.ack().await?;
     /// assert_eq!(checkpoint.get(), sequence);
     /// # Ok(()) }
@@ -103,11 +104,19 @@ impl<'a> Events<'a> {
     }
 }
 
-/// A catch-up replay ([`Events::catch_up`]): group events in order, then
+/// A catch-up replay ([`Events::catch_up`]): the events of every kind in order, then
 /// [`CatchUpEvent::Complete`], then the end. A stream that ends without `Complete` was cut
-/// short.
+/// short. Changes this SDK does not know are skipped.
 pub struct CatchUpStream {
-    inner: BoxStream<'static, Result<CatchUpEvent>>,
+    inner: BoxStream<'static, Result<RawCatchUp>>,
+}
+
+/// A catch-up frame as the resumable subscription reads it: unknown changes keep their
+/// sequence.
+pub(crate) enum RawCatchUp {
+    // Boxed: an event is large next to a sequence number.
+    Event(u64, Option<Box<Event>>),
+    Complete(u64),
 }
 
 impl std::fmt::Debug for CatchUpStream {
@@ -116,27 +125,40 @@ impl std::fmt::Debug for CatchUpStream {
     }
 }
 
+/// The event of a catch-up frame; `None` for heartbeats and frames without a sequence.
+fn read(frame: pb::CatchUpEventsResponse) -> Option<Result<RawCatchUp>> {
+    use pb::catch_up_events_response::Payload;
+    let sequence = match frame {
+        pb::CatchUpEventsResponse {
+            payload: Some(Payload::Complete(c)),
+            ..
+        } => return Some(Ok(RawCatchUp::Complete(c.head_sequence))),
+        pb::CatchUpEventsResponse {
+            sequence: Some(sequence),
+            ..
+        } => sequence,
+        pb::CatchUpEventsResponse { sequence: None, .. } => return None,
+    };
+    let event = match frame.payload? {
+        Payload::GroupChanged(e) => GroupEvent::from_wire(sequence, e).map(|e| e.map(Event::from)),
+        Payload::MessageChanged(e) => {
+            MessageEvent::from_wire(sequence, e).map(|e| e.map(Event::from))
+        }
+        Payload::ChatChanged(e) => ChatEvent::from_wire(sequence, e).map(|e| e.map(Event::from)),
+        // Polls are not served yet; their sequences still count.
+        Payload::PollChanged(_) => Ok(None),
+        Payload::Complete(_) | Payload::Heartbeat(_) => return None,
+    };
+    Some(event.map(|e| RawCatchUp::Event(sequence, e.map(Box::new))))
+}
+
 impl CatchUpStream {
     fn new(frames: tonic::Streaming<pb::CatchUpEventsResponse>) -> Self {
-        use pb::catch_up_events_response::Payload;
         let inner = frames
             .filter_map(|frame| async move {
                 match frame {
                     Err(status) => Some(Err(Error::from_status(&status))),
-                    Ok(pb::CatchUpEventsResponse {
-                        payload: Some(Payload::Complete(c)),
-                        ..
-                    }) => Some(Ok(CatchUpEvent::Complete {
-                        head_sequence: c.head_sequence,
-                    })),
-                    Ok(pb::CatchUpEventsResponse {
-                        sequence: Some(sequence),
-                        payload: Some(Payload::GroupChanged(event)),
-                    }) => GroupEvent::from_wire(sequence, event)
-                        .map(|e| e.map(CatchUpEvent::Group))
-                        .transpose(),
-                    // Heartbeats, and message/chat/poll events this SDK does not surface.
-                    Ok(_) => None,
+                    Ok(frame) => read(frame),
                 }
             })
             .scan(false, |ended, item| {
@@ -144,11 +166,16 @@ impl CatchUpStream {
                 if *ended {
                     return futures::future::ready(None);
                 }
-                *ended = matches!(item, Err(_) | Ok(CatchUpEvent::Complete { .. }));
+                *ended = matches!(item, Err(_) | Ok(RawCatchUp::Complete(_)));
                 futures::future::ready(Some(item))
             })
             .boxed();
         CatchUpStream { inner }
+    }
+
+    /// The next frame, unknown changes included.
+    pub(crate) async fn next_raw(&mut self) -> Option<Result<RawCatchUp>> {
+        self.inner.next().await
     }
 }
 
@@ -156,6 +183,19 @@ impl Stream for CatchUpStream {
     type Item = Result<CatchUpEvent>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.inner.poll_next_unpin(cx)
+        loop {
+            return match self.inner.poll_next_unpin(cx) {
+                Poll::Ready(Some(Ok(RawCatchUp::Event(_, None)))) => continue,
+                Poll::Ready(Some(Ok(RawCatchUp::Event(_, Some(event))))) => {
+                    Poll::Ready(Some(Ok((*event).into_catch_up())))
+                }
+                Poll::Ready(Some(Ok(RawCatchUp::Complete(head_sequence)))) => {
+                    Poll::Ready(Some(Ok(CatchUpEvent::Complete { head_sequence })))
+                }
+                Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(err))),
+                Poll::Ready(None) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            };
+        }
     }
 }

@@ -1,41 +1,38 @@
 //! `client.groups()`: group writes, the icon, and live group event streams.
 
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
-use futures::stream::BoxStream;
-use futures::{Stream, StreamExt};
 use imgroups_core::{Address, ChatGuid};
 use imgroups_proto::pb;
 
 use crate::client::{group_client, Client, Kind};
-use crate::error::{Error, Result};
-use crate::types::{Chat, GroupEvent, GroupIcon};
+use crate::error::Result;
+use crate::stream::{EventStream, GroupEventStream};
+use crate::types::{Chat, GroupIcon};
 
-/// Which group events a subscription carries.
+/// Which events a subscription carries: those of every chat, or of one.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventFilter {
     chat: Option<ChatGuid>,
 }
 
 impl EventFilter {
-    /// Every group the account can see.
+    /// Every chat the account can see.
     pub fn all() -> Self {
         EventFilter { chat: None }
     }
 
-    /// One group (it must be visible to the account when the subscription opens).
+    /// One chat (it must be visible to the account when the subscription opens).
     pub fn chat(chat: ChatGuid) -> Self {
         EventFilter { chat: Some(chat) }
     }
 
-    /// The group this filter is limited to, if any.
+    /// The chat this filter is limited to, if any.
     pub fn chat_guid(&self) -> Option<&ChatGuid> {
         self.chat.as_ref()
     }
 
-    pub(crate) fn matches(&self, event: &GroupEvent) -> bool {
-        self.chat.as_ref().is_none_or(|c| *c == event.chat_guid)
+    /// Whether an event in `chat` passes.
+    pub(crate) fn matches(&self, chat: &ChatGuid) -> bool {
+        self.chat.as_ref().is_none_or(|c| c == chat)
     }
 }
 
@@ -367,55 +364,6 @@ impl<'a> Groups<'a> {
                 group_client(ch).subscribe_group_events(r).await
             })
             .await?;
-        Ok(GroupEventStream::new(frames))
-    }
-}
-
-/// Live group events ([`Groups::subscribe_events`]). Ends with `None` when the server closes
-/// the stream; an `Err` item ends it too.
-pub struct GroupEventStream {
-    inner: BoxStream<'static, Result<GroupEvent>>,
-}
-
-impl std::fmt::Debug for GroupEventStream {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("GroupEventStream")
-    }
-}
-
-impl GroupEventStream {
-    fn new(frames: tonic::Streaming<pb::SubscribeGroupEventsResponse>) -> Self {
-        use pb::subscribe_group_events_response::Payload;
-        let inner = frames
-            .filter_map(|frame| async move {
-                match frame {
-                    Err(status) => Some(Err(Error::from_status(&status))),
-                    // As the official SDK: a frame without a sequence or a group change
-                    // (heartbeats) is skipped; so is an unknown change variant.
-                    Ok(pb::SubscribeGroupEventsResponse {
-                        sequence: Some(sequence),
-                        payload: Some(Payload::GroupChanged(event)),
-                    }) => GroupEvent::from_wire(sequence, event).transpose(),
-                    Ok(_) => None,
-                }
-            })
-            .scan(false, |failed, item| {
-                // Stop after the first error so callers see exactly one.
-                if *failed {
-                    return futures::future::ready(None);
-                }
-                *failed = item.is_err();
-                futures::future::ready(Some(item))
-            })
-            .boxed();
-        GroupEventStream { inner }
-    }
-}
-
-impl Stream for GroupEventStream {
-    type Item = Result<GroupEvent>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.inner.poll_next_unpin(cx)
+        Ok(EventStream::new(frames))
     }
 }

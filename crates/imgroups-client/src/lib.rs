@@ -1,6 +1,7 @@
 //! Rust SDK for imgroups — and for any server speaking Photon's Advanced iMessage API
 //! (`photon.imessage.v1`) over gRPC: group chats (rename, members, icon, leave), chats
-//! (create, get, count) and the durable, sequenced group event log.
+//! (create, get, count, mark read, typing), messages (send, read, page, tapbacks, edit,
+//! unsend), addresses, and the durable, sequenced event log of all of them.
 //!
 //! The shape follows the official TypeScript SDK (`@photon-ai/advanced-imessage`):
 //! `client.groups()`, `client.chats()`, `client.events()`, the same error classes, the same
@@ -9,10 +10,11 @@
 //! Layout:
 //! - [`client`](Client): the builder (address, token, TLS, timeout, retries) and the one
 //!   place every call goes through.
-//! - [`Groups`], [`Chats`], [`Events`]: the operations.
+//! - [`Groups`], [`Chats`], [`Messages`], [`Addresses`], [`Events`]: the operations.
 //! - [`Error`] / [`ErrorKind`]: typed errors carrying `code`, `retryable`, gRPC status and
 //!   `context` from the server's trailers.
-//! - [`GroupEvent`], [`Chat`], …: public value types.
+//! - [`Chat`], [`Message`], [`Reaction`], [`Event`] ([`GroupEvent`], [`MessageEvent`],
+//!   [`ChatEvent`]), …: public value types.
 //! - [`resumable`]: a subscription that survives disconnects with exactly-once, in-order
 //!   delivery and a pluggable checkpoint.
 //!
@@ -207,22 +209,29 @@
 
 #![warn(missing_docs)]
 
+mod addresses;
 mod chats;
 mod client;
 mod error;
 mod events;
 mod groups;
+mod messages;
 pub mod resumable;
+mod stream;
 mod types;
 
+pub use addresses::Addresses;
 pub use chats::{Chats, CreateChatOptions};
 pub use client::{Client, ClientBuilder, RetryPolicy, DEFAULT_ADDRESS};
 pub use error::{Code, Error, ErrorKind, Result};
 pub use events::{CatchUpStream, Events};
-pub use groups::{EventFilter, GroupEventStream, Groups};
+pub use groups::{EventFilter, Groups};
 pub use imgroups_core::{Address, ChatGuid, ChatKind};
+pub use messages::{ListOptions, Messages, SendOptions};
 pub use resumable::{CheckpointStore, Delivery, FileCheckpoint, MemoryCheckpoint, Resumable};
+pub use stream::{ChatEventStream, EventStream, GroupEventStream, MessageEventStream};
 pub use types::{
-    rfc3339, CatchUpEvent, Chat, CreateChatResult, GroupChange, GroupEvent, GroupIcon, Message,
-    Participant, Service,
+    rfc3339, AddressInfo, AppliedReaction, CatchUpEvent, Change, Chat, ChatChange, ChatEvent,
+    CreateChatResult, Event, GroupChange, GroupEvent, GroupIcon, Message, MessageChange,
+    MessageEvent, MessageGuid, MessagePage, Participant, Reaction, Service, TextFormat,
 };

@@ -12,10 +12,16 @@
 //!    has a sequence ≤ `H`; every later one is on the live stream. Together they miss nothing.
 //! 3. Deliver the catch-up events, then the live ones, dropping any sequence already delivered
 //!    (the overlap between the two), so each event is delivered once and in order.
-//! 4. While live, the position only ever moves by exactly one. If a live event arrives past a
-//!    gap, the helper does not step over it: it catches up again from the last contiguous
-//!    position (keeping the live stream) and carries on. To see every sequence go by, the live
-//!    stream is opened unfiltered and the chat filter is applied here.
+//! 4. While live, the position only ever moves by exactly one. Events of every kind are
+//!    delivered — group, message and chat events — and the server has one live stream per
+//!    kind, so the helper opens all three and merges them by sequence: an event that arrives
+//!    ahead of its predecessor (on another stream) waits briefly in a reorder buffer. If the
+//!    gap does not close within [`GAP_GRACE`] (a skipped sequence, or a kind no live stream
+//!    carries), the helper does not step over it: it catches up again from the last
+//!    contiguous position (keeping the live streams) and carries on. To see every sequence go
+//!    by, the live streams are opened unfiltered and the chat filter is applied here. A server
+//!    that does not serve one of the streams (`UNIMPLEMENTED`) simply has no events of that
+//!    kind live; catch-up still brings them.
 //!
 //! Connection failures, a server that stops or restarts, and a catch-up cut short all lead back
 //! to step 1 after a backoff (exponential, full jitter, from the client's [`RetryPolicy`]
@@ -41,7 +47,7 @@
 //!
 //! [`RetryPolicy`]: crate::RetryPolicy
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -51,16 +57,28 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 use tokio::sync::Mutex;
+use tokio::time::Instant;
 
+use crate::client::{chat_client, group_client, message_client};
 use crate::error::{Code, Error, ErrorKind, Result};
-use crate::events::CatchUpStream;
-use crate::groups::{EventFilter, GroupEventStream};
-use crate::types::{CatchUpEvent, GroupEvent};
+use crate::events::{CatchUpStream, RawCatchUp};
+use crate::groups::EventFilter;
+use crate::stream::{raw, LiveFrame, Raw};
+use crate::types::Event;
 use crate::Client;
+
+/// How long an event that arrived ahead of its predecessor waits for it on the other live
+/// streams before the helper catches up instead. The three streams of one server are fed by
+/// the same commit, so the skew between them is normally far below this.
+pub const GAP_GRACE: Duration = Duration::from_millis(200);
+
+/// Events held in the reorder buffer at most; past it the helper catches up at once.
+const MAX_REORDER: usize = 1024;
 
 /// Where a [`Resumable`] keeps its position: the last sequence fully handled (0 = none).
 ///
@@ -222,10 +240,11 @@ impl<C: CheckpointStore> Tracker<C> {
 }
 
 /// One delivered event and the duty to [`ack`](Self::ack) it once handled. Derefs to the
-/// [`GroupEvent`].
+/// [`Event`] (of any kind: match on its [`change`](Event::change)).
 #[must_use = "ack the delivery once the event is handled, or it is delivered again after a restart"]
 pub struct Delivery<C: CheckpointStore> {
-    event: GroupEvent,
+    // Boxed: deliveries move through the driver's steps, and an event is large.
+    event: Box<Event>,
     tracker: Arc<Mutex<Tracker<C>>>,
 }
 
@@ -238,16 +257,16 @@ impl<C: CheckpointStore> fmt::Debug for Delivery<C> {
 }
 
 impl<C: CheckpointStore> Deref for Delivery<C> {
-    type Target = GroupEvent;
+    type Target = Event;
 
-    fn deref(&self) -> &GroupEvent {
+    fn deref(&self) -> &Event {
         &self.event
     }
 }
 
 impl<C: CheckpointStore> Delivery<C> {
     /// The event delivered (also reachable through `Deref`).
-    pub fn event(&self) -> &GroupEvent {
+    pub fn event(&self) -> &Event {
         &self.event
     }
 
@@ -262,8 +281,8 @@ impl<C: CheckpointStore> Delivery<C> {
 
 type ReconnectHook = Arc<dyn Fn(&Error, u32) + Send + Sync>;
 
-/// A subscription that reconnects by itself and delivers every matching group event exactly
-/// once, in order, as [`Delivery`] items; see the [module docs](self) for the flow and the
+/// A subscription that reconnects by itself and delivers every matching event — group,
+/// message and chat events — exactly once, in order, as [`Delivery`] items; see the [module docs](self) for the flow and the
 /// checkpoint rules. Make one with [`Events::resumable`](crate::Events::resumable).
 ///
 /// Errors that reconnecting cannot fix — bad token, a filtered chat that is not visible, a
@@ -289,6 +308,8 @@ impl<C: CheckpointStore> Resumable<C> {
                 store: Some(store),
                 tracker: None,
                 phase: Phase::Disconnected,
+                reorder: BTreeMap::new(),
+                gap_since: None,
                 failures: 0,
                 done: false,
                 on_reconnect: None,
@@ -334,15 +355,14 @@ impl<C: CheckpointStore> Stream for Resumable<C> {
     }
 }
 
+/// The live streams of every kind, merged: `(sequence, event)` in arrival order, which may
+/// differ from sequence order across kinds.
+type Live = BoxStream<'static, Raw<Event>>;
+
 enum Phase {
     Disconnected,
-    CatchingUp {
-        live: GroupEventStream,
-        catch_up: CatchUpStream,
-    },
-    Live {
-        live: GroupEventStream,
-    },
+    CatchingUp { live: Live, catch_up: CatchUpStream },
+    Live { live: Live },
 }
 
 struct Driver<C: CheckpointStore> {
@@ -352,22 +372,51 @@ struct Driver<C: CheckpointStore> {
     store: Option<C>,
     tracker: Option<Arc<Mutex<Tracker<C>>>>,
     phase: Phase,
+    /// Live events that arrived ahead of a sequence not seen yet, by sequence.
+    reorder: BTreeMap<u64, Option<Event>>,
+    /// Since when the first event of `reorder` has waited for its predecessor.
+    gap_since: Option<Instant>,
     /// Consecutive failed connections.
     failures: u32,
     done: bool,
     on_reconnect: Option<ReconnectHook>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Source {
-    CatchUp,
-    Live,
-}
-
 /// What to do with one frame.
 enum Step<C: CheckpointStore> {
     Yield(Result<Delivery<C>>),
     Continue,
+}
+
+fn closed(what: &str) -> Error {
+    Error::local(
+        ErrorKind::Connection,
+        Code::Unavailable,
+        "serviceUnavailable",
+        what.to_owned(),
+    )
+}
+
+/// One kind's live stream as merged items; a stream the server does not serve is none at
+/// all, and the end of a served one is an error (so the merged stream ends with it).
+async fn open<F, Fut>(opened: Fut) -> Result<Option<Live>>
+where
+    F: LiveFrame,
+    Event: From<F::Event>,
+    Fut: Future<Output = Result<tonic::Streaming<F>>>,
+{
+    match opened.await {
+        Ok(frames) => Ok(Some(
+            raw(frames)
+                .map(|item| item.map(|(seq, e)| (seq, e.map(Event::from))))
+                .chain(futures::stream::once(async {
+                    Err(closed("the server closed the event stream"))
+                }))
+                .boxed(),
+        )),
+        Err(err) if err.grpc_code() == Code::Unimplemented => Ok(None),
+        Err(err) => Err(err),
+    }
 }
 
 impl<C: CheckpointStore> Driver<C> {
@@ -400,12 +449,12 @@ impl<C: CheckpointStore> Driver<C> {
         loop {
             let step = match std::mem::replace(&mut self.phase, Phase::Disconnected) {
                 Phase::Disconnected => self.connect(&tracker).await,
-                Phase::CatchingUp { live, mut catch_up } => match catch_up.next().await {
-                    Some(Ok(CatchUpEvent::Group(event))) => {
+                Phase::CatchingUp { live, mut catch_up } => match catch_up.next_raw().await {
+                    Some(Ok(RawCatchUp::Event(sequence, event))) => {
                         self.phase = Phase::CatchingUp { live, catch_up };
-                        self.offer(&tracker, event, Source::CatchUp).await
+                        self.offer(&tracker, sequence, event.map(|e| *e)).await
                     }
-                    Some(Ok(CatchUpEvent::Complete { head_sequence })) => {
+                    Some(Ok(RawCatchUp::Complete(head_sequence))) => {
                         self.failures = 0;
                         self.phase = Phase::Live { live };
                         let mut t = tracker.lock().await;
@@ -416,26 +465,9 @@ impl<C: CheckpointStore> Driver<C> {
                         }
                     }
                     Some(Err(err)) => self.disconnected(err),
-                    None => self.disconnected(Error::local(
-                        ErrorKind::Connection,
-                        Code::Unavailable,
-                        "serviceUnavailable",
-                        "catch-up ended before it completed",
-                    )),
+                    None => self.disconnected(closed("catch-up ended before it completed")),
                 },
-                Phase::Live { mut live } => match live.next().await {
-                    Some(Ok(event)) => {
-                        self.phase = Phase::Live { live };
-                        self.offer(&tracker, event, Source::Live).await
-                    }
-                    Some(Err(err)) => self.disconnected(err),
-                    None => self.disconnected(Error::local(
-                        ErrorKind::Connection,
-                        Code::Unavailable,
-                        "serviceUnavailable",
-                        "the server closed the event stream",
-                    )),
-                },
+                Phase::Live { live } => self.live(&tracker, live).await,
             };
             match step {
                 Step::Continue => continue,
@@ -451,44 +483,90 @@ impl<C: CheckpointStore> Driver<C> {
         Some(Err(err))
     }
 
-    /// Delivers an event unless it was already delivered or does not match the filter.
+    /// One step while live: the next event in sequence from the reorder buffer or the
+    /// streams, or a catch-up when a gap stays open.
+    async fn live(&mut self, tracker: &Arc<Mutex<Tracker<C>>>, mut live: Live) -> Step<C> {
+        let seen = tracker.lock().await.seen;
+        // What catch-up or an earlier delivery already covered.
+        while let Some(entry) = self.reorder.first_entry() {
+            if *entry.key() > seen {
+                break;
+            }
+            entry.remove();
+        }
+        if let Some(entry) = self.reorder.first_entry() {
+            if *entry.key() == seen + 1 {
+                let (sequence, event) = entry.remove_entry();
+                self.gap_since = None;
+                self.phase = Phase::Live { live };
+                return self.offer(tracker, sequence, event).await;
+            }
+        }
+        let gap_since = match (self.reorder.is_empty(), self.gap_since) {
+            (true, _) => None,
+            (false, Some(since)) => Some(since),
+            (false, None) => Some(Instant::now()),
+        };
+        self.gap_since = gap_since;
+        let next = match gap_since {
+            None => live.next().await,
+            // Cancel safety: dropping `next()` of a stream loses no item.
+            Some(since) => match tokio::time::timeout_at(since + GAP_GRACE, live.next()).await {
+                Ok(next) => next,
+                Err(_) => return self.catch_up_again(live, seen).await,
+            },
+        };
+        match next {
+            Some(Ok((sequence, event))) => {
+                if sequence > seen {
+                    self.reorder.insert(sequence, event);
+                }
+                if self.reorder.len() > MAX_REORDER {
+                    return self.catch_up_again(live, seen).await;
+                }
+                // The next round delivers it if it is next, or starts waiting for the gap.
+                self.phase = Phase::Live { live };
+                Step::Continue
+            }
+            Some(Err(err)) => self.disconnected(err),
+            None => self.disconnected(closed("the server closed the event stream")),
+        }
+    }
+
+    /// A live gap did not close: replay from the last contiguous position on the same live
+    /// streams. Every event past the gap was committed before the replay starts, so the
+    /// replay brings it.
+    async fn catch_up_again(&mut self, live: Live, after: u64) -> Step<C> {
+        self.gap_since = None;
+        match self.client.events().catch_up(after).await {
+            Ok(catch_up) => {
+                self.phase = Phase::CatchingUp { live, catch_up };
+                Step::Continue
+            }
+            Err(err) => self.disconnected(err),
+        }
+    }
+
+    /// Delivers an event unless it was already delivered, is of a kind this SDK does not
+    /// know, or does not match the filter; its sequence counts as seen in every case.
     async fn offer(
         &mut self,
         tracker: &Arc<Mutex<Tracker<C>>>,
-        event: GroupEvent,
-        source: Source,
+        sequence: u64,
+        event: Option<Event>,
     ) -> Step<C> {
         let mut t = tracker.lock().await;
-        if event.sequence <= t.seen {
+        if sequence <= t.seen {
             return Step::Continue; // the overlap between catch-up and live
         }
-        if source == Source::Live && event.sequence != t.seen + 1 {
-            // The live stream skipped something (or carried an event kind this SDK does not
-            // surface). Never step over it: replay from the last contiguous position on the
-            // same live stream. This event was committed before the replay starts, so the
-            // replay brings it too.
-            let after = t.seen;
-            drop(t);
-            return match (
-                std::mem::replace(&mut self.phase, Phase::Disconnected),
-                self.client.events().catch_up(after).await,
-            ) {
-                (Phase::Live { live }, Ok(catch_up)) => {
-                    self.phase = Phase::CatchingUp { live, catch_up };
-                    Step::Continue
-                }
-                (_, Ok(_)) => Step::Continue,
-                (_, Err(err)) => self.disconnected(err),
-            };
-        }
-        t.seen = event.sequence;
-        if !self.filter.matches(&event) {
-            // Catch-up is not filtered by the server.
+        t.seen = sequence;
+        let Some(event) = event.filter(|e| self.filter.matches(&e.chat_guid)) else {
+            // Catch-up and the live streams are not filtered by the server.
             return Step::Continue;
-        }
-        t.pending.insert(event.sequence);
+        };
+        t.pending.insert(sequence);
         Step::Yield(Ok(Delivery {
-            event,
+            event: Box::new(event),
             tracker: tracker.clone(),
         }))
     }
@@ -508,11 +586,14 @@ impl<C: CheckpointStore> Driver<C> {
 
     /// Steps 1 and 2 of the flow: live first, then catch-up from the position.
     async fn connect(&mut self, tracker: &Arc<Mutex<Tracker<C>>>) -> Step<C> {
+        // A new connection replays everything after the position: what waited is replayed.
+        self.reorder.clear();
+        self.gap_since = None;
         if self.failures > 0 {
             let delay = self.client.inner.retry.delay(self.failures);
             tokio::time::sleep(delay).await;
         }
-        // The live stream is unfiltered and the filter applied here, so that every sequence
+        // The live streams are unfiltered and the filter applied here, so that every sequence
         // passes by and a gap can be seen (a filtered stream has gaps by design). A filtered
         // chat must still be visible: check it as the server would.
         if let Some(chat) = self.filter.chat_guid() {
@@ -520,12 +601,7 @@ impl<C: CheckpointStore> Driver<C> {
                 return self.disconnected(err);
             }
         }
-        let live = match self
-            .client
-            .groups()
-            .subscribe_events(EventFilter::all())
-            .await
-        {
+        let live = match open_live(&self.client).await {
             Ok(live) => live,
             Err(err) => return self.disconnected(err),
         };
@@ -538,6 +614,29 @@ impl<C: CheckpointStore> Driver<C> {
             Err(err) => self.disconnected(err),
         }
     }
+}
+
+/// The group, message and chat streams, each accepted by the server, merged. (A free
+/// function: the driver, which holds streams, is not `Sync`, and this future must be `Send`.)
+async fn open_live(client: &Client) -> Result<Live> {
+    let inner = &client.inner;
+    let group = open(inner.open_stream(
+        imgroups_proto::pb::SubscribeGroupEventsRequest { chat_guid: None },
+        |ch, r| async move { group_client(ch).subscribe_group_events(r).await },
+    ))
+    .await?;
+    let message = open(inner.open_stream(
+        imgroups_proto::pb::SubscribeMessageEventsRequest { chat_guid: None },
+        |ch, r| async move { message_client(ch).subscribe_message_events(r).await },
+    ))
+    .await?;
+    let chat = open(inner.open_stream(
+        imgroups_proto::pb::SubscribeChatEventsRequest { chat_guid: None },
+        |ch, r| async move { chat_client(ch).subscribe_chat_events(r).await },
+    ))
+    .await?;
+    let streams: Vec<Live> = [group, message, chat].into_iter().flatten().collect();
+    Ok(futures::stream::select_all(streams).boxed())
 }
 
 #[cfg(test)]

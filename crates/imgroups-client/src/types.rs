@@ -1,5 +1,6 @@
-//! Public value types: chats, participants, icons and group events, in the official SDK's
-//! shape. They serialize to the SDK's JSON shape (camelCase, `type` tags, RFC 3339 times).
+//! Public value types: chats, participants, icons, messages, tapbacks and events (group,
+//! message, chat), in the official SDK's shape. They serialize to the SDK's JSON shape
+//! (camelCase, `type` tags, RFC 3339 times).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -8,7 +9,7 @@ use imgroups_proto::pbjson_types::Timestamp;
 use imgroups_proto::{pb, sdk};
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, ErrorKind, Result};
 
 pub use imgroups_proto::sdk::Service;
 
@@ -114,41 +115,436 @@ pub struct GroupIcon {
     pub mime_type: String,
 }
 
-/// A message snapshot (the `initialMessage` of a created chat).
+/// A message's GUID (on imgroups an upper-case UUID, the same in every member's view). A
+/// value of this type is non-empty, trimmed and free of whitespace and control characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MessageGuid(String);
+
+impl MessageGuid {
+    /// Longest GUID accepted; real ones are far shorter.
+    const MAX_LEN: usize = 200;
+
+    /// Checks and trims `guid`; a malformed one is a validation error
+    /// (`invalidArgument`, `field=messageGuid`) made here, before anything is sent.
+    pub fn parse(guid: &str) -> Result<Self> {
+        let guid = guid.trim();
+        let why = if guid.is_empty() {
+            Some("a message guid cannot be empty".to_owned())
+        } else if guid.len() > Self::MAX_LEN {
+            Some(format!(
+                "message guid is longer than {} characters",
+                Self::MAX_LEN
+            ))
+        } else if guid.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            Some(format!("invalid message guid {guid:?}: it contains spaces"))
+        } else {
+            None
+        };
+        match why {
+            None => Ok(MessageGuid(guid.to_owned())),
+            Some(why) => Err(Error::local(
+                ErrorKind::Validation,
+                Code::InvalidArgument,
+                "invalidArgument",
+                why,
+            )
+            .with_context("field", "messageGuid")),
+        }
+    }
+
+    /// The GUID as sent on the wire.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub(crate) fn from_wire(guid: String) -> Result<Self> {
+        MessageGuid::parse(&guid)
+            .map_err(|_| Error::malformed(format!("invalid message guid {guid:?}")))
+    }
+}
+
+impl std::fmt::Display for MessageGuid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::str::FromStr for MessageGuid {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        MessageGuid::parse(s)
+    }
+}
+
+impl AsRef<str> for MessageGuid {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Serialize for MessageGuid {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+/// A tapback. Parse one from its name with [`str::parse`]: `love`, `like`, `dislike`,
+/// `laugh`, `emphasize`, `question`, or an emoji (`"🎉".parse()`).
+///
+/// Serializes as `{"kind":"love"}` or `{"kind":"emoji","emoji":"🎉"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Reaction {
+    /// ❤️
+    Love,
+    /// 👍
+    Like,
+    /// 👎
+    Dislike,
+    /// 😂
+    Laugh,
+    /// ‼️
+    Emphasize,
+    /// ❓
+    Question,
+    /// Any emoji.
+    Emoji(String),
+    /// A sticker tapback (seen from other servers; imgroups does not place stickers).
+    Sticker,
+}
+
+impl Reaction {
+    /// `love`, `like`, …, `emoji`, `sticker`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Reaction::Love => "love",
+            Reaction::Like => "like",
+            Reaction::Dislike => "dislike",
+            Reaction::Laugh => "laugh",
+            Reaction::Emphasize => "emphasize",
+            Reaction::Question => "question",
+            Reaction::Emoji(_) => "emoji",
+            Reaction::Sticker => "sticker",
+        }
+    }
+
+    pub(crate) fn to_wire(&self) -> pb::MessageReaction {
+        use pb::MessageReactionKind as K;
+        let (kind, emoji) = match self {
+            Reaction::Love => (K::Love, None),
+            Reaction::Like => (K::Like, None),
+            Reaction::Dislike => (K::Dislike, None),
+            Reaction::Laugh => (K::Laugh, None),
+            Reaction::Emphasize => (K::Emphasize, None),
+            Reaction::Question => (K::Question, None),
+            Reaction::Emoji(emoji) => (K::Emoji, Some(emoji.clone())),
+            Reaction::Sticker => (K::Sticker, None),
+        };
+        pb::MessageReaction {
+            kind: kind as i32,
+            emoji,
+        }
+    }
+
+    pub(crate) fn from_wire(r: Option<pb::MessageReaction>) -> Result<Self> {
+        use pb::MessageReactionKind as K;
+        let r = r.ok_or_else(|| Error::malformed("expected reaction"))?;
+        Ok(match K::try_from(r.kind) {
+            Ok(K::Love) => Reaction::Love,
+            Ok(K::Like) => Reaction::Like,
+            Ok(K::Dislike) => Reaction::Dislike,
+            Ok(K::Laugh) => Reaction::Laugh,
+            Ok(K::Emphasize) => Reaction::Emphasize,
+            Ok(K::Question) => Reaction::Question,
+            Ok(K::Emoji) => Reaction::Emoji(r.emoji.unwrap_or_default()),
+            Ok(K::Sticker) => Reaction::Sticker,
+            Err(_) => {
+                return Err(Error::malformed(format!(
+                    "unknown reaction kind {}",
+                    r.kind
+                )))
+            }
+        })
+    }
+}
+
+impl std::fmt::Display for Reaction {
+    /// The name, or the emoji itself.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reaction::Emoji(emoji) => f.write_str(emoji),
+            other => f.write_str(other.kind()),
+        }
+    }
+}
+
+impl std::str::FromStr for Reaction {
+    type Err = Error;
+
+    /// A name (`love`, `like`, `dislike`, `laugh`, `emphasize`, `question`, case-blind) or an
+    /// emoji. A word that is neither (`lvoe`) is refused rather than sent as an "emoji".
+    fn from_str(s: &str) -> Result<Self> {
+        let s = s.trim();
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "love" => Reaction::Love,
+            "like" => Reaction::Like,
+            "dislike" => Reaction::Dislike,
+            "laugh" => Reaction::Laugh,
+            "emphasize" => Reaction::Emphasize,
+            "question" => Reaction::Question,
+            "sticker" => Reaction::Sticker,
+            _ if !s.is_empty()
+                && s.chars().count() <= 16
+                && !s
+                    .chars()
+                    .any(|c| c.is_ascii_alphanumeric() || c.is_whitespace() || c.is_control()) =>
+            {
+                Reaction::Emoji(s.to_owned())
+            }
+            _ => {
+                return Err(Error::local(
+                    ErrorKind::Validation,
+                    Code::InvalidArgument,
+                    "invalidArgument",
+                    format!(
+                        "unknown tapback {s:?}: expected love, like, dislike, laugh, \
+                         emphasize, question or an emoji"
+                    ),
+                )
+                .with_context("field", "reaction"))
+            }
+        })
+    }
+}
+
+impl Serialize for Reaction {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("kind", self.kind())?;
+        if let Reaction::Emoji(emoji) = self {
+            map.serialize_entry("emoji", emoji)?;
+        }
+        map.end()
+    }
+}
+
+/// A styled span of a message's text; `start` and `length` count UTF-16 code units.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TextFormat {
+    /// The style, e.g. `bold`, `italic`, `underline`, `strikethrough`.
+    #[serde(rename = "type")]
+    pub style: String,
+    /// First UTF-16 code unit.
+    pub start: u32,
+    /// Length in UTF-16 code units.
+    pub length: u32,
+    /// A text effect's name, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub effect_name: Option<String>,
+}
+
+impl TextFormat {
+    /// `style` over `length` UTF-16 code units from `start`.
+    pub fn new(style: impl Into<String>, start: u32, length: u32) -> Self {
+        TextFormat {
+            style: style.into(),
+            start,
+            length,
+            effect_name: None,
+        }
+    }
+
+    pub(crate) fn to_wire(&self) -> pb::TextFormat {
+        pb::TextFormat {
+            r#type: self.style.clone(),
+            start: i32::try_from(self.start).unwrap_or(i32::MAX),
+            length: i32::try_from(self.length).unwrap_or(i32::MAX),
+            effect_name: self.effect_name.clone(),
+        }
+    }
+
+    fn from_wire(f: pb::TextFormat) -> Self {
+        TextFormat {
+            style: f.r#type,
+            start: u32::try_from(f.start).unwrap_or(0),
+            length: u32::try_from(f.length).unwrap_or(0),
+            effect_name: f.effect_name,
+        }
+    }
+}
+
+/// A tapback on a message now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppliedReaction {
+    /// The tapback.
+    pub reaction: Reaction,
+    /// Who put it there; absent when it is the calling account's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sender: Option<Participant>,
+    /// Whether the calling account put it there.
+    pub is_from_me: bool,
+    /// When.
+    #[serde(serialize_with = "rfc3339_serde")]
+    pub date_created: SystemTime,
+}
+
+/// A message as the calling account sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Message {
-    /// The message's GUID.
-    pub guid: String,
-    /// The text, if any.
+    /// The message's GUID, the same in every member's view.
+    pub guid: MessageGuid,
+    /// The text; absent once unsent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
     /// The subject line, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
-    /// When the message was created.
-    #[serde(serialize_with = "rfc3339_serde")]
-    pub date_created: SystemTime,
+    /// Styled spans of the text.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub formatting: Vec<TextFormat>,
+    /// The bubble or screen effect it was sent with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub effect_id: Option<String>,
+    /// The message this one answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<MessageGuid>,
+    /// Who sent it; absent for the calling account's own messages.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sender: Option<Participant>,
     /// Whether the calling account sent it.
     pub is_from_me: bool,
     /// Whether it was sent (not only queued).
     pub is_sent: bool,
+    /// Whether it reached the other side.
+    pub is_delivered: bool,
+    /// When the message was created.
+    #[serde(serialize_with = "rfc3339_serde")]
+    pub date_created: SystemTime,
+    /// When it was delivered.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "opt_rfc3339_serde"
+    )]
+    pub date_delivered: Option<SystemTime>,
+    /// When it was read: by this account (incoming), or by the other side of a direct chat
+    /// (the account's own).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "opt_rfc3339_serde"
+    )]
+    pub date_read: Option<SystemTime>,
+    /// When it was last edited.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "opt_rfc3339_serde"
+    )]
+    pub date_edited: Option<SystemTime>,
+    /// When it was unsent.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "opt_rfc3339_serde"
+    )]
+    pub date_retracted: Option<SystemTime>,
+    /// Its tapbacks now, at most one per person.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<AppliedReaction>,
+    /// The chats it is in, as the calling account sees them.
+    #[serde(serialize_with = "display_all")]
+    pub chat_guids: Vec<ChatGuid>,
 }
 
 impl Message {
+    /// Whether its sender took it back ([`Messages::unsend`](crate::Messages::unsend)).
+    pub fn is_unsent(&self) -> bool {
+        self.date_retracted.is_some()
+    }
+
+    /// The chat it is in (the first of [`chat_guids`](Self::chat_guids)).
+    pub fn chat_guid(&self) -> Option<&ChatGuid> {
+        self.chat_guids.first()
+    }
+
     pub(crate) fn from_wire(m: pb::Message) -> Result<Self> {
         let content = m
             .content
             .ok_or_else(|| Error::malformed("expected content in message"))?;
+        let opt_time =
+            |t: Option<Timestamp>, field: &str| t.map(|t| time(Some(t), field)).transpose();
         Ok(Message {
-            guid: m.guid,
-            text: content.text,
+            guid: MessageGuid::from_wire(m.guid)?,
+            // An unsent message arrives with empty content.
+            text: content
+                .text
+                .filter(|t| !t.is_empty() || m.date_retracted.is_none()),
             subject: m.subject,
-            date_created: time(m.date_created, "dateCreated")?,
+            formatting: content
+                .formatting
+                .into_iter()
+                .map(TextFormat::from_wire)
+                .collect(),
+            effect_id: content.expressive_send_style_id,
+            reply_to: m
+                .reply_target_guid
+                .filter(|g| !g.is_empty())
+                .map(MessageGuid::from_wire)
+                .transpose()?,
+            sender: m.sender.map(Participant::from_wire).transpose()?,
             is_from_me: m.is_from_me,
             is_sent: m.is_sent,
+            is_delivered: m.is_delivered,
+            date_created: time(m.date_created, "dateCreated")?,
+            date_delivered: opt_time(m.date_delivered, "dateDelivered")?,
+            date_read: opt_time(m.date_read, "dateRead")?,
+            date_edited: opt_time(m.date_edited, "dateEdited")?,
+            date_retracted: opt_time(m.date_retracted, "dateRetracted")?,
+            reactions: m
+                .applied_reactions
+                .into_iter()
+                .map(|r| {
+                    Ok(AppliedReaction {
+                        reaction: Reaction::from_wire(r.reaction)?,
+                        sender: r.sender.map(Participant::from_wire).transpose()?,
+                        is_from_me: r.is_from_me,
+                        date_created: time(r.date_created, "dateCreated")?,
+                    })
+                })
+                .collect::<Result<_>>()?,
+            chat_guids: m
+                .chat_guids
+                .iter()
+                .map(|g| parse_guid(g))
+                .collect::<Result<_>>()?,
         })
     }
+}
+
+/// One page of messages, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessagePage {
+    /// The messages of this page, newest first.
+    pub messages: Vec<Message>,
+    /// Pass it as `page_token` for the next page; absent on the last one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_page_token: Option<String>,
+}
+
+/// What an address is known to be reachable on ([`Addresses::info`](crate::Addresses::info)).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AddressInfo {
+    /// The address as the server normalised it.
+    pub address: String,
+    /// The services it was seen on (iMessage, SMS, RCS order); empty when unreachable.
+    pub services: Vec<Service>,
+    /// Its region (ISO 3166-1 alpha-2), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
 }
 
 /// What [`Chats::create`](crate::Chats::create) returns.
@@ -162,17 +558,24 @@ pub struct CreateChatResult {
     pub initial_message: Option<Message>,
 }
 
-/// One durable group change, with its place in the account's event log.
+/// One durable change with its place in the account's event log. `C` is what changed: a
+/// [`GroupChange`] ([`GroupEvent`]), a [`MessageChange`] ([`MessageEvent`]), a
+/// [`ChatChange`] ([`ChatEvent`]), or any of them ([`Change`], the default: what a catch-up
+/// or a [`Resumable`](crate::Resumable) delivers).
 ///
-/// Serializes like the official SDK's `GroupEvent` ([`imgroups_proto::sdk::GroupEvent`], the
-/// shape the server's console shows too):
+/// A group event serializes like the official SDK's `GroupEvent`
+/// ([`imgroups_proto::sdk::GroupEvent`], the shape the server's console shows too):
 /// `{"type":"group.changed","sequence":7,"chatGuid":"any;+;chat…","occurredAt":"…Z",
 /// "isFromMe":true,"actor":{…},"change":{"type":"participantAdded","participant":{…}}}`.
+/// Message and chat events serialize flat, with the server's event type names:
+/// `{"type":"message.received","sequence":8,"chatGuid":…,"occurredAt":…,"isFromMe":…,
+/// "actor":…,"message":{…}}`, `{"type":"message.reactionAdded",…,"messageGuid":…,
+/// "reaction":{"kind":"love"}}`, `{"type":"chat.markedRead",…}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GroupEvent {
+pub struct Event<C = Change> {
     /// Position in the account's log: 1, 2, 3, … with no gaps across all of its events.
     pub sequence: u64,
-    /// The group that changed.
+    /// The chat the change happened in.
     pub chat_guid: ChatGuid,
     /// When the change was committed.
     pub occurred_at: SystemTime,
@@ -181,7 +584,186 @@ pub struct GroupEvent {
     /// Who made the change, where it can be named.
     pub actor: Option<Participant>,
     /// What changed.
-    pub change: GroupChange,
+    pub change: C,
+}
+
+/// A change to a group ([`Groups::subscribe_events`](crate::Groups::subscribe_events)).
+pub type GroupEvent = Event<GroupChange>;
+/// A message sent, changed or read ([`Messages::subscribe`](crate::Messages::subscribe)).
+pub type MessageEvent = Event<MessageChange>;
+/// A change to a chat as a whole ([`Chats::subscribe_events`](crate::Chats::subscribe_events)).
+pub type ChatEvent = Event<ChatChange>;
+
+impl<C> Event<C> {
+    /// The same event with its change mapped.
+    fn map_change<D>(self, f: impl FnOnce(C) -> D) -> Event<D> {
+        Event {
+            sequence: self.sequence,
+            chat_guid: self.chat_guid,
+            occurred_at: self.occurred_at,
+            is_from_me: self.is_from_me,
+            actor: self.actor,
+            change: f(self.change),
+        }
+    }
+
+    /// The official SDK's `GroupEvent` view of this envelope with a group `change`.
+    fn sdk_group<'a>(&'a self, chat_guid: &'a str, change: &'a GroupChange) -> sdk::GroupEvent<'a> {
+        sdk::GroupEvent {
+            sequence: self.sequence,
+            chat_guid,
+            occurred_at: sdk_time(self.occurred_at),
+            is_from_me: self.is_from_me,
+            actor: self.actor.as_ref().map(Participant::sdk),
+            change: change.sdk(),
+        }
+    }
+
+    /// The envelope of a wire event.
+    fn envelope(
+        sequence: u64,
+        chat_guid: &str,
+        occurred_at: Option<Timestamp>,
+        is_from_me: bool,
+        actor: Option<pb::SingleServiceAddressInfo>,
+        change: C,
+    ) -> Result<Self> {
+        Ok(Event {
+            sequence,
+            chat_guid: parse_guid(chat_guid)?,
+            occurred_at: time(occurred_at, "occurredAt")?,
+            is_from_me,
+            actor: actor.map(Participant::from_wire).transpose()?,
+            change,
+        })
+    }
+
+    /// `#7 2025-01-02T03:04:05.000Z any;+;chat… <what><detail> by …`.
+    fn line(&self, what: &str, detail: &str) -> String {
+        let by = match (&self.actor, self.is_from_me) {
+            (_, true) => " by me".to_owned(),
+            (Some(actor), false) => format!(" by {}", actor.address),
+            (None, false) => String::new(),
+        };
+        format!(
+            "#{} {} {} {what}{detail}{by}",
+            self.sequence,
+            rfc3339(self.occurred_at),
+            self.chat_guid,
+        )
+    }
+
+    /// The flat JSON shape of message and chat events, `fields` added to the envelope.
+    fn flat_json(&self, event_type: &str, fields: serde_json::Value) -> serde_json::Value {
+        let mut map = serde_json::Map::new();
+        map.insert("type".into(), event_type.into());
+        map.insert("sequence".into(), self.sequence.into());
+        map.insert("chatGuid".into(), self.chat_guid.to_string().into());
+        map.insert("occurredAt".into(), rfc3339(self.occurred_at).into());
+        map.insert("isFromMe".into(), self.is_from_me.into());
+        if let Some(actor) = &self.actor {
+            map.insert(
+                "actor".into(),
+                serde_json::to_value(actor).unwrap_or_default(),
+            );
+        }
+        if let serde_json::Value::Object(fields) = fields {
+            map.extend(fields);
+        }
+        serde_json::Value::Object(map)
+    }
+}
+
+impl From<GroupEvent> for Event {
+    fn from(e: GroupEvent) -> Self {
+        e.map_change(Change::Group)
+    }
+}
+
+impl From<MessageEvent> for Event {
+    fn from(e: MessageEvent) -> Self {
+        e.map_change(Change::Message)
+    }
+}
+
+impl From<ChatEvent> for Event {
+    fn from(e: ChatEvent) -> Self {
+        e.map_change(Change::Chat)
+    }
+}
+
+/// What an [`Event`] of any kind carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Change {
+    /// A change to a group.
+    Group(GroupChange),
+    /// A message sent, changed or read.
+    Message(MessageChange),
+    /// A change to a chat as a whole.
+    Chat(ChatChange),
+}
+
+impl Event {
+    /// The event's type: `group.changed`, `message.received`, `chat.markedRead`, …
+    pub fn event_type(&self) -> &'static str {
+        match &self.change {
+            Change::Group(_) => GroupEvent::TYPE,
+            Change::Message(change) => change.event_type(),
+            Change::Chat(change) => change.event_type(),
+        }
+    }
+
+    /// One human-readable line, as [`GroupEvent::to_line`] and [`MessageEvent::to_line`].
+    pub fn to_line(&self) -> String {
+        match &self.change {
+            Change::Group(c) => self.line(c.type_name(), &group_detail(c)),
+            Change::Message(c) => self.line(c.event_type(), &c.detail()),
+            Change::Chat(c) => self.line(c.event_type(), ""),
+        }
+    }
+
+    /// The JSON shape (see [`Event`]), as one compact line.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// The catch-up frame this event is.
+    pub(crate) fn into_catch_up(self) -> CatchUpEvent {
+        let Event {
+            sequence,
+            chat_guid,
+            occurred_at,
+            is_from_me,
+            actor,
+            change,
+        } = self;
+        let envelope = Event {
+            sequence,
+            chat_guid,
+            occurred_at,
+            is_from_me,
+            actor,
+            change: (),
+        };
+        match change {
+            Change::Group(c) => CatchUpEvent::Group(envelope.map_change(|()| c)),
+            Change::Message(c) => CatchUpEvent::Message(envelope.map_change(|()| c)),
+            Change::Chat(c) => CatchUpEvent::Chat(envelope.map_change(|()| c)),
+        }
+    }
+}
+
+impl Serialize for Event {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match &self.change {
+            Change::Group(c) => self.sdk_group(&self.chat_guid.to_string(), c).serialize(s),
+            Change::Message(c) => self.flat_json(c.event_type(), c.fields()).serialize(s),
+            Change::Chat(c) => self
+                .flat_json(c.event_type(), serde_json::json!({}))
+                .serialize(s),
+        }
+    }
 }
 
 /// The change a [`GroupEvent`] carries.
@@ -251,16 +833,8 @@ impl Serialize for GroupChange {
 
 impl Serialize for GroupEvent {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let chat_guid = self.chat_guid.to_string();
-        sdk::GroupEvent {
-            sequence: self.sequence,
-            chat_guid: &chat_guid,
-            occurred_at: sdk_time(self.occurred_at),
-            is_from_me: self.is_from_me,
-            actor: self.actor.as_ref().map(Participant::sdk),
-            change: self.change.sdk(),
-        }
-        .serialize(s)
+        self.sdk_group(&self.chat_guid.to_string(), &self.change)
+            .serialize(s)
     }
 }
 
@@ -293,38 +867,21 @@ impl GroupEvent {
             Some(C::IconRemoved(_)) => GroupChange::IconRemoved,
             None => return Ok(None),
         };
-        Ok(Some(GroupEvent {
+        Event::envelope(
             sequence,
-            chat_guid: parse_guid(&e.chat_guid)?,
-            occurred_at: time(e.occurred_at, "occurredAt")?,
-            is_from_me: e.is_from_me,
-            actor: e.actor.map(Participant::from_wire).transpose()?,
+            &e.chat_guid,
+            e.occurred_at,
+            e.is_from_me,
+            e.actor,
             change,
-        }))
+        )
+        .map(Some)
     }
 
     /// One human-readable line, e.g.
     /// `#7 2025-01-02T03:04:05.000Z any;+;chat… participantAdded bob@example.com by me`.
     pub fn to_line(&self) -> String {
-        let detail = match &self.change {
-            GroupChange::DisplayNameChanged { display_name } => format!(" {display_name:?}"),
-            GroupChange::ParticipantAdded { participant }
-            | GroupChange::ParticipantRemoved { participant }
-            | GroupChange::ParticipantLeft { participant } => format!(" {}", participant.address),
-            GroupChange::IconChanged | GroupChange::IconRemoved => String::new(),
-        };
-        let by = match (&self.actor, self.is_from_me) {
-            (_, true) => " by me".to_owned(),
-            (Some(actor), false) => format!(" by {}", actor.address),
-            (None, false) => String::new(),
-        };
-        format!(
-            "#{} {} {} {}{detail}{by}",
-            self.sequence,
-            rfc3339(self.occurred_at),
-            self.chat_guid,
-            self.change.type_name()
-        )
+        self.line(self.change.type_name(), &group_detail(&self.change))
     }
 
     /// The SDK's JSON shape, as one compact line.
@@ -340,11 +897,293 @@ impl GroupEvent {
 pub enum CatchUpEvent {
     /// A group event from the log.
     Group(GroupEvent),
+    /// A message event from the log.
+    Message(MessageEvent),
+    /// A chat event from the log.
+    Chat(ChatEvent),
     /// The replay is complete: every event up to `head_sequence` was sent (`catchup.complete`).
     Complete {
         /// The log's last sequence when the replay started.
         head_sequence: u64,
     },
+}
+
+/// What a group event's line says after its type.
+fn group_detail(change: &GroupChange) -> String {
+    match change {
+        GroupChange::DisplayNameChanged { display_name } => format!(" {display_name:?}"),
+        GroupChange::ParticipantAdded { participant }
+        | GroupChange::ParticipantRemoved { participant }
+        | GroupChange::ParticipantLeft { participant } => format!(" {}", participant.address),
+        GroupChange::IconChanged | GroupChange::IconRemoved => String::new(),
+    }
+}
+
+/// The change a [`MessageEvent`] carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MessageChange {
+    /// A message arrived in the chat, or was sent from this account (`is_from_me`).
+    Received {
+        /// The message as stored when it was sent.
+        message: Box<Message>,
+    },
+    /// A message was edited by its sender.
+    Edited {
+        /// The message edited.
+        message_guid: MessageGuid,
+        /// The text after the edit.
+        text: Option<String>,
+        /// The formatting after the edit.
+        formatting: Vec<TextFormat>,
+        /// When it was edited.
+        edited_at: SystemTime,
+    },
+    /// A message was unsent by its sender.
+    Unsent {
+        /// The message unsent.
+        message_guid: MessageGuid,
+        /// When it was unsent.
+        retracted_at: SystemTime,
+    },
+    /// One of this account's messages was read by the other side of a direct chat.
+    Read {
+        /// The message read.
+        message_guid: MessageGuid,
+        /// When it was read.
+        read_at: SystemTime,
+    },
+    /// The event's actor put a tapback on a message.
+    ReactionAdded {
+        /// The message reacted to.
+        message_guid: MessageGuid,
+        /// The tapback.
+        reaction: Reaction,
+    },
+    /// The event's actor took a tapback off a message.
+    ReactionRemoved {
+        /// The message.
+        message_guid: MessageGuid,
+        /// The tapback taken off.
+        reaction: Reaction,
+    },
+}
+
+impl MessageChange {
+    /// The event type: `message.received`, `message.edited`, `message.unsent`,
+    /// `message.read`, `message.reactionAdded` or `message.reactionRemoved`.
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            MessageChange::Received { .. } => "message.received",
+            MessageChange::Edited { .. } => "message.edited",
+            MessageChange::Unsent { .. } => "message.unsent",
+            MessageChange::Read { .. } => "message.read",
+            MessageChange::ReactionAdded { .. } => "message.reactionAdded",
+            MessageChange::ReactionRemoved { .. } => "message.reactionRemoved",
+        }
+    }
+
+    /// The GUID of the message the change is about.
+    pub fn message_guid(&self) -> &MessageGuid {
+        match self {
+            MessageChange::Received { message } => &message.guid,
+            MessageChange::Edited { message_guid, .. }
+            | MessageChange::Unsent { message_guid, .. }
+            | MessageChange::Read { message_guid, .. }
+            | MessageChange::ReactionAdded { message_guid, .. }
+            | MessageChange::ReactionRemoved { message_guid, .. } => message_guid,
+        }
+    }
+
+    fn detail(&self) -> String {
+        let guid = self.message_guid();
+        match self {
+            MessageChange::Received { message } => {
+                format!(" {guid} {:?}", message.text.as_deref().unwrap_or_default())
+            }
+            MessageChange::Edited { text, .. } => {
+                format!(" {guid} {:?}", text.as_deref().unwrap_or_default())
+            }
+            MessageChange::ReactionAdded { reaction, .. }
+            | MessageChange::ReactionRemoved { reaction, .. } => format!(" {guid} {reaction}"),
+            MessageChange::Unsent { .. } | MessageChange::Read { .. } => format!(" {guid}"),
+        }
+    }
+
+    /// The fields the JSON shape adds to the envelope.
+    fn fields(&self) -> serde_json::Value {
+        let guid = self.message_guid().to_string();
+        match self {
+            MessageChange::Received { message } => serde_json::json!({ "message": message }),
+            MessageChange::Edited {
+                text,
+                formatting,
+                edited_at,
+                ..
+            } => serde_json::json!({
+                "messageGuid": guid,
+                "text": text,
+                "formatting": formatting,
+                "editedAt": rfc3339(*edited_at),
+            }),
+            MessageChange::Unsent { retracted_at, .. } => serde_json::json!({
+                "messageGuid": guid,
+                "retractedAt": rfc3339(*retracted_at),
+            }),
+            MessageChange::Read { read_at, .. } => serde_json::json!({
+                "messageGuid": guid,
+                "readAt": rfc3339(*read_at),
+            }),
+            MessageChange::ReactionAdded { reaction, .. }
+            | MessageChange::ReactionRemoved { reaction, .. } => serde_json::json!({
+                "messageGuid": guid,
+                "reaction": reaction,
+            }),
+        }
+    }
+}
+
+impl MessageEvent {
+    /// Maps a wire event; `Ok(None)` for a change this SDK does not know (a sticker placed,
+    /// or a variant added later), which is skipped.
+    pub(crate) fn from_wire(sequence: u64, e: pb::MessageChangeEvent) -> Result<Option<Self>> {
+        use pb::message_change_event::Change as C;
+        let guid = MessageGuid::from_wire;
+        let change = match e.change {
+            Some(C::MessageReceived(c)) => MessageChange::Received {
+                message: Box::new(Message::from_wire(c.message.ok_or_else(|| {
+                    Error::malformed("expected message in message.received")
+                })?)?),
+            },
+            Some(C::MessageEdited(c)) => {
+                let content = c.content.unwrap_or_default();
+                MessageChange::Edited {
+                    message_guid: guid(c.message_guid)?,
+                    text: content.text,
+                    formatting: content
+                        .formatting
+                        .into_iter()
+                        .map(TextFormat::from_wire)
+                        .collect(),
+                    edited_at: time(c.edited_at, "editedAt")?,
+                }
+            }
+            Some(C::MessageUnsent(c)) => MessageChange::Unsent {
+                message_guid: guid(c.message_guid)?,
+                retracted_at: time(c.retracted_at, "retractedAt")?,
+            },
+            Some(C::MessageRead(c)) => MessageChange::Read {
+                message_guid: guid(c.message_guid)?,
+                read_at: time(c.read_at, "readAt")?,
+            },
+            Some(C::ReactionAdded(c)) => MessageChange::ReactionAdded {
+                message_guid: guid(c.message_guid)?,
+                reaction: Reaction::from_wire(c.reaction)?,
+            },
+            Some(C::ReactionRemoved(c)) => MessageChange::ReactionRemoved {
+                message_guid: guid(c.message_guid)?,
+                reaction: Reaction::from_wire(c.reaction)?,
+            },
+            Some(C::StickerPlaced(_)) | None => return Ok(None),
+        };
+        Event::envelope(
+            sequence,
+            &e.chat_guid,
+            e.occurred_at,
+            e.is_from_me,
+            e.actor,
+            change,
+        )
+        .map(Some)
+    }
+
+    /// One human-readable line, e.g.
+    /// `#8 2025-01-02T03:04:05.000Z any;+;chat… message.received 8C1F… "hi" by bob@example.com`.
+    pub fn to_line(&self) -> String {
+        self.line(self.change.event_type(), &self.change.detail())
+    }
+
+    /// The JSON shape (see [`Event`]), as one compact line.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+impl Serialize for MessageEvent {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.flat_json(self.change.event_type(), self.change.fields())
+            .serialize(s)
+    }
+}
+
+/// The change a [`ChatEvent`] carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ChatChange {
+    /// The account marked the chat read (from any of its devices).
+    MarkedRead,
+    /// The chat's background was set.
+    BackgroundChanged,
+    /// The chat's background was removed.
+    BackgroundRemoved,
+    /// The account archived the chat.
+    Archived,
+    /// The account unarchived the chat.
+    Unarchived,
+}
+
+impl ChatChange {
+    /// The event type: `chat.markedRead`, `chat.backgroundChanged`, …
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            ChatChange::MarkedRead => "chat.markedRead",
+            ChatChange::BackgroundChanged => "chat.backgroundChanged",
+            ChatChange::BackgroundRemoved => "chat.backgroundRemoved",
+            ChatChange::Archived => "chat.archived",
+            ChatChange::Unarchived => "chat.unarchived",
+        }
+    }
+}
+
+impl ChatEvent {
+    /// Maps a wire event; `Ok(None)` for a change this SDK does not know.
+    pub(crate) fn from_wire(sequence: u64, e: pb::ChatChangeEvent) -> Result<Option<Self>> {
+        use pb::chat_change_event::Change as C;
+        let change = match e.change {
+            Some(C::MarkedRead(_)) => ChatChange::MarkedRead,
+            Some(C::BackgroundChanged(_)) => ChatChange::BackgroundChanged,
+            Some(C::BackgroundRemoved(_)) => ChatChange::BackgroundRemoved,
+            Some(C::Archived(_)) => ChatChange::Archived,
+            Some(C::Unarchived(_)) => ChatChange::Unarchived,
+            None => return Ok(None),
+        };
+        Event::envelope(
+            sequence,
+            &e.chat_guid,
+            e.occurred_at,
+            e.is_from_me,
+            e.actor,
+            change,
+        )
+        .map(Some)
+    }
+
+    /// One human-readable line, e.g. `#9 2025-01-02T03:04:05.000Z any;-;bob@… chat.markedRead by me`.
+    pub fn to_line(&self) -> String {
+        self.line(self.change.event_type(), "")
+    }
+
+    /// The JSON shape (see [`Event`]), as one compact line.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+impl Serialize for ChatEvent {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.flat_json(self.change.event_type(), serde_json::json!({}))
+            .serialize(s)
+    }
 }
 
 pub(crate) fn parse_guid(guid: &str) -> Result<ChatGuid> {
@@ -372,6 +1211,20 @@ fn display<T: std::fmt::Display, S: serde::Serializer>(
     s: S,
 ) -> std::result::Result<S::Ok, S::Error> {
     s.collect_str(value)
+}
+
+fn opt_rfc3339_serde<S: serde::Serializer>(
+    t: &Option<SystemTime>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    t.map(sdk_time).serialize(s)
+}
+
+fn display_all<T: std::fmt::Display, S: serde::Serializer>(
+    values: &[T],
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    s.collect_seq(values.iter().map(ToString::to_string))
 }
 
 fn rfc3339_serde<S: serde::Serializer>(

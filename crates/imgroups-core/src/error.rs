@@ -116,6 +116,8 @@ pub enum Reason {
     TooManyEdits,
     /// Messages can be unsent only within 2 minutes of sending.
     UnsendWindowClosed,
+    /// The simulator was reset while a stream was open.
+    Reset,
 }
 
 impl Reason {
@@ -153,6 +155,7 @@ impl Reason {
             Reason::EditWindowClosed => "editWindowClosed",
             Reason::TooManyEdits => "tooManyEdits",
             Reason::UnsendWindowClosed => "unsendWindowClosed",
+            Reason::Reset => "reset",
         }
     }
 }

@@ -34,7 +34,10 @@ pub mod text;
 pub mod tokens;
 
 pub use command::{Command, Limits, MessageOp, Mutation, NewMessage};
-pub use engine::{Engine, EngineConfig, Observed, ObservedBatch, ObservedGroup, Rules};
+pub use engine::{
+    Engine, EngineConfig, MessageEvent, Observed, ObservedBatch, ObservedGroup, ObservedMessage,
+    ObservedMessages, Rules,
+};
 pub use error::{Error, ErrorKind, Reason, Result};
 pub use ids::{Address, ChatGuid, ChatKind};
 pub use model::{

@@ -4,18 +4,25 @@
 //! and the chat.db cursor, in one store transaction, so a restart resumes exactly after what
 //! was recorded and every row enters the log once (`message.guid` is the dedupe key).
 //!
-//! A scan with many changes (the first start's import of a long history) is recorded in
-//! chunks of [`CHUNK`] changes, one store transaction each, still in date order, so that no
-//! transaction (and nothing the store keeps until its commit) grows with the history. Only the
-//! last chunk stores the scan's new cursor: a chunk's changes are not a ROWID prefix (date
-//! order is not ROWID order), so the earlier chunks keep the old one, and a restart after a
-//! crash between chunks reads the scan again and skips what was recorded by its GUID (kept in
-//! the same transaction as the events). Exactly once either way.
+//! Message rows (`imgroups_chatdb`'s conversations) are read in the same pass and recorded
+//! through `Engine::record_messages` under their own cursor and ids ([`MESSAGES_SOURCE`]),
+//! interleaved with the group changes by date: the group changes go in runs that no message
+//! date falls inside, each run's earlier messages first, so the log follows chat.db's dates
+//! across both kinds.
 //!
-//! A group the store does not know yet is created in the state it had *before* the batch's
-//! changes (its current members, name and icon, rewound through those changes), so that on
-//! the first start the whole history is recorded as events, in date order; afterwards the
-//! store's state is set to chat.db's current one (chat.db is the truth).
+//! A scan with many changes (the first start's import of a long history) is recorded in
+//! chunks of at most [`CHUNK`] changes or messages, one store transaction each, still in date
+//! order, so that no transaction (and nothing the store keeps until its commit) grows with the
+//! history. Only the last chunk of each kind stores the scan's new cursor: a chunk is not a
+//! ROWID prefix (date order is not ROWID order), so the earlier chunks keep the old one, and a
+//! restart after a crash between chunks reads the scan again and skips what was recorded by
+//! its id (kept in the same transaction as the events). Exactly once either way.
+//!
+//! A group the store does not know yet is created, before anything else of the scan, in the
+//! state it had *before* the scan's changes (its current members, name and icon, rewound
+//! through those changes), so that on the first start the whole history is recorded as
+//! events, in date order; afterwards the store's state is set to chat.db's current one
+//! (chat.db is the truth).
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
@@ -23,17 +30,25 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use imgroups_chatdb::{Change, ChangeKind, ChatDb, Cursor, Icon, Party, Wake, Watcher};
+use imgroups_chatdb::{
+    Change, ChangeKind, ChatDb, Conversation, Cursor, Icon, MessageCursor, MessageEventKind, Party,
+    Tapback, Wake, Watcher,
+};
 use imgroups_core::error::{excerpt, MAX_ECHO_CHARS};
 use imgroups_core::port::store;
 use imgroups_core::text;
 use imgroups_core::{Address, ChatGuid, Engine, Mutation, Observed, Timestamp};
-use imgroups_core::{ObservedBatch, ObservedGroup};
+use imgroups_core::{
+    MessageEvent, ObservedBatch, ObservedGroup, ObservedMessage, ObservedMessages,
+};
 
 use crate::observer::Waiters;
 
 /// The source name under which the cursor and the message GUIDs are kept.
 pub const SOURCE: &str = "chatdb";
+
+/// The source name of message rows: their cursor and their event ids.
+pub const MESSAGES_SOURCE: &str = "chatdb.messages";
 
 /// Changes recorded per store transaction (see the module doc).
 const CHUNK: usize = 5_000;
@@ -57,6 +72,8 @@ pub(crate) struct Ingest {
     /// The group chats' [`ChatDb::group_fingerprint`] at the last recorded scan; `None`: look
     /// for new groups (at start).
     pub(crate) chats_seen: std::cell::Cell<Option<(i64, i64)>>,
+    /// As `saved`, for message rows.
+    pub(crate) messages_saved: std::cell::RefCell<Option<MessageCursor>>,
 }
 
 /// How one scan went, for the caller's first-start progress line.
@@ -67,6 +84,10 @@ pub struct Imported {
     /// Of those, recorded now (not recorded before).
     pub recorded: usize,
     pub groups: usize,
+    /// Message events (messages, tapbacks, edits, unsends, receipts) read.
+    pub messages: usize,
+    /// Of those, recorded now.
+    pub messages_recorded: usize,
     pub elapsed: Duration,
 }
 
@@ -122,16 +143,116 @@ impl Ingest {
         }
     }
 
+    /// Group changes and messages, recorded in one date order (see [`Ingest::record_scan`]).
     fn scan_once(&self, db: &ChatDb) -> Result<Imported, String> {
-        let scanned = self.record_scan(db);
+        let scanned = self.message_scan(db).and_then(|mut messages| {
+            let mut imported = self.record_scan(db, &mut messages)?;
+            messages.flush(self, None)?;
+            self.messages_saved.replace(Some(messages.to.clone()));
+            imported.messages = messages.events.len();
+            imported.messages_recorded = messages.recorded;
+            Ok(imported)
+        });
         if scanned.is_err() {
             self.saved.replace(None);
             self.chats_seen.set(None);
+            self.messages_saved.replace(None);
         }
         scanned
     }
 
-    fn record_scan(&self, db: &ChatDb) -> Result<Imported, String> {
+    /// The message events after the saved message cursor, to be recorded.
+    fn message_scan(&self, db: &ChatDb) -> Result<Messages, String> {
+        let from = self.message_cursor()?;
+        let scan = db.scan_messages(&from).map_err(|e| e.to_string())?;
+        Ok(Messages {
+            changed: !scan.events.is_empty() || scan.cursor != from,
+            events: scan.events,
+            next: 0,
+            from,
+            to: scan.cursor,
+            recorded: 0,
+        })
+    }
+
+    fn message_cursor(&self) -> Result<MessageCursor, String> {
+        if let Some(cursor) = self.messages_saved.borrow().as_ref() {
+            return Ok(cursor.clone());
+        }
+        let saved = self
+            .runtime
+            .block_on(store::read(&**self.engine.store(), |r| {
+                r.observer_cursor(MESSAGES_SOURCE)
+            }))
+            .map_err(|e| e.to_string())?;
+        match saved {
+            None => Ok(MessageCursor::start()),
+            Some(text) => text
+                .parse()
+                .map_err(|e: imgroups_chatdb::Error| e.to_string()),
+        }
+    }
+
+    /// A message event as the engine takes it; `None` when its chat or actor cannot be named
+    /// (a handle that is no address, a direct chat with a short code).
+    fn observed_message(&self, event: &imgroups_chatdb::MessageEvent) -> Option<ObservedMessage> {
+        let chat = match &event.chat {
+            Conversation::Group(guid) => chat_guid(guid),
+            Conversation::Direct(handle) => ChatGuid::direct(&handle_address(handle)?),
+        };
+        let actor = self.party(&event.actor)?;
+        let target = event.guid.clone();
+        let kind = match &event.kind {
+            MessageEventKind::Said {
+                text,
+                subject,
+                effect,
+                reply_to,
+                read_at,
+                edited_at,
+                retracted_at,
+            } => MessageEvent::Received {
+                guid: target,
+                text: text.clone(),
+                subject: subject.clone(),
+                effect_id: effect.clone(),
+                reply_to: reply_to.clone(),
+                read_at: read_at.map(core_time),
+                edited_at: edited_at.map(core_time),
+                retracted_at: retracted_at.map(core_time),
+            },
+            MessageEventKind::Reaction {
+                target,
+                tapback,
+                set,
+            } => MessageEvent::Reaction {
+                target: target.clone(),
+                reaction: reaction(tapback),
+                set: *set,
+            },
+            MessageEventKind::Edited { text } => MessageEvent::Edited {
+                target,
+                text: text.clone(),
+            },
+            MessageEventKind::Unsent => MessageEvent::Unsent { target },
+            MessageEventKind::Read => MessageEvent::Read { target },
+        };
+        Some(ObservedMessage {
+            me: self.me.clone(),
+            chat,
+            actor,
+            at: core_time(event.at),
+            event: kind,
+        })
+    }
+
+    /// Records the group changes after the saved cursor, and the message events dated before
+    /// each run of them first, so that the log follows chat.db's dates across both kinds (the
+    /// first start's history included). Group changes go in runs of at most [`CHUNK`] that no
+    /// message date falls inside, one store transaction each; groups first seen are created
+    /// before anything (in their state before the scan's changes), so a message in them is
+    /// never recorded before its chat exists.
+    fn record_scan(&self, db: &ChatDb, messages: &mut Messages) -> Result<Imported, String> {
         let cursor = self.cursor()?;
         let scan = db.scan(&cursor).map_err(|e| e.to_string())?;
         // New `chat` rows (a group created, or one first seen) are looked for when the group
@@ -144,16 +265,30 @@ impl Ingest {
         }
         let changes = scan.changes.len();
         let started = Instant::now();
-        let mut batches = self.batches(db, &scan.changes, &cursor, &scan.cursor, discover)?;
+        let runs = runs(&scan.changes, &messages.keys());
+        let mut batches = self.batches(
+            db,
+            &scan.changes,
+            &cursor,
+            &scan.cursor,
+            discover,
+            runs.len(),
+        )?;
         let groups = batches.iter().map(|b| b.new_groups.len()).sum();
         let planned = started.elapsed();
         let mut recorded = 0;
-        for (mut batch, chunk) in batches
-            .drain(..)
-            .zip(scan.changes.chunks(CHUNK).chain(std::iter::repeat(&[][..])))
-        {
-            // Made chunk by chunk, so only one chunk's worth is held as the engine takes it.
-            for change in chunk {
+        for (i, mut batch) in batches.drain(..).enumerate() {
+            // Batch 0 creates groups only; batch i > 0 records run i - 1.
+            let run = i
+                .checked_sub(1)
+                .and_then(|r| runs.get(r))
+                .cloned()
+                .unwrap_or(0..0);
+            if let Some(first) = scan.changes.get(run.start).filter(|_| !run.is_empty()) {
+                messages.flush(self, Some(first.sort_key()))?;
+            }
+            // Made run by run, so only one run's worth is held as the engine takes it.
+            for change in &scan.changes[run] {
                 if let Some(observed) = self.observed(change) {
                     batch.changes.push((change.guid.clone(), observed));
                 }
@@ -180,6 +315,7 @@ impl Ingest {
             recorded,
             groups,
             elapsed: Duration::ZERO,
+            ..Imported::default()
         })
     }
 
@@ -232,6 +368,7 @@ impl Ingest {
         from: &Cursor,
         next: &Cursor,
         discover: bool,
+        runs: usize,
     ) -> Result<Vec<ObservedBatch>, String> {
         let mut by_chat: BTreeMap<String, Vec<(usize, &Change)>> = BTreeMap::new();
         for (i, change) in changes.iter().enumerate() {
@@ -254,7 +391,8 @@ impl Ingest {
             groups = Some(all);
         }
         let known = self.known(candidates.clone())?;
-        let chunks = changes.len().div_ceil(CHUNK).max(1);
+        // A first batch that creates the groups first seen, then one per run.
+        let chunks = runs + 1;
         let mut batches: Vec<ObservedBatch> = (0..chunks)
             .map(|i| ObservedBatch {
                 source: SOURCE.to_owned(),
@@ -280,8 +418,7 @@ impl Ingest {
             let indexed = by_chat.get(identifier).map(Vec::as_slice).unwrap_or(&[]);
             let chat_changes: Vec<&Change> = indexed.iter().map(|(_, c)| *c).collect();
             let now = self.snapshot(group, &chat_changes);
-            let first = indexed.first().map_or(0, |(i, _)| i / CHUNK);
-            batches[first]
+            batches[0]
                 .new_groups
                 .push(rewind(now.clone(), &chat_changes, &self.me));
             batches[chunks - 1].settle.push(now);
@@ -364,7 +501,7 @@ impl Ingest {
         Some(Observed {
             chat: chat_guid(&change.chat),
             actor,
-            occurred_at: Some(Timestamp(change.occurred_at.unix_nanos())),
+            occurred_at: Some(core_time(change.occurred_at)),
             mutation,
         })
     }
@@ -445,6 +582,102 @@ pub(crate) fn handle_address(id: &str) -> Option<Address> {
         return None;
     }
     Some(Address::from_trusted(id.to_owned()))
+}
+
+/// A scan's message events, recorded in order as the group changes' runs allow.
+struct Messages {
+    events: Vec<imgroups_chatdb::MessageEvent>,
+    /// The first event not recorded yet.
+    next: usize,
+    from: MessageCursor,
+    to: MessageCursor,
+    /// Whether there is anything to record (events, or a cursor that moved).
+    changed: bool,
+    recorded: usize,
+}
+
+impl Messages {
+    fn keys(&self) -> Vec<(imgroups_chatdb::Timestamp, i64)> {
+        self.events.iter().map(|e| e.sort_key()).collect()
+    }
+
+    /// Records the events dated before `until` (all with `None`, and then the new cursor), in
+    /// chunks of [`CHUNK`]: only the very last stores the new cursor, the others the old one
+    /// (a crash in between reads the scan again; ids skip what was recorded).
+    fn flush(
+        &mut self,
+        ingest: &Ingest,
+        until: Option<(imgroups_chatdb::Timestamp, i64)>,
+    ) -> Result<(), String> {
+        let end = match until {
+            Some(key) => {
+                self.next + self.events[self.next..].partition_point(|e| e.sort_key() < key)
+            }
+            None => self.events.len(),
+        };
+        while self.next < end || (until.is_none() && self.changed) {
+            let stop = end.min(self.next + CHUNK);
+            let last = until.is_none() && stop == self.events.len();
+            let items: Vec<(String, ObservedMessage)> = self.events[self.next..stop]
+                .iter()
+                .filter_map(|event| Some((event.id(), ingest.observed_message(event)?)))
+                .collect();
+            let observed: Vec<ObservedMessage> = items.iter().map(|(_, o)| o.clone()).collect();
+            let batch = ObservedMessages {
+                source: MESSAGES_SOURCE.to_owned(),
+                cursor: if last { &self.to } else { &self.from }.to_string(),
+                items,
+            };
+            self.recorded += ingest
+                .runtime
+                .block_on(ingest.engine.record_messages(batch))
+                .map_err(|e| e.to_string())?;
+            ingest.waiters.observed_messages(&observed);
+            self.next = stop;
+            if last {
+                self.changed = false;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The group changes cut into runs of at most [`CHUNK`], cut also wherever a message's date
+/// (`messages`, sorted) falls between two changes.
+fn runs(
+    changes: &[Change],
+    messages: &[(imgroups_chatdb::Timestamp, i64)],
+) -> Vec<std::ops::Range<usize>> {
+    let mut runs = Vec::new();
+    let mut start = 0;
+    let before = |i: usize| messages.partition_point(|k| *k < changes[i].sort_key());
+    for i in 1..changes.len() {
+        if i - start == CHUNK || before(i) != before(i - 1) {
+            runs.push(start..i);
+            start = i;
+        }
+    }
+    if !changes.is_empty() {
+        runs.push(start..changes.len());
+    }
+    runs
+}
+
+fn core_time(t: imgroups_chatdb::Timestamp) -> Timestamp {
+    Timestamp(t.unix_nanos())
+}
+
+fn reaction(tapback: &Tapback) -> imgroups_core::model::Reaction {
+    use imgroups_core::model::Reaction;
+    match tapback {
+        Tapback::Love => Reaction::Love,
+        Tapback::Like => Reaction::Like,
+        Tapback::Dislike => Reaction::Dislike,
+        Tapback::Laugh => Reaction::Laugh,
+        Tapback::Emphasize => Reaction::Emphasize,
+        Tapback::Question => Reaction::Question,
+        Tapback::Emoji(emoji) => Reaction::Emoji(emoji.clone()),
+    }
 }
 
 fn chat_guid(guid: &imgroups_chatdb::ChatGuid) -> ChatGuid {

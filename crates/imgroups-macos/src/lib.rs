@@ -20,6 +20,12 @@
 //!   only. Only "helper not connected" is retryable; once Messages had the request, a failure
 //!   is final, so that a client's retry cannot make the change twice. Without a helper the
 //!   backend is read-only: writes fail with `operationNotSupported`.
+//! - **Conversations**: message rows of group and direct chats (said, tapbacks, edits, unsends,
+//!   read receipts) are recorded after each scan's group changes through
+//!   `Engine::record_messages`, under their own cursor and ids (`chatdb.messages`), each once.
+//!   Message writes (send, tapback, edit, unsend, mark read) go through the helper's message
+//!   actions and are answered once observed, as group writes are; emoji tapbacks, backgrounds
+//!   and contact sharing answer `operationNotSupported`.
 //! - One account: the Mac's own iMessage address ("me"). Creating chats is not supported.
 //!
 //! Plain Rust that builds and runs on Linux too (the tests run there on fixture databases with
@@ -36,12 +42,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use imgroups_chatdb::ChatDb;
 use imgroups_chatdb::{Actuator, ActuatorError, HelperAction};
+use imgroups_core::command::MessageOp;
 use imgroups_core::port::{Action, Backend, GroupIdentity, Observer, Tx};
 use imgroups_core::{AccountId, Address, ChatGuid, Engine, Error, ErrorKind, Mutation, Result};
 
-pub use ingest::{Imported, SOURCE};
+pub use ingest::{Imported, MESSAGES_SOURCE, SOURCE};
 
-use observer::{Expect, Waiters};
+use observer::{Expect, ExpectMessage, Waiters};
 
 /// How `serve --backend chatdb` is set up.
 pub struct MacOptions {
@@ -146,6 +153,7 @@ impl Mac {
             stop: self.stop.clone(),
             saved: std::cell::RefCell::new(None),
             chats_seen: std::cell::Cell::new(None),
+            messages_saved: std::cell::RefCell::new(None),
         };
         let imported = ingest.catch_up(&db)?;
         let thread = std::thread::Builder::new()
@@ -241,6 +249,20 @@ pub fn icon_dir(home: &Path) -> PathBuf {
         .join("imgroups")
 }
 
+/// The helper's `reactionType` of a classic tapback (BB `PrivateApiMessage.ts` `react`).
+fn tapback_name(reaction: &imgroups_core::Reaction) -> Option<&'static str> {
+    use imgroups_core::Reaction;
+    Some(match reaction {
+        Reaction::Love => "love",
+        Reaction::Like => "like",
+        Reaction::Dislike => "dislike",
+        Reaction::Laugh => "laugh",
+        Reaction::Emphasize => "emphasize",
+        Reaction::Question => "question",
+        Reaction::Emoji(_) => return None,
+    })
+}
+
 /// The answer to every write when no helper is configured.
 fn read_only() -> Error {
     Error::not_supported(
@@ -278,6 +300,26 @@ fn sms_group(chat: &ChatGuid) -> Error {
 }
 
 impl MacObserver {
+    /// The helper's chat for a group or a direct chat (as this account names it).
+    async fn any_helper_chat(&self, chat: &ChatGuid) -> Result<imgroups_chatdb::HelperChat> {
+        if chat.kind() == imgroups_core::ChatKind::Group {
+            return self.helper_chat(chat).await;
+        }
+        let lookup = self.lookup.clone();
+        let address = chat.id().to_owned();
+        let found = tokio::task::spawn_blocking(move || {
+            let mut db = lookup.lock().unwrap_or_else(|p| p.into_inner());
+            if db.wal_replaced() {
+                *db = db.reopen()?;
+            }
+            db.direct_helper_chat(&address)
+        })
+        .await
+        .map_err(|_| Error::internal())?
+        .map_err(|e| Error::unavailable(format!("cannot read chat.db: {e}")))?;
+        found.ok_or_else(|| Error::chat_not_found(chat))
+    }
+
     async fn helper_chat(&self, chat: &ChatGuid) -> Result<imgroups_chatdb::HelperChat> {
         let lookup = self.lookup.clone();
         let guid = imgroups_chatdb::ChatGuid::from_identifier(chat.id())
@@ -361,5 +403,98 @@ impl Observer for MacObserver {
             helper.perform(action).await.map_err(helper_failed)?;
         }
         wait.done(self.timeout).await
+    }
+
+    async fn carry_out_message(
+        &self,
+        chat: &ChatGuid,
+        actor: &Address,
+        op: &MessageOp,
+    ) -> Result<Option<String>> {
+        let Some(helper) = &self.helper else {
+            return Err(read_only());
+        };
+        let target = self.any_helper_chat(chat).await?;
+        if target.is_sms() {
+            return Err(Error::not_supported(format!(
+                "{chat} is an SMS/RCS chat: the Messages helper acts through iMessage only"
+            )));
+        }
+        let (action, expect) =
+            match op {
+                MessageOp::Send(new) => (
+                    HelperAction::SendMessage {
+                        chat: target,
+                        text: new.text.clone(),
+                        subject: new.subject.clone(),
+                        effect: new.effect_id.clone(),
+                        reply_to: new.reply_to.clone(),
+                    },
+                    Some(ExpectMessage::Said(new.text.clone())),
+                ),
+                MessageOp::React {
+                    message,
+                    reaction,
+                    set,
+                } => {
+                    let Some(name) = tapback_name(reaction) else {
+                        return Err(Error::not_supported(
+                        "emoji tapbacks are not sent through the Messages helper yet: use one of \
+                         love, like, dislike, laugh, emphasize, question",
+                    ));
+                    };
+                    (
+                        HelperAction::SendReaction {
+                            chat: target,
+                            message: message.clone(),
+                            reaction: if *set {
+                                name.to_owned()
+                            } else {
+                                format!("-{name}")
+                            },
+                        },
+                        Some(ExpectMessage::Reaction {
+                            target: message.clone(),
+                            reaction: reaction.clone(),
+                            set: *set,
+                        }),
+                    )
+                }
+                MessageOp::Edit { message, text } => (
+                    HelperAction::EditMessage {
+                        chat: target,
+                        message: message.clone(),
+                        text: text.clone(),
+                    },
+                    Some(ExpectMessage::Edited {
+                        target: message.clone(),
+                        text: text.clone(),
+                    }),
+                ),
+                MessageOp::Unsend { message } => (
+                    HelperAction::UnsendMessage {
+                        chat: target,
+                        message: message.clone(),
+                    },
+                    Some(ExpectMessage::Unsent(message.clone())),
+                ),
+                // What Messages writes for it (`date_read` on the messages received) is not read
+                // into the log yet: answered once the helper did it.
+                MessageOp::MarkRead => (HelperAction::MarkChatRead { chat: target }, None),
+                MessageOp::SetBackground { .. }
+                | MessageOp::RemoveBackground
+                | MessageOp::ShareContactInfo => return Err(Error::not_supported(
+                    "chat backgrounds and sharing contact info are not carried out on a Mac yet",
+                )),
+            };
+        let wait = expect.map(|e| self.waiters.expect_message(chat, actor, e));
+        helper.perform(&action).await.map_err(helper_failed)?;
+        match wait {
+            Some(wait) => wait.done(self.timeout).await.map(|guid| match op {
+                MessageOp::Send(_) => Some(guid),
+                _ => None,
+            }),
+            None => Ok(None),
+        }
     }
 }

@@ -6,7 +6,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use imgroups_core::{Address, ChatGuid, Error, ErrorKind, Mutation, Observed};
+use imgroups_core::{
+    Address, ChatGuid, Error, ErrorKind, MessageEvent, Mutation, Observed, ObservedMessage,
+    Reaction,
+};
 use tokio::sync::oneshot;
 
 /// One change a write expects to see, by its actor.
@@ -64,6 +67,7 @@ struct Waiter {
 #[derive(Default)]
 pub(crate) struct Waiters {
     waiting: Mutex<Vec<Waiter>>,
+    messages: Mutex<Vec<MessageWaiter>>,
 }
 
 /// A registered wait; withdrawn when dropped.
@@ -118,6 +122,158 @@ impl Waiters {
         }
         waiting.retain(|w| w.done.is_some());
     }
+}
+
+/// What a message write expects to see recorded, by me, in its chat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ExpectMessage {
+    /// A message of mine with this text (its GUID is the answer).
+    Said(String),
+    Reaction {
+        target: String,
+        reaction: Reaction,
+        set: bool,
+    },
+    Edited {
+        target: String,
+        text: String,
+    },
+    Unsent(String),
+}
+
+impl ExpectMessage {
+    /// The GUID of the message seen, when `event` is what is expected.
+    fn matches(&self, event: &MessageEvent) -> Option<String> {
+        match (self, event) {
+            (
+                ExpectMessage::Said(text),
+                MessageEvent::Received {
+                    guid, text: seen, ..
+                },
+            ) if text == seen => Some(guid.clone()),
+            (
+                ExpectMessage::Reaction {
+                    target,
+                    reaction,
+                    set,
+                },
+                MessageEvent::Reaction {
+                    target: t,
+                    reaction: r,
+                    set: s,
+                },
+            ) if target == t && reaction == r && set == s => Some(target.clone()),
+            (
+                ExpectMessage::Edited { target, text },
+                MessageEvent::Edited {
+                    target: t,
+                    text: seen,
+                },
+            ) if target == t && text == seen => Some(target.clone()),
+            (ExpectMessage::Unsent(target), MessageEvent::Unsent { target: t }) if target == t => {
+                Some(target.clone())
+            }
+            _ => None,
+        }
+    }
+}
+
+struct MessageWaiter {
+    chat: ChatGuid,
+    actor: Address,
+    expect: ExpectMessage,
+    done: Option<oneshot::Sender<String>>,
+}
+
+/// A registered message wait; withdrawn when dropped.
+pub(crate) struct MessageWait {
+    waiters: Arc<Waiters>,
+    rx: Option<oneshot::Receiver<String>>,
+}
+
+impl Waiters {
+    /// Registers a message write's expectation before it is carried out.
+    pub(crate) fn expect_message(
+        self: &Arc<Self>,
+        chat: &ChatGuid,
+        actor: &Address,
+        expect: ExpectMessage,
+    ) -> MessageWait {
+        let (tx, rx) = oneshot::channel();
+        let mut waiting = self.messages.lock().unwrap_or_else(|p| p.into_inner());
+        waiting.push(MessageWaiter {
+            chat: chat.clone(),
+            actor: actor.clone(),
+            expect,
+            done: Some(tx),
+        });
+        MessageWait {
+            waiters: self.clone(),
+            rx: Some(rx),
+        }
+    }
+
+    /// Message events just recorded: settles the waits they complete (each event settles at
+    /// most one wait, so two sends of the same text get one message each).
+    pub(crate) fn observed_messages(&self, events: &[ObservedMessage]) {
+        let mut waiting = self.messages.lock().unwrap_or_else(|p| p.into_inner());
+        if waiting.is_empty() {
+            return;
+        }
+        for event in events {
+            let found = waiting.iter_mut().find_map(|w| {
+                if w.done.is_none() || w.chat != event.chat || w.actor != event.actor {
+                    return None;
+                }
+                w.expect.matches(&event.event).map(|guid| (w, guid))
+            });
+            if let Some((waiter, guid)) = found {
+                if let Some(done) = waiter.done.take() {
+                    let _ = done.send(guid);
+                }
+            }
+        }
+        waiting.retain(|w| w.done.is_some());
+    }
+}
+
+impl MessageWait {
+    /// The GUID of the message seen, once it was recorded; at most `timeout`.
+    pub(crate) async fn done(mut self, timeout: Duration) -> Result<String, Error> {
+        let Some(rx) = self.rx.take() else {
+            return Err(Error::internal());
+        };
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(guid)) => Ok(guid),
+            Ok(Err(_)) | Err(_) => Err(not_seen(timeout)),
+        }
+    }
+}
+
+impl Drop for MessageWait {
+    fn drop(&mut self) {
+        self.rx.take();
+        let mut waiting = self
+            .waiters
+            .messages
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        waiting.retain(|w| w.done.as_ref().is_some_and(|tx| !tx.is_closed()));
+    }
+}
+
+fn not_seen(timeout: Duration) -> Error {
+    // Not retryable: Messages took the change; a retry would make it again.
+    Error::new(
+        ErrorKind::Unavailable,
+        format!(
+            "Messages accepted the change but it was not seen in chat.db within {} s; it may \
+             still happen, and is then recorded as an event (not retried, so that it is not \
+             made twice)",
+            timeout.as_secs_f64()
+        ),
+    )
+    .retryable(false)
 }
 
 impl Wait {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use imgroups_chatdb::testing::{
-    FakeHelper, FakeHelperOptions, FakeReply, Fixture, Msg, Version, PHOTO_PNG,
+    attributed_body, FakeHelper, FakeHelperOptions, FakeReply, Fixture, Msg, Version, PHOTO_PNG,
 };
 use imgroups_chatdb::{Actuator, BlueBubblesHelper, HelperOptions};
 use imgroups_core::{
@@ -29,7 +29,11 @@ struct Backend {
 
 /// The backend over `home`'s chat.db, with a helper listener and `write_timeout`.
 async fn start(home: &Path, write_timeout: Duration) -> Backend {
-    let data = tempfile::tempdir().unwrap();
+    start_with(home, tempfile::tempdir().unwrap(), write_timeout).await
+}
+
+/// [`start`] on the store in `data` (a restart, when it was used before).
+async fn start_with(home: &Path, data: tempfile::TempDir, write_timeout: Duration) -> Backend {
     let store = Arc::new(SqliteStore::open(Config::new(data.path().join("imgroups.db"))).unwrap());
     let helper = Arc::new(
         BlueBubblesHelper::bind_with("127.0.0.1:0", HelperOptions::default())
@@ -70,6 +74,38 @@ async fn start(home: &Path, write_timeout: Duration) -> Backend {
 }
 
 impl Backend {
+    /// Stops the server (the watcher thread joined, the store closed), keeping its data.
+    fn stop(self) -> tempfile::TempDir {
+        let Backend {
+            engine,
+            _running,
+            _data,
+            ..
+        } = self;
+        _running.stop();
+        drop(engine);
+        _data
+    }
+
+    /// The account's whole log, as event type names.
+    async fn log(&self) -> Vec<imgroups_core::Event> {
+        let store = self.engine.store();
+        let head = store.log_bounds(self.me).await.unwrap().head;
+        store.read_events(self.me, 0, head, 10_000).await.unwrap()
+    }
+
+    async fn messages(&self, chat: &str) -> Vec<imgroups_core::Message> {
+        self.engine
+            .list_messages(
+                self.me,
+                Some(chat.to_owned()),
+                imgroups_core::engine::messages::query::Listing::default(),
+            )
+            .await
+            .unwrap()
+            .0
+    }
+
     async fn fake(&self, f: &Fixture, reply: FakeReply) -> FakeHelper {
         let options = FakeHelperOptions {
             reply,
@@ -281,4 +317,412 @@ fn the_full_disk_access_text_is_the_documented_one() {
         "docs/mac.md must quote: {}",
         imgroups_macos::FULL_DISK_ACCESS_HINT
     );
+}
+
+fn guid(n: u32) -> String {
+    format!("5A5A0000-0000-4000-8000-{n:012}")
+}
+
+fn kinds(log: &[imgroups_core::Event]) -> Vec<&'static str> {
+    log.iter().map(|e| e.change.event_type()).collect()
+}
+
+/// What people said in a group and a direct chat — in `text` or only in `attributedBody`,
+/// with a reply, a tapback, an edit, a read receipt and an unsend — enters the log in date
+/// order, each row once, across restarts; the listings show each message as it is now.
+#[tokio::test(flavor = "multi_thread")]
+async fn conversations_enter_the_log_once_across_restarts() {
+    let f = Fixture::new(Version::Tahoe);
+    let alice = f.handle("alice@example.com");
+    let bob = f.handle("+15550002222");
+    let group = f.group("any;+;5a5a01", Some("Team"), None);
+    f.member(group, alice);
+    f.member(group, bob);
+    let direct = f.direct("any", "+15550002222", bob);
+    let (g1, g2, g3, d1, d2, g4) = (guid(1), guid(2), guid(3), guid(4), guid(5), guid(6));
+    f.post(
+        group,
+        Msg {
+            guid: &g1,
+            text: Some("hello team"),
+            handle: alice,
+            minute: 1,
+            ..Msg::default()
+        },
+    );
+    let mine = f.post(
+        group,
+        Msg {
+            guid: &g2,
+            text: None,
+            from_me: true,
+            minute: 2,
+            ..Msg::default()
+        },
+    );
+    f.set(mine, "attributedBody", attributed_body("hi alice"));
+    f.set(mine, "thread_originator_guid", g1.as_str());
+    let love = f.post(
+        group,
+        Msg {
+            guid: &g3,
+            text: Some("Loved “hi alice”"),
+            handle: alice,
+            minute: 3,
+            ..Msg::default()
+        },
+    );
+    f.set(love, "associated_message_type", 2000);
+    f.set(love, "associated_message_guid", format!("p:0/{g2}"));
+    let dm = f.post(
+        direct,
+        Msg {
+            guid: &d1,
+            text: Some("psst"),
+            from_me: true,
+            minute: 4,
+            ..Msg::default()
+        },
+    );
+
+    let backend = start(f.home(), Duration::from_secs(10)).await;
+    // The history is recorded before the start returns.
+    assert_eq!(
+        kinds(&backend.log().await),
+        [
+            "message.received",
+            "message.received",
+            "message.reactionAdded",
+            "message.received"
+        ]
+    );
+    let in_group = backend.messages("any;+;5a5a01").await;
+    let texts: Vec<_> = in_group.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, ["hi alice", "hello team"]);
+    assert!(in_group[0].is_from_me && in_group[0].sender.is_none());
+    assert_eq!(in_group[0].reply_to.as_deref(), Some(g1.as_str()));
+    assert_eq!(in_group[0].reactions.len(), 1);
+    assert_eq!(
+        in_group[0].reactions[0].reaction,
+        imgroups_core::Reaction::Love
+    );
+    assert_eq!(
+        in_group[0].reactions[0].sender.as_str(),
+        "alice@example.com"
+    );
+    assert_eq!(
+        in_group[1].sender.as_ref().map(|a| a.as_str()),
+        Some("alice@example.com")
+    );
+    assert_eq!(backend.messages("any;-;+15550002222").await[0].text, "psst");
+
+    // Live: Messages edits my direct message, bob reads it, then writes; I unsend in the group.
+    f.set(dm, "text", "psst!");
+    f.set(dm, "date_edited", f.date(5));
+    f.set(dm, "date_read", f.date(6));
+    f.post(
+        direct,
+        Msg {
+            guid: &d2,
+            text: Some("yo"),
+            handle: bob,
+            minute: 7,
+            ..Msg::default()
+        },
+    );
+    f.set(mine, "date_retracted", f.date(8));
+    f.set(mine, "attributedBody", rusqlite_null());
+    let want = [
+        "message.received",
+        "message.received",
+        "message.reactionAdded",
+        "message.received",
+        "message.edited",
+        "message.read",
+        "message.received",
+        "message.unsent",
+    ];
+    let mut tries = 0;
+    while backend.log().await.len() < want.len() {
+        tries += 1;
+        assert!(tries < 400, "got {:?}", kinds(&backend.log().await));
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let log = backend.log().await;
+    assert_eq!(kinds(&log), want);
+    let direct_now = backend.messages("any;-;+15550002222").await;
+    assert_eq!(direct_now[0].text, "yo");
+    assert_eq!(
+        direct_now[0].sender.as_ref().unwrap().as_str(),
+        "+15550002222"
+    );
+    assert_eq!(direct_now[1].text, "psst!");
+    assert_eq!(direct_now[1].edits, 1);
+    assert!(direct_now[1].date_read.is_some());
+    let unsent = &backend.messages("any;+;5a5a01").await[0];
+    assert!(unsent.date_retracted.is_some() && unsent.text.is_empty());
+
+    // A restart records nothing twice, and goes on where it stopped.
+    let data = backend.stop();
+    f.post(
+        group,
+        Msg {
+            guid: &g4,
+            text: Some("while you were away"),
+            handle: bob,
+            minute: 9,
+            ..Msg::default()
+        },
+    );
+    let backend = start_with(f.home(), data, Duration::from_secs(10)).await;
+    let after = backend.log().await;
+    assert_eq!(after.len(), want.len() + 1, "{:?}", kinds(&after));
+    assert_eq!(after[..want.len()], log[..]);
+    assert_eq!(kinds(&after[want.len()..]), ["message.received"]);
+    let data = backend.stop();
+    let backend = start_with(f.home(), data, Duration::from_secs(10)).await;
+    assert_eq!(backend.log().await.len(), want.len() + 1);
+}
+
+fn rusqlite_null() -> Option<Vec<u8>> {
+    None
+}
+
+fn sent(outcome: Outcome) -> imgroups_core::Message {
+    match outcome {
+        Outcome::Message(m) => *m,
+        other => panic!("not a message: {other:?}"),
+    }
+}
+
+/// Every message write goes to Messages through the helper and is answered once its row is
+/// read back from chat.db: send (with a reply), tapback set and removed, edit, unsend and mark
+/// read, in a group and in a direct chat; the rules run first, as on the simulator.
+#[tokio::test(flavor = "multi_thread")]
+async fn message_writes_go_through_the_helper_and_answer_once_observed() {
+    for version in [Version::Ventura, Version::Tahoe] {
+        let f = Fixture::new(version);
+        let alice = f.handle("alice@example.com");
+        let bob = f.handle("+15550002222");
+        let group = f.group(
+            if version == Version::Tahoe {
+                "any;+;5a5a02"
+            } else {
+                "iMessage;+;5a5a02"
+            },
+            Some("Team"),
+            None,
+        );
+        f.member(group, alice);
+        let direct = f.direct(
+            if version == Version::Tahoe {
+                "any"
+            } else {
+                "iMessage"
+            },
+            "+15550002222",
+            bob,
+        );
+        let old = guid(11);
+        f.post(
+            group,
+            Msg {
+                guid: &old,
+                text: Some("hello"),
+                handle: alice,
+                minute: 1,
+                ..Msg::default()
+            },
+        );
+        let mine_long_ago = guid(12);
+        f.post(
+            direct,
+            Msg {
+                guid: &mine_long_ago,
+                text: Some("long ago"),
+                from_me: true,
+                minute: 2,
+                ..Msg::default()
+            },
+        );
+        f.post(
+            direct,
+            Msg {
+                guid: &guid(13),
+                text: Some("unread"),
+                handle: bob,
+                minute: 3,
+                ..Msg::default()
+            },
+        );
+        let backend = start(f.home(), Duration::from_secs(10)).await;
+        let _helper = backend.fake(&f, FakeReply::Apply).await;
+        let me = backend.me;
+        let run = |command: imgroups_core::Result<Command>| {
+            let engine = backend.engine.clone();
+            async move { engine.execute(me, None, command.unwrap()).await }
+        };
+
+        for chat in ["any;+;5a5a02", "any;-;+15550002222"] {
+            let new = imgroups_core::command::NewMessage {
+                text: format!("sent to {chat}"),
+                subject: None,
+                effect_id: None,
+                reply_to: chat.contains(";+;").then(|| old.clone()),
+                formatting: Vec::new(),
+            };
+            let message = sent(run(Command::send_text(chat, new)).await.expect("sent"));
+            assert_eq!(message.text, format!("sent to {chat}"), "{version:?}");
+            assert!(message.is_from_me);
+            assert_eq!(message.chat_guid.as_ref().unwrap().to_string(), chat);
+            let listed = backend.messages(chat).await;
+            assert_eq!(
+                listed[0].guid, message.guid,
+                "the answer is what chat.db has"
+            );
+
+            let reacted = sent(
+                run(Command::react(
+                    chat,
+                    &message.guid,
+                    imgroups_core::Reaction::Laugh,
+                    true,
+                ))
+                .await
+                .expect("tapback set"),
+            );
+            assert_eq!(reacted.reactions.len(), 1);
+            let cleared = sent(
+                run(Command::react(
+                    chat,
+                    &message.guid,
+                    imgroups_core::Reaction::Laugh,
+                    false,
+                ))
+                .await
+                .expect("tapback removed"),
+            );
+            assert!(cleared.reactions.is_empty());
+
+            let edited = sent(
+                run(Command::edit(chat, &message.guid, "better"))
+                    .await
+                    .unwrap(),
+            );
+            assert_eq!(edited.text, "better");
+            assert_eq!(edited.edits, 1);
+
+            let unsent = run(Command::unsend(chat, &message.guid)).await.unwrap();
+            assert_eq!(unsent, Outcome::Empty);
+            let gone = backend
+                .engine
+                .get_message(me, message.guid.clone())
+                .await
+                .unwrap();
+            assert!(gone.date_retracted.is_some() && gone.text.is_empty());
+        }
+        // The group's reply names its target.
+        let replied = backend.messages("any;+;5a5a02").await;
+        assert!(replied
+            .iter()
+            .any(|m| m.reply_to.as_deref() == Some(old.as_str())));
+
+        // The rules first: not my message, too old to edit, unknown message.
+        let err = run(Command::edit("any;+;5a5a02", &old, "mine now"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::PreconditionFailed, "{err}");
+        let err = run(Command::edit("any;-;+15550002222", &mine_long_ago, "late"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::PreconditionFailed, "{err}");
+        let err = run(Command::unsend("any;+;5a5a02", &guid(99)))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::MessageNotFound, "{err}");
+        let err = run(Command::react(
+            "any;+;5a5a02",
+            &old,
+            imgroups_core::Reaction::Emoji("🔥".into()),
+            true,
+        ))
+        .await
+        .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::OperationNotSupported, "{err}");
+
+        // Mark read reaches Messages (its rows are not read into the log yet).
+        assert_eq!(
+            run(Command::mark_read("any;-;+15550002222")).await.unwrap(),
+            Outcome::Empty
+        );
+        let unread: i64 = f
+            .conn
+            .query_row(
+                "SELECT count(*) FROM message WHERE is_from_me = 0 AND coalesce(date_read, 0) = 0 \
+                 AND ROWID IN (SELECT message_id FROM chat_message_join WHERE chat_id = ?1)",
+                [direct],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(unread, 0);
+
+        // Each write is in the log once: 2 × (sent, tapback added, removed, edited, unsent).
+        let log = backend.log().await;
+        let mine: Vec<_> = kinds(&log).into_iter().skip(3).collect();
+        assert_eq!(
+            mine,
+            [
+                "message.received",
+                "message.reactionAdded",
+                "message.reactionRemoved",
+                "message.edited",
+                "message.unsent"
+            ]
+            .repeat(2),
+            "{version:?}"
+        );
+    }
+}
+
+/// The first start's history follows chat.db's dates across group changes and messages.
+#[tokio::test(flavor = "multi_thread")]
+async fn history_of_messages_and_group_changes_is_in_date_order() {
+    let f = Fixture::new(Version::Tahoe);
+    let alice = f.handle("alice@example.com");
+    let group = f.group("any;+;5a5a03", Some("Later name"), None);
+    f.member(group, alice);
+    // Inserted out of date order (as an iCloud backfill does): only the dates order them.
+    for (n, minute, item_type) in [(3, 3, 0), (1, 1, 0), (2, 2, 2), (4, 4, 2), (5, 5, 0)] {
+        let name = guid(20 + n);
+        f.post(
+            group,
+            Msg {
+                guid: &name,
+                text: (item_type == 0).then_some("said"),
+                item_type,
+                title: (item_type == 2).then_some(if minute == 2 {
+                    "First name"
+                } else {
+                    "Later name"
+                }),
+                handle: alice,
+                minute,
+                ..Msg::default()
+            },
+        );
+    }
+    let backend = start(f.home(), Duration::from_secs(10)).await;
+    let log = backend.log().await;
+    assert_eq!(
+        kinds(&log),
+        [
+            "message.received",
+            "group.changed",
+            "message.received",
+            "group.changed",
+            "message.received"
+        ]
+    );
+    let dates: Vec<_> = log.iter().map(|e| e.occurred_at).collect();
+    assert!(dates.windows(2).all(|w| w[0] <= w[1]), "{dates:?}");
 }

@@ -700,6 +700,14 @@ async function loadSim() {
   );
 }
 
+async function resetWorld() {
+  if (!confirm("Reset the simulator? Every group, message and event log is cleared; accounts and tokens stay.")) return;
+  await api("sim:reset", { method: "POST", json: {} });
+  closeConversation();
+  await Promise.all([loadSim(), loadWebhooks(), loadAccounts()]);
+  if (state.account) await chooseAccount(state.account);
+}
+
 async function clearFaults(which) {
   await api("faults:clear", { method: "POST", json: which });
   await loadSim();
@@ -804,6 +812,7 @@ function wire() {
     run(() => injectFault(event.target));
   });
   $("#faults-clear").addEventListener("click", () => run(() => clearFaults({})));
+  $("#sim-reset").addEventListener("click", () => run(resetWorld));
   $("#unreachable-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const address = new FormData(event.target).get("address").trim();

@@ -35,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::metrics;
-use crate::revocation::{revoked_error, Held, Revocations, Token};
+use crate::revocation::{Held, Revocations, Token};
 
 /// Batches queued per live stream before its task waits for the client: deep enough to ride
 /// out bursts of small commits without falling back to the log. What the queue may hold in
@@ -551,12 +551,13 @@ impl<T: Weigh> Sink<T> {
     }
 
     /// Ends a stream stopped because its token was revoked with `tokenBlocked`, its final
-    /// status (what a call with that token gets). Does nothing for other endings.
+    /// status (what a call with that token gets), and one stopped by a simulator reset with
+    /// `preconditionFailed`, `reason=reset`. Does nothing for other endings.
     async fn finish(&self) {
-        if !self.held.was_revoked() {
+        let Some(error) = self.held.ending() else {
             return;
-        }
-        let last = (self.map)(Frame::Failed(revoked_error()));
+        };
+        let last = (self.map)(Frame::Failed(error));
         // Charged like every frame: the transport takes its weight off when it sends it.
         self.ledger
             .queued
@@ -652,10 +653,13 @@ impl<T: Weigh> Sink<T> {
     }
 }
 
-/// The error for a log read that did not continue the cursor: retention pruned what the
-/// reader needed (`cursorTooOld`), or — never expected — the log has a hole.
+/// The error for a log read that did not continue the cursor: a reset cleared what the reader
+/// needed (`reason=reset`), retention pruned it (`cursorTooOld`), or — never expected — the
+/// log has a hole.
 async fn gap_error(store: &dyn Store, account: AccountId, cursor: u64) -> imgroups_core::Error {
     let failure = match store.log_bounds(account).await {
+        // A simulator reset cleared the events after the cursor while the stream ran.
+        Ok(bounds) if bounds.reset_through > cursor => Some(imgroups_core::port::reset_error()),
         Ok(bounds) => bounds.check_cursor(cursor).err(),
         Err(err) => Some(err),
     };
@@ -702,7 +706,8 @@ impl Streams {
             Some(after) if after > head => return Err(beyond_head(after, head)),
             Some(after) => {
                 bounds.check_cursor(after)?;
-                after
+                // A cursor from before a reset continues after it.
+                bounds.start(after)
             }
             None => head,
         };
@@ -792,6 +797,8 @@ impl Streams {
             return Err(beyond_head(after, bounds.head));
         }
         bounds.check_cursor(after)?;
+        // A cursor from before a reset continues after it.
+        let after = bounds.start(after);
         let head = bounds.head;
         // A catch-up ends at the head it started at, so its queue is bounded by pages: its
         // budget is the queue's depth.
@@ -818,8 +825,9 @@ impl Streams {
                 let mut cursor = after;
                 let mut next = (cursor < head).then(|| read(cursor));
                 while let Some(pending) = next.take() {
-                    // A revoked token's catch-up stops here; a shutdown lets it finish, as ever.
-                    if sink.held.was_revoked() {
+                    // A revoked token's catch-up stops here, and so does one a reset cut
+                    // short; a shutdown lets it finish, as ever.
+                    if sink.held.ending().is_some() {
                         return;
                     }
                     let page = match pending.await {
@@ -854,7 +862,7 @@ impl Streams {
                         return;
                     }
                 }
-                if !sink.held.was_revoked() {
+                if sink.held.ending().is_none() {
                     sink.send(Frame::Complete { head }).await;
                 }
             };

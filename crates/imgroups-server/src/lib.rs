@@ -233,6 +233,7 @@ pub async fn serve_with(
         options.limits,
         faults.clone(),
         app.typing.clone(),
+        streams.revocations.clone(),
     );
     let guard = guard::Guard::new(app.clone(), options.net.clone(), faults);
     let router = http::router(http::Http {

@@ -1,4 +1,4 @@
-//! Revocation ends open streams.
+//! Revocation ends open streams, and so does a simulator reset.
 //!
 //! A call authenticates once, when it starts; a stream may then stay open for days. So every
 //! stream registers the token it was opened with here ([`Revocations::hold`]), and a watcher
@@ -14,6 +14,13 @@
 //! window between a stream's first authentication and its registration here. The hot path of
 //! event delivery is untouched: a token's cancellation is a child of the server's shutdown,
 //! and stream tasks wait on it where they waited on the shutdown, so they wait on nothing more.
+//!
+//! A simulator reset (`Store::reset`) clears every log, so a live stream would otherwise go
+//! on as if nothing happened and its client would never learn that the world it mirrors is
+//! gone. The same watcher reads the store's reset count each tick (a reset by the CLI or by
+//! another node counts too); when it moves, every stream open at that moment ends with
+//! `preconditionFailed`, `reason=reset` ([`imgroups_core::port::reset_error`]). Token
+//! cancellations are children of the current *reset epoch*, a token replaced at each reset.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -49,11 +56,21 @@ impl std::fmt::Debug for Token {
 pub(crate) struct Revocations {
     open: Mutex<HashMap<Token, Entry>>,
     shutdown: CancellationToken,
+    /// The current reset epoch: cancelled (and replaced) when the store is reset.
+    epoch: Mutex<Epoch>,
+}
+
+struct Epoch {
+    /// The store's reset count this epoch began at.
+    resets: Option<u64>,
+    ended: CancellationToken,
 }
 
 struct Entry {
     streams: usize,
     revoked: CancellationToken,
+    /// The epoch `revoked` is a child of.
+    epoch: CancellationToken,
 }
 
 /// One stream's registration; withdrawn when dropped.
@@ -61,6 +78,8 @@ pub(crate) struct Held {
     registry: Arc<Revocations>,
     token: Token,
     revoked: CancellationToken,
+    /// The reset epoch the stream was opened in.
+    epoch: CancellationToken,
 }
 
 impl Held {
@@ -70,9 +89,25 @@ impl Held {
         &self.revoked
     }
 
-    /// Whether the stream stops because its token was revoked (not for shutdown).
+    /// Whether the stream stops because its token was revoked (not for shutdown or a reset).
     pub(crate) fn was_revoked(&self) -> bool {
-        self.revoked.is_cancelled() && !self.registry.shutdown.is_cancelled()
+        self.revoked.is_cancelled() && !self.registry.shutdown.is_cancelled() && !self.was_reset()
+    }
+
+    /// Whether the stream stops because the store was reset (not for shutdown).
+    pub(crate) fn was_reset(&self) -> bool {
+        self.epoch.is_cancelled() && !self.registry.shutdown.is_cancelled()
+    }
+
+    /// The error the stream ends with, if it was stopped for a reason the client must hear.
+    pub(crate) fn ending(&self) -> Option<Error> {
+        if self.was_reset() {
+            Some(imgroups_core::port::reset_error())
+        } else if self.was_revoked() {
+            Some(revoked_error())
+        } else {
+            None
+        }
     }
 }
 
@@ -104,30 +139,70 @@ impl Revocations {
         let registry = Arc::new(Revocations {
             open: Mutex::new(HashMap::new()),
             shutdown: shutdown.clone(),
+            epoch: Mutex::new(Epoch {
+                resets: None,
+                ended: shutdown.child_token(),
+            }),
         });
         tasks.spawn(registry.clone().watch(store, shutdown));
         registry
     }
 
+    /// The current reset epoch.
+    fn epoch(&self) -> CancellationToken {
+        match self.epoch.lock() {
+            Ok(epoch) => epoch.ended.clone(),
+            Err(_) => self.shutdown.child_token(),
+        }
+    }
+
+    /// The store's reset count is `resets`: if it moved since the epoch began, every stream
+    /// open now ends (with `reason=reset`) and a new epoch begins. The first count seen only
+    /// starts the first epoch. A server that made the reset itself calls this at once, rather
+    /// than leave its streams running until the next tick.
+    pub(crate) fn saw_resets(&self, resets: u64) {
+        let Ok(mut epoch) = self.epoch.lock() else {
+            return;
+        };
+        match epoch.resets {
+            None => epoch.resets = Some(resets),
+            Some(known) if resets > known => {
+                tracing::info!("the simulator was reset; ending every open stream");
+                epoch.resets = Some(resets);
+                let ended = std::mem::replace(&mut epoch.ended, self.shutdown.child_token());
+                ended.cancel();
+            }
+            Some(_) => {}
+        }
+    }
+
     /// Registers a stream opened with `token`.
     pub(crate) fn hold(self: &Arc<Self>, token: &Token) -> Held {
+        let epoch = self.epoch();
         let revoked = match self.open.lock() {
             Ok(mut open) => {
                 let entry = open.entry(token.clone()).or_insert_with(|| Entry {
                     streams: 0,
-                    revoked: self.shutdown.child_token(),
+                    revoked: epoch.child_token(),
+                    epoch: epoch.clone(),
                 });
+                // The streams of an earlier epoch were ended by a reset; this one starts anew.
+                if entry.epoch.is_cancelled() && !epoch.is_cancelled() {
+                    entry.revoked = epoch.child_token();
+                    entry.epoch = epoch.clone();
+                }
                 entry.streams += 1;
                 entry.revoked.clone()
             }
             // Poisoned: cannot happen (nothing panics under the lock); the stream then simply
             // ends on the next call's authentication instead.
-            Err(_) => self.shutdown.child_token(),
+            Err(_) => epoch.child_token(),
         };
         Held {
             registry: self.clone(),
             token: token.clone(),
             revoked,
+            epoch,
         }
     }
 
@@ -138,6 +213,10 @@ impl Revocations {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = every.tick() => {}
+            }
+            match store.resets().await {
+                Ok(resets) => self.saw_resets(resets),
+                Err(err) => tracing::debug!(error = %err, "cannot read the reset count"),
             }
             let tokens: Vec<(Token, CancellationToken)> = match self.open.lock() {
                 Ok(open) => open

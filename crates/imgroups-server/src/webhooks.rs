@@ -294,7 +294,12 @@ impl Endpoint {
                 }
             }
             let head = match self.store.log_bounds(account).await {
-                Ok(bounds) => bounds.head,
+                // What a simulator reset cleared is not owed to anyone (the store moved the
+                // endpoint's cursor past it too).
+                Ok(bounds) => {
+                    cursor = bounds.start(cursor);
+                    bounds.head
+                }
                 Err(err) => {
                     tracing::warn!(error = %err, "webhook: cannot read the head");
                     0

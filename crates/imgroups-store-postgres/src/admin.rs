@@ -565,3 +565,43 @@ pub(crate) async fn take_fault(client: &Client, id: FaultId, now: Timestamp) -> 
     let taken = client.execute(&statement, &[&id.0, &now.0]).await.db()?;
     Ok(taken == 1)
 }
+
+/// Clears the simulated world (see [`imgroups_core::port::Store::reset`]) under the write
+/// lock, so it is ordered with every node's batches and their caches are marked stale.
+/// `TRUNCATE` frees a table at once whatever its size (and takes an exclusive lock on it,
+/// which readers wait for only as long as this transaction lasts).
+pub(crate) async fn reset(client: &mut Client, accounts: bool, node: &str) -> Result<()> {
+    let tx = locked(client).await?;
+    tx.batch_execute(
+        "TRUNCATE icons, members, groups, direct_chats, chat_messages, chat_backgrounds, events,
+             idempotency, faults, unreachable;
+         UPDATE accounts SET reset_through = head_seq WHERE reset_through <> head_seq;
+         UPDATE webhooks w SET cursor = a.head_seq FROM accounts a
+             WHERE a.id = w.account_id AND w.cursor < a.head_seq;
+         UPDATE sim_state SET resets = resets + 1 WHERE id = 1;",
+    )
+    .await
+    .db()?;
+    if accounts {
+        tx.batch_execute("TRUNCATE webhooks, tokens, faults, direct_chats, accounts;")
+            .await
+            .db()?;
+        // Every account token is gone: every node forgets the ones it checked.
+        tx.execute(
+            "SELECT pg_notify($1, $2)",
+            &[&crate::hints::CHANNEL, &crate::hints::revoked_payload(node)],
+        )
+        .await
+        .db()?;
+    }
+    tx.commit().await.db()
+}
+
+/// How many resets the database has had.
+pub(crate) async fn resets(client: &Client) -> Result<u64> {
+    let row = client
+        .query_one("SELECT resets FROM sim_state WHERE id = 1", &[])
+        .await
+        .db()?;
+    Ok(row.get::<_, i64>(0).max(0) as u64)
+}

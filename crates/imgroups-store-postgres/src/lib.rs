@@ -33,8 +33,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use imgroups_core::port::{
     AccountInfo, Accounts, AdminTokenInfo, Fault, Faults, GroupRow, Hooks, Log, LogBounds,
-    MessageQuery, NewFault, Notices, ReadFn, Reader, Store, TokenInfo, TokenRef, Webhook,
-    WebhookUrl, Work,
+    MessageQuery, NewFault, Notices, ReadFn, Reader, ResetScope, Store, TokenInfo, TokenRef,
+    Webhook, WebhookUrl, Work,
 };
 use imgroups_core::tokens::TokenCache;
 use imgroups_core::{
@@ -431,7 +431,9 @@ impl Log for PgStore {
     async fn log_bounds(&self, account: AccountId) -> Result<LogBounds> {
         self.with_client(move |client| async move {
             let statement = client
-                .prepare_cached("SELECT head_seq, pruned_through FROM accounts WHERE id = $1")
+                .prepare_cached(
+                    "SELECT head_seq, pruned_through, reset_through FROM accounts WHERE id = $1",
+                )
                 .await
                 .db()?;
             let row = client.query_opt(&statement, &[&account.0]).await.db()?;
@@ -439,10 +441,12 @@ impl Log for PgStore {
                 LogBounds {
                     head: 0,
                     pruned_through: 0,
+                    reset_through: 0,
                 },
                 |r| LogBounds {
                     head: r.get::<_, i64>(0).max(0) as u64,
                     pruned_through: r.get::<_, i64>(1).max(0) as u64,
+                    reset_through: r.get::<_, i64>(2).max(0) as u64,
                 },
             ))
         })
@@ -701,6 +705,25 @@ impl Faults for PgStore {
 
 #[async_trait]
 impl Store for PgStore {
+    async fn reset(&self, scope: ResetScope) -> Result<()> {
+        let node = self.node().to_owned();
+        self.with_client(move |mut client| async move {
+            admin::reset(&mut client, scope.accounts, &node).await
+        })
+        .await?;
+        self.inner.hints.webhooks_changed();
+        if scope.accounts {
+            self.inner.hints.revoked();
+            tokio::time::sleep(REVOCATION_SETTLE).await;
+        }
+        Ok(())
+    }
+
+    async fn resets(&self) -> Result<u64> {
+        self.with_client(|client| async move { admin::resets(&client).await })
+            .await
+    }
+
     /// `SELECT 1` on a pooled connection: the database itself answers, not just the pool.
     async fn ready(&self) -> Result<()> {
         self.with_client(

@@ -191,6 +191,24 @@ CREATE TABLE chat_backgrounds (
     hash     bytea NOT NULL
 );
 "#,
+    // Unread messages, by chat and by account: what a mark-read and an unread listing look
+    // for, without walking every message read long ago.
+    r#"
+CREATE INDEX chat_messages_unread_by_chat ON chat_messages (account_id, chat_guid, place)
+    WHERE NOT is_read;
+CREATE INDEX chat_messages_unread ON chat_messages (account_id, place) WHERE NOT is_read;
+"#,
+    // Simulator resets: a reset clears every log up to its head and records that here, so a
+    // cursor from before it continues after it; `sim_state.resets` counts resets for servers
+    // that must end their streams.
+    r#"
+ALTER TABLE accounts ADD COLUMN reset_through bigint NOT NULL DEFAULT 0;
+CREATE TABLE sim_state (
+    id     integer PRIMARY KEY CHECK (id = 1),
+    resets bigint  NOT NULL
+);
+INSERT INTO sim_state (id, resets) VALUES (1, 0);
+"#,
 ];
 
 /// Brings the database up to this binary's schema, or refuses one that is newer.

@@ -181,8 +181,11 @@ fn message_from_row(row: &Row) -> Result<(u64, Message)> {
         tracing::error!(place, "a stored message that does not decode");
         Error::internal()
     })?;
-    // Messages moved over from before places existed sit below 0: first in no page but last.
-    Ok((place.max(0) as u64, message))
+    // Messages moved over from before places existed sit below 0, after every other. Their
+    // place goes out and comes back (page tokens, rewrites) through the same two's-complement
+    // cast as in the SQLite store: clamping them all to 0 made a page token of 0 that listed
+    // them again, page after page.
+    Ok((place as u64, message))
 }
 
 pub(crate) fn message(
@@ -219,33 +222,34 @@ pub(crate) fn list_messages(
         &after,
         &limit,
     ];
-    // Two statements, so that each has an index that serves its order: the chat's, or the
-    // primary key.
-    let rows = if chat.is_some() {
-        q.rows(
-            "SELECT place, body FROM chat_messages
-             WHERE account_id = $1 AND chat_guid = $2::text
-               AND ($3::bigint IS NULL OR place < $3)
-               AND ($4::boolean IS NULL OR is_from_me = $4)
-               AND ($5::boolean IS NULL OR is_read = $5)
-               AND ($6::bigint IS NULL OR created_at < $6)
-               AND ($7::bigint IS NULL OR created_at >= $7)
-             ORDER BY place DESC LIMIT $8",
-            params,
-        )?
-    } else {
-        q.rows(
-            "SELECT place, body FROM chat_messages
-             WHERE account_id = $1 AND $2::text IS NULL
-               AND ($3::bigint IS NULL OR place < $3)
-               AND ($4::boolean IS NULL OR is_from_me = $4)
-               AND ($5::boolean IS NULL OR is_read = $5)
-               AND ($6::bigint IS NULL OR created_at < $6)
-               AND ($7::bigint IS NULL OR created_at >= $7)
-             ORDER BY place DESC LIMIT $8",
-            params,
-        )?
+    // Four statements, so that each has an index that serves its order: the chat's, or the
+    // primary key; and, for what is unread (a mark-read reads it at every call), the partial
+    // indexes of unread messages, which hold only those. The page bound is a plain range on
+    // `place` (not `$3 IS NULL OR …`): our plans are generic (see `pg_config`), and only then
+    // is it an index condition, so a page deep in a long chat starts where it should instead
+    // of filtering every newer message.
+    macro_rules! select {
+        ($scope:literal) => {
+            concat!(
+                "SELECT place, body FROM chat_messages WHERE account_id = $1 AND ",
+                $scope,
+                " AND place < COALESCE($3::bigint, 9223372036854775807)
+                  AND ($4::boolean IS NULL OR is_from_me = $4)
+                  AND ($5::boolean IS NULL OR is_read = $5)
+                  AND ($6::bigint IS NULL OR created_at < $6)
+                  AND ($7::bigint IS NULL OR created_at >= $7)
+                ORDER BY place DESC LIMIT $8"
+            )
+        };
+    }
+    // `NOT is_read` spelled as the indexes' condition, so that a generic plan can use them.
+    let sql = match (chat.is_some(), query.is_read == Some(false)) {
+        (true, false) => select!("chat_guid = $2::text"),
+        (true, true) => select!("chat_guid = $2::text AND NOT is_read"),
+        (false, false) => select!("$2::text IS NULL"),
+        (false, true) => select!("$2::text IS NULL AND NOT is_read"),
     };
+    let rows = q.rows(sql, params)?;
     rows.iter().map(message_from_row).collect()
 }
 

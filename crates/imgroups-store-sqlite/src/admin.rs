@@ -244,3 +244,43 @@ pub(crate) fn revoke_admin_token(conn: &Connection, token: &TokenRef) -> Result<
     id.map(TokenId)
         .ok_or_else(|| Error::invalid("no such admin token").with("field", "token"))
 }
+
+/// Clears the simulated world (see [`imgroups_core::port::Store::reset`]). Whole-table
+/// `DELETE`s: SQLite empties a table without visiting its rows when it can, so the cost is
+/// that of freeing its pages, not of its row count.
+pub(crate) fn reset(conn: &Connection, accounts: bool) -> Result<()> {
+    conn.execute_batch(
+        "DELETE FROM icons;
+         DELETE FROM members;
+         DELETE FROM groups;
+         DELETE FROM direct_chats;
+         DELETE FROM chat_messages;
+         DELETE FROM chat_backgrounds;
+         DELETE FROM events;
+         DELETE FROM idempotency;
+         DELETE FROM faults;
+         DELETE FROM unreachable;
+         UPDATE accounts SET reset_through = head_seq WHERE reset_through <> head_seq;
+         UPDATE webhooks SET cursor = (SELECT head_seq FROM accounts WHERE id = account_id)
+             WHERE cursor < (SELECT head_seq FROM accounts WHERE id = account_id);
+         UPDATE sim_state SET resets = resets + 1 WHERE id = 1;",
+    )
+    .db()?;
+    if accounts {
+        conn.execute_batch(
+            "DELETE FROM webhooks;
+             DELETE FROM tokens;
+             DELETE FROM accounts;",
+        )
+        .db()?;
+    }
+    Ok(())
+}
+
+/// How many resets the database has had.
+pub(crate) fn resets(conn: &Connection) -> Result<u64> {
+    conn.prepare_cached("SELECT resets FROM sim_state WHERE id = 1")
+        .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
+        .db()
+        .map(|n| n.max(0) as u64)
+}

@@ -165,6 +165,19 @@ impl WriterCache {
         self.forget_groups();
     }
 
+    /// A reset cleared the chats (and, with `accounts`, the accounts, whose ids may then be
+    /// handed out again): forget what was cached of them. Heads stay for accounts that
+    /// remain — a reset keeps them — and this batch's moved heads are kept for its notices.
+    pub(crate) fn forget_world(&mut self, accounts: bool) {
+        self.forget_groups();
+        self.accounts.clear();
+        if accounts {
+            self.addresses.clear();
+            self.heads.clear();
+            self.moved.clear();
+        }
+    }
+
     pub(crate) fn forget_groups(&mut self) {
         self.group_keys.clear();
         self.groups.clear();
@@ -378,19 +391,7 @@ impl Reader for Db<'_> {
         account: AccountId,
         query: &MessageQuery,
     ) -> Result<Vec<(u64, Message)>> {
-        // Two statements, so that each has an index that serves its order: the chat's, or the
-        // account's own (the primary key).
-        let filters = "AND (?3 IS NULL OR place < ?3)
-             AND (?4 IS NULL OR is_from_me = ?4)
-             AND (?5 IS NULL OR is_read = ?5)
-             AND (?6 IS NULL OR created_at < ?6)
-             AND (?7 IS NULL OR created_at >= ?7)
-             ORDER BY place DESC LIMIT ?8";
-        let sql = if query.chat.is_some() {
-            format!("SELECT place, body FROM chat_messages WHERE account_id = ?1 AND chat_guid = ?2 {filters}")
-        } else {
-            format!("SELECT place, body FROM chat_messages WHERE account_id = ?1 AND ?2 IS NULL {filters}")
-        };
+        let sql = listing_sql(query.chat.is_some(), query.is_read == Some(false));
         let mut stmt = self.conn.prepare_cached(&sql).db()?;
         let rows = stmt
             .query_map(
@@ -422,6 +423,41 @@ impl Db<'_> {
             .and_then(|mut s| s.query_row([chat], |r| r.get(0)).optional())
             .db()
     }
+}
+
+/// The statement that lists messages ([`Reader::list_messages`]), for one chat or every chat,
+/// and for what is unread or not.
+///
+/// Four statements, so that each searches the index that serves its order: the chat's, or the
+/// account's own (the primary key); and, for what is unread (a mark-read reads it at every
+/// call), the partial indexes of unread messages, which hold only those. The page bound is a
+/// plain range on `place` (no `?3 IS NULL OR …`), so that a page deep in a long chat starts
+/// where it should instead of walking every newer message. The index is named: on a database
+/// never analysed (every new one), SQLite's planner walks the whole account by its primary key
+/// to list one chat.
+fn listing_sql(one_chat: bool, unread: bool) -> String {
+    const FILTERS: &str = "AND place < coalesce(?3, 9223372036854775807)
+         AND (?4 IS NULL OR is_from_me = ?4)
+         AND (?5 IS NULL OR is_read = ?5)
+         AND (?6 IS NULL OR created_at < ?6)
+         AND (?7 IS NULL OR created_at >= ?7)
+         ORDER BY place DESC LIMIT ?8";
+    // `is_read = 0` is spelled as the partial indexes' condition, which SQLite requires.
+    let (index, scope) = match (one_chat, unread) {
+        (true, false) => ("INDEXED BY chat_messages_by_chat", "chat_guid = ?2"),
+        (true, true) => (
+            "INDEXED BY chat_messages_unread_by_chat",
+            "chat_guid = ?2 AND is_read = 0",
+        ),
+        (false, false) => ("", "?2 IS NULL"),
+        (false, true) => (
+            "INDEXED BY chat_messages_unread",
+            "?2 IS NULL AND is_read = 0",
+        ),
+    };
+    format!(
+        "SELECT place, body FROM chat_messages {index} WHERE account_id = ?1 AND {scope} {FILTERS}"
+    )
 }
 
 fn message_from_row(row: &Row<'_>) -> rusqlite::Result<(u64, Message)> {
@@ -865,16 +901,19 @@ pub(crate) fn forget_keys_before(tx: &Connection, cutoff: Timestamp) -> Result<(
 }
 
 pub(crate) fn log_bounds(conn: &Connection, account: AccountId) -> Result<LogBounds> {
-    conn.prepare_cached("SELECT head_seq, pruned_through FROM accounts WHERE id = ?1")
-        .and_then(|mut s| {
-            s.query_row([account.0], |r| {
-                Ok(LogBounds {
-                    head: r.get::<_, i64>(0)? as u64,
-                    pruned_through: r.get::<_, i64>(1)? as u64,
-                })
+    conn.prepare_cached(
+        "SELECT head_seq, pruned_through, reset_through FROM accounts WHERE id = ?1",
+    )
+    .and_then(|mut s| {
+        s.query_row([account.0], |r| {
+            Ok(LogBounds {
+                head: r.get::<_, i64>(0)? as u64,
+                pruned_through: r.get::<_, i64>(1)? as u64,
+                reset_through: r.get::<_, i64>(2)? as u64,
             })
         })
-        .db()
+    })
+    .db()
 }
 
 pub(crate) fn read_events(
@@ -897,4 +936,51 @@ pub(crate) fn read_events(
         )
         .db()?;
     rows.collect::<rusqlite::Result<_>>().db()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each listing searches an index for its first page and for a page deep down, on a
+    /// database that was never analysed (as every new one is).
+    #[test]
+    fn every_listing_searches_an_index() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        crate::schema::migrate(&mut conn).unwrap();
+        for (one_chat, unread, index) in [
+            (
+                true,
+                false,
+                "INDEX chat_messages_by_chat (account_id=? AND chat_guid=? AND place<?)",
+            ),
+            (false, false, "PRIMARY KEY (account_id=? AND place<?)"),
+            (
+                true,
+                true,
+                "INDEX chat_messages_unread_by_chat (account_id=? AND chat_guid=? AND place<?)",
+            ),
+            (
+                false,
+                true,
+                "INDEX chat_messages_unread (account_id=? AND place<?)",
+            ),
+        ] {
+            let sql = format!("EXPLAIN QUERY PLAN {}", listing_sql(one_chat, unread));
+            let mut stmt = conn.prepare(&sql).unwrap();
+            let plan: Vec<String> = stmt
+                .query_map(
+                    rusqlite::params_from_iter([rusqlite::types::Null; 8]),
+                    |r| r.get::<_, String>(3),
+                )
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            assert_eq!(
+                plan,
+                [format!("SEARCH chat_messages USING {index}")],
+                "one chat: {one_chat}, unread: {unread}"
+            );
+        }
+    }
 }

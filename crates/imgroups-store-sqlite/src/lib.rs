@@ -45,7 +45,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use imgroups_core::port::{
     AccountInfo, Accounts, AdminTokenInfo, Fault, Faults, Hooks, Log, LogBounds, NewFault, Notices,
-    ReadFn, Store, TokenInfo, TokenRef, Webhook, WebhookUrl, Work,
+    ReadFn, ResetScope, Store, TokenInfo, TokenRef, Webhook, WebhookUrl, Work,
 };
 use imgroups_core::tokens::TokenCache;
 use imgroups_core::{
@@ -56,7 +56,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::db::{Db, SqlResult};
 use crate::notices::{Listener, Publisher};
-use crate::pipeline::{AdminJob, Gate, Job, Msg};
+use crate::pipeline::{AdminJob, Clears, Gate, Job, Msg};
 use crate::reply::{Answer, Any};
 
 /// A file beside the database: its path with `suffix` appended (as SQLite names `-wal`).
@@ -337,10 +337,20 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
+        self.write_clearing(Clears::Nothing, f).await
+    }
+
+    /// [`Self::write_with`] for a job that clears what the writer caches (`clears`).
+    async fn write_clearing<T, F>(&self, clears: Clears, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
         let (reply, rx) = oneshot::channel();
         let job = AdminJob {
             run: Box::new(move |conn| f(conn).map(|v| Box::new(v) as Any)),
             reply,
+            clears,
         };
         let value = self.submit(Msg::Admin(job), rx).await??;
         value.downcast::<T>().map(|v| *v).map_err(|_| {
@@ -687,6 +697,27 @@ impl Store for SqliteStore {
             Wait::Already,
         )
         .await
+    }
+
+    async fn reset(&self, scope: ResetScope) -> Result<()> {
+        let clears = if scope.accounts {
+            Clears::ChatsAndAccounts
+        } else {
+            Clears::Chats
+        };
+        self.write_clearing(clears, move |conn| admin::reset(conn, scope.accounts))
+            .await?;
+        // Durable now. Webhook cursors moved (or endpoints went): deliveries re-read them.
+        self.webhooks_changed();
+        if scope.accounts {
+            // Every account token is gone: servers must forget the ones they checked.
+            admin::note_revocation(&self.inner.config.path)?;
+        }
+        Ok(())
+    }
+
+    async fn resets(&self) -> Result<u64> {
+        self.read_small(admin::resets, Wait::Durable).await
     }
 
     async fn close(&self) {

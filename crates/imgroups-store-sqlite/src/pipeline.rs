@@ -70,6 +70,17 @@ pub(crate) type AdminFn = Box<dyn FnOnce(&Connection) -> Result<Any> + Send>;
 pub(crate) struct AdminJob {
     pub(crate) run: AdminFn,
     pub(crate) reply: oneshot::Sender<Answer<Result<Any>>>,
+    /// What the job clears of what the writer caches: nothing (accounts aside, which are
+    /// always forgotten), the chats, or the chats and the accounts (a reset).
+    pub(crate) clears: Clears,
+}
+
+/// What an admin job clears of the writer's cache (see [`AdminJob::clears`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Clears {
+    Nothing,
+    Chats,
+    ChatsAndAccounts,
 }
 
 /// What readers may see: a read must not return a write before that write is durable.
@@ -389,6 +400,11 @@ impl Writer {
         })();
         // It may have created an account the cache knows as "not an account".
         self.cache.forget_accounts();
+        match job.clears {
+            Clears::Nothing => {}
+            Clears::Chats => self.cache.forget_world(false),
+            Clears::ChatsAndAccounts => self.cache.forget_world(true),
+        }
         match outcome {
             Ok(result) => self.replies.push(Reply::Admin(job.reply, result)),
             Err(err) => {

@@ -173,6 +173,24 @@ CREATE TABLE chat_backgrounds (
     hash     BLOB NOT NULL
 ) WITHOUT ROWID;
 "#,
+    // Unread messages, by chat and by account: what a mark-read and an unread listing look
+    // for, without walking every message read long ago.
+    r#"
+CREATE INDEX chat_messages_unread_by_chat ON chat_messages(account_id, chat_guid, place)
+    WHERE is_read = 0;
+CREATE INDEX chat_messages_unread ON chat_messages(account_id, place) WHERE is_read = 0;
+"#,
+    // Simulator resets: a reset clears every log up to its head and records that here, so a
+    // cursor from before it continues after it; `sim_state.resets` counts resets for servers
+    // that must end their streams.
+    r#"
+ALTER TABLE accounts ADD COLUMN reset_through INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE sim_state (
+    id     INTEGER PRIMARY KEY CHECK (id = 1),
+    resets INTEGER NOT NULL
+);
+INSERT INTO sim_state (id, resets) VALUES (1, 0);
+"#,
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

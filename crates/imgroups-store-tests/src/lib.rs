@@ -4,29 +4,41 @@
 //! [`Fixture`] that opens it.
 //!
 //! - [`model`]: random interleavings of writes by several accounts and by simulated people
-//!   (puppets), idempotent retries and restarts, against a plain in-memory model of the
-//!   group rules (`imgroups_core::engine::rules`). After every run: each account's log is 1,
-//!   2, 3, … with exactly the events the model expects (invariants 1 and 2), replays returned
-//!   the original outcome and appended nothing (3), catch-up windows return exactly
-//!   `after < seq <= head` (5), and the stored state equals the model's state, which is the
-//!   replay of the accepted commands (6).
+//!   (puppets), messages said by both in groups, idempotent retries and restarts, against a
+//!   plain in-memory model of the group rules (`imgroups_core::engine::rules`). After every
+//!   run: each account's log is 1, 2, 3, … with exactly the events the model expects
+//!   (invariants 1 and 2), replays returned the original outcome and appended nothing (3),
+//!   catch-up windows return exactly `after < seq <= head` (5), and the stored state equals
+//!   the model's state, which is the replay of the accepted commands (6).
 //! - [`ingest`]: a change observed elsewhere produces exactly the events our own write of it
 //!   would have, and only what is not yet reflected.
 //! - [`admin_tokens`], [`listings`], [`faults`], [`fault_count_is_atomic`]: the console's
 //!   credential, account and directory listings, injected faults (simulator controls).
+//! - [`reset`]: a simulator reset clears the world and keeps sequences, accounts and tokens.
 //! - [`observer_cursors`], [`observed_ids`]: what a backend observing an external source
 //!   (chat.db) keeps in the store: its cursor and the ids it recorded, both committing (or
 //!   rolling back) with the transaction and surviving a restart.
+//! - [`messages_are_delivered`], [`messages_change`], [`messages_are_read`],
+//!   [`messages_are_listed`]: messages in groups and direct chats, in every member's log and
+//!   copy; tapbacks, edits, unsends and reads; listings and their pages (`messages`).
 
+mod messages;
 pub mod pg;
+mod reset;
+
+pub use reset::reset;
+
+pub use messages::{
+    messages_are_delivered, messages_are_listed, messages_are_read, messages_change,
+};
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use imgroups_core::port::Store;
 use imgroups_core::{
-    AccountId, Address, Change, ChatGuid, Command, Engine, EngineConfig, ErrorKind, Event,
-    Mutation, Observed, Outcome, Rules, Timestamp,
+    AccountId, Address, Change, ChatGuid, Command, Engine, EngineConfig, ErrorKind, Event, Message,
+    Mutation, NewMessage, Observed, Outcome, Rules, Timestamp,
 };
 use imgroups_sim::Simulator;
 use proptest::prelude::*;
@@ -43,6 +55,7 @@ const ACCOUNTS: [&str; 3] = ["a@x.com", "b@x.com", "c@x.com"];
 /// People who are not accounts: they can be added, and act as puppets.
 const OTHERS: [&str; 4] = ["p@x.com", "q@x.com", "r@x.com", "s@x.com"];
 const NAMES: [&str; 3] = ["Alpha", "Beta", "Gamma"];
+const SAYINGS: [&str; 3] = ["hi", "see you\nat 8", "ok 👍"];
 
 fn everyone() -> Vec<&'static str> {
     ACCOUNTS.iter().chain(OTHERS.iter()).copied().collect()
@@ -105,6 +118,12 @@ enum Op {
         actor: usize,
         group: usize,
     },
+    /// A text message ([`SAYINGS`]) in the group.
+    Say {
+        actor: usize,
+        group: usize,
+        text: usize,
+    },
     Restart,
 }
 
@@ -126,7 +145,10 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (actor.clone(), group.clone()).prop_map(|(actor, group)| Op::Leave { actor, group }),
         2 => (actor.clone(), group.clone(), 0..2u8)
             .prop_map(|(actor, group, variant)| Op::SetIcon { actor, group, variant }),
-        1 => (actor, group).prop_map(|(actor, group)| Op::RemoveIcon { actor, group }),
+        1 => (actor.clone(), group.clone())
+            .prop_map(|(actor, group)| Op::RemoveIcon { actor, group }),
+        3 => (actor, group, 0..SAYINGS.len())
+            .prop_map(|(actor, group, text)| Op::Say { actor, group, text }),
         1 => Just(Op::Restart),
     ]
 }
@@ -154,6 +176,43 @@ struct Model {
 }
 
 type Expect = Result<(), ErrorKind>;
+
+/// A message as the model expects `chat`'s member to receive it, without what the store
+/// chooses (its GUID and time: see [`without_identity`]).
+fn said(chat: &str, text: &str, is_from_me: bool, sender: &str) -> Message {
+    Message {
+        guid: String::new(),
+        text: text.to_owned(),
+        subject: None,
+        date_created: Timestamp(0),
+        is_from_me,
+        is_sent: true,
+        chat_guid: ChatGuid::parse(chat).ok(),
+        sender: (!is_from_me).then(|| Address::from_trusted(sender.to_owned())),
+        effect_id: None,
+        reply_to: None,
+        formatting: Vec::new(),
+        date_read: None,
+        date_edited: None,
+        edits: 0,
+        date_retracted: None,
+        reactions: Vec::new(),
+    }
+}
+
+/// `change` with a received message's GUID and time blanked, as [`said`] writes them.
+fn without_identity(change: &Change) -> Change {
+    match change {
+        Change::MessageReceived { message } => Change::MessageReceived {
+            message: Box::new(Message {
+                guid: String::new(),
+                date_created: Timestamp(0),
+                ..(**message).clone()
+            }),
+        },
+        other => other.clone(),
+    }
+}
 
 /// The first request under an idempotency key and what it was answered.
 type Remembered = (Command, Result<Outcome, ErrorKind>);
@@ -263,6 +322,27 @@ impl Model {
                 }
                 Ok(())
             }
+            Op::Say { actor, group, text } => {
+                let actor = everyone()[*actor];
+                self.visible(*group, actor)?;
+                let chat = self.groups[*group].guid.clone();
+                for member in self.groups[*group].members.clone() {
+                    if !ACCOUNTS.contains(&member.as_str()) {
+                        continue;
+                    }
+                    let is_from_me = member == actor;
+                    let message = said(&chat, SAYINGS[*text], is_from_me, actor);
+                    self.logs.entry(member).or_default().push(ModelEvent {
+                        chat: chat.clone(),
+                        is_from_me,
+                        actor: actor.to_owned(),
+                        change: Change::MessageReceived {
+                            message: Box::new(message),
+                        },
+                    });
+                }
+                Ok(())
+            }
             Op::RemoveIcon { actor, group } => {
                 let actor = everyone()[*actor];
                 self.visible(*group, actor)?;
@@ -293,6 +373,10 @@ fn command(model: &Model, op: &Op) -> Option<Command> {
             Command::set_icon(&guid(*group), png(*variant), &Default::default()).ok()?
         }
         Op::RemoveIcon { group, .. } => Command::remove_icon(&guid(*group)).ok()?,
+        Op::Say { group, text, .. } => {
+            let message = NewMessage::new(SAYINGS[*text], None, None, None, Vec::new()).ok()?;
+            Command::send_text(&guid(*group), message).ok()?
+        }
         Op::Create { .. } | Op::Restart => return None,
     })
 }
@@ -305,7 +389,8 @@ fn actor_of(op: &Op) -> usize {
         | Op::Remove { actor, .. }
         | Op::Leave { actor, .. }
         | Op::SetIcon { actor, .. }
-        | Op::RemoveIcon { actor, .. } => *actor,
+        | Op::RemoveIcon { actor, .. }
+        | Op::Say { actor, .. } => *actor,
         Op::Restart => 0,
     }
 }
@@ -344,6 +429,11 @@ fn in_range(op: Op, groups: usize) -> Op {
         Op::RemoveIcon { actor, group } => Op::RemoveIcon {
             actor,
             group: group % groups,
+        },
+        Op::Say { actor, group, text } => Op::Say {
+            actor,
+            group: group % groups,
+            text,
         },
         other => other,
     }
@@ -491,6 +581,7 @@ fn run(fixture: &dyn Fixture, ops: Vec<(Op, Option<u8>)>) -> Result<(), TestCase
 
     // Invariants 1, 2, 5: every log is exactly what the model expects, numbered 1..=n, and
     // any catch-up window returns exactly its slice.
+    let mut logs = HashMap::new();
     for a in ACCOUNTS {
         let account = ids[a];
         let head = rt
@@ -512,7 +603,7 @@ fn run(fixture: &dyn Fixture, ops: Vec<(Op, Option<u8>)>) -> Result<(), TestCase
                     .as_ref()
                     .map(|a| a.to_string())
                     .unwrap_or_default(),
-                change: event.change.clone(),
+                change: without_identity(&event.change),
             };
             prop_assert_eq!(&got, want, "{} event {}", a, i + 1);
         }
@@ -524,6 +615,7 @@ fn run(fixture: &dyn Fixture, ops: Vec<(Op, Option<u8>)>) -> Result<(), TestCase
             .block_on(store.read_events(account, mid, head, usize::MAX >> 1))
             .map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert_eq!(window.as_slice(), &events[mid as usize..]);
+        logs.insert(a, events);
     }
 
     // Invariant 6: the state is the replay of the accepted commands.
@@ -532,6 +624,24 @@ fn run(fixture: &dyn Fixture, ops: Vec<(Op, Option<u8>)>) -> Result<(), TestCase
             let got = rt.block_on(groups.get_chat(ids[a], group.guid.clone()));
             if group.members.iter().any(|m| m == a) {
                 let chat = got.map_err(|e| TestCaseError::fail(e.to_string()))?;
+                // The chat's messages, oldest first, are those its log delivered.
+                let listing = imgroups_core::engine::messages::query::Listing {
+                    page_size: Some(1000),
+                    ..Default::default()
+                };
+                let (page, _) = rt
+                    .block_on(groups.list_messages(ids[a], Some(group.guid.clone()), listing))
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let listed: Vec<&str> = page.iter().rev().map(|m| m.guid.as_str()).collect();
+                let delivered: Vec<&str> = logs[a]
+                    .iter()
+                    .filter(|e| e.chat_guid.to_string() == group.guid)
+                    .filter_map(|e| match &e.change {
+                        Change::MessageReceived { message } => Some(message.guid.as_str()),
+                        _ => None,
+                    })
+                    .collect();
+                prop_assert_eq!(listed, delivered, "{} lists {}", a, &group.guid);
                 let want: Vec<String> = group.members.iter().filter(|m| *m != a).cloned().collect();
                 let have: Vec<String> = chat.participants.iter().map(|p| p.to_string()).collect();
                 prop_assert_eq!(

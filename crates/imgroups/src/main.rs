@@ -31,6 +31,8 @@
 //! - `imgroups sim unreachable ADDRESS` marks an address as not on iMessage
 //!   (`--reachable` undoes it); `sim unreachable --list` prints the marked addresses, one a
 //!   line, sorted.
+//! - `imgroups sim reset [--all]` clears the simulated world (accounts and tokens stay unless
+//!   `--all`) and prints `reset <N>`, N counting the store's resets.
 //! - `imgroups sim fault add ADDRESS --method NAME|* [--code CODE [--retryable]]
 //!   [--latency-ms N] [--count N] [--for-secs T]` makes calls of NAME (an RPC name, or `*`
 //!   for all) by the account ADDRESS fail with the wire error CODE and/or be delayed; it
@@ -128,6 +130,8 @@ fn main() -> ExitCode {
         // Client commands talk to a running server and have exit codes of their own.
         Cmd::Groups(args) => return cmd::groups::run(args),
         Cmd::Chats(args) => return cmd::chats::run(args),
+        Cmd::Messages(args) => return cmd::messages::run(args),
+        Cmd::Addresses(args) => return cmd::addresses::run(args),
         Cmd::Events(args) => return cmd::events::run(args),
     };
     output::exit(done, json)

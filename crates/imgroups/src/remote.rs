@@ -1,12 +1,12 @@
-//! Talking to a running server, for the client commands (`groups …`, `chats …`, `events
-//! tail`, in `cmd`): the connection through the Rust SDK, and how a failure ends the command.
+//! Talking to a running server, for the client commands (`groups …`, `chats …`, `messages
+//! …`, `addresses …`, `events tail`, in `cmd`): the connection through the Rust SDK, and how a failure ends the command.
 //!
 //! Exit codes (stable; scripts rely on them):
 //! - 0: success (also when stdout is closed early, e.g. `… | head`),
 //! - 1: the operation failed (validation, precondition, rate limit, server error),
 //! - 2: bad usage, including a malformed chat GUID or address,
 //! - 3: authentication failed (missing, unknown or revoked token),
-//! - 4: not found (chat, address, icon),
+//! - 4: not found (chat, message, address, icon),
 //! - 5: cannot reach the server (connection refused, unavailable, timeout).
 //!
 //! Errors are printed as one line on stderr: `error: <message> (<code>)`; with `--json`, as
@@ -22,7 +22,7 @@ use std::io;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use imgroups_client::{Address, ChatGuid, Client, Error, ErrorKind};
+use imgroups_client::{Address, ChatGuid, Client, Error, ErrorKind, MessageGuid};
 
 use crate::cli::remote::RemoteArgs;
 use crate::output::{json_safe, terminal_safe};
@@ -226,6 +226,10 @@ fn report(failure: Failure, json: bool) -> ExitCode {
 
 pub(crate) fn chat_guid(input: &str) -> Result<ChatGuid, Failure> {
     ChatGuid::parse(input).map_err(usage)
+}
+
+pub(crate) fn message_guid(input: &str) -> Result<MessageGuid, Failure> {
+    MessageGuid::parse(input).map_err(|err| Failure::new(2, err.code(), err.message()))
 }
 
 pub(crate) fn addresses(inputs: &[String]) -> Result<Vec<Address>, Failure> {

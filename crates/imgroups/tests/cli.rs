@@ -359,3 +359,205 @@ fn mac_messages_names_a_missing_helper_library() {
     assert_eq!(text.lines().count(), 1);
     assert!(out.stdout.is_empty());
 }
+
+#[test]
+fn messages_chats_and_addresses() {
+    let server = Server::start();
+    let chat = server.group();
+
+    // send: the GUID, an upper-case UUID.
+    let first = server.ok(&["messages", "send", &chat, "Dinner at 8?"]);
+    let first = first.trim();
+    assert_eq!(first.len(), 36, "{first}");
+    let reply = server.ok(&[
+        "messages",
+        "send",
+        &chat,
+        "Or 9",
+        "--reply-to",
+        first,
+        "--subject",
+        "time",
+    ]);
+    let reply = reply.trim();
+    let out = server.ok(&["messages", "get", reply]);
+    assert!(out.contains(&format!("guid\t{reply}\n")), "{out}");
+    assert!(out.contains(&format!("chat\t{chat}\n")), "{out}");
+    assert!(out.contains("from\tme\n"), "{out}");
+    assert!(out.contains("text\tOr 9\n"), "{out}");
+    assert!(out.contains("subject\ttime\n"), "{out}");
+    assert!(out.contains(&format!("replyTo\t{first}\n")), "{out}");
+
+    // list: newest first, GUID, time, sender, text.
+    let out = server.ok(&["messages", "list", &chat]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(lines[0].starts_with(&format!("{reply}\t")), "{out}");
+    assert!(lines[0].ends_with("\tme\tOr 9"), "{out}");
+    assert!(lines[1].ends_with("\tme\tDinner at 8?"), "{out}");
+
+    // One page at a time: the next page's token on stderr; --all reads them all.
+    let out = server.run(&["messages", "list", &chat, "--page-size", "1"]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+    let token = stderr(&out)
+        .trim()
+        .strip_prefix("more: --page-token ")
+        .and_then(|rest| rest.strip_suffix(" (or --all)"))
+        .unwrap_or_else(|| panic!("{}", stderr(&out)))
+        .to_owned();
+    let out = server.run(&[
+        "messages",
+        "list",
+        &chat,
+        "--page-size",
+        "1",
+        "--page-token",
+        &token,
+    ]);
+    assert!(String::from_utf8_lossy(&out.stdout).ends_with("\tme\tDinner at 8?\n"));
+    assert_eq!(stderr(&out), "", "the last page has no next");
+    let out = server.ok(&["messages", "list", &chat, "--page-size", "1", "--all"]);
+    assert_eq!(out.lines().count(), 2, "{out}");
+    let json: serde_json::Value = serde_json::from_str(&server.ok(&[
+        "messages",
+        "list",
+        &chat,
+        "--page-size",
+        "1",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(json["messages"][0]["text"], "Or 9");
+    assert!(json["nextPageToken"].is_string());
+    let out = server.ok(&[
+        "messages",
+        "list",
+        &chat,
+        "--all",
+        "--page-size",
+        "1",
+        "--json",
+    ]);
+    let texts: Vec<String> = out
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["text"].to_string())
+        .collect();
+    assert_eq!(texts, ["\"Or 9\"", "\"Dinner at 8?\""]);
+    let out = server.ok(&["messages", "recent", "--page-size", "1"]);
+    assert!(out.starts_with(reply), "{out}");
+
+    // Tapbacks, edit, unsend.
+    let out = server.ok(&["messages", "react", &chat, first, "love"]);
+    assert!(out.contains("reactions\tlove by me\n"), "{out}");
+    let out = server.ok(&["messages", "react", &chat, first, "🎉"]);
+    assert!(out.contains("reactions\t🎉 by me\n"), "{out}");
+    let out = server.ok(&["messages", "unreact", &chat, first, "🎉"]);
+    assert!(!out.contains("reactions"), "{out}");
+    let json: serde_json::Value = serde_json::from_str(&server.ok(&[
+        "messages",
+        "edit",
+        &chat,
+        first,
+        "Dinner at 9?",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(json["text"], "Dinner at 9?");
+    assert!(json["dateEdited"].is_string());
+    server.ok(&["messages", "unsend", &chat, reply]);
+    let out = server.ok(&["messages", "get", reply]);
+    assert!(out.contains("text\t(unsent)\n"), "{out}");
+
+    // Chats: read and typing.
+    assert_eq!(server.ok(&["chats", "read", &chat]), "");
+    assert_eq!(server.ok(&["chats", "typing", &chat, "on"]), "");
+    let json: serde_json::Value =
+        serde_json::from_str(&server.ok(&["chats", "typing", &chat, "off", "--json"])).unwrap();
+    assert_eq!(json["chatGuid"], chat.as_str());
+
+    // Addresses.
+    let out = server.ok(&["addresses", "check", "bob@example.com"]);
+    assert!(out.contains("imessage\ttrue\n"), "{out}");
+    assert!(out.contains("services\tiMessage\n"), "{out}");
+    let json: serde_json::Value =
+        serde_json::from_str(&server.ok(&["addresses", "check", "bob@example.com", "--json"]))
+            .unwrap();
+    assert_eq!(json["isIMessageAvailable"], true);
+
+    // A puppet answers with `say --reply-to`; the account sees it from them.
+    let out = Command::new(BIN)
+        .args([
+            "sim",
+            "act",
+            "bob@example.com",
+            "say",
+            &chat,
+            "8 is fine",
+            "--reply-to",
+            first,
+        ])
+        .env("IMGROUPS_DATA", server.dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let guid = String::from_utf8(out.stdout).unwrap();
+    let out = server.ok(&["messages", "get", guid.trim()]);
+    assert!(out.contains("from\tbob@example.com\n"), "{out}");
+    assert!(out.contains(&format!("replyTo\t{first}\n")), "{out}");
+}
+
+#[test]
+fn message_errors_have_the_documented_exit_codes() {
+    let server = Server::start();
+    let chat = server.group();
+    let guid = server.ok(&["messages", "send", &chat, "hi"]);
+    let guid = guid.trim();
+
+    // 2: usage (malformed GUIDs, an unknown tapback, a bad switch).
+    let out = server.run(&["messages", "get", "two words"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).ends_with("(invalidArgument)\n"),
+        "{}",
+        stderr(&out)
+    );
+    let out = server.run(&["messages", "react", &chat, guid, "lvoe"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(
+        server
+            .run(&["chats", "typing", &chat, "maybe"])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        server.run(&["messages", "send", "nope", "x"]).status.code(),
+        Some(2)
+    );
+
+    // 4: not found.
+    let out = server.run(&["messages", "get", "00000000-0000-4000-8000-000000000000"]);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(
+        stderr(&out).ends_with("(messageNotFound)\n"),
+        "{}",
+        stderr(&out)
+    );
+    let out = server.run(&["chats", "read", "any;+;chat000000000000000001"]);
+    assert_eq!(out.status.code(), Some(4));
+
+    // 1: the server refused.
+    let out = server.run(&["messages", "send", &chat, "   "]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).ends_with("(invalidArgument)\n"),
+        "{}",
+        stderr(&out)
+    );
+    server.ok(&["messages", "unsend", &chat, guid]);
+    let out = server.run(&["messages", "unsend", &chat, guid, "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err: serde_json::Value = serde_json::from_str(&stderr(&out)).unwrap();
+    assert_eq!(err["error"]["code"], "preconditionFailed");
+}

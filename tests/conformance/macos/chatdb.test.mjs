@@ -18,9 +18,10 @@ import { createInterface } from "node:readline";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
 
-import { BIN, Server, catchUp, subscribeLive, waitFor } from "../lib/harness.mjs";
+import { BIN, Server, StreamCollector, catchUp, subscribeLive, waitFor } from "../lib/harness.mjs";
 import { Errors, addresses, assertGroupEvent, expectError } from "../lib/expect.mjs";
 import { png } from "../lib/images.mjs";
+import { assertMessage } from "../lib/messages.mjs";
 
 const FAKE_HELPER = process.env.IMGROUPS_FAKE_HELPER ?? join(dirname(BIN), "imgroups-fake-helper");
 const ME = "me@icloud.com";
@@ -77,6 +78,12 @@ async function startHelper(home, address) {
 
 const event = (change, actor = ME) => ({ chatGuid: GUID, isFromMe: actor === ME, actor, change });
 
+// The fixture's history: 5 group changes in "Book club", then (read after them) its message
+// "hello" and the other chats' messages: 4 in the text-only group, 1 in the direct chat.
+const GROUP_CHANGES = 5;
+const HISTORY = GROUP_CHANGES + 1 + 4 + 1;
+const groupEvents = (events) => events.filter((e) => e.type === "group.changed");
+
 describe("macOS backend: chat.db and the Messages helper, through the official SDK", () => {
   /** @type {Server} */ let server;
   let home, helper, me;
@@ -95,8 +102,13 @@ describe("macOS backend: chat.db and the Messages helper, through the official S
   });
 
   test("catch-up shows the imported history in date order, the chat its current state", async () => {
-    const { events, head } = await me.log(0);
-    assert.equal(head, 5);
+    const { events: all, head } = await me.log(0);
+    assert.equal(head, HISTORY);
+    const events = groupEvents(all);
+    assert.deepEqual(
+      all.slice(GROUP_CHANGES).map((e) => e.type),
+      Array(HISTORY - GROUP_CHANGES).fill("message.received"),
+    );
     const shown = JSON.stringify(events);
     assert.deepEqual(
       events.map((e) => [e.sequence, e.chatGuid, e.actor?.address, e.isFromMe, e.change?.type]),
@@ -243,8 +255,9 @@ describe("macOS backend without --helper: read-only", () => {
 
   test("reads work: the history, the chat, its photo", async () => {
     const { events, head } = await catchUp(me.client, 0);
-    assert.equal(head, 5);
-    assert.equal(events.length, 5);
+    assert.equal(head, HISTORY);
+    assert.equal(events.length, HISTORY);
+    assert.equal(groupEvents(events).length, GROUP_CHANGES);
     assert.equal((await me.chats.get(GUID)).displayName, "Book club");
     assert.equal((await me.groups.getIcon(GUID)).mimeType, "image/png");
   });
@@ -262,7 +275,7 @@ describe("macOS backend without --helper: read-only", () => {
       const err = await expectError(call, Errors.operationNotSupported);
       assert.match(err.message, /--helper/);
     }
-    assert.equal(await me.head(), 5, "nothing recorded");
+    assert.equal(await me.head(), HISTORY, "nothing recorded");
   });
 });
 
@@ -313,7 +326,8 @@ describe("macOS backend: an any;+; group with only text messages, an SMS group, 
     const chat = await me.chats.get(TEXT_ONLY);
     assert.deepEqual(addresses(chat).sort(), ["+15551230002", "262966", "gina@example.com", "hank@example.com"]);
     const { events } = await me.log(0);
-    assert.ok(!events.some((e) => e.chatGuid === TEXT_ONLY), "no history: it never had a group change");
+    assert.ok(!groupEvents(events).some((e) => e.chatGuid === TEXT_ONLY), "no history: it never had a group change");
+    assert.equal(events.filter((e) => e.chatGuid === TEXT_ONLY && e.type === "message.received").length, 4);
   });
 
   test("every group operation on the text-only any;+; group goes through the helper", async () => {
@@ -377,5 +391,154 @@ describe("macOS backend: an any;+; group with only text messages, an SMS group, 
       assert.equal(err.retryable, false);
     }
     assert.equal(await me.head(), head, "nothing recorded");
+  });
+});
+
+describe("macOS backend: conversations through chat.db and the Messages helper", () => {
+  /** @type {Server} */ let server;
+  let home, helper, me;
+
+  before(async () => {
+    home = await fixtureHome();
+    server = await serveChatDb(home, ["--helper", "127.0.0.1:0"]);
+    helper = await startHelper(home, server.helperAddress);
+    me = server.me();
+  });
+  after(async () => {
+    await helper?.kill();
+    await server?.cleanup();
+    if (home) await rm(home, { recursive: true, force: true });
+  });
+
+  /** A live `messages.subscribeEvents` stream of mine, once its first heartbeat came. */
+  async function subscribeMessages() {
+    let onFirst;
+    const firstHeartbeat = new Promise((resolveFirst) => (onFirst = resolveFirst));
+    const client = server.client(me.token, { onHeartbeat: () => onFirst("live") });
+    const stream = new StreamCollector(client.messages.subscribeEvents());
+    const outcome = await waitFor(Promise.race([firstHeartbeat, stream.done.then(() => "ended")]), 5_000);
+    if (outcome !== "live") {
+      await stream.close();
+      throw stream.error ?? new Error("message stream not live within 5 s");
+    }
+    return stream;
+  }
+
+  /** One message write; answered once its one event is in the log, which a live stream sees. */
+  async function act(call, type, chatGuid) {
+    const head = await me.head();
+    const live = await subscribeMessages();
+    try {
+      const answer = await call();
+      const logged = await me.eventsAfter(head);
+      assert.deepEqual(
+        logged.map((e) => [e.type, e.chatGuid, e.isFromMe, e.sequence]),
+        [[type, chatGuid, true, head + 1]],
+        `one event in the log when the answer came: ${JSON.stringify(logged)}`,
+      );
+      const [seen] = await live.count(1, 10_000);
+      assert.deepEqual(seen, logged[0], "the live event is the log's");
+      return { answer, event: logged[0] };
+    } finally {
+      await live.close();
+    }
+  }
+
+  test("the history: each chat's messages, with their senders and chat.db's dates", async () => {
+    const { messages: inGroup } = await me.client.messages.listInChat(GUID);
+    assert.deepEqual(
+      inGroup.map((m) => [m.guid, m.content.text, m.isFromMe, m.sender?.address]),
+      [["BC-TEXT", "hello", false, "alice@example.com"]],
+    );
+    assert.equal(inGroup[0].dateCreated.toISOString(), new Date(Date.UTC(2024, 0, 1, 0, 6)).toISOString());
+    const { messages: inDirect } = await me.client.messages.listInChat(DIRECT);
+    assert.deepEqual(
+      inDirect.map((m) => [m.content.text, m.isFromMe, m.sender?.address]),
+      [["hey", false, "+15550009999"]],
+    );
+  });
+
+  for (const [name, chat] of [
+    ["a group", GUID],
+    ["a direct chat", DIRECT],
+  ]) {
+    test(`${name}: send, tapback on and off, edit, unsend — each through Messages, one event each`, async () => {
+      const replyTo = chat === GUID ? "BC-TEXT" : "DIRECT-1";
+      const { answer: sent, event } = await act(
+        () => me.client.messages.sendText(chat, `hello from the SDK to ${name}`, { replyTo }),
+        "message.received",
+        chat,
+      );
+      assertMessage(sent, { chatGuid: chat, text: `hello from the SDK to ${name}`, isFromMe: true });
+      assert.equal(sent.replyTargetGuid, replyTo);
+      assert.equal(event.message.guid, sent.guid, "the event names the message chat.db has");
+      assert.equal((await me.client.messages.get(sent.guid)).content.text, `hello from the SDK to ${name}`);
+
+      const { answer: loved } = await act(
+        () => me.client.messages.setReaction(chat, sent.guid, { kind: "love" }, true),
+        "message.reactionAdded",
+        chat,
+      );
+      assert.equal(loved.appliedReactions.length, 1, JSON.stringify(loved.appliedReactions));
+      const { answer: unloved } = await act(
+        () => me.client.messages.setReaction(chat, sent.guid, { kind: "love" }, false),
+        "message.reactionRemoved",
+        chat,
+      );
+      assert.deepEqual(unloved.appliedReactions, []);
+
+      const { answer: edited } = await act(
+        () => me.client.messages.edit(chat, sent.guid, "edited in Messages"),
+        "message.edited",
+        chat,
+      );
+      assert.equal(edited.content.text, "edited in Messages");
+      assert.ok(edited.dateEdited, "dateEdited set");
+
+      await act(() => me.client.messages.unsend(chat, sent.guid), "message.unsent", chat);
+      const gone = await me.client.messages.get(sent.guid);
+      assert.ok(gone.dateRetracted, "dateRetracted set");
+      assert.ok(!gone.content?.text, "the text is gone");
+    });
+  }
+
+  test("the rules answer first: someone else's message, an unknown one; nothing recorded", async () => {
+    const head = await me.head();
+    await expectError(me.client.messages.edit(GUID, "BC-TEXT", "mine now"), Errors.preconditionFailed, {
+      reason: "notFromMe",
+    });
+    await expectError(me.client.messages.unsend(DIRECT, "NO-SUCH-MESSAGE"), Errors.messageNotFound);
+    assert.equal(await me.head(), head, "no events");
+  });
+
+  test("markRead reaches Messages", async () => {
+    await me.chats.markRead(DIRECT);
+  });
+
+  test("an SMS group: sending is refused as operationNotSupported, naming SMS/RCS", async () => {
+    const err = await expectError(me.client.messages.sendText(SMS, "hi"), Errors.operationNotSupported);
+    assert.match(err.message, /SMS\/RCS/);
+  });
+});
+
+describe("macOS backend without --helper: messages are read, not written", () => {
+  /** @type {Server} */ let server;
+  let home, me;
+
+  before(async () => {
+    home = await fixtureHome();
+    server = await serveChatDb(home);
+    me = server.me();
+  });
+  after(async () => {
+    await server?.cleanup();
+    if (home) await rm(home, { recursive: true, force: true });
+  });
+
+  test("sendText answers operationNotSupported, naming --helper", async () => {
+    const { messages } = await me.client.messages.listInChat(GUID);
+    assert.equal(messages[0].content.text, "hello");
+    const err = await expectError(me.client.messages.sendText(GUID, "hi"), Errors.operationNotSupported);
+    assert.match(err.message, /--helper/);
   });
 });

@@ -53,6 +53,17 @@
 //!     under `~/Library/Messages/Attachments/imgroups/`.
 //!   - `leave-chat`: `chatGuid` (→ `leaveiMessageGroup`, only when `canLeaveChat`; otherwise
 //!     no answer at all)
+//!
+//!   The message actions (BB `privateApi/apis/PrivateApiMessage.ts`, the chat's in
+//!   `PrivateApiChat.ts`), in groups and direct chats alike:
+//!   - `send-message`: `chatGuid`, `message` (the text), `subject`, `effectId`,
+//!     `selectedMessageGuid` and `partIndex` (the message answered), `attributedBody`, `ddScan`
+//!   - `send-reaction`: `chatGuid`, `selectedMessageGuid`, `reactionType` (`love`, `like`,
+//!     `dislike`, `laugh`, `emphasize`, `question`; `-love` … removes), `partIndex`
+//!   - `edit-message`: `chatGuid`, `messageGuid`, `editedMessage`,
+//!     `backwardsCompatibilityMessage` (sent to devices that cannot show edits), `partIndex`
+//!   - `unsend-message`: `chatGuid`, `messageGuid`, `partIndex`
+//!   - `mark-chat-read`: `chatGuid`
 //! - **Response.** `{"transactionId": <the same id>}` on success, with `"error": <text>` on
 //!   failure. An unknown chat can be answered twice (the lookup's error, then the action's own
 //!   answer); the first one counts (BB resolves a transaction once, `PrivateApiService.onEvent`).
@@ -770,6 +781,11 @@ pub(crate) mod wire {
             HelperAction::RemoveParticipant { .. } => "remove-participant",
             HelperAction::SetIcon { .. } | HelperAction::RemoveIcon { .. } => "update-group-photo",
             HelperAction::Leave { .. } => "leave-chat",
+            HelperAction::SendMessage { .. } => "send-message",
+            HelperAction::SendReaction { .. } => "send-reaction",
+            HelperAction::EditMessage { .. } => "edit-message",
+            HelperAction::UnsendMessage { .. } => "unsend-message",
+            HelperAction::MarkChatRead { .. } => "mark-chat-read",
         }
     }
 
@@ -786,7 +802,49 @@ pub(crate) mod wire {
                 json!({ "chatGuid": chat, "filePath": file.to_string_lossy() })
             }
             HelperAction::RemoveIcon { .. } => json!({ "chatGuid": chat, "filePath": null }),
-            HelperAction::Leave { .. } => json!({ "chatGuid": chat }),
+            HelperAction::Leave { .. } | HelperAction::MarkChatRead { .. } => {
+                json!({ "chatGuid": chat })
+            }
+            // BB `privateApi/apis/PrivateApiMessage.ts` `send`: the text as `message`, no
+            // `attributedBody` (plain text), part 0 of the message answered.
+            HelperAction::SendMessage {
+                text,
+                subject,
+                effect,
+                reply_to,
+                ..
+            } => json!({
+                "chatGuid": chat,
+                "message": text,
+                "subject": subject,
+                "effectId": effect,
+                "selectedMessageGuid": reply_to,
+                "partIndex": 0,
+                "attributedBody": null,
+                "ddScan": 0,
+            }),
+            // `react`: `reactionType` is `love` … `question`, `-love` … to remove.
+            HelperAction::SendReaction {
+                message, reaction, ..
+            } => json!({
+                "chatGuid": chat,
+                "selectedMessageGuid": message,
+                "reactionType": reaction,
+                "partIndex": 0,
+            }),
+            // `edit`: older devices are sent `backwardsCompatibilityMessage` as a new message.
+            HelperAction::EditMessage { message, text, .. } => json!({
+                "chatGuid": chat,
+                "messageGuid": message,
+                "editedMessage": text,
+                "backwardsCompatibilityMessage": format!("Edited to \u{201c}{text}\u{201d}"),
+                "partIndex": 0,
+            }),
+            HelperAction::UnsendMessage { message, .. } => json!({
+                "chatGuid": chat,
+                "messageGuid": message,
+                "partIndex": 0,
+            }),
         };
         let message = json!({
             "action": action_name(action),

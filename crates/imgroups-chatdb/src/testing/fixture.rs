@@ -303,6 +303,29 @@ impl Fixture {
         self.conn.last_insert_rowid()
     }
 
+    /// Sets one column of a message row, if this layout has it (a column a layout lacks is
+    /// what an older macOS never writes). Returns whether it did.
+    pub fn set(&self, message: i64, column: &str, value: impl rusqlite::ToSql) -> bool {
+        if !self.has("message", column) {
+            return false;
+        }
+        self.conn
+            .execute(
+                &format!("UPDATE message SET {column} = ?1 WHERE ROWID = ?2"),
+                params![value, message],
+            )
+            .unwrap();
+        true
+    }
+
+    /// A direct chat (`style` 45) with `handle`'s person; `service` `iMessage`, or `any` as
+    /// macOS 26 writes it.
+    pub fn direct(&self, service: &str, address: &str, handle: i64) -> i64 {
+        let chat = self.chat(&format!("{service};-;{address}"), 45, None, None);
+        self.member(chat, handle);
+        chat
+    }
+
     pub fn join(&self, chat: i64, message: i64) {
         if self.has("chat_message_join", "message_date") {
             self.conn

@@ -210,6 +210,11 @@ fn respond(
             | "remove-participant"
             | "update-group-photo"
             | "leave-chat"
+            | "send-message"
+            | "send-reaction"
+            | "edit-message"
+            | "unsend-message"
+            | "mark-chat-read"
     );
     match reply {
         _ if !group_action => {}
@@ -284,7 +289,69 @@ fn apply(messages: &FakeMessages, action: &str, data: &Map<String, Value>, out: 
         }
         "leave-chat" => {
             if let Some(chat) = get_chat(messages, data, out) {
+                if chat.is_direct() {
+                    return out.error("Chat does not exist!");
+                }
                 out.result(messages.apply(&HelperAction::Leave { chat }));
+            }
+        }
+        // The message actions (BBH `handleMessage:`; BB `PrivateApiMessage.ts`), in groups and
+        // direct chats alike.
+        "send-message" => {
+            let Some(chat) = get_any_chat(messages, data, out) else {
+                return;
+            };
+            let Some(message) = text("message") else {
+                return out.error("Provide a message!");
+            };
+            out.result(messages.apply(&HelperAction::SendMessage {
+                chat,
+                text: message,
+                subject: text("subject").filter(|s| !s.is_empty()),
+                effect: text("effectId").filter(|s| !s.is_empty()),
+                reply_to: text("selectedMessageGuid").filter(|s| !s.is_empty()),
+            }));
+        }
+        "send-reaction" => {
+            let Some(chat) = get_any_chat(messages, data, out) else {
+                return;
+            };
+            let (Some(message), Some(reaction)) =
+                (text("selectedMessageGuid"), text("reactionType"))
+            else {
+                return out.error("Provide a message GUID and a reaction type!");
+            };
+            out.result(messages.apply(&HelperAction::SendReaction {
+                chat,
+                message,
+                reaction,
+            }));
+        }
+        "edit-message" => {
+            let Some(chat) = get_any_chat(messages, data, out) else {
+                return;
+            };
+            let (Some(message), Some(edited)) = (text("messageGuid"), text("editedMessage")) else {
+                return out.error("Provide a message GUID and the edited message!");
+            };
+            out.result(messages.apply(&HelperAction::EditMessage {
+                chat,
+                message,
+                text: edited,
+            }));
+        }
+        "unsend-message" => {
+            let Some(chat) = get_any_chat(messages, data, out) else {
+                return;
+            };
+            let Some(message) = text("messageGuid") else {
+                return out.error("Provide a message GUID!");
+            };
+            out.result(messages.apply(&HelperAction::UnsendMessage { chat, message }));
+        }
+        "mark-chat-read" => {
+            if let Some(chat) = get_any_chat(messages, data, out) {
+                out.result(messages.apply(&HelperAction::MarkChatRead { chat }));
             }
         }
         _ => {}
@@ -313,13 +380,41 @@ fn get_chat(
         }
     }
     match HelperChat::from_helper_guid(guid) {
-        Some(chat) => Some(chat),
-        None => {
+        Some(chat) if !chat.is_direct() => Some(chat),
+        _ => {
             // A one-to-one chat: no group action applies to it.
             out.error("Chat does not exist!");
             None
         }
     }
+}
+
+/// `getChat::` for the message actions: any chat, group or direct, by its exact GUID.
+fn get_any_chat(
+    messages: &FakeMessages,
+    data: &Map<String, Value>,
+    out: &mut Answers,
+) -> Option<HelperChat> {
+    let Some(guid) = data.get("chatGuid").and_then(Value::as_str) else {
+        out.error("Provide a chat GUID!");
+        return None;
+    };
+    match messages.has_chat(guid) {
+        Ok(true) => {}
+        Ok(false) => {
+            out.error("Chat does not exist!");
+            return None;
+        }
+        Err(e) => {
+            out.error(&format!("fake Messages failed: {e}"));
+            return None;
+        }
+    }
+    let chat = HelperChat::from_helper_guid(guid);
+    if chat.is_none() {
+        out.error("Chat does not exist!");
+    }
+    chat
 }
 
 /// The answers of one message; nothing is sent without a transaction id (as `handleMessage:`

@@ -57,6 +57,11 @@ pub enum FakeMessagesError {
         #[source]
         source: std::io::Error,
     },
+    /// No such message in that chat (our words: what the real helper answers is not known).
+    #[error("Message does not exist!")]
+    NoSuchMessage,
+    #[error("Unknown reaction type!")]
+    UnknownReaction,
     #[error("writing chat.db failed: {0}")]
     Sql(#[from] rusqlite::Error),
 }
@@ -114,6 +119,10 @@ impl FakeMessages {
         let tx = conn.transaction()?;
         let chat =
             find_chat(&tx, action.chat().helper_guid())?.ok_or(FakeMessagesError::NoSuchChat)?;
+        if let Some(applied) = apply_message(&tx, chat, action)? {
+            tx.commit()?;
+            return Ok(applied);
+        }
         let mut row = Row::default();
         let mut leaving = None;
         match action {
@@ -186,6 +195,11 @@ impl FakeMessages {
                 row.item_type = 3;
                 row.action = 0;
             }
+            HelperAction::SendMessage { .. }
+            | HelperAction::SendReaction { .. }
+            | HelperAction::EditMessage { .. }
+            | HelperAction::UnsendMessage { .. }
+            | HelperAction::MarkChatRead { .. } => unreachable!("applied by apply_message"),
         }
         let applied = insert_message(&tx, chat, &row)?;
         if let Some(handle) = leaving {
@@ -262,6 +276,197 @@ struct Row {
     other: i64,
     title: Option<String>,
     attachment: Option<i64>,
+}
+
+/// What Messages writes for the message actions (`None` for the group actions):
+/// - send: a `message` row from me (`item_type` 0) with `text` and the same text in
+///   `attributedBody` (as macOS 13+ write both for a sent message), `subject`,
+///   `expressive_send_style_id`, `thread_originator_guid` (+ `_part` `0:0:N`) for a reply;
+/// - a tapback: a row from me with `associated_message_type` 2000–2005 (3000–3005 to remove),
+///   `associated_message_guid` `p:0/<target>` and the text other devices show;
+/// - an edit: the row's `text` and `attributedBody` replaced, `date_edited` now;
+/// - an unsend: `text` and `attributedBody` cleared, `date_retracted` now where the layout has
+///   it (macOS 14+), else `date_edited` (macOS 13 marks an unsend as an edit that leaves no
+///   text);
+/// - mark read: every message received in the chat gets `is_read` 1 and `date_read` now.
+fn apply_message(
+    tx: &Transaction<'_>,
+    chat: i64,
+    action: &HelperAction,
+) -> Result<Option<Applied>, FakeMessagesError> {
+    let date = now_apple(tx)?;
+    let chat_message = |guid: &str| -> Result<i64, FakeMessagesError> {
+        tx.query_row(
+            "SELECT m.ROWID FROM message m JOIN chat_message_join j ON j.message_id = m.ROWID \
+             WHERE m.guid = ?1 AND j.chat_id = ?2",
+            params![guid, chat],
+            |r| r.get(0),
+        )
+        .optional()?
+        .ok_or(FakeMessagesError::NoSuchMessage)
+    };
+    let applied = |rowid: i64, guid: String| Applied {
+        message_guid: guid,
+        message_rowid: rowid,
+        chat_rowid: chat,
+    };
+    match action {
+        HelperAction::SendMessage {
+            text,
+            subject,
+            effect,
+            reply_to,
+            ..
+        } => {
+            if let Some(target) = reply_to {
+                chat_message(target)?;
+            }
+            let row = insert_said(tx, chat, date, text, 0, None)?;
+            let set = |column: &str, value: &Option<String>| -> rusqlite::Result<()> {
+                if value.is_some() && has(tx, "message", column)? {
+                    tx.execute(
+                        &format!("UPDATE message SET {column} = ?1 WHERE ROWID = ?2"),
+                        params![value, row.message_rowid],
+                    )?;
+                }
+                Ok(())
+            };
+            set("subject", subject)?;
+            set("expressive_send_style_id", effect)?;
+            set("thread_originator_guid", reply_to)?;
+            if reply_to.is_some() {
+                set("thread_originator_part", &Some("0:0:0".to_owned()))?;
+            }
+            Ok(Some(row))
+        }
+        HelperAction::SendReaction {
+            message, reaction, ..
+        } => {
+            chat_message(message)?;
+            let (removing, name) = match reaction.strip_prefix('-') {
+                Some(name) => (true, name),
+                None => (false, reaction.as_str()),
+            };
+            let (kind, verb) = match name {
+                "love" => (0, "Loved"),
+                "like" => (1, "Liked"),
+                "dislike" => (2, "Disliked"),
+                "laugh" => (3, "Laughed at"),
+                "emphasize" => (4, "Emphasized"),
+                "question" => (5, "Questioned"),
+                _ => return Err(FakeMessagesError::UnknownReaction),
+            };
+            let base = if removing { 3000 } else { 2000 };
+            let shown = if removing {
+                format!("Removed a heart from a message ({verb})")
+            } else {
+                format!("{verb} a message")
+            };
+            let target = format!("p:0/{message}");
+            Ok(Some(insert_said(
+                tx,
+                chat,
+                date,
+                &shown,
+                base + kind,
+                Some(&target),
+            )?))
+        }
+        HelperAction::EditMessage { message, text, .. } => {
+            let rowid = chat_message(message)?;
+            tx.execute(
+                "UPDATE message SET text = ?1, attributedBody = ?2 WHERE ROWID = ?3",
+                params![text, super::attributed_body(text), rowid],
+            )?;
+            let column = if has(tx, "message", "date_edited")? {
+                "date_edited"
+            } else {
+                return Err(FakeMessagesError::NoSuchMessage);
+            };
+            tx.execute(
+                &format!("UPDATE message SET {column} = ?1 WHERE ROWID = ?2"),
+                params![date, rowid],
+            )?;
+            Ok(Some(applied(rowid, message.clone())))
+        }
+        HelperAction::UnsendMessage { message, .. } => {
+            let rowid = chat_message(message)?;
+            tx.execute(
+                "UPDATE message SET text = NULL, attributedBody = NULL WHERE ROWID = ?1",
+                [rowid],
+            )?;
+            let column = if has(tx, "message", "date_retracted")? {
+                "date_retracted"
+            } else if has(tx, "message", "date_edited")? {
+                "date_edited"
+            } else {
+                return Err(FakeMessagesError::NoSuchMessage);
+            };
+            tx.execute(
+                &format!("UPDATE message SET {column} = ?1 WHERE ROWID = ?2"),
+                params![date, rowid],
+            )?;
+            Ok(Some(applied(rowid, message.clone())))
+        }
+        HelperAction::MarkChatRead { .. } => {
+            tx.execute(
+                "UPDATE message SET is_read = 1, date_read = ?1 WHERE is_from_me = 0 \
+                 AND coalesce(date_read, 0) = 0 \
+                 AND ROWID IN (SELECT message_id FROM chat_message_join WHERE chat_id = ?2)",
+                params![date, chat],
+            )?;
+            Ok(Some(applied(0, String::new())))
+        }
+        HelperAction::Rename { .. }
+        | HelperAction::AddParticipant { .. }
+        | HelperAction::RemoveParticipant { .. }
+        | HelperAction::SetIcon { .. }
+        | HelperAction::RemoveIcon { .. }
+        | HelperAction::Leave { .. } => Ok(None),
+    }
+}
+
+/// A row of something I said (a text or a tapback), joined to `chat`.
+fn insert_said(
+    tx: &Transaction<'_>,
+    chat: i64,
+    date: i64,
+    text: &str,
+    associated_type: i64,
+    associated_guid: Option<&str>,
+) -> rusqlite::Result<Applied> {
+    let guid = new_guid();
+    tx.execute(
+        "INSERT INTO message (guid, text, attributedBody, handle_id, service, date, is_from_me, \
+         is_finished, is_sent, is_read, item_type, associated_message_type, \
+         associated_message_guid) \
+         VALUES (?1, ?2, ?3, 0, 'iMessage', ?4, 1, 1, 1, 1, 0, ?5, ?6)",
+        params![
+            guid,
+            text,
+            super::attributed_body(text),
+            date,
+            associated_type,
+            associated_guid
+        ],
+    )?;
+    let message = tx.last_insert_rowid();
+    if has(tx, "chat_message_join", "message_date")? {
+        tx.execute(
+            "INSERT INTO chat_message_join (chat_id, message_id, message_date) VALUES (?1, ?2, ?3)",
+            params![chat, message, date],
+        )?;
+    } else {
+        tx.execute(
+            "INSERT INTO chat_message_join (chat_id, message_id) VALUES (?1, ?2)",
+            [chat, message],
+        )?;
+    }
+    Ok(Applied {
+        message_guid: guid,
+        message_rowid: message,
+        chat_rowid: chat,
+    })
 }
 
 fn insert_message(tx: &Transaction<'_>, chat: i64, row: &Row) -> rusqlite::Result<Applied> {

@@ -1,7 +1,6 @@
 //! `message.attributedBody` blobs as Messages writes them when `text` is empty (macOS 13 and
 //! later often do): an `NSAttributedString` archived with Apple's legacy `typedstream` format.
-//! For the message work to come (decoding them needs a reader of our own: the Rust decoders
-//! that exist are GPL-3.0).
+//! The crate's reader (`crate::attributed_text`) is tested with them.
 //!
 //! The layout, as public chat.db readers' test data shows it (imessage-exporter's
 //! `imessage-database/test_data/typedstream/` blobs, and the hand-built blobs in many readers'

@@ -93,7 +93,7 @@ fn helper_guids_are_chat_guid_unchanged() {
     let guid = ChatGuid::parse("any;+;abc").unwrap();
     let chat = HelperChat::new(guid.clone(), "any;+;abc", Some("iMessage"));
     assert_eq!(chat.helper_guid(), "any;+;abc");
-    assert_eq!(chat.guid(), &guid);
+    assert_eq!(chat.guid(), Some(&guid));
     assert!(!chat.is_sms());
     let kept = HelperChat::new(guid.clone(), "iMessage;+;abc", Some("iMessage"));
     assert_eq!(kept.helper_guid(), "iMessage;+;abc");

@@ -3,6 +3,7 @@
 
 mod actuator;
 mod changes;
+mod conversations;
 mod fixture;
 mod groups;
 mod incremental;

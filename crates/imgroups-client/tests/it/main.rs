@@ -6,6 +6,7 @@ mod errors;
 mod events;
 mod gaps;
 mod harness;
+mod messages;
 mod ops;
 mod resumable;
 mod retry;

@@ -4,7 +4,10 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use imgroups_client::{ChatGuid, Client, ErrorKind, EventFilter, FileCheckpoint, MemoryCheckpoint};
+use imgroups_client::{
+    CatchUpEvent, ChatGuid, Client, ErrorKind, EventFilter, FileCheckpoint, MemoryCheckpoint,
+    SendOptions,
+};
 use tokio::sync::mpsc;
 
 use crate::harness::{group, Server};
@@ -224,4 +227,177 @@ async fn unrecoverable_errors_end_the_stream() {
     let err = events.next().await.unwrap().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Authentication);
     assert!(events.next().await.is_none());
+}
+
+/// Retries a write across server restarts until it is acknowledged.
+async fn retrying<T, F, Fut>(mut write: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = imgroups_client::Result<T>>,
+{
+    loop {
+        match write().await {
+            Ok(value) => return value,
+            Err(err) if err.kind() == ErrorKind::Connection || err.is_retryable() => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(err) => panic!("write failed: {err:?}"),
+        }
+    }
+}
+
+/// One round of writes that gives `ME` exactly three events of three kinds: a rename
+/// (group), a message from Bob (message), and reading it (chat).
+async fn three_kinds(me: &Client, bob: &Client, chat: &ChatGuid, tag: &str) {
+    let name = &format!("{tag} name");
+    retrying(|| async move {
+        me.groups()
+            .client_message_id(format!("{tag}-rename"))
+            .set_display_name(chat, name)
+            .await
+    })
+    .await;
+    let text = &format!("{tag} text");
+    retrying(|| async move {
+        let options = SendOptions {
+            client_message_id: Some(format!("{tag}-send")),
+            ..SendOptions::default()
+        };
+        bob.messages().send_text(chat, text, options).await
+    })
+    .await;
+    // Reading twice reads nothing the second time: no second event.
+    retrying(|| async move { me.chats().mark_read(chat).await }).await;
+}
+
+async fn recv(rx: &mut mpsc::UnboundedReceiver<(u64, String)>) -> (u64, String) {
+    tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .expect("in time")
+        .expect("stream open")
+}
+
+/// Every (sequence, type) of `ME`'s log, from a catch-up.
+async fn log_of(client: &Client) -> Vec<(u64, String)> {
+    let mut replay = client.events().catch_up(0).await.unwrap();
+    let mut out = Vec::new();
+    while let Some(item) = replay.next().await {
+        match item.unwrap() {
+            CatchUpEvent::Group(e) => out.push((e.sequence, "group.changed".to_owned())),
+            CatchUpEvent::Message(e) => out.push((e.sequence, e.change.event_type().to_owned())),
+            CatchUpEvent::Chat(e) => out.push((e.sequence, e.change.event_type().to_owned())),
+            CatchUpEvent::Complete { .. } => break,
+            other => panic!("{other:?}"),
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_kind_exactly_once_in_order_across_catch_up_live_and_restarts() {
+    let mut server = Server::start().await;
+    let me = server.client();
+    let bob = server.client_for(&server.add_account("bob@example.com").await);
+    let chat = group(&me, &["bob@example.com", "carol@example.com"]).await;
+    for round in 0..3 {
+        three_kinds(&me, &bob, &chat, &format!("before{round}")).await;
+    }
+
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let consumer = me.clone();
+    let checkpoint = MemoryCheckpoint::new(0);
+    let saved = checkpoint.clone();
+    tokio::spawn(async move {
+        let mut events = consumer.events().resumable(EventFilter::all(), checkpoint);
+        while let Some(delivery) = events.next().await {
+            let delivery = delivery.expect("resumable never fails on disconnects");
+            let item = (delivery.sequence, delivery.event_type().to_owned());
+            delivery.ack().await.unwrap();
+            if tx.send(item).is_err() {
+                return;
+            }
+        }
+    });
+    let mut got = Vec::new();
+    for _ in 0..9 {
+        got.push(recv(&mut rx).await);
+    }
+
+    // Live: two writers at once, so kinds from the three live streams interleave.
+    let bob_alone = {
+        let (bob, chat) = (bob.clone(), chat.clone());
+        tokio::spawn(async move {
+            for i in 0..10 {
+                let (bob, chat, text) = (&bob, &chat, &format!("bob {i}"));
+                retrying(|| async move {
+                    let options = SendOptions {
+                        client_message_id: Some(format!("bob-{i}")),
+                        ..SendOptions::default()
+                    };
+                    bob.messages().send_text(chat, text, options).await
+                })
+                .await;
+            }
+        })
+    };
+    for round in 0..3 {
+        three_kinds(&me, &bob, &chat, &format!("live{round}")).await;
+    }
+    server.restart().await;
+    for round in 0..3 {
+        three_kinds(&me, &bob, &chat, &format!("after{round}")).await;
+    }
+    bob_alone.await.unwrap();
+
+    let log = log_of(&me).await;
+    assert_eq!(log.len(), 9 + 18 + 10, "{log:?}");
+    while got.len() < log.len() {
+        got.push(recv(&mut rx).await);
+    }
+    assert_eq!(
+        got, log,
+        "every event of every kind, exactly once, in order"
+    );
+    let kinds: std::collections::BTreeSet<_> = got.iter().map(|(_, t)| t.as_str()).collect();
+    assert_eq!(
+        kinds.into_iter().collect::<Vec<_>>(),
+        ["chat.markedRead", "group.changed", "message.received"]
+    );
+    assert!(tokio::time::timeout(Duration::from_millis(300), rx.recv())
+        .await
+        .is_err());
+    assert_eq!(saved.get(), log.len() as u64);
+}
+
+#[tokio::test]
+async fn a_filtered_resumable_carries_every_kind_of_its_chat() {
+    let server = Server::start().await;
+    let me = server.client();
+    let bob = server.client_for(&server.add_account("bob@example.com").await);
+    let a = group(&me, &["bob@example.com", "carol@example.com"]).await;
+    let b = group(&me, &["bob@example.com", "dave@example.com"]).await;
+    three_kinds(&me, &bob, &a, "a").await; // 1, 2, 3
+    three_kinds(&me, &bob, &b, "b").await; // 4, 5, 6
+    let mut events = me
+        .events()
+        .resumable(EventFilter::chat(b.clone()), MemoryCheckpoint::new(0));
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let d = tokio::time::timeout(WAIT, events.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(d.chat_guid, b);
+        got.push((d.sequence, d.event_type()));
+        d.ack().await.unwrap();
+    }
+    assert_eq!(
+        got,
+        [
+            (4, "group.changed"),
+            (5, "message.received"),
+            (6, "chat.markedRead")
+        ]
+    );
 }

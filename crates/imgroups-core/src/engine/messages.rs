@@ -33,10 +33,10 @@ pub const MAX_PAGE_SIZE: usize = 1000;
 
 /// One local account's view of a chat.
 #[derive(Debug, Clone)]
-struct View {
-    account: AccountId,
-    address: Address,
-    chat: ChatGuid,
+pub(super) struct View {
+    pub(super) account: AccountId,
+    pub(super) address: Address,
+    pub(super) chat: ChatGuid,
 }
 
 /// Applies `op` by `actor` (an account's address, or a simulated person) in `chat`.
@@ -151,7 +151,7 @@ pub(crate) fn send_new(
 /// must include `actor`. A direct chat is with the address in its GUID; `start` (a send) may
 /// start it, for both sides, if that address is reachable; otherwise `actor`'s account must
 /// already have it.
-fn views(
+pub(super) fn views(
     tx: &mut dyn Tx,
     backend: &dyn Backend,
     actor: &Address,
@@ -271,7 +271,11 @@ fn send(
 
 /// The copies of message `guid` in these views (each in the view's own chat), with their
 /// places.
-fn holders(tx: &mut dyn Tx, views: &[View], guid: &str) -> Result<Vec<(View, u64, Message)>> {
+pub(super) fn holders(
+    tx: &mut dyn Tx,
+    views: &[View],
+    guid: &str,
+) -> Result<Vec<(View, u64, Message)>> {
     let mut found = Vec::new();
     for view in views {
         if let Some((place, message)) = tx.message(view.account, guid)? {
@@ -285,7 +289,7 @@ fn holders(tx: &mut dyn Tx, views: &[View], guid: &str) -> Result<Vec<(View, u64
 
 /// The copies of the message `guid` that `actor` acts on: `messageNotFound` unless `actor`
 /// can see it (in its own view, for an account).
-fn target(
+pub(super) fn target(
     tx: &mut dyn Tx,
     actor: &Address,
     chat: &ChatGuid,
@@ -328,14 +332,14 @@ fn actor_copy(actor: &Address, copies: &[(View, u64, Message)]) -> Option<Messag
         .map(|(_, _, m)| m.clone())
 }
 
-fn unsent(guid: &str, chat: &ChatGuid) -> Error {
+pub(super) fn unsent(guid: &str, chat: &ChatGuid) -> Error {
     Error::precondition(Reason::MessageUnsent, format!("message {guid} was unsent"))
         .with("messageguid", guid)
         .with("chatguid", chat)
 }
 
 /// Appends `change` by `actor` to every holder's log.
-fn notify(
+pub(super) fn notify(
     tx: &mut dyn Tx,
     actor: &Address,
     copies: &[(View, u64, Message)],
@@ -437,7 +441,7 @@ fn react(
 }
 
 /// Checks that `actor` sent the message and it was not unsent.
-fn own_live_message(
+pub(super) fn own_live_message(
     actor: &Address,
     chat: &ChatGuid,
     guid: &str,
@@ -460,17 +464,8 @@ fn own_live_message(
     Ok(message.clone())
 }
 
-fn edit(
-    tx: &mut dyn Tx,
-    actor: &Address,
-    chat: &ChatGuid,
-    views: &[View],
-    guid: &str,
-    text: &str,
-    now: Timestamp,
-) -> Result<Message> {
-    let mut copies = target(tx, actor, chat, views, guid)?;
-    let message = own_live_message(actor, chat, guid, &copies)?;
+/// Apple's edit limits: within [`EDIT_WINDOW_SECS`] of sending, at most [`MAX_EDITS`] times.
+pub(super) fn edit_allowed(message: &Message, guid: &str, now: Timestamp) -> Result<()> {
     if now.seconds() - message.date_created.seconds() > EDIT_WINDOW_SECS {
         return Err(Error::precondition(
             Reason::EditWindowClosed,
@@ -490,6 +485,21 @@ fn edit(
         .with("messageguid", guid)
         .with("limit", MAX_EDITS));
     }
+    Ok(())
+}
+
+fn edit(
+    tx: &mut dyn Tx,
+    actor: &Address,
+    chat: &ChatGuid,
+    views: &[View],
+    guid: &str,
+    text: &str,
+    now: Timestamp,
+) -> Result<Message> {
+    let mut copies = target(tx, actor, chat, views, guid)?;
+    let message = own_live_message(actor, chat, guid, &copies)?;
+    edit_allowed(&message, guid, now)?;
     for (view, place, message) in &mut copies {
         message.text = text.to_owned();
         // Ranges of the old text mean nothing in the new one.
@@ -508,16 +518,8 @@ fn edit(
     actor_copy(actor, &copies).ok_or_else(|| Error::message_not_found(guid))
 }
 
-fn unsend(
-    tx: &mut dyn Tx,
-    actor: &Address,
-    chat: &ChatGuid,
-    views: &[View],
-    guid: &str,
-    now: Timestamp,
-) -> Result<()> {
-    let mut copies = target(tx, actor, chat, views, guid)?;
-    let message = own_live_message(actor, chat, guid, &copies)?;
+/// Apple's unsend limit: within [`UNSEND_WINDOW_SECS`] of sending.
+pub(super) fn unsend_allowed(message: &Message, guid: &str, now: Timestamp) -> Result<()> {
     if now.seconds() - message.date_created.seconds() > UNSEND_WINDOW_SECS {
         return Err(Error::precondition(
             Reason::UnsendWindowClosed,
@@ -529,6 +531,20 @@ fn unsend(
         .with("messageguid", guid)
         .with("limit", UNSEND_WINDOW_SECS));
     }
+    Ok(())
+}
+
+fn unsend(
+    tx: &mut dyn Tx,
+    actor: &Address,
+    chat: &ChatGuid,
+    views: &[View],
+    guid: &str,
+    now: Timestamp,
+) -> Result<()> {
+    let mut copies = target(tx, actor, chat, views, guid)?;
+    let message = own_live_message(actor, chat, guid, &copies)?;
+    unsend_allowed(&message, guid, now)?;
     for (view, place, message) in &mut copies {
         // The content is gone for everyone; what remains is that something was unsent.
         message.text.clear();
@@ -587,8 +603,18 @@ fn mark_read(
     views: &[View],
     now: Timestamp,
 ) -> Result<()> {
+    // What the actor just read, when it keeps the chat itself: in a direct chat those are
+    // exactly the other side's messages still waiting for a receipt, so they are looked up
+    // by GUID rather than by reading through everything the other side ever sent.
+    let mut newly_read = None;
     if let Some(mine) = views.iter().find(|v| &v.address == actor) {
         let unread = all_in_chat(tx, mine, Some(false), Some(false))?;
+        newly_read = Some(
+            unread
+                .iter()
+                .map(|(_, m)| m.guid.clone())
+                .collect::<Vec<_>>(),
+        );
         if !unread.is_empty() {
             for (place, mut message) in unread {
                 message.date_read = Some(now);
@@ -608,9 +634,22 @@ fn mark_read(
     }
     if chat.kind() == ChatKind::Direct {
         for other in views.iter().filter(|v| &v.address != actor) {
-            let sent = all_in_chat(tx, other, Some(true), None)?;
+            let sent = match &newly_read {
+                Some(guids) => {
+                    let mut sent = Vec::with_capacity(guids.len());
+                    for guid in guids {
+                        if let Some(copy) = tx.message(other.account, guid)? {
+                            sent.push(copy);
+                        }
+                    }
+                    sent
+                }
+                // A simulated person keeps no copies: look through what it was sent.
+                None => all_in_chat(tx, other, Some(true), None)?,
+            };
             for (place, mut message) in sent {
-                if message.date_read.is_some() || message.is_unsent() {
+                let theirs = message.is_from_me && message.chat_guid.as_ref() == Some(&other.chat);
+                if !theirs || message.date_read.is_some() || message.is_unsent() {
                     continue;
                 }
                 message.date_read = Some(now);

@@ -5,6 +5,7 @@
 
 pub mod messages;
 mod observe;
+mod observe_messages;
 pub mod rules;
 
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use crate::port::store::{self, Store};
 use crate::port::Backend;
 
 pub use observe::{ObservedBatch, ObservedGroup};
+pub use observe_messages::{MessageEvent, ObservedMessage, ObservedMessages};
 pub(crate) use rules::group_full;
 pub use rules::{address_not_found, query, Decision, Observed, Rules};
 

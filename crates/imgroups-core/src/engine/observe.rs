@@ -77,6 +77,11 @@ impl Engine {
         key: Option<String>,
         command: Command,
     ) -> Result<Outcome> {
+        if matches!(command, Command::Message { .. }) {
+            return self
+                .execute_observed_message(observer, account, key, command)
+                .await;
+        }
         let keyed = Keyed::new(key, &command).map(Arc::new);
         // Shared with the checking transaction rather than copied (an icon may be 10 MiB).
         let command = Arc::new(command);

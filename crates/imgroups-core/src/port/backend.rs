@@ -89,4 +89,18 @@ pub trait Observer: Send + Sync + 'static {
     /// store. `unavailable` (retryable) when the network did not confirm it in time; then the
     /// change may still happen, and is recorded when it is seen.
     async fn carry_out(&self, chat: &ChatGuid, actor: &Address, mutation: &Mutation) -> Result<()>;
+
+    /// Carries out a message action by `actor` on `chat` (as `actor` names it), which passed
+    /// every rule, and returns once it was observed and recorded, with the GUID of the message
+    /// a send made (`None` for the other actions). By default: not supported.
+    async fn carry_out_message(
+        &self,
+        _chat: &ChatGuid,
+        _actor: &Address,
+        _op: &crate::command::MessageOp,
+    ) -> Result<Option<String>> {
+        Err(crate::Error::not_supported(
+            "this backend does not carry out message actions",
+        ))
+    }
 }

@@ -51,13 +51,19 @@ pub struct LogBounds {
     pub head: u64,
     /// Events up to and including this sequence were removed by retention (0: none).
     pub pruned_through: u64,
+    /// Events up to and including this sequence were cleared by a simulator reset
+    /// ([`Store::reset`]; 0: none). Unlike retention, a reset is asked for: a cursor before
+    /// it simply continues after it.
+    pub reset_through: u64,
 }
 
 impl LogBounds {
     /// Fails with `preconditionFailed` (`reason=cursorTooOld`) when reading after `after`
     /// would silently skip pruned events.
     pub fn check_cursor(&self, after: u64) -> Result<()> {
-        if after < self.pruned_through {
+        // What retention removed after the cursor is gone anyway when a later reset cleared
+        // it too.
+        if after < self.pruned_through && self.reset_through < self.pruned_through {
             let oldest = self.pruned_through + 1;
             return Err(Error::precondition(
                 Reason::CursorTooOld,
@@ -68,6 +74,28 @@ impl LogBounds {
         }
         Ok(())
     }
+
+    /// Where a reader whose cursor is `after` really starts: after what a reset cleared.
+    pub fn start(&self, after: u64) -> u64 {
+        after.max(self.reset_through)
+    }
+}
+
+/// What [`Store::reset`] clears besides the simulated world.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ResetScope {
+    /// Accounts, their tokens, webhooks and logs too (admin tokens stay).
+    pub accounts: bool,
+}
+
+/// The error a live stream ends with when the world it follows was reset: its events up to
+/// then are gone, and the client should start over (a cursor it kept still works: reading
+/// after it continues with what came after the reset).
+pub fn reset_error() -> Error {
+    Error::precondition(
+        Reason::Reset,
+        "the simulator was reset; the events before it are gone",
+    )
 }
 
 /// The durable log and the write path.
@@ -350,6 +378,21 @@ pub trait Hooks: Send + Sync + 'static {
 /// A whole store.
 #[async_trait]
 pub trait Store: Log + Accounts + Hooks + Faults {
+    /// Clears the simulated world in one transaction: chats (groups, members, icons,
+    /// backgrounds, direct chats), messages, idempotency records, the contents of every log,
+    /// injected faults and the directory's unreachable addresses. Sequences never go back:
+    /// each account keeps its head (and what retention pruned), its `reset_through` becomes
+    /// that head ([`LogBounds::reset_through`]), and webhook cursors move to it. Accounts and
+    /// tokens stay, unless `scope.accounts`, which removes them and their webhooks too (admin
+    /// tokens always stay). Safe while servers run on the store: their writers forget what
+    /// they cached, and [`Store::resets`] moves for every process.
+    async fn reset(&self, scope: ResetScope) -> Result<()>;
+
+    /// How many resets this store has had (0 before the first), read from the store, so a
+    /// reset made by any process (the CLI beside a server, another node) shows here. Cheap
+    /// enough to poll twice a second.
+    async fn resets(&self) -> Result<u64>;
+
     /// Finishes the writes already queued and stops. Later calls fail with `unavailable`.
     async fn close(&self);
 
@@ -383,6 +426,26 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cursor_from_before_a_reset_continues_after_it() {
+        let bounds = |pruned_through, reset_through| LogBounds {
+            head: 100,
+            pruned_through,
+            reset_through,
+        };
+        // Retention alone: a cursor before what it removed is refused.
+        let err = bounds(40, 0).check_cursor(10).unwrap_err();
+        assert_eq!(err.context_value("reason"), Some("cursorTooOld"));
+        assert_eq!(bounds(40, 0).start(10), 10);
+        // A later reset cleared that part anyway: the cursor continues after the reset.
+        bounds(40, 60).check_cursor(10).expect("continues");
+        assert_eq!(bounds(40, 60).start(10), 60);
+        assert_eq!(bounds(0, 60).start(80), 80);
+        // Retention after a reset still protects what came after it.
+        let err = bounds(80, 60).check_cursor(70).unwrap_err();
+        assert_eq!(err.context_value("reason"), Some("cursorTooOld"));
+    }
 
     #[test]
     fn webhook_urls() {

@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 
-use imgroups_core::port::{AccountInfo, AdminTokenInfo, Fault, LogBounds, TokenInfo, Webhook};
+use imgroups_core::port::{
+    AccountInfo, AdminTokenInfo, Fault, LogBounds, ResetScope, TokenInfo, Webhook,
+};
 use imgroups_core::{
     admin, AccountId, Address, Chat, ChatGuid, Command, Engine, Error, Event, FaultId, Limits,
     Outcome, Result, TokenId,
@@ -22,6 +24,9 @@ pub(crate) struct AdminApp {
     faults: Arc<Faults>,
     /// Typing indicators, shared with the API's `chats.setTyping`.
     typing: Arc<super::Typing>,
+    /// The tokens of open streams and the reset epoch: a reset made here ends this process's
+    /// streams at once.
+    revocations: Arc<crate::revocation::Revocations>,
 }
 
 /// A chat as the console's conversation view shows it: the newest messages and the group
@@ -63,13 +68,28 @@ impl AdminApp {
         limits: Limits,
         faults: Arc<Faults>,
         typing: Arc<super::Typing>,
+        revocations: Arc<crate::revocation::Revocations>,
     ) -> Self {
         AdminApp {
             engine,
             limits,
             faults,
             typing,
+            revocations,
         }
+    }
+
+    /// Resets the simulator ([`imgroups_core::port::Store::reset`]): this process's open
+    /// streams end with `reason=reset` at once (other processes' within a moment), its
+    /// armed faults are re-read and its typing indicators forgotten.
+    pub(crate) async fn reset(&self, scope: ResetScope) -> Result<u64> {
+        let store = self.engine.store();
+        store.reset(scope).await?;
+        let resets = store.resets().await?;
+        self.revocations.saw_resets(resets);
+        self.faults.refresh().await;
+        self.typing.clear();
+        Ok(resets)
     }
 
     /// The chat as `account` sees it: its newest `limit` messages with the group changes
@@ -195,7 +215,8 @@ impl AdminApp {
             .min(bounds.head);
         let after = up_to
             .saturating_sub(limit as u64)
-            .max(bounds.pruned_through);
+            .max(bounds.pruned_through)
+            .max(bounds.reset_through);
         let mut events = store.read_events(account, after, up_to, limit).await?;
         events.reverse();
         Ok(EventsPage { bounds, events })

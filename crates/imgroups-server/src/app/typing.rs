@@ -35,6 +35,11 @@ impl Typing {
 
     /// Who `viewer` sees typing in `chat` (as `viewer` sees it): in a group, anyone else
     /// typing in it; in a direct chat, the other person typing to `viewer`.
+    /// Forgets every indicator (the chats they were shown in are gone after a reset).
+    pub(crate) fn clear(&self) {
+        self.shown.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
     pub(crate) fn seen_by(&self, viewer: &Address, chat: &ChatGuid) -> Vec<Address> {
         let shown = self.shown.lock().unwrap_or_else(|e| e.into_inner());
         let mut typing: Vec<Address> = shown

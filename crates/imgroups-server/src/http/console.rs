@@ -24,6 +24,9 @@
 //! - `POST act {account, puppet?, op, chat?, name?, addresses?}` — a group operation as the
 //!   account, or as the puppet `puppet` (a simulated person who is not an account) for the
 //!   account to see; `POST icon?account=A&chat=G&puppet=P` with the image as the body.
+//! - `POST sim:reset {all?}` — clears the simulated world (accounts and tokens stay unless
+//!   `all`); open streams end with `preconditionFailed`, `reason=reset`. Answers `{resets}`,
+//!   how many resets the store has had.
 //! - `GET sim`, `POST sim/unreachable {address, unreachable}`, `POST faults {…}`,
 //!   `POST faults:clear {id? | account?}` — the simulator's directory and injected faults.
 //! - `GET webhooks` — every endpoint's delivery status.
@@ -77,6 +80,7 @@ pub(crate) fn router(icon_limit: usize) -> Router<Http> {
         .route("/act", post(act))
         .route("/sim", get(sim))
         .route("/sim/unreachable", post(unreachable))
+        .route("/sim:reset", post(reset))
         .route("/faults", post(add_fault))
         .route("/faults:clear", post(clear_faults))
         .route("/webhooks", get(webhooks))
@@ -659,6 +663,29 @@ async fn sim(State(h): State<Http>, _: AdminToken) -> Reply {
         "codes": crate::fault_codes().collect::<Vec<_>>(),
         "methods": crate::method_names(),
     }))
+}
+
+#[derive(Deserialize, Default)]
+struct ResetBody {
+    /// Accounts and tokens too.
+    #[serde(default)]
+    all: bool,
+}
+
+async fn reset(
+    State(h): State<Http>,
+    _: AdminToken,
+    req: std::result::Result<Bytes, BytesRejection>,
+) -> Reply {
+    // An empty body is a plain reset.
+    let req: ResetBody = match &req {
+        Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => ResetBody::default(),
+        _ => body(req)?,
+    };
+    let scope = imgroups_core::port::ResetScope { accounts: req.all };
+    let resets = h.admin.reset(scope).await?;
+    tracing::info!(all = req.all, "simulator reset from the console");
+    ok(json!({ "resets": resets, "all": req.all }))
 }
 
 #[derive(Deserialize)]

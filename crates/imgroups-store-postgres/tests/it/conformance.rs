@@ -75,3 +75,43 @@ fn observed_ids_are_marked_once_and_survive_a_restart() {
     };
     imgroups_store_tests::observed_ids(fixture);
 }
+
+#[test]
+fn messages_reach_every_member_once() {
+    let Some(fixture) = PgFixture::new("msgsend") else {
+        return;
+    };
+    imgroups_store_tests::messages_are_delivered(fixture);
+}
+
+#[test]
+fn tapbacks_edits_and_unsends_reach_every_copy() {
+    let Some(fixture) = PgFixture::new("msgchange") else {
+        return;
+    };
+    imgroups_store_tests::messages_change(fixture);
+}
+
+#[test]
+fn marking_read_and_read_receipts() {
+    let Some(fixture) = PgFixture::new("msgread") else {
+        return;
+    };
+    imgroups_store_tests::messages_are_read(fixture);
+}
+
+#[test]
+fn messages_list_newest_first_in_stable_pages() {
+    let Some(fixture) = PgFixture::new("msglist") else {
+        return;
+    };
+    imgroups_store_tests::messages_are_listed(fixture);
+}
+
+#[test]
+fn reset_clears_the_world_and_keeps_sequences() {
+    let Some(fixture) = PgFixture::new("reset") else {
+        return;
+    };
+    imgroups_store_tests::reset(fixture);
+}

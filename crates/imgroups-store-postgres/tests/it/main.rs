@@ -3,6 +3,7 @@
 //! (`imgroups_store_tests::pg`); without PostgreSQL they are skipped, saying so.
 
 mod conformance;
+mod legacy;
 mod nodes;
 
 use std::sync::Arc;

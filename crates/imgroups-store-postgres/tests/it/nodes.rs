@@ -1,15 +1,18 @@
 //! Several processes on one database, as stores side by side in one test: sequences stay
-//! gap-free in commit order whichever node writes, an idempotency key raced on two nodes has
-//! one effect, commits, revocations and webhook changes reach the other node, one node at a
+//! gap-free in commit order whichever node writes (group changes and messages alike), an
+//! idempotency key raced on two nodes has one effect (a send retried on the other node answers
+//! the same message), commits, revocations and webhook changes reach the other node, one node at a
 //! time holds a webhook's delivery lease, and a newer schema is refused.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use imgroups_core::engine::messages::query::Listing;
 use imgroups_core::port::{Accounts, Hooks, Log, Store, WebhookUrl};
 use imgroups_core::{
-    admin, AccountId, Address, Change, Command, Engine, EngineConfig, ErrorKind, Outcome,
+    admin, AccountId, Address, Change, Command, Engine, EngineConfig, ErrorKind, Message,
+    NewMessage, Outcome, Reaction,
 };
 use imgroups_sim::Simulator;
 use imgroups_store_postgres::{Config, PgStore, Role};
@@ -154,6 +157,172 @@ fn an_idempotency_key_raced_on_two_nodes_has_one_effect() {
             .filter(|e| matches!(e.change, Change::DisplayNameChanged { .. }))
             .count();
         assert_eq!(renames, 20, "one effect per key");
+    });
+}
+
+fn say(chat: &str, text: &str) -> Command {
+    let message = NewMessage::new(text, None, None, None, Vec::new()).unwrap();
+    Command::send_text(chat, message).unwrap()
+}
+
+fn sent(outcome: Outcome) -> Message {
+    match outcome {
+        Outcome::Message(message) => *message,
+        other => panic!("a send answered {other:?}"),
+    }
+}
+
+/// The GUIDs of the messages `events` delivered, in log order.
+fn delivered(events: &[imgroups_core::Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match &e.change {
+            Change::MessageReceived { message } => Some(message.guid.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn messages_sent_through_two_nodes_reach_every_log_once_in_one_order() {
+    two_nodes("msg_nodes", |a, b| async move {
+        let me = account(&a, "me@x.com").await;
+        let ann = account(&a, "ann@x.com").await;
+        let bob = account(&b, "bob@x.com").await;
+        let (ea, eb) = (engine(&a), engine(&b));
+        let chat = group(&ea, me, &["ann@x.com", "bob@x.com"]).await;
+        let mut tasks = Vec::new();
+        for i in 0..90 {
+            let (engine, actor) = match i % 3 {
+                0 => (ea.clone(), me),
+                1 => (eb.clone(), ann),
+                _ => (eb.clone(), bob),
+            };
+            let chat = chat.clone();
+            tasks.push(tokio::spawn(async move {
+                let got = engine
+                    .execute(actor, None, say(&chat, &format!("m{i}")))
+                    .await;
+                sent(got.unwrap()).guid
+            }));
+        }
+        let mut acknowledged = Vec::new();
+        for task in tasks {
+            acknowledged.push(task.await.unwrap());
+        }
+        acknowledged.sort();
+
+        // Every member's log has each message exactly once, all in the same order, and the
+        // listing (on either node) is that order, newest first.
+        let mut orders = Vec::new();
+        for who in [me, ann, bob] {
+            let order = delivered(&contiguous_log(&a, who).await);
+            let mut once = order.clone();
+            once.sort();
+            assert_eq!(once, acknowledged, "each acknowledged message once");
+            for engine in [&ea, &eb] {
+                let listing = Listing {
+                    page_size: Some(1000),
+                    ..Listing::default()
+                };
+                let (page, next) = engine
+                    .list_messages(who, Some(chat.clone()), listing)
+                    .await
+                    .unwrap();
+                assert!(next.is_none());
+                let listed: Vec<String> = page.into_iter().rev().map(|m| m.guid).collect();
+                assert_eq!(listed, order, "the listing is the log's order");
+            }
+            orders.push(order);
+        }
+        assert_eq!(orders[0], orders[1]);
+        assert_eq!(orders[1], orders[2]);
+    });
+}
+
+#[test]
+fn a_send_retried_on_the_other_node_answers_the_same_message() {
+    two_nodes("msg_idem", |a, b| async move {
+        let me = account(&a, "me@x.com").await;
+        let ann = account(&b, "ann@x.com").await;
+        let (ea, eb) = (engine(&a), engine(&b));
+        let chat = group(&ea, me, &["ann@x.com", "bob@x.com"]).await;
+        let before = a.log_bounds(ann).await.unwrap().head;
+        for i in 0..20 {
+            let key = Some(format!("send-{i}"));
+            let text = format!("once {i}");
+            let (first, second) = if i % 2 == 0 {
+                // One after the other: a client that timed out and retried elsewhere.
+                let first = ea.execute(me, key.clone(), say(&chat, &text)).await;
+                (first, eb.execute(me, key, say(&chat, &text)).await)
+            } else {
+                // Both at once: a retry racing the original.
+                let run = |engine: Arc<Engine>| {
+                    let (key, command) = (key.clone(), say(&chat, &text));
+                    tokio::spawn(async move { engine.execute(me, key, command).await })
+                };
+                let (x, y) = (run(ea.clone()), run(eb.clone()));
+                (x.await.unwrap(), y.await.unwrap())
+            };
+            assert_eq!(sent(first.unwrap()), sent(second.unwrap()), "send {i}");
+        }
+        let events = contiguous_log(&b, ann).await;
+        let received = delivered(&events[before as usize..]);
+        assert_eq!(received.len(), 20, "one message per key");
+        let mut unique = received.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), 20);
+    });
+}
+
+#[test]
+fn tapbacks_raced_on_two_nodes_all_land() {
+    two_nodes("msg_tapbacks", |a, b| async move {
+        let me = account(&a, "me@x.com").await;
+        account(&a, "ann@x.com").await;
+        account(&b, "bob@x.com").await;
+        let (ea, eb) = (engine(&a), engine(&b));
+        let puppets = ["p1@x.com", "p2@x.com", "p3@x.com", "p4@x.com", "p5@x.com"];
+        let mut others = vec!["ann@x.com", "bob@x.com"];
+        others.extend(puppets);
+        let chat = group(&ea, me, &others).await;
+        let message = sent(ea.execute(me, None, say(&chat, "react!")).await.unwrap());
+        let before = a.log_bounds(me).await.unwrap().head;
+        // Everyone in the group but me reacts at once, half through each node; then again
+        // with another tapback, which replaces the first.
+        let mut reactors = vec!["ann@x.com", "bob@x.com"];
+        reactors.extend(puppets);
+        for kind in [Reaction::Love, Reaction::Laugh] {
+            let mut tasks = Vec::new();
+            for (i, who) in reactors.iter().enumerate() {
+                let engine = if i % 2 == 0 { ea.clone() } else { eb.clone() };
+                let command = Command::react(&chat, &message.guid, kind.clone(), true).unwrap();
+                let who = Address::parse(who).unwrap();
+                tasks.push(tokio::spawn(async move {
+                    imgroups_sim::act(&engine, &who, command).await.unwrap();
+                }));
+            }
+            for task in tasks {
+                task.await.unwrap();
+            }
+        }
+        let copy = eb.get_message(me, message.guid.clone()).await.unwrap();
+        let mut got: Vec<(String, String)> = copy
+            .reactions
+            .iter()
+            .map(|r| (r.sender.to_string(), r.reaction.to_string()))
+            .collect();
+        got.sort();
+        let mut want: Vec<(String, String)> = reactors
+            .iter()
+            .map(|w| (w.to_string(), "laugh".to_owned()))
+            .collect();
+        want.sort();
+        assert_eq!(got, want, "no tapback lost to a concurrent one");
+        // Added, then removed and added again: three events per person.
+        let events = contiguous_log(&a, me).await;
+        assert_eq!(events.len() as u64 - before, 3 * reactors.len() as u64);
     });
 }
 

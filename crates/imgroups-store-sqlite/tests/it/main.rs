@@ -6,3 +6,4 @@ mod common;
 mod create;
 mod locks;
 mod model;
+mod reset;

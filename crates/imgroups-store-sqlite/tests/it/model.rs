@@ -44,3 +44,28 @@ fn observer_cursors_commit_with_the_transaction_and_survive_a_restart() {
 fn observed_ids_are_marked_once_and_survive_a_restart() {
     imgroups_store_tests::observed_ids(crate::common::TempFixture::new());
 }
+
+#[test]
+fn messages_reach_every_member_once() {
+    imgroups_store_tests::messages_are_delivered(crate::common::TempFixture::new());
+}
+
+#[test]
+fn tapbacks_edits_and_unsends_reach_every_copy() {
+    imgroups_store_tests::messages_change(crate::common::TempFixture::new());
+}
+
+#[test]
+fn marking_read_and_read_receipts() {
+    imgroups_store_tests::messages_are_read(crate::common::TempFixture::new());
+}
+
+#[test]
+fn messages_list_newest_first_in_stable_pages() {
+    imgroups_store_tests::messages_are_listed(crate::common::TempFixture::new());
+}
+
+#[test]
+fn reset_clears_the_world_and_keeps_sequences() {
+    imgroups_store_tests::reset(crate::common::TempFixture::new());
+}

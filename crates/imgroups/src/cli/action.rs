@@ -120,11 +120,32 @@ fn read(action: &'static Action, matches: &ArgMatches) -> Option<Invocation> {
 #[derive(Clone, Debug)]
 pub(crate) struct ActionCmd(pub(crate) Invocation);
 
+/// `sim act … say CHAT TEXT --reply-to GUID`: a `say` with a message to answer is the
+/// `reply` action (`reply CHAT MESSAGE TEXT`), offered as a flag too because that is how
+/// `messages send` spells it.
+const REPLY_TO: &str = "reply-to";
+
+fn say_reply(sub: &ArgMatches) -> Option<Invocation> {
+    let guid = sub.get_one::<String>(REPLY_TO)?;
+    let text = sub.get_one::<String>(TEXT_PARAM)?;
+    Some(Invocation {
+        action: action::find("reply")?,
+        chat: sub.get_one::<String>(CHAT)?.clone(),
+        entered: vec![Entered::Text(guid.clone()), Entered::Text(text.clone())],
+    })
+}
+
+/// The name of `say`'s text parameter.
+const TEXT_PARAM: &str = "text";
+
 impl clap::FromArgMatches for ActionCmd {
     fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
         matches
             .subcommand()
-            .and_then(|(name, sub)| read(action::find(name)?, sub))
+            .and_then(|(name, sub)| match name {
+                "say" if sub.get_one::<String>(REPLY_TO).is_some() => say_reply(sub),
+                _ => read(action::find(name)?, sub),
+            })
             .map(ActionCmd)
             .ok_or_else(|| clap::Error::new(clap::error::ErrorKind::MissingSubcommand))
     }
@@ -137,7 +158,18 @@ impl clap::FromArgMatches for ActionCmd {
 
 impl Subcommand for ActionCmd {
     fn augment_subcommands(cmd: Command) -> Command {
-        cmd.subcommands(ACTIONS.iter().map(|action| subcommand(action, action.name)))
+        cmd.subcommands(ACTIONS.iter().map(|action| {
+            let sub = subcommand(action, action.name);
+            if action.name != "say" {
+                return sub;
+            }
+            sub.arg(
+                Arg::new(REPLY_TO)
+                    .long(REPLY_TO)
+                    .value_name("GUID")
+                    .help("Answer this message of the chat (the `reply` action)"),
+            )
+        }))
     }
 
     fn augment_subcommands_for_update(cmd: Command) -> Command {

@@ -119,8 +119,12 @@ pub(crate) enum Cmd {
     Webhook(WebhookCmd),
     /// Group operations on a running server (rename, add, remove, leave, icon).
     Groups(remote::GroupsArgs),
-    /// Chat operations on a running server (create, get, count).
+    /// Chat operations on a running server (create, get, count, read, typing).
     Chats(remote::ChatsArgs),
+    /// Messages on a running server (send, list, get, react, edit, unsend).
+    Messages(remote::MessagesArgs),
+    /// Address look-ups on a running server (check).
+    Addresses(remote::AddressesArgs),
     /// Follow group events on a running server.
     Events(remote::EventsArgs),
     /// Inspect the configuration `serve` would run with.
@@ -165,7 +169,10 @@ impl Cmd {
 
     /// Whether this is a client command, which talks to a running server.
     fn is_client(&self) -> bool {
-        matches!(self, Cmd::Groups(_) | Cmd::Chats(_) | Cmd::Events(_))
+        matches!(
+            self,
+            Cmd::Groups(_) | Cmd::Chats(_) | Cmd::Messages(_) | Cmd::Addresses(_) | Cmd::Events(_)
+        )
     }
 }
 
@@ -317,6 +324,18 @@ pub(crate) enum WebhookCmd {
 
 #[derive(Subcommand)]
 pub(crate) enum SimCmd {
+    /// Clear the simulated world: groups, messages, icons, backgrounds, direct chats, every
+    /// account's log, idempotency records, injected faults and unreachable addresses. Accounts
+    /// and their tokens stay (a test's clients keep working) and sequences never go back.
+    /// Works while the server runs: its open streams end with preconditionFailed
+    /// (reason=reset). Prints `reset <N>`, N counting the store's resets.
+    Reset {
+        /// Remove accounts, their tokens and webhooks too (admin tokens stay).
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        data: DataArg,
+    },
     /// Mark an address as not on iMessage (adding it then fails with addressNotFound), or
     /// with --list print the addresses marked so.
     Unreachable {
@@ -445,7 +464,7 @@ pub(crate) fn parse() -> Result<Parsed, ExitCode> {
             .error(
                 clap::error::ErrorKind::ArgumentConflict,
                 "--server, --token and --tls-ca are for the client commands (groups, chats, \
-                 events)",
+                 messages, addresses, events)",
             )
             .exit();
     }

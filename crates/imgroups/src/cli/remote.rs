@@ -1,6 +1,6 @@
-//! The client commands' flags: `groups …`, `chats …`, `events tail`, and where the server is
-//! ([`RemoteArgs`]). The work is in `cmd::{groups, chats, events}`, the connection in
-//! `remote`.
+//! The client commands' flags: `groups …`, `chats …`, `messages …`, `addresses …`, `events
+//! tail`, and where the server is ([`RemoteArgs`]). The work is in `cmd::{groups, chats,
+//! messages, addresses, events}`, the connection in `remote`.
 
 use std::path::PathBuf;
 
@@ -199,6 +199,132 @@ pub(crate) enum ChatsCmd {
         #[arg(long)]
         include_archived: bool,
     },
+    /// Mark everything received in a chat read.
+    Read {
+        /// The chat GUID.
+        chat: String,
+    },
+    /// Show or hide the typing indicator in a chat.
+    Typing {
+        /// The chat GUID.
+        chat: String,
+        /// `on` to show it, `off` to hide it.
+        state: OnOff,
+    },
+}
+
+/// A switch on the command line.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum OnOff {
+    On,
+    Off,
+}
+
+#[derive(Args)]
+pub(crate) struct MessagesArgs {
+    #[command(flatten)]
+    pub(crate) remote: RemoteArgs,
+    #[command(subcommand)]
+    pub(crate) cmd: MessagesCmd,
+}
+
+/// Paging of `messages list` and `messages recent`.
+#[derive(Args, Clone)]
+pub(crate) struct PageArgs {
+    /// Messages per page (1 to 1000; the server's default is 50).
+    #[arg(long, value_name = "N")]
+    pub(crate) page_size: Option<u32>,
+    /// Start at this page (as printed after a page with more after it).
+    #[arg(long, value_name = "TOKEN")]
+    pub(crate) page_token: Option<String>,
+    /// Every page, not only the first (with --json: one message per line).
+    #[arg(long)]
+    pub(crate) all: bool,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum MessagesCmd {
+    /// Send a text message to a chat (`any;-;ADDRESS` for a direct one). Prints its GUID.
+    Send {
+        /// The chat GUID.
+        chat: String,
+        /// The text.
+        text: String,
+        /// Answer this message of the chat.
+        #[arg(long, value_name = "GUID")]
+        reply_to: Option<String>,
+        /// A subject line.
+        #[arg(long)]
+        subject: Option<String>,
+    },
+    /// List a chat's messages, newest first: GUID, time, sender (`me`), text.
+    List {
+        /// The chat GUID.
+        chat: String,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// List the account's recent messages in every chat, newest first.
+    Recent {
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Show one message.
+    Get {
+        /// The message GUID.
+        guid: String,
+    },
+    /// Put a tapback on a message (replacing your earlier one).
+    React {
+        /// The chat GUID.
+        chat: String,
+        /// The message GUID.
+        guid: String,
+        /// love, like, dislike, laugh, emphasize, question, or an emoji.
+        kind: String,
+    },
+    /// Take your tapback off a message.
+    Unreact {
+        /// The chat GUID.
+        chat: String,
+        /// The message GUID.
+        guid: String,
+        /// love, like, dislike, laugh, emphasize, question, or an emoji.
+        kind: String,
+    },
+    /// Edit a message you sent (within 15 minutes, at most 5 times).
+    Edit {
+        /// The chat GUID.
+        chat: String,
+        /// The message GUID.
+        guid: String,
+        /// The new text.
+        text: String,
+    },
+    /// Unsend a message you sent (within 2 minutes).
+    Unsend {
+        /// The chat GUID.
+        chat: String,
+        /// The message GUID.
+        guid: String,
+    },
+}
+
+#[derive(Args)]
+pub(crate) struct AddressesArgs {
+    #[command(flatten)]
+    pub(crate) remote: RemoteArgs,
+    #[command(subcommand)]
+    pub(crate) cmd: AddressesCmd,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum AddressesCmd {
+    /// Whether an address is on iMessage, its services, and whether Focus silences it.
+    Check {
+        /// A phone number (E.164) or an email address.
+        address: String,
+    },
 }
 
 #[derive(Args)]
@@ -211,8 +337,9 @@ pub(crate) struct EventsArgs {
 
 #[derive(Subcommand)]
 pub(crate) enum EventsCmd {
-    /// Print group events as they happen, one per line (with --json: JSON lines in the
-    /// official SDK's `GroupEvent` shape).
+    /// Print events as they happen, one per line (with --json: JSON lines; group events in
+    /// the official SDK's `GroupEvent` shape). Without --from: group events only; with
+    /// --from: every kind (group, message, chat).
     Tail {
         /// Only this group.
         #[arg(long)]

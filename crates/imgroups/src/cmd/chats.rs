@@ -1,10 +1,11 @@
-//! `imgroups chats create|get|count` on a running server, and how a chat is printed.
+//! `imgroups chats create|get|count|read|typing` on a running server, and how a chat is
+//! printed.
 
 use std::process::ExitCode;
 
 use imgroups_client::{Chat, ChatGuid, Client, CreateChatOptions};
 
-use crate::cli::remote::{ChatsArgs, ChatsCmd};
+use crate::cli::remote::{ChatsArgs, ChatsCmd, OnOff};
 use crate::output::{json_line, print_lines, terminal_safe};
 use crate::remote::{addresses, chat_guid, run as connect, Outcome};
 
@@ -35,6 +36,16 @@ async fn chats(client: &Client, cmd: ChatsCmd, json: bool) -> Outcome {
         ChatsCmd::Get { chat } => {
             let chat = client.chats().get(&chat_guid(&chat)?).await?;
             print_chat(&chat, json);
+        }
+        ChatsCmd::Read { chat } => {
+            let chat = chat_guid(&chat)?;
+            client.chats().mark_read(&chat).await?;
+            print_done(&chat, json);
+        }
+        ChatsCmd::Typing { chat, state } => {
+            let chat = chat_guid(&chat)?;
+            client.chats().set_typing(&chat, state == OnOff::On).await?;
+            print_done(&chat, json);
         }
         ChatsCmd::Count { include_archived } => {
             let count = client.chats().count(include_archived).await?;

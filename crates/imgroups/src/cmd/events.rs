@@ -1,9 +1,10 @@
-//! `imgroups events tail` on a running server: live events, or a replay then live.
+//! `imgroups events tail` on a running server: live group events, or a replay of every kind
+//! then live.
 
 use std::process::ExitCode;
 
 use futures::StreamExt;
-use imgroups_client::{Client, EventFilter, GroupEvent, MemoryCheckpoint};
+use imgroups_client::{Client, Event, EventFilter, MemoryCheckpoint};
 
 use crate::cli::remote::{EventsArgs, EventsCmd};
 use crate::output::{json_safe, terminal_safe, Out};
@@ -16,7 +17,7 @@ pub(crate) fn run(args: EventsArgs) -> ExitCode {
     })
 }
 
-fn render(event: &GroupEvent, json: bool) -> String {
+fn render(event: &Event, json: bool) -> String {
     if json {
         json_safe(&event.to_json()).into_owned()
     } else {
@@ -35,7 +36,7 @@ async fn tail(client: &Client, cmd: EventsCmd, json: bool) -> Outcome {
         None => {
             let mut live = client.groups().subscribe_events(filter).await?;
             while let Some(event) = live.next().await {
-                if out.line(&render(&event?, json)).is_err() {
+                if out.line(&render(&Event::from(event?), json)).is_err() {
                     return Ok(());
                 }
             }

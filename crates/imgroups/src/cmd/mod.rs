@@ -4,6 +4,7 @@
 //! their own exit code.
 
 pub(crate) mod account;
+pub(crate) mod addresses;
 pub(crate) mod admin;
 pub(crate) mod chats;
 pub(crate) mod config;
@@ -11,6 +12,7 @@ pub(crate) mod docs;
 pub(crate) mod events;
 pub(crate) mod groups;
 pub(crate) mod mac;
+pub(crate) mod messages;
 pub(crate) mod serve;
 pub(crate) mod sim;
 pub(crate) mod token;

@@ -1,5 +1,5 @@
-//! `imgroups sim unreachable|fault|act`: the simulated network's directory, injected faults,
-//! and puppets (people in the network who change groups and talk).
+//! `imgroups sim reset|unreachable|fault|act`: clearing the simulated world, its directory,
+//! injected faults, and puppets (people in the network who change groups and talk).
 
 use std::sync::Arc;
 
@@ -14,6 +14,13 @@ use crate::store::with_store;
 
 pub(crate) fn run(cmd: SimCmd) -> Result<(), Error> {
     match cmd {
+        SimCmd::Reset { all, data } => with_store(&data, |store| async move {
+            store
+                .reset(imgroups_core::port::ResetScope { accounts: all })
+                .await?;
+            print_text(&format!("reset {}", store.resets().await?));
+            Ok(())
+        }),
         SimCmd::Unreachable {
             address,
             reachable,

@@ -170,6 +170,13 @@ pub fn cli(args: &[&str]) -> String {
 #[derive(Clone)]
 pub struct Auth(MetadataValue<tonic::metadata::Ascii>);
 
+impl Auth {
+    /// `authorization: Bearer TOKEN` on every request.
+    pub fn bearer(token: &str) -> Auth {
+        Auth(format!("Bearer {token}").parse().expect("ascii token"))
+    }
+}
+
 impl tonic::service::Interceptor for Auth {
     fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
         req.metadata_mut().insert("authorization", self.0.clone());
@@ -186,7 +193,7 @@ pub struct Clients {
 }
 
 pub fn clients(channel: &Channel, token: &str) -> Clients {
-    let auth = Auth(format!("Bearer {token}").parse().expect("ascii token"));
+    let auth = Auth::bearer(token);
     Clients {
         groups: GroupServiceClient::with_interceptor(channel.clone(), auth.clone()),
         chats: ChatServiceClient::with_interceptor(channel.clone(), auth.clone()),
@@ -232,6 +239,29 @@ impl Clients {
             .into_inner()
             .chat
             .expect("chat")
+    }
+
+    /// How a catch-up from 0 is refused (it must be).
+    pub async fn catch_up_status(&mut self) -> Status {
+        let opened = self
+            .events
+            .catch_up_events(pb::CatchUpEventsRequest {
+                after_sequence: Some(0),
+            })
+            .await;
+        match opened {
+            Err(status) => status,
+            Ok(stream) => {
+                let mut stream = stream.into_inner();
+                loop {
+                    match stream.message().await {
+                        Err(status) => return status,
+                        Ok(None) => panic!("the catch-up was not refused"),
+                        Ok(Some(_)) => {}
+                    }
+                }
+            }
+        }
     }
 
     /// Everything in the log after `after`: (events, head from the complete frame).
