@@ -58,11 +58,19 @@ pub async fn create_admin_token(store: &dyn Store) -> Result<String> {
 
 /// Revokes a token given as its id (from `token list`) or its full text.
 pub async fn revoke_token(store: &dyn Store, id_or_token: &str) -> Result<TokenId> {
-    let token = match id_or_token.trim().parse::<i64>() {
+    store.revoke_token(&token_ref(id_or_token)).await
+}
+
+/// Revokes an admin token given as its id (from `admin token list`) or its full text.
+pub async fn revoke_admin_token(store: &dyn Store, id_or_token: &str) -> Result<TokenId> {
+    store.revoke_admin_token(&token_ref(id_or_token)).await
+}
+
+fn token_ref(id_or_token: &str) -> TokenRef {
+    match id_or_token.trim().parse::<i64>() {
         Ok(id) => TokenRef::Id(TokenId(id)),
-        Err(_) => TokenRef::Secret(id_or_token.to_owned()),
-    };
-    store.revoke_token(&token).await
+        Err(_) => TokenRef::Secret(id_or_token.trim().to_owned()),
+    }
 }
 
 /// Registers `url` for `account`'s events, with a new signing secret.

@@ -95,6 +95,9 @@ pub enum Reason {
     RequestRate,
     /// Too many open event streams for this account.
     TooManyStreams,
+    /// Too many request body bytes on their way to the server at once, for this account or
+    /// for the whole server: a retry once others have arrived can succeed.
+    BodiesInFlight,
     /// A catch-up or resume cursor beyond the newest event.
     BeyondHead,
     /// A required value is empty (a message's text, a GUID).
@@ -142,6 +145,7 @@ impl Reason {
             Reason::AccountExists => "accountExists",
             Reason::RequestRate => "requestRate",
             Reason::TooManyStreams => "tooManyStreams",
+            Reason::BodiesInFlight => "bodiesInFlight",
             Reason::BeyondHead => "beyondHead",
             Reason::Empty => "empty",
             Reason::OutOfRange => "outOfRange",

@@ -118,6 +118,7 @@ function signOut(reason) {
   $("#groups").replaceChildren();
   $("#events").replaceChildren();
   $("#accounts").replaceChildren();
+  $("#admin-tokens").replaceChildren();
   $("#faults").replaceChildren();
   $("#unreachable").replaceChildren();
   $("#webhooks tbody").replaceChildren();
@@ -182,6 +183,7 @@ async function loadAccounts() {
       ),
     ),
   );
+  await loadAdminTokens();
   const next = accounts.some((a) => a.address === chosen) ? chosen : accounts[0]?.address;
   if (next) {
     select.value = next;
@@ -203,6 +205,30 @@ async function mintToken(address) {
 async function revokeToken(id) {
   await api("tokens:revoke", { method: "POST", json: { id } });
   await loadAccounts();
+}
+
+/** The console's own credentials: revoking the one this page uses signs it out. */
+async function loadAdminTokens() {
+  const { tokens } = await api("admin-tokens");
+  $("#admin-tokens").replaceChildren(
+    ...tokens.map((t) =>
+      el(
+        "li",
+        {},
+        el("span", { class: "token-label" }, `Admin token ${t.id} · created `, time(t.createdAt)),
+        el(
+          "button",
+          { type: "button", class: "quiet small-button", "aria-label": `Revoke admin token ${t.id}`, onclick: () => run(() => revokeAdminToken(t.id)) },
+          "Revoke",
+        ),
+      ),
+    ),
+  );
+}
+
+async function revokeAdminToken(id) {
+  await api("admin-tokens:revoke", { method: "POST", json: { id } });
+  await loadAdminTokens();
 }
 
 // ------------------------------------------------------------------------------ groups
@@ -592,7 +618,12 @@ async function openStream(account, after) {
             .join("\n");
           if (!data) continue;
           if (kind === "error") {
-            showError({ message: `event stream ended: ${JSON.parse(data).message}` });
+            const failure = JSON.parse(data);
+            // The admin token was revoked while the page was open: back to the sign-in form.
+            if (failure.errorCode === "tokenBlocked" || failure.errorCode === "unauthenticated") {
+              return signOut(new ApiError(401, failure));
+            }
+            showError({ message: `event stream ended: ${failure.message}` });
             return;
           }
           const event = JSON.parse(data);

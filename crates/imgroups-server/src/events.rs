@@ -12,12 +12,17 @@
 //!   batches only while they continue its cursor exactly; whenever it falls behind (the
 //!   broadcast lagged, or a gap shows up) it reads the log from its cursor instead. So it is
 //!   never skipped ahead, and its memory is bounded: the broadcast buffer is shared and fixed,
-//!   the outgoing queue per subscriber is small, and log reads are paged.
+//!   and log reads are paged.
+//! - What a live subscriber has queued for its client is weighed ([`Weigh`]) and capped at
+//!   [`LIVE_BUDGET`] bytes. A subscriber whose client does not read stops taking events at
+//!   the cap and keeps only its cursor; once the client reads again it goes on from the log.
+//!   So a paused subscriber costs its budget, whatever is written meanwhile (the transport's
+//!   own buffer per stream is bounded separately, `crate::net`).
 //! - Every stream holds the token it was opened with (`crate::revocation`) and ends with
 //!   `tokenBlocked` soon after that token is revoked.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -32,13 +37,20 @@ use tokio_util::task::TaskTracker;
 use crate::metrics;
 use crate::revocation::{Held, Revocations, Token};
 
-/// Batches queued per live stream before its task waits for the client. Live batches are one
-/// commit's events (usually a few) or one page of a log replay, so a stalled live subscriber
-/// holds at most about `LIVE_QUEUE × LIVE_PAGE` events; the queue is deep enough to ride out
-/// bursts without falling back to the log.
+/// Batches queued per live stream before its task waits for the client: deep enough to ride
+/// out bursts of small commits without falling back to the log. What the queue may hold in
+/// bytes is [`LIVE_BUDGET`], which usually binds first.
 const LIVE_QUEUE: usize = 32;
+/// Bytes of encoded frames a live stream may have waiting for its client. At the budget its
+/// task takes no more events (the log keeps them); it may overshoot by [`LIVE_CHUNK`] events.
+/// Large enough for a burst of a few dozen events without a trip to the log; small enough
+/// that a paused stream costs tens of KiB, with the transport's buffers, not megabytes.
+pub(crate) const LIVE_BUDGET: usize = 16 * 1024;
 /// Events read from the log per query by a live subscriber that fell behind.
 const LIVE_PAGE: usize = 64;
+/// Most events a live stream queues at once when its client has not taken everything yet: a
+/// stream at its budget overshoots it by at most this many.
+const LIVE_CHUNK: usize = 16;
 /// A cursor beyond the head, for catch-up and SSE alike: those events do not exist (a cursor
 /// from another server or a restored backup), and an empty answer would hide that.
 fn beyond_head(after: u64, head: u64) -> imgroups_core::Error {
@@ -402,12 +414,86 @@ fn note_heads(heads: &mut HashMap<AccountId, u64>, notices: &[Notice]) {
     }
 }
 
-/// The frames of a stream task, one by one, as a transport sends them.
-pub(crate) fn frames<T: Send + 'static>(
+/// How many bytes a queued frame holds, near enough: its encoding's length.
+pub(crate) trait Weigh {
+    fn weight(&self) -> usize;
+}
+
+impl<E> Weigh for std::result::Result<Bytes, E> {
+    fn weight(&self) -> usize {
+        self.as_ref().map_or(0, Bytes::len)
+    }
+}
+
+/// A frame and its weight, for transports whose frame type does not tell (SSE's events).
+pub(crate) struct Weighed<T> {
+    pub(crate) frame: T,
+    pub(crate) bytes: usize,
+}
+
+impl<T> Weigh for Weighed<T> {
+    fn weight(&self) -> usize {
+        self.bytes
+    }
+}
+
+/// What one stream has queued for its client and the transport has not taken yet.
+struct Ledger {
+    queued: AtomicUsize,
+    /// Above this, the stream's task waits for its client ([`Sink::room`]).
+    budget: usize,
+    /// Rung when `queued` falls below `budget` again.
+    drained: Notify,
+}
+
+impl Ledger {
+    fn new(budget: usize) -> Arc<Self> {
+        Arc::new(Ledger {
+            queued: AtomicUsize::new(0),
+            budget,
+            drained: Notify::new(),
+        })
+    }
+
+    fn taken(&self, bytes: usize) {
+        let before = self.queued.fetch_sub(bytes, Ordering::AcqRel);
+        if before >= self.budget && before - bytes < self.budget {
+            self.drained.notify_one();
+        }
+    }
+}
+
+/// The receiving end of one stream: the frames its task queued, for [`frames`].
+pub(crate) struct Queue<T> {
     rx: mpsc::Receiver<Vec<T>>,
+    ledger: Arc<Ledger>,
+}
+
+/// The frames of a stream task, one by one, as a transport sends them. A frame leaves the
+/// stream's budget when the transport takes it, which it does only as fast as its own
+/// bounded buffer drains to the client.
+pub(crate) fn frames<T: Weigh + Send + 'static>(
+    queue: Queue<T>,
 ) -> impl futures::Stream<Item = T> + Send + 'static {
     use futures::StreamExt;
-    tokio_stream::wrappers::ReceiverStream::new(rx).flat_map(futures::stream::iter)
+    let Queue { rx, ledger } = queue;
+    tokio_stream::wrappers::ReceiverStream::new(rx)
+        .flat_map(futures::stream::iter)
+        .map(move |frame| {
+            ledger.taken(frame.weight());
+            frame
+        })
+}
+
+/// A queue of `depth` batches and `budget` bytes, and its receiving end.
+fn queue<T>(depth: usize, budget: usize) -> (mpsc::Sender<Vec<T>>, Arc<Ledger>, Queue<T>) {
+    let (out, rx) = mpsc::channel(depth);
+    let ledger = Ledger::new(budget);
+    let queue = Queue {
+        rx,
+        ledger: ledger.clone(),
+    };
+    (out, ledger, queue)
 }
 
 /// Owns every stream task, so shutdown can end them and wait for them.
@@ -425,6 +511,8 @@ pub(crate) struct Streams {
 /// A stream task's way out: frames go to the client until it disconnects or the server stops.
 struct Sink<T> {
     out: mpsc::Sender<Vec<T>>,
+    /// The weight of what `out` holds, and of what the transport has not taken yet.
+    ledger: Arc<Ledger>,
     map: fn(Frame) -> T,
     /// Cancelled when the server shuts down or the stream's token is revoked ([`Held::stop`]).
     shutdown: CancellationToken,
@@ -439,10 +527,11 @@ struct Sink<T> {
     _open: metrics::Open,
 }
 
-impl<T> Sink<T> {
+impl<T: Weigh> Sink<T> {
     /// `kind` is the `imgroups_streams_open` gauge this stream counts in.
     fn new(
         out: mpsc::Sender<Vec<T>>,
+        ledger: Arc<Ledger>,
         map: fn(Frame) -> T,
         held: Held,
         server: CancellationToken,
@@ -450,6 +539,7 @@ impl<T> Sink<T> {
     ) -> Self {
         Sink {
             out,
+            ledger,
             map,
             shutdown: held.stop().clone(),
             held,
@@ -467,7 +557,12 @@ impl<T> Sink<T> {
         let Some(error) = self.held.ending() else {
             return;
         };
-        let last = vec![(self.map)(Frame::Failed(error))];
+        let last = (self.map)(Frame::Failed(error));
+        // Charged like every frame: the transport takes its weight off when it sends it.
+        self.ledger
+            .queued
+            .fetch_add(last.weight(), Ordering::AcqRel);
+        let last = vec![last];
         tokio::select! {
             _ = self.out.send(last) => {}
             _ = self.server.cancelled() => {}
@@ -483,16 +578,21 @@ impl<T> Sink<T> {
     /// of a catch-up otherwise. An empty batch sends nothing.
     async fn send_batch(&self, frames: impl IntoIterator<Item = Frame>) -> bool {
         let mut events = 0;
+        let mut bytes = 0;
         let batch: Vec<T> = frames
             .into_iter()
             .map(|frame| {
                 events += u64::from(matches!(frame, Frame::Event(_)));
-                (self.map)(frame)
+                let frame = (self.map)(frame);
+                bytes += frame.weight();
+                frame
             })
             .collect();
         if batch.is_empty() {
             return true;
         }
+        // Charged before it is queued, so the transport never takes more than was charged.
+        self.ledger.queued.fetch_add(bytes, Ordering::AcqRel);
         // Usually there is room: no need to arm the shutdown and wait machinery then.
         let sent = match self.out.try_send(batch) {
             Ok(()) => true,
@@ -516,6 +616,34 @@ impl<T> Sink<T> {
             self.last_sent_ms.store(ms, Ordering::Relaxed);
         }
         sent
+    }
+
+    /// Whether the stream is under its budget: its client has taken what was queued, near
+    /// enough.
+    fn has_room(&self) -> bool {
+        self.ledger.queued.load(Ordering::Acquire) < self.ledger.budget
+    }
+
+    /// Whether the transport has taken everything queued.
+    fn is_drained(&self) -> bool {
+        self.ledger.queued.load(Ordering::Acquire) == 0
+    }
+
+    /// Waits until the stream is under its budget; false once the stream should end. A task
+    /// waiting here holds no frame, only its cursor: the events it did not take stay in the
+    /// log (and in the hub's shared buffer) until it reads them.
+    async fn room(&self) -> bool {
+        loop {
+            let drained = self.ledger.drained.notified();
+            if self.has_room() {
+                return true;
+            }
+            tokio::select! {
+                _ = drained => {}
+                _ = self.out.closed() => return false,
+                _ = self.shutdown.cancelled() => return false,
+            }
+        }
     }
 
     /// When a heartbeat is due: `heartbeat` after the last frame this client actually got
@@ -545,13 +673,13 @@ impl Streams {
     /// Starts a live-only subscription for `account`: every event committed after this call,
     /// matching `filter`, in order, exactly once. The first frame is a heartbeat (the
     /// subscription is in place); later ones follow `heartbeat` of silence.
-    pub(crate) async fn subscribe<T: Send + 'static>(
+    pub(crate) async fn subscribe<T: Weigh + Send + 'static>(
         &self,
         token: &Token,
         account: AccountId,
         filter: Filter,
         map: fn(Frame) -> T,
-    ) -> Result<mpsc::Receiver<Vec<T>>> {
+    ) -> Result<Queue<T>> {
         self.subscribe_after(token, account, filter, None, map)
             .await
     }
@@ -560,14 +688,14 @@ impl Streams {
     /// `after < sequence <= head` from the log, then continues live from the same cursor, so
     /// there is no gap and no duplicate between the two. Without `after` it is
     /// [`Self::subscribe`]. An `after` beyond the head is refused: those events do not exist.
-    pub(crate) async fn subscribe_after<T: Send + 'static>(
+    pub(crate) async fn subscribe_after<T: Weigh + Send + 'static>(
         &self,
         token: &Token,
         account: AccountId,
         filter: Filter,
         after: Option<u64>,
         map: fn(Frame) -> T,
-    ) -> Result<mpsc::Receiver<Vec<T>>> {
+    ) -> Result<Queue<T>> {
         // Watch first, then read the head: anything committed after the head read arrives in
         // a batch (or is found in the log), so nothing falls between the two.
         let (watch, batches) = self.hub.watch(account);
@@ -583,9 +711,10 @@ impl Streams {
             }
             None => head,
         };
-        let (out, rx) = mpsc::channel(LIVE_QUEUE);
+        let (out, ledger, rx) = queue(LIVE_QUEUE, LIVE_BUDGET);
         let sink = Sink::new(
             out,
+            ledger,
             map,
             self.revocations.hold(token),
             self.shutdown.clone(),
@@ -619,15 +748,16 @@ impl Streams {
     }
 
     /// A stream of heartbeats only, for event families this server never produces.
-    pub(crate) fn heartbeats_only<T: Send + 'static>(
+    pub(crate) fn heartbeats_only<T: Weigh + Send + 'static>(
         &self,
         token: &Token,
         map: fn(Frame) -> T,
-    ) -> mpsc::Receiver<Vec<T>> {
+    ) -> Queue<T> {
         // Room for the last heartbeat and a final error.
-        let (out, rx) = mpsc::channel(2);
+        let (out, ledger, rx) = queue(2, usize::MAX);
         let sink = Sink::new(
             out,
+            ledger,
             map,
             self.revocations.hold(token),
             self.shutdown.clone(),
@@ -655,13 +785,13 @@ impl Streams {
     }
 
     /// Replays `after < sequence <= head` (head frozen now), then `Complete { head }`.
-    pub(crate) async fn catch_up<T: Send + 'static>(
+    pub(crate) async fn catch_up<T: Weigh + Send + 'static>(
         &self,
         token: &Token,
         account: AccountId,
         after: u64,
         map: fn(Frame) -> T,
-    ) -> Result<mpsc::Receiver<Vec<T>>> {
+    ) -> Result<Queue<T>> {
         let bounds = self.store.log_bounds(account).await?;
         if after > bounds.head {
             return Err(beyond_head(after, bounds.head));
@@ -670,9 +800,12 @@ impl Streams {
         // A cursor from before a reset continues after it.
         let after = bounds.start(after);
         let head = bounds.head;
-        let (out, rx) = mpsc::channel(CATCH_UP_QUEUE);
+        // A catch-up ends at the head it started at, so its queue is bounded by pages: its
+        // budget is the queue's depth.
+        let (out, ledger, rx) = queue(CATCH_UP_QUEUE, usize::MAX);
         let sink = Sink::new(
             out,
+            ledger,
             map,
             self.revocations.hold(token),
             self.shutdown.clone(),
@@ -779,7 +912,7 @@ struct Live {
 }
 
 impl Live {
-    async fn run<T>(mut self, mut batches: broadcast::Receiver<Arc<Batch>>, sink: &Sink<T>) {
+    async fn run<T: Weigh>(mut self, mut batches: broadcast::Receiver<Arc<Batch>>, sink: &Sink<T>) {
         // Armed once, not per commit: with a thousand subscribers, re-arming these on every
         // commit was a visible share of the cost of fan-out.
         let shutdown = sink.shutdown.clone();
@@ -811,8 +944,10 @@ impl Live {
                 }
                 _ = &mut heartbeat => {
                     // The timer is not moved on every frame sent; when it fires, a frame may
-                    // have gone out since, and the heartbeat is due later.
+                    // have gone out since, and the heartbeat is due later. A client that has
+                    // not taken what is queued needs no heartbeat.
                     if Instant::now() >= sink.heartbeat_due(self.heartbeat)
+                        && sink.has_room()
                         && !sink.send(Frame::Heartbeat).await
                     {
                         return;
@@ -830,7 +965,12 @@ impl Live {
     /// Passes the events of one of this account's batches, as one queue item. Events at or
     /// below the cursor were already passed (by a log replay); a gap means events were
     /// missed, and the log fills it before anything newer goes out.
-    async fn deliver_batch<T>(&mut self, shared: &Arc<Batch>, sink: &Sink<T>) -> bool {
+    async fn deliver_batch<T: Weigh>(&mut self, shared: &Arc<Batch>, sink: &Sink<T>) -> bool {
+        // A client that has not taken what is queued: wait, holding nothing of our own. Batches
+        // meanwhile pass by; the first one after this shows the gap and the log fills it.
+        if !sink.room().await {
+            return false;
+        }
         let mut batch = Vec::new();
         for (index, event) in shared.events.iter().enumerate() {
             if event.sequence <= self.cursor {
@@ -846,17 +986,34 @@ impl Live {
             self.cursor = event.sequence;
             if self.wants(event) {
                 batch.push(Frame::Event(Delivery::Shared(shared.clone(), index)));
+                // A large batch (the hub read a burst) goes out in chunks, each once the
+                // client has room: what waits is the shared batch, not copies of it.
+                if batch.len() == LIVE_CHUNK
+                    && (!sink.send_batch(std::mem::take(&mut batch)).await || !sink.room().await)
+                {
+                    return false;
+                }
             }
         }
         sink.send_batch(batch).await
     }
 
     /// Delivers everything after the cursor up to `up_to` from the log, page by page.
-    async fn replay_log<T>(&mut self, up_to: u64, sink: &Sink<T>) -> bool {
+    async fn replay_log<T: Weigh>(&mut self, up_to: u64, sink: &Sink<T>) -> bool {
         while self.cursor < up_to {
+            // Read a page only once the client has room for it; a small one unless the client
+            // has taken everything, so a stream at its budget overshoots it by little.
+            if !sink.room().await {
+                return false;
+            }
+            let page_size = if sink.is_drained() {
+                LIVE_PAGE
+            } else {
+                LIVE_CHUNK
+            };
             let page = match self
                 .store
-                .read_events(self.account, self.cursor, up_to, LIVE_PAGE)
+                .read_events(self.account, self.cursor, up_to, page_size)
                 .await
             {
                 Ok(page) => page,

@@ -38,6 +38,14 @@ pub struct NetLimits {
     pub rate_per_sec: u32,
     /// The bucket's size: how many requests may come at once.
     pub rate_burst: u32,
+    /// Bytes of request bodies the whole server reads at once (declared sizes: a gRPC
+    /// message's length prefix, an HTTP `content-length`, or the route's limit for a body of
+    /// unknown length). More: `RESOURCE_EXHAUSTED` / 413 with `reason=bodiesInFlight`,
+    /// retryable. 0: no budget.
+    pub max_body_bytes_in_flight: usize,
+    /// The same, per account, within the server's budget: one account's stalled uploads
+    /// cannot take every place. 0: no budget of its own.
+    pub max_body_bytes_in_flight_per_account: usize,
 }
 
 impl Default for NetLimits {
@@ -51,6 +59,8 @@ impl Default for NetLimits {
             max_event_streams_per_token: 16_384,
             rate_per_sec: 0,
             rate_burst: 100,
+            max_body_bytes_in_flight: 256 << 20,
+            max_body_bytes_in_flight_per_account: 64 << 20,
         }
     }
 }
@@ -69,6 +79,8 @@ pub(crate) struct Guard {
     /// accounts that called, which only an admin can raise.
     rate: Option<Arc<Limiter>>,
     streams: Arc<Mutex<OpenStreams>>,
+    /// Request body bytes being read, in all and per account.
+    bodies: Arc<Mutex<BodiesInFlight>>,
     /// Injected faults (simulator controls), applied once a call is admitted.
     pub(crate) faults: Arc<crate::faults::Faults>,
 }
@@ -109,6 +121,7 @@ impl Guard {
             }),
             limits,
             streams: Arc::default(),
+            bodies: Arc::default(),
             faults,
         }
     }
@@ -228,6 +241,73 @@ impl Guard {
             token: caller.token.clone(),
             streams: self.streams.clone(),
         })
+    }
+}
+
+/// Request body bytes being read; one lock, so both counts move together. Taken once per
+/// body that is still on its way (never for a gRPC message that came with its headers).
+#[derive(Default)]
+struct BodiesInFlight {
+    total: usize,
+    accounts: HashMap<AccountId, usize>,
+}
+
+impl Guard {
+    /// Reserves `bytes` of the body budgets ([`NetLimits::max_body_bytes_in_flight`] and its
+    /// per-account share) for a body of `account` until the reservation is dropped, or
+    /// `TooLarge` with `reason=bodiesInFlight`, retryable, when either is spent. A body larger
+    /// than a budget on its own would never fit: the method's size limit, which is smaller
+    /// by default, refuses it first.
+    pub(crate) fn reserve_body(&self, account: AccountId, bytes: usize) -> Result<BodyReservation> {
+        let total_cap = self.limits.max_body_bytes_in_flight;
+        let account_cap = self.limits.max_body_bytes_in_flight_per_account;
+        let spent = |cap: usize, whose: &str| {
+            Error::new(
+                ErrorKind::TooLarge,
+                format!(
+                    "{whose} has {cap} bytes of request bodies on their way already: retry later"
+                ),
+            )
+            .because(Reason::BodiesInFlight)
+            .with("limit", cap)
+            .with(RETRY_AFTER, 1)
+            .retryable(true)
+        };
+        let mut bodies = self.bodies.lock().unwrap_or_else(|e| e.into_inner());
+        let held = bodies.accounts.get(&account).copied().unwrap_or(0);
+        if account_cap != 0 && held.saturating_add(bytes) > account_cap {
+            return Err(spent(account_cap, "this account"));
+        }
+        if total_cap != 0 && bodies.total.saturating_add(bytes) > total_cap {
+            return Err(spent(total_cap, "the server"));
+        }
+        bodies.total += bytes;
+        bodies.accounts.insert(account, held + bytes);
+        Ok(BodyReservation {
+            account,
+            bytes,
+            bodies: self.bodies.clone(),
+        })
+    }
+}
+
+/// Bytes of the body budgets held by one request body; dropping it gives them back.
+pub(crate) struct BodyReservation {
+    account: AccountId,
+    bytes: usize,
+    bodies: Arc<Mutex<BodiesInFlight>>,
+}
+
+impl Drop for BodyReservation {
+    fn drop(&mut self) {
+        let mut bodies = self.bodies.lock().unwrap_or_else(|e| e.into_inner());
+        bodies.total = bodies.total.saturating_sub(self.bytes);
+        if let Some(held) = bodies.accounts.get_mut(&self.account) {
+            *held = held.saturating_sub(self.bytes);
+            if *held == 0 {
+                bodies.accounts.remove(&self.account);
+            }
+        }
     }
 }
 

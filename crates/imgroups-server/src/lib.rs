@@ -256,6 +256,8 @@ pub async fn serve_with(
         result
     };
 
+    // Once per process, with the reason logged if the cap must come down.
+    let conn_limits = net::fit_open_files(options.conn.clone());
     let grpc_stop = stop.clone();
     let grpc_tls = options.tls.clone();
     let grpc_served = async {
@@ -267,7 +269,7 @@ pub async fn serve_with(
             health_service,
             grpc,
             grpc_tls.as_ref(),
-            options.conn.clone(),
+            conn_limits.clone(),
             grpc_stop.clone().cancelled_owned(),
         );
         let grace = options.conn.shutdown_grace;
@@ -282,7 +284,7 @@ pub async fn serve_with(
     let http_stop = stop.clone();
     let http_served = async {
         // Connection cap, header and idle timeouts, TLS, bounded shutdown: `net`.
-        let conn = options.conn.clone();
+        let conn = conn_limits.clone();
         let tls = options.tls.as_ref().map(tls::Tls::acceptor);
         let result =
             net::serve_http(http, router, conn, tls, http_stop.clone().cancelled_owned()).await;

@@ -44,6 +44,10 @@ pub struct ConnLimits {
     /// HTTP/2: flow-control window per stream and per connection: what a peer may send
     /// before the server reads it.
     pub stream_window: u32,
+    /// HTTP listener, HTTP/2: bytes of response data the server buffers per stream beyond
+    /// what the socket takes. A client that advertises a huge window and then stops reading
+    /// could otherwise park hyper's default (~400 KiB) in every one of its streams.
+    pub stream_send_buffer: usize,
     /// On shutdown, how long in-flight calls and open connections get before they are
     /// dropped (a client that ignores GOAWAY cannot hold the server).
     pub shutdown_grace: Duration,
@@ -57,9 +61,76 @@ impl Default for ConnLimits {
             idle_timeout: Duration::from_secs(300),
             max_streams_per_connection: 1024,
             stream_window: 256 * 1024,
+            stream_send_buffer: 4 * 1024,
             shutdown_grace: Duration::from_secs(10),
         }
     }
+}
+
+/// HTTP/2, both listeners: the largest header list (decoded) of one request. HPACK decoding
+/// stops there and the stream is refused, so one request costs at most this much decoding.
+pub(crate) const H2_MAX_HEADER_LIST: u32 = 16 * 1024;
+/// HTTP/2, both listeners: streams a peer may open and reset before the server has accepted
+/// them (the "rapid reset" bound); beyond it the connection is closed.
+pub(crate) const H2_MAX_PENDING_RESETS: usize = 20;
+/// HTTP/2, both listeners: streams the server may reset for a peer's protocol errors before
+/// it closes the connection.
+pub(crate) const H2_MAX_LOCAL_RESETS: usize = 256;
+
+/// File descriptors kept for everything but client connections: the database and its
+/// journal, pooled read connections, PostgreSQL and webhook connections, the helper, logs.
+const FD_HEADROOM: u64 = 128;
+
+/// Fewest connections per listener the clamp leaves, however low the open-file limit.
+const MIN_CONNECTIONS: usize = 16;
+
+/// `limits` with the connection cap made to fit the process's open-file limit
+/// (`RLIMIT_NOFILE`): both listeners at their cap, plus [`FD_HEADROOM`]. The soft limit is
+/// first raised toward the hard one as far as the cap needs; what still does not fit lowers
+/// the cap, logged once with the reason. Without this, with `nofile=256` and a cap of 4096,
+/// idle peers could take every descriptor: the store could not open a file, and writes timed
+/// out while `accept` failed in a loop.
+pub(crate) fn fit_open_files(mut limits: ConnLimits) -> ConnLimits {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let wanted = (limits.max_connections as u64)
+        .saturating_mul(2)
+        .saturating_add(FD_HEADROOM);
+    let mut nofile = getrlimit(Resource::Nofile);
+    if nofile.current.is_some_and(|current| current < wanted) {
+        let raised = nofile.maximum.map_or(wanted, |hard| hard.min(wanted));
+        let new = Rlimit {
+            current: Some(raised),
+            maximum: nofile.maximum,
+        };
+        match setrlimit(Resource::Nofile, new) {
+            Ok(()) => {
+                tracing::info!(
+                    open_files = raised,
+                    "raised the open-file limit for the connection cap"
+                );
+                nofile = getrlimit(Resource::Nofile);
+            }
+            Err(err) => tracing::debug!(error = %err, "cannot raise the open-file limit"),
+        }
+    }
+    let Some(current) = nofile.current else {
+        return limits;
+    };
+    let fits = usize::try_from(current.saturating_sub(FD_HEADROOM) / 2)
+        .unwrap_or(usize::MAX)
+        .max(MIN_CONNECTIONS);
+    if fits < limits.max_connections {
+        tracing::warn!(
+            configured = limits.max_connections,
+            max_connections = fits,
+            open_files = current,
+            "the connection cap is lowered to fit the open-file limit (RLIMIT_NOFILE, `ulimit -n`): \
+             two listeners at the cap and {FD_HEADROOM} descriptors for the store and the rest; \
+             raise the limit to keep the configured cap"
+        );
+        limits.max_connections = fits;
+    }
+    limits
 }
 
 /// One accepted connection: holds its listener's permit and closes when idle too long.
@@ -136,6 +207,10 @@ impl tonic::transport::server::Connected for Capped {
     }
 }
 
+/// Log budgets of what a peer can cause at will: at most one line a second each.
+static ACCEPT_FAILED: crate::observe::LogBudget = crate::observe::LogBudget::new();
+static OVER_CAP: crate::observe::LogBudget = crate::observe::LogBudget::new();
+
 /// Accepts on `listener` forever, as [`Capped`] connections with TCP_NODELAY (Nagle + delayed
 /// ACK would stall small answers ~40 ms). Over the cap a connection is closed at once.
 pub(crate) fn accept(
@@ -155,17 +230,23 @@ pub(crate) fn accept(
             let (tcp, _) = match accepted {
                 Ok(accepted) => accepted,
                 Err(err) => {
-                    // EMFILE and friends: back off a little instead of spinning.
-                    tracing::warn!(error = %err, listener = name, "accept failed");
+                    // EMFILE and friends: back off a little instead of spinning, and say so at
+                    // most once a second.
+                    if let Some(suppressed) = ACCEPT_FAILED.admit() {
+                        tracing::warn!(error = %err, listener = name, suppressed, "accept failed");
+                    }
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     return None;
                 }
             };
             let Ok(permit) = permits.try_acquire_owned() else {
-                tracing::warn!(
-                    listener = name,
-                    "connection limit reached: closing a new connection"
-                );
+                if let Some(suppressed) = OVER_CAP.admit() {
+                    tracing::warn!(
+                        listener = name,
+                        suppressed,
+                        "connection limit reached: closing a new connection"
+                    );
+                }
                 return None;
             };
             if let Err(err) = tcp.set_nodelay(true) {
@@ -200,13 +281,20 @@ pub(crate) async fn serve_http(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout);
+        .header_read_timeout(limits.header_timeout)
+        // Later request heads get the same bound as the first (`MAX_HEAD_BYTES`), and a
+        // response the client does not read parks at most this much in hyper's write buffer.
+        .max_buf_size(MAX_HEAD_BYTES);
     builder
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(limits.max_streams_per_connection)
         .initial_stream_window_size(limits.stream_window)
         .initial_connection_window_size(limits.stream_window)
+        .max_send_buf_size(limits.stream_send_buffer.clamp(1024, u32::MAX as usize))
+        .max_header_list_size(H2_MAX_HEADER_LIST)
+        .max_pending_accept_reset_streams(H2_MAX_PENDING_RESETS)
+        .max_local_error_reset_streams(H2_MAX_LOCAL_RESETS)
         .enable_connect_protocol();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let incoming = accept(listener, &limits, "http");

@@ -110,8 +110,54 @@ pub(crate) fn count_request(transport: Transport, method: &'static str, code: u1
     );
 }
 
+/// At most one log line a second for a kind of event anyone can cause at will (requests
+/// without a valid token, connections over the cap), with how many were left out since the
+/// last line: garbage from the network cannot fill the disk with log lines, and the first
+/// line of a burst still shows.
+pub(crate) struct LogBudget {
+    /// The second (since [`log_epoch`], plus one) of the last line written.
+    second: std::sync::atomic::AtomicU64,
+    suppressed: std::sync::atomic::AtomicU64,
+}
+
+fn log_epoch() -> std::time::Instant {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(std::time::Instant::now)
+}
+
+impl LogBudget {
+    pub(crate) const fn new() -> Self {
+        LogBudget {
+            second: std::sync::atomic::AtomicU64::new(0),
+            suppressed: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(lines left out since the last one)` when a line may be written now.
+    pub(crate) fn admit(&self) -> Option<u64> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = log_epoch().elapsed().as_secs() + 1;
+        let last = self.second.load(Relaxed);
+        if now > last
+            && self
+                .second
+                .compare_exchange(last, now, Relaxed, Relaxed)
+                .is_ok()
+        {
+            Some(self.suppressed.swap(0, Relaxed))
+        } else {
+            self.suppressed.fetch_add(1, Relaxed);
+            None
+        }
+    }
+}
+
+/// Failed requests without a valid token: logged within a [`LogBudget`].
+static UNAUTHENTICATED_HTTP: LogBudget = LogBudget::new();
+static UNAUTHENTICATED_GRPC: LogBudget = LogBudget::new();
+
 /// Records a finished HTTP request: its latency and count, and one log line (`warn` for an
-/// error answer, `debug` otherwise).
+/// error answer, `debug` otherwise; a 401 within a [`LogBudget`]).
 pub(crate) fn http_request(
     method: &'static str,
     request_id: &RequestId,
@@ -123,7 +169,11 @@ pub(crate) fn http_request(
     record_latency(Transport::Http, method, elapsed);
     count_request(Transport::Http, method, code);
     let duration_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-    if status.is_client_error() || status.is_server_error() {
+    if status == http::StatusCode::UNAUTHORIZED {
+        if let Some(suppressed) = UNAUTHENTICATED_HTTP.admit() {
+            tracing::warn!(target: HTTP_LOG, request_id = %request_id, transport = "http", method, code, error_code, duration_us, suppressed, "request failed");
+        }
+    } else if status.is_client_error() || status.is_server_error() {
         tracing::warn!(target: HTTP_LOG, request_id = %request_id, transport = "http", method, code, error_code, duration_us, "request failed");
     } else {
         tracing::debug!(target: HTTP_LOG, request_id = %request_id, transport = "http", method, code, duration_us, "request");
@@ -322,6 +372,11 @@ impl GrpcCall {
             if tracing::enabled!(tracing::Level::DEBUG) {
                 let id = self.id.get_or_insert_with(RequestId::made);
                 tracing::debug!(target: GRPC_LOG, request_id = %id, transport = "grpc", method = self.method.label, code = name, duration_us, "request");
+            }
+        } else if code == tonic::Code::Unauthenticated as i32 {
+            if let Some(suppressed) = UNAUTHENTICATED_GRPC.admit() {
+                let id = self.id.get_or_insert_with(RequestId::made);
+                tracing::warn!(target: GRPC_LOG, request_id = %id, transport = "grpc", method = self.method.label, code = name, duration_us, suppressed, "request failed");
             }
         } else {
             let id = self.id.get_or_insert_with(RequestId::made);

@@ -4,7 +4,9 @@
 //! `writer_state.epoch`, so they are ordered with the batches and every writer notices them.
 
 use deadpool_postgres::{Client, Transaction};
-use imgroups_core::port::{AccountInfo, Fault, NewFault, TokenInfo, TokenRef, Webhook, WebhookUrl};
+use imgroups_core::port::{
+    AccountInfo, AdminTokenInfo, Fault, NewFault, TokenInfo, TokenRef, Webhook, WebhookUrl,
+};
 use imgroups_core::tokens::hash_token;
 use imgroups_core::{
     AccountId, Address, Error, ErrorKind, FaultId, Result, Timestamp, TokenId, WebhookId,
@@ -236,6 +238,46 @@ pub(crate) async fn authenticate_admin(client: &Client, token: &str) -> Result<(
             "unknown admin token",
         )),
     }
+}
+
+/// Every admin token, by id.
+pub(crate) async fn list_admin_tokens(client: &Client) -> Result<Vec<AdminTokenInfo>> {
+    let rows = client
+        .query("SELECT id, created_at FROM admin_tokens ORDER BY id", &[])
+        .await
+        .db()?;
+    Ok(rows
+        .iter()
+        .map(|r| AdminTokenInfo {
+            id: TokenId(r.get(0)),
+            created_at: Timestamp(r.get(1)),
+        })
+        .collect())
+}
+
+/// Removes an admin token: its row is its only trace, and every console call reads it.
+pub(crate) async fn revoke_admin_token(client: &Client, token: &TokenRef) -> Result<TokenId> {
+    let row = match token {
+        TokenRef::Id(id) => {
+            client
+                .query_opt(
+                    "DELETE FROM admin_tokens WHERE id = $1 RETURNING id",
+                    &[&id.0],
+                )
+                .await
+        }
+        TokenRef::Secret(secret) => {
+            client
+                .query_opt(
+                    "DELETE FROM admin_tokens WHERE hash = $1 RETURNING id",
+                    &[&hash_token(secret)],
+                )
+                .await
+        }
+    }
+    .db()?;
+    row.map(|r| TokenId(r.get(0)))
+        .ok_or_else(|| Error::invalid("no such admin token").with("field", "token"))
 }
 
 pub(crate) async fn forget_keys_before(client: &Client, cutoff: Timestamp) -> Result<()> {

@@ -32,8 +32,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use imgroups_core::port::{
-    AccountInfo, Accounts, Fault, Faults, GroupRow, Hooks, Log, LogBounds, MessageQuery, NewFault,
-    Notices, ReadFn, Reader, ResetScope, Store, TokenInfo, TokenRef, Webhook, WebhookUrl, Work,
+    AccountInfo, Accounts, AdminTokenInfo, Fault, Faults, GroupRow, Hooks, Log, LogBounds,
+    MessageQuery, NewFault, Notices, ReadFn, Reader, ResetScope, Store, TokenInfo, TokenRef,
+    Webhook, WebhookUrl, Work,
 };
 use imgroups_core::tokens::TokenCache;
 use imgroups_core::{
@@ -576,6 +577,19 @@ impl Accounts for PgStore {
         let token = token.to_owned();
         self.with_client(
             move |client| async move { admin::authenticate_admin(&client, &token).await },
+        )
+        .await
+    }
+
+    async fn list_admin_tokens(&self) -> Result<Vec<AdminTokenInfo>> {
+        self.with_client(|client| async move { admin::list_admin_tokens(&client).await })
+            .await
+    }
+
+    async fn revoke_admin_token(&self, token: &TokenRef) -> Result<TokenId> {
+        let token = token.clone();
+        self.with_client(
+            move |client| async move { admin::revoke_admin_token(&client, &token).await },
         )
         .await
     }

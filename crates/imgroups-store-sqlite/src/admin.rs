@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use imgroups_core::port::{AccountInfo, TokenInfo, TokenRef};
+use imgroups_core::port::{AccountInfo, AdminTokenInfo, TokenInfo, TokenRef};
 use imgroups_core::tokens::hash_token;
 use imgroups_core::{AccountId, Address, Error, ErrorKind, Result, Timestamp, TokenId};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -88,9 +88,14 @@ pub(crate) fn revocation_count(file: &Path) -> Option<u64> {
 /// a server that re-checked a token before that would cache it as good.
 pub(crate) fn note_revocation(db: &Path) -> Result<()> {
     let path = revocations_path(db);
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    // As the database beside it: other users have no business with it (its length tells
+    // how many tokens were revoked, and whoever can write it can empty every server's
+    // token cache).
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
         .open(&path)
         .and_then(|mut file| file.write_all(b"."))
         .map_err(|err| {
@@ -198,6 +203,46 @@ pub(crate) fn authenticate_admin(conn: &Connection, token: &str) -> Result<()> {
         .and_then(|mut s| s.query_row([hash_token(token)], |_| Ok(())).optional())
         .db()?;
     found.ok_or_else(|| Error::new(ErrorKind::Unauthenticated, "unknown admin token"))
+}
+
+/// Every admin token, by id.
+pub(crate) fn list_admin_tokens(conn: &Connection) -> Result<Vec<AdminTokenInfo>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT id, created_at FROM admin_tokens ORDER BY id")
+        .db()?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok(AdminTokenInfo {
+                id: TokenId(r.get(0)?),
+                created_at: Timestamp(r.get(1)?),
+            })
+        })
+        .db()?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().db()
+}
+
+/// Removes an admin token: its row is its only trace, and every console call reads it.
+pub(crate) fn revoke_admin_token(conn: &Connection, token: &TokenRef) -> Result<TokenId> {
+    let id: Option<i64> = match token {
+        TokenRef::Id(id) => conn
+            .query_row(
+                "DELETE FROM admin_tokens WHERE id = ?1 RETURNING id",
+                [id.0],
+                |r| r.get(0),
+            )
+            .optional()
+            .db()?,
+        TokenRef::Secret(secret) => conn
+            .query_row(
+                "DELETE FROM admin_tokens WHERE hash = ?1 RETURNING id",
+                [hash_token(secret)],
+                |r| r.get(0),
+            )
+            .optional()
+            .db()?,
+    };
+    id.map(TokenId)
+        .ok_or_else(|| Error::invalid("no such admin token").with("field", "token"))
 }
 
 /// Clears the simulated world (see [`imgroups_core::port::Store::reset`]). Whole-table

@@ -44,8 +44,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use imgroups_core::port::{
-    AccountInfo, Accounts, Fault, Faults, Hooks, Log, LogBounds, NewFault, Notices, ReadFn,
-    ResetScope, Store, TokenInfo, TokenRef, Webhook, WebhookUrl, Work,
+    AccountInfo, Accounts, AdminTokenInfo, Fault, Faults, Hooks, Log, LogBounds, NewFault, Notices,
+    ReadFn, ResetScope, Store, TokenInfo, TokenRef, Webhook, WebhookUrl, Work,
 };
 use imgroups_core::tokens::TokenCache;
 use imgroups_core::{
@@ -581,6 +581,16 @@ impl Accounts for SqliteStore {
     async fn authenticate_admin(&self, token: &str) -> Result<()> {
         let token = token.to_owned();
         self.read_with(move |conn| admin::authenticate_admin(conn, &token))
+            .await
+    }
+
+    async fn list_admin_tokens(&self) -> Result<Vec<AdminTokenInfo>> {
+        self.read_with(admin::list_admin_tokens).await
+    }
+
+    async fn revoke_admin_token(&self, token: &TokenRef) -> Result<TokenId> {
+        let token = token.clone();
+        self.write_with(move |conn| admin::revoke_admin_token(conn, &token))
             .await
     }
 }

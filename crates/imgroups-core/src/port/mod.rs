@@ -18,7 +18,8 @@ pub mod tx;
 
 pub use backend::{Action, Backend, GroupIdentity, Observer};
 pub use store::{
-    reset_error, AccountInfo, Accounts, Fault, Faults, Hooks, Log, LogBounds, NewFault, Notice,
-    Notices, ReadFn, ResetScope, Store, TokenInfo, TokenRef, Webhook, WebhookUrl, Work,
+    reset_error, AccountInfo, Accounts, AdminTokenInfo, Fault, Faults, Hooks, Log, LogBounds,
+    NewFault, Notice, Notices, ReadFn, ResetScope, Store, TokenInfo, TokenRef, Webhook, WebhookUrl,
+    Work,
 };
 pub use tx::{GroupRow, KeyScope, MessageQuery, NewEvent, Reader, Recorded, Tx};

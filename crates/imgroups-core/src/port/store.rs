@@ -140,6 +140,13 @@ pub struct TokenInfo {
     pub revoked: bool,
 }
 
+/// An admin token as listed; never its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminTokenInfo {
+    pub id: TokenId,
+    pub created_at: Timestamp,
+}
+
 /// An account as listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountInfo {
@@ -202,6 +209,14 @@ pub trait Accounts: Send + Sync + 'static {
     /// `Ok` if `token` is an admin token of this store; `unauthenticated` otherwise. Takes
     /// effect at once in every process serving the store.
     async fn authenticate_admin(&self, token: &str) -> Result<()>;
+
+    /// Every admin token, by id.
+    async fn list_admin_tokens(&self) -> Result<Vec<AdminTokenInfo>>;
+
+    /// Removes an admin token (`invalidArgument`, `field=token` if there is none such). As
+    /// [`Accounts::authenticate_admin`] reads the store on every call, it is refused at once
+    /// by every process serving the store.
+    async fn revoke_admin_token(&self, token: &TokenRef) -> Result<TokenId>;
 }
 
 /// A fault to inject (simulator): calls of `method` by `account` fail with `error_code`

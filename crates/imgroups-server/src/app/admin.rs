@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 
-use imgroups_core::port::{AccountInfo, Fault, LogBounds, ResetScope, TokenInfo, Webhook};
+use imgroups_core::port::{
+    AccountInfo, AdminTokenInfo, Fault, LogBounds, ResetScope, TokenInfo, Webhook,
+};
 use imgroups_core::{
     admin, AccountId, Address, Chat, ChatGuid, Command, Engine, Error, Event, FaultId, Limits,
     Outcome, Result, TokenId,
@@ -170,6 +172,16 @@ impl AdminApp {
 
     pub(crate) async fn revoke_token(&self, id: i64) -> Result<TokenId> {
         admin::revoke_token(&**self.engine.store(), &id.to_string()).await
+    }
+
+    /// Every admin token.
+    pub(crate) async fn admin_tokens(&self) -> Result<Vec<AdminTokenInfo>> {
+        self.engine.store().list_admin_tokens().await
+    }
+
+    /// Revokes an admin token by id.
+    pub(crate) async fn revoke_admin_token(&self, id: i64) -> Result<TokenId> {
+        admin::revoke_admin_token(&**self.engine.store(), &id.to_string()).await
     }
 
     /// One page of the account's groups, newest first: the total, and each group with its

@@ -8,6 +8,7 @@
 //! the caller to the method directly. Errors are trailers-only, as tonic's own.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::{Body, Bytes};
@@ -18,7 +19,7 @@ use futures::StreamExt;
 use imgroups_core::{Error, Result};
 
 use crate::app::Caller;
-use crate::guard::{body_timeout, too_large, Guard, StreamPermit};
+use crate::guard::{body_timeout, too_large, BodyReservation, Guard, StreamPermit};
 use crate::wire;
 
 /// Looked up on every call: a header name made once, not parsed each time.
@@ -90,9 +91,10 @@ pub(crate) async fn admit(
     } else {
         None
     };
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     let timeout = guard.limits.body_timeout;
-    let read = read_message(body, limit);
+    let account = caller.account;
+    let read = read_message(body, limit, |len| guard.reserve_body(account, len));
     futures::pin_mut!(read);
     // A small message has usually arrived with its headers: read it without arming a timer,
     // and time only a body that is still on its way.
@@ -103,7 +105,11 @@ pub(crate) async fn admit(
             Err(_) => return Err(error(body_timeout(timeout))),
         },
     };
-    let message = read.map_err(error)?;
+    let (message, reservation) = read.map_err(error)?;
+    if let Some(reservation) = reservation {
+        // Held while tonic decodes the message and the method takes it.
+        parts.extensions.insert(Arc::new(reservation));
+    }
     Ok(Admitted {
         req: Request::from_parts(parts, Body::from(message)),
         caller,
@@ -126,8 +132,16 @@ pub(crate) fn hold(permit: Option<StreamPermit>, response: Response) -> Response
 
 /// The length-prefixed request message: our methods take exactly one. The prefix is checked
 /// against `limit` before the message is read, so an oversized one costs nothing. A message
-/// that arrives in one chunk (the usual case) is passed on without a copy.
-async fn read_message(body: Body, limit: usize) -> Result<Bytes> {
+/// that arrives in one chunk (the usual case) is passed on without a copy. A message still on
+/// its way after its first chunk takes its declared length from the body budgets first
+/// (`reserve`), and is refused without being read when they are spent.
+async fn read_message(
+    body: Body,
+    limit: usize,
+    reserve: impl FnOnce(usize) -> Result<BodyReservation>,
+) -> Result<(Bytes, Option<BodyReservation>)> {
+    let mut reserve = Some(reserve);
+    let mut reservation = None;
     let mut data = body.into_data_stream();
     let mut first: Option<Bytes> = None;
     let mut buf = BytesMut::new();
@@ -153,11 +167,17 @@ async fn read_message(body: Body, limit: usize) -> Result<Bytes> {
         if seen.len() > limit + 5 {
             return Err(too_large(limit, "the request message"));
         }
-        if expected.is_some_and(|n| seen.len() >= n) {
-            break;
+        match expected {
+            Some(n) if seen.len() >= n => break,
+            Some(n) => {
+                if let Some(reserve) = reserve.take() {
+                    reservation = Some(reserve(n)?);
+                }
+            }
+            None => {}
         }
     }
-    Ok(first.unwrap_or_else(|| buf.freeze()))
+    Ok((first.unwrap_or_else(|| buf.freeze()), reservation))
 }
 
 /// A response body holding a [`StreamPermit`] for as long as the stream is open.

@@ -81,6 +81,9 @@ pub(crate) async fn serve(
         .max_concurrent_streams(conn.max_streams_per_connection)
         .initial_stream_window_size(conn.stream_window)
         .initial_connection_window_size(conn.stream_window)
+        .http2_max_header_list_size(net::H2_MAX_HEADER_LIST)
+        .http2_max_pending_accept_reset_streams(Some(net::H2_MAX_PENDING_RESETS))
+        .http2_max_local_error_reset_streams(Some(net::H2_MAX_LOCAL_RESETS))
         // Clients (the official SDK among them) ping every 30 s; answer, and ping idle
         // connections ourselves so dead peers are noticed.
         .http2_keepalive_interval(Some(Duration::from_secs(60)))

@@ -27,7 +27,7 @@ use crate::events::{Delivery, Filter, Frame};
 use crate::wire::{self, to_status};
 
 type FrameStream<T> = Pin<Box<dyn Stream<Item = std::result::Result<T, Status>> + Send>>;
-pub(crate) type FrameQueue<T> = tokio::sync::mpsc::Receiver<Vec<std::result::Result<T, Status>>>;
+pub(crate) type FrameQueue<T> = crate::events::Queue<std::result::Result<T, Status>>;
 
 /// A server-streaming method whose messages are encoded before they reach the transport.
 pub(crate) trait EncodedMethod: Send + Sync + 'static {

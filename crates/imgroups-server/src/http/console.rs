@@ -50,7 +50,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{decode_body, ApiError, Http};
-use crate::events::Frame;
+use crate::events::{Frame, Weighed};
 use crate::revocation::Token;
 
 const INDEX: &str = include_str!("../../console/index.html");
@@ -71,6 +71,8 @@ pub(crate) fn router(icon_limit: usize) -> Router<Http> {
         .route("/accounts", get(accounts).post(add_account))
         .route("/tokens", post(add_token))
         .route("/tokens:revoke", post(revoke_token))
+        .route("/admin-tokens", get(admin_tokens))
+        .route("/admin-tokens:revoke", post(revoke_admin_token))
         .route("/chats", get(chats))
         .route("/conversation", get(conversation))
         .route("/events", get(events))
@@ -292,6 +294,34 @@ async fn revoke_token(
     ok(json!({ "id": id.0 }))
 }
 
+/// The admin tokens (never their secrets).
+async fn admin_tokens(State(h): State<Http>, _: AdminToken) -> Reply {
+    let tokens: Vec<Value> = h
+        .admin
+        .admin_tokens()
+        .await?
+        .iter()
+        .map(|t| json!({ "id": t.id.0, "createdAt": millis(t.created_at) }))
+        .collect();
+    ok(json!({ "tokens": tokens }))
+}
+
+/// Revokes an admin token, the caller's own included: every console request and stream
+/// made with it is refused from then on, by every process on the store.
+async fn revoke_admin_token(
+    State(h): State<Http>,
+    _: AdminToken,
+    req: std::result::Result<Bytes, BytesRejection>,
+) -> Reply {
+    let req: IdBody = body(req)?;
+    let id = req
+        .id
+        .ok_or_else(|| Error::invalid("id is required").with("field", "id"))?;
+    let id = h.admin.revoke_admin_token(id).await?;
+    tracing::info!(id = id.0, "admin token revoked from the console");
+    ok(json!({ "id": id.0 }))
+}
+
 // ------------------------------------------------------------------------------- chats
 
 #[derive(Deserialize)]
@@ -481,18 +511,28 @@ async fn events(State(h): State<Http>, _: AdminToken, Query(q): Query<EventsQuer
     }))
 }
 
-fn console_frame(frame: Frame) -> std::result::Result<SseEvent, Infallible> {
-    Ok(match frame {
-        Frame::Event(event) => SseEvent::default()
-            .id(event.sequence.to_string())
-            .data(event_json(&event).to_string()),
-        Frame::Heartbeat | Frame::Complete { .. } => SseEvent::default().comment("heartbeat"),
+fn console_frame(frame: Frame) -> Weighed<std::result::Result<SseEvent, Infallible>> {
+    let (event, bytes) = match frame {
+        Frame::Event(event) => {
+            let data = event_json(&event).to_string();
+            let bytes = data.len();
+            let event = SseEvent::default()
+                .id(event.sequence.to_string())
+                .data(data);
+            (event, bytes)
+        }
+        Frame::Heartbeat | Frame::Complete { .. } => (SseEvent::default().comment("heartbeat"), 0),
         Frame::Failed(err) => {
             let wire = crate::wire::code_of_error(&err);
-            let body = crate::wire::to_http_body(&wire, &err.message, &err.context, "");
-            SseEvent::default().event("error").data(body.to_string())
+            let body = crate::wire::to_http_body(&wire, &err.message, &err.context, "").to_string();
+            let bytes = body.len();
+            (SseEvent::default().event("error").data(body), bytes)
         }
-    })
+    };
+    Weighed {
+        frame: Ok(event),
+        bytes: bytes + super::sse::SSE_FRAMING_BYTES,
+    }
 }
 
 /// The account's events after `after` (default: from now), then live, as Server-Sent Events.
@@ -510,7 +550,8 @@ async fn stream(State(h): State<Http>, admin: AdminToken, Query(q): Query<Events
             console_frame,
         )
         .await?;
-    Ok(Sse::new(crate::events::frames(rx)).into_response())
+    let frames = futures::StreamExt::map(crate::events::frames(rx), |weighed| weighed.frame);
+    Ok(Sse::new(frames).into_response())
 }
 
 // --------------------------------------------------------------------------------- act

@@ -194,8 +194,38 @@ pub(crate) fn router(state: Http) -> Router {
             body_timeout,
             decode::body_timeout,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            large_limit.max(limit),
+            refuse_declared_over,
+        ))
         .layer(axum::middleware::from_fn(envelope))
         .with_state(state)
+}
+
+/// A request's `content-length`, when it has one that parses.
+pub(crate) fn declared_length(headers: &HeaderMap) -> Option<usize> {
+    headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Refuses, before its body is touched, a request declaring a body larger than any route
+/// takes (`largest`): hyper answers `Expect: 100-continue` only once a body is read, so such
+/// a client gets 413 instead of an invitation to send gigabytes. Each operation's own, smaller
+/// limit is checked the same way in its handler.
+async fn refuse_declared_over(
+    axum::extract::State(largest): axum::extract::State<usize>,
+    req: Request,
+    next: Next,
+) -> Response {
+    match declared_length(req.headers()) {
+        Some(len) if len > largest => ApiError::from(
+            crate::guard::too_large(largest, "the request body").with("field", "body"),
+        )
+        .into_response(),
+        _ => next.run(req).await,
+    }
 }
 
 // ------------------------------------------------------------------------------------ errors

@@ -78,6 +78,23 @@ async fn serve<R: Rpc>(
     } else {
         h.guard.limits.max_message_bytes
     };
+    // Before anything of the body is read (so `Expect: 100-continue` is not answered): a
+    // declared length over the method's limit, or over what the body budgets have left.
+    let _reservation = if body.is_empty() {
+        None
+    } else {
+        match reserve_body(&h, &caller, &parts.headers, limit) {
+            Ok(reservation) => reservation,
+            Err(err) => {
+                if err.context_value("reason")
+                    == Some(imgroups_core::Reason::BodiesInFlight.as_str())
+                {
+                    discard_unless_continue(&parts.headers, stream).await;
+                }
+                return Err(err.into());
+            }
+        }
+    };
     let path = RawPathParams::from_request_parts(&mut parts, &h)
         .await
         .map_err(|rejection| {
@@ -124,4 +141,37 @@ async fn serve<R: Rpc>(
         from_object(object)?
     };
     json(&R::call(&h.app, &caller, message).await?)
+}
+
+/// Reads a refused body to its end without keeping it, unless its client waits for
+/// `100 Continue`: an HTTP/1 client that sends its body at once would otherwise see the
+/// connection reset (hyper closes it with the body unread) instead of the answer. It costs
+/// the bandwidth, not memory, and the body timeout still applies.
+async fn discard_unless_continue(headers: &http::HeaderMap, body: axum::body::Body) {
+    use futures::StreamExt;
+    if headers.contains_key(http::header::EXPECT) {
+        return;
+    }
+    let mut data = body.into_data_stream();
+    while let Some(Ok(_)) = data.next().await {}
+}
+
+/// The body budget for a request of `caller` with these headers: its declared length, or the
+/// method's `limit` when it declares none (chunked). Refuses a declared length over `limit`
+/// at once, and a body the budgets cannot take now (retryable).
+fn reserve_body(
+    h: &Http,
+    caller: &Caller,
+    headers: &http::HeaderMap,
+    limit: usize,
+) -> Result<Option<crate::guard::BodyReservation>> {
+    let bytes = match super::declared_length(headers) {
+        Some(0) => return Ok(None),
+        Some(len) if len > limit => {
+            return Err(crate::guard::too_large(limit, "the request body").with("field", "body"))
+        }
+        Some(len) => len,
+        None => limit,
+    };
+    h.guard.reserve_body(caller.account, bytes).map(Some)
 }

@@ -20,17 +20,34 @@ use http::HeaderMap;
 use imgroups_core::{Error, Result};
 
 use super::{ApiError, Authed, Http, QueryResult};
-use crate::events::Frame;
+use crate::events::{Frame, Weighed};
 use crate::wire;
 
 type Item = std::result::Result<SseEvent, Infallible>;
 
-fn frame(frame: Frame) -> Item {
-    Ok(match frame {
+/// Bytes of an SSE event besides its data: `id:`, `event:`, line ends.
+pub(super) const SSE_FRAMING_BYTES: usize = 48;
+
+/// `frame` as an SSE event, weighed for the stream's budget by its data's length.
+fn frame(frame: Frame) -> Weighed<Item> {
+    let mut bytes = SSE_FRAMING_BYTES;
+    let event = sse_event(frame, &mut bytes);
+    Weighed {
+        frame: Ok(event),
+        bytes,
+    }
+}
+
+fn sse_event(frame: Frame, bytes: &mut usize) -> SseEvent {
+    match frame {
         Frame::Event(event) => match wire::event_json(&event) {
-            Ok(json) => SseEvent::default()
-                .id(event.sequence.to_string())
-                .data(json.to_string()),
+            Ok(json) => {
+                let data = json.to_string();
+                *bytes += data.len();
+                SseEvent::default()
+                    .id(event.sequence.to_string())
+                    .data(data)
+            }
             Err(err) => {
                 // Cannot happen for these types; never skip silently though.
                 tracing::error!(error = %err, sequence = event.sequence, "cannot encode event");
@@ -42,10 +59,11 @@ fn frame(frame: Frame) -> Item {
         // event with the usual error body, then the stream ends.
         Frame::Failed(err) => {
             let wire = wire::code_of_error(&err);
-            let body = wire::to_http_body(&wire, &err.message, &err.context, "");
-            SseEvent::default().event("error").data(body.to_string())
+            let body = wire::to_http_body(&wire, &err.message, &err.context, "").to_string();
+            *bytes += body.len();
+            SseEvent::default().event("error").data(body)
         }
-    })
+    }
 }
 
 fn sequence(value: &str, field: &str) -> Result<u64> {
@@ -97,9 +115,9 @@ pub(super) async fn stream(
         )
         .await?;
     // The permit counts this stream against the account's cap for as long as it is open.
-    let frames = crate::events::frames(rx).map(move |frame| {
+    let frames = crate::events::frames(rx).map(move |weighed| {
         let _open = &permit;
-        frame
+        weighed.frame
     });
     Ok(Sse::new(frames).into_response())
 }

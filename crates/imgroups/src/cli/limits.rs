@@ -37,6 +37,19 @@ pub(crate) struct LimitArgs {
     #[arg(long, default_value_t = NetLimits::default().rate_burst,
           value_parser = clap::value_parser!(u32).range(1..))]
     rate_limit_burst: u32,
+    /// Bytes of request bodies the server reads at once, in all (declared sizes; a body of
+    /// unknown length counts as its method's limit). More: RESOURCE_EXHAUSTED / HTTP 413
+    /// with `reason=bodiesInFlight`, retryable. 0: no budget.
+    #[arg(long, default_value_t = NetLimits::default().max_body_bytes_in_flight as u64)]
+    max_body_bytes_in_flight: u64,
+    /// The same per account, within --max-body-bytes-in-flight. 0: no budget of its own.
+    #[arg(long, default_value_t = NetLimits::default().max_body_bytes_in_flight_per_account as u64)]
+    max_body_bytes_in_flight_per_account: u64,
+    /// HTTP listener, HTTP/2: bytes of response data buffered per stream beyond what the
+    /// socket takes (a client that stops reading holds at most this per stream).
+    #[arg(long, default_value_t = ConnLimits::default().stream_send_buffer as u64,
+          value_parser = clap::value_parser!(u64).range(1024..=u64::from(u32::MAX)))]
+    stream_send_buffer: u64,
     /// Most connections open at once on each listener (gRPC, HTTP); more are closed at
     /// accept, before anything is read.
     #[arg(long, default_value_t = ConnLimits::default().max_connections as u64,
@@ -71,6 +84,12 @@ impl LimitArgs {
             max_event_streams_per_token: self.max_event_streams_per_token,
             rate_per_sec: self.rate_limit_per_sec,
             rate_burst: self.rate_limit_burst,
+            max_body_bytes_in_flight: usize::try_from(self.max_body_bytes_in_flight)
+                .unwrap_or(usize::MAX),
+            max_body_bytes_in_flight_per_account: usize::try_from(
+                self.max_body_bytes_in_flight_per_account,
+            )
+            .unwrap_or(usize::MAX),
         }
     }
 
@@ -81,6 +100,7 @@ impl LimitArgs {
             idle_timeout: Duration::from_secs(self.idle_timeout_secs),
             max_streams_per_connection: self.max_streams_per_connection,
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
+            stream_send_buffer: usize::try_from(self.stream_send_buffer).unwrap_or(usize::MAX),
             ..ConnLimits::default()
         }
     }

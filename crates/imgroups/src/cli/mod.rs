@@ -153,7 +153,13 @@ impl Cmd {
             Cmd::Account(AccountCmd::Add { json, .. })
             | Cmd::Token(TokenCmd::Create { json, .. } | TokenCmd::List { json, .. })
             | Cmd::Webhook(WebhookCmd::Add { json, .. } | WebhookCmd::List { json, .. })
-            | Cmd::Admin(AdminCmd::Token { json, .. })
+            | Cmd::Admin(AdminCmd::Token {
+                action: None, json, ..
+            })
+            | Cmd::Admin(AdminCmd::Token {
+                action: Some(AdminTokenCmd::List { json, .. }),
+                ..
+            })
             | Cmd::Sim(SimCmd::Fault(FaultCmd::Add { json, .. } | FaultCmd::List { json, .. })) => {
                 *json
             }
@@ -240,11 +246,36 @@ pub(crate) enum TokenCmd {
 #[derive(Subcommand)]
 pub(crate) enum AdminCmd {
     /// Print a new admin token (the console's credential) as the only stdout line. Shown
-    /// once: only its hash is kept. Works while the server runs.
+    /// once: only its hash is kept. Works while the server runs. `token list` and
+    /// `token revoke` manage the existing ones.
+    #[command(args_conflicts_with_subcommands = true)]
     Token {
+        #[command(subcommand)]
+        action: Option<AdminTokenCmd>,
         /// Print `{"token":…}` instead.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        data: DataArg,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum AdminTokenCmd {
+    /// List admin tokens: `ID<TAB>CREATED`, one per line (never the tokens themselves).
+    List {
+        /// One JSON object per line instead.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// Revoke an admin token, given as its id (from `admin token list`) or the token itself.
+    /// Every server on the store refuses it from its next console request, and the console
+    /// pages open with it return to the sign-in form.
+    Revoke {
+        /// The token's id or the token.
+        token: String,
         #[command(flatten)]
         data: DataArg,
     },
