@@ -395,30 +395,7 @@ fn react(
         .iter()
         .find(|r| &r.sender == actor)
         .map(|r| r.reaction.clone());
-    let mut changes = Vec::new();
-    match (&current, set) {
-        (Some(old), true) if old == reaction => {}
-        (Some(old), true) => {
-            changes.push(Change::ReactionRemoved {
-                message_guid: guid.to_owned(),
-                reaction: old.clone(),
-            });
-            changes.push(Change::ReactionAdded {
-                message_guid: guid.to_owned(),
-                reaction: reaction.clone(),
-            });
-        }
-        (None, true) => changes.push(Change::ReactionAdded {
-            message_guid: guid.to_owned(),
-            reaction: reaction.clone(),
-        }),
-        (Some(old), false) if old == reaction => changes.push(Change::ReactionRemoved {
-            message_guid: guid.to_owned(),
-            reaction: old.clone(),
-        }),
-        // Removing a tapback that is not there changes nothing.
-        (_, false) => {}
-    }
+    let changes = tapback_changes(guid, current.as_ref(), reaction, set);
     if changes.is_empty() {
         return actor_copy(actor, &copies).ok_or_else(|| Error::message_not_found(guid));
     }
@@ -438,6 +415,32 @@ fn react(
         notify(tx, actor, &copies, change, now)?;
     }
     actor_copy(actor, &copies).ok_or_else(|| Error::message_not_found(guid))
+}
+
+/// The events a tapback request makes, given the person's current tapback on the message:
+/// one per person, so setting another replaces it (removed, then added); the same one again,
+/// or removing one that is not there, changes nothing.
+pub(super) fn tapback_changes(
+    guid: &str,
+    current: Option<&Reaction>,
+    reaction: &Reaction,
+    set: bool,
+) -> Vec<Change> {
+    let added = || Change::ReactionAdded {
+        message_guid: guid.to_owned(),
+        reaction: reaction.clone(),
+    };
+    let removed = |old: &Reaction| Change::ReactionRemoved {
+        message_guid: guid.to_owned(),
+        reaction: old.clone(),
+    };
+    match (current, set) {
+        (Some(old), true) if old == reaction => Vec::new(),
+        (Some(old), true) => vec![removed(old), added()],
+        (None, true) => vec![added()],
+        (Some(old), false) if old == reaction => vec![removed(old)],
+        (_, false) => Vec::new(),
+    }
 }
 
 /// Checks that `actor` sent the message and it was not unsent.

@@ -504,29 +504,7 @@ fn react(
         .iter()
         .find(|r| &r.sender == actor)
         .map(|r| r.reaction.clone());
-    let mut changes = Vec::new();
-    match (&current, set) {
-        (Some(old), true) if old == reaction => {}
-        (Some(old), true) => {
-            changes.push(Change::ReactionRemoved {
-                message_guid: guid.to_owned(),
-                reaction: old.clone(),
-            });
-            changes.push(Change::ReactionAdded {
-                message_guid: guid.to_owned(),
-                reaction: reaction.clone(),
-            });
-        }
-        (None, true) => changes.push(Change::ReactionAdded {
-            message_guid: guid.to_owned(),
-            reaction: reaction.clone(),
-        }),
-        (Some(old), false) if old == reaction => changes.push(Change::ReactionRemoved {
-            message_guid: guid.to_owned(),
-            reaction: old.clone(),
-        }),
-        (_, false) => {}
-    }
+    let changes = super::messages::tapback_changes(guid, current.as_ref(), reaction, set);
     if changes.is_empty() {
         return Ok(());
     }
