@@ -118,6 +118,8 @@ pub enum Reason {
     UnsendWindowClosed,
     /// The simulator was reset while a stream was open.
     Reset,
+    /// The clock was asked to move, but the store has none that can (`serve --seed`).
+    ClockNotControllable,
 }
 
 impl Reason {
@@ -156,6 +158,7 @@ impl Reason {
             Reason::TooManyEdits => "tooManyEdits",
             Reason::UnsendWindowClosed => "unsendWindowClosed",
             Reason::Reset => "reset",
+            Reason::ClockNotControllable => "clockNotControllable",
         }
     }
 }

@@ -18,10 +18,12 @@
 //!   ([`port::Backend`]: the iMessage side).
 //! - [`engine`]: [`Engine`], which every transport calls, and its rules.
 //! - [`idempotency`]: what an idempotency key means, for every store.
+//! - [`clock`]: the controllable clock and seeded identifiers of deterministic runs.
 //! - [`tokens`]: API tokens and webhook secrets. [`admin`]: accounts, tokens, webhooks.
 
 pub mod action;
 pub mod admin;
+pub mod clock;
 pub mod command;
 pub mod engine;
 pub mod error;

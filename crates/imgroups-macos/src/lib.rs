@@ -210,11 +210,11 @@ impl Backend for MacBackend {
     }
 
     /// Never asked: creating chats is refused before (`rules::decide`).
-    fn new_group(&self) -> GroupIdentity {
-        GroupIdentity {
+    fn new_group(&self, _tx: &mut dyn Tx) -> Result<GroupIdentity> {
+        Ok(GroupIdentity {
             identifier: String::new(),
             group_id: String::new(),
-        }
+        })
     }
 
     fn perform(&self, _tx: &mut dyn Tx, _action: &Action<'_>) -> Result<()> {

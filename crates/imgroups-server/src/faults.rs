@@ -83,14 +83,15 @@ impl FaultRequest<'_> {
         Ok(())
     }
 
-    /// The checked fault for `account`, its time limit counted from now.
-    pub fn fault(&self, account: AccountId) -> Result<NewFault> {
+    /// The checked fault for `account`, its time limit counted from `now` (the store's time,
+    /// [`imgroups_core::port::Store::now`], so a controllable clock runs it out).
+    pub fn fault(&self, account: AccountId, now: Timestamp) -> Result<NewFault> {
         self.check()?;
         let until = self.for_secs.map(|secs| {
             let nanos = i64::try_from(secs)
                 .unwrap_or(i64::MAX)
                 .saturating_mul(1_000_000_000);
-            Timestamp(Timestamp::now().0.saturating_add(nanos))
+            Timestamp(now.0.saturating_add(nanos))
         });
         Ok(NewFault {
             account,
@@ -173,14 +174,22 @@ impl Faults {
             Ok(armed) => armed.clone(),
             Err(_) => return Ok(()),
         };
-        let now = Timestamp::now();
+        // The store's time, read only when a timed fault could apply (a controllable clock
+        // may have run it out since the faults were last read).
+        let mut now: Option<Timestamp> = None;
         for fault in armed.iter() {
             let spec = &fault.spec;
             if spec.account != account || (spec.method != "*" && spec.method != method) {
                 continue;
             }
-            if spec.until.is_some_and(|until| until <= now) {
-                continue;
+            if let Some(until) = spec.until {
+                let now = match now {
+                    Some(now) => now,
+                    None => *now.insert(self.store.now().await?),
+                };
+                if until <= now {
+                    continue;
+                }
             }
             // Counted faults are used up in the store, so N calls fail in total across
             // processes; a fault without a count needs no write.

@@ -11,15 +11,15 @@
 //!   ([`act`]), held to the same rules as an account. A puppet's change enters the logs through
 //!   [`Engine::ingest`], exactly as a change observed on a real Mac will.
 //! - Groups are named like Messages names them: `chat` + 18 random digits, and an upper-case
-//!   UUID as the group id.
+//!   UUID as the group id (derived from the seed in a deterministic run, [`imgroups_core::clock`]).
 //!
 //! The network's state is the store's state: recording a change is performing it, so
 //! [`Simulator::perform`](imgroups_core::port::Backend::perform) has nothing left to do.
 
+use imgroups_core::clock;
 use imgroups_core::engine::address_not_found;
 use imgroups_core::port::{Action, Backend, GroupIdentity, Store, Tx};
 use imgroups_core::{AccountId, Address, Command, Engine, Outcome, Result};
-use rand::Rng;
 
 /// The simulated network.
 #[derive(Debug, Clone, Copy, Default)]
@@ -37,14 +37,11 @@ impl Backend for Simulator {
         tx.accounts_for(members)
     }
 
-    fn new_group(&self) -> GroupIdentity {
-        GroupIdentity {
-            identifier: format!(
-                "chat{:018}",
-                rand::rng().random_range(0..1_000_000_000_000_000_000u64)
-            ),
-            group_id: uuid::Uuid::new_v4().to_string().to_uppercase(),
-        }
+    fn new_group(&self, tx: &mut dyn Tx) -> Result<GroupIdentity> {
+        Ok(GroupIdentity {
+            identifier: clock::group_identifier(tx.fresh_id()?),
+            group_id: clock::guid(tx.fresh_id()?),
+        })
     }
 
     fn perform(&self, _tx: &mut dyn Tx, _action: &Action<'_>) -> Result<()> {
@@ -69,21 +66,4 @@ pub async fn set_unreachable(
 /// durable, with what an account's write would answer (the message sent, …).
 pub async fn act(engine: &Engine, puppet: &Address, command: Command) -> Result<Outcome> {
     engine.act_as(puppet, command).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn new_groups_are_named_like_messages_names_them() {
-        let a = Simulator.new_group();
-        let b = Simulator.new_group();
-        assert_eq!(a.identifier.len(), "chat".len() + 18);
-        assert!(a.identifier.starts_with("chat"));
-        assert!(a.identifier[4..].bytes().all(|b| b.is_ascii_digit()));
-        assert_eq!(a.group_id, a.group_id.to_uppercase());
-        assert_eq!(a.group_id.len(), 36);
-        assert_ne!(a, b);
-    }
 }

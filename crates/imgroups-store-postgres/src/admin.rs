@@ -4,6 +4,7 @@
 //! `writer_state.epoch`, so they are ordered with the batches and every writer notices them.
 
 use deadpool_postgres::{Client, Transaction};
+use imgroups_core::clock::SimClock;
 use imgroups_core::port::{
     AccountInfo, AdminTokenInfo, Fault, NewFault, TokenInfo, TokenRef, Webhook, WebhookUrl,
 };
@@ -604,4 +605,97 @@ pub(crate) async fn resets(client: &Client) -> Result<u64> {
         .await
         .db()?;
     Ok(row.get::<_, i64>(0).max(0) as u64)
+}
+
+/// The controllable clock, if the database has one.
+pub(crate) async fn clock(client: &Client) -> Result<Option<SimClock>> {
+    let row = client
+        .query_one(
+            "SELECT sim_now, sim_seed, sim_ids FROM writer_state WHERE id = 1",
+            &[],
+        )
+        .await
+        .db()?;
+    Ok(clock_of(&row))
+}
+
+fn clock_of(row: &Row) -> Option<SimClock> {
+    let (now, seed, ids): (Option<i64>, Option<i64>, i64) = (row.get(0), row.get(1), row.get(2));
+    now.map(|now| SimClock {
+        now: Timestamp(now),
+        seed: seed.unwrap_or(0) as u64,
+        ids: ids.max(0) as u64,
+    })
+}
+
+/// The database's time: the controllable clock's, or else the system's.
+pub(crate) async fn now(client: &Client) -> Result<Timestamp> {
+    Ok(clock(client).await?.map_or_else(Timestamp::now, |c| c.now))
+}
+
+async fn put_clock(tx: &Transaction<'_>, clock: Option<SimClock>) -> Result<()> {
+    tx.execute(
+        "UPDATE writer_state SET sim_now = $1, sim_seed = $2, sim_ids = $3 WHERE id = 1",
+        &[
+            &clock.map(|c| c.now.0),
+            &clock.map(|c| c.seed as i64),
+            &clock.map_or(0, |c| c.ids as i64),
+        ],
+    )
+    .await
+    .db()
+    .map(drop)
+}
+
+/// Gives the database a controllable clock seeded with `seed` (the same seed keeps the one it
+/// has), or takes it away; ordered with the write batches, which read it when they begin.
+pub(crate) async fn set_clock(client: &mut Client, seed: Option<u64>) -> Result<Option<SimClock>> {
+    let tx = locked(client).await?;
+    let row = tx
+        .query_one(
+            "SELECT sim_now, sim_seed, sim_ids FROM writer_state WHERE id = 1",
+            &[],
+        )
+        .await
+        .db()?;
+    let current = clock_of(&row);
+    let next = match (current, seed) {
+        (Some(clock), Some(seed)) if clock.seed == seed => return Ok(Some(clock)),
+        (Some(clock), Some(seed)) => {
+            return Err(Error::precondition(
+                imgroups_core::Reason::ClockNotControllable,
+                format!(
+                    "this store's controllable clock was started with seed {}, not {seed}: use \
+                     the same seed, or a new store",
+                    clock.seed
+                ),
+            )
+            .with("field", "seed"))
+        }
+        (None, Some(seed)) => Some(SimClock::start(seed)),
+        (_, None) => None,
+    };
+    if next != current {
+        put_clock(&tx, next).await?;
+        tx.commit().await.db()?;
+    }
+    Ok(next)
+}
+
+/// Moves the controllable clock forward by `nanos`, ordered with the write batches.
+pub(crate) async fn advance_clock(client: &mut Client, nanos: i64) -> Result<SimClock> {
+    let tx = locked(client).await?;
+    let row = tx
+        .query_one(
+            "SELECT sim_now, sim_seed, sim_ids FROM writer_state WHERE id = 1",
+            &[],
+        )
+        .await
+        .db()?;
+    let clock = clock_of(&row)
+        .ok_or_else(imgroups_core::clock::no_controllable_clock)?
+        .advanced(nanos)?;
+    put_clock(&tx, Some(clock)).await?;
+    tx.commit().await.db()?;
+    Ok(clock)
 }

@@ -31,6 +31,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use imgroups_core::clock::SimClock;
 use imgroups_core::port::{
     AccountInfo, Accounts, AdminTokenInfo, Fault, Faults, GroupRow, Hooks, Log, LogBounds,
     MessageQuery, NewFault, Notices, ReadFn, Reader, ResetScope, Store, TokenInfo, TokenRef,
@@ -684,8 +685,10 @@ impl Faults for PgStore {
     }
 
     async fn faults(&self) -> Result<Vec<Fault>> {
-        self.with_client(|client| async move { admin::faults(&client, Timestamp::now()).await })
-            .await
+        self.with_client(|client| async move {
+            admin::faults(&client, admin::now(&client).await?).await
+        })
+        .await
     }
 
     async fn clear_faults(&self, account: Option<AccountId>, id: Option<FaultId>) -> Result<u64> {
@@ -697,7 +700,7 @@ impl Faults for PgStore {
 
     async fn take_fault(&self, id: FaultId) -> Result<bool> {
         self.with_client(move |client| async move {
-            admin::take_fault(&client, id, Timestamp::now()).await
+            admin::take_fault(&client, id, admin::now(&client).await?).await
         })
         .await
     }
@@ -722,6 +725,23 @@ impl Store for PgStore {
     async fn resets(&self) -> Result<u64> {
         self.with_client(|client| async move { admin::resets(&client).await })
             .await
+    }
+
+    async fn clock(&self) -> Result<Option<SimClock>> {
+        self.with_client(|client| async move { admin::clock(&client).await })
+            .await
+    }
+
+    async fn set_clock(&self, seed: Option<u64>) -> Result<Option<SimClock>> {
+        self.with_client(move |mut client| async move { admin::set_clock(&mut client, seed).await })
+            .await
+    }
+
+    async fn advance_clock(&self, nanos: i64) -> Result<SimClock> {
+        self.with_client(
+            move |mut client| async move { admin::advance_clock(&mut client, nanos).await },
+        )
+        .await
     }
 
     /// `SELECT 1` on a pooled connection: the database itself answers, not just the pool.

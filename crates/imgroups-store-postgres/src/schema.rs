@@ -209,6 +209,14 @@ CREATE TABLE sim_state (
 );
 INSERT INTO sim_state (id, resets) VALUES (1, 0);
 "#,
+    // The controllable clock of deterministic runs (`serve --seed`), beside the commit clock
+    // every batch reads: its time (NULL: none, the system's time is used), its seed and how
+    // many identifiers it has drawn.
+    r#"
+ALTER TABLE writer_state ADD COLUMN sim_now bigint;
+ALTER TABLE writer_state ADD COLUMN sim_seed bigint;
+ALTER TABLE writer_state ADD COLUMN sim_ids bigint NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// Brings the database up to this binary's schema, or refuses one that is newer.

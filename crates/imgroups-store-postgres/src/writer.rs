@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::join_all;
+use imgroups_core::clock::SimClock;
 use imgroups_core::port::tx::stored;
 use imgroups_core::port::{
     GroupRow, KeyScope, MessageQuery, NewEvent, Notice, Reader, Recorded, Tx, Work,
@@ -186,6 +187,11 @@ struct Cache {
     group_keys: HashMap<String, GroupKey>,
     groups: HashMap<GroupKey, GroupRow>,
     members: HashMap<GroupKey, Vec<Address>>,
+    /// The controllable clock as this batch read it, with the identifiers drawn so far;
+    /// `None`: the store has none. Re-read by every batch.
+    sim: Option<SimClock>,
+    /// Identifiers were drawn in this batch: its commit stores the count.
+    sim_drawn: bool,
 }
 
 /// Bounds on what is cached: above them the cache starts over.
@@ -363,6 +369,16 @@ impl Reader for PgTx<'_> {
 impl Tx for PgTx<'_> {
     fn now(&self) -> Timestamp {
         self.now
+    }
+
+    fn fresh_id(&mut self) -> Result<[u8; 16]> {
+        match self.cache.sim.as_mut() {
+            Some(clock) => {
+                self.cache.sim_drawn = true;
+                Ok(clock.draw())
+            }
+            None => Ok(imgroups_core::clock::random_id()),
+        }
     }
 
     fn accounts_for(&mut self, addresses: &[Address]) -> Result<Vec<(AccountId, Address)>> {
@@ -762,7 +778,9 @@ impl Writer {
         let conn = self.conn()?;
         let begin = conn.prepare("BEGIN")?;
         let lock = conn.prepare("SELECT pg_advisory_xact_lock($1)")?;
-        let state = conn.prepare("SELECT epoch, clock FROM writer_state WHERE id = 1")?;
+        let state = conn.prepare(
+            "SELECT epoch, clock, sim_now, sim_seed, sim_ids FROM writer_state WHERE id = 1",
+        )?;
         let client = &conn.client;
         let opening = async {
             let (begun, locked, row) = futures::join!(
@@ -806,11 +824,20 @@ impl Writer {
             self.cache.forget_all();
             self.cache.epoch = Some(epoch);
         }
+        let (sim_now, sim_seed, sim_ids): (Option<i64>, Option<i64>, i64) =
+            (row.get(2), row.get(3), row.get(4));
+        self.cache.sim = sim_now.map(|now| SimClock {
+            now: Timestamp(now),
+            seed: sim_seed.unwrap_or(0) as u64,
+            ids: sim_ids.max(0) as u64,
+        });
+        self.cache.sim_drawn = false;
         Ok(Timestamp(clock))
     }
 
     fn tick(&mut self) -> Timestamp {
-        self.clock = self.clock.max(Timestamp::now());
+        let now = self.cache.sim.map_or_else(Timestamp::now, |c| c.now);
+        self.clock = self.clock.max(now);
         self.clock
     }
 
@@ -949,6 +976,12 @@ impl Writer {
                       FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS v(id, head, pruned)
                       WHERE a.id = v.id",
                 params: vec![Box::new(ids), Box::new(seqs), Box::new(pruned)],
+            });
+        }
+        if let (true, Some(sim)) = (std::mem::take(&mut self.cache.sim_drawn), self.cache.sim) {
+            batch.pending.push(Pending {
+                sql: "UPDATE writer_state SET sim_ids = $1 WHERE id = 1",
+                params: vec![Box::new(sim.ids as i64)],
             });
         }
         let clock = self.clock.0;

@@ -22,19 +22,21 @@ pub(crate) fn find_account(conn: &Connection, address: &Address) -> Result<Optio
 
 /// Creates the account if it does not exist; returns its id and whether it was created.
 pub(crate) fn ensure_account(conn: &Connection, address: &Address) -> Result<(AccountId, bool)> {
+    let now = crate::clock::now(conn)?.0;
     let inserted = conn
         .prepare_cached(
             "INSERT INTO accounts (address, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
         )
-        .and_then(|mut s| s.execute(params![address.as_str(), Timestamp::now().0]))
+        .and_then(|mut s| s.execute(params![address.as_str(), now]))
         .db()?;
     let id = find_account(conn, address)?.ok_or_else(Error::internal)?;
     Ok((id, inserted == 1))
 }
 
 pub(crate) fn add_token(conn: &Connection, account: AccountId, hash: &[u8]) -> Result<TokenId> {
+    let now = crate::clock::now(conn)?.0;
     conn.prepare_cached("INSERT INTO tokens (account_id, hash, created_at) VALUES (?1, ?2, ?3)")
-        .and_then(|mut s| s.execute(params![account.0, hash, Timestamp::now().0]))
+        .and_then(|mut s| s.execute(params![account.0, hash, now]))
         .db()?;
     Ok(TokenId(conn.last_insert_rowid()))
 }
@@ -59,7 +61,7 @@ pub(crate) fn revoke_token(conn: &Connection, token: &TokenRef) -> Result<TokenI
     let id = id.ok_or_else(|| Error::invalid("no such token").with("field", "token"))?;
     conn.execute(
         "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
-        params![id, Timestamp::now().0],
+        params![id, crate::clock::now(conn)?.0],
     )
     .db()?;
     Ok(TokenId(id))
@@ -190,8 +192,9 @@ pub(crate) fn list_accounts(conn: &Connection) -> Result<Vec<AccountInfo>> {
 /// Stores an admin token's hash. Admin tokens live in a table of their own: an account's
 /// token is never one, nor the other way round.
 pub(crate) fn add_admin_token(conn: &Connection, hash: &[u8]) -> Result<()> {
+    let now = crate::clock::now(conn)?.0;
     conn.prepare_cached("INSERT INTO admin_tokens (hash, created_at) VALUES (?1, ?2)")
-        .and_then(|mut s| s.execute(params![hash, Timestamp::now().0]))
+        .and_then(|mut s| s.execute(params![hash, now]))
         .db()
         .map(drop)
 }

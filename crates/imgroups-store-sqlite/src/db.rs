@@ -10,6 +10,7 @@ use imgroups_core::{
 };
 use std::collections::{HashMap, HashSet};
 
+use imgroups_core::clock::SimClock;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 /// Maps a SQLite failure to a domain error: contention is transient and retryable, anything
@@ -96,6 +97,11 @@ pub(crate) struct WriterCache {
     members: HashMap<GroupKey, Vec<Address>>,
     /// Events appended in this batch, for `imgroups_events_appended_total`.
     appended: u64,
+    /// The controllable clock as this batch sees it (read when the batch begins), with the
+    /// identifiers drawn so far; `None`: the store has none.
+    pub(crate) sim: Option<SimClock>,
+    /// Identifiers were drawn since the count was last stored.
+    sim_drawn: bool,
 }
 
 /// Above this many cached groups the cache starts over, bounding its memory.
@@ -116,6 +122,28 @@ impl WriterCache {
         if self.data_version != Some(version) {
             self.forget_all();
             self.data_version = Some(version);
+        }
+        Ok(())
+    }
+
+    /// Reads the controllable clock; call when a batch begins, and after an admin job (which
+    /// may have moved it).
+    pub(crate) fn load_clock(&mut self, tx: &Connection) -> Result<()> {
+        self.sim = crate::clock::get(tx)?;
+        self.sim_drawn = false;
+        Ok(())
+    }
+
+    /// The batch's time: the controllable clock's, or else the system's.
+    pub(crate) fn clock_now(&self) -> Timestamp {
+        self.sim.map_or_else(Timestamp::now, |c| c.now)
+    }
+
+    /// Stores how many identifiers the controllable clock has drawn, if this batch drew any;
+    /// call inside the batch transaction, before COMMIT (and before an admin job).
+    pub(crate) fn flush_clock(&mut self, tx: &Connection) -> Result<()> {
+        if let (true, Some(clock)) = (std::mem::take(&mut self.sim_drawn), self.sim) {
+            crate::clock::save_ids(tx, clock.ids)?;
         }
         Ok(())
     }
@@ -546,6 +574,18 @@ impl Db<'_> {
 impl Tx for Db<'_> {
     fn now(&self) -> Timestamp {
         self.now
+    }
+
+    fn fresh_id(&mut self) -> Result<[u8; 16]> {
+        if let Some(cache) = self.cache.as_deref_mut() {
+            if let Some(clock) = cache.sim.as_mut() {
+                cache.sim_drawn = true;
+                return Ok(clock.draw());
+            }
+            return Ok(imgroups_core::clock::random_id());
+        }
+        // Outside the writer a `Db` only reads; a draw there would not be counted.
+        Ok(imgroups_core::clock::random_id())
     }
 
     fn accounts_for(&mut self, addresses: &[Address]) -> Result<Vec<(AccountId, Address)>> {

@@ -47,7 +47,7 @@ pub(crate) fn add(conn: &Connection, fault: &NewFault) -> Result<Fault> {
                 i64::try_from(fault.latency_ms).unwrap_or(i64::MAX),
                 fault.count.map(i64::from),
                 fault.until.map(|t| t.0),
-                Timestamp::now().0,
+                crate::clock::now(conn)?.0,
             ],
         )
         .db()?;

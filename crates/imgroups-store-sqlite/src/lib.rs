@@ -29,6 +29,7 @@
 mod admin;
 pub mod baseline;
 mod checkpoint;
+mod clock;
 mod db;
 mod faults;
 mod lock;
@@ -43,6 +44,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use imgroups_core::clock::SimClock;
 use imgroups_core::port::{
     AccountInfo, Accounts, AdminTokenInfo, Fault, Faults, Hooks, Log, LogBounds, NewFault, Notices,
     ReadFn, ResetScope, Store, TokenInfo, TokenRef, Webhook, WebhookUrl, Work,
@@ -664,7 +666,7 @@ impl Faults for SqliteStore {
     }
 
     async fn faults(&self) -> Result<Vec<Fault>> {
-        self.read_with(|conn| faults::armed(conn, Timestamp::now()))
+        self.read_with(|conn| faults::armed(conn, clock::now(conn)?))
             .await
     }
 
@@ -674,7 +676,7 @@ impl Faults for SqliteStore {
     }
 
     async fn take_fault(&self, id: FaultId) -> Result<bool> {
-        self.write_with(move |conn| faults::take(conn, id, Timestamp::now()))
+        self.write_with(move |conn| faults::take(conn, id, clock::now(conn)?))
             .await
     }
 }
@@ -718,6 +720,19 @@ impl Store for SqliteStore {
 
     async fn resets(&self) -> Result<u64> {
         self.read_small(admin::resets, Wait::Durable).await
+    }
+
+    async fn clock(&self) -> Result<Option<SimClock>> {
+        self.read_small(clock::get, Wait::Durable).await
+    }
+
+    async fn set_clock(&self, seed: Option<u64>) -> Result<Option<SimClock>> {
+        self.write_with(move |conn| clock::set(conn, seed)).await
+    }
+
+    async fn advance_clock(&self, nanos: i64) -> Result<SimClock> {
+        self.write_with(move |conn| clock::advance(conn, nanos))
+            .await
     }
 
     async fn close(&self) {

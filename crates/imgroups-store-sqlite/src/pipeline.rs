@@ -337,7 +337,7 @@ impl Writer {
     }
 
     fn tick(&mut self) -> Timestamp {
-        self.clock = self.clock.max(Timestamp::now());
+        self.clock = self.clock.max(self.cache.clock_now());
         self.clock
     }
 
@@ -348,7 +348,11 @@ impl Writer {
         }
         sql(&self.conn, "BEGIN IMMEDIATE")?;
         self.open = true;
-        if let Err(err) = self.cache.check_outside_writes(&self.conn) {
+        if let Err(err) = self
+            .cache
+            .check_outside_writes(&self.conn)
+            .and_then(|()| self.cache.load_clock(&self.conn))
+        {
             self.abort(err.clone());
             return Err(err);
         }
@@ -390,12 +394,15 @@ impl Writer {
         }
         let outcome = (|| -> Result<Result<Any>> {
             self.cache.flush_heads(&self.conn)?;
+            self.cache.flush_clock(&self.conn)?;
             sql(&self.conn, "SAVEPOINT admin")?;
             let result = (job.run)(&self.conn);
             if result.is_err() {
                 sql(&self.conn, "ROLLBACK TO admin")?;
             }
             sql(&self.conn, "RELEASE admin")?;
+            // It may have moved the clock.
+            self.cache.load_clock(&self.conn)?;
             Ok(result)
         })();
         // It may have created an account the cache knows as "not an account".
@@ -435,6 +442,7 @@ impl Writer {
     fn commit(&mut self) {
         let outcome = (|| -> Result<Vec<Notice>> {
             self.cache.flush_heads(&self.conn)?;
+            self.cache.flush_clock(&self.conn)?;
             let moved = self.cache.moved_heads();
             if let Some(keep) = self.config.retain_events {
                 retain(&self.conn, &moved, keep)?;

@@ -191,6 +191,13 @@ CREATE TABLE sim_state (
 );
 INSERT INTO sim_state (id, resets) VALUES (1, 0);
 "#,
+    // The controllable clock of deterministic runs (`serve --seed`): its time (NULL: none,
+    // the system's time is used), its seed and how many identifiers it has drawn.
+    r#"
+ALTER TABLE sim_state ADD COLUMN clock_now INTEGER;
+ALTER TABLE sim_state ADD COLUMN clock_seed INTEGER;
+ALTER TABLE sim_state ADD COLUMN clock_ids INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -54,7 +54,13 @@ pub(crate) fn add(
     conn.execute(
         "INSERT INTO webhooks (account_id, url, secret, cursor, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![account.0, url.as_str(), secret, head, Timestamp::now().0],
+        params![
+            account.0,
+            url.as_str(),
+            secret,
+            head,
+            crate::clock::now(conn)?.0
+        ],
     )
     .db()?;
     let id = WebhookId(conn.last_insert_rowid());

@@ -232,7 +232,7 @@ fn send(
                 .with("chatguid", chat));
         }
     }
-    let guid = uuid::Uuid::new_v4().to_string().to_uppercase();
+    let guid = crate::clock::guid(tx.fresh_id()?);
     // The message as one view sees it: `sender` set for everyone but the sender.
     let copy = |chat: &ChatGuid, from_me: bool| Message {
         guid: guid.clone(),

@@ -201,10 +201,11 @@ impl Engine {
         store::read(&*self.store, move |r| query::count_chats(r, account)).await
     }
 
-    /// Deletes idempotency records older than the configured time (run now and then).
+    /// Deletes idempotency records older than the configured time, by the store's clock
+    /// (run now and then).
     pub async fn forget_expired_keys(&self) -> Result<()> {
         let ttl = i64::try_from(self.config.idempotency_ttl.as_nanos()).unwrap_or(i64::MAX);
-        let cutoff = Timestamp(Timestamp::now().0.saturating_sub(ttl));
+        let cutoff = Timestamp(self.store.now().await?.0.saturating_sub(ttl));
         self.store.forget_keys_before(cutoff).await
     }
 }

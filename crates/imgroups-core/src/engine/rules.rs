@@ -459,7 +459,7 @@ fn new_group(
     // A free identifier is found before anything is written (identifiers are 18 random
     // digits: a second try is already rare).
     let identity = loop {
-        let identity = backend.new_group();
+        let identity = backend.new_group(tx)?;
         if tx.group(&identity.identifier)?.is_none() {
             break identity;
         }

@@ -63,8 +63,9 @@ pub trait Backend: Send + Sync + 'static {
     fn audience(&self, tx: &mut dyn Tx, members: &[Address]) -> Result<Vec<(AccountId, Address)>>;
 
     /// Names for a new group (the store refuses an identifier already taken; the engine then
-    /// asks again).
-    fn new_group(&self) -> GroupIdentity;
+    /// asks again). Identifiers come from [`Tx::fresh_id`], so a seeded run names its groups
+    /// the same way every time.
+    fn new_group(&self, tx: &mut dyn Tx) -> Result<GroupIdentity>;
 
     /// Carries out `action`, which passed every rule, before it is recorded. An error rejects
     /// the write (nothing is recorded).

@@ -21,6 +21,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::{broadcast, watch};
 
+use crate::clock::SimClock;
 use crate::error::{Error, Reason, Result};
 use crate::ids::Address;
 use crate::model::{AccountId, Event, FaultId, Outcome, Timestamp, TokenId, WebhookId};
@@ -392,6 +393,29 @@ pub trait Store: Log + Accounts + Hooks + Faults {
     /// reset made by any process (the CLI beside a server, another node) shows here. Cheap
     /// enough to poll twice a second.
     async fn resets(&self) -> Result<u64>;
+
+    /// The controllable clock of deterministic runs, if the store has one
+    /// ([`crate::clock`]): while it does, it is the store's time (commit times, message
+    /// dates, the edit and unsend windows, idempotency expiry, fault time limits) and new
+    /// identifiers are derived from its seed.
+    async fn clock(&self) -> Result<Option<SimClock>>;
+
+    /// Gives the store a controllable clock seeded with `seed`, at
+    /// [`crate::clock::SIM_EPOCH`] (a clock with the same seed is kept as it is, so a restart
+    /// continues the run; another seed is refused with `preconditionFailed`), or, with
+    /// `None`, takes it away: system time and random identifiers again.
+    async fn set_clock(&self, seed: Option<u64>) -> Result<Option<SimClock>>;
+
+    /// Moves the controllable clock forward by `nanos`, ordered with every write: writes
+    /// after it see the new time. Without a clock `preconditionFailed`
+    /// (`reason=clockNotControllable`); a negative duration is `invalidArgument`. Either way
+    /// nothing changes.
+    async fn advance_clock(&self, nanos: i64) -> Result<SimClock>;
+
+    /// The store's time: its controllable clock's, or else the system's.
+    async fn now(&self) -> Result<Timestamp> {
+        Ok(self.clock().await?.map_or_else(Timestamp::now, |c| c.now))
+    }
 
     /// Finishes the writes already queued and stops. Later calls fail with `unavailable`.
     async fn close(&self);

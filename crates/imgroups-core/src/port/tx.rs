@@ -109,6 +109,10 @@ pub struct MessageQuery {
 pub trait Tx: Reader {
     /// This transaction's commit time: never earlier than an earlier transaction's.
     fn now(&self) -> Timestamp;
+    /// Sixteen bytes for a new identifier (a message GUID, a group's names): random, or,
+    /// when the store has a controllable clock ([`crate::clock::SimClock`]), the next ones
+    /// derived from its seed, counted in this transaction.
+    fn fresh_id(&mut self) -> Result<[u8; 16]>;
     /// Accounts among these addresses, in the order given.
     fn accounts_for(&mut self, addresses: &[Address]) -> Result<Vec<(AccountId, Address)>>;
     /// The simulated network's directory, which the store keeps and the simulator reads:

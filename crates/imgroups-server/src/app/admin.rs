@@ -92,6 +92,19 @@ impl AdminApp {
         Ok(resets)
     }
 
+    /// The store's controllable clock (`None`: it runs on the system's time).
+    pub(crate) async fn clock(&self) -> Result<Option<imgroups_core::clock::SimClock>> {
+        self.engine.store().clock().await
+    }
+
+    /// Moves the store's controllable clock forward by `nanos`; faults it ran out stop
+    /// applying here at once.
+    pub(crate) async fn advance_clock(&self, nanos: i64) -> Result<imgroups_core::clock::SimClock> {
+        let clock = self.engine.store().advance_clock(nanos).await?;
+        self.faults.refresh().await;
+        Ok(clock)
+    }
+
     /// The chat as `account` sees it: its newest `limit` messages with the group changes
     /// among them (from the account's last [`CHANGES_SCANNED`] events), oldest first, and who
     /// is typing in it now.
@@ -284,7 +297,7 @@ impl AdminApp {
         let fault = self
             .engine
             .store()
-            .add_fault(&request.fault(account)?)
+            .add_fault(&request.fault(account, self.engine.store().now().await?)?)
             .await?;
         self.faults.refresh().await;
         Ok(fault)

@@ -27,6 +27,11 @@
 //! - `POST sim:reset {all?}` — clears the simulated world (accounts and tokens stay unless
 //!   `all`); open streams end with `preconditionFailed`, `reason=reset`. Answers `{resets}`,
 //!   how many resets the store has had.
+//! - `GET sim/clock` — the store's clock: `{controllable, now, nowNanos, seed, ids}` (`seed`
+//!   and `ids` null without a controllable clock); `POST sim/clock:advance {by}` moves a
+//!   controllable clock forward by `by` (`"10m"`, `"90s"`, `"1h30m"`) and answers the same
+//!   shape; `preconditionFailed` (`reason=clockNotControllable`) without one,
+//!   `invalidArgument` for a negative or malformed duration.
 //! - `GET sim`, `POST sim/unreachable {address, unreachable}`, `POST faults {…}`,
 //!   `POST faults:clear {id? | account?}` — the simulator's directory and injected faults.
 //! - `GET webhooks` — every endpoint's delivery status.
@@ -81,6 +86,8 @@ pub(crate) fn router(icon_limit: usize) -> Router<Http> {
         .route("/sim", get(sim))
         .route("/sim/unreachable", post(unreachable))
         .route("/sim:reset", post(reset))
+        .route("/sim/clock", get(clock))
+        .route("/sim/clock:advance", post(advance_clock))
         .route("/faults", post(add_fault))
         .route("/faults:clear", post(clear_faults))
         .route("/webhooks", get(webhooks))
@@ -686,6 +693,44 @@ async fn reset(
     let resets = h.admin.reset(scope).await?;
     tracing::info!(all = req.all, "simulator reset from the console");
     ok(json!({ "resets": resets, "all": req.all }))
+}
+
+fn clock_json(clock: Option<imgroups_core::clock::SimClock>) -> Value {
+    let now = clock.map_or_else(Timestamp::now, |c| c.now);
+    json!({
+        "controllable": clock.is_some(),
+        "now": millis(now),
+        "nowNanos": now.0,
+        "seed": clock.map(|c| c.seed),
+        "ids": clock.map(|c| c.ids),
+    })
+}
+
+async fn clock(State(h): State<Http>, _: AdminToken) -> Reply {
+    ok(clock_json(h.admin.clock().await?))
+}
+
+#[derive(Deserialize)]
+struct AdvanceBody {
+    #[serde(default)]
+    by: Option<String>,
+}
+
+async fn advance_clock(
+    State(h): State<Http>,
+    _: AdminToken,
+    req: std::result::Result<Bytes, BytesRejection>,
+) -> Reply {
+    let req: AdvanceBody = body(req)?;
+    let by = required(&req.by, "by")?;
+    let nanos = imgroups_core::clock::parse_duration(by)?;
+    let clock = h.admin.advance_clock(nanos).await?;
+    tracing::info!(
+        by,
+        now = clock.now.0,
+        "simulator clock advanced from the console"
+    );
+    ok(clock_json(Some(clock)))
 }
 
 #[derive(Deserialize)]

@@ -160,9 +160,10 @@ impl Cmd {
                 action: Some(AdminTokenCmd::List { json, .. }),
                 ..
             })
-            | Cmd::Sim(SimCmd::Fault(FaultCmd::Add { json, .. } | FaultCmd::List { json, .. })) => {
-                *json
-            }
+            | Cmd::Sim(SimCmd::Fault(FaultCmd::Add { json, .. } | FaultCmd::List { json, .. }))
+            | Cmd::Sim(SimCmd::Clock(
+                ClockCmd::Show { json, .. } | ClockCmd::Advance { json, .. },
+            )) => *json,
             _ => false,
         }
     }
@@ -355,6 +356,10 @@ pub(crate) enum SimCmd {
     /// to test how a client copes. Works while the server runs.
     #[command(subcommand)]
     Fault(FaultCmd),
+    /// The store's clock: show it, or move a controllable one (`serve --seed N`) forward.
+    /// Works while the server runs: its next write sees the new time.
+    #[command(subcommand)]
+    Clock(ClockCmd),
     /// Make a person in the simulated network (a puppet) change a group, as if a human did it
     /// on their phone. The same rules hold as for an account (a non-member gets chatNotFound);
     /// every account in the group sees the change with ADDRESS as the actor. Works while the
@@ -364,6 +369,32 @@ pub(crate) enum SimCmd {
         address: String,
         #[command(subcommand)]
         action: action::ActionCmd,
+        #[command(flatten)]
+        data: DataArg,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ClockCmd {
+    /// Print the store's time (RFC 3339, UTC), then `seed N` for a controllable clock or
+    /// `system` for the system's clock.
+    Show {
+        /// One JSON object: `{controllable, now, nowNanos, seed, ids}`.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// Move the controllable clock forward by DURATION (`10m`, `90s`, `1h30m`, `1.5s`,
+    /// `2d`) and print the new time. Refused (exit 1) without a controllable clock
+    /// (clockNotControllable) or for a negative duration: time never goes back.
+    Advance {
+        /// How far: a number and a unit (d, h, m, s, ms), e.g. 10m.
+        #[arg(allow_hyphen_values = true)]
+        duration: String,
+        /// Print the clock as one JSON object instead.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         data: DataArg,
     },

@@ -52,6 +52,13 @@ pub(crate) struct ServeArgs {
     /// A catch-up from before the oldest kept event fails with `cursorTooOld`.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     retain_events: Option<u64>,
+    /// Deterministic runs (simulator): give the store a controllable clock that starts at
+    /// 2026-01-01T00:00:00Z and moves only with `imgroups sim clock advance`, and derive
+    /// message GUIDs and group names from seed N, so the same operations give the same log
+    /// byte for byte. A restart with the same N continues the run; without --seed the store
+    /// goes back to the system's time and random identifiers.
+    #[arg(long, value_name = "N")]
+    pub(crate) seed: Option<u64>,
     #[command(flatten)]
     pub(crate) http: HttpArgs,
     #[command(flatten)]

@@ -139,6 +139,25 @@ impl Network {
     }
 }
 
+/// Gives the store a controllable clock (`--seed`), or takes one a previous run left.
+async fn start_clock(args: &ServeArgs, store: &dyn Store) -> Result<(), Error> {
+    if args.seed.is_some() && args.backend.backend == BackendKind::Chatdb {
+        return Err(Error::invalid(
+            "--seed is for the simulator: on a Mac, time and GUIDs are Messages'",
+        )
+        .with("field", "seed"));
+    }
+    if let Some(clock) = store.set_clock(args.seed).await? {
+        tracing::info!(
+            seed = clock.seed,
+            now_nanos = clock.now.0,
+            ids = clock.ids,
+            "controllable clock: time moves only with `imgroups sim clock advance`"
+        );
+    }
+    Ok(())
+}
+
 /// Steps 2 to 5 on the open store.
 async fn serve(args: ServeArgs, plan: Plan, store: Arc<dyn Store>) -> Result<(), Error> {
     let Plan {
@@ -148,6 +167,8 @@ async fn serve(args: ServeArgs, plan: Plan, store: Arc<dyn Store>) -> Result<(),
         options,
     } = plan;
     let listeners = Listeners::bind(&args).await?;
+    // Before the account: it is made on the store's clock too.
+    start_clock(&args, &*store).await?;
     let (_, first_token) = admin::ensure_account(&*store, &address).await?;
     if let Some(token) = &first_token {
         write_token_file(&token_file, token);

@@ -8,7 +8,7 @@ use imgroups_core::{admin, Address, Engine, EngineConfig, Error, FaultId, Limits
 
 use imgroups_sim::Simulator;
 
-use crate::cli::{FaultCmd, SimCmd};
+use crate::cli::{ClockCmd, FaultCmd, SimCmd};
 use crate::output::{print_each, print_text, rfc3339};
 use crate::store::with_store;
 
@@ -40,6 +40,7 @@ pub(crate) fn run(cmd: SimCmd) -> Result<(), Error> {
             }
         }),
         SimCmd::Fault(cmd) => fault(cmd),
+        SimCmd::Clock(cmd) => clock(cmd),
         SimCmd::Act {
             address,
             action,
@@ -57,6 +58,52 @@ pub(crate) fn run(cmd: SimCmd) -> Result<(), Error> {
             }
             Ok(())
         }),
+    }
+}
+
+fn clock(cmd: ClockCmd) -> Result<(), Error> {
+    match cmd {
+        ClockCmd::Show { json, data } => with_store(&data, |store| async move {
+            print_clock(store.clock().await?, json);
+            Ok(())
+        }),
+        ClockCmd::Advance {
+            duration,
+            json,
+            data,
+        } => {
+            // Checked before the store is opened: a bad duration changes nothing.
+            let nanos = imgroups_core::clock::parse_duration(&duration)?;
+            with_store(&data, |store| async move {
+                let clock = store.advance_clock(nanos).await?;
+                print_clock(Some(clock), json);
+                Ok(())
+            })
+        }
+    }
+}
+
+fn print_clock(clock: Option<imgroups_core::clock::SimClock>, json: bool) {
+    let now = clock.map_or_else(Timestamp::now, |c| c.now);
+    let nanos = u64::try_from(now.0).unwrap_or(0);
+    let at =
+        humantime::format_rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_nanos(nanos));
+    if json {
+        print_text(
+            &serde_json::json!({
+                "controllable": clock.is_some(),
+                "now": at.to_string(),
+                "nowNanos": now.0,
+                "seed": clock.map(|c| c.seed),
+                "ids": clock.map(|c| c.ids),
+            })
+            .to_string(),
+        );
+    } else {
+        match clock {
+            Some(clock) => print_text(&format!("{at} seed {}", clock.seed)),
+            None => print_text(&format!("{at} system")),
+        }
     }
 }
 
@@ -86,7 +133,9 @@ fn fault(cmd: FaultCmd) -> Result<(), Error> {
             let address = Address::parse(&address)?;
             with_store(&data, |store| async move {
                 let account = admin::account(&*store, &address).await?;
-                let fault = store.add_fault(&request.fault(account)?).await?;
+                let fault = store
+                    .add_fault(&request.fault(account, store.now().await?)?)
+                    .await?;
                 let line = if json {
                     fault_json(&fault).to_string()
                 } else {
