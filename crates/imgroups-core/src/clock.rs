@@ -42,8 +42,9 @@ impl SimClock {
     pub fn advanced(self, nanos: i64) -> Result<Self> {
         if nanos < 0 {
             return Err(Error::invalid(format!(
-                "the clock cannot go back (asked to move it by {nanos} ns); advance it by a \
-                 positive duration"
+                "the clock cannot go back (asked to move it by {} s): advance it by a \
+                 positive duration",
+                nanos as f64 / 1e9
             ))
             .with("field", "by"));
         }

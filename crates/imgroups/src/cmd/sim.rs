@@ -89,20 +89,18 @@ fn print_clock(clock: Option<imgroups_core::clock::SimClock>, json: bool) {
     let at =
         humantime::format_rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_nanos(nanos));
     if json {
-        print_text(
-            &serde_json::json!({
-                "controllable": clock.is_some(),
-                "now": at.to_string(),
-                "nowNanos": now.0,
-                "seed": clock.map(|c| c.seed),
-                "ids": clock.map(|c| c.ids),
-            })
-            .to_string(),
-        );
+        let line = serde_json::json!({
+            "controllable": clock.is_some(),
+            "now": at.to_string(),
+            "nowNanos": now.0,
+            "seed": clock.map(|c| c.seed),
+            "ids": clock.map(|c| c.ids),
+        });
+        print_text(&format!("{line}\n"));
     } else {
         match clock {
-            Some(clock) => print_text(&format!("{at} seed {}", clock.seed)),
-            None => print_text(&format!("{at} system")),
+            Some(clock) => print_text(&format!("{at} seed {}\n", clock.seed)),
+            None => print_text(&format!("{at} system\n")),
         }
     }
 }

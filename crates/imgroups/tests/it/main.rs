@@ -7,6 +7,7 @@
 mod bounded;
 mod chatdb;
 mod cli;
+mod clock;
 mod crash;
 mod crash_messages;
 mod datadir;
