@@ -15,6 +15,7 @@
 //! - [`admin_tokens`], [`listings`], [`faults`], [`fault_count_is_atomic`]: the console's
 //!   credential, account and directory listings, injected faults (simulator controls).
 //! - [`reset`]: a simulator reset clears the world and keeps sequences, accounts and tokens.
+//! - [`clock`]: the controllable clock and seeded identifiers of deterministic runs.
 //! - [`observer_cursors`], [`observed_ids`]: what a backend observing an external source
 //!   (chat.db) keeps in the store: its cursor and the ids it recorded, both committing (or
 //!   rolling back) with the transaction and surviving a restart.
@@ -22,10 +23,12 @@
 //!   [`messages_are_listed`]: messages in groups and direct chats, in every member's log and
 //!   copy; tapbacks, edits, unsends and reads; listings and their pages (`messages`).
 
+mod clock;
 mod messages;
 pub mod pg;
 mod reset;
 
+pub use clock::clock;
 pub use reset::reset;
 
 pub use messages::{

@@ -115,3 +115,11 @@ fn reset_clears_the_world_and_keeps_sequences() {
     };
     imgroups_store_tests::reset(fixture);
 }
+
+#[test]
+fn a_controllable_clock_gives_seeded_ids_and_its_own_time() {
+    let Some(fixture) = PgFixture::new("clock") else {
+        return;
+    };
+    imgroups_store_tests::clock(fixture);
+}

@@ -69,3 +69,8 @@ fn messages_list_newest_first_in_stable_pages() {
 fn reset_clears_the_world_and_keeps_sequences() {
     imgroups_store_tests::reset(crate::common::TempFixture::new());
 }
+
+#[test]
+fn a_controllable_clock_gives_seeded_ids_and_its_own_time() {
+    imgroups_store_tests::clock(crate::common::TempFixture::new());
+}
