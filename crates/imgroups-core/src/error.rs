@@ -38,6 +38,14 @@ pub enum ErrorKind {
     RateLimited,
     /// The request was not received in time (a stalled body).
     Timeout,
+    /// Send limits (`serve --limits`): the line sent its day's messages; retry later.
+    DailyLimitExceeded,
+    /// Send limits: the line messaged its day's number of different people.
+    RecipientLimitExceeded,
+    /// Send limits: the line messaged its day's number of people never messaged before.
+    NewContactThrottled,
+    /// Send limits: the same text was sent too many times in a window.
+    ContentDuplicateExceeded,
 }
 
 /// Why a request was refused, more precisely than its [`ErrorKind`]: sent as the `reason`
@@ -120,6 +128,8 @@ pub enum Reason {
     Reset,
     /// The clock was asked to move, but the store has none that can (`serve --seed`).
     ClockNotControllable,
+    /// Send limits: too many messages in a short window (`burstRateExceeded`).
+    SendRate,
 }
 
 impl Reason {
@@ -159,6 +169,7 @@ impl Reason {
             Reason::UnsendWindowClosed => "unsendWindowClosed",
             Reason::Reset => "reset",
             Reason::ClockNotControllable => "clockNotControllable",
+            Reason::SendRate => "sendRate",
         }
     }
 }
@@ -248,6 +259,10 @@ impl Error {
                 | ErrorKind::Internal
                 | ErrorKind::RateLimited
                 | ErrorKind::Timeout
+                | ErrorKind::DailyLimitExceeded
+                | ErrorKind::RecipientLimitExceeded
+                | ErrorKind::NewContactThrottled
+                | ErrorKind::ContentDuplicateExceeded
         )
     }
 

@@ -18,6 +18,7 @@
 //!   ([`port::Backend`]: the iMessage side).
 //! - [`engine`]: [`Engine`], which every transport calls, and its rules.
 //! - [`idempotency`]: what an idempotency key means, for every store.
+//! - [`limits`]: the send limits of a real line, as a model (`serve --limits`).
 //! - [`clock`]: the controllable clock and seeded identifiers of deterministic runs.
 //! - [`tokens`]: API tokens and webhook secrets. [`admin`]: accounts, tokens, webhooks.
 
@@ -30,6 +31,7 @@ pub mod error;
 pub mod idempotency;
 pub mod ids;
 pub mod image;
+pub mod limits;
 pub mod model;
 pub mod port;
 pub mod text;

@@ -36,6 +36,10 @@ fn all_kinds() -> Vec<ErrorKind> {
         ErrorKind::TooLarge,
         ErrorKind::RateLimited,
         ErrorKind::Timeout,
+        ErrorKind::DailyLimitExceeded,
+        ErrorKind::RecipientLimitExceeded,
+        ErrorKind::NewContactThrottled,
+        ErrorKind::ContentDuplicateExceeded,
     ];
     for kind in &listed {
         match kind {
@@ -54,7 +58,11 @@ fn all_kinds() -> Vec<ErrorKind> {
             | ErrorKind::Internal
             | ErrorKind::TooLarge
             | ErrorKind::RateLimited
-            | ErrorKind::Timeout => {}
+            | ErrorKind::Timeout
+            | ErrorKind::DailyLimitExceeded
+            | ErrorKind::RecipientLimitExceeded
+            | ErrorKind::NewContactThrottled
+            | ErrorKind::ContentDuplicateExceeded => {}
         }
     }
     listed

@@ -45,6 +45,15 @@ pub(crate) fn code_of(kind: ErrorKind) -> WireCode {
         ErrorKind::RateLimited => (Code::ResourceExhausted, "burstRateExceeded", true),
         // HTTP answers 408 (`http_status_of`).
         ErrorKind::Timeout => (Code::DeadlineExceeded, "timeout", true),
+        // Send limits (`serve --limits`): the SDK's own codes, all `RateLimitError`.
+        ErrorKind::DailyLimitExceeded => (Code::ResourceExhausted, "dailyLimitExceeded", true),
+        ErrorKind::RecipientLimitExceeded => {
+            (Code::ResourceExhausted, "recipientLimitExceeded", true)
+        }
+        ErrorKind::NewContactThrottled => (Code::ResourceExhausted, "newContactThrottled", true),
+        ErrorKind::ContentDuplicateExceeded => {
+            (Code::ResourceExhausted, "contentDuplicateExceeded", true)
+        }
     };
     WireCode {
         status,
@@ -583,4 +592,11 @@ pub(crate) const FAULT_CODES: &[(&str, ErrorKind)] = &[
     ("internalError", ErrorKind::Internal),
     ("burstRateExceeded", ErrorKind::RateLimited),
     ("timeout", ErrorKind::Timeout),
+    ("dailyLimitExceeded", ErrorKind::DailyLimitExceeded),
+    ("recipientLimitExceeded", ErrorKind::RecipientLimitExceeded),
+    ("newContactThrottled", ErrorKind::NewContactThrottled),
+    (
+        "contentDuplicateExceeded",
+        ErrorKind::ContentDuplicateExceeded,
+    ),
 ];

@@ -151,6 +151,27 @@ pub(crate) fn send_new(
 /// must include `actor`. A direct chat is with the address in its GUID; `start` (a send) may
 /// start it, for both sides, if that address is reachable; otherwise `actor`'s account must
 /// already have it.
+/// Who a message `account` sends in `chat` reaches: the other members of a group, the other
+/// person of a direct chat; none for a chat that does not exist (the rules then refuse it).
+pub(super) fn recipients(
+    tx: &mut dyn Tx,
+    account: AccountId,
+    chat: &ChatGuid,
+) -> Result<Vec<Address>> {
+    match chat.kind() {
+        crate::ids::ChatKind::Direct => Ok(Address::parse(chat.id()).into_iter().collect()),
+        crate::ids::ChatKind::Group => {
+            let Some(group) = tx.group(chat.id())? else {
+                return Ok(Vec::new());
+            };
+            let me = tx.account_address(account)?;
+            let mut members = tx.members(group.key)?;
+            members.retain(|m| *m != me);
+            Ok(members)
+        }
+    }
+}
+
 pub(super) fn views(
     tx: &mut dyn Tx,
     backend: &dyn Backend,

@@ -14,6 +14,7 @@ use std::time::Duration;
 use crate::command::Command;
 use crate::error::Result;
 use crate::idempotency::{self, Keyed};
+use crate::limits::{Limiter, SendLimits};
 use crate::model::{AccountId, Chat, Message, Outcome, Timestamp};
 use crate::port::store::{self, Store};
 use crate::port::Backend;
@@ -28,12 +29,16 @@ pub use rules::{address_not_found, query, Decision, Observed, Rules};
 pub struct EngineConfig {
     /// How long idempotency keys are remembered.
     pub idempotency_ttl: Duration,
+    /// The send limits of a real line, enforced on accounts' new messages (simulator,
+    /// `serve --limits`); `None`: no limits.
+    pub send_limits: Option<SendLimits>,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             idempotency_ttl: idempotency::DEFAULT_TTL,
+            send_limits: None,
         }
     }
 }
@@ -43,14 +48,38 @@ pub struct Engine {
     store: Arc<dyn Store>,
     backend: Arc<dyn Backend>,
     config: EngineConfig,
+    /// What each line sent, when send limits are on.
+    limiter: Option<Arc<Limiter>>,
+}
+
+/// The limiter and what it needs, when `command` is a new message and limits are on.
+fn limited<'c>(
+    limiter: Option<&'c Limiter>,
+    command: &'c Command,
+) -> Option<(&'c Limiter, &'c crate::ids::ChatGuid, &'c str)> {
+    match (limiter, command) {
+        (
+            Some(limiter),
+            Command::Message {
+                chat,
+                op: crate::command::MessageOp::Send(new),
+            },
+        ) => Some((limiter, chat, new.text.as_str())),
+        _ => None,
+    }
 }
 
 impl Engine {
     pub fn new(store: Arc<dyn Store>, backend: Arc<dyn Backend>, config: EngineConfig) -> Self {
+        let limiter = config
+            .send_limits
+            .clone()
+            .map(|limits| Arc::new(Limiter::new(limits)));
         Engine {
             store,
             backend,
             config,
+            limiter,
         }
     }
 
@@ -78,10 +107,20 @@ impl Engine {
         let keyed = Keyed::new(key, &command);
         let backend = self.backend.clone();
         let ttl = self.config.idempotency_ttl;
+        let limiter = self.limiter.clone();
         self.store
             .write(Box::new(move |tx| {
+                // A replay is answered before this runs, so it is never limited or counted.
                 idempotency::run(tx, account, keyed.as_ref(), ttl, |tx| {
-                    rules::execute(tx, &*backend, account, &command)
+                    let Some((limiter, chat, text)) = limited(limiter.as_deref(), &command) else {
+                        return rules::execute(tx, &*backend, account, &command);
+                    };
+                    let now = tx.now();
+                    let recipients = messages::recipients(tx, account, chat)?;
+                    limiter.check(account, now, &recipients, text)?;
+                    let outcome = rules::execute(tx, &*backend, account, &command)?;
+                    limiter.record(account, now, &recipients, text);
+                    Ok(outcome)
                 })
             }))
             .await

@@ -1,6 +1,7 @@
 //! `serve`'s flags, and what they make: the store's, the engine's and the server's options.
 //! The flag groups that grow on their own are in `backend`, `limits`, `ops` and `tls`.
 
+use imgroups_core::limits::SendLimits;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,6 +60,14 @@ pub(crate) struct ServeArgs {
     /// goes back to the system's time and random identifiers.
     #[arg(long, value_name = "N")]
     pub(crate) seed: Option<u64>,
+    /// Enforce the send limits a real iMessage line meets (simulator; off by default):
+    /// `photon` for the built-in preset, or a TOML file (JSON if it ends in .json) setting
+    /// messages_per_day, burst_messages + burst_window_secs, recipients_per_day,
+    /// new_contacts_per_day, duplicate_messages + duplicate_window_secs. Refusals carry the
+    /// SDK's codes (dailyLimitExceeded, burstRateExceeded, …) and a retry hint; windows run
+    /// on the store's clock.
+    #[arg(long = "limits", value_name = "photon|FILE")]
+    pub(crate) send_limits: Option<String>,
     #[command(flatten)]
     pub(crate) http: HttpArgs,
     #[command(flatten)]
@@ -153,10 +162,12 @@ impl ServeArgs {
         }
     }
 
-    pub(crate) fn engine_config(&self) -> EngineConfig {
-        EngineConfig {
+    /// The engine's settings; reads the send limits file, if given.
+    pub(crate) fn engine_config(&self) -> Result<EngineConfig, Error> {
+        Ok(EngineConfig {
             idempotency_ttl: Duration::from_secs(self.idempotency_ttl_secs),
-        }
+            send_limits: self.send_limits.as_deref().map(send_limits).transpose()?,
+        })
     }
 
     /// The server's options; reads the TLS certificate and key, if given.
@@ -174,4 +185,33 @@ impl ServeArgs {
             ..imgroups_server::Options::default()
         })
     }
+}
+
+/// The send limits `--limits` names: the `photon` preset, or a file's.
+fn send_limits(given: &str) -> Result<SendLimits, Error> {
+    if given == "photon" {
+        return Ok(SendLimits::photon());
+    }
+    let text = std::fs::read_to_string(given).map_err(|err| {
+        Error::invalid(format!(
+            "cannot read the limits file {given}: {err} (--limits takes `photon` or a file)"
+        ))
+        .with("field", "limits")
+    })?;
+    let parsed = if given.ends_with(".json") {
+        serde_json::from_str::<SendLimits>(&text).map_err(|err| err.to_string())
+    } else {
+        toml::from_str::<SendLimits>(&text).map_err(|err| err.to_string())
+    };
+    let limits = parsed.map_err(|err| {
+        Error::invalid(format!(
+            "the limits file {given} is not valid: {}",
+            err.trim()
+        ))
+        .with("field", "limits")
+    })?;
+    limits.check().map_err(|err| {
+        Error::invalid(format!("the limits file {given}: {}", err.message)).with("field", "limits")
+    })?;
+    Ok(limits)
 }

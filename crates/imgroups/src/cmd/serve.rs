@@ -36,6 +36,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), Error> {
         dir: args.data.dir()?,
         token_file: store::token_file(&args.data)?,
         options: args.server_options()?,
+        engine: args.engine_config()?,
     };
     crate::runtime(tokio::runtime::Builder::new_multi_thread())?.block_on(async move {
         let store = store::open(&args.data, args.store_options())?;
@@ -49,6 +50,7 @@ struct Plan {
     dir: PathBuf,
     token_file: PathBuf,
     options: imgroups_server::Options,
+    engine: EngineConfig,
 }
 
 /// The account `serve` runs as: `--account`, or with `--backend chatdb` and no `--account`
@@ -165,6 +167,7 @@ async fn serve(args: ServeArgs, plan: Plan, store: Arc<dyn Store>) -> Result<(),
         dir,
         token_file,
         options,
+        engine,
     } = plan;
     let listeners = Listeners::bind(&args).await?;
     // Before the account: it is made on the store's clock too.
@@ -173,7 +176,7 @@ async fn serve(args: ServeArgs, plan: Plan, store: Arc<dyn Store>) -> Result<(),
     if let Some(token) = &first_token {
         write_token_file(&token_file, token);
     }
-    let (engine, network) = Network::start(&args, store, &address, args.engine_config()).await?;
+    let (engine, network) = Network::start(&args, store, &address, engine).await?;
     let shutdown = shutdown_signal();
 
     let (grpc_local, http_local) = (listeners.grpc_addr, listeners.http_addr);
