@@ -12,12 +12,12 @@ use serde_json::{json, Value};
 
 use crate::support::{cli, Server, BIN};
 
-fn data(server: &Server) -> &str {
+pub(crate) fn data(server: &Server) -> &str {
     server.dir.to_str().expect("utf-8 dir")
 }
 
 /// A JSON request over HTTP: its status and JSON answer.
-async fn call(
+pub(crate) async fn call(
     method: reqwest::Method,
     url: &str,
     token: &str,
@@ -40,19 +40,19 @@ async fn call(
     )
 }
 
-async fn post(server: &Server, path: &str, token: &str, body: Value) -> (u16, Value) {
+pub(crate) async fn post(server: &Server, path: &str, token: &str, body: Value) -> (u16, Value) {
     let url = format!("http://{}{path}", server.http);
     call(reqwest::Method::POST, &url, token, Some(body)).await
 }
 
 /// `POST path` that must succeed.
-async fn ok(server: &Server, path: &str, token: &str, body: Value) -> Value {
+pub(crate) async fn ok(server: &Server, path: &str, token: &str, body: Value) -> Value {
     let (status, answer) = post(server, path, token, body).await;
     assert_eq!(status, 200, "{path}: {answer}");
     answer
 }
 
-async fn create_chat(server: &Server, token: &str, addresses: &[&str]) -> String {
+pub(crate) async fn create_chat(server: &Server, token: &str, addresses: &[&str]) -> String {
     let answer = ok(
         server,
         "/v1/chats",
@@ -82,7 +82,7 @@ fn target(chat: &str, message: &str) -> Value {
 }
 
 /// A CLI command's exit code, stdout and stderr.
-fn run(args: &[&str]) -> (i32, String, String) {
+pub(crate) fn run(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(BIN).args(args).output().expect("run imgroups");
     (
         out.status.code().unwrap_or(-1),
