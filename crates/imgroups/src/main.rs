@@ -40,6 +40,11 @@
 //!   `ID<TAB>ACCOUNT<TAB>METHOD<TAB>CODE|-<TAB>RETRYABLE<TAB>LATENCY_MS<TAB>LEFT|-<TAB>UNTIL|-`
 //!   (UNTIL in RFC 3339 UTC); `sim fault clear ID|--account ADDRESS|--all` prints
 //!   `cleared <N>`.
+//! - `imgroups sim clock show [--json]` prints the store's time (RFC 3339 UTC) then `seed N`
+//!   (a controllable clock, `serve --seed N`) or `system`; `sim clock advance DURATION` moves
+//!   a controllable clock forward (`10m`, `90s`, `1h30m`) and prints the same line; refused
+//!   (exit 1) without one (`preconditionFailed`, `reason=clockNotControllable`) or for a
+//!   negative duration (`invalidArgument`).
 //! - `imgroups sim act ADDRESS rename|add|remove|leave|icon-set|icon-rm CHAT [ARGS]` makes a
 //!   person in the simulated network (a puppet, usually not an account) change a group; every
 //!   account in the group sees it, live, with that person as the actor.

@@ -162,7 +162,10 @@ async fn each_send_limit_answers_with_the_sdk_code_and_lifts_after_its_hint() {
     many.sends(&y, "day three, y").await;
     advance(&server, 10);
     let (code, wait) = many.refused(&z, "day three, z").await;
-    assert_eq!((code.as_str(), wait), ("recipientLimitExceeded", 86_400 - 20));
+    assert_eq!(
+        (code.as_str(), wait),
+        ("recipientLimitExceeded", 86_400 - 20)
+    );
     advance(&server, wait);
     many.sends(&z, "day three, z").await;
 
