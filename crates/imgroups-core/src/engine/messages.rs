@@ -152,22 +152,26 @@ pub(crate) fn send_new(
 /// start it, for both sides, if that address is reachable; otherwise `actor`'s account must
 /// already have it.
 /// Who a message `account` sends in `chat` reaches: the other members of a group, the other
-/// person of a direct chat; none for a chat that does not exist (the rules then refuse it).
+/// person of a direct chat; `None` for a group the account cannot see (the rules then refuse
+/// the message, and no limit should answer first).
 pub(super) fn recipients(
     tx: &mut dyn Tx,
     account: AccountId,
     chat: &ChatGuid,
-) -> Result<Vec<Address>> {
+) -> Result<Option<Vec<Address>>> {
     match chat.kind() {
-        crate::ids::ChatKind::Direct => Ok(Address::parse(chat.id()).into_iter().collect()),
-        crate::ids::ChatKind::Group => {
+        ChatKind::Direct => Ok(Address::parse(chat.id()).ok().map(|peer| vec![peer])),
+        ChatKind::Group => {
             let Some(group) = tx.group(chat.id())? else {
-                return Ok(Vec::new());
+                return Ok(None);
             };
             let me = tx.account_address(account)?;
             let mut members = tx.members(group.key)?;
+            if !members.contains(&me) {
+                return Ok(None);
+            }
             members.retain(|m| *m != me);
-            Ok(members)
+            Ok(Some(members))
         }
     }
 }

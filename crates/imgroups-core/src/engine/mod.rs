@@ -116,7 +116,9 @@ impl Engine {
                         return rules::execute(tx, &*backend, account, &command);
                     };
                     let now = tx.now();
-                    let recipients = messages::recipients(tx, account, chat)?;
+                    let Some(recipients) = messages::recipients(tx, account, chat)? else {
+                        return rules::execute(tx, &*backend, account, &command);
+                    };
                     limiter.check(account, now, &recipients, text)?;
                     let outcome = rules::execute(tx, &*backend, account, &command)?;
                     limiter.record(account, now, &recipients, text);

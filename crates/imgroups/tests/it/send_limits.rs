@@ -105,6 +105,13 @@ async fn each_send_limit_answers_with_the_sdk_code_and_lifts_after_its_hint() {
         .await
         .expect("send");
     assert_eq!(response.headers()["retry-after"], "10");
+    // A chat the line cannot see is refused as such, whatever the limits would say.
+    let (status, answer) = burst.send("any;+;chat000000000000000001", "three").await;
+    assert_eq!(
+        (status, &answer["errorCode"]),
+        (404, &json!("chatNotFound")),
+        "{answer}"
+    );
     advance(&server, 9);
     assert_eq!(
         burst.refused(&chat, "three").await,
