@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use imgroups_store_tests::pg::TestDatabase;
+
 use crate::support::{cli, Server, BIN};
 
 pub(crate) fn data(server: &Server) -> &str {
@@ -107,15 +109,30 @@ async fn log_of(server: &Server, admin: &str, account: &str) -> String {
     response.text().await.expect("body")
 }
 
-/// One scripted session on a fresh server started with `--seed seed`: an account and puppets
-/// create, talk, edit, react and rename while the clock is moved. Answers both accounts'
-/// logs.
-async fn session(seed: &str) -> String {
+/// One scripted session on a fresh server started with `--seed seed`, on a fresh SQLite
+/// store or, with `database`, on that PostgreSQL database: an account and puppets create,
+/// talk, edit, react and rename while the clock is moved. Answers both accounts' logs.
+async fn session(seed: &str, database: Option<&str>) -> String {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = Server::start(dir.path(), &["--seed", seed]);
+    let data_dir = dir.path().to_str().expect("utf-8").to_owned();
+    let store: Vec<String> = match database {
+        Some(url) => vec!["--database-url".into(), url.into()],
+        None => vec!["--data".into(), data_dir],
+    };
+    let mut serve_args = vec!["--seed", seed];
+    if let Some(url) = database {
+        serve_args.extend(["--database-url", url]);
+    }
+    let server = Server::start(dir.path(), &serve_args);
+    // A CLI command on this server's store.
+    let on_store = |args: &[&str]| {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(store.iter().map(String::as_str));
+        cli(&all)
+    };
     let me = server.token.clone().expect("token");
-    let bob = server.add_account("bob@example.com");
-    let admin = cli(&["admin", "token", "--data", data(&server)]);
+    let bob = on_store(&["account", "add", "bob@example.com"]);
+    let admin = on_store(&["admin", "token"]);
 
     let chat = create_chat(
         &server,
@@ -125,27 +142,9 @@ async fn session(seed: &str) -> String {
     .await;
     let hello = send(&server, &me, &chat, "hello").await;
     let hello = hello["guid"].as_str().expect("guid").to_owned();
-    let zoe = cli(&[
-        "sim",
-        "act",
-        "zoe@example.net",
-        "say",
-        &chat,
-        "hi bot",
-        "--data",
-        data(&server),
-    ]);
-    cli(&[
-        "sim",
-        "act",
-        "zoe@example.net",
-        "unsend",
-        &chat,
-        &zoe,
-        "--data",
-        data(&server),
-    ]);
-    cli(&["sim", "clock", "advance", "90s", "--data", data(&server)]);
+    let zoe = on_store(&["sim", "act", "zoe@example.net", "say", &chat, "hi bot"]);
+    on_store(&["sim", "act", "zoe@example.net", "unsend", &chat, &zoe]);
+    on_store(&["sim", "clock", "advance", "90s"]);
     // Bob sees the group under the same GUID (one group row).
     send(&server, &bob, &chat, "hey all").await;
     ok(
@@ -155,7 +154,7 @@ async fn session(seed: &str) -> String {
         json!({ "target": target(&chat, &hello), "newText": "hello!" }),
     )
     .await;
-    cli(&[
+    on_store(&[
         "sim",
         "act",
         "zoe@example.net",
@@ -163,21 +162,16 @@ async fn session(seed: &str) -> String {
         &chat,
         &hello,
         "love",
-        "--data",
-        data(&server),
     ]);
-    cli(&[
+    on_store(&[
         "sim",
         "act",
         "zoe@example.net",
         "rename",
         &chat,
         "Zoe's party",
-        "--data",
-        data(&server),
     ]);
-    cli(&["sim", "clock", "advance", "1h", "--data", data(&server)]);
-
+    on_store(&["sim", "clock", "advance", "1h"]);
     let direct = create_chat(&server, &me, &["dave@example.com"]).await;
     send(&server, &me, &direct, "just us").await;
     let second = create_chat(&server, &bob, &["me@imgroups.local", "erin@example.com"]).await;
@@ -194,8 +188,8 @@ async fn session(seed: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_runs_with_the_same_seed_give_byte_identical_logs() {
-    let first = session("7").await;
-    let second = session("7").await;
+    let first = session("7", None).await;
+    let second = session("7", None).await;
     assert!(
         first == second,
         "two --seed 7 runs differ:\n{first}\n---\n{second}"
@@ -206,7 +200,7 @@ async fn two_runs_with_the_same_seed_give_byte_identical_logs() {
     assert!(first.contains("\"2026-01-01T01:01:30+00:00\""), "{first}");
     assert!(first.contains("Zoe's party") && first.contains("hello!"));
     // Another seed: other GUIDs and group names, the same times.
-    let other = session("8").await;
+    let other = session("8", None).await;
     assert_ne!(first, other);
     let times = |log: &str| {
         log.match_indices("occurredAt")
@@ -451,4 +445,17 @@ async fn fault_time_limits_and_idempotency_keys_run_out_on_the_clock() {
         "{later}"
     );
     assert_eq!(later["message"]["dateCreated"], "2026-01-02T01:01:00+00:00");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_seeded_run_on_postgresql_gives_the_log_it_gives_on_sqlite() {
+    let Some(db) = TestDatabase::create("clock_seeded") else {
+        return;
+    };
+    let on_postgres = session("7", Some(&db.url)).await;
+    let on_sqlite = session("7", None).await;
+    assert!(
+        on_postgres == on_sqlite,
+        "the stores differ:\n{on_postgres}\n---\n{on_sqlite}"
+    );
 }
