@@ -148,7 +148,8 @@ impl AdminApp {
             .collect();
         items.sort_by_key(Item::at);
         let me = self.engine.account_address(account).await?;
-        let typing = self.typing.seen_by(&me, &chat.guid);
+        let now = self.engine.store().now().await?;
+        let typing = self.typing.seen_by(&me, &chat.guid, now);
         Ok(Conversation {
             chat,
             items,

@@ -111,7 +111,8 @@ impl Rpc for SetTyping {
     async fn call(app: &App, caller: &Caller, req: Self::Req) -> Result<Self::Resp> {
         let chat = app.engine.get_chat(caller.account, req.chat_guid).await?;
         let me = app.engine.account_address(caller.account).await?;
-        app.typing.set(&me, &chat.guid, req.is_typing);
+        let now = app.engine.store().now().await?;
+        app.typing.set(&me, &chat.guid, req.is_typing, now);
         Ok(Empty {})
     }
 }

@@ -459,3 +459,35 @@ async fn a_seeded_run_on_postgresql_gives_the_log_it_gives_on_sqlite() {
         "the stores differ:\n{on_postgres}\n---\n{on_sqlite}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_typing_indicator_runs_out_after_a_minute_of_the_clock() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &["--seed", "2"]);
+    let me = server.token.clone().expect("token");
+    let bob = server.add_account("bob@example.com");
+    let admin = cli(&["admin", "token", "--data", data(&server)]);
+    let chat = create_chat(&server, &me, &["bob@example.com", "carol@example.com"]).await;
+    ok(
+        &server,
+        "/v1/chats:setTyping",
+        &bob,
+        json!({ "chatGuid": chat, "isTyping": true }),
+    )
+    .await;
+    let typing = async || {
+        let url = format!(
+            "http://{}/console/api/conversation?account=me@imgroups.local&chat={}",
+            server.http,
+            chat.replace(';', "%3B").replace('+', "%2B")
+        );
+        let (status, answer) = call(reqwest::Method::GET, &url, &admin, None).await;
+        assert_eq!(status, 200, "{answer}");
+        answer["typing"].clone()
+    };
+    assert_eq!(typing().await, json!(["bob@example.com"]));
+    cli(&["sim", "clock", "advance", "59s", "--data", data(&server)]);
+    assert_eq!(typing().await, json!(["bob@example.com"]));
+    cli(&["sim", "clock", "advance", "1s", "--data", data(&server)]);
+    assert_eq!(typing().await, json!([]));
+}
