@@ -88,6 +88,7 @@ mod config;
 mod listen;
 mod output;
 mod remote;
+mod scenario;
 mod store;
 
 /// jemalloc instead of glibc's allocator: the transport allocates and frees per message, and
@@ -107,7 +108,7 @@ use std::process::ExitCode;
 
 use imgroups_core::Error;
 
-use crate::cli::{Cmd, Parsed};
+use crate::cli::{Cmd, Parsed, SimCmd};
 
 fn main() -> ExitCode {
     let Parsed { cli, file, entries } = match cli::parse() {
@@ -121,6 +122,9 @@ fn main() -> ExitCode {
         Cmd::Account(cmd) => cmd::account::run(cmd),
         Cmd::Token(cmd) => cmd::token::run(cmd),
         Cmd::Admin(cmd) => cmd::admin::run(cmd),
+        // Assertions and scenarios have exit codes of their own.
+        Cmd::Sim(SimCmd::Expect(args)) => return cmd::expect::run(args),
+        Cmd::Sim(SimCmd::Play(args)) => return cmd::play::run(args),
         Cmd::Sim(cmd) => cmd::sim::run(cmd),
         Cmd::Webhook(cmd) => cmd::webhook::run(cmd),
         Cmd::Config(cmd) => cmd::config::run(cmd, file.as_deref(), entries),
