@@ -108,6 +108,19 @@ impl Kind {
             .map_or("any", |(_, name)| name)
     }
 
+    /// The kind in a sentence: `anything`, `a group change`, `a message`, `an edit`.
+    pub fn phrase(self) -> String {
+        match self {
+            Kind::Any => "anything".to_owned(),
+            Kind::Group => "a group change".to_owned(),
+            kind => {
+                let name = kind.name();
+                let article = if name.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
+                format!("{article} {name}")
+            }
+        }
+    }
+
     /// Whether an action of kind `did` is one this filter asks for.
     pub fn covers(self, did: Kind) -> bool {
         match self {
@@ -263,11 +276,7 @@ impl Expectation {
 
     /// The expectation in a few words: `a message in any;+;c matching /welcome/`.
     pub fn describe(&self) -> String {
-        let mut line = match self.kind {
-            Kind::Any => "anything".to_owned(),
-            Kind::Group => "a group change".to_owned(),
-            kind => format!("a {kind}"),
-        };
+        let mut line = self.kind.phrase();
         if let Some(chat) = &self.chat {
             line.push_str(&format!(" in {chat}"));
         }

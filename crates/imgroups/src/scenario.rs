@@ -620,11 +620,7 @@ impl Step {
                 let mut line = format!(
                     "wait up to {} for {from} to do {}",
                     humantime::format_duration(*timeout),
-                    match kind {
-                        Kind::Any => "anything".to_owned(),
-                        Kind::Group => "a group change".to_owned(),
-                        kind => format!("a {kind}"),
-                    }
+                    kind.phrase()
                 );
                 if let Some(chat) = chat {
                     line.push_str(&format!(" in {chat}"));

@@ -63,9 +63,12 @@ pub(super) async fn expect(
     };
     let expectation = Expectation::new(kind, req.chat.as_deref(), req.matching.as_deref())?;
     let after = match req.since {
-        None => Some(0),
-        Some(Since::Sequence(n)) => Some(n),
-        Some(Since::Word(word)) if word == "now" => None,
+        None => 0,
+        Some(Since::Sequence(n)) => n,
+        // The head now; the subscription continues from it.
+        Some(Since::Word(word)) if word == "now" => {
+            h.admin.events(account, None, 1).await?.bounds.head
+        }
         Some(Since::Word(word)) => {
             return Err(Error::invalid(format!(
                 "since is a sequence number or \"now\", not {word:?}"
@@ -90,11 +93,11 @@ pub(super) async fn expect(
     let deadline = tokio::time::Instant::now() + timeout;
     let queue = h
         .streams
-        .subscribe_after(&admin.0, account, Filter::default(), after, weigh)
+        .subscribe_after(&admin.0, account, Filter::default(), Some(after), weigh)
         .await?;
     let mut frames = std::pin::pin!(crate::events::frames(queue));
     let mut seen: std::collections::VecDeque<Event> = std::collections::VecDeque::new();
-    let mut cursor = after.unwrap_or(0);
+    let mut cursor = after;
     loop {
         let frame = match tokio::time::timeout_at(deadline, futures::StreamExt::next(&mut frames))
             .await
