@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-pub use imgroups_core::expect::{Expectation, Kind};
 use imgroups_core::expect::Observed;
+pub use imgroups_core::expect::{Expectation, Kind};
 
 use crate::error::Result;
 use crate::events::Events;

@@ -115,7 +115,11 @@ impl Kind {
             Kind::Group => "a group change".to_owned(),
             kind => {
                 let name = kind.name();
-                let article = if name.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
+                let article = if name.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                    "an"
+                } else {
+                    "a"
+                };
                 format!("{article} {name}")
             }
         }
@@ -170,7 +174,9 @@ impl<'a> Observed<'a> {
             Change::MessageReceived { message } => (Kind::Message, Some(message.text.as_str())),
             Change::MessageEdited { text, .. } => (Kind::Edit, Some(text.as_str())),
             Change::MessageUnsent { .. } => (Kind::Unsend, None),
-            Change::ReactionAdded { reaction, .. } => (Kind::Reaction, Some(reaction_text(reaction))),
+            Change::ReactionAdded { reaction, .. } => {
+                (Kind::Reaction, Some(reaction_text(reaction)))
+            }
             Change::ReactionRemoved { reaction, .. } => {
                 (Kind::Unreaction, Some(reaction_text(reaction)))
             }
@@ -261,7 +267,10 @@ impl Expectation {
     pub fn matches(&self, seen: &Observed<'_>) -> bool {
         seen.is_from_me
             && self.kind.covers(seen.kind)
-            && self.chat.as_ref().is_none_or(|c| c.to_string() == seen.chat)
+            && self
+                .chat
+                .as_ref()
+                .is_none_or(|c| c.to_string() == seen.chat)
             && self
                 .matching
                 .as_ref()
@@ -338,7 +347,9 @@ pub async fn wait(
         bounds.check_cursor(cursor)?;
         cursor = bounds.start(cursor);
         while cursor < bounds.head {
-            let events = store.read_events(account, cursor, bounds.head, PAGE).await?;
+            let events = store
+                .read_events(account, cursor, bounds.head, PAGE)
+                .await?;
             let Some(last) = events.last() else { break };
             cursor = last.sequence;
             for event in events {
@@ -364,7 +375,10 @@ pub async fn wait(
         loop {
             match tokio::time::timeout_at(until, notices.recv()).await {
                 Ok(Ok(batch)) => {
-                    if batch.iter().any(|n| n.account == account && n.head > cursor) {
+                    if batch
+                        .iter()
+                        .any(|n| n.account == account && n.head > cursor)
+                    {
                         break;
                     }
                 }

@@ -171,8 +171,12 @@ pub(crate) fn parse(source: &str, dir: &Path) -> Result<Scenario, ScenarioError>
     let mut names = Names::default();
     let mut chats = BTreeMap::new();
     for (name, guid) in &file.chats {
-        ChatGuid::parse(guid.get_ref())
-            .map_err(|err| at(guid.span().start, format!("chat {}: {}", name.get_ref(), err.message)))?;
+        ChatGuid::parse(guid.get_ref()).map_err(|err| {
+            at(
+                guid.span().start,
+                format!("chat {}: {}", name.get_ref(), err.message),
+            )
+        })?;
         names.define(name.get_ref(), Defined::Chat);
         chats.insert(name.get_ref().clone(), guid.get_ref().clone());
     }
@@ -263,7 +267,8 @@ fn duration(value: &Spanned<Value>, key: &str) -> Result<Duration, Mistake> {
 
 fn address(value: &Spanned<Value>, key: &str) -> Result<Address, Mistake> {
     let raw = text(value, key)?;
-    Address::parse(&raw).map_err(|err| (Some(value.span().start), format!("{key}: {}", err.message)))
+    Address::parse(&raw)
+        .map_err(|err| (Some(value.span().start), format!("{key}: {}", err.message)))
 }
 
 fn addresses(value: &Spanned<Value>, key: &str) -> Result<Vec<String>, Mistake> {
@@ -273,11 +278,19 @@ fn addresses(value: &Spanned<Value>, key: &str) -> Result<Vec<String>, Mistake> 
             .iter()
             .map(|v| v.as_str().map(str::to_owned))
             .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| (Some(value.span().start), format!("{key} is a list of strings")))?,
+            .ok_or_else(|| {
+                (
+                    Some(value.span().start),
+                    format!("{key} is a list of strings"),
+                )
+            })?,
         other => {
             return Err((
                 Some(value.span().start),
-                format!("{key} is an address or a list of them, not {}", other.type_str()),
+                format!(
+                    "{key} is an address or a list of them, not {}",
+                    other.type_str()
+                ),
             ))
         }
     };
@@ -332,11 +345,7 @@ fn looks_like_guid(raw: &str) -> bool {
     uuid.len() == 36 && uuid.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
 }
 
-fn step(
-    table: &Table,
-    dir: &Path,
-    names: &mut Names,
-) -> Result<Step, Mistake> {
+fn step(table: &Table, dir: &Path, names: &mut Names) -> Result<Step, Mistake> {
     let timing = match (get(table, "at"), get(table, "after")) {
         (Some(a), Some(_)) => {
             return Err((
@@ -349,10 +358,15 @@ fn step(
         (None, Some(a)) => Timing::After(duration(a, "after")?),
         (None, None) => Timing::After(Duration::ZERO),
     };
-    let id = get(table, "id").map(|v| text(v, "id").map(|t| (v, t))).transpose()?;
+    let id = get(table, "id")
+        .map(|v| text(v, "id").map(|t| (v, t)))
+        .transpose()?;
     if let Some((v, id)) = &id {
         if names.0.contains_key(id) {
-            return Err((Some(v.span().start), format!("id {id:?} is already defined")));
+            return Err((
+                Some(v.span().start),
+                format!("id {id:?} is already defined"),
+            ));
         }
         if id.is_empty() || id.contains(';') || looks_like_guid(id) {
             return Err((
@@ -381,7 +395,10 @@ fn step(
             {
                 return Err((
                     Some(key.span().start),
-                    format!("a wait step takes at, after, id and wait, not {}", key.get_ref()),
+                    format!(
+                        "a wait step takes at, after, id and wait, not {}",
+                        key.get_ref()
+                    ),
                 ));
             }
             wait_step(wait, names)?
@@ -445,10 +462,19 @@ fn wait_step(wait: &Spanned<Value>, names: &Names) -> Result<What, Mistake> {
     };
     let from = match field("from") {
         Some(v) => address(&v, "from")?,
-        None => return Err((here, "wait needs from = \"ACCOUNT\": whose actions count".to_owned())),
+        None => {
+            return Err((
+                here,
+                "wait needs from = \"ACCOUNT\": whose actions count".to_owned(),
+            ))
+        }
     };
-    let chat = field("chat").map(|v| chat_ref(&v, "chat", names)).transpose()?;
-    let matching = field("matching").map(|v| text(&v, "matching")).transpose()?;
+    let chat = field("chat")
+        .map(|v| chat_ref(&v, "chat", names))
+        .transpose()?;
+    let matching = field("matching")
+        .map(|v| text(&v, "matching"))
+        .transpose()?;
     // Checked now, so a bad pattern is a mistake in the file.
     Expectation::new(kind, None, matching.as_deref()).map_err(|err| (here, err.message))?;
     let timeout = match field("timeout") {
@@ -464,12 +490,7 @@ fn wait_step(wait: &Spanned<Value>, names: &Names) -> Result<What, Mistake> {
     })
 }
 
-fn act_step(
-    table: &Table,
-    d: &Spanned<Value>,
-    dir: &Path,
-    names: &Names,
-) -> Result<What, Mistake> {
+fn act_step(table: &Table, d: &Spanned<Value>, dir: &Path, names: &Names) -> Result<What, Mistake> {
     let name = text(d, "do")?;
     let who = match get(table, "as") {
         Some(v) => address(v, "as")?,
@@ -482,7 +503,10 @@ fn act_step(
     };
     if name == "create" {
         let allowed = ["at", "after", "as", "do", "id", "addresses", "name"];
-        if let Some((key, _)) = table.iter().find(|(k, _)| !allowed.contains(&k.get_ref().as_str())) {
+        if let Some((key, _)) = table
+            .iter()
+            .find(|(k, _)| !allowed.contains(&k.get_ref().as_str()))
+        {
             return Err((
                 Some(key.span().start),
                 format!("create takes {}, not {}", allowed.join(", "), key.get_ref()),
@@ -508,7 +532,10 @@ fn act_step(
         let known: Vec<&str> = action::ACTIONS.iter().map(|a| a.name).collect();
         (
             Some(d.span().start),
-            format!("unknown action {name:?}: one of create, {}", known.join(", ")),
+            format!(
+                "unknown action {name:?}: one of create, {}",
+                known.join(", ")
+            ),
         )
     })?;
     if let Some((key, _)) = table.iter().find(|(k, _)| {
@@ -521,7 +548,11 @@ fn act_step(
             format!(
                 "{} takes {}, not {}",
                 action.name,
-                if params.is_empty() { "no values".to_owned() } else { params.join(", ") },
+                if params.is_empty() {
+                    "no values".to_owned()
+                } else {
+                    params.join(", ")
+                },
                 key.get_ref()
             ),
         ));
@@ -646,7 +677,12 @@ pub(crate) fn timeline(scenario: &Scenario) -> Vec<String> {
                 Timing::At(at) => at.max(now),
                 Timing::After(after) => now + after,
             };
-            format!("line {:<4} {:>9}  {}", step.line, seconds(now), step.describe())
+            format!(
+                "line {:<4} {:>9}  {}",
+                step.line,
+                seconds(now),
+                step.describe()
+            )
         })
         .collect()
 }
@@ -706,22 +742,42 @@ name = "Lobby"
         let scenario = parse(GOOD, Path::new(".")).expect("good");
         assert_eq!(scenario.steps.len(), 5);
         assert_eq!(scenario.steps[0].line, 5);
-        assert_eq!(scenario.steps[1].timing, Timing::After(Duration::from_millis(500)));
+        assert_eq!(
+            scenario.steps[1].timing,
+            Timing::After(Duration::from_millis(500))
+        );
         let lines = timeline(&scenario);
-        assert!(lines[1].contains("0.500s") && lines[1].contains("say \"hi bot\" in party"), "{lines:?}");
+        assert!(
+            lines[1].contains("0.500s") && lines[1].contains("say \"hi bot\" in party"),
+            "{lines:?}"
+        );
         assert!(lines[2].contains("wait up to 5s for me@imgroups.local to do a message in party matching /(?i)welcome/ (id welcome)"), "{lines:?}");
-        assert!(lines[3].contains("2.000s") && lines[3].contains("message welcome"), "{lines:?}");
+        assert!(
+            lines[3].contains("2.000s") && lines[3].contains("message welcome"),
+            "{lines:?}"
+        );
     }
 
     #[test]
     fn mistakes_say_where() {
         let e = err("[[step]]\nas = \"zoe@example.net\"\ndo = \"dance\"\n");
         assert_eq!((e.line, e.column), (3, 6));
-        assert!(e.message.starts_with("unknown action \"dance\": one of create, rename"), "{}", e.message);
+        assert!(
+            e.message
+                .starts_with("unknown action \"dance\": one of create, rename"),
+            "{}",
+            e.message
+        );
 
-        let e = err("[[step]]\nas = \"zoe@example.net\"\ndo = \"say\"\nchat = \"party\"\ntext = \"hi\"\n");
+        let e = err(
+            "[[step]]\nas = \"zoe@example.net\"\ndo = \"say\"\nchat = \"party\"\ntext = \"hi\"\n",
+        );
         assert_eq!(e.line, 4);
-        assert!(e.message.contains("no chat is named \"party\""), "{}", e.message);
+        assert!(
+            e.message.contains("no chat is named \"party\""),
+            "{}",
+            e.message
+        );
 
         let e = err("[[step]]\nas = \"zoe@example.net\"\ndo = \"say\"\nchat = \"any;+;c\"\ntext = \"hi\"\nsubject = \"x\"\n");
         assert_eq!(e.line, 6);

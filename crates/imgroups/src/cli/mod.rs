@@ -11,8 +11,8 @@
 //!   and `groups`.
 
 pub(crate) mod action;
-pub(crate) mod expect;
 pub(crate) mod backend;
+pub(crate) mod expect;
 pub(crate) mod limits;
 pub(crate) mod ops;
 pub(crate) mod remote;

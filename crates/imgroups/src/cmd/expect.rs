@@ -44,7 +44,11 @@ pub(crate) fn run(args: ExpectArgs) -> ExitCode {
     });
     match result {
         Ok((Verdict::Matched(event), ..)) => {
-            print_lines([if json { event_json(&event) } else { line(&event) }]);
+            print_lines([if json {
+                event_json(&event)
+            } else {
+                line(&event)
+            }]);
             ExitCode::SUCCESS
         }
         Ok((Verdict::TimedOut { seen, .. }, expectation, address, after)) => {
@@ -77,7 +81,11 @@ pub(crate) fn not_met(headline: &str, seen: &[Event], json: bool) -> String {
         format!("{headline}; its log showed:\n")
     };
     for event in seen {
-        let text = if json { event_json(event) } else { format!("  {}", line(event)) };
+        let text = if json {
+            event_json(event)
+        } else {
+            format!("  {}", line(event))
+        };
         out.push_str(&text);
         out.push('\n');
     }

@@ -53,7 +53,11 @@ pub(crate) fn run(args: PlayArgs) -> ExitCode {
     let played = crate::runtime(tokio::runtime::Builder::new_current_thread()).and_then(|rt| {
         rt.block_on(async {
             let store = open(&args.data, StoreOptions::tool())?;
-            closing(store, |store| async move { Ok(play(store, &scenario).await) }).await
+            closing(
+                store,
+                |store| async move { Ok(play(store, &scenario).await) },
+            )
+            .await
         })
     });
     match played {
@@ -208,9 +212,11 @@ async fn perform(
                         Arg::Text(text) => Value::Text(text.clone()),
                         Arg::Message(message) => Value::Text(known.message(message)?),
                         Arg::Addresses(list) => Value::Addresses(list.clone()),
-                        Arg::File(path) => std::fs::read(path).map(Value::Image).map_err(|err| {
-                            Error::invalid(format!("cannot read {}: {err}", path.display()))
-                        })?,
+                        Arg::File(path) => {
+                            std::fs::read(path).map(Value::Image).map_err(|err| {
+                                Error::invalid(format!("cannot read {}: {err}", path.display()))
+                            })?
+                        }
                     })
                 })
                 .collect::<Result<Vec<_>, Error>>()
@@ -241,7 +247,11 @@ async fn perform(
             matching,
             timeout,
         } => {
-            let chat = chat.as_ref().map(|c| known.chat(c)).transpose().map_err(fail)?;
+            let chat = chat
+                .as_ref()
+                .map(|c| known.chat(c))
+                .transpose()
+                .map_err(fail)?;
             let expectation =
                 Expectation::new(*kind, chat.as_deref(), matching.as_deref()).map_err(fail)?;
             let Some((account, after)) = cursors.get(from).copied() else {

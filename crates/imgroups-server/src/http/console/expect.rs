@@ -79,13 +79,12 @@ pub(super) async fn expect(
     };
     let timeout = match req.timeout_ms {
         Some(ms) if Duration::from_millis(ms) > MAX_TIMEOUT => {
-            return Err(Error::invalid(format!(
-                "timeoutMs is at most {}",
-                MAX_TIMEOUT.as_millis()
-            ))
-            .with("field", "timeoutMs")
-            .with("limit", MAX_TIMEOUT.as_millis())
-            .into())
+            return Err(
+                Error::invalid(format!("timeoutMs is at most {}", MAX_TIMEOUT.as_millis()))
+                    .with("field", "timeoutMs")
+                    .with("limit", MAX_TIMEOUT.as_millis())
+                    .into(),
+            )
         }
         Some(ms) => Duration::from_millis(ms),
         None => DEFAULT_TIMEOUT,
@@ -99,13 +98,12 @@ pub(super) async fn expect(
     let mut seen: std::collections::VecDeque<Event> = std::collections::VecDeque::new();
     let mut cursor = after;
     loop {
-        let frame = match tokio::time::timeout_at(deadline, futures::StreamExt::next(&mut frames))
-            .await
-        {
-            Err(_elapsed) => break,
-            Ok(Some(weighed)) => weighed.frame,
-            Ok(None) => return Err(Error::unavailable("the server is shutting down").into()),
-        };
+        let frame =
+            match tokio::time::timeout_at(deadline, futures::StreamExt::next(&mut frames)).await {
+                Err(_elapsed) => break,
+                Ok(Some(weighed)) => weighed.frame,
+                Ok(None) => return Err(Error::unavailable("the server is shutting down").into()),
+            };
         match frame {
             Frame::Event(delivery) => {
                 cursor = delivery.sequence;
