@@ -23,6 +23,7 @@ pub(crate) const USAGE: u8 = 2;
 pub(crate) fn run(args: ExpectArgs) -> ExitCode {
     let json = args.json;
     let timeout = args.timeout;
+    let data = args.data.clone();
     let result = crate::runtime(tokio::runtime::Builder::new_current_thread()).and_then(|rt| {
         rt.block_on(async {
             let store = open(&args.data, StoreOptions::tool())?;
@@ -61,7 +62,7 @@ pub(crate) fn run(args: ExpectArgs) -> ExitCode {
             ExitCode::from(NOT_MET)
         }
         Err(err) => {
-            let _ = crate::output::exit(Err(err), json);
+            let _ = crate::output::exit(Err(crate::store::in_store(err, &data)), json);
             ExitCode::from(USAGE)
         }
     }

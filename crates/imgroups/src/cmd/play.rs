@@ -50,6 +50,7 @@ pub(crate) fn run(args: PlayArgs) -> ExitCode {
         print_lines(scenario::timeline(&scenario));
         return ExitCode::SUCCESS;
     }
+    let data = args.data.clone();
     let played = crate::runtime(tokio::runtime::Builder::new_current_thread()).and_then(|rt| {
         rt.block_on(async {
             let store = open(&args.data, StoreOptions::tool())?;
@@ -63,6 +64,7 @@ pub(crate) fn run(args: PlayArgs) -> ExitCode {
     match played {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(Failed::Step { line, err })) => {
+            let err = crate::store::in_store(err, &data);
             eprintln!(
                 "error: {file}:{line}: {} ({})",
                 err.message,
@@ -75,7 +77,7 @@ pub(crate) fn run(args: PlayArgs) -> ExitCode {
             ExitCode::from(NOT_MET)
         }
         Err(err) => {
-            let _ = crate::output::exit(Err(err), false);
+            let _ = crate::output::exit(Err(crate::store::in_store(err, &data)), false);
             ExitCode::from(USAGE)
         }
     }
