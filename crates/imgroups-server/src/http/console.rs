@@ -27,12 +27,17 @@
 //! - `POST sim:reset {all?}` — clears the simulated world (accounts and tokens stay unless
 //!   `all`); open streams end with `preconditionFailed`, `reason=reset`. Answers `{resets}`,
 //!   how many resets the store has had.
+//! - `POST sim:expect {account, kind?, chat?, matching?, since?, timeoutMs?}` — waits (a long
+//!   poll, at most 60 s) until the account did something expected; answers `{matched, event |
+//!   seen, cursor}` (see `expect`).
 //! - `GET sim`, `POST sim/unreachable {address, unreachable}`, `POST faults {…}`,
 //!   `POST faults:clear {id? | account?}` — the simulator's directory and injected faults.
 //! - `GET webhooks` — every endpoint's delivery status.
 //! - `GET actions` — what a person can do to a group (`imgroups_core::action`), for the
 //!   page's forms: `{actions: [{name, summary, label, destructive, params: [{name, kind,
 //!   label, help}]}]}`.
+
+mod expect;
 
 use std::convert::Infallible;
 
@@ -81,6 +86,7 @@ pub(crate) fn router(icon_limit: usize) -> Router<Http> {
         .route("/sim", get(sim))
         .route("/sim/unreachable", post(unreachable))
         .route("/sim:reset", post(reset))
+        .route("/sim:expect", post(expect::expect))
         .route("/faults", post(add_fault))
         .route("/faults:clear", post(clear_faults))
         .route("/webhooks", get(webhooks))
@@ -482,7 +488,7 @@ struct EventsQuery {
 
 /// An event as the console shows it: the official SDK's shape ([`imgroups_proto::sdk`]), as
 /// the CLI's `events tail --json` prints it.
-fn event_json(event: &Event) -> Value {
+pub(crate) fn event_json(event: &Event) -> Value {
     if event.change.domain() != imgroups_core::Domain::Group {
         // Messages and chat events: the proto3 JSON that SSE and webhooks carry.
         return crate::wire::event_json(event).unwrap_or(Value::Null);
