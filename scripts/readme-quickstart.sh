@@ -156,7 +156,9 @@ for script in "$WORK"/doc-*.sh; do
   if [[ "$doc" == README.md ]]; then dir=$ROOT; else dir=$(mktemp -d "$WORK/cwd.XXXX"); fi
   echo "=== $doc"
   started=$(date +%s)
-  if ! QUICKSTART_DIR=$dir timeout 120 bash -c "trap 'echo \"quickstart: failed in \$QUICKSTART_AT\" >&2' ERR; source $script"; then
+  # Generous: on a first run the README's blocks install two npm examples and compile a Rust
+  # example (cargo run), which takes minutes on a busy 2-core machine.
+  if ! QUICKSTART_DIR=$dir timeout 360 bash -c "trap 'echo \"quickstart: failed in \$QUICKSTART_AT\" >&2' ERR; source $script"; then
     echo "quickstart: $doc failed as written (server log: below)" >&2
     tail -n 20 "$WORK/serve.err" >&2
     exit 1

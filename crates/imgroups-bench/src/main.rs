@@ -11,6 +11,7 @@ mod m1;
 mod m23;
 mod pg;
 mod proc;
+mod reset;
 mod seed;
 mod stats;
 mod w1;
@@ -43,7 +44,7 @@ struct Cli {
     /// Measured rounds per figure (each figure is the median; min–max shown). Default 3, 1 with --smoke.
     #[arg(long)]
     rounds: Option<usize>,
-    /// Comma-separated: w1,w2,w3,w4,w5, m1,m2,m3,m4 (messages; msg for the four), chatdb (the Mac backend on a fixture chat.db), the PostgreSQL ones w1pg,xnode,w4pg (or pg for the
+    /// Comma-separated: w1,w2,w3,w4,w5, m1,m2,m3,m4 (messages; msg for the four), reset (R1: a simulator reset of 10,000 groups and 100,000 messages), chatdb (the Mac backend on a fixture chat.db), the PostgreSQL ones w1pg,xnode,w4pg (or pg for the
     /// three), or all (the PostgreSQL ones only with --database-url).
     #[arg(long, default_value = "all")]
     workload: String,
@@ -188,6 +189,8 @@ pub(crate) struct Scale {
     pub(crate) m2_messages: u64,
     pub(crate) m3_events: u64,
     pub(crate) m4_sends: u64,
+    pub(crate) reset_groups: u64,
+    pub(crate) reset_messages: u64,
 }
 
 /// One target line of the summary.
@@ -480,6 +483,9 @@ async fn run_workloads(ctx: &mut Ctx, on: &impl Fn(&str) -> bool) -> Result<()> 
     if on("m4") {
         m1::run_m4(ctx).await?;
     }
+    if on("reset") {
+        reset::run(ctx).await?;
+    }
     if on("chatdb") {
         chatdb::run(ctx).await?;
     }
@@ -536,6 +542,8 @@ async fn run(cli: Cli, placement: Placement) -> Result<()> {
             m2_messages: cli.m2_messages.unwrap_or(200),
             m3_events: cli.m3_events.unwrap_or(1_000),
             m4_sends: cli.m4_sends.unwrap_or(50),
+            reset_groups: 100,
+            reset_messages: 1_000,
         }
     } else {
         Scale {
@@ -557,6 +565,8 @@ async fn run(cli: Cli, placement: Placement) -> Result<()> {
             m2_messages: cli.m2_messages.unwrap_or(1_000_000),
             m3_events: cli.m3_events.unwrap_or(1_000_000),
             m4_sends: cli.m4_sends.unwrap_or(20_000),
+            reset_groups: 10_000,
+            reset_messages: 100_000,
         }
     };
     let rounds = cli.rounds.unwrap_or(if smoke { 1 } else { 3 }).max(1);
@@ -580,12 +590,12 @@ async fn run(cli: Cli, placement: Placement) -> Result<()> {
     for w in &wanted {
         let known = matches!(
             w.as_str(),
-            "all" | "pg" | "msg" | "w1" | "w2" | "w3" | "w4" | "w5" | "chatdb"
+            "all" | "pg" | "msg" | "w1" | "w2" | "w3" | "w4" | "w5" | "chatdb" | "reset"
         ) || PG_WORKLOADS.contains(&w.as_str())
             || MSG_WORKLOADS.contains(&w.as_str());
         if !known {
             return Err(format!(
-                "unknown workload {w:?} (w1,w2,w3,w4,w5,m1,m2,m3,m4,msg,chatdb,w1pg,xnode,w4pg,pg,all)"
+                "unknown workload {w:?} (w1,w2,w3,w4,w5,m1,m2,m3,m4,msg,reset,chatdb,w1pg,xnode,w4pg,pg,all)"
             )
             .into());
         }

@@ -36,6 +36,8 @@ pub(crate) struct Proc {
     pub(crate) pid: u32,
     /// `http://127.0.0.1:PORT`
     pub(crate) url: String,
+    /// The HTTP/JSON listener, `127.0.0.1:PORT`, when the process printed one.
+    pub(crate) http: Option<String>,
     /// The account it created on first start and that account's token (first start only).
     pub(crate) account: Option<String>,
     pub(crate) token: Option<String>,
@@ -79,7 +81,7 @@ pub(crate) async fn spawn(
     let pid = child.id().ok_or("child exited at once")?;
     let stdout = child.stdout.take().ok_or("no stdout")?;
     let mut lines = BufReader::new(stdout).lines();
-    let (mut url, mut account, mut token) = (None, None, None);
+    let (mut url, mut http, mut account, mut token) = (None, None, None, None);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let line = tokio::time::timeout_at(deadline, lines.next_line())
@@ -95,6 +97,8 @@ pub(crate) async fn spawn(
         };
         if let Some(rest) = line.strip_prefix("grpc listening on ") {
             url = Some(format!("http://{}", rest.trim()));
+        } else if let Some(rest) = line.strip_prefix("http listening on ") {
+            http = Some(rest.trim().to_owned());
         } else if let Some(rest) = line.strip_prefix("token ") {
             token = Some(rest.trim().to_owned());
         } else if let Some(rest) = line.strip_prefix("account ") {
@@ -114,6 +118,7 @@ pub(crate) async fn spawn(
         child,
         pid,
         url,
+        http,
         account,
         token,
         ready_after,

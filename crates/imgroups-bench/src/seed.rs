@@ -82,6 +82,11 @@ impl Seeder {
         Ok((id, token))
     }
 
+    /// A new admin token (what `imgroups admin token` does).
+    pub(crate) async fn admin_token(&self) -> Result<String> {
+        Ok(admin::create_admin_token(&self.store).await?)
+    }
+
     /// Runs `work` in one write transaction and returns what it returned.
     pub(crate) async fn run<T: Send + 'static>(
         &self,
@@ -119,7 +124,7 @@ fn apply(tx: &mut dyn Tx, account: AccountId, command: &Command) -> imgroups_cor
 }
 
 /// `account` creates a group with `others`; its GUID.
-fn create_group(
+pub(crate) fn create_group(
     tx: &mut dyn Tx,
     account: AccountId,
     others: &[String],
@@ -131,7 +136,7 @@ fn create_group(
 }
 
 /// `account` says `text` in `chat`; the message's GUID.
-fn say(
+pub(crate) fn say(
     tx: &mut dyn Tx,
     account: AccountId,
     chat: &str,

@@ -15,6 +15,8 @@
 //!   `context` from the server's trailers.
 //! - [`Chat`], [`Message`], [`Reaction`], [`Event`] ([`GroupEvent`], [`MessageEvent`],
 //!   [`ChatEvent`]), …: public value types.
+//! - [`expect`]: waiting until the account did something expected ([`Events::expect`]), as
+//!   a bot's tests assert what it did.
 //! - [`resumable`]: a subscription that survives disconnects with exactly-once, in-order
 //!   delivery and a pluggable checkpoint.
 //!
@@ -214,6 +216,7 @@ mod chats;
 mod client;
 mod error;
 mod events;
+pub mod expect;
 mod groups;
 mod messages;
 pub mod resumable;

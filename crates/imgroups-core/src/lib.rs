@@ -13,6 +13,8 @@
 //! - [`command`]: validated writes ([`Command`], [`Mutation`]).
 //! - [`action`]: what a person can do to a group, described once as data for every surface
 //!   (CLI, console), with its mapping to a [`Command`].
+//! - [`expect`]: assertions on what an account did ([`expect::Expectation`]) and the wait for
+//!   one on its log.
 //! - [`port`]: the store port ([`port::Store`]: log, accounts, webhooks, commit notices; and
 //!   [`port::Tx`], the engine's view of one transaction) and the backend port
 //!   ([`port::Backend`]: the iMessage side).
@@ -28,6 +30,7 @@ pub mod clock;
 pub mod command;
 pub mod engine;
 pub mod error;
+pub mod expect;
 pub mod idempotency;
 pub mod ids;
 pub mod image;

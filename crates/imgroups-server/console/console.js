@@ -75,6 +75,14 @@ function showError(error) {
 /** Runs an action from a control, showing its error; refreshes what it may have changed. */
 async function run(action) {
   showError(null);
+  await refresh(action);
+}
+
+/**
+ * Runs a background refresh (a timer, a live event): it shows its own error but never clears
+ * one, so the error of what the person just did stays on screen when the page re-reads itself.
+ */
+async function refresh(action) {
   try {
     await action();
   } catch (error) {
@@ -648,11 +656,11 @@ function onLiveEvent(event) {
   updateEventControls();
   if (state.chat && event.chatGuid === state.chat.guid) {
     clearTimeout(state.conversationTimer);
-    state.conversationTimer = setTimeout(() => run(loadConversation), 100);
+    state.conversationTimer = setTimeout(() => refresh(loadConversation), 100);
   }
   // Group cards change with the log: re-read the page once a burst has passed.
   clearTimeout(state.refreshTimer);
-  state.refreshTimer = setTimeout(() => run(loadGroups), 100);
+  state.refreshTimer = setTimeout(() => refresh(loadGroups), 100);
 }
 
 // --------------------------------------------------------------------------- simulator

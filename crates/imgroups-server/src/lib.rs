@@ -82,6 +82,13 @@ pub fn fault_codes() -> impl Iterator<Item = &'static str> {
     wire::FAULT_CODES.iter().map(|(code, _)| *code)
 }
 
+/// An event of an account's log as one JSON object, as the console and `imgroups sim expect
+/// --json` show it: the official SDK's `GroupEvent` for group changes, the flat proto3 JSON of
+/// Server-Sent Events for messages and chat events.
+pub fn event_json(event: &imgroups_core::Event) -> serde_json::Value {
+    http::console::event_json(event)
+}
+
 /// The RPC names of the services this server serves (`SetDisplayName`, `CreateChat`, …),
 /// sorted: what a fault's method may name, besides `*` for every method.
 pub fn method_names() -> Vec<&'static str> {

@@ -249,8 +249,9 @@ pub(crate) fn revoke_admin_token(conn: &Connection, token: &TokenRef) -> Result<
 }
 
 /// Clears the simulated world (see [`imgroups_core::port::Store::reset`]). Whole-table
-/// `DELETE`s: SQLite empties a table without visiting its rows when it can, so the cost is
-/// that of freeing its pages, not of its row count.
+/// `DELETE`s: SQLite empties a table without visiting its rows when no trigger or enforced
+/// foreign key involves it, so the cost is that of freeing its pages, not of its row count
+/// (the writer runs this with foreign-key checks off: `pipeline.rs`, `Writer::apply_admin`).
 pub(crate) fn reset(conn: &Connection, accounts: bool) -> Result<()> {
     conn.execute_batch(
         "DELETE FROM icons;

@@ -750,6 +750,36 @@ const TOKEN_TTL: Duration = Duration::from_secs(10);
 mod tests {
     use super::*;
 
+    /// A reset runs with foreign-key checks off (so SQLite can drop whole tables); the
+    /// writer's next transaction has them on again, and the world is empty.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn foreign_keys_are_back_on_after_a_reset() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(Config::new(dir.path().join("imgroups.db"))).unwrap();
+        let pragma = |store: &SqliteStore| {
+            let store = store.clone();
+            async move {
+                store
+                    .write_clearing(Clears::Nothing, |conn| {
+                        conn.query_row("PRAGMA foreign_keys", [], |r| r.get::<_, i64>(0))
+                            .db()
+                    })
+                    .await
+            }
+        };
+        assert_eq!(pragma(&store).await.unwrap(), 1);
+        for accounts in [false, true] {
+            store.reset(ResetScope { accounts }).await.unwrap();
+            assert_eq!(
+                pragma(&store).await.unwrap(),
+                1,
+                "after reset(accounts={accounts})"
+            );
+        }
+        assert_eq!(store.resets().await.unwrap(), 2);
+        store.close().await;
+    }
+
     /// After a burst of concurrent reads, only a few read connections stay open.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_reader_pool_shrinks_after_a_burst() {

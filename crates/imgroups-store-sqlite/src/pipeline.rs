@@ -234,6 +234,9 @@ struct Writer {
     /// Whether a transaction is open, and its answers in the order applied.
     open: bool,
     replies: Vec<Reply>,
+    /// Set while SQLite's foreign-key checks are off (a reset, see [`Writer::apply_admin`]);
+    /// the next transaction turns them back on before it begins.
+    foreign_keys_off: bool,
 }
 
 impl Writer {
@@ -257,6 +260,7 @@ impl Writer {
             cache: WriterCache::default(),
             generation: 0,
             open: false,
+            foreign_keys_off: false,
         }
     }
 
@@ -346,6 +350,10 @@ impl Writer {
         if self.open {
             return Ok(());
         }
+        if self.foreign_keys_off {
+            sql(&self.conn, "PRAGMA foreign_keys = ON")?;
+            self.foreign_keys_off = false;
+        }
         sql(&self.conn, "BEGIN IMMEDIATE")?;
         self.open = true;
         if let Err(err) = self
@@ -386,7 +394,33 @@ impl Writer {
 
     /// Runs an admin job in its own savepoint inside the open transaction. It sees the heads
     /// as of the requests before it (they are stored first).
+    ///
+    /// A job that clears the world (a reset) runs in a transaction of its own with SQLite's
+    /// foreign-key checks off: with them on, SQLite deletes every row of a table that is a
+    /// parent or a child in a foreign key one by one (10,000 groups and their 30,000 members:
+    /// ~100 ms), where without them it drops the table's pages at once. Safe because the job
+    /// deletes every child table together with its parents. The requests before it are
+    /// committed first; the pragma only changes outside a transaction, and is back on before
+    /// the next request.
     fn apply_admin(&mut self, job: AdminJob) {
+        if job.clears == Clears::Nothing {
+            return self.apply_admin_in_batch(job);
+        }
+        if self.open {
+            self.commit();
+        }
+        if let Err(err) = sql(&self.conn, "PRAGMA foreign_keys = OFF") {
+            let _ = job.reply.send(Answer::alone(Err(retryable(err))));
+            return;
+        }
+        self.apply_admin_in_batch(job);
+        self.foreign_keys_off = true;
+        if self.open {
+            self.commit();
+        }
+    }
+
+    fn apply_admin_in_batch(&mut self, job: AdminJob) {
         if let Err(err) = self.begin() {
             tracing::warn!(error = %err, "cannot begin a write transaction");
             let _ = job.reply.send(Answer::alone(Err(retryable(err))));

@@ -38,7 +38,7 @@ pub use messages::{
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use imgroups_core::port::Store;
+use imgroups_core::port::{Store, TokenRef};
 use imgroups_core::{
     AccountId, Address, Change, ChatGuid, Command, Engine, EngineConfig, ErrorKind, Event, Message,
     Mutation, NewMessage, Observed, Outcome, Rules, Timestamp,
@@ -946,6 +946,48 @@ pub fn admin_tokens<F: Fixture>(fixture: F) {
             .authenticate_admin(&admin)
             .await
             .expect("the admin token survives a restart");
+
+        // Listed by id, oldest first; never with its secret (the type has none).
+        let (second, second_hash) = imgroups_core::tokens::new_admin_token();
+        store
+            .add_admin_token(second_hash)
+            .await
+            .expect("second admin token");
+        let listed = store.list_admin_tokens().await.expect("list admin tokens");
+        assert_eq!(listed.len(), 2, "{listed:?}");
+        assert!(listed[0].id.0 < listed[1].id.0, "{listed:?}");
+        assert!(listed.iter().all(|t| t.created_at.0 > 0), "{listed:?}");
+        let ids: Vec<_> = listed.iter().map(|t| t.id).collect();
+
+        // Revoked by the secret: refused at once, gone from the listing.
+        let by_secret = store
+            .revoke_admin_token(&TokenRef::Secret(admin.clone()))
+            .await
+            .expect("revoke by secret");
+        assert_eq!(by_secret, ids[0]);
+        let err = store
+            .authenticate_admin(&admin)
+            .await
+            .expect_err("a revoked admin token");
+        assert_eq!(err.kind, ErrorKind::Unauthenticated);
+        // Revoked by id.
+        let by_id = store
+            .revoke_admin_token(&TokenRef::Id(ids[1]))
+            .await
+            .expect("revoke by id");
+        assert_eq!(by_id, ids[1]);
+        assert!(store.authenticate_admin(&second).await.is_err());
+        assert!(store.list_admin_tokens().await.expect("list").is_empty());
+        // Again, or an account's token: no such admin token, naming the field; nothing changes.
+        for token in [TokenRef::Id(ids[1]), TokenRef::Secret(token.clone())] {
+            let err = store
+                .revoke_admin_token(&token)
+                .await
+                .expect_err("no such admin token");
+            assert_eq!(err.kind, ErrorKind::InvalidArgument, "{err:?}");
+            assert_eq!(err.context_value("field"), Some("token"), "{err:?}");
+        }
+        assert_eq!(store.authenticate(&token).await.expect("account"), account);
         store.close().await;
     });
 }

@@ -48,6 +48,13 @@
 //! - `imgroups sim act ADDRESS rename|add|remove|leave|icon-set|icon-rm CHAT [ARGS]` makes a
 //!   person in the simulated network (a puppet, usually not an account) change a group; every
 //!   account in the group sees it, live, with that person as the actor.
+//! - `imgroups sim expect ACCOUNT [--kind K] [--in CHAT] [--matching RE] [--since N|now]
+//!   [--timeout D] [--json]` waits for the account's own action and prints it (`#SEQ TIME CHAT
+//!   KIND "TEXT" by me`, or one JSON object); exit 0 matched, 1 not within the timeout (stderr
+//!   lists what the log showed), 2 usage or an unusable store.
+//! - `imgroups sim play SCENARIO [--dry-run]` plays a TOML scenario, one line per step done
+//!   (`[  0.512s] line 12  WHAT -> RESULT`); exit 0 done, 1 a step refused or a wait not met
+//!   (`error: FILE:LINE: …`), 2 a bad file (`error: FILE:LINE:COLUMN: … (invalidArgument)`).
 //! - `imgroups webhook add URL --account ADDRESS` prints `id <ID>` then `secret <SECRET>`;
 //!   `webhook list` prints one tab-separated line per endpoint; `webhook rm ID` and
 //!   `webhook resume ID` report on stderr.
@@ -85,7 +92,8 @@
 //! `config`) and hands each command to its module in `cmd`. Commands on a store open it
 //! through `store`, the one place (with `cmd::serve`, which also picks the backend) where
 //! the binary chooses concrete implementations of the ports; client commands connect
-//! through `remote`; `output` owns stdout and stderr; `listen` binds `serve`'s listeners.
+//! through `remote`; `output` owns stdout and stderr; `listen` binds `serve`'s listeners;
+//! `scenario` reads the files `sim play` plays.
 
 mod cli;
 mod cmd;
@@ -93,6 +101,7 @@ mod config;
 mod listen;
 mod output;
 mod remote;
+mod scenario;
 mod store;
 
 /// jemalloc instead of glibc's allocator: the transport allocates and frees per message, and
@@ -112,7 +121,7 @@ use std::process::ExitCode;
 
 use imgroups_core::Error;
 
-use crate::cli::{Cmd, Parsed};
+use crate::cli::{Cmd, Parsed, SimCmd};
 
 fn main() -> ExitCode {
     let Parsed { cli, file, entries } = match cli::parse() {
@@ -126,6 +135,9 @@ fn main() -> ExitCode {
         Cmd::Account(cmd) => cmd::account::run(cmd),
         Cmd::Token(cmd) => cmd::token::run(cmd),
         Cmd::Admin(cmd) => cmd::admin::run(cmd),
+        // Assertions and scenarios have exit codes of their own.
+        Cmd::Sim(SimCmd::Expect(args)) => return cmd::expect::run(args),
+        Cmd::Sim(SimCmd::Play(args)) => return cmd::play::run(args),
         Cmd::Sim(cmd) => cmd::sim::run(cmd),
         Cmd::Webhook(cmd) => cmd::webhook::run(cmd),
         Cmd::Config(cmd) => cmd::config::run(cmd, file.as_deref(), entries),

@@ -89,7 +89,7 @@ where
 }
 
 /// `err`, its message naming the store if it says something was not found there.
-fn in_store(mut err: Error, data: &DataArg) -> Error {
+pub(crate) fn in_store(mut err: Error, data: &DataArg) -> Error {
     let missing = match err.kind {
         ErrorKind::ChatNotFound | ErrorKind::AddressNotFound | ErrorKind::GroupIconNotFound => true,
         // An unknown token (`token revoke`) or webhook id (`webhook rm`).

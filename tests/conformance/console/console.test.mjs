@@ -73,6 +73,9 @@ describe("web console", () => {
     await p.getByRole("button", { name: "Sign in" }).click();
     await p.getByLabel("Account", { exact: true }).waitFor();
     await p.getByRole("log").waitFor();
+    // Settled: the first account is chosen and its groups are shown (choosing it writes the
+    // session's account, which a test may set itself before a reload).
+    await p.waitForFunction(() => document.querySelector("#groups-page").textContent !== "");
     return p;
   }
 

@@ -32,12 +32,17 @@
 //!   controllable clock forward by `by` (`"10m"`, `"90s"`, `"1h30m"`) and answers the same
 //!   shape; `preconditionFailed` (`reason=clockNotControllable`) without one,
 //!   `invalidArgument` for a negative or malformed duration.
+//! - `POST sim:expect {account, kind?, chat?, matching?, since?, timeoutMs?}` — waits (a long
+//!   poll, at most 60 s) until the account did something expected; answers `{matched, event |
+//!   seen, cursor}` (see `expect`).
 //! - `GET sim`, `POST sim/unreachable {address, unreachable}`, `POST faults {…}`,
 //!   `POST faults:clear {id? | account?}` — the simulator's directory and injected faults.
 //! - `GET webhooks` — every endpoint's delivery status.
 //! - `GET actions` — what a person can do to a group (`imgroups_core::action`), for the
 //!   page's forms: `{actions: [{name, summary, label, destructive, params: [{name, kind,
 //!   label, help}]}]}`.
+
+mod expect;
 
 use std::convert::Infallible;
 
@@ -88,6 +93,7 @@ pub(crate) fn router(icon_limit: usize) -> Router<Http> {
         .route("/sim:reset", post(reset))
         .route("/sim/clock", get(clock))
         .route("/sim/clock:advance", post(advance_clock))
+        .route("/sim:expect", post(expect::expect))
         .route("/faults", post(add_fault))
         .route("/faults:clear", post(clear_faults))
         .route("/webhooks", get(webhooks))
@@ -489,7 +495,7 @@ struct EventsQuery {
 
 /// An event as the console shows it: the official SDK's shape ([`imgroups_proto::sdk`]), as
 /// the CLI's `events tail --json` prints it.
-fn event_json(event: &Event) -> Value {
+pub(crate) fn event_json(event: &Event) -> Value {
     if event.change.domain() != imgroups_core::Domain::Group {
         // Messages and chat events: the proto3 JSON that SSE and webhooks carry.
         return crate::wire::event_json(event).unwrap_or(Value::Null);

@@ -19,7 +19,7 @@
 //! it with the request id. Anything that still arrives as a 4xx or 5xx without a JSON body (an
 //! extractor's own rejection, say) is rendered there too, so no error is plain text or HTML.
 
-mod console;
+pub(crate) mod console;
 pub(crate) mod decode;
 mod health;
 mod hooks;

@@ -12,6 +12,7 @@
 
 pub(crate) mod action;
 pub(crate) mod backend;
+pub(crate) mod expect;
 pub(crate) mod limits;
 pub(crate) mod ops;
 pub(crate) mod remote;
@@ -372,6 +373,17 @@ pub(crate) enum SimCmd {
         #[command(flatten)]
         data: DataArg,
     },
+    /// Wait until an account does something — sends a message matching a pattern in a chat,
+    /// reacts, renames a group, … — and print it. Only the account's own actions count (its
+    /// log's events with isFromMe). Exit 0 when it did within the timeout; 1 when it did not
+    /// (what its log showed instead goes to stderr); 2 on bad usage or a store that cannot be
+    /// read. Works while the server runs.
+    Expect(expect::ExpectArgs),
+    /// Play a scenario file: people (puppets or accounts) act at given times, and waits check
+    /// what an account did in between (see docs/simulator.md#scenarios). Prints each step as
+    /// it happens. Exit 0 when every step was done, 1 when one was refused or a wait was not
+    /// met, 2 for a bad file (FILE:LINE:COLUMN and the reason). Works while the server runs.
+    Play(expect::PlayArgs),
 }
 
 #[derive(Subcommand)]

@@ -4,6 +4,7 @@
 
 #![allow(unreachable_pub)] // test helpers are shared between modules of one binary
 
+mod bot;
 mod bounded;
 mod chatdb;
 mod cli;

@@ -1,0 +1,803 @@
+//! Scenario files for `imgroups sim play`: who does what, when, and what to wait for. This
+//! module reads and checks a file into a [`Scenario`] (every mistake is reported with its
+//! line and column); `cmd::play` plays it. The actions are those of
+//! [`imgroups_core::action`], their parameters named as there, so a new action is playable
+//! without a line here; `create` (a group, made by an account) is the one step of a
+//! scenario's own.
+//!
+//! ```toml
+//! [chats]
+//! lobby = "any;+;chat123"                     # an existing chat, by name
+//!
+//! [[step]]                                    # at the start
+//! as = "me@imgroups.local"                    # an account
+//! do = "create"
+//! id = "party"                                # names the group for later steps
+//! addresses = ["zoe@example.net", "alice@example.com", "erin@example.com"]
+//! name = "Zoe's party"
+//!
+//! [[step]]
+//! after = "500ms"                             # after the previous step
+//! as = "zoe@example.net"                      # a puppet
+//! do = "say"
+//! chat = "party"
+//! text = "hi bot"
+//!
+//! [[step]]
+//! id = "welcome"                              # names the message matched
+//! wait = { for = "message", from = "me@imgroups.local", chat = "party", matching = "(?i)welcome", timeout = "5s" }
+//!
+//! [[step]]
+//! at = "2s"                                   # 2 s after the start
+//! as = "alice@example.com"
+//! do = "react"
+//! chat = "party"
+//! message = "welcome"
+//! reaction = "like"
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use imgroups_core::action::{self, Action, Family, Kind as ParamKind};
+use imgroups_core::expect::{Expectation, Kind};
+use imgroups_core::{Address, ChatGuid};
+use serde::Deserialize;
+use toml::{Spanned, Value};
+
+/// A checked scenario.
+#[derive(Debug)]
+pub(crate) struct Scenario {
+    pub(crate) steps: Vec<Step>,
+    /// The chats of `[chats]`: name → GUID.
+    pub(crate) chats: BTreeMap<String, String>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Step {
+    /// Where the step starts in the file (1-based).
+    pub(crate) line: usize,
+    pub(crate) timing: Timing,
+    /// What the step makes or matches is known by this name to later steps: the group a
+    /// `create` made, the message a message action sent or acted on, the message a wait
+    /// matched.
+    pub(crate) id: Option<String>,
+    pub(crate) what: What,
+}
+
+/// When a step starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Timing {
+    /// This long after the scenario started (or at once, if that time has passed).
+    At(Duration),
+    /// This long after the previous step ended.
+    After(Duration),
+}
+
+#[derive(Debug)]
+pub(crate) enum What {
+    /// A person does one of the actions of [`imgroups_core::action`].
+    Act {
+        who: Address,
+        action: &'static Action,
+        chat: Ref,
+        /// One per parameter of the action, in order.
+        args: Vec<Arg>,
+    },
+    /// An account creates a group with these people.
+    Create {
+        who: Address,
+        addresses: Vec<String>,
+        name: Option<String>,
+    },
+    /// Waits until the account `from` did something expected.
+    Wait {
+        from: Address,
+        kind: Kind,
+        chat: Option<Ref>,
+        matching: Option<String>,
+        timeout: Duration,
+    },
+}
+
+/// A chat or a message: by a name the file defines, or by its GUID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Ref {
+    Named(String),
+    Guid(String),
+}
+
+impl std::fmt::Display for Ref {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Ref::Named(name) | Ref::Guid(name) => f.write_str(name),
+        }
+    }
+}
+
+/// A value given for an action's parameter.
+#[derive(Debug, Clone)]
+pub(crate) enum Arg {
+    Text(String),
+    /// The `message` parameter: a message by name or GUID.
+    Message(Ref),
+    Addresses(Vec<String>),
+    /// An image file, relative to the scenario's directory.
+    File(PathBuf),
+}
+
+/// A mistake in a scenario file, where it is.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct ScenarioError {
+    pub(crate) line: usize,
+    pub(crate) column: usize,
+    pub(crate) message: String,
+}
+
+/// Without `timeout` in a wait.
+pub(crate) const DEFAULT_WAIT: Duration = Duration::from_secs(5);
+
+/// The keys every action step may have besides its action's parameters.
+const STEP_KEYS: [&str; 7] = ["at", "after", "as", "do", "chat", "id", "wait"];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    chats: BTreeMap<Spanned<String>, Spanned<String>>,
+    #[serde(default)]
+    step: Vec<Spanned<BTreeMap<Spanned<String>, Spanned<Value>>>>,
+}
+
+type Table = BTreeMap<Spanned<String>, Spanned<Value>>;
+
+/// Reads and checks the scenario in `source`; image files are named relative to `dir`.
+pub(crate) fn parse(source: &str, dir: &Path) -> Result<Scenario, ScenarioError> {
+    let at = |offset: usize, message: String| {
+        let before = &source[..offset.min(source.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+        ScenarioError {
+            line,
+            column,
+            message,
+        }
+    };
+    let file: File = toml::from_str(source).map_err(|err| {
+        let message = err.message().trim().to_owned();
+        at(err.span().map_or(0, |s| s.start), message)
+    })?;
+    let mut names = Names::default();
+    let mut chats = BTreeMap::new();
+    for (name, guid) in &file.chats {
+        ChatGuid::parse(guid.get_ref()).map_err(|err| {
+            at(
+                guid.span().start,
+                format!("chat {}: {}", name.get_ref(), err.message),
+            )
+        })?;
+        names.define(name.get_ref(), Defined::Chat);
+        chats.insert(name.get_ref().clone(), guid.get_ref().clone());
+    }
+    if file.step.is_empty() {
+        return Err(at(
+            source.len(),
+            "no steps: add at least one [[step]]".to_owned(),
+        ));
+    }
+    let mut steps = Vec::with_capacity(file.step.len());
+    let mut last_at = Duration::ZERO;
+    for table in &file.step {
+        let step = step(table.get_ref(), dir, &mut names)
+            .map_err(|(offset, message)| at(offset.unwrap_or(table.span().start), message))?;
+        if let Timing::At(time) = step.timing {
+            if time < last_at {
+                let offset = value_offset(table.get_ref(), "at");
+                return Err(at(
+                    offset.unwrap_or(table.span().start),
+                    format!(
+                        "at = {:?} comes before an earlier step's at = {:?}: steps run in the \
+                         order of the file",
+                        humantime::format_duration(time).to_string(),
+                        humantime::format_duration(last_at).to_string()
+                    ),
+                ));
+            }
+            last_at = time;
+        }
+        let line = at(table.span().start, String::new()).line;
+        steps.push(Step { line, ..step });
+    }
+    Ok(Scenario { steps, chats })
+}
+
+/// What a name of the file stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Defined {
+    Chat,
+    Message,
+}
+
+#[derive(Default)]
+struct Names(HashMap<String, Defined>);
+
+impl Names {
+    fn define(&mut self, name: &str, what: Defined) {
+        self.0.insert(name.to_owned(), what);
+    }
+}
+
+/// A mistake at an offset (`None`: the step's start).
+type Mistake = (Option<usize>, String);
+
+fn value_offset(table: &Table, key: &str) -> Option<usize> {
+    table
+        .iter()
+        .find(|(k, _)| k.get_ref() == key)
+        .map(|(_, v)| v.span().start)
+}
+
+fn get<'a>(table: &'a Table, key: &str) -> Option<&'a Spanned<Value>> {
+    table
+        .iter()
+        .find(|(k, _)| k.get_ref() == key)
+        .map(|(_, v)| v)
+}
+
+fn text(value: &Spanned<Value>, key: &str) -> Result<String, Mistake> {
+    match value.get_ref() {
+        Value::String(s) => Ok(s.clone()),
+        other => Err((
+            Some(value.span().start),
+            format!("{key} is a string, not {}", other.type_str()),
+        )),
+    }
+}
+
+fn duration(value: &Spanned<Value>, key: &str) -> Result<Duration, Mistake> {
+    let raw = text(value, key)?;
+    humantime::parse_duration(raw.trim()).map_err(|err| {
+        (
+            Some(value.span().start),
+            format!("{key} = {raw:?} is not a duration like \"2s\" or \"500ms\": {err}"),
+        )
+    })
+}
+
+fn address(value: &Spanned<Value>, key: &str) -> Result<Address, Mistake> {
+    let raw = text(value, key)?;
+    Address::parse(&raw)
+        .map_err(|err| (Some(value.span().start), format!("{key}: {}", err.message)))
+}
+
+fn addresses(value: &Spanned<Value>, key: &str) -> Result<Vec<String>, Mistake> {
+    let list = match value.get_ref() {
+        Value::String(one) => vec![one.clone()],
+        Value::Array(many) => many
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| {
+                (
+                    Some(value.span().start),
+                    format!("{key} is a list of strings"),
+                )
+            })?,
+        other => {
+            return Err((
+                Some(value.span().start),
+                format!(
+                    "{key} is an address or a list of them, not {}",
+                    other.type_str()
+                ),
+            ))
+        }
+    };
+    for one in &list {
+        Address::parse(one)
+            .map_err(|err| (Some(value.span().start), format!("{key}: {}", err.message)))?;
+    }
+    Ok(list)
+}
+
+/// A reference to a chat: a name defined before this step, or a GUID.
+fn chat_ref(value: &Spanned<Value>, key: &str, names: &Names) -> Result<Ref, Mistake> {
+    let raw = text(value, key)?;
+    let here = Some(value.span().start);
+    match names.0.get(&raw) {
+        Some(Defined::Chat) => Ok(Ref::Named(raw)),
+        Some(Defined::Message) => Err((here, format!("{raw:?} names a message, not a chat"))),
+        None if raw.contains(';') => ChatGuid::parse(&raw)
+            .map(|_| Ref::Guid(raw.clone()))
+            .map_err(|err| (here, format!("{key}: {}", err.message))),
+        None => Err((
+            here,
+            format!(
+                "no chat is named {raw:?} before this step: name it in [chats], create it in an \
+                 earlier step (do = \"create\", id = {raw:?}), or give its GUID"
+            ),
+        )),
+    }
+}
+
+/// A reference to a message: a name defined before this step, or a GUID.
+fn message_ref(value: &Spanned<Value>, key: &str, names: &Names) -> Result<Ref, Mistake> {
+    let raw = text(value, key)?;
+    let here = Some(value.span().start);
+    match names.0.get(&raw) {
+        Some(Defined::Message) => Ok(Ref::Named(raw)),
+        Some(Defined::Chat) => Err((here, format!("{raw:?} names a chat, not a message"))),
+        None if looks_like_guid(&raw) => Ok(Ref::Guid(raw)),
+        None => Err((
+            here,
+            format!(
+                "no message is named {raw:?} before this step: give a step that sends or waits \
+                 for it id = {raw:?}, or give its GUID"
+            ),
+        )),
+    }
+}
+
+/// A message GUID as the simulator makes them (a UUID), possibly with a part prefix.
+fn looks_like_guid(raw: &str) -> bool {
+    let uuid = raw.rsplit('/').next().unwrap_or(raw);
+    uuid.len() == 36 && uuid.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+}
+
+fn step(table: &Table, dir: &Path, names: &mut Names) -> Result<Step, Mistake> {
+    let timing = match (get(table, "at"), get(table, "after")) {
+        (Some(a), Some(_)) => {
+            return Err((
+                Some(a.span().start),
+                "a step has at (from the start) or after (from the previous step), not both"
+                    .to_owned(),
+            ))
+        }
+        (Some(a), None) => Timing::At(duration(a, "at")?),
+        (None, Some(a)) => Timing::After(duration(a, "after")?),
+        (None, None) => Timing::After(Duration::ZERO),
+    };
+    let id = get(table, "id")
+        .map(|v| text(v, "id").map(|t| (v, t)))
+        .transpose()?;
+    if let Some((v, id)) = &id {
+        if names.0.contains_key(id) {
+            return Err((
+                Some(v.span().start),
+                format!("id {id:?} is already defined"),
+            ));
+        }
+        if id.is_empty() || id.contains(';') || looks_like_guid(id) {
+            return Err((
+                Some(v.span().start),
+                format!("id {id:?} must be a plain name, not empty and not like a GUID"),
+            ));
+        }
+    }
+    let what = match (get(table, "do"), get(table, "wait")) {
+        (Some(d), Some(_)) => {
+            return Err((
+                Some(d.span().start),
+                "a step either acts (do = …) or waits (wait = { … }), not both".to_owned(),
+            ))
+        }
+        (None, None) => {
+            return Err((
+                None,
+                "a step needs do = \"ACTION\" (with as = \"WHO\") or wait = { … }".to_owned(),
+            ))
+        }
+        (None, Some(wait)) => {
+            if let Some((key, _)) = table
+                .iter()
+                .find(|(k, _)| !matches!(k.get_ref().as_str(), "at" | "after" | "id" | "wait"))
+            {
+                return Err((
+                    Some(key.span().start),
+                    format!(
+                        "a wait step takes at, after, id and wait, not {}",
+                        key.get_ref()
+                    ),
+                ));
+            }
+            wait_step(wait, names)?
+        }
+        (Some(d), None) => act_step(table, d, dir, names)?,
+    };
+    if let Some((v, id)) = &id {
+        let defined = match &what {
+            What::Create { .. } => Defined::Chat,
+            What::Act { action, .. } if action.family == Family::Message => Defined::Message,
+            What::Wait { kind, .. } if names_a_message(*kind) => Defined::Message,
+            What::Act { .. } | What::Wait { .. } => {
+                return Err((
+                    Some(v.span().start),
+                    "only a create, a message action (say, reply, react, …) or a wait for a \
+                     message, reaction, edit or unsend has an id"
+                        .to_owned(),
+                ))
+            }
+        };
+        names.define(id, defined);
+    }
+    Ok(Step {
+        line: 0,
+        timing,
+        id: id.map(|(_, id)| id),
+        what,
+    })
+}
+
+/// Whether an action of this kind is about one message, which an id may then name.
+pub(crate) fn names_a_message(kind: Kind) -> bool {
+    matches!(
+        kind,
+        Kind::Message | Kind::Reaction | Kind::Unreaction | Kind::Edit | Kind::Unsend
+    )
+}
+
+fn wait_step(wait: &Spanned<Value>, names: &Names) -> Result<What, Mistake> {
+    let Value::Table(table) = wait.get_ref() else {
+        return Err((
+            Some(wait.span().start),
+            "wait is a table: wait = { for = \"message\", from = \"ACCOUNT\", … }".to_owned(),
+        ));
+    };
+    let here = Some(wait.span().start);
+    if let Some(key) = table
+        .keys()
+        .find(|k| !matches!(k.as_str(), "for" | "from" | "chat" | "matching" | "timeout"))
+    {
+        return Err((
+            here,
+            format!("wait takes for, from, chat, matching and timeout, not {key}"),
+        ));
+    }
+    // The values of an inline table carry no spans of their own: mistakes point at it.
+    let field = |key: &str| table.get(key).map(|v| Spanned::new(wait.span(), v.clone()));
+    let kind = match field("for") {
+        Some(v) => Kind::parse(&text(&v, "for")?).map_err(|err| (here, err.message))?,
+        None => Kind::Any,
+    };
+    let from = match field("from") {
+        Some(v) => address(&v, "from")?,
+        None => {
+            return Err((
+                here,
+                "wait needs from = \"ACCOUNT\": whose actions count".to_owned(),
+            ))
+        }
+    };
+    let chat = field("chat")
+        .map(|v| chat_ref(&v, "chat", names))
+        .transpose()?;
+    let matching = field("matching")
+        .map(|v| text(&v, "matching"))
+        .transpose()?;
+    // Checked now, so a bad pattern is a mistake in the file.
+    Expectation::new(kind, None, matching.as_deref()).map_err(|err| (here, err.message))?;
+    let timeout = match field("timeout") {
+        Some(v) => duration(&v, "timeout")?,
+        None => DEFAULT_WAIT,
+    };
+    Ok(What::Wait {
+        from,
+        kind,
+        chat,
+        matching,
+        timeout,
+    })
+}
+
+fn act_step(table: &Table, d: &Spanned<Value>, dir: &Path, names: &Names) -> Result<What, Mistake> {
+    let name = text(d, "do")?;
+    let who = match get(table, "as") {
+        Some(v) => address(v, "as")?,
+        None => {
+            return Err((
+                Some(d.span().start),
+                format!("do = {name:?} needs as = \"WHO\": an account or a puppet's address"),
+            ))
+        }
+    };
+    if name == "create" {
+        let allowed = ["at", "after", "as", "do", "id", "addresses", "name"];
+        if let Some((key, _)) = table
+            .iter()
+            .find(|(k, _)| !allowed.contains(&k.get_ref().as_str()))
+        {
+            return Err((
+                Some(key.span().start),
+                format!("create takes {}, not {}", allowed.join(", "), key.get_ref()),
+            ));
+        }
+        let addresses = match get(table, "addresses") {
+            Some(v) => addresses(v, "addresses")?,
+            None => {
+                return Err((
+                    Some(d.span().start),
+                    "create needs addresses = [\"…\", …]: the people in the group".to_owned(),
+                ))
+            }
+        };
+        let name = get(table, "name").map(|v| text(v, "name")).transpose()?;
+        return Ok(What::Create {
+            who,
+            addresses,
+            name,
+        });
+    }
+    let action = action::find(&name).ok_or_else(|| {
+        let known: Vec<&str> = action::ACTIONS.iter().map(|a| a.name).collect();
+        (
+            Some(d.span().start),
+            format!(
+                "unknown action {name:?}: one of create, {}",
+                known.join(", ")
+            ),
+        )
+    })?;
+    if let Some((key, _)) = table.iter().find(|(k, _)| {
+        let key = k.get_ref().as_str();
+        !STEP_KEYS.contains(&key) && !action.params.iter().any(|p| p.name == key)
+    }) {
+        let params: Vec<&str> = action.params.iter().map(|p| p.name).collect();
+        return Err((
+            Some(key.span().start),
+            format!(
+                "{} takes {}, not {}",
+                action.name,
+                if params.is_empty() {
+                    "no values".to_owned()
+                } else {
+                    params.join(", ")
+                },
+                key.get_ref()
+            ),
+        ));
+    }
+    let chat = match get(table, "chat") {
+        Some(v) => chat_ref(v, "chat", names)?,
+        None => {
+            return Err((
+                Some(d.span().start),
+                format!("{} needs chat = \"NAME\" or a chat GUID", action.name),
+            ))
+        }
+    };
+    let args = action
+        .params
+        .iter()
+        .map(|param| {
+            let value = get(table, param.name).ok_or_else(|| {
+                (
+                    Some(d.span().start),
+                    format!("{} needs {} = …: {}", action.name, param.name, param.help),
+                )
+            })?;
+            Ok(match param.kind {
+                ParamKind::Text if param.name == "message" => {
+                    Arg::Message(message_ref(value, param.name, names)?)
+                }
+                ParamKind::Text => Arg::Text(text(value, param.name)?),
+                ParamKind::NewAddresses | ParamKind::Members => {
+                    Arg::Addresses(addresses(value, param.name)?)
+                }
+                ParamKind::ImageFile => {
+                    let path = dir.join(text(value, param.name)?);
+                    if !path.is_file() {
+                        return Err((
+                            Some(value.span().start),
+                            format!("{} is not a file", path.display()),
+                        ));
+                    }
+                    Arg::File(path)
+                }
+            })
+        })
+        .collect::<Result<Vec<_>, Mistake>>()?;
+    Ok(What::Act {
+        who,
+        action,
+        chat,
+        args,
+    })
+}
+
+impl Step {
+    /// The step in a few words, names as the file spells them.
+    pub(crate) fn describe(&self) -> String {
+        let named = |line: String| match &self.id {
+            Some(id) => format!("{line} (id {id})"),
+            None => line,
+        };
+        match &self.what {
+            What::Act {
+                who,
+                action,
+                chat,
+                args,
+            } => {
+                let mut line = format!("{who} {}", action.name);
+                for arg in args {
+                    match arg {
+                        Arg::Text(text) => line.push_str(&format!(" {text:?}")),
+                        Arg::Message(message) => line.push_str(&format!(" message {message}")),
+                        Arg::Addresses(list) => line.push_str(&format!(" {}", list.join(", "))),
+                        Arg::File(path) => line.push_str(&format!(" {}", path.display())),
+                    }
+                }
+                named(format!("{line} in {chat}"))
+            }
+            What::Create {
+                who,
+                addresses,
+                name,
+            } => {
+                let mut line = format!("{who} creates a group with {}", addresses.join(", "));
+                if let Some(name) = name {
+                    line.push_str(&format!(" named {name:?}"));
+                }
+                named(line)
+            }
+            What::Wait {
+                from,
+                kind,
+                chat,
+                matching,
+                timeout,
+            } => {
+                let mut line = format!(
+                    "wait up to {} for {from} to do {}",
+                    humantime::format_duration(*timeout),
+                    kind.phrase()
+                );
+                if let Some(chat) = chat {
+                    line.push_str(&format!(" in {chat}"));
+                }
+                if let Some(matching) = matching {
+                    line.push_str(&format!(" matching /{matching}/"));
+                }
+                named(line)
+            }
+        }
+    }
+}
+
+/// The timeline `--dry-run` prints: one line per step, `LINE  TIME  WHAT`, the times as
+/// planned if every wait is met at once.
+pub(crate) fn timeline(scenario: &Scenario) -> Vec<String> {
+    let mut now = Duration::ZERO;
+    scenario
+        .steps
+        .iter()
+        .map(|step| {
+            now = match step.timing {
+                Timing::At(at) => at.max(now),
+                Timing::After(after) => now + after,
+            };
+            format!(
+                "line {:<4} {:>9}  {}",
+                step.line,
+                seconds(now),
+                step.describe()
+            )
+        })
+        .collect()
+}
+
+/// `1.500s`.
+pub(crate) fn seconds(d: Duration) -> String {
+    format!("{}.{:03}s", d.as_secs(), d.subsec_millis())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(source: &str) -> ScenarioError {
+        parse(source, Path::new(".")).expect_err("a mistake")
+    }
+
+    const GOOD: &str = r#"
+[chats]
+lobby = "any;+;chat1"
+
+[[step]]
+as = "me@imgroups.local"
+do = "create"
+id = "party"
+addresses = ["zoe@example.net", "alice@example.com", "erin@example.com"]
+name = "Zoe's party"
+
+[[step]]
+after = "500ms"
+as = "zoe@example.net"
+do = "say"
+chat = "party"
+text = "hi bot"
+
+[[step]]
+id = "welcome"
+wait = { for = "message", from = "me@imgroups.local", chat = "party", matching = "(?i)welcome", timeout = "5s" }
+
+[[step]]
+at = "2s"
+as = "alice@example.com"
+do = "react"
+chat = "party"
+message = "welcome"
+reaction = "like"
+
+[[step]]
+as = "zoe@example.net"
+do = "rename"
+chat = "lobby"
+name = "Lobby"
+"#;
+
+    #[test]
+    fn a_good_file_reads_into_steps_and_a_timeline() {
+        let scenario = parse(GOOD, Path::new(".")).expect("good");
+        assert_eq!(scenario.steps.len(), 5);
+        assert_eq!(scenario.steps[0].line, 5);
+        assert_eq!(
+            scenario.steps[1].timing,
+            Timing::After(Duration::from_millis(500))
+        );
+        let lines = timeline(&scenario);
+        assert!(
+            lines[1].contains("0.500s") && lines[1].contains("say \"hi bot\" in party"),
+            "{lines:?}"
+        );
+        assert!(lines[2].contains("wait up to 5s for me@imgroups.local to do a message in party matching /(?i)welcome/ (id welcome)"), "{lines:?}");
+        assert!(
+            lines[3].contains("2.000s") && lines[3].contains("message welcome"),
+            "{lines:?}"
+        );
+    }
+
+    #[test]
+    fn mistakes_say_where() {
+        let e = err("[[step]]\nas = \"zoe@example.net\"\ndo = \"dance\"\n");
+        assert_eq!((e.line, e.column), (3, 6));
+        assert!(
+            e.message
+                .starts_with("unknown action \"dance\": one of create, rename"),
+            "{}",
+            e.message
+        );
+
+        let e = err(
+            "[[step]]\nas = \"zoe@example.net\"\ndo = \"say\"\nchat = \"party\"\ntext = \"hi\"\n",
+        );
+        assert_eq!(e.line, 4);
+        assert!(
+            e.message.contains("no chat is named \"party\""),
+            "{}",
+            e.message
+        );
+
+        let e = err("[[step]]\nas = \"zoe@example.net\"\ndo = \"say\"\nchat = \"any;+;c\"\ntext = \"hi\"\nsubject = \"x\"\n");
+        assert_eq!(e.line, 6);
+        assert_eq!(e.message, "say takes text, not subject");
+
+        let e = err("[[step]]\nwait = { from = \"bot@x.com\", matching = \"(\" }\n");
+        assert_eq!(e.line, 2);
+        assert!(e.message.contains("bad pattern"), "{}", e.message);
+
+        let e = err("[[step]]\nat = \"2s\"\nwait = { from = \"bot@x.com\" }\n[[step]]\nat = \"1s\"\nwait = { from = \"bot@x.com\" }\n");
+        assert_eq!(e.line, 5);
+
+        let e = err("[[step]]\nafter = \"soon\"\nwait = { from = \"bot@x.com\" }\n");
+        assert_eq!((e.line, e.column), (2, 9));
+
+        // The TOML parser's own errors keep their position.
+        let e = err("[[step]]\nas = \n");
+        assert_eq!(e.line, 2);
+
+        let e = err("[chats]\n");
+        assert!(e.message.starts_with("no steps"), "{}", e.message);
+    }
+}
