@@ -868,4 +868,42 @@ name = "Lobby"
         let e = err("[chats]\n");
         assert!(e.message.starts_with("no steps"), "{}", e.message);
     }
+
+    #[test]
+    fn a_seed_is_a_scenario_without_times_or_waits() {
+        let seed = |source: &str| parse_seed(source, Path::new("."));
+        let ok = seed("accounts = [\"bot@example.com\"]\n[[step]]\nas = \"bot@example.com\"\ndo = \"create\"\nid = \"g\"\naddresses = [\"zoe@example.net\"]\n")
+            .expect("a good seed");
+        assert_eq!(ok.accounts.len(), 1);
+        assert_eq!(ok.accounts[0].0, 1);
+        assert_eq!(ok.steps.len(), 1);
+        // Accounts alone are a seed.
+        assert!(seed("accounts = [\"bot@example.com\"]\n").is_ok());
+
+        let e = seed("[[step]]\nas = \"zoe@example.net\"\ndo = \"say\"\nchat = \"any;+;c\"\ntext = \"hi\"\n at = \"1s\"\n")
+            .expect_err("a timing");
+        assert_eq!((e.line, e.column), (6, 2));
+        assert!(
+            e.message.starts_with("at: a seed has no timings"),
+            "{}",
+            e.message
+        );
+        let e = seed("[[step]]\nwait = { from = \"bot@example.com\" }\n").expect_err("a wait");
+        assert_eq!((e.line, e.column), (2, 1));
+        assert!(
+            e.message.starts_with("wait: a seed has no waits"),
+            "{}",
+            e.message
+        );
+        let e = seed("accounts = [\"a@example.com\", \"a@example.com\"]\n").expect_err("twice");
+        assert_eq!((e.line, e.column), (1, 30));
+        assert_eq!(e.message, "accounts: a@example.com is listed twice");
+        let e = seed("").expect_err("empty");
+        assert!(e.message.starts_with("no steps"), "{}", e.message);
+
+        // And a scenario has no accounts list.
+        let e =
+            err("accounts = [\"a@example.com\"]\n[[step]]\nwait = { from = \"a@example.com\" }\n");
+        assert_eq!((e.line, e.column), (1, 12));
+    }
 }
