@@ -226,8 +226,8 @@ fn read(source: &str, dir: &Path, mode: Mode) -> Result<Scenario, ScenarioError>
         names.define(name.get_ref(), Defined::Chat);
         chats.insert(name.get_ref().clone(), guid.get_ref().clone());
     }
-    // A seed may only make accounts, or only name chats for a later scenario's sake.
-    if file.step.is_empty() && !(mode == Mode::Seed && !accounts.is_empty()) {
+    // A seed may do no more than make accounts; anything else without steps is a mistake.
+    if file.step.is_empty() && (mode == Mode::Scenario || accounts.is_empty()) {
         return Err(at(
             source.len(),
             "no steps: add at least one [[step]]".to_owned(),
