@@ -21,6 +21,7 @@ mod notices;
 mod ops;
 mod reset;
 mod revocation;
+mod seed;
 mod streams;
 mod subscribers;
 mod support;
