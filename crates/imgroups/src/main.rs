@@ -138,6 +138,7 @@ fn main() -> ExitCode {
         // Assertions and scenarios have exit codes of their own.
         Cmd::Sim(SimCmd::Expect(args)) => return cmd::expect::run(args),
         Cmd::Sim(SimCmd::Play(args)) => return cmd::play::run(args),
+        Cmd::Sim(SimCmd::Seed(args)) => return cmd::seed::run(args),
         Cmd::Sim(cmd) => cmd::sim::run(cmd),
         Cmd::Webhook(cmd) => cmd::webhook::run(cmd),
         Cmd::Config(cmd) => cmd::config::run(cmd, file.as_deref(), entries),

@@ -52,6 +52,18 @@ pub(crate) struct Scenario {
     pub(crate) steps: Vec<Step>,
     /// The chats of `[chats]`: name → GUID.
     pub(crate) chats: BTreeMap<String, String>,
+    /// The accounts of `accounts = [...]` (a seed's only), in file order, each with its line:
+    /// made if missing.
+    pub(crate) accounts: Vec<(usize, Address)>,
+}
+
+/// How a file is read: a scenario (`sim play`) has times and waits; a seed (`sim seed`) is
+/// applied at once, so it has neither, and may list accounts to make. One format, so a seed
+/// is a scenario with the clock taken out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    Scenario,
+    Seed,
 }
 
 #[derive(Debug)]
@@ -145,6 +157,8 @@ const STEP_KEYS: [&str; 7] = ["at", "after", "as", "do", "chat", "id", "wait"];
 #[serde(deny_unknown_fields)]
 struct File {
     #[serde(default)]
+    accounts: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
     chats: BTreeMap<Spanned<String>, Spanned<String>>,
     #[serde(default)]
     step: Vec<Spanned<BTreeMap<Spanned<String>, Spanned<Value>>>>,
@@ -154,6 +168,16 @@ type Table = BTreeMap<Spanned<String>, Spanned<Value>>;
 
 /// Reads and checks the scenario in `source`; image files are named relative to `dir`.
 pub(crate) fn parse(source: &str, dir: &Path) -> Result<Scenario, ScenarioError> {
+    read(source, dir, Mode::Scenario)
+}
+
+/// Reads and checks the seed in `source`: a scenario without `at`, `after` or `wait`, with
+/// an optional `accounts = [...]` list.
+pub(crate) fn parse_seed(source: &str, dir: &Path) -> Result<Scenario, ScenarioError> {
+    read(source, dir, Mode::Seed)
+}
+
+fn read(source: &str, dir: &Path, mode: Mode) -> Result<Scenario, ScenarioError> {
     let at = |offset: usize, message: String| {
         let before = &source[..offset.min(source.len())];
         let line = before.matches('\n').count() + 1;
@@ -168,6 +192,28 @@ pub(crate) fn parse(source: &str, dir: &Path) -> Result<Scenario, ScenarioError>
         let message = err.message().trim().to_owned();
         at(err.span().map_or(0, |s| s.start), message)
     })?;
+    let mut accounts = Vec::new();
+    if let Some(list) = &file.accounts {
+        if mode == Mode::Scenario {
+            return Err(at(
+                list.span().start,
+                "a scenario has no accounts list: make them with `imgroups account add`, or list \
+                 them in a seed (`imgroups sim seed`)"
+                    .to_owned(),
+            ));
+        }
+        for one in list.get_ref() {
+            let address = Address::parse(one.get_ref())
+                .map_err(|err| at(one.span().start, format!("accounts: {}", err.message)))?;
+            if accounts.iter().any(|(_, a)| *a == address) {
+                return Err(at(
+                    one.span().start,
+                    format!("accounts: {address} is listed twice"),
+                ));
+            }
+            accounts.push((at(one.span().start, String::new()).line, address));
+        }
+    }
     let mut names = Names::default();
     let mut chats = BTreeMap::new();
     for (name, guid) in &file.chats {
@@ -180,7 +226,8 @@ pub(crate) fn parse(source: &str, dir: &Path) -> Result<Scenario, ScenarioError>
         names.define(name.get_ref(), Defined::Chat);
         chats.insert(name.get_ref().clone(), guid.get_ref().clone());
     }
-    if file.step.is_empty() {
+    // A seed may do no more than make accounts; anything else without steps is a mistake.
+    if file.step.is_empty() && (mode == Mode::Scenario || accounts.is_empty()) {
         return Err(at(
             source.len(),
             "no steps: add at least one [[step]]".to_owned(),
@@ -189,6 +236,23 @@ pub(crate) fn parse(source: &str, dir: &Path) -> Result<Scenario, ScenarioError>
     let mut steps = Vec::with_capacity(file.step.len());
     let mut last_at = Duration::ZERO;
     for table in &file.step {
+        if mode == Mode::Seed {
+            if let Some((key, _)) = table
+                .get_ref()
+                .iter()
+                .find(|(k, _)| matches!(k.get_ref().as_str(), "at" | "after" | "wait"))
+            {
+                let (offset, key) = (key.span().start, key.get_ref());
+                let why = if key == "wait" {
+                    "a seed has no waits: it is applied at once, before anything could answer; \
+                     wait in a scenario (`imgroups sim play`)"
+                } else {
+                    "a seed has no timings: its steps are done at once, in file order; time \
+                     steps in a scenario (`imgroups sim play`)"
+                };
+                return Err(at(offset, format!("{key}: {why}")));
+            }
+        }
         let step = step(table.get_ref(), dir, &mut names)
             .map_err(|(offset, message)| at(offset.unwrap_or(table.span().start), message))?;
         if let Timing::At(time) = step.timing {
@@ -209,7 +273,11 @@ pub(crate) fn parse(source: &str, dir: &Path) -> Result<Scenario, ScenarioError>
         let line = at(table.span().start, String::new()).line;
         steps.push(Step { line, ..step });
     }
-    Ok(Scenario { steps, chats })
+    Ok(Scenario {
+        steps,
+        chats,
+        accounts,
+    })
 }
 
 /// What a name of the file stands for.
@@ -799,5 +867,43 @@ name = "Lobby"
 
         let e = err("[chats]\n");
         assert!(e.message.starts_with("no steps"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_seed_is_a_scenario_without_times_or_waits() {
+        let seed = |source: &str| parse_seed(source, Path::new("."));
+        let ok = seed("accounts = [\"bot@example.com\"]\n[[step]]\nas = \"bot@example.com\"\ndo = \"create\"\nid = \"g\"\naddresses = [\"zoe@example.net\"]\n")
+            .expect("a good seed");
+        assert_eq!(ok.accounts.len(), 1);
+        assert_eq!(ok.accounts[0].0, 1);
+        assert_eq!(ok.steps.len(), 1);
+        // Accounts alone are a seed.
+        assert!(seed("accounts = [\"bot@example.com\"]\n").is_ok());
+
+        let e = seed("[[step]]\nas = \"zoe@example.net\"\ndo = \"say\"\nchat = \"any;+;c\"\ntext = \"hi\"\n at = \"1s\"\n")
+            .expect_err("a timing");
+        assert_eq!((e.line, e.column), (6, 2));
+        assert!(
+            e.message.starts_with("at: a seed has no timings"),
+            "{}",
+            e.message
+        );
+        let e = seed("[[step]]\nwait = { from = \"bot@example.com\" }\n").expect_err("a wait");
+        assert_eq!((e.line, e.column), (2, 1));
+        assert!(
+            e.message.starts_with("wait: a seed has no waits"),
+            "{}",
+            e.message
+        );
+        let e = seed("accounts = [\"a@example.com\", \"a@example.com\"]\n").expect_err("twice");
+        assert_eq!((e.line, e.column), (1, 30));
+        assert_eq!(e.message, "accounts: a@example.com is listed twice");
+        let e = seed("").expect_err("empty");
+        assert!(e.message.starts_with("no steps"), "{}", e.message);
+
+        // And a scenario has no accounts list.
+        let e =
+            err("accounts = [\"a@example.com\"]\n[[step]]\nwait = { from = \"a@example.com\" }\n");
+        assert_eq!((e.line, e.column), (1, 12));
     }
 }

@@ -1,5 +1,5 @@
-//! `sim expect` and `sim play`: assertions on what an account did, and scenarios that make
-//! people act and wait for such assertions. Their exit codes are their own: 0 met, 1 not met
+//! `sim expect`, `sim play` and `sim seed`: assertions on what an account did, scenarios
+//! that make people act and wait for such assertions, and seeds that make a world at once. Their exit codes are their own: 0 met, 1 not met
 //! (or a step refused), 2 usage (a bad flag or file) or a store that cannot be used.
 
 use std::path::PathBuf;
@@ -75,6 +75,18 @@ pub(crate) struct PlayArgs {
     /// Print the timeline without touching the store: each step with its time and line.
     #[arg(long)]
     pub(crate) dry_run: bool,
+    #[command(flatten)]
+    pub(crate) data: DataArg,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct SeedArgs {
+    /// The seed file (TOML, a scenario's format without times or waits, plus an `accounts` list;
+    /// see docs/simulator.md#seeds).
+    pub(crate) file: PathBuf,
+    /// First clear the world as `sim reset` does (accounts and tokens stay).
+    #[arg(long)]
+    pub(crate) reset: bool,
     #[command(flatten)]
     pub(crate) data: DataArg,
 }

@@ -384,6 +384,14 @@ pub(crate) enum SimCmd {
     /// it happens. Exit 0 when every step was done, 1 when one was refused or a wait was not
     /// met, 2 for a bad file (FILE:LINE:COLUMN and the reason). Works while the server runs.
     Play(expect::PlayArgs),
+    /// Apply a seed file at once: make the accounts it lists that do not exist yet (printing
+    /// `token ADDRESS TOKEN` for each), then its steps in file order — groups, members,
+    /// names, messages, reactions (see docs/simulator.md#seeds). A seed is a scenario
+    /// without times or waits. Prints `chat NAME GUID` / `message NAME GUID` for what its
+    /// steps name, then `seeded: N accounts, N chats, N steps`. Exit 0 done; 1 a step
+    /// refused (`error: FILE:LINE: …`; the steps before it stay done); 2 a bad file
+    /// (`error: FILE:LINE:COLUMN: …`, nothing written). Works while the server runs.
+    Seed(expect::SeedArgs),
 }
 
 #[derive(Subcommand)]

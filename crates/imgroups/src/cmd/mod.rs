@@ -15,6 +15,7 @@ pub(crate) mod groups;
 pub(crate) mod mac;
 pub(crate) mod messages;
 pub(crate) mod play;
+pub(crate) mod seed;
 pub(crate) mod serve;
 pub(crate) mod sim;
 pub(crate) mod token;

@@ -83,8 +83,8 @@ pub(crate) fn run(args: PlayArgs) -> ExitCode {
     }
 }
 
-/// Why a play stopped.
-enum Failed {
+/// Why a play (or a seed) stopped.
+pub(crate) enum Failed {
     /// The step at `line` was refused.
     Step { line: usize, err: Error },
     /// The wait at `line` was not met; what the account's log showed.
@@ -93,9 +93,9 @@ enum Failed {
 
 /// What the scenario has named so far: chats and messages, by name.
 #[derive(Default)]
-struct Known {
-    chats: HashMap<String, String>,
-    messages: HashMap<String, String>,
+pub(crate) struct Known {
+    pub(crate) chats: HashMap<String, String>,
+    pub(crate) messages: HashMap<String, String>,
 }
 
 impl Known {
@@ -166,8 +166,9 @@ async fn play(store: Arc<dyn Store>, scenario: &Scenario) -> Result<(), Failed> 
     Ok(())
 }
 
-/// Does one step; what it made, for the progress line (` -> GUID`).
-async fn perform(
+/// Does one step; what it made, for the progress line (` -> GUID`). `sim seed` does its
+/// steps here too, so a seed and a scenario cannot disagree on what a step means.
+pub(crate) async fn perform(
     engine: &Engine,
     store: &dyn Store,
     step: &Step,
@@ -294,7 +295,7 @@ async fn perform(
 }
 
 /// The account with this address, or why it must be one.
-async fn account(store: &dyn Store, who: &Address) -> Result<AccountId, Error> {
+pub(crate) async fn account(store: &dyn Store, who: &Address) -> Result<AccountId, Error> {
     store.find_account(who).await?.ok_or_else(|| {
         Error::new(
             imgroups_core::ErrorKind::AddressNotFound,

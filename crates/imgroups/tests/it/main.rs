@@ -22,6 +22,7 @@ mod notices;
 mod ops;
 mod reset;
 mod revocation;
+mod seed;
 mod send_limits;
 mod streams;
 mod subscribers;
