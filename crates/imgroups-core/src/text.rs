@@ -108,6 +108,17 @@ enum Class {
 }
 
 fn class(c: char) -> Class {
+    // Printable ASCII (most names) is never a mark, format, default-ignorable or tag
+    // character, and only the space is blank: no Unicode table needs to be read for it.
+    // The test `ascii_classes_match_the_tables` checks this against the tables.
+    if matches!(c, ' '..='~') {
+        return Class::Base { visible: c != ' ' };
+    }
+    class_by_tables(c)
+}
+
+/// [`class`] for every character, from the match and the Unicode tables.
+fn class_by_tables(c: char) -> Class {
     match c {
         '\t' | '\n' | '\u{B}' | '\u{C}' | '\r' | '\u{85}' | '\u{2028}' | '\u{2029}' => {
             Class::Refused(Reason::ControlCharacter, Some(' '))
@@ -179,6 +190,11 @@ impl TextField {
             .with("field", self.field)
             .because(Reason::TooLong)
             .with("limit", self.max_chars));
+        }
+        // Printable ASCII after trimming (most names): every character is a visible base
+        // character or a space, and the first is visible: the loop below would accept it.
+        if text.bytes().all(|b| matches!(b, b' '..=b'~')) {
+            return Ok(text);
         }
         // Positions are counted in the text as sent, trimmed white space included.
         let leading = input[..input.len() - input.trim_start().len()]
@@ -359,6 +375,25 @@ mod tests {
     }
 
     const ENGLAND: &str = FLAGS[0];
+
+    /// The printable-ASCII shortcut of `class` says what the Unicode tables say.
+    #[test]
+    fn ascii_classes_match_the_tables() {
+        for c in (0u8..=0x7f).map(char::from) {
+            assert_eq!(class(c), class_by_tables(c), "{c:?}");
+        }
+        for name in [
+            "a",
+            "Weekend plans",
+            "  x  ",
+            "tag.12.345",
+            "~!@#$%^&*()_+{}|:<>?",
+        ] {
+            assert_eq!(DISPLAY_NAME.check(name).ok(), Some(name.trim()));
+        }
+        assert!(DISPLAY_NAME.check(&"x".repeat(257)).is_err());
+        assert!(DISPLAY_NAME.check(&"x".repeat(256)).is_ok());
+    }
 
     #[test]
     fn each_case_of_the_table_is_refused_precisely() {

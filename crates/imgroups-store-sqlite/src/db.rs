@@ -8,7 +8,10 @@ use imgroups_core::port::{
 use imgroups_core::{
     AccountId, Address, Change, ChatGuid, Error, Event, GroupKey, Message, Result, Timestamp,
 };
-use std::collections::{HashMap, HashSet};
+// The writer's cache is looked up several times per write (heads, groups, members, which
+// addresses are accounts): foldhash, seeded per map, instead of SipHash (BENCHMARKS.md,
+// stage 10).
+use foldhash::{HashMap, HashSet};
 
 use imgroups_core::clock::SimClock;
 use rusqlite::{params, Connection, OptionalExtension, Row};
