@@ -1,7 +1,7 @@
 //! `imgroups sim seed FILE`: makes a known world at once — accounts, then a seed file's steps
 //! in file order — beside any running server. A seed is read by `crate::scenario` (in its
 //! seed mode: no times, no waits) and its steps are done by `sim play`'s own
-//! [`perform`](crate::cmd::play::perform), so the two cannot drift apart.
+//! [`perform`], so the two cannot drift apart.
 //!
 //! Everything is checked before the store is opened: a bad file writes nothing. A refused
 //! step stops the seed there; the steps before it stay done (each is its own write, as if
