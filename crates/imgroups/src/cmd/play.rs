@@ -22,29 +22,35 @@ use crate::output::{print_lines, terminal_safe};
 use crate::scenario::{self, Arg, Ref, Scenario, Step, Timing, What};
 use crate::store::{closing, open, StoreOptions};
 
-pub(crate) fn run(args: PlayArgs) -> ExitCode {
-    let file = args.scenario.display().to_string();
-    let source = match std::fs::read_to_string(&args.scenario) {
-        Ok(source) => source,
-        Err(err) => {
-            eprintln!("error: cannot read {file}: {err} (invalidArgument)");
-            return ExitCode::from(USAGE);
-        }
-    };
-    let dir = args
-        .scenario
+/// Reads and checks a scenario or seed file with `parse`; a file that cannot be read or is
+/// refused is reported as `error: FILE:LINE:COL: …` and answers the usage exit code.
+pub(crate) fn read_file(
+    path: &std::path::Path,
+    parse: fn(&str, &std::path::Path) -> Result<Scenario, scenario::ScenarioError>,
+) -> Result<Scenario, ExitCode> {
+    let file = path.display();
+    let source = std::fs::read_to_string(path).map_err(|err| {
+        eprintln!("error: cannot read {file}: {err} (invalidArgument)");
+        ExitCode::from(USAGE)
+    })?;
+    let dir = path
         .parent()
         .map(std::path::Path::to_path_buf)
         .unwrap_or_default();
-    let scenario = match scenario::parse(&source, &dir) {
+    parse(&source, &dir).map_err(|err| {
+        eprintln!(
+            "error: {file}:{}:{}: {} (invalidArgument)",
+            err.line, err.column, err.message
+        );
+        ExitCode::from(USAGE)
+    })
+}
+
+pub(crate) fn run(args: PlayArgs) -> ExitCode {
+    let file = args.scenario.display().to_string();
+    let scenario = match read_file(&args.scenario, scenario::parse) {
         Ok(scenario) => scenario,
-        Err(err) => {
-            eprintln!(
-                "error: {file}:{}:{}: {} (invalidArgument)",
-                err.line, err.column, err.message
-            );
-            return ExitCode::from(USAGE);
-        }
+        Err(code) => return code,
     };
     if args.dry_run {
         print_lines(scenario::timeline(&scenario));

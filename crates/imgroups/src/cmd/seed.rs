@@ -17,34 +17,16 @@ use imgroups_sim::Simulator;
 
 use crate::cli::expect::SeedArgs;
 use crate::cmd::expect::{NOT_MET, USAGE};
-use crate::cmd::play::{perform, Failed, Known};
+use crate::cmd::play::{perform, read_file, Failed, Known};
 use crate::output::{print_lines, terminal_safe};
 use crate::scenario::{self, Scenario, What};
 use crate::store::{closing, open, StoreOptions};
 
 pub(crate) fn run(args: SeedArgs) -> ExitCode {
     let file = args.file.display().to_string();
-    let source = match std::fs::read_to_string(&args.file) {
-        Ok(source) => source,
-        Err(err) => {
-            eprintln!("error: cannot read {file}: {err} (invalidArgument)");
-            return ExitCode::from(USAGE);
-        }
-    };
-    let dir = args
-        .file
-        .parent()
-        .map(std::path::Path::to_path_buf)
-        .unwrap_or_default();
-    let seed = match scenario::parse_seed(&source, &dir) {
+    let seed = match read_file(&args.file, scenario::parse_seed) {
         Ok(seed) => seed,
-        Err(err) => {
-            eprintln!(
-                "error: {file}:{}:{}: {} (invalidArgument)",
-                err.line, err.column, err.message
-            );
-            return ExitCode::from(USAGE);
-        }
+        Err(code) => return code,
     };
     let data = args.data.clone();
     let reset = args.reset;
