@@ -383,6 +383,8 @@ pub(crate) enum SimCmd {
     /// what an account did in between (see docs/simulator.md#scenarios). Prints each step as
     /// it happens. Exit 0 when every step was done, 1 when one was refused or a wait was not
     /// met, 2 for a bad file (FILE:LINE:COLUMN and the reason). Works while the server runs.
+    /// With a controllable clock (serve --seed N) the step times move that clock instead of
+    /// passing: nothing sleeps but the waits.
     Play(expect::PlayArgs),
     /// Apply a seed file at once: make the accounts it lists that do not exist yet (printing
     /// `token ADDRESS TOKEN` for each), then its steps in file order — groups, members,

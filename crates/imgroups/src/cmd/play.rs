@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use imgroups_core::action::Value;
 use imgroups_core::expect::{self, Expectation, Verdict};
@@ -151,16 +152,52 @@ async fn play(store: Arc<dyn Store>, scenario: &Scenario) -> Result<(), Failed> 
             cursors.insert(from.clone(), (account, head));
         }
     }
+    // With a controllable clock (`serve --seed`), a scenario's times move that clock instead
+    // of passing: steps are stamped `at`/`after` apart, the same on every run, and nothing
+    // sleeps. Waits still wait in real time, for what a bot does.
+    let first_line = scenario.steps.first().map_or(1, |step| step.line);
+    let controllable = store
+        .clock()
+        .await
+        .map_err(|err| Failed::Step {
+            line: first_line,
+            err,
+        })?
+        .is_some();
     let start = Instant::now();
     let mut previous_end = start;
+    // Where the scenario's timeline is on the controllable clock, from the play's start.
+    let mut played = Duration::ZERO;
     for step in &scenario.steps {
-        let when = match step.timing {
-            Timing::At(at) => start + at,
-            Timing::After(after) => previous_end + after,
-        };
-        tokio::time::sleep_until(when).await;
+        if controllable {
+            let target = match step.timing {
+                Timing::At(at) => at,
+                Timing::After(after) => played + after,
+            };
+            if target > played {
+                let nanos = i64::try_from((target - played).as_nanos()).unwrap_or(i64::MAX);
+                store
+                    .advance_clock(nanos)
+                    .await
+                    .map_err(|err| Failed::Step {
+                        line: step.line,
+                        err,
+                    })?;
+                played = target;
+            }
+        } else {
+            let when = match step.timing {
+                Timing::At(at) => start + at,
+                Timing::After(after) => previous_end + after,
+            };
+            tokio::time::sleep_until(when).await;
+        }
         let done = perform(&engine, &*store, step, &mut known, &mut cursors).await?;
-        let elapsed = scenario::seconds(start.elapsed());
+        let elapsed = scenario::seconds(if controllable {
+            played
+        } else {
+            start.elapsed()
+        });
         let line = format!(
             "[{elapsed:>9}] line {:<4} {}{done}",
             step.line,

@@ -502,6 +502,7 @@ addresses = ["zoe@example.net", "alice@example.com", "erin@example.com"]
 name = "Road trip"
 
 [[step]]
+after = "30s"
 as = "zoe@example.net"
 do = "say"
 chat = "trip"
@@ -520,6 +521,7 @@ id = "answer"
 wait = { for = "message", from = "me@imgroups.local", chat = "trip", matching = "I am", timeout = "5s" }
 
 [[step]]
+at = "10m"
 as = "zoe@example.net"
 do = "react"
 chat = "trip"
@@ -550,6 +552,9 @@ async fn played() -> (String, String) {
         data(&server),
     ]);
     assert_eq!(code, 0, "{out}\n{err}");
+    // The scenario's times moved the controllable clock (nothing slept): ten minutes in all.
+    let clock = cli(&["sim", "clock", "show", "--data", data(&server)]);
+    assert_eq!(clock.trim(), "2026-01-01T00:10:00Z seed 7", "{out}");
     let logs = format!(
         "{}\n{}",
         log_of(&server, &admin, "me@imgroups.local").await,
@@ -568,6 +573,11 @@ async fn a_scenario_played_twice_under_a_seed_gives_identical_logs() {
         "{first}"
     );
     assert!(first == second, "two runs differ:\n{first}\n---\n{second}");
+    // Each step at its time on the clock: zoe's question 30 s in, her tapback at 10 min.
+    assert!(first_out.contains(" 30.000s]"), "{first_out}");
+    assert!(first_out.contains(" 600.000s]"), "{first_out}");
+    assert!(first.contains("2026-01-01T00:00:30"), "{first}");
+    assert!(first.contains("2026-01-01T00:10:00"), "{first}");
     // What play printed names the same GUIDs, the first of the seed's draws.
     let chat = imgroups_core::clock::group_identifier(imgroups_core::clock::seeded_id(7, 1));
     assert!(first_out.contains(&chat), "{first_out}");
