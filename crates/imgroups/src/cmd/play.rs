@@ -68,10 +68,20 @@ pub(crate) fn run(args: PlayArgs) -> ExitCode {
             .await
         })
     });
-    match played {
+    exit_code(&file, &data, played)
+}
+
+/// The exit code of a play or a seed, with its error on stderr: 0 done; 1 a step refused or
+/// a wait not met (`error: FILE:LINE: …`); 2 the store could not be used.
+pub(crate) fn exit_code(
+    file: &str,
+    data: &crate::cli::DataArg,
+    outcome: Result<Result<(), Failed>, Error>,
+) -> ExitCode {
+    match outcome {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(Failed::Step { line, err })) => {
-            let err = crate::store::in_store(err, &data);
+            let err = crate::store::in_store(err, data);
             eprintln!(
                 "error: {file}:{line}: {} ({})",
                 err.message,
@@ -84,7 +94,7 @@ pub(crate) fn run(args: PlayArgs) -> ExitCode {
             ExitCode::from(NOT_MET)
         }
         Err(err) => {
-            let _ = crate::output::exit(Err(crate::store::in_store(err, &data)), false);
+            let _ = crate::output::exit(Err(crate::store::in_store(err, data)), false);
             ExitCode::from(USAGE)
         }
     }

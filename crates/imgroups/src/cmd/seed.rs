@@ -16,8 +16,7 @@ use imgroups_core::{admin, Engine, EngineConfig};
 use imgroups_sim::Simulator;
 
 use crate::cli::expect::SeedArgs;
-use crate::cmd::expect::{NOT_MET, USAGE};
-use crate::cmd::play::{perform, read_file, Failed, Known};
+use crate::cmd::play::{exit_code, perform, read_file, Failed, Known};
 use crate::output::{print_lines, terminal_safe};
 use crate::scenario::{self, Scenario, What};
 use crate::store::{closing, open, StoreOptions};
@@ -42,27 +41,8 @@ pub(crate) fn run(args: SeedArgs) -> ExitCode {
             .await
         })
     });
-    match seeded {
-        Ok(Ok(())) => ExitCode::SUCCESS,
-        Ok(Err(Failed::Step { line, err })) => {
-            let err = crate::store::in_store(err, &data);
-            eprintln!(
-                "error: {file}:{line}: {} ({})",
-                err.message,
-                imgroups_server::error_code(err.kind)
-            );
-            ExitCode::from(NOT_MET)
-        }
-        // A seed has no waits (refused when read), so nothing can be "not met".
-        Ok(Err(Failed::NotMet { line, report })) => {
-            eprint!("error: {file}:{line}: {report}");
-            ExitCode::from(NOT_MET)
-        }
-        Err(err) => {
-            let _ = crate::output::exit(Err(crate::store::in_store(err, &data)), false);
-            ExitCode::from(USAGE)
-        }
-    }
+    // A seed has no waits (refused when read): it stops only on a refused step.
+    exit_code(&file, &data, seeded)
 }
 
 /// Makes the seed's accounts, then does its steps, printing each line as it is known (a
