@@ -20,6 +20,11 @@ pub(crate) fn run(cmd: MacCmd) -> Result<(), Error> {
             let runtime = crate::runtime(tokio::runtime::Builder::new_current_thread())?;
             runtime.block_on(async move {
                 let system: Arc<dyn System> = Arc::new(RealSystem);
+                // The library first: a missing file is the user's to fix whatever holds the
+                // port (and the port may be held by a test or the BlueBubbles server).
+                if !system.exists(&helper_dylib) {
+                    return Err(failed(launch::LaunchError::NoDylib(helper_dylib)));
+                }
                 let helper = launch::bind_helper_port(&*system).await.map_err(failed)?;
                 let options = LaunchOptions {
                     ping_timeout: Duration::from_secs(ping_timeout_secs),
