@@ -22,6 +22,7 @@
 //! - [`idempotency`]: what an idempotency key means, for every store.
 //! - [`limits`]: the send limits of a real line, as a model (`serve --limits`).
 //! - [`clock`]: the controllable clock and seeded identifiers of deterministic runs.
+//! - [`snapshot`]: the simulated world as one versioned file (export, import).
 //! - [`tokens`]: API tokens and webhook secrets. [`admin`]: accounts, tokens, webhooks.
 
 pub mod action;
@@ -37,6 +38,7 @@ pub mod image;
 pub mod limits;
 pub mod model;
 pub mod port;
+pub mod snapshot;
 pub mod text;
 pub mod tokens;
 

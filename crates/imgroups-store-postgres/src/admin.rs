@@ -18,7 +18,7 @@ use crate::sql::PgResult;
 use crate::writer::WRITE_LOCK;
 
 /// Opens a transaction ordered with the write batches, and marks the writers' caches stale.
-async fn locked(client: &mut Client) -> Result<Transaction<'_>> {
+pub(crate) async fn locked(client: &mut Client) -> Result<Transaction<'_>> {
     let tx = client.transaction().await.db()?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
         .await
@@ -573,6 +573,12 @@ pub(crate) async fn take_fault(client: &Client, id: FaultId, now: Timestamp) -> 
 /// which readers wait for only as long as this transaction lasts).
 pub(crate) async fn reset(client: &mut Client, accounts: bool, node: &str) -> Result<()> {
     let tx = locked(client).await?;
+    clear(&tx, accounts, node).await?;
+    tx.commit().await.db()
+}
+
+/// A reset's work inside `tx` (taken with [`locked`]); a snapshot import begins with it.
+pub(crate) async fn clear(tx: &Transaction<'_>, accounts: bool, node: &str) -> Result<()> {
     tx.batch_execute(
         "TRUNCATE icons, members, groups, direct_chats, chat_messages, chat_backgrounds, events,
              idempotency, faults, unreachable;
@@ -595,7 +601,7 @@ pub(crate) async fn reset(client: &mut Client, accounts: bool, node: &str) -> Re
         .await
         .db()?;
     }
-    tx.commit().await.db()
+    Ok(())
 }
 
 /// How many resets the database has had.
@@ -633,7 +639,7 @@ pub(crate) async fn now(client: &Client) -> Result<Timestamp> {
     Ok(clock(client).await?.map_or_else(Timestamp::now, |c| c.now))
 }
 
-async fn put_clock(tx: &Transaction<'_>, clock: Option<SimClock>) -> Result<()> {
+pub(crate) async fn put_clock(tx: &Transaction<'_>, clock: Option<SimClock>) -> Result<()> {
     tx.execute(
         "UPDATE writer_state SET sim_now = $1, sim_seed = $2, sim_ids = $3 WHERE id = 1",
         &[

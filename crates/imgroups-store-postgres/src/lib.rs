@@ -23,6 +23,7 @@ mod admin;
 pub mod baseline;
 mod hints;
 mod schema;
+mod snapshot;
 mod sql;
 mod writer;
 
@@ -37,6 +38,7 @@ use imgroups_core::port::{
     MessageQuery, NewFault, Notices, ReadFn, Reader, ResetScope, Store, TokenInfo, TokenRef,
     Webhook, WebhookUrl, Work,
 };
+use imgroups_core::snapshot::Snapshot as World;
 use imgroups_core::tokens::TokenCache;
 use imgroups_core::{
     AccountId, Address, Error, Event, FaultId, GroupKey, Message, Outcome, Result, Timestamp,
@@ -725,6 +727,24 @@ impl Store for PgStore {
     async fn resets(&self) -> Result<u64> {
         self.with_client(|client| async move { admin::resets(&client).await })
             .await
+    }
+
+    async fn export(&self) -> Result<World> {
+        self.with_client(|mut client| async move { snapshot::export(&mut client).await })
+            .await
+    }
+
+    async fn import(&self, world: World) -> Result<()> {
+        let node = self.node().to_owned();
+        self.with_client(move |mut client| async move {
+            snapshot::import(&mut client, &world, &node).await
+        })
+        .await?;
+        // As after a reset with accounts (see `reset` above).
+        self.inner.hints.webhooks_changed();
+        self.inner.hints.revoked();
+        tokio::time::sleep(REVOCATION_SETTLE).await;
+        Ok(())
     }
 
     async fn clock(&self) -> Result<Option<SimClock>> {

@@ -823,6 +823,10 @@ impl Writer {
         if self.cache.epoch != Some(epoch) {
             self.cache.forget_all();
             self.cache.epoch = Some(epoch);
+            // Another node or an admin change committed: the stored clock is the newest
+            // commit time of all (commits store the greatest), unless an import started a new
+            // world's times (it stores 0), which this writer must follow too.
+            self.clock = Timestamp(0);
         }
         let (sim_now, sim_seed, sim_ids): (Option<i64>, Option<i64>, i64) =
             (row.get(2), row.get(3), row.get(4));

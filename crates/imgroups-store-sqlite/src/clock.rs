@@ -35,7 +35,8 @@ pub(crate) fn now(conn: &Connection) -> Result<Timestamp> {
     Ok(get(conn)?.map_or_else(Timestamp::now, |c| c.now))
 }
 
-fn put(conn: &Connection, clock: Option<SimClock>) -> Result<()> {
+/// Sets the clock as it is given (an imported snapshot's), or takes it away.
+pub(crate) fn put(conn: &Connection, clock: Option<SimClock>) -> Result<()> {
     conn.prepare_cached(
         "UPDATE sim_state SET clock_now = ?1, clock_seed = ?2, clock_ids = ?3 WHERE id = 1",
     )

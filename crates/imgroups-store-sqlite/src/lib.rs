@@ -37,6 +37,7 @@ mod notices;
 mod pipeline;
 mod reply;
 mod schema;
+mod snapshot;
 mod webhooks;
 
 use std::path::{Path, PathBuf};
@@ -49,6 +50,7 @@ use imgroups_core::port::{
     AccountInfo, Accounts, AdminTokenInfo, Fault, Faults, Hooks, Log, LogBounds, NewFault, Notices,
     ReadFn, ResetScope, Store, TokenInfo, TokenRef, Webhook, WebhookUrl, Work,
 };
+use imgroups_core::snapshot::Snapshot;
 use imgroups_core::tokens::TokenCache;
 use imgroups_core::{
     AccountId, Address, Error, Event, FaultId, Outcome, Result, Timestamp, TokenId, WebhookId,
@@ -720,6 +722,21 @@ impl Store for SqliteStore {
 
     async fn resets(&self) -> Result<u64> {
         self.read_small(admin::resets, Wait::Durable).await
+    }
+
+    async fn export(&self) -> Result<Snapshot> {
+        self.read_with(snapshot::export).await
+    }
+
+    async fn import(&self, world: Snapshot) -> Result<()> {
+        self.write_clearing(Clears::ChatsAndAccounts, move |conn| {
+            snapshot::import(conn, &world)
+        })
+        .await?;
+        // As after a reset with accounts: deliveries re-read their endpoints, and servers
+        // forget every token they checked (the imported world has its own).
+        self.webhooks_changed();
+        admin::note_revocation(&self.inner.config.path)
     }
 
     async fn clock(&self) -> Result<Option<SimClock>> {

@@ -15,6 +15,7 @@
 //! - [`admin_tokens`], [`listings`], [`faults`], [`fault_count_is_atomic`]: the console's
 //!   credential, account and directory listings, injected faults (simulator controls).
 //! - [`reset`]: a simulator reset clears the world and keeps sequences, accounts and tokens.
+//! - [`snapshot`]: an exported world imported elsewhere, or over a later one, is the same world.
 //! - [`clock`]: the controllable clock and seeded identifiers of deterministic runs.
 //! - [`observer_cursors`], [`observed_ids`]: what a backend observing an external source
 //!   (chat.db) keeps in the store: its cursor and the ids it recorded, both committing (or
@@ -27,9 +28,11 @@ mod clock;
 mod messages;
 pub mod pg;
 mod reset;
+mod snapshot;
 
 pub use clock::clock;
 pub use reset::reset;
+pub use snapshot::snapshot;
 
 pub use messages::{
     messages_are_delivered, messages_are_listed, messages_are_read, messages_change,

@@ -26,6 +26,7 @@ use crate::error::{Error, Reason, Result};
 use crate::ids::Address;
 use crate::model::{AccountId, Event, FaultId, Outcome, Timestamp, TokenId, WebhookId};
 use crate::port::tx::{Reader, Tx};
+use crate::snapshot::Snapshot;
 
 /// A unit of work run inside a write transaction, with other requests' units (group commit).
 /// What it returns is the request's answer; see [`crate::port::tx`] for what an error means.
@@ -393,6 +394,17 @@ pub trait Store: Log + Accounts + Hooks + Faults {
     /// reset made by any process (the CLI beside a server, another node) shows here. Cheap
     /// enough to poll twice a second.
     async fn resets(&self) -> Result<u64>;
+
+    /// The simulated world as one consistent view ([`crate::snapshot`]): what a reset with
+    /// accounts would clear, and the controllable clock. Safe while servers write.
+    async fn export(&self) -> Result<Snapshot>;
+
+    /// Replaces the simulated world with `snapshot` (checked by the caller:
+    /// [`Snapshot::check`]) in one transaction: a reset with accounts
+    /// ([`Store::reset`]), then the snapshot's rows with their ids, sequences and clock
+    /// (none: the store's clock goes). Counts as a reset ([`Store::resets`]) and revokes every
+    /// token servers cached; admin tokens stay. Nothing changes if it fails.
+    async fn import(&self, snapshot: Snapshot) -> Result<()>;
 
     /// The controllable clock of deterministic runs, if the store has one
     /// ([`crate::clock`]): while it does, it is the store's time (commit times, message

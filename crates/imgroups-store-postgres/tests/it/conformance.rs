@@ -123,3 +123,11 @@ fn a_controllable_clock_gives_seeded_ids_and_its_own_time() {
     };
     imgroups_store_tests::clock(fixture);
 }
+
+#[test]
+fn a_snapshot_imported_elsewhere_or_later_is_the_same_world() {
+    let (Some(fixture), Some(other)) = (PgFixture::new("snap"), PgFixture::new("snapcopy")) else {
+        return;
+    };
+    imgroups_store_tests::snapshot(fixture, other);
+}

@@ -74,3 +74,11 @@ fn reset_clears_the_world_and_keeps_sequences() {
 fn a_controllable_clock_gives_seeded_ids_and_its_own_time() {
     imgroups_store_tests::clock(crate::common::TempFixture::new());
 }
+
+#[test]
+fn a_snapshot_imported_elsewhere_or_later_is_the_same_world() {
+    imgroups_store_tests::snapshot(
+        crate::common::TempFixture::new(),
+        crate::common::TempFixture::new(),
+    );
+}
