@@ -395,7 +395,8 @@ pub(crate) async fn import(client: &mut Client, world: &Snapshot, node: &str) ->
     )
     .await?;
 
-    let events: Vec<(i64, &EventState, (i64, Option<String>))> = accounts
+    // (account, event, its stored kind and value)
+    let events: Vec<(i64, &EventState, Stored)> = accounts
         .iter()
         .flat_map(|a| {
             a.events.iter().map(move |e| {
@@ -640,6 +641,9 @@ pub(crate) async fn import(client: &mut Client, world: &Snapshot, node: &str) ->
     .db()?;
     tx.commit().await.db()
 }
+
+/// An event's change as stored: kind code and value.
+type Stored = (i64, Option<String>);
 
 async fn insert(
     tx: &deadpool_postgres::Transaction<'_>,
