@@ -92,6 +92,23 @@ impl AdminApp {
         Ok(resets)
     }
 
+    /// The simulated world as one snapshot ([`imgroups_core::snapshot`]).
+    pub(crate) async fn export(&self) -> Result<imgroups_core::snapshot::Snapshot> {
+        self.engine.store().export().await
+    }
+
+    /// Replaces the simulated world with `world` (checked already): a reset, as far as open
+    /// streams, faults and typing indicators go (see [`AdminApp::reset`]).
+    pub(crate) async fn import(&self, world: imgroups_core::snapshot::Snapshot) -> Result<u64> {
+        let store = self.engine.store();
+        store.import(world).await?;
+        let resets = store.resets().await?;
+        self.revocations.saw_resets(resets);
+        self.faults.refresh().await;
+        self.typing.clear();
+        Ok(resets)
+    }
+
     /// The store's controllable clock (`None`: it runs on the system's time).
     pub(crate) async fn clock(&self) -> Result<Option<imgroups_core::clock::SimClock>> {
         self.engine.store().clock().await

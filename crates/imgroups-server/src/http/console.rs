@@ -27,6 +27,12 @@
 //! - `POST sim:reset {all?}` — clears the simulated world (accounts and tokens stay unless
 //!   `all`); open streams end with `preconditionFailed`, `reason=reset`. Answers `{resets}`,
 //!   how many resets the store has had.
+//! - `GET sim/snapshot` — the simulated world as a snapshot file (`imgroups sim snapshot
+//!   export`; docs/simulator.md, "Snapshots"), `application/json`, as an attachment;
+//!   `POST sim/snapshot:import` with a snapshot file as the body (at most
+//!   [`MAX_SNAPSHOT`] bytes) replaces the world with it, as a reset does for open streams;
+//!   answers `{resets, accounts, groups, messages, events}`. A bad file is `invalidArgument`
+//!   with its `line` and `column`, and changes nothing.
 //! - `GET sim/clock` — the store's clock: `{controllable, now, nowNanos, seed, ids}` (`seed`
 //!   and `ids` null without a controllable clock); `POST sim/clock:advance {by}` moves a
 //!   controllable clock forward by `by` (`"10m"`, `"90s"`, `"1h30m"`) and answers the same
@@ -71,8 +77,11 @@ const FAVICON: &[u8] = include_bytes!("../../console/favicon.ico");
 
 /// Largest page of groups or events one call returns.
 const MAX_PAGE: usize = 200;
-/// Largest console request body but an icon.
+/// Largest console request body but an icon or a snapshot.
 const MAX_BODY: usize = 64 * 1024;
+/// Largest snapshot an import takes over HTTP (the CLI reads files of any size). Only an
+/// admin token gets this far: the token is checked before the body is read.
+pub(crate) const MAX_SNAPSHOT: usize = 256 * 1024 * 1024;
 
 /// The console's routes, to merge into the HTTP router.
 pub(crate) fn router(icon_limit: usize) -> Router<Http> {
@@ -105,6 +114,11 @@ pub(crate) fn router(icon_limit: usize) -> Router<Http> {
             get(icon)
                 .post(set_icon)
                 .layer(DefaultBodyLimit::max(icon_limit)),
+        )
+        .route("/sim/snapshot", get(export_snapshot))
+        .route(
+            "/sim/snapshot:import",
+            post(import_snapshot).layer(DefaultBodyLimit::max(MAX_SNAPSHOT)),
         );
     Router::new()
         // What a browser asks for at the root: the console, and its tab's icon.
@@ -699,6 +713,49 @@ async fn reset(
     let resets = h.admin.reset(scope).await?;
     tracing::info!(all = req.all, "simulator reset from the console");
     ok(json!({ "resets": resets, "all": req.all }))
+}
+
+async fn export_snapshot(State(h): State<Http>, _: AdminToken) -> Reply {
+    let world = h.admin.export().await?;
+    Ok((
+        [
+            (CONTENT_TYPE, "application/json"),
+            (
+                http::header::CONTENT_DISPOSITION,
+                "attachment; filename=\"imgroups-snapshot.json\"",
+            ),
+        ],
+        world.to_json(),
+    )
+        .into_response())
+}
+
+async fn import_snapshot(
+    State(h): State<Http>,
+    _: AdminToken,
+    req: std::result::Result<Bytes, BytesRejection>,
+) -> Reply {
+    let bytes = super::decode::body_bytes(req, MAX_SNAPSHOT)?;
+    let world = imgroups_core::snapshot::Snapshot::from_json(&bytes)?;
+    let (accounts, groups) = (world.accounts.len(), world.groups.len());
+    let (messages, events) = world.accounts.iter().fold((0, 0), |(m, e), a| {
+        (m + a.messages.len(), e + a.events.len())
+    });
+    let resets = h.admin.import(world).await?;
+    tracing::info!(
+        accounts,
+        groups,
+        messages,
+        events,
+        "snapshot imported from the console"
+    );
+    ok(json!({
+        "resets": resets,
+        "accounts": accounts,
+        "groups": groups,
+        "messages": messages,
+        "events": events,
+    }))
 }
 
 fn clock_json(clock: Option<imgroups_core::clock::SimClock>) -> Value {

@@ -44,7 +44,8 @@ fn json_error_message(err: &serde_json::Error) -> String {
 }
 
 /// The body's bytes, or why they could not be read (`limit` is the route's).
-fn body_bytes(body: BodyResult, limit: usize) -> Result<Bytes> {
+/// A request body's bytes, or the error for a body too large, too slow or unreadable.
+pub(crate) fn body_bytes(body: BodyResult, limit: usize) -> Result<Bytes> {
     body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             crate::guard::too_large(limit, "the request body").with("field", "body")

@@ -394,6 +394,35 @@ pub(crate) enum SimCmd {
     /// refused (`error: FILE:LINE: …`; the steps before it stay done); 2 a bad file
     /// (`error: FILE:LINE:COLUMN: …`, nothing written). Works while the server runs.
     Seed(expect::SeedArgs),
+    /// Save the whole simulated world to a file, or replace it with one: accounts with their
+    /// token hashes, groups, members, icons, messages, logs, webhooks, faults, the directory
+    /// and the controllable clock (see docs/simulator.md#snapshots). Works while the server
+    /// runs.
+    #[command(subcommand)]
+    Snapshot(SnapshotCmd),
+}
+
+#[derive(Subcommand)]
+pub(crate) enum SnapshotCmd {
+    /// Write the world to FILE (`-`: standard output) as versioned JSON, from one consistent
+    /// view, and print what it holds. The same world always gives the same bytes.
+    Export {
+        /// Where to write: a file (replaced whole, never left half-written) or `-`.
+        file: PathBuf,
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// Replace the world with FILE's (`-`: standard input), in one transaction: everything
+    /// the store held is gone (admin tokens stay), the file's accounts and tokens work at
+    /// once, and it counts as a reset (open streams end with reason=reset; cursors from
+    /// before belong to the old world). A bad file is refused with its line and column, and
+    /// changes nothing.
+    Import {
+        /// The snapshot to load: a file or `-`.
+        file: PathBuf,
+        #[command(flatten)]
+        data: DataArg,
+    },
 }
 
 #[derive(Subcommand)]

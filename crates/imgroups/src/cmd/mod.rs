@@ -18,5 +18,6 @@ pub(crate) mod play;
 pub(crate) mod seed;
 pub(crate) mod serve;
 pub(crate) mod sim;
+pub(crate) mod snapshot;
 pub(crate) mod token;
 pub(crate) mod webhook;

@@ -42,6 +42,7 @@ pub(crate) fn run(cmd: SimCmd) -> Result<(), Error> {
         SimCmd::Fault(cmd) => fault(cmd),
         SimCmd::Clock(cmd) => clock(cmd),
         // `main` runs these: their exit codes are their own.
+        SimCmd::Snapshot(cmd) => super::snapshot::run(cmd),
         SimCmd::Expect(_) | SimCmd::Play(_) | SimCmd::Seed(_) => Err(Error::internal()),
         SimCmd::Act {
             address,

@@ -24,6 +24,7 @@ mod reset;
 mod revocation;
 mod seed;
 mod send_limits;
+mod snapshot;
 mod streams;
 mod subscribers;
 mod support;
