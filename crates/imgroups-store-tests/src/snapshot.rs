@@ -13,7 +13,111 @@ use imgroups_core::{
 };
 use imgroups_sim::Simulator;
 
+use serde_json::Value;
+
 use crate::{block_on, png, Fixture};
+
+/// The documented format (docs/snapshot.schema.json).
+static SCHEMA: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| {
+    serde_json::from_str(include_str!("../../../docs/snapshot.schema.json")).expect("schema")
+});
+
+/// Panics unless `value` conforms to `schema` — the part of JSON Schema that
+/// docs/snapshot.schema.json uses (`$ref` to `$defs`, `type`, `const`, `enum`, `oneOf`,
+/// `properties`, `required`, `additionalProperties: false`, `items`, `pattern` for hex), so
+/// the documented format cannot drift from what the stores write.
+fn conforms(value: &Value, schema: &Value, root: &Value, at: &str) {
+    if let Err(why) = check(value, schema, root, at) {
+        panic!("the snapshot does not follow docs/snapshot.schema.json: {why}");
+    }
+}
+
+fn check(value: &Value, schema: &Value, root: &Value, at: &str) -> Result<(), String> {
+    if let Some(reference) = schema.get("$ref").and_then(Value::as_str) {
+        let name = reference.trim_start_matches("#/$defs/");
+        check(value, &root["$defs"][name], root, at)?;
+    }
+    if let Some(expected) = schema.get("const") {
+        if value != expected {
+            return Err(format!("{at}: {value} is not {expected}"));
+        }
+    }
+    if let Some(options) = schema.get("enum").and_then(Value::as_array) {
+        if !options.contains(value) {
+            return Err(format!("{at}: {value} is not one of {options:?}"));
+        }
+    }
+    if let Some(options) = schema.get("oneOf").and_then(Value::as_array) {
+        let matching = options
+            .iter()
+            .filter(|option| check(value, option, root, at).is_ok())
+            .count();
+        if matching != 1 {
+            return Err(format!("{at}: {value} matches {matching} of oneOf"));
+        }
+    }
+    if let Some(types) = schema.get("type") {
+        let kind = match value {
+            Value::Null => "null",
+            Value::Bool(_) => "boolean",
+            Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+            Value::Number(_) => "number",
+            Value::String(_) => "string",
+            Value::Array(_) => "array",
+            Value::Object(_) => "object",
+        };
+        let allowed = match types {
+            Value::Array(list) => list.iter().any(|t| t == kind),
+            one => one == kind,
+        };
+        if !allowed {
+            return Err(format!("{at}: {kind} where {types} is expected"));
+        }
+    }
+    if let (Some(text), Some("^([0-9a-f]{2})*$")) = (
+        value.as_str(),
+        schema.get("pattern").and_then(Value::as_str),
+    ) {
+        if text.len() % 2 == 1
+            || !text
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        {
+            return Err(format!("{at}: {text} is not lower-case hex"));
+        }
+    }
+    if let Some(object) = value.as_object() {
+        let properties = schema.get("properties").and_then(Value::as_object);
+        for key in schema
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            if !object.contains_key(key) {
+                return Err(format!("{at}: {key} is missing"));
+            }
+        }
+        if let Some(properties) = properties {
+            for (key, item) in object {
+                match properties.get(key) {
+                    Some(property) => check(item, property, root, &format!("{at}.{key}"))?,
+                    None if schema.get("additionalProperties") == Some(&Value::Bool(false)) => {
+                        return Err(format!("{at}: {key} is not in the schema"))
+                    }
+                    None => {}
+                }
+            }
+        }
+    }
+    if let (Some(items), Some(list)) = (schema.get("items"), value.as_array()) {
+        for (i, item) in list.iter().enumerate() {
+            check(item, items, root, &format!("{at}[{i}]"))?;
+        }
+    }
+    Ok(())
+}
 
 fn engine(store: &Arc<dyn Store>) -> Engine {
     Engine::new(store.clone(), Arc::new(Simulator), EngineConfig::default())
@@ -130,6 +234,8 @@ pub fn snapshot<F: Fixture>(fixture: F, other: F) {
         assert_eq!(mine.messages.len(), 2);
         assert_eq!(mine.events.len() as u64, mine.head_seq);
         assert_eq!(exported.accounts[1].faults.len(), 1);
+        let value: Value = serde_json::from_slice(&file).expect("json");
+        conforms(&value, &SCHEMA, &SCHEMA, "$");
 
         // Into a store of its own: the same file comes out, and the world answers.
         let copy = other.open();
