@@ -4,12 +4,13 @@
 //! through the store, as `imgroups sim reset` does. The goal is 200 ms.
 //!
 //! Ignored by default (it writes about 150 MB); run with
-//! `cargo test -p imgroups-store-sqlite --release --test it reset_of_a_large_world -- --ignored --nocapture`.
+//! `cargo test -p imgroups-store-sqlite --release --test it reset_of_a_large_world -- --ignored --nocapture`
+//! (and `snapshot_of_a_large_world` for an export and an import of the same world).
 
 use std::time::Instant;
 
 use imgroups_core::port::{Accounts, Log, ResetScope, Store};
-use imgroups_core::Address;
+use imgroups_core::{AccountId, Address};
 
 use crate::common::open_store;
 
@@ -21,7 +22,30 @@ const MESSAGES: i64 = 100_000;
 async fn reset_of_a_large_world() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("imgroups.db");
-    let store = open_store(&path);
+    let (me, _) = large_world(&path).await;
+    // The default durability: the reset is fsynced before it is answered.
+    let store = imgroups_store_sqlite::SqliteStore::open(imgroups_store_sqlite::Config::new(&path))
+        .unwrap();
+    let started = Instant::now();
+    store.reset(ResetScope::default()).await.unwrap();
+    let took = started.elapsed();
+    println!(
+        "reset of {GROUPS} groups and {MESSAGES} messages (x2 accounts): {} ms",
+        took.as_millis()
+    );
+    let bounds = store.log_bounds(me).await.unwrap();
+    assert_eq!(bounds.head, MESSAGES as u64);
+    assert!(store
+        .read_events(me, 0, bounds.head, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    store.close().await;
+}
+
+/// Writes the large world into a new store at `path`; returns its two accounts.
+async fn large_world(path: &std::path::Path) -> (AccountId, AccountId) {
+    let store = open_store(path);
     let me = store
         .ensure_account(&Address::parse("me@x.com").unwrap())
         .await
@@ -34,7 +58,7 @@ async fn reset_of_a_large_world() {
         .0;
     store.close().await;
 
-    let mut conn = rusqlite::Connection::open(&path).unwrap();
+    let mut conn = rusqlite::Connection::open(path).unwrap();
     let tx = conn.transaction().unwrap();
     {
         let mut group = tx
@@ -97,25 +121,46 @@ async fn reset_of_a_large_world() {
     drop(conn);
     // To look at the statements' cost with the sqlite3 shell.
     if let Some(keep) = std::env::var_os("IMGROUPS_KEEP_DB") {
-        std::fs::copy(&path, keep).unwrap();
+        std::fs::copy(path, keep).unwrap();
     }
 
-    // The default durability: the reset is fsynced before it is answered.
+    (me, bob)
+}
+
+/// Export and import of the same world, as `imgroups sim snapshot export|import` do them
+/// (reading and writing the file aside): the second export is the same bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "writes a large database; run by hand to measure"]
+async fn snapshot_of_a_large_world() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("imgroups.db");
+    large_world(&path).await;
     let store = imgroups_store_sqlite::SqliteStore::open(imgroups_store_sqlite::Config::new(&path))
         .unwrap();
     let started = Instant::now();
-    store.reset(ResetScope::default()).await.unwrap();
-    let took = started.elapsed();
-    println!(
-        "reset of {GROUPS} groups and {MESSAGES} messages (x2 accounts): {} ms",
-        took.as_millis()
+    let world = store.export().await.unwrap();
+    let exported = started.elapsed();
+    let started = Instant::now();
+    let file = world.to_json();
+    let written = started.elapsed();
+    let started = Instant::now();
+    let read = imgroups_core::snapshot::Snapshot::from_json(&file).unwrap();
+    let parsed = started.elapsed();
+    let started = Instant::now();
+    store.import(read).await.unwrap();
+    let imported = started.elapsed();
+    assert!(
+        store.export().await.unwrap().to_json() == file,
+        "round trip"
     );
-    let bounds = store.log_bounds(me).await.unwrap();
-    assert_eq!(bounds.head, MESSAGES as u64);
-    assert!(store
-        .read_events(me, 0, bounds.head, 10)
-        .await
-        .unwrap()
-        .is_empty());
+    println!(
+        "snapshot of {GROUPS} groups and {MESSAGES} messages (x2 accounts), {} MB: export {} ms, \
+         to JSON {} ms, from JSON {} ms, import {} ms",
+        file.len() / 1_000_000,
+        exported.as_millis(),
+        written.as_millis(),
+        parsed.as_millis(),
+        imported.as_millis()
+    );
     store.close().await;
 }
