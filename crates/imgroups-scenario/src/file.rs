@@ -1,6 +1,6 @@
 //! Scenario and seed files: who does what, when, and what to wait for. This module reads
 //! and checks a file into a [`Scenario`] (every mistake is reported with its line and
-//! column); [`crate::perform`] does its steps. The actions are those of
+//! column); [`crate::perform()`] does its steps. The actions are those of
 //! [`imgroups_core::action`], their parameters named as there, so a new action is playable
 //! without a line here; `create` (a group, made by an account) is the one step of a
 //! scenario's own.

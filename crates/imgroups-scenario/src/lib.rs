@@ -9,9 +9,9 @@
 //! ([`Files`]).
 //!
 //! Layout:
-//! - [`file`]: the format — [`parse`] (a scenario) and [`parse_seed`] (a seed: no times, no
+//! - [`file`](mod@file): the format — [`parse`] (a scenario) and [`parse_seed`] (a seed: no times, no
 //!   waits, an `accounts` list) into a [`Scenario`]; `--dry-run`'s [`timeline`].
-//! - [`perform`]: one step done ([`perform()`]), what it made ([`Done`]), why a run stopped
+//! - [`perform`](mod@perform): one step done ([`perform()`]), what it made ([`Done`]), why a run stopped
 //!   ([`Failed`]).
 //! - [`seed`]: a whole seed applied at once ([`seed::apply`]), reporting what it made.
 

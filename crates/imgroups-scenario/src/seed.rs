@@ -1,5 +1,5 @@
 //! Applying a seed: its accounts made if missing, then its steps in file order, each done by
-//! [`crate::perform`] as fast as the store takes them. `imgroups sim seed` prints what it
+//! [`crate::perform()`] as fast as the store takes them. `imgroups sim seed` prints what it
 //! makes as it goes; the console's `POST /console/api/sim:seed` collects it into its answer.
 //!
 //! The file is checked before this is called (a bad file writes nothing). A refused step
