@@ -334,4 +334,10 @@ async fn the_console_seeds_a_world_over_http_and_checks_the_whole_file_first() {
     let (status, answer) = post_seed(&server, Some(&admin), "?reset=maybe", &world).await;
     assert_eq!(status, 400, "{answer}");
     assert_eq!(answer["context"]["field"], "reset", "{answer}");
+    // A seed file may be larger than other console bodies (64 KiB), up to 1 MiB.
+    let padded = format!("{world}\n{}", "#".repeat(100 * 1024));
+    let (status, answer) = post_seed(&server, Some(&admin), "", &padded).await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = post_seed(&server, Some(&admin), "", &"#".repeat(1024 * 1024 + 1)).await;
+    assert_eq!(answer["context"]["limit"], "1048576", "{status} {answer}");
 }
