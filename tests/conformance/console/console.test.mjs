@@ -375,6 +375,14 @@ describe("web console", () => {
     await p.context().close();
   });
 
+  test("without --seed the clock is the system's: said so, and nothing to move it", async () => {
+    const p = await signedIn();
+    await p.locator("#clock").getByText(/^System time: the clock moves by itself/).waitFor({ timeout: SHOWN_WITHIN_MS });
+    assert.equal(await p.getByRole("button", { name: "Advance the clock by 1 minute" }).isVisible(), false);
+    assert.equal(await p.getByLabel("Advance by", { exact: true }).isVisible(), false);
+    await p.context().close();
+  });
+
   test("a populated console, screenshotted", async () => {
     const bob = await server.person("bob@example.com");
     const { chat } = await me.chats.create([alice.address, bob.address, "+15551230001"]);
