@@ -36,8 +36,9 @@ function token() {
   return sessionStorage.getItem(TOKEN_KEY);
 }
 
-async function api(path, { method = "GET", json, body, raw = false } = {}) {
+async function api(path, { method = "GET", json, body, contentType, raw = false } = {}) {
   const headers = { authorization: `Bearer ${token() ?? ""}` };
+  if (contentType) headers["content-type"] = contentType;
   if (json !== undefined) {
     headers["content-type"] = "application/json";
     body = JSON.stringify(json);
@@ -131,6 +132,11 @@ function signOut(reason) {
   $("#unreachable").replaceChildren();
   $("#webhooks tbody").replaceChildren();
   $("#account").replaceChildren();
+  $("#clock").replaceChildren();
+  $("#clock-controls").hidden = true;
+  $("#seed-made").replaceChildren();
+  $("#seed-summary").textContent = "";
+  $("#seed-result").hidden = true;
   for (const { url } of state.icons.values()) URL.revokeObjectURL(url);
   state.icons.clear();
   state.account = null;
@@ -666,7 +672,7 @@ function onLiveEvent(event) {
 // --------------------------------------------------------------------------- simulator
 
 async function loadSim() {
-  const sim = await api("sim");
+  const [sim] = await Promise.all([api("sim"), loadClock()]);
   const method = $('#fault-form [name="method"]');
   if (!method.options.length) {
     method.replaceChildren(
@@ -706,6 +712,55 @@ async function loadSim() {
       ),
     ),
   );
+}
+
+/** The store's clock: a controllable one (`serve --seed N`) with its seed and the ids drawn. */
+function showClock(clock) {
+  const line = $("#clock");
+  if (!clock.controllable) {
+    line.replaceChildren("System time: the clock moves by itself. Start ", el("code", { text: "serve --seed N" }), " for a clock you move.");
+    $("#clock-controls").hidden = true;
+    return;
+  }
+  line.replaceChildren(
+    time(clock.now),
+    ` \u00B7 seed ${clock.seed} \u00B7 ${clock.ids} id${clock.ids === 1 ? "" : "s"} drawn`,
+  );
+  $("#clock-controls").hidden = false;
+}
+
+async function loadClock() {
+  showClock(await api("sim/clock"));
+}
+
+async function advanceClock(by) {
+  showClock(await api("sim/clock:advance", { method: "POST", json: { by } }));
+  // Faults and typing run out with the clock; messages' windows move.
+  await Promise.all([loadSim(), loadConversation()]);
+}
+
+/** Sends the seed file in the form to the server; shows the tokens and names it answers. */
+async function seedWorld(form) {
+  const data = new FormData(form);
+  const reset = data.get("reset") === "on";
+  if (reset && !confirm("Reset the simulator, then seed? Every group, message and event log is cleared first; accounts and tokens stay.")) return;
+  const answer = await api(`sim:seed?${query({ reset: reset ? "true" : "false" })}`, {
+    method: "POST",
+    body: String(data.get("source") ?? ""),
+    contentType: "application/toml",
+  });
+  const { accounts, chats, steps } = answer.counts;
+  $("#seed-summary").textContent = `Seeded: ${accounts} account${accounts === 1 ? "" : "s"} made, ${chats} chat${chats === 1 ? "" : "s"} created, ${steps} step${steps === 1 ? "" : "s"} done${answer.reset ? ", after a reset" : ""}.`;
+  const line = (kind, name, value) => el("li", {}, el("strong", { text: `${kind} ${name}` }), ": ", el("span", { text: value }));
+  $("#seed-made").replaceChildren(
+    ...Object.entries(answer.tokens).map(([address, secret]) => line("token", address, secret)),
+    ...Object.entries(answer.chats).map(([id, guid]) => line("chat", id, guid)),
+    ...Object.entries(answer.messages).map(([id, guid]) => line("message", id, guid)),
+  );
+  $("#seed-result").hidden = false;
+  if (reset) closeConversation();
+  await Promise.all([loadSim(), loadWebhooks(), loadAccounts()]);
+  if (state.account) await Promise.all([loadGroups(), reset ? loadEvents() : null]);
 }
 
 async function resetWorld() {
@@ -821,6 +876,25 @@ function wire() {
   });
   $("#faults-clear").addEventListener("click", () => run(() => clearFaults({})));
   $("#sim-reset").addEventListener("click", () => run(resetWorld));
+  $("#clock-1m").addEventListener("click", () => run(() => advanceClock("1m")));
+  $("#clock-10m").addEventListener("click", () => run(() => advanceClock("10m")));
+  $("#clock-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const by = String(new FormData(event.target).get("by") ?? "").trim();
+    run(async () => {
+      await advanceClock(by);
+      event.target.reset();
+    });
+  });
+  $("#seed-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    run(() => seedWorld(event.target));
+  });
+  // A file chosen here is read by the browser into the text box: the server never sees a path.
+  $('#seed-form [name="file"]').addEventListener("change", (event) => {
+    const [file] = event.target.files;
+    if (file) run(async () => ($('#seed-form [name="source"]').value = await file.text()));
+  });
   $("#unreachable-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const address = new FormData(event.target).get("address").trim();
@@ -842,7 +916,8 @@ function wire() {
   // Faults run out, webhooks move and groups appear (a new group is no event in anyone's
   // log) on their own: keep those panels fresh.
   setInterval(() => {
-    if (token() && !$("#app").hidden) run(() => Promise.all([loadSim(), loadWebhooks(), loadGroups(), loadConversation()]));
+    // A background refresh: it never clears an error the person has yet to read.
+    if (token() && !$("#app").hidden) refresh(() => Promise.all([loadSim(), loadWebhooks(), loadGroups(), loadConversation()]));
   }, 2000);
 }
 

@@ -92,8 +92,9 @@
 //! `config`) and hands each command to its module in `cmd`. Commands on a store open it
 //! through `store`, the one place (with `cmd::serve`, which also picks the backend) where
 //! the binary chooses concrete implementations of the ports; client commands connect
-//! through `remote`; `output` owns stdout and stderr; `listen` binds `serve`'s listeners;
-//! `scenario` reads the files `sim play` plays.
+//! through `remote`; `output` owns stdout and stderr; `listen` binds `serve`'s listeners.
+//! The files `sim play` and `sim seed` read are `imgroups_scenario`'s (the console's seed
+//! route reads them too).
 
 mod cli;
 mod cmd;
@@ -101,7 +102,6 @@ mod config;
 mod listen;
 mod output;
 mod remote;
-mod scenario;
 mod store;
 
 /// jemalloc instead of glibc's allocator: the transport allocates and frees per message, and

@@ -2,21 +2,22 @@
 // playwright-core; no browser is downloaded), against the real binary, with the official SDK
 // on the other side: what the SDK does shows up in the console live, and what the console does
 // is seen by the SDK, on its streams too. Also: admin-token access, puppets, fault injection,
-// a 1,000-group account, a narrow screen.
+// a 1,000-group account, a narrow screen; and, on a server of their own with `--seed`, the
+// controllable clock and the Seed… form.
 //
 // IMGROUPS_CHROMIUM: the browser executable (default /usr/bin/chromium).
 // IMGROUPS_SCREENSHOT=path: where to write the screenshot of a populated console (default: a
 // temporary file; `docs/console.png` is made with IMGROUPS_SCREENSHOT=../../docs/console.png).
 
 import assert from "node:assert/strict";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before, describe, test } from "node:test";
 
 import { chromium } from "playwright-core";
 
-import { Server, StreamCollector, subscribeLive, uniqueEmail } from "../lib/harness.mjs";
+import { REPO_ROOT, Server, StreamCollector, subscribeLive, uniqueEmail } from "../lib/harness.mjs";
 import { pngPicture } from "../lib/images.mjs";
 
 const CHROMIUM = process.env.IMGROUPS_CHROMIUM ?? "/usr/bin/chromium";
@@ -374,6 +375,14 @@ describe("web console", () => {
     await p.context().close();
   });
 
+  test("without --seed the clock is the system's: said so, and nothing to move it", async () => {
+    const p = await signedIn();
+    await p.locator("#clock").getByText(/^System time: the clock moves by itself/).waitFor({ timeout: SHOWN_WITHIN_MS });
+    assert.equal(await p.getByRole("button", { name: "Advance the clock by 1 minute" }).isVisible(), false);
+    assert.equal(await p.getByLabel("Advance by", { exact: true }).isVisible(), false);
+    await p.context().close();
+  });
+
   test("a populated console, screenshotted", async () => {
     const bob = await server.person("bob@example.com");
     const { chat } = await me.chats.create([alice.address, bob.address, "+15551230001"]);
@@ -389,6 +398,103 @@ describe("web console", () => {
     const path = process.env.IMGROUPS_SCREENSHOT ? resolve(process.env.IMGROUPS_SCREENSHOT) : join(work, "console.png");
     await p.screenshot({ path, fullPage: false });
     await server.cli("sim", "fault", "clear", "--all");
+    await p.context().close();
+  });
+});
+
+// A server of its own: `--seed` gives it a controllable clock, and seeds with a reset must not
+// clear the groups of the tests above.
+describe("web console: the simulator's clock and seeds", () => {
+  /** @type {Server} */ let server;
+  let browser, admin;
+
+  before(async () => {
+    server = await Server.start({ serveArgs: ["--seed", "7"] });
+    admin = (await server.cli("admin", "token")).trim();
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox", "--disable-dev-shm-usage"] });
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.cleanup();
+  });
+
+  async function signedIn() {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const p = await context.newPage();
+    p.on("pageerror", (err) => assert.fail(`console page error: ${err.message}`));
+    await p.goto(server.consoleUrl);
+    await p.getByLabel("Admin token", { exact: true }).fill(admin);
+    await p.getByRole("button", { name: "Sign in" }).click();
+    await p.waitForFunction(() => document.querySelector("#groups-page").textContent !== "");
+    return p;
+  }
+
+  test("the clock: its time, seed and ids, moved by +1m, +10m and a duration typed in", async () => {
+    const p = await signedIn();
+    const clock = p.locator("#clock");
+    await clock.getByText("2026-01-01 00:00:00Z").waitFor({ timeout: SHOWN_WITHIN_MS });
+    assert.match(await clock.textContent(), /seed 7 · \d+ ids? drawn/);
+
+    await p.getByRole("button", { name: "Advance the clock by 1 minute" }).click();
+    await clock.getByText("2026-01-01 00:01:00Z").waitFor({ timeout: SHOWN_WITHIN_MS });
+    await p.getByRole("button", { name: "Advance the clock by 10 minutes" }).click();
+    await clock.getByText("2026-01-01 00:11:00Z").waitFor({ timeout: SHOWN_WITHIN_MS });
+    await p.getByLabel("Advance by", { exact: true }).fill("1h30m");
+    await p.getByRole("button", { name: "Advance", exact: true }).click();
+    await clock.getByText("2026-01-01 01:41:00Z").waitFor({ timeout: SHOWN_WITHIN_MS });
+    // The store's clock moved, for the CLI too.
+    assert.equal(await server.cli("sim", "clock", "show"), "2026-01-01T01:41:00Z seed 7");
+
+    // A clock never goes back: the server's refusal is shown, and the time stays.
+    await p.getByLabel("Advance by", { exact: true }).fill("-5m");
+    await p.getByRole("button", { name: "Advance", exact: true }).click();
+    await p.getByRole("alert").filter({ hasText: "invalidArgument" }).waitFor({ timeout: SHOWN_WITHIN_MS });
+    await clock.getByText("2026-01-01 01:41:00Z").waitFor();
+    // A move made elsewhere shows up on its own.
+    await server.cli("sim", "clock", "advance", "1m");
+    await clock.getByText("2026-01-01 01:42:00Z").waitFor({ timeout: SHOWN_WITHIN_MS });
+    await p.context().close();
+  });
+
+  test("Seed…: a world from the form, the new accounts' tokens shown; a mistake shown with its line", async () => {
+    const p = await signedIn();
+    await p.getByText("Seed…", { exact: true }).click();
+    const world = await readFile(join(REPO_ROOT, "examples/seed/world.toml"), "utf8");
+    // An id is any plain name, markup included: it must show as text.
+    const source = world.replace('id = "party"', 'id = "<b>party</b>"').replaceAll('chat = "party"', 'chat = "<b>party</b>"');
+    await p.getByLabel("Seed file", { exact: true }).fill(source);
+    await p.getByLabel("Reset the simulator first", { exact: true }).check();
+    p.once("dialog", (dialog) => dialog.accept());
+    await p.getByRole("button", { name: "Seed", exact: true }).click();
+    const made = p.getByRole("list", { name: "What the seed made" });
+    await p.locator("#seed-summary").getByText("Seeded: 2 accounts made, 2 chats created, 7 steps done, after a reset.").waitFor({ timeout: SHOWN_WITHIN_MS });
+    const tokenRow = made.locator("li", { hasText: "token bot@example.com" });
+    const botToken = (await tokenRow.locator("span").textContent()).trim();
+    assert.match(botToken, /^imgr_[0-9a-f]+$/);
+    await made.locator("li", { hasText: "token me@example.com" }).waitFor();
+    const partyRow = made.locator("li", { hasText: "chat <b>party</b>" });
+    const party = (await partyRow.locator("span").textContent()).trim();
+    assert.match(party, /^any;\+;chat\d+$/);
+    assert.equal(await p.locator("#seed-made b").count(), 0, "an id is shown as text, never as markup");
+    await made.locator("li", { hasText: "message hello" }).waitFor();
+
+    // The token works, and its account sees the seeded group; the page lists the new accounts.
+    const bot = server.client(botToken);
+    assert.equal((await bot.chats.get(party)).displayName, "Zoe's party");
+    await p.getByRole("option", { name: "bot@example.com" }).waitFor({ state: "attached" });
+
+    // A mistake in the file: its line and column, and nothing seeded.
+    await p.getByLabel("Reset the simulator first", { exact: true }).uncheck();
+    await p.getByLabel("Seed file", { exact: true }).fill('[[step]]\nas = "zoe@example.net"\ndo = "dance"\n');
+    await p.getByRole("button", { name: "Seed", exact: true }).click();
+    await p.getByRole("alert").filter({ hasText: "invalidArgument: line 3, column 6: unknown action \"dance\"" }).waitFor({ timeout: SHOWN_WITHIN_MS });
+    // A step that would read the server's disk is refused the same way.
+    await p.getByLabel("Seed file", { exact: true }).fill(
+      `[[step]]\nas = "zoe@example.net"\ndo = "icon-set"\nchat = "${party}"\nfile = "/etc/hostname"\n`,
+    );
+    await p.getByRole("button", { name: "Seed", exact: true }).click();
+    await p.getByRole("alert").filter({ hasText: "line 5, column 8: file = \"/etc/hostname\": a seed sent over HTTP cannot read a file on the server's disk" }).waitFor({ timeout: SHOWN_WITHIN_MS });
+    assert.equal(await bot.chats.count(), 1);
     await p.context().close();
   });
 });

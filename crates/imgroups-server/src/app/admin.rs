@@ -56,6 +56,16 @@ impl Item {
 /// How far back in the account's log the conversation view looks for group changes.
 const CHANGES_SCANNED: usize = 1000;
 
+/// What a seed made: each account made now with its first token, the chats and messages
+/// the file named (`id`) with their GUIDs, in file order, and the counts.
+#[derive(Default)]
+pub(crate) struct SeedReport {
+    pub(crate) tokens: Vec<(Address, String)>,
+    pub(crate) chats: Vec<(String, String)>,
+    pub(crate) messages: Vec<(String, String)>,
+    pub(crate) seeded: imgroups_scenario::seed::Seeded,
+}
+
 /// One page of an account's log, newest first, and where the log stands.
 pub(crate) struct EventsPage {
     pub(crate) bounds: LogBounds,
@@ -107,6 +117,39 @@ impl AdminApp {
         self.faults.refresh().await;
         self.typing.clear();
         Ok(resets)
+    }
+
+    /// Applies a checked seed file (after a reset, with `reset`) as `imgroups sim seed` does
+    /// beside the server, and collects what it made. Its steps run on an engine of their
+    /// own over the same store and backend, without send limits: a seed is a test's set-up,
+    /// not the line's traffic (and the CLI's seeds are not counted either). The outer error
+    /// is the reset's; the inner one a refused step, the steps before it staying done.
+    pub(crate) async fn seed(
+        &self,
+        seed: &imgroups_scenario::Scenario,
+        reset: bool,
+    ) -> Result<std::result::Result<SeedReport, imgroups_scenario::Failed>> {
+        use imgroups_scenario::seed::Made;
+        if reset {
+            self.reset(ResetScope { accounts: false }).await?;
+        }
+        let engine = Engine::new(
+            self.engine.store().clone(),
+            self.engine.backend().clone(),
+            imgroups_core::EngineConfig::default(),
+        );
+        let mut report = SeedReport::default();
+        let seeded = imgroups_scenario::seed::apply(&engine, seed, |made| match made {
+            Made::Token { address, token } => {
+                report.tokens.push((address.clone(), token.to_owned()));
+            }
+            Made::Chat { id, guid } => report.chats.push((id.to_owned(), guid.to_owned())),
+            Made::Message { id, guid } => {
+                report.messages.push((id.to_owned(), guid.to_owned()));
+            }
+        })
+        .await;
+        Ok(seeded.map(|seeded| SeedReport { seeded, ..report }))
     }
 
     /// The store's controllable clock (`None`: it runs on the system's time).

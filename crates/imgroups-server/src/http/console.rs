@@ -33,6 +33,13 @@
 //!   [`MAX_SNAPSHOT`] bytes) replaces the world with it, as a reset does for open streams;
 //!   answers `{resets, accounts, groups, messages, events}`. A bad file is `invalidArgument`
 //!   with its `line` and `column`, and changes nothing.
+//! - `POST sim:seed?reset=true` with a seed file (TOML, as `imgroups sim seed FILE` reads it)
+//!   as the body — makes its accounts and does its steps (after a reset, with `reset`).
+//!   Answers `{reset, tokens: {ADDRESS: TOKEN}, chats: {ID: GUID}, messages: {ID: GUID},
+//!   counts: {accounts, chats, steps}}`. A bad file is `invalidArgument` naming its line and
+//!   column (context `line`, `column`) and changes nothing; a step that would read a file
+//!   on the server's disk (an icon's `file`) is such a mistake. A refused step answers its
+//!   own error, `line N: …` (context `line`); the steps before it stay done.
 //! - `GET sim/clock` — the store's clock: `{controllable, now, nowNanos, seed, ids}` (`seed`
 //!   and `ids` null without a controllable clock); `POST sim/clock:advance {by}` moves a
 //!   controllable clock forward by `by` (`"10m"`, `"90s"`, `"1h30m"`) and answers the same
@@ -77,8 +84,10 @@ const FAVICON: &[u8] = include_bytes!("../../console/favicon.ico");
 
 /// Largest page of groups or events one call returns.
 const MAX_PAGE: usize = 200;
-/// Largest console request body but an icon or a snapshot.
+/// Largest console request body but an icon, a seed or a snapshot.
 const MAX_BODY: usize = 64 * 1024;
+/// Largest seed file: a world of a few thousand steps.
+const MAX_SEED: usize = 1024 * 1024;
 /// Largest snapshot an import takes over HTTP (the CLI reads files of any size). Only an
 /// admin token gets this far: the token is checked before the body is read.
 pub(crate) const MAX_SNAPSHOT: usize = 256 * 1024 * 1024;
@@ -108,7 +117,11 @@ pub(crate) fn router(icon_limit: usize) -> Router<Http> {
         .route("/webhooks", get(webhooks))
         .route("/actions", get(actions))
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        // Added after the layer above: only the icon upload may be large.
+        // Added after the layer above: only the icon upload and a seed file may be large.
+        .route(
+            "/sim:seed",
+            post(seed).layer(DefaultBodyLimit::max(MAX_SEED)),
+        )
         .route(
             "/icon",
             get(icon)
@@ -755,6 +768,87 @@ async fn import_snapshot(
         "groups": groups,
         "messages": messages,
         "events": events,
+    }))
+}
+
+/// Why a seed sent to the console names no file: the server's disk is not the sender's, and
+/// reading it for a caller would hand the caller the server's files.
+const NO_FILES: &str = "a seed sent over HTTP cannot read a file on the server's disk: leave \
+                        this step out and set the icon with POST /console/api/icon";
+
+#[derive(Deserialize)]
+struct SeedQuery {
+    reset: Option<String>,
+}
+
+/// Applies the seed file in the body, as `imgroups sim seed` does: checked whole before
+/// anything is written (a reset included), then its accounts and steps in file order.
+async fn seed(
+    State(h): State<Http>,
+    _: AdminToken,
+    Query(q): Query<SeedQuery>,
+    req: std::result::Result<Bytes, BytesRejection>,
+) -> Reply {
+    let reset = match q.reset.as_deref().map(str::trim) {
+        None | Some("false") => false,
+        Some("true" | "") => true,
+        Some(other) => {
+            return Err(
+                Error::invalid(format!("reset is true or false, not {other:?}"))
+                    .with("field", "reset")
+                    .into(),
+            )
+        }
+    };
+    let source = super::decode::body_text(req, MAX_SEED)?;
+    let seed = imgroups_scenario::parse_seed(&source, imgroups_scenario::Files::Refused(NO_FILES))
+        .map_err(|err| {
+            Error::invalid(format!(
+                "line {}, column {}: {}",
+                err.line, err.column, err.message
+            ))
+            .with("field", "body")
+            .with("line", err.line)
+            .with("column", err.column)
+        })?;
+    let report = match h.admin.seed(&seed, reset).await? {
+        Ok(report) => report,
+        Err(imgroups_scenario::Failed::Step { line, err }) => {
+            let message = format!("line {line}: {}", err.message);
+            return Err(Error { message, ..err }.with("line", line).into());
+        }
+        // A seed has no waits (refused when read).
+        Err(imgroups_scenario::Failed::NotMet { .. }) => return Err(Error::internal().into()),
+    };
+    let seeded = report.seeded;
+    tracing::info!(
+        reset,
+        accounts = seeded.accounts,
+        chats = seeded.chats,
+        steps = seeded.steps,
+        "simulator seeded from the console"
+    );
+    let named = |pairs: &[(String, String)]| -> serde_json::Map<String, Value> {
+        pairs
+            .iter()
+            .map(|(id, guid)| (id.clone(), Value::from(guid.as_str())))
+            .collect()
+    };
+    let tokens: serde_json::Map<String, Value> = report
+        .tokens
+        .iter()
+        .map(|(address, token)| (address.to_string(), Value::from(token.as_str())))
+        .collect();
+    ok(json!({
+        "reset": reset,
+        "tokens": tokens,
+        "chats": named(&report.chats),
+        "messages": named(&report.messages),
+        "counts": {
+            "accounts": seeded.accounts,
+            "chats": seeded.chats,
+            "steps": seeded.steps,
+        },
     }))
 }
 

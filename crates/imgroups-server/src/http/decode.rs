@@ -65,6 +65,18 @@ pub(crate) fn body_bytes(body: BodyResult, limit: usize) -> Result<Bytes> {
     })
 }
 
+/// A request body that is a file sent as it is, as UTF-8 text.
+pub(crate) fn body_text(body: BodyResult, limit: usize) -> Result<String> {
+    let bytes = body_bytes(body, limit)?;
+    String::from_utf8(bytes.to_vec()).map_err(|err| {
+        Error::invalid(format!(
+            "the request body is not UTF-8 text (an invalid byte at offset {})",
+            err.utf8_error().valid_up_to()
+        ))
+        .with("field", "body")
+    })
+}
+
 fn invalid_json(err: serde_json::Error) -> Error {
     Error::invalid(format!("invalid JSON body: {}", json_error_message(&err))).with("field", "body")
 }

@@ -213,3 +213,131 @@ fn timings_and_waits_are_refused_where_they_are_before_anything_is_written() {
         "{err}"
     );
 }
+
+/// Posts `source` to the console's seed route with `query`; the status and the JSON answer.
+async fn post_seed(
+    server: &Server,
+    token: Option<&str>,
+    query: &str,
+    source: &str,
+) -> (u16, serde_json::Value) {
+    let url = format!("http://{}/console/api/sim:seed{query}", server.http);
+    let mut request = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/toml")
+        .body(source.to_owned());
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.expect("post the seed");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("the answer");
+    let answer = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
+    (status, answer)
+}
+
+#[tokio::test]
+async fn the_console_seeds_a_world_over_http_and_checks_the_whole_file_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let data = server.dir.to_str().unwrap().to_owned();
+    let admin = crate::support::cli(&["admin", "token", "--data", &data]);
+    let world = std::fs::read_to_string(WORLD).expect("the example seed");
+
+    // An admin route: no token, or an account's token, is refused and seeds nothing.
+    let (status, answer) = post_seed(&server, None, "", &world).await;
+    assert_eq!(status, 401, "{answer}");
+    let account_token = server.token.clone().expect("the default account's token");
+    let (status, answer) = post_seed(&server, Some(&account_token), "", &world).await;
+    assert_eq!(status, 401, "{answer}");
+
+    // The example world, with the tokens of the accounts it made and what it named.
+    let (status, answer) = post_seed(&server, Some(&admin), "?reset=true", &world).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["reset"], true, "{answer}");
+    assert_eq!(
+        answer["counts"],
+        serde_json::json!({"accounts": 2, "chats": 2, "steps": 7}),
+        "{answer}"
+    );
+    let bot_token = answer["tokens"]["bot@example.com"]
+        .as_str()
+        .expect("the bot's token")
+        .to_owned();
+    assert!(answer["tokens"]["me@example.com"].is_string(), "{answer}");
+    let party = ChatGuid::parse(answer["chats"]["party"].as_str().expect("party")).expect("GUID");
+    let hello =
+        MessageGuid::parse(answer["messages"]["hello"].as_str().expect("hello")).expect("GUID");
+    let bot = client(&server, &bot_token);
+    let chat = bot.chats().get(&party).await.expect("the seeded group");
+    assert_eq!(chat.display_name, "Zoe's party");
+    let hi = bot.messages().get(&hello).await.expect("the named message");
+    assert_eq!(hi.text.as_deref(), Some("hi everyone"));
+    assert_eq!(bot.chats().count(false).await.expect("count"), 1);
+
+    // A bad file answers where the mistake is and changes nothing, its reset included.
+    let timed = world.replacen("do = \"create\"", "do = \"create\"\nat = \"1s\"", 1);
+    let line = timed
+        .lines()
+        .position(|l| l == "at = \"1s\"")
+        .expect("the timing")
+        + 1;
+    let (status, answer) = post_seed(&server, Some(&admin), "?reset=true", &timed).await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["errorCode"], "invalidArgument", "{answer}");
+    let message = answer["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with(&format!("line {line}, column 1: at: a seed has no timings")),
+        "{answer}"
+    );
+    assert_eq!(answer["context"]["line"], line.to_string(), "{answer}");
+    assert_eq!(answer["context"]["column"], "1", "{answer}");
+    assert_eq!(bot.chats().count(false).await.expect("count"), 1);
+    bot.chats().get(&party).await.expect("still there");
+
+    // A step that would read the server's disk is such a mistake, and the disk is not read.
+    let icon = "[[step]]\nas = \"zoe@example.net\"\ndo = \"icon-set\"\nchat = \"any;+;chat1\"\nfile = \"/etc/hostname\"\n";
+    let (status, answer) = post_seed(&server, Some(&admin), "?reset=true", icon).await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["errorCode"], "invalidArgument", "{answer}");
+    let message = answer["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with(
+            "line 5, column 8: file = \"/etc/hostname\": a seed sent over HTTP cannot read a \
+             file on the server's disk"
+        ),
+        "{answer}"
+    );
+    assert_eq!(bot.chats().count(false).await.expect("count"), 1);
+
+    // A step refused while seeding answers its own error with its line; the steps before it
+    // stay done (the account), as with `imgroups sim seed`.
+    let refused = "accounts = [\"a@example.com\"]\n\n[[step]]\nas = \"zed@example.com\"\ndo = \"create\"\naddresses = [\"b@example.com\"]\n";
+    let (status, answer) = post_seed(&server, Some(&admin), "", refused).await;
+    assert_eq!(status, 404, "{answer}");
+    assert_eq!(answer["errorCode"], "addressNotFound", "{answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("line 3: zed@example.com is not an account"),
+        "{answer}"
+    );
+    assert_eq!(answer["context"]["line"], "3", "{answer}");
+
+    // Seeded again after a reset: the accounts and their tokens stay, so none is new.
+    let (status, answer) = post_seed(&server, Some(&admin), "?reset=true", &world).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["tokens"], serde_json::json!({}), "{answer}");
+    assert_eq!(answer["counts"]["accounts"], 0, "{answer}");
+    assert_eq!(bot.chats().count(false).await.expect("count"), 1);
+    let (status, answer) = post_seed(&server, Some(&admin), "?reset=maybe", &world).await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["context"]["field"], "reset", "{answer}");
+    // A seed file may be larger than other console bodies (64 KiB), up to 1 MiB.
+    let padded = format!("{world}\n{}", "#".repeat(100 * 1024));
+    let (status, answer) = post_seed(&server, Some(&admin), "", &padded).await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = post_seed(&server, Some(&admin), "", &"#".repeat(1024 * 1024 + 1)).await;
+    assert_eq!(answer["context"]["limit"], "1048576", "{status} {answer}");
+}

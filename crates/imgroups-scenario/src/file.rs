@@ -1,6 +1,6 @@
-//! Scenario files for `imgroups sim play`: who does what, when, and what to wait for. This
-//! module reads and checks a file into a [`Scenario`] (every mistake is reported with its
-//! line and column); `cmd::play` plays it. The actions are those of
+//! Scenario and seed files: who does what, when, and what to wait for. This module reads
+//! and checks a file into a [`Scenario`] (every mistake is reported with its line and
+//! column); [`crate::perform()`] does its steps. The actions are those of
 //! [`imgroups_core::action`], their parameters named as there, so a new action is playable
 //! without a line here; `create` (a group, made by an account) is the one step of a
 //! scenario's own.
@@ -48,39 +48,50 @@ use toml::{Spanned, Value};
 
 /// A checked scenario.
 #[derive(Debug)]
-pub(crate) struct Scenario {
-    pub(crate) steps: Vec<Step>,
+pub struct Scenario {
+    pub steps: Vec<Step>,
     /// The chats of `[chats]`: name → GUID.
-    pub(crate) chats: BTreeMap<String, String>,
+    pub chats: BTreeMap<String, String>,
     /// The accounts of `accounts = [...]` (a seed's only), in file order, each with its line:
     /// made if missing.
-    pub(crate) accounts: Vec<(usize, Address)>,
+    pub accounts: Vec<(usize, Address)>,
 }
 
 /// How a file is read: a scenario (`sim play`) has times and waits; a seed (`sim seed`) is
 /// applied at once, so it has neither, and may list accounts to make. One format, so a seed
 /// is a scenario with the clock taken out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Mode {
+pub enum Mode {
     Scenario,
     Seed,
 }
 
+/// Where a step's image files (`file = "party.png"`) come from.
+#[derive(Debug, Clone, Copy)]
+pub enum Files<'a> {
+    /// From this machine's disk, named relative to this directory (the file's own).
+    In(&'a Path),
+    /// Nowhere: the file came from elsewhere (say over HTTP), so a step that names a file on
+    /// this machine is a mistake, for this reason. The disk is not looked at, so the answer
+    /// says nothing of what is on it.
+    Refused(&'a str),
+}
+
 #[derive(Debug)]
-pub(crate) struct Step {
+pub struct Step {
     /// Where the step starts in the file (1-based).
-    pub(crate) line: usize,
-    pub(crate) timing: Timing,
+    pub line: usize,
+    pub timing: Timing,
     /// What the step makes or matches is known by this name to later steps: the group a
     /// `create` made, the message a message action sent or acted on, the message a wait
     /// matched.
-    pub(crate) id: Option<String>,
-    pub(crate) what: What,
+    pub id: Option<String>,
+    pub what: What,
 }
 
 /// When a step starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Timing {
+pub enum Timing {
     /// This long after the scenario started (or at once, if that time has passed).
     At(Duration),
     /// This long after the previous step ended.
@@ -88,7 +99,7 @@ pub(crate) enum Timing {
 }
 
 #[derive(Debug)]
-pub(crate) enum What {
+pub enum What {
     /// A person does one of the actions of [`imgroups_core::action`].
     Act {
         who: Address,
@@ -115,7 +126,7 @@ pub(crate) enum What {
 
 /// A chat or a message: by a name the file defines, or by its GUID.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Ref {
+pub enum Ref {
     Named(String),
     Guid(String),
 }
@@ -130,7 +141,7 @@ impl std::fmt::Display for Ref {
 
 /// A value given for an action's parameter.
 #[derive(Debug, Clone)]
-pub(crate) enum Arg {
+pub enum Arg {
     Text(String),
     /// The `message` parameter: a message by name or GUID.
     Message(Ref),
@@ -141,14 +152,14 @@ pub(crate) enum Arg {
 
 /// A mistake in a scenario file, where it is.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct ScenarioError {
-    pub(crate) line: usize,
-    pub(crate) column: usize,
-    pub(crate) message: String,
+pub struct ScenarioError {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
 }
 
 /// Without `timeout` in a wait.
-pub(crate) const DEFAULT_WAIT: Duration = Duration::from_secs(5);
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(5);
 
 /// The keys every action step may have besides its action's parameters.
 const STEP_KEYS: [&str; 7] = ["at", "after", "as", "do", "chat", "id", "wait"];
@@ -166,18 +177,18 @@ struct File {
 
 type Table = BTreeMap<Spanned<String>, Spanned<Value>>;
 
-/// Reads and checks the scenario in `source`; image files are named relative to `dir`.
-pub(crate) fn parse(source: &str, dir: &Path) -> Result<Scenario, ScenarioError> {
-    read(source, dir, Mode::Scenario)
+/// Reads and checks the scenario in `source`, its image files found as `files` says.
+pub fn parse(source: &str, files: Files<'_>) -> Result<Scenario, ScenarioError> {
+    read(source, files, Mode::Scenario)
 }
 
 /// Reads and checks the seed in `source`: a scenario without `at`, `after` or `wait`, with
 /// an optional `accounts = [...]` list.
-pub(crate) fn parse_seed(source: &str, dir: &Path) -> Result<Scenario, ScenarioError> {
-    read(source, dir, Mode::Seed)
+pub fn parse_seed(source: &str, files: Files<'_>) -> Result<Scenario, ScenarioError> {
+    read(source, files, Mode::Seed)
 }
 
-fn read(source: &str, dir: &Path, mode: Mode) -> Result<Scenario, ScenarioError> {
+fn read(source: &str, files: Files<'_>, mode: Mode) -> Result<Scenario, ScenarioError> {
     let at = |offset: usize, message: String| {
         let before = &source[..offset.min(source.len())];
         let line = before.matches('\n').count() + 1;
@@ -253,7 +264,7 @@ fn read(source: &str, dir: &Path, mode: Mode) -> Result<Scenario, ScenarioError>
                 return Err(at(offset, format!("{key}: {why}")));
             }
         }
-        let step = step(table.get_ref(), dir, &mut names)
+        let step = step(table.get_ref(), files, &mut names)
             .map_err(|(offset, message)| at(offset.unwrap_or(table.span().start), message))?;
         if let Timing::At(time) = step.timing {
             if time < last_at {
@@ -413,7 +424,7 @@ fn looks_like_guid(raw: &str) -> bool {
     uuid.len() == 36 && uuid.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
 }
 
-fn step(table: &Table, dir: &Path, names: &mut Names) -> Result<Step, Mistake> {
+fn step(table: &Table, files: Files<'_>, names: &mut Names) -> Result<Step, Mistake> {
     let timing = match (get(table, "at"), get(table, "after")) {
         (Some(a), Some(_)) => {
             return Err((
@@ -471,7 +482,7 @@ fn step(table: &Table, dir: &Path, names: &mut Names) -> Result<Step, Mistake> {
             }
             wait_step(wait, names)?
         }
-        (Some(d), None) => act_step(table, d, dir, names)?,
+        (Some(d), None) => act_step(table, d, files, names)?,
     };
     if let Some((v, id)) = &id {
         let defined = match &what {
@@ -498,7 +509,7 @@ fn step(table: &Table, dir: &Path, names: &mut Names) -> Result<Step, Mistake> {
 }
 
 /// Whether an action of this kind is about one message, which an id may then name.
-pub(crate) fn names_a_message(kind: Kind) -> bool {
+pub fn names_a_message(kind: Kind) -> bool {
     matches!(
         kind,
         Kind::Message | Kind::Reaction | Kind::Unreaction | Kind::Edit | Kind::Unsend
@@ -558,7 +569,12 @@ fn wait_step(wait: &Spanned<Value>, names: &Names) -> Result<What, Mistake> {
     })
 }
 
-fn act_step(table: &Table, d: &Spanned<Value>, dir: &Path, names: &Names) -> Result<What, Mistake> {
+fn act_step(
+    table: &Table,
+    d: &Spanned<Value>,
+    files: Files<'_>,
+    names: &Names,
+) -> Result<What, Mistake> {
     let name = text(d, "do")?;
     let who = match get(table, "as") {
         Some(v) => address(v, "as")?,
@@ -653,7 +669,17 @@ fn act_step(table: &Table, d: &Spanned<Value>, dir: &Path, names: &Names) -> Res
                     Arg::Addresses(addresses(value, param.name)?)
                 }
                 ParamKind::ImageFile => {
-                    let path = dir.join(text(value, param.name)?);
+                    let name = text(value, param.name)?;
+                    let dir = match files {
+                        Files::In(dir) => dir,
+                        Files::Refused(why) => {
+                            return Err((
+                                Some(value.span().start),
+                                format!("{} = {name:?}: {why}", param.name),
+                            ))
+                        }
+                    };
+                    let path = dir.join(name);
                     if !path.is_file() {
                         return Err((
                             Some(value.span().start),
@@ -675,7 +701,7 @@ fn act_step(table: &Table, d: &Spanned<Value>, dir: &Path, names: &Names) -> Res
 
 impl Step {
     /// The step in a few words, names as the file spells them.
-    pub(crate) fn describe(&self) -> String {
+    pub fn describe(&self) -> String {
         let named = |line: String| match &self.id {
             Some(id) => format!("{line} (id {id})"),
             None => line,
@@ -735,7 +761,7 @@ impl Step {
 
 /// The timeline `--dry-run` prints: one line per step, `LINE  TIME  WHAT`, the times as
 /// planned if every wait is met at once.
-pub(crate) fn timeline(scenario: &Scenario) -> Vec<String> {
+pub fn timeline(scenario: &Scenario) -> Vec<String> {
     let mut now = Duration::ZERO;
     scenario
         .steps
@@ -756,7 +782,7 @@ pub(crate) fn timeline(scenario: &Scenario) -> Vec<String> {
 }
 
 /// `1.500s`.
-pub(crate) fn seconds(d: Duration) -> String {
+pub fn seconds(d: Duration) -> String {
     format!("{}.{:03}s", d.as_secs(), d.subsec_millis())
 }
 
@@ -765,7 +791,7 @@ mod tests {
     use super::*;
 
     fn err(source: &str) -> ScenarioError {
-        parse(source, Path::new(".")).expect_err("a mistake")
+        parse(source, Files::In(Path::new("."))).expect_err("a mistake")
     }
 
     const GOOD: &str = r#"
@@ -807,7 +833,7 @@ name = "Lobby"
 
     #[test]
     fn a_good_file_reads_into_steps_and_a_timeline() {
-        let scenario = parse(GOOD, Path::new(".")).expect("good");
+        let scenario = parse(GOOD, Files::In(Path::new("."))).expect("good");
         assert_eq!(scenario.steps.len(), 5);
         assert_eq!(scenario.steps[0].line, 5);
         assert_eq!(
@@ -871,7 +897,7 @@ name = "Lobby"
 
     #[test]
     fn a_seed_is_a_scenario_without_times_or_waits() {
-        let seed = |source: &str| parse_seed(source, Path::new("."));
+        let seed = |source: &str| parse_seed(source, Files::In(Path::new(".")));
         let ok = seed("accounts = [\"bot@example.com\"]\n[[step]]\nas = \"bot@example.com\"\ndo = \"create\"\nid = \"g\"\naddresses = [\"zoe@example.net\"]\n")
             .expect("a good seed");
         assert_eq!(ok.accounts.len(), 1);
@@ -900,6 +926,13 @@ name = "Lobby"
         assert_eq!(e.message, "accounts: a@example.com is listed twice");
         let e = seed("").expect_err("empty");
         assert!(e.message.starts_with("no steps"), "{}", e.message);
+
+        // A seed from elsewhere names no file on this machine; the disk is not looked at.
+        let icon = "[[step]]\nas = \"zoe@example.net\"\ndo = \"icon-set\"\nchat = \"any;+;c\"\nfile = \"/etc/hostname\"\n";
+        assert!(seed(icon).is_ok());
+        let e = parse_seed(icon, Files::Refused("no files here")).expect_err("a file");
+        assert_eq!((e.line, e.column), (5, 8));
+        assert_eq!(e.message, "file = \"/etc/hostname\": no files here");
 
         // And a scenario has no accounts list.
         let e =
