@@ -771,6 +771,36 @@ async function resetWorld() {
   if (state.account) await chooseAccount(state.account);
 }
 
+/** Saves the world as a file: the server's answer, handed to the browser as a download. */
+async function exportSnapshot() {
+  const response = await api("sim/snapshot", { raw: true });
+  const url = URL.createObjectURL(await response.blob());
+  const link = el("a", { href: url, download: "imgroups-snapshot.json" });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  $("#snapshot-summary").textContent = "Snapshot downloaded.";
+}
+
+/** Replaces the world with a snapshot file chosen in the page, after a confirmation. */
+async function importSnapshot(input) {
+  const file = input.files?.[0];
+  input.value = "";
+  if (!file) return;
+  if (!confirm(`Replace the whole simulated world with ${file.name}? Every account, group, message and event log now in the simulator is replaced; admin tokens stay.`)) return;
+  const answer = await api("sim/snapshot:import", { method: "POST", body: await file.text(), contentType: "application/json" });
+  const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+  $("#snapshot-summary").textContent = `Imported ${plural(answer.accounts, "account")}, ${plural(answer.groups, "group")}, ${plural(answer.messages, "message")} and ${plural(answer.events, "event")}.`;
+  closeConversation();
+  const before = state.account;
+  await Promise.all([loadSim(), loadWebhooks(), loadAccounts()]);
+  // loadAccounts chose another account if this one is not in the imported world; if it is,
+  // its groups and log are another world's now.
+  const kept = [...$("#account").options].some((option) => option.value === before);
+  if (kept && state.account === before) await chooseAccount(before);
+}
+
 async function clearFaults(which) {
   await api("faults:clear", { method: "POST", json: which });
   await loadSim();
@@ -876,6 +906,8 @@ function wire() {
   });
   $("#faults-clear").addEventListener("click", () => run(() => clearFaults({})));
   $("#sim-reset").addEventListener("click", () => run(resetWorld));
+  $("#snapshot-export").addEventListener("click", () => run(exportSnapshot));
+  $("#snapshot-import").addEventListener("change", (event) => run(() => importSnapshot(event.target)));
   $("#clock-1m").addEventListener("click", () => run(() => advanceClock("1m")));
   $("#clock-10m").addEventListener("click", () => run(() => advanceClock("10m")));
   $("#clock-form").addEventListener("submit", (event) => {

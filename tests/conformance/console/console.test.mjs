@@ -497,4 +497,30 @@ describe("web console: the simulator's clock and seeds", () => {
     assert.equal(await bot.chats.count(), 1);
     await p.context().close();
   });
+  test("Snapshot: downloaded, the world changed, imported back from the file", async () => {
+    const p = await signedIn();
+    const client = server.client(await server.addAccount("snap@example.com"));
+    const { chat } = await client.chats.create(["zoe@example.net", "amy@example.com"]);
+    const guid = chat.guid;
+    await client.groups.setDisplayName(guid, "Saved");
+    const [download] = await Promise.all([
+      p.waitForEvent("download"),
+      p.getByRole("button", { name: "Download snapshot", exact: true }).click(),
+    ]);
+    assert.equal(download.suggestedFilename(), "imgroups-snapshot.json");
+    const file = join(await mkdtemp(join(tmpdir(), "imgroups-snapshot-")), "world.json");
+    await download.saveAs(file);
+    const saved = await readFile(file, "utf8");
+    assert.equal(JSON.parse(saved).format, "imgroups-snapshot");
+    // The same bytes as the CLI's export of the same world.
+    assert.equal(await server.cli("sim", "snapshot", "export", "-"), saved.trim());
+
+    await client.groups.setDisplayName(guid, "Changed");
+    p.once("dialog", (dialog) => dialog.accept());
+    await p.getByLabel("Import a snapshot", { exact: true }).setInputFiles(file);
+    await p.locator("#snapshot-summary").getByText(/^Imported \d+ accounts?, \d+ groups?/).waitFor({ timeout: SHOWN_WITHIN_MS });
+    assert.equal((await client.chats.get(guid)).displayName, "Saved");
+    await rm(file, { force: true });
+    await p.context().close();
+  });
 });
