@@ -46,6 +46,9 @@ pub enum ErrorKind {
     NewContactThrottled,
     /// Send limits: the same text was sent too many times in a window.
     ContentDuplicateExceeded,
+    /// Send limits: the line messaged one person too often in a window; it must let that
+    /// conversation cool down.
+    RecipientCoolingDown,
 }
 
 /// Why a request was refused, more precisely than its [`ErrorKind`]: sent as the `reason`
@@ -263,6 +266,7 @@ impl Error {
                 | ErrorKind::RecipientLimitExceeded
                 | ErrorKind::NewContactThrottled
                 | ErrorKind::ContentDuplicateExceeded
+                | ErrorKind::RecipientCoolingDown
         )
     }
 

@@ -41,6 +41,11 @@ pub struct SendLimits {
     /// (`contentDuplicateExceeded`).
     pub duplicate_messages: Option<u32>,
     pub duplicate_window_secs: Option<u32>,
+    /// Messages one line may send to the same person within `cooling_window_secs` (a
+    /// group's message reaches each member); beyond, that person is cooling down
+    /// (`recipientCoolingDown`).
+    pub messages_per_recipient: Option<u32>,
+    pub cooling_window_secs: Option<u32>,
 }
 
 impl SendLimits {
@@ -55,6 +60,8 @@ impl SendLimits {
             new_contacts_per_day: Some(50),
             duplicate_messages: Some(5),
             duplicate_window_secs: Some(3600),
+            messages_per_recipient: Some(100),
+            cooling_window_secs: Some(3600),
         }
     }
 
@@ -72,6 +79,12 @@ impl SendLimits {
                 self.duplicate_messages,
                 "duplicate_window_secs",
                 self.duplicate_window_secs,
+            ),
+            (
+                "messages_per_recipient",
+                self.messages_per_recipient,
+                "cooling_window_secs",
+                self.cooling_window_secs,
             ),
         ];
         for (count_key, count, window_key, window) in pairs {
@@ -97,6 +110,8 @@ impl SendLimits {
             ("new_contacts_per_day", self.new_contacts_per_day),
             ("duplicate_messages", self.duplicate_messages),
             ("duplicate_window_secs", self.duplicate_window_secs),
+            ("messages_per_recipient", self.messages_per_recipient),
+            ("cooling_window_secs", self.cooling_window_secs),
         ];
         for (key, value) in all {
             if value == Some(0) {
@@ -222,6 +237,25 @@ impl Limiter {
                         Timestamp(oldest.at.0 + window),
                         now,
                     ));
+                }
+            }
+        }
+        if let (Some(max), Some(secs)) = (limits.messages_per_recipient, limits.cooling_window_secs)
+        {
+            let window = i64::from(secs) * SECOND;
+            for who in recipients {
+                let mut to = within(window).filter(|s| s.recipients.contains(who));
+                if let Some(oldest) = to.next() {
+                    if to.count() + 1 >= max as usize {
+                        return Err(refuse(
+                            ErrorKind::RecipientCoolingDown,
+                            format!("{who} is cooling down: {max} messages to them in {secs} s"),
+                            max,
+                            Timestamp(oldest.at.0 + window),
+                            now,
+                        )
+                        .with("address", who));
+                    }
                 }
             }
         }
@@ -386,6 +420,23 @@ mod tests {
             code(&err),
             (ErrorKind::RecipientLimitExceeded, "86398".into())
         );
+
+        // Cooling down: 2 messages to one person an hour; others still reachable; a group's
+        // message reaches each member.
+        let l = Limiter::new(SendLimits {
+            messages_per_recipient: Some(2),
+            cooling_window_secs: Some(3600),
+            ..Default::default()
+        });
+        l.record(me, at(0), &people(&["a"]), "one");
+        l.record(me, at(60), &people(&["a", "b"]), "two");
+        let err = l
+            .check(me, at(120), &people(&["b", "a"]), "three")
+            .unwrap_err();
+        assert_eq!(code(&err), (ErrorKind::RecipientCoolingDown, "3480".into()));
+        assert_eq!(err.context_value("address"), Some("a@x.com"));
+        assert!(l.check(me, at(120), &people(&["b"]), "three").is_ok());
+        assert!(l.check(me, at(3600), &people(&["a"]), "three").is_ok());
     }
 
     #[test]

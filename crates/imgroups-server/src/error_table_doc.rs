@@ -40,6 +40,7 @@ fn all_kinds() -> Vec<ErrorKind> {
         ErrorKind::RecipientLimitExceeded,
         ErrorKind::NewContactThrottled,
         ErrorKind::ContentDuplicateExceeded,
+        ErrorKind::RecipientCoolingDown,
     ];
     for kind in &listed {
         match kind {
@@ -62,7 +63,8 @@ fn all_kinds() -> Vec<ErrorKind> {
             | ErrorKind::DailyLimitExceeded
             | ErrorKind::RecipientLimitExceeded
             | ErrorKind::NewContactThrottled
-            | ErrorKind::ContentDuplicateExceeded => {}
+            | ErrorKind::ContentDuplicateExceeded
+            | ErrorKind::RecipientCoolingDown => {}
         }
     }
     listed

@@ -54,6 +54,7 @@ pub(crate) fn code_of(kind: ErrorKind) -> WireCode {
         ErrorKind::ContentDuplicateExceeded => {
             (Code::ResourceExhausted, "contentDuplicateExceeded", true)
         }
+        ErrorKind::RecipientCoolingDown => (Code::ResourceExhausted, "recipientCoolingDown", true),
     };
     WireCode {
         status,
@@ -599,4 +600,5 @@ pub(crate) const FAULT_CODES: &[(&str, ErrorKind)] = &[
         "contentDuplicateExceeded",
         ErrorKind::ContentDuplicateExceeded,
     ),
+    ("recipientCoolingDown", ErrorKind::RecipientCoolingDown),
 ];

@@ -146,3 +146,49 @@ describe("send limits (serve --limits) through the official SDK", () => {
     await person.client.messages.sendText(chats[2], "day three, z");
   });
 });
+
+// A server of its own: with the numbers above, the daily limit would answer before a person
+// cools down.
+describe("send limits: recipientCoolingDown through the official SDK", () => {
+  /** @type {Server} */ let server;
+  let dir;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "imgroups-cooling-"));
+    const file = join(dir, "limits.toml");
+    await writeFile(file, "messages_per_recipient = 2\ncooling_window_secs = 600\n");
+    server = await Server.start({ serveArgs: ["--seed", "2", "--limits", file] });
+  });
+  after(async () => {
+    await server?.cleanup();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  test("a third message to one person in 10 min waits; others are still reachable", async () => {
+    const person = await server.person(uniqueEmail("line"));
+    const [friend, other] = [uniqueEmail("friend"), uniqueEmail("other")];
+    const { chat } = await person.chats.create([friend]);
+    const { chat: group } = await person.chats.create([friend, other]);
+    await person.client.messages.sendText(chat.guid, "one");
+    await server.cli("sim", "clock", "advance", "60s");
+    // A group's message reaches each member: the friend's second.
+    await person.client.messages.sendText(group.guid, "two, to everyone");
+    let caught;
+    await assert.rejects(person.client.messages.sendText(chat.guid, "three"), (err) => {
+      caught = err;
+      return true;
+    });
+    const shown = describeError(caught);
+    assert.ok(caught instanceof RateLimitError, `expected RateLimitError, got ${shown}`);
+    assert.equal(caught.code, "recipientCoolingDown", shown);
+    assert.equal(caught.grpcCode, RESOURCE_EXHAUSTED, shown);
+    assert.equal(caught.retryable, true, shown);
+    assert.equal(caught.context?.address, friend, shown);
+    assert.equal(Number(caught.context?.retryafter), 600 - 60, shown);
+    // Someone else is not cooling down.
+    const { chat: apart } = await person.chats.create([other]);
+    await person.client.messages.sendText(apart.guid, "hello other");
+    await server.cli("sim", "clock", "advance", "540s");
+    await person.client.messages.sendText(chat.guid, "three");
+  });
+});
