@@ -49,6 +49,8 @@ pub enum ErrorKind {
     /// Send limits: the line messaged one person too often in a window; it must let that
     /// conversation cool down.
     RecipientCoolingDown,
+    /// Send limits: the line sent too many messages for those it received in a day.
+    SendReceiveRatioExceeded,
 }
 
 /// Why a request was refused, more precisely than its [`ErrorKind`]: sent as the `reason`
@@ -267,6 +269,7 @@ impl Error {
                 | ErrorKind::NewContactThrottled
                 | ErrorKind::ContentDuplicateExceeded
                 | ErrorKind::RecipientCoolingDown
+                | ErrorKind::SendReceiveRatioExceeded
         )
     }
 

@@ -7,7 +7,9 @@
 //! test moves a controllable clock (`imgroups sim clock advance`) instead of sleeping. What
 //! each line sent is remembered by the process, from its start: a restart, or another server
 //! on the same PostgreSQL database, starts from nothing. Only an account's own new messages
-//! count (`messages.sendText`); puppets, edits, tapbacks and idempotent replays do not.
+//! count (`messages.sendText`); puppets, edits, tapbacks and idempotent replays do not. The
+//! send/receive ratio is the exception: what a line received comes from any process (a
+//! puppet played by the CLI, another node), so it counts the line's stored messages.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
@@ -46,6 +48,11 @@ pub struct SendLimits {
     /// (`recipientCoolingDown`).
     pub messages_per_recipient: Option<u32>,
     pub cooling_window_secs: Option<u32>,
+    /// Messages one line may send per message it received, over 24 hours, once it sent
+    /// `ratio_after_messages` that day (`sendReceiveRatioExceeded`): a line that only talks
+    /// and is never answered looks like spam.
+    pub sends_per_receive: Option<u32>,
+    pub ratio_after_messages: Option<u32>,
 }
 
 impl SendLimits {
@@ -62,6 +69,8 @@ impl SendLimits {
             duplicate_window_secs: Some(3600),
             messages_per_recipient: Some(100),
             cooling_window_secs: Some(3600),
+            sends_per_receive: Some(10),
+            ratio_after_messages: Some(100),
         }
     }
 
@@ -85,6 +94,12 @@ impl SendLimits {
                 self.messages_per_recipient,
                 "cooling_window_secs",
                 self.cooling_window_secs,
+            ),
+            (
+                "sends_per_receive",
+                self.sends_per_receive,
+                "ratio_after_messages",
+                self.ratio_after_messages,
             ),
         ];
         for (count_key, count, window_key, window) in pairs {
@@ -112,6 +127,8 @@ impl SendLimits {
             ("duplicate_window_secs", self.duplicate_window_secs),
             ("messages_per_recipient", self.messages_per_recipient),
             ("cooling_window_secs", self.cooling_window_secs),
+            ("sends_per_receive", self.sends_per_receive),
+            ("ratio_after_messages", self.ratio_after_messages),
         ];
         for (key, value) in all {
             if value == Some(0) {
@@ -176,14 +193,26 @@ impl Limiter {
         }
     }
 
-    /// Whether `account` may send `text` to `recipients` at `now`; the first limit it
-    /// would break answers. Records nothing ([`Limiter::record`] does, once sent).
+    /// How far back [`Limiter::check`] needs the line's stored messages (`history`), if it
+    /// needs them at all: the send/receive ratio counts what the line received, from anyone
+    /// through any process, and so reads it from the store.
+    pub fn history_since(&self, now: Timestamp) -> Option<Timestamp> {
+        self.limits
+            .sends_per_receive
+            .map(|_| Timestamp(now.0 - DAY + 1))
+    }
+
+    /// Whether `account` may send `text` to `recipients` at `now`; the first limit it would
+    /// break answers. `history`: when each of the line's stored messages since
+    /// [`Limiter::history_since`] was created and whether it was its own. Records nothing
+    /// ([`Limiter::record`] does, once sent).
     pub fn check(
         &self,
         account: AccountId,
         now: Timestamp,
         recipients: &[Address],
         text: &str,
+        history: &[(Timestamp, bool)],
     ) -> Result<()> {
         let limits = &self.limits;
         let mut lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
@@ -257,6 +286,51 @@ impl Limiter {
                         .with("address", who));
                     }
                 }
+            }
+        }
+        if let (Some(ratio), Some(after)) = (limits.sends_per_receive, limits.ratio_after_messages)
+        {
+            let day = |mine: bool| -> Vec<Timestamp> {
+                history
+                    .iter()
+                    .filter(|(at, own)| *own == mine && at.0 > now.0 - DAY)
+                    .map(|(at, _)| *at)
+                    .collect()
+            };
+            let (sent, got) = (day(true), day(false));
+            let over = |sent: usize, got: usize| {
+                sent >= after as usize && sent + 1 > (ratio as usize).saturating_mul(got)
+            };
+            if over(sent.len(), got.len()) {
+                // The first moment the same send passes as the day's window moves on: one of
+                // the messages sent (or received) leaves it.
+                let mut moments: Vec<Timestamp> = sent
+                    .iter()
+                    .chain(&got)
+                    .map(|at| Timestamp(at.0 + DAY))
+                    .collect();
+                moments.sort_unstable();
+                let retry = moments
+                    .into_iter()
+                    .find(|t| {
+                        let left = |times: &[Timestamp]| {
+                            times.iter().filter(|at| at.0 > t.0 - DAY).count()
+                        };
+                        !over(left(&sent), left(&got))
+                    })
+                    .unwrap_or(Timestamp(now.0 + DAY));
+                return Err(refuse(
+                    ErrorKind::SendReceiveRatioExceeded,
+                    format!(
+                        "{} messages sent and {} received in 24 h: at most {ratio} sent per \
+                         message received once {after} are sent",
+                        sent.len(),
+                        got.len()
+                    ),
+                    ratio,
+                    retry,
+                    now,
+                ));
             }
         }
         if let Some(max) = limits.recipients_per_day {
@@ -358,13 +432,13 @@ mod tests {
             ..Default::default()
         });
         l.record(me, at(100), &bob, "a");
-        l.check(me, at(101), &bob, "b").unwrap();
+        l.check(me, at(101), &bob, "b", &[]).unwrap();
         l.record(me, at(101), &bob, "b");
-        let err = l.check(me, at(103), &bob, "c").unwrap_err();
+        let err = l.check(me, at(103), &bob, "c", &[]).unwrap_err();
         assert_eq!(code(&err), (ErrorKind::RateLimited, "7".into()));
-        assert!(l.check(me, at(110), &bob, "c").is_ok());
+        assert!(l.check(me, at(110), &bob, "c", &[]).is_ok());
         // Another account has its own line.
-        assert!(l.check(AccountId(2), at(103), &bob, "c").is_ok());
+        assert!(l.check(AccountId(2), at(103), &bob, "c", &[]).is_ok());
 
         // Daily: 1 a day.
         let l = Limiter::new(SendLimits {
@@ -372,12 +446,12 @@ mod tests {
             ..Default::default()
         });
         l.record(me, at(0), &bob, "a");
-        let err = l.check(me, at(3600), &bob, "b").unwrap_err();
+        let err = l.check(me, at(3600), &bob, "b", &[]).unwrap_err();
         assert_eq!(
             code(&err),
             (ErrorKind::DailyLimitExceeded, (86_400 - 3600).to_string())
         );
-        assert!(l.check(me, at(86_400), &bob, "b").is_ok());
+        assert!(l.check(me, at(86_400), &bob, "b", &[]).is_ok());
 
         // Duplicates: the same text twice an hour; other text passes.
         let l = Limiter::new(SendLimits {
@@ -387,13 +461,13 @@ mod tests {
         });
         l.record(me, at(0), &bob, "promo");
         l.record(me, at(10), &bob, "promo");
-        let err = l.check(me, at(20), &bob, "promo").unwrap_err();
+        let err = l.check(me, at(20), &bob, "promo", &[]).unwrap_err();
         assert_eq!(
             code(&err),
             (ErrorKind::ContentDuplicateExceeded, "3580".into())
         );
-        assert!(l.check(me, at(20), &bob, "hello").is_ok());
-        assert!(l.check(me, at(3600), &bob, "promo").is_ok());
+        assert!(l.check(me, at(20), &bob, "hello", &[]).is_ok());
+        assert!(l.check(me, at(3600), &bob, "promo", &[]).is_ok());
 
         // New contacts: 2 a day; people already messaged are not new.
         let l = Limiter::new(SendLimits {
@@ -401,11 +475,13 @@ mod tests {
             ..Default::default()
         });
         l.record(me, at(0), &people(&["a", "b"]), "hi");
-        assert!(l.check(me, at(5), &people(&["a", "b"]), "again").is_ok());
-        let err = l.check(me, at(5), &people(&["c"]), "hi").unwrap_err();
+        assert!(l
+            .check(me, at(5), &people(&["a", "b"]), "again", &[])
+            .is_ok());
+        let err = l.check(me, at(5), &people(&["c"]), "hi", &[]).unwrap_err();
         assert_eq!(code(&err), (ErrorKind::NewContactThrottled, "86395".into()));
         assert_eq!(err.context_value("address"), Some("c@x.com"));
-        assert!(l.check(me, at(86_400), &people(&["c"]), "hi").is_ok());
+        assert!(l.check(me, at(86_400), &people(&["c"]), "hi", &[]).is_ok());
 
         // Recipients: 2 different people a day.
         let l = Limiter::new(SendLimits {
@@ -414,8 +490,8 @@ mod tests {
         });
         l.record(me, at(0), &people(&["a"]), "hi");
         l.record(me, at(1), &people(&["b"]), "hi");
-        assert!(l.check(me, at(2), &people(&["a"]), "more").is_ok());
-        let err = l.check(me, at(2), &people(&["c"]), "hi").unwrap_err();
+        assert!(l.check(me, at(2), &people(&["a"]), "more", &[]).is_ok());
+        let err = l.check(me, at(2), &people(&["c"]), "hi", &[]).unwrap_err();
         assert_eq!(
             code(&err),
             (ErrorKind::RecipientLimitExceeded, "86398".into())
@@ -431,12 +507,43 @@ mod tests {
         l.record(me, at(0), &people(&["a"]), "one");
         l.record(me, at(60), &people(&["a", "b"]), "two");
         let err = l
-            .check(me, at(120), &people(&["b", "a"]), "three")
+            .check(me, at(120), &people(&["b", "a"]), "three", &[])
             .unwrap_err();
         assert_eq!(code(&err), (ErrorKind::RecipientCoolingDown, "3480".into()));
         assert_eq!(err.context_value("address"), Some("a@x.com"));
-        assert!(l.check(me, at(120), &people(&["b"]), "three").is_ok());
-        assert!(l.check(me, at(3600), &people(&["a"]), "three").is_ok());
+        assert!(l.check(me, at(120), &people(&["b"]), "three", &[]).is_ok());
+        assert!(l.check(me, at(3600), &people(&["a"]), "three", &[]).is_ok());
+
+        // Send/receive: after 3 sent a day, at most 2 sent per message received (the
+        // history is the line's stored messages: (created, its own)).
+        let l = Limiter::new(SendLimits {
+            sends_per_receive: Some(2),
+            ratio_after_messages: Some(3),
+            ..Default::default()
+        });
+        let a = people(&["a"]);
+        let mut history = vec![(at(0), true), (at(1), true), (at(2), true)];
+        let err = l.check(me, at(10), &a, "x", &history).unwrap_err();
+        // 3 sent, none received: it passes once the first send is a day old (2 sent left).
+        assert_eq!(
+            code(&err),
+            (ErrorKind::SendReceiveRatioExceeded, "86390".into())
+        );
+        assert_eq!(l.history_since(at(10)), Some(Timestamp(at(10).0 - DAY + 1)));
+        // One answer is not enough for a fourth (4 > 2 × 1), two are; a fifth is not.
+        history.push((at(20), false));
+        assert!(l.check(me, at(21), &a, "x", &history).is_err());
+        history.push((at(21), false));
+        assert!(l.check(me, at(21), &a, "x", &history).is_ok());
+        history.push((at(21), true));
+        let err = l.check(me, at(23), &a, "x", &history).unwrap_err();
+        assert_eq!(code(&err).0, ErrorKind::SendReceiveRatioExceeded);
+        assert!(l.check(me, at(86_402), &a, "x", &history).is_ok());
+        // Without the ratio, no history is asked for.
+        assert_eq!(
+            Limiter::new(SendLimits::default()).history_since(at(0)),
+            None
+        );
     }
 
     #[test]

@@ -41,6 +41,7 @@ fn all_kinds() -> Vec<ErrorKind> {
         ErrorKind::NewContactThrottled,
         ErrorKind::ContentDuplicateExceeded,
         ErrorKind::RecipientCoolingDown,
+        ErrorKind::SendReceiveRatioExceeded,
     ];
     for kind in &listed {
         match kind {
@@ -64,7 +65,8 @@ fn all_kinds() -> Vec<ErrorKind> {
             | ErrorKind::RecipientLimitExceeded
             | ErrorKind::NewContactThrottled
             | ErrorKind::ContentDuplicateExceeded
-            | ErrorKind::RecipientCoolingDown => {}
+            | ErrorKind::RecipientCoolingDown
+            | ErrorKind::SendReceiveRatioExceeded => {}
         }
     }
     listed

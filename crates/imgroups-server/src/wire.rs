@@ -55,6 +55,9 @@ pub(crate) fn code_of(kind: ErrorKind) -> WireCode {
             (Code::ResourceExhausted, "contentDuplicateExceeded", true)
         }
         ErrorKind::RecipientCoolingDown => (Code::ResourceExhausted, "recipientCoolingDown", true),
+        ErrorKind::SendReceiveRatioExceeded => {
+            (Code::ResourceExhausted, "sendReceiveRatioExceeded", true)
+        }
     };
     WireCode {
         status,
@@ -601,4 +604,8 @@ pub(crate) const FAULT_CODES: &[(&str, ErrorKind)] = &[
         ErrorKind::ContentDuplicateExceeded,
     ),
     ("recipientCoolingDown", ErrorKind::RecipientCoolingDown),
+    (
+        "sendReceiveRatioExceeded",
+        ErrorKind::SendReceiveRatioExceeded,
+    ),
 ];

@@ -192,3 +192,55 @@ describe("send limits: recipientCoolingDown through the official SDK", () => {
     await person.client.messages.sendText(chat.guid, "three");
   });
 });
+
+// The send/receive ratio needs answers from someone: a puppet (`sim act … say`) gives them.
+describe("send limits: sendReceiveRatioExceeded through the official SDK", () => {
+  /** @type {Server} */ let server;
+  let dir;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "imgroups-ratio-"));
+    const file = join(dir, "limits.toml");
+    await writeFile(file, "sends_per_receive = 2\nratio_after_messages = 2\n");
+    server = await Server.start({ serveArgs: ["--seed", "3", "--limits", file] });
+  });
+  after(async () => {
+    await server?.cleanup();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  async function refusedForRatio(promise) {
+    let caught;
+    await assert.rejects(promise, (err) => {
+      caught = err;
+      return true;
+    });
+    const shown = describeError(caught);
+    assert.ok(caught instanceof RateLimitError, `expected RateLimitError, got ${shown}`);
+    assert.equal(caught.code, "sendReceiveRatioExceeded", shown);
+    assert.equal(caught.grpcCode, RESOURCE_EXHAUSTED, shown);
+    assert.equal(caught.retryable, true, shown);
+    return Number(caught.context?.retryafter);
+  }
+
+  test("a line nobody answers waits for its sends to age out; answers let it talk again", async () => {
+    const person = await server.person(uniqueEmail("line"));
+    const zoe = uniqueEmail("zoe");
+    const { chat } = await person.chats.create([zoe, uniqueEmail("amy")]);
+    await person.client.messages.sendText(chat.guid, "one");
+    await server.cli("sim", "clock", "advance", "10s");
+    await person.client.messages.sendText(chat.guid, "two");
+    const secs = await refusedForRatio(person.client.messages.sendText(chat.guid, "three"));
+    assert.equal(secs, 86_400 - 10);
+    await server.cli("sim", "clock", "advance", `${secs}s`);
+    await person.client.messages.sendText(chat.guid, "three");
+
+    // Two sent in the day again ("two", "three"), none received: refused; one answer is not
+    // enough for a third (3 > 2 × 1), a second is.
+    await refusedForRatio(person.client.messages.sendText(chat.guid, "four"));
+    await server.cli("sim", "act", zoe, "say", chat.guid, "hi!");
+    await refusedForRatio(person.client.messages.sendText(chat.guid, "four"));
+    await server.cli("sim", "act", zoe, "say", chat.guid, "are you there?");
+    await person.client.messages.sendText(chat.guid, "four");
+  });
+});

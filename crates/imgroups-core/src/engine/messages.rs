@@ -176,6 +176,30 @@ pub(super) fn recipients(
     }
 }
 
+/// Most of an account's messages a send-limit check reads: a day of a line that the daily
+/// limit lets send at most a few thousand, and what it received meanwhile.
+const LIMIT_HISTORY: usize = 50_000;
+
+/// When each of `account`'s messages created since `since` was created, and whether it is
+/// its own, for the send/receive ratio of send limits (newest first, at most
+/// [`LIMIT_HISTORY`]).
+pub(super) fn times_since(
+    tx: &mut dyn Tx,
+    account: AccountId,
+    since: Timestamp,
+) -> Result<Vec<(Timestamp, bool)>> {
+    let query = MessageQuery {
+        limit: LIMIT_HISTORY,
+        created_after: Some(since),
+        ..Default::default()
+    };
+    Ok(tx
+        .list_messages(account, &query)?
+        .into_iter()
+        .map(|(_, message)| (message.date_created, message.is_from_me))
+        .collect())
+}
+
 pub(super) fn views(
     tx: &mut dyn Tx,
     backend: &dyn Backend,

@@ -119,7 +119,11 @@ impl Engine {
                     let Some(recipients) = messages::recipients(tx, account, chat)? else {
                         return rules::execute(tx, &*backend, account, &command);
                     };
-                    limiter.check(account, now, &recipients, text)?;
+                    let history = match limiter.history_since(now) {
+                        Some(since) => messages::times_since(tx, account, since)?,
+                        None => Vec::new(),
+                    };
+                    limiter.check(account, now, &recipients, text, &history)?;
                     let outcome = rules::execute(tx, &*backend, account, &command)?;
                     limiter.record(account, now, &recipients, text);
                     Ok(outcome)

@@ -64,7 +64,8 @@ pub(crate) struct ServeArgs {
     /// `photon` for the built-in preset, or a TOML file (JSON if it ends in .json) setting
     /// messages_per_day, burst_messages + burst_window_secs, recipients_per_day,
     /// new_contacts_per_day, duplicate_messages + duplicate_window_secs,
-    /// messages_per_recipient + cooling_window_secs. Refusals carry the
+    /// messages_per_recipient + cooling_window_secs, sends_per_receive +
+    /// ratio_after_messages. Refusals carry the
     /// SDK's codes (dailyLimitExceeded, burstRateExceeded, …) and a retry hint; windows run
     /// on the store's clock.
     #[arg(long = "limits", value_name = "photon|FILE")]
