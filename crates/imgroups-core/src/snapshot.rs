@@ -23,6 +23,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::SimClock;
 use crate::error::{Error, Result};
+use crate::ids::MAX_ADDRESS_BYTES;
+use crate::text::DISPLAY_NAME;
 use crate::model::{Change, Message, Timestamp};
 
 /// The `format` every snapshot file names.
@@ -277,9 +279,38 @@ impl Snapshot {
     }
 
     /// What the stores cannot hold or the engine would misread: ids and keys that repeat,
-    /// events out of order or beyond their log's head, messages that repeat a GUID.
+    /// events out of order or beyond their log's head, messages that repeat a GUID; and what
+    /// the input policy refuses everywhere else (`text`): group names and renames the API
+    /// would not have stored, addresses that are empty, too long or hold control characters
+    /// or white space.
     pub fn check(&self) -> Result<()> {
         let bad = |what: String, field: &str| Err(Error::invalid(what).with("field", field));
+        let address = |address: &str, at: &str| -> Result<()> {
+            let fine = !address.is_empty()
+                && address.len() <= MAX_ADDRESS_BYTES
+                && !address.chars().any(|c| c.is_control() || c.is_whitespace());
+            match fine {
+                true => Ok(()),
+                false => Err(Error::invalid(format!(
+                    "{at}: {address:?} is not an address (empty, longer than \
+                     {MAX_ADDRESS_BYTES} bytes, or with control characters or white space)"
+                ))
+                .with("field", "address")),
+            }
+        };
+        let name = |name: &str, at: &str| -> Result<()> {
+            match DISPLAY_NAME.check(name) {
+                Ok(checked) if checked == name => Ok(()),
+                Ok(_) => Err(Error::invalid(format!(
+                    "{at}: the name {name:?} has white space around it"
+                ))
+                .with("field", "display_name")),
+                Err(err) => Err(Error {
+                    message: format!("{at}: {}", err.message),
+                    ..err
+                }),
+            }
+        };
         let mut ids = HashSet::new();
         let mut addresses = HashSet::new();
         let mut tokens = (HashSet::new(), HashSet::new());
@@ -287,9 +318,7 @@ impl Snapshot {
         let mut faults = HashSet::new();
         for account in &self.accounts {
             let at = format!("account {}", account.address);
-            if account.address.is_empty() {
-                return bad(format!("account {}: empty address", account.id), "address");
-            }
+            address(&account.address, &format!("account {}", account.id))?;
             if !ids.insert(account.id) || !addresses.insert(account.address.as_str()) {
                 return bad(format!("{at}: its id or address repeats"), "accounts");
             }
@@ -317,6 +346,12 @@ impl Snapshot {
             }
             let mut last = 0;
             for event in &account.events {
+                match &event.change {
+                    Change::DisplayNameChanged { display_name } if !display_name.is_empty() => {
+                        name(display_name, &format!("{at}: event {}", event.seq))?;
+                    }
+                    _ => {}
+                }
                 if event.seq <= last || event.seq > account.head_seq {
                     return bad(
                         format!(
@@ -340,6 +375,7 @@ impl Snapshot {
             }
             let mut direct = HashSet::new();
             for chat in &account.direct_chats {
+                address(&chat.address, &format!("{at}: a direct chat"))?;
                 if !direct.insert(chat.address.as_str()) {
                     return bad(
                         format!("{at}: direct chat with {} repeats", chat.address),
@@ -353,6 +389,13 @@ impl Snapshot {
             if !groups.insert(group.identifier.as_str()) {
                 return bad(format!("group {} repeats", group.identifier), "groups");
             }
+            let at = format!("group {}", group.identifier);
+            if let Some(display_name) = &group.display_name {
+                name(display_name, &at)?;
+            }
+            for member in &group.members {
+                address(member, &at)?;
+            }
             let mut members = HashSet::new();
             if let Some(member) = group.members.iter().find(|m| !members.insert(m.as_str())) {
                 return bad(
@@ -360,6 +403,9 @@ impl Snapshot {
                     "members",
                 );
             }
+        }
+        for who in &self.unreachable {
+            address(who, "unreachable")?;
         }
         let mut unreachable = HashSet::new();
         if let Some(address) = self.unreachable.iter().find(|a| !unreachable.insert(*a)) {
@@ -552,6 +598,29 @@ mod tests {
         let mut world = self::tests::world();
         let again = world.accounts[0].clone();
         world.accounts.push(again);
+        assert!(world.check().is_err());
+    }
+
+    #[test]
+    fn names_and_addresses_follow_the_input_policy() {
+        let mut world = world();
+        world.groups[0].display_name = Some("evil\u{202e}name".into());
+        let err = world.check().unwrap_err();
+        assert!(err.to_string().starts_with("group chat1: "), "{err}");
+        assert_eq!(err.context_value("reason"), Some("controlCharacter"));
+
+        let mut world = self::tests::world();
+        world.accounts[0].events[0].change = Change::DisplayNameChanged {
+            display_name: "\u{200b}".into(),
+        };
+        let err = world.check().unwrap_err();
+        assert!(err.to_string().contains("event 2"), "{err}");
+
+        let mut world = self::tests::world();
+        world.groups[0].members.push("zoe @example.com".into());
+        assert!(world.check().unwrap_err().to_string().contains("not an address"));
+        let mut world = self::tests::world();
+        world.unreachable.push("a\u{1b}[2J".into());
         assert!(world.check().is_err());
     }
 }

@@ -28,19 +28,45 @@ duplicate_messages = 2
 duplicate_window_secs = 3600
 `;
 
+/** A server of its own with `limits` (TOML) and a controllable clock; `stop()` removes all. */
+async function limitedServer(limits, seed) {
+  const dir = await mkdtemp(join(tmpdir(), "imgroups-limits-"));
+  const file = join(dir, "limits.toml");
+  await writeFile(file, limits);
+  const server = await Server.start({ serveArgs: ["--seed", String(seed), "--limits", file] });
+  const stop = async () => {
+    await server.cleanup();
+    await rm(dir, { recursive: true, force: true });
+  };
+  return { server, stop };
+}
+
+/** Asserts `promise` rejects as a send limit `code` and returns its retry hint, in s. */
+async function refused(promise, code) {
+  let caught;
+  await assert.rejects(promise, (err) => {
+    caught = err;
+    return true;
+  });
+  const shown = describeError(caught);
+  assert.ok(caught instanceof RateLimitError, `expected RateLimitError, got ${shown}`);
+  assert.equal(caught.code, code, shown);
+  assert.equal(caught.grpcCode, RESOURCE_EXHAUSTED, shown);
+  assert.equal(caught.retryable, true, shown);
+  const secs = Number(caught.context?.retryafter);
+  assert.ok(Number.isInteger(secs) && secs > 0, `a retry hint; got ${shown}`);
+  return { secs, err: caught };
+}
+
 describe("send limits (serve --limits) through the official SDK", () => {
   /** @type {Server} */ let server;
-  let dir;
+  let stop;
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), "imgroups-limits-"));
-    const file = join(dir, "limits.toml");
-    await writeFile(file, LIMITS);
-    server = await Server.start({ serveArgs: ["--seed", "1", "--limits", file] });
+    ({ server, stop } = await limitedServer(LIMITS, 1));
   });
   after(async () => {
-    await server?.cleanup();
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await stop?.();
   });
 
   const advance = (secs) => server.cli("sim", "clock", "advance", `${secs}s`);
@@ -52,22 +78,6 @@ describe("send limits (serve --limits) through the official SDK", () => {
     return { person, chat: chat.guid };
   }
 
-  /** Asserts `promise` rejects as a send limit `code` and returns its retry hint, in s. */
-  async function refused(promise, code) {
-    let caught;
-    await assert.rejects(promise, (err) => {
-      caught = err;
-      return true;
-    });
-    const shown = describeError(caught);
-    assert.ok(caught instanceof RateLimitError, `expected RateLimitError, got ${shown}`);
-    assert.equal(caught.code, code, shown);
-    assert.equal(caught.grpcCode, RESOURCE_EXHAUSTED, shown);
-    assert.equal(caught.retryable, true, shown);
-    const secs = Number(caught.context?.retryafter);
-    assert.ok(Number.isInteger(secs) && secs > 0, `a retry hint; got ${shown}`);
-    return { secs, err: caught };
-  }
 
   test("burstRateExceeded: the third message in 10 s waits 10 s", async () => {
     const { person, chat } = await line();
@@ -151,17 +161,13 @@ describe("send limits (serve --limits) through the official SDK", () => {
 // cools down.
 describe("send limits: recipientCoolingDown through the official SDK", () => {
   /** @type {Server} */ let server;
-  let dir;
+  let stop;
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), "imgroups-cooling-"));
-    const file = join(dir, "limits.toml");
-    await writeFile(file, "messages_per_recipient = 2\ncooling_window_secs = 600\n");
-    server = await Server.start({ serveArgs: ["--seed", "2", "--limits", file] });
+    ({ server, stop } = await limitedServer("messages_per_recipient = 2\ncooling_window_secs = 600\n", 2));
   });
   after(async () => {
-    await server?.cleanup();
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await stop?.();
   });
 
   test("a third message to one person in 10 min waits; others are still reachable", async () => {
@@ -173,18 +179,9 @@ describe("send limits: recipientCoolingDown through the official SDK", () => {
     await server.cli("sim", "clock", "advance", "60s");
     // A group's message reaches each member: the friend's second.
     await person.client.messages.sendText(group.guid, "two, to everyone");
-    let caught;
-    await assert.rejects(person.client.messages.sendText(chat.guid, "three"), (err) => {
-      caught = err;
-      return true;
-    });
-    const shown = describeError(caught);
-    assert.ok(caught instanceof RateLimitError, `expected RateLimitError, got ${shown}`);
-    assert.equal(caught.code, "recipientCoolingDown", shown);
-    assert.equal(caught.grpcCode, RESOURCE_EXHAUSTED, shown);
-    assert.equal(caught.retryable, true, shown);
-    assert.equal(caught.context?.address, friend, shown);
-    assert.equal(Number(caught.context?.retryafter), 600 - 60, shown);
+    const { secs, err } = await refused(person.client.messages.sendText(chat.guid, "three"), "recipientCoolingDown");
+    assert.equal(err.context?.address, friend, describeError(err));
+    assert.equal(secs, 600 - 60);
     // Someone else is not cooling down.
     const { chat: apart } = await person.chats.create([other]);
     await person.client.messages.sendText(apart.guid, "hello other");
@@ -196,32 +193,16 @@ describe("send limits: recipientCoolingDown through the official SDK", () => {
 // The send/receive ratio needs answers from someone: a puppet (`sim act … say`) gives them.
 describe("send limits: sendReceiveRatioExceeded through the official SDK", () => {
   /** @type {Server} */ let server;
-  let dir;
+  let stop;
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), "imgroups-ratio-"));
-    const file = join(dir, "limits.toml");
-    await writeFile(file, "sends_per_receive = 2\nratio_after_messages = 2\n");
-    server = await Server.start({ serveArgs: ["--seed", "3", "--limits", file] });
+    ({ server, stop } = await limitedServer("sends_per_receive = 2\nratio_after_messages = 2\n", 3));
   });
   after(async () => {
-    await server?.cleanup();
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await stop?.();
   });
 
-  async function refusedForRatio(promise) {
-    let caught;
-    await assert.rejects(promise, (err) => {
-      caught = err;
-      return true;
-    });
-    const shown = describeError(caught);
-    assert.ok(caught instanceof RateLimitError, `expected RateLimitError, got ${shown}`);
-    assert.equal(caught.code, "sendReceiveRatioExceeded", shown);
-    assert.equal(caught.grpcCode, RESOURCE_EXHAUSTED, shown);
-    assert.equal(caught.retryable, true, shown);
-    return Number(caught.context?.retryafter);
-  }
+  const refusedForRatio = async (promise) => (await refused(promise, "sendReceiveRatioExceeded")).secs;
 
   test("a line nobody answers waits for its sends to age out; answers let it talk again", async () => {
     const person = await server.person(uniqueEmail("line"));
