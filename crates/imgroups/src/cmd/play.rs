@@ -140,7 +140,7 @@ impl Known {
 }
 
 async fn play(store: Arc<dyn Store>, scenario: &Scenario) -> Result<(), Failed> {
-    let engine = Engine::new(store.clone(), Arc::new(Simulator), EngineConfig::default());
+    let engine = Engine::new(store.clone(), Simulator::network(), EngineConfig::default());
     let mut known = Known {
         chats: scenario.chats.clone().into_iter().collect(),
         messages: HashMap::new(),

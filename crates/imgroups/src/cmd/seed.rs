@@ -58,7 +58,7 @@ async fn apply(store: Arc<dyn Store>, seed: &Scenario) -> Result<(), Failed> {
             accounts += 1;
         }
     }
-    let engine = Engine::new(store.clone(), Arc::new(Simulator), EngineConfig::default());
+    let engine = Engine::new(store.clone(), Simulator::network(), EngineConfig::default());
     let mut known = Known {
         chats: seed.chats.clone().into_iter().collect(),
         messages: HashMap::new(),
