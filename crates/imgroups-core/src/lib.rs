@@ -17,7 +17,7 @@
 //!   one on its log.
 //! - [`port`]: the store port ([`port::Store`]: log, accounts, webhooks, commit notices; and
 //!   [`port::Tx`], the engine's view of one transaction) and the backend port
-//!   ([`port::Backend`]: the iMessage side).
+//!   ([`port::Network`]: the iMessage side, recorded by the engine or observed).
 //! - [`engine`]: [`Engine`], which every transport calls, and its rules.
 //! - [`idempotency`]: what an idempotency key means, for every store.
 //! - [`limits`]: the send limits of a real line, as a model (`serve --limits`).

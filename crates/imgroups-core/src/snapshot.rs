@@ -24,8 +24,8 @@ use serde::{Deserialize, Serialize};
 use crate::clock::SimClock;
 use crate::error::{Error, Result};
 use crate::ids::MAX_ADDRESS_BYTES;
-use crate::text::DISPLAY_NAME;
 use crate::model::{Change, Message, Timestamp};
+use crate::text::DISPLAY_NAME;
 
 /// The `format` every snapshot file names.
 pub const FORMAT: &str = "imgroups-snapshot";
@@ -618,7 +618,11 @@ mod tests {
 
         let mut world = self::tests::world();
         world.groups[0].members.push("zoe @example.com".into());
-        assert!(world.check().unwrap_err().to_string().contains("not an address"));
+        assert!(world
+            .check()
+            .unwrap_err()
+            .to_string()
+            .contains("not an address"));
         let mut world = self::tests::world();
         world.unreachable.push("a\u{1b}[2J".into());
         assert!(world.check().is_err());

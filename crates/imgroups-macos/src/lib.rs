@@ -14,7 +14,8 @@
 //!   helper — the BlueBubbles Private API helper library, spoken to over its socket protocol
 //!   (`imgroups_chatdb::actuator`). The engine's rules run first; the change is handed to the
 //!   helper, and the call is answered once its rows were read back from chat.db and recorded
-//!   (`observer`), so the answer and the event agree. Icons are written under
+//!   (`observer`): an observed network (`imgroups_core::port::ObservedNetwork`), so the answer
+//!   and the event agree. Icons are written under
 //!   `HOME/Library/Messages/Attachments/imgroups/` ([`icon_dir`]), where Messages may read them.
 //!   SMS/RCS groups are refused (`operationNotSupported`): the helper acts through iMessage
 //!   only. Only "helper not connected" is retryable; once Messages had the request, a failure
@@ -43,8 +44,8 @@ use async_trait::async_trait;
 use imgroups_chatdb::ChatDb;
 use imgroups_chatdb::{Actuator, ActuatorError, HelperAction};
 use imgroups_core::command::MessageOp;
-use imgroups_core::port::{Action, Backend, GroupIdentity, Observer, Tx};
-use imgroups_core::{AccountId, Address, ChatGuid, Engine, Error, ErrorKind, Mutation, Result};
+use imgroups_core::port::{Network, ObservedNetwork};
+use imgroups_core::{Address, ChatGuid, Engine, Error, ErrorKind, Mutation, Result};
 
 pub use ingest::{Imported, MESSAGES_SOURCE, SOURCE};
 
@@ -101,36 +102,34 @@ fn open(home: &Path) -> std::result::Result<ChatDb, String> {
 pub struct Mac {
     options: MacOptions,
     waiters: Arc<Waiters>,
-    backend: Arc<MacBackend>,
+    network: Arc<MacNetwork>,
     stop: Arc<AtomicBool>,
 }
 
 impl Mac {
     /// Checks that chat.db can be read.
     pub fn new(options: MacOptions) -> std::result::Result<Mac, String> {
-        // The observer's own connection, to look chats up for the helper.
+        // The network's own connection, to look chats up for the helper.
         let lookup = open(&options.home)?;
         let waiters = Arc::new(Waiters::default());
-        let backend = Arc::new(MacBackend {
-            observer: Arc::new(MacObserver {
-                helper: options.helper.clone(),
-                waiters: waiters.clone(),
-                timeout: options.write_timeout,
-                lookup: Arc::new(Mutex::new(lookup)),
-                icons: icon_dir(&options.home),
-            }),
+        let network = Arc::new(MacNetwork {
+            helper: options.helper.clone(),
+            waiters: waiters.clone(),
+            timeout: options.write_timeout,
+            lookup: Arc::new(Mutex::new(lookup)),
+            icons: icon_dir(&options.home),
         });
         Ok(Mac {
             options,
             waiters,
-            backend,
+            network,
             stop: Arc::new(AtomicBool::new(false)),
         })
     }
 
-    /// The backend to build the engine with.
-    pub fn backend(&self) -> Arc<dyn Backend> {
-        self.backend.clone()
+    /// The network to build the engine with: observed, since Messages makes the changes.
+    pub fn network(&self) -> Network {
+        Network::Observed(self.network.clone())
     }
 
     /// Records everything chat.db holds up to now (the first start's import, or what
@@ -195,40 +194,9 @@ impl Drop for Running {
     }
 }
 
-struct MacBackend {
-    observer: Arc<MacObserver>,
-}
-
-impl Backend for MacBackend {
-    /// Only Messages knows; it refuses an unreachable address itself (the helper's error).
-    fn reachable(&self, _tx: &mut dyn Tx, _address: &Address) -> Result<()> {
-        Ok(())
-    }
-
-    fn audience(&self, tx: &mut dyn Tx, members: &[Address]) -> Result<Vec<(AccountId, Address)>> {
-        tx.accounts_for(members)
-    }
-
-    /// Never asked: creating chats is refused before (`rules::decide`).
-    fn new_group(&self, _tx: &mut dyn Tx) -> Result<GroupIdentity> {
-        Ok(GroupIdentity {
-            identifier: String::new(),
-            group_id: String::new(),
-        })
-    }
-
-    fn perform(&self, _tx: &mut dyn Tx, _action: &Action<'_>) -> Result<()> {
-        Err(Error::not_supported(
-            "changes on a Mac are carried out by Messages, not recorded directly",
-        ))
-    }
-
-    fn observer(&self) -> Option<Arc<dyn Observer>> {
-        Some(self.observer.clone())
-    }
-}
-
-struct MacObserver {
+/// This Mac's Messages as an observed network: writes go to the helper and are answered once
+/// chat.db shows them.
+struct MacNetwork {
     helper: Option<Arc<dyn Actuator>>,
     waiters: Arc<Waiters>,
     timeout: Duration,
@@ -299,7 +267,7 @@ fn sms_group(chat: &ChatGuid) -> Error {
     ))
 }
 
-impl MacObserver {
+impl MacNetwork {
     /// The helper's chat for a group or a direct chat (as this account names it).
     async fn any_helper_chat(&self, chat: &ChatGuid) -> Result<imgroups_chatdb::HelperChat> {
         if chat.kind() == imgroups_core::ChatKind::Group {
@@ -362,7 +330,7 @@ impl MacObserver {
 }
 
 #[async_trait]
-impl Observer for MacObserver {
+impl ObservedNetwork for MacNetwork {
     async fn carry_out(&self, chat: &ChatGuid, actor: &Address, mutation: &Mutation) -> Result<()> {
         let Some(helper) = &self.helper else {
             return Err(read_only());

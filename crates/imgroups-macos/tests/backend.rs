@@ -52,7 +52,7 @@ async fn start_with(home: &Path, data: tempfile::TempDir, write_timeout: Duratio
     .unwrap();
     let engine = Arc::new(Engine::new(
         store.clone(),
-        mac.backend(),
+        mac.network(),
         EngineConfig::default(),
     ));
     let (me, _) = admin::ensure_account(&*store, &Address::parse(ME).unwrap())

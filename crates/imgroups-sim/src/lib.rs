@@ -9,23 +9,31 @@
 //!   are accounts.
 //! - Everyone else in the network is a **puppet**: a simulated person who can act too
 //!   ([`act`]), held to the same rules as an account. A puppet's change enters the logs through
-//!   [`Engine::ingest`], exactly as a change observed on a real Mac will.
+//!   [`Engine::ingest`], recorded by the same rules code as a change observed on a real Mac.
 //! - Groups are named like Messages names them: `chat` + 18 random digits, and an upper-case
 //!   UUID as the group id (derived from the seed in a deterministic run, [`imgroups_core::clock`]).
 //!
-//! The network's state is the store's state: recording a change is performing it, so
-//! [`Simulator::perform`](imgroups_core::port::Backend::perform) has nothing left to do.
+//! The network's state is the store's state: recording a change is making it happen, so the
+//! simulator is a recorded network ([`RecordedNetwork`]) and has nothing to carry out. Build
+//! an engine on it with [`Simulator::network`].
 
 use imgroups_core::clock;
 use imgroups_core::engine::address_not_found;
-use imgroups_core::port::{Action, Backend, GroupIdentity, Store, Tx};
-use imgroups_core::{AccountId, Address, Command, Engine, Outcome, Result};
+use imgroups_core::port::{GroupIdentity, Network, RecordedNetwork, Store, Tx};
+use imgroups_core::{Address, Command, Engine, Outcome, Result};
 
 /// The simulated network.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Simulator;
 
-impl Backend for Simulator {
+impl Simulator {
+    /// The simulator as the network an engine works on.
+    pub fn network() -> Network {
+        Network::recorded(Simulator)
+    }
+}
+
+impl RecordedNetwork for Simulator {
     fn reachable(&self, tx: &mut dyn Tx, address: &Address) -> Result<()> {
         match tx.is_unreachable(address)? {
             true => Err(address_not_found(address)),
@@ -33,19 +41,11 @@ impl Backend for Simulator {
         }
     }
 
-    fn audience(&self, tx: &mut dyn Tx, members: &[Address]) -> Result<Vec<(AccountId, Address)>> {
-        tx.accounts_for(members)
-    }
-
     fn new_group(&self, tx: &mut dyn Tx) -> Result<GroupIdentity> {
         Ok(GroupIdentity {
             identifier: clock::group_identifier(tx.fresh_id()?),
             group_id: clock::guid(tx.fresh_id()?),
         })
-    }
-
-    fn perform(&self, _tx: &mut dyn Tx, _action: &Action<'_>) -> Result<()> {
-        Ok(())
     }
 }
 

@@ -36,7 +36,7 @@ async fn say(engine: &Engine, account: AccountId, chat: &ChatGuid, text: &str) -
 }
 
 fn engine(store: &Arc<dyn Store>) -> Engine {
-    Engine::new(store.clone(), Arc::new(Simulator), EngineConfig::default())
+    Engine::new(store.clone(), Simulator::network(), EngineConfig::default())
 }
 
 /// Without a clock the store cannot be moved; with one, group names, GUIDs and dates are the

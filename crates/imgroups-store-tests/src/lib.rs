@@ -446,7 +446,7 @@ fn in_range(op: Op, groups: usize) -> Op {
 }
 
 fn engine(store: Arc<dyn Store>) -> Engine {
-    Engine::new(store, Arc::new(Simulator), EngineConfig::default())
+    Engine::new(store, Simulator::network(), EngineConfig::default())
 }
 
 fn run(fixture: &dyn Fixture, ops: Vec<(Op, Option<u8>)>) -> Result<(), TestCaseError> {

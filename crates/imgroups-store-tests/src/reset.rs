@@ -1,8 +1,6 @@
 //! A simulator reset ([`Store::reset`]): the world is cleared, sequences never go back, and
 //! accounts and tokens stay unless asked.
 
-use std::sync::Arc;
-
 use imgroups_core::command::NewMessage;
 use imgroups_core::port::{NewFault, ResetScope, WebhookUrl};
 use imgroups_core::tokens::{new_admin_token, new_token};
@@ -18,7 +16,7 @@ use crate::{block_on, png, Fixture};
 pub fn reset<F: Fixture>(fixture: F) {
     block_on(async {
         let store = fixture.open();
-        let engine = Engine::new(store.clone(), Arc::new(Simulator), EngineConfig::default());
+        let engine = Engine::new(store.clone(), Simulator::network(), EngineConfig::default());
         let me = Address::parse("a@x.com").expect("address");
         let (account, _) = store.ensure_account(&me).await.expect("account");
         let (other, _) = store
@@ -143,7 +141,7 @@ pub fn reset<F: Fixture>(fixture: F) {
         // Durable, and the writer forgot what it cached: a restart sees the same.
         store.close().await;
         let store = fixture.open();
-        let engine = Engine::new(store.clone(), Arc::new(Simulator), EngineConfig::default());
+        let engine = Engine::new(store.clone(), Simulator::network(), EngineConfig::default());
         assert_eq!(store.resets().await.expect("resets"), 1);
         assert_eq!(engine.count_chats(account).await.expect("count"), 1);
         assert_eq!(

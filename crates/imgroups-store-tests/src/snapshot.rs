@@ -120,7 +120,7 @@ fn check(value: &Value, schema: &Value, root: &Value, at: &str) -> Result<(), St
 }
 
 fn engine(store: &Arc<dyn Store>) -> Engine {
-    Engine::new(store.clone(), Arc::new(Simulator), EngineConfig::default())
+    Engine::new(store.clone(), Simulator::network(), EngineConfig::default())
 }
 
 fn say(chat: &ChatGuid, text: &str) -> Command {

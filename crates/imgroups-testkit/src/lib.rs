@@ -51,7 +51,7 @@ impl Server {
         let token = token.expect("a new account comes with a token");
         let engine = Arc::new(Engine::new(
             Arc::new(store),
-            Arc::new(Simulator),
+            Simulator::network(),
             EngineConfig::default(),
         ));
         let grpc = TcpListener::bind("127.0.0.1:0").await.expect("bind gRPC");

@@ -92,7 +92,7 @@ impl Server {
         let store = SqliteStore::open(config).unwrap();
         let engine = std::sync::Arc::new(Engine::new(
             std::sync::Arc::new(store.clone()),
-            std::sync::Arc::new(Simulator),
+            Simulator::network(),
             EngineConfig::default(),
         ));
         // The same port again after a restart; the old socket may take a moment to go.

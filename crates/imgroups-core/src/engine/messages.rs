@@ -15,10 +15,10 @@ use crate::command::{MessageOp, NewMessage};
 use crate::error::{Error, Reason, Result};
 use crate::ids::{Address, ChatGuid, ChatKind};
 use crate::model::{AccountId, AppliedReaction, Change, Message, Outcome, Reaction, Timestamp};
-use crate::port::backend::Backend;
+use crate::port::backend::RecordedNetwork;
 use crate::port::tx::{MessageQuery, NewEvent, Reader, Tx};
 
-use super::rules::visible_group;
+use super::rules::{audience, visible_group};
 
 /// How long after sending a message can be edited.
 pub const EDIT_WINDOW_SECS: i64 = 15 * 60;
@@ -39,10 +39,11 @@ pub(super) struct View {
     pub(super) chat: ChatGuid,
 }
 
-/// Applies `op` by `actor` (an account's address, or a simulated person) in `chat`.
+/// Applies `op` by `actor` (an account's address, or a simulated person) in `chat`, on a
+/// recorded network.
 pub(crate) fn execute(
     tx: &mut dyn Tx,
-    backend: &dyn Backend,
+    network: &dyn RecordedNetwork,
     actor: &Address,
     chat: &ChatGuid,
     op: &MessageOp,
@@ -50,7 +51,7 @@ pub(crate) fn execute(
     let now = tx.now();
     match op {
         MessageOp::Send(new) => {
-            let views = views(tx, backend, actor, chat, true)?;
+            let views = views(tx, actor, chat, Some(network))?;
             send(tx, actor, chat, &views, new, now).map(|m| Outcome::Message(Box::new(m)))
         }
         MessageOp::React {
@@ -58,24 +59,24 @@ pub(crate) fn execute(
             reaction,
             set,
         } => {
-            let views = views(tx, backend, actor, chat, false)?;
+            let views = views(tx, actor, chat, None)?;
             react(tx, actor, chat, &views, message, reaction, *set, now)
                 .map(|m| Outcome::Message(Box::new(m)))
         }
         MessageOp::Edit { message, text } => {
-            let views = views(tx, backend, actor, chat, false)?;
+            let views = views(tx, actor, chat, None)?;
             edit(tx, actor, chat, &views, message, text, now).map(|m| Outcome::Message(Box::new(m)))
         }
         MessageOp::Unsend { message } => {
-            let views = views(tx, backend, actor, chat, false)?;
+            let views = views(tx, actor, chat, None)?;
             unsend(tx, actor, chat, &views, message, now).map(|_| Outcome::Empty)
         }
         MessageOp::MarkRead => {
-            let views = views(tx, backend, actor, chat, false)?;
+            let views = views(tx, actor, chat, None)?;
             mark_read(tx, actor, chat, &views, now).map(|()| Outcome::Empty)
         }
         MessageOp::SetBackground { data, mime, hash } => {
-            let views = views(tx, backend, actor, chat, false)?;
+            let views = views(tx, actor, chat, None)?;
             let key = chat_key(actor, chat)?;
             // The same image again changes nothing.
             if tx.background_hash(&key)?.as_deref() != Some(hash.as_slice()) {
@@ -85,7 +86,7 @@ pub(crate) fn execute(
             Ok(Outcome::Empty)
         }
         MessageOp::RemoveBackground => {
-            let views = views(tx, backend, actor, chat, false)?;
+            let views = views(tx, actor, chat, None)?;
             let key = chat_key(actor, chat)?;
             if tx.background_hash(&key)?.is_some() {
                 tx.set_background(&key, None)?;
@@ -97,7 +98,7 @@ pub(crate) fn execute(
         // in the API's model (no event, no field of a chat), so the chat is checked and the
         // request accepted, as a real line answers it.
         MessageOp::ShareContactInfo => {
-            views(tx, backend, actor, chat, false)?;
+            views(tx, actor, chat, None)?;
             Ok(Outcome::Empty)
         }
     }
@@ -137,20 +138,16 @@ fn notify_chat(
 /// Sends `new` as `actor` (the first message of `chats.create`).
 pub(crate) fn send_new(
     tx: &mut dyn Tx,
-    backend: &dyn Backend,
+    network: &dyn RecordedNetwork,
     actor: &Address,
     chat: &ChatGuid,
     new: &NewMessage,
 ) -> Result<Message> {
-    let views = views(tx, backend, actor, chat, true)?;
+    let views = views(tx, actor, chat, Some(network))?;
     let now = tx.now();
     send(tx, actor, chat, &views, new, now)
 }
 
-/// The local accounts that keep `chat` (as `actor` names it), each with its view. A group
-/// must include `actor`. A direct chat is with the address in its GUID; `start` (a send) may
-/// start it, for both sides, if that address is reachable; otherwise `actor`'s account must
-/// already have it.
 /// Who a message `account` sends in `chat` reaches: the other members of a group, the other
 /// person of a direct chat; `None` for a group the account cannot see (the rules then refuse
 /// the message, and no limit should answer first).
@@ -200,18 +197,21 @@ pub(super) fn times_since(
         .collect())
 }
 
+/// The local accounts that keep `chat` (as `actor` names it), each with its view. A group
+/// must include `actor`. A direct chat is with the address in its GUID. A send on a recorded
+/// network (`start`: that network) may start it, for both sides, if the network says that
+/// address is reachable; otherwise (`None`: any other action, or an observed network, where a
+/// chat is started on the device) `actor`'s account must already have it.
 pub(super) fn views(
     tx: &mut dyn Tx,
-    backend: &dyn Backend,
     actor: &Address,
     chat: &ChatGuid,
-    start: bool,
+    start: Option<&dyn RecordedNetwork>,
 ) -> Result<Vec<View>> {
     match chat.kind() {
         ChatKind::Group => {
             let (_, members) = visible_group(tx, actor, chat)?;
-            Ok(backend
-                .audience(tx, &members)?
+            Ok(audience(tx, &members)?
                 .into_iter()
                 .map(|(account, address)| View {
                     account,
@@ -228,10 +228,10 @@ pub(super) fn views(
                     .with("chatguid", chat));
             }
             let people = [actor.clone(), other.clone()];
-            let audience = backend.audience(tx, &people)?;
+            let audience = audience(tx, &people)?;
             let mine = audience.iter().find(|(_, a)| a == actor).map(|(id, _)| *id);
-            if start {
-                backend.reachable(tx, &other)?;
+            if let Some(network) = start {
+                network.reachable(tx, &other)?;
                 let now = tx.now();
                 for (account, address) in &audience {
                     let peer = if address == actor { &other } else { actor };
@@ -247,7 +247,7 @@ pub(super) fn views(
                 // Without a send the other side may not have the chat yet (`chats.create`
                 // of a direct chat makes only mine): it sees nothing of a chat it does not have.
                 let peer = if &address == actor { &other } else { actor };
-                if start || tx.has_direct_chat(account, peer)? {
+                if start.is_some() || tx.has_direct_chat(account, peer)? {
                     keeps.push((account, address));
                 }
             }

@@ -1,7 +1,12 @@
 //! The engine: what every transport and tool calls. It validates, decides and records — the
 //! rules live in [`rules`] — through the two ports it is given: a [`Store`] for state and the
-//! log, a [`Backend`] for the iMessage side. A write reads api → engine → store port; the
+//! log, a [`Network`] for the iMessage side. A write reads api → engine → store port; the
 //! store runs the engine's unit of work inside its transaction and never sees a rule.
+//!
+//! The network is matched once per write: on a recorded network (the simulator) the write's
+//! unit of work checks and records it in one transaction; on an observed one (a Mac) the
+//! unit only checks, the network carries the change out and it is recorded when seen
+//! (`observe.rs`, [`Engine::record_observed`]).
 
 pub mod messages;
 mod observe;
@@ -17,7 +22,7 @@ use crate::idempotency::{self, Keyed};
 use crate::limits::{Limiter, SendLimits};
 use crate::model::{AccountId, Chat, Message, Outcome, Timestamp};
 use crate::port::store::{self, Store};
-use crate::port::Backend;
+use crate::port::Network;
 
 pub use observe::{ObservedBatch, ObservedGroup};
 pub use observe_messages::{MessageEvent, ObservedMessage, ObservedMessages};
@@ -43,10 +48,10 @@ impl Default for EngineConfig {
     }
 }
 
-/// The engine over one store and one backend; cheap to share (`Arc`).
+/// The engine over one store and one network; cheap to share (`Arc`).
 pub struct Engine {
     store: Arc<dyn Store>,
-    backend: Arc<dyn Backend>,
+    network: Network,
     config: EngineConfig,
     /// What each line sent, when send limits are on.
     limiter: Option<Arc<Limiter>>,
@@ -70,14 +75,14 @@ fn limited<'c>(
 }
 
 impl Engine {
-    pub fn new(store: Arc<dyn Store>, backend: Arc<dyn Backend>, config: EngineConfig) -> Self {
+    pub fn new(store: Arc<dyn Store>, network: Network, config: EngineConfig) -> Self {
         let limiter = config
             .send_limits
             .clone()
             .map(|limits| Arc::new(Limiter::new(limits)));
         Engine {
             store,
-            backend,
+            network,
             config,
             limiter,
         }
@@ -87,8 +92,8 @@ impl Engine {
         &self.store
     }
 
-    pub fn backend(&self) -> &Arc<dyn Backend> {
-        &self.backend
+    pub fn network(&self) -> &Network {
+        &self.network
     }
 
     /// Applies a write as `account`. With a key, a repeat of the same request returns the
@@ -101,11 +106,15 @@ impl Engine {
         key: Option<String>,
         command: Command,
     ) -> Result<Outcome> {
-        if let Some(observer) = self.backend.observer() {
-            return self.execute_observed(observer, account, key, command).await;
-        }
+        let network = match &self.network {
+            Network::Recorded(network) => network.clone(),
+            Network::Observed(network) => {
+                return self
+                    .execute_observed(network.clone(), account, key, command)
+                    .await
+            }
+        };
         let keyed = Keyed::new(key, &command);
-        let backend = self.backend.clone();
         let ttl = self.config.idempotency_ttl;
         let limiter = self.limiter.clone();
         self.store
@@ -113,18 +122,18 @@ impl Engine {
                 // A replay is answered before this runs, so it is never limited or counted.
                 idempotency::run(tx, account, keyed.as_ref(), ttl, |tx| {
                     let Some((limiter, chat, text)) = limited(limiter.as_deref(), &command) else {
-                        return rules::execute(tx, &*backend, account, &command);
+                        return rules::execute(tx, &*network, account, &command);
                     };
                     let now = tx.now();
                     let Some(recipients) = messages::recipients(tx, account, chat)? else {
-                        return rules::execute(tx, &*backend, account, &command);
+                        return rules::execute(tx, &*network, account, &command);
                     };
                     let history = match limiter.history_since(now) {
                         Some(since) => messages::times_since(tx, account, since)?,
                         None => Vec::new(),
                     };
                     limiter.check(account, now, &recipients, text, &history)?;
-                    let outcome = rules::execute(tx, &*backend, account, &command)?;
+                    let outcome = rules::execute(tx, &*network, account, &command)?;
                     limiter.record(account, now, &recipients, text);
                     Ok(outcome)
                 })
@@ -136,10 +145,13 @@ impl Engine {
     /// account that can see the group — the events our own write would have produced.
     /// Returns once that is durable.
     pub async fn ingest(&self, observed: Observed, rules: Rules) -> Result<()> {
-        let backend = self.backend.clone();
+        let network = match &self.network {
+            Network::Recorded(network) => Some(network.clone()),
+            Network::Observed(_) => None,
+        };
         self.store
             .write(Box::new(move |tx| {
-                rules::ingest(tx, &*backend, &observed, rules).map(|()| Outcome::Empty)
+                rules::ingest(tx, network.as_deref(), &observed, rules).map(|()| Outcome::Empty)
             }))
             .await
             .map(drop)
@@ -148,24 +160,26 @@ impl Engine {
     /// `person`, someone in a simulated network who need not be an account (a *puppet*),
     /// makes the group change or says or does in a chat what `command` says, under the same
     /// rules as an account; every account in the chat sees it with `person` as actor. Refused
-    /// on a backend that observes a real network (there, people act on their devices), and
-    /// for chat creation. Answers what an account's write would (the message sent, …).
+    /// on an observed network (there, people act on their own devices), and for chat
+    /// creation. Answers what an account's write would (the message sent, …).
     pub async fn act_as(&self, person: &crate::ids::Address, command: Command) -> Result<Outcome> {
-        if self.backend.observer().is_some() {
-            return Err(crate::Error::not_supported(
-                "puppets exist only in the simulator: on a real network, people change groups \
-                 on their own devices",
-            ));
-        }
+        let network = match &self.network {
+            Network::Recorded(network) => network.clone(),
+            Network::Observed(_) => {
+                return Err(crate::Error::not_supported(
+                    "puppets exist only in the simulator: on a real network, people change \
+                     groups on their own devices",
+                ))
+            }
+        };
         let (chat, mutation) = match command {
             Command::Group { chat, mutation } => (chat, mutation),
             Command::Message { chat, op } => {
-                let backend = self.backend.clone();
                 let person = person.clone();
                 return self
                     .store
                     .write(Box::new(move |tx| {
-                        messages::execute(tx, &*backend, &person, &chat, &op)
+                        messages::execute(tx, &*network, &person, &chat, &op)
                     }))
                     .await;
             }

@@ -1,8 +1,8 @@
-//! The engine's side of a backend on a real network (a Mac's chat.db): changes come in as
-//! batches read from the network's own record, each recorded once, with the backend's cursor
-//! in the same transaction; and an account's write is checked here, carried out by the
-//! backend, and answered once the backend has seen it happen ([`Engine::execute`] hands it to
-//! [`crate::port::Observer`]).
+//! The engine's side of an observed network (a Mac's chat.db): changes come in as batches
+//! read from the network's own record, each recorded once, with the network's cursor in the
+//! same transaction; and an account's write is checked here, carried out by the network, and
+//! answered once the network has seen it happen ([`Engine::execute`] hands it to
+//! [`crate::port::ObservedNetwork`]).
 
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::idempotency::{self, Keyed};
 use crate::ids::{Address, ChatGuid};
 use crate::model::{AccountId, Outcome};
-use crate::port::{Observer, Tx};
+use crate::port::{ObservedNetwork, Tx};
 
 use super::rules::{self, Decision, Observed, Rules};
 use super::Engine;
@@ -49,17 +49,16 @@ pub struct ObservedBatch {
 }
 
 impl Engine {
-    /// Records a batch from an observing backend: new groups, then each change not recorded
+    /// Records a batch from an observed network: new groups, then each change not recorded
     /// before (to the logs of the accounts in the group, as [`Engine::ingest`] with
     /// [`Rules::Trust`]), then the settled state and the cursor — all in one transaction.
     /// Returns how many changes were recorded now. A change the rules cannot place (its group
     /// is unknown, say) is skipped with a warning, so one odd row cannot stop the stream.
     pub async fn record_observed(&self, batch: ObservedBatch) -> Result<usize> {
-        let backend = self.backend.clone();
         let (tx_count, rx_count) = tokio::sync::oneshot::channel();
         self.store
             .write(Box::new(move |tx| {
-                let count = record_batch(tx, &*backend, &batch)?;
+                let count = record_batch(tx, &batch)?;
                 let _ = tx_count.send(count);
                 Ok(Outcome::Empty)
             }))
@@ -67,39 +66,32 @@ impl Engine {
         rx_count.await.map_err(|_| Error::internal())
     }
 
-    /// [`Engine::execute`] for a backend that carries changes out itself: the rules run in a
-    /// transaction that changes nothing, the backend carries the change out and returns once
-    /// it has recorded what it observed, and the answer is read from the state after it.
+    /// [`Engine::execute`] on an observed network, which carries changes out itself: the
+    /// rules run in a transaction that changes nothing, the network carries the change out
+    /// and returns once it has recorded what it observed, and the answer is read from the
+    /// state after it.
     pub(super) async fn execute_observed(
         &self,
-        observer: Arc<dyn Observer>,
+        network: Arc<dyn ObservedNetwork>,
         account: AccountId,
         key: Option<String>,
         command: Command,
     ) -> Result<Outcome> {
         if matches!(command, Command::Message { .. }) {
             return self
-                .execute_observed_message(observer, account, key, command)
+                .execute_observed_message(network, account, key, command)
                 .await;
         }
         let keyed = Keyed::new(key, &command).map(Arc::new);
         // Shared with the checking transaction rather than copied (an icon may be 10 MiB).
         let command = Arc::new(command);
-        let backend = self.backend.clone();
         let ttl = self.config.idempotency_ttl;
         let (tx_step, rx_step) = tokio::sync::oneshot::channel();
         let step_keyed = keyed.clone();
         let step_command = command.clone();
         self.store
             .write(Box::new(move |tx| {
-                let step = decide_step(
-                    tx,
-                    &*backend,
-                    account,
-                    step_keyed.as_deref(),
-                    ttl,
-                    &step_command,
-                )?;
+                let step = decide_step(tx, account, step_keyed.as_deref(), ttl, &step_command)?;
                 let _ = tx_step.send(step);
                 Ok(Outcome::Empty)
             }))
@@ -109,7 +101,7 @@ impl Engine {
             Step::Decided(decision) => decision,
         };
         let answer = match decision {
-            Some(d) => match observer.carry_out(&d.chat, &d.actor, &d.mutation).await {
+            Some(d) => match network.carry_out(&d.chat, &d.actor, &d.mutation).await {
                 Ok(()) => self.answer(account, &command).await,
                 Err(err) => Err(err),
             },
@@ -159,7 +151,6 @@ enum Step {
 
 fn decide_step(
     tx: &mut dyn Tx,
-    backend: &dyn crate::port::Backend,
     account: AccountId,
     keyed: Option<&Keyed>,
     ttl: std::time::Duration,
@@ -170,7 +161,7 @@ fn decide_step(
             return Ok(Step::Replay(first));
         }
     }
-    match rules::decide(tx, backend, account, command) {
+    match rules::decide(tx, account, command) {
         Ok(decision) => Ok(Step::Decided(decision)),
         Err(err) if is_store_failure(&err) => Err(err),
         Err(err) => {
@@ -188,11 +179,7 @@ fn is_store_failure(err: &Error) -> bool {
     matches!(err.kind, ErrorKind::Unavailable | ErrorKind::Internal)
 }
 
-fn record_batch(
-    tx: &mut dyn Tx,
-    backend: &dyn crate::port::Backend,
-    batch: &ObservedBatch,
-) -> Result<usize> {
+fn record_batch(tx: &mut dyn Tx, batch: &ObservedBatch) -> Result<usize> {
     for group in &batch.new_groups {
         let identifier = group.chat.require_group()?;
         if tx.group(identifier)?.is_some() {
@@ -212,7 +199,7 @@ fn record_batch(
         if !tx.mark_observed(&batch.source, id)? {
             continue;
         }
-        match rules::ingest(tx, backend, observed, Rules::Trust) {
+        match rules::ingest(tx, None, observed, Rules::Trust) {
             Ok(()) => recorded += 1,
             Err(err) if is_store_failure(&err) => return Err(err),
             Err(err) => tracing::warn!(

@@ -16,13 +16,14 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::idempotency::{self, Keyed};
 use crate::ids::{Address, ChatGuid, ChatKind};
 use crate::model::{AccountId, AppliedReaction, Change, Message, Outcome, Reaction, Timestamp};
-use crate::port::backend::{Backend, Observer};
+use crate::port::backend::ObservedNetwork;
 use crate::port::tx::{NewEvent, Tx};
 
 use super::messages::{
     edit_allowed, holders, notify, own_live_message, target, unsend_allowed, unsent,
     views as message_views, View,
 };
+use super::rules::audience;
 use super::Engine;
 
 /// What happened to a message, as observed.
@@ -85,11 +86,10 @@ impl Engine {
     /// Records observed messages (see the module doc) and the cursor in one transaction.
     /// Returns how many items were recorded now.
     pub async fn record_messages(&self, batch: ObservedMessages) -> Result<usize> {
-        let backend = self.backend.clone();
         let (tx_count, rx_count) = tokio::sync::oneshot::channel();
         self.store
             .write(Box::new(move |tx| {
-                let count = record(tx, &*backend, &batch)?;
+                let count = record(tx, &batch)?;
                 let _ = tx_count.send(count);
                 Ok(Outcome::Empty)
             }))
@@ -109,13 +109,13 @@ enum Step {
 }
 
 impl Engine {
-    /// A message write on a backend that carries actions out itself: the same rules as on the
-    /// simulator, checked in a transaction that changes nothing; then the backend carries the
-    /// action out and returns once it was observed and recorded; the answer is read after it
+    /// A message write on an observed network, which carries actions out itself: the same
+    /// rules as on the simulator, checked in a transaction that changes nothing; then the
+    /// network carries the action out and returns once it was observed and recorded; the answer is read after it
     /// (the message as the account now sees it).
     pub(super) async fn execute_observed_message(
         &self,
-        observer: Arc<dyn Observer>,
+        network: Arc<dyn ObservedNetwork>,
         account: AccountId,
         key: Option<String>,
         command: Command,
@@ -124,7 +124,6 @@ impl Engine {
             return Err(Error::internal());
         };
         let keyed = Keyed::new(key, &command).map(Arc::new);
-        let backend = self.backend.clone();
         let ttl = self.config.idempotency_ttl;
         let (tx_step, rx_step) = tokio::sync::oneshot::channel();
         let step_keyed = keyed.clone();
@@ -138,7 +137,7 @@ impl Engine {
                         }
                     }
                     let actor = tx.account_address(account)?;
-                    match check(tx, &*backend, &actor, &step_chat, &step_op) {
+                    match check(tx, &actor, &step_chat, &step_op) {
                         Ok(()) => Ok(Step::Go { actor }),
                         Err(err)
                             if matches!(err.kind, ErrorKind::Unavailable | ErrorKind::Internal) =>
@@ -162,7 +161,7 @@ impl Engine {
             Step::Replay(answer) | Step::Refused(answer) => return answer,
             Step::Go { actor } => actor,
         };
-        let answer = match observer.carry_out_message(&chat, &actor, &op).await {
+        let answer = match network.carry_out_message(&chat, &actor, &op).await {
             Ok(sent) => match (&op, sent) {
                 (MessageOp::Send(_), Some(guid)) => self
                     .get_message(account, guid)
@@ -193,18 +192,12 @@ impl Engine {
 /// the chat is visible, a reply's target and an action's message are in it, only the sender
 /// edits or unsends and within Apple's limits, nothing is done to an unsent message. A direct
 /// chat must exist already (starting one needs a chat Messages has: `chats.create` is not
-/// supported on such a backend).
-fn check(
-    tx: &mut dyn Tx,
-    backend: &dyn Backend,
-    actor: &Address,
-    chat: &ChatGuid,
-    op: &MessageOp,
-) -> Result<()> {
+/// supported on an observed network).
+fn check(tx: &mut dyn Tx, actor: &Address, chat: &ChatGuid, op: &MessageOp) -> Result<()> {
     let now = tx.now();
     match op {
         MessageOp::Send(new) => {
-            let views = message_views(tx, backend, actor, chat, false)?;
+            let views = message_views(tx, actor, chat, None)?;
             if views.iter().all(|v| &v.address != actor) {
                 return Err(Error::chat_not_found(chat));
             }
@@ -218,7 +211,7 @@ fn check(
             Ok(())
         }
         MessageOp::React { message, .. } => {
-            let views = message_views(tx, backend, actor, chat, false)?;
+            let views = message_views(tx, actor, chat, None)?;
             let copies = target(tx, actor, chat, &views, message)?;
             if copies.iter().any(|(_, _, m)| m.is_unsent()) {
                 return Err(unsent(message, chat));
@@ -226,19 +219,19 @@ fn check(
             Ok(())
         }
         MessageOp::Edit { message, .. } => {
-            let views = message_views(tx, backend, actor, chat, false)?;
+            let views = message_views(tx, actor, chat, None)?;
             let copies = target(tx, actor, chat, &views, message)?;
             let found = own_live_message(actor, chat, message, &copies)?;
             edit_allowed(&found, message, now)
         }
         MessageOp::Unsend { message } => {
-            let views = message_views(tx, backend, actor, chat, false)?;
+            let views = message_views(tx, actor, chat, None)?;
             let copies = target(tx, actor, chat, &views, message)?;
             let found = own_live_message(actor, chat, message, &copies)?;
             unsend_allowed(&found, message, now)
         }
         MessageOp::MarkRead => {
-            message_views(tx, backend, actor, chat, false)?;
+            message_views(tx, actor, chat, None)?;
             Ok(())
         }
         MessageOp::SetBackground { .. }
@@ -249,13 +242,13 @@ fn check(
     }
 }
 
-fn record(tx: &mut dyn Tx, backend: &dyn Backend, batch: &ObservedMessages) -> Result<usize> {
+fn record(tx: &mut dyn Tx, batch: &ObservedMessages) -> Result<usize> {
     let mut recorded = 0;
     for (id, item) in &batch.items {
         if !tx.mark_observed(&batch.source, id)? {
             continue;
         }
-        match apply(tx, backend, item) {
+        match apply(tx, item) {
             Ok(()) => recorded += 1,
             Err(err) if matches!(err.kind, ErrorKind::Unavailable | ErrorKind::Internal) => {
                 return Err(err)
@@ -292,15 +285,14 @@ fn record(tx: &mut dyn Tx, backend: &dyn Backend, batch: &ObservedMessages) -> R
 /// The local accounts that keep the chat, each with its view. A group: the accounts among its
 /// members now (whoever said it; it was said). A direct chat between `me` and someone: both
 /// sides that are accounts, the chat made for them if they did not have it yet.
-fn views(tx: &mut dyn Tx, backend: &dyn Backend, item: &ObservedMessage) -> Result<Vec<View>> {
+fn views(tx: &mut dyn Tx, item: &ObservedMessage) -> Result<Vec<View>> {
     match item.chat.kind() {
         ChatKind::Group => {
             let row = tx
                 .group(item.chat.id())?
                 .ok_or_else(|| Error::chat_not_found(&item.chat))?;
             let members = tx.members(row.key)?;
-            Ok(backend
-                .audience(tx, &members)?
+            Ok(audience(tx, &members)?
                 .into_iter()
                 .map(|(account, address)| View {
                     account,
@@ -314,7 +306,7 @@ fn views(tx: &mut dyn Tx, backend: &dyn Backend, item: &ObservedMessage) -> Resu
                 Address::parse(item.chat.id()).map_err(|_| Error::chat_not_found(&item.chat))?;
             let people = [item.me.clone(), other.clone()];
             let mut views = Vec::new();
-            for (account, address) in backend.audience(tx, &people)? {
+            for (account, address) in audience(tx, &people)? {
                 let peer = if address == item.me { &other } else { &item.me };
                 tx.ensure_direct_chat(account, peer, item.at)?;
                 views.push(View {
@@ -328,8 +320,8 @@ fn views(tx: &mut dyn Tx, backend: &dyn Backend, item: &ObservedMessage) -> Resu
     }
 }
 
-fn apply(tx: &mut dyn Tx, backend: &dyn Backend, item: &ObservedMessage) -> Result<()> {
-    let views = views(tx, backend, item)?;
+fn apply(tx: &mut dyn Tx, item: &ObservedMessage) -> Result<()> {
+    let views = views(tx, item)?;
     let actor = &item.actor;
     let at = item.at;
     match &item.event {

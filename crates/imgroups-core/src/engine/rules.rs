@@ -1,13 +1,15 @@
 //! The rules, applied inside one write transaction: a validated [`Command`] (or an observed
-//! change) is checked against current state, carried out through the [`Backend`], and recorded
-//! through the [`Tx`] — state and the events of every account that can see the group.
+//! change) is checked against current state and recorded through the [`Tx`] — state and the
+//! events of every account that can see the group. On a recorded network (the simulator)
+//! recording is all there is to it; on an observed one (a Mac), [`decide`] checks without
+//! recording and the change is recorded when the network is seen to make it ([`ingest`]).
 //!
 //! Validation happens in two steps. [`Command`]'s constructors check everything that depends
 //! only on the request, so malformed input never reaches storage; [`execute`] checks everything
 //! that depends on state, inside the write transaction, so the check and the change are atomic.
 //!
 //! Every rule is checked before the first write (see [`crate::port::tx`]): `check` runs
-//! before the backend performs and before `apply` writes anything.
+//! before `apply` writes anything.
 //!
 //! Our own writes ([`execute`]) and changes made by someone else ([`ingest`]) are recorded by
 //! the same `apply`, so both produce the same events for the same audience.
@@ -18,7 +20,7 @@ use crate::command::{Command, Mutation, MAX_GROUP_MEMBERS};
 use crate::error::{Error, ErrorKind, Reason, Result};
 use crate::ids::{Address, ChatGuid, ChatKind};
 use crate::model::{AccountId, Change, Chat, InitialMessage, Outcome, Timestamp};
-use crate::port::backend::{Action, Backend};
+use crate::port::backend::RecordedNetwork;
 use crate::port::tx::{GroupRow, NewEvent, Reader, Tx};
 
 /// Removal needs at least this many other participants before it…
@@ -50,10 +52,10 @@ pub enum Rules {
     Trust,
 }
 
-/// Applies `command` as `account`.
+/// Applies `command` as `account` on a recorded network.
 pub fn execute(
     tx: &mut dyn Tx,
-    backend: &dyn Backend,
+    network: &dyn RecordedNetwork,
     account: AccountId,
     command: &Command,
 ) -> Result<Outcome> {
@@ -62,17 +64,9 @@ pub fn execute(
     match command {
         Command::Group { chat, mutation } => {
             let (mut group, members) = visible_group(tx, &me, chat)?;
-            check(tx, backend, &me, chat, &members, mutation)?;
+            check(tx, Some(network), &me, chat, &members, mutation)?;
             let members = match effective(&group, &members, &me, mutation) {
-                Some(change) => {
-                    let action = Action::Change {
-                        chat,
-                        actor: &me,
-                        mutation: &change,
-                    };
-                    backend.perform(tx, &action)?;
-                    apply(tx, backend, chat, &mut group, members, &me, now, &change)?
-                }
+                Some(change) => apply(tx, chat, &mut group, members, &me, now, &change)?,
                 None => members,
             };
             Ok(match mutation {
@@ -85,14 +79,14 @@ pub fn execute(
             })
         }
         Command::CreateChat { addresses, message } => {
-            create_chat(tx, backend, account, &me, now, addresses, message.as_ref())
+            create_chat(tx, network, account, &me, now, addresses, message.as_ref())
         }
-        Command::Message { chat, op } => super::messages::execute(tx, backend, &me, chat, op),
+        Command::Message { chat, op } => super::messages::execute(tx, network, &me, chat, op),
     }
 }
 
-/// A change an account asked for, checked and reduced to what it changes: for a backend that
-/// carries changes out itself ([`crate::port::Backend::observer`]).
+/// A change an account asked for, checked and reduced to what it changes: for an observed
+/// network, which carries changes out itself ([`crate::port::ObservedNetwork`]).
 #[derive(Debug, Clone)]
 pub struct Decision {
     pub chat: ChatGuid,
@@ -102,19 +96,15 @@ pub struct Decision {
 }
 
 /// Checks `command` as `account` exactly as [`execute`] would, changing nothing, and returns
-/// the part of it that changes something (`None`: the state already says so). Creating chats
-/// is not something an observing backend does here: `operationNotSupported`.
-pub fn decide(
-    tx: &mut dyn Tx,
-    backend: &dyn Backend,
-    account: AccountId,
-    command: &Command,
-) -> Result<Option<Decision>> {
+/// the part of it that changes something (`None`: the state already says so). Whether an
+/// added address can be reached is the observed network's to say when it carries the change
+/// out. Creating chats is not something an observed network does here: `operationNotSupported`.
+pub fn decide(tx: &mut dyn Tx, account: AccountId, command: &Command) -> Result<Option<Decision>> {
     let me = tx.account_address(account)?;
     match command {
         Command::Group { chat, mutation } => {
             let (group, members) = visible_group(tx, &me, chat)?;
-            check(tx, backend, &me, chat, &members, mutation)?;
+            check(tx, None, &me, chat, &members, mutation)?;
             Ok(
                 effective(&group, &members, &me, mutation).map(|change| Decision {
                     chat: chat.clone(),
@@ -133,10 +123,12 @@ pub fn decide(
 }
 
 /// Records `observed` in the log of every local account that can see the group, with the same
-/// events our own write of that change would have produced.
+/// events our own write of that change would have produced. `network`: on a recorded network,
+/// what [`Rules::Enforce`] asks whether an added address can be reached; `None` on an observed
+/// one, whose own record is all there is to go by.
 pub fn ingest(
     tx: &mut dyn Tx,
-    backend: &dyn Backend,
+    network: Option<&dyn RecordedNetwork>,
     observed: &Observed,
     rules: Rules,
 ) -> Result<()> {
@@ -150,7 +142,7 @@ pub fn ingest(
     let (mut group, members) = match rules {
         Rules::Enforce => {
             let (group, members) = visible_group(tx, actor, chat)?;
-            check(tx, backend, actor, chat, &members, mutation)?;
+            check(tx, network, actor, chat, &members, mutation)?;
             (group, members)
         }
         Rules::Trust => {
@@ -162,17 +154,18 @@ pub fn ingest(
             (group, members)
         }
     };
-    // Nobody performs it: it has happened on the network already.
     if let Some(change) = effective(&group, &members, actor, mutation) {
-        apply(tx, backend, chat, &mut group, members, actor, at, &change)?;
+        apply(tx, chat, &mut group, members, actor, at, &change)?;
     }
     Ok(())
 }
 
-/// Every rule a change by `me` must pass, given the group's current `members`.
+/// Every rule a change by `me` must pass, given the group's current `members`. Whether an
+/// added address can be reached is asked of `network`, a recorded network; an observed one
+/// (`None`) refuses an unreachable address itself, when it carries the change out.
 fn check(
     tx: &mut dyn Tx,
-    backend: &dyn Backend,
+    network: Option<&dyn RecordedNetwork>,
     me: &Address,
     chat: &ChatGuid,
     members: &[Address],
@@ -181,8 +174,10 @@ fn check(
     match mutation {
         Mutation::SetDisplayName(_) | Mutation::SetIcon { .. } | Mutation::RemoveIcon => Ok(()),
         Mutation::AddParticipants(addresses) => {
-            for address in addresses {
-                backend.reachable(tx, address)?;
+            if let Some(network) = network {
+                for address in addresses {
+                    network.reachable(tx, address)?;
+                }
             }
             for address in addresses {
                 if members.contains(address) {
@@ -288,10 +283,8 @@ fn effective<'m>(
 
 /// Writes `change` (which [`effective`] kept) and records its events; returns the members
 /// after it. `group` is updated to match.
-#[allow(clippy::too_many_arguments)]
 fn apply(
     tx: &mut dyn Tx,
-    backend: &dyn Backend,
     chat: &ChatGuid,
     group: &mut GroupRow,
     mut members: Vec<Address>,
@@ -306,7 +299,7 @@ fn apply(
             let change = Change::DisplayNameChanged {
                 display_name: name.clone(),
             };
-            record(tx, backend, at, chat, actor, &members, &[change])?;
+            record(tx, at, chat, actor, &members, &[change])?;
         }
         Mutation::AddParticipants(addresses) => {
             for address in addresses {
@@ -320,7 +313,7 @@ fn apply(
                     participant: a.clone(),
                 })
                 .collect();
-            record(tx, backend, at, chat, actor, &members, &changes)?;
+            record(tx, at, chat, actor, &members, &changes)?;
         }
         Mutation::RemoveParticipants(addresses) => {
             let changes: Vec<Change> = addresses
@@ -330,7 +323,7 @@ fn apply(
                 })
                 .collect();
             // The removed still see their own removal: the audience is the group before.
-            record(tx, backend, at, chat, actor, &members, &changes)?;
+            record(tx, at, chat, actor, &members, &changes)?;
             for address in addresses {
                 tx.remove_member(group.key, address)?;
             }
@@ -340,35 +333,19 @@ fn apply(
             let change = Change::ParticipantLeft {
                 participant: actor.clone(),
             };
-            record(tx, backend, at, chat, actor, &members, &[change])?;
+            record(tx, at, chat, actor, &members, &[change])?;
             tx.remove_member(group.key, actor)?;
             members.retain(|m| m != actor);
         }
         Mutation::SetIcon { data, mime, hash } => {
             tx.set_icon(group.key, data, mime, hash)?;
             group.icon_hash = Some(hash.clone());
-            record(
-                tx,
-                backend,
-                at,
-                chat,
-                actor,
-                &members,
-                &[Change::IconChanged],
-            )?;
+            record(tx, at, chat, actor, &members, &[Change::IconChanged])?;
         }
         Mutation::RemoveIcon => {
             tx.clear_icon(group.key)?;
             group.icon_hash = None;
-            record(
-                tx,
-                backend,
-                at,
-                chat,
-                actor,
-                &members,
-                &[Change::IconRemoved],
-            )?;
+            record(tx, at, chat, actor, &members, &[Change::IconRemoved])?;
         }
     }
     Ok(members)
@@ -376,7 +353,7 @@ fn apply(
 
 fn create_chat(
     tx: &mut dyn Tx,
-    backend: &dyn Backend,
+    network: &dyn RecordedNetwork,
     account: AccountId,
     me: &Address,
     now: Timestamp,
@@ -384,7 +361,7 @@ fn create_chat(
     message: Option<&InitialMessage>,
 ) -> Result<Outcome> {
     for address in addresses {
-        backend.reachable(tx, address)?;
+        network.reachable(tx, address)?;
     }
     let chat = if let [other] = addresses {
         if other == me {
@@ -406,7 +383,7 @@ fn create_chat(
         }
         match existing_group(tx, me, addresses)? {
             Some((group, members)) => group_view(me, &group, &members),
-            None => new_group(tx, backend, me, now, addresses)?,
+            None => new_group(tx, network, me, now, addresses)?,
         }
     };
     // The first message is a message like any other: every member receives it.
@@ -419,7 +396,7 @@ fn create_chat(
                 reply_to: None,
                 formatting: Vec::new(),
             };
-            let sent = super::messages::send_new(tx, backend, me, &chat.guid, &new)?;
+            let sent = super::messages::send_new(tx, network, me, &chat.guid, &new)?;
             Some(Box::new(sent))
         }
         None => None,
@@ -451,7 +428,7 @@ fn existing_group(
 
 fn new_group(
     tx: &mut dyn Tx,
-    backend: &dyn Backend,
+    network: &dyn RecordedNetwork,
     me: &Address,
     now: Timestamp,
     others: &[Address],
@@ -459,7 +436,7 @@ fn new_group(
     // A free identifier is found before anything is written (identifiers are 18 random
     // digits: a second try is already rare).
     let identity = loop {
-        let identity = backend.new_group(tx)?;
+        let identity = network.new_group(tx)?;
         if tx.group(&identity.identifier)?.is_none() {
             break identity;
         }
@@ -468,13 +445,6 @@ fn new_group(
     let mut members = Vec::with_capacity(others.len() + 1);
     members.push(me.clone());
     members.extend_from_slice(others);
-    backend.perform(
-        tx,
-        &Action::CreateGroup {
-            chat: &guid,
-            members: &members,
-        },
-    )?;
     let key = tx
         .create_group(&identity.identifier, &identity.group_id, now)?
         .ok_or_else(|| {
@@ -485,7 +455,7 @@ fn new_group(
         tx.add_member(key, address)?;
     }
     // Creation is not an event for the creator; every other account learns it was added.
-    for (account, address) in backend.audience(tx, others)? {
+    for (account, address) in audience(tx, others)? {
         let change = Change::ParticipantAdded {
             participant: address.clone(),
         };
@@ -510,18 +480,17 @@ fn new_group(
     Ok(group_view(me, &group, &members))
 }
 
-/// Appends `changes` to the log of every account in `audience` (the members who can see the
+/// Appends `changes` to the log of every account among `members` (the members who can see the
 /// change), `isFromMe` only for the actor's own account.
 fn record(
     tx: &mut dyn Tx,
-    backend: &dyn Backend,
     at: Timestamp,
     chat: &ChatGuid,
     actor: &Address,
-    audience: &[Address],
+    members: &[Address],
     changes: &[Change],
 ) -> Result<()> {
-    for (account, address) in backend.audience(tx, audience)? {
+    for (account, address) in audience(tx, members)? {
         for change in changes {
             tx.append_event(
                 account,
@@ -536,6 +505,14 @@ fn record(
         }
     }
     Ok(())
+}
+
+/// The audience of a group with these members: the local accounts among them, with their
+/// addresses, in the order given — the accounts that keep a view and a log of it. (Asked of
+/// one address, it says which local account that address is, if any.) The same on every
+/// network: the store knows which addresses are accounts.
+pub(crate) fn audience(tx: &mut dyn Tx, members: &[Address]) -> Result<Vec<(AccountId, Address)>> {
+    tx.accounts_for(members)
 }
 
 /// The group behind `chat` with its members, if `me` can see it.
@@ -577,7 +554,8 @@ fn direct_view(other: &Address) -> Chat {
     }
 }
 
-/// `addressNotFound` for `address`: what a backend answers for an address it cannot reach.
+/// `addressNotFound` for `address`: what a recorded network answers for an address it cannot
+/// reach.
 pub fn address_not_found(address: &Address) -> Error {
     Error::new(
         ErrorKind::AddressNotFound,

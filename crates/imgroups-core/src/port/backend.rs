@@ -1,33 +1,61 @@
-//! The backend port: the iMessage side. The engine decides — it checks the rules and says
-//! which events a change produces — and the backend answers what only the network knows and
-//! carries changes out:
+//! The backend port: the iMessage network. The engine decides — it checks the rules and says
+//! which events a change produces — and the network answers what only it knows. There are two
+//! kinds of network, and they differ in who makes a change happen, so each is its own trait
+//! and the engine is given one of them as a [`Network`]:
 //!
-//! - whether an address can be reached (and, through the audience, whether it is one of the
-//!   local accounts);
-//! - the **audience** of a group: which local accounts keep a view and a log of it;
-//! - identifiers for new groups;
-//! - performing a decided change on the network.
+//! - a **recorded** network ([`RecordedNetwork`]: the simulator, `imgroups-sim`) lives in the
+//!   store: recording a change is making it happen. The engine checks an account's write and
+//!   records it, with its events, in the write's own transaction. The network answers whether
+//!   an address can be reached and names new groups.
+//! - an **observed** network ([`ObservedNetwork`]: a real Mac, `imgroups-macos`) changes
+//!   elsewhere. The engine checks an account's write without changing anything and hands the
+//!   change to the network, which carries it out and returns once it has seen it happen and
+//!   recorded it ([`crate::Engine::record_observed`]); the write is answered from the state
+//!   after that, so the answer and the event agree. Only the network knows whether an address
+//!   can be reached: it refuses an unreachable one when it carries the change out.
 //!
-//! Changes made by someone else (a simulated person, someone on a real Mac) come the other
-//! way, through [`crate::Engine::ingest`], and are recorded by the same code as our own
-//! writes, so events, audiences and sequences are produced in one place.
+//! What is the same on both lives once, in the engine: the **audience** of a group (the local
+//! accounts among its members, which keep a view and a log of it: the store knows which
+//! addresses are accounts), and the recording of a change with its events, whoever made it.
 //!
-//! Implementations: `imgroups-sim` (the simulated network, the default) and
-//! `imgroups-macos` (a real Mac: it observes Messages' database and carries writes out through
-//! the Messages helper).
-//!
-//! Every method runs inside a write transaction (`tx` is that transaction, for backends that
-//! keep their state in the store). None may wait on a network: the whole batch waits with it.
+//! Changes made by someone else (a simulated person, someone on a real Mac) come in through
+//! [`crate::Engine::ingest`] and [`crate::Engine::record_observed`], and are recorded by the
+//! same code as our own writes, so events, audiences and sequences are produced in one place.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::command::Mutation;
+use crate::command::{MessageOp, Mutation};
 use crate::error::Result;
 use crate::ids::{Address, ChatGuid};
-use crate::model::AccountId;
 use crate::port::tx::Tx;
+
+/// The network the engine works on, matched once per write: a recorded network's writes run
+/// in one store transaction, an observed network's are carried out by it and read back.
+#[derive(Clone)]
+pub enum Network {
+    /// The engine records changes, and that makes them happen (the simulator).
+    Recorded(Arc<dyn RecordedNetwork>),
+    /// Changes are carried out elsewhere and recorded when seen (a Mac's Messages).
+    Observed(Arc<dyn ObservedNetwork>),
+}
+
+impl Network {
+    /// A recorded network (the simulator: `Network::recorded(Simulator)`).
+    pub fn recorded(network: impl RecordedNetwork) -> Network {
+        Network::Recorded(Arc::new(network))
+    }
+}
+
+impl std::fmt::Debug for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Network::Recorded(_) => "Network::Recorded",
+            Network::Observed(_) => "Network::Observed",
+        })
+    }
+}
 
 /// A new group's names: `chat` + 18 digits, and an upper-case UUID shared by its members.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,55 +64,30 @@ pub struct GroupIdentity {
     pub group_id: String,
 }
 
-/// A change the engine decided and the backend carries out.
-#[derive(Debug, Clone, Copy)]
-pub enum Action<'a> {
-    /// A new group: `members[0]` created it with the others.
-    CreateGroup {
-        chat: &'a ChatGuid,
-        members: &'a [Address],
-    },
-    /// `actor` changes an existing group.
-    Change {
-        chat: &'a ChatGuid,
-        actor: &'a Address,
-        mutation: &'a Mutation,
-    },
-}
-
-pub trait Backend: Send + Sync + 'static {
+/// A network whose state is the store's state (see the module doc): the engine records a
+/// change and nothing is left to carry out.
+///
+/// Both methods run inside a write transaction (`tx` is that transaction: the network's state
+/// is kept by the store). Neither may wait on anything outside it: the whole batch of the
+/// store's group commit waits with it.
+pub trait RecordedNetwork: Send + Sync + 'static {
     /// Whether `address` can be reached over iMessage: `addressNotFound` (see
     /// [`crate::engine::address_not_found`]) if not.
     fn reachable(&self, tx: &mut dyn Tx, address: &Address) -> Result<()>;
-
-    /// The local accounts among `members`, with their addresses, in the order given: the
-    /// accounts that keep a view and a log of a group with these members. (Asked of one
-    /// address, it says which local account that address is, if any.)
-    fn audience(&self, tx: &mut dyn Tx, members: &[Address]) -> Result<Vec<(AccountId, Address)>>;
 
     /// Names for a new group (the store refuses an identifier already taken; the engine then
     /// asks again). Identifiers come from [`Tx::fresh_id`], so a seeded run names its groups
     /// the same way every time.
     fn new_group(&self, tx: &mut dyn Tx) -> Result<GroupIdentity>;
-
-    /// Carries out `action`, which passed every rule, before it is recorded. An error rejects
-    /// the write (nothing is recorded).
-    fn perform(&self, tx: &mut dyn Tx, action: &Action<'_>) -> Result<()>;
-
-    /// For a backend on a real network, which carries a change out itself and records it when
-    /// it sees it happen (a Mac's chat.db): what the engine hands accepted changes to, instead
-    /// of recording them itself. `None` (the default): changes are recorded by the engine,
-    /// after [`Backend::perform`], in the write's transaction.
-    fn observer(&self) -> Option<Arc<dyn Observer>> {
-        None
-    }
 }
 
-/// Carries changes out on a real network and waits to observe them (see
-/// [`Backend::observer`]): a write is answered only once its change was seen on the network
-/// and recorded, so the answer and the event agree.
+/// A network that changes elsewhere (see the module doc): it carries a change out and waits
+/// to observe it, so a write is answered only once its change was seen and recorded.
+///
+/// Creating chats is not something such a network does through the engine (the chat is
+/// created on the device): the engine refuses it before asking.
 #[async_trait]
-pub trait Observer: Send + Sync + 'static {
+pub trait ObservedNetwork: Send + Sync + 'static {
     /// Carries out `mutation` by `actor` (the calling account) on `chat`, which passed every
     /// rule and changes something, and returns once it was observed and recorded in the
     /// store. `unavailable` (retryable) when the network did not confirm it in time; then the
@@ -93,15 +96,12 @@ pub trait Observer: Send + Sync + 'static {
 
     /// Carries out a message action by `actor` on `chat` (as `actor` names it), which passed
     /// every rule, and returns once it was observed and recorded, with the GUID of the message
-    /// a send made (`None` for the other actions). By default: not supported.
+    /// a send made (`None` for the other actions). An action the network cannot carry out
+    /// answers `operationNotSupported`.
     async fn carry_out_message(
         &self,
-        _chat: &ChatGuid,
-        _actor: &Address,
-        _op: &crate::command::MessageOp,
-    ) -> Result<Option<String>> {
-        Err(crate::Error::not_supported(
-            "this backend does not carry out message actions",
-        ))
-    }
+        chat: &ChatGuid,
+        actor: &Address,
+        op: &MessageOp,
+    ) -> Result<Option<String>>;
 }

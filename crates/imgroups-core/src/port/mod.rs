@@ -3,11 +3,12 @@
 //! - [`store`]: the store the server and CLI use ([`store::Store`]), and what one commit tells
 //!   listeners ([`store::Notice`]).
 //! - [`tx`]: the engine's view of one write transaction or read snapshot inside a store.
-//! - [`backend`]: the iMessage side ([`backend::Backend`]): reachability, audiences, new group
-//!   names, carrying changes out.
+//! - [`backend`]: the iMessage network ([`backend::Network`]), of one of two kinds: recorded
+//!   by the engine ([`backend::RecordedNetwork`]: reachability, new group names) or observed
+//!   ([`backend::ObservedNetwork`]: carrying changes out and waiting to see them).
 //!
-//! Implementations are used as trait objects (`Arc<dyn Store>`, `Arc<dyn Backend>`) rather
-//! than type parameters: the server then has no type parameter threaded through every
+//! Implementations are used as trait objects (`Arc<dyn Store>`, `Arc<dyn RecordedNetwork>`)
+//! rather than type parameters: the server then has no type parameter threaded through every
 //! transport, and the cost — a boxed future per store call, an indirect call per `Tx` method —
 //! is noise next to a request's (the W1 write benchmark did not move, BENCHMARKS.md
 //! session 5).
@@ -16,7 +17,7 @@ pub mod backend;
 pub mod store;
 pub mod tx;
 
-pub use backend::{Action, Backend, GroupIdentity, Observer};
+pub use backend::{GroupIdentity, Network, ObservedNetwork, RecordedNetwork};
 pub use store::{
     reset_error, AccountInfo, Accounts, AdminTokenInfo, Fault, Faults, Hooks, Log, LogBounds,
     NewFault, Notice, Notices, ReadFn, ResetScope, Store, TokenInfo, TokenRef, Webhook, WebhookUrl,

@@ -135,7 +135,7 @@ impl AdminApp {
         }
         let engine = Engine::new(
             self.engine.store().clone(),
-            self.engine.backend().clone(),
+            self.engine.network().clone(),
             imgroups_core::EngineConfig::default(),
         );
         let mut report = SeedReport::default();

@@ -47,7 +47,7 @@ fn messages_moved_over_by_the_migration_page_to_the_end() {
         }
         let engine = Engine::new(
             Arc::new(store.clone()),
-            Arc::new(Simulator),
+            Simulator::network(),
             EngineConfig::default(),
         );
         let mut listing = Listing {

@@ -47,7 +47,7 @@ where
 fn engine(store: &PgStore) -> Arc<Engine> {
     Arc::new(Engine::new(
         Arc::new(store.clone()),
-        Arc::new(Simulator),
+        Simulator::network(),
         EngineConfig::default(),
     ))
 }

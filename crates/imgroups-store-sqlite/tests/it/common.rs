@@ -20,7 +20,7 @@ pub(crate) fn open_store(path: &Path) -> SqliteStore {
 pub(crate) fn engine(store: &SqliteStore) -> Engine {
     Engine::new(
         Arc::new(store.clone()),
-        Arc::new(Simulator),
+        Simulator::network(),
         EngineConfig::default(),
     )
 }

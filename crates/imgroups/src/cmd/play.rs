@@ -103,7 +103,7 @@ pub(crate) fn exit_code(
 }
 
 async fn play(store: Arc<dyn Store>, scenario: &Scenario) -> Result<(), Failed> {
-    let engine = Engine::new(store.clone(), Arc::new(Simulator), EngineConfig::default());
+    let engine = Engine::new(store.clone(), Simulator::network(), EngineConfig::default());
     let mut known = Known::of(scenario);
     // Each account waited for: where its next wait starts in its log. A wait sees what the
     // account did since the play started, or since the action its previous wait matched.

@@ -49,7 +49,7 @@ pub(crate) fn run(args: SeedArgs) -> ExitCode {
 /// Applies the seed, printing each line as it is known (a token printed is a token a test
 /// can use even if a later step is refused), then the counts.
 async fn apply(store: Arc<dyn Store>, seed: &Scenario) -> Result<(), Failed> {
-    let engine = Engine::new(store, Arc::new(Simulator), EngineConfig::default());
+    let engine = Engine::new(store, Simulator::network(), EngineConfig::default());
     let seeded = scenario::seed::apply(&engine, seed, |made| {
         let line = match made {
             Made::Token { address, token } => format!("token {address} {token}"),

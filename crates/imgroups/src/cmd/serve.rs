@@ -107,11 +107,11 @@ impl Network {
         config: EngineConfig,
     ) -> Result<(Arc<Engine>, Network), Error> {
         if args.backend.backend != BackendKind::Chatdb {
-            let engine = Engine::new(store, Arc::new(imgroups_sim::Simulator), config);
+            let engine = Engine::new(store, imgroups_sim::Simulator::network(), config);
             return Ok((Arc::new(engine), Network::Simulator));
         }
         let (mac, helper) = args.backend.mac(me.clone()).await?;
-        let engine = Arc::new(Engine::new(store, mac.backend(), config));
+        let engine = Arc::new(Engine::new(store, mac.network(), config));
         // Everything chat.db holds up to now is in the log before `ready`.
         tracing::info!("reading chat.db");
         let started = {

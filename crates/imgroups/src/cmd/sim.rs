@@ -1,8 +1,6 @@
 //! `imgroups sim reset|unreachable|fault|act`: clearing the simulated world, its directory,
 //! injected faults, and puppets (people in the network who change groups and talk).
 
-use std::sync::Arc;
-
 use imgroups_core::port::Fault;
 use imgroups_core::{admin, Address, Engine, EngineConfig, Error, FaultId, Limits, Timestamp};
 
@@ -52,7 +50,7 @@ pub(crate) fn run(cmd: SimCmd) -> Result<(), Error> {
             let puppet = Address::parse(&address)?;
             // Validated like the same request from an account, with the default limits.
             let command = action.0.command(&Limits::default())?;
-            let engine = Engine::new(store, Arc::new(Simulator), EngineConfig::default());
+            let engine = Engine::new(store, Simulator::network(), EngineConfig::default());
             // A message sent: its GUID, for the next act (reply, react, edit, unsend).
             if let imgroups_core::Outcome::Message(message) =
                 imgroups_sim::act(&engine, &puppet, command).await?

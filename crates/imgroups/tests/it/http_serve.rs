@@ -21,7 +21,7 @@ async fn http_and_grpc_share_one_server_and_one_shutdown() {
     let token = admin::add_account(&store, &me).await.expect("account");
     let engine = Arc::new(Engine::new(
         Arc::new(store.clone()),
-        Arc::new(Simulator),
+        Simulator::network(),
         EngineConfig::default(),
     ));
     let grpc = TcpListener::bind("127.0.0.1:0").await.expect("bind");

@@ -27,7 +27,7 @@ fn open(db: &std::path::Path) -> SqliteStore {
 fn engine(store: &SqliteStore) -> Arc<Engine> {
     Arc::new(Engine::new(
         Arc::new(store.clone()),
-        Arc::new(Simulator),
+        Simulator::network(),
         EngineConfig::default(),
     ))
 }
