@@ -332,6 +332,11 @@ function tapbackKind(reaction) {
 
 async function openConversation(chat) {
   state.chat = { guid: chat.guid, name: groupName(chat) };
+  // The card's name and GUID at once, so the view never shows another chat's (or none)
+  // while its messages load.
+  $("#conversation-title").textContent = state.chat.name;
+  $("#conversation-guid").textContent = chat.guid;
+  $("#bubbles").replaceChildren();
   $("#conversation").hidden = false;
   await loadConversation();
   $("#compose [name=text]").focus();

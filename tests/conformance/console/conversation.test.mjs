@@ -76,7 +76,7 @@ describe("console conversation view", () => {
     await card(p, chat.guid).getByRole("button", { name: "Open conversation" }).click();
     const view = p.getByRole("log", { name: "Messages" });
     await view.waitFor();
-    assert.equal(await p.locator("#conversation-title").textContent(), "Trip");
+    await p.locator("#conversation-title").getByText("Trip", { exact: true }).waitFor({ timeout: SHOWN_WITHIN_MS });
 
     // Theirs on the left, with the sender; the rename as a grey line before it.
     const theirs = bubble(p, "hello from alice");
