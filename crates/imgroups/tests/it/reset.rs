@@ -3,66 +3,11 @@
 //! working; sequences never go back, so a cursor from before the reset continues after it;
 //! on PostgreSQL a reset made through one node ends the streams of another.
 
-use std::time::Duration;
-
 use imgroups_proto::pb;
-use imgroups_proto::pb::subscribe_group_events_response::Payload;
 use imgroups_store_tests::pg::TestDatabase;
-use tonic::{Code, Status, Streaming};
+use tonic::Code;
 
-use crate::support::{cli, clients, Server};
-
-const WITHIN: Duration = Duration::from_secs(10);
-
-async fn live(
-    channel: &tonic::transport::Channel,
-    token: &str,
-) -> Streaming<pb::SubscribeGroupEventsResponse> {
-    let mut stream = clients(channel, token)
-        .groups
-        .subscribe_group_events(pb::SubscribeGroupEventsRequest { chat_guid: None })
-        .await
-        .expect("subscribe")
-        .into_inner();
-    let first = stream
-        .message()
-        .await
-        .expect("first frame")
-        .expect("a frame");
-    assert!(matches!(first.payload, Some(Payload::Heartbeat(_))));
-    stream
-}
-
-async fn ends_with(mut stream: Streaming<pb::SubscribeGroupEventsResponse>) -> Status {
-    tokio::time::timeout(WITHIN, async {
-        loop {
-            match stream.message().await {
-                Ok(Some(_)) => continue,
-                Ok(None) => panic!("the stream ended without an error"),
-                Err(status) => return status,
-            }
-        }
-    })
-    .await
-    .expect("the stream ends after the reset")
-}
-
-fn assert_reset(status: &Status) {
-    let meta = |key: &str| {
-        status
-            .metadata()
-            .get(key)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
-    assert_eq!(meta("error-code").as_deref(), Some("preconditionFailed"));
-    assert_eq!(
-        meta("error-context-reason").as_deref(),
-        Some("reset"),
-        "{status:?}"
-    );
-}
+use crate::support::{assert_reset, cli, clients, ends_with, live, Server, WITHIN};
 
 #[tokio::test]
 async fn a_reset_clears_the_world_ends_streams_and_keeps_sequences() {

@@ -3,16 +3,10 @@
 //! back (names, heads, tokens) and ends open streams as a reset does, a bad file changes
 //! nothing, and a snapshot taken on SQLite is the same file once imported into PostgreSQL.
 
-use std::time::Duration;
-
-use imgroups_proto::pb;
-use imgroups_proto::pb::subscribe_group_events_response::Payload;
 use imgroups_store_tests::pg::TestDatabase;
 use tonic::Code;
 
-use crate::support::{cli, clients, Server, BIN};
-
-const WITHIN: Duration = Duration::from_secs(10);
+use crate::support::{assert_reset, cli, clients, ends_with, live, Server, BIN};
 
 #[tokio::test]
 async fn an_import_brings_the_exported_world_back_and_ends_streams() {
@@ -37,37 +31,12 @@ async fn an_import_brings_the_exported_world_back_and_ends_streams() {
     // The world moves on; a stream is open.
     mine.rename(&chat, "later").await.expect("rename");
     let bob = server.add_account("bob@example.com");
-    let mut stream = clients(&channel, &me)
-        .groups
-        .subscribe_group_events(pb::SubscribeGroupEventsRequest { chat_guid: None })
-        .await
-        .expect("subscribe")
-        .into_inner();
-    let first = stream.message().await.expect("frame").expect("a frame");
-    assert!(matches!(first.payload, Some(Payload::Heartbeat(_))));
+    let stream = live(&channel, &me).await;
 
     let said = cli(&["sim", "snapshot", "import", file_arg, "--data", &data]);
     assert!(said.starts_with("imported 1 accounts, 1 groups"), "{said}");
 
-    let ended = tokio::time::timeout(WITHIN, async {
-        loop {
-            match stream.message().await {
-                Ok(Some(_)) => continue,
-                Ok(None) => panic!("the stream ended without an error"),
-                Err(status) => return status,
-            }
-        }
-    })
-    .await
-    .expect("the stream ends after the import");
-    assert_eq!(ended.code(), Code::FailedPrecondition, "{ended:?}");
-    assert_eq!(
-        ended
-            .metadata()
-            .get("error-context-reason")
-            .and_then(|v| v.to_str().ok()),
-        Some("reset")
-    );
+    assert_reset(&ends_with(stream).await);
     // The exported world: its name, its head, its token; bob was not in it.
     assert_eq!(
         mine.get_chat(&chat).await.display_name.as_deref(),

@@ -11,10 +11,11 @@ use imgroups_proto::pb;
 use imgroups_proto::pb::chat_service_client::ChatServiceClient;
 use imgroups_proto::pb::event_service_client::EventServiceClient;
 use imgroups_proto::pb::group_service_client::GroupServiceClient;
+use imgroups_proto::pb::subscribe_group_events_response::Payload;
 use tonic::metadata::MetadataValue;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
-use tonic::{Request, Status};
+use tonic::{Code, Request, Status, Streaming};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_imgroups");
 
@@ -313,4 +314,61 @@ pub fn renamed_to(e: &pb::GroupChangeEvent) -> Option<&str> {
         Some(pb::group_change_event::Change::DisplayNameChanged(c)) => Some(&c.display_name),
         _ => None,
     }
+}
+
+/// How long a test waits for a stream to end or a page to show something.
+pub const WITHIN: Duration = Duration::from_secs(10);
+
+/// An account-wide live group stream, past its first heartbeat.
+pub async fn live(
+    channel: &tonic::transport::Channel,
+    token: &str,
+) -> Streaming<pb::SubscribeGroupEventsResponse> {
+    let mut stream = clients(channel, token)
+        .groups
+        .subscribe_group_events(pb::SubscribeGroupEventsRequest { chat_guid: None })
+        .await
+        .expect("subscribe")
+        .into_inner();
+    let first = stream
+        .message()
+        .await
+        .expect("first frame")
+        .expect("a frame");
+    assert!(matches!(first.payload, Some(Payload::Heartbeat(_))));
+    stream
+}
+
+/// The error `stream` ends with (within [`WITHIN`]); its events before are skipped.
+pub async fn ends_with(mut stream: Streaming<pb::SubscribeGroupEventsResponse>) -> Status {
+    tokio::time::timeout(WITHIN, async {
+        loop {
+            match stream.message().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("the stream ended without an error"),
+                Err(status) => return status,
+            }
+        }
+    })
+    .await
+    .expect("the stream ends after the reset")
+}
+
+/// `status` is how a stream ends at a reset (or an import): `FAILED_PRECONDITION`,
+/// `error-code: preconditionFailed`, `reason=reset`.
+pub fn assert_reset(status: &Status) {
+    let meta = |key: &str| {
+        status
+            .metadata()
+            .get(key)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    assert_eq!(meta("error-code").as_deref(), Some("preconditionFailed"));
+    assert_eq!(
+        meta("error-context-reason").as_deref(),
+        Some("reset"),
+        "{status:?}"
+    );
 }
