@@ -1,7 +1,7 @@
 //! `client.addresses()`: what the network knows about a phone number or email address.
 
-use imgroups_core::Address;
 use imgroups_proto::pb;
+use imgroups_types::Address;
 
 use crate::client::{address_client, Client, Kind};
 use crate::error::{Error, Result};

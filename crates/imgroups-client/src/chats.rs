@@ -1,7 +1,7 @@
 //! `client.chats()`: create, get and count chats; mark them read, typing, chat events.
 
-use imgroups_core::{Address, ChatGuid};
 use imgroups_proto::pb;
+use imgroups_types::{Address, ChatGuid};
 
 use crate::client::{chat_client, Client, Kind};
 use crate::error::Result;

@@ -216,8 +216,8 @@ impl Error {
 }
 
 /// Invalid input refused before anything was sent, e.g. `ChatGuid::parse`.
-impl From<imgroups_core::Error> for Error {
-    fn from(err: imgroups_core::Error) -> Self {
+impl From<imgroups_types::Error> for Error {
+    fn from(err: imgroups_types::Error) -> Self {
         let mut out = Error::local(
             ErrorKind::Validation,
             Code::InvalidArgument,

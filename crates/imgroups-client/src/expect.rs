@@ -1,14 +1,14 @@
 //! `client.events().expect(…)`: waits until the client's own account did something expected
 //! — sent a message matching a pattern in a chat, reacted, renamed a group — reading its
 //! event log after a cursor and then live. What counts is
-//! [`imgroups_core::expect::Expectation`]'s, the same as `imgroups sim expect` and the
+//! [`imgroups_types::expect::Expectation`]'s, the same as `imgroups sim expect` and the
 //! console API's `sim:expect`.
 
 use std::time::Duration;
 
 use futures::StreamExt;
-use imgroups_core::expect::Observed;
-pub use imgroups_core::expect::{Expectation, Kind};
+use imgroups_types::expect::Observed;
+pub use imgroups_types::expect::{Expectation, Kind};
 
 use crate::error::Result;
 use crate::events::Events;

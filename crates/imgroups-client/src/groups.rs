@@ -1,7 +1,7 @@
 //! `client.groups()`: group writes, the icon, and live group event streams.
 
-use imgroups_core::{Address, ChatGuid};
 use imgroups_proto::pb;
+use imgroups_types::{Address, ChatGuid};
 
 use crate::client::{group_client, Client, Kind};
 use crate::error::Result;

@@ -229,7 +229,7 @@ pub use client::{Client, ClientBuilder, RetryPolicy, DEFAULT_ADDRESS};
 pub use error::{Code, Error, ErrorKind, Result};
 pub use events::{CatchUpStream, Events};
 pub use groups::{EventFilter, Groups};
-pub use imgroups_core::{Address, ChatGuid, ChatKind};
+pub use imgroups_types::{Address, ChatGuid, ChatKind};
 pub use messages::{ListOptions, Messages, SendOptions};
 pub use resumable::{CheckpointStore, Delivery, FileCheckpoint, MemoryCheckpoint, Resumable};
 pub use stream::{ChatEventStream, EventStream, GroupEventStream, MessageEventStream};

@@ -5,9 +5,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
-use imgroups_core::ChatGuid;
 use imgroups_proto::pb;
 use imgroups_proto::pbjson_types::Timestamp;
+use imgroups_types::ChatGuid;
 
 use crate::client::{message_client, Client, Kind};
 use crate::error::{Code, Error, ErrorKind, Result};

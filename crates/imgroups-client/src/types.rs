@@ -4,9 +4,9 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use imgroups_core::{Address, ChatGuid};
 use imgroups_proto::pbjson_types::Timestamp;
 use imgroups_proto::{pb, sdk};
+use imgroups_types::{Address, ChatGuid};
 use serde::Serialize;
 
 use crate::error::{Code, Error, ErrorKind, Result};

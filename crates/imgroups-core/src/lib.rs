@@ -5,6 +5,7 @@
 //! Layout:
 //! - [`ids`]: validated identifiers ([`ChatGuid`], [`Address`]); invalid values cannot exist.
 //! - [`error`]: the one error type, by meaning ([`ErrorKind`]); transports map it to wire codes.
+//!   Both live in `imgroups-types` (shared with the Rust SDK) and are re-exported here.
 //! - [`text`]: the input policy for names: what given text may contain, how observed text is
 //!   made safe to store and serve.
 //! - [`image`]: icon type detection from bytes, and a check of the structure the type
@@ -13,8 +14,8 @@
 //! - [`command`]: validated writes ([`Command`], [`Mutation`]).
 //! - [`action`]: what a person can do to a group, described once as data for every surface
 //!   (CLI, console), with its mapping to a [`Command`].
-//! - [`expect`]: assertions on what an account did ([`expect::Expectation`]) and the wait for
-//!   one on its log.
+//! - [`expect`]: assertions on what an account did ([`expect::Expectation`], from
+//!   `imgroups-types`), an event of the log seen as an action, and the wait for one on its log.
 //! - [`port`]: the store port ([`port::Store`]: log, accounts, webhooks, commit notices; and
 //!   [`port::Tx`], the engine's view of one transaction) and the backend port
 //!   ([`port::Network`]: the iMessage side, recorded by the engine or observed).
@@ -26,14 +27,13 @@
 //! - [`tokens`]: API tokens and webhook secrets. [`admin`]: accounts, tokens, webhooks.
 
 pub mod action;
+pub use imgroups_types::{error, ids};
 pub mod admin;
 pub mod clock;
 pub mod command;
 pub mod engine;
-pub mod error;
 pub mod expect;
 pub mod idempotency;
-pub mod ids;
 pub mod image;
 pub mod limits;
 pub mod model;

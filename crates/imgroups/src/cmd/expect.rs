@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use imgroups_core::expect::{self, Expectation, Observed, Verdict};
+use imgroups_core::expect::{self, Expectation, Verdict};
 use imgroups_core::{admin, Address, Event};
 
 use crate::cli::expect::{ExpectArgs, Since};
@@ -96,7 +96,7 @@ pub(crate) fn not_met(headline: &str, seen: &[Event], json: bool) -> String {
 /// One event in one line: `#7 2026-12-06T21:00:00Z any;+;chat… message "hi" by me`.
 pub(crate) fn line(event: &Event) -> String {
     let chat = event.chat_guid.to_string();
-    let (kind, text) = match Observed::of(event, &chat) {
+    let (kind, text) = match expect::observed(event, &chat) {
         Some(seen) => (seen.kind.name(), seen.text),
         None => (event.change.event_type(), None),
     };

@@ -107,7 +107,7 @@ pub(super) async fn expect(
         match frame {
             Frame::Event(delivery) => {
                 cursor = delivery.sequence;
-                if expectation.matches_event(&delivery) {
+                if imgroups_core::expect::matches_event(&expectation, &delivery) {
                     return ok(json!({
                         "matched": true,
                         "event": event_json(&delivery),

@@ -135,12 +135,12 @@ impl fmt::Display for ChatGuid {
 /// [`ChatGuid::parse`], so that `"…".parse::<ChatGuid>()` works:
 ///
 /// ```
-/// use imgroups_core::ChatGuid;
+/// use imgroups_types::ChatGuid;
 ///
 /// let guid: ChatGuid = "iMessage;+;chat123".parse()?;
 /// assert_eq!(guid.to_string(), "any;+;chat123");
 /// assert!("not a guid".parse::<ChatGuid>().is_err());
-/// # Ok::<(), imgroups_core::Error>(())
+/// # Ok::<(), imgroups_types::Error>(())
 /// ```
 impl std::str::FromStr for ChatGuid {
     type Err = Error;
@@ -248,14 +248,14 @@ impl fmt::Display for Address {
 /// [`Address::parse`], so that `"…".parse::<Address>()` works:
 ///
 /// ```
-/// use imgroups_core::Address;
+/// use imgroups_types::Address;
 ///
 /// let phone: Address = "+1 (555) 123-4567".parse()?;
 /// assert_eq!(phone.as_str(), "+15551234567");
 /// let email: Address = "Bob@Example.com".parse()?;
 /// assert_eq!(email.as_str(), "bob@example.com");
 /// assert!("bob".parse::<Address>().is_err());
-/// # Ok::<(), imgroups_core::Error>(())
+/// # Ok::<(), imgroups_types::Error>(())
 /// ```
 impl std::str::FromStr for Address {
     type Err = Error;
