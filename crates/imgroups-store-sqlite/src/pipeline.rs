@@ -156,6 +156,10 @@ static WRITE_METRICS: std::sync::LazyLock<WriteMetrics> =
 /// fsync to return: a request waits for about one fsync instead of one and a half.
 const SYNCERS: usize = 2;
 
+/// The writer connection's page cache, as SQLite's `cache_size` takes it (negative: KiB):
+/// 64 MiB.
+const WRITER_CACHE_KIB: i64 = -64 * 1024;
+
 /// Starts the writer (which starts the syncers). `jobs` is the writer's own queue, for the
 /// syncers' "synced" notices.
 pub(crate) fn spawn(
@@ -185,6 +189,12 @@ pub(crate) fn spawn(
     };
     // The syncers fsync the WAL themselves, so the writer's COMMIT need not.
     conn.pragma_update(None, "synchronous", "NORMAL").db()?;
+    // A send writes ten members' rows at random places of the `(account_id, guid)` index (the
+    // GUIDs are random); with SQLite's default 2 MiB page cache the writer spilled dirty pages
+    // to the WAL in the middle of its transactions and read evicted pages back (M1 in
+    // BENCHMARKS.md). Pages are allocated as they are used, so a small database costs no more.
+    conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB)
+        .db()?;
     let checkpoints = Checkpoints::start(&mut conn, &config)?;
     let mut syncers = Vec::with_capacity(SYNCERS);
     let mut handoffs = Vec::with_capacity(SYNCERS);
