@@ -196,6 +196,12 @@ pub enum HelperAction {
     MarkChatRead {
         chat: HelperChat,
     },
+    /// Show (`start-typing`) or hide (`stop-typing`) my typing indicator in the chat. Transient:
+    /// Messages writes nothing to chat.db for it (the helper sets `IMChat.localUserIsTyping`).
+    SetTyping {
+        chat: HelperChat,
+        typing: bool,
+    },
 }
 
 impl HelperAction {
@@ -212,7 +218,8 @@ impl HelperAction {
             | HelperAction::SendReaction { chat, .. }
             | HelperAction::EditMessage { chat, .. }
             | HelperAction::UnsendMessage { chat, .. }
-            | HelperAction::MarkChatRead { chat } => chat,
+            | HelperAction::MarkChatRead { chat }
+            | HelperAction::SetTyping { chat, .. } => chat,
         }
     }
 }
