@@ -26,8 +26,10 @@
 //!   `chat.markedRead`) are recorded after each scan's group changes through
 //!   `Engine::record_messages`, under their own cursor and ids (`chatdb.messages`), each once.
 //!   Message writes (send, tapback, edit, unsend, mark read) go through the helper's message
-//!   actions and are answered once observed, as group writes are; emoji tapbacks, backgrounds
-//!   and contact sharing answer `operationNotSupported`.
+//!   actions and are answered once observed, as group writes are; typing indicators go to the
+//!   helper too (`start-typing` / `stop-typing`) and, being transient, are answered once it
+//!   acknowledged them; emoji tapbacks, backgrounds and contact sharing answer
+//!   `operationNotSupported`.
 //! - One account: the Mac's own iMessage address ("me"). Creating chats is not supported.
 //!
 //! Plain Rust that builds and runs on Linux too (the tests run there on fixture databases with
@@ -260,7 +262,7 @@ fn helper_failed(err: ActuatorError) -> Error {
     }
 }
 
-/// The refusal of a message action in a chat Messages keeps as SMS or
+/// The refusal of a message action (or a typing indicator) in a chat Messages keeps as SMS or
 /// RCS.
 fn sms_chat(chat: &ChatGuid) -> Error {
     Error::not_supported(format!(
@@ -502,5 +504,26 @@ impl ObservedNetwork for MacNetwork {
             }),
             (None, _) => Ok(None),
         }
+    }
+
+    /// Tells Messages to show or hide my typing indicator (`start-typing` / `stop-typing`),
+    /// with the chat's `chat.guid` as the helper needs it. Nothing to observe: Messages stores
+    /// nothing for it, so this returns once the helper answered. Refused as every write is
+    /// without a helper or in an SMS/RCS chat.
+    async fn set_typing(&self, chat: &ChatGuid, _actor: &Address, typing: bool) -> Result<()> {
+        let Some(helper) = &self.helper else {
+            return Err(read_only());
+        };
+        let target = self.any_helper_chat(chat).await?;
+        if target.is_sms() {
+            return Err(sms_chat(chat));
+        }
+        helper
+            .perform(&HelperAction::SetTyping {
+                chat: target,
+                typing,
+            })
+            .await
+            .map_err(helper_failed)
     }
 }

@@ -828,3 +828,84 @@ async fn my_reads_from_any_device_enter_the_log_once() {
     let backend = start_with(f.home(), data, Duration::from_secs(10)).await;
     assert_eq!(backend.log().await.len(), 5);
 }
+
+/// `chats.setTyping` reaches Messages with the chat's GUID as chat.db holds it, and stays
+/// transient (nothing in the log); an SMS chat is refused as every write there is, an unknown
+/// chat is `chatNotFound`, and without a helper it is refused as every write is.
+#[tokio::test(flavor = "multi_thread")]
+async fn typing_indicators_reach_messages_and_are_not_logged() {
+    let f = Fixture::new(Version::Tahoe);
+    text_only_group(&f, "any;+;7e5701", "iMessage", &["alice@example.com"]);
+    text_only_group(&f, "any;+;5a5a05", "SMS", &["+15550002222"]);
+    let bob = f.handle("+15550003333");
+    f.post(
+        f.direct("any", "+15550003333", bob),
+        Msg {
+            guid: &guid(41),
+            text: Some("hey"),
+            handle: bob,
+            minute: 5,
+            ..Msg::default()
+        },
+    );
+    let backend = start(f.home(), Duration::from_secs(10)).await;
+    let before = backend.log().await;
+    let helper = backend.fake(&f, FakeReply::Apply).await;
+    let typing = |chat: &str, on: bool| {
+        let engine = backend.engine.clone();
+        let (chat, me) = (chat.to_owned(), backend.me);
+        async move { engine.set_typing(me, chat, on).await }
+    };
+    typing("any;+;7e5701", true).await.expect("shown");
+    typing("any;+;7e5701", false).await.expect("hidden");
+    typing("any;-;+15550003333", true).await.expect("shown");
+    let seen: Vec<_> = helper
+        .typing()
+        .into_iter()
+        .map(|t| (t.chat_guid, t.typing))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("any;+;7e5701".to_owned(), true),
+            ("any;+;7e5701".to_owned(), false),
+            ("any;-;+15550003333".to_owned(), true),
+        ]
+    );
+
+    let err = typing("any;+;5a5a05", true).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::OperationNotSupported, "{err:?}");
+    assert!(err.message.contains("SMS/RCS"), "{}", err.message);
+    let err = typing("any;+;nosuchchat", true).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::ChatNotFound, "{err:?}");
+    assert_eq!(helper.typing().len(), 3, "Messages was not asked");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(backend.log().await, before, "nothing logged");
+
+    // Without a helper, as every write.
+    helper.disconnect().await;
+    let data = backend.stop();
+    let store = Arc::new(SqliteStore::open(Config::new(data.path().join("imgroups.db"))).unwrap());
+    let mac = Mac::new(MacOptions {
+        home: f.home().to_owned(),
+        me: Address::parse(ME).unwrap(),
+        helper: None,
+        rescan: Duration::from_millis(100),
+        write_timeout: Duration::from_secs(1),
+    })
+    .unwrap();
+    let engine = Arc::new(Engine::new(
+        store.clone(),
+        mac.network(),
+        EngineConfig::default(),
+    ));
+    let (me, _) = admin::ensure_account(&*store, &Address::parse(ME).unwrap())
+        .await
+        .unwrap();
+    let err = engine
+        .set_typing(me, "any;+;7e5701".into(), true)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::OperationNotSupported, "{err:?}");
+    assert!(err.message.contains("--helper"), "{}", err.message);
+}
