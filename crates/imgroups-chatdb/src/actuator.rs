@@ -196,6 +196,12 @@ pub enum HelperAction {
     MarkChatRead {
         chat: HelperChat,
     },
+    /// Show (`start-typing`) or hide (`stop-typing`) my typing indicator in the chat. Transient:
+    /// Messages writes nothing to chat.db for it (the helper sets `IMChat.localUserIsTyping`).
+    SetTyping {
+        chat: HelperChat,
+        typing: bool,
+    },
 }
 
 impl HelperAction {
@@ -212,7 +218,8 @@ impl HelperAction {
             | HelperAction::SendReaction { chat, .. }
             | HelperAction::EditMessage { chat, .. }
             | HelperAction::UnsendMessage { chat, .. }
-            | HelperAction::MarkChatRead { chat } => chat,
+            | HelperAction::MarkChatRead { chat }
+            | HelperAction::SetTyping { chat, .. } => chat,
         }
     }
 }
@@ -245,6 +252,28 @@ impl ChatDb {
         Ok(imessage
             .map(|i| chats[i].clone())
             .or_else(|| chats.into_iter().next()))
+    }
+
+    /// Whether the chat's `chat` row (`chat.guid` as the helper is sent it) has recent messages
+    /// I received and have not read (`date_read` unset, among the newest
+    /// [`UPDATE_WINDOW`](crate::UPDATE_WINDOW) rows): whether marking it read changes what
+    /// [`ChatDb::scan_messages`] reads.
+    pub fn has_unread(&self, chat: &HelperChat) -> Result<bool> {
+        let s = &self.schema;
+        let sql = format!(
+            "SELECT EXISTS (SELECT 1 FROM message m \
+               JOIN chat_message_join j ON j.message_id = m.ROWID \
+               JOIN chat c ON c.ROWID = j.chat_id \
+             WHERE c.guid = ?1 AND m.is_from_me = 0 AND m.item_type = 0 \
+               AND coalesce({assoc}, 0) = 0 AND coalesce({read}, 0) = 0 \
+               AND m.ROWID > (SELECT coalesce(max(ROWID), 0) FROM message) - {window})",
+            assoc = s.col("message", "m", "associated_message_type", "0"),
+            read = s.col("message", "m", "date_read", "0"),
+            window = crate::conversations::UPDATE_WINDOW,
+        );
+        self.conn
+            .query_row(&sql, [chat.helper_guid()], |r| r.get::<_, bool>(0))
+            .context("looking for unread messages")
     }
 
     /// The [`HelperChat`] for a group: among its `chat` rows (in the order [`ChatDb::groups`]

@@ -9,6 +9,7 @@
 //! | `date_edited` of a row seen before moves | [`MessageEventKind::Edited`] with the row's text now; an edit that leaves no text is an unsend (macOS 13 marks an unsend so) |
 //! | `date_retracted` of a row seen before is set | [`MessageEventKind::Unsent`] |
 //! | `date_read` of my message in a direct chat is set | [`MessageEventKind::Read`], by the other side |
+//! | `date_read` of messages I received is set (I read them, in Messages or on another device) | one [`MessageEventKind::MarkedRead`] per chat and scan, by me, listing them |
 //!
 //! Other associated types (stickers 1000, 2007/3007 stickers as tapbacks, polls, …) and rows
 //! without any text (attachments only) give nothing yet.
@@ -17,14 +18,19 @@
 //!
 //! New rows are found as group changes are ([`crate::Cursor`]): ROWIDs above the last one
 //! seen, and rows that had no chat join yet kept as pending. Changes to rows seen before are
-//! found by their dates: each of `date_edited`, `date_retracted` and `date_read` past the
-//! highest value seen so far, among the newest [`UPDATE_WINDOW`] rows (an edit is possible for
-//! 15 minutes and an unsend for 2, and a receipt comes for a recent message; looking no further
-//! back keeps each scan to the ROWID key, with no table scan). Each event has an id
-//! (`MessageEvent::id`) that is the same however often it is read, for the caller's
-//! exactly-once.
+//! found by their dates: each of `date_edited`, `date_retracted`, `date_read` of my messages
+//! and `date_read` of the messages I received past the highest value seen so far, among the
+//! newest [`UPDATE_WINDOW`] rows (an edit is possible for 15 minutes and an unsend for 2, and a
+//! receipt or a read comes for a recent message; looking no further back keeps each scan to the
+//! ROWID key, with no table scan). Each event has an id (`MessageEvent::id`) that is the same
+//! however often it is read, for the caller's exactly-once.
+//!
+//! A row first read already read (the history, or a message read as it arrived) carries its
+//! read state in [`MessageEventKind::Said`] and gives no `MarkedRead`. A `date_read` older than
+//! the newest one already seen (a read synced late from another device, after a later one was
+//! recorded) is not found: the marks only move forward.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 
@@ -85,12 +91,20 @@ pub enum MessageEventKind {
     Unsent,
     /// The other side of a direct chat read my message.
     Read,
+    /// I read these messages of the chat, received from others (`message.guid` and
+    /// `date_read` of each, oldest first): their `date_read` was set after they were first
+    /// read, by Messages on this Mac or synced from another device. One per chat and scan, so
+    /// a chat read at once is one event, as `chats.markRead` is.
+    MarkedRead {
+        messages: Vec<(String, Timestamp)>,
+    },
 }
 
 /// One event from one `message` row.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MessageEvent {
-    /// `message.guid` of the row: the message itself, or the tapback's own row.
+    /// `message.guid` of the row: the message itself, or the tapback's own row (for
+    /// [`MessageEventKind::MarkedRead`], the newest message read).
     pub guid: String,
     pub rowid: i64,
     pub chat: Conversation,
@@ -111,6 +125,10 @@ impl MessageEvent {
             MessageEventKind::Edited { .. } => format!("{}/edit/{}", self.guid, self.raw_at),
             MessageEventKind::Unsent => format!("{}/unsent", self.guid),
             MessageEventKind::Read => format!("{}/read", self.guid),
+            // The newest message read and when: the same set read again gives the same id,
+            // and a set that grew (a scan cut short by a crash, read again) is told apart by
+            // its newest date; what was recorded read already is not recorded again.
+            MessageEventKind::MarkedRead { .. } => format!("{}/seen/{}", self.guid, self.raw_at),
         }
     }
 
@@ -121,13 +139,18 @@ impl MessageEvent {
 }
 
 /// Where a [`ChatDb::scan_messages`] resumes; stored as its [`fmt::Display`] text
-/// (`m1:<rowid>:<edited>:<retracted>:<read>[:<pending>,…]`).
+/// (`m2:<rowid>:<edited>:<retracted>:<read>:<seen>[:<pending>,…]`; the `m1:` text of earlier
+/// versions, without `<seen>`, is read as `<seen>` 0: the first scan then looks at every read
+/// message in the window once, and only those not recorded read yet change anything).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MessageCursor {
     after: i64,
     edited: i64,
     retracted: i64,
+    /// The newest `date_read` of my messages seen (receipts).
     read: i64,
+    /// The newest `date_read` of received messages seen (my reads).
+    seen: i64,
     pending: BTreeSet<i64>,
 }
 
@@ -145,8 +168,8 @@ impl fmt::Display for MessageCursor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "m1:{}:{}:{}:{}",
-            self.after, self.edited, self.retracted, self.read
+            "m2:{}:{}:{}:{}:{}",
+            self.after, self.edited, self.retracted, self.read, self.seen
         )?;
         for (i, rowid) in self.pending.iter().enumerate() {
             f.write_str(if i == 0 { ":" } else { "," })?;
@@ -161,8 +184,12 @@ impl FromStr for MessageCursor {
 
     fn from_str(s: &str) -> Result<MessageCursor> {
         let bad = || Error::InvalidCursor(s.to_owned());
-        let rest = s.strip_prefix("m1:").ok_or_else(bad)?;
-        let mut parts = rest.splitn(5, ':');
+        let (rest, fields) = match (s.strip_prefix("m2:"), s.strip_prefix("m1:")) {
+            (Some(rest), _) => (rest, 5),
+            (None, Some(rest)) => (rest, 4),
+            (None, None) => return Err(bad()),
+        };
+        let mut parts = rest.splitn(fields + 1, ':');
         let mut num = || -> Result<i64> {
             parts
                 .next()
@@ -170,6 +197,7 @@ impl FromStr for MessageCursor {
                 .ok_or_else(bad)
         };
         let (after, edited, retracted, read) = (num()?, num()?, num()?, num()?);
+        let seen = if fields == 5 { num()? } else { 0 };
         let pending = match parts.next() {
             Some(list) => list
                 .split(',')
@@ -185,6 +213,7 @@ impl FromStr for MessageCursor {
             edited,
             retracted,
             read,
+            seen,
             pending,
         })
     }
@@ -327,6 +356,7 @@ impl ChatDb {
             edited: from.edited,
             retracted: from.retracted,
             read: from.read,
+            seen: from.seen,
             pending: BTreeSet::new(),
         };
         let mut events = Vec::new();
@@ -337,7 +367,7 @@ impl ChatDb {
         if from.after > 0 {
             let filter = format!(
                 "m.ROWID > {window_start} AND m.ROWID <= {after} AND ({edited} > {e} OR {retracted} > {r} \
-                 OR (m.is_from_me = 1 AND {read} > {d}))",
+                 OR (m.is_from_me = 1 AND {read} > {d}) OR (m.is_from_me = 0 AND {read} > {s}))",
                 after = from.after,
                 edited = self.column("date_edited"),
                 retracted = self.column("date_retracted"),
@@ -345,18 +375,29 @@ impl ChatDb {
                 e = from.edited,
                 r = from.retracted,
                 d = from.read,
+                s = from.seen,
             );
             let mut rows = Vec::new();
             self.message_rows(&filter, &mut |row| {
                 rows.push(row);
                 Ok(())
             })?;
+            // My reads, by chat: what one scan finds read in a chat is one event.
+            let mut reads: BTreeMap<Conversation, Vec<(i64, String, i64)>> = BTreeMap::new();
             for group in by_message(rows) {
                 let Some((row, chat)) = pick(&group) else {
                     continue;
                 };
+                next.raise(row);
                 if row.assoc_type != 0 {
                     continue;
+                }
+                if !row.from_me && row.date_read > from.seen {
+                    reads.entry(chat.clone()).or_default().push((
+                        row.date_read,
+                        row.guid.clone(),
+                        row.rowid,
+                    ));
                 }
                 let base = |kind, raw_at: i64, actor: Party| MessageEvent {
                     guid: row.guid.clone(),
@@ -389,7 +430,27 @@ impl ChatDb {
                         ));
                     }
                 }
-                next.raise(row);
+            }
+            for (chat, mut read) in reads {
+                read.sort();
+                let Some((raw_at, guid, _)) = read.last().cloned() else {
+                    continue;
+                };
+                let rowid = read.iter().map(|r| r.2).max().unwrap_or_default();
+                events.push(MessageEvent {
+                    guid,
+                    rowid,
+                    chat,
+                    actor: Party::Me,
+                    at: Timestamp::from_apple(raw_at),
+                    kind: MessageEventKind::MarkedRead {
+                        messages: read
+                            .into_iter()
+                            .map(|(raw, guid, _)| (guid, Timestamp::from_apple(raw)))
+                            .collect(),
+                    },
+                    raw_at,
+                });
             }
         }
 
@@ -547,6 +608,8 @@ impl MessageCursor {
         self.retracted = self.retracted.max(row.date_retracted);
         if row.from_me {
             self.read = self.read.max(row.date_read);
+        } else {
+            self.seen = self.seen.max(row.date_read);
         }
     }
 }
@@ -626,14 +689,26 @@ mod tests {
             edited: 7,
             retracted: 0,
             read: 9,
+            seen: 11,
             pending: BTreeSet::new(),
         };
         assert_eq!(c.to_string().parse::<MessageCursor>().unwrap(), c);
         c.pending.insert(40);
         c.pending.insert(41);
-        assert_eq!(c.to_string(), "m1:42:7:0:9:40,41");
+        assert_eq!(c.to_string(), "m2:42:7:0:9:11:40,41");
         assert_eq!(c.to_string().parse::<MessageCursor>().unwrap(), c);
-        for bad in ["", "v1:3", "m1:1:2:3", "m1:a:0:0:0", "m1:5:0:0:0:9"] {
+        // An earlier version's cursor: no mark for my reads yet.
+        c.seen = 0;
+        assert_eq!("m1:42:7:0:9:40,41".parse::<MessageCursor>().unwrap(), c);
+        for bad in [
+            "",
+            "v1:3",
+            "m1:1:2:3",
+            "m1:a:0:0:0",
+            "m1:5:0:0:0:9",
+            "m2:1:2:3:4",
+            "m2:5:0:0:0:0:9",
+        ] {
             assert!(bad.parse::<MessageCursor>().is_err(), "{bad}");
         }
     }

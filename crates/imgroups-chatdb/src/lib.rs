@@ -10,7 +10,7 @@
 //! - `changes`: decodes group-change rows into [`Change`]s; the incremental read
 //!   ([`ChatDb::scan`], [`Cursor`]) and its contract.
 //! - `conversations`: message rows of group and direct chats (`style` 43 and 45) decoded into
-//!   [`MessageEvent`]s (said, tapbacks, edits, unsends, read receipts) and their incremental
+//!   [`MessageEvent`]s (said, tapbacks, edits, unsends, read receipts, my reads) and their incremental
 //!   read ([`ChatDb::scan_messages`], [`MessageCursor`]); its module doc has the table.
 //! - `typedstream`: the text of `message.attributedBody` ([`attributed_text`]), our own reader
 //!   of Apple's typedstream format (the Rust ones that exist are GPL-3.0).

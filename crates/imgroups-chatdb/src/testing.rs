@@ -29,7 +29,7 @@ pub use bulk::{bulk_address, bulk_group_guid, BulkHistory, BulkSpec, LiveWriter}
 pub use fixture::{
     properties, register_messages_functions, Fixture, Msg, Version, ALL, BASE_SECS, BASE_UNIX_MS,
 };
-pub use helper::{FakeHelper, FakeHelperOptions, FakeReply};
+pub use helper::{FakeHelper, FakeHelperOptions, FakeReply, TypingSeen};
 pub use messages::{Applied, FakeMessages, FakeMessagesError};
 pub use sample::{
     book_club, more_chats, BookClub, BOOK_CLUB, DIRECT_CHAT, PHOTO_PNG, SMS_GROUP, TEXT_ONLY_GROUP,

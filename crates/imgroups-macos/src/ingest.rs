@@ -236,6 +236,12 @@ impl Ingest {
             },
             MessageEventKind::Unsent => MessageEvent::Unsent { target },
             MessageEventKind::Read => MessageEvent::Read { target },
+            MessageEventKind::MarkedRead { messages } => MessageEvent::MarkedRead {
+                read: messages
+                    .iter()
+                    .map(|(guid, at)| (guid.clone(), core_time(*at)))
+                    .collect(),
+            },
         };
         Some(ObservedMessage {
             me: self.me.clone(),

@@ -22,11 +22,14 @@
 //!   is final, so that a client's retry cannot make the change twice. Without a helper the
 //!   backend is read-only: writes fail with `operationNotSupported`.
 //! - **Conversations**: message rows of group and direct chats (said, tapbacks, edits, unsends,
-//!   read receipts) are recorded after each scan's group changes through
+//!   read receipts, and my reads on any device: `date_read` of received messages, recorded as
+//!   `chat.markedRead`) are recorded after each scan's group changes through
 //!   `Engine::record_messages`, under their own cursor and ids (`chatdb.messages`), each once.
 //!   Message writes (send, tapback, edit, unsend, mark read) go through the helper's message
-//!   actions and are answered once observed, as group writes are; emoji tapbacks, backgrounds
-//!   and contact sharing answer `operationNotSupported`.
+//!   actions and are answered once observed, as group writes are; typing indicators go to the
+//!   helper too (`start-typing` / `stop-typing`) and, being transient, are answered once it
+//!   acknowledged them; emoji tapbacks, backgrounds and contact sharing answer
+//!   `operationNotSupported`.
 //! - One account: the Mac's own iMessage address ("me"). Creating chats is not supported.
 //!
 //! Plain Rust that builds and runs on Linux too (the tests run there on fixture databases with
@@ -259,6 +262,14 @@ fn helper_failed(err: ActuatorError) -> Error {
     }
 }
 
+/// The refusal of a message action (or a typing indicator) in a chat Messages keeps as SMS or
+/// RCS.
+fn sms_chat(chat: &ChatGuid) -> Error {
+    Error::not_supported(format!(
+        "{chat} is an SMS/RCS chat: the Messages helper acts through iMessage only"
+    ))
+}
+
 /// The refusal for a group Messages keeps as SMS or RCS.
 fn sms_group(chat: &ChatGuid) -> Error {
     Error::not_supported(format!(
@@ -286,6 +297,22 @@ impl MacNetwork {
         .map_err(|_| Error::internal())?
         .map_err(|e| Error::unavailable(format!("cannot read chat.db: {e}")))?;
         found.ok_or_else(|| Error::chat_not_found(chat))
+    }
+
+    /// Whether chat.db shows messages received and unread in `target` ([`ChatDb::has_unread`]).
+    async fn has_unread(&self, target: &imgroups_chatdb::HelperChat) -> Result<bool> {
+        let lookup = self.lookup.clone();
+        let target = target.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut db = lookup.lock().unwrap_or_else(|p| p.into_inner());
+            if db.wal_replaced() {
+                *db = db.reopen()?;
+            }
+            db.has_unread(&target)
+        })
+        .await
+        .map_err(|_| Error::internal())?
+        .map_err(|e| Error::unavailable(format!("cannot read chat.db: {e}")))
     }
 
     async fn helper_chat(&self, chat: &ChatGuid) -> Result<imgroups_chatdb::HelperChat> {
@@ -384,9 +411,7 @@ impl ObservedNetwork for MacNetwork {
         };
         let target = self.any_helper_chat(chat).await?;
         if target.is_sms() {
-            return Err(Error::not_supported(format!(
-                "{chat} is an SMS/RCS chat: the Messages helper acts through iMessage only"
-            )));
+            return Err(sms_chat(chat));
         }
         let (action, expect) =
             match op {
@@ -446,9 +471,16 @@ impl ObservedNetwork for MacNetwork {
                     },
                     Some(ExpectMessage::Unsent(message.clone())),
                 ),
-                // What Messages writes for it (`date_read` on the messages received) is not read
-                // into the log yet: answered once the helper did it.
-                MessageOp::MarkRead => (HelperAction::MarkChatRead { chat: target }, None),
+                // Messages sets `date_read` on the messages received, which the scan records as
+                // `chat.markedRead`: waited for when something was unread in chat.db (else
+                // nothing will change, and there is nothing to wait for).
+                MessageOp::MarkRead => {
+                    let unread = self.has_unread(&target).await?;
+                    (
+                        HelperAction::MarkChatRead { chat: target },
+                        unread.then_some(ExpectMessage::MarkedRead),
+                    )
+                }
                 MessageOp::SetBackground { .. }
                 | MessageOp::RemoveBackground
                 | MessageOp::ShareContactInfo => return Err(Error::not_supported(
@@ -457,12 +489,41 @@ impl ObservedNetwork for MacNetwork {
             };
         let wait = expect.map(|e| self.waiters.expect_message(chat, actor, e));
         helper.perform(&action).await.map_err(helper_failed)?;
-        match wait {
-            Some(wait) => wait.done(self.timeout).await.map(|guid| match op {
+        match (wait, op) {
+            // Messages did mark the chat read (the helper said so); if chat.db does not show it
+            // in time, the read is recorded when it does: no reason to fail a mark read.
+            (Some(wait), MessageOp::MarkRead) => {
+                if let Err(err) = wait.done(self.timeout).await {
+                    tracing::warn!(%chat, error = %err, "marked read in Messages, not seen in chat.db yet");
+                }
+                Ok(None)
+            }
+            (Some(wait), _) => wait.done(self.timeout).await.map(|guid| match op {
                 MessageOp::Send(_) => Some(guid),
                 _ => None,
             }),
-            None => Ok(None),
+            (None, _) => Ok(None),
         }
+    }
+
+    /// Tells Messages to show or hide my typing indicator (`start-typing` / `stop-typing`),
+    /// with the chat's `chat.guid` as the helper needs it. Nothing to observe: Messages stores
+    /// nothing for it, so this returns once the helper answered. Refused as every write is
+    /// without a helper or in an SMS/RCS chat.
+    async fn set_typing(&self, chat: &ChatGuid, _actor: &Address, typing: bool) -> Result<()> {
+        let Some(helper) = &self.helper else {
+            return Err(read_only());
+        };
+        let target = self.any_helper_chat(chat).await?;
+        if target.is_sms() {
+            return Err(sms_chat(chat));
+        }
+        helper
+            .perform(&HelperAction::SetTyping {
+                chat: target,
+                typing,
+            })
+            .await
+            .map_err(helper_failed)
     }
 }

@@ -139,6 +139,8 @@ pub(crate) enum ExpectMessage {
         text: String,
     },
     Unsent(String),
+    /// Messages I received in the chat read (`mark-chat-read`).
+    MarkedRead,
 }
 
 impl ExpectMessage {
@@ -173,6 +175,7 @@ impl ExpectMessage {
             (ExpectMessage::Unsent(target), MessageEvent::Unsent { target: t }) if target == t => {
                 Some(target.clone())
             }
+            (ExpectMessage::MarkedRead, MessageEvent::MarkedRead { .. }) => Some(String::new()),
             _ => None,
         }
     }

@@ -650,7 +650,7 @@ async fn message_writes_go_through_the_helper_and_answer_once_observed() {
         .unwrap_err();
         assert_eq!(err.kind, ErrorKind::OperationNotSupported, "{err}");
 
-        // Mark read reaches Messages (its rows are not read into the log yet).
+        // Mark read reaches Messages, and is answered once its read is in the log.
         assert_eq!(
             run(Command::mark_read("any;-;+15550002222")).await.unwrap(),
             Outcome::Empty
@@ -666,21 +666,20 @@ async fn message_writes_go_through_the_helper_and_answer_once_observed() {
             .unwrap();
         assert_eq!(unread, 0);
 
-        // Each write is in the log once: 2 × (sent, tapback added, removed, edited, unsent).
+        // Each write is in the log once: 2 × (sent, tapback added, removed, edited, unsent),
+        // then the read.
         let log = backend.log().await;
         let mine: Vec<_> = kinds(&log).into_iter().skip(3).collect();
-        assert_eq!(
-            mine,
-            [
-                "message.received",
-                "message.reactionAdded",
-                "message.reactionRemoved",
-                "message.edited",
-                "message.unsent"
-            ]
-            .repeat(2),
-            "{version:?}"
-        );
+        let mut want = [
+            "message.received",
+            "message.reactionAdded",
+            "message.reactionRemoved",
+            "message.edited",
+            "message.unsent",
+        ]
+        .repeat(2);
+        want.push("chat.markedRead");
+        assert_eq!(mine, want, "{version:?}");
     }
 }
 
@@ -725,4 +724,188 @@ async fn history_of_messages_and_group_changes_is_in_date_order() {
     );
     let dates: Vec<_> = log.iter().map(|e| e.occurred_at).collect();
     assert!(dates.windows(2).all(|w| w[0] <= w[1]), "{dates:?}");
+}
+
+/// Waits until the log holds `n` events.
+async fn log_of(backend: &Backend, n: usize) -> Vec<imgroups_core::Event> {
+    let mut tries = 0;
+    loop {
+        let log = backend.log().await;
+        if log.len() >= n {
+            return log;
+        }
+        tries += 1;
+        assert!(tries < 400, "got {:?}", kinds(&log));
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// My read state from any device: messages I received and read later (on the phone, or in
+/// Messages on the Mac), whose `date_read` chat.db then sets, are read in the listings, and
+/// the log gets one `chat.markedRead` per chat, by me, as `chats.markRead` gives on the
+/// simulator; each once, across restarts. `chats.markRead` itself answers once its
+/// `chat.markedRead` is in the log.
+#[tokio::test(flavor = "multi_thread")]
+async fn my_reads_from_any_device_enter_the_log_once() {
+    let f = Fixture::new(Version::Tahoe);
+    let alice = f.handle("alice@example.com");
+    let bob = f.handle("+15550002222");
+    let group = f.group("any;+;5a5a04", Some("Team"), None);
+    f.member(group, alice);
+    let direct = f.direct("any", "+15550002222", bob);
+    let post = |chat, n, handle, minute| {
+        f.post(
+            chat,
+            Msg {
+                guid: &guid(n),
+                text: Some("unread"),
+                handle,
+                minute,
+                ..Msg::default()
+            },
+        )
+    };
+    let g1 = post(group, 31, alice, 1);
+    let g2 = post(group, 32, alice, 2);
+    post(direct, 33, bob, 3);
+
+    let backend = start(f.home(), Duration::from_secs(10)).await;
+    assert_eq!(kinds(&backend.log().await), ["message.received"; 3]);
+    assert!(backend
+        .messages("any;+;5a5a04")
+        .await
+        .iter()
+        .all(|m| !m.is_read()));
+
+    // Read on the phone: both group messages, in one transaction as Messages writes them.
+    f.conn
+        .execute(
+            "UPDATE message SET is_read = 1, \
+             date_read = CASE ROWID WHEN ?1 THEN ?2 ELSE ?4 END WHERE ROWID IN (?1, ?3)",
+            [g1, f.date(10), g2, f.date(11)],
+        )
+        .unwrap();
+    let log = log_of(&backend, 4).await;
+    assert_eq!(log.len(), 4, "one event for the chat: {:?}", kinds(&log));
+    let read = &log[3];
+    assert_eq!(read.change, imgroups_core::Change::ChatMarkedRead);
+    assert_eq!(read.chat_guid.to_string(), "any;+;5a5a04");
+    assert!(read.is_from_me);
+    assert_eq!(read.actor.as_ref().map(|a| a.as_str()), Some(ME));
+    let in_group = backend.messages("any;+;5a5a04").await;
+    assert!(in_group.iter().all(|m| m.is_read()), "{in_group:?}");
+    assert_eq!(
+        in_group[0].date_read.map(|t| t.0),
+        Some(imgroups_chatdb::Timestamp::from_apple(f.date(11)).unix_nanos()),
+        "chat.db's read date"
+    );
+    assert!(!backend.messages("any;-;+15550002222").await[0].is_read());
+
+    // Across restarts: recorded once.
+    let data = backend.stop();
+    let backend = start_with(f.home(), data, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(backend.log().await, log);
+
+    // Mark read through Messages: answered once the read is in the log.
+    let _helper = backend.fake(&f, FakeReply::Apply).await;
+    let mark = |chat: &str| {
+        let engine = backend.engine.clone();
+        let command = Command::mark_read(chat).unwrap();
+        let me = backend.me;
+        async move { engine.execute(me, None, command).await }
+    };
+    assert_eq!(mark("any;-;+15550002222").await.unwrap(), Outcome::Empty);
+    let log = backend.log().await;
+    assert_eq!(kinds(&log[4..]), ["chat.markedRead"]);
+    assert_eq!(log[4].chat_guid.to_string(), "any;-;+15550002222");
+    assert!(backend.messages("any;-;+15550002222").await[0].is_read());
+    // Nothing unread: answered at once, nothing recorded.
+    assert_eq!(mark("any;+;5a5a04").await.unwrap(), Outcome::Empty);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(backend.log().await.len(), 5);
+    let data = backend.stop();
+    let backend = start_with(f.home(), data, Duration::from_secs(10)).await;
+    assert_eq!(backend.log().await.len(), 5);
+}
+
+/// `chats.setTyping` reaches Messages with the chat's GUID as chat.db holds it, and stays
+/// transient (nothing in the log); an SMS chat is refused as every write there is, an unknown
+/// chat is `chatNotFound`, and without a helper it is refused as every write is.
+#[tokio::test(flavor = "multi_thread")]
+async fn typing_indicators_reach_messages_and_are_not_logged() {
+    let f = Fixture::new(Version::Tahoe);
+    text_only_group(&f, "any;+;7e5701", "iMessage", &["alice@example.com"]);
+    text_only_group(&f, "any;+;5a5a05", "SMS", &["+15550002222"]);
+    let bob = f.handle("+15550003333");
+    f.post(
+        f.direct("any", "+15550003333", bob),
+        Msg {
+            guid: &guid(41),
+            text: Some("hey"),
+            handle: bob,
+            minute: 5,
+            ..Msg::default()
+        },
+    );
+    let backend = start(f.home(), Duration::from_secs(10)).await;
+    let before = backend.log().await;
+    let helper = backend.fake(&f, FakeReply::Apply).await;
+    let typing = |chat: &str, on: bool| {
+        let engine = backend.engine.clone();
+        let (chat, me) = (chat.to_owned(), backend.me);
+        async move { engine.set_typing(me, chat, on).await }
+    };
+    typing("any;+;7e5701", true).await.expect("shown");
+    typing("any;+;7e5701", false).await.expect("hidden");
+    typing("any;-;+15550003333", true).await.expect("shown");
+    let seen: Vec<_> = helper
+        .typing()
+        .into_iter()
+        .map(|t| (t.chat_guid, t.typing))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("any;+;7e5701".to_owned(), true),
+            ("any;+;7e5701".to_owned(), false),
+            ("any;-;+15550003333".to_owned(), true),
+        ]
+    );
+
+    let err = typing("any;+;5a5a05", true).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::OperationNotSupported, "{err:?}");
+    assert!(err.message.contains("SMS/RCS"), "{}", err.message);
+    let err = typing("any;+;nosuchchat", true).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::ChatNotFound, "{err:?}");
+    assert_eq!(helper.typing().len(), 3, "Messages was not asked");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(backend.log().await, before, "nothing logged");
+
+    // Without a helper, as every write.
+    helper.disconnect().await;
+    let data = backend.stop();
+    let store = Arc::new(SqliteStore::open(Config::new(data.path().join("imgroups.db"))).unwrap());
+    let mac = Mac::new(MacOptions {
+        home: f.home().to_owned(),
+        me: Address::parse(ME).unwrap(),
+        helper: None,
+        rescan: Duration::from_millis(100),
+        write_timeout: Duration::from_secs(1),
+    })
+    .unwrap();
+    let engine = Arc::new(Engine::new(
+        store.clone(),
+        mac.network(),
+        EngineConfig::default(),
+    ));
+    let (me, _) = admin::ensure_account(&*store, &Address::parse(ME).unwrap())
+        .await
+        .unwrap();
+    let err = engine
+        .set_typing(me, "any;+;7e5701".into(), true)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::OperationNotSupported, "{err:?}");
+    assert!(err.message.contains("--helper"), "{}", err.message);
 }

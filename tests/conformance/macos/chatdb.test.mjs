@@ -51,7 +51,11 @@ function serveChatDb(home, extra = []) {
   });
 }
 
-/** The fake helper connected to `address`: resolves once it printed `connected`. */
+/**
+ * The fake helper connected to `address`: resolves once it printed `connected`. `typing` lists
+ * the typing indicators it showed or hid in Messages (`["on", chatGuid]`, as sent), which
+ * Messages does not store: the binary prints them.
+ */
 async function startHelper(home, address) {
   const child = spawn(FAKE_HELPER, ["--db", join(home, "Library/Messages/chat.db"), "--connect", address], {
     stdio: ["ignore", "pipe", "pipe"],
@@ -64,11 +68,17 @@ async function startHelper(home, address) {
   const connected = new Promise((resolveConnected) =>
     lines.on("line", (line) => line.startsWith("connected ") && resolveConnected(true)),
   );
+  const typing = [];
+  lines.on("line", (line) => {
+    const [word, state, ...guid] = line.split(" ");
+    if (word === "typing") typing.push([state, guid.join(" ")]);
+  });
   if (!(await waitFor(Promise.race([connected, exited.then(() => false)]), 10_000))) {
     child.kill("SIGKILL");
     throw new Error(`fake helper did not connect to ${address}\n--- stderr ---\n${stderr}`);
   }
   return {
+    typing,
     async kill() {
       child.kill("SIGKILL");
       await exited;
@@ -83,6 +93,16 @@ const event = (change, actor = ME) => ({ chatGuid: GUID, isFromMe: actor === ME,
 const GROUP_CHANGES = 5;
 const HISTORY = GROUP_CHANGES + 1 + 4 + 1;
 const groupEvents = (events) => events.filter((e) => e.type === "group.changed");
+
+/** Whether `check()` became true within `ms` (polled every 20 ms). */
+async function until(check, ms) {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return true;
+}
 
 describe("macOS backend: chat.db and the Messages helper, through the official SDK", () => {
   /** @type {Server} */ let server;
@@ -511,8 +531,44 @@ describe("macOS backend: conversations through chat.db and the Messages helper",
     assert.equal(await me.head(), head, "no events");
   });
 
-  test("markRead reaches Messages", async () => {
+  test("markRead: Messages marks the chat read; answered once chat.markedRead is in the log", async () => {
+    const [hey] = (await me.client.messages.listInChat(DIRECT, { isRead: false })).messages;
+    assert.equal(hey?.guid, "DIRECT-1", "the message I received is unread");
+    const head = await me.head();
+
     await me.chats.markRead(DIRECT);
+
+    const logged = await me.eventsAfter(head);
+    assert.deepEqual(
+      logged.map((e) => [e.type, e.chatGuid, e.isFromMe, e.actor?.address]),
+      [["chat.markedRead", DIRECT, true, ME]],
+      JSON.stringify(logged),
+    );
+    const read = await me.client.messages.get("DIRECT-1");
+    assert.ok(read.dateRead, "dateRead set, from chat.db");
+    assert.deepEqual((await me.client.messages.listInChat(DIRECT, { isRead: false })).messages, []);
+
+    // Nothing unread any more: nothing changes, nothing is recorded.
+    await me.chats.markRead(DIRECT);
+    assert.equal(await me.head(), head + 1);
+  });
+
+  test("setTyping shows and hides the indicator in Messages, with the chat's GUID; nothing is logged", async () => {
+    const head = await me.head();
+    await me.chats.setTyping(GUID, true);
+    await me.chats.setTyping(GUID, false);
+    await me.chats.setTyping(DIRECT, true);
+    // The fake prints each one after answering it: wait for the lines.
+    assert.ok(await until(() => helper.typing.length >= 3, 5_000), JSON.stringify(helper.typing));
+    assert.deepEqual(helper.typing, [
+      ["on", "iMessage;+;chat100"],
+      ["off", "iMessage;+;chat100"],
+      ["on", DIRECT],
+    ]);
+    await expectError(me.chats.setTyping(SMS, true), Errors.operationNotSupported);
+    await expectError(me.chats.setTyping("any;+;nosuchchat", true), Errors.chatNotFound);
+    assert.equal(helper.typing.length, 3, "Messages was not asked");
+    assert.equal(await me.head(), head, "typing is never logged");
   });
 
   test("an SMS group: sending is refused as operationNotSupported, naming SMS/RCS", async () => {
@@ -533,6 +589,11 @@ describe("macOS backend without --helper: messages are read, not written", () =>
   after(async () => {
     await server?.cleanup();
     if (home) await rm(home, { recursive: true, force: true });
+  });
+
+  test("setTyping answers operationNotSupported, naming --helper, as the writes do", async () => {
+    const err = await expectError(me.chats.setTyping(GUID, true), Errors.operationNotSupported);
+    assert.match(err.message, /--helper/);
   });
 
   test("sendText answers operationNotSupported, naming --helper", async () => {

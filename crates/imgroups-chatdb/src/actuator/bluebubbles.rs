@@ -64,6 +64,11 @@
 //!     `backwardsCompatibilityMessage` (sent to devices that cannot show edits), `partIndex`
 //!   - `unsend-message`: `chatGuid`, `messageGuid`, `partIndex`
 //!   - `mark-chat-read`: `chatGuid`
+//!   - `start-typing` / `stop-typing`: `chatGuid` (BB `PrivateApiChat.ts` `startTyping` /
+//!     `stopTyping`; BBH `handleMessage:` sets `localUserIsTyping` on the chat `getChat::`
+//!     found, and answers `{transactionId}` when the request has one). BB sends these without
+//!     waiting for an answer; we send a transaction id like every other action, so that an
+//!     unknown chat or a missing helper is reported to the caller.
 //! - **Response.** `{"transactionId": <the same id>}` on success, with `"error": <text>` on
 //!   failure. An unknown chat can be answered twice (the lookup's error, then the action's own
 //!   answer); the first one counts (BB resolves a transaction once, `PrivateApiService.onEvent`).
@@ -786,6 +791,8 @@ pub(crate) mod wire {
             HelperAction::EditMessage { .. } => "edit-message",
             HelperAction::UnsendMessage { .. } => "unsend-message",
             HelperAction::MarkChatRead { .. } => "mark-chat-read",
+            HelperAction::SetTyping { typing: true, .. } => "start-typing",
+            HelperAction::SetTyping { typing: false, .. } => "stop-typing",
         }
     }
 
@@ -802,7 +809,9 @@ pub(crate) mod wire {
                 json!({ "chatGuid": chat, "filePath": file.to_string_lossy() })
             }
             HelperAction::RemoveIcon { .. } => json!({ "chatGuid": chat, "filePath": null }),
-            HelperAction::Leave { .. } | HelperAction::MarkChatRead { .. } => {
+            HelperAction::Leave { .. }
+            | HelperAction::MarkChatRead { .. }
+            | HelperAction::SetTyping { .. } => {
                 json!({ "chatGuid": chat })
             }
             // BB `privateApi/apis/PrivateApiMessage.ts` `send`: the text as `message`, no

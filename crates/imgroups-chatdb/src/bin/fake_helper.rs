@@ -11,8 +11,10 @@
 //! Connects to an imgroups server's helper address, applies each action it is sent to the
 //! chat.db at `PATH` the way Messages would (see `imgroups_chatdb::testing`), and acknowledges
 //! it. Like the real helper it reconnects when the connection drops (here after 100 ms; the
-//! real one waits 5 s). Prints `connected ADDR` on stdout each time it connects. Runs until
-//! killed.
+//! real one waits 5 s). Prints `connected ADDR` on stdout each time it connects, and
+//! `typing on GUID` / `typing off GUID` for each `start-typing` / `stop-typing` it carried out
+//! (Messages stores nothing for those, so this is how a test sees them arrive; `GUID` is the
+//! `chatGuid` as sent). Runs until killed.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -145,7 +147,21 @@ fn main() -> ExitCode {
                 FakeHelper::connect(args.connect, args.db.clone(), options.clone()).await
             {
                 println!("connected {}", args.connect);
-                if let Err(e) = helper.closed().await {
+                let mut typing = helper.typing_updates();
+                let printer = tokio::spawn(async move {
+                    let mut printed = 0;
+                    while typing.changed().await.is_ok() {
+                        let seen = typing.borrow_and_update().clone();
+                        for t in seen.iter().skip(printed) {
+                            let state = if t.typing { "on" } else { "off" };
+                            println!("typing {state} {}", t.chat_guid);
+                        }
+                        printed = seen.len();
+                    }
+                });
+                let closed = helper.closed().await;
+                printer.abort();
+                if let Err(e) = closed {
                     eprintln!("imgroups-fake-helper: connection failed: {e}");
                 }
             }

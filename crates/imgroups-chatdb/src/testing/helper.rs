@@ -21,6 +21,10 @@
 //!   `Library/Messages/Attachments`), calls `sendGroupPhotoUpdate:nil`, which removes the
 //!   photo, and still answers success (BBH `prepareFileTransferForAttachment:filename:` returns
 //!   nil, then `handleMessage:` `update-group-photo`);
+//! - `start-typing` / `stop-typing` (`chatGuid`): finds the chat as every action does and
+//!   answers `{transactionId}` (BBH `handleMessage:`, which sets `localUserIsTyping`); Messages
+//!   writes nothing for it, so the fake records each one it carried out
+//!   ([`FakeHelper::typing`]) for tests to see it arrived;
 //! - ignores actions it does not know, without an answer (`handleMessage:`, last `else`).
 //!
 //! Unlike the real one it does not reconnect by itself (the `imgroups-fake-helper` binary
@@ -76,10 +80,20 @@ impl Default for FakeHelperOptions {
     }
 }
 
+/// A typing indicator the fake showed or hid in Messages (`start-typing` / `stop-typing`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TypingSeen {
+    /// `chatGuid` exactly as it was sent.
+    pub chat_guid: String,
+    /// `start-typing` (`true`) or `stop-typing`.
+    pub typing: bool,
+}
+
 /// A running fake helper connection. Dropping it closes the connection.
 pub struct FakeHelper {
     task: JoinHandle<io::Result<()>>,
     handled: watch::Receiver<usize>,
+    typing: watch::Receiver<Vec<TypingSeen>>,
 }
 
 impl FakeHelper {
@@ -94,8 +108,23 @@ impl FakeHelper {
         stream.set_nodelay(true)?;
         let messages = FakeMessages::new(db);
         let (count, handled) = watch::channel(0);
-        let task = tokio::spawn(serve(stream, messages, options, count));
-        Ok(FakeHelper { task, handled })
+        let (typed, typing) = watch::channel(Vec::new());
+        let task = tokio::spawn(serve(stream, messages, options, count, typed));
+        Ok(FakeHelper {
+            task,
+            handled,
+            typing,
+        })
+    }
+
+    /// The typing indicators it carried out, in order.
+    pub fn typing(&self) -> Vec<TypingSeen> {
+        self.typing.borrow().clone()
+    }
+
+    /// Follows [`FakeHelper::typing`] as it grows (the fake binary prints each one).
+    pub fn typing_updates(&self) -> watch::Receiver<Vec<TypingSeen>> {
+        self.typing.clone()
     }
 
     /// How many messages (socket reads) it has handled.
@@ -141,6 +170,7 @@ async fn serve(
     messages: FakeMessages,
     options: FakeHelperOptions,
     handled: watch::Sender<usize>,
+    typing: watch::Sender<Vec<TypingSeen>>,
 ) -> io::Result<()> {
     let (mut read, mut write) = stream.into_split();
     write
@@ -161,7 +191,10 @@ async fn serve(
         let answers = tokio::task::spawn_blocking(move || respond(&messages, &reply, message))
             .await
             .map_err(io::Error::other)?;
-        for answer in answers {
+        if let Some(seen) = answers.typing {
+            typing.send_modify(|all| all.push(seen));
+        }
+        for answer in answers.lines {
             write.write_all(answer.as_bytes()).await?;
         }
         handled.send_modify(|h| *h += 1);
@@ -180,14 +213,18 @@ fn first_message(read: &str) -> Option<Map<String, Value>> {
     }
 }
 
-/// The answer lines for one message, in order.
+/// The answer lines for one message, in order (and the typing indicator it carried out).
 fn respond(
     messages: &FakeMessages,
     reply: &FakeReply,
     message: Option<Map<String, Value>>,
-) -> Vec<String> {
+) -> Answers {
     let Some(message) = message else {
-        return Vec::new();
+        return Answers {
+            transaction: None,
+            lines: Vec::new(),
+            typing: None,
+        };
     };
     let action = message.get("action").and_then(Value::as_str).unwrap_or("");
     let empty = Map::new();
@@ -202,6 +239,7 @@ fn respond(
     let mut out = Answers {
         transaction,
         lines: Vec::new(),
+        typing: None,
     };
     let group_action = matches!(
         action,
@@ -215,6 +253,8 @@ fn respond(
             | "edit-message"
             | "unsend-message"
             | "mark-chat-read"
+            | "start-typing"
+            | "stop-typing"
     );
     match reply {
         _ if !group_action => {}
@@ -223,7 +263,7 @@ fn respond(
         FakeReply::AckOnly => out.ok(),
         FakeReply::Apply => apply(messages, action, data, &mut out),
     }
-    out.lines
+    out
 }
 
 /// `handleMessage:`'s branches for the group actions.
@@ -354,6 +394,20 @@ fn apply(messages: &FakeMessages, action: &str, data: &Map<String, Value>, out: 
                 out.result(messages.apply(&HelperAction::MarkChatRead { chat }));
             }
         }
+        // `getChat::`, then `setLocalUserIsTyping:` and success; nothing reaches chat.db.
+        "start-typing" | "stop-typing" => {
+            if let Some(chat) = get_any_chat(messages, data, out) {
+                let typing = action == "start-typing";
+                let chat_guid = chat.helper_guid().to_owned();
+                match messages.apply(&HelperAction::SetTyping { chat, typing }) {
+                    Ok(_) => {
+                        out.typing = Some(TypingSeen { chat_guid, typing });
+                        out.ok();
+                    }
+                    Err(e) => out.error(&e.to_string()),
+                }
+            }
+        }
         _ => {}
     }
 }
@@ -422,6 +476,7 @@ fn get_any_chat(
 struct Answers {
     transaction: Option<String>,
     lines: Vec<String>,
+    typing: Option<TypingSeen>,
 }
 
 impl Answers {

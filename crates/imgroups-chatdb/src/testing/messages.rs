@@ -199,7 +199,8 @@ impl FakeMessages {
             | HelperAction::SendReaction { .. }
             | HelperAction::EditMessage { .. }
             | HelperAction::UnsendMessage { .. }
-            | HelperAction::MarkChatRead { .. } => unreachable!("applied by apply_message"),
+            | HelperAction::MarkChatRead { .. }
+            | HelperAction::SetTyping { .. } => unreachable!("applied by apply_message"),
         }
         let applied = insert_message(&tx, chat, &row)?;
         if let Some(handle) = leaving {
@@ -289,6 +290,7 @@ struct Row {
 ///   it (macOS 14+), else `date_edited` (macOS 13 marks an unsend as an edit that leaves no
 ///   text);
 /// - mark read: every message received in the chat gets `is_read` 1 and `date_read` now.
+/// - typing (`start-typing` / `stop-typing`): nothing (the indicator is not stored).
 fn apply_message(
     tx: &Transaction<'_>,
     chat: i64,
@@ -417,6 +419,8 @@ fn apply_message(
             )?;
             Ok(Some(applied(0, String::new())))
         }
+        // Transient: Messages shows the indicator to the others and writes no row.
+        HelperAction::SetTyping { .. } => Ok(Some(applied(0, String::new()))),
         HelperAction::Rename { .. }
         | HelperAction::AddParticipant { .. }
         | HelperAction::RemoveParticipant { .. }

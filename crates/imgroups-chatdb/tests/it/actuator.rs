@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use imgroups_chatdb::mac::system::RealSystem;
 use imgroups_chatdb::testing::{
-    FakeHelper, FakeHelperOptions, FakeReply, Fixture, ScriptedSystem, Version, ALL,
+    FakeHelper, FakeHelperOptions, FakeReply, Fixture, ScriptedSystem, TypingSeen, Version, ALL,
 };
 use imgroups_chatdb::{
     Actuator, ActuatorError, BlueBubblesHelper, ChangeKind, ChatDb, ChatGuid, Cursor, HelperAction,
@@ -724,4 +724,121 @@ fn the_peer_check_refuses_other_users_and_other_programs() {
         .check(listener, peer)
         .unwrap_err();
     assert!(no_lsof.contains("lsof"), "{no_lsof}");
+}
+
+/// Typing indicators reach Messages as `start-typing` / `stop-typing` with `chat.guid` exactly
+/// as chat.db holds it, in groups and direct chats; Messages stores nothing for them; an
+/// unknown chat is refused as the real helper refuses it.
+#[tokio::test]
+async fn typing_indicators_reach_messages_with_the_chat_guid_unchanged() {
+    for version in [Version::Monterey, Version::Tahoe] {
+        let f = Fixture::new(version);
+        let (_, chat) = group(&f);
+        let bob = f.handle("+15550002222");
+        let service = if version == Version::Tahoe {
+            "any"
+        } else {
+            "iMessage"
+        };
+        f.direct(service, "+15550002222", bob);
+        let direct = f
+            .open()
+            .direct_helper_chat("+15550002222")
+            .unwrap()
+            .expect("the direct chat");
+        let server = server().await;
+        let helper = fake(&server, &f, FakeReply::Apply).await;
+        let before = f.open().all_messages().unwrap().len();
+
+        for (chat, typing) in [(&chat, true), (&chat, false), (&direct, true)] {
+            server
+                .perform(&HelperAction::SetTyping {
+                    chat: chat.clone(),
+                    typing,
+                })
+                .await
+                .unwrap();
+        }
+        let raw_group = if version == Version::Tahoe {
+            "any;+;chat42"
+        } else {
+            "iMessage;+;chat42"
+        };
+        let raw_direct = format!("{service};-;+15550002222");
+        assert_eq!(
+            helper.typing(),
+            [
+                TypingSeen {
+                    chat_guid: raw_group.into(),
+                    typing: true
+                },
+                TypingSeen {
+                    chat_guid: raw_group.into(),
+                    typing: false
+                },
+                TypingSeen {
+                    chat_guid: raw_direct,
+                    typing: true
+                },
+            ],
+            "{version:?}"
+        );
+        assert_eq!(f.open().all_messages().unwrap().len(), before, "no row");
+
+        let missing = HelperChat::from_helper_guid("iMessage;+;nosuchchat").unwrap();
+        let err = server
+            .perform(&HelperAction::SetTyping {
+                chat: missing,
+                typing: true,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err, ActuatorError::Rejected("Chat does not exist!".into()));
+        assert_eq!(helper.typing().len(), 3, "nothing shown");
+    }
+}
+
+/// The binary prints each typing indicator it carried out, for tests in other languages.
+#[tokio::test]
+async fn the_fake_helper_binary_prints_typing_indicators() {
+    use tokio::io::AsyncBufReadExt;
+
+    let f = Fixture::new(Version::Tahoe);
+    let (_, chat) = group(&f);
+    let server = server().await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_imgroups-fake-helper"))
+        .arg("--db")
+        .arg(f.path())
+        .arg("--connect")
+        .arg(server.local_addr().to_string())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    server.connected().await;
+    for typing in [true, false] {
+        server
+            .perform(&HelperAction::SetTyping {
+                chat: chat.clone(),
+                typing,
+            })
+            .await
+            .unwrap();
+    }
+    let mut printed = Vec::new();
+    while printed.len() < 3 {
+        let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+            .await
+            .expect("a line within 10 s")
+            .unwrap()
+            .expect("the binary runs");
+        printed.push(line);
+    }
+    assert!(printed[0].starts_with("connected "), "{printed:?}");
+    assert_eq!(
+        printed[1..],
+        ["typing on any;+;chat42", "typing off any;+;chat42"]
+    );
+    child.kill().await.unwrap();
 }

@@ -354,3 +354,110 @@ fn a_message_without_its_chat_yet_comes_later() {
     );
     assert!(db.scan_messages(&scan.cursor).unwrap().events.is_empty());
 }
+
+/// Messages I received and then read — in Messages on this Mac or on another device, which
+/// sets their `date_read` — are found once, as one read per chat and scan, by me, with each
+/// message's own read date; a message first seen already read carries its read state instead.
+#[test]
+fn my_reads_from_any_device_are_found_once_per_chat() {
+    for version in ALL {
+        let f = Fixture::new(version);
+        let c = chats(&f);
+        let post = |chat, guid, handle, minute| {
+            f.post(
+                chat,
+                Msg {
+                    guid,
+                    text: Some("hi"),
+                    handle,
+                    minute,
+                    ..Msg::default()
+                },
+            )
+        };
+        let g1 = post(c.group, "G-1", c.alice, 1);
+        let g2 = post(c.group, "G-2", c.bob, 2);
+        let d1 = post(c.direct, "D-1", c.bob, 3);
+        let mine = f.post(
+            c.group,
+            Msg {
+                guid: "G-MINE",
+                text: Some("mine"),
+                from_me: true,
+                minute: 4,
+                ..Msg::default()
+            },
+        );
+        let db = f.open();
+        let first = db.scan_messages(&MessageCursor::start()).unwrap();
+        assert_eq!(first.events.len(), 4, "{version:?}");
+        // The cursor survives as text, as the caller stores it.
+        let cursor: MessageCursor = first.cursor.to_string().parse().unwrap();
+
+        // Read on the phone: both group messages, then the direct one; my own message's
+        // `date_read` is no read of mine.
+        for (row, minute) in [(g1, 10), (g2, 11), (d1, 12), (mine, 13)] {
+            f.set(row, "is_read", 1);
+            f.set(row, "date_read", f.date(minute));
+        }
+        let scan = db.scan_messages(&cursor).unwrap();
+        let reads: Vec<_> = scan
+            .events
+            .iter()
+            .map(|e| (e.chat.clone(), e.actor.clone(), e.kind.clone(), e.id()))
+            .collect();
+        let ts = |minute| Timestamp::from_apple(f.date(minute));
+        assert_eq!(
+            reads,
+            [
+                (
+                    Conversation::Group(imgroups_chatdb::ChatGuid::parse("any;+;chat77").unwrap()),
+                    Party::Me,
+                    MessageEventKind::MarkedRead {
+                        messages: vec![("G-1".into(), ts(10)), ("G-2".into(), ts(11))]
+                    },
+                    format!("G-2/seen/{}", f.date(11)),
+                ),
+                (
+                    Conversation::Direct("+15550002222".into()),
+                    Party::Me,
+                    MessageEventKind::MarkedRead {
+                        messages: vec![("D-1".into(), ts(12))]
+                    },
+                    format!("D-1/seen/{}", f.date(12)),
+                ),
+            ],
+            "{version:?}"
+        );
+        assert_eq!(scan.events[0].at, ts(11), "dated by the newest read");
+        // Found once.
+        let again = db.scan_messages(&scan.cursor).unwrap();
+        assert!(again.events.is_empty(), "{:?}", again.events);
+
+        // A message that arrives read (the chat was open) says so itself; no read event.
+        let g3 = post(c.group, "G-3", c.alice, 20);
+        f.set(g3, "is_read", 1);
+        f.set(g3, "date_read", f.date(21));
+        let arrived = db.scan_messages(&again.cursor).unwrap();
+        assert_eq!(arrived.events.len(), 1);
+        let MessageEventKind::Said { read_at, .. } = &arrived.events[0].kind else {
+            panic!("{:?}", arrived.events[0].kind);
+        };
+        assert_eq!(*read_at, Some(ts(21)));
+        assert!(db.scan_messages(&arrived.cursor).unwrap().events.is_empty());
+
+        // A cursor of the previous version (no read mark) finds the reads in the window again;
+        // the caller's state tells what it recorded already.
+        let old = format!("m1:{}:0:0:0", arrived.cursor.after_rowid());
+        let upgraded = db.scan_messages(&old.parse().unwrap()).unwrap();
+        assert!(upgraded
+            .events
+            .iter()
+            .all(|e| matches!(e.kind, MessageEventKind::MarkedRead { .. })));
+        assert!(db
+            .scan_messages(&upgraded.cursor)
+            .unwrap()
+            .events
+            .is_empty());
+    }
+}

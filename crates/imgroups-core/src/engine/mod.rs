@@ -233,6 +233,20 @@ impl Engine {
         .await
     }
 
+    /// Shows (`typing`) or hides the account's typing indicator in `chat`, which it must see
+    /// (`chatNotFound` otherwise); returns the chat. Transient: never stored, never in the log.
+    /// An observed network is told (a Mac's Messages shows it to the others, and may refuse it
+    /// as it refuses writes); on a recorded one there is nobody else to tell (the server keeps
+    /// the indicators its console shows).
+    pub async fn set_typing(&self, account: AccountId, chat: String, typing: bool) -> Result<Chat> {
+        let chat = self.get_chat(account, chat).await?;
+        if let Network::Observed(network) = &self.network {
+            let me = self.account_address(account).await?;
+            network.set_typing(&chat.guid, &me, typing).await?;
+        }
+        Ok(chat)
+    }
+
     pub async fn get_chat(&self, account: AccountId, chat: String) -> Result<Chat> {
         store::read(&*self.store, move |r| query::get_chat(r, account, &chat)).await
     }

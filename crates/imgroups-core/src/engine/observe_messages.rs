@@ -55,6 +55,11 @@ pub enum MessageEvent {
     Unsent { target: String },
     /// The actor read `target` (a read receipt, direct chats only).
     Read { target: String },
+    /// The actor (`me`) read these messages it received in the chat, each at its time, on
+    /// this device or another: what `chats.markRead` does on the simulator (each message read,
+    /// one `chat.markedRead` when anything was unread). No receipts are sent: the network
+    /// already did whatever it does for a read.
+    MarkedRead { read: Vec<(String, Timestamp)> },
 }
 
 /// One observed message event.
@@ -427,6 +432,42 @@ fn apply(tx: &mut dyn Tx, item: &ObservedMessage) -> Result<()> {
                 retracted_at: at,
             };
             notify(tx, actor, &copies, &change, at)
+        }
+        MessageEvent::MarkedRead { read } => {
+            let mine = views
+                .iter()
+                .find(|v| &v.address == actor)
+                .ok_or_else(|| Error::chat_not_found(&item.chat))?;
+            let mut changed = false;
+            for (guid, read_at) in read {
+                // Not kept (no text), mine, or recorded read already (read as it arrived, or
+                // this read recorded before): nothing to do.
+                let Some((place, mut message)) = tx.message(mine.account, guid)? else {
+                    continue;
+                };
+                if message.is_from_me
+                    || message.date_read.is_some()
+                    || message.chat_guid.as_ref() != Some(&mine.chat)
+                {
+                    continue;
+                }
+                message.date_read = Some(*read_at);
+                tx.put_message(mine.account, place, &message)?;
+                changed = true;
+            }
+            if changed {
+                tx.append_event(
+                    mine.account,
+                    NewEvent {
+                        chat_guid: &mine.chat,
+                        occurred_at: at,
+                        is_from_me: true,
+                        actor: Some(actor),
+                        change: &Change::ChatMarkedRead,
+                    },
+                )?;
+            }
+            Ok(())
         }
         MessageEvent::Read { target } => {
             let copies = found(tx, &views, target, &item.chat)?;

@@ -104,4 +104,12 @@ pub trait ObservedNetwork: Send + Sync + 'static {
         actor: &Address,
         op: &MessageOp,
     ) -> Result<Option<String>>;
+
+    /// Shows (`typing`) or hides `actor`'s typing indicator in `chat` (as `actor` names it; the
+    /// caller checked that `actor` sees it). Transient: nothing is recorded, and it returns
+    /// once the network took it. The default does nothing: a network without indicators.
+    async fn set_typing(&self, chat: &ChatGuid, actor: &Address, typing: bool) -> Result<()> {
+        let _ = (chat, actor, typing);
+        Ok(())
+    }
 }

@@ -100,7 +100,8 @@ impl Write for MarkChatRead {
 }
 
 /// Shows or hides the caller's typing indicator in a chat it can see. Typing is transient, as
-/// in iMessage: never stored and never in the log; the console's conversation view shows it.
+/// in iMessage: never stored and never in the log; the console's conversation view shows it,
+/// and on a Mac Messages is told (`Engine::set_typing`).
 pub(crate) struct SetTyping;
 
 impl Rpc for SetTyping {
@@ -109,7 +110,10 @@ impl Rpc for SetTyping {
     type Resp = Empty;
 
     async fn call(app: &App, caller: &Caller, req: Self::Req) -> Result<Self::Resp> {
-        let chat = app.engine.get_chat(caller.account, req.chat_guid).await?;
+        let chat = app
+            .engine
+            .set_typing(caller.account, req.chat_guid, req.is_typing)
+            .await?;
         let me = app.engine.account_address(caller.account).await?;
         let now = app.engine.store().now().await?;
         app.typing.set(&me, &chat.guid, req.is_typing, now);
