@@ -46,6 +46,10 @@ pub(crate) struct Proc {
 }
 
 /// Spawns `program args…` (pinned to `cpu`), stderr to `log`, and waits for `ready` on stdout.
+/// How long a server may take from spawn to `ready` (a chatdb first start imports the whole
+/// history before it).
+const READY_TIMEOUT_SECS: u64 = 300;
+
 pub(crate) async fn spawn(
     program: &Path,
     args: &[String],
@@ -82,11 +86,17 @@ pub(crate) async fn spawn(
     let stdout = child.stdout.take().ok_or("no stdout")?;
     let mut lines = BufReader::new(stdout).lines();
     let (mut url, mut http, mut account, mut token) = (None, None, None, None);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(READY_TIMEOUT_SECS);
     loop {
         let line = tokio::time::timeout_at(deadline, lines.next_line())
             .await
-            .map_err(|_| format!("{} did not print `ready` within 60 s", program.display()))??;
+            .map_err(|_| {
+                format!(
+                    "{} did not print `ready` within {READY_TIMEOUT_SECS} s; see {}",
+                    program.display(),
+                    log.display()
+                )
+            })??;
         let Some(line) = line else {
             return Err(format!(
                 "{} exited before `ready`; see {}",

@@ -11,9 +11,12 @@
 //! across both kinds.
 //!
 //! A scan with many changes (the first start's import of a long history) is recorded in
-//! chunks of at most [`CHUNK`] changes or messages, one store transaction each, still in date
+//! chunks of about [`CHUNK`] changes and messages, one store transaction each, still in date
 //! order, so that no transaction (and nothing the store keeps until its commit) grows with the
-//! history. Only the last chunk of each kind stores the scan's new cursor: a chunk is not a
+//! history. A chunk gathers consecutive parts of both kinds ([`Pending`]): a history whose
+//! messages fall between most of its group changes is cut into many small parts, and one
+//! transaction (one durable commit to wait for) per part made a first start on a million
+//! messages take minutes. Only the last chunk of each kind stores the scan's new cursor: a chunk is not a
 //! ROWID prefix (date order is not ROWID order), so the earlier chunks keep the old one, and a
 //! restart after a crash between chunks reads the scan again and skips what was recorded by
 //! its id (kept in the same transaction as the events). Exactly once either way.
@@ -39,7 +42,7 @@ use imgroups_core::port::store;
 use imgroups_core::text;
 use imgroups_core::{Address, ChatGuid, Engine, Mutation, Observed, Timestamp};
 use imgroups_core::{
-    MessageEvent, ObservedBatch, ObservedGroup, ObservedMessage, ObservedMessages,
+    MessageEvent, ObservedBatch, ObservedGroup, ObservedMessage, ObservedMessages, ObservedPart,
 };
 
 use crate::observer::Waiters;
@@ -74,6 +77,24 @@ pub(crate) struct Ingest {
     pub(crate) chats_seen: std::cell::Cell<Option<(i64, i64)>>,
     /// As `saved`, for message rows.
     pub(crate) messages_saved: std::cell::RefCell<Option<MessageCursor>>,
+    /// What the current scan has read and not recorded yet.
+    pub(crate) pending: std::cell::RefCell<Pending>,
+}
+
+/// What a recorded part tells the waiters ([`Waiters`]).
+enum Told {
+    Changes(Vec<Observed>),
+    Messages(Vec<ObservedMessage>),
+}
+
+/// Parts of a scan read and waiting to be recorded in one transaction, with what to tell the
+/// waiters once they are, and how many of each kind were recorded so far in the scan.
+#[derive(Default)]
+pub(crate) struct Pending {
+    parts: Vec<ObservedPart>,
+    items: usize,
+    changes_recorded: usize,
+    messages_recorded: usize,
 }
 
 /// How one scan went, for the caller's first-start progress line.
@@ -145,15 +166,20 @@ impl Ingest {
 
     /// Group changes and messages, recorded in one date order (see [`Ingest::record_scan`]).
     fn scan_once(&self, db: &ChatDb) -> Result<Imported, String> {
+        self.pending.replace(Pending::default());
         let scanned = self.message_scan(db).and_then(|mut messages| {
             let mut imported = self.record_scan(db, &mut messages)?;
             messages.flush(self, None)?;
+            self.commit()?;
             self.messages_saved.replace(Some(messages.to.clone()));
+            let pending = self.pending.take();
+            imported.recorded = pending.changes_recorded;
             imported.messages = messages.events.len();
-            imported.messages_recorded = messages.recorded;
+            imported.messages_recorded = pending.messages_recorded;
             Ok(imported)
         });
         if scanned.is_err() {
+            self.pending.replace(Pending::default());
             self.saved.replace(None);
             self.chats_seen.set(None);
             self.messages_saved.replace(None);
@@ -171,7 +197,6 @@ impl Ingest {
             next: 0,
             from,
             to: scan.cursor,
-            recorded: 0,
         })
     }
 
@@ -282,7 +307,6 @@ impl Ingest {
         )?;
         let groups = batches.iter().map(|b| b.new_groups.len()).sum();
         let planned = started.elapsed();
-        let mut recorded = 0;
         for (i, mut batch) in batches.drain(..).enumerate() {
             // Batch 0 creates groups only; batch i > 0 records run i - 1.
             let run = i
@@ -299,30 +323,77 @@ impl Ingest {
                     batch.changes.push((change.guid.clone(), observed));
                 }
             }
-            let observed: Vec<Observed> = batch.changes.iter().map(|(_, o)| o.clone()).collect();
-            recorded += self
-                .runtime
-                .block_on(self.engine.record_observed(batch))
-                .map_err(|e| e.to_string())?;
-            self.waiters.observed(&observed);
+            self.submit(ObservedPart::Changes(batch))?;
         }
         self.saved.replace(Some(scan.cursor));
         self.chats_seen.set(Some(chats));
-        if recorded > 0 {
+        if changes > 0 {
             tracing::debug!(
-                recorded,
+                changes,
                 plan_ms = planned.as_millis() as u64,
                 record_ms = (started.elapsed() - planned).as_millis() as u64,
-                "chat.db changes recorded"
+                "chat.db changes read and recorded"
             );
         }
         Ok(Imported {
             changes,
-            recorded,
             groups,
             elapsed: Duration::ZERO,
             ..Imported::default()
         })
+    }
+
+    /// Adds a part to the pending ones; records them all once they hold [`CHUNK`] items.
+    fn submit(&self, part: ObservedPart) -> Result<(), String> {
+        let full = {
+            let mut pending = self.pending.borrow_mut();
+            pending.items += part.len();
+            pending.parts.push(part);
+            pending.items >= CHUNK
+        };
+        if full {
+            self.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Records the pending parts in one transaction, in order, then tells the waiters.
+    fn commit(&self) -> Result<(), String> {
+        let parts = std::mem::take(&mut self.pending.borrow_mut().parts);
+        self.pending.borrow_mut().items = 0;
+        if parts.is_empty() {
+            return Ok(());
+        }
+        // What the waiters are told once the parts are recorded (the parts move to the store).
+        let told: Vec<Told> = parts
+            .iter()
+            .map(|part| match part {
+                ObservedPart::Changes(batch) => {
+                    Told::Changes(batch.changes.iter().map(|(_, o)| o.clone()).collect())
+                }
+                ObservedPart::Messages(batch) => {
+                    Told::Messages(batch.items.iter().map(|(_, o)| o.clone()).collect())
+                }
+            })
+            .collect();
+        let counts = self
+            .runtime
+            .block_on(self.engine.record_history(parts))
+            .map_err(|e| e.to_string())?;
+        let mut pending = self.pending.borrow_mut();
+        for (told, count) in told.into_iter().zip(counts) {
+            match told {
+                Told::Changes(observed) => {
+                    pending.changes_recorded += count;
+                    self.waiters.observed(&observed);
+                }
+                Told::Messages(observed) => {
+                    pending.messages_recorded += count;
+                    self.waiters.observed_messages(&observed);
+                }
+            }
+        }
+        Ok(())
     }
 
     fn cursor(&self) -> Result<Cursor, String> {
@@ -599,7 +670,6 @@ struct Messages {
     to: MessageCursor,
     /// Whether there is anything to record (events, or a cursor that moved).
     changed: bool,
-    recorded: usize,
 }
 
 impl Messages {
@@ -607,9 +677,10 @@ impl Messages {
         self.events.iter().map(|e| e.sort_key()).collect()
     }
 
-    /// Records the events dated before `until` (all with `None`, and then the new cursor), in
-    /// chunks of [`CHUNK`]: only the very last stores the new cursor, the others the old one
-    /// (a crash in between reads the scan again; ids skip what was recorded).
+    /// Hands the events dated before `until` (all with `None`, and then the new cursor) to
+    /// [`Ingest::submit`], in parts of at most [`CHUNK`]: only the very last stores the new
+    /// cursor, the others the old one (a crash in between reads the scan again; ids skip what
+    /// was recorded).
     fn flush(
         &mut self,
         ingest: &Ingest,
@@ -628,17 +699,12 @@ impl Messages {
                 .iter()
                 .filter_map(|event| Some((event.id(), ingest.observed_message(event)?)))
                 .collect();
-            let observed: Vec<ObservedMessage> = items.iter().map(|(_, o)| o.clone()).collect();
             let batch = ObservedMessages {
                 source: MESSAGES_SOURCE.to_owned(),
                 cursor: if last { &self.to } else { &self.from }.to_string(),
                 items,
             };
-            self.recorded += ingest
-                .runtime
-                .block_on(ingest.engine.record_messages(batch))
-                .map_err(|e| e.to_string())?;
-            ingest.waiters.observed_messages(&observed);
+            ingest.submit(ObservedPart::Messages(batch))?;
             self.next = stop;
             if last {
                 self.changed = false;

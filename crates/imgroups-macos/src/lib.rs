@@ -156,6 +156,7 @@ impl Mac {
             saved: std::cell::RefCell::new(None),
             chats_seen: std::cell::Cell::new(None),
             messages_saved: std::cell::RefCell::new(None),
+            pending: std::cell::RefCell::default(),
         };
         let imported = ingest.catch_up(&db)?;
         let thread = std::thread::Builder::new()

@@ -13,6 +13,7 @@ use crate::ids::{Address, ChatGuid};
 use crate::model::{AccountId, Outcome};
 use crate::port::{ObservedNetwork, Tx};
 
+use super::observe_messages::{self, ObservedMessages};
 use super::rules::{self, Decision, Observed, Rules};
 use super::Engine;
 
@@ -48,6 +49,29 @@ pub struct ObservedBatch {
     pub settle: Vec<ObservedGroup>,
 }
 
+/// One part of what an observed network recorded together ([`Engine::record_history`]).
+#[derive(Debug, Clone)]
+pub enum ObservedPart {
+    /// Group changes (and the groups they need).
+    Changes(ObservedBatch),
+    /// Message events.
+    Messages(ObservedMessages),
+}
+
+impl ObservedPart {
+    /// Its changes or message events.
+    pub fn len(&self) -> usize {
+        match self {
+            ObservedPart::Changes(batch) => batch.changes.len() + batch.new_groups.len(),
+            ObservedPart::Messages(batch) => batch.items.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 impl Engine {
     /// Records a batch from an observed network: new groups, then each change not recorded
     /// before (to the logs of the accounts in the group, as [`Engine::ingest`] with
@@ -55,15 +79,33 @@ impl Engine {
     /// Returns how many changes were recorded now. A change the rules cannot place (its group
     /// is unknown, say) is skipped with a warning, so one odd row cannot stop the stream.
     pub async fn record_observed(&self, batch: ObservedBatch) -> Result<usize> {
-        let (tx_count, rx_count) = tokio::sync::oneshot::channel();
+        let counts = self
+            .record_history(vec![ObservedPart::Changes(batch)])
+            .await?;
+        Ok(counts.iter().sum())
+    }
+
+    /// Records `parts` in order, all in one transaction, each as [`Engine::record_observed`]
+    /// or [`Engine::record_messages`] would alone; returns how many of each part's items were
+    /// recorded now. A long history interleaves group changes and messages by date in many
+    /// small parts; recorded one transaction each, a first start waited for one commit per
+    /// part (minutes for a million messages).
+    pub async fn record_history(&self, parts: Vec<ObservedPart>) -> Result<Vec<usize>> {
+        let (tx_counts, rx_counts) = tokio::sync::oneshot::channel();
         self.store
             .write(Box::new(move |tx| {
-                let count = record_batch(tx, &batch)?;
-                let _ = tx_count.send(count);
+                let mut counts = Vec::with_capacity(parts.len());
+                for part in &parts {
+                    counts.push(match part {
+                        ObservedPart::Changes(batch) => record_batch(tx, batch)?,
+                        ObservedPart::Messages(batch) => observe_messages::record(tx, batch)?,
+                    });
+                }
+                let _ = tx_counts.send(counts);
                 Ok(Outcome::Empty)
             }))
             .await?;
-        rx_count.await.map_err(|_| Error::internal())
+        rx_counts.await.map_err(|_| Error::internal())
     }
 
     /// [`Engine::execute`] on an observed network, which carries changes out itself: the

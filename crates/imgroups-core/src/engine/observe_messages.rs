@@ -91,15 +91,10 @@ impl Engine {
     /// Records observed messages (see the module doc) and the cursor in one transaction.
     /// Returns how many items were recorded now.
     pub async fn record_messages(&self, batch: ObservedMessages) -> Result<usize> {
-        let (tx_count, rx_count) = tokio::sync::oneshot::channel();
-        self.store
-            .write(Box::new(move |tx| {
-                let count = record(tx, &batch)?;
-                let _ = tx_count.send(count);
-                Ok(Outcome::Empty)
-            }))
+        let counts = self
+            .record_history(vec![super::observe::ObservedPart::Messages(batch)])
             .await?;
-        rx_count.await.map_err(|_| Error::internal())
+        Ok(counts.iter().sum())
     }
 }
 
@@ -247,7 +242,7 @@ fn check(tx: &mut dyn Tx, actor: &Address, chat: &ChatGuid, op: &MessageOp) -> R
     }
 }
 
-fn record(tx: &mut dyn Tx, batch: &ObservedMessages) -> Result<usize> {
+pub(super) fn record(tx: &mut dyn Tx, batch: &ObservedMessages) -> Result<usize> {
     let mut recorded = 0;
     for (id, item) in &batch.items {
         if !tx.mark_observed(&batch.source, id)? {
