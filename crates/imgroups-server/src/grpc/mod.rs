@@ -318,3 +318,29 @@ async fn unimplemented(
 async fn unknown_method(uri: http::Uri) -> Response {
     guard::error(rpc::unimplemented(uri.path().trim_start_matches('/')))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timeout(value: &'static str) -> Option<Duration> {
+        grpc_timeout(&http::HeaderValue::from_static(value))
+    }
+
+    #[test]
+    fn grpc_timeouts_parse_as_the_spec_says() {
+        assert_eq!(timeout("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(timeout("2M"), Some(Duration::from_secs(120)));
+        assert_eq!(timeout("3S"), Some(Duration::from_secs(3)));
+        assert_eq!(timeout("40m"), Some(Duration::from_millis(40)));
+        assert_eq!(timeout("5u"), Some(Duration::from_micros(5)));
+        assert_eq!(timeout("99999999n"), Some(Duration::from_nanos(99_999_999)));
+        // At most 8 digits, a known unit, nothing else (tonic also took a sign).
+        assert_eq!(timeout("123456789S"), None);
+        assert_eq!(timeout("S"), None);
+        assert_eq!(timeout("10"), None);
+        assert_eq!(timeout("10x"), None);
+        assert_eq!(timeout("+1S"), None);
+        assert_eq!(timeout(""), None);
+    }
+}
