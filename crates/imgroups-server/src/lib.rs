@@ -279,11 +279,8 @@ pub async fn serve_with(
             conn_limits.clone(),
             grpc_stop.clone().cancelled_owned(),
         );
-        let grace = options.conn.shutdown_grace;
-        let result = net::within_grace(served, grpc_stop.clone(), grace, "grpc")
-            .await
-            .unwrap_or(Ok(()))
-            .map_err(std::io::Error::other);
+        // Connection cap, timeouts, TLS, HTTP/2 limits, bounded shutdown: `net`, as HTTP.
+        let result = served.await;
         // One server failing stops the other.
         grpc_stop.cancel();
         result
@@ -293,8 +290,8 @@ pub async fn serve_with(
         // Connection cap, header and idle timeouts, TLS, bounded shutdown: `net`.
         let conn = conn_limits.clone();
         let tls = options.tls.as_ref().map(tls::Tls::acceptor);
-        let result =
-            net::serve_http(http, router, conn, tls, http_stop.clone().cancelled_owned()).await;
+        let shutdown = http_stop.clone().cancelled_owned();
+        let result = net::serve(http, router, conn, tls, net::Protocol::Http, shutdown).await;
         http_stop.cancel();
         result
     };

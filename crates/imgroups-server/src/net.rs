@@ -3,8 +3,9 @@
 //!
 //! Both listeners accept through [`Capped`] connections: a semaphore permit per connection,
 //! taken at accept (a connection over the cap is closed at once, before anything is read),
-//! and an idle timer reset by every byte read or written. HTTP is served by hyper directly
-//! rather than `axum::serve`, which has no header read timeout.
+//! and an idle timer reset by every byte read or written. Both are served by hyper directly
+//! ([`serve`], one HTTP/2 configuration for both): `axum::serve` has no header read timeout,
+//! and tonic's server no setting for the HTTP/2 send buffer per stream (issue 26).
 //!
 //! Before hyper sees an HTTP/1 connection, [`first_head`] reads its first request head: hyper
 //! answers a head it cannot parse, or one over its buffer, itself with an empty 400/431 and
@@ -44,7 +45,7 @@ pub struct ConnLimits {
     /// HTTP/2: flow-control window per stream and per connection: what a peer may send
     /// before the server reads it.
     pub stream_window: u32,
-    /// HTTP listener, HTTP/2: bytes of response data the server buffers per stream beyond
+    /// Both listeners, HTTP/2: bytes of response data the server buffers per stream beyond
     /// what the socket takes. A client that advertises a huge window and then stops reading
     /// could otherwise park hyper's default (~400 KiB) in every one of its streams.
     pub stream_send_buffer: usize,
@@ -199,14 +200,6 @@ impl AsyncWrite for Capped {
     }
 }
 
-impl tonic::transport::server::Connected for Capped {
-    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
-
-    fn connect_info(&self) -> Self::ConnectInfo {
-        self.io.connect_info()
-    }
-}
-
 /// Log budgets of what a peer can cause at will: at most one line a second each.
 static ACCEPT_FAILED: crate::observe::LogBudget = crate::observe::LogBudget::new();
 static OVER_CAP: crate::observe::LogBudget = crate::observe::LogBudget::new();
@@ -262,22 +255,41 @@ pub(crate) fn accept(
     })
 }
 
-/// Serves `router` over HTTP/1 and HTTP/2 on `listener` until `shutdown` resolves, then lets
-/// open connections finish for at most [`ConnLimits::shutdown_grace`].
-///
-/// With `tls`, each connection's handshake runs in its own task (a slow or silent client holds
-/// up no other), within [`crate::tls::HANDSHAKE_TIMEOUT`], on the already capped connection.
-pub(crate) async fn serve_http(
-    listener: TcpListener,
-    router: axum::Router,
-    limits: ConnLimits,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> io::Result<()> {
-    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+/// What a listener speaks: the HTTP/JSON listener takes HTTP/1 and HTTP/2 (with our JSON
+/// errors for a bad HTTP/1 head); the gRPC one HTTP/2 only, with keepalive pings, and a short
+/// JSON answer to an HTTP/1 request rather than a bare close.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Protocol {
+    Http,
+    Grpc,
+}
+
+impl Protocol {
+    fn name(self) -> &'static str {
+        match self {
+            Protocol::Http => "http",
+            Protocol::Grpc => "grpc",
+        }
+    }
+}
+
+/// The hyper connection builder of a listener: the same HTTP/2 limits on both (streams,
+/// windows, header list, resets and the per-stream send buffer, so that a client that
+/// advertises a huge window and stops reading parks at most `stream_send_buffer` per stream
+/// on either listener).
+fn connection_builder(
+    limits: &ConnLimits,
+    protocol: Protocol,
+) -> hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor> {
+    use hyper_util::rt::{TokioExecutor, TokioTimer};
     use hyper_util::server::conn::auto::Builder;
 
     let mut builder = Builder::new(TokioExecutor::new());
+    if protocol == Protocol::Grpc {
+        // gRPC is HTTP/2 only; HTTP/1 heads were answered by `checked_head` already, so
+        // hyper need not sniff the version.
+        builder = builder.http2_only();
+    }
     builder
         .http1()
         .timer(TokioTimer::new())
@@ -285,8 +297,8 @@ pub(crate) async fn serve_http(
         // Later request heads get the same bound as the first (`MAX_HEAD_BYTES`), and a
         // response the client does not read parks at most this much in hyper's write buffer.
         .max_buf_size(MAX_HEAD_BYTES);
-    builder
-        .http2()
+    let mut http2 = builder.http2();
+    http2
         .timer(TokioTimer::new())
         .max_concurrent_streams(limits.max_streams_per_connection)
         .initial_stream_window_size(limits.stream_window)
@@ -294,11 +306,59 @@ pub(crate) async fn serve_http(
         .max_send_buf_size(limits.stream_send_buffer.clamp(1024, u32::MAX as usize))
         .max_header_list_size(H2_MAX_HEADER_LIST)
         .max_pending_accept_reset_streams(H2_MAX_PENDING_RESETS)
-        .max_local_error_reset_streams(H2_MAX_LOCAL_RESETS)
-        .enable_connect_protocol();
+        .max_local_error_reset_streams(H2_MAX_LOCAL_RESETS);
+    match protocol {
+        // WebSocket over HTTP/2 (RFC 8441) for the console's routes.
+        Protocol::Http => {
+            http2.enable_connect_protocol();
+        }
+        // Clients (the official SDK among them) ping every 30 s; answer, and ping idle
+        // connections ourselves so dead peers are noticed. (What tonic's builder was given.)
+        Protocol::Grpc => {
+            http2
+                .keep_alive_interval(Some(Duration::from_secs(60)))
+                .keep_alive_timeout(Duration::from_secs(20));
+        }
+    }
+    builder
+}
+
+/// Serves `service` as `protocol` on `listener` until `shutdown` resolves, then lets open
+/// connections finish for at most [`ConnLimits::shutdown_grace`]. Both listeners are served
+/// here, by hyper directly: tonic's server has no setting for the HTTP/2 send buffer, and
+/// `axum::serve` no header read timeout.
+///
+/// With `tls`, each connection's handshake runs in its own task (a slow or silent client holds
+/// up no other), within [`crate::tls::HANDSHAKE_TIMEOUT`], on the already capped connection.
+pub(crate) async fn serve<S, B>(
+    listener: TcpListener,
+    service: S,
+    limits: ConnLimits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    protocol: Protocol,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()>
+where
+    S: tower::Service<
+            http::Request<hyper::body::Incoming>,
+            Response = http::Response<B>,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    use hyper_util::rt::TokioIo;
+
+    let name = protocol.name();
+    let builder = connection_builder(&limits, protocol);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let incoming = accept(listener, &limits, "http");
-    futures::pin_mut!(incoming);
+    // Boxed rather than pinned on the stack so that it can be dropped when the loop ends:
+    // that closes the listening socket at once, and new clients are refused rather than left
+    // waiting through the grace period.
+    let mut incoming = Box::pin(accept(listener, &limits, name));
     futures::pin_mut!(shutdown);
     loop {
         let conn = tokio::select! {
@@ -306,7 +366,7 @@ pub(crate) async fn serve_http(
             () = &mut shutdown => break,
         };
         let Some(Ok(conn)) = conn else { continue };
-        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let service = hyper_util::service::TowerToHyperService::new(service.clone());
         let builder = builder.clone();
         let watcher = graceful.watcher();
         let header_timeout = limits.header_timeout;
@@ -314,14 +374,14 @@ pub(crate) async fn serve_http(
         // holds up no other.
         let Some(acceptor) = &tls else {
             tokio::spawn(async move {
-                let Some(head) = checked_head(conn, header_timeout).await else {
+                let Some(head) = checked_head(conn, header_timeout, protocol).await else {
                     return;
                 };
                 let connection = builder
                     .serve_connection_with_upgrades(TokioIo::new(head), service)
                     .into_owned();
                 if let Err(err) = watcher.watch(connection).await {
-                    tracing::debug!(error = %err, "http connection ended with an error");
+                    tracing::debug!(error = %err, listener = name, "connection ended with an error");
                 }
             });
             continue;
@@ -331,52 +391,28 @@ pub(crate) async fn serve_http(
             let tls = match tokio::time::timeout(crate::tls::HANDSHAKE_TIMEOUT, handshake).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(err)) => {
-                    tracing::debug!(error = %err, "tls handshake failed");
+                    tracing::debug!(error = %err, listener = name, "tls handshake failed");
                     return;
                 }
                 Err(_) => {
-                    tracing::debug!("tls handshake timed out");
+                    tracing::debug!(listener = name, "tls handshake timed out");
                     return;
                 }
             };
-            let Some(head) = checked_head(tls, header_timeout).await else {
+            let Some(head) = checked_head(tls, header_timeout, protocol).await else {
                 return;
             };
             let connection = builder
                 .serve_connection_with_upgrades(TokioIo::new(head), service)
                 .into_owned();
             if let Err(err) = watcher.watch(connection).await {
-                tracing::debug!(error = %err, "https connection ended with an error");
+                tracing::debug!(error = %err, listener = name, "tls connection ended with an error");
             }
         });
     }
-    bounded(graceful.shutdown(), limits.shutdown_grace, "http").await;
+    drop(incoming);
+    bounded(graceful.shutdown(), limits.shutdown_grace, name).await;
     Ok(())
-}
-
-/// Runs `served` (a server that drains after `stop`) but gives up on it (`None`) `grace` after
-/// `stop`: a client that ignores GOAWAY and keeps its connection cannot hold the shutdown.
-pub(crate) async fn within_grace<T>(
-    served: impl Future<Output = T>,
-    stop: tokio_util::sync::CancellationToken,
-    grace: Duration,
-    name: &str,
-) -> Option<T> {
-    let expired = async {
-        stop.cancelled().await;
-        tokio::time::sleep(grace).await;
-    };
-    tokio::select! {
-        result = served => Some(result),
-        () = expired => {
-            tracing::warn!(
-                listener = name,
-                grace_ms = grace.as_millis() as u64,
-                "connections still open after the shutdown grace period: dropping them"
-            );
-            None
-        }
-    }
 }
 
 /// Waits for `drained` at most `grace`; after that, what is still open is abandoned (its
@@ -417,8 +453,10 @@ enum Head {
 
 /// Reads and checks the connection's first request head within `timeout` (the slowloris
 /// bound, which hyper then applies to every later head), answers a bad one with the JSON
-/// error body and closes; `None` when the connection is done.
-async fn checked_head<I>(mut io: I, timeout: Duration) -> Option<Replay<I>>
+/// error body and closes; `None` when the connection is done. On the gRPC listener a good
+/// HTTP/1 head is refused too (505, with a JSON body saying where HTTP/JSON is served): hyper
+/// would only close the connection on it.
+async fn checked_head<I>(mut io: I, timeout: Duration, protocol: Protocol) -> Option<Replay<I>>
 where
     I: AsyncRead + AsyncWrite + Unpin,
 {
@@ -434,6 +472,15 @@ where
         }
     };
     match head {
+        Head::Good(read) if protocol == Protocol::Grpc && !read.starts_with(H2_PREFACE) => {
+            let err = Error::new(
+                ErrorKind::OperationNotSupported,
+                "this is the gRPC listener: it speaks HTTP/2 only; HTTP/JSON is served on the \
+                 HTTP listener",
+            );
+            refuse(io, http::StatusCode::HTTP_VERSION_NOT_SUPPORTED, &err).await;
+            None
+        }
         Head::Good(read) => Some(Replay { read, io }),
         Head::Bad(status, err) => {
             tracing::debug!(status = status.as_u16(), error = %err.message, "refused request head");

@@ -2,8 +2,8 @@
 //!
 //! [`Tls`] is checked once, when it is made from the PEM files: the certificate chain and the
 //! key parse, and the key belongs to the certificate. A server given one serves gRPC through
-//! tonic's own TLS (ALPN `h2`) and HTTP through `Tls::acceptor` (ALPN `h2` and
-//! `http/1.1`), both on the capped, idle-timed connections of `net`.
+//! `Tls::grpc` (ALPN `h2` only, as tonic's TLS did) and HTTP through `Tls::acceptor` (ALPN
+//! `h2` and `http/1.1`), both on the capped, idle-timed connections of `net`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,9 +18,8 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A certificate chain and its private key, checked and ready to serve.
 #[derive(Clone)]
 pub struct Tls {
-    cert_pem: Arc<[u8]>,
-    key_pem: Arc<[u8]>,
     http: Arc<rustls::ServerConfig>,
+    grpc: Arc<rustls::ServerConfig>,
 }
 
 impl std::fmt::Debug for Tls {
@@ -60,20 +59,20 @@ impl Tls {
             // Checks that the key matches the certificate.
             .with_single_cert(chain, key)
             .map_err(|err| TlsError::Mismatch(err.to_string()))?;
+        // gRPC is HTTP/2 only: a client that offers only `http/1.1` is refused in the
+        // handshake (rustls's `no_application_protocol`), as tonic's TLS did.
+        let mut grpc = http.clone();
+        grpc.alpn_protocols = vec![b"h2".to_vec()];
         http.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Tls {
-            cert_pem: cert_pem.into(),
-            key_pem: key_pem.into(),
             http: Arc::new(http),
+            grpc: Arc::new(grpc),
         })
     }
 
-    /// tonic's settings for the gRPC listener (ALPN `h2`).
-    pub(crate) fn grpc(&self) -> tonic::transport::ServerTlsConfig {
-        let identity = tonic::transport::Identity::from_pem(&self.cert_pem, &self.key_pem);
-        tonic::transport::ServerTlsConfig::new()
-            .identity(identity)
-            .timeout(HANDSHAKE_TIMEOUT)
+    /// The gRPC listener's TLS acceptor (ALPN `h2`).
+    pub(crate) fn grpc(&self) -> TlsAcceptor {
+        TlsAcceptor::from(self.grpc.clone())
     }
 
     /// The HTTP listener's TLS acceptor (ALPN `h2` and `http/1.1`).

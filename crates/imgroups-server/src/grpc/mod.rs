@@ -40,7 +40,14 @@ pub(crate) struct Grpc {
     pub(crate) streams: Streams,
 }
 
-/// The gRPC server on `listener`, until `shutdown` resolves (which must also end open streams).
+/// The gRPC server on `listener`, until `shutdown` resolves (which must also end open
+/// streams); then open connections get at most [`ConnLimits::shutdown_grace`].
+///
+/// Served by hyper through `net::serve`, as the HTTP listener is, rather than by tonic's
+/// server: tonic's builder has no setting for hyper's HTTP/2 send buffer (~400 KiB per stream
+/// by default), which a client that advertises a huge window and stops reading could fill in
+/// every stream (issue 26). What tonic's server did per call is here too: the caller's
+/// `grpc-timeout` ([`Deadline`]); its HTTP/2 settings are in `net::connection_builder`.
 pub(crate) async fn serve(
     grpc: Grpc,
     health: tonic_health::pb::health_server::HealthServer<
@@ -50,7 +57,7 @@ pub(crate) async fn serve(
     tls: Option<&crate::tls::Tls>,
     conn: ConnLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), tonic::transport::Error> {
+) -> std::io::Result<()> {
     // Health and reflection take no token: only our routes are guarded.
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -69,32 +76,112 @@ pub(crate) async fn serve(
         .into_axum_router()
         .merge(router(grpc))
         .fallback(unknown_method);
+    // Request ids, metrics and the log line, around the whole router so they see every route
+    // and the fallback; a call passes one boxed route, not one more per layer. The deadline
+    // is outside it, where tonic's server had it.
+    let service = Deadline(tower::Layer::layer(
+        &crate::observe::ObserveGrpcLayer,
+        tonic::service::Routes::from(routes),
+    ));
+    let tls = tls.map(crate::tls::Tls::grpc);
+    net::serve(listener, service, conn, tls, net::Protocol::Grpc, shutdown).await
+}
 
-    // Capped, idle-timed connections with TCP_NODELAY (`net::accept`); tonic does the TLS
-    // handshake on them when configured.
-    let incoming = net::accept(listener, &conn, "grpc");
-    let mut server = tonic::transport::Server::builder();
-    if let Some(tls) = tls {
-        server = server.tls_config(tls.grpc())?;
+/// The caller's deadline (the `grpc-timeout` header), as tonic's server kept it: a call whose
+/// response has not started by then is dropped and answered CANCELLED "Timeout expired" (a
+/// stream, once started, is not timed). The official SDK sends none (docs/protocol.md).
+#[derive(Clone)]
+struct Deadline<S>(S);
+
+impl<S, B> tower::Service<http::Request<B>> for Deadline<S>
+where
+    S: tower::Service<
+        http::Request<B>,
+        Response = crate::observe::GrpcResponse,
+        Error = std::convert::Infallible,
+    >,
+{
+    type Response = crate::observe::GrpcResponse;
+    type Error = std::convert::Infallible;
+    type Future = DeadlineFuture<S::Future>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), std::convert::Infallible>> {
+        self.0.poll_ready(cx)
     }
-    server
-        .max_concurrent_streams(conn.max_streams_per_connection)
-        .initial_stream_window_size(conn.stream_window)
-        .initial_connection_window_size(conn.stream_window)
-        .http2_max_header_list_size(net::H2_MAX_HEADER_LIST)
-        .http2_max_pending_accept_reset_streams(Some(net::H2_MAX_PENDING_RESETS))
-        .http2_max_local_error_reset_streams(Some(net::H2_MAX_LOCAL_RESETS))
-        // Clients (the official SDK among them) ping every 30 s; answer, and ping idle
-        // connections ourselves so dead peers are noticed.
-        .http2_keepalive_interval(Some(Duration::from_secs(60)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
-        .tcp_nodelay(true)
-        // Request ids, metrics and the log line, around the whole router so they see every
-        // route and the fallback; a call passes one boxed route, not one more per layer.
-        .layer(crate::observe::ObserveGrpcLayer)
-        .add_routes(tonic::service::Routes::from(routes))
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let sleep = req
+            .headers()
+            .get("grpc-timeout")
+            .and_then(grpc_timeout)
+            .map(tokio::time::sleep);
+        DeadlineFuture {
+            inner: self.0.call(req),
+            sleep,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A call's response future, given up at its deadline.
+    struct DeadlineFuture<F> {
+        #[pin]
+        inner: F,
+        #[pin]
+        sleep: Option<tokio::time::Sleep>,
+    }
+}
+
+impl<F> Future for DeadlineFuture<F>
+where
+    F: Future<Output = Result<crate::observe::GrpcResponse, std::convert::Infallible>>,
+{
+    type Output = F::Output;
+
+    fn poll(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = self.project();
+        if let ready @ std::task::Poll::Ready(_) = this.inner.poll(cx) {
+            return ready;
+        }
+        match this.sleep.as_pin_mut() {
+            Some(sleep) => {
+                std::task::ready!(sleep.poll(cx));
+                // tonic's answer to its own `TimeoutExpired`.
+                let status = Status::cancelled(tonic::TimeoutExpired(()).to_string());
+                std::task::Poll::Ready(Ok(status.into_http()))
+            }
+            None => std::task::Poll::Pending,
+        }
+    }
+}
+
+/// A `grpc-timeout` value (gRPC over HTTP/2: at most 8 digits and a unit), `None` when
+/// malformed (ignored, as tonic does).
+fn grpc_timeout(value: &http::HeaderValue) -> Option<Duration> {
+    let value = value.to_str().ok()?;
+    if value.len() < 2 || value.len() > 9 {
+        return None;
+    }
+    let (digits, unit) = value.split_at(value.len() - 1);
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 60 * 60),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
 }
 
 fn reflection_failed(err: tonic_reflection::server::Error) {
@@ -230,4 +317,30 @@ async fn unimplemented(
 /// its own errors, without a look at the token.
 async fn unknown_method(uri: http::Uri) -> Response {
     guard::error(rpc::unimplemented(uri.path().trim_start_matches('/')))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timeout(value: &'static str) -> Option<Duration> {
+        grpc_timeout(&http::HeaderValue::from_static(value))
+    }
+
+    #[test]
+    fn grpc_timeouts_parse_as_the_spec_says() {
+        assert_eq!(timeout("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(timeout("2M"), Some(Duration::from_secs(120)));
+        assert_eq!(timeout("3S"), Some(Duration::from_secs(3)));
+        assert_eq!(timeout("40m"), Some(Duration::from_millis(40)));
+        assert_eq!(timeout("5u"), Some(Duration::from_micros(5)));
+        assert_eq!(timeout("99999999n"), Some(Duration::from_nanos(99_999_999)));
+        // At most 8 digits, a known unit, nothing else (tonic also took a sign).
+        assert_eq!(timeout("123456789S"), None);
+        assert_eq!(timeout("S"), None);
+        assert_eq!(timeout("10"), None);
+        assert_eq!(timeout("10x"), None);
+        assert_eq!(timeout("+1S"), None);
+        assert_eq!(timeout(""), None);
+    }
 }

@@ -45,8 +45,9 @@ pub(crate) struct LimitArgs {
     /// The same per account, within --max-body-bytes-in-flight. 0: no budget of its own.
     #[arg(long, default_value_t = NetLimits::default().max_body_bytes_in_flight_per_account as u64)]
     max_body_bytes_in_flight_per_account: u64,
-    /// HTTP listener, HTTP/2: bytes of response data buffered per stream beyond what the
-    /// socket takes (a client that stops reading holds at most this per stream).
+    /// HTTP/2, both listeners (gRPC and HTTP): bytes of response data buffered per stream
+    /// beyond what the socket takes (a client that stops reading holds at most this per
+    /// stream).
     #[arg(long, default_value_t = ConnLimits::default().stream_send_buffer as u64,
           value_parser = clap::value_parser!(u64).range(1024..=u64::from(u32::MAX)))]
     stream_send_buffer: u64,

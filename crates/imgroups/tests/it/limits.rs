@@ -292,6 +292,27 @@ async fn malformed_and_oversized_heads_get_the_json_error_body() {
     assert_eq!(answer.matches("HTTP/1.1 200").count(), 2, "{answer}");
 }
 
+/// The gRPC listener speaks HTTP/2 only (issue 26: served by our hyper builder): an HTTP/1
+/// request there gets 505 with the JSON error body naming the listener, then a close, rather
+/// than hyper's bare close; a malformed head gets the same 400 as on the HTTP listener.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http1_on_the_grpc_listener_is_answered_505() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &[]);
+    let (status, body) =
+        refused_head(&server.grpc, b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n").await;
+    assert_eq!(status, 505, "{body}");
+    assert_eq!(body["errorCode"], "operationNotSupported", "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("gRPC listener")),
+        "{body}"
+    );
+    let (status, body) = refused_head(&server.grpc, b"GARBAGE\x01 NONSENSE\r\n\r\n").await;
+    assert_eq!(status, 400, "{body}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_over_the_cap_are_closed() {
     let dir = tempfile::tempdir().expect("tempdir");
