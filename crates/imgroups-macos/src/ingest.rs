@@ -95,7 +95,15 @@ pub(crate) struct Pending {
     items: usize,
     changes_recorded: usize,
     messages_recorded: usize,
+    /// Items (changes and messages) the scan read, and of those handed to the store so far,
+    /// for the progress lines of a long first start.
+    total: usize,
+    done: usize,
+    reported: Option<Instant>,
 }
+
+/// How often a long scan (a first start) logs its progress.
+const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 
 /// How one scan went, for the caller's first-start progress line.
 #[derive(Debug, Clone, Copy, Default)]
@@ -168,6 +176,7 @@ impl Ingest {
     fn scan_once(&self, db: &ChatDb) -> Result<Imported, String> {
         self.pending.replace(Pending::default());
         let scanned = self.message_scan(db).and_then(|mut messages| {
+            self.pending.borrow_mut().total = messages.events.len();
             let mut imported = self.record_scan(db, &mut messages)?;
             messages.flush(self, None)?;
             self.commit()?;
@@ -295,6 +304,7 @@ impl Ingest {
             return Ok(Imported::default());
         }
         let changes = scan.changes.len();
+        self.pending.borrow_mut().total += changes;
         let started = Instant::now();
         let runs = runs(&scan.changes, &messages.keys());
         let mut batches = self.batches(
@@ -359,8 +369,13 @@ impl Ingest {
 
     /// Records the pending parts in one transaction, in order, then tells the waiters.
     fn commit(&self) -> Result<(), String> {
-        let parts = std::mem::take(&mut self.pending.borrow_mut().parts);
-        self.pending.borrow_mut().items = 0;
+        let (parts, items) = {
+            let mut pending = self.pending.borrow_mut();
+            (
+                std::mem::take(&mut pending.parts),
+                std::mem::take(&mut pending.items),
+            )
+        };
         if parts.is_empty() {
             return Ok(());
         }
@@ -381,6 +396,17 @@ impl Ingest {
             .block_on(self.engine.record_history(parts))
             .map_err(|e| e.to_string())?;
         let mut pending = self.pending.borrow_mut();
+        pending.done += items;
+        let now = Instant::now();
+        if pending.total > 2 * CHUNK && pending.reported.is_none_or(|at| now - at >= PROGRESS_EVERY)
+        {
+            tracing::info!(
+                done = pending.done,
+                of = pending.total,
+                "recording chat.db's history"
+            );
+            pending.reported = Some(now);
+        }
         for (told, count) in told.into_iter().zip(counts) {
             match told {
                 Told::Changes(observed) => {

@@ -128,6 +128,8 @@ impl Network {
             changes = imported.changes,
             recorded = imported.recorded,
             new_groups = imported.groups,
+            messages = imported.messages,
+            messages_recorded = imported.messages_recorded,
             ms = imported.elapsed.as_millis() as u64,
             "chat.db read; watching it for changes"
         );
