@@ -2,18 +2,20 @@
 //! while, fail with a chosen error code and retryable flag, or are delayed — so a bot's retry
 //! and error handling can be tested against the real server.
 //!
-//! Faults live in the store (`imgroups sim fault`, the console), so every process serving it
-//! sees the same ones. Each process keeps the armed faults in memory, re-read every
-//! [`REFRESH_EVERY`] and at once after a change made through this process's console. A call
-//! checks an atomic flag first: while no fault is armed anywhere, that load is all it costs.
-//! A counted fault is used up in the store (`Faults::take_fault`, atomic across processes),
-//! so N means N calls in total, whichever process serves them.
+//! Faults live in the store, beside its port ([`imgroups_core::port::SimControls`]:
+//! `imgroups sim fault`, the console), so every process serving it sees the same ones. Only
+//! the simulator has them: without its controls ([`crate::Options::sim`], `None` on a Mac)
+//! nothing is read and no fault ever applies. Each process keeps the armed faults in memory,
+//! re-read every [`REFRESH_EVERY`] and at once after a change made through this process's
+//! console. A call checks an atomic flag first: while no fault is armed anywhere, that load is
+//! all it costs. A counted fault is used up in the store (`SimControls::take_fault`, atomic
+//! across processes), so N means N calls in total, whichever process serves them.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use imgroups_core::port::{Fault, NewFault, Store};
+use imgroups_core::port::{Fault, NewFault, SimControls, Store};
 use imgroups_core::{AccountId, Error, ErrorKind, Result, Timestamp};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -111,23 +113,32 @@ pub(crate) const REFRESH_EVERY: Duration = Duration::from_millis(250);
 
 /// The armed faults, as this process last read them.
 pub(crate) struct Faults {
+    /// Where faults are kept; `None`: not the simulator, nothing to apply.
+    controls: Option<Arc<dyn SimControls>>,
+    /// For the store's time (a controllable clock runs timed faults out).
     store: Arc<dyn Store>,
     any: AtomicBool,
     armed: RwLock<Arc<[Fault]>>,
 }
 
 impl Faults {
-    /// Reads the armed faults, then keeps them fresh until `stop`.
+    /// Reads the armed faults, then keeps them fresh until `stop`. Without `controls` there
+    /// is nothing to read: none is ever armed.
     pub(crate) async fn start(
+        controls: Option<Arc<dyn SimControls>>,
         store: Arc<dyn Store>,
         stop: CancellationToken,
         tasks: &TaskTracker,
     ) -> Arc<Faults> {
         let faults = Arc::new(Faults {
+            controls,
             store,
             any: AtomicBool::new(false),
             armed: RwLock::new(Arc::from(Vec::new())),
         });
+        if faults.controls.is_none() {
+            return faults;
+        }
         faults.refresh().await;
         let keeper = faults.clone();
         tasks.spawn(async move {
@@ -145,7 +156,10 @@ impl Faults {
 
     /// Re-reads the armed faults now (after a change made here).
     pub(crate) async fn refresh(&self) {
-        match self.store.faults().await {
+        let Some(controls) = &self.controls else {
+            return;
+        };
+        match controls.faults().await {
             Ok(armed) => {
                 self.any.store(!armed.is_empty(), Ordering::Release);
                 if let Ok(mut slot) = self.armed.write() {
@@ -193,8 +207,14 @@ impl Faults {
             }
             // Counted faults are used up in the store, so N calls fail in total across
             // processes; a fault without a count needs no write.
-            if spec.count.is_some() && !self.store.take_fault(fault.id).await? {
-                continue;
+            if spec.count.is_some() {
+                // Armed faults were read through the controls, so they are there.
+                let Some(controls) = &self.controls else {
+                    continue;
+                };
+                if !controls.take_fault(fault.id).await? {
+                    continue;
+                }
             }
             tracing::warn!(
                 fault = fault.id.0,

@@ -101,6 +101,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use imgroups_core::port::SimControls;
 use imgroups_core::{Engine, Limits};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -110,7 +111,7 @@ use tokio_util::task::TaskTracker;
 /// are limited separately, with a precise error, by [`Limits::max_icon_bytes`].
 pub const MAX_MESSAGE_BYTES: usize = 100 * 1024 * 1024;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Options {
     /// Silence after which a live stream sends a heartbeat frame.
     pub heartbeat: Duration,
@@ -124,6 +125,26 @@ pub struct Options {
     pub net: NetLimits,
     /// Connection limits of both listeners.
     pub conn: ConnLimits,
+    /// The simulator's controls ([`imgroups_core::port::sim`]: its directory and injected
+    /// faults), when the engine runs the simulated network; `None` (the default, and on a
+    /// Mac): no fault is ever applied, every address is on iMessage as far as
+    /// `GetAddressInfo` knows, and the console refuses to change either with
+    /// `operationNotSupported`.
+    pub sim: Option<Arc<dyn SimControls>>,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("heartbeat", &self.heartbeat)
+            .field("limits", &self.limits)
+            .field("recheck", &self.recheck)
+            .field("tls", &self.tls)
+            .field("net", &self.net)
+            .field("conn", &self.conn)
+            .field("sim", &self.sim.is_some())
+            .finish()
+    }
 }
 
 impl Default for Options {
@@ -135,6 +156,7 @@ impl Default for Options {
             tls: None,
             net: NetLimits::default(),
             conn: ConnLimits::default(),
+            sim: None,
         }
     }
 }
@@ -220,6 +242,7 @@ pub async fn serve_with(
         limits: options.limits,
         webhooks: http_options.webhooks.clone(),
         typing: Arc::default(),
+        sim: options.sim.clone(),
     };
     webhooks::start(
         store.clone(),
@@ -234,10 +257,17 @@ pub async fn serve_with(
     streams.tasks.spawn(metrics_upkeep(stop.clone()));
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     let health = health::Health::new(streams.store.clone(), health_reporter).await;
-    let faults = faults::Faults::start(store.clone(), stop.clone(), &streams.tasks).await;
+    let faults = faults::Faults::start(
+        options.sim.clone(),
+        store.clone(),
+        stop.clone(),
+        &streams.tasks,
+    )
+    .await;
     let admin = app::AdminApp::new(
         engine_for_admin,
         options.limits,
+        options.sim.clone(),
         faults.clone(),
         app.typing.clone(),
         streams.revocations.clone(),

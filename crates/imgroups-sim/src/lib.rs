@@ -3,7 +3,8 @@
 //!
 //! - Every valid address is on iMessage unless the directory marks it unreachable
 //!   ([`set_unreachable`]; adding it then fails with `addressNotFound`). The directory is kept
-//!   by the store, so every process on that store sees the same network.
+//!   by the store beside its port ([`imgroups_core::port::sim`]), so every process on that
+//!   store sees the same network; the simulator reads it inside each write's transaction.
 //! - Any address can be made an account (`imgroups account add`): accounts are the local
 //!   identities, each with its own view and log. The audience of a group is its members that
 //!   are accounts.
@@ -19,7 +20,7 @@
 
 use imgroups_core::clock;
 use imgroups_core::engine::address_not_found;
-use imgroups_core::port::{GroupIdentity, Network, RecordedNetwork, Store, Tx};
+use imgroups_core::port::{GroupIdentity, Network, RecordedNetwork, SimControls, Tx};
 use imgroups_core::{Address, Command, Engine, Outcome, Result};
 
 /// The simulated network.
@@ -35,7 +36,13 @@ impl Simulator {
 
 impl RecordedNetwork for Simulator {
     fn reachable(&self, tx: &mut dyn Tx, address: &Address) -> Result<()> {
-        match tx.is_unreachable(address)? {
+        // Read in the write's own transaction, so the check commits with the change it
+        // allows. A store that keeps no directory has nobody marked unreachable.
+        let unreachable = match tx.sim() {
+            Some(sim) => sim.is_unreachable(address)?,
+            None => false,
+        };
+        match unreachable {
             true => Err(address_not_found(address)),
             false => Ok(()),
         }
@@ -51,11 +58,11 @@ impl RecordedNetwork for Simulator {
 
 /// Marks `address` as not on iMessage (or, with `unreachable` false, on it again).
 pub async fn set_unreachable(
-    store: &dyn Store,
+    controls: &dyn SimControls,
     address: &Address,
     unreachable: bool,
 ) -> Result<()> {
-    store.set_unreachable(address, unreachable).await
+    controls.set_unreachable(address, unreachable).await
 }
 
 /// `puppet`, a person in the simulated network, makes the group change or says or does in a

@@ -34,8 +34,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use imgroups_core::clock::SimClock;
 use imgroups_core::port::{
-    AccountInfo, Accounts, AdminTokenInfo, Fault, Faults, GroupRow, Hooks, Log, LogBounds,
-    MessageQuery, NewFault, Notices, ReadFn, Reader, ResetScope, Store, TokenInfo, TokenRef,
+    AccountInfo, Accounts, AdminTokenInfo, Fault, GroupRow, Hooks, Log, LogBounds, MessageQuery,
+    NewFault, Notices, ReadFn, Reader, ResetScope, SimControls, Store, TokenInfo, TokenRef,
     Webhook, WebhookUrl, Work,
 };
 use imgroups_core::snapshot::Snapshot as World;
@@ -551,19 +551,6 @@ impl Accounts for PgStore {
         Ok(id)
     }
 
-    async fn set_unreachable(&self, address: &Address, unreachable: bool) -> Result<()> {
-        let address = address.clone();
-        self.with_client(move |mut client| async move {
-            admin::set_unreachable(&mut client, &address, unreachable).await
-        })
-        .await
-    }
-
-    async fn unreachable(&self) -> Result<Vec<Address>> {
-        self.with_client(|client| async move { admin::unreachable(&client).await })
-            .await
-    }
-
     async fn list_accounts(&self) -> Result<Vec<AccountInfo>> {
         self.with_client(|client| async move { admin::list_accounts(&client).await })
             .await
@@ -679,7 +666,20 @@ impl Hooks for PgStore {
 }
 
 #[async_trait]
-impl Faults for PgStore {
+impl SimControls for PgStore {
+    async fn set_unreachable(&self, address: &Address, unreachable: bool) -> Result<()> {
+        let address = address.clone();
+        self.with_client(move |mut client| async move {
+            admin::set_unreachable(&mut client, &address, unreachable).await
+        })
+        .await
+    }
+
+    async fn unreachable(&self) -> Result<Vec<Address>> {
+        self.with_client(|client| async move { admin::unreachable(&client).await })
+            .await
+    }
+
     async fn add_fault(&self, fault: &NewFault) -> Result<Fault> {
         let fault = fault.clone();
         self.with_client(move |client| async move { admin::add_fault(&client, &fault).await })

@@ -29,7 +29,7 @@ use futures::future::join_all;
 use imgroups_core::clock::SimClock;
 use imgroups_core::port::tx::stored;
 use imgroups_core::port::{
-    GroupRow, KeyScope, MessageQuery, NewEvent, Notice, Reader, Recorded, Tx, Work,
+    GroupRow, KeyScope, MessageQuery, NewEvent, Notice, Reader, Recorded, SimTx, Tx, Work,
 };
 use imgroups_core::{
     AccountId, Address, Error, ErrorKind, GroupKey, Message, Outcome, Result, Timestamp,
@@ -367,6 +367,10 @@ impl Reader for PgTx<'_> {
 }
 
 impl Tx for PgTx<'_> {
+    fn sim(&mut self) -> Option<&mut dyn SimTx> {
+        Some(self)
+    }
+
     fn now(&self) -> Timestamp {
         self.now
     }
@@ -409,23 +413,6 @@ impl Tx for PgTx<'_> {
                 Some((id, a.clone()))
             })
             .collect())
-    }
-
-    fn is_unreachable(&mut self, address: &Address) -> Result<bool> {
-        if let Some(known) = self.cache.unreachable.get(address) {
-            return Ok(*known);
-        }
-        let found = self
-            .row(
-                "SELECT 1 FROM unreachable WHERE address = $1",
-                &[&address.as_str()],
-            )?
-            .is_some();
-        if self.cache.unreachable.len() >= MAX_CACHED_ADDRESSES {
-            self.cache.unreachable.clear();
-        }
-        self.cache.unreachable.insert(address.clone(), found);
-        Ok(found)
     }
 
     fn create_group(
@@ -668,6 +655,26 @@ impl Tx for PgTx<'_> {
             ],
         });
         Ok(())
+    }
+}
+
+/// The simulated directory, read in the write's transaction ([`SimTx`]).
+impl SimTx for PgTx<'_> {
+    fn is_unreachable(&mut self, address: &Address) -> Result<bool> {
+        if let Some(known) = self.cache.unreachable.get(address) {
+            return Ok(*known);
+        }
+        let found = self
+            .row(
+                "SELECT 1 FROM unreachable WHERE address = $1",
+                &[&address.as_str()],
+            )?
+            .is_some();
+        if self.cache.unreachable.len() >= MAX_CACHED_ADDRESSES {
+            self.cache.unreachable.clear();
+        }
+        self.cache.unreachable.insert(address.clone(), found);
+        Ok(found)
     }
 }
 

@@ -3,7 +3,7 @@
 
 use imgroups_core::port::tx::stored;
 use imgroups_core::port::{
-    GroupRow, KeyScope, LogBounds, MessageQuery, NewEvent, Reader, Recorded, Tx,
+    GroupRow, KeyScope, LogBounds, MessageQuery, NewEvent, Reader, Recorded, SimTx, Tx,
 };
 use imgroups_core::{
     AccountId, Address, Change, ChatGuid, Error, Event, GroupKey, Message, Result, Timestamp,
@@ -575,6 +575,10 @@ impl Db<'_> {
 }
 
 impl Tx for Db<'_> {
+    fn sim(&mut self) -> Option<&mut dyn SimTx> {
+        Some(self)
+    }
+
     fn now(&self) -> Timestamp {
         self.now
     }
@@ -623,13 +627,6 @@ impl Tx for Db<'_> {
             }
         }
         Ok(found)
-    }
-
-    fn is_unreachable(&mut self, address: &Address) -> Result<bool> {
-        self.conn
-            .prepare_cached("SELECT 1 FROM unreachable WHERE address = ?1")
-            .and_then(|mut s| s.exists([address.as_str()]))
-            .db()
     }
 
     fn create_group(
@@ -904,6 +901,16 @@ impl Tx for Db<'_> {
             })
             .db()
             .map(drop)
+    }
+}
+
+/// The simulated directory, read in the write's transaction ([`SimTx`]).
+impl SimTx for Db<'_> {
+    fn is_unreachable(&mut self, address: &Address) -> Result<bool> {
+        self.conn
+            .prepare_cached("SELECT 1 FROM unreachable WHERE address = ?1")
+            .and_then(|mut s| s.exists([address.as_str()]))
+            .db()
     }
 }
 

@@ -47,8 +47,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use imgroups_core::clock::SimClock;
 use imgroups_core::port::{
-    AccountInfo, Accounts, AdminTokenInfo, Fault, Faults, Hooks, Log, LogBounds, NewFault, Notices,
-    ReadFn, ResetScope, Store, TokenInfo, TokenRef, Webhook, WebhookUrl, Work,
+    AccountInfo, Accounts, AdminTokenInfo, Fault, Hooks, Log, LogBounds, NewFault, Notices, ReadFn,
+    ResetScope, SimControls, Store, TokenInfo, TokenRef, Webhook, WebhookUrl, Work,
 };
 use imgroups_core::snapshot::Snapshot;
 use imgroups_core::tokens::TokenCache;
@@ -561,16 +561,6 @@ impl Accounts for SqliteStore {
         Ok(id)
     }
 
-    async fn set_unreachable(&self, address: &Address, unreachable: bool) -> Result<()> {
-        let address = address.clone();
-        self.write_with(move |conn| admin::set_unreachable(conn, &address, unreachable))
-            .await
-    }
-
-    async fn unreachable(&self) -> Result<Vec<Address>> {
-        self.read_with(admin::unreachable).await
-    }
-
     async fn list_accounts(&self) -> Result<Vec<AccountInfo>> {
         self.read_with(admin::list_accounts).await
     }
@@ -661,7 +651,17 @@ impl Hooks for SqliteStore {
 }
 
 #[async_trait]
-impl Faults for SqliteStore {
+impl SimControls for SqliteStore {
+    async fn set_unreachable(&self, address: &Address, unreachable: bool) -> Result<()> {
+        let address = address.clone();
+        self.write_with(move |conn| admin::set_unreachable(conn, &address, unreachable))
+            .await
+    }
+
+    async fn unreachable(&self) -> Result<Vec<Address>> {
+        self.read_with(admin::unreachable).await
+    }
+
     async fn add_fault(&self, fault: &NewFault) -> Result<Fault> {
         let fault = fault.clone();
         self.write_with(move |conn| faults::add(conn, &fault)).await

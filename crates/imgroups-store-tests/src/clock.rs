@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use imgroups_core::clock::{group_identifier, guid, seeded_id, SIM_EPOCH};
 use imgroups_core::command::NewMessage;
-use imgroups_core::port::{NewFault, Store};
+use imgroups_core::port::{NewFault, SimStore};
 use imgroups_core::{
     AccountId, Address, ChatGuid, Command, Engine, EngineConfig, ErrorKind, Message, Outcome,
     Timestamp,
@@ -35,7 +35,7 @@ async fn say(engine: &Engine, account: AccountId, chat: &ChatGuid, text: &str) -
     }
 }
 
-fn engine(store: &Arc<dyn Store>) -> Engine {
+fn engine(store: &Arc<dyn SimStore>) -> Engine {
     Engine::new(store.clone(), Simulator::network(), EngineConfig::default())
 }
 

@@ -41,7 +41,7 @@ pub use messages::{
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use imgroups_core::port::{Store, TokenRef};
+use imgroups_core::port::{SimStore, Store, TokenRef};
 use imgroups_core::{
     AccountId, Address, Change, ChatGuid, Command, Engine, EngineConfig, ErrorKind, Event, Message,
     Mutation, NewMessage, Observed, Outcome, Rules, Timestamp,
@@ -54,7 +54,7 @@ use proptest::test_runner::{Config, TestRunner};
 pub trait Fixture {
     /// Opens the store on this fixture's database; again after [`Store::close`], it is a
     /// restart on the same data.
-    fn open(&self) -> Arc<dyn Store>;
+    fn open(&self) -> Arc<dyn SimStore>;
 }
 
 const ACCOUNTS: [&str; 3] = ["a@x.com", "b@x.com", "c@x.com"];

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use imgroups_core::engine::messages::query::Listing;
-use imgroups_core::port::Store;
+use imgroups_core::port::SimStore;
 use imgroups_core::{
     AccountId, Address, Change, ChatGuid, Command, Engine, ErrorKind, Event, Message, NewMessage,
     Outcome, Reaction,
@@ -21,7 +21,7 @@ use crate::{engine, Fixture};
 
 /// The three accounts and the engine over the store.
 struct Talk {
-    store: Arc<dyn Store>,
+    store: Arc<dyn SimStore>,
     engine: Engine,
     /// `a@x.com`, `b@x.com`, `c@x.com`.
     ids: [AccountId; 3],

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use imgroups_core::command::{Limits, NewMessage};
-use imgroups_core::port::{NewFault, Store, WebhookUrl};
+use imgroups_core::port::{NewFault, SimStore, WebhookUrl};
 use imgroups_core::snapshot::Snapshot;
 use imgroups_core::tokens::new_token;
 use imgroups_core::{
@@ -119,7 +119,7 @@ fn check(value: &Value, schema: &Value, root: &Value, at: &str) -> Result<(), St
     Ok(())
 }
 
-fn engine(store: &Arc<dyn Store>) -> Engine {
+fn engine(store: &Arc<dyn SimStore>) -> Engine {
     Engine::new(store.clone(), Simulator::network(), EngineConfig::default())
 }
 

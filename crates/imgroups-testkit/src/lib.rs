@@ -49,8 +49,9 @@ impl Server {
             .await
             .expect("create the account");
         let token = token.expect("a new account comes with a token");
+        let store = Arc::new(store);
         let engine = Arc::new(Engine::new(
-            Arc::new(store),
+            store.clone(),
             Simulator::network(),
             EngineConfig::default(),
         ));
@@ -65,7 +66,11 @@ impl Server {
             grpc,
             http,
             engine,
-            imgroups_server::Options::default(),
+            imgroups_server::Options {
+                // The simulator's directory and faults, as `imgroups serve` has them.
+                sim: Some(store),
+                ..imgroups_server::Options::default()
+            },
             imgroups_server::HttpOptions::default(),
             async move {
                 let _ = stopped.await;

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use imgroups_core::port::Store;
+use imgroups_core::port::SimStore;
 use imgroups_core::{Error, ErrorKind};
 use imgroups_store_postgres::PgStore;
 use imgroups_store_sqlite::{Config, Durability, SqliteStore};
@@ -39,8 +39,11 @@ impl StoreOptions {
     }
 }
 
-/// Opens the store `data` names.
-pub(crate) fn open(data: &DataArg, options: StoreOptions) -> Result<Arc<dyn Store>, Error> {
+/// Opens the store `data` names. Both stores keep the simulator's state beside the store port
+/// ([`imgroups_core::port::sim`]), so the handle is both: an `Arc<dyn Store>` for the engine
+/// and an `Arc<dyn SimControls>` for the simulator's controls (`imgroups sim`, and the server
+/// when it runs the simulator).
+pub(crate) fn open(data: &DataArg, options: StoreOptions) -> Result<Arc<dyn SimStore>, Error> {
     if let Some(url) = &data.database_url {
         let mut config = imgroups_store_postgres::Config::new(url);
         config.retain_events = options.retain_events;
@@ -62,9 +65,9 @@ pub(crate) fn open(data: &DataArg, options: StoreOptions) -> Result<Arc<dyn Stor
 
 /// Runs `work` on `store`, then closes the store whatever `work` returned: every way out
 /// of a command that opened a store passes here, so none leaves it unclosed.
-pub(crate) async fn closing<F, Fut, T>(store: Arc<dyn Store>, work: F) -> Result<T, Error>
+pub(crate) async fn closing<F, Fut, T>(store: Arc<dyn SimStore>, work: F) -> Result<T, Error>
 where
-    F: FnOnce(Arc<dyn Store>) -> Fut,
+    F: FnOnce(Arc<dyn SimStore>) -> Fut,
     Fut: Future<Output = Result<T, Error>>,
 {
     let result = work(store.clone()).await;
@@ -77,7 +80,7 @@ where
 /// command pointed at the wrong store (a forgotten `--database-url`) says so.
 pub(crate) fn with_store<F, Fut>(data: &DataArg, work: F) -> Result<(), Error>
 where
-    F: FnOnce(Arc<dyn Store>) -> Fut,
+    F: FnOnce(Arc<dyn SimStore>) -> Fut,
     Fut: Future<Output = Result<(), Error>>,
 {
     crate::runtime(tokio::runtime::Builder::new_current_thread())?

@@ -111,6 +111,7 @@ impl Server {
         let (stop, stopped) = oneshot::channel::<()>();
         let options = imgroups_server::Options {
             heartbeat: self.heartbeat,
+            sim: Some(std::sync::Arc::new(store.clone())),
             ..Default::default()
         };
         let http = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -2,6 +2,9 @@
 //!
 //! - [`store`]: the store the server and CLI use ([`store::Store`]), and what one commit tells
 //!   listeners ([`store::Notice`]).
+//! - [`sim`]: the simulator's own state a store may keep beside it (the directory, injected
+//!   faults: [`sim::SimControls`]) and its lookup inside a transaction ([`sim::SimTx`]); not
+//!   part of [`store::Store`].
 //! - [`tx`]: the engine's view of one write transaction or read snapshot inside a store.
 //! - [`backend`]: the iMessage network ([`backend::Network`]), of one of two kinds: recorded
 //!   by the engine ([`backend::RecordedNetwork`]: reachability, new group names) or observed
@@ -14,13 +17,14 @@
 //! session 5).
 
 pub mod backend;
+pub mod sim;
 pub mod store;
 pub mod tx;
 
 pub use backend::{GroupIdentity, Network, ObservedNetwork, RecordedNetwork};
+pub use sim::{Fault, NewFault, SimControls, SimStore, SimTx};
 pub use store::{
-    reset_error, AccountInfo, Accounts, AdminTokenInfo, Fault, Faults, Hooks, Log, LogBounds,
-    NewFault, Notice, Notices, ReadFn, ResetScope, Store, TokenInfo, TokenRef, Webhook, WebhookUrl,
-    Work,
+    reset_error, AccountInfo, Accounts, AdminTokenInfo, Hooks, Log, LogBounds, Notice, Notices,
+    ReadFn, ResetScope, Store, TokenInfo, TokenRef, Webhook, WebhookUrl, Work,
 };
 pub use tx::{GroupRow, KeyScope, MessageQuery, NewEvent, Reader, Recorded, Tx};

@@ -3,9 +3,9 @@
 //! servers on one database), both held to the same conformance suite (`imgroups-store-tests`).
 //!
 //! A store keeps the source of truth — chat state, the per-account event logs, idempotency
-//! records, accounts and tokens, the simulated directory, webhook endpoints and cursors — and
-//! promises, per account, that sequences are 1, 2, 3, … in commit order with no gap and no
-//! reuse, and that nothing is answered, notified or readable before it is durable.
+//! records, accounts and tokens, webhook endpoints and cursors — and promises, per account,
+//! that sequences are 1, 2, 3, … in commit order with no gap and no reuse, and that nothing is
+//! answered, notified or readable before it is durable.
 //!
 //! It knows nothing of the rules: the engine hands it units of work ([`Work`]) to run inside
 //! its write transactions and queries ([`ReadFn`]) to run on a snapshot.
@@ -14,6 +14,9 @@
 //! — never the events. Notices may be lost (across processes they travel as hints), so a
 //! reader treats one as "read the log up to here" and also reads on any gap it sees and on a
 //! slow periodic check; a lost notice delays delivery, never skips an event.
+//!
+//! The simulator's directory and injected faults are not part of this port: a store that can
+//! serve the simulator keeps them too, through [`crate::port::sim`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +27,7 @@ use tokio::sync::{broadcast, watch};
 use crate::clock::SimClock;
 use crate::error::{Error, Reason, Result};
 use crate::ids::Address;
-use crate::model::{AccountId, Event, FaultId, Outcome, Timestamp, TokenId, WebhookId};
+use crate::model::{AccountId, Event, Outcome, Timestamp, TokenId, WebhookId};
 use crate::port::tx::{Reader, Tx};
 use crate::snapshot::Snapshot;
 
@@ -165,7 +168,7 @@ pub enum TokenRef {
     Secret(String),
 }
 
-/// Accounts, their tokens, and the simulated network's directory.
+/// Accounts and their tokens.
 #[async_trait]
 pub trait Accounts: Send + Sync + 'static {
     /// The account a bearer token belongs to: `unauthenticated` for an unknown token,
@@ -194,12 +197,6 @@ pub trait Accounts: Send + Sync + 'static {
     /// Revokes a token (`invalidArgument`, `field=token` if there is none such).
     async fn revoke_token(&self, token: &TokenRef) -> Result<TokenId>;
 
-    /// Marks `address` as not on iMessage in the simulated directory (or undoes that).
-    async fn set_unreachable(&self, address: &Address, unreachable: bool) -> Result<()>;
-
-    /// The addresses marked unreachable, sorted.
-    async fn unreachable(&self) -> Result<Vec<Address>>;
-
     /// Every account, by id.
     async fn list_accounts(&self) -> Result<Vec<AccountInfo>>;
 
@@ -219,57 +216,6 @@ pub trait Accounts: Send + Sync + 'static {
     /// [`Accounts::authenticate_admin`] reads the store on every call, it is refused at once
     /// by every process serving the store.
     async fn revoke_admin_token(&self, token: &TokenRef) -> Result<TokenId>;
-}
-
-/// A fault to inject (simulator): calls of `method` by `account` fail with `error_code`
-/// (a wire error code) and/or are delayed by `latency_ms`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewFault {
-    pub account: AccountId,
-    /// An RPC name as the wire spells it (`SetDisplayName`, `CreateChat`, …) or `*` for
-    /// every method.
-    pub method: String,
-    /// The wire `error-code` to fail with; `None` delays the call and lets it run.
-    pub error_code: Option<String>,
-    /// The `x-retryable` flag of that error.
-    pub retryable: bool,
-    /// Added before the call runs (or fails), in milliseconds.
-    pub latency_ms: u64,
-    /// Applies to this many calls, then disarms; `None`: every call until `until`.
-    pub count: Option<u32>,
-    /// Disarms at this time; `None`: no time limit.
-    pub until: Option<Timestamp>,
-}
-
-/// An injected fault as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fault {
-    pub id: FaultId,
-    /// The account's address, for listings.
-    pub address: Address,
-    /// What was asked, with `count` replaced by what is left of it.
-    pub spec: NewFault,
-    pub created_at: Timestamp,
-}
-
-/// Injected faults (simulator controls), kept by the store so every process serving it, and
-/// the CLI, see the same ones.
-#[async_trait]
-pub trait Faults: Send + Sync + 'static {
-    /// Stores a fault; it is armed at once.
-    async fn add_fault(&self, fault: &NewFault) -> Result<Fault>;
-
-    /// The armed faults (a count left, or none; `until` not passed), by id.
-    async fn faults(&self) -> Result<Vec<Fault>>;
-
-    /// Removes the fault `id` (whatever `account` says), or else every fault of `account`, or
-    /// else every fault; returns how many.
-    async fn clear_faults(&self, account: Option<AccountId>, id: Option<FaultId>) -> Result<u64>;
-
-    /// Takes one use of a fault for a call about to fail or be delayed: `true` if it was still
-    /// armed (a counted fault now has one fewer left, atomically, across processes), `false`
-    /// if it is used up, expired or gone.
-    async fn take_fault(&self, id: FaultId) -> Result<bool>;
 }
 
 /// A URL webhook deliveries can be made to: `http://` or `https://` with a host.
@@ -379,7 +325,7 @@ pub trait Hooks: Send + Sync + 'static {
 
 /// A whole store.
 #[async_trait]
-pub trait Store: Log + Accounts + Hooks + Faults {
+pub trait Store: Log + Accounts + Hooks {
     /// Clears the simulated world in one transaction: chats (groups, members, icons,
     /// backgrounds, direct chats), messages, idempotency records, the contents of every log,
     /// injected faults and the directory's unreachable addresses. Sequences never go back:

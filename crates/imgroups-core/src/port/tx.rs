@@ -15,6 +15,7 @@
 use crate::error::Result;
 use crate::ids::{Address, ChatGuid};
 use crate::model::{AccountId, Change, GroupKey, Message, Timestamp};
+use crate::port::sim::SimTx;
 
 /// A group as stored (one row shared by every member's view).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,9 +116,6 @@ pub trait Tx: Reader {
     fn fresh_id(&mut self) -> Result<[u8; 16]>;
     /// Accounts among these addresses, in the order given.
     fn accounts_for(&mut self, addresses: &[Address]) -> Result<Vec<(AccountId, Address)>>;
-    /// The simulated network's directory, which the store keeps and the simulator reads:
-    /// whether `address` was marked as not on iMessage.
-    fn is_unreachable(&mut self, address: &Address) -> Result<bool>;
     /// Inserts a group; `None` if the identifier is taken.
     fn create_group(
         &mut self,
@@ -172,6 +170,11 @@ pub trait Tx: Reader {
         record: &Recorded,
         at: Timestamp,
     ) -> Result<()>;
+    /// The simulator's state in this transaction ([`crate::port::sim`]), if the store keeps
+    /// it: only the simulated network ([`crate::port::RecordedNetwork`]) asks. The default: none.
+    fn sim(&mut self) -> Option<&mut dyn SimTx> {
+        None
+    }
 }
 
 /// How a [`Change`] is stored: a kind code and an optional value. Stable: every store keeps

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use imgroups_core::port::{
-    AccountInfo, AdminTokenInfo, Fault, LogBounds, ResetScope, TokenInfo, Webhook,
+    AccountInfo, AdminTokenInfo, Fault, LogBounds, ResetScope, SimControls, TokenInfo, Webhook,
 };
 use imgroups_core::{
     admin, AccountId, Address, Chat, ChatGuid, Command, Engine, Error, Event, FaultId, Limits,
@@ -20,6 +20,8 @@ use crate::faults::{FaultRequest, Faults};
 pub(crate) struct AdminApp {
     engine: Arc<Engine>,
     pub(crate) limits: Limits,
+    /// The simulator's directory and faults ([`crate::Options::sim`]); `None` on a Mac.
+    sim: Option<Arc<dyn SimControls>>,
     /// This process's armed faults, re-read at once after a change made here.
     faults: Arc<Faults>,
     /// Typing indicators, shared with the API's `chats.setTyping`.
@@ -76,6 +78,7 @@ impl AdminApp {
     pub(crate) fn new(
         engine: Arc<Engine>,
         limits: Limits,
+        sim: Option<Arc<dyn SimControls>>,
         faults: Arc<Faults>,
         typing: Arc<super::Typing>,
         revocations: Arc<crate::revocation::Revocations>,
@@ -83,6 +86,7 @@ impl AdminApp {
         AdminApp {
             engine,
             limits,
+            sim,
             faults,
             typing,
             revocations,
@@ -334,17 +338,28 @@ impl AdminApp {
         }
     }
 
-    /// The simulator's unreachable addresses, and the armed faults.
+    /// The simulator's controls, or `operationNotSupported` when the server does not run the
+    /// simulated network.
+    fn sim(&self) -> Result<&Arc<dyn SimControls>> {
+        self.sim.as_ref().ok_or_else(|| {
+            Error::not_supported(
+                "the directory and injected faults are the simulator's; \
+                 this server does not run it",
+            )
+        })
+    }
+
+    /// The simulator's unreachable addresses, and the armed faults (none of either without
+    /// the simulator).
     pub(crate) async fn simulator(&self) -> Result<(Vec<Address>, Vec<Fault>)> {
-        let store = self.engine.store();
-        Ok((store.unreachable().await?, store.faults().await?))
+        match &self.sim {
+            Some(sim) => Ok((sim.unreachable().await?, sim.faults().await?)),
+            None => Ok((Vec::new(), Vec::new())),
+        }
     }
 
     pub(crate) async fn set_unreachable(&self, address: &Address, unreachable: bool) -> Result<()> {
-        self.engine
-            .store()
-            .set_unreachable(address, unreachable)
-            .await
+        self.sim()?.set_unreachable(address, unreachable).await
     }
 
     /// Arms a fault for the account with this address; it applies in this process at once.
@@ -353,11 +368,10 @@ impl AdminApp {
         request: &FaultRequest<'_>,
         account: &str,
     ) -> Result<Fault> {
+        let sim = self.sim()?;
         request.check()?;
         let account = self.account(account).await?;
-        let fault = self
-            .engine
-            .store()
+        let fault = sim
             .add_fault(&request.fault(account, self.engine.store().now().await?)?)
             .await?;
         self.faults.refresh().await;
@@ -366,15 +380,12 @@ impl AdminApp {
 
     /// Disarms the faults of one account, or the one with `id`, or all; how many.
     pub(crate) async fn clear_faults(&self, account: Option<&str>, id: Option<i64>) -> Result<u64> {
+        let sim = self.sim()?;
         let account = match account.filter(|a| !a.trim().is_empty()) {
             Some(address) => Some(self.account(address).await?),
             None => None,
         };
-        let cleared = self
-            .engine
-            .store()
-            .clear_faults(account, id.map(FaultId))
-            .await?;
+        let cleared = sim.clear_faults(account, id.map(FaultId)).await?;
         self.faults.refresh().await;
         Ok(cleared)
     }

@@ -50,6 +50,9 @@ pub(crate) struct App {
     pub(crate) webhooks: crate::WebhookOptions,
     /// Typing indicators (transient; the console shows them).
     pub(crate) typing: Arc<Typing>,
+    /// The simulator's directory ([`crate::Options::sim`]); `None`: nobody is marked
+    /// unreachable.
+    pub(crate) sim: Option<Arc<dyn imgroups_core::port::SimControls>>,
 }
 
 /// The token from an `authorization` header value: `Bearer <token>` (scheme case-insensitive).

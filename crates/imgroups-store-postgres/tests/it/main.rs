@@ -8,7 +8,7 @@ mod nodes;
 
 use std::sync::Arc;
 
-use imgroups_core::port::Store;
+use imgroups_core::port::SimStore;
 use imgroups_store_postgres::{Config, PgStore, Role};
 use imgroups_store_tests::pg::TestDatabase;
 
@@ -31,7 +31,7 @@ impl PgFixture {
 }
 
 impl imgroups_store_tests::Fixture for PgFixture {
-    fn open(&self) -> Arc<dyn Store> {
+    fn open(&self) -> Arc<dyn SimStore> {
         Arc::new(self.store(Role::Serve))
     }
 }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use imgroups_core::port::{Accounts, Store};
+use imgroups_core::port::{Accounts, SimStore};
 use imgroups_core::{AccountId, Address, Engine, EngineConfig};
 use imgroups_sim::Simulator;
 use imgroups_store_sqlite::{Config, Durability, SqliteStore};
@@ -92,7 +92,7 @@ impl TempFixture {
 }
 
 impl imgroups_store_tests::Fixture for TempFixture {
-    fn open(&self) -> Arc<dyn Store> {
+    fn open(&self) -> Arc<dyn SimStore> {
         Arc::new(open_store(&self.path))
     }
 }

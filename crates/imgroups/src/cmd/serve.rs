@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use imgroups_core::port::Store;
+use imgroups_core::port::{SimStore, Store};
 use imgroups_core::{admin, Address, Engine, EngineConfig, Error, ErrorKind};
 use tokio::net::TcpListener;
 
@@ -163,14 +163,19 @@ async fn start_clock(args: &ServeArgs, store: &dyn Store) -> Result<(), Error> {
 }
 
 /// Steps 2 to 5 on the open store.
-async fn serve(args: ServeArgs, plan: Plan, store: Arc<dyn Store>) -> Result<(), Error> {
+async fn serve(args: ServeArgs, plan: Plan, store: Arc<dyn SimStore>) -> Result<(), Error> {
     let Plan {
         address,
         dir,
         token_file,
-        options,
+        mut options,
         engine,
     } = plan;
+    // The simulator's directory and faults are for the simulated network only: on a Mac the
+    // server is given none (`imgroups_server::Options::sim`).
+    if args.backend.backend != BackendKind::Chatdb {
+        options.sim = Some(store.clone());
+    }
     let listeners = Listeners::bind(&args).await?;
     // Before the account: it is made on the store's clock too.
     start_clock(&args, &*store).await?;
