@@ -2,53 +2,13 @@
 //! live streams with `UNAUTHENTICATED` + `tokenBlocked`, SSE with a final `event: error`.
 //! Streams of other tokens go on.
 
-use std::time::Duration;
-
-use imgroups_proto::pb;
 use imgroups_proto::pb::subscribe_group_events_response::Payload;
 use imgroups_store_tests::pg::TestDatabase;
-use tonic::{Code, Status, Streaming};
+use tonic::{Code, Status};
 
-use crate::support::{cli, clients, Server};
+use crate::support::{cli, clients, ends_with, live, Server, WITHIN};
 
 const BOB: &str = "bob@example.com";
-/// The design target is one second; the bound is generous for a loaded machine.
-const WITHIN: Duration = Duration::from_secs(10);
-
-async fn live(
-    channel: &tonic::transport::Channel,
-    token: &str,
-) -> Streaming<pb::SubscribeGroupEventsResponse> {
-    let mut stream = clients(channel, token)
-        .groups
-        .subscribe_group_events(pb::SubscribeGroupEventsRequest { chat_guid: None })
-        .await
-        .expect("subscribe")
-        .into_inner();
-    // The first frame is a heartbeat: the subscription is in place.
-    let first = stream
-        .message()
-        .await
-        .expect("first frame")
-        .expect("a frame");
-    assert!(matches!(first.payload, Some(Payload::Heartbeat(_))));
-    stream
-}
-
-/// Reads `stream` until it fails; returns the status.
-async fn ends_with(mut stream: Streaming<pb::SubscribeGroupEventsResponse>) -> Status {
-    tokio::time::timeout(WITHIN, async {
-        loop {
-            match stream.message().await {
-                Ok(Some(_)) => continue,
-                Ok(None) => panic!("the stream ended without an error"),
-                Err(status) => return status,
-            }
-        }
-    })
-    .await
-    .expect("the stream ends after the revocation")
-}
 
 fn assert_token_blocked(status: &Status) {
     assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
