@@ -392,6 +392,15 @@ impl Reader for Snapshot {
     fn background_hash(&mut self, chat: &str) -> Result<Option<Vec<u8>>> {
         sql::background_hash(self, chat)
     }
+
+    fn message_times(
+        &mut self,
+        account: AccountId,
+        since: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<(Timestamp, bool)>> {
+        sql::message_times(self, account, since, limit)
+    }
 }
 
 #[async_trait]

@@ -253,6 +253,25 @@ pub(crate) fn list_messages(
     rows.iter().map(message_from_row).collect()
 }
 
+/// [`imgroups_core::port::Reader::message_times`]: the two columns only, no body decoded.
+pub(crate) fn message_times(
+    q: &mut impl Query,
+    account: AccountId,
+    since: Timestamp,
+    limit: usize,
+) -> Result<Vec<(Timestamp, bool)>> {
+    let limit = limit as i64;
+    let rows = q.rows(
+        "SELECT created_at, is_from_me FROM chat_messages
+         WHERE account_id = $1 AND created_at >= $2 ORDER BY place DESC LIMIT $3",
+        &[&account.0, &since.0, &limit],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|row| (Timestamp(row.get(0)), row.get(1)))
+        .collect())
+}
+
 pub(crate) fn background_hash(q: &mut impl Query, chat: &str) -> Result<Option<Vec<u8>>> {
     Ok(q.row(
         "SELECT hash FROM chat_backgrounds WHERE chat_key = $1",

@@ -364,6 +364,15 @@ impl Reader for PgTx<'_> {
     fn background_hash(&mut self, chat: &str) -> Result<Option<Vec<u8>>> {
         sql::background_hash(self, chat)
     }
+
+    fn message_times(
+        &mut self,
+        account: AccountId,
+        since: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<(Timestamp, bool)>> {
+        sql::message_times(self, account, since, limit)
+    }
 }
 
 impl Tx for PgTx<'_> {

@@ -445,6 +445,28 @@ impl Reader for Db<'_> {
     fn background_hash(&mut self, chat: &str) -> Result<Option<Vec<u8>>> {
         self.query_background_hash(chat)
     }
+
+    fn message_times(
+        &mut self,
+        account: AccountId,
+        since: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<(Timestamp, bool)>> {
+        // The two columns only: no message body is read or decoded.
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT created_at, is_from_me FROM chat_messages
+                 WHERE account_id = ?1 AND created_at >= ?2 ORDER BY place DESC LIMIT ?3",
+            )
+            .db()?;
+        let rows = stmt
+            .query_map(params![account.0, since.0, limit as i64], |row| {
+                Ok((Timestamp(row.get(0)?), row.get(1)?))
+            })
+            .db()?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().db()
+    }
 }
 
 impl Db<'_> {

@@ -11,10 +11,10 @@
 use std::sync::Arc;
 
 use imgroups_core::engine::messages::query::Listing;
-use imgroups_core::port::SimStore;
+use imgroups_core::port::{store, SimStore};
 use imgroups_core::{
     AccountId, Address, Change, ChatGuid, Command, Engine, ErrorKind, Event, Message, NewMessage,
-    Outcome, Reaction,
+    Outcome, Reaction, Timestamp,
 };
 
 use crate::{engine, Fixture};
@@ -339,6 +339,35 @@ pub fn messages_are_delivered<F: Fixture>(fixture: F) {
             t.get(B, &hello.guid).await.expect("b's copy").text,
             hello.text
         );
+
+        // The send limits' history: B's messages since the first, newest first, each with
+        // its date and whether B sent it — what the whole copies say, at most `limit`.
+        let b = t.ids[B];
+        let copies: Vec<(Timestamp, bool)> = logs[B]
+            .iter()
+            .rev()
+            .filter_map(|event| match &event.change {
+                Change::MessageReceived { message } => {
+                    Some((message.date_created, message.is_from_me))
+                }
+                _ => None,
+            })
+            .collect();
+        assert!(copies.len() >= 3, "{copies:?}");
+        let since = hello.date_created;
+        let times = store::read(&*t.store, move |r| r.message_times(b, since, 100))
+            .await
+            .expect("message times");
+        assert_eq!(times, copies);
+        let two = store::read(&*t.store, move |r| r.message_times(b, since, 2))
+            .await
+            .expect("message times");
+        assert_eq!(two, copies[..2]);
+        let later = Timestamp(copies[0].0 .0 + 1);
+        let none = store::read(&*t.store, move |r| r.message_times(b, later, 100))
+            .await
+            .expect("message times");
+        assert!(none.is_empty(), "{none:?}");
         t.store.close().await;
     });
 }

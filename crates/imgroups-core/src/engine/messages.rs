@@ -185,16 +185,7 @@ pub(super) fn times_since(
     account: AccountId,
     since: Timestamp,
 ) -> Result<Vec<(Timestamp, bool)>> {
-    let query = MessageQuery {
-        limit: LIMIT_HISTORY,
-        created_after: Some(since),
-        ..Default::default()
-    };
-    Ok(tx
-        .list_messages(account, &query)?
-        .into_iter()
-        .map(|(_, message)| (message.date_created, message.is_from_me))
-        .collect())
+    tx.message_times(account, since, LIMIT_HISTORY)
 }
 
 /// The local accounts that keep `chat` (as `actor` names it), each with its view. A group

@@ -86,6 +86,27 @@ pub trait Reader {
     /// The SHA-256 of the background of the chat keyed `chat` (see
     /// [`crate::engine::messages::chat_key`]), if it has one.
     fn background_hash(&mut self, chat: &str) -> Result<Option<Vec<u8>>>;
+    /// When each of the account's messages created at or after `since` was created, and
+    /// whether it is its own: newest (highest place) first, at most `limit` (the history the
+    /// send limits count). The default lists whole messages; a store may read the two values
+    /// alone, which is what a send under limits pays for.
+    fn message_times(
+        &mut self,
+        account: AccountId,
+        since: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<(Timestamp, bool)>> {
+        let query = MessageQuery {
+            limit,
+            created_after: Some(since),
+            ..Default::default()
+        };
+        Ok(self
+            .list_messages(account, &query)?
+            .into_iter()
+            .map(|(_, message)| (message.date_created, message.is_from_me))
+            .collect())
+    }
 }
 
 /// Which of an account's messages to list ([`Reader::list_messages`]).
