@@ -97,6 +97,7 @@ impl AdminApp {
     /// streams end with `reason=reset` at once (other processes' within a moment), its
     /// armed faults are re-read and its typing indicators forgotten.
     pub(crate) async fn reset(&self, scope: ResetScope) -> Result<u64> {
+        self.simulated_world("a reset")?;
         let store = self.engine.store();
         store.reset(scope).await?;
         let resets = store.resets().await?;
@@ -114,6 +115,7 @@ impl AdminApp {
     /// Replaces the simulated world with `world` (checked already): a reset, as far as open
     /// streams, faults and typing indicators go (see [`AdminApp::reset`]).
     pub(crate) async fn import(&self, world: imgroups_core::snapshot::Snapshot) -> Result<u64> {
+        self.simulated_world("a snapshot import")?;
         let store = self.engine.store();
         store.import(world).await?;
         let resets = store.resets().await?;
@@ -134,6 +136,7 @@ impl AdminApp {
         reset: bool,
     ) -> Result<std::result::Result<SeedReport, imgroups_scenario::Failed>> {
         use imgroups_scenario::seed::Made;
+        self.simulated_world("a seed")?;
         if reset {
             self.reset(ResetScope { accounts: false }).await?;
         }
@@ -347,6 +350,19 @@ impl AdminApp {
                  this server does not run it",
             )
         })
+    }
+
+    /// `operationNotSupported` unless the server runs the simulated network: on a Mac the log
+    /// mirrors chat.db, so a reset, an import or a seed would replace what Messages holds with
+    /// a world that is not there (and the next read of chat.db would not bring it back).
+    fn simulated_world(&self, what: &str) -> Result<()> {
+        if self.sim.is_some() {
+            return Ok(());
+        }
+        Err(Error::not_supported(format!(
+            "{what} replaces the simulated world; this server does not run the simulator \
+             (its log mirrors a Mac's chat.db)"
+        )))
     }
 
     /// The simulator's unreachable addresses, and the armed faults (none of either without

@@ -10,7 +10,7 @@ use imgroups_chatdb::testing::{properties, FakeHelper, FakeHelperOptions, Fixtur
 use imgroups_proto::pb;
 use imgroups_proto::pb::group_change_event::Change;
 
-use crate::support::{clients, Clients, Server};
+use crate::support::{cli, clients, Clients, Server};
 
 const ME: &str = "me@icloud.com";
 
@@ -404,6 +404,43 @@ async fn without_a_helper_the_backend_is_read_only() {
         .await
         .expect_err("no chat creation");
     assert_eq!(err.code(), tonic::Code::FailedPrecondition);
+    // The log mirrors chat.db: the console cannot reset it, import a snapshot or seed it.
+    let admin = cli(&[
+        "admin",
+        "token",
+        "--data",
+        data.path().to_str().expect("utf-8"),
+    ]);
+    let http = reqwest::Client::new();
+    // Exporting is reading: a Mac's log can be saved as a snapshot, not replaced by one.
+    let snapshot = http
+        .get(format!("http://{}/console/api/sim/snapshot", server.http))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("export");
+    assert!(snapshot.status().is_success(), "{}", snapshot.status());
+    let snapshot = snapshot.text().await.expect("snapshot");
+    for (path, body) in [
+        ("sim:reset", "{}".to_owned()),
+        (
+            "sim:seed?reset=true",
+            "accounts = [\"x@example.com\"]\n".to_owned(),
+        ),
+        ("sim/snapshot:import", snapshot),
+    ] {
+        let answer = http
+            .post(format!("http://{}/console/api/{path}", server.http))
+            .bearer_auth(&admin)
+            .body(body)
+            .send()
+            .await
+            .expect("post");
+        let status = answer.status();
+        let text = answer.text().await.expect("body");
+        assert!(status.is_client_error(), "{path}: {status} {text}");
+        assert!(text.contains("operationNotSupported"), "{path}: {text}");
+    }
     assert_eq!(log(&mut me).await.len(), 4, "nothing recorded");
     server.stop();
 }
