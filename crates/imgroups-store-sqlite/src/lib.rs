@@ -61,7 +61,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use crate::db::{Db, SqlResult};
 use crate::notices::{Listener, Publisher};
 use crate::pipeline::{AdminJob, Clears, Gate, Job, Msg};
-use crate::reply::{Answer, Any};
+use crate::reply::Answer;
 
 /// A file beside the database: its path with `suffix` appended (as SQLite names `-wal`).
 pub(crate) fn beside(db: &Path, suffix: &str) -> PathBuf {
@@ -351,16 +351,19 @@ impl SqliteStore {
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
         let (reply, rx) = oneshot::channel();
+        // The job's value goes back on a channel of its own type, taken once the writer's
+        // answer says the job is durable (an error there means the value does not count).
+        let (value_tx, value_rx) = oneshot::channel();
         let job = AdminJob {
-            run: Box::new(move |conn| f(conn).map(|v| Box::new(v) as Any)),
+            run: Box::new(move |conn| {
+                let _ = value_tx.send(f(conn)?);
+                Ok(())
+            }),
             reply,
             clears,
         };
-        let value = self.submit(Msg::Admin(job), rx).await??;
-        value.downcast::<T>().map(|v| *v).map_err(|_| {
-            tracing::error!("admin job returned an unexpected type");
-            Error::internal()
-        })
+        self.submit(Msg::Admin(job), rx).await??;
+        value_rx.await.map_err(|_| Error::internal())
     }
 
     /// Runs `f` on a pooled read connection on the blocking pool. Its result is returned only

@@ -46,7 +46,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::checkpoint::Checkpoints;
 use crate::db::{retain, sql, Db, SqlResult, WriterCache};
 use crate::notices::Publisher;
-use crate::reply::{deliver, Answer, Any, Reply};
+use crate::reply::{deliver, Answer, Reply};
 use crate::{Config, Durability};
 
 pub(crate) enum Msg {
@@ -65,11 +65,11 @@ pub(crate) struct Job {
 }
 
 /// What an admin job runs, on the writer's connection.
-pub(crate) type AdminFn = Box<dyn FnOnce(&Connection) -> Result<Any> + Send>;
+pub(crate) type AdminFn = Box<dyn FnOnce(&Connection) -> Result<()> + Send>;
 
 pub(crate) struct AdminJob {
     pub(crate) run: AdminFn,
-    pub(crate) reply: oneshot::Sender<Answer<Result<Any>>>,
+    pub(crate) reply: oneshot::Sender<Answer<Result<()>>>,
     /// What the job clears of what the writer caches: nothing (accounts aside, which are
     /// always forgotten), the chats, or the chats and the accounts (a reset).
     pub(crate) clears: Clears,
@@ -436,7 +436,7 @@ impl Writer {
             let _ = job.reply.send(Answer::alone(Err(retryable(err))));
             return;
         }
-        let outcome = (|| -> Result<Result<Any>> {
+        let outcome = (|| -> Result<Result<()>> {
             self.cache.flush_heads(&self.conn)?;
             self.cache.flush_clock(&self.conn)?;
             sql(&self.conn, "SAVEPOINT admin")?;

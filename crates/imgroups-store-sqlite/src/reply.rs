@@ -9,9 +9,6 @@
 use imgroups_core::{Error, Outcome, Result};
 use tokio::sync::oneshot;
 
-/// Any value an admin job returns.
-pub(crate) type Any = Box<dyn std::any::Any + Send>;
-
 /// What a request's reply channel carries: its answer and, for the first request of a commit,
 /// the answers of the others (see [`deliver`]).
 pub(crate) struct Answer<T> {
@@ -57,7 +54,7 @@ pub(crate) fn deliver(mut replies: Vec<Reply>) {
 /// An answer held until its commit is durable.
 pub(crate) enum Reply {
     Write(oneshot::Sender<Answer<Result<Outcome>>>, Result<Outcome>),
-    Admin(oneshot::Sender<Answer<Result<Any>>>, Result<Any>),
+    Admin(oneshot::Sender<Answer<Result<()>>>, Result<()>),
 }
 
 impl Reply {
@@ -113,11 +110,13 @@ mod tests {
         let mut replies = Vec::new();
         for i in 0..4_usize {
             let (reply, rx) = oneshot::channel();
-            replies.push(Reply::Admin(reply, Ok(Box::new(i) as Any)));
+            replies.push(Reply::Admin(reply, Err(Error::invalid(i.to_string()))));
             waiting.push(rx);
         }
-        let value =
-            |answer: Answer<Result<Any>>| *answer.result.unwrap().downcast::<usize>().unwrap();
+        // Each answer is told apart by its error's message.
+        let value = |answer: Answer<Result<()>>| -> usize {
+            answer.result.unwrap_err().message.parse().unwrap()
+        };
         let mut waiting = waiting.into_iter();
         // The first request has gone away: the second carries the rest, and only it was sent.
         drop(waiting.next());
@@ -140,7 +139,7 @@ mod tests {
         let (mut replies, mut waiting) = (Vec::new(), Vec::new());
         for i in 0..3_usize {
             let (reply, rx) = oneshot::channel();
-            replies.push(Reply::Admin(reply, Ok(Box::new(i) as Any)));
+            replies.push(Reply::Admin(reply, Err(Error::invalid(i.to_string()))));
             waiting.push(rx);
         }
         deliver(replies);
