@@ -200,14 +200,27 @@ async fn paused_sse_streams_cost_a_bounded_amount_and_lose_nothing() {
     for gate in &gates {
         gate.resume();
     }
+    let opened = opened.into_iter().map(|body| (body, Vec::new())).collect();
+    read_every_stream(opened, head, writes, sse_ids).await;
+    assert_bounded(growth_kib, streams, "paused streams");
+}
+
+/// Once the paused streams may read again: reads each until it has the `writes` events after
+/// `head` (`parse` takes the complete events' numbers out of the bytes read so far, keeping
+/// the rest), and checks each got every one, in order, exactly once.
+async fn read_every_stream(
+    opened: Vec<(h2::RecvStream, Vec<u8>)>,
+    head: u64,
+    writes: usize,
+    parse: fn(&mut Vec<u8>, &mut Vec<u64>),
+) {
     let want: Vec<u64> = (head + 1..=head + writes as u64).collect();
     let started = Instant::now();
-    let readers = opened.into_iter().map(|mut body| {
+    let readers = opened.into_iter().map(|(mut body, mut buffer)| {
         let want = want.clone();
         tokio::spawn(async move {
-            let mut buffer = Vec::new();
-            let mut ids = Vec::new();
-            while ids.len() < want.len() {
+            let mut numbers = Vec::new();
+            while numbers.len() < want.len() {
                 let chunk = tokio::time::timeout(Duration::from_secs(120), body.data())
                     .await
                     .expect("events keep coming")
@@ -215,9 +228,9 @@ async fn paused_sse_streams_cost_a_bounded_amount_and_lose_nothing() {
                     .expect("data");
                 let _ = body.flow_control().release_capacity(chunk.len());
                 buffer.extend_from_slice(&chunk);
-                sse_ids(&mut buffer, &mut ids);
+                parse(&mut buffer, &mut numbers);
             }
-            assert_eq!(ids, want, "every event, in order, exactly once");
+            assert_eq!(numbers, want, "every event, in order, exactly once");
         })
     });
     for reader in futures::future::join_all(readers).await {
@@ -227,11 +240,14 @@ async fn paused_sse_streams_cost_a_bounded_amount_and_lose_nothing() {
         "every stream read all {writes} events in order in {:?}",
         started.elapsed()
     );
-    // 64 KiB a stream is the goal; the bound leaves room for the allocator's slack.
+}
+
+/// 64 KiB a stream is the goal; the bound leaves room for the allocator's slack.
+fn assert_bounded(growth_kib: u64, streams: usize, what: &str) {
     let bound_kib = 32 * 1024 + streams as u64 * 96;
     assert!(
         growth_kib < bound_kib,
-        "paused streams grew the server by {growth_kib} KiB (bound {bound_kib} KiB)"
+        "{what} grew the server by {growth_kib} KiB (bound {bound_kib} KiB)"
     );
 }
 
@@ -351,38 +367,8 @@ async fn paused_grpc_streams_cost_a_bounded_amount_and_lose_nothing() {
     );
 
     gate.resume();
-    let want: Vec<u64> = (head + 1..=head + writes as u64).collect();
-    let started = Instant::now();
-    let readers = opened.into_iter().map(|(mut body, mut buffer)| {
-        let want = want.clone();
-        tokio::spawn(async move {
-            let mut sequences = Vec::new();
-            while sequences.len() < want.len() {
-                let chunk = tokio::time::timeout(Duration::from_secs(120), body.data())
-                    .await
-                    .expect("events keep coming")
-                    .expect("the stream stays open")
-                    .expect("data");
-                let _ = body.flow_control().release_capacity(chunk.len());
-                buffer.extend_from_slice(&chunk);
-                grpc_sequences(&mut buffer, &mut sequences);
-            }
-            assert_eq!(sequences, want, "every event, in order, exactly once");
-        })
-    });
-    for reader in futures::future::join_all(readers).await {
-        reader.expect("reader");
-    }
-    eprintln!(
-        "every stream read all {writes} events in order in {:?}",
-        started.elapsed()
-    );
-    // 64 KiB a stream is the goal; the bound leaves room for the allocator's slack.
-    let bound_kib = 32 * 1024 + streams as u64 * 96;
-    assert!(
-        growth_kib < bound_kib,
-        "paused gRPC streams grew the server by {growth_kib} KiB (bound {bound_kib} KiB)"
-    );
+    read_every_stream(opened, head, writes, grpc_sequences).await;
+    assert_bounded(growth_kib, streams, "paused gRPC streams");
 }
 
 /// Sends the head of an HTTP/1 POST with `headers` and no body; the answer that comes back
