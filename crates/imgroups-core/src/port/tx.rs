@@ -88,25 +88,14 @@ pub trait Reader {
     fn background_hash(&mut self, chat: &str) -> Result<Option<Vec<u8>>>;
     /// When each of the account's messages created at or after `since` was created, and
     /// whether it is its own: newest (highest place) first, at most `limit` (the history the
-    /// send limits count). The default lists whole messages; a store may read the two values
-    /// alone, which is what a send under limits pays for.
+    /// send limits count). Two values a row, no message read whole: a send under limits pays
+    /// for this.
     fn message_times(
         &mut self,
         account: AccountId,
         since: Timestamp,
         limit: usize,
-    ) -> Result<Vec<(Timestamp, bool)>> {
-        let query = MessageQuery {
-            limit,
-            created_after: Some(since),
-            ..Default::default()
-        };
-        Ok(self
-            .list_messages(account, &query)?
-            .into_iter()
-            .map(|(_, message)| (message.date_created, message.is_from_me))
-            .collect())
-    }
+    ) -> Result<Vec<(Timestamp, bool)>>;
 }
 
 /// Which of an account's messages to list ([`Reader::list_messages`]).
