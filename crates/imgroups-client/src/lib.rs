@@ -227,12 +227,14 @@ pub use addresses::Addresses;
 pub use chats::{Chats, CreateChatOptions};
 pub use client::{Client, ClientBuilder, RetryPolicy, DEFAULT_ADDRESS};
 pub use error::{Code, Error, ErrorKind, Result};
-pub use events::{CatchUpStream, Events};
+pub use events::Events;
 pub use groups::{EventFilter, Groups};
 pub use imgroups_types::{Address, ChatGuid, ChatKind};
 pub use messages::{ListOptions, Messages, SendOptions};
 pub use resumable::{CheckpointStore, Delivery, FileCheckpoint, MemoryCheckpoint, Resumable};
-pub use stream::{ChatEventStream, EventStream, GroupEventStream, MessageEventStream};
+pub use stream::{
+    CatchUpStream, ChatEventStream, EventStream, GroupEventStream, MessageEventStream,
+};
 pub use types::{
     rfc3339, AddressInfo, AppliedReaction, CatchUpEvent, Change, Chat, ChatChange, ChatEvent,
     CreateChatResult, Event, GroupChange, GroupEvent, GroupIcon, Message, MessageChange,

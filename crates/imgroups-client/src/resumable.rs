@@ -66,9 +66,8 @@ use tokio::time::Instant;
 
 use crate::client::{chat_client, group_client, message_client};
 use crate::error::{Code, Error, ErrorKind, Result};
-use crate::events::{CatchUpStream, RawCatchUp};
 use crate::groups::EventFilter;
-use crate::stream::{raw, LiveFrame, Raw};
+use crate::stream::{raw, CatchUpStream, LiveFrame, Raw, RawCatchUp};
 use crate::types::Event;
 use crate::Client;
 

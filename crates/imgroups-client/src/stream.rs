@@ -1,5 +1,7 @@
-//! Live event streams: the frames of `Subscribe{Group,Message,Chat}Events` read into events,
-//! and the public [`EventStream`] over them.
+//! Event streams: the frames of `Subscribe{Group,Message,Chat}Events` read into events, the
+//! public [`EventStream`] over them, and the catch-up replay ([`CatchUpStream`]). Both the
+//! plain calls (`crate::events`) and the resumable subscription (`crate::resumable`) read
+//! frames through here.
 //!
 //! Each subscription is read first into raw items, `(sequence, Option<event>)`: `None` for a
 //! frame with a sequence whose change this SDK does not know. The public streams skip those,
@@ -14,7 +16,7 @@ use futures::{Stream, StreamExt};
 use imgroups_proto::pb;
 
 use crate::error::{Error, Result};
-use crate::types::{ChatEvent, GroupEvent, MessageEvent};
+use crate::types::{CatchUpEvent, ChatEvent, Event, GroupEvent, MessageEvent};
 
 /// One frame with a sequence: the event, or `None` for a change this SDK does not know.
 pub(crate) type Raw<E> = Result<(u64, Option<E>)>;
@@ -132,5 +134,101 @@ impl<E> Stream for EventStream<E> {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.inner.poll_next_unpin(cx)
+    }
+}
+
+/// A catch-up replay ([`crate::Events::catch_up`]): the events of every kind in order, then
+/// [`CatchUpEvent::Complete`], then the end. A stream that ends without `Complete` was cut
+/// short. Changes this SDK does not know are skipped.
+pub struct CatchUpStream {
+    inner: BoxStream<'static, Result<RawCatchUp>>,
+}
+
+/// A catch-up frame as the resumable subscription reads it: unknown changes keep their
+/// sequence.
+pub(crate) enum RawCatchUp {
+    // Boxed: an event is large next to a sequence number.
+    Event(u64, Option<Box<Event>>),
+    Complete(u64),
+}
+
+impl std::fmt::Debug for CatchUpStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CatchUpStream")
+    }
+}
+
+/// The event of a catch-up frame; `None` for heartbeats and frames without a sequence.
+fn catch_up_item(frame: pb::CatchUpEventsResponse) -> Option<Result<RawCatchUp>> {
+    use pb::catch_up_events_response::Payload;
+    let sequence = match frame {
+        pb::CatchUpEventsResponse {
+            payload: Some(Payload::Complete(c)),
+            ..
+        } => return Some(Ok(RawCatchUp::Complete(c.head_sequence))),
+        pb::CatchUpEventsResponse {
+            sequence: Some(sequence),
+            ..
+        } => sequence,
+        pb::CatchUpEventsResponse { sequence: None, .. } => return None,
+    };
+    let event = match frame.payload? {
+        Payload::GroupChanged(e) => GroupEvent::from_wire(sequence, e).map(|e| e.map(Event::from)),
+        Payload::MessageChanged(e) => {
+            MessageEvent::from_wire(sequence, e).map(|e| e.map(Event::from))
+        }
+        Payload::ChatChanged(e) => ChatEvent::from_wire(sequence, e).map(|e| e.map(Event::from)),
+        // Polls are not served yet; their sequences still count.
+        Payload::PollChanged(_) => Ok(None),
+        Payload::Complete(_) | Payload::Heartbeat(_) => return None,
+    };
+    Some(event.map(|e| RawCatchUp::Event(sequence, e.map(Box::new))))
+}
+
+impl CatchUpStream {
+    pub(crate) fn new(frames: tonic::Streaming<pb::CatchUpEventsResponse>) -> Self {
+        let inner = frames
+            .filter_map(|frame| async move {
+                match frame {
+                    Err(status) => Some(Err(Error::from_status(&status))),
+                    Ok(frame) => catch_up_item(frame),
+                }
+            })
+            .scan(false, |ended, item| {
+                // Nothing follows `Complete` or an error.
+                if *ended {
+                    return futures::future::ready(None);
+                }
+                *ended = matches!(item, Err(_) | Ok(RawCatchUp::Complete(_)));
+                futures::future::ready(Some(item))
+            })
+            .boxed();
+        CatchUpStream { inner }
+    }
+
+    /// The next frame, unknown changes included.
+    pub(crate) async fn next_raw(&mut self) -> Option<Result<RawCatchUp>> {
+        self.inner.next().await
+    }
+}
+
+impl Stream for CatchUpStream {
+    type Item = Result<CatchUpEvent>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            return match self.inner.poll_next_unpin(cx) {
+                Poll::Ready(Some(Ok(RawCatchUp::Event(_, None)))) => continue,
+                Poll::Ready(Some(Ok(RawCatchUp::Event(_, Some(event))))) => {
+                    Poll::Ready(Some(Ok((*event).into_catch_up())))
+                }
+                Poll::Ready(Some(Ok(RawCatchUp::Complete(head_sequence)))) => {
+                    Poll::Ready(Some(Ok(CatchUpEvent::Complete { head_sequence })))
+                }
+                Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(err))),
+                Poll::Ready(None) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            };
+        }
     }
 }
