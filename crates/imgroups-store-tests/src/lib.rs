@@ -1,7 +1,7 @@
 //! The store conformance suite: what every implementation of the store port
 //! ([`imgroups_core::port::Store`]) must do, checked through the port only, so the SQLite and
-//! PostgreSQL stores run the very same tests. A store's own test calls these with a
-//! [`Fixture`] that opens it.
+//! PostgreSQL stores run the very same tests. A store's test crate declares them all with
+//! [`conformance_suite!`], given how to make a [`Fixture`] that opens it.
 //!
 //! - [`model`]: random interleavings of writes by several accounts and by simulated people
 //!   (puppets), messages said by both in groups, idempotent retries and restarts, against a
@@ -29,6 +29,7 @@ mod messages;
 pub mod pg;
 mod reset;
 mod snapshot;
+mod suite;
 
 pub use clock::clock;
 pub use reset::reset;
