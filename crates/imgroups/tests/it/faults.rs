@@ -121,6 +121,68 @@ async fn a_counted_fault_from_the_cli_fails_that_many_calls_on_any_transport_the
     server.stop();
 }
 
+/// The caller's `grpc-timeout`: a call still waiting at its deadline (here behind a 2 s
+/// latency fault) is answered CANCELLED "Timeout expired", as tonic's own server answers, and
+/// what it would have done is not done, then or later. (Had the deadline been ignored, the
+/// rename would succeed after 2 s and never be refused.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_past_its_grpc_timeout_is_cancelled_and_changes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &[]);
+    let token = server.token.clone().expect("token");
+    let channel = server.channel().await;
+    let mut me = clients(&channel, &token);
+    let chat = me.create_group(&["a@example.com", "b@example.com"]).await;
+    let before = me.get_chat(&chat).await.display_name;
+
+    cli(&[
+        "sim",
+        "fault",
+        "add",
+        "me@imgroups.local",
+        "--method",
+        "SetDisplayName",
+        "--latency-ms",
+        "2000",
+        "--data",
+        data(&server),
+    ]);
+    let rename = |name: &str| {
+        let mut request = tonic::Request::new(imgroups_proto::pb::SetDisplayNameRequest {
+            chat_guid: chat.clone(),
+            display_name: name.to_owned(),
+            client_message_id: None,
+        });
+        request.set_timeout(Duration::from_millis(300));
+        request
+    };
+    // The CLI's fault reaches the server within a quarter of a second: until then a rename may
+    // pass, so each try uses a name of its own and the last one is the one that must not land.
+    let mut tries = 0;
+    let (status, name) = eventually(async || {
+        tries += 1;
+        let name = format!("Late {tries}");
+        match me.groups.set_display_name(rename(&name)).await {
+            Ok(_) => None,
+            Err(status) => Some((status, name)),
+        }
+    })
+    .await;
+    assert_eq!(status.code(), tonic::Code::Cancelled, "{status:?}");
+    assert_eq!(status.message(), "Timeout expired");
+
+    // The rename was dropped with the call: once the fault's wait would have ended, it still
+    // has not run.
+    cli(&["sim", "fault", "clear", "--all", "--data", data(&server)]);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let after = me.get_chat(&chat).await.display_name;
+    assert_ne!(after, Some(name), "a cancelled rename must not land");
+    if tries == 1 {
+        assert_eq!(after, before);
+    }
+    server.stop();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn latency_and_every_method_faults_until_cleared() {
     let dir = tempfile::tempdir().expect("tempdir");
