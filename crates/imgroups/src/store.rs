@@ -108,6 +108,32 @@ pub(crate) fn in_store(mut err: Error, data: &DataArg) -> Error {
     err
 }
 
+/// `operationNotSupported` when the store at `data` mirrors a Mac's chat.db (a server with
+/// `--backend chatdb` keeps its chat.db cursors there): `what` would write the simulated world
+/// into the mirror of what Messages holds, and the next read of chat.db would not undo it. The
+/// console refuses the same on such a server; this is the CLI's side, which opens the store
+/// without a server and so cannot ask which backend uses it.
+pub(crate) async fn simulated_world(
+    store: &dyn SimStore,
+    data: &DataArg,
+    what: &str,
+) -> Result<(), Error> {
+    let mirrors = imgroups_core::port::store::read(store, |r| {
+        Ok(r.observer_cursor(imgroups_macos::SOURCE)?.is_some()
+            || r.observer_cursor(imgroups_macos::MESSAGES_SOURCE)?
+                .is_some())
+    })
+    .await?;
+    if !mirrors {
+        return Ok(());
+    }
+    let store = name(data).unwrap_or_else(|| "this store".to_owned());
+    Err(Error::not_supported(format!(
+        "{what} replaces the simulated world, and {store} mirrors a Mac's chat.db (a server \
+         with --backend chatdb uses it); use another data directory"
+    )))
+}
+
 /// The store `data` names, for people: `the SQLite store at DIR/imgroups.db` or `the
 /// PostgreSQL database URL` (without its password).
 pub(crate) fn name(data: &DataArg) -> Option<String> {

@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use crate::cli::expect::PlayArgs;
 use crate::cmd::expect::{not_met, NOT_MET, USAGE};
 use crate::output::{print_lines, terminal_safe};
-use crate::store::{closing, open, StoreOptions};
+use crate::store::{closing, open, simulated_world, StoreOptions};
 
 /// Reads and checks a scenario or seed file with `parse`; a file that cannot be read or is
 /// refused is reported as `error: FILE:LINE:COL: …` and answers the usage exit code.
@@ -56,13 +56,14 @@ pub(crate) fn run(args: PlayArgs) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let data = args.data.clone();
+    let at = data.clone();
     let played = crate::runtime(tokio::runtime::Builder::new_current_thread()).and_then(|rt| {
         rt.block_on(async {
             let store = open(&args.data, StoreOptions::tool())?;
-            closing(
-                store,
-                |store| async move { Ok(play(store, &scenario).await) },
-            )
+            closing(store, |store| async move {
+                simulated_world(&*store, &at, "a scenario's play").await?;
+                Ok(play(store, &scenario).await)
+            })
             .await
         })
     });

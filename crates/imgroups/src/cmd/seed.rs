@@ -20,7 +20,7 @@ use imgroups_sim::Simulator;
 use crate::cli::expect::SeedArgs;
 use crate::cmd::play::{exit_code, read_file};
 use crate::output::{print_lines, terminal_safe};
-use crate::store::{closing, open, StoreOptions};
+use crate::store::{closing, open, simulated_world, StoreOptions};
 
 pub(crate) fn run(args: SeedArgs) -> ExitCode {
     let file = args.file.display().to_string();
@@ -29,11 +29,13 @@ pub(crate) fn run(args: SeedArgs) -> ExitCode {
         Err(code) => return code,
     };
     let data = args.data.clone();
+    let at = data.clone();
     let reset = args.reset;
     let seeded = crate::runtime(tokio::runtime::Builder::new_current_thread()).and_then(|rt| {
         rt.block_on(async {
             let store = open(&args.data, StoreOptions::tool())?;
             closing(store, |store| async move {
+                simulated_world(&*store, &at, "a seed").await?;
                 if reset {
                     store.reset(ResetScope { accounts: false }).await?;
                 }

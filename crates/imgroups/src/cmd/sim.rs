@@ -8,11 +8,12 @@ use imgroups_sim::Simulator;
 
 use crate::cli::{ClockCmd, FaultCmd, SimCmd};
 use crate::output::{print_each, print_text, rfc3339};
-use crate::store::with_store;
+use crate::store::{simulated_world, with_store};
 
 pub(crate) fn run(cmd: SimCmd) -> Result<(), Error> {
     match cmd {
-        SimCmd::Reset { all, data } => with_store(&data, |store| async move {
+        SimCmd::Reset { all, data } => with_store(&data.clone(), |store| async move {
+            simulated_world(&*store, &data, "a reset").await?;
             store
                 .reset(imgroups_core::port::ResetScope { accounts: all })
                 .await?;
@@ -46,7 +47,8 @@ pub(crate) fn run(cmd: SimCmd) -> Result<(), Error> {
             address,
             action,
             data,
-        } => with_store(&data, |store| async move {
+        } => with_store(&data.clone(), |store| async move {
+            simulated_world(&*store, &data, "a puppet's act").await?;
             let puppet = Address::parse(&address)?;
             // Validated like the same request from an account, with the default limits.
             let command = action.0.command(&Limits::default())?;

@@ -9,7 +9,7 @@ use imgroups_core::Error;
 
 use crate::cli::SnapshotCmd;
 use crate::output::print_text;
-use crate::store::with_store;
+use crate::store::{simulated_world, with_store};
 
 pub(crate) fn run(cmd: SnapshotCmd) -> Result<(), Error> {
     match cmd {
@@ -22,7 +22,8 @@ pub(crate) fn run(cmd: SnapshotCmd) -> Result<(), Error> {
         SnapshotCmd::Import { file, data } => {
             // Read and checked before the store is opened: a bad file changes nothing.
             let world = Snapshot::from_json(&read(&file)?).map_err(|err| in_file(err, &file))?;
-            with_store(&data, |store| async move {
+            with_store(&data.clone(), |store| async move {
+                simulated_world(&*store, &data, "a snapshot import").await?;
                 let summary = world.clone();
                 store.import(world).await?;
                 report("imported", &summary, &file);

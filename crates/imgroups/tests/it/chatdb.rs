@@ -427,7 +427,7 @@ async fn without_a_helper_the_backend_is_read_only() {
             "sim:seed?reset=true",
             "accounts = [\"x@example.com\"]\n".to_owned(),
         ),
-        ("sim/snapshot:import", snapshot),
+        ("sim/snapshot:import", snapshot.clone()),
     ] {
         let answer = http
             .post(format!("http://{}/console/api/{path}", server.http))
@@ -440,6 +440,42 @@ async fn without_a_helper_the_backend_is_read_only() {
         let text = answer.text().await.expect("body");
         assert!(status.is_client_error(), "{path}: {status} {text}");
         assert!(text.contains("operationNotSupported"), "{path}: {text}");
+    }
+    // Nor can the CLI beside the server, which opens the store without asking the server:
+    // the store itself says it mirrors a Mac.
+    let dir = data.path().to_str().expect("utf-8");
+    let file = |name: &str, text: &str| {
+        let path = data.path().join(name);
+        std::fs::write(&path, text).expect("write");
+        path.to_str().expect("utf-8").to_owned()
+    };
+    let world = file("world.json", &snapshot);
+    let seed = file("seed.toml", "accounts = [\"x@example.com\"]\n");
+    for args in [
+        vec!["sim", "reset", "--data", dir],
+        vec!["sim", "snapshot", "import", &world, "--data", dir],
+        vec!["sim", "seed", &seed, "--data", dir],
+        vec![
+            "sim",
+            "act",
+            "bob@example.com",
+            "rename",
+            "any;-;chat",
+            "Nope",
+            "--data",
+            dir,
+        ],
+    ] {
+        let out = std::process::Command::new(crate::support::BIN)
+            .args(&args)
+            .output()
+            .expect("run imgroups");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} must be refused");
+        assert!(
+            stderr.contains("operationNotSupported") && stderr.contains("mirrors a Mac's chat.db"),
+            "{args:?}: {stderr}"
+        );
     }
     assert_eq!(log(&mut me).await.len(), 4, "nothing recorded");
     server.stop();
