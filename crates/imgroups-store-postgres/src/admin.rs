@@ -1,17 +1,14 @@
-//! Accounts, tokens, the simulated directory, webhook endpoints and injected faults, in SQL, each on a pooled
+//! Accounts, tokens, the simulated directory, the clock and resets, in SQL, each on a pooled
 //! connection in a transaction of its own (the engine's write batches do not carry them).
+//! Webhook endpoints are in `hooks`, injected faults in `faults`.
 //! Changes to what the writer caches (accounts, the directory) take the write lock and move
 //! `writer_state.epoch`, so they are ordered with the batches and every writer notices them.
 
 use deadpool_postgres::{Client, Transaction};
 use imgroups_core::clock::SimClock;
-use imgroups_core::port::{
-    AccountInfo, AdminTokenInfo, Fault, NewFault, TokenInfo, TokenRef, Webhook, WebhookUrl,
-};
+use imgroups_core::port::{AccountInfo, AdminTokenInfo, TokenInfo, TokenRef};
 use imgroups_core::tokens::hash_token;
-use imgroups_core::{
-    AccountId, Address, Error, ErrorKind, FaultId, Result, Timestamp, TokenId, WebhookId,
-};
+use imgroups_core::{AccountId, Address, Error, ErrorKind, Result, Timestamp, TokenId};
 use tokio_postgres::Row;
 
 use crate::sql::PgResult;
@@ -106,7 +103,7 @@ pub(crate) async fn list_tokens(client: &Client) -> Result<Vec<TokenInfo>> {
 }
 
 /// Revokes a token and, in the same transaction, notifies every listening process (see
-/// `hints`): a committed revocation is always announced. Revocations are rare, so NOTIFY's
+/// `notices`): a committed revocation is always announced. Revocations are rare, so NOTIFY's
 /// commit-time lock costs nothing here, unlike on the write path.
 pub(crate) async fn revoke_token(
     client: &mut Client,
@@ -137,7 +134,10 @@ pub(crate) async fn revoke_token(
         .ok_or_else(|| Error::invalid("no such token").with("field", "token"))?;
     tx.execute(
         "SELECT pg_notify($1, $2)",
-        &[&crate::hints::CHANNEL, &crate::hints::revoked_payload(node)],
+        &[
+            &crate::notices::CHANNEL,
+            &crate::notices::revoked_payload(node),
+        ],
     )
     .await
     .db()?;
@@ -292,281 +292,6 @@ pub(crate) async fn forget_keys_before(client: &Client, cutoff: Timestamp) -> Re
         .map(drop)
 }
 
-// Webhooks.
-
-const WEBHOOK: &str = "SELECT w.id, w.account_id, a.address, w.url, w.secret, w.cursor,
-     w.failures, w.paused, w.last_error, w.created_at
-     FROM webhooks w JOIN accounts a ON a.id = w.account_id";
-
-fn webhook_from_row(r: &Row) -> Webhook {
-    Webhook {
-        id: WebhookId(r.get(0)),
-        account: AccountId(r.get(1)),
-        address: Address::from_trusted(r.get::<_, String>(2)),
-        url: r.get(3),
-        secret: r.get(4),
-        cursor: r.get::<_, i64>(5).max(0) as u64,
-        failures: r.get::<_, i32>(6).max(0) as u32,
-        paused: r.get(7),
-        last_error: r.get(8),
-        created_at: Timestamp(r.get(9)),
-    }
-}
-
-fn no_webhook(id: WebhookId) -> Error {
-    Error::invalid(format!("no webhook {id}")).with("field", "id")
-}
-
-pub(crate) async fn add_webhook(
-    client: &Client,
-    account: AccountId,
-    url: &WebhookUrl,
-    secret: &str,
-) -> Result<Webhook> {
-    // Delivery starts after the head as of this statement.
-    let row = client
-        .query_opt(
-            "INSERT INTO webhooks (account_id, url, secret, cursor, created_at)
-             SELECT id, $2, $3, head_seq, $4 FROM accounts WHERE id = $1
-             RETURNING id",
-            &[&account.0, &url.as_str(), &secret, &Timestamp::now().0],
-        )
-        .await
-        .db()?
-        .ok_or_else(|| Error::invalid("no such account").with("field", "account"))?;
-    let id = WebhookId(row.get(0));
-    webhook(client, id).await?.ok_or_else(Error::internal)
-}
-
-pub(crate) async fn webhook(client: &Client, id: WebhookId) -> Result<Option<Webhook>> {
-    let sql = format!("{WEBHOOK} WHERE w.id = $1");
-    Ok(client
-        .query_opt(&sql, &[&id.0])
-        .await
-        .db()?
-        .map(|r| webhook_from_row(&r)))
-}
-
-pub(crate) async fn webhooks(client: &Client, account: Option<AccountId>) -> Result<Vec<Webhook>> {
-    let sql = format!("{WEBHOOK} WHERE $1::bigint IS NULL OR w.account_id = $1 ORDER BY w.id");
-    let rows = client.query(&sql, &[&account.map(|a| a.0)]).await.db()?;
-    Ok(rows.iter().map(webhook_from_row).collect())
-}
-
-pub(crate) async fn remove_webhook(
-    client: &Client,
-    account: Option<AccountId>,
-    id: WebhookId,
-) -> Result<()> {
-    let n = client
-        .execute(
-            "DELETE FROM webhooks WHERE id = $1 AND ($2::bigint IS NULL OR account_id = $2)",
-            &[&id.0, &account.map(|a| a.0)],
-        )
-        .await
-        .db()?;
-    if n == 0 {
-        return Err(no_webhook(id));
-    }
-    Ok(())
-}
-
-pub(crate) async fn resume_webhook(
-    client: &Client,
-    account: Option<AccountId>,
-    id: WebhookId,
-) -> Result<Webhook> {
-    let n = client
-        .execute(
-            "UPDATE webhooks SET paused = false, failures = 0
-             WHERE id = $1 AND ($2::bigint IS NULL OR account_id = $2)",
-            &[&id.0, &account.map(|a| a.0)],
-        )
-        .await
-        .db()?;
-    if n == 0 {
-        return Err(no_webhook(id));
-    }
-    webhook(client, id).await?.ok_or_else(|| no_webhook(id))
-}
-
-pub(crate) async fn webhook_delivered(client: &Client, id: WebhookId, sequence: u64) -> Result<()> {
-    client
-        .execute(
-            "UPDATE webhooks SET cursor = greatest(cursor, $2), failures = 0, last_error = NULL
-             WHERE id = $1",
-            &[&id.0, &(sequence as i64)],
-        )
-        .await
-        .db()
-        .map(drop)
-}
-
-pub(crate) async fn webhook_failed(
-    client: &Client,
-    id: WebhookId,
-    error: &str,
-    max_failures: u32,
-) -> Result<bool> {
-    let row = client
-        .query_opt(
-            "UPDATE webhooks SET failures = failures + 1, last_error = $2,
-                 paused = paused OR failures + 1 >= $3
-             WHERE id = $1 RETURNING paused",
-            &[
-                &id.0,
-                &error,
-                &i32::try_from(max_failures).unwrap_or(i32::MAX),
-            ],
-        )
-        .await
-        .db()?;
-    Ok(row.is_none_or(|r| r.get(0)))
-}
-
-/// Takes or renews the delivery lease on endpoint `id` for `owner`, for `seconds`; the
-/// endpoint's cursor if `owner` holds it now, `None` if another process does (or it is paused
-/// or gone). Lease times are the database's clock, so nodes' clocks need not agree.
-pub(crate) async fn claim_webhook(
-    client: &Client,
-    id: WebhookId,
-    owner: &str,
-    seconds: f64,
-) -> Result<Option<u64>> {
-    let statement = client
-        .prepare_cached(
-            "UPDATE webhooks
-             SET lease_owner = $2, lease_until = clock_timestamp() + make_interval(secs => $3)
-             WHERE id = $1 AND NOT paused
-               AND (lease_owner IS NULL OR lease_owner = $2 OR lease_until < clock_timestamp())
-             RETURNING cursor",
-        )
-        .await
-        .db()?;
-    Ok(client
-        .query_opt(&statement, &[&id.0, &owner, &seconds])
-        .await
-        .db()?
-        .map(|r| r.get::<_, i64>(0).max(0) as u64))
-}
-
-/// Gives up every lease `owner` holds (on a clean stop: another node takes over at once).
-pub(crate) async fn release_webhooks(client: &Client, owner: &str) -> Result<()> {
-    client
-        .execute(
-            "UPDATE webhooks SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1",
-            &[&owner],
-        )
-        .await
-        .db()
-        .map(drop)
-}
-
-// Injected faults. None of them is cached by the writers, so no write lock: taking one use
-// of a counted fault is one `UPDATE`, whose row lock orders it with every other process's.
-
-const FAULT: &str = "SELECT f.id, f.account_id, a.address, f.method, f.error_code, f.retryable,
-     f.latency_ms, f.remaining, f.until, f.created_at
-     FROM faults f JOIN accounts a ON a.id = f.account_id";
-
-fn fault_from_row(r: &Row) -> Fault {
-    Fault {
-        id: FaultId(r.get(0)),
-        address: Address::from_trusted(r.get::<_, String>(2)),
-        spec: NewFault {
-            account: AccountId(r.get(1)),
-            method: r.get(3),
-            error_code: r.get(4),
-            retryable: r.get(5),
-            latency_ms: r.get::<_, i64>(6).max(0) as u64,
-            count: r
-                .get::<_, Option<i64>>(7)
-                .map(|n| n.clamp(0, i64::from(u32::MAX)) as u32),
-            until: r.get::<_, Option<i64>>(8).map(Timestamp),
-        },
-        created_at: Timestamp(r.get(9)),
-    }
-}
-
-pub(crate) async fn add_fault(client: &Client, fault: &NewFault) -> Result<Fault> {
-    let row = client
-        .query_opt(
-            "INSERT INTO faults (account_id, method, error_code, retryable, latency_ms,
-                 remaining, until, created_at)
-             SELECT id, $2::text, $3::text, $4::boolean, $5::bigint, $6::bigint, $7::bigint,
-                 $8::bigint
-             FROM accounts WHERE id = $1
-             RETURNING id",
-            &[
-                &fault.account.0,
-                &fault.method,
-                &fault.error_code,
-                &fault.retryable,
-                &i64::try_from(fault.latency_ms).unwrap_or(i64::MAX),
-                &fault.count.map(i64::from),
-                &fault.until.map(|t| t.0),
-                &Timestamp::now().0,
-            ],
-        )
-        .await
-        .db()?
-        .ok_or_else(|| Error::invalid("no such account").with("field", "account"))?;
-    let id: i64 = row.get(0);
-    let sql = format!("{FAULT} WHERE f.id = $1");
-    let row = client.query_one(&sql, &[&id]).await.db()?;
-    Ok(fault_from_row(&row))
-}
-
-/// The armed faults at `now`, by id.
-pub(crate) async fn faults(client: &Client, now: Timestamp) -> Result<Vec<Fault>> {
-    let sql = format!(
-        "{FAULT} WHERE (f.remaining IS NULL OR f.remaining > 0)
-           AND (f.until IS NULL OR f.until > $1)
-         ORDER BY f.id"
-    );
-    let rows = client.query(&sql, &[&now.0]).await.db()?;
-    Ok(rows.iter().map(fault_from_row).collect())
-}
-
-/// Removes fault `id`, or else every fault of `account`, or else every fault.
-pub(crate) async fn clear_faults(
-    client: &Client,
-    account: Option<AccountId>,
-    id: Option<FaultId>,
-) -> Result<u64> {
-    match (id, account) {
-        (Some(id), _) => {
-            client
-                .execute("DELETE FROM faults WHERE id = $1", &[&id.0])
-                .await
-        }
-        (None, Some(account)) => {
-            client
-                .execute("DELETE FROM faults WHERE account_id = $1", &[&account.0])
-                .await
-        }
-        (None, None) => client.execute("DELETE FROM faults", &[]).await,
-    }
-    .db()
-}
-
-/// Takes one use of fault `id` at `now`: whether it was armed. (`NULL - 1` is `NULL`: an
-/// uncounted fault matches and stays uncounted.) Under READ COMMITTED, an `UPDATE` that
-/// waited for another's row lock re-checks its `WHERE` on the new row, so a count is never
-/// spent twice.
-pub(crate) async fn take_fault(client: &Client, id: FaultId, now: Timestamp) -> Result<bool> {
-    let statement = client
-        .prepare_cached(
-            "UPDATE faults SET remaining = remaining - 1
-             WHERE id = $1 AND (remaining IS NULL OR remaining > 0)
-               AND (until IS NULL OR until > $2)",
-        )
-        .await
-        .db()?;
-    let taken = client.execute(&statement, &[&id.0, &now.0]).await.db()?;
-    Ok(taken == 1)
-}
-
 /// Clears the simulated world (see [`imgroups_core::port::Store::reset`]) under the write
 /// lock, so it is ordered with every node's batches and their caches are marked stale.
 /// `TRUNCATE` frees a table at once whatever its size (and takes an exclusive lock on it,
@@ -596,7 +321,10 @@ pub(crate) async fn clear(tx: &Transaction<'_>, accounts: bool, node: &str) -> R
         // Every account token is gone: every node forgets the ones it checked.
         tx.execute(
             "SELECT pg_notify($1, $2)",
-            &[&crate::hints::CHANNEL, &crate::hints::revoked_payload(node)],
+            &[
+                &crate::notices::CHANNEL,
+                &crate::notices::revoked_payload(node),
+            ],
         )
         .await
         .db()?;

@@ -9,10 +9,10 @@
 //! - `writer`: group commit — the engine's units of work in batches, each batch one
 //!   transaction under a cluster-wide write lock, which keeps every account's sequences
 //!   1, 2, 3, … in commit order across processes.
-//! - `hints`: commit hints, token revocations and webhook changes between processes, over
+//! - `notices`: commit hints, token revocations and webhook changes between processes, over
 //!   LISTEN/NOTIFY, sent after commit and coalesced; lossy by design.
-//! - `admin`: accounts, tokens (accounts' and admin), the directory, webhook endpoints and
-//!   their delivery leases, injected faults.
+//! - `admin`: accounts, tokens (accounts' and admin), the directory, the clock and resets;
+//!   `hooks`: webhook endpoints and their delivery leases; `faults`: injected faults.
 //! - `sql`: queries shared by the writer and read snapshots. `schema`: versioned migrations.
 //! - [`baseline`]: raw single-row commits, the benchmark's yardstick.
 //!
@@ -21,7 +21,9 @@
 
 mod admin;
 pub mod baseline;
-mod hints;
+mod faults;
+mod hooks;
+mod notices;
 mod schema;
 mod snapshot;
 mod sql;
@@ -48,7 +50,7 @@ use tokio::runtime::{Handle, Runtime};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_postgres::Row;
 
-use crate::hints::Hints;
+use crate::notices::Hints;
 use crate::sql::{Params, PgResult, Query};
 use crate::writer::{Job, Msg, Writer};
 
@@ -253,9 +255,9 @@ impl PgStore {
         let publisher = {
             let _entered = handle.enter();
             if config.role == Role::Serve {
-                hints::spawn_listener(hints.clone(), pg.clone(), stop);
+                notices::spawn_listener(hints.clone(), pg.clone(), stop);
             }
-            hints::spawn_publisher(hints.clone(), outbox, pg.clone())
+            notices::spawn_publisher(hints.clone(), outbox, pg.clone())
         };
         let (jobs, rx) = mpsc::channel(4 * config.max_batch.max(1));
         let writer = Writer::new(
@@ -609,7 +611,7 @@ impl Hooks for PgStore {
         let (url, secret) = (url.clone(), secret.to_owned());
         let hook = self
             .with_client(move |client| async move {
-                admin::add_webhook(&client, account, &url, &secret).await
+                hooks::add_webhook(&client, account, &url, &secret).await
             })
             .await?;
         self.inner.hints.webhooks_changed();
@@ -617,18 +619,18 @@ impl Hooks for PgStore {
     }
 
     async fn webhook(&self, id: WebhookId) -> Result<Option<Webhook>> {
-        self.with_client(move |client| async move { admin::webhook(&client, id).await })
+        self.with_client(move |client| async move { hooks::webhook(&client, id).await })
             .await
     }
 
     async fn webhooks(&self, account: Option<AccountId>) -> Result<Vec<Webhook>> {
-        self.with_client(move |client| async move { admin::webhooks(&client, account).await })
+        self.with_client(move |client| async move { hooks::webhooks(&client, account).await })
             .await
     }
 
     async fn remove_webhook(&self, account: Option<AccountId>, id: WebhookId) -> Result<()> {
         self.with_client(
-            move |client| async move { admin::remove_webhook(&client, account, id).await },
+            move |client| async move { hooks::remove_webhook(&client, account, id).await },
         )
         .await?;
         self.inner.hints.webhooks_changed();
@@ -638,7 +640,7 @@ impl Hooks for PgStore {
     async fn resume_webhook(&self, account: Option<AccountId>, id: WebhookId) -> Result<Webhook> {
         let hook = self
             .with_client(
-                move |client| async move { admin::resume_webhook(&client, account, id).await },
+                move |client| async move { hooks::resume_webhook(&client, account, id).await },
             )
             .await?;
         self.inner.hints.webhooks_changed();
@@ -647,7 +649,7 @@ impl Hooks for PgStore {
 
     async fn webhook_delivered(&self, id: WebhookId, sequence: u64) -> Result<()> {
         self.with_client(move |client| async move {
-            admin::webhook_delivered(&client, id, sequence).await
+            hooks::webhook_delivered(&client, id, sequence).await
         })
         .await
     }
@@ -656,7 +658,7 @@ impl Hooks for PgStore {
         let error = error.to_owned();
         let paused = self
             .with_client(move |client| async move {
-                admin::webhook_failed(&client, id, &error, max_failures).await
+                hooks::webhook_failed(&client, id, &error, max_failures).await
             })
             .await?;
         if paused {
@@ -668,7 +670,7 @@ impl Hooks for PgStore {
     async fn claim_webhook(&self, id: WebhookId, lease: Duration) -> Result<Option<u64>> {
         let owner = self.node().to_owned();
         self.with_client(move |client| async move {
-            admin::claim_webhook(&client, id, &owner, lease.as_secs_f64()).await
+            hooks::claim_webhook(&client, id, &owner, lease.as_secs_f64()).await
         })
         .await
     }
@@ -691,27 +693,27 @@ impl SimControls for PgStore {
 
     async fn add_fault(&self, fault: &NewFault) -> Result<Fault> {
         let fault = fault.clone();
-        self.with_client(move |client| async move { admin::add_fault(&client, &fault).await })
+        self.with_client(move |client| async move { faults::add_fault(&client, &fault).await })
             .await
     }
 
     async fn faults(&self) -> Result<Vec<Fault>> {
         self.with_client(|client| async move {
-            admin::faults(&client, admin::now(&client).await?).await
+            faults::faults(&client, admin::now(&client).await?).await
         })
         .await
     }
 
     async fn clear_faults(&self, account: Option<AccountId>, id: Option<FaultId>) -> Result<u64> {
         self.with_client(
-            move |client| async move { admin::clear_faults(&client, account, id).await },
+            move |client| async move { faults::clear_faults(&client, account, id).await },
         )
         .await
     }
 
     async fn take_fault(&self, id: FaultId) -> Result<bool> {
         self.with_client(move |client| async move {
-            admin::take_fault(&client, id, admin::now(&client).await?).await
+            faults::take_fault(&client, id, admin::now(&client).await?).await
         })
         .await
     }
@@ -798,7 +800,7 @@ impl Store for PgStore {
         let owner = self.node().to_owned();
         if let Err(err) = self
             .with_client(
-                move |client| async move { admin::release_webhooks(&client, &owner).await },
+                move |client| async move { hooks::release_webhooks(&client, &owner).await },
             )
             .await
         {

@@ -38,7 +38,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row, SimpleQueryMessage, Statement};
 
-use crate::hints::Hints;
+use crate::notices::Hints;
 use crate::sql::{self, Params, PgResult, Query};
 
 /// How long a batch may wait for the requests it expects. A batch answers its clients all at

@@ -9,7 +9,7 @@ use imgroups_core::tokens::hash_token;
 use imgroups_core::{AccountId, Address, Error, ErrorKind, Result, Timestamp, TokenId};
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::db::SqlResult;
+use crate::tx::SqlResult;
 
 pub(crate) fn find_account(conn: &Connection, address: &Address) -> Result<Option<AccountId>> {
     conn.prepare_cached("SELECT id FROM accounts WHERE address = ?1")
@@ -251,7 +251,7 @@ pub(crate) fn revoke_admin_token(conn: &Connection, token: &TokenRef) -> Result<
 /// Clears the simulated world (see [`imgroups_core::port::Store::reset`]). Whole-table
 /// `DELETE`s: SQLite empties a table without visiting its rows when no trigger or enforced
 /// foreign key involves it, so the cost is that of freeing its pages, not of its row count
-/// (the writer runs this with foreign-key checks off: `pipeline.rs`, `Writer::apply_admin`).
+/// (the writer runs this with foreign-key checks off: `writer.rs`, `Writer::apply_admin`).
 pub(crate) fn reset(conn: &Connection, accounts: bool) -> Result<()> {
     conn.execute_batch(
         "DELETE FROM icons;

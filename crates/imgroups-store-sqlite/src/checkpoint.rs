@@ -31,7 +31,7 @@ use imgroups_core::{Error, Result};
 use rusqlite::wal::CheckpointMode;
 use rusqlite::Connection;
 
-use crate::db::SqlResult;
+use crate::tx::SqlResult;
 use crate::Config;
 
 /// No pass asked for.

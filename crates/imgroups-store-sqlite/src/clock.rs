@@ -1,6 +1,6 @@
 //! The controllable clock of deterministic runs (`imgroups_core::clock`), in SQL: a few
 //! columns of `sim_state`. The writer reads it when a batch begins, draws identifiers from it
-//! in memory and stores the count before the batch commits ([`crate::db::WriterCache`]);
+//! in memory and stores the count before the batch commits ([`crate::tx::WriterCache`]);
 //! changes to the clock itself are admin jobs on the writer's connection, ordered with every
 //! other write, and another process's change is seen by the next batch (it re-reads).
 
@@ -8,7 +8,7 @@ use imgroups_core::clock::{no_controllable_clock, SimClock};
 use imgroups_core::{Error, Result, Timestamp};
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::db::SqlResult;
+use crate::tx::SqlResult;
 
 /// The controllable clock, if the store has one.
 pub(crate) fn get(conn: &Connection) -> Result<Option<SimClock>> {

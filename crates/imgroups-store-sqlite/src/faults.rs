@@ -7,7 +7,7 @@ use imgroups_core::port::{Fault, NewFault};
 use imgroups_core::{AccountId, Address, Error, FaultId, Result, Timestamp};
 use rusqlite::{params, Connection};
 
-use crate::db::SqlResult;
+use crate::tx::SqlResult;
 
 const SELECT: &str = "SELECT f.id, f.account_id, a.address, f.method, f.error_code, f.retryable,
      f.latency_ms, f.remaining, f.until, f.created_at

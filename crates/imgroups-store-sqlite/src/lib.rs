@@ -5,7 +5,7 @@
 //! Layout:
 //! - [`SqliteStore`] (this file): opens the database, owns the writer and the reader pool,
 //!   checks tokens, implements the port.
-//! - `pipeline`: one thread runs every write inside one open transaction and commits whatever
+//! - `writer`: one thread runs every write inside one open transaction and commits whatever
 //!   it ran whenever a syncer is free; two syncer threads fsync the WAL, and each commit's
 //!   notices go out and its requests are answered once it and every earlier commit are
 //!   durable: pipelined group commit. Because there is one writer, commit order is total and
@@ -13,16 +13,16 @@
 //! - `reply`: answering a commit's requests with one wake-up of the runtime.
 //! - `checkpoint`: copies the WAL back into the database file on a thread of its own, so no
 //!   commit waits for a checkpoint.
-//! - `db`: the SQL of the engine's transaction port ([`imgroups_core::port::Tx`]), idempotency
+//! - `tx`: the SQL of the engine's transaction port ([`imgroups_core::port::Tx`]), idempotency
 //!   records, retention and log reads.
-//! - `admin`, `webhooks`, `faults`: accounts, tokens (accounts' and admin), the directory,
+//! - `admin`, `hooks`, `faults`: accounts, tokens (accounts' and admin), the directory,
 //!   webhook endpoints, injected faults, in SQL.
 //! - `notices`: commit notices, in this process and from other processes on the database.
 //! - `schema`: migrations. [`baseline`]: raw SQLite commits, the benchmark's yardstick.
 //!
 //! Durability (default [`Durability::Full`]): a write is acknowledged only after the WAL holding
 //! it was fsynced, so it survives power loss; and no read, notice or answer reflects a write
-//! before that (see `pipeline::Gate`). The syncers' fsync is exactly the one
+//! before that (see `writer::Gate`). The syncers' fsync is exactly the one
 //! `synchronous=FULL` would do inside `COMMIT`, moved out of the writer so the next batch is
 //! applied meanwhile.
 
@@ -30,15 +30,15 @@ mod admin;
 pub mod baseline;
 mod checkpoint;
 mod clock;
-mod db;
 mod faults;
+mod hooks;
 mod lock;
 mod notices;
-mod pipeline;
 mod reply;
 mod schema;
 mod snapshot;
-mod webhooks;
+mod tx;
+mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -58,10 +58,10 @@ use imgroups_core::{
 use rusqlite::Connection;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-use crate::db::{Db, SqlResult};
 use crate::notices::{Listener, Publisher};
-use crate::pipeline::{AdminJob, Clears, Gate, Job, Msg};
 use crate::reply::Answer;
+use crate::tx::{Db, SqlResult};
+use crate::writer::{AdminJob, Clears, Gate, Job, Msg};
 
 /// A file beside the database: its path with `suffix` appended (as SQLite names `-wal`).
 pub(crate) fn beside(db: &Path, suffix: &str) -> PathBuf {
@@ -213,7 +213,7 @@ impl Inner {
     }
 
     /// Runs `f` on `conn` and gives `conn` back to the pool. Returns `f`'s result and the
-    /// generation it may depend on (see `pipeline::Gate`).
+    /// generation it may depend on (see `writer::Gate`).
     fn read_on<T>(&self, conn: Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Read<T> {
         let result = f(&conn);
         let horizon = self.gate.horizon();
@@ -294,7 +294,7 @@ impl SqliteStore {
         };
         let notices = Arc::new(notices);
         let gate = Arc::new(Gate::new());
-        let writer = pipeline::spawn(
+        let writer = writer::spawn(
             conn,
             &jobs,
             rx,
@@ -461,7 +461,7 @@ impl Log for SqliteStore {
     }
 
     async fn log_bounds(&self, account: AccountId) -> Result<LogBounds> {
-        self.read_small(move |conn| db::log_bounds(conn, account), Wait::Durable)
+        self.read_small(move |conn| tx::log_bounds(conn, account), Wait::Durable)
             .await
     }
 
@@ -472,7 +472,7 @@ impl Log for SqliteStore {
         up_to: u64,
         limit: usize,
     ) -> Result<Vec<Event>> {
-        let read = move |conn: &Connection| db::read_events(conn, account, after, up_to, limit);
+        let read = move |conn: &Connection| tx::read_events(conn, account, after, up_to, limit);
         // No wait for durability: `up_to` is a head this store reported, so every event up
         // to it is durable already, whatever else the snapshot holds (events never change
         // once written; one an undurable commit pruned shows as a gap, which callers check
@@ -490,7 +490,7 @@ impl Log for SqliteStore {
     }
 
     async fn forget_keys_before(&self, cutoff: Timestamp) -> Result<()> {
-        self.write_with(move |conn| db::forget_keys_before(conn, cutoff))
+        self.write_with(move |conn| tx::forget_keys_before(conn, cutoff))
             .await
     }
 }
@@ -606,23 +606,22 @@ impl Hooks for SqliteStore {
     ) -> Result<Webhook> {
         let (url, secret) = (url.clone(), secret.to_owned());
         let hook = self
-            .write_with(move |conn| webhooks::add(conn, account, &url, &secret))
+            .write_with(move |conn| hooks::add(conn, account, &url, &secret))
             .await?;
         self.webhooks_changed();
         Ok(hook)
     }
 
     async fn webhook(&self, id: WebhookId) -> Result<Option<Webhook>> {
-        self.read_with(move |conn| webhooks::get(conn, id)).await
+        self.read_with(move |conn| hooks::get(conn, id)).await
     }
 
     async fn webhooks(&self, account: Option<AccountId>) -> Result<Vec<Webhook>> {
-        self.read_with(move |conn| webhooks::list(conn, account))
-            .await
+        self.read_with(move |conn| hooks::list(conn, account)).await
     }
 
     async fn remove_webhook(&self, account: Option<AccountId>, id: WebhookId) -> Result<()> {
-        self.write_with(move |conn| webhooks::remove(conn, account, id))
+        self.write_with(move |conn| hooks::remove(conn, account, id))
             .await?;
         self.webhooks_changed();
         Ok(())
@@ -630,21 +629,21 @@ impl Hooks for SqliteStore {
 
     async fn resume_webhook(&self, account: Option<AccountId>, id: WebhookId) -> Result<Webhook> {
         let hook = self
-            .write_with(move |conn| webhooks::resume(conn, account, id))
+            .write_with(move |conn| hooks::resume(conn, account, id))
             .await?;
         self.webhooks_changed();
         Ok(hook)
     }
 
     async fn webhook_delivered(&self, id: WebhookId, sequence: u64) -> Result<()> {
-        self.write_with(move |conn| webhooks::acknowledge(conn, id, sequence))
+        self.write_with(move |conn| hooks::acknowledge(conn, id, sequence))
             .await
     }
 
     async fn webhook_failed(&self, id: WebhookId, error: &str, max_failures: u32) -> Result<bool> {
         let error = error.to_owned();
         let paused = self
-            .write_with(move |conn| webhooks::record_failure(conn, id, &error, max_failures))
+            .write_with(move |conn| hooks::record_failure(conn, id, &error, max_failures))
             .await?;
         if paused {
             self.webhooks_changed();

@@ -12,7 +12,7 @@ use imgroups_core::snapshot::{
 use imgroups_core::{Error, Result, Timestamp};
 use rusqlite::{params, Connection};
 
-use crate::db::SqlResult;
+use crate::tx::SqlResult;
 
 /// The world as `conn` sees it in one transaction.
 pub(crate) fn export(conn: &Connection) -> Result<Snapshot> {

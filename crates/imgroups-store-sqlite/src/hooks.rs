@@ -10,7 +10,7 @@ use imgroups_core::port::{Webhook, WebhookUrl};
 use imgroups_core::{AccountId, Address, Error, Result, Timestamp, WebhookId};
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::db::SqlResult;
+use crate::tx::SqlResult;
 
 const COLUMNS: &str = "w.id, w.account_id, a.address, w.url, w.secret, w.cursor, w.failures, \
                        w.paused, w.last_error, w.created_at";

@@ -44,9 +44,9 @@ use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::checkpoint::Checkpoints;
-use crate::db::{retain, sql, Db, SqlResult, WriterCache};
 use crate::notices::Publisher;
 use crate::reply::{deliver, Answer, Reply};
+use crate::tx::{retain, sql, Db, SqlResult, WriterCache};
 use crate::{Config, Durability};
 
 pub(crate) enum Msg {
