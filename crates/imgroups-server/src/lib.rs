@@ -26,7 +26,8 @@
 //!   unless allowed), checked at registration and at every connection.
 //! - `net`: connections: the cap per listener, idle and header timeouts, HTTP/2 settings,
 //!   and the grace period after which a shutdown drops what is still open.
-//! - `wire`: the single error table and domain ⇄ wire conversions.
+//! - `wire`: the single error table and domain ⇄ wire conversions; `wire::encode` writes the
+//!   gRPC event streams' frames straight from the domain event, byte for byte as prost would.
 //! - `health`: gRPC health, `/healthz` and `/readyz`, and the drain before shutdown.
 //! - `revocation`: open streams remember their token and end when it is revoked.
 //! - [`tls`]: TLS for both listeners, from PEM files checked up front.

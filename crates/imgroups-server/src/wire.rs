@@ -1,4 +1,5 @@
-//! The one error table, and conversions between domain values and wire messages.
+//! The one error table, and conversions between domain values and wire messages. The gRPC
+//! event streams write the same messages without building them ([`encode`]).
 //!
 //! Every error any transport sends is decided in [`code_of`]: an exhaustive match, so a new
 //! [`ErrorKind`] does not compile until someone picks its status and `error-code`.
@@ -14,6 +15,8 @@ use imgroups_proto::pb;
 use imgroups_proto::pbjson_types;
 use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Code, Status};
+
+pub(crate) mod encode;
 
 /// Wire facts for one error kind: gRPC status, `error-code`, and whether a retry can succeed.
 pub(crate) struct WireCode {
@@ -255,10 +258,13 @@ pub(crate) fn address(a: &Address) -> pb::SingleServiceAddressInfo {
 fn address_owned(a: Address) -> pb::SingleServiceAddressInfo {
     pb::SingleServiceAddressInfo {
         address: a.into_string(),
-        service: pb::ChatServiceType::Imessage as i32,
+        service: SERVICE as i32,
         country: None,
     }
 }
+
+/// The service of every address and chat: only iMessage is served.
+const SERVICE: pb::ChatServiceType = pb::ChatServiceType::Imessage;
 
 pub(crate) fn chat(c: &Chat) -> pb::Chat {
     pb::Chat {
@@ -267,7 +273,7 @@ pub(crate) fn chat(c: &Chat) -> pb::Chat {
         group_id: c.group_id.clone(),
         display_name: c.display_name.clone(),
         is_group: c.is_group,
-        service: pb::ChatServiceType::Imessage as i32,
+        service: SERVICE as i32,
         is_archived: false,
         is_filtered: false,
         unread_count: Some(0),
@@ -277,12 +283,10 @@ pub(crate) fn chat(c: &Chat) -> pb::Chat {
 }
 
 pub(crate) fn message(m: &Message) -> pb::Message {
-    let unsent = m.is_unsent();
     pb::Message {
         guid: m.guid.clone(),
         content: Some(pb::MessageContent {
-            // An unsent message keeps its place, not its words.
-            text: (!unsent).then(|| m.text.clone()),
+            text: shown_text(m).map(str::to_owned),
             formatting: m.formatting.iter().map(text_format).collect(),
             expressive_send_style_id: m.effect_id.clone(),
             ..Default::default()
@@ -290,14 +294,13 @@ pub(crate) fn message(m: &Message) -> pb::Message {
         subject: m.subject.clone(),
         date_created: Some(timestamp(m.date_created)),
         date_read: m.date_read.map(timestamp),
-        // Delivery is immediate in the simulated network.
-        date_delivered: m.is_from_me.then(|| timestamp(m.date_created)),
+        date_delivered: delivered_at(m).map(timestamp),
         date_edited: m.date_edited.map(timestamp),
         date_retracted: m.date_retracted.map(timestamp),
         sender: m.sender.as_ref().map(address),
         is_from_me: m.is_from_me,
         is_sent: m.is_sent,
-        is_delivered: true,
+        is_delivered: IS_DELIVERED,
         reply_to_guid: m.reply_to.clone(),
         reply_target_guid: m.reply_to.clone(),
         thread_originator_guid: m.reply_to.clone(),
@@ -311,11 +314,38 @@ pub(crate) fn message(m: &Message) -> pb::Message {
     }
 }
 
+// The decisions of the message mapping that are more than a copy, shared with the streams'
+// direct encoder (`encode`) so the two cannot decide differently.
+
+/// A message's text as clients see it: an unsent message keeps its place, not its words.
+fn shown_text(m: &Message) -> Option<&str> {
+    (!m.is_unsent()).then_some(m.text.as_str())
+}
+
+/// When a message was delivered: delivery is immediate in the simulated network, and only
+/// my own messages report it.
+fn delivered_at(m: &Message) -> Option<Timestamp> {
+    m.is_from_me.then_some(m.date_created)
+}
+
+/// Every message is delivered (see [`delivered_at`]).
+const IS_DELIVERED: bool = true;
+
+/// A formatting range's start or length on the wire, an `int32`.
+fn wire_int(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+/// Who a tapback is from on the wire: nobody named when it is mine.
+fn reaction_sender(r: &AppliedReaction) -> Option<&Address> {
+    (!r.is_from_me).then_some(&r.sender)
+}
+
 fn text_format(f: &TextFormat) -> pb::TextFormat {
     pb::TextFormat {
         r#type: f.style.clone(),
-        start: i32::try_from(f.start).unwrap_or(i32::MAX),
-        length: i32::try_from(f.length).unwrap_or(i32::MAX),
+        start: wire_int(f.start),
+        length: wire_int(f.length),
         effect_name: f.effect_name.clone(),
     }
 }
@@ -338,19 +368,24 @@ pub(crate) fn text_format_in(f: pb::TextFormat) -> imgroups_core::Result<TextFor
 }
 
 pub(crate) fn reaction(r: &Reaction) -> pb::MessageReaction {
+    let (kind, emoji) = reaction_kind(r);
+    pb::MessageReaction {
+        kind: kind as i32,
+        emoji: emoji.map(str::to_owned),
+    }
+}
+
+/// A tapback's kind on the wire, and its emoji for an emoji tapback.
+fn reaction_kind(r: &Reaction) -> (pb::MessageReactionKind, Option<&str>) {
     use pb::MessageReactionKind as K;
-    let (kind, emoji) = match r {
+    match r {
         Reaction::Love => (K::Love, None),
         Reaction::Like => (K::Like, None),
         Reaction::Dislike => (K::Dislike, None),
         Reaction::Laugh => (K::Laugh, None),
         Reaction::Emphasize => (K::Emphasize, None),
         Reaction::Question => (K::Question, None),
-        Reaction::Emoji(emoji) => (K::Emoji, Some(emoji.clone())),
-    };
-    pb::MessageReaction {
-        kind: kind as i32,
-        emoji,
+        Reaction::Emoji(emoji) => (K::Emoji, Some(emoji)),
     }
 }
 
@@ -384,7 +419,7 @@ fn applied_reaction(guid: &str, r: &AppliedReaction) -> pb::MessageAppliedReacti
         message_guid: guid.to_owned(),
         target_part_index: None,
         reaction: Some(reaction(&r.reaction)),
-        sender: (!r.is_from_me).then(|| address(&r.sender)),
+        sender: reaction_sender(r).map(address),
         is_from_me: r.is_from_me,
         date_created: Some(timestamp(r.date_created)),
     }

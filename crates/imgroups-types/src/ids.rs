@@ -117,7 +117,9 @@ impl ChatGuid {
 }
 
 impl ChatGuid {
-    fn prefix(&self) -> &'static str {
+    /// The wire form's part before [`ChatGuid::id`] (`any;+;` or `any;-;`): with it, an
+    /// encoder can write the wire form without building it.
+    pub fn prefix(&self) -> &'static str {
         match self.kind {
             ChatKind::Group => "any;+;",
             ChatKind::Direct => "any;-;",

@@ -1,9 +1,10 @@
 //! The server-streaming methods, served with [`EncodedCodec`]: their messages are encoded
-//! before they reach the transport. Live events are encoded once per commit and the same bytes
-//! go to every subscriber (with many subscribers, a message built and encoded per subscriber
-//! was most of the cost of fan-out); catch-up encodes each event into a shared buffer, and
-//! what moves through the stream is a small handle instead of a whole message. Same wire
-//! format, same behaviour as a generated service.
+//! before they reach the transport, straight from the domain event by [`encode`] (no `pb`
+//! message is built). Live events are encoded once per commit and the same bytes go to every
+//! subscriber (with many subscribers, a message built and encoded per subscriber was most of
+//! the cost of fan-out); catch-up encodes each event into a shared buffer, and what moves
+//! through the stream is a small handle instead of a whole message. Same wire format, same
+//! behaviour as a generated service.
 
 use std::future::Future;
 use std::marker::PhantomData;
@@ -23,8 +24,9 @@ use tonic::Status;
 use super::guard::{self, Admission};
 use super::Grpc;
 use crate::app::Caller;
-use crate::events::{Delivery, Filter, Frame};
-use crate::wire::{self, to_status};
+use crate::events::{Filter, Frame};
+use crate::wire::encode::{self, Lengths, Measured};
+use crate::wire::to_status;
 
 type FrameStream<T> = Pin<Box<dyn Stream<Item = std::result::Result<T, Status>> + Send>>;
 pub(crate) type FrameQueue<T> = crate::events::Queue<std::result::Result<T, Status>>;
@@ -238,151 +240,96 @@ impl<M: EncodedMethod> tonic::server::ServerStreamingService<M::Request> for Ope
     }
 }
 
-fn group_message(e: &Event) -> pb::SubscribeGroupEventsResponse {
-    use pb::subscribe_group_events_response::Payload;
-    pb::SubscribeGroupEventsResponse {
-        sequence: Some(e.sequence),
-        payload: Some(Payload::GroupChanged(wire::group_event(e))),
-    }
-}
-
-fn group_frame(frame: Frame) -> std::result::Result<pb::SubscribeGroupEventsResponse, Status> {
-    use pb::subscribe_group_events_response::Payload;
-    Ok(match frame {
-        Frame::Event(e) => group_message(&e),
-        Frame::Heartbeat | Frame::Complete { .. } => pb::SubscribeGroupEventsResponse {
-            sequence: None,
-            payload: Some(Payload::Heartbeat(pb::Heartbeat {})),
-        },
-        Frame::Failed(err) => return Err(to_status(err)),
-    })
-}
-
-fn chat_frame(frame: Frame) -> std::result::Result<pb::SubscribeChatEventsResponse, Status> {
-    use pb::subscribe_chat_events_response::Payload;
-    Ok(match frame {
-        Frame::Event(e) => match wire::payload_owned(e.to_event()) {
-            wire::Payload::Chat(event) => pb::SubscribeChatEventsResponse {
-                sequence: Some(e.sequence),
-                payload: Some(Payload::ChatChanged(event)),
-            },
-            // The filter passes chat events only.
-            _ => return Err(Status::internal("a stream got an event of another family")),
-        },
-        Frame::Heartbeat | Frame::Complete { .. } => pb::SubscribeChatEventsResponse {
-            sequence: None,
-            payload: Some(Payload::Heartbeat(pb::Heartbeat {})),
-        },
-        Frame::Failed(err) => return Err(to_status(err)),
-    })
-}
-
-fn message_frame(frame: Frame) -> std::result::Result<pb::SubscribeMessageEventsResponse, Status> {
-    use pb::subscribe_message_events_response::Payload;
-    Ok(match frame {
-        Frame::Event(e) => match wire::payload_owned(e.to_event()) {
-            wire::Payload::Message(event) => pb::SubscribeMessageEventsResponse {
-                sequence: Some(e.sequence),
-                payload: Some(Payload::MessageChanged(*event)),
-            },
-            _ => return Err(Status::internal("a stream got an event of another family")),
-        },
-        Frame::Heartbeat | Frame::Complete { .. } => pb::SubscribeMessageEventsResponse {
-            sequence: None,
-            payload: Some(Payload::Heartbeat(pb::Heartbeat {})),
-        },
-        Frame::Failed(err) => return Err(to_status(err)),
-    })
-}
-
-fn poll_frame(frame: Frame) -> std::result::Result<pb::SubscribePollEventsResponse, Status> {
-    use pb::subscribe_poll_events_response::Payload;
-    if let Frame::Failed(err) = frame {
-        return Err(to_status(err));
-    }
-    Ok(pb::SubscribePollEventsResponse {
-        sequence: None,
-        payload: Some(Payload::Heartbeat(pb::Heartbeat {})),
-    })
-}
-
-fn catch_up_frame(frame: Frame) -> std::result::Result<pb::CatchUpEventsResponse, Status> {
-    use pb::catch_up_events_response::Payload;
-    Ok(match frame {
-        Frame::Event(e) => {
-            let sequence = e.sequence;
-            let event = match e {
-                Delivery::Read(event) => event,
-                Delivery::Shared(..) => e.to_event(),
-            };
-            pb::CatchUpEventsResponse {
-                sequence: Some(sequence),
-                payload: Some(match wire::payload_owned(event) {
-                    wire::Payload::Group(g) => Payload::GroupChanged(g),
-                    wire::Payload::Message(m) => Payload::MessageChanged(*m),
-                    wire::Payload::Chat(c) => Payload::ChatChanged(c),
-                }),
-            }
-        }
-        Frame::Complete { head } => pb::CatchUpEventsResponse {
-            sequence: None,
-            payload: Some(Payload::Complete(pb::CatchUpEventsComplete {
-                head_sequence: head,
-            })),
-        },
-        Frame::Heartbeat => pb::CatchUpEventsResponse {
-            sequence: None,
-            payload: Some(Payload::Heartbeat(pb::Heartbeat {})),
-        },
-        Frame::Failed(err) => return Err(to_status(err)),
-    })
-}
-
 fn group_frame_encoded(frame: Frame) -> std::result::Result<Bytes, Status> {
-    Ok(match frame {
-        // Its own allocation, not a slice of the shared buffer: a commit's encoding lives as
-        // long as the commit sits in the doorbell's buffer, and would pin a whole chunk.
-        Frame::Event(delivery) => delivery.encoded(|e| group_message(e).encode_to_vec().into()),
-        other => encode_shared(&group_frame(other)?),
-    })
-}
-
-fn chat_frame_encoded(frame: Frame) -> std::result::Result<Bytes, Status> {
-    chat_frame(frame).map(|message| encode_shared(&message))
+    live_frame_encoded(frame, Domain::Group, encode::Response::GroupEvents)
 }
 
 fn message_frame_encoded(frame: Frame) -> std::result::Result<Bytes, Status> {
-    message_frame(frame).map(|message| encode_shared(&message))
+    live_frame_encoded(frame, Domain::Message, encode::Response::MessageEvents)
 }
 
+fn chat_frame_encoded(frame: Frame) -> std::result::Result<Bytes, Status> {
+    live_frame_encoded(frame, Domain::Chat, encode::Response::ChatEvents)
+}
+
+/// A frame of a live stream of `domain`'s events, sent as `response`.
+fn live_frame_encoded(
+    frame: Frame,
+    domain: Domain,
+    response: encode::Response,
+) -> std::result::Result<Bytes, Status> {
+    match frame {
+        Frame::Event(delivery) if delivery.change.domain() == domain => {
+            Ok(delivery.encoded(live_event_encoded))
+        }
+        // The stream's filter passes its own family only.
+        Frame::Event(_) => Err(Status::internal("a stream got an event of another family")),
+        Frame::Heartbeat | Frame::Complete { .. } => {
+            Ok(encode_shared(|lengths| lengths.heartbeat(response)))
+        }
+        Frame::Failed(err) => Err(to_status(err)),
+    }
+}
+
+/// An event as its family's live stream sends it, to every subscriber alike. Its own
+/// allocation, not a slice of the shared buffer: a commit's encoding lives as long as the
+/// commit sits in the doorbell's buffer, and would pin a whole chunk.
+fn live_event_encoded(event: &Event) -> Bytes {
+    ENCODER.with_borrow_mut(|scratch| {
+        let frame = scratch.lengths.live_event(event);
+        let mut encoded = Vec::with_capacity(frame.encoded_len());
+        frame.write(&mut encoded);
+        encoded.into()
+    })
+}
+
+/// Poll streams carry heartbeats only.
 fn poll_frame_encoded(frame: Frame) -> std::result::Result<Bytes, Status> {
-    poll_frame(frame).map(|message| encode_shared(&message))
+    if let Frame::Failed(err) = frame {
+        return Err(to_status(err));
+    }
+    Ok(encode_shared(|lengths| {
+        lengths.heartbeat(encode::Response::PollEvents)
+    }))
 }
 
 fn catch_up_frame_encoded(frame: Frame) -> std::result::Result<Bytes, Status> {
-    catch_up_frame(frame).map(|message| encode_shared(&message))
+    Ok(match frame {
+        Frame::Event(event) => encode_shared(|lengths| lengths.catch_up_event(&event)),
+        Frame::Complete { head } => encode_shared(|lengths| lengths.complete(head)),
+        Frame::Heartbeat => encode_shared(|lengths| lengths.heartbeat(encode::Response::CatchUp)),
+        Frame::Failed(err) => return Err(to_status(err)),
+    })
+}
+
+/// Where this thread encodes frames.
+#[derive(Default)]
+struct Scratch {
+    /// Where [`encode_shared`] encodes: consecutive frames share one allocation.
+    buffer: BytesMut,
+    lengths: Lengths,
 }
 
 thread_local! {
-    /// Where [`encode_shared`] encodes: consecutive messages share one allocation.
-    static ENCODE_BUFFER: std::cell::RefCell<BytesMut> = std::cell::RefCell::new(BytesMut::new());
+    static ENCODER: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
 }
 
-/// Allocation size for [`ENCODE_BUFFER`]: a few hundred events.
+/// Allocation size for [`Scratch::buffer`]: a few hundred events.
 const ENCODE_CHUNK: usize = 64 * 1024;
 
-/// `message`'s encoding, carved out of a buffer shared with the messages encoded before and
-/// after it on this thread (a catch-up sends a million of them; one allocation each showed).
-/// The chunk is freed once every message cut from it has been sent, so use it only for bytes
-/// that are sent and dropped, not kept.
-fn encode_shared(message: &impl Message) -> Bytes {
-    ENCODE_BUFFER.with_borrow_mut(|buffer| {
-        let len = message.encoded_len();
+/// The frame `measure` measures, carved out of a buffer shared with the frames encoded before
+/// and after it on this thread (a catch-up sends a million of them; one allocation each
+/// showed). The chunk is freed once every frame cut from it has been sent, so use it only for
+/// bytes that are sent and dropped, not kept.
+fn encode_shared<'e>(measure: impl for<'l> FnOnce(&'l mut Lengths) -> Measured<'l, 'e>) -> Bytes {
+    ENCODER.with_borrow_mut(|scratch| {
+        let Scratch { buffer, lengths } = scratch;
+        let frame = measure(lengths);
+        let len = frame.encoded_len();
         if buffer.capacity() < len {
             buffer.reserve(len.max(ENCODE_CHUNK));
         }
-        let encoded = message.encode(buffer);
-        debug_assert!(encoded.is_ok(), "room was reserved above");
+        frame.write(buffer);
         buffer.split().freeze()
     })
 }
