@@ -109,6 +109,14 @@ fn messages_list_newest_first_in_stable_pages() {
 }
 
 #[test]
+fn messages_keep_as_delivered() {
+    let Some(fixture) = PgFixture::new("msgkept") else {
+        return;
+    };
+    imgroups_store_tests::messages_keep_as_delivered(fixture);
+}
+
+#[test]
 fn reset_clears_the_world_and_keeps_sequences() {
     let Some(fixture) = PgFixture::new("reset") else {
         return;

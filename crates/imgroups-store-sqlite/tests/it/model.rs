@@ -76,6 +76,11 @@ fn a_controllable_clock_gives_seeded_ids_and_its_own_time() {
 }
 
 #[test]
+fn messages_keep_as_delivered() {
+    imgroups_store_tests::messages_keep_as_delivered(crate::common::TempFixture::new());
+}
+
+#[test]
 fn a_snapshot_imported_elsewhere_or_later_is_the_same_world() {
     imgroups_store_tests::snapshot(
         crate::common::TempFixture::new(),
