@@ -395,7 +395,7 @@ mod tests {
                 .list_messages(bob, group.clone(), Listing::default())
                 .await
                 .unwrap();
-            assert_eq!(page, [bobs.clone()]);
+            assert_eq!(page, std::slice::from_ref(&bobs));
             let delivered = store.read_events(bob, 0, 1, 10).await.unwrap();
             assert_eq!(
                 delivered[0].change,
