@@ -207,7 +207,9 @@ pub trait Tx: Reader {
     /// Stores the account's copy of `message` (its chat is `message.chat_guid`) at `place`,
     /// or replaces the copy with the same GUID (keeping its place). Places order an account's
     /// messages: the engine uses the sequence of the event that delivered the message, so
-    /// they are unique per account and grow in commit order.
+    /// they are unique per account and grow in commit order. The copy reads back exactly as
+    /// put, whatever a store shares between copies; an account's own copy has no sender
+    /// ([`Message::sender`]), which a store may rely on.
     fn put_message(&mut self, account: AccountId, place: u64, message: &Message) -> Result<()>;
     /// Delivers a new message: for each of `copies`, in order, appends `message.received` by
     /// `actor` at `occurred_at` to the copy's account log (in the copy's chat, `is_from_me` as
