@@ -290,16 +290,29 @@ pub(crate) fn db_size(dir: &Path) -> Result<(u64, Vec<TableBytes>)> {
     Ok((size, rows))
 }
 
-/// Average stored length of a message's JSON in the log and in its copy, in bytes.
+/// Average stored length of the message in its delivery event (its JSON, or the reference
+/// to its body: kinds 10 and 12) and of the message a member's copy stores (its JSON in
+/// `chat_messages.body` before bodies were shared, else the shared body over the copies),
+/// in bytes. Reads either schema, so that old and new servers compare.
 fn json_lengths(dir: &Path) -> Result<(f64, f64)> {
     let conn = rusqlite::Connection::open(dir.join("imgroups.db"))?;
     let event: f64 = conn.query_row(
-        "SELECT coalesce(avg(length(CAST(value AS BLOB))), 0) FROM events WHERE kind = 10",
+        "SELECT coalesce(avg(length(CAST(value AS BLOB))), 0) FROM events WHERE kind IN (10, 12)",
+        [],
+        |r| r.get(0),
+    )?;
+    let shared: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM sqlite_schema WHERE name = 'message_bodies'",
         [],
         |r| r.get(0),
     )?;
     let body: f64 = conn.query_row(
-        "SELECT coalesce(avg(length(CAST(body AS BLOB))), 0) FROM chat_messages",
+        if shared {
+            "SELECT coalesce((SELECT sum(length(body)) FROM message_bodies)
+                 / nullif(CAST((SELECT count(*) FROM chat_messages) AS REAL), 0), 0)"
+        } else {
+            "SELECT coalesce(avg(length(CAST(body AS BLOB))), 0) FROM chat_messages"
+        },
         [],
         |r| r.get(0),
     )?;
@@ -358,7 +371,7 @@ pub(crate) async fn run_m4(ctx: &mut Ctx) -> Result<()> {
     ctx.check(sent == n, format!("M4 {sent} of {n} sends acknowledged"));
 
     let mut text = format!(
-        "\n### M4 disk per message: {sent} sends of a {}-character plain text into a group of 10 accounts ({entries} member log entries), synchronous=FULL; database measured after the server stopped and a `wal_checkpoint(TRUNCATE)`\n\n| measure | value |\n|---|---|\n| database before the sends (accounts, group) | {} bytes |\n| database after | {} bytes |\n| **bytes per message per member log entry** | **{per_entry:.0}** |\n| message JSON in the log entry (`events.value`, average) | {event_json:.0} bytes |\n| message JSON in the stored copy (`chat_messages.body`, average) | {body_json:.0} bytes |\n\nBy table and index, growth per member log entry (pages; payload in brackets):\n\n| table / index | bytes per entry | payload per entry |\n|---|---|---|\n",
+        "\n### M4 disk per message: {sent} sends of a {}-character plain text into a group of 10 accounts ({entries} member log entries), synchronous=FULL; database measured after the server stopped and a `wal_checkpoint(TRUNCATE)`\n\n| measure | value |\n|---|---|\n| database before the sends (accounts, group) | {} bytes |\n| database after | {} bytes |\n| **bytes per message per member log entry** | **{per_entry:.0}** |\n| the message in the log entry (`events.value`: JSON, or a body reference; average) | {event_json:.0} bytes |\n| the message per stored copy (`chat_messages.body` JSON, or the shared body over its copies; average) | {body_json:.0} bytes |\n\nBy table and index, growth per member log entry (pages; payload in brackets):\n\n| table / index | bytes per entry | payload per entry |\n|---|---|---|\n",
         crate::seed::text(0).chars().count(),
         before,
         after,

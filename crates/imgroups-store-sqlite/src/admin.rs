@@ -259,6 +259,7 @@ pub(crate) fn reset(conn: &Connection, accounts: bool) -> Result<()> {
          DELETE FROM groups;
          DELETE FROM direct_chats;
          DELETE FROM chat_messages;
+         DELETE FROM message_bodies;
          DELETE FROM chat_backgrounds;
          DELETE FROM events;
          DELETE FROM idempotency;

@@ -198,13 +198,68 @@ ALTER TABLE sim_state ADD COLUMN clock_now INTEGER;
 ALTER TABLE sim_state ADD COLUMN clock_seed INTEGER;
 ALTER TABLE sim_state ADD COLUMN clock_ids INTEGER NOT NULL DEFAULT 0;
 "#,
+    // A message's content once, not once per member (BENCHMARKS.md, "Messages, stored
+    // once"): `message_bodies` holds each message's GUID and its content as delivered, in
+    // the compact encoding of `imgroups_core::port::content`; each member's copy is a thin
+    // row referring to it, with what is its own (chat, `is_from_me`, read state) and, once
+    // the copy was changed (edited, unsent, a tapback), its current content in `state`
+    // (NULL: as delivered). The `message.received` events that deliver such a message
+    // (kind 12) refer to the body instead of holding the message's JSON.
+    //
+    // Copies written before keep their JSON as a TEXT `state` (the whole message), under a
+    // body with no content (an empty blob), and their kind-10 events keep theirs: both are
+    // still read. The table is rebuilt (SQLite cannot drop the old `guid` and `body` columns
+    // in place) under its old name, with its old index names.
+    r#"
+CREATE TABLE message_bodies (
+    id   INTEGER PRIMARY KEY,
+    guid TEXT NOT NULL UNIQUE,
+    body BLOB NOT NULL
+);
+INSERT INTO message_bodies (guid, body)
+    SELECT guid, X'' FROM chat_messages GROUP BY guid ORDER BY min(place);
+CREATE TABLE message_copies (
+    account_id INTEGER NOT NULL,
+    place      INTEGER NOT NULL,
+    body_id    INTEGER NOT NULL,
+    chat_guid  TEXT    NOT NULL,
+    created_at INTEGER NOT NULL,
+    is_from_me INTEGER NOT NULL,
+    is_read    INTEGER NOT NULL,
+    date_read  INTEGER,
+    state      BLOB,
+    PRIMARY KEY (account_id, place)
+) WITHOUT ROWID;
+INSERT INTO message_copies
+        (account_id, place, body_id, chat_guid, created_at, is_from_me, is_read, date_read, state)
+    SELECT c.account_id, c.place, b.id, c.chat_guid, c.created_at, c.is_from_me, c.is_read,
+           json_extract(c.body, '$.date_read'), c.body
+    FROM chat_messages c JOIN message_bodies b ON b.guid = c.guid;
+DROP TABLE chat_messages;
+ALTER TABLE message_copies RENAME TO chat_messages;
+CREATE UNIQUE INDEX chat_messages_by_body ON chat_messages(account_id, body_id);
+CREATE INDEX chat_messages_by_chat ON chat_messages(account_id, chat_guid, place);
+CREATE INDEX chat_messages_unread_by_chat ON chat_messages(account_id, chat_guid, place)
+    WHERE is_read = 0;
+CREATE INDEX chat_messages_unread ON chat_messages(account_id, place) WHERE is_read = 0;
+"#,
 ];
 
+/// The schema version a database written before message bodies were kept once has (its
+/// copies hold JSON): what the legacy tests build.
+#[cfg(test)]
+pub(crate) const BEFORE_BODIES: usize = MIGRATIONS.len() - 1;
+
 pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    migrate_to(conn, MIGRATIONS.len())
+}
+
+/// Applies the migrations up to schema version `target`.
+pub(crate) fn migrate_to(conn: &mut Connection, target: usize) -> rusqlite::Result<()> {
     // Up to date (every connection but the first on a new version): done, without taking the
     // write lock, which the server's writer may hold for as long as it is busy.
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if version as usize >= MIGRATIONS.len() {
+    if version as usize >= target {
         return Ok(());
     }
     // The version is read again inside the write lock, so a CLI command and a server starting
@@ -212,11 +267,181 @@ pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     loop {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        let Some(sql) = MIGRATIONS.get(version as usize) else {
+        let Some(sql) = MIGRATIONS[..target].get(version as usize) else {
             return Ok(());
         };
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", version + 1)?;
         tx.commit()?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use imgroups_core::engine::messages::query::Listing;
+    use imgroups_core::port::tx::stored;
+    use imgroups_core::port::{Accounts, Log, Store};
+    use imgroups_core::{
+        Address, Change, ChatGuid, Command, Engine, EngineConfig, Message, NewMessage, Timestamp,
+    };
+    use rusqlite::params;
+
+    use super::*;
+
+    /// A database the version before shared bodies wrote — each copy's JSON in its row and in
+    /// the `message.received` that delivered it — opens, reads back the same (copies, listings,
+    /// the log, a snapshot), and keeps working: a read, an edit and a new message on top.
+    #[test]
+    fn messages_written_before_shared_bodies_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("imgroups.db");
+        let chat = ChatGuid::parse("any;+;chat000000000000000001").unwrap();
+        let (me, bob) = (
+            Address::parse("me@x.com").unwrap(),
+            Address::parse("bob@x.com").unwrap(),
+        );
+        let mine = Message {
+            guid: "0A0A0A0A-0000-4000-8000-000000000001".into(),
+            text: "written long ago".into(),
+            subject: None,
+            date_created: Timestamp::now(),
+            is_from_me: true,
+            is_sent: true,
+            chat_guid: Some(chat.clone()),
+            sender: None,
+            effect_id: None,
+            reply_to: None,
+            formatting: Vec::new(),
+            date_read: None,
+            date_edited: None,
+            edits: 0,
+            date_retracted: None,
+            reactions: Vec::new(),
+        };
+        let bobs = Message {
+            is_from_me: false,
+            sender: Some(me.clone()),
+            ..mine.clone()
+        };
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            migrate_to(&mut conn, BEFORE_BODIES).unwrap();
+            conn.execute_batch(
+                "INSERT INTO accounts (id, address, head_seq, created_at) VALUES
+                     (1, 'me@x.com', 1, 0), (2, 'bob@x.com', 1, 0);
+                 INSERT INTO groups (id, identifier, group_id, created_at) VALUES
+                     (1, 'chat000000000000000001', '0B0B0B0B-0000-4000-8000-000000000000', 0);
+                 INSERT INTO members (group_key, address) VALUES
+                     (1, 'me@x.com'), (1, 'bob@x.com'), (1, 'p@x.com');",
+            )
+            .unwrap();
+            for (account, copy) in [(1, &mine), (2, &bobs)] {
+                conn.execute(
+                    "INSERT INTO chat_messages
+                         (account_id, place, guid, chat_guid, created_at, is_from_me, is_read, body)
+                     VALUES (?1, 1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![
+                        account,
+                        copy.guid,
+                        chat.to_string(),
+                        copy.date_created.0,
+                        copy.is_from_me,
+                        copy.is_read(),
+                        stored::encode_message(copy)
+                    ],
+                )
+                .unwrap();
+                let change = Change::MessageReceived {
+                    message: Box::new(copy.clone()),
+                };
+                let (kind, value) = stored::encode(&change);
+                conn.execute(
+                    "INSERT INTO events (account_id, seq, chat_guid, occurred_at, is_from_me,
+                                         actor, kind, value)
+                     VALUES (?1, 1, ?2, ?3, ?4, 'me@x.com', ?5, ?6)",
+                    params![
+                        account,
+                        chat.to_string(),
+                        copy.date_created.0,
+                        copy.is_from_me,
+                        kind,
+                        value.as_deref()
+                    ],
+                )
+                .unwrap();
+            }
+        }
+
+        let store = crate::SqliteStore::open(crate::Config::new(&path)).unwrap();
+        let engine = Engine::new(
+            Arc::new(store.clone()),
+            imgroups_sim::Simulator::network(),
+            EngineConfig::default(),
+        );
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let me = store.find_account(&me).await.unwrap().unwrap();
+            let bob = store.find_account(&bob).await.unwrap().unwrap();
+            let get = |who, guid: &str| engine.get_message(who, guid.to_owned());
+            let group = Some(chat.to_string());
+            assert_eq!(get(me, &mine.guid).await.unwrap(), mine);
+            assert_eq!(get(bob, &mine.guid).await.unwrap(), bobs);
+            let (page, _) = engine
+                .list_messages(bob, group.clone(), Listing::default())
+                .await
+                .unwrap();
+            assert_eq!(page, std::slice::from_ref(&bobs));
+            let delivered = store.read_events(bob, 0, 1, 10).await.unwrap();
+            assert_eq!(
+                delivered[0].change,
+                Change::MessageReceived {
+                    message: Box::new(bobs.clone())
+                }
+            );
+            let world = store.export().await.unwrap();
+            assert_eq!(world.accounts[1].messages[0].message, bobs);
+
+            // It keeps working: bob reads it, I edit it, and say something new.
+            engine
+                .execute(bob, None, Command::mark_read(&chat.to_string()).unwrap())
+                .await
+                .unwrap();
+            engine
+                .execute(
+                    me,
+                    None,
+                    Command::edit(&chat.to_string(), &mine.guid, "edited").unwrap(),
+                )
+                .await
+                .unwrap();
+            let now = get(bob, &mine.guid).await.unwrap();
+            assert!(now.date_read.is_some());
+            assert_eq!((now.text.as_str(), now.edits), ("edited", 1));
+            assert_eq!(get(me, &mine.guid).await.unwrap().text, "edited");
+            let new = NewMessage::new("new", None, None, None, Vec::new()).unwrap();
+            engine
+                .execute(
+                    me,
+                    None,
+                    Command::send_text(&chat.to_string(), new).unwrap(),
+                )
+                .await
+                .unwrap();
+            let (page, _) = engine
+                .list_messages(bob, group, Listing::default())
+                .await
+                .unwrap();
+            let texts: Vec<&str> = page.iter().map(|m| m.text.as_str()).collect();
+            assert_eq!(texts, ["new", "edited"]);
+            // The log still shows the old message as it was delivered.
+            let log = store.read_events(bob, 0, 10, 10).await.unwrap();
+            assert_eq!(log[0].change, delivered[0].change);
+            store.close().await;
+        });
     }
 }

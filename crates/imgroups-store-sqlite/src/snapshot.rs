@@ -4,13 +4,14 @@
 
 use std::collections::HashMap;
 
+use imgroups_core::port::content;
 use imgroups_core::port::tx::stored;
 use imgroups_core::snapshot::{
     AccountState, BackgroundState, DirectChatState, EventState, FaultState, GroupState, ImageState,
     MessageState, Snapshot, TokenState, WebhookState,
 };
-use imgroups_core::{Error, Result, Timestamp};
-use rusqlite::{params, Connection};
+use imgroups_core::{Change, ChatGuid, Error, Message, Result, Timestamp};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::tx::SqlResult;
 
@@ -97,23 +98,33 @@ fn read_world(conn: &Connection) -> Result<Snapshot> {
 
     let mut messages = conn
         .prepare(
-            "SELECT account_id, place, guid, chat_guid, created_at, is_from_me, is_read, body
-             FROM chat_messages ORDER BY account_id, place",
+            "SELECT c.account_id, c.place, b.guid, c.chat_guid, c.created_at, c.is_from_me,
+                    c.is_read, c.date_read, c.state, b.body
+             FROM chat_messages c JOIN message_bodies b ON b.id = c.body_id
+             ORDER BY c.account_id, c.place",
         )
         .db()?;
     let mut rows = messages.query([]).db()?;
     while let Some(r) = rows.next().db()? {
         if let Some(i) = owner(r.get(0).db()?) {
             let guid: String = r.get(2).db()?;
-            let body: String = r.get(7).db()?;
-            let message =
-                stored::decode_message(&body).ok_or_else(|| unreadable("message", &guid))?;
+            let chat_guid: String = r.get(3).db()?;
+            let is_from_me = r.get(5).db()?;
+            let message = crate::db::compose(
+                guid.clone(),
+                r.get_ref(9).and_then(|v| Ok(v.as_blob()?)).db()?,
+                &chat_guid,
+                is_from_me,
+                r.get(7).db()?,
+                r.get_ref(8).db()?,
+            )
+            .map_err(|_| unreadable("message", &guid))?;
             world.accounts[i].messages.push(MessageState {
                 place: r.get(1).db()?,
                 guid,
-                chat_guid: r.get(3).db()?,
+                chat_guid,
                 created_at: Timestamp(r.get(4).db()?),
-                is_from_me: r.get(5).db()?,
+                is_from_me,
                 is_read: r.get(6).db()?,
                 message,
             });
@@ -130,13 +141,26 @@ fn read_world(conn: &Connection) -> Result<Snapshot> {
     while let Some(r) = rows.next().db()? {
         if let Some(i) = owner(r.get(0).db()?) {
             let seq = r.get::<_, i64>(1).db()? as u64;
-            let change = stored::decode(r.get(6).db()?, r.get(7).db()?)
+            let chat_guid: String = r.get(2).db()?;
+            let is_from_me = r.get(4).db()?;
+            let change = ChatGuid::parse(&chat_guid)
+                .ok()
+                .and_then(|chat| {
+                    crate::db::decode_change(
+                        conn,
+                        r.get(6).ok()?,
+                        r.get(7).ok()?,
+                        &chat,
+                        is_from_me,
+                    )
+                    .ok()
+                })
                 .ok_or_else(|| unreadable("event", &seq.to_string()))?;
             world.accounts[i].events.push(EventState {
                 seq,
-                chat_guid: r.get(2).db()?,
+                chat_guid,
                 occurred_at: Timestamp(r.get(3).db()?),
-                is_from_me: r.get(4).db()?,
+                is_from_me,
                 actor: r.get(5).db()?,
                 change,
             });
@@ -252,6 +276,40 @@ fn read_world(conn: &Connection) -> Result<Snapshot> {
     Ok(world)
 }
 
+/// The value of `event` stored as a delivery that refers to its message's body
+/// ([`stored::MESSAGE_DELIVERED`]), if it is a `message.received` whose message reads back
+/// exactly from the body kept (the account's own copy was imported before); `None`: the
+/// event keeps its message whole.
+fn delivered(conn: &Connection, event: &EventState) -> Result<Option<String>> {
+    let Change::MessageReceived { message } = &event.change else {
+        return Ok(None);
+    };
+    let Ok(chat) = ChatGuid::parse(&event.chat_guid) else {
+        return Ok(None);
+    };
+    let found: Option<(i64, Vec<u8>)> = conn
+        .prepare_cached("SELECT id, body FROM message_bodies WHERE guid = ?1")
+        .and_then(|mut s| {
+            s.query_row([&message.guid], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
+        .db()?;
+    let Some((body_id, body)) = found else {
+        return Ok(None);
+    };
+    let as_delivered = content::decode(&body).map(|c| {
+        content::copy(
+            c,
+            message.guid.clone(),
+            Some(chat),
+            event.is_from_me,
+            message.date_read,
+        )
+    });
+    Ok((as_delivered.as_ref() == Some(message.as_ref()))
+        .then(|| crate::db::delivery_value(body_id, message.date_read)))
+}
+
 fn unreadable(what: &str, id: &str) -> Error {
     Error::internal().with(
         "detail",
@@ -278,13 +336,6 @@ pub(crate) fn import(conn: &Connection, world: &Snapshot) -> Result<()> {
         .db()?;
     let mut direct = conn
         .prepare("INSERT INTO direct_chats (account_id, address, created_at) VALUES (?1, ?2, ?3)")
-        .db()?;
-    let mut message = conn
-        .prepare(
-            "INSERT INTO chat_messages
-                 (account_id, place, guid, chat_guid, created_at, is_from_me, is_read, body)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )
         .db()?;
     let mut event = conn
         .prepare(
@@ -336,21 +387,28 @@ pub(crate) fn import(conn: &Connection, world: &Snapshot) -> Result<()> {
                 .db()?;
         }
         for m in &a.messages {
-            message
-                .execute(params![
-                    a.id,
-                    m.place,
-                    m.guid,
-                    m.chat_guid,
-                    m.created_at.0,
-                    m.is_from_me,
-                    m.is_read,
-                    stored::encode_message(&m.message)
-                ])
-                .db()?;
+            // The row's GUID is the one kept, as the message's was beside it before.
+            let message = Message {
+                guid: m.guid.clone(),
+                ..m.message.clone()
+            };
+            crate::db::put_copy(
+                conn,
+                a.id,
+                m.place,
+                &m.chat_guid,
+                m.created_at.0,
+                m.is_from_me,
+                m.is_read,
+                &message,
+            )
+            .db()?;
         }
         for e in &a.events {
-            let (kind, value) = stored::encode(&e.change);
+            let (kind, value) = match delivered(conn, e)? {
+                Some(value) => (stored::MESSAGE_DELIVERED, Some(value.into())),
+                None => stored::encode(&e.change),
+            };
             event
                 .execute(params![
                     a.id,

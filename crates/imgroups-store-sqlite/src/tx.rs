@@ -1,9 +1,10 @@
 //! The SQL: the engine's transaction port ([`Tx`], [`Reader`]) over one SQLite connection,
 //! idempotency records, retention, and reads of the event log.
 
-use imgroups_core::port::tx::stored;
+use imgroups_core::port::content;
+use imgroups_core::port::tx::{deliver_each, stored};
 use imgroups_core::port::{
-    GroupRow, KeyScope, LogBounds, MessageQuery, NewEvent, Reader, Recorded, SimTx, Tx,
+    Delivery, GroupRow, KeyScope, LogBounds, MessageQuery, NewEvent, Reader, Recorded, SimTx, Tx,
 };
 use imgroups_core::{
     AccountId, Address, Change, ChatGuid, Error, Event, GroupKey, Message, Result, Timestamp,
@@ -42,24 +43,191 @@ impl<T> SqlResult<T> for rusqlite::Result<T> {
     }
 }
 
-fn decode_change(kind: i64, value: Option<String>) -> rusqlite::Result<Change> {
+/// The change stored as (kind, value), reading the message a delivery refers to
+/// ([`stored::MESSAGE_DELIVERED`]) on `conn`; the event's own chat and ownership complete it.
+pub(crate) fn decode_change(
+    conn: &Connection,
+    kind: i64,
+    value: Option<String>,
+    chat_guid: &ChatGuid,
+    is_from_me: bool,
+) -> rusqlite::Result<Change> {
+    if kind == stored::MESSAGE_DELIVERED {
+        let unreadable =
+            || rusqlite::Error::InvalidColumnType(6, "value".into(), rusqlite::types::Type::Text);
+        let (body_id, date_read) = value
+            .as_deref()
+            .and_then(parse_delivery)
+            .ok_or_else(unreadable)?;
+        let (guid, body) = body(conn, body_id)?;
+        let content = content::decode(&body).ok_or_else(unreadable)?;
+        return Ok(Change::MessageReceived {
+            message: Box::new(content::copy(
+                content,
+                guid,
+                Some(chat_guid.clone()),
+                is_from_me,
+                date_read.map(Timestamp),
+            )),
+        });
+    }
     stored::decode(kind, value).ok_or(rusqlite::Error::IntegralValueOutOfRange(6, kind))
+}
+
+/// A delivery event's value ([`stored::MESSAGE_DELIVERED`]): the body's id, and the time the
+/// copy was read as delivered, if it was.
+pub(crate) fn delivery_value(body_id: i64, date_read: Option<Timestamp>) -> String {
+    match date_read {
+        None => body_id.to_string(),
+        Some(at) => format!("{body_id} {}", at.0),
+    }
+}
+
+fn parse_delivery(value: &str) -> Option<(i64, Option<i64>)> {
+    let mut parts = value.split(' ');
+    let body_id = parts.next()?.parse().ok()?;
+    let date_read = parts.next().map(str::parse).transpose().ok()?;
+    parts.next().is_none().then_some((body_id, date_read))
 }
 
 const EVENT_COLUMNS: &str = "seq, chat_guid, occurred_at, is_from_me, actor, kind, value";
 
-fn event_from_row(row: &Row<'_>) -> rusqlite::Result<Event> {
+fn event_from_row(conn: &Connection, row: &Row<'_>) -> rusqlite::Result<Event> {
     let chat_guid = ChatGuid::parse(row.get_ref(1)?.as_str()?).map_err(|_| {
         rusqlite::Error::InvalidColumnType(1, "chat_guid".into(), rusqlite::types::Type::Text)
     })?;
+    let is_from_me = row.get(3)?;
     Ok(Event {
         sequence: row.get::<_, i64>(0)? as u64,
-        chat_guid,
         occurred_at: Timestamp(row.get(2)?),
-        is_from_me: row.get(3)?,
+        is_from_me,
         actor: row.get::<_, Option<String>>(4)?.map(Address::from_trusted),
-        change: decode_change(row.get(5)?, row.get(6)?)?,
+        change: decode_change(conn, row.get(5)?, row.get(6)?, &chat_guid, is_from_me)?,
+        chat_guid,
     })
+}
+
+/// A message body's GUID and content bytes.
+fn body(conn: &Connection, id: i64) -> rusqlite::Result<(String, Vec<u8>)> {
+    conn.prepare_cached("SELECT guid, body FROM message_bodies WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+}
+
+/// The columns of a copy that [`copy_from_row`] reads, in its order.
+const COPY_COLUMNS: &str = "place, body_id, chat_guid, is_from_me, date_read, state";
+
+/// A member's copy from its row ([`COPY_COLUMNS`]) and its body.
+fn copy_from_row(conn: &Connection, row: &Row<'_>) -> rusqlite::Result<(u64, Message)> {
+    let place: i64 = row.get(0)?;
+    let (guid, body) = body(conn, row.get(1)?)?;
+    let message = compose(
+        guid,
+        &body,
+        row.get_ref(2)?.as_str()?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get_ref(5)?,
+    )?;
+    Ok((place as u64, message))
+}
+
+/// A member's copy: its `state` if it has one — the whole message as JSON (rows written
+/// before bodies were shared), or its changed content — else its body's content as delivered,
+/// with what is the member's own.
+pub(crate) fn compose(
+    guid: String,
+    body: &[u8],
+    chat_guid: &str,
+    is_from_me: bool,
+    date_read: Option<i64>,
+    state: rusqlite::types::ValueRef<'_>,
+) -> rusqlite::Result<Message> {
+    use rusqlite::types::{Type, ValueRef};
+    let unreadable = |what: &str, kind| rusqlite::Error::InvalidColumnType(5, what.into(), kind);
+    let content = match state {
+        ValueRef::Text(json) => {
+            return std::str::from_utf8(json)
+                .ok()
+                .and_then(stored::decode_message)
+                .ok_or_else(|| unreadable("state", Type::Text));
+        }
+        ValueRef::Blob(changed) => content::decode(changed),
+        ValueRef::Null => content::decode(body),
+        _ => None,
+    }
+    .ok_or_else(|| unreadable("body", Type::Blob))?;
+    // Copies stored without a chat (answers recorded before messages were kept per chat)
+    // have an empty one.
+    let chat_guid = match chat_guid {
+        "" => None,
+        chat => Some(ChatGuid::parse(chat).map_err(|_| unreadable("chat_guid", Type::Text))?),
+    };
+    Ok(content::copy(
+        content,
+        guid,
+        chat_guid,
+        is_from_me,
+        date_read.map(Timestamp),
+    ))
+}
+
+/// Stores `account`'s copy of `message` at `place`, or replaces its copy with the same GUID
+/// (keeping its place): the body is the first copy's content; a copy that differs from it
+/// keeps its own content in `state`. The other columns are given as stored (an import gives
+/// them as its snapshot has them).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn put_copy(
+    conn: &Connection,
+    account: i64,
+    place: i64,
+    chat_guid: &str,
+    created_at: i64,
+    is_from_me: bool,
+    is_read: bool,
+    message: &Message,
+) -> rusqlite::Result<()> {
+    let found: Option<(i64, Vec<u8>)> = conn
+        .prepare_cached("SELECT id, body FROM message_bodies WHERE guid = ?1")?
+        .query_row([&message.guid], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let (body_id, body) = match found {
+        Some(found) => found,
+        None => {
+            let body = content::encode(message);
+            conn.prepare_cached("INSERT INTO message_bodies (guid, body) VALUES (?1, ?2)")?
+                .execute(params![message.guid, body])?;
+            (conn.last_insert_rowid(), body)
+        }
+    };
+    let as_delivered = content::decode(&body).map(|content| {
+        content::copy(
+            content,
+            message.guid.clone(),
+            message.chat_guid.clone(),
+            message.is_from_me,
+            message.date_read,
+        )
+    });
+    let state = (as_delivered.as_ref() != Some(message)).then(|| content::encode(message));
+    conn.prepare_cached(
+        "INSERT INTO chat_messages (account_id, place, body_id, chat_guid, created_at,
+                                    is_from_me, is_read, date_read, state)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+         ON CONFLICT (account_id, body_id) DO UPDATE SET
+             is_read = excluded.is_read, date_read = excluded.date_read, state = excluded.state",
+    )?
+    .execute(params![
+        account,
+        place,
+        body_id,
+        chat_guid,
+        created_at,
+        is_from_me,
+        is_read,
+        message.date_read.map(|t| t.0),
+        state,
+    ])
+    .map(drop)
 }
 
 /// The port over one connection: a read snapshot ([`Db::new`]) or the writer's open
@@ -275,6 +443,24 @@ impl<'c> Db<'c> {
     }
 }
 
+impl Db<'_> {
+    /// The account's next sequence, taken.
+    fn next_seq(&mut self, account: AccountId) -> Result<i64> {
+        match self.cache.is_some() {
+            // The writer hands out sequences from memory and stores the heads once per batch
+            // (`WriterCache::flush_heads`), in the same transaction.
+            true => self.next_sequence(account),
+            false => self
+                .conn
+                .prepare_cached(
+                    "UPDATE accounts SET head_seq = head_seq + 1 WHERE id = ?1 RETURNING head_seq",
+                )
+                .and_then(|mut s| s.query_row([account.0], |r| r.get::<_, i64>(0)))
+                .db(),
+        }
+    }
+}
+
 const GROUP_COLUMNS: &str = "id, identifier, group_id, display_name, icon_hash";
 
 fn group_from_row(row: &Row<'_>) -> rusqlite::Result<GroupRow> {
@@ -406,15 +592,27 @@ impl Reader for Db<'_> {
     }
 
     fn message(&mut self, account: AccountId, guid: &str) -> Result<Option<(u64, Message)>> {
-        self.conn
-            .prepare_cached(
-                "SELECT place, body FROM chat_messages WHERE account_id = ?1 AND guid = ?2",
-            )
-            .and_then(|mut s| {
-                s.query_row(params![account.0, guid], message_from_row)
-                    .optional()
+        let conn = self.conn;
+        conn.prepare_cached(
+            "SELECT c.place, c.chat_guid, c.is_from_me, c.date_read, c.state, b.guid, b.body
+             FROM message_bodies b JOIN chat_messages c ON c.account_id = ?1 AND c.body_id = b.id
+             WHERE b.guid = ?2",
+        )
+        .and_then(|mut s| {
+            s.query_row(params![account.0, guid], |row| {
+                let message = compose(
+                    row.get(5)?,
+                    row.get_ref(6)?.as_blob()?,
+                    row.get_ref(1)?.as_str()?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get_ref(4)?,
+                )?;
+                Ok((row.get::<_, i64>(0)? as u64, message))
             })
-            .db()
+            .optional()
+        })
+        .db()
     }
 
     fn list_messages(
@@ -422,8 +620,9 @@ impl Reader for Db<'_> {
         account: AccountId,
         query: &MessageQuery,
     ) -> Result<Vec<(u64, Message)>> {
+        let conn = self.conn;
         let sql = listing_sql(query.chat.is_some(), query.is_read == Some(false));
-        let mut stmt = self.conn.prepare_cached(&sql).db()?;
+        let mut stmt = conn.prepare_cached(&sql).db()?;
         let rows = stmt
             .query_map(
                 params![
@@ -436,7 +635,7 @@ impl Reader for Db<'_> {
                     query.created_after.map(|t| t.0),
                     query.limit as i64,
                 ],
-                message_from_row,
+                |row| copy_from_row(conn, row),
             )
             .db()?;
         rows.collect::<rusqlite::Result<Vec<_>>>().db()
@@ -509,17 +708,8 @@ fn listing_sql(one_chat: bool, unread: bool) -> String {
         ),
     };
     format!(
-        "SELECT place, body FROM chat_messages {index} WHERE account_id = ?1 AND {scope} {FILTERS}"
+        "SELECT {COPY_COLUMNS} FROM chat_messages {index} WHERE account_id = ?1 AND {scope} {FILTERS}"
     )
-}
-
-fn message_from_row(row: &Row<'_>) -> rusqlite::Result<(u64, Message)> {
-    let place: i64 = row.get(0)?;
-    let body = row.get_ref(1)?.as_str()?;
-    let message = stored::decode_message(body).ok_or_else(|| {
-        rusqlite::Error::InvalidColumnType(1, "body".into(), rusqlite::types::Type::Text)
-    })?;
-    Ok((place as u64, message))
 }
 
 impl Db<'_> {
@@ -764,28 +954,90 @@ impl Tx for Db<'_> {
             .as_ref()
             .map(ToString::to_string)
             .unwrap_or_default();
-        self.conn
+        put_copy(
+            self.conn,
+            account.0,
+            place as i64,
+            &chat,
+            message.date_created.0,
+            message.is_from_me,
+            message.is_read(),
+            message,
+        )
+        .db()
+    }
+
+    fn deliver_message(
+        &mut self,
+        message: &Message,
+        actor: &Address,
+        occurred_at: Timestamp,
+        copies: &[Delivery<'_>],
+    ) -> Result<Vec<u64>> {
+        self.wrote = true;
+        // The content once, sent by `actor`: each copy is its view of it (`Delivery`).
+        let shared = Message {
+            sender: Some(actor.clone()),
+            ..message.clone()
+        };
+        let inserted = self
+            .conn
             .prepare_cached(
-                "INSERT INTO chat_messages
-                     (account_id, place, guid, chat_guid, created_at, is_from_me, is_read, body)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT (account_id, guid) DO UPDATE SET
-                     is_read = excluded.is_read, body = excluded.body",
+                "INSERT INTO message_bodies (guid, body) VALUES (?1, ?2)
+                 ON CONFLICT (guid) DO NOTHING",
             )
-            .and_then(|mut s| {
-                s.execute(params![
-                    account.0,
-                    place as i64,
-                    message.guid,
-                    chat,
-                    message.date_created.0,
-                    message.is_from_me,
-                    message.is_read(),
-                    stored::encode_message(message),
-                ])
-            })
-            .db()
-            .map(drop)
+            .and_then(|mut s| s.execute(params![message.guid, content::encode(&shared)]))
+            .db()?;
+        if inserted == 0 {
+            // Copies of it are kept already (a backend recording one message twice): those
+            // decide the body; these copies are stored whole.
+            return deliver_each(self, message, actor, occurred_at, copies);
+        }
+        let body_id = self.conn.last_insert_rowid();
+        let mut places = Vec::with_capacity(copies.len());
+        for copy in copies {
+            let seq = self.next_seq(copy.account)?;
+            let chat = copy.chat_guid.to_string();
+            self.conn
+                .prepare_cached(
+                    "INSERT INTO events (account_id, seq, chat_guid, occurred_at, is_from_me, actor, kind, value)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        copy.account.0,
+                        seq,
+                        chat,
+                        occurred_at.0,
+                        copy.is_from_me,
+                        actor.as_str(),
+                        stored::MESSAGE_DELIVERED,
+                        delivery_value(body_id, copy.date_read),
+                    ])
+                })
+                .db()?;
+            self.conn
+                .prepare_cached(
+                    "INSERT INTO chat_messages (account_id, place, body_id, chat_guid, created_at,
+                                                is_from_me, is_read, date_read)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        copy.account.0,
+                        seq,
+                        body_id,
+                        chat,
+                        message.date_created.0,
+                        copy.is_from_me,
+                        copy.is_from_me || copy.date_read.is_some(),
+                        copy.date_read.map(|t| t.0),
+                    ])
+                })
+                .db()?;
+            places.push(seq as u64);
+        }
+        Ok(places)
     }
 
     fn set_background(
@@ -838,18 +1090,7 @@ impl Tx for Db<'_> {
 
     fn append_event(&mut self, account: AccountId, event: NewEvent<'_>) -> Result<u64> {
         self.wrote = true;
-        let seq = match self.cache.is_some() {
-            // The writer hands out sequences from memory and stores the heads once per batch
-            // (`WriterCache::flush_heads`), in the same transaction.
-            true => self.next_sequence(account)?,
-            false => self
-                .conn
-                .prepare_cached(
-                    "UPDATE accounts SET head_seq = head_seq + 1 WHERE id = ?1 RETURNING head_seq",
-                )
-                .and_then(|mut s| s.query_row([account.0], |r| r.get::<_, i64>(0)))
-                .db()?,
-        };
+        let seq = self.next_seq(account)?;
         let (kind, value) = stored::encode(event.change);
         self.conn
             .prepare_cached(
@@ -1004,7 +1245,7 @@ pub(crate) fn read_events(
     let rows = stmt
         .query_map(
             params![account.0, after as i64, up_to as i64, limit as i64],
-            event_from_row,
+            |row| event_from_row(conn, row),
         )
         .db()?;
     rows.collect::<rusqlite::Result<_>>().db()

@@ -37,6 +37,7 @@ pub use snapshot::snapshot;
 
 pub use messages::{
     messages_are_delivered, messages_are_listed, messages_are_read, messages_change,
+    messages_keep_as_delivered,
 };
 
 use std::collections::HashMap;

@@ -937,3 +937,149 @@ pub fn messages_are_listed<F: Fixture>(fixture: F) {
         t.store.close().await;
     });
 }
+
+/// What a store may keep once for every member ([`Tx::deliver_message`]): each member's
+/// `message.received` goes on showing the message as it was delivered while the member's copy
+/// changes (an edit, a tapback, a read, an unsend), and after a restart. Copies delivered read
+/// (a backend's history) read back read, in their events too; a message delivered again under
+/// a GUID already kept (a backend recording it twice) reaches the new copies as well.
+///
+/// [`Tx::deliver_message`]: imgroups_core::port::Tx::deliver_message
+pub fn messages_keep_as_delivered<F: Fixture>(fixture: F) {
+    crate::block_on(async {
+        let t = Talk::open(&fixture).await;
+        let group = t.create_group(A, &["b@x.com", "c@x.com", "p@x.com"]).await;
+        let before = t.heads().await;
+        let m = t.say(A, &group, "first words").await;
+        let delivered = t.since(before).await;
+        let copies: Vec<Message> = [A, B, C]
+            .iter()
+            .map(|who| received(&delivered[*who][0]).clone())
+            .collect();
+        let other = t.say(B, &group, "to unsend").await;
+
+        for (who, command) in [
+            (A, Command::edit(&group, &m.guid, "second words")),
+            (B, Command::react(&group, &m.guid, Reaction::Love, true)),
+            (C, Command::mark_read(&group)),
+            (B, Command::unsend(&group, &other.guid)),
+        ] {
+            t.run(who, command.expect("a command"))
+                .await
+                .expect("a change");
+        }
+        check_kept(&t, &m, &other, &delivered, &copies).await;
+        t.store.close().await;
+        let t = Talk::open(&fixture).await;
+        check_kept(&t, &m, &other, &delivered, &copies).await;
+
+        // Delivered straight through the port, read already for one copy and not the other.
+        let chat = ChatGuid::parse(&group).expect("a chat");
+        let p = address("p@x.com");
+        let message = Message {
+            guid: "0F0F0F0F-0000-4000-8000-000000000001".into(),
+            text: "from the history".into(),
+            subject: Some("old".into()),
+            date_created: Timestamp(1_000),
+            is_from_me: false,
+            is_sent: true,
+            chat_guid: None,
+            sender: Some(p.clone()),
+            effect_id: None,
+            reply_to: Some(m.guid.clone()),
+            formatting: Vec::new(),
+            date_read: None,
+            date_edited: Some(Timestamp(2_000)),
+            edits: 1,
+            date_retracted: None,
+            reactions: Vec::new(),
+        };
+        let read_at = Some(Timestamp(3_000));
+        let ids = t.ids;
+        let before = t.heads().await;
+        let deliver = |accounts: Vec<(AccountId, Option<Timestamp>)>| {
+            let (message, chat, p) = (message.clone(), chat.clone(), p.clone());
+            crate::write_tx(&*t.store, move |tx| {
+                let copies: Vec<imgroups_core::port::Delivery<'_>> = accounts
+                    .iter()
+                    .map(|(account, date_read)| imgroups_core::port::Delivery {
+                        account: *account,
+                        chat_guid: &chat,
+                        is_from_me: false,
+                        date_read: *date_read,
+                    })
+                    .collect();
+                tx.deliver_message(&message, &p, Timestamp(1_000), &copies)
+            })
+        };
+        let places = deliver(vec![(ids[A], read_at), (ids[B], None)])
+            .await
+            .expect("delivered");
+        assert_eq!(places, [before[A] + 1, before[B] + 1]);
+        // Delivered again, to C, under the same GUID.
+        let again = deliver(vec![(ids[C], None)]).await.expect("delivered");
+        assert_eq!(again, [before[C] + 1]);
+        let events = t.since(before).await;
+        for (who, date_read) in [(A, read_at), (B, None), (C, None)] {
+            let expected = Message {
+                chat_guid: Some(chat.clone()),
+                date_read,
+                ..message.clone()
+            };
+            assert_eq!(events[who].len(), 1);
+            assert_eq!(received(&events[who][0]), &expected);
+            assert_eq!(events[who][0].actor.as_ref(), Some(&p));
+            assert_eq!(t.get(who, &message.guid).await.expect("a copy"), expected);
+        }
+        let (unread, _) = t
+            .list(
+                A,
+                Some(&group),
+                Listing {
+                    is_read: Some(false),
+                    ..Listing::default()
+                },
+            )
+            .await
+            .expect("a's unread");
+        assert!(!guids(&unread).contains(&message.guid.as_str()));
+        t.store.close().await;
+    });
+}
+
+/// Each copy of `m` shows its edit, the tapback and (C's) the read, and of `other` the
+/// unsend, while each member's log shows both as delivered.
+async fn check_kept(
+    t: &Talk,
+    m: &Message,
+    other: &Message,
+    delivered: &[Vec<Event>; 3],
+    copies: &[Message],
+) {
+    let log = t.since([0; 3]).await;
+    for who in [A, B, C] {
+        let now = t.get(who, &m.guid).await.expect("a copy");
+        assert_eq!(now.text, "second words");
+        assert_eq!(now.edits, 1);
+        assert_eq!(now.reactions.len(), 1);
+        assert_eq!(now.reactions[0].is_from_me, who == B);
+        assert_eq!(now.date_read.is_some(), who == C);
+        let delivery = |guid: &str| {
+            log[who]
+                .iter()
+                .find(|e| matches!(&e.change, Change::MessageReceived { message } if message.guid == guid))
+                .expect("its delivery")
+        };
+        let event = delivery(&m.guid);
+        assert_eq!(
+            event, &delivered[who][0],
+            "{} sees it as delivered",
+            ADDRESSES[who]
+        );
+        assert_eq!(received(event), &copies[who]);
+        assert_eq!(received(event).text, "first words");
+        assert_eq!(received(delivery(&other.guid)).text, "to unsend");
+        let unsent = t.get(who, &other.guid).await.expect("a copy");
+        assert!(unsent.is_unsent() && unsent.text.is_empty());
+    }
+}

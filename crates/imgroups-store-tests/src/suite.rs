@@ -49,6 +49,7 @@ macro_rules! conformance_suite {
             tapbacks_edits_and_unsends_reach_every_copy => messages_change,
             marking_read_and_read_receipts => messages_are_read,
             messages_list_newest_first_in_stable_pages => messages_are_listed,
+            messages_keep_as_delivered => messages_keep_as_delivered,
             reset_clears_the_world_and_keeps_sequences => reset,
             a_controllable_clock_gives_seeded_ids_and_its_own_time => clock,
         );

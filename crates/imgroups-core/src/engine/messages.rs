@@ -16,7 +16,7 @@ use crate::error::{Error, Reason, Result};
 use crate::ids::{Address, ChatGuid, ChatKind};
 use crate::model::{AccountId, AppliedReaction, Change, Message, Outcome, Reaction, Timestamp};
 use crate::port::backend::RecordedNetwork;
-use crate::port::tx::{MessageQuery, NewEvent, Reader, Tx};
+use crate::port::tx::{Delivery, MessageQuery, NewEvent, Reader, Tx};
 
 use super::rules::{audience, visible_group};
 
@@ -273,16 +273,16 @@ fn send(
         }
     }
     let guid = crate::clock::guid(tx.fresh_id()?);
-    // The message as one view sees it: `sender` set for everyone but the sender.
-    let copy = |chat: &ChatGuid, from_me: bool| Message {
-        guid: guid.clone(),
+    // The sender's view; each member's copy differs only in what `Delivery` says.
+    let message = Message {
+        guid,
         text: new.text.clone(),
         subject: new.subject.clone(),
         date_created: now,
-        is_from_me: from_me,
+        is_from_me: true,
         is_sent: true,
         chat_guid: Some(chat.clone()),
-        sender: (!from_me).then(|| actor.clone()),
+        sender: None,
         effect_id: new.effect_id.clone(),
         reply_to: new.reply_to.clone(),
         formatting: new.formatting.clone(),
@@ -292,21 +292,21 @@ fn send(
         date_retracted: None,
         reactions: Vec::new(),
     };
-    let mut sent = None;
-    for view in views {
-        let from_me = &view.address == actor;
-        let message = copy(&view.chat, from_me);
-        let change = Change::MessageReceived {
-            message: Box::new(message.clone()),
-        };
-        let place = append(tx, actor, view, &change, now)?;
-        tx.put_message(view.account, place, &message)?;
-        if from_me {
-            sent = Some(message);
-        }
-    }
+    let copies: Vec<Delivery<'_>> = views
+        .iter()
+        .map(|view| Delivery {
+            account: view.account,
+            chat_guid: &view.chat,
+            is_from_me: &view.address == actor,
+            date_read: None,
+        })
+        .collect();
+    tx.deliver_message(&message, actor, now, &copies)?;
     // A simulated person has no copy of their own: answer with the sender's view.
-    Ok(sent.unwrap_or_else(|| copy(chat, true)))
+    Ok(match copies.iter().find(|c| c.is_from_me) {
+        Some(mine) => mine.copy_of(&message, actor),
+        None => message,
+    })
 }
 
 /// The copies of message `guid` in these views (each in the view's own chat), with their

@@ -17,7 +17,7 @@ use crate::idempotency::{self, Keyed};
 use crate::ids::{Address, ChatGuid, ChatKind};
 use crate::model::{AccountId, AppliedReaction, Change, Message, Outcome, Reaction, Timestamp};
 use crate::port::backend::ObservedNetwork;
-use crate::port::tx::{NewEvent, Tx};
+use crate::port::tx::{Delivery, NewEvent, Tx};
 
 use super::messages::{
     edit_allowed, holders, notify, own_live_message, target, unsend_allowed, unsent,
@@ -335,54 +335,51 @@ fn apply(tx: &mut dyn Tx, item: &ObservedMessage) -> Result<()> {
             edited_at,
             retracted_at,
         } => {
+            let mut copies = Vec::with_capacity(views.len());
             for view in &views {
                 if tx.message(view.account, guid)?.is_some() {
                     continue;
                 }
                 let from_me = &view.address == actor;
-                // Incoming: my read state. Mine: a receipt, which only direct chats have.
-                let date_read = if from_me && item.chat.kind() == ChatKind::Group {
-                    None
-                } else {
-                    *read_at
-                };
-                let message = Message {
-                    guid: guid.clone(),
-                    text: if retracted_at.is_some() {
-                        String::new()
-                    } else {
-                        text.clone()
-                    },
-                    subject: subject.clone().filter(|_| retracted_at.is_none()),
-                    date_created: at,
+                copies.push(Delivery {
+                    account: view.account,
+                    chat_guid: &view.chat,
                     is_from_me: from_me,
-                    is_sent: true,
-                    chat_guid: Some(view.chat.clone()),
-                    sender: (!from_me).then(|| actor.clone()),
-                    effect_id: effect_id.clone().filter(|_| retracted_at.is_none()),
-                    reply_to: reply_to.clone(),
-                    formatting: Vec::new(),
-                    date_read,
-                    date_edited: *edited_at,
-                    edits: u32::from(edited_at.is_some()),
-                    date_retracted: *retracted_at,
-                    reactions: Vec::new(),
-                };
-                let change = Change::MessageReceived {
-                    message: Box::new(message.clone()),
-                };
-                let place = tx.append_event(
-                    view.account,
-                    NewEvent {
-                        chat_guid: &view.chat,
-                        occurred_at: at,
-                        is_from_me: from_me,
-                        actor: Some(actor),
-                        change: &change,
+                    // Incoming: my read state. Mine: a receipt, which only direct chats have.
+                    date_read: if from_me && item.chat.kind() == ChatKind::Group {
+                        None
+                    } else {
+                        *read_at
                     },
-                )?;
-                tx.put_message(view.account, place, &message)?;
+                });
             }
+            if copies.is_empty() {
+                return Ok(());
+            }
+            // The content every copy shares (`Delivery` gives each its own view of it).
+            let message = Message {
+                guid: guid.clone(),
+                text: if retracted_at.is_some() {
+                    String::new()
+                } else {
+                    text.clone()
+                },
+                subject: subject.clone().filter(|_| retracted_at.is_none()),
+                date_created: at,
+                is_from_me: false,
+                is_sent: true,
+                chat_guid: None,
+                sender: Some(actor.clone()),
+                effect_id: effect_id.clone().filter(|_| retracted_at.is_none()),
+                reply_to: reply_to.clone(),
+                formatting: Vec::new(),
+                date_read: None,
+                date_edited: *edited_at,
+                edits: u32::from(edited_at.is_some()),
+                date_retracted: *retracted_at,
+                reactions: Vec::new(),
+            };
+            tx.deliver_message(&message, actor, at, &copies)?;
             Ok(())
         }
         MessageEvent::Reaction {

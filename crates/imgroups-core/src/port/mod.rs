@@ -6,6 +6,7 @@
 //!   faults: [`sim::SimControls`]) and its lookup inside a transaction ([`sim::SimTx`]); not
 //!   part of [`store::Store`].
 //! - [`tx`]: the engine's view of one write transaction or read snapshot inside a store.
+//! - [`content`]: a message's content in the compact form a store may keep once per message.
 //! - [`backend`]: the iMessage network ([`backend::Network`]), of one of two kinds: recorded
 //!   by the engine ([`backend::RecordedNetwork`]: reachability, new group names) or observed
 //!   ([`backend::ObservedNetwork`]: carrying changes out and waiting to see them).
@@ -17,6 +18,7 @@
 //! session 5).
 
 pub mod backend;
+pub mod content;
 pub mod sim;
 pub mod store;
 pub mod tx;
@@ -27,4 +29,4 @@ pub use store::{
     reset_error, AccountInfo, Accounts, AdminTokenInfo, Hooks, Log, LogBounds, Notice, Notices,
     ReadFn, ResetScope, Store, TokenInfo, TokenRef, Webhook, WebhookUrl, Work,
 };
-pub use tx::{GroupRow, KeyScope, MessageQuery, NewEvent, Reader, Recorded, Tx};
+pub use tx::{Delivery, GroupRow, KeyScope, MessageQuery, NewEvent, Reader, Recorded, Tx};

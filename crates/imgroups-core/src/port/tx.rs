@@ -37,6 +37,66 @@ pub struct NewEvent<'a> {
     pub change: &'a Change,
 }
 
+/// One account's copy of a message being delivered ([`Tx::deliver_message`]): what in it is
+/// the account's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery<'a> {
+    pub account: AccountId,
+    /// The chat as this account sees it.
+    pub chat_guid: &'a ChatGuid,
+    /// Whether the account sent it.
+    pub is_from_me: bool,
+    /// When it was read as delivered (incoming: by the account; its own: a receipt); `None`
+    /// for a message that arrives unread.
+    pub date_read: Option<Timestamp>,
+}
+
+impl Delivery<'_> {
+    /// The account's copy of `message` sent by `actor`: the same content, with this copy's
+    /// chat, ownership, sender (none for its own) and read time.
+    pub fn copy_of(&self, message: &Message, actor: &Address) -> Message {
+        Message {
+            chat_guid: Some(self.chat_guid.clone()),
+            is_from_me: self.is_from_me,
+            sender: (!self.is_from_me).then(|| actor.clone()),
+            date_read: self.date_read,
+            ..message.clone()
+        }
+    }
+}
+
+/// [`Tx::deliver_message`] as one [`Tx::append_event`] and one [`Tx::put_message`] per copy,
+/// each with the whole copy: the default, and what a store falls back on when it cannot share
+/// the content.
+pub fn deliver_each<T: Tx + ?Sized>(
+    tx: &mut T,
+    message: &Message,
+    actor: &Address,
+    occurred_at: Timestamp,
+    copies: &[Delivery<'_>],
+) -> Result<Vec<u64>> {
+    let mut places = Vec::with_capacity(copies.len());
+    for delivery in copies {
+        let copy = delivery.copy_of(message, actor);
+        let change = Change::MessageReceived {
+            message: Box::new(copy.clone()),
+        };
+        let place = tx.append_event(
+            delivery.account,
+            NewEvent {
+                chat_guid: delivery.chat_guid,
+                occurred_at,
+                is_from_me: delivery.is_from_me,
+                actor: Some(actor),
+                change: &change,
+            },
+        )?;
+        tx.put_message(delivery.account, place, &copy)?;
+        places.push(place);
+    }
+    Ok(places)
+}
+
 /// Which idempotency record: keys are scoped to (account, method).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeyScope<'a> {
@@ -147,8 +207,31 @@ pub trait Tx: Reader {
     /// Stores the account's copy of `message` (its chat is `message.chat_guid`) at `place`,
     /// or replaces the copy with the same GUID (keeping its place). Places order an account's
     /// messages: the engine uses the sequence of the event that delivered the message, so
-    /// they are unique per account and grow in commit order.
+    /// they are unique per account and grow in commit order. The copy reads back exactly as
+    /// put, whatever a store shares between copies; an account's own copy has no sender
+    /// ([`Message::sender`]), which a store may rely on.
     fn put_message(&mut self, account: AccountId, place: u64, message: &Message) -> Result<()>;
+    /// Delivers a new message: for each of `copies`, in order, appends `message.received` by
+    /// `actor` at `occurred_at` to the copy's account log (in the copy's chat, `is_from_me` as
+    /// the copy says) and stores that account's copy at the place that event's sequence (as
+    /// [`Tx::put_message`] would). Returns the places, in the order of `copies`.
+    ///
+    /// Every copy is [`Delivery::copy_of`] `message`: the content is the same for everyone,
+    /// only the chat as each account sees it, whether it is its own (then with no sender, else
+    /// sent by `actor`) and its read time differ. So a store may keep the content once per
+    /// message and per member only what differs; whatever it does, each event must go on
+    /// showing the message as delivered, whatever later puts of the copies change, and each
+    /// copy must read back exactly as delivered until then. The default stores each event and
+    /// copy whole ([`deliver_each`]).
+    fn deliver_message(
+        &mut self,
+        message: &Message,
+        actor: &Address,
+        occurred_at: Timestamp,
+        copies: &[Delivery<'_>],
+    ) -> Result<Vec<u64>> {
+        deliver_each(self, message, actor, occurred_at, copies)
+    }
     /// Sets (or, with `None`, removes) the background of the chat keyed `chat`: the image's
     /// bytes, MIME type and SHA-256.
     fn set_background(
@@ -205,6 +288,10 @@ pub mod stored {
     const MESSAGE_RECEIVED: i64 = 10;
     /// The value is the change's JSON (`{"MessageEdited":{…}}`, …).
     const MESSAGE_CHANGE: i64 = 11;
+    /// A `message.received` whose message the store keeps apart, once for every member
+    /// ([`crate::port::Tx::deliver_message`]): the value is the store's reference to it, and
+    /// only that store decodes it ([`decode`] does not).
+    pub const MESSAGE_DELIVERED: i64 = 12;
     const CHAT_MARKED_READ: i64 = 20;
     const BACKGROUND_CHANGED: i64 = 21;
     const BACKGROUND_REMOVED: i64 = 22;
@@ -245,7 +332,8 @@ pub mod stored {
         }
     }
 
-    /// The change stored as (kind, value); `None` for a kind this version does not know.
+    /// The change stored as (kind, value); `None` for a kind this version does not know, and
+    /// for [`MESSAGE_DELIVERED`], which needs its store.
     #[inline]
     pub fn decode(kind: i64, value: Option<String>) -> Option<Change> {
         let participant = || Address::from_trusted(value.clone().unwrap_or_default());

@@ -1,6 +1,7 @@
 //! The SQLite store's integration tests: one binary, one module per concern.
 
 mod auth;
+mod bodies;
 mod checkpoint;
 mod common;
 mod create;

@@ -83,31 +83,57 @@ async fn large_world(path: &std::path::Path) -> (AccountId, AccountId) {
                 member.execute(rusqlite::params![g, who]).unwrap();
             }
         }
+        // As the store keeps a send: the content once, a thin copy and a delivery event
+        // (kind 12, referring to the content) per member.
+        let mut body = tx
+            .prepare("INSERT INTO message_bodies (id, guid, body) VALUES (?1, ?2, ?3)")
+            .unwrap();
         let mut message = tx
             .prepare(
                 "INSERT INTO chat_messages
-                 (account_id, place, guid, chat_guid, created_at, is_from_me, is_read, body)
-                 VALUES (?1, ?2, ?3, ?4, 0, ?5, 1, ?6)",
+                 (account_id, place, body_id, chat_guid, created_at, is_from_me, is_read)
+                 VALUES (?1, ?2, ?2, ?3, 0, ?4, 1)",
             )
             .unwrap();
         let mut event = tx
             .prepare(
-                "INSERT INTO events (account_id, seq, chat_guid, occurred_at, is_from_me, kind, value)
-                 VALUES (?1, ?2, ?3, 0, ?4, 10, ?5)",
+                "INSERT INTO events (account_id, seq, chat_guid, occurred_at, is_from_me, actor, kind, value)
+                 VALUES (?1, ?2, ?3, 0, ?4, 'me@x.com', 12, ?2)",
             )
             .unwrap();
         for m in 1..=MESSAGES {
             let chat = format!("any;+;chat{:018}", m % GROUPS + 1);
             let guid = format!("{m:08X}-0000-4000-8000-000000000000");
-            let body = format!(
-                r#"{{"guid":"{guid}","text":"message number {m} with some words in it","date_created":0,"is_from_me":true,"is_sent":true}}"#
-            );
+            let content = imgroups_core::Message {
+                guid: guid.clone(),
+                text: format!("message number {m} with some words in it"),
+                subject: None,
+                date_created: imgroups_core::Timestamp(0),
+                is_from_me: false,
+                is_sent: true,
+                chat_guid: None,
+                sender: Some(Address::parse("me@x.com").unwrap()),
+                effect_id: None,
+                reply_to: None,
+                formatting: Vec::new(),
+                date_read: None,
+                date_edited: None,
+                edits: 0,
+                date_retracted: None,
+                reactions: Vec::new(),
+            };
+            body.execute(rusqlite::params![
+                m,
+                guid,
+                imgroups_core::port::content::encode(&content)
+            ])
+            .unwrap();
             for (account, mine) in [(me.0, true), (bob.0, false)] {
                 message
-                    .execute(rusqlite::params![account, m, guid, chat, mine, body])
+                    .execute(rusqlite::params![account, m, chat, mine])
                     .unwrap();
                 event
-                    .execute(rusqlite::params![account, m, chat, mine, body])
+                    .execute(rusqlite::params![account, m, chat, mine])
                     .unwrap();
             }
         }
