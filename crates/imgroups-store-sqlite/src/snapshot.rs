@@ -110,7 +110,7 @@ fn read_world(conn: &Connection) -> Result<Snapshot> {
             let guid: String = r.get(2).db()?;
             let chat_guid: String = r.get(3).db()?;
             let is_from_me = r.get(5).db()?;
-            let message = crate::db::compose(
+            let message = crate::tx::compose(
                 guid.clone(),
                 r.get_ref(9).and_then(|v| Ok(v.as_blob()?)).db()?,
                 &chat_guid,
@@ -146,7 +146,7 @@ fn read_world(conn: &Connection) -> Result<Snapshot> {
             let change = ChatGuid::parse(&chat_guid)
                 .ok()
                 .and_then(|chat| {
-                    crate::db::decode_change(
+                    crate::tx::decode_change(
                         conn,
                         r.get(6).ok()?,
                         r.get(7).ok()?,
@@ -307,7 +307,7 @@ fn delivered(conn: &Connection, event: &EventState) -> Result<Option<String>> {
         )
     });
     Ok((as_delivered.as_ref() == Some(message.as_ref()))
-        .then(|| crate::db::delivery_value(body_id, message.date_read)))
+        .then(|| crate::tx::delivery_value(body_id, message.date_read)))
 }
 
 fn unreadable(what: &str, id: &str) -> Error {
@@ -392,7 +392,7 @@ pub(crate) fn import(conn: &Connection, world: &Snapshot) -> Result<()> {
                 guid: m.guid.clone(),
                 ..m.message.clone()
             };
-            crate::db::put_copy(
+            crate::tx::put_copy(
                 conn,
                 a.id,
                 m.place,
