@@ -25,6 +25,13 @@
 //! ROWID key, with no table scan). Each event has an id (`MessageEvent::id`) that is the same
 //! however often it is read, for the caller's exactly-once.
 //!
+//! A scan can be read a window of rows at a time ([`ChatDb::message_windows`]), still in date
+//! order: the new rows' dates are read first (and sorted; 16 bytes a row), then each window
+//! reads its rows, so a first start on a long history holds one window of decoded rows, not
+//! the history. A scan cut short (its events recorded in order up to some point, then a
+//! crash) resumes from a cursor that says how far it got ([`MessageWindows::through`]): the
+//! same rows are read again and only what comes after is given, exactly once without ids.
+//!
 //! A row first read already read (the history, or a message read as it arrived) carries its
 //! read state in [`MessageEventKind::Said`] and gives no `MarkedRead`. A `date_read` older than
 //! the newest one already seen (a read synced late from another device, after a later one was
@@ -139,9 +146,11 @@ impl MessageEvent {
 }
 
 /// Where a [`ChatDb::scan_messages`] resumes; stored as its [`fmt::Display`] text
-/// (`m2:<rowid>:<edited>:<retracted>:<read>:<seen>[:<pending>,…]`; the `m1:` text of earlier
-/// versions, without `<seen>`, is read as `<seen>` 0: the first scan then looks at every read
-/// message in the window once, and only those not recorded read yet change anything).
+/// (`m2:<rowid>:<edited>:<retracted>:<read>:<seen>[:<pending>,…][@<newest>:<at>:<at rowid>]`,
+/// the last part only in a cursor of a scan cut short, [`MessageWindows::through`]; the `m1:`
+/// text of earlier versions, without `<seen>`, is read as `<seen>` 0: the first scan then looks
+/// at every read message in the window once, and only those not recorded read yet change
+/// anything).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MessageCursor {
     after: i64,
@@ -152,6 +161,19 @@ pub struct MessageCursor {
     /// The newest `date_read` of received messages seen (my reads).
     seen: i64,
     pending: BTreeSet<i64>,
+    /// A scan from this cursor was cut short, its events recorded in order up to here: it is
+    /// read again to the same end, and only what comes after is given.
+    through: Option<Through>,
+}
+
+/// How far a scan cut short got (see [`MessageWindows::through`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Through {
+    /// The scan's last ROWID.
+    newest: i64,
+    /// The sort key of the last event recorded.
+    at: Timestamp,
+    rowid: i64,
 }
 
 impl MessageCursor {
@@ -175,6 +197,9 @@ impl fmt::Display for MessageCursor {
             f.write_str(if i == 0 { ":" } else { "," })?;
             write!(f, "{rowid}")?;
         }
+        if let Some(t) = &self.through {
+            write!(f, "@{}:{}:{}", t.newest, t.at.unix_nanos(), t.rowid)?;
+        }
         Ok(())
     }
 }
@@ -182,8 +207,29 @@ impl fmt::Display for MessageCursor {
 impl FromStr for MessageCursor {
     type Err = Error;
 
-    fn from_str(s: &str) -> Result<MessageCursor> {
-        let bad = || Error::InvalidCursor(s.to_owned());
+    fn from_str(text: &str) -> Result<MessageCursor> {
+        let bad = || Error::InvalidCursor(text.to_owned());
+        let (s, through) = match text.split_once('@') {
+            Some((s, through)) => (s, Some(through)),
+            None => (text, None),
+        };
+        let through = match through {
+            None => None,
+            Some(t) => {
+                let nums = t
+                    .split(':')
+                    .map(|p| p.parse::<i64>().map_err(|_| bad()))
+                    .collect::<Result<Vec<_>>>()?;
+                let &[newest, at, rowid] = nums.as_slice() else {
+                    return Err(bad());
+                };
+                Some(Through {
+                    newest,
+                    at: Timestamp::from_unix_nanos(at),
+                    rowid,
+                })
+            }
+        };
         let (rest, fields) = match (s.strip_prefix("m2:"), s.strip_prefix("m1:")) {
             (Some(rest), _) => (rest, 5),
             (None, Some(rest)) => (rest, 4),
@@ -208,6 +254,9 @@ impl FromStr for MessageCursor {
         if after < 0 || pending.iter().any(|&p| p <= 0 || p > after) {
             return Err(bad());
         }
+        if through.is_some_and(|t| t.newest < after || t.rowid <= 0) {
+            return Err(bad());
+        }
         Ok(MessageCursor {
             after,
             edited,
@@ -215,6 +264,7 @@ impl FromStr for MessageCursor {
             read,
             seen,
             pending,
+            through,
         })
     }
 }
@@ -329,28 +379,199 @@ fn tapback(assoc_type: i64, emoji: Option<&str>) -> Option<(Tapback, bool)> {
     Some((tapback, set))
 }
 
+/// Rows a window reads at once by default ([`ChatDb::message_windows`]).
+pub const WINDOW: usize = 5_000;
+
+/// A scan's message events, read a window at a time in import order
+/// ([`ChatDb::message_windows`]): only the new rows' sort keys (16 bytes a row) are held for
+/// the whole scan, and one window's rows at a time, so a first start on a long history does
+/// not hold the history.
+pub struct MessageWindows<'db> {
+    db: &'db ChatDb,
+    /// The cursor the scan started from, without a [`Through`].
+    from: MessageCursor,
+    /// Skip events up to here (a scan cut short, read again).
+    through: Option<Through>,
+    /// The scan's last ROWID.
+    newest: i64,
+    /// The new rows' (and the pending rows') sort keys, sorted; `keys[next..]` are unread.
+    keys: Vec<(Timestamp, i64)>,
+    next: usize,
+    /// Events of rows seen before (edits, unsends, receipts, reads), sorted, not given yet.
+    updates: std::collections::VecDeque<MessageEvent>,
+    window: usize,
+    /// Raised as windows are read; the scan's resume point once they are all read.
+    cursor: MessageCursor,
+    done: bool,
+    restarted: bool,
+    total: usize,
+}
+
+impl MessageWindows<'_> {
+    /// The next window's events, in import order ([`MessageEvent::sort_key`]), every one
+    /// after all of the previous windows' (a window may be empty); `None` once all are read.
+    pub fn next_window(&mut self) -> Result<Option<Vec<MessageEvent>>> {
+        if self.done {
+            return Ok(None);
+        }
+        let mut events: Vec<MessageEvent>;
+        if self.next == self.keys.len() {
+            if self.updates.is_empty() {
+                self.done = true;
+                while self.cursor.pending.len() > MAX_PENDING {
+                    self.cursor.pending.pop_first();
+                }
+                return Ok(None);
+            }
+            events = self.updates.drain(..).collect();
+        } else {
+            let end = (self.next + self.window).min(self.keys.len());
+            let keys = &self.keys[self.next..end];
+            let last = keys[keys.len() - 1];
+            let mut rowids: Vec<i64> = keys.iter().map(|k| k.1).collect();
+            rowids.sort_unstable();
+            let (lo, hi) = (rowids[0], rowids[rowids.len() - 1]);
+            // Rows are mostly dated in ROWID order: a window is then a ROWID range, read in
+            // order. Rows out of it (a backfill) are looked up one by one.
+            let filter = if hi - lo < 4 * rowids.len() as i64 {
+                format!("m.ROWID >= {lo} AND m.ROWID <= {hi}")
+            } else {
+                let list: Vec<String> = rowids.iter().map(i64::to_string).collect();
+                format!("m.ROWID IN ({})", list.join(","))
+            };
+            let mut rows = Vec::new();
+            self.db.message_rows(&filter, &mut |row| {
+                if rowids.binary_search(&row.rowid).is_ok() {
+                    rows.push(row);
+                }
+                Ok(())
+            })?;
+            // Updates dated up to the window's last key go first: sorted stably below, they
+            // stay before a new row's event of the same key, as in one sorted scan.
+            let mut take = 0;
+            while self.updates.get(take).is_some_and(|e| e.sort_key() <= last) {
+                take += 1;
+            }
+            events = self.updates.drain(..take).collect();
+            for group in by_message(rows) {
+                let Some((row, chat)) = pick(&group) else {
+                    let incomplete = group
+                        .iter()
+                        .all(|r| r.chat_guid.is_none() || r.chat_style.is_none());
+                    let rowid = group[0].rowid;
+                    if incomplete && rowid > self.newest - PENDING_WINDOW {
+                        self.cursor.pending.insert(rowid);
+                    }
+                    continue;
+                };
+                self.cursor.raise(row);
+                if let Some(event) = said(row, chat) {
+                    events.push(event);
+                }
+            }
+            self.next = end;
+        }
+        events.sort_by_key(MessageEvent::sort_key);
+        if let Some(t) = self.through {
+            events.retain(|e| e.sort_key() > (t.at, t.rowid));
+        }
+        Ok(Some(events))
+    }
+
+    /// Once every window was read: where the next scan resumes.
+    pub fn cursor(&self) -> Option<&MessageCursor> {
+        self.done.then_some(&self.cursor)
+    }
+
+    /// Where a scan resumes that was cut short after the events up to `key` (a
+    /// [`MessageEvent::sort_key`]) were recorded, in order: this scan's rows are read again,
+    /// to the same last ROWID, and only the events after `key` are given. Every event of
+    /// one key must be recorded before this is stored.
+    pub fn through(&self, key: (Timestamp, i64)) -> MessageCursor {
+        MessageCursor {
+            through: Some(Through {
+                newest: self.newest,
+                at: key.0,
+                rowid: key.1,
+            }),
+            ..self.from.clone()
+        }
+    }
+
+    /// The scan reads the database from its beginning for the first time (not a renumbered
+    /// database read again): nothing of it can have been recorded before, except what a
+    /// [`MessageWindows::through`] cursor it resumes from says.
+    pub fn first_read(&self) -> bool {
+        !self.restarted && self.from.after == 0
+    }
+
+    /// The database was renumbered since the cursor was made: the scan started over and may
+    /// repeat events (same [`MessageEvent::id`]).
+    pub fn restarted(&self) -> bool {
+        self.restarted
+    }
+
+    /// Rows (new ones, and ones seen before that changed) the scan reads: an upper bound of
+    /// its events, for progress reports.
+    pub fn len(&self) -> usize {
+        self.total
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+}
+
 impl ChatDb {
     /// The message events after `cursor` (the whole history from [`MessageCursor::start`]),
-    /// and the cursor to resume from. One read transaction.
+    /// and the cursor to resume from: [`ChatDb::message_windows`] read to the end.
     pub fn scan_messages(&self, cursor: &MessageCursor) -> Result<MessageScan> {
+        let mut windows = self.message_windows(cursor, WINDOW)?;
+        let mut events = Vec::new();
+        while let Some(mut window) = windows.next_window()? {
+            events.append(&mut window);
+        }
+        Ok(MessageScan {
+            events,
+            cursor: windows.cursor.clone(),
+            restarted: windows.restarted,
+        })
+    }
+
+    /// The message events after `cursor`, to be read `window` rows at a time
+    /// ([`MessageWindows`]). Which rows the scan covers, and their order, is read now in one
+    /// read transaction (the rows seen before whose dates moved, and the new rows' keys);
+    /// each window then reads its rows.
+    pub fn message_windows(
+        &self,
+        cursor: &MessageCursor,
+        window: usize,
+    ) -> Result<MessageWindows<'_>> {
         let tx = self
             .conn
             .unchecked_transaction()
             .context("starting a read")?;
         let high_water = self.high_water_mark()?;
-        let restarted = high_water < cursor.after;
-        let from = if restarted {
+        let restarted =
+            high_water < cursor.after || cursor.through.is_some_and(|t| high_water < t.newest);
+        let mut from = if restarted {
             MessageCursor::start()
         } else {
             cursor.clone()
         };
-        let newest: i64 = self
-            .conn
-            .query_row("SELECT coalesce(max(ROWID), 0) FROM message", [], |r| {
-                r.get(0)
-            })
-            .context("reading the newest message")?;
-        let newest = newest.max(from.after);
+        let through = from.through.take();
+        let newest = match through {
+            Some(t) => t.newest,
+            None => {
+                let newest: i64 = self
+                    .conn
+                    .query_row("SELECT coalesce(max(ROWID), 0) FROM message", [], |r| {
+                        r.get(0)
+                    })
+                    .context("reading the newest message")?;
+                newest.max(from.after)
+            }
+        };
         let mut next = MessageCursor {
             after: newest,
             edited: from.edited,
@@ -358,6 +579,7 @@ impl ChatDb {
             read: from.read,
             seen: from.seen,
             pending: BTreeSet::new(),
+            through: None,
         };
         let mut events = Vec::new();
 
@@ -453,52 +675,45 @@ impl ChatDb {
                 });
             }
         }
+        events.sort_by_key(MessageEvent::sort_key);
 
-        // New rows, and those still waiting for their chat.
-        let mut rows = Vec::new();
-        if !from.pending.is_empty() {
-            let pending = from
-                .pending
-                .iter()
-                .map(i64::to_string)
-                .collect::<Vec<_>>()
-                .join(",");
-            self.message_rows(&format!("m.ROWID IN ({pending})"), &mut |row| {
-                rows.push(row);
-                Ok(())
-            })?;
-        }
-        self.message_rows(
-            &format!("m.ROWID > {} AND m.ROWID <= {newest}", from.after),
-            &mut |row| {
-                rows.push(row);
-                Ok(())
-            },
-        )?;
-        for group in by_message(rows) {
-            let Some((row, chat)) = pick(&group) else {
-                let incomplete = group
-                    .iter()
-                    .all(|r| r.chat_guid.is_none() || r.chat_style.is_none());
-                let rowid = group[0].rowid;
-                if incomplete && rowid > newest - PENDING_WINDOW {
-                    next.pending.insert(rowid);
-                }
-                continue;
-            };
-            next.raise(row);
-            if let Some(event) = said(row, chat) {
-                events.push(event);
+        // The keys of the new rows, and of those still waiting for their chat.
+        let pending = if from.pending.is_empty() {
+            String::new()
+        } else {
+            let list: Vec<String> = from.pending.iter().map(i64::to_string).collect();
+            format!(" OR m.ROWID IN ({})", list.join(","))
+        };
+        let sql = format!(
+            "SELECT m.ROWID, m.date FROM message m \
+             WHERE ((m.ROWID > {} AND m.ROWID <= {newest}){pending}) AND m.item_type = 0",
+            from.after
+        );
+        let mut keys = Vec::new();
+        {
+            let mut stmt = self.conn.prepare(&sql).context("reading messages")?;
+            let mut rows = stmt.query([]).context("reading messages")?;
+            while let Some(row) = rows.next().context("reading messages")? {
+                let rowid: i64 = row.get(0).context("reading messages")?;
+                let date: Option<i64> = row.get(1).context("reading messages")?;
+                keys.push((Timestamp::from_apple(date.unwrap_or(0)), rowid));
             }
         }
-        while next.pending.len() > MAX_PENDING {
-            next.pending.pop_first();
-        }
+        keys.sort_unstable();
+        keys.shrink_to_fit();
         tx.commit().context("ending a read")?;
-        events.sort_by_key(MessageEvent::sort_key);
-        Ok(MessageScan {
-            events,
+        Ok(MessageWindows {
+            db: self,
+            from,
+            through,
+            newest,
+            total: keys.len() + events.len(),
+            keys,
+            next: 0,
+            updates: events.into(),
+            window: window.max(1),
             cursor: next,
+            done: false,
             restarted,
         })
     }
@@ -691,6 +906,7 @@ mod tests {
             read: 9,
             seen: 11,
             pending: BTreeSet::new(),
+            through: None,
         };
         assert_eq!(c.to_string().parse::<MessageCursor>().unwrap(), c);
         c.pending.insert(40);
@@ -700,6 +916,17 @@ mod tests {
         // An earlier version's cursor: no mark for my reads yet.
         c.seen = 0;
         assert_eq!("m1:42:7:0:9:40,41".parse::<MessageCursor>().unwrap(), c);
+        // A scan cut short: where it got to.
+        c.through = Some(Through {
+            newest: 50,
+            at: Timestamp::from_unix_nanos(-123),
+            rowid: 44,
+        });
+        assert_eq!(c.to_string(), "m2:42:7:0:9:0:40,41@50:-123:44");
+        assert_eq!(c.to_string().parse::<MessageCursor>().unwrap(), c);
+        c.pending.clear();
+        assert_eq!(c.to_string(), "m2:42:7:0:9:0@50:-123:44");
+        assert_eq!(c.to_string().parse::<MessageCursor>().unwrap(), c);
         for bad in [
             "",
             "v1:3",
@@ -708,6 +935,10 @@ mod tests {
             "m1:5:0:0:0:9",
             "m2:1:2:3:4",
             "m2:5:0:0:0:0:9",
+            "m2:5:0:0:0:0@4:1:1",
+            "m2:5:0:0:0:0@9:1",
+            "m2:5:0:0:0:0@9:1:0",
+            "m2:5:0:0:0:0@9:1:2:3",
         ] {
             assert!(bad.parse::<MessageCursor>().is_err(), "{bad}");
         }

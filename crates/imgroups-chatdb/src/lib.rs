@@ -11,7 +11,8 @@
 //!   ([`ChatDb::scan`], [`Cursor`]) and its contract.
 //! - `conversations`: message rows of group and direct chats (`style` 43 and 45) decoded into
 //!   [`MessageEvent`]s (said, tapbacks, edits, unsends, read receipts, my reads) and their incremental
-//!   read ([`ChatDb::scan_messages`], [`MessageCursor`]); its module doc has the table.
+//!   read ([`ChatDb::scan_messages`], [`MessageCursor`]), also a window of rows at a time in
+//!   date order ([`ChatDb::message_windows`]); its module doc has the table.
 //! - `typedstream`: the text of `message.attributedBody` ([`attributed_text`]), our own reader
 //!   of Apple's typedstream format (the Rust ones that exist are GPL-3.0).
 //! - `schema`: probes which columns this database has (`PRAGMA table_info`); every query is
@@ -125,8 +126,8 @@ pub use actuator::{
 };
 pub use changes::{Change, ChangeKind, Cursor, Party, Scan, MAX_PENDING, PENDING_WINDOW};
 pub use conversations::{
-    Conversation, MessageCursor, MessageEvent, MessageEventKind, MessageScan, Tapback,
-    DIRECT_STYLE, UPDATE_WINDOW,
+    Conversation, MessageCursor, MessageEvent, MessageEventKind, MessageScan, MessageWindows,
+    Tapback, DIRECT_STYLE, UPDATE_WINDOW, WINDOW,
 };
 pub use db::{group_photo_guid, ChatDb, Group, Icon, GROUP_STYLE};
 pub use error::{Error, Result, SqlError};

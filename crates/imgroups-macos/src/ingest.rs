@@ -5,10 +5,12 @@
 //! was recorded and every row enters the log once (`message.guid` is the dedupe key).
 //!
 //! Message rows (`imgroups_chatdb`'s conversations) are read in the same pass and recorded
-//! through `Engine::record_messages` under their own cursor and ids ([`MESSAGES_SOURCE`]),
-//! interleaved with the group changes by date: the group changes go in runs that no message
-//! date falls inside, each run's earlier messages first, so the log follows chat.db's dates
-//! across both kinds.
+//! through `Engine::record_history` under their own cursor and ids ([`MESSAGES_SOURCE`]),
+//! interleaved with the group changes by date: before each group change, the messages dated
+//! before it, so the log follows chat.db's dates across both kinds. Messages are read a window
+//! of [`WINDOW`] rows at a time, in date order ([`MessageWindows`]): a first start on a long
+//! history holds the history's sort keys (16 bytes a message) and one window, not every
+//! decoded row.
 //!
 //! A scan with many changes (the first start's import of a long history) is recorded in
 //! chunks of about [`CHUNK`] changes and messages, one store transaction each, still in date
@@ -16,10 +18,15 @@
 //! history. A chunk gathers consecutive parts of both kinds ([`Pending`]): a history whose
 //! messages fall between most of its group changes is cut into many small parts, and one
 //! transaction (one durable commit to wait for) per part made a first start on a million
-//! messages take minutes. Only the last chunk of each kind stores the scan's new cursor: a chunk is not a
-//! ROWID prefix (date order is not ROWID order), so the earlier chunks keep the old one, and a
-//! restart after a crash between chunks reads the scan again and skips what was recorded by
-//! its id (kept in the same transaction as the events). Exactly once either way.
+//! messages take minutes. A part of messages stores where a restart resumes: after its last
+//! message ([`MessageWindows::through`]), the scan's last part the scan's new cursor; a
+//! restart after a crash between chunks reads the scan again, to the same end, and records
+//! only what comes after. A part of group changes stores the old cursor but in the scan's
+//! last part (a chunk is not a ROWID prefix: date order is not ROWID order), and a restart
+//! skips what was recorded by its id (kept in the same transaction as the events). Exactly
+//! once either way. On the first start (chat.db read from its beginning) a message said is
+//! recorded without its id ([`ObservedMessages::first_read`]): the cursor alone makes it
+//! exactly-once, and a long first start does one B-tree insert per message less.
 //!
 //! A group the store does not know yet is created, before anything else of the scan, in the
 //! state it had *before* the scan's changes (its current members, name and icon, rewound
@@ -27,15 +34,15 @@
 //! events, in date order; afterwards the store's state is set to chat.db's current one
 //! (chat.db is the truth).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use imgroups_chatdb::{
-    Change, ChangeKind, ChatDb, Conversation, Cursor, Icon, MessageCursor, MessageEventKind, Party,
-    Tapback, Wake, Watcher,
+    Change, ChangeKind, ChatDb, Conversation, Cursor, Icon, MessageCursor, MessageEventKind,
+    MessageWindows, Party, Tapback, Wake, Watcher, WINDOW,
 };
 use imgroups_core::error::{excerpt, MAX_ECHO_CHARS};
 use imgroups_core::port::store;
@@ -100,6 +107,15 @@ pub(crate) struct Pending {
     total: usize,
     done: usize,
     reported: Option<Instant>,
+    /// The transaction handed to the store and not waited for yet.
+    in_flight: Option<InFlight>,
+}
+
+/// A transaction of [`Ingest::commit`] the store is recording while the next is read.
+struct InFlight {
+    recorded: tokio::task::JoinHandle<imgroups_core::Result<Vec<usize>>>,
+    told: Vec<Told>,
+    items: usize,
 }
 
 /// How often a long scan (a first start) logs its progress.
@@ -175,38 +191,35 @@ impl Ingest {
     /// Group changes and messages, recorded in one date order (see [`Ingest::record_scan`]).
     fn scan_once(&self, db: &ChatDb) -> Result<Imported, String> {
         self.pending.replace(Pending::default());
-        let scanned = self.message_scan(db).and_then(|mut messages| {
-            self.pending.borrow_mut().total = messages.events.len();
+        let scanned = self.message_cursor().and_then(|from| {
+            let mut messages = Messages::open(db, &from)?;
+            self.pending.borrow_mut().total = messages.windows.len();
             let mut imported = self.record_scan(db, &mut messages)?;
             messages.flush(self, None)?;
             self.commit()?;
-            self.messages_saved.replace(Some(messages.to.clone()));
+            self.settle()?;
+            let to = messages
+                .windows
+                .cursor()
+                .cloned()
+                .ok_or("chat.db's messages were not read to the end")?;
+            self.messages_saved.replace(Some(to));
             let pending = self.pending.take();
             imported.recorded = pending.changes_recorded;
-            imported.messages = messages.events.len();
+            imported.messages = messages.read;
             imported.messages_recorded = pending.messages_recorded;
             Ok(imported)
         });
         if scanned.is_err() {
+            // What is in flight may still be recorded: the next scan reads the store's
+            // cursors after it.
+            let _ = self.settle();
             self.pending.replace(Pending::default());
             self.saved.replace(None);
             self.chats_seen.set(None);
             self.messages_saved.replace(None);
         }
         scanned
-    }
-
-    /// The message events after the saved message cursor, to be recorded.
-    fn message_scan(&self, db: &ChatDb) -> Result<Messages, String> {
-        let from = self.message_cursor()?;
-        let scan = db.scan_messages(&from).map_err(|e| e.to_string())?;
-        Ok(Messages {
-            changed: !scan.events.is_empty() || scan.cursor != from,
-            events: scan.events,
-            next: 0,
-            from,
-            to: scan.cursor,
-        })
     }
 
     fn message_cursor(&self) -> Result<MessageCursor, String> {
@@ -286,13 +299,13 @@ impl Ingest {
         })
     }
 
-    /// Records the group changes after the saved cursor, and the message events dated before
-    /// each run of them first, so that the log follows chat.db's dates across both kinds (the
-    /// first start's history included). Group changes go in runs of at most [`CHUNK`] that no
-    /// message date falls inside, one store transaction each; groups first seen are created
-    /// before anything (in their state before the scan's changes), so a message in them is
-    /// never recorded before its chat exists.
-    fn record_scan(&self, db: &ChatDb, messages: &mut Messages) -> Result<Imported, String> {
+    /// Records the group changes after the saved cursor, and before each the message events
+    /// dated before it, so that the log follows chat.db's dates across both kinds (the first
+    /// start's history included). Consecutive group changes go together in parts of at most
+    /// [`CHUNK`]; groups first seen are created before anything (in their state before the
+    /// scan's changes), so a message in them is never recorded before its chat exists, and
+    /// settled after the last change.
+    fn record_scan(&self, db: &ChatDb, messages: &mut Messages<'_>) -> Result<Imported, String> {
         let cursor = self.cursor()?;
         let scan = db.scan(&cursor).map_err(|e| e.to_string())?;
         // New `chat` rows (a group created, or one first seen) are looked for when the group
@@ -306,35 +319,39 @@ impl Ingest {
         let changes = scan.changes.len();
         self.pending.borrow_mut().total += changes;
         let started = Instant::now();
-        let runs = runs(&scan.changes, &messages.keys());
-        let mut batches = self.batches(
-            db,
-            &scan.changes,
-            &cursor,
-            &scan.cursor,
-            discover,
-            runs.len(),
-        )?;
-        let groups = batches.iter().map(|b| b.new_groups.len()).sum();
+        let (first, last) = self.batches(db, &scan.changes, &cursor, &scan.cursor, discover)?;
+        let groups = first.new_groups.len();
         let planned = started.elapsed();
-        for (i, mut batch) in batches.drain(..).enumerate() {
-            // Batch 0 creates groups only; batch i > 0 records run i - 1.
-            let run = i
-                .checked_sub(1)
-                .and_then(|r| runs.get(r))
-                .cloned()
-                .unwrap_or(0..0);
-            if let Some(first) = scan.changes.get(run.start).filter(|_| !run.is_empty()) {
-                messages.flush(self, Some(first.sort_key()))?;
-            }
-            // Made run by run, so only one run's worth is held as the engine takes it.
-            for change in &scan.changes[run] {
-                if let Some(observed) = self.observed(change) {
-                    batch.changes.push((change.guid.clone(), observed));
+        self.submit(ObservedPart::Changes(first))?;
+        // Changes in between store `cursor` again (see `batches`).
+        let part = |changes| {
+            ObservedPart::Changes(ObservedBatch {
+                source: SOURCE.to_owned(),
+                cursor: cursor.to_string(),
+                changes,
+                ..ObservedBatch::default()
+            })
+        };
+        let mut run = Vec::new();
+        for change in &scan.changes {
+            let key = change.sort_key();
+            if messages.any_before(key)? {
+                if !run.is_empty() {
+                    self.submit(part(std::mem::take(&mut run)))?;
                 }
+                messages.flush(self, Some(key))?;
             }
-            self.submit(ObservedPart::Changes(batch))?;
+            if let Some(observed) = self.observed(change) {
+                run.push((change.guid.clone(), observed));
+            }
+            if run.len() >= CHUNK {
+                self.submit(part(std::mem::take(&mut run)))?;
+            }
         }
+        if !run.is_empty() {
+            self.submit(part(run))?;
+        }
+        self.submit(ObservedPart::Changes(last))?;
         self.saved.replace(Some(scan.cursor));
         self.chats_seen.set(Some(chats));
         if changes > 0 {
@@ -367,7 +384,10 @@ impl Ingest {
         Ok(())
     }
 
-    /// Records the pending parts in one transaction, in order, then tells the waiters.
+    /// Hands the pending parts to the store, to be recorded in one transaction, in order,
+    /// once the one before is: this thread reads chat.db for the next meanwhile, so reading
+    /// and the store's writer work at once. Only one is in flight: one that fails stops the
+    /// scan before anything after it is handed over ([`Ingest::settle`]).
     fn commit(&self) -> Result<(), String> {
         let (parts, items) = {
             let mut pending = self.pending.borrow_mut();
@@ -391,9 +411,33 @@ impl Ingest {
                 }
             })
             .collect();
+        self.settle()?;
+        let engine = self.engine.clone();
+        let recorded = self
+            .runtime
+            .spawn(async move { engine.record_history(parts).await });
+        self.pending.borrow_mut().in_flight = Some(InFlight {
+            recorded,
+            told,
+            items,
+        });
+        Ok(())
+    }
+
+    /// Waits for the transaction in flight, if any, then tells its waiters.
+    fn settle(&self) -> Result<(), String> {
+        let Some(InFlight {
+            recorded,
+            told,
+            items,
+        }) = self.pending.borrow_mut().in_flight.take()
+        else {
+            return Ok(());
+        };
         let counts = self
             .runtime
-            .block_on(self.engine.record_history(parts))
+            .block_on(recorded)
+            .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
         let mut pending = self.pending.borrow_mut();
         pending.done += items;
@@ -455,11 +499,12 @@ impl Ingest {
             .map_err(|e| e.to_string())
     }
 
-    /// The batches for the scan's changes (in date order), one per [`CHUNK`] changes, without
-    /// the changes themselves (the caller adds them, chunk by chunk): a group
-    /// first seen is created in the batch of its first change, in the state it had before all
-    /// of the scan's changes to it, and settled in the last batch, which alone stores `next`
-    /// (the others store `from` again; see the module doc).
+    /// The first and the last part of the scan's changes, without the changes themselves
+    /// (the caller puts them between, in date order): a group first seen is created in the
+    /// first, in the state it had before all of the scan's changes to it, and settled in the
+    /// last, which alone stores `next` (every other part stores `from` again: changes are
+    /// recorded in date order, not ROWID order, so only the whole scan moves the cursor; a
+    /// crash in between reads the scan again and skips what was recorded by its id).
     ///
     /// With `discover`, every group chat of chat.db the store does not have yet is created
     /// too, changes or not: Messages writes no group-change row for a group's first members,
@@ -471,8 +516,7 @@ impl Ingest {
         from: &Cursor,
         next: &Cursor,
         discover: bool,
-        runs: usize,
-    ) -> Result<Vec<ObservedBatch>, String> {
+    ) -> Result<(ObservedBatch, ObservedBatch), String> {
         let mut by_chat: BTreeMap<String, Vec<(usize, &Change)>> = BTreeMap::new();
         for (i, change) in changes.iter().enumerate() {
             by_chat
@@ -494,15 +538,16 @@ impl Ingest {
             groups = Some(all);
         }
         let known = self.known(candidates.clone())?;
-        // A first batch that creates the groups first seen, then one per run.
-        let chunks = runs + 1;
-        let mut batches: Vec<ObservedBatch> = (0..chunks)
-            .map(|i| ObservedBatch {
-                source: SOURCE.to_owned(),
-                cursor: if i + 1 == chunks { next } else { from }.to_string(),
-                ..ObservedBatch::default()
-            })
-            .collect();
+        let mut first = ObservedBatch {
+            source: SOURCE.to_owned(),
+            cursor: from.to_string(),
+            ..ObservedBatch::default()
+        };
+        let mut last = ObservedBatch {
+            source: SOURCE.to_owned(),
+            cursor: next.to_string(),
+            ..ObservedBatch::default()
+        };
         for identifier in &candidates {
             if known.contains(identifier) {
                 continue;
@@ -521,12 +566,12 @@ impl Ingest {
             let indexed = by_chat.get(identifier).map(Vec::as_slice).unwrap_or(&[]);
             let chat_changes: Vec<&Change> = indexed.iter().map(|(_, c)| *c).collect();
             let now = self.snapshot(group, &chat_changes);
-            batches[0]
+            first
                 .new_groups
                 .push(rewind(now.clone(), &chat_changes, &self.me));
-            batches[chunks - 1].settle.push(now);
+            last.settle.push(now);
         }
-        Ok(batches)
+        Ok((first, last))
     }
 
     /// The group as chat.db has it now. The account counts as a member unless its last
@@ -687,78 +732,113 @@ pub(crate) fn handle_address(id: &str) -> Option<Address> {
     Some(Address::from_trusted(id.to_owned()))
 }
 
-/// A scan's message events, recorded in order as the group changes' runs allow.
-struct Messages {
-    events: Vec<imgroups_chatdb::MessageEvent>,
-    /// The first event not recorded yet.
-    next: usize,
+/// A scan's message events, read a window at a time ([`MessageWindows`]) and recorded in
+/// date order between the group changes.
+struct Messages<'db> {
+    windows: MessageWindows<'db>,
+    /// The current window's events not recorded yet.
+    window: VecDeque<imgroups_chatdb::MessageEvent>,
+    /// Events read so far.
+    read: usize,
+    /// The cursor the scan started from.
     from: MessageCursor,
-    to: MessageCursor,
-    /// Whether there is anything to record (events, or a cursor that moved).
-    changed: bool,
+    /// A part was handed over in this scan.
+    submitted: bool,
+    /// The part with the scan's new cursor was handed over.
+    finished: bool,
 }
 
-impl Messages {
-    fn keys(&self) -> Vec<(imgroups_chatdb::Timestamp, i64)> {
-        self.events.iter().map(|e| e.sort_key()).collect()
+impl<'db> Messages<'db> {
+    fn open(db: &'db ChatDb, from: &MessageCursor) -> Result<Messages<'db>, String> {
+        let windows = db
+            .message_windows(from, WINDOW)
+            .map_err(|e| e.to_string())?;
+        Ok(Messages {
+            windows,
+            window: VecDeque::new(),
+            read: 0,
+            from: from.clone(),
+            submitted: false,
+            finished: false,
+        })
     }
 
-    /// Hands the events dated before `until` (all with `None`, and then the new cursor) to
-    /// [`Ingest::submit`], in parts of at most [`CHUNK`]: only the very last stores the new
-    /// cursor, the others the old one (a crash in between reads the scan again; ids skip what
-    /// was recorded).
+    /// The next event, reading the next window when this one is used up; `None` once all
+    /// are read.
+    fn front(&mut self) -> Result<Option<&imgroups_chatdb::MessageEvent>, String> {
+        while self.window.is_empty() {
+            match self.windows.next_window().map_err(|e| e.to_string())? {
+                Some(events) => {
+                    self.read += events.len();
+                    self.window = events.into();
+                }
+                None => return Ok(None),
+            }
+        }
+        Ok(self.window.front())
+    }
+
+    /// Whether an event not recorded yet is dated before `key`.
+    fn any_before(&mut self, key: (imgroups_chatdb::Timestamp, i64)) -> Result<bool, String> {
+        Ok(self.front()?.is_some_and(|e| e.sort_key() < key))
+    }
+
+    /// Hands the events dated before `until` (all with `None`) to [`Ingest::submit`], in
+    /// parts of at most about [`CHUNK`]. Each part stores where a restart resumes: after its
+    /// last event ([`MessageWindows::through`]; a part never ends between two events of one
+    /// date and row), and the part that takes the last event the scan's new cursor.
     fn flush(
         &mut self,
         ingest: &Ingest,
         until: Option<(imgroups_chatdb::Timestamp, i64)>,
     ) -> Result<(), String> {
-        let end = match until {
-            Some(key) => {
-                self.next + self.events[self.next..].partition_point(|e| e.sort_key() < key)
+        let first_read = self.windows.first_read();
+        while !self.finished {
+            let mut items = Vec::new();
+            let mut last_key = None;
+            let mut held = false;
+            while let Some(event) = self.front()? {
+                let key = event.sort_key();
+                if until.is_some_and(|until| key >= until) {
+                    held = true;
+                    break;
+                }
+                if items.len() >= CHUNK && last_key != Some(key) {
+                    break;
+                }
+                let Some(event) = self.window.pop_front() else {
+                    break;
+                };
+                last_key = Some(key);
+                if let Some(observed) = ingest.observed_message(&event) {
+                    items.push((event.id(), observed));
+                }
             }
-            None => self.events.len(),
-        };
-        while self.next < end || (until.is_none() && self.changed) {
-            let stop = end.min(self.next + CHUNK);
-            let last = until.is_none() && stop == self.events.len();
-            let items: Vec<(String, ObservedMessage)> = self.events[self.next..stop]
-                .iter()
-                .filter_map(|event| Some((event.id(), ingest.observed_message(event)?)))
-                .collect();
-            let batch = ObservedMessages {
-                source: MESSAGES_SOURCE.to_owned(),
-                cursor: if last { &self.to } else { &self.from }.to_string(),
-                items,
+            let cursor = match (self.windows.cursor(), last_key) {
+                (Some(to), _) => {
+                    self.finished = true;
+                    // Nothing new and nothing moved: no write.
+                    if last_key.is_none() && !self.submitted && *to == self.from {
+                        return Ok(());
+                    }
+                    to.clone()
+                }
+                (None, Some(key)) => self.windows.through(key),
+                (None, None) => return Ok(()),
             };
-            ingest.submit(ObservedPart::Messages(batch))?;
-            self.next = stop;
-            if last {
-                self.changed = false;
+            self.submitted = true;
+            ingest.submit(ObservedPart::Messages(ObservedMessages {
+                source: MESSAGES_SOURCE.to_owned(),
+                cursor: cursor.to_string(),
+                items,
+                first_read,
+            }))?;
+            if held {
+                break;
             }
         }
         Ok(())
     }
-}
-
-/// The group changes cut into runs of at most [`CHUNK`], cut also wherever a message's date
-/// (`messages`, sorted) falls between two changes.
-fn runs(
-    changes: &[Change],
-    messages: &[(imgroups_chatdb::Timestamp, i64)],
-) -> Vec<std::ops::Range<usize>> {
-    let mut runs = Vec::new();
-    let mut start = 0;
-    let before = |i: usize| messages.partition_point(|k| *k < changes[i].sort_key());
-    for i in 1..changes.len() {
-        if i - start == CHUNK || before(i) != before(i - 1) {
-            runs.push(start..i);
-            start = i;
-        }
-    }
-    if !changes.is_empty() {
-        runs.push(start..changes.len());
-    }
-    runs
 }
 
 fn core_time(t: imgroups_chatdb::Timestamp) -> Timestamp {

@@ -461,3 +461,72 @@ fn my_reads_from_any_device_are_found_once_per_chat() {
             .is_empty());
     }
 }
+
+/// Read a window at a time, a scan gives the same events in the same order as read whole,
+/// whatever the window's size and however far the dates stray from ROWID order; and a scan
+/// cut short after any event resumes from its `through` cursor with exactly the events after
+/// it, ending at the same cursor.
+#[test]
+fn windows_and_resumed_scans_give_the_whole_scan_in_date_order() {
+    let f = Fixture::new(Version::Tahoe);
+    let c = chats(&f);
+    // Minutes out of ROWID order (a backfill), two rows of one minute, rows from a window
+    // back, and one row without its chat yet.
+    let minutes = [5, 3, 9, 1, 7, 7, 2, 40, 8, 6, 4, 30, 10, 0, 11, 12];
+    for (i, minute) in minutes.iter().enumerate() {
+        let guid = format!("W-{i}");
+        let text = format!("text {i}");
+        let chat = if i % 3 == 0 { c.direct } else { c.group };
+        f.post(
+            chat,
+            Msg {
+                guid: &guid,
+                text: Some(&text),
+                handle: if i % 2 == 0 { c.alice } else { c.bob },
+                from_me: i % 4 == 1,
+                minute: *minute,
+                ..Msg::default()
+            },
+        );
+    }
+    f.message(Msg {
+        guid: "W-NO-CHAT",
+        text: Some("later"),
+        handle: c.alice,
+        minute: 13,
+        ..Msg::default()
+    });
+    let db = f.open();
+    let whole = db.scan_messages(&MessageCursor::start()).unwrap();
+    assert_eq!(whole.events.len(), minutes.len());
+    let keys: Vec<_> = whole.events.iter().map(MessageEvent::sort_key).collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(keys, sorted, "date order");
+    for size in 1..=5 {
+        let mut windows = db.message_windows(&MessageCursor::start(), size).unwrap();
+        assert!(windows.first_read());
+        let mut events = Vec::new();
+        while let Some(mut window) = windows.next_window().unwrap() {
+            assert!(window.len() <= size);
+            events.append(&mut window);
+        }
+        assert_eq!(events, whole.events, "windows of {size}");
+        assert_eq!(windows.cursor(), Some(&whole.cursor));
+    }
+    for cut in 0..whole.events.len() {
+        let windows = db.message_windows(&MessageCursor::start(), 3).unwrap();
+        let through = windows.through(whole.events[cut].sort_key());
+        let text = through.to_string();
+        let mut resumed = db.message_windows(&text.parse().unwrap(), 3).unwrap();
+        assert!(resumed.first_read());
+        let mut events = Vec::new();
+        while let Some(mut window) = resumed.next_window().unwrap() {
+            events.append(&mut window);
+        }
+        assert_eq!(events, whole.events[cut + 1..], "resumed after event {cut}");
+        assert_eq!(resumed.cursor(), Some(&whole.cursor));
+    }
+    // A later scan is no first read.
+    assert!(!db.message_windows(&whole.cursor, 3).unwrap().first_read());
+}

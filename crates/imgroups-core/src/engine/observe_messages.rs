@@ -6,8 +6,9 @@
 //! Apple's windows or for who may do what, because it already happened. What cannot be placed
 //! (a tapback on a message nobody here holds, a chat no local account keeps) is skipped with a
 //! warning, so one odd row cannot stop the stream. Each item carries an id in its source and
-//! is recorded at most once (`Tx::mark_observed`), with the source's cursor saved in the same
-//! transaction: exactly once across restarts.
+//! is recorded at most once (`Tx::mark_observed`; on a source's first read a message said is
+//! recorded without its id, see [`ObservedMessages::first_read`]), with the source's cursor
+//! saved in the same transaction: exactly once across restarts.
 
 use std::sync::Arc;
 
@@ -85,6 +86,12 @@ pub struct ObservedMessages {
     /// In the order they happened, each with its id in the source: an id recorded before is
     /// skipped.
     pub items: Vec<(String, ObservedMessage)>,
+    /// The source is read from its beginning for the first time and its cursor alone makes
+    /// the read exactly-once (it says how far a read cut short got): a message said
+    /// ([`MessageEvent::Received`]) is recorded without its id, which saves a write per
+    /// message of a long history; read again (a renumbered source read from the beginning),
+    /// it is known by its GUID in the account's messages. Other events keep their ids.
+    pub first_read: bool,
 }
 
 impl Engine {
@@ -245,7 +252,8 @@ fn check(tx: &mut dyn Tx, actor: &Address, chat: &ChatGuid, op: &MessageOp) -> R
 pub(super) fn record(tx: &mut dyn Tx, batch: &ObservedMessages) -> Result<usize> {
     let mut recorded = 0;
     for (id, item) in &batch.items {
-        if !tx.mark_observed(&batch.source, id)? {
+        let unmarked = batch.first_read && matches!(item.event, MessageEvent::Received { .. });
+        if !unmarked && !tx.mark_observed(&batch.source, id)? {
             continue;
         }
         match apply(tx, item) {

@@ -837,3 +837,109 @@ async fn hostile_names_from_chat_db_are_stored_and_served_sanitised() {
     }
     server.stop();
 }
+
+/// `kill -9` in the middle of a first start on a long history (messages and group changes,
+/// recorded in many transactions), then a restart on the same data directory: every message
+/// and every group change of the history is in the log exactly once, in date order, without
+/// gaps.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_first_start_killed_midway_records_every_row_once_after_the_restart() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+
+    use imgroups_chatdb::testing::BulkSpec;
+    use imgroups_proto::pb::catch_up_events_response::Payload;
+    use imgroups_proto::pb::message_change_event::Change as MessageChange;
+
+    let f = Fixture::new(Version::Tahoe);
+    let history = f.bulk(&BulkSpec::new(30_000, 1_500, 12), ME);
+    let data = tempfile::tempdir().expect("data");
+    let home = f.home().to_str().expect("utf-8 home").to_owned();
+    let data_dir = data.path().to_str().expect("utf-8 data").to_owned();
+    // Started by hand: `Server::start` waits for `ready`, which follows the import.
+    let mut child = Command::new(crate::support::BIN)
+        .args(["serve", "--data", &data_dir])
+        .args(["--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+        .args(["--backend", "chatdb", "--home", &home, "--account", ME])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn imgroups serve");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // The first progress line comes after the first transaction of the history.
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("a progress line while the history is recorded");
+        assert!(
+            !line.contains("chat.db read; watching"),
+            "the import ended before it could be interrupted: {line}"
+        );
+        if line.contains("recording chat.db's history") {
+            break;
+        }
+    }
+    child.kill().expect("kill -9");
+    child.wait().expect("reap");
+    let token = std::fs::read_to_string(data.path().join("token")).expect("token file");
+
+    let server = serve(&f, data.path(), &[]);
+    let channel = server.channel().await;
+    let mut events = clients(&channel, token.trim()).events;
+    let mut stream = events
+        .catch_up_events(pb::CatchUpEventsRequest {
+            after_sequence: Some(0),
+        })
+        .await
+        .expect("catch up")
+        .into_inner();
+    let (mut seqs, mut received, mut changes, mut head) = (Vec::new(), Vec::new(), 0u64, None);
+    let mut last = (0i64, 0i32);
+    let mut out_of_order = 0;
+    while let Some(frame) = stream.message().await.expect("a catch-up frame") {
+        let at = match &frame.payload {
+            Some(Payload::Complete(c)) => {
+                head = Some(c.head_sequence);
+                continue;
+            }
+            Some(Payload::Heartbeat(_)) | None => continue,
+            Some(Payload::GroupChanged(e)) => {
+                changes += 1;
+                e.occurred_at.as_ref()
+            }
+            Some(Payload::MessageChanged(e)) => {
+                if let Some(MessageChange::MessageReceived(r)) = &e.change {
+                    received.push(r.message.as_ref().expect("a message").guid.clone());
+                }
+                e.occurred_at.as_ref()
+            }
+            Some(Payload::ChatChanged(e)) => e.occurred_at.as_ref(),
+            Some(_) => None,
+        };
+        seqs.push(frame.sequence.expect("event frames carry a sequence"));
+        let at = at.map(|t| (t.seconds, t.nanos)).unwrap_or_default();
+        if at < last {
+            out_of_order += 1;
+        }
+        last = at;
+    }
+    let head = head.expect("catch-up ends with complete");
+    assert_eq!(seqs, (1..=head).collect::<Vec<_>>(), "the log has no gap");
+    assert_eq!(out_of_order, 0, "the log follows chat.db's dates");
+    assert_eq!(changes, history.events, "every group change once");
+    let said = history.messages - history.change_rows;
+    assert_eq!(received.len() as u64, said, "every message once");
+    received.sort();
+    received.dedup();
+    assert_eq!(received.len() as u64, said, "no message twice");
+    server.stop();
+}
