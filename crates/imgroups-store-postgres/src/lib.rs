@@ -9,6 +9,7 @@
 //! - `writer`: group commit — the engine's units of work in batches, each batch one
 //!   transaction under a cluster-wide write lock, which keeps every account's sequences
 //!   1, 2, 3, … in commit order across processes.
+//! - `tx`: the engine's transaction port ([`imgroups_core::port::Tx`]) on the open batch.
 //! - `notices`: commit hints, token revocations and webhook changes between processes, over
 //!   LISTEN/NOTIFY, sent after commit and coalesced; lossy by design.
 //! - `admin`: accounts, tokens (accounts' and admin), the directory, the clock and resets;
@@ -27,6 +28,7 @@ mod notices;
 mod schema;
 mod snapshot;
 mod sql;
+mod tx;
 mod writer;
 
 use std::future::Future;
