@@ -21,7 +21,7 @@ impl<'a> Events<'a> {
 
     /// Replays every event (group, message and chat events) with `after < sequence ≤ head`
     /// (the head is fixed when the call starts; `after = 0` means from the start), then yields
-    /// [`CatchUpEvent::Complete`] and ends. An event log pruned past `after` fails with
+    /// [`CatchUpEvent::Complete`](crate::CatchUpEvent::Complete) and ends. An event log pruned past `after` fails with
     /// `preconditionFailed` (`reason=cursorTooOld`; its kind is `Validation`) rather than
     /// skipping events.
     ///
