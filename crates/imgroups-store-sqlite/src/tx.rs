@@ -1267,6 +1267,19 @@ pub(crate) fn log_bounds(conn: &Connection, account: AccountId) -> Result<LogBou
     .db()
 }
 
+/// A page of an account's log, `?2 < seq <= ?3`, at most `?4` rows: the statement of
+/// [`read_events`].
+fn catch_up_sql() -> String {
+    format!(
+        "SELECT {EVENT_COLUMNS} FROM events e
+         LEFT JOIN message_bodies b
+             ON e.kind = {delivered} AND b.id = CAST(e.value AS INTEGER)
+         WHERE e.account_id = ?1 AND e.seq > ?2 AND e.seq <= ?3
+         ORDER BY e.seq LIMIT ?4",
+        delivered = stored::MESSAGE_DELIVERED
+    )
+}
+
 pub(crate) fn read_events(
     conn: &Connection,
     account: AccountId,
@@ -1274,16 +1287,7 @@ pub(crate) fn read_events(
     up_to: u64,
     limit: usize,
 ) -> Result<Vec<Event>> {
-    let mut stmt = conn
-        .prepare_cached(&format!(
-            "SELECT {EVENT_COLUMNS} FROM events e
-             LEFT JOIN message_bodies b
-                 ON e.kind = {delivered} AND b.id = CAST(e.value AS INTEGER)
-             WHERE e.account_id = ?1 AND e.seq > ?2 AND e.seq <= ?3
-             ORDER BY e.seq LIMIT ?4",
-            delivered = stored::MESSAGE_DELIVERED
-        ))
-        .db()?;
+    let mut stmt = conn.prepare_cached(&catch_up_sql()).db()?;
     let rows = stmt
         .query_map(
             params![account.0, after as i64, up_to as i64, limit as i64],
@@ -1303,31 +1307,25 @@ mod tests {
     fn a_catch_up_searches_the_log_and_each_body_by_key() {
         let mut conn = rusqlite::Connection::open_in_memory().unwrap();
         crate::schema::migrate(&mut conn).unwrap();
-        let sql = format!(
-            "EXPLAIN QUERY PLAN SELECT {EVENT_COLUMNS} FROM events e
-             LEFT JOIN message_bodies b
-                 ON e.kind = {} AND b.id = CAST(e.value AS INTEGER)
-             WHERE e.account_id = ?1 AND e.seq > ?2 AND e.seq <= ?3
-             ORDER BY e.seq LIMIT ?4",
-            stored::MESSAGE_DELIVERED
-        );
-        let mut stmt = conn.prepare(&sql).unwrap();
-        let plan: Vec<String> = stmt
-            .query_map(
-                rusqlite::params_from_iter([rusqlite::types::Null; 4]),
-                |r| r.get::<_, String>(3),
-            )
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap();
         assert_eq!(
-            plan,
+            plan(&conn, &catch_up_sql(), 4),
             [
                 "SEARCH e USING PRIMARY KEY (account_id=? AND seq>? AND seq<?)",
                 "SEARCH b USING INTEGER PRIMARY KEY (rowid=?) LEFT-JOIN",
-            ],
-            "{plan:?}"
+            ]
         );
+    }
+
+    /// The query plan of `sql` with its `params` parameters unbound, one line per step.
+    fn plan(conn: &Connection, sql: &str, params: usize) -> Vec<String> {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        stmt.query_map(
+            rusqlite::params_from_iter(std::iter::repeat_n(rusqlite::types::Null, params)),
+            |r| r.get::<_, String>(3),
+        )
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
     }
 
     /// Each listing searches an index for its first page and for a page deep down, on a
@@ -1354,18 +1352,8 @@ mod tests {
                 "INDEX chat_messages_unread (account_id=? AND place<?)",
             ),
         ] {
-            let sql = format!("EXPLAIN QUERY PLAN {}", listing_sql(one_chat, unread));
-            let mut stmt = conn.prepare(&sql).unwrap();
-            let plan: Vec<String> = stmt
-                .query_map(
-                    rusqlite::params_from_iter([rusqlite::types::Null; 8]),
-                    |r| r.get::<_, String>(3),
-                )
-                .unwrap()
-                .collect::<rusqlite::Result<_>>()
-                .unwrap();
             assert_eq!(
-                plan,
+                plan(&conn, &listing_sql(one_chat, unread), 8),
                 [format!("SEARCH chat_messages USING {index}")],
                 "one chat: {one_chat}, unread: {unread}"
             );
