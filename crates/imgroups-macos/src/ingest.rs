@@ -13,9 +13,9 @@
 //! decoded row.
 //!
 //! A scan with many changes (the first start's import of a long history) is recorded in
-//! chunks of about [`CHUNK`] changes and messages, one store transaction each, still in date
-//! order, so that no transaction (and nothing the store keeps until its commit) grows with the
-//! history. A chunk gathers consecutive parts of both kinds ([`Pending`]): a history whose
+//! chunks of [`CHUNK`] changes and messages growing to [`MAX_CHUNK`] ([`Pending::chunk`]),
+//! one store transaction each, still in date order, so that no transaction (and nothing the
+//! store keeps until its commit) grows with the history. A chunk gathers consecutive parts of both kinds ([`Pending`]): a history whose
 //! messages fall between most of its group changes is cut into many small parts, and one
 //! transaction (one durable commit to wait for) per part made a first start on a million
 //! messages take minutes. A part of messages stores where a restart resumes: after its last
@@ -60,8 +60,16 @@ pub const SOURCE: &str = "chatdb";
 /// The source name of message rows: their cursor and their event ids.
 pub const MESSAGES_SOURCE: &str = "chatdb.messages";
 
-/// Changes recorded per store transaction (see the module doc).
+/// Changes and messages recorded in a scan's first store transaction (see the module doc and
+/// [`Pending::chunk`]).
 const CHUNK: usize = 5_000;
+
+/// The most recorded per store transaction. Its dirty pages must stay within the store
+/// writer's page cache (64 MiB): about 400 bytes of new rows per message, and the pages of
+/// the indexes each message touches. The server holds about two transactions' items (one
+/// recorded, one read), so this also sets the first start's memory: 40,000 items, 225 MiB
+/// peak on a million messages; 80,000 gained about 1 s of CPU more for 310 MiB (BENCHMARKS.md).
+const MAX_CHUNK: usize = 40_000;
 
 /// Largest icon file read from the attachments folder.
 const MAX_ICON_BYTES: u64 = 10 * 1024 * 1024;
@@ -88,18 +96,14 @@ pub(crate) struct Ingest {
     pub(crate) pending: std::cell::RefCell<Pending>,
 }
 
-/// What a recorded part tells the waiters ([`Waiters`]).
-enum Told {
-    Changes(Vec<Observed>),
-    Messages(Vec<ObservedMessage>),
-}
-
 /// Parts of a scan read and waiting to be recorded in one transaction, with what to tell the
 /// waiters once they are, and how many of each kind were recorded so far in the scan.
 #[derive(Default)]
 pub(crate) struct Pending {
     parts: Vec<ObservedPart>,
     items: usize,
+    /// Transactions handed to the store so far in the scan (see [`Pending::chunk`]).
+    commits: u32,
     changes_recorded: usize,
     messages_recorded: usize,
     /// Items (changes and messages) the scan read, and of those handed to the store so far,
@@ -111,11 +115,27 @@ pub(crate) struct Pending {
     in_flight: Option<InFlight>,
 }
 
-/// A transaction of [`Ingest::commit`] the store is recording while the next is read.
+/// A transaction of [`Ingest::commit`] the store is recording while the next is read. Its
+/// parts come back once recorded, to tell the waiters what they held.
 struct InFlight {
-    recorded: tokio::task::JoinHandle<imgroups_core::Result<Vec<usize>>>,
-    told: Vec<Told>,
+    recorded: tokio::task::JoinHandle<imgroups_core::Result<Vec<(usize, ObservedPart)>>>,
     items: usize,
+}
+
+impl Pending {
+    /// Items to gather for the next transaction: [`CHUNK`] for the first, twice as many for
+    /// each next one, up to [`MAX_CHUNK`]. A scan of a few rows (the usual one) is one small
+    /// transaction; a first start on a long history commits far less often, and each commit
+    /// writes the pages it changed to the WAL again (the right edges of every index, the
+    /// leaves of each chat's run in the per-chat indexes), so fewer, larger commits write
+    /// much less (BENCHMARKS.md, "The Mac's first start in fewer, larger transactions"). The
+    /// first stays small so that the first progress line (and a restart's first resumable
+    /// point) comes soon.
+    fn chunk(&self) -> usize {
+        // Never below `CHUNK` (a part of no items would hold the messages back), and no
+        // shift that overflows however long the scan.
+        (CHUNK << self.commits.min(8)).clamp(CHUNK, MAX_CHUNK)
+    }
 }
 
 /// How often a long scan (a first start) logs its progress.
@@ -241,15 +261,16 @@ impl Ingest {
     }
 
     /// A message event as the engine takes it; `None` when its chat or actor cannot be named
-    /// (a handle that is no address, a direct chat with a short code).
-    fn observed_message(&self, event: &imgroups_chatdb::MessageEvent) -> Option<ObservedMessage> {
+    /// (a handle that is no address, a direct chat with a short code). Taken by value: its
+    /// texts move over rather than being copied (a first start reads a million).
+    fn observed_message(&self, event: imgroups_chatdb::MessageEvent) -> Option<ObservedMessage> {
         let chat = match &event.chat {
             Conversation::Group(guid) => chat_guid(guid),
             Conversation::Direct(handle) => ChatGuid::direct(&handle_address(handle)?),
         };
         let actor = self.party(&event.actor)?;
-        let target = event.guid.clone();
-        let kind = match &event.kind {
+        let target = event.guid;
+        let kind = match event.kind {
             MessageEventKind::Said {
                 text,
                 subject,
@@ -260,10 +281,10 @@ impl Ingest {
                 retracted_at,
             } => MessageEvent::Received {
                 guid: target,
-                text: text.clone(),
-                subject: subject.clone(),
-                effect_id: effect.clone(),
-                reply_to: reply_to.clone(),
+                text,
+                subject,
+                effect_id: effect,
+                reply_to,
                 read_at: read_at.map(core_time),
                 edited_at: edited_at.map(core_time),
                 retracted_at: retracted_at.map(core_time),
@@ -273,20 +294,17 @@ impl Ingest {
                 tapback,
                 set,
             } => MessageEvent::Reaction {
-                target: target.clone(),
-                reaction: reaction(tapback),
-                set: *set,
-            },
-            MessageEventKind::Edited { text } => MessageEvent::Edited {
                 target,
-                text: text.clone(),
+                reaction: reaction(tapback),
+                set,
             },
+            MessageEventKind::Edited { text } => MessageEvent::Edited { target, text },
             MessageEventKind::Unsent => MessageEvent::Unsent { target },
             MessageEventKind::Read => MessageEvent::Read { target },
             MessageEventKind::MarkedRead { messages } => MessageEvent::MarkedRead {
                 read: messages
-                    .iter()
-                    .map(|(guid, at)| (guid.clone(), core_time(*at)))
+                    .into_iter()
+                    .map(|(guid, at)| (guid, core_time(at)))
                     .collect(),
             },
         };
@@ -344,7 +362,7 @@ impl Ingest {
             if let Some(observed) = self.observed(change) {
                 run.push((change.guid.clone(), observed));
             }
-            if run.len() >= CHUNK {
+            if run.len() >= self.pending.borrow().chunk() {
                 self.submit(part(std::mem::take(&mut run)))?;
             }
         }
@@ -370,13 +388,14 @@ impl Ingest {
         })
     }
 
-    /// Adds a part to the pending ones; records them all once they hold [`CHUNK`] items.
+    /// Adds a part to the pending ones; records them all once they hold
+    /// [`Pending::chunk`] items.
     fn submit(&self, part: ObservedPart) -> Result<(), String> {
         let full = {
             let mut pending = self.pending.borrow_mut();
             pending.items += part.len();
             pending.parts.push(part);
-            pending.items >= CHUNK
+            pending.items >= pending.chunk()
         };
         if full {
             self.commit()?;
@@ -399,42 +418,23 @@ impl Ingest {
         if parts.is_empty() {
             return Ok(());
         }
-        // What the waiters are told once the parts are recorded (the parts move to the store).
-        let told: Vec<Told> = parts
-            .iter()
-            .map(|part| match part {
-                ObservedPart::Changes(batch) => {
-                    Told::Changes(batch.changes.iter().map(|(_, o)| o.clone()).collect())
-                }
-                ObservedPart::Messages(batch) => {
-                    Told::Messages(batch.items.iter().map(|(_, o)| o.clone()).collect())
-                }
-            })
-            .collect();
         self.settle()?;
         let engine = self.engine.clone();
         let recorded = self
             .runtime
             .spawn(async move { engine.record_history(parts).await });
-        self.pending.borrow_mut().in_flight = Some(InFlight {
-            recorded,
-            told,
-            items,
-        });
+        let mut pending = self.pending.borrow_mut();
+        pending.commits += 1;
+        pending.in_flight = Some(InFlight { recorded, items });
         Ok(())
     }
 
     /// Waits for the transaction in flight, if any, then tells its waiters.
     fn settle(&self) -> Result<(), String> {
-        let Some(InFlight {
-            recorded,
-            told,
-            items,
-        }) = self.pending.borrow_mut().in_flight.take()
-        else {
+        let Some(InFlight { recorded, items }) = self.pending.borrow_mut().in_flight.take() else {
             return Ok(());
         };
-        let counts = self
+        let recorded = self
             .runtime
             .block_on(recorded)
             .map_err(|e| e.to_string())?
@@ -451,14 +451,18 @@ impl Ingest {
             );
             pending.reported = Some(now);
         }
-        for (told, count) in told.into_iter().zip(counts) {
-            match told {
-                Told::Changes(observed) => {
+        for (count, part) in recorded {
+            match part {
+                ObservedPart::Changes(batch) => {
                     pending.changes_recorded += count;
+                    let observed: Vec<Observed> =
+                        batch.changes.into_iter().map(|(_, o)| o).collect();
                     self.waiters.observed(&observed);
                 }
-                Told::Messages(observed) => {
+                ObservedPart::Messages(batch) => {
                     pending.messages_recorded += count;
+                    let observed: Vec<ObservedMessage> =
+                        batch.items.into_iter().map(|(_, o)| o).collect();
                     self.waiters.observed_messages(&observed);
                 }
             }
@@ -803,15 +807,16 @@ impl<'db> Messages<'db> {
                     held = true;
                     break;
                 }
-                if items.len() >= CHUNK && last_key != Some(key) {
+                if items.len() >= ingest.pending.borrow().chunk() && last_key != Some(key) {
                     break;
                 }
                 let Some(event) = self.window.pop_front() else {
                     break;
                 };
                 last_key = Some(key);
-                if let Some(observed) = ingest.observed_message(&event) {
-                    items.push((event.id(), observed));
+                let id = event.id();
+                if let Some(observed) = ingest.observed_message(event) {
+                    items.push((id, observed));
                 }
             }
             let cursor = match (self.windows.cursor(), last_key) {
@@ -845,7 +850,7 @@ fn core_time(t: imgroups_chatdb::Timestamp) -> Timestamp {
     Timestamp(t.unix_nanos())
 }
 
-fn reaction(tapback: &Tapback) -> imgroups_core::model::Reaction {
+fn reaction(tapback: Tapback) -> imgroups_core::model::Reaction {
     use imgroups_core::model::Reaction;
     match tapback {
         Tapback::Love => Reaction::Love,
@@ -854,7 +859,7 @@ fn reaction(tapback: &Tapback) -> imgroups_core::model::Reaction {
         Tapback::Laugh => Reaction::Laugh,
         Tapback::Emphasize => Reaction::Emphasize,
         Tapback::Question => Reaction::Question,
-        Tapback::Emoji(emoji) => Reaction::Emoji(emoji.clone()),
+        Tapback::Emoji(emoji) => Reaction::Emoji(emoji),
     }
 }
 
@@ -893,4 +898,26 @@ fn rewind(mut group: ObservedGroup, changes: &[&Change], me: &Address) -> Observ
         }
     }
     group
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The first transaction is small, each next one twice as large up to the cap, and no
+    /// number of transactions makes it smaller again: a chunk of 0 (a shift that overflowed)
+    /// would cut parts of no messages and hold every message back behind the group changes.
+    #[test]
+    fn transactions_grow_to_the_cap_and_stay_there() {
+        let mut pending = Pending::default();
+        let mut sizes = Vec::new();
+        for commits in 0..200 {
+            pending.commits = commits;
+            sizes.push(pending.chunk());
+        }
+        assert_eq!(&sizes[..5], &[5_000, 10_000, 20_000, 40_000, 40_000]);
+        assert!(sizes.iter().all(|&s| (CHUNK..=MAX_CHUNK).contains(&s)));
+        pending.commits = u32::MAX;
+        assert_eq!(pending.chunk(), MAX_CHUNK);
+    }
 }

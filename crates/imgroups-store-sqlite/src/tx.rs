@@ -499,6 +499,87 @@ impl Db<'_> {
     }
 }
 
+impl Db<'_> {
+    /// Stores `message`'s content, sent by `actor`, once; its id, or `None` if a body with its
+    /// GUID is kept already.
+    fn insert_body(&mut self, message: &Message, actor: &Address) -> Result<Option<i64>> {
+        // The content as sent by `actor` (each copy is its view of it, `Delivery`); the
+        // observed path builds it so already, and is not copied again.
+        let encoded = if message.sender.as_ref() == Some(actor) {
+            content::encode(message)
+        } else {
+            content::encode(&Message {
+                sender: Some(actor.clone()),
+                ..message.clone()
+            })
+        };
+        let inserted = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO message_bodies (guid, body) VALUES (?1, ?2)
+                 ON CONFLICT (guid) DO NOTHING",
+            )
+            .and_then(|mut s| s.execute(params![message.guid, encoded]))
+            .db()?;
+        Ok((inserted == 1).then(|| self.conn.last_insert_rowid()))
+    }
+
+    /// Each copy's event and thin row, referring to the body `body_id`; their places.
+    fn deliver_copies(
+        &mut self,
+        body_id: i64,
+        message: &Message,
+        actor: &Address,
+        occurred_at: Timestamp,
+        copies: &[Delivery<'_>],
+    ) -> Result<Vec<u64>> {
+        let mut places = Vec::with_capacity(copies.len());
+        for copy in copies {
+            let seq = self.next_seq(copy.account)?;
+            let chat = copy.chat_guid.to_string();
+            self.conn
+                .prepare_cached(
+                    "INSERT INTO events (account_id, seq, chat_guid, occurred_at, is_from_me, actor, kind, value)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        copy.account.0,
+                        seq,
+                        chat,
+                        occurred_at.0,
+                        copy.is_from_me,
+                        actor.as_str(),
+                        stored::MESSAGE_DELIVERED,
+                        delivery_value(body_id, copy.date_read),
+                    ])
+                })
+                .db()?;
+            self.conn
+                .prepare_cached(
+                    "INSERT INTO chat_messages (account_id, place, body_id, chat_guid, created_at,
+                                                is_from_me, is_read, date_read)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        copy.account.0,
+                        seq,
+                        body_id,
+                        chat,
+                        message.date_created.0,
+                        copy.is_from_me,
+                        copy.is_from_me || copy.date_read.is_some(),
+                        copy.date_read.map(|t| t.0),
+                    ])
+                })
+                .db()?;
+            places.push(seq as u64);
+        }
+        Ok(places)
+    }
+}
+
 const GROUP_COLUMNS: &str = "id, identifier, group_id, display_name, icon_hash";
 
 fn group_from_row(row: &Row<'_>) -> rusqlite::Result<GroupRow> {
@@ -1013,69 +1094,41 @@ impl Tx for Db<'_> {
         copies: &[Delivery<'_>],
     ) -> Result<Vec<u64>> {
         self.wrote = true;
-        // The content once, sent by `actor`: each copy is its view of it (`Delivery`).
-        let shared = Message {
-            sender: Some(actor.clone()),
-            ..message.clone()
-        };
-        let inserted = self
-            .conn
-            .prepare_cached(
-                "INSERT INTO message_bodies (guid, body) VALUES (?1, ?2)
-                 ON CONFLICT (guid) DO NOTHING",
-            )
-            .and_then(|mut s| s.execute(params![message.guid, content::encode(&shared)]))
-            .db()?;
-        if inserted == 0 {
+        match self.insert_body(message, actor)? {
+            Some(body_id) => self.deliver_copies(body_id, message, actor, occurred_at, copies),
             // Copies of it are kept already (a backend recording one message twice): those
             // decide the body; these copies are stored whole.
-            return deliver_each(self, message, actor, occurred_at, copies);
+            None => deliver_each(self, message, actor, occurred_at, copies),
         }
-        let body_id = self.conn.last_insert_rowid();
-        let mut places = Vec::with_capacity(copies.len());
+    }
+
+    fn deliver_new_message(
+        &mut self,
+        message: &Message,
+        actor: &Address,
+        occurred_at: Timestamp,
+        copies: &[Delivery<'_>],
+    ) -> Result<usize> {
+        if copies.is_empty() {
+            return Ok(0);
+        }
+        self.wrote = true;
+        // Every copy refers to its body, so a body that is new means nobody holds the message:
+        // no look-up per copy (the GUID index is sought once, by the insert).
+        if let Some(body_id) = self.insert_body(message, actor)? {
+            self.deliver_copies(body_id, message, actor, occurred_at, copies)?;
+            return Ok(copies.len());
+        }
+        let mut new = Vec::with_capacity(copies.len());
         for copy in copies {
-            let seq = self.next_seq(copy.account)?;
-            let chat = copy.chat_guid.to_string();
-            self.conn
-                .prepare_cached(
-                    "INSERT INTO events (account_id, seq, chat_guid, occurred_at, is_from_me, actor, kind, value)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![
-                        copy.account.0,
-                        seq,
-                        chat,
-                        occurred_at.0,
-                        copy.is_from_me,
-                        actor.as_str(),
-                        stored::MESSAGE_DELIVERED,
-                        delivery_value(body_id, copy.date_read),
-                    ])
-                })
-                .db()?;
-            self.conn
-                .prepare_cached(
-                    "INSERT INTO chat_messages (account_id, place, body_id, chat_guid, created_at,
-                                                is_from_me, is_read, date_read)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![
-                        copy.account.0,
-                        seq,
-                        body_id,
-                        chat,
-                        message.date_created.0,
-                        copy.is_from_me,
-                        copy.is_from_me || copy.date_read.is_some(),
-                        copy.date_read.map(|t| t.0),
-                    ])
-                })
-                .db()?;
-            places.push(seq as u64);
+            if self.message(copy.account, &message.guid)?.is_none() {
+                new.push(*copy);
+            }
         }
-        Ok(places)
+        if !new.is_empty() {
+            deliver_each(self, message, actor, occurred_at, &new)?;
+        }
+        Ok(new.len())
     }
 
     fn set_background(

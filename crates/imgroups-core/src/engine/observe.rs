@@ -79,19 +79,24 @@ impl Engine {
     /// Returns how many changes were recorded now. A change the rules cannot place (its group
     /// is unknown, say) is skipped with a warning, so one odd row cannot stop the stream.
     pub async fn record_observed(&self, batch: ObservedBatch) -> Result<usize> {
-        let counts = self
+        let recorded = self
             .record_history(vec![ObservedPart::Changes(batch)])
             .await?;
-        Ok(counts.iter().sum())
+        Ok(recorded.iter().map(|(count, _)| count).sum())
     }
 
     /// Records `parts` in order, all in one transaction, each as [`Engine::record_observed`]
-    /// or [`Engine::record_messages`] would alone; returns how many of each part's items were
-    /// recorded now. A long history interleaves group changes and messages by date in many
-    /// small parts; recorded one transaction each, a first start waited for one commit per
-    /// part (minutes for a million messages).
-    pub async fn record_history(&self, parts: Vec<ObservedPart>) -> Result<Vec<usize>> {
-        let (tx_counts, rx_counts) = tokio::sync::oneshot::channel();
+    /// or [`Engine::record_messages`] would alone; returns each part with how many of its
+    /// items were recorded now. A long history interleaves group changes and messages by date
+    /// in many small parts; recorded one transaction each, a first start waited for one commit
+    /// per part (minutes for a million messages). The parts come back rather than being
+    /// copied beforehand: the caller tells its waiters what they held, and a first start's
+    /// million messages need not be cloned for that.
+    pub async fn record_history(
+        &self,
+        parts: Vec<ObservedPart>,
+    ) -> Result<Vec<(usize, ObservedPart)>> {
+        let (tx_recorded, rx_recorded) = tokio::sync::oneshot::channel();
         self.store
             .write(Box::new(move |tx| {
                 let mut counts = Vec::with_capacity(parts.len());
@@ -101,11 +106,11 @@ impl Engine {
                         ObservedPart::Messages(batch) => observe_messages::record(tx, batch)?,
                     });
                 }
-                let _ = tx_counts.send(counts);
+                let _ = tx_recorded.send(counts.into_iter().zip(parts).collect());
                 Ok(Outcome::Empty)
             }))
             .await?;
-        rx_counts.await.map_err(|_| Error::internal())
+        rx_recorded.await.map_err(|_| Error::internal())
     }
 
     /// [`Engine::execute`] on an observed network, which carries changes out itself: the

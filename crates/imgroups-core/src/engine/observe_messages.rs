@@ -10,6 +10,7 @@
 //! recorded without its id, see [`ObservedMessages::first_read`]), with the source's cursor
 //! saved in the same transaction: exactly once across restarts.
 
+use std::collections::hash_map::{Entry, HashMap};
 use std::sync::Arc;
 
 use crate::command::{Command, MessageOp};
@@ -98,10 +99,10 @@ impl Engine {
     /// Records observed messages (see the module doc) and the cursor in one transaction.
     /// Returns how many items were recorded now.
     pub async fn record_messages(&self, batch: ObservedMessages) -> Result<usize> {
-        let counts = self
+        let recorded = self
             .record_history(vec![super::observe::ObservedPart::Messages(batch)])
             .await?;
-        Ok(counts.iter().sum())
+        Ok(recorded.iter().map(|(count, _)| count).sum())
     }
 }
 
@@ -251,12 +252,24 @@ fn check(tx: &mut dyn Tx, actor: &Address, chat: &ChatGuid, op: &MessageOp) -> R
 
 pub(super) fn record(tx: &mut dyn Tx, batch: &ObservedMessages) -> Result<usize> {
     let mut recorded = 0;
+    // Who keeps each chat, found once per chat and observer: a part of messages holds no group
+    // change (those are parts of their own, `ObservedPart::Changes`), and nothing a message
+    // does changes who keeps its chat, so the answer holds for the whole part. A first start
+    // records thousands of messages per chat in a part.
+    let mut kept: HashMap<(&ChatGuid, &Address), Vec<View>> = HashMap::new();
     for (id, item) in &batch.items {
         let unmarked = batch.first_read && matches!(item.event, MessageEvent::Received { .. });
         if !unmarked && !tx.mark_observed(&batch.source, id)? {
             continue;
         }
-        match apply(tx, item) {
+        let applied = match kept.entry((&item.chat, &item.me)) {
+            Entry::Occupied(views) => apply(tx, item, views.get()),
+            Entry::Vacant(place) => match views(tx, item) {
+                Ok(views) => apply(tx, item, place.insert(views)),
+                Err(err) => Err(err),
+            },
+        };
+        match applied {
             Ok(()) => recorded += 1,
             Err(err) if matches!(err.kind, ErrorKind::Unavailable | ErrorKind::Internal) => {
                 return Err(err)
@@ -328,8 +341,7 @@ fn views(tx: &mut dyn Tx, item: &ObservedMessage) -> Result<Vec<View>> {
     }
 }
 
-fn apply(tx: &mut dyn Tx, item: &ObservedMessage) -> Result<()> {
-    let views = views(tx, item)?;
+fn apply(tx: &mut dyn Tx, item: &ObservedMessage, views: &[View]) -> Result<()> {
     let actor = &item.actor;
     let at = item.at;
     match &item.event {
@@ -344,10 +356,7 @@ fn apply(tx: &mut dyn Tx, item: &ObservedMessage) -> Result<()> {
             retracted_at,
         } => {
             let mut copies = Vec::with_capacity(views.len());
-            for view in &views {
-                if tx.message(view.account, guid)?.is_some() {
-                    continue;
-                }
+            for view in views {
                 let from_me = &view.address == actor;
                 copies.push(Delivery {
                     account: view.account,
@@ -360,9 +369,6 @@ fn apply(tx: &mut dyn Tx, item: &ObservedMessage) -> Result<()> {
                         *read_at
                     },
                 });
-            }
-            if copies.is_empty() {
-                return Ok(());
             }
             // The content every copy shares (`Delivery` gives each its own view of it).
             let message = Message {
@@ -387,16 +393,17 @@ fn apply(tx: &mut dyn Tx, item: &ObservedMessage) -> Result<()> {
                 date_retracted: *retracted_at,
                 reactions: Vec::new(),
             };
-            tx.deliver_message(&message, actor, at, &copies)?;
+            // Only to the accounts that do not hold it yet (a source read anew).
+            tx.deliver_new_message(&message, actor, at, &copies)?;
             Ok(())
         }
         MessageEvent::Reaction {
             target,
             reaction,
             set,
-        } => react(tx, actor, &views, target, reaction, *set, at),
+        } => react(tx, actor, views, target, reaction, *set, at),
         MessageEvent::Edited { target, text } => {
-            let mut copies = found(tx, &views, target, &item.chat)?;
+            let mut copies = found(tx, views, target, &item.chat)?;
             for (view, place, message) in &mut copies {
                 message.text = text.clone();
                 message.formatting.clear();
@@ -413,7 +420,7 @@ fn apply(tx: &mut dyn Tx, item: &ObservedMessage) -> Result<()> {
             notify(tx, actor, &copies, &change, at)
         }
         MessageEvent::Unsent { target } => {
-            let mut copies = found(tx, &views, target, &item.chat)?;
+            let mut copies = found(tx, views, target, &item.chat)?;
             // Unsent already (seen in the history import, or twice): nothing more happened.
             copies.retain(|(_, _, m)| !m.is_unsent());
             if copies.is_empty() {
@@ -470,7 +477,7 @@ fn apply(tx: &mut dyn Tx, item: &ObservedMessage) -> Result<()> {
             Ok(())
         }
         MessageEvent::Read { target } => {
-            let copies = found(tx, &views, target, &item.chat)?;
+            let copies = found(tx, views, target, &item.chat)?;
             for (view, place, mut message) in copies {
                 // Only the sender's copy gets a receipt, and only the first time.
                 if &view.address == actor || !message.is_from_me || message.date_read.is_some() {

@@ -232,6 +232,30 @@ pub trait Tx: Reader {
     ) -> Result<Vec<u64>> {
         deliver_each(self, message, actor, occurred_at, copies)
     }
+    /// [`Tx::deliver_message`] to those of `copies` whose account holds no message with
+    /// `message.guid` yet (an observed source read again from its beginning records what it
+    /// recorded before); returns how many were delivered. The default looks each account's
+    /// copy up first; a store that keeps each message's content once knows, when the content
+    /// is new, that nobody holds it, and need not look (a first start on a long history
+    /// records a million messages this way).
+    fn deliver_new_message(
+        &mut self,
+        message: &Message,
+        actor: &Address,
+        occurred_at: Timestamp,
+        copies: &[Delivery<'_>],
+    ) -> Result<usize> {
+        let mut new = Vec::with_capacity(copies.len());
+        for copy in copies {
+            if self.message(copy.account, &message.guid)?.is_none() {
+                new.push(*copy);
+            }
+        }
+        if !new.is_empty() {
+            self.deliver_message(message, actor, occurred_at, &new)?;
+        }
+        Ok(new.len())
+    }
     /// Sets (or, with `None`, removes) the background of the chat keyed `chat`: the image's
     /// bytes, MIME type and SHA-256.
     fn set_background(
