@@ -44,8 +44,8 @@ pub mod tokens;
 
 pub use command::{Command, Limits, MessageOp, Mutation, NewMessage};
 pub use engine::{
-    Engine, EngineConfig, MessageEvent, Observed, ObservedBatch, ObservedGroup, ObservedMessage,
-    ObservedMessages, ObservedPart, Rules,
+    BulkImport, Engine, EngineConfig, MessageEvent, Observed, ObservedBatch, ObservedGroup,
+    ObservedMessage, ObservedMessages, ObservedPart, Rules,
 };
 pub use error::{Error, ErrorKind, Reason, Result};
 pub use ids::{Address, ChatGuid, ChatKind};

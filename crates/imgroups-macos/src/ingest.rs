@@ -26,7 +26,11 @@
 //! skips what was recorded by its id (kept in the same transaction as the events). Exactly
 //! once either way. On the first start (chat.db read from its beginning) a message said is
 //! recorded without its id ([`ObservedMessages::first_read`]): the cursor alone makes it
-//! exactly-once, and a long first start does one B-tree insert per message less.
+//! exactly-once, and a long first start does one B-tree insert per message less. Such a
+//! first start on a long history is also a bulk import ([`BulkImport`]): its first
+//! transaction lets the store drop what only listings read (the SQLite store's indexes of
+//! messages by chat and unread), its last builds that again in one pass; a crash in between
+//! leaves it to the store's next open.
 //!
 //! A group the store does not know yet is created, before anything else of the scan, in the
 //! state it had *before* the scan's changes (its current members, name and icon, rewound
@@ -49,7 +53,8 @@ use imgroups_core::port::store;
 use imgroups_core::text;
 use imgroups_core::{Address, ChatGuid, Engine, Mutation, Observed, Timestamp};
 use imgroups_core::{
-    MessageEvent, ObservedBatch, ObservedGroup, ObservedMessage, ObservedMessages, ObservedPart,
+    BulkImport, MessageEvent, ObservedBatch, ObservedGroup, ObservedMessage, ObservedMessages,
+    ObservedPart,
 };
 
 use crate::observer::Waiters;
@@ -94,6 +99,9 @@ pub(crate) struct Ingest {
     pub(crate) messages_saved: std::cell::RefCell<Option<MessageCursor>>,
     /// What the current scan has read and not recorded yet.
     pub(crate) pending: std::cell::RefCell<Pending>,
+    /// A long import's listing indexes were dropped and not built again yet
+    /// ([`BulkImport`]): the next scan's last transaction builds them.
+    pub(crate) bulk: std::cell::Cell<bool>,
 }
 
 /// Parts of a scan read and waiting to be recorded in one transaction, with what to tell the
@@ -104,6 +112,11 @@ pub(crate) struct Pending {
     items: usize,
     /// Transactions handed to the store so far in the scan (see [`Pending::chunk`]).
     commits: u32,
+    /// The scan reads a long history for the first time: its first transaction drops what
+    /// only listings read, its last builds it again ([`BulkImport`]).
+    long: bool,
+    /// The next transaction is the scan's last.
+    finishing: bool,
     changes_recorded: usize,
     messages_recorded: usize,
     /// Items (changes and messages) the scan read, and of those handed to the store so far,
@@ -120,6 +133,8 @@ pub(crate) struct Pending {
 struct InFlight {
     recorded: tokio::task::JoinHandle<imgroups_core::Result<Vec<(usize, ObservedPart)>>>,
     items: usize,
+    /// It ends a long import ([`BulkImport::end`]).
+    ends: bool,
 }
 
 impl Pending {
@@ -213,9 +228,15 @@ impl Ingest {
         self.pending.replace(Pending::default());
         let scanned = self.message_cursor().and_then(|from| {
             let mut messages = Messages::open(db, &from)?;
-            self.pending.borrow_mut().total = messages.windows.len();
+            {
+                let mut pending = self.pending.borrow_mut();
+                pending.total = messages.windows.len();
+                // A first start on a long history (or its resumption after a crash).
+                pending.long = messages.windows.first_read() && pending.total > 2 * CHUNK;
+            }
             let mut imported = self.record_scan(db, &mut messages)?;
             messages.flush(self, None)?;
+            self.pending.borrow_mut().finishing = true;
             self.commit()?;
             self.settle()?;
             let to = messages
@@ -408,30 +429,48 @@ impl Ingest {
     /// and the store's writer work at once. Only one is in flight: one that fails stops the
     /// scan before anything after it is handed over ([`Ingest::settle`]).
     fn commit(&self) -> Result<(), String> {
-        let (parts, items) = {
+        let (parts, items, bulk) = {
             let mut pending = self.pending.borrow_mut();
+            let begin = pending.long && !self.bulk.get();
+            let bulk = BulkImport {
+                begin,
+                end: pending.finishing && (begin || self.bulk.get()),
+            };
             (
                 std::mem::take(&mut pending.parts),
                 std::mem::take(&mut pending.items),
+                bulk,
             )
         };
-        if parts.is_empty() {
+        if parts.is_empty() && !bulk.end {
             return Ok(());
         }
         self.settle()?;
         let engine = self.engine.clone();
         let recorded = self
             .runtime
-            .spawn(async move { engine.record_history(parts).await });
+            .spawn(async move { engine.record_import(parts, bulk).await });
+        if bulk.begin {
+            self.bulk.set(true);
+        }
         let mut pending = self.pending.borrow_mut();
         pending.commits += 1;
-        pending.in_flight = Some(InFlight { recorded, items });
+        pending.in_flight = Some(InFlight {
+            recorded,
+            items,
+            ends: bulk.end,
+        });
         Ok(())
     }
 
     /// Waits for the transaction in flight, if any, then tells its waiters.
     fn settle(&self) -> Result<(), String> {
-        let Some(InFlight { recorded, items }) = self.pending.borrow_mut().in_flight.take() else {
+        let Some(InFlight {
+            recorded,
+            items,
+            ends,
+        }) = self.pending.borrow_mut().in_flight.take()
+        else {
             return Ok(());
         };
         let recorded = self
@@ -439,6 +478,9 @@ impl Ingest {
             .block_on(recorded)
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
+        if ends {
+            self.bulk.set(false);
+        }
         let mut pending = self.pending.borrow_mut();
         pending.done += items;
         let now = Instant::now();

@@ -157,6 +157,7 @@ impl Mac {
             chats_seen: std::cell::Cell::new(None),
             messages_saved: std::cell::RefCell::new(None),
             pending: std::cell::RefCell::default(),
+            bulk: std::cell::Cell::new(false),
         };
         let imported = ingest.catch_up(&db)?;
         let thread = std::thread::Builder::new()

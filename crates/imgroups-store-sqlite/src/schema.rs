@@ -245,6 +245,25 @@ CREATE INDEX chat_messages_unread ON chat_messages(account_id, place) WHERE is_r
 "#,
 ];
 
+/// The indexes of `chat_messages` that only listings read (by chat, unread): a first start's
+/// import drops them in its first transaction and builds them in its last
+/// ([`imgroups_core::port::Tx::begin_bulk_import`]); maintained one row at a time they cost a
+/// million-message import about a third of its CPU (BENCHMARKS.md). Built at every open of
+/// the writer too, for an import that never ended (a crash midway). As in the migrations.
+pub(crate) const LISTING_INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS chat_messages_by_chat ON chat_messages(account_id, chat_guid, place);
+CREATE INDEX IF NOT EXISTS chat_messages_unread_by_chat ON chat_messages(account_id, chat_guid, place)
+    WHERE is_read = 0;
+CREATE INDEX IF NOT EXISTS chat_messages_unread ON chat_messages(account_id, place) WHERE is_read = 0;
+";
+
+/// Drops [`LISTING_INDEXES`].
+pub(crate) const DROP_LISTING_INDEXES: &str = "
+DROP INDEX IF EXISTS chat_messages_by_chat;
+DROP INDEX IF EXISTS chat_messages_unread_by_chat;
+DROP INDEX IF EXISTS chat_messages_unread;
+";
+
 /// The schema version a database written before message bodies were kept once has (its
 /// copies hold JSON): what the legacy tests build.
 #[cfg(test)]

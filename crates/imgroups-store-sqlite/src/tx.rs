@@ -1131,6 +1131,18 @@ impl Tx for Db<'_> {
         Ok(new.len())
     }
 
+    fn begin_bulk_import(&mut self) -> Result<()> {
+        self.wrote = true;
+        self.conn
+            .execute_batch(crate::schema::DROP_LISTING_INDEXES)
+            .db()
+    }
+
+    fn end_bulk_import(&mut self) -> Result<()> {
+        self.wrote = true;
+        self.conn.execute_batch(crate::schema::LISTING_INDEXES).db()
+    }
+
     fn set_background(
         &mut self,
         chat: &str,

@@ -195,6 +195,9 @@ pub(crate) fn spawn(
     // BENCHMARKS.md). Pages are allocated as they are used, so a small database costs no more.
     conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB)
         .db()?;
+    // A first start's import that never ended (killed midway) left the listing indexes
+    // dropped: built here, before any request (a no-op when they are there).
+    conn.execute_batch(crate::schema::LISTING_INDEXES).db()?;
     let checkpoints = Checkpoints::start(&mut conn, &config)?;
     let mut syncers = Vec::with_capacity(SYNCERS);
     let mut handoffs = Vec::with_capacity(SYNCERS);

@@ -24,7 +24,7 @@ use crate::model::{AccountId, Chat, Message, Outcome, Timestamp};
 use crate::port::store::{self, Store};
 use crate::port::Network;
 
-pub use observe::{ObservedBatch, ObservedGroup, ObservedPart};
+pub use observe::{BulkImport, ObservedBatch, ObservedGroup, ObservedPart};
 pub use observe_messages::{MessageEvent, ObservedMessage, ObservedMessages};
 pub(crate) use rules::group_full;
 pub use rules::{address_not_found, query, Decision, Observed, Rules};

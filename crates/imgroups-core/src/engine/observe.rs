@@ -49,6 +49,15 @@ pub struct ObservedBatch {
     pub settle: Vec<ObservedGroup>,
 }
 
+/// Where a transaction of [`Engine::record_import`] stands in a long import.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BulkImport {
+    /// The import's first transaction ([`Tx::begin_bulk_import`] before its parts).
+    pub begin: bool,
+    /// Its last ([`Tx::end_bulk_import`] after its parts).
+    pub end: bool,
+}
+
 /// One part of what an observed network recorded together ([`Engine::record_history`]).
 #[derive(Debug, Clone)]
 pub enum ObservedPart {
@@ -96,15 +105,33 @@ impl Engine {
         &self,
         parts: Vec<ObservedPart>,
     ) -> Result<Vec<(usize, ObservedPart)>> {
+        self.record_import(parts, BulkImport::default()).await
+    }
+
+    /// [`Engine::record_history`] as a step of a long import: with `bulk.begin` the store may
+    /// stop maintaining what only listings read before these parts
+    /// ([`Tx::begin_bulk_import`]), with `bulk.end` it builds it again after them, in the
+    /// same transaction.
+    pub async fn record_import(
+        &self,
+        parts: Vec<ObservedPart>,
+        bulk: BulkImport,
+    ) -> Result<Vec<(usize, ObservedPart)>> {
         let (tx_recorded, rx_recorded) = tokio::sync::oneshot::channel();
         self.store
             .write(Box::new(move |tx| {
+                if bulk.begin {
+                    tx.begin_bulk_import()?;
+                }
                 let mut counts = Vec::with_capacity(parts.len());
                 for part in &parts {
                     counts.push(match part {
                         ObservedPart::Changes(batch) => record_batch(tx, batch)?,
                         ObservedPart::Messages(batch) => observe_messages::record(tx, batch)?,
                     });
+                }
+                if bulk.end {
+                    tx.end_bulk_import()?;
                 }
                 let _ = tx_recorded.send(counts.into_iter().zip(parts).collect());
                 Ok(Outcome::Empty)

@@ -256,6 +256,19 @@ pub trait Tx: Reader {
         }
         Ok(new.len())
     }
+    /// A long import begins (a first start recording a whole history): the store may stop
+    /// maintaining what only listings read (indexes by chat, unread) until
+    /// [`Tx::end_bulk_import`], which builds it again in one pass; nothing the import itself
+    /// reads may go. The store must end it by itself if the import never does (a crash
+    /// midway): at its next open. The default does nothing.
+    fn begin_bulk_import(&mut self) -> Result<()> {
+        Ok(())
+    }
+    /// Ends [`Tx::begin_bulk_import`] (or does nothing if none began): what it stopped
+    /// maintaining is built again, in this transaction.
+    fn end_bulk_import(&mut self) -> Result<()> {
+        Ok(())
+    }
     /// Sets (or, with `None`, removes) the background of the chat keyed `chat`: the image's
     /// bytes, MIME type and SHA-256.
     fn set_background(

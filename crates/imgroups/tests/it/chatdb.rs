@@ -941,5 +941,21 @@ async fn a_first_start_killed_midway_records_every_row_once_after_the_restart() 
     received.sort();
     received.dedup();
     assert_eq!(received.len() as u64, said, "no message twice");
+    // The killed first start had dropped the listing indexes in its first transaction (a long
+    // import builds them once, at its end): they are back.
+    let db = rusqlite::Connection::open(data.path().join("imgroups.db")).expect("open the store");
+    let indexes: Vec<String> = db
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'chat_messages' ORDER BY name")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .expect("the store's indexes");
+    assert_eq!(
+        indexes,
+        [
+            "chat_messages_by_body",
+            "chat_messages_by_chat",
+            "chat_messages_unread",
+            "chat_messages_unread_by_chat"
+        ]
+    );
     server.stop();
 }
