@@ -19,7 +19,9 @@ Callgrind runs one thread at a time and each ~50× slower, so a group-commit bat
 more writes than natively: per-batch costs (BEGIN/COMMIT, the fsync hand-off) are
 understated, per-request ones are exact. Instructions in the kernel (syscalls, the fsync
 itself) are not counted. Run from the repository root after
-`cargo build --release -p imgroups-bench`; needs valgrind.
+`cargo build --release -p imgroups-bench`; needs valgrind. Measure binaries built with
+`cargo build --profile profiling -p imgroups` (target/profiling/imgroups): the release profile
+has no debug info, and the areas by source file (SQLite, jemalloc, memcpy) need it.
 """
 import argparse
 import os

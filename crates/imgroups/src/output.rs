@@ -8,21 +8,27 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use imgroups_core::Error;
+use tracing_subscriber::filter::Targets;
 
 use crate::cli::LogFormat;
 
-/// Logs go to stderr in either format, so stdout stays the scripting contract.
+/// Logs go to stderr in either format, so stdout stays the scripting contract. `RUST_LOG`
+/// sets the levels (`debug`, `info,imgroups_server=debug`, …); unset, empty or malformed, it
+/// is `info`.
 pub(crate) fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(io::stderr);
+    use tracing_subscriber::prelude::*;
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|value| !value.trim().is_empty())
+        .and_then(|value| value.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
+    let layer = tracing_subscriber::fmt::layer().with_writer(io::stderr);
+    let registry = tracing_subscriber::registry().with(filter);
     match format {
-        LogFormat::Text => builder
-            .with_ansi(io::IsTerminal::is_terminal(&io::stderr()))
+        LogFormat::Text => registry
+            .with(layer.with_ansi(io::IsTerminal::is_terminal(&io::stderr())))
             .init(),
-        LogFormat::Json => builder.json().with_ansi(false).init(),
+        LogFormat::Json => registry.with(layer.json().with_ansi(false)).init(),
     }
 }
 
