@@ -65,7 +65,7 @@ pub(crate) fn decode_change(
     let joined = joined
         .as_ref()
         .map(|(guid, body)| (guid.as_str(), body.as_slice()));
-    change_of(kind, value, joined, chat_guid, is_from_me)
+    change_of(kind, value.as_deref(), joined, chat_guid, is_from_me)
 }
 
 fn unreadable_delivery() -> rusqlite::Error {
@@ -73,17 +73,18 @@ fn unreadable_delivery() -> rusqlite::Error {
 }
 
 /// An event's change from its kind and value; a delivery's body (its GUID and content) is
-/// `joined`, read with the event (see [`read_events`]).
+/// `joined`, read with the event (see [`read_events`]). The value is borrowed from the row: a
+/// delivery's (two numbers) is parsed where it lies, and only the kinds that keep their value
+/// copy it.
 fn change_of(
     kind: i64,
-    value: Option<String>,
+    value: Option<&str>,
     joined: Option<(&str, &[u8])>,
     chat_guid: &ChatGuid,
     is_from_me: bool,
 ) -> rusqlite::Result<Change> {
     if kind == stored::MESSAGE_DELIVERED {
         let (_, date_read) = value
-            .as_deref()
             .and_then(parse_delivery)
             .ok_or_else(unreadable_delivery)?;
         let (guid, body) = joined.ok_or_else(unreadable_delivery)?;
@@ -98,7 +99,8 @@ fn change_of(
             )),
         });
     }
-    stored::decode(kind, value).ok_or(rusqlite::Error::IntegralValueOutOfRange(6, kind))
+    stored::decode(kind, value.map(str::to_owned))
+        .ok_or(rusqlite::Error::IntegralValueOutOfRange(6, kind))
 }
 
 /// A delivery event's value ([`stored::MESSAGE_DELIVERED`]): the body's id, and the time the
@@ -140,7 +142,13 @@ fn event_from_row(row: &Row<'_>) -> rusqlite::Result<Event> {
         occurred_at: Timestamp(row.get(2)?),
         is_from_me,
         actor: row.get::<_, Option<String>>(4)?.map(Address::from_trusted),
-        change: change_of(row.get(5)?, row.get(6)?, joined, &chat_guid, is_from_me)?,
+        change: change_of(
+            row.get(5)?,
+            row.get_ref(6)?.as_str_or_null()?,
+            joined,
+            &chat_guid,
+            is_from_me,
+        )?,
         chat_guid,
     })
 }

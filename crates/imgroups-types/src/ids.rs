@@ -47,6 +47,18 @@ impl ChatGuid {
             .with("limit", MAX_CHAT_GUID_BYTES)
             .with("chatguid", excerpt(input, MAX_ECHO_CHARS)));
         }
+        // The normal form, as every stored GUID is: what the general case below would make
+        // of it, without splitting it (a catch-up parses one per event).
+        for (prefix, kind) in [("any;+;", ChatKind::Group), ("any;-;", ChatKind::Direct)] {
+            if let Some(id) = input.strip_prefix(prefix).map(str::trim_end) {
+                if !id.is_empty() {
+                    return Ok(ChatGuid {
+                        kind,
+                        id: id.to_owned(),
+                    });
+                }
+            }
+        }
         let invalid = || {
             Error::invalid(format!("invalid chat guid {input:?}"))
                 .with("field", "chatGuid")
