@@ -338,6 +338,32 @@ mod tests {
         assert_eq!(direct.id(), "+15551234567");
     }
 
+    /// The normal form's shortcut in `parse` reads a GUID as the general rules read the same
+    /// GUID under another prefix (which takes the general path).
+    #[test]
+    fn the_normal_form_reads_as_any_other_prefix() {
+        for id in [
+            "chat1",
+            "chat1 \t",
+            "",
+            " ",
+            "a;b",
+            "a b",
+            "+15551234567 ",
+            ";",
+        ] {
+            for (normal, other) in [("any;+;", "iMessage;+;"), ("any;-;", "SMS;-;")] {
+                let fast = ChatGuid::parse(&format!("{normal}{id}"));
+                let general = ChatGuid::parse(&format!("{other}{id}"));
+                match (fast, general) {
+                    (Ok(fast), Ok(general)) => assert_eq!(fast, general, "{normal}{id:?}"),
+                    (Err(_), Err(_)) => {}
+                    (fast, general) => panic!("{normal}{id:?}: {fast:?} but {general:?}"),
+                }
+            }
+        }
+    }
+
     #[test]
     fn malformed_guids_are_rejected_naming_the_field() {
         for input in [
