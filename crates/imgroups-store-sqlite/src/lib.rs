@@ -187,9 +187,9 @@ pub(crate) fn open_connection(path: &Path, durability: Durability) -> Result<Con
 /// reader).
 ///
 /// Why: a catch-up reads the log's pages one after the other, and without a mapping SQLite
-/// copies each page out of the kernel's cache with `pread` into a page of its own, a copy per
-/// page and a quarter of a catch-up's server time (BENCHMARKS.md, "M3 ... mapped reads").
-/// Mapped, a B-tree page is read where the kernel keeps it.
+/// copies each page out of the kernel's cache with `pread` into a page of its own: a system
+/// call and a copy per page, most of the kernel's share of a catch-up. Mapped, a B-tree page
+/// is read where the kernel keeps it (BENCHMARKS.md, "M3 catch-up: mapped reads").
 ///
 /// Safe with WAL: pages the WAL holds are still read from the WAL; only the database file is
 /// mapped, and SQLite checks the WAL index before every page it reads, as without a mapping.
@@ -197,6 +197,7 @@ pub(crate) fn open_connection(path: &Path, durability: Durability) -> Result<Con
 /// macOS share one cache between the two paths, so readers see what they wrote. The risk
 /// SQLite documents is a database file that shrinks under a mapping (`VACUUM`, or
 /// `auto_vacuum`, a `SIGBUS` on a page past the new end); this store never shrinks its file.
+/// The other: a disk error on a mapped page is a `SIGBUS` as well, not an `SQLITE_IOERR`.
 /// Beyond this size (a log of several million events), reads fall back to `pread`.
 const READER_MMAP_BYTES: i64 = 1 << 30;
 
