@@ -1296,14 +1296,22 @@ pub(crate) fn read_events(
     limit: usize,
 ) -> Result<Vec<Event>> {
     let mut stmt = conn.prepare_cached(&catch_up_sql()).db()?;
-    let rows = stmt
-        .query_map(
-            params![account.0, after as i64, up_to as i64, limit as i64],
-            event_from_row,
-        )
+    let mut rows = stmt
+        .query(params![account.0, after as i64, up_to as i64, limit as i64])
         .db()?;
-    rows.collect::<rusqlite::Result<_>>().db()
+    // Sized for the page up front: a catch-up's page is thousands of events, and a vector
+    // grown as rows arrive copied every event read so far at each doubling. Capped, since a
+    // caller may ask for any number.
+    let expected = limit.min(usize::try_from(up_to.saturating_sub(after)).unwrap_or(usize::MAX));
+    let mut events = Vec::with_capacity(expected.min(MOST_RESERVED_EVENTS));
+    while let Some(row) = rows.next().db()? {
+        events.push(event_from_row(row).db()?);
+    }
+    Ok(events)
 }
+
+/// Most events [`read_events`] makes room for before it reads them (a catch-up's page is 2,048).
+const MOST_RESERVED_EVENTS: usize = 4096;
 
 #[cfg(test)]
 mod tests {
