@@ -182,6 +182,34 @@ pub(crate) fn open_connection(path: &Path, durability: Durability) -> Result<Con
     Ok(conn)
 }
 
+/// Bytes of the database file a read connection maps into memory (`PRAGMA mmap_size`), at
+/// most: address space, not memory (the pages are the kernel's file cache, shared by every
+/// reader).
+///
+/// Why: a catch-up reads the log's pages one after the other, and without a mapping SQLite
+/// copies each page out of the kernel's cache with `pread` into a page of its own: a system
+/// call and a copy per page, most of the kernel's share of a catch-up. Mapped, a B-tree page
+/// is read where the kernel keeps it (BENCHMARKS.md, "M3 catch-up: mapped reads").
+///
+/// Safe with WAL: pages the WAL holds are still read from the WAL; only the database file is
+/// mapped, and SQLite checks the WAL index before every page it reads, as without a mapping.
+/// Only readers map: the writer and the checkpointer write through `write`, and Linux and
+/// macOS share one cache between the two paths, so readers see what they wrote. The risk
+/// SQLite documents is a database file that shrinks under a mapping (`VACUUM`, or
+/// `auto_vacuum`, a `SIGBUS` on a page past the new end); this store never shrinks its file.
+/// The other: a disk error on a mapped page is a `SIGBUS` as well, not an `SQLITE_IOERR`.
+/// Beyond this size (a log of several million events), reads fall back to `pread`.
+const READER_MMAP_BYTES: i64 = 1 << 30;
+
+/// A connection for reads ([`SqliteStore::read_pooled`]): as every connection, with the
+/// database file mapped ([`READER_MMAP_BYTES`]).
+fn open_reader(config: &Config) -> Result<Connection> {
+    let conn = open_connection(&config.path, config.durability)?;
+    conn.pragma_update(None, "mmap_size", READER_MMAP_BYTES)
+        .db()?;
+    Ok(conn)
+}
+
 /// The SQLite store; cheap to clone.
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -387,7 +415,7 @@ impl SqliteStore {
         let read = tokio::task::spawn_blocking(move || {
             let conn = match inner.pooled() {
                 Some(conn) => conn,
-                None => open_connection(&inner.config.path, inner.config.durability)?,
+                None => open_reader(&inner.config)?,
             };
             Ok(inner.read_on(conn, f))
         })

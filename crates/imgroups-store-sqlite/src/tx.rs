@@ -65,7 +65,7 @@ pub(crate) fn decode_change(
     let joined = joined
         .as_ref()
         .map(|(guid, body)| (guid.as_str(), body.as_slice()));
-    change_of(kind, value, joined, chat_guid, is_from_me)
+    change_of(kind, value.as_deref(), joined, chat_guid, is_from_me)
 }
 
 fn unreadable_delivery() -> rusqlite::Error {
@@ -73,17 +73,18 @@ fn unreadable_delivery() -> rusqlite::Error {
 }
 
 /// An event's change from its kind and value; a delivery's body (its GUID and content) is
-/// `joined`, read with the event (see [`read_events`]).
+/// `joined`, read with the event (see [`read_events`]). The value is borrowed from the row: a
+/// delivery's (two numbers) is parsed where it lies, and only the kinds that keep their value
+/// copy it.
 fn change_of(
     kind: i64,
-    value: Option<String>,
+    value: Option<&str>,
     joined: Option<(&str, &[u8])>,
     chat_guid: &ChatGuid,
     is_from_me: bool,
 ) -> rusqlite::Result<Change> {
     if kind == stored::MESSAGE_DELIVERED {
         let (_, date_read) = value
-            .as_deref()
             .and_then(parse_delivery)
             .ok_or_else(unreadable_delivery)?;
         let (guid, body) = joined.ok_or_else(unreadable_delivery)?;
@@ -98,7 +99,8 @@ fn change_of(
             )),
         });
     }
-    stored::decode(kind, value).ok_or(rusqlite::Error::IntegralValueOutOfRange(6, kind))
+    stored::decode(kind, value.map(str::to_owned))
+        .ok_or(rusqlite::Error::IntegralValueOutOfRange(6, kind))
 }
 
 /// A delivery event's value ([`stored::MESSAGE_DELIVERED`]): the body's id, and the time the
@@ -140,7 +142,13 @@ fn event_from_row(row: &Row<'_>) -> rusqlite::Result<Event> {
         occurred_at: Timestamp(row.get(2)?),
         is_from_me,
         actor: row.get::<_, Option<String>>(4)?.map(Address::from_trusted),
-        change: change_of(row.get(5)?, row.get(6)?, joined, &chat_guid, is_from_me)?,
+        change: change_of(
+            row.get(5)?,
+            row.get_ref(6)?.as_str_or_null()?,
+            joined,
+            &chat_guid,
+            is_from_me,
+        )?,
         chat_guid,
     })
 }
@@ -1353,14 +1361,22 @@ pub(crate) fn read_events(
     limit: usize,
 ) -> Result<Vec<Event>> {
     let mut stmt = conn.prepare_cached(&catch_up_sql()).db()?;
-    let rows = stmt
-        .query_map(
-            params![account.0, after as i64, up_to as i64, limit as i64],
-            event_from_row,
-        )
+    let mut rows = stmt
+        .query(params![account.0, after as i64, up_to as i64, limit as i64])
         .db()?;
-    rows.collect::<rusqlite::Result<_>>().db()
+    // Sized for the page up front: a catch-up's page is thousands of events, and a vector
+    // grown as rows arrive copied every event read so far at each doubling. Capped, since a
+    // caller may ask for any number.
+    let expected = limit.min(usize::try_from(up_to.saturating_sub(after)).unwrap_or(usize::MAX));
+    let mut events = Vec::with_capacity(expected.min(MOST_RESERVED_EVENTS));
+    while let Some(row) = rows.next().db()? {
+        events.push(event_from_row(row).db()?);
+    }
+    Ok(events)
 }
+
+/// Most events [`read_events`] makes room for before it reads them (a catch-up's page is 2,048).
+const MOST_RESERVED_EVENTS: usize = 4096;
 
 #[cfg(test)]
 mod tests {

@@ -47,6 +47,18 @@ impl ChatGuid {
             .with("limit", MAX_CHAT_GUID_BYTES)
             .with("chatguid", excerpt(input, MAX_ECHO_CHARS)));
         }
+        // The normal form, as every stored GUID is: what the general case below would make
+        // of it, without splitting it (a catch-up parses one per event).
+        for (prefix, kind) in [("any;+;", ChatKind::Group), ("any;-;", ChatKind::Direct)] {
+            if let Some(id) = input.strip_prefix(prefix).map(str::trim_end) {
+                if !id.is_empty() {
+                    return Ok(ChatGuid {
+                        kind,
+                        id: id.to_owned(),
+                    });
+                }
+            }
+        }
         let invalid = || {
             Error::invalid(format!("invalid chat guid {input:?}"))
                 .with("field", "chatGuid")
@@ -324,6 +336,32 @@ mod tests {
         let direct = ChatGuid::parse("any;-;+15551234567").unwrap();
         assert_eq!(direct.kind(), ChatKind::Direct);
         assert_eq!(direct.id(), "+15551234567");
+    }
+
+    /// The normal form's shortcut in `parse` reads a GUID as the general rules read the same
+    /// GUID under another prefix (which takes the general path).
+    #[test]
+    fn the_normal_form_reads_as_any_other_prefix() {
+        for id in [
+            "chat1",
+            "chat1 \t",
+            "",
+            " ",
+            "a;b",
+            "a b",
+            "+15551234567 ",
+            ";",
+        ] {
+            for (normal, other) in [("any;+;", "iMessage;+;"), ("any;-;", "SMS;-;")] {
+                let fast = ChatGuid::parse(&format!("{normal}{id}"));
+                let general = ChatGuid::parse(&format!("{other}{id}"));
+                match (fast, general) {
+                    (Ok(fast), Ok(general)) => assert_eq!(fast, general, "{normal}{id:?}"),
+                    (Err(_), Err(_)) => {}
+                    (fast, general) => panic!("{normal}{id:?}: {fast:?} but {general:?}"),
+                }
+            }
+        }
     }
 
     #[test]

@@ -373,19 +373,20 @@ pub mod stored {
     /// for [`MESSAGE_DELIVERED`], which needs its store.
     #[inline]
     pub fn decode(kind: i64, value: Option<String>) -> Option<Change> {
-        let participant = || Address::from_trusted(value.clone().unwrap_or_default());
+        // The value moves into the change: one allocation per event read, not two.
+        let participant = |value: Option<String>| Address::from_trusted(value.unwrap_or_default());
         Some(match kind {
             DISPLAY_NAME => Change::DisplayNameChanged {
-                display_name: value.clone().unwrap_or_default(),
+                display_name: value.unwrap_or_default(),
             },
             ADDED => Change::ParticipantAdded {
-                participant: participant(),
+                participant: participant(value),
             },
             REMOVED => Change::ParticipantRemoved {
-                participant: participant(),
+                participant: participant(value),
             },
             LEFT => Change::ParticipantLeft {
-                participant: participant(),
+                participant: participant(value),
             },
             ICON_CHANGED => Change::IconChanged,
             ICON_REMOVED => Change::IconRemoved,

@@ -18,7 +18,7 @@ use futures::Stream;
 use imgroups_core::{Domain, Event};
 use imgroups_proto::pb;
 use prost::Message;
-use tonic::codec::{Codec, EncodeBuf, Encoder};
+use tonic::codec::{BufferSettings, Codec, EncodeBuf, Encoder};
 use tonic::Status;
 
 use super::guard::{self, Admission};
@@ -361,6 +361,18 @@ impl<Req: prost::Message + Default + Send + 'static> Codec for EncodedCodec<Req>
 
 struct EncodedEncoder;
 
+/// Bytes of frames tonic gathers before it hands them to the connection, and the size of the
+/// buffer it gathers them in.
+///
+/// Why not tonic's defaults (32 KiB gathered in a buffer of 8 KiB): once a batch is handed
+/// over, the buffer is shared with it, and each time it grows it is allocated anew and what
+/// was gathered so far is copied, so a catch-up's frames were copied more than once on the
+/// way. Gathered 16 KiB at a time in 64 KiB (the most a handed-over buffer is regrown to at
+/// once), three batches fit before the buffer moves on, and what moves is one batch in the
+/// making. 16 KiB is HTTP/2's default frame, a hundred-odd events of a catch-up.
+const GATHER_BYTES: usize = 16 * 1024;
+const GATHER_BUFFER: usize = 64 * 1024;
+
 impl Encoder for EncodedEncoder {
     type Item = Bytes;
     type Error = Status;
@@ -368,5 +380,9 @@ impl Encoder for EncodedEncoder {
     fn encode(&mut self, item: Bytes, buf: &mut EncodeBuf<'_>) -> std::result::Result<(), Status> {
         buf.put_slice(&item);
         Ok(())
+    }
+
+    fn buffer_settings(&self) -> BufferSettings {
+        BufferSettings::new(GATHER_BUFFER, GATHER_BYTES)
     }
 }
