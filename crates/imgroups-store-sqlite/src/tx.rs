@@ -160,6 +160,12 @@ fn body(conn: &Connection, id: i64) -> rusqlite::Result<(String, Vec<u8>)> {
 }
 
 /// The columns of a copy that [`copy_from_row`] reads, in its order.
+/// One log entry; the same text wherever an event is appended, so both places share one
+/// cached statement.
+const INSERT_EVENT: &str =
+    "INSERT INTO events (account_id, seq, chat_guid, occurred_at, is_from_me, actor, kind, value)
+                            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+
 const COPY_COLUMNS: &str = "place, body_id, chat_guid, is_from_me, date_read, state";
 
 /// A member's copy from its row ([`COPY_COLUMNS`]) and its body.
@@ -546,10 +552,7 @@ impl Db<'_> {
             let seq = self.next_seq(copy.account)?;
             let chat = copy.chat_guid.to_string();
             self.conn
-                .prepare_cached(
-                    "INSERT INTO events (account_id, seq, chat_guid, occurred_at, is_from_me, actor, kind, value)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                )
+                .prepare_cached(INSERT_EVENT)
                 .and_then(|mut s| {
                     s.execute(params![
                         copy.account.0,
@@ -1204,10 +1207,7 @@ impl Tx for Db<'_> {
         let seq = self.next_seq(account)?;
         let (kind, value) = stored::encode(event.change);
         self.conn
-            .prepare_cached(
-                "INSERT INTO events (account_id, seq, chat_guid, occurred_at, is_from_me, actor, kind, value)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )
+            .prepare_cached(INSERT_EVENT)
             .and_then(|mut s| {
                 s.execute(params![
                     account.0,
