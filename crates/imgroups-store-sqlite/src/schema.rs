@@ -309,6 +309,44 @@ mod tests {
 
     use super::*;
 
+    /// The listing indexes a bulk import drops and builds again are the migrations' own, word
+    /// for word: a later migration that changed one and forgot `LISTING_INDEXES` would have a
+    /// first start bring the old one back (and `INDEXED BY` queries depend on their names).
+    #[test]
+    fn listing_indexes_rebuilt_are_the_migrations_own() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        let indexes = |conn: &Connection| -> Vec<(String, String)> {
+            let mut statement = conn
+                .prepare(
+                    "SELECT name, sql FROM sqlite_master
+                     WHERE type = 'index' AND tbl_name = 'chat_messages' AND sql IS NOT NULL
+                     ORDER BY name",
+                )
+                .unwrap();
+            let rows = statement
+                .query_map([], |r| Ok((r.get(0)?, r.get::<_, String>(1)?)))
+                .unwrap();
+            // Compared as statements: `IF NOT EXISTS` and the layout are not part of the index.
+            rows.map(|row| {
+                let (name, sql) = row.unwrap();
+                let sql = sql.replace("IF NOT EXISTS ", "");
+                (name, sql.split_whitespace().collect::<Vec<_>>().join(" "))
+            })
+            .collect()
+        };
+        let migrated = indexes(&conn);
+        conn.execute_batch(DROP_LISTING_INDEXES).unwrap();
+        let dropped = indexes(&conn);
+        assert_eq!(
+            migrated.len(),
+            dropped.len() + 3,
+            "three listing indexes dropped: {dropped:?}"
+        );
+        conn.execute_batch(LISTING_INDEXES).unwrap();
+        assert_eq!(indexes(&conn), migrated);
+    }
+
     /// A database the version before shared bodies wrote — each copy's JSON in its row and in
     /// the `message.received` that delivered it — opens, reads back the same (copies, listings,
     /// the log, a snapshot), and keeps working: a read, an edit and a new message on top.
