@@ -2,7 +2,7 @@
 //! idempotency records, retention, and reads of the event log.
 
 use imgroups_core::port::content;
-use imgroups_core::port::tx::{deliver_each, stored};
+use imgroups_core::port::tx::{deliver_each, deliver_to_new, stored};
 use imgroups_core::port::{
     Delivery, GroupRow, KeyScope, LogBounds, MessageQuery, NewEvent, Reader, Recorded, SimTx, Tx,
 };
@@ -1130,16 +1130,8 @@ impl Tx for Db<'_> {
             self.deliver_copies(body_id, message, actor, occurred_at, copies)?;
             return Ok(copies.len());
         }
-        let mut new = Vec::with_capacity(copies.len());
-        for copy in copies {
-            if self.message(copy.account, &message.guid)?.is_none() {
-                new.push(*copy);
-            }
-        }
-        if !new.is_empty() {
-            deliver_each(self, message, actor, occurred_at, &new)?;
-        }
-        Ok(new.len())
+        // The body was kept already: some accounts may hold the message, others not.
+        deliver_to_new(self, message, actor, occurred_at, copies)
     }
 
     fn begin_bulk_import(&mut self) -> Result<()> {

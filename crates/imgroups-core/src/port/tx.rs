@@ -65,6 +65,28 @@ impl Delivery<'_> {
     }
 }
 
+/// [`Tx::deliver_new_message`] by looking each account's copy up first, then
+/// [`Tx::deliver_message`] to those that hold none: the default, and what a store falls back on
+/// when it cannot tell from the content alone.
+pub fn deliver_to_new<T: Tx + ?Sized>(
+    tx: &mut T,
+    message: &Message,
+    actor: &Address,
+    occurred_at: Timestamp,
+    copies: &[Delivery<'_>],
+) -> Result<usize> {
+    let mut new = Vec::with_capacity(copies.len());
+    for copy in copies {
+        if tx.message(copy.account, &message.guid)?.is_none() {
+            new.push(*copy);
+        }
+    }
+    if !new.is_empty() {
+        tx.deliver_message(message, actor, occurred_at, &new)?;
+    }
+    Ok(new.len())
+}
+
 /// [`Tx::deliver_message`] as one [`Tx::append_event`] and one [`Tx::put_message`] per copy,
 /// each with the whole copy: the default, and what a store falls back on when it cannot share
 /// the content.
@@ -245,16 +267,7 @@ pub trait Tx: Reader {
         occurred_at: Timestamp,
         copies: &[Delivery<'_>],
     ) -> Result<usize> {
-        let mut new = Vec::with_capacity(copies.len());
-        for copy in copies {
-            if self.message(copy.account, &message.guid)?.is_none() {
-                new.push(*copy);
-            }
-        }
-        if !new.is_empty() {
-            self.deliver_message(message, actor, occurred_at, &new)?;
-        }
-        Ok(new.len())
+        deliver_to_new(self, message, actor, occurred_at, copies)
     }
     /// A long import begins (a first start recording a whole history): the store may stop
     /// maintaining what only listings read (indexes by chat, unread) until
