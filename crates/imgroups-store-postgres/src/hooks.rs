@@ -1,12 +1,93 @@
-//! Webhook endpoints and their delivery leases, in SQL, each on a pooled connection in a
-//! transaction of its own (see `admin`).
+//! The webhooks port ([`Hooks`]): webhook endpoints and their delivery leases, in SQL, each
+//! on a pooled connection in a transaction of its own (see `admin`).
 
+use std::time::Duration;
+
+use async_trait::async_trait;
 use deadpool_postgres::Client;
-use imgroups_core::port::{Webhook, WebhookUrl};
+use imgroups_core::port::{Hooks, Webhook, WebhookUrl};
 use imgroups_core::{AccountId, Address, Error, Result, Timestamp, WebhookId};
+use tokio::sync::watch;
 use tokio_postgres::Row;
 
 use crate::sql::PgResult;
+use crate::PgStore;
+
+#[async_trait]
+impl Hooks for PgStore {
+    fn webhook_changes(&self) -> watch::Receiver<u64> {
+        self.inner.hints.webhook_changes()
+    }
+
+    async fn add_webhook(
+        &self,
+        account: AccountId,
+        url: &WebhookUrl,
+        secret: &str,
+    ) -> Result<Webhook> {
+        let (url, secret) = (url.clone(), secret.to_owned());
+        let hook = self
+            .with_client(
+                move |client| async move { add_webhook(&client, account, &url, &secret).await },
+            )
+            .await?;
+        self.inner.hints.webhooks_changed();
+        Ok(hook)
+    }
+
+    async fn webhook(&self, id: WebhookId) -> Result<Option<Webhook>> {
+        self.with_client(move |client| async move { webhook(&client, id).await })
+            .await
+    }
+
+    async fn webhooks(&self, account: Option<AccountId>) -> Result<Vec<Webhook>> {
+        self.with_client(move |client| async move { webhooks(&client, account).await })
+            .await
+    }
+
+    async fn remove_webhook(&self, account: Option<AccountId>, id: WebhookId) -> Result<()> {
+        self.with_client(move |client| async move { remove_webhook(&client, account, id).await })
+            .await?;
+        self.inner.hints.webhooks_changed();
+        Ok(())
+    }
+
+    async fn resume_webhook(&self, account: Option<AccountId>, id: WebhookId) -> Result<Webhook> {
+        let hook = self
+            .with_client(move |client| async move { resume_webhook(&client, account, id).await })
+            .await?;
+        self.inner.hints.webhooks_changed();
+        Ok(hook)
+    }
+
+    async fn webhook_delivered(&self, id: WebhookId, sequence: u64) -> Result<()> {
+        self.with_client(
+            move |client| async move { webhook_delivered(&client, id, sequence).await },
+        )
+        .await
+    }
+
+    async fn webhook_failed(&self, id: WebhookId, error: &str, max_failures: u32) -> Result<bool> {
+        let error = error.to_owned();
+        let paused = self
+            .with_client(move |client| async move {
+                webhook_failed(&client, id, &error, max_failures).await
+            })
+            .await?;
+        if paused {
+            self.inner.hints.webhooks_changed();
+        }
+        Ok(paused)
+    }
+
+    async fn claim_webhook(&self, id: WebhookId, lease: Duration) -> Result<Option<u64>> {
+        let owner = self.node().to_owned();
+        self.with_client(move |client| async move {
+            claim_webhook(&client, id, &owner, lease.as_secs_f64()).await
+        })
+        .await
+    }
+}
 
 const WEBHOOK: &str = "SELECT w.id, w.account_id, a.address, w.url, w.secret, w.cursor,
      w.failures, w.paused, w.last_error, w.created_at

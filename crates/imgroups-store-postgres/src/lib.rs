@@ -3,29 +3,38 @@
 //! behind a load balancer as stateless nodes.
 //!
 //! Layout:
-//! - [`PgStore`] (this file): connects, migrates, owns the writer thread, the connection pool
-//!   and the hint tasks, and implements the port. It runs its I/O on a small runtime of its
-//!   own, so it works the same from a server, a CLI command or a test.
+//! - [`PgStore`] (this file): the store's assembly. Connects, migrates, owns the writer
+//!   thread, the connection pool and the hint tasks, and implements [`Store`] itself (resets,
+//!   snapshots, the clock, readiness, close). It runs its I/O on a small runtime of its own,
+//!   so it works the same from a server, a CLI command or a test.
+//! - The port's other traits, one module each, named as in the SQLite store: `log`
+//!   ([`imgroups_core::port::Log`]: units of work, read snapshots, log reads), `accounts`
+//!   ([`imgroups_core::port::Accounts`]: accounts and tokens, checks cached), `hooks`
+//!   ([`imgroups_core::port::Hooks`], with the webhooks' SQL and delivery leases) and `sim`
+//!   ([`imgroups_core::port::SimControls`]: the simulator's directory and faults).
 //! - `writer`: group commit — the engine's units of work in batches, each batch one
 //!   transaction under a cluster-wide write lock, which keeps every account's sequences
 //!   1, 2, 3, … in commit order across processes.
 //! - `tx`: the engine's transaction port ([`imgroups_core::port::Tx`]) on the open batch.
 //! - `notices`: commit hints, token revocations and webhook changes between processes, over
 //!   LISTEN/NOTIFY, sent after commit and coalesced; lossy by design.
-//! - `admin`: accounts, tokens (accounts' and admin), the directory, the clock and resets;
-//!   `hooks`: webhook endpoints and their delivery leases; `faults`: injected faults.
+//! - `admin`, `faults`: accounts, tokens (accounts' and admin), the directory, the clock and
+//!   resets; injected faults, in SQL. `snapshot`: the world as a file.
 //! - `sql`: queries shared by the writer and read snapshots. `schema`: versioned migrations.
 //! - [`baseline`]: raw single-row commits, the benchmark's yardstick.
 //!
 //! Durability: every connection runs `synchronous_commit = on`, and nothing is answered,
 //! hinted or readable before its `COMMIT` returned.
 
+mod accounts;
 mod admin;
 pub mod baseline;
 mod faults;
 mod hooks;
+mod log;
 mod notices;
 mod schema;
+mod sim;
 mod snapshot;
 mod sql;
 mod tx;
@@ -37,24 +46,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use imgroups_core::clock::SimClock;
-use imgroups_core::port::{
-    AccountInfo, Accounts, AdminTokenInfo, Fault, GroupRow, Hooks, Log, LogBounds, MessageQuery,
-    NewFault, Notices, ReadFn, Reader, ResetScope, SimControls, Store, TokenInfo, TokenRef,
-    Webhook, WebhookUrl, Work,
-};
+use imgroups_core::port::{ResetScope, Store};
 use imgroups_core::snapshot::Snapshot as World;
 use imgroups_core::tokens::TokenCache;
-use imgroups_core::{
-    AccountId, Address, Error, Event, FaultId, GroupKey, Message, Outcome, Result, Timestamp,
-    TokenId, WebhookId,
-};
+use imgroups_core::{Error, Result};
 use tokio::runtime::{Handle, Runtime};
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
-use tokio_postgres::Row;
+use tokio::sync::{mpsc, watch};
 
 use crate::notices::Hints;
-use crate::sql::{Params, PgResult, Query};
-use crate::writer::{Job, Msg, Writer};
+use crate::sql::PgResult;
+use crate::writer::{Msg, Writer};
 
 /// What this process does with the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -334,391 +335,6 @@ fn rand_u64() -> u64 {
     );
     h.write_u32(std::process::id());
     h.finish()
-}
-
-/// A read snapshot on a pooled connection, used synchronously by the engine's queries.
-struct Snapshot {
-    client: deadpool_postgres::Client,
-    handle: Handle,
-}
-
-impl Query for Snapshot {
-    fn rows(&mut self, sql: &'static str, params: Params<'_>) -> Result<Vec<Row>> {
-        let client = &self.client;
-        self.handle.block_on(async {
-            let statement = client.prepare_cached(sql).await.db()?;
-            client.query(&statement, params).await.db()
-        })
-    }
-}
-
-impl Reader for Snapshot {
-    fn account_address(&mut self, account: AccountId) -> Result<Address> {
-        sql::account_address(self, account)
-    }
-    fn group(&mut self, identifier: &str) -> Result<Option<GroupRow>> {
-        sql::group(self, identifier)
-    }
-    fn members(&mut self, group: GroupKey) -> Result<Vec<Address>> {
-        sql::members(self, group)
-    }
-    fn icon(&mut self, group: GroupKey) -> Result<Option<(Vec<u8>, String)>> {
-        sql::icon(self, group)
-    }
-    fn groups_of(&mut self, address: &Address) -> Result<Vec<GroupRow>> {
-        sql::groups_of(self, address)
-    }
-    fn groups_with_all(&mut self, addresses: &[Address]) -> Result<Vec<GroupRow>> {
-        sql::groups_with_all(self, addresses)
-    }
-    fn has_direct_chat(&mut self, account: AccountId, address: &Address) -> Result<bool> {
-        sql::has_direct_chat(self, account, address)
-    }
-    fn count_direct_chats(&mut self, account: AccountId) -> Result<u64> {
-        sql::count_direct_chats(self, account)
-    }
-    fn observer_cursor(&mut self, source: &str) -> Result<Option<String>> {
-        sql::observer_cursor(self, source)
-    }
-
-    fn message(&mut self, account: AccountId, guid: &str) -> Result<Option<(u64, Message)>> {
-        sql::message(self, account, guid)
-    }
-
-    fn list_messages(
-        &mut self,
-        account: AccountId,
-        query: &MessageQuery,
-    ) -> Result<Vec<(u64, Message)>> {
-        sql::list_messages(self, account, query)
-    }
-
-    fn background_hash(&mut self, chat: &str) -> Result<Option<Vec<u8>>> {
-        sql::background_hash(self, chat)
-    }
-
-    fn message_times(
-        &mut self,
-        account: AccountId,
-        since: Timestamp,
-        limit: usize,
-    ) -> Result<Vec<(Timestamp, bool)>> {
-        sql::message_times(self, account, since, limit)
-    }
-}
-
-#[async_trait]
-impl Log for PgStore {
-    async fn write(&self, work: Work) -> Result<Outcome> {
-        let gone = || Error::unavailable("the server is shutting down");
-        let (reply, rx) = oneshot::channel();
-        self.inner
-            .jobs
-            .send(Msg::Write(Job { work, reply }))
-            .await
-            .map_err(|_| gone())?;
-        rx.await.map_err(|_| gone())?
-    }
-
-    async fn read(&self, query: ReadFn) -> Result<()> {
-        let pool = self.inner.pool.clone();
-        let handle = self.inner.handle.clone();
-        self.inner
-            .handle
-            .spawn_blocking(move || {
-                let client = handle.block_on(pool.get()).map_err(|err| {
-                    tracing::warn!(error = %err, "no database connection");
-                    Error::unavailable("the database is unavailable; retry")
-                })?;
-                handle
-                    .block_on(
-                        client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"),
-                    )
-                    .db()?;
-                let mut snapshot = Snapshot { client, handle };
-                query(&mut snapshot);
-                let Snapshot { client, handle } = snapshot;
-                handle.block_on(client.batch_execute("COMMIT")).db()
-            })
-            .await
-            .map_err(|_| Error::unavailable("the store is closed"))?
-    }
-
-    async fn log_bounds(&self, account: AccountId) -> Result<LogBounds> {
-        self.with_client(move |client| async move {
-            let statement = client
-                .prepare_cached(
-                    "SELECT head_seq, pruned_through, reset_through FROM accounts WHERE id = $1",
-                )
-                .await
-                .db()?;
-            let row = client.query_opt(&statement, &[&account.0]).await.db()?;
-            Ok(row.map_or(
-                LogBounds {
-                    head: 0,
-                    pruned_through: 0,
-                    reset_through: 0,
-                },
-                |r| LogBounds {
-                    head: r.get::<_, i64>(0).max(0) as u64,
-                    pruned_through: r.get::<_, i64>(1).max(0) as u64,
-                    reset_through: r.get::<_, i64>(2).max(0) as u64,
-                },
-            ))
-        })
-        .await
-    }
-
-    async fn read_events(
-        &self,
-        account: AccountId,
-        after: u64,
-        up_to: u64,
-        limit: usize,
-    ) -> Result<Vec<Event>> {
-        let to_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-        let (after, up_to, limit) = (to_i64(after), to_i64(up_to), to_i64(limit as u64));
-        self.with_client(move |client| async move {
-            let statement = client.prepare_cached(sql::EVENTS).await.db()?;
-            let rows = client
-                .query(&statement, &[&account.0, &after, &up_to, &limit])
-                .await
-                .db()?;
-            rows.iter().map(sql::event_from_row).collect()
-        })
-        .await
-    }
-
-    fn notices(&self) -> broadcast::Receiver<Notices> {
-        self.inner.hints.subscribe()
-    }
-
-    async fn forget_keys_before(&self, cutoff: Timestamp) -> Result<()> {
-        self.with_client(
-            move |client| async move { admin::forget_keys_before(&client, cutoff).await },
-        )
-        .await
-    }
-}
-
-#[async_trait]
-impl Accounts for PgStore {
-    /// A good token is remembered for a few seconds while the hint listener is connected:
-    /// a revocation anywhere reaches every process as a hint and empties the cache.
-    fn authenticate_cached(&self, token: &str) -> Option<AccountId> {
-        let generation = self.inner.hints.token_generation();
-        self.inner.tokens.get(token, generation)
-    }
-
-    async fn authenticate(&self, token: &str) -> Result<AccountId> {
-        let generation = self.inner.hints.token_generation();
-        if let Some(account) = self.inner.tokens.get(token, generation) {
-            return Ok(account);
-        }
-        let owned = token.to_owned();
-        let account = self
-            .with_client(move |client| async move { admin::authenticate(&client, &owned).await })
-            .await?;
-        self.inner.tokens.put(token.to_owned(), account, generation);
-        Ok(account)
-    }
-
-    async fn ensure_account(&self, address: &Address) -> Result<(AccountId, bool)> {
-        let address = address.clone();
-        self.with_client(move |mut client| async move {
-            admin::ensure_account(&mut client, &address).await
-        })
-        .await
-    }
-
-    async fn find_account(&self, address: &Address) -> Result<Option<AccountId>> {
-        let address = address.clone();
-        self.with_client(move |client| async move { admin::find_account(&client, &address).await })
-            .await
-    }
-
-    async fn add_token(&self, account: AccountId, hash: Vec<u8>) -> Result<TokenId> {
-        self.with_client(
-            move |client| async move { admin::add_token(&client, account, &hash).await },
-        )
-        .await
-    }
-
-    async fn list_tokens(&self) -> Result<Vec<TokenInfo>> {
-        self.with_client(|client| async move { admin::list_tokens(&client).await })
-            .await
-    }
-
-    async fn revoke_token(&self, token: &TokenRef) -> Result<TokenId> {
-        let token = token.clone();
-        let node = self.node().to_owned();
-        let id = self
-            .with_client(move |mut client| async move {
-                admin::revoke_token(&mut client, &token, &node).await
-            })
-            .await?;
-        self.inner.hints.revoked();
-        // Committed and announced: give running servers a moment to hear it (delivery takes
-        // a few milliseconds), so the revoked token fails on the very next call.
-        tokio::time::sleep(REVOCATION_SETTLE).await;
-        Ok(id)
-    }
-
-    async fn list_accounts(&self) -> Result<Vec<AccountInfo>> {
-        self.with_client(|client| async move { admin::list_accounts(&client).await })
-            .await
-    }
-
-    async fn add_admin_token(&self, hash: Vec<u8>) -> Result<()> {
-        self.with_client(move |client| async move { admin::add_admin_token(&client, &hash).await })
-            .await
-    }
-
-    /// Not cached, unlike account tokens: the console makes few calls, and a read per call
-    /// means a removed admin token stops working at once on every node.
-    async fn authenticate_admin(&self, token: &str) -> Result<()> {
-        let token = token.to_owned();
-        self.with_client(
-            move |client| async move { admin::authenticate_admin(&client, &token).await },
-        )
-        .await
-    }
-
-    async fn list_admin_tokens(&self) -> Result<Vec<AdminTokenInfo>> {
-        self.with_client(|client| async move { admin::list_admin_tokens(&client).await })
-            .await
-    }
-
-    async fn revoke_admin_token(&self, token: &TokenRef) -> Result<TokenId> {
-        let token = token.clone();
-        self.with_client(
-            move |client| async move { admin::revoke_admin_token(&client, &token).await },
-        )
-        .await
-    }
-}
-
-#[async_trait]
-impl Hooks for PgStore {
-    fn webhook_changes(&self) -> watch::Receiver<u64> {
-        self.inner.hints.webhook_changes()
-    }
-
-    async fn add_webhook(
-        &self,
-        account: AccountId,
-        url: &WebhookUrl,
-        secret: &str,
-    ) -> Result<Webhook> {
-        let (url, secret) = (url.clone(), secret.to_owned());
-        let hook = self
-            .with_client(move |client| async move {
-                hooks::add_webhook(&client, account, &url, &secret).await
-            })
-            .await?;
-        self.inner.hints.webhooks_changed();
-        Ok(hook)
-    }
-
-    async fn webhook(&self, id: WebhookId) -> Result<Option<Webhook>> {
-        self.with_client(move |client| async move { hooks::webhook(&client, id).await })
-            .await
-    }
-
-    async fn webhooks(&self, account: Option<AccountId>) -> Result<Vec<Webhook>> {
-        self.with_client(move |client| async move { hooks::webhooks(&client, account).await })
-            .await
-    }
-
-    async fn remove_webhook(&self, account: Option<AccountId>, id: WebhookId) -> Result<()> {
-        self.with_client(
-            move |client| async move { hooks::remove_webhook(&client, account, id).await },
-        )
-        .await?;
-        self.inner.hints.webhooks_changed();
-        Ok(())
-    }
-
-    async fn resume_webhook(&self, account: Option<AccountId>, id: WebhookId) -> Result<Webhook> {
-        let hook = self
-            .with_client(
-                move |client| async move { hooks::resume_webhook(&client, account, id).await },
-            )
-            .await?;
-        self.inner.hints.webhooks_changed();
-        Ok(hook)
-    }
-
-    async fn webhook_delivered(&self, id: WebhookId, sequence: u64) -> Result<()> {
-        self.with_client(move |client| async move {
-            hooks::webhook_delivered(&client, id, sequence).await
-        })
-        .await
-    }
-
-    async fn webhook_failed(&self, id: WebhookId, error: &str, max_failures: u32) -> Result<bool> {
-        let error = error.to_owned();
-        let paused = self
-            .with_client(move |client| async move {
-                hooks::webhook_failed(&client, id, &error, max_failures).await
-            })
-            .await?;
-        if paused {
-            self.inner.hints.webhooks_changed();
-        }
-        Ok(paused)
-    }
-
-    async fn claim_webhook(&self, id: WebhookId, lease: Duration) -> Result<Option<u64>> {
-        let owner = self.node().to_owned();
-        self.with_client(move |client| async move {
-            hooks::claim_webhook(&client, id, &owner, lease.as_secs_f64()).await
-        })
-        .await
-    }
-}
-
-#[async_trait]
-impl SimControls for PgStore {
-    async fn set_unreachable(&self, address: &Address, unreachable: bool) -> Result<()> {
-        let address = address.clone();
-        self.with_client(move |mut client| async move {
-            admin::set_unreachable(&mut client, &address, unreachable).await
-        })
-        .await
-    }
-
-    async fn unreachable(&self) -> Result<Vec<Address>> {
-        self.with_client(|client| async move { admin::unreachable(&client).await })
-            .await
-    }
-
-    async fn add_fault(&self, fault: &NewFault) -> Result<Fault> {
-        let fault = fault.clone();
-        self.with_client(move |client| async move { faults::add_fault(&client, &fault).await })
-            .await
-    }
-
-    async fn faults(&self) -> Result<Vec<Fault>> {
-        self.with_client(|client| async move {
-            faults::faults(&client, admin::now(&client).await?).await
-        })
-        .await
-    }
-
-    async fn clear_faults(&self, account: Option<AccountId>, id: Option<FaultId>) -> Result<u64> {
-        self.with_client(
-            move |client| async move { faults::clear_faults(&client, account, id).await },
-        )
-        .await
-    }
-
-    async fn take_fault(&self, id: FaultId) -> Result<bool> {
-        self.with_client(move |client| async move {
-            faults::take_fault(&client, id, admin::now(&client).await?).await
-        })
-        .await
-    }
 }
 
 #[async_trait]

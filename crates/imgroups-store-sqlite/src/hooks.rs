@@ -1,4 +1,4 @@
-//! Webhook endpoints and their durable delivery cursors, in SQL.
+//! The webhooks port ([`Hooks`]): webhook endpoints and their durable delivery cursors, in SQL.
 //!
 //! One row per endpoint: the account whose events it receives, the URL, the signing secret,
 //! and `cursor`, the last sequence the endpoint acknowledged with a 2xx. The cursor only moves
@@ -6,11 +6,74 @@
 //! stopped (at-least-once). After too many consecutive failures an endpoint is paused until
 //! someone resumes it. Changes run on the writer's connection (`SqliteStore::write_with`).
 
-use imgroups_core::port::{Webhook, WebhookUrl};
+use async_trait::async_trait;
+use imgroups_core::port::{Hooks, Webhook, WebhookUrl};
 use imgroups_core::{AccountId, Address, Error, Result, Timestamp, WebhookId};
 use rusqlite::{params, Connection, OptionalExtension};
+use tokio::sync::watch;
 
 use crate::tx::SqlResult;
+use crate::SqliteStore;
+
+#[async_trait]
+impl Hooks for SqliteStore {
+    fn webhook_changes(&self) -> watch::Receiver<u64> {
+        self.inner.notices.webhook_changes()
+    }
+
+    async fn add_webhook(
+        &self,
+        account: AccountId,
+        url: &WebhookUrl,
+        secret: &str,
+    ) -> Result<Webhook> {
+        let (url, secret) = (url.clone(), secret.to_owned());
+        let hook = self
+            .write_with(move |conn| add(conn, account, &url, &secret))
+            .await?;
+        self.webhooks_changed();
+        Ok(hook)
+    }
+
+    async fn webhook(&self, id: WebhookId) -> Result<Option<Webhook>> {
+        self.read_with(move |conn| get(conn, id)).await
+    }
+
+    async fn webhooks(&self, account: Option<AccountId>) -> Result<Vec<Webhook>> {
+        self.read_with(move |conn| list(conn, account)).await
+    }
+
+    async fn remove_webhook(&self, account: Option<AccountId>, id: WebhookId) -> Result<()> {
+        self.write_with(move |conn| remove(conn, account, id))
+            .await?;
+        self.webhooks_changed();
+        Ok(())
+    }
+
+    async fn resume_webhook(&self, account: Option<AccountId>, id: WebhookId) -> Result<Webhook> {
+        let hook = self
+            .write_with(move |conn| resume(conn, account, id))
+            .await?;
+        self.webhooks_changed();
+        Ok(hook)
+    }
+
+    async fn webhook_delivered(&self, id: WebhookId, sequence: u64) -> Result<()> {
+        self.write_with(move |conn| acknowledge(conn, id, sequence))
+            .await
+    }
+
+    async fn webhook_failed(&self, id: WebhookId, error: &str, max_failures: u32) -> Result<bool> {
+        let error = error.to_owned();
+        let paused = self
+            .write_with(move |conn| record_failure(conn, id, &error, max_failures))
+            .await?;
+        if paused {
+            self.webhooks_changed();
+        }
+        Ok(paused)
+    }
+}
 
 const COLUMNS: &str = "w.id, w.account_id, a.address, w.url, w.secret, w.cursor, w.failures, \
                        w.paused, w.last_error, w.created_at";

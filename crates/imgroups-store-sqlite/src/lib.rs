@@ -3,8 +3,14 @@
 //! logs, idempotency records, accounts and tokens, the simulated directory and webhooks.
 //!
 //! Layout:
-//! - [`SqliteStore`] (this file): opens the database, owns the writer and the reader pool,
-//!   checks tokens, implements the port.
+//! - [`SqliteStore`] (this file): the store's assembly. Opens the database, owns the writer
+//!   and the reader pool, runs jobs on them (`write_with`, `read_with`), and implements
+//!   [`Store`] itself (resets, snapshots, the clock, readiness, close).
+//! - The port's other traits, one module each, named as in the PostgreSQL store: `log`
+//!   ([`imgroups_core::port::Log`]: units of work, read snapshots, log reads), `accounts`
+//!   ([`imgroups_core::port::Accounts`]: accounts and tokens, checks cached), `hooks`
+//!   ([`imgroups_core::port::Hooks`], with the webhooks' SQL) and `sim`
+//!   ([`imgroups_core::port::SimControls`]: the simulator's directory and faults).
 //! - `writer`: one thread runs every write inside one open transaction and commits whatever
 //!   it ran whenever a syncer is free; two syncer threads fsync the WAL, and each commit's
 //!   notices go out and its requests are answered once it and every earlier commit are
@@ -15,8 +21,9 @@
 //!   commit waits for a checkpoint.
 //! - `tx`: the SQL of the engine's transaction port ([`imgroups_core::port::Tx`]), idempotency
 //!   records, retention and log reads.
-//! - `admin`, `hooks`, `faults`: accounts, tokens (accounts' and admin), the directory,
-//!   webhook endpoints, injected faults, in SQL.
+//! - `admin`, `faults`: accounts, tokens (accounts' and admin), the directory and resets;
+//!   injected faults, in SQL. `clock`: the simulated clock. `snapshot`: the world as a file.
+//! - `lock`: a serving store's lock on its database.
 //! - `notices`: commit notices, in this process and from other processes on the database.
 //! - `schema`: migrations. [`baseline`]: raw SQLite commits, the benchmark's yardstick.
 //!
@@ -26,6 +33,7 @@
 //! `synchronous=FULL` would do inside `COMMIT`, moved out of the writer so the next batch is
 //! applied meanwhile.
 
+mod accounts;
 mod admin;
 pub mod baseline;
 mod checkpoint;
@@ -33,9 +41,11 @@ mod clock;
 mod faults;
 mod hooks;
 mod lock;
+mod log;
 mod notices;
 mod reply;
 mod schema;
+mod sim;
 mod snapshot;
 mod tx;
 mod writer;
@@ -46,22 +56,17 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use imgroups_core::clock::SimClock;
-use imgroups_core::port::{
-    AccountInfo, Accounts, AdminTokenInfo, Fault, Hooks, Log, LogBounds, NewFault, Notices, ReadFn,
-    ResetScope, SimControls, Store, TokenInfo, TokenRef, Webhook, WebhookUrl, Work,
-};
+use imgroups_core::port::{ResetScope, Store};
 use imgroups_core::snapshot::Snapshot;
 use imgroups_core::tokens::TokenCache;
-use imgroups_core::{
-    AccountId, Address, Error, Event, FaultId, Outcome, Result, Timestamp, TokenId, WebhookId,
-};
+use imgroups_core::{Error, Result};
 use rusqlite::Connection;
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::notices::{Listener, Publisher};
 use crate::reply::Answer;
-use crate::tx::{Db, SqlResult};
-use crate::writer::{AdminJob, Clears, Gate, Job, Msg};
+use crate::tx::SqlResult;
+use crate::writer::{AdminJob, Clears, Gate, Msg};
 
 /// A file beside the database: its path with `suffix` appended (as SQLite names `-wal`).
 pub(crate) fn beside(db: &Path, suffix: &str) -> PathBuf {
@@ -220,7 +225,8 @@ struct Inner {
     config: Config,
     jobs: mpsc::Sender<Msg>,
     readers: Mutex<Vec<Connection>>,
-    /// A connection kept for token checks, which run inline (see [`Accounts::authenticate`]).
+    /// A connection kept for token checks, which run inline (see
+    /// [`imgroups_core::port::Accounts::authenticate`]).
     auth: Mutex<Option<Connection>>,
     tokens: TokenCache,
     /// The revocations file ([`admin::revocations_path`]), whose size every token check
@@ -470,246 +476,6 @@ impl SqliteStore {
         if let Ok(mut lock) = self.inner.serve_lock.lock() {
             lock.take();
         }
-    }
-}
-
-#[async_trait]
-impl Log for SqliteStore {
-    async fn write(&self, work: Work) -> Result<Outcome> {
-        let (reply, rx) = oneshot::channel();
-        self.submit(Msg::Write(Job { work, reply }), rx).await?
-    }
-
-    async fn read(&self, query: ReadFn) -> Result<()> {
-        self.read_with(move |conn| {
-            query(&mut Db::new(conn));
-            Ok(())
-        })
-        .await
-    }
-
-    async fn log_bounds(&self, account: AccountId) -> Result<LogBounds> {
-        self.read_small(move |conn| tx::log_bounds(conn, account), Wait::Durable)
-            .await
-    }
-
-    async fn read_events(
-        &self,
-        account: AccountId,
-        after: u64,
-        up_to: u64,
-        limit: usize,
-    ) -> Result<Vec<Event>> {
-        let read = move |conn: &Connection| tx::read_events(conn, account, after, up_to, limit);
-        // No wait for durability: `up_to` is a head this store reported, so every event up
-        // to it is durable already, whatever else the snapshot holds (events never change
-        // once written; one an undurable commit pruned shows as a gap, which callers check
-        // through `log_bounds`, which waits). Waiting would cost a live delivery an fsync
-        // under steady writes (BENCHMARKS.md, session 5).
-        if limit <= SMALL_READ {
-            self.read_small(read, Wait::Already).await
-        } else {
-            self.read_pooled(read, Wait::Already).await
-        }
-    }
-
-    fn notices(&self) -> broadcast::Receiver<Notices> {
-        self.inner.notices.subscribe()
-    }
-
-    async fn forget_keys_before(&self, cutoff: Timestamp) -> Result<()> {
-        self.write_with(move |conn| tx::forget_keys_before(conn, cutoff))
-            .await
-    }
-}
-
-#[async_trait]
-impl Accounts for SqliteStore {
-    /// Every request starts here, so a good token is remembered (see `TokenCache`) and
-    /// checking it again costs one `stat` of the revocations file, not a database read. A
-    /// miss runs inline on the caller's thread rather than hopping to the blocking pool: it is
-    /// one indexed read of a hot page in WAL mode (never waiting on the writer).
-    fn authenticate_cached(&self, token: &str) -> Option<AccountId> {
-        let revocations = admin::revocation_count(&self.inner.revocations);
-        self.inner.tokens.get(token, revocations)
-    }
-
-    async fn authenticate(&self, token: &str) -> Result<AccountId> {
-        let revocations = admin::revocation_count(&self.inner.revocations);
-        if let Some(account) = self.inner.tokens.get(token, revocations) {
-            return Ok(account);
-        }
-        let account = {
-            let mut slot = self.inner.auth.lock().map_err(|_| {
-                tracing::error!("auth connection lock poisoned");
-                Error::internal()
-            })?;
-            if slot.is_none() {
-                *slot = Some(open_connection(
-                    &self.inner.config.path,
-                    self.inner.config.durability,
-                )?);
-            }
-            match slot.as_ref() {
-                Some(conn) => admin::authenticate(conn, token)?,
-                None => return Err(Error::internal()),
-            }
-        };
-        self.inner
-            .tokens
-            .put(token.to_owned(), account, revocations);
-        Ok(account)
-    }
-
-    async fn ensure_account(&self, address: &Address) -> Result<(AccountId, bool)> {
-        let address = address.clone();
-        self.write_with(move |conn| admin::ensure_account(conn, &address))
-            .await
-    }
-
-    async fn find_account(&self, address: &Address) -> Result<Option<AccountId>> {
-        let address = address.clone();
-        self.read_with(move |conn| admin::find_account(conn, &address))
-            .await
-    }
-
-    async fn add_token(&self, account: AccountId, hash: Vec<u8>) -> Result<TokenId> {
-        self.write_with(move |conn| admin::add_token(conn, account, &hash))
-            .await
-    }
-
-    async fn list_tokens(&self) -> Result<Vec<TokenInfo>> {
-        self.read_with(admin::list_tokens).await
-    }
-
-    async fn revoke_token(&self, token: &TokenRef) -> Result<TokenId> {
-        let token = token.clone();
-        let id = self
-            .write_with(move |conn| admin::revoke_token(conn, &token))
-            .await?;
-        // Durable now: tell every server on this database to forget the tokens it checked.
-        admin::note_revocation(&self.inner.config.path)?;
-        Ok(id)
-    }
-
-    async fn list_accounts(&self) -> Result<Vec<AccountInfo>> {
-        self.read_with(admin::list_accounts).await
-    }
-
-    async fn add_admin_token(&self, hash: Vec<u8>) -> Result<()> {
-        self.write_with(move |conn| admin::add_admin_token(conn, &hash))
-            .await
-    }
-
-    /// Not cached, unlike account tokens: the console makes few calls, and a read per call
-    /// means a removed admin token stops working at once everywhere.
-    async fn authenticate_admin(&self, token: &str) -> Result<()> {
-        let token = token.to_owned();
-        self.read_with(move |conn| admin::authenticate_admin(conn, &token))
-            .await
-    }
-
-    async fn list_admin_tokens(&self) -> Result<Vec<AdminTokenInfo>> {
-        self.read_with(admin::list_admin_tokens).await
-    }
-
-    async fn revoke_admin_token(&self, token: &TokenRef) -> Result<TokenId> {
-        let token = token.clone();
-        self.write_with(move |conn| admin::revoke_admin_token(conn, &token))
-            .await
-    }
-}
-
-#[async_trait]
-impl Hooks for SqliteStore {
-    fn webhook_changes(&self) -> watch::Receiver<u64> {
-        self.inner.notices.webhook_changes()
-    }
-
-    async fn add_webhook(
-        &self,
-        account: AccountId,
-        url: &WebhookUrl,
-        secret: &str,
-    ) -> Result<Webhook> {
-        let (url, secret) = (url.clone(), secret.to_owned());
-        let hook = self
-            .write_with(move |conn| hooks::add(conn, account, &url, &secret))
-            .await?;
-        self.webhooks_changed();
-        Ok(hook)
-    }
-
-    async fn webhook(&self, id: WebhookId) -> Result<Option<Webhook>> {
-        self.read_with(move |conn| hooks::get(conn, id)).await
-    }
-
-    async fn webhooks(&self, account: Option<AccountId>) -> Result<Vec<Webhook>> {
-        self.read_with(move |conn| hooks::list(conn, account)).await
-    }
-
-    async fn remove_webhook(&self, account: Option<AccountId>, id: WebhookId) -> Result<()> {
-        self.write_with(move |conn| hooks::remove(conn, account, id))
-            .await?;
-        self.webhooks_changed();
-        Ok(())
-    }
-
-    async fn resume_webhook(&self, account: Option<AccountId>, id: WebhookId) -> Result<Webhook> {
-        let hook = self
-            .write_with(move |conn| hooks::resume(conn, account, id))
-            .await?;
-        self.webhooks_changed();
-        Ok(hook)
-    }
-
-    async fn webhook_delivered(&self, id: WebhookId, sequence: u64) -> Result<()> {
-        self.write_with(move |conn| hooks::acknowledge(conn, id, sequence))
-            .await
-    }
-
-    async fn webhook_failed(&self, id: WebhookId, error: &str, max_failures: u32) -> Result<bool> {
-        let error = error.to_owned();
-        let paused = self
-            .write_with(move |conn| hooks::record_failure(conn, id, &error, max_failures))
-            .await?;
-        if paused {
-            self.webhooks_changed();
-        }
-        Ok(paused)
-    }
-}
-
-#[async_trait]
-impl SimControls for SqliteStore {
-    async fn set_unreachable(&self, address: &Address, unreachable: bool) -> Result<()> {
-        let address = address.clone();
-        self.write_with(move |conn| admin::set_unreachable(conn, &address, unreachable))
-            .await
-    }
-
-    async fn unreachable(&self) -> Result<Vec<Address>> {
-        self.read_with(admin::unreachable).await
-    }
-
-    async fn add_fault(&self, fault: &NewFault) -> Result<Fault> {
-        let fault = fault.clone();
-        self.write_with(move |conn| faults::add(conn, &fault)).await
-    }
-
-    async fn faults(&self) -> Result<Vec<Fault>> {
-        self.read_with(|conn| faults::armed(conn, clock::now(conn)?))
-            .await
-    }
-
-    async fn clear_faults(&self, account: Option<AccountId>, id: Option<FaultId>) -> Result<u64> {
-        self.write_with(move |conn| faults::clear(conn, account, id))
-            .await
-    }
-
-    async fn take_fault(&self, id: FaultId) -> Result<bool> {
-        self.write_with(move |conn| faults::take(conn, id, clock::now(conn)?))
-            .await
     }
 }
 

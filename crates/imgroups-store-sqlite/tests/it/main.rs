@@ -4,7 +4,7 @@ mod auth;
 mod bodies;
 mod checkpoint;
 mod common;
+mod conformance;
 mod create;
 mod locks;
-mod model;
 mod reset;
