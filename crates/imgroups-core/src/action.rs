@@ -379,7 +379,7 @@ fn mismatch(value: &Value) -> Error {
 mod tests {
     use super::*;
     use crate::command::Mutation;
-    use crate::image::tests::png_of;
+    use crate::testing::png_of;
 
     fn sample(kind: Kind) -> Value {
         match kind {

@@ -683,7 +683,7 @@ mod tests {
 
     #[test]
     fn icons_declaring_absurd_dimensions_are_refused() {
-        use crate::image::tests::png_of;
+        use crate::testing::png_of;
         let limits = Limits::default();
         let err =
             Command::set_icon("any;+;chat1", png_of(100_000, 100_000, &[]), &limits).unwrap_err();

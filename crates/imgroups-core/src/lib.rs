@@ -25,6 +25,7 @@
 //! - [`clock`]: the controllable clock and seeded identifiers of deterministic runs.
 //! - [`snapshot`]: the simulated world as one versioned file (export, import).
 //! - [`tokens`]: API tokens and webhook secrets. [`admin`]: accounts, tokens, webhooks.
+//! - [`testing`]: test data for every crate's tests (the one PNG builder).
 
 pub mod action;
 pub use imgroups_types::{error, ids};
@@ -39,6 +40,7 @@ pub mod limits;
 pub mod model;
 pub mod port;
 pub mod snapshot;
+pub mod testing;
 pub mod text;
 pub mod tokens;
 

@@ -72,23 +72,7 @@ fn everyone() -> Vec<&'static str> {
 /// A complete PNG, different for each variant (its width), with valid chunk CRCs: icons are
 /// checked down to their structure.
 fn png(variant: u8) -> Vec<u8> {
-    let mut v = b"\x89PNG\r\n\x1a\n".to_vec();
-    let mut chunk = |kind: &[u8], data: &[u8]| {
-        v.extend_from_slice(&(data.len() as u32).to_be_bytes());
-        v.extend_from_slice(kind);
-        v.extend_from_slice(data);
-        let mut crc = crc32fast::Hasher::new();
-        crc.update(kind);
-        crc.update(data);
-        v.extend_from_slice(&crc.finalize().to_be_bytes());
-    };
-    let mut ihdr = (1 + u32::from(variant)).to_be_bytes().to_vec();
-    ihdr.extend_from_slice(&1u32.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 6, 0, 0, 0]);
-    chunk(b"IHDR", &ihdr);
-    chunk(b"IDAT", &[0x78, 0x9c, 0x63, 0, 0, 0, 1, 0, 1]);
-    chunk(b"IEND", &[]);
-    v
+    imgroups_core::testing::png_of(1 + u32::from(variant), 1, &[])
 }
 
 /// `actor` indexes [`everyone`]: an account, or (from `ACCOUNTS.len()` on) a puppet.

@@ -191,6 +191,4 @@ pub(crate) async fn group(client: &Client, others: &[&str]) -> ChatGuid {
 }
 
 /// A minimal valid PNG (1×1).
-pub(crate) fn png() -> Vec<u8> {
-    imgroups_testkit::tiny_png()
-}
+pub(crate) use imgroups_testkit::tiny_png as png;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use imgroups_chatdb::testing::{properties, FakeHelper, FakeHelperOptions, Fixture, Msg, Version};
 use imgroups_proto::pb;
 use imgroups_proto::pb::group_change_event::Change;
+use imgroups_testkit::tiny_png;
 
 use crate::support::{cli, clients, Clients, Server};
 
@@ -100,11 +101,6 @@ fn history(version: Version) -> (Fixture, i64) {
         },
     );
     (f, chat)
-}
-
-/// A 1x1 PNG.
-fn tiny_png() -> Vec<u8> {
-    imgroups_testkit::tiny_png()
 }
 
 fn serve(f: &Fixture, data: &std::path::Path, extra: &[&str]) -> Server {

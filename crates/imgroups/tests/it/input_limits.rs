@@ -358,9 +358,7 @@ async fn overlong_guids_and_idempotency_keys_get_short_precise_errors() {
 }
 
 /// A PNG with the given IHDR size and a complete structure, then `tail`.
-fn png(width: u32, height: u32, tail: &[u8]) -> Vec<u8> {
-    imgroups_testkit::png_of(width, height, tail)
-}
+use imgroups_testkit::png_of as png;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn icons_declaring_absurd_sizes_or_carrying_trailing_bytes_are_refused() {
