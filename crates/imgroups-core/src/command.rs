@@ -12,6 +12,17 @@ use crate::text;
 
 /// An iMessage group holds at most this many members, the local account included.
 pub const MAX_GROUP_MEMBERS: usize = 32;
+/// The error of a group that would hold more than [`MAX_GROUP_MEMBERS`]: a request naming too
+/// many addresses is refused here, one that would overflow the group's current members by the
+/// rules; both answer the same.
+pub(crate) fn group_full() -> Error {
+    Error::precondition(
+        Reason::GroupFull,
+        format!("a group holds at most {MAX_GROUP_MEMBERS} members including you"),
+    )
+    .with("limit", MAX_GROUP_MEMBERS)
+}
+
 /// The most addresses one request can name: everyone in a group but me.
 pub const MAX_OTHER_MEMBERS: usize = MAX_GROUP_MEMBERS - 1;
 /// Longest display name accepted, in characters.
@@ -341,7 +352,7 @@ impl Command {
         // A longer list cannot fit in any group (I am in it too): refused before any entry is
         // parsed, with the answer a merely too-long list gets from the group's state.
         if addresses.len() > MAX_OTHER_MEMBERS {
-            return Err(crate::engine::group_full()
+            return Err(group_full()
                 .with("field", "addresses")
                 .with("chatguid", &chat));
         }
@@ -383,7 +394,7 @@ impl Command {
     pub fn create_chat(addresses: &[String], message: Option<InitialMessage>) -> Result<Self> {
         // Checked before any entry is parsed, so that a huge list costs nothing.
         if addresses.len() > MAX_OTHER_MEMBERS {
-            return Err(crate::engine::group_full().with("field", "addresses"));
+            return Err(group_full().with("field", "addresses"));
         }
         let addresses = Address::parse_list(addresses)?;
         Ok(Command::CreateChat { addresses, message })

@@ -46,8 +46,8 @@ pub mod tokens;
 
 pub use command::{Command, Limits, MessageOp, Mutation, NewMessage};
 pub use engine::{
-    BulkImport, Engine, EngineConfig, MessageEvent, Observed, ObservedBatch, ObservedGroup,
-    ObservedMessage, ObservedMessages, ObservedPart, Rules,
+    BulkImport, Checks, Engine, EngineConfig, MessageEvent, Observed, ObservedBatch, ObservedGroup,
+    ObservedMessage, ObservedMessages, ObservedPart,
 };
 pub use error::{Error, ErrorKind, Reason, Result};
 pub use ids::{Address, ChatGuid, ChatKind};

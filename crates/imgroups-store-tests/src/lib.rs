@@ -45,8 +45,8 @@ use std::sync::Arc;
 
 use imgroups_core::port::{SimStore, Store, TokenRef};
 use imgroups_core::{
-    AccountId, Address, Change, ChatGuid, Command, Engine, EngineConfig, ErrorKind, Event, Message,
-    Mutation, NewMessage, Observed, Outcome, Rules, Timestamp,
+    AccountId, Address, Change, ChatGuid, Checks, Command, Engine, EngineConfig, ErrorKind, Event,
+    Message, Mutation, NewMessage, Observed, Outcome, Timestamp,
 };
 use imgroups_sim::Simulator;
 use proptest::prelude::*;
@@ -774,7 +774,7 @@ pub fn ingest<F: Fixture>(fixture: F) {
                         occurred_at: Some(at),
                         mutation: mutation.clone(),
                     },
-                    Rules::Trust,
+                    Checks::Trust,
                 )
                 .await
                 .expect("the observed change");
@@ -819,7 +819,7 @@ pub fn ingest<F: Fixture>(fixture: F) {
                 mutation,
             };
             engine
-                .ingest(observed, Rules::Trust)
+                .ingest(observed, Checks::Trust)
                 .await
                 .expect("a change already reflected");
         }
@@ -839,7 +839,7 @@ pub fn ingest<F: Fixture>(fixture: F) {
                     occurred_at: None,
                     mutation: Mutation::RemoveIcon,
                 },
-                Rules::Trust,
+                Checks::Trust,
             )
             .await
             .expect_err("an unknown group");
@@ -852,7 +852,7 @@ pub fn ingest<F: Fixture>(fixture: F) {
                     occurred_at: None,
                     mutation: Mutation::SetDisplayName("Nope".into()),
                 },
-                Rules::Enforce,
+                Checks::Enforce,
             )
             .await
             .expect_err("a non-member acting under the rules");

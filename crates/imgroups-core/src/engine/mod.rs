@@ -26,8 +26,7 @@ use crate::port::Network;
 
 pub use observe::{BulkImport, ObservedBatch, ObservedGroup, ObservedPart};
 pub use observe_messages::{MessageEvent, ObservedMessage, ObservedMessages};
-pub(crate) use rules::group_full;
-pub use rules::{address_not_found, query, Decision, Observed, Rules};
+pub use rules::{address_not_found, query, Checks, Decision, Observed};
 
 /// Settings of the engine.
 #[derive(Debug, Clone)]
@@ -144,14 +143,14 @@ impl Engine {
     /// Records a change made by someone else, outside this server, in the log of every local
     /// account that can see the group — the events our own write would have produced.
     /// Returns once that is durable.
-    pub async fn ingest(&self, observed: Observed, rules: Rules) -> Result<()> {
+    pub async fn ingest(&self, observed: Observed, checks: Checks) -> Result<()> {
         let network = match &self.network {
             Network::Recorded(network) => Some(network.clone()),
             Network::Observed(_) => None,
         };
         self.store
             .write(Box::new(move |tx| {
-                rules::ingest(tx, network.as_deref(), &observed, rules).map(|()| Outcome::Empty)
+                rules::ingest(tx, network.as_deref(), &observed, checks).map(|()| Outcome::Empty)
             }))
             .await
             .map(drop)
@@ -195,7 +194,7 @@ impl Engine {
             occurred_at: None,
             mutation,
         };
-        self.ingest(observed, Rules::Enforce).await?;
+        self.ingest(observed, Checks::Enforce).await?;
         Ok(Outcome::Empty)
     }
 

@@ -14,7 +14,7 @@ use crate::model::{AccountId, Outcome};
 use crate::port::{ObservedNetwork, Tx};
 
 use super::observe_messages::{self, ObservedMessages};
-use super::rules::{self, Decision, Observed, Rules};
+use super::rules::{self, Checks, Decision, Observed};
 use super::Engine;
 
 /// A group as the network reports it, to create it in the store the first time it is seen, or
@@ -84,7 +84,7 @@ impl ObservedPart {
 impl Engine {
     /// Records a batch from an observed network: new groups, then each change not recorded
     /// before (to the logs of the accounts in the group, as [`Engine::ingest`] with
-    /// [`Rules::Trust`]), then the settled state and the cursor — all in one transaction.
+    /// [`Checks::Trust`]), then the settled state and the cursor — all in one transaction.
     /// Returns how many changes were recorded now. A change the rules cannot place (its group
     /// is unknown, say) is skipped with a warning, so one odd row cannot stop the stream.
     pub async fn record_observed(&self, batch: ObservedBatch) -> Result<usize> {
@@ -273,7 +273,7 @@ fn record_batch(tx: &mut dyn Tx, batch: &ObservedBatch) -> Result<usize> {
         if !tx.mark_observed(&batch.source, id)? {
             continue;
         }
-        match rules::ingest(tx, None, observed, Rules::Trust) {
+        match rules::ingest(tx, None, observed, Checks::Trust) {
             Ok(()) => recorded += 1,
             Err(err) if is_store_failure(&err) => return Err(err),
             Err(err) => tracing::warn!(

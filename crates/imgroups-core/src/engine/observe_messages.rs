@@ -2,7 +2,7 @@
 //! it afterwards, recorded for every local account that keeps the chat, exactly as our own
 //! message writes are (the per-account copies and events of [`super::messages`]).
 //!
-//! The observed record is the truth (`Rules::Trust` for messages): nothing is refused for
+//! The observed record is the truth (`Checks::Trust` for messages): nothing is refused for
 //! Apple's windows or for who may do what, because it already happened. What cannot be placed
 //! (a tapback on a message nobody here holds, a chat no local account keeps) is skipped with a
 //! warning, so one odd row cannot stop the stream. Each item carries an id in its source and

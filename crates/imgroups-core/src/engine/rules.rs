@@ -16,7 +16,7 @@
 
 use std::borrow::Cow;
 
-use crate::command::{Command, Mutation, MAX_GROUP_MEMBERS};
+use crate::command::{group_full, Command, Mutation, MAX_GROUP_MEMBERS};
 use crate::error::{Error, ErrorKind, Reason, Result};
 use crate::ids::{Address, ChatGuid, ChatKind};
 use crate::model::{AccountId, Change, Chat, InitialMessage, Outcome, Timestamp};
@@ -42,9 +42,9 @@ pub struct Observed {
     pub mutation: Mutation,
 }
 
-/// How an observed change is taken.
+/// Which checks an observed change goes through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rules {
+pub enum Checks {
     /// Checked like our own writes, with the same errors: the simulated network holds its
     /// people to iMessage's rules (a non-member cannot act, a group keeps its minimum size…).
     Enforce,
@@ -124,13 +124,13 @@ pub fn decide(tx: &mut dyn Tx, account: AccountId, command: &Command) -> Result<
 
 /// Records `observed` in the log of every local account that can see the group, with the same
 /// events our own write of that change would have produced. `network`: on a recorded network,
-/// what [`Rules::Enforce`] asks whether an added address can be reached; `None` on an observed
+/// what [`Checks::Enforce`] asks whether an added address can be reached; `None` on an observed
 /// one, whose own record is all there is to go by.
 pub fn ingest(
     tx: &mut dyn Tx,
     network: Option<&dyn RecordedNetwork>,
     observed: &Observed,
-    rules: Rules,
+    checks: Checks,
 ) -> Result<()> {
     let Observed {
         chat,
@@ -139,13 +139,13 @@ pub fn ingest(
         mutation,
     } = observed;
     let at = occurred_at.unwrap_or_else(|| tx.now());
-    let (mut group, members) = match rules {
-        Rules::Enforce => {
+    let (mut group, members) = match checks {
+        Checks::Enforce => {
             let (group, members) = visible_group(tx, actor, chat)?;
             check(tx, network, actor, chat, &members, mutation)?;
             (group, members)
         }
-        Rules::Trust => {
+        Checks::Trust => {
             let identifier = chat.require_group()?;
             let group = tx
                 .group(identifier)?
@@ -562,14 +562,6 @@ pub fn address_not_found(address: &Address) -> Error {
         format!("{address} is not reachable on imessage"),
     )
     .with("address", address)
-}
-
-pub(crate) fn group_full() -> Error {
-    Error::precondition(
-        Reason::GroupFull,
-        format!("a group holds at most {MAX_GROUP_MEMBERS} members including you"),
-    )
-    .with("limit", MAX_GROUP_MEMBERS)
 }
 
 /// Read-side operations: answered from a snapshot, never from a write transaction.
