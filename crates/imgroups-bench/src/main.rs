@@ -5,8 +5,10 @@
 //! A B A B. See BENCHMARKS.md.
 
 mod bare;
+mod big_dataset;
 mod chatdb;
 mod client;
+mod cross_node;
 mod m1;
 mod m23;
 mod pg;
@@ -18,9 +20,7 @@ mod w1;
 mod w1pg;
 mod w2;
 mod w3;
-mod w45;
 mod w4pg;
-mod xnode;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -213,7 +213,7 @@ pub(crate) struct Ctx {
     pub(crate) failures: Vec<String>,
     /// W1 distinct-groups c=64 median, for the long-history ratio in W5.
     pub(crate) w1_c64: Option<f64>,
-    pub(crate) big: Option<w45::Big>,
+    pub(crate) big: Option<big_dataset::Big>,
     /// The PostgreSQL admin URL (`--database-url`).
     pub(crate) database_url: Option<String>,
     /// Databases created and not dropped yet.
@@ -462,14 +462,14 @@ async fn run_workloads(ctx: &mut Ctx, on: &impl Fn(&str) -> bool) -> Result<()> 
         w3::run(ctx).await?;
     }
     if on("w4") {
-        w45::run_w4(ctx).await?;
+        big_dataset::run_w4(ctx).await?;
     }
     // Right after W4, so it can compare with W4's dataset before W5 writes to it.
     if on("w4pg") {
         w4pg::run(ctx).await?;
     }
     if on("w5") {
-        w45::run_w5(ctx).await?;
+        big_dataset::run_w5(ctx).await?;
     }
     if on("m1") {
         m1::run_m1(ctx).await?;
@@ -493,7 +493,7 @@ async fn run_workloads(ctx: &mut Ctx, on: &impl Fn(&str) -> bool) -> Result<()> 
         w1pg::run(ctx).await?;
     }
     if on("xnode") {
-        xnode::run(ctx).await?;
+        cross_node::run(ctx).await?;
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
-//! W4 (catch-up over a long log) and W5 (footprint: RSS with a large dataset, memory per idle
-//! subscriber, cold start). Both use one dataset seeded through the real write path.
+//! The big dataset and the two workloads on it: W4 (catch-up over a long log) and W5
+//! (footprint: RSS with a large dataset, memory per idle subscriber, cold start). Both use one
+//! dataset seeded through the real write path.
 
 use std::future::Future;
 use std::path::PathBuf;

@@ -1,7 +1,7 @@
-//! xnode: cross-node delivery. Several `imgroups serve` processes on one PostgreSQL
-//! database, live SubscribeGroupEvents streams on every node, and one paced writer renaming
-//! through node A only, spread over a few accounts (one group each), so every node has
-//! subscribers of every account. A write reaches the other nodes' streams through a
+//! Cross-node delivery (the `xnode` workload). Several `imgroups serve` processes on one
+//! PostgreSQL database, live SubscribeGroupEvents streams on every node, and one paced writer
+//! renaming through node A only, spread over a few accounts (one group each), so every node
+//! has subscribers of every account. A write reaches the other nodes' streams through a
 //! LISTEN/NOTIFY hint and a read of the log there. Per event and subscriber: the delay from
 //! the write's acknowledgement (and from its send) to its arrival. Node A's own subscribers
 //! are the in-run baseline (local delivery, no hint). Every subscriber must get every
