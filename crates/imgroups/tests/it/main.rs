@@ -8,6 +8,7 @@ mod bot;
 mod bounded;
 mod chatdb;
 mod cli;
+mod client_commands;
 mod clock;
 mod crash;
 mod crash_messages;

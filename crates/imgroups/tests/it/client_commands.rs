@@ -7,10 +7,13 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_imgroups");
+use crate::support::{self, BIN};
 
+/// `imgroups serve` (the test harness's, [`support::Server`]) on a temporary data directory,
+/// with what the client commands need: its URL and the default account's token.
 struct Server {
-    child: Child,
+    /// Dropped first (fields drop in order): the process stops before its directory goes.
+    _serve: support::Server,
     dir: tempfile::TempDir,
     url: String,
     token: String,
@@ -19,39 +22,12 @@ struct Server {
 impl Server {
     fn start() -> Server {
         let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(BIN)
-            .args([
-                "serve",
-                "--grpc",
-                "127.0.0.1:0",
-                "--http",
-                "127.0.0.1:0",
-                "--data",
-            ])
-            .arg(dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let lines = lines_of(child.stdout.take().unwrap());
-        let (mut grpc, mut token) = (None, None);
-        loop {
-            let line = lines
-                .recv_timeout(Duration::from_secs(30))
-                .expect("`ready` within 30 s");
-            if let Some(addr) = line.strip_prefix("grpc listening on ") {
-                grpc = Some(addr.to_owned());
-            } else if let Some(t) = line.strip_prefix("token ") {
-                token = Some(t.to_owned());
-            } else if line == "ready" {
-                break;
-            }
-        }
+        let serve = support::Server::start(dir.path(), &[]);
         Server {
-            child,
+            url: format!("http://{}", serve.grpc),
+            token: serve.token.clone().unwrap(),
+            _serve: serve,
             dir,
-            url: format!("http://{}", grpc.unwrap()),
-            token: token.unwrap(),
         }
     }
 
@@ -95,13 +71,6 @@ impl Server {
         self.ok(&["chats", "create", "bob@example.com", "carol@example.com"])
             .trim()
             .to_owned()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
