@@ -1,13 +1,12 @@
 //! The command line as a newcomer meets it: configuration files, log formats, completions,
 //! `--json`, and the error messages of the usual first mistakes.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use crate::support::{Server, BIN};
+use crate::support::{lines_of, Server, BIN};
 
 /// `imgroups ARGS` with no `IMGROUPS_*` variable from the environment the tests run in.
 fn imgroups(args: &[&str]) -> Command {
@@ -50,19 +49,6 @@ impl Drop for Started {
     }
 }
 
-fn lines(read: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(read).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
 fn start(mut cmd: Command) -> Started {
     let mut child = cmd
         .stdin(Stdio::null())
@@ -70,8 +56,8 @@ fn start(mut cmd: Command) -> Started {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn imgroups serve");
-    let out = lines(child.stdout.take().expect("stdout"));
-    let err = lines(child.stderr.take().expect("stderr"));
+    let out = lines_of(child.stdout.take().expect("stdout"));
+    let err = lines_of(child.stderr.take().expect("stderr"));
     let mut stdout = Vec::new();
     loop {
         let line = out

@@ -1,13 +1,11 @@
 //! The client subcommands (`groups`, `chats`, `events tail`) run as the real binary against
 //! a real `imgroups serve` on a temporary data directory.
 
-use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::support::{self, BIN};
+use crate::support::{self, lines_of, BIN};
 
 /// `imgroups serve` (the test harness's, [`support::Server`]) on a temporary data directory,
 /// with what the client commands need: its URL and the default account's token.
@@ -72,19 +70,6 @@ impl Server {
             .trim()
             .to_owned()
     }
-}
-
-fn lines_of(r: impl Read + Send + 'static) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(r).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
 }
 
 fn stderr(out: &Output) -> String {

@@ -3,9 +3,7 @@
 //! own `--metrics` listener, and request logs that carry a request id but never a token.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,7 +15,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
 
-use crate::support::{clients, BIN};
+use crate::support::{clients, lines_of, BIN};
 
 const OUR_SERVICES: [&str; 3] = [
     "photon.imessage.v1.GroupService",
@@ -60,16 +58,7 @@ impl Proc {
             .stderr(stderr)
             .spawn()
             .expect("spawn imgroups serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let rx = lines_of(child.stdout.take().expect("stdout"));
         let mut lines = Vec::new();
         loop {
             let line = rx

@@ -1,7 +1,7 @@
 //! Runs the real `imgroups` binary on a data directory and talks to it with the generated
 //! gRPC clients, the way a user's program would.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -46,16 +46,7 @@ impl Server {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn imgroups serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let rx = lines_of(child.stdout.take().expect("stdout"));
         let mut grpc = None;
         let mut http = None;
         let mut token = None;
@@ -151,6 +142,21 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The lines `read` gives (a child's stdout or stderr), on a channel fed by a thread of their
+/// own, so a test can wait for one with a deadline.
+pub fn lines_of(read: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(read).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }
 
 /// Runs a CLI command and returns its single stdout line.
