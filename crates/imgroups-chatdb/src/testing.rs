@@ -25,7 +25,9 @@ mod sample;
 mod system;
 mod typedstream;
 
-pub use bulk::{bulk_address, bulk_group_guid, BulkHistory, BulkSpec, LiveWriter};
+pub use bulk::{
+    bulk_address, bulk_group_guid, bulk_message_guid, BulkHistory, BulkSpec, LiveWriter,
+};
 pub use fixture::{
     properties, register_messages_functions, Fixture, Msg, Version, ALL, BASE_SECS, BASE_UNIX_MS,
 };

@@ -3,6 +3,7 @@
 //! followed by the snapshot's rows, under the write lock, one `INSERT … SELECT FROM unnest`
 //! per table (a round trip per table, not per row).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use deadpool_postgres::Client;
@@ -141,7 +142,7 @@ pub(crate) async fn export(client: &mut Client) -> Result<Snapshot> {
     {
         if let Some(i) = owner(r.get(0)) {
             let seq = r.get::<_, i64>(1) as u64;
-            let change = stored::decode(r.get(6), r.get(7))
+            let change = stored::decode(r.get(6), r.get::<_, Option<String>>(7).map(Cow::Owned))
                 .ok_or_else(|| unreadable("event", &seq.to_string()))?;
             world.accounts[i].events.push(EventState {
                 seq,

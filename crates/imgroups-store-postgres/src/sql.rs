@@ -2,6 +2,8 @@
 //! rows to domain values. The queries run through [`Query`], which the writer's transaction
 //! and a read snapshot both implement (synchronously: the engine's port is synchronous).
 
+use std::borrow::Cow;
+
 use imgroups_core::port::tx::stored;
 use imgroups_core::port::{GroupRow, MessageQuery};
 use imgroups_core::{
@@ -304,6 +306,7 @@ pub(crate) fn event_from_row(row: &Row) -> Result<Event> {
         occurred_at: Timestamp(row.get(2)),
         is_from_me: row.get(3),
         actor: row.get::<_, Option<String>>(4).map(Address::from_trusted),
-        change: stored::decode(kind, row.get(6)).ok_or_else(|| corrupt("kind"))?,
+        change: stored::decode(kind, row.get::<_, Option<&str>>(6).map(Cow::Borrowed))
+            .ok_or_else(|| corrupt("kind"))?,
     })
 }

@@ -1,6 +1,8 @@
 //! The SQL: the engine's transaction port ([`Tx`], [`Reader`]) over one SQLite connection,
 //! idempotency records, retention, and reads of the event log.
 
+use std::borrow::Cow;
+
 use imgroups_core::port::content;
 use imgroups_core::port::tx::{deliver_each, deliver_to_new, stored};
 use imgroups_core::port::{
@@ -99,7 +101,7 @@ fn change_of(
             )),
         });
     }
-    stored::decode(kind, value.map(str::to_owned))
+    stored::decode(kind, value.map(Cow::Borrowed))
         .ok_or(rusqlite::Error::IntegralValueOutOfRange(6, kind))
 }
 

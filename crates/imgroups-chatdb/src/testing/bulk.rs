@@ -183,6 +183,23 @@ pub fn bulk_address(i: u64) -> String {
     format!("user{i}@example.com")
 }
 
+/// The GUID of bulk message number `i` (0-based): a random-looking UUID in Messages' form
+/// (`8C1D6C47-2E63-4F4B-9D0C-6C3F0E1A2B3C`), as a real history's are, so that an import
+/// meets GUIDs in no particular order (a store's unique index on them then grows at random
+/// places, not at its right edge); the same for the same `i` on every run.
+pub fn bulk_message_guid(i: u64) -> String {
+    let mut rng = Rng(i);
+    let (hi, lo) = (rng.next(), rng.next());
+    format!(
+        "{:08X}-{:04X}-4{:03X}-{:04X}-{:012X}",
+        hi >> 32,
+        (hi >> 16) & 0xFFFF,
+        hi & 0x0FFF,
+        0x8000 | (lo >> 48) & 0x3FFF,
+        lo & 0xFFFF_FFFF_FFFF
+    )
+}
+
 /// The GUID of bulk group number `g` (0-based).
 pub fn bulk_group_guid(g: u64) -> String {
     format!("iMessage;+;chat{g:06}")
@@ -244,7 +261,7 @@ impl Fixture {
             } else {
                 secs
             };
-            let guid = format!("BULK-{i:08}");
+            let guid = bulk_message_guid(i);
             let is_change = i % every == every - 1 && change_rows < spec.changes;
             if !is_change {
                 let text = format!("message {i}");
@@ -421,5 +438,34 @@ impl LiveWriter {
         let id = self.inserts.post(&self.conn, &self.me, chat, &row);
         tx.commit().unwrap();
         id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::bulk_message_guid;
+
+    /// Bulk message GUIDs look like Messages' own (upper-case UUID v4) and do not repeat.
+    #[test]
+    fn message_guids_are_distinct_uuids() {
+        let mut seen = HashSet::new();
+        for i in 0..20_000 {
+            let guid = bulk_message_guid(i);
+            let parts: Vec<&str> = guid.split('-').collect();
+            assert_eq!(
+                parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
+                [8, 4, 4, 4, 12],
+                "{guid}"
+            );
+            assert!(parts[2].starts_with('4'), "{guid}");
+            assert!(
+                guid.chars()
+                    .all(|c| c == '-' || c.is_ascii_digit() || c.is_ascii_uppercase()),
+                "{guid}"
+            );
+            assert!(seen.insert(guid));
+        }
     }
 }
