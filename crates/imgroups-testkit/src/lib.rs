@@ -12,77 +12,66 @@
 //! ```
 //!
 //! The server runs as a task of the caller's runtime and stops when the [`Server`] is
-//! dropped; the directory goes with it.
+//! dropped; the directory goes with it. A test can also stop it and start it again on the
+//! same directory and ports ([`Server::restart`]), and change the simulated world beside it
+//! as the CLI does (accounts, tokens, unreachable addresses).
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
-use imgroups_core::port::Store;
+use imgroups_core::port::{Accounts, Store};
 use imgroups_core::{admin, Address, Engine, EngineConfig};
 use imgroups_sim::Simulator;
 use imgroups_store_sqlite::{Config, Role, SqliteStore};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
 /// The account [`Server::start`] creates.
 pub const ME: &str = "me@imgroups.local";
 
-/// A running server. Dropping it stops the server and deletes its data.
+/// A running (or stopped) server over one temporary data directory. Dropping it stops the
+/// server and deletes its data.
 pub struct Server {
     grpc: SocketAddr,
     http: SocketAddr,
     token: String,
+    heartbeat: Duration,
+    running: Option<Running>,
+    // Last: dropped after the server has been told to stop.
     dir: tempfile::TempDir,
-    stop: Option<oneshot::Sender<()>>,
 }
 
+struct Running {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+    store: SqliteStore,
+}
+
+// Test support: a failure in here is a broken test environment, not a condition to handle,
+// so it panics with what it was doing.
 impl Server {
-    /// Starts a server with the account [`ME`]. Panics if it cannot (this is test support:
-    /// a failure here is a broken test environment, not a condition to handle).
+    /// Starts a server with the account [`ME`] and the default heartbeat of live streams.
     pub async fn start() -> Server {
-        let dir = tempfile::tempdir().expect("create a temporary directory");
-        let store = SqliteStore::open(Config::new(dir.path().join("imgroups.db")))
-            .expect("open the SQLite store");
-        let me = Address::parse(ME).expect("a valid address");
-        let (_, token) = admin::ensure_account(&store, &me)
-            .await
-            .expect("create the account");
-        let token = token.expect("a new account comes with a token");
-        let store = Arc::new(store);
-        let engine = Arc::new(Engine::new(
-            store.clone(),
-            Simulator::network(),
-            EngineConfig::default(),
-        ));
-        let grpc = TcpListener::bind("127.0.0.1:0").await.expect("bind gRPC");
-        let http = TcpListener::bind("127.0.0.1:0").await.expect("bind HTTP");
-        let (grpc_addr, http_addr) = (
-            grpc.local_addr().expect("gRPC address"),
-            http.local_addr().expect("HTTP address"),
-        );
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(imgroups_server::serve(
-            grpc,
-            http,
-            engine,
-            imgroups_server::Options {
-                // The simulator's directory and faults, as `imgroups serve` has them.
-                sim: Some(store),
-                ..imgroups_server::Options::default()
-            },
-            imgroups_server::HttpOptions::default(),
-            async move {
-                let _ = stopped.await;
-            },
-        ));
-        Server {
-            grpc: grpc_addr,
-            http: http_addr,
-            token,
-            dir,
-            stop: Some(stop),
-        }
+        Server::start_with_heartbeat(imgroups_server::Options::default().heartbeat).await
+    }
+
+    /// Starts a server whose live streams send a heartbeat every `heartbeat` when idle.
+    pub async fn start_with_heartbeat(heartbeat: Duration) -> Server {
+        let unbound: SocketAddr = ([127, 0, 0, 1], 0).into();
+        let mut server = Server {
+            grpc: unbound,
+            http: unbound,
+            token: String::new(),
+            heartbeat,
+            running: None,
+            dir: tempfile::tempdir().expect("create a temporary directory"),
+        };
+        server.token = server.add_account(ME).await;
+        server.boot().await;
+        server
     }
 
     /// The gRPC address as a URL, e.g. `http://127.0.0.1:41234`: what an SDK connects to.
@@ -106,24 +95,121 @@ impl Server {
         self.dir.path()
     }
 
-    /// Creates another account and returns its first token.
-    pub async fn add_account(&self, address: &str) -> String {
-        let mut config = Config::new(self.dir.path().join("imgroups.db"));
+    fn db(&self) -> PathBuf {
+        self.dir.path().join("imgroups.db")
+    }
+
+    /// The store as the CLI opens it, beside the server.
+    fn tool(&self) -> SqliteStore {
+        let mut config = Config::new(self.db());
         config.role = Role::Tool;
-        let store = SqliteStore::open(config).expect("open the store beside the server");
+        SqliteStore::open(config).expect("open the store beside the server")
+    }
+
+    /// Creates an account, or another token for an existing one, and returns the token.
+    pub async fn add_account(&self, address: &str) -> String {
+        let store = self.tool();
         let address = Address::parse(address).expect("a valid address");
-        let token = admin::add_account(&store, &address)
+        store
+            .ensure_account(&address)
             .await
             .expect("create the account");
+        let token = admin::create_token(&store, &address)
+            .await
+            .expect("create a token");
         store.close().await;
         token
     }
+
+    /// Revokes a token, as `imgroups token revoke` does.
+    pub async fn revoke(&self, token: &str) {
+        let store = self.tool();
+        admin::revoke_token(&store, token)
+            .await
+            .expect("revoke the token");
+        store.close().await;
+    }
+
+    /// Makes `address` unreachable in the simulator's directory, as `imgroups sim
+    /// unreachable` does.
+    pub async fn mark_unreachable(&self, address: &str) {
+        let store = self.tool();
+        let address = Address::parse(address).expect("a valid address");
+        imgroups_sim::set_unreachable(&store, &address, true)
+            .await
+            .expect("mark the address unreachable");
+        store.close().await;
+    }
+
+    async fn boot(&mut self) {
+        let store = SqliteStore::open(Config::new(self.db())).expect("open the SQLite store");
+        let engine = Arc::new(Engine::new(
+            Arc::new(store.clone()),
+            Simulator::network(),
+            EngineConfig::default(),
+        ));
+        let grpc = bind(self.grpc).await;
+        let http = bind(self.http).await;
+        (self.grpc, self.http) = (
+            grpc.local_addr().expect("gRPC address"),
+            http.local_addr().expect("HTTP address"),
+        );
+        let (stop, stopped) = oneshot::channel::<()>();
+        let options = imgroups_server::Options {
+            heartbeat: self.heartbeat,
+            // The simulator's directory and faults, as `imgroups serve` has them.
+            sim: Some(Arc::new(store.clone())),
+            ..imgroups_server::Options::default()
+        };
+        let task = tokio::spawn(async move {
+            imgroups_server::serve(
+                grpc,
+                http,
+                engine,
+                options,
+                imgroups_server::HttpOptions::default(),
+                async move {
+                    let _ = stopped.await;
+                },
+            )
+            .await
+            .expect("the server runs until told to stop");
+        });
+        self.running = Some(Running { stop, task, store });
+    }
+
+    /// Stops the server: open streams end, the store is closed. The data stays.
+    pub async fn stop(&mut self) {
+        if let Some(running) = self.running.take() {
+            let _ = running.stop.send(());
+            running.task.await.expect("the server stops cleanly");
+            running.store.close().await;
+        }
+    }
+
+    /// Stops and starts again on the same data directory and ports.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        self.boot().await;
+    }
+}
+
+/// A listener on `addr`; after a restart the old socket may take a moment to go.
+async fn bind(addr: SocketAddr) -> TcpListener {
+    for _ in 0..100 {
+        match TcpListener::bind(addr).await {
+            Ok(listener) => return listener,
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+    panic!("bind {addr}: still in use after 2 s");
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+        if let Some(running) = self.running.take() {
+            let _ = running.stop.send(());
+            running.task.abort();
         }
     }
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use imgroups_client::{Address, ChatGuid, Client, Code, ErrorKind, RetryPolicy};
 
-use crate::harness::{addr, group, Server};
+use crate::harness::{addr, group, Clients, Server};
 
 #[tokio::test]
 async fn authentication() {
@@ -35,7 +35,7 @@ async fn authentication() {
     assert_eq!(err.code(), "tokenBlocked");
 
     // A token provider is asked for every call.
-    let good = server.token.clone();
+    let good = server.token().to_owned();
     let provided = Client::builder()
         .address(server.url())
         .token_provider(move || {

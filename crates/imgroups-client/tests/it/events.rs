@@ -5,7 +5,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use imgroups_client::{CatchUpEvent, ErrorKind, EventFilter, GroupChange, GroupEvent};
 
-use crate::harness::{addr, group, Server, ME};
+use crate::harness::{addr, group, Clients, Server, ME};
 
 async fn next(stream: &mut imgroups_client::GroupEventStream) -> GroupEvent {
     tokio::time::timeout(Duration::from_secs(10), stream.next())
@@ -18,7 +18,7 @@ async fn next(stream: &mut imgroups_client::GroupEventStream) -> GroupEvent {
 #[tokio::test]
 async fn live_events_in_order_with_heartbeats_hidden() {
     // Heartbeats every 50 ms: the stream must never surface them.
-    let server = Server::start_with(Duration::from_millis(50)).await;
+    let server = Server::start_with_heartbeat(Duration::from_millis(50)).await;
     let client = server.client();
     let chat = group(&client, &["bob@example.com", "carol@example.com"]).await;
     let mut live = client

@@ -9,7 +9,7 @@ use imgroups_client::{
     MessageEventStream, MessageGuid, Reaction, SendOptions, TextFormat,
 };
 
-use crate::harness::{addr, group, Server, ME};
+use crate::harness::{addr, group, Clients, Server, ME};
 
 const BOB: &str = "bob@example.com";
 

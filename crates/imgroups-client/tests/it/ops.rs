@@ -5,7 +5,7 @@ use imgroups_client::{
     CatchUpEvent, ChatKind, CreateChatOptions, ErrorKind, EventFilter, GroupChange, Service,
 };
 
-use crate::harness::{addr, group, png, Server, ME};
+use crate::harness::{addr, group, png, Clients, Server, ME};
 
 #[tokio::test]
 async fn chats_create_get_count() {

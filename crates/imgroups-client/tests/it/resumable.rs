@@ -10,7 +10,7 @@ use imgroups_client::{
 };
 use tokio::sync::mpsc;
 
-use crate::harness::{group, Server};
+use crate::harness::{group, Clients, Server};
 
 const WAIT: Duration = Duration::from_secs(30);
 
