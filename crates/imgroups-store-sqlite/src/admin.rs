@@ -75,11 +75,65 @@ pub(crate) fn revocations_path(db: &Path) -> PathBuf {
     crate::beside(db, "-revocations")
 }
 
+/// The database's revocations file ([`revocations_path`]) as the token check reads it: kept
+/// open, so that each check is an `fstat` of the open file rather than a `stat` of its path
+/// (a walk of every directory in it: the larger part of the call, measured in issue 29).
+///
+/// The file is created empty (a count of 0, as a missing file is) the first time it is
+/// read, so that there is a file to keep open. Whatever happens to the path is still seen:
+/// if the file kept open has been removed or replaced (no name links to it any more), the
+/// count is read from the path again, on every call from then on.
+pub(crate) struct RevocationsFile {
+    path: PathBuf,
+    open: std::sync::OnceLock<std::fs::File>,
+}
+
+impl RevocationsFile {
+    /// The revocations file of the database at `db`.
+    pub(crate) fn new(db: &Path) -> Self {
+        RevocationsFile {
+            path: revocations_path(db),
+            open: std::sync::OnceLock::new(),
+        }
+    }
+}
+
 /// How many revocations have been made (0 before the first): changes whenever one is.
 /// `None` if that cannot be known, in which case nothing may be cached.
-/// `file` is the database's [`revocations_path`].
-pub(crate) fn revocation_count(file: &Path) -> Option<u64> {
-    match std::fs::metadata(file) {
+pub(crate) fn revocation_count(file: &RevocationsFile) -> Option<u64> {
+    #[cfg(unix)]
+    use std::os::unix::fs::MetadataExt;
+    if let Some(open) = file.open.get() {
+        #[cfg(unix)]
+        if let Ok(meta) = open.metadata() {
+            if meta.nlink() > 0 {
+                return Some(meta.len());
+            }
+        }
+        return count_at(&file.path);
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    // As `note_revocation` creates it.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(&file.path) {
+        Ok(open) => {
+            // Read through the path, as every later call reads through the file: the same
+            // answer either way.
+            let count = count_at(&file.path);
+            // Another check may have opened it first: either file serves.
+            let _ = file.open.set(open);
+            count
+        }
+        // Cannot be created (a read-only directory): read through the path each time.
+        Err(_) => count_at(&file.path),
+    }
+}
+
+/// [`revocation_count`] through the path.
+fn count_at(path: &Path) -> Option<u64> {
+    match std::fs::metadata(path) {
         Ok(meta) => Some(meta.len()),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Some(0),
         Err(_) => None,
@@ -288,4 +342,27 @@ pub(crate) fn resets(conn: &Connection) -> Result<u64> {
         .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
         .db()
         .map(|n| n.max(0) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The count read through the file kept open follows every revocation, and a file
+    /// removed (or replaced) after it was opened is read through its path again.
+    #[test]
+    fn the_revocation_count_follows_the_file_kept_open_and_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("imgroups.db");
+        let file = RevocationsFile::new(&db);
+        assert_eq!(revocation_count(&file), Some(0));
+        assert!(file.open.get().is_some(), "created and kept open");
+        note_revocation(&db).unwrap();
+        note_revocation(&db).unwrap();
+        assert_eq!(revocation_count(&file), Some(2));
+        std::fs::remove_file(revocations_path(&db)).unwrap();
+        assert_eq!(revocation_count(&file), Some(0));
+        note_revocation(&db).unwrap();
+        assert_eq!(revocation_count(&file), Some(1));
+    }
 }

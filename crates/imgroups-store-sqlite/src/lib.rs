@@ -230,8 +230,8 @@ struct Inner {
     auth: Mutex<Option<Connection>>,
     tokens: TokenCache,
     /// The revocations file ([`admin::revocations_path`]), whose size every token check
-    /// reads: made once, not per call.
-    revocations: PathBuf,
+    /// reads: found once, and kept open (see [`admin::RevocationsFile`]).
+    revocations: admin::RevocationsFile,
     notices: Arc<Publisher>,
     listener: Mutex<Option<Listener>>,
     gate: Arc<Gate>,
@@ -338,7 +338,7 @@ impl SqliteStore {
         )?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
-                revocations: admin::revocations_path(&config.path),
+                revocations: admin::RevocationsFile::new(&config.path),
                 config,
                 jobs,
                 readers: Mutex::new(Vec::new()),

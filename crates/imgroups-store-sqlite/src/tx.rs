@@ -168,6 +168,59 @@ const INSERT_EVENT: &str =
     "INSERT INTO events (account_id, seq, chat_guid, occurred_at, is_from_me, actor, kind, value)
                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
 
+/// A chat's GUID as stored: `to_string` without the formatter (which grew the string as it
+/// wrote its two parts), one exact allocation per event.
+fn guid_text(chat: &ChatGuid) -> String {
+    [chat.prefix(), chat.id()].concat()
+}
+
+/// The parameters of one row of [`INSERT_EVENT`].
+const EVENT_PARAMS: usize = 8;
+
+/// The multi-row forms of [`INSERT_EVENT`] that [`WriterCache::flush_events`] uses: (rows,
+/// statement), largest first. 64 rows are 512 parameters, far below SQLite's limit (32,766).
+static EVENT_CHUNKS: std::sync::LazyLock<Vec<(usize, String)>> = std::sync::LazyLock::new(|| {
+    [64, 32, 16, 8, 4, 2, 1]
+        .into_iter()
+        .map(|rows| {
+            let row = "(?, ?, ?, ?, ?, ?, ?, ?)";
+            let values = vec![row; rows].join(", ");
+            let sql = format!(
+                "INSERT INTO events (account_id, seq, chat_guid, occurred_at, is_from_me, \
+                     actor, kind, value) VALUES {values}"
+            );
+            (rows, sql)
+        })
+        .collect()
+});
+
+/// An event appended by the writer, kept until its batch's events are inserted together
+/// ([`WriterCache::flush_events`]).
+struct PendingEvent {
+    account: i64,
+    seq: i64,
+    chat_guid: String,
+    occurred_at: i64,
+    is_from_me: bool,
+    actor: Option<String>,
+    kind: i64,
+    value: Option<String>,
+}
+
+impl PendingEvent {
+    /// Binds this row's parameters, the `at + 1`th to the `at + EVENT_PARAMS`th.
+    fn bind(&self, stmt: &mut rusqlite::Statement<'_>, at: usize) -> rusqlite::Result<()> {
+        stmt.raw_bind_parameter(at + 1, self.account)?;
+        stmt.raw_bind_parameter(at + 2, self.seq)?;
+        stmt.raw_bind_parameter(at + 3, self.chat_guid.as_str())?;
+        stmt.raw_bind_parameter(at + 4, self.occurred_at)?;
+        stmt.raw_bind_parameter(at + 5, self.is_from_me)?;
+        stmt.raw_bind_parameter(at + 6, self.actor.as_deref())?;
+        stmt.raw_bind_parameter(at + 7, self.kind)?;
+        stmt.raw_bind_parameter(at + 8, self.value.as_deref())
+    }
+}
+
 const COPY_COLUMNS: &str = "place, body_id, chat_guid, is_from_me, date_read, state";
 
 /// A member's copy from its row ([`COPY_COLUMNS`]) and its body.
@@ -322,6 +375,11 @@ pub(crate) struct WriterCache {
     members: HashMap<GroupKey, Vec<Address>>,
     /// Events appended in this batch, for `imgroups_events_appended_total`.
     appended: u64,
+    /// Events appended in this batch and not yet inserted: the writer inserts a batch's
+    /// events together at commit ([`WriterCache::flush_events`]), a few multi-row `INSERT`s
+    /// instead of one statement per event. Nothing the writer runs reads `events` before
+    /// then (admin jobs and retention run after a flush).
+    pending: Vec<PendingEvent>,
     /// The controllable clock as this batch sees it (read when the batch begins), with the
     /// identifiers drawn so far; `None`: the store has none.
     pub(crate) sim: Option<SimClock>,
@@ -387,6 +445,29 @@ impl WriterCache {
         Ok(())
     }
 
+    /// Inserts the events appended since the last call ([`WriterCache::pending`]); call
+    /// inside the batch transaction, before COMMIT and before anything else reads `events`.
+    /// In chunks of [`EVENT_CHUNKS`] rows, largest first, so a batch of `n` events takes at
+    /// most one statement per bit of `n` (below the largest chunk), each prepared once.
+    pub(crate) fn flush_events(&mut self, tx: &Connection) -> Result<()> {
+        let mut rest = self.pending.as_slice();
+        while !rest.is_empty() {
+            let (rows, sql) = EVENT_CHUNKS
+                .iter()
+                .find(|(rows, _)| *rows <= rest.len())
+                .map_or((1, INSERT_EVENT), |(rows, sql)| (*rows, sql.as_str()));
+            let (chunk, after) = rest.split_at(rows);
+            let mut stmt = tx.prepare_cached(sql).db()?;
+            for (i, event) in chunk.iter().enumerate() {
+                event.bind(&mut stmt, i * EVENT_PARAMS).db()?;
+            }
+            stmt.raw_execute().db()?;
+            rest = after;
+        }
+        self.pending.clear();
+        Ok(())
+    }
+
     /// The accounts whose logs this batch moved, with their heads; forgets them. Call at
     /// commit.
     pub(crate) fn moved_heads(&mut self) -> Vec<(AccountId, u64)> {
@@ -415,6 +496,7 @@ impl WriterCache {
         self.dirty.clear();
         self.moved.clear();
         self.appended = 0;
+        self.pending.clear();
         self.forget_groups();
     }
 
@@ -498,6 +580,31 @@ impl<'c> Db<'c> {
 }
 
 impl Db<'_> {
+    /// Appends one log entry: in the writer, kept for the batch's multi-row insert at commit
+    /// ([`WriterCache::flush_events`]); elsewhere, inserted now.
+    fn insert_event(&mut self, event: PendingEvent) -> Result<()> {
+        if let Some(cache) = self.cache.as_mut() {
+            cache.pending.push(event);
+            return Ok(());
+        }
+        self.conn
+            .prepare_cached(INSERT_EVENT)
+            .and_then(|mut s| {
+                s.execute(params![
+                    event.account,
+                    event.seq,
+                    event.chat_guid,
+                    event.occurred_at,
+                    event.is_from_me,
+                    event.actor,
+                    event.kind,
+                    event.value,
+                ])
+            })
+            .db()
+            .map(drop)
+    }
+
     /// The account's next sequence, taken.
     fn next_seq(&mut self, account: AccountId) -> Result<i64> {
         match self.cache.is_some() {
@@ -552,22 +659,17 @@ impl Db<'_> {
         let mut places = Vec::with_capacity(copies.len());
         for copy in copies {
             let seq = self.next_seq(copy.account)?;
-            let chat = copy.chat_guid.to_string();
-            self.conn
-                .prepare_cached(INSERT_EVENT)
-                .and_then(|mut s| {
-                    s.execute(params![
-                        copy.account.0,
-                        seq,
-                        chat,
-                        occurred_at.0,
-                        copy.is_from_me,
-                        actor.as_str(),
-                        stored::MESSAGE_DELIVERED,
-                        delivery_value(body_id, copy.date_read),
-                    ])
-                })
-                .db()?;
+            let chat = guid_text(copy.chat_guid);
+            self.insert_event(PendingEvent {
+                account: copy.account.0,
+                seq,
+                chat_guid: chat.clone(),
+                occurred_at: occurred_at.0,
+                is_from_me: copy.is_from_me,
+                actor: Some(actor.as_str().to_owned()),
+                kind: stored::MESSAGE_DELIVERED,
+                value: Some(delivery_value(body_id, copy.date_read)),
+            })?;
             self.conn
                 .prepare_cached(
                     "INSERT INTO chat_messages (account_id, place, body_id, chat_guid, created_at,
@@ -1200,21 +1302,16 @@ impl Tx for Db<'_> {
         self.wrote = true;
         let seq = self.next_seq(account)?;
         let (kind, value) = stored::encode(event.change);
-        self.conn
-            .prepare_cached(INSERT_EVENT)
-            .and_then(|mut s| {
-                s.execute(params![
-                    account.0,
-                    seq,
-                    event.chat_guid.to_string(),
-                    event.occurred_at.0,
-                    event.is_from_me,
-                    event.actor.map(Address::as_str),
-                    kind,
-                    value
-                ])
-            })
-            .db()?;
+        self.insert_event(PendingEvent {
+            account: account.0,
+            seq,
+            chat_guid: guid_text(event.chat_guid),
+            occurred_at: event.occurred_at.0,
+            is_from_me: event.is_from_me,
+            actor: event.actor.map(|a| a.as_str().to_owned()),
+            kind,
+            value: value.map(std::borrow::Cow::into_owned),
+        })?;
         Ok(seq as u64)
     }
 

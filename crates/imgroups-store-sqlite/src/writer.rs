@@ -440,6 +440,7 @@ impl Writer {
             return;
         }
         let outcome = (|| -> Result<Result<()>> {
+            self.cache.flush_events(&self.conn)?;
             self.cache.flush_heads(&self.conn)?;
             self.cache.flush_clock(&self.conn)?;
             sql(&self.conn, "SAVEPOINT admin")?;
@@ -493,6 +494,7 @@ impl Writer {
     /// which answers its requests once it is durable.
     fn commit(&mut self) {
         let outcome = (|| -> Result<Vec<Notice>> {
+            self.cache.flush_events(&self.conn)?;
             self.cache.flush_heads(&self.conn)?;
             self.cache.flush_clock(&self.conn)?;
             let moved = self.cache.moved_heads();

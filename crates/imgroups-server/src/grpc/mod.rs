@@ -11,6 +11,7 @@
 pub(crate) mod guard;
 pub(crate) mod streams;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -72,16 +73,21 @@ pub(crate) async fn serve(
     if let (Ok(v1), Ok(v1alpha)) = (reflection_v1, reflection_v1alpha) {
         routes = routes.add_service(v1).add_service(v1alpha);
     }
+    let (ours, router) = router(grpc);
     let routes = routes
         .into_axum_router()
-        .merge(router(grpc))
+        .merge(router)
         .fallback(unknown_method);
+    let dispatch = Dispatch {
+        ours,
+        rest: tonic::service::Routes::from(routes),
+    };
     // Request ids, metrics and the log line, around the whole router so they see every route
     // and the fallback; a call passes one boxed route, not one more per layer. The deadline
     // is outside it, where tonic's server had it.
     let service = Deadline(tower::Layer::layer(
         &crate::observe::ObserveGrpcLayer,
-        tonic::service::Routes::from(routes),
+        dispatch,
     ));
     let tls = tls.map(crate::tls::Tls::grpc);
     net::serve(listener, service, conn, tls, net::Protocol::Grpc, shutdown).await
@@ -188,10 +194,100 @@ fn reflection_failed(err: tonic_reflection::server::Error) {
     tracing::error!(error = %err, "cannot build the reflection service");
 }
 
-/// Our routes: one per registered operation, and UNIMPLEMENTED for every other method of a
-/// service we serve (the rest is [`unknown_method`], the server's fallback).
-pub(crate) fn router(grpc: Grpc) -> axum::Router {
-    let mut routes = Routes(axum::Router::new());
+/// A registered operation's route as [`Dispatch`] calls it.
+type Endpoint = fn(Arc<Grpc>, Admission, Request) -> Pin<Box<dyn Future<Output = Response> + Send>>;
+
+/// The registered operations by path, served without axum's router (see [`Dispatch`]).
+pub(crate) struct Ours {
+    grpc: Arc<Grpc>,
+    routes: HashMap<&'static str, (Admission, Endpoint)>,
+}
+
+/// The gRPC router: a registered operation by its exact path, found with one hash lookup;
+/// anything else (health, reflection, the UNIMPLEMENTED answers, the fallback) through
+/// axum's router as before.
+///
+/// axum's path router costs a call more than the lookup: it records the matched path and the
+/// (empty) URL parameters in the request's extensions (a map allocated for them), clones the
+/// boxed route, and boxes the route's future around the handler's — ~2.5k instructions of a
+/// write's ~100k (BENCHMARKS.md, issue 29). The answer is the one axum's route gives: the
+/// same handler, and `content-length` set as axum sets it. Only `POST` (every gRPC call) takes
+/// this way; a request with another method gets axum's handling of it.
+#[derive(Clone)]
+struct Dispatch {
+    ours: Arc<Ours>,
+    rest: tonic::service::Routes,
+}
+
+impl<B> tower::Service<http::Request<B>> for Dispatch
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<tonic::codegen::StdError>,
+{
+    type Response = crate::observe::GrpcResponse;
+    type Error = std::convert::Infallible;
+    type Future = futures::future::Either<
+        DispatchFuture,
+        <tonic::service::Routes as tower::Service<http::Request<B>>>::Future,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), std::convert::Infallible>> {
+        tower::Service::<http::Request<B>>::poll_ready(&mut self.rest, cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let found = match req.method() == http::Method::POST {
+            true => self.ours.routes.get(req.uri().path()),
+            false => None,
+        };
+        match found {
+            Some(&(admission, endpoint)) => {
+                let call = endpoint(
+                    self.ours.grpc.clone(),
+                    admission,
+                    req.map(axum::body::Body::new),
+                );
+                futures::future::Either::Left(DispatchFuture { call })
+            }
+            None => futures::future::Either::Right(self.rest.call(req)),
+        }
+    }
+}
+
+/// A registered operation's call, answered as axum's route would answer it.
+pub(crate) struct DispatchFuture {
+    call: Pin<Box<dyn Future<Output = Response> + Send>>,
+}
+
+impl Future for DispatchFuture {
+    type Output = Result<crate::observe::GrpcResponse, std::convert::Infallible>;
+
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let mut response = std::task::ready!(self.call.as_mut().poll(cx));
+        // What axum's route does to every answer of a POST: a body of known length says so.
+        let size = axum::body::HttpBody::size_hint(response.body()).exact();
+        if let Some(size) = size {
+            let headers = response.headers_mut();
+            if !headers.contains_key(http::header::CONTENT_LENGTH) {
+                headers.insert(http::header::CONTENT_LENGTH, size.into());
+            }
+        }
+        std::task::Poll::Ready(Ok(response.map(tonic::body::Body::new)))
+    }
+}
+
+/// Our routes: one per registered operation (by path, for [`Dispatch`]), and UNIMPLEMENTED
+/// for every other method of a service we serve (the rest is [`unknown_method`], the
+/// server's fallback). The router also has the registered operations' routes, for requests
+/// [`Dispatch`] passes on (another HTTP method than `POST`).
+pub(crate) fn router(grpc: Grpc) -> (Arc<Ours>, axum::Router) {
+    let mut routes = Routes(axum::Router::new(), HashMap::new());
     rpc::register(&mut routes);
     let served = Served::get();
     let mut router = routes.0;
@@ -208,7 +304,12 @@ pub(crate) fn router(grpc: Grpc) -> axum::Router {
         }
     }
     // One reference-counted state: a call clones one pointer, not every handle in it.
-    router.with_state(Arc::new(grpc))
+    let grpc = Arc::new(grpc);
+    let ours = Arc::new(Ours {
+        grpc: grpc.clone(),
+        routes: routes.1,
+    });
+    (ours, router.with_state(grpc))
 }
 
 fn admission(method: &'static Method, large: bool) -> Admission {
@@ -219,8 +320,11 @@ fn admission(method: &'static Method, large: bool) -> Admission {
     }
 }
 
-/// Adds a route per registration.
-struct Routes(axum::Router<Arc<Grpc>>);
+/// Adds a route per registration, to the router and to [`Ours`].
+struct Routes(
+    axum::Router<Arc<Grpc>>,
+    HashMap<&'static str, (Admission, Endpoint)>,
+);
 
 impl Registry for Routes {
     fn rpc<R: Rpc>(&mut self) {
@@ -236,6 +340,12 @@ impl Registry for Routes {
                 unary::<R>(grpc, admission, req)
             }),
         );
+        self.1.insert(
+            R::PATH,
+            (admission, |grpc, admission, req| {
+                Box::pin(unary::<R>(grpc, admission, req))
+            }),
+        );
     }
 
     fn stream<S: EncodedMethod>(&mut self) {
@@ -248,6 +358,12 @@ impl Registry for Routes {
             S::PATH,
             any(move |State(grpc): State<Arc<Grpc>>, req: Request| {
                 streams::serve::<S>(grpc, admission, req)
+            }),
+        );
+        self.1.insert(
+            S::PATH,
+            (admission, |grpc, admission, req| {
+                Box::pin(streams::serve::<S>(grpc, admission, req))
             }),
         );
     }
