@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use imgroups_core::port::{Notice, Notices, Store};
+use imgroups_core::port::{EachEvent, Notice, Notices, Store};
 use imgroups_core::{AccountId, ChatGuid, Domain, Event, Result};
 use tokio::sync::{broadcast, mpsc, Notify};
 use tokio::time::{sleep_until, Instant};
@@ -578,16 +578,20 @@ impl<T: Weigh> Sink<T> {
     /// of a catch-up otherwise. An empty batch sends nothing.
     async fn send_batch(&self, frames: impl IntoIterator<Item = Frame>) -> bool {
         let mut events = 0;
-        let mut bytes = 0;
         let batch: Vec<T> = frames
             .into_iter()
             .map(|frame| {
                 events += u64::from(matches!(frame, Frame::Event(_)));
-                let frame = (self.map)(frame);
-                bytes += frame.weight();
-                frame
+                (self.map)(frame)
             })
             .collect();
+        self.send_mapped(batch, events).await
+    }
+
+    /// Sends frames already mapped (with this sink's `map`), of which `events` are events, as
+    /// one queue item.
+    async fn send_mapped(&self, batch: Vec<T>, events: u64) -> bool {
+        let bytes = batch.iter().map(Weigh::weight).sum::<usize>();
         if batch.is_empty() {
             return true;
         }
@@ -817,9 +821,29 @@ impl Streams {
             let sink = &sink;
             let body = async move {
                 // Read-ahead tasks are owned too: shutdown waits for them.
+                // Each page is mapped (a gRPC stream: encoded) where it is read, event by
+                // event: see `Log::read_events_each`.
                 let read = |cursor: u64| {
                     let store = store.clone();
-                    tasks.spawn(async move { store.read_events(account, cursor, head, PAGE).await })
+                    tasks.spawn(async move {
+                        let page = Arc::new(Mutex::new(Vec::with_capacity(PAGE)));
+                        let into = page.clone();
+                        let each: EachEvent = Box::new(move |event| {
+                            let frame = map(Frame::Event(Delivery::Read(event)));
+                            into.lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                .push(frame);
+                        });
+                        let read = store
+                            .read_events_each(account, cursor, head, PAGE, each)
+                            .await?;
+                        let frames = std::mem::take(
+                            &mut *page
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner),
+                        );
+                        Ok::<_, imgroups_core::Error>((read, frames))
+                    })
                 };
                 // While one page goes out, the next is read.
                 let mut cursor = after;
@@ -830,7 +854,7 @@ impl Streams {
                     if sink.held.ending().is_some() {
                         return;
                     }
-                    let page = match pending.await {
+                    let (span, page) = match pending.await {
                         Ok(Ok(page)) => page,
                         Ok(Err(err)) => {
                             tracing::warn!(error = %err, "catch-up read failed");
@@ -844,21 +868,19 @@ impl Streams {
                             return;
                         }
                     };
-                    if page.first().is_none_or(|e| e.sequence != cursor + 1) {
+                    let Some((_, last)) = span.filter(|&(first, _)| first == cursor + 1) else {
                         // Retention pruned what we were about to send: fail, never skip.
                         sink.send(Frame::Failed(gap_error(&*store, account, cursor).await))
                             .await;
                         return;
-                    }
+                    };
                     metrics::hot().catch_up_read.increment(page.len() as u64);
-                    cursor = page.last().map_or(cursor, |e| e.sequence);
+                    cursor = last;
                     if cursor < head {
                         next = Some(read(cursor));
                     }
-                    if !sink
-                        .send_batch(page.into_iter().map(|e| Frame::Event(Delivery::Read(e))))
-                        .await
-                    {
+                    let events = page.len() as u64;
+                    if !sink.send_mapped(page, events).await {
                         return;
                     }
                 }

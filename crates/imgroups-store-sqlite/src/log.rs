@@ -2,7 +2,7 @@
 //! snapshots, and reads of an account's log. The SQL is in `tx`.
 
 use async_trait::async_trait;
-use imgroups_core::port::{Log, LogBounds, Notices, ReadFn, Work};
+use imgroups_core::port::{EachEvent, Log, LogBounds, Notices, ReadFn, Work};
 use imgroups_core::{AccountId, Event, Outcome, Result, Timestamp};
 use rusqlite::Connection;
 use tokio::sync::{broadcast, oneshot};
@@ -44,6 +44,25 @@ impl Log for SqliteStore {
         // once written; one an undurable commit pruned shows as a gap, which callers check
         // through `log_bounds`, which waits). Waiting would cost a live delivery an fsync
         // under steady writes (BENCHMARKS.md, session 5).
+        if limit <= SMALL_READ {
+            self.read_small(read, Wait::Already).await
+        } else {
+            self.read_pooled(read, Wait::Already).await
+        }
+    }
+
+    async fn read_events_each(
+        &self,
+        account: AccountId,
+        after: u64,
+        up_to: u64,
+        limit: usize,
+        mut each: EachEvent,
+    ) -> Result<Option<(u64, u64)>> {
+        // As `read_events`: no wait for durability.
+        let read = move |conn: &Connection| {
+            tx::read_events_each(conn, account, after, up_to, limit, &mut each)
+        };
         if limit <= SMALL_READ {
             self.read_small(read, Wait::Already).await
         } else {

@@ -1451,19 +1451,39 @@ pub(crate) fn read_events(
     up_to: u64,
     limit: usize,
 ) -> Result<Vec<Event>> {
-    let mut stmt = conn.prepare_cached(&catch_up_sql()).db()?;
-    let mut rows = stmt
-        .query(params![account.0, after as i64, up_to as i64, limit as i64])
-        .db()?;
     // Sized for the page up front: a catch-up's page is thousands of events, and a vector
     // grown as rows arrive copied every event read so far at each doubling. Capped, since a
     // caller may ask for any number.
     let expected = limit.min(usize::try_from(up_to.saturating_sub(after)).unwrap_or(usize::MAX));
     let mut events = Vec::with_capacity(expected.min(MOST_RESERVED_EVENTS));
-    while let Some(row) = rows.next().db()? {
-        events.push(event_from_row(row).db()?);
-    }
+    read_events_each(conn, account, after, up_to, limit, &mut |event| {
+        events.push(event)
+    })?;
     Ok(events)
+}
+
+/// [`read_events`], handing each event to `each` as soon as its row is read; answers the first
+/// and last sequences read.
+pub(crate) fn read_events_each(
+    conn: &Connection,
+    account: AccountId,
+    after: u64,
+    up_to: u64,
+    limit: usize,
+    each: &mut dyn FnMut(Event),
+) -> Result<Option<(u64, u64)>> {
+    let mut stmt = conn.prepare_cached(&catch_up_sql()).db()?;
+    let mut rows = stmt
+        .query(params![account.0, after as i64, up_to as i64, limit as i64])
+        .db()?;
+    let mut read: Option<(u64, u64)> = None;
+    while let Some(row) = rows.next().db()? {
+        let event = event_from_row(row).db()?;
+        let sequence = event.sequence;
+        read = Some((read.map_or(sequence, |(first, _)| first), sequence));
+        each(event);
+    }
+    Ok(read)
 }
 
 /// Most events [`read_events`] makes room for before it reads them (a catch-up's page is 2,048).

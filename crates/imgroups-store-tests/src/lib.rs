@@ -607,6 +607,27 @@ fn run(fixture: &dyn Fixture, ops: Vec<(Op, Option<u8>)>) -> Result<(), TestCase
             .block_on(store.read_events(account, mid, head, usize::MAX >> 1))
             .map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert_eq!(window.as_slice(), &events[mid as usize..]);
+        // Event by event, the same window, and its first and last sequences.
+        let handed = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let into = handed.clone();
+        let span = rt
+            .block_on(store.read_events_each(
+                account,
+                mid,
+                head,
+                usize::MAX >> 1,
+                Box::new(move |event| into.lock().expect("not poisoned").push(event)),
+            ))
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let handed = std::mem::take(&mut *handed.lock().expect("not poisoned"));
+        prop_assert_eq!(handed.as_slice(), window.as_slice());
+        prop_assert_eq!(
+            span,
+            window
+                .first()
+                .zip(window.last())
+                .map(|(f, l)| (f.sequence, l.sequence))
+        );
         logs.insert(a, events);
     }
 

@@ -26,7 +26,7 @@ pub mod tx;
 pub use backend::{GroupIdentity, Network, ObservedNetwork, RecordedNetwork};
 pub use sim::{Fault, NewFault, SimControls, SimStore, SimTx};
 pub use store::{
-    reset_error, AccountInfo, Accounts, AdminTokenInfo, Hooks, Log, LogBounds, Notice, Notices,
-    ReadFn, ResetScope, Store, TokenInfo, TokenRef, Webhook, WebhookUrl, Work,
+    reset_error, AccountInfo, Accounts, AdminTokenInfo, EachEvent, Hooks, Log, LogBounds, Notice,
+    Notices, ReadFn, ResetScope, Store, TokenInfo, TokenRef, Webhook, WebhookUrl, Work,
 };
 pub use tx::{Delivery, GroupRow, KeyScope, MessageQuery, NewEvent, Reader, Recorded, Tx};

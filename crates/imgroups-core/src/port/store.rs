@@ -103,6 +103,9 @@ pub fn reset_error() -> Error {
     )
 }
 
+/// What [`Log::read_events_each`] hands each event to.
+pub type EachEvent = Box<dyn FnMut(Event) + Send>;
+
 /// The durable log and the write path.
 #[async_trait]
 pub trait Log: Send + Sync + 'static {
@@ -127,6 +130,29 @@ pub trait Log: Send + Sync + 'static {
         up_to: u64,
         limit: usize,
     ) -> Result<Vec<Event>>;
+
+    /// [`Log::read_events`], with each event handed to `each` as it is read, in order, on the
+    /// thread that reads it; answers the first and last sequences read (`None` for none).
+    /// A catch-up encodes there what it sends: each event is then made, encoded and dropped
+    /// by one thread, while the events of a page read on one thread and dropped on another
+    /// cost their allocator's cross-thread frees (BENCHMARKS.md, "M3"). The default reads a
+    /// page with [`Log::read_events`] and hands its events over.
+    async fn read_events_each(
+        &self,
+        account: AccountId,
+        after: u64,
+        up_to: u64,
+        limit: usize,
+        mut each: EachEvent,
+    ) -> Result<Option<(u64, u64)>> {
+        let page = self.read_events(account, after, up_to, limit).await?;
+        let read = page
+            .first()
+            .zip(page.last())
+            .map(|(a, b)| (a.sequence, b.sequence));
+        page.into_iter().for_each(&mut each);
+        Ok(read)
+    }
 
     /// Notices of commits from now on (made by this process or, where the store can tell, by
     /// others). A receiver that lags has missed notices, never events.

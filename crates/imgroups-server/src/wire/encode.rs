@@ -26,7 +26,7 @@ use imgroups_core::{
     Address, AppliedReaction, Change, ChatGuid, Domain, Event, Message, Reaction, TextFormat,
     Timestamp,
 };
-use prost::encoding::{encode_varint, encoded_len_varint, key_len, WireType};
+use prost::encoding::{encoded_len_varint, key_len, WireType};
 
 /// Field numbers of the messages written here, as in `proto/photon/imessage/v1` and
 /// `google/protobuf/timestamp.proto`: the only place this module spells them. One module per
@@ -393,15 +393,40 @@ fn put_key(buf: &mut impl BufMut, tag: u32, wire_type: WireType) {
     put_varint(buf, u64::from(tag << 3 | wire_type as u32));
 }
 
-/// A varint, as prost's `encode_varint` writes it, with the one-byte case inline: nearly
-/// every key, length and flag of a frame is below 128, and a call into prost's loop for each
-/// was 7 % of a catch-up's instructions (BENCHMARKS.md, "M3").
+/// A varint, as prost's `encode_varint` writes it, written inline: nearly every key, length and
+/// flag of a frame is below 128, and a call into prost's loop for each was 7 % of a catch-up's
+/// instructions (BENCHMARKS.md, "M3"); the rest (nested messages' lengths, sequences,
+/// timestamps) were another 3.5 %, a `put_u8` with its capacity check per byte. Here the bytes
+/// are made on the stack and put in one go.
 #[inline(always)]
 fn put_varint(buf: &mut impl BufMut, value: u64) {
     if value < 0x80 {
         buf.put_u8(value as u8);
+    } else if value < 0x4000 {
+        buf.put_slice(&[value as u8 | 0x80, (value >> 7) as u8]);
     } else {
-        encode_varint(value, buf);
+        put_long_varint(buf, value);
+    }
+}
+
+/// [`put_varint`] of a value of three bytes or more (at most ten).
+fn put_long_varint(buf: &mut impl BufMut, mut value: u64) {
+    let mut bytes = [0u8; 10];
+    let mut len = 0;
+    while value >= 0x80 {
+        bytes[len] = value as u8 | 0x80;
+        value >>= 7;
+        len += 1;
+    }
+    bytes[len] = value as u8;
+    // A copy of a length known here is a few moves; one of a length known only at run time
+    // is a call to `memcpy`, dearer than the bytes. Sequences are three bytes, seconds and
+    // nanoseconds of a timestamp four or five.
+    match len + 1 {
+        3 => buf.put_slice(&bytes[..3]),
+        4 => buf.put_slice(&bytes[..4]),
+        5 => buf.put_slice(&bytes[..5]),
+        n => buf.put_slice(&bytes[..n]),
     }
 }
 
@@ -753,6 +778,22 @@ mod tests {
             "measured and written lengths"
         );
         out
+    }
+
+    /// The edges of each length of varint.
+    #[test]
+    fn varints_at_every_edge_are_written_as_prost_writes_them() {
+        let edges = (0..64).flat_map(|bit| {
+            let power = 1u64 << bit;
+            [power - 1, power, power + 1]
+        });
+        for value in edges.chain([u64::MAX]) {
+            let mut ours = Vec::new();
+            super::put_varint(&mut ours, value);
+            let mut theirs = Vec::new();
+            prost::encoding::encode_varint(value, &mut theirs);
+            assert_eq!(ours, theirs, "{value}");
+        }
     }
 
     fn catch_up_reference(e: &Event) -> Vec<u8> {
@@ -1265,6 +1306,17 @@ mod tests {
         #[test]
         fn any_event_is_encoded_as_prost_encodes_wire_rs_message(event in an_event()) {
             assert_same_bytes(&event);
+        }
+
+        /// Every varint as prost writes it, whichever of the three ways it is written.
+        #[test]
+        fn varints_are_written_as_prost_writes_them(shift in 0u32..64, low in any::<u64>()) {
+            let value = low >> shift;
+            let mut ours = Vec::new();
+            super::put_varint(&mut ours, value);
+            let mut theirs = Vec::new();
+            prost::encoding::encode_varint(value, &mut theirs);
+            prop_assert_eq!(ours, theirs);
         }
 
         /// One `Lengths` for many frames, as a stream uses it: nothing left over from one
