@@ -1590,7 +1590,6 @@ mod tests {
 
         // A later unit of work, after the cache forgot the groups.
         db.set_display_name(GroupKey(1), "un").unwrap();
-        drop(db);
         cache.forget_groups();
         let mut db = Db::with_cache(&conn, &mut cache, Timestamp(0));
         assert_eq!(db.group("g1").unwrap().unwrap().display_name.unwrap(), "un");
@@ -1602,7 +1601,6 @@ mod tests {
         // What the writer runs outside a unit of work.
         let mut db = Db::with_cache(&conn, &mut cache, Timestamp(0));
         db.set_display_name(GroupKey(2), "deux").unwrap();
-        drop(db);
         assert!(!cache.is_flushed());
         cache.flush(&conn).unwrap();
         assert!(cache.is_flushed());
@@ -1629,7 +1627,6 @@ mod tests {
                 db.set_display_name(GroupKey(key), &format!("{count} {key}"))
                     .unwrap();
             }
-            drop(db);
             cache.flush(&conn).unwrap();
             let renamed: i64 = conn
                 .query_row(
@@ -1656,11 +1653,9 @@ mod tests {
         let mut cache = WriterCache::default();
         let mut db = Db::with_cache(&conn, &mut cache, Timestamp(0));
         db.set_display_name(GroupKey(1), "one").unwrap();
-        drop(db);
         let mut db = Db::with_cache(&conn, &mut cache, Timestamp(0));
         assert!(db.groups_of(&a).is_err());
         assert!(db.wrote);
-        drop(db);
         assert!(cache.flush(&conn).is_err(), "the commit fails too");
     }
 
