@@ -194,6 +194,10 @@ static EVENT_CHUNKS: std::sync::LazyLock<Vec<(usize, String)>> = std::sync::Lazy
         .collect()
 });
 
+/// One group's display name, `(key, name)`: in the writer, run once per group renamed in a
+/// batch, at its end ([`WriterCache::flush_names`]).
+const SET_DISPLAY_NAME: &str = "UPDATE groups SET display_name = ?2 WHERE id = ?1";
+
 /// An event appended by the writer, kept until its batch's events are inserted together
 /// ([`WriterCache::flush_events`]).
 struct PendingEvent {
@@ -376,10 +380,16 @@ pub(crate) struct WriterCache {
     /// Events appended in this batch, for `imgroups_events_appended_total`.
     appended: u64,
     /// Events appended in this batch and not yet inserted: the writer inserts a batch's
-    /// events together at commit ([`WriterCache::flush_events`]), a few multi-row `INSERT`s
-    /// instead of one statement per event. Nothing the writer runs reads `events` before
-    /// then (admin jobs and retention run after a flush).
+    /// events together at its end ([`WriterCache::flush`]), a few multi-row `INSERT`s
+    /// instead of one statement per event.
     pending: Vec<PendingEvent>,
+    /// Display names set in this batch and not yet stored, the last one per group: stored
+    /// together at its end, through one statement ([`WriterCache::flush_names`]).
+    /// Kept apart from the cached rows, which may be forgotten before the batch ends. Whatever
+    /// reads `groups` on the writer's connection runs after they are stored: a unit of work's
+    /// statements through [`Db::prepare`], admin jobs and COMMIT after
+    /// [`WriterCache::flush`].
+    renamed: HashMap<GroupKey, String>,
     /// The controllable clock as this batch sees it (read when the batch begins), with the
     /// identifiers drawn so far; `None`: the store has none.
     pub(crate) sim: Option<SimClock>,
@@ -422,18 +432,16 @@ impl WriterCache {
         self.sim.map_or_else(Timestamp::now, |c| c.now)
     }
 
-    /// Stores how many identifiers the controllable clock has drawn, if this batch drew any;
-    /// call inside the batch transaction, before COMMIT (and before an admin job).
-    pub(crate) fn flush_clock(&mut self, tx: &Connection) -> Result<()> {
+    /// Stores how many identifiers the controllable clock has drawn, if this batch drew any.
+    fn flush_clock(&mut self, tx: &Connection) -> Result<()> {
         if let (true, Some(clock)) = (std::mem::take(&mut self.sim_drawn), self.sim) {
             crate::clock::save_ids(tx, clock.ids)?;
         }
         Ok(())
     }
 
-    /// Stores the heads moved since the last call; call inside the batch transaction, before
-    /// COMMIT.
-    pub(crate) fn flush_heads(&mut self, tx: &Connection) -> Result<()> {
+    /// Stores the heads moved since the last call.
+    fn flush_heads(&mut self, tx: &Connection) -> Result<()> {
         let mut stmt = tx
             .prepare_cached("UPDATE accounts SET head_seq = ?2 WHERE id = ?1")
             .db()?;
@@ -445,11 +453,41 @@ impl WriterCache {
         Ok(())
     }
 
-    /// Inserts the events appended since the last call ([`WriterCache::pending`]); call
-    /// inside the batch transaction, before COMMIT and before anything else reads `events`.
+    /// Stores every row this batch deferred to its end — its events, display names, heads and
+    /// the controllable clock's count — inside the batch transaction. The writer calls this
+    /// once, before whatever may read them outside a unit of work: COMMIT (and the retention
+    /// before it) and admin jobs. Within a unit of work, [`Db::prepare`] stores what a
+    /// statement may read before it runs.
+    pub(crate) fn flush(&mut self, tx: &Connection) -> Result<()> {
+        self.flush_events(tx)?;
+        self.flush_names(tx)?;
+        self.flush_heads(tx)?;
+        self.flush_clock(tx)
+    }
+
+    /// Whether nothing deferred waits to be stored ([`WriterCache::flush`]).
+    pub(crate) fn is_flushed(&self) -> bool {
+        self.pending.is_empty() && self.renamed.is_empty() && self.dirty.is_empty()
+    }
+
+    /// Before `statement` runs in a unit of work: stores the deferred rows of the tables it
+    /// names (`events`, `groups`), so that it reads them as written. Only the names are
+    /// looked for, which may store rows earlier than needed (an `INSERT INTO groups`), never
+    /// later.
+    fn before(&mut self, tx: &Connection, statement: &str) -> Result<()> {
+        if !self.pending.is_empty() && statement.contains("events") {
+            self.flush_events(tx)?;
+        }
+        if !self.renamed.is_empty() && statement.contains("groups") {
+            self.flush_names(tx)?;
+        }
+        Ok(())
+    }
+
+    /// Inserts the events appended since the last call ([`WriterCache::pending`]).
     /// In chunks of [`EVENT_CHUNKS`] rows, largest first, so a batch of `n` events takes at
     /// most one statement per bit of `n` (below the largest chunk), each prepared once.
-    pub(crate) fn flush_events(&mut self, tx: &Connection) -> Result<()> {
+    fn flush_events(&mut self, tx: &Connection) -> Result<()> {
         let mut rest = self.pending.as_slice();
         while !rest.is_empty() {
             let (rows, sql) = EVENT_CHUNKS
@@ -465,6 +503,25 @@ impl WriterCache {
             rest = after;
         }
         self.pending.clear();
+        Ok(())
+    }
+
+    /// Stores the display names set since the last call ([`WriterCache::renamed`]): one
+    /// statement, bound and run once per group. (Rather than a multi-row `UPDATE … FROM
+    /// (VALUES …)`, which SQLite runs by materializing the rows first: 6.5k instructions a
+    /// row against 5.6k for an `UPDATE` of its own; BENCHMARKS.md.) What this saves is the
+    /// statement cache's look-up and return per rename.
+    fn flush_names(&mut self, tx: &Connection) -> Result<()> {
+        if self.renamed.is_empty() {
+            return Ok(());
+        }
+        let mut stmt = tx.prepare_cached(SET_DISPLAY_NAME).db()?;
+        for (key, name) in &self.renamed {
+            stmt.raw_bind_parameter(1, key.0).db()?;
+            stmt.raw_bind_parameter(2, name.as_str()).db()?;
+            stmt.raw_execute().db()?;
+        }
+        self.renamed.clear();
         Ok(())
     }
 
@@ -497,6 +554,7 @@ impl WriterCache {
         self.moved.clear();
         self.appended = 0;
         self.pending.clear();
+        self.renamed.clear();
         self.forget_groups();
     }
 
@@ -551,6 +609,21 @@ impl<'c> Db<'c> {
         }
     }
 
+    /// Every statement a unit of work runs is prepared here (from the connection's statement
+    /// cache). In the writer, the rows its batch deferred ([`WriterCache::renamed`],
+    /// [`WriterCache::pending`]) of the tables the statement names are stored first, so that
+    /// a read sees every write before it. Storing them is a write: if it fails, the unit of
+    /// work has written, and the writer fails the batch, as when a write fails.
+    fn prepare(&mut self, statement: &str) -> Result<rusqlite::CachedStatement<'c>> {
+        if let Some(cache) = self.cache.as_deref_mut() {
+            if let Err(err) = cache.before(self.conn, statement) {
+                self.wrote = true;
+                return Err(err);
+            }
+        }
+        self.conn.prepare_cached(statement).db()
+    }
+
     fn cached_group(&mut self, key: GroupKey) -> Option<&mut GroupRow> {
         self.cache.as_mut().and_then(|c| c.groups.get_mut(&key))
     }
@@ -564,9 +637,8 @@ impl<'c> Db<'c> {
         let head = match known {
             Some(head) => head,
             None => self
-                .conn
-                .prepare_cached("SELECT head_seq FROM accounts WHERE id = ?1")
-                .and_then(|mut s| s.query_row([account.0], |r| r.get::<_, i64>(0)))
+                .prepare("SELECT head_seq FROM accounts WHERE id = ?1")?
+                .query_row([account.0], |r| r.get::<_, i64>(0))
                 .db()?,
         };
         if let Some(cache) = self.cache.as_mut() {
@@ -587,20 +659,17 @@ impl Db<'_> {
             cache.pending.push(event);
             return Ok(());
         }
-        self.conn
-            .prepare_cached(INSERT_EVENT)
-            .and_then(|mut s| {
-                s.execute(params![
-                    event.account,
-                    event.seq,
-                    event.chat_guid,
-                    event.occurred_at,
-                    event.is_from_me,
-                    event.actor,
-                    event.kind,
-                    event.value,
-                ])
-            })
+        self.prepare(INSERT_EVENT)?
+            .execute(params![
+                event.account,
+                event.seq,
+                event.chat_guid,
+                event.occurred_at,
+                event.is_from_me,
+                event.actor,
+                event.kind,
+                event.value,
+            ])
             .db()
             .map(drop)
     }
@@ -612,11 +681,10 @@ impl Db<'_> {
             // (`WriterCache::flush_heads`), in the same transaction.
             true => self.next_sequence(account),
             false => self
-                .conn
-                .prepare_cached(
+                .prepare(
                     "UPDATE accounts SET head_seq = head_seq + 1 WHERE id = ?1 RETURNING head_seq",
-                )
-                .and_then(|mut s| s.query_row([account.0], |r| r.get::<_, i64>(0)))
+                )?
+                .query_row([account.0], |r| r.get::<_, i64>(0))
                 .db(),
         }
     }
@@ -637,12 +705,11 @@ impl Db<'_> {
             })
         };
         let inserted = self
-            .conn
-            .prepare_cached(
+            .prepare(
                 "INSERT INTO message_bodies (guid, body) VALUES (?1, ?2)
                  ON CONFLICT (guid) DO NOTHING",
-            )
-            .and_then(|mut s| s.execute(params![message.guid, encoded]))
+            )?
+            .execute(params![message.guid, encoded])
             .db()?;
         Ok((inserted == 1).then(|| self.conn.last_insert_rowid()))
     }
@@ -670,25 +737,22 @@ impl Db<'_> {
                 kind: stored::MESSAGE_DELIVERED,
                 value: Some(delivery_value(body_id, copy.date_read)),
             })?;
-            self.conn
-                .prepare_cached(
-                    "INSERT INTO chat_messages (account_id, place, body_id, chat_guid, created_at,
+            self.prepare(
+                "INSERT INTO chat_messages (account_id, place, body_id, chat_guid, created_at,
                                                 is_from_me, is_read, date_read)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![
-                        copy.account.0,
-                        seq,
-                        body_id,
-                        chat,
-                        message.date_created.0,
-                        copy.is_from_me,
-                        copy.is_from_me || copy.date_read.is_some(),
-                        copy.date_read.map(|t| t.0),
-                    ])
-                })
-                .db()?;
+            )?
+            .execute(params![
+                copy.account.0,
+                seq,
+                body_id,
+                chat,
+                message.date_created.0,
+                copy.is_from_me,
+                copy.is_from_me || copy.date_read.is_some(),
+                copy.date_read.map(|t| t.0),
+            ])
+            .db()?;
             places.push(seq as u64);
         }
         Ok(places)
@@ -710,9 +774,9 @@ fn group_from_row(row: &Row<'_>) -> rusqlite::Result<GroupRow> {
 impl Db<'_> {
     fn query_account_address(&mut self, account: AccountId) -> Result<Address> {
         let address: Option<String> = self
-            .conn
-            .prepare_cached("SELECT address FROM accounts WHERE id = ?1")
-            .and_then(|mut s| s.query_row([account.0], |r| r.get(0)).optional())
+            .prepare("SELECT address FROM accounts WHERE id = ?1")?
+            .query_row([account.0], |r| r.get(0))
+            .optional()
             .db()?;
         address.map(Address::from_trusted).ok_or_else(|| {
             tracing::error!(%account, "token names an account that does not exist");
@@ -744,11 +808,11 @@ impl Reader for Db<'_> {
             }
         }
         let row = self
-            .conn
-            .prepare_cached(&format!(
+            .prepare(&format!(
                 "SELECT {GROUP_COLUMNS} FROM groups WHERE identifier = ?1"
-            ))
-            .and_then(|mut s| s.query_row([identifier], group_from_row).optional())
+            ))?
+            .query_row([identifier], group_from_row)
+            .optional()
             .db()?;
         if let (Some(cache), Some(row)) = (self.cache.as_mut(), row.as_ref()) {
             cache.remember_group(row);
@@ -819,33 +883,30 @@ impl Reader for Db<'_> {
     }
 
     fn observer_cursor(&mut self, source: &str) -> Result<Option<String>> {
-        self.conn
-            .prepare_cached("SELECT cursor FROM observer_cursors WHERE source = ?1")
-            .and_then(|mut s| s.query_row([source], |r| r.get(0)).optional())
+        self.prepare("SELECT cursor FROM observer_cursors WHERE source = ?1")?
+            .query_row([source], |r| r.get(0))
+            .optional()
             .db()
     }
 
     fn message(&mut self, account: AccountId, guid: &str) -> Result<Option<(u64, Message)>> {
-        let conn = self.conn;
-        conn.prepare_cached(
+        self.prepare(
             "SELECT c.place, c.chat_guid, c.is_from_me, c.date_read, c.state, b.guid, b.body
              FROM message_bodies b JOIN chat_messages c ON c.account_id = ?1 AND c.body_id = b.id
              WHERE b.guid = ?2",
-        )
-        .and_then(|mut s| {
-            s.query_row(params![account.0, guid], |row| {
-                let message = compose(
-                    row.get(5)?,
-                    row.get_ref(6)?.as_blob()?,
-                    row.get_ref(1)?.as_str()?,
-                    row.get(2)?,
-                    row.get(3)?,
-                    row.get_ref(4)?,
-                )?;
-                Ok((row.get::<_, i64>(0)? as u64, message))
-            })
-            .optional()
+        )?
+        .query_row(params![account.0, guid], |row| {
+            let message = compose(
+                row.get(5)?,
+                row.get_ref(6)?.as_blob()?,
+                row.get_ref(1)?.as_str()?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get_ref(4)?,
+            )?;
+            Ok((row.get::<_, i64>(0)? as u64, message))
         })
+        .optional()
         .db()
     }
 
@@ -856,7 +917,7 @@ impl Reader for Db<'_> {
     ) -> Result<Vec<(u64, Message)>> {
         let conn = self.conn;
         let sql = listing_sql(query.chat.is_some(), query.is_read == Some(false));
-        let mut stmt = conn.prepare_cached(&sql).db()?;
+        let mut stmt = self.prepare(&sql)?;
         let rows = stmt
             .query_map(
                 params![
@@ -886,13 +947,10 @@ impl Reader for Db<'_> {
         limit: usize,
     ) -> Result<Vec<(Timestamp, bool)>> {
         // The two columns only: no message body is read or decoded.
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT created_at, is_from_me FROM chat_messages
+        let mut stmt = self.prepare(
+            "SELECT created_at, is_from_me FROM chat_messages
                  WHERE account_id = ?1 AND created_at >= ?2 ORDER BY place DESC LIMIT ?3",
-            )
-            .db()?;
+        )?;
         let rows = stmt
             .query_map(params![account.0, since.0, limit as i64], |row| {
                 Ok((Timestamp(row.get(0)?), row.get(1)?))
@@ -904,9 +962,9 @@ impl Reader for Db<'_> {
 
 impl Db<'_> {
     fn query_background_hash(&mut self, chat: &str) -> Result<Option<Vec<u8>>> {
-        self.conn
-            .prepare_cached("SELECT hash FROM chat_backgrounds WHERE chat_key = ?1")
-            .and_then(|mut s| s.query_row([chat], |r| r.get(0)).optional())
+        self.prepare("SELECT hash FROM chat_backgrounds WHERE chat_key = ?1")?
+            .query_row([chat], |r| r.get(0))
+            .optional()
             .db()
     }
 }
@@ -948,10 +1006,8 @@ fn listing_sql(one_chat: bool, unread: bool) -> String {
 
 impl Db<'_> {
     fn query_members(&mut self, group: GroupKey) -> Result<Vec<Address>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT address FROM members WHERE group_key = ?1 ORDER BY id")
-            .db()?;
+        let mut stmt =
+            self.prepare("SELECT address FROM members WHERE group_key = ?1 ORDER BY id")?;
         let rows = stmt
             .query_map([group.0], |r| {
                 r.get::<_, String>(0).map(Address::from_trusted)
@@ -961,60 +1017,49 @@ impl Db<'_> {
     }
 
     fn query_icon(&mut self, group: GroupKey) -> Result<Option<(Vec<u8>, String)>> {
-        self.conn
-            .prepare_cached("SELECT data, mime FROM icons WHERE group_key = ?1")
-            .and_then(|mut s| {
-                s.query_row([group.0], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .optional()
-            })
+        self.prepare("SELECT data, mime FROM icons WHERE group_key = ?1")?
+            .query_row([group.0], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
             .db()
     }
 
     fn query_groups_of(&mut self, address: &Address) -> Result<Vec<GroupRow>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT g.id, g.identifier, g.group_id, g.display_name, g.icon_hash
+        let mut stmt = self.prepare(
+            "SELECT g.id, g.identifier, g.group_id, g.display_name, g.icon_hash
                  FROM members m JOIN groups g ON g.id = m.group_key
                  WHERE m.address = ?1 ORDER BY g.id",
-            )
-            .db()?;
+        )?;
         let rows = stmt.query_map([address.as_str()], group_from_row).db()?;
         rows.collect::<rusqlite::Result<_>>().db()
     }
 
     /// The first group at or after `from` (by key) that `address` is a member of.
     fn query_next_group_of(&mut self, address: &Address, from: i64) -> Result<Option<i64>> {
-        self.conn
-            .prepare_cached(
-                "SELECT group_key FROM members WHERE address = ?1 AND group_key >= ?2
+        self.prepare(
+            "SELECT group_key FROM members WHERE address = ?1 AND group_key >= ?2
                  ORDER BY group_key LIMIT 1",
-            )
-            .and_then(|mut s| {
-                s.query_row(params![address.as_str(), from], |r| r.get(0))
-                    .optional()
-            })
-            .db()
+        )?
+        .query_row(params![address.as_str(), from], |r| r.get(0))
+        .optional()
+        .db()
     }
 
     fn query_group_by_key(&mut self, key: GroupKey) -> Result<Option<GroupRow>> {
-        self.conn
-            .prepare_cached(&format!("SELECT {GROUP_COLUMNS} FROM groups WHERE id = ?1"))
-            .and_then(|mut s| s.query_row([key.0], group_from_row).optional())
+        self.prepare(&format!("SELECT {GROUP_COLUMNS} FROM groups WHERE id = ?1"))?
+            .query_row([key.0], group_from_row)
+            .optional()
             .db()
     }
 
     fn query_has_direct_chat(&mut self, account: AccountId, address: &Address) -> Result<bool> {
-        self.conn
-            .prepare_cached("SELECT 1 FROM direct_chats WHERE account_id = ?1 AND address = ?2")
-            .and_then(|mut s| s.exists(params![account.0, address.as_str()]))
+        self.prepare("SELECT 1 FROM direct_chats WHERE account_id = ?1 AND address = ?2")?
+            .exists(params![account.0, address.as_str()])
             .db()
     }
 
     fn query_count_direct_chats(&mut self, account: AccountId) -> Result<u64> {
-        self.conn
-            .prepare_cached("SELECT count(*) FROM direct_chats WHERE account_id = ?1")
-            .and_then(|mut s| s.query_row([account.0], |r| r.get::<_, i64>(0)))
+        self.prepare("SELECT count(*) FROM direct_chats WHERE account_id = ?1")?
+            .query_row([account.0], |r| r.get::<_, i64>(0))
             .map(|n| n as u64)
             .db()
     }
@@ -1052,12 +1097,9 @@ impl Tx for Db<'_> {
                 Some(account) => account,
                 None => {
                     let account: Option<AccountId> = self
-                        .conn
-                        .prepare_cached("SELECT id FROM accounts WHERE address = ?1")
-                        .and_then(|mut s| {
-                            s.query_row([address.as_str()], |r| r.get(0).map(AccountId))
-                                .optional()
-                        })
+                        .prepare("SELECT id FROM accounts WHERE address = ?1")?
+                        .query_row([address.as_str()], |r| r.get(0).map(AccountId))
+                        .optional()
                         .db()?;
                     if let Some(cache) = self.cache.as_mut() {
                         if cache.accounts.len() >= MAX_CACHED_ACCOUNTS {
@@ -1083,23 +1125,27 @@ impl Tx for Db<'_> {
     ) -> Result<Option<GroupKey>> {
         self.wrote = true;
         let inserted = self
-            .conn
-            .prepare_cached(
+            .prepare(
                 "INSERT INTO groups (identifier, group_id, created_at) VALUES (?1, ?2, ?3)
                  ON CONFLICT (identifier) DO NOTHING",
-            )
-            .and_then(|mut s| s.execute(params![identifier, group_id, now.0]))
+            )?
+            .execute(params![identifier, group_id, now.0])
             .db()?;
         Ok((inserted == 1).then(|| GroupKey(self.conn.last_insert_rowid())))
     }
 
     fn set_display_name(&mut self, group: GroupKey, name: &str) -> Result<()> {
         self.wrote = true;
-        self.conn
-            .prepare_cached("UPDATE groups SET display_name = ?2 WHERE id = ?1")
-            .and_then(|mut s| s.execute(params![group.0, name]))
-            .db()?;
-        if let Some(row) = self.cached_group(group) {
+        let Some(cache) = self.cache.as_deref_mut() else {
+            return self
+                .prepare(SET_DISPLAY_NAME)?
+                .execute(params![group.0, name])
+                .db()
+                .map(drop);
+        };
+        // In the writer, stored with the batch's other names ([`WriterCache::renamed`]).
+        cache.renamed.insert(group, name.to_owned());
+        if let Some(row) = cache.groups.get_mut(&group) {
             row.display_name = Some(name.to_owned());
         }
         Ok(())
@@ -1107,9 +1153,8 @@ impl Tx for Db<'_> {
 
     fn add_member(&mut self, group: GroupKey, address: &Address) -> Result<()> {
         self.wrote = true;
-        self.conn
-            .prepare_cached("INSERT INTO members (group_key, address) VALUES (?1, ?2)")
-            .and_then(|mut s| s.execute(params![group.0, address.as_str()]))
+        self.prepare("INSERT INTO members (group_key, address) VALUES (?1, ?2)")?
+            .execute(params![group.0, address.as_str()])
             .db()?;
         if let Some(members) = self.cache.as_mut().and_then(|c| c.members.get_mut(&group)) {
             members.push(address.clone());
@@ -1119,9 +1164,8 @@ impl Tx for Db<'_> {
 
     fn remove_member(&mut self, group: GroupKey, address: &Address) -> Result<()> {
         self.wrote = true;
-        self.conn
-            .prepare_cached("DELETE FROM members WHERE group_key = ?1 AND address = ?2")
-            .and_then(|mut s| s.execute(params![group.0, address.as_str()]))
+        self.prepare("DELETE FROM members WHERE group_key = ?1 AND address = ?2")?
+            .execute(params![group.0, address.as_str()])
             .db()?;
         if let Some(members) = self.cache.as_mut().and_then(|c| c.members.get_mut(&group)) {
             members.retain(|m| m != address);
@@ -1131,16 +1175,14 @@ impl Tx for Db<'_> {
 
     fn set_icon(&mut self, group: GroupKey, data: &[u8], mime: &str, hash: &[u8]) -> Result<()> {
         self.wrote = true;
-        self.conn
-            .prepare_cached(
-                "INSERT INTO icons (group_key, data, mime) VALUES (?1, ?2, ?3)
+        self.prepare(
+            "INSERT INTO icons (group_key, data, mime) VALUES (?1, ?2, ?3)
                  ON CONFLICT (group_key) DO UPDATE SET data = excluded.data, mime = excluded.mime",
-            )
-            .and_then(|mut s| s.execute(params![group.0, data, mime]))
-            .db()?;
-        self.conn
-            .prepare_cached("UPDATE groups SET icon_hash = ?2 WHERE id = ?1")
-            .and_then(|mut s| s.execute(params![group.0, hash]))
+        )?
+        .execute(params![group.0, data, mime])
+        .db()?;
+        self.prepare("UPDATE groups SET icon_hash = ?2 WHERE id = ?1")?
+            .execute(params![group.0, hash])
             .db()?;
         if let Some(row) = self.cached_group(group) {
             row.icon_hash = Some(hash.to_vec());
@@ -1150,13 +1192,11 @@ impl Tx for Db<'_> {
 
     fn clear_icon(&mut self, group: GroupKey) -> Result<()> {
         self.wrote = true;
-        self.conn
-            .prepare_cached("DELETE FROM icons WHERE group_key = ?1")
-            .and_then(|mut s| s.execute([group.0]))
+        self.prepare("DELETE FROM icons WHERE group_key = ?1")?
+            .execute([group.0])
             .db()?;
-        self.conn
-            .prepare_cached("UPDATE groups SET icon_hash = NULL WHERE id = ?1")
-            .and_then(|mut s| s.execute([group.0]))
+        self.prepare("UPDATE groups SET icon_hash = NULL WHERE id = ?1")?
+            .execute([group.0])
             .db()?;
         if let Some(row) = self.cached_group(group) {
             row.icon_hash = None;
@@ -1171,14 +1211,13 @@ impl Tx for Db<'_> {
         now: Timestamp,
     ) -> Result<()> {
         self.wrote = true;
-        self.conn
-            .prepare_cached(
-                "INSERT INTO direct_chats (account_id, address, created_at) VALUES (?1, ?2, ?3)
+        self.prepare(
+            "INSERT INTO direct_chats (account_id, address, created_at) VALUES (?1, ?2, ?3)
                  ON CONFLICT DO NOTHING",
-            )
-            .and_then(|mut s| s.execute(params![account.0, address.as_str(), now.0]))
-            .db()
-            .map(drop)
+        )?
+        .execute(params![account.0, address.as_str(), now.0])
+        .db()
+        .map(drop)
     }
 
     fn put_message(&mut self, account: AccountId, place: u64, message: &Message) -> Result<()> {
@@ -1188,6 +1227,8 @@ impl Tx for Db<'_> {
             .as_ref()
             .map(ToString::to_string)
             .unwrap_or_default();
+        // (Its statements, on `message_bodies` and `chat_messages`, read nothing the writer
+        // defers: see `Db::prepare`.)
         put_copy(
             self.conn,
             account.0,
@@ -1240,6 +1281,7 @@ impl Tx for Db<'_> {
 
     fn begin_bulk_import(&mut self) -> Result<()> {
         self.wrote = true;
+        // Indexes of `chat_messages` only, which the writer defers nothing of (`Db::prepare`).
         self.conn
             .execute_batch(crate::schema::DROP_LISTING_INDEXES)
             .db()
@@ -1258,17 +1300,15 @@ impl Tx for Db<'_> {
         self.wrote = true;
         match background {
             Some((data, mime, hash)) => self
-                .conn
-                .prepare_cached(
+                .prepare(
                     "INSERT INTO chat_backgrounds (chat_key, data, mime, hash) VALUES (?1, ?2, ?3, ?4)
                      ON CONFLICT (chat_key) DO UPDATE SET
                          data = excluded.data, mime = excluded.mime, hash = excluded.hash",
-                )
-                .and_then(|mut s| s.execute(params![chat, data, mime, hash])),
+                )?
+                .execute(params![chat, data, mime, hash]),
             None => self
-                .conn
-                .prepare_cached("DELETE FROM chat_backgrounds WHERE chat_key = ?1")
-                .and_then(|mut s| s.execute([chat])),
+                .prepare("DELETE FROM chat_backgrounds WHERE chat_key = ?1")?
+                .execute([chat]),
         }
         .db()
         .map(drop)
@@ -1276,24 +1316,20 @@ impl Tx for Db<'_> {
 
     fn set_observer_cursor(&mut self, source: &str, cursor: &str) -> Result<()> {
         self.wrote = true;
-        self.conn
-            .prepare_cached(
-                "INSERT INTO observer_cursors (source, cursor) VALUES (?1, ?2)
+        self.prepare(
+            "INSERT INTO observer_cursors (source, cursor) VALUES (?1, ?2)
                  ON CONFLICT (source) DO UPDATE SET cursor = excluded.cursor",
-            )
-            .and_then(|mut s| s.execute(params![source, cursor]))
-            .db()
-            .map(drop)
+        )?
+        .execute(params![source, cursor])
+        .db()
+        .map(drop)
     }
 
     fn mark_observed(&mut self, source: &str, id: &str) -> Result<bool> {
         self.wrote = true;
         let inserted = self
-            .conn
-            .prepare_cached(
-                "INSERT INTO observed (source, id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-            )
-            .and_then(|mut s| s.execute(params![source, id]))
+            .prepare("INSERT INTO observed (source, id) VALUES (?1, ?2) ON CONFLICT DO NOTHING")?
+            .execute(params![source, id])
             .db()?;
         Ok(inserted == 1)
     }
@@ -1320,24 +1356,21 @@ impl Tx for Db<'_> {
         scope: KeyScope<'_>,
         not_before: Timestamp,
     ) -> Result<Option<Recorded>> {
-        self.conn
-            .prepare_cached(
-                "SELECT fingerprint, outcome FROM idempotency
+        self.prepare(
+            "SELECT fingerprint, outcome FROM idempotency
                  WHERE account_id = ?1 AND method = ?2 AND key = ?3 AND created_at >= ?4",
-            )
-            .and_then(|mut s| {
-                s.query_row(
-                    params![scope.account.0, scope.method, scope.key, not_before.0],
-                    |r| {
-                        Ok(Recorded {
-                            fingerprint: r.get(0)?,
-                            outcome: r.get(1)?,
-                        })
-                    },
-                )
-                .optional()
-            })
-            .db()
+        )?
+        .query_row(
+            params![scope.account.0, scope.method, scope.key, not_before.0],
+            |r| {
+                Ok(Recorded {
+                    fingerprint: r.get(0)?,
+                    outcome: r.get(1)?,
+                })
+            },
+        )
+        .optional()
+        .db()
     }
 
     fn idempotency_put(
@@ -1347,34 +1380,30 @@ impl Tx for Db<'_> {
         at: Timestamp,
     ) -> Result<()> {
         // Not a change (`wrote` stays as it is): the answer it records may be a rejection.
-        self.conn
-            .prepare_cached(
-                "INSERT INTO idempotency (account_id, method, key, fingerprint, outcome, created_at)
+        self.prepare(
+            "INSERT INTO idempotency (account_id, method, key, fingerprint, outcome, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT DO UPDATE SET fingerprint = excluded.fingerprint,
                      outcome = excluded.outcome, created_at = excluded.created_at",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    scope.account.0,
-                    scope.method,
-                    scope.key,
-                    record.fingerprint,
-                    record.outcome,
-                    at.0
-                ])
-            })
-            .db()
-            .map(drop)
+        )?
+        .execute(params![
+            scope.account.0,
+            scope.method,
+            scope.key,
+            record.fingerprint,
+            record.outcome,
+            at.0
+        ])
+        .db()
+        .map(drop)
     }
 }
 
 /// The simulated directory, read in the write's transaction ([`SimTx`]).
 impl SimTx for Db<'_> {
     fn is_unreachable(&mut self, address: &Address) -> Result<bool> {
-        self.conn
-            .prepare_cached("SELECT 1 FROM unreachable WHERE address = ?1")
-            .and_then(|mut s| s.exists([address.as_str()]))
+        self.prepare("SELECT 1 FROM unreachable WHERE address = ?1")?
+            .exists([address.as_str()])
             .db()
     }
 }
@@ -1506,6 +1535,148 @@ mod tests {
                 "SEARCH b USING INTEGER PRIMARY KEY (rowid=?) LEFT-JOIN",
             ]
         );
+    }
+
+    /// Two groups `g1` and `g2` (keys 1 and 2), each of `a@x.com` and `b@x.com`, and the
+    /// writer's transaction open.
+    fn two_groups() -> (Connection, [Address; 2]) {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::schema::migrate(&mut conn).unwrap();
+        conn.execute_batch(
+            "INSERT INTO groups (id, identifier, group_id, created_at)
+                 VALUES (1, 'g1', 'G1', 0), (2, 'g2', 'G2', 0);
+             INSERT INTO members (group_key, address)
+                 VALUES (1, 'a@x.com'), (1, 'b@x.com'), (2, 'a@x.com'), (2, 'b@x.com');
+             BEGIN IMMEDIATE;",
+        )
+        .unwrap();
+        let people = ["a@x.com", "b@x.com"].map(|a| Address::from_trusted(a.to_owned()));
+        (conn, people)
+    }
+
+    fn stored_name(conn: &Connection, key: i64) -> Option<String> {
+        conn.query_row(
+            "SELECT display_name FROM groups WHERE id = ?1",
+            [key],
+            |r| r.get(0),
+        )
+        .unwrap()
+    }
+
+    fn names(rows: Vec<GroupRow>) -> Vec<Option<String>> {
+        rows.into_iter().map(|g| g.display_name).collect()
+    }
+
+    /// The writer stores a batch's display names at its end, yet every read of `groups` in
+    /// the batch after a rename sees it: the group's look-up when it is not cached, the
+    /// groups of an address, the groups of several; and what the writer runs outside a unit
+    /// of work (admin jobs, COMMIT) after [`WriterCache::flush`].
+    #[test]
+    fn a_read_after_a_deferred_rename_sees_it() {
+        let (conn, [a, b]) = two_groups();
+        let mut cache = WriterCache::default();
+        let mut db = Db::with_cache(&conn, &mut cache, Timestamp(0));
+        db.group("g1").unwrap();
+        db.set_display_name(GroupKey(1), "one").unwrap();
+        // Not cached: its row is read after the rename.
+        db.set_display_name(GroupKey(2), "two").unwrap();
+        assert_eq!(stored_name(&conn, 1), None, "deferred");
+        assert_eq!(
+            db.group("g1").unwrap().unwrap().display_name.unwrap(),
+            "one"
+        );
+        assert_eq!(
+            db.group("g2").unwrap().unwrap().display_name.unwrap(),
+            "two"
+        );
+        assert_eq!(
+            stored_name(&conn, 2).unwrap(),
+            "two",
+            "stored before the read"
+        );
+
+        db.set_display_name(GroupKey(1), "uno").unwrap();
+        db.set_display_name(GroupKey(1), "eins").unwrap();
+        assert_eq!(stored_name(&conn, 1).unwrap(), "one", "deferred again");
+        assert_eq!(
+            names(db.groups_of(&a).unwrap()),
+            [Some("eins".into()), Some("two".into())]
+        );
+        db.set_display_name(GroupKey(2), "dos").unwrap();
+        assert_eq!(
+            names(db.groups_with_all(&[a.clone(), b.clone()]).unwrap()),
+            [Some("eins".into()), Some("dos".into())]
+        );
+
+        // A later unit of work, after the cache forgot the groups.
+        db.set_display_name(GroupKey(1), "un").unwrap();
+        cache.forget_groups();
+        let mut db = Db::with_cache(&conn, &mut cache, Timestamp(0));
+        assert_eq!(db.group("g1").unwrap().unwrap().display_name.unwrap(), "un");
+        assert!(
+            !db.wrote,
+            "storing what earlier units deferred is not this one's write"
+        );
+
+        // What the writer runs outside a unit of work.
+        let mut db = Db::with_cache(&conn, &mut cache, Timestamp(0));
+        db.set_display_name(GroupKey(2), "deux").unwrap();
+        assert!(!cache.is_flushed());
+        cache.flush(&conn).unwrap();
+        assert!(cache.is_flushed());
+        assert_eq!(stored_name(&conn, 2).unwrap(), "deux");
+    }
+
+    /// A batch's names stored together: each group's last name, whatever their number.
+    #[test]
+    fn a_batch_of_renames_is_stored_whole() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::schema::migrate(&mut conn).unwrap();
+        for key in 1..=140 {
+            conn.execute(
+                "INSERT INTO groups (id, identifier, group_id, created_at) VALUES (?1, ?1, ?1, 0)",
+                [key],
+            )
+            .unwrap();
+        }
+        for count in 0..=130 {
+            let mut cache = WriterCache::default();
+            let mut db = Db::with_cache(&conn, &mut cache, Timestamp(0));
+            for key in 1..=count {
+                db.set_display_name(GroupKey(key), "first").unwrap();
+                db.set_display_name(GroupKey(key), &format!("{count} {key}"))
+                    .unwrap();
+            }
+            cache.flush(&conn).unwrap();
+            let renamed: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM groups WHERE display_name = ?1 || ' ' || id",
+                    [count],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(renamed, count, "{count} renames");
+        }
+    }
+
+    /// Storing what the batch deferred is a write: if it fails in a unit of work that has
+    /// written nothing itself, that unit still counts as having written, so the writer fails
+    /// the whole batch, as when the rename's own `UPDATE` failed.
+    #[test]
+    fn a_failed_deferred_rename_fails_the_unit_that_stores_it() {
+        let (conn, [a, _]) = two_groups();
+        conn.execute_batch(
+            "CREATE TEMP TRIGGER refuse BEFORE UPDATE OF display_name ON groups
+             BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+        )
+        .unwrap();
+        let mut cache = WriterCache::default();
+        let mut db = Db::with_cache(&conn, &mut cache, Timestamp(0));
+        db.set_display_name(GroupKey(1), "one").unwrap();
+        let mut db = Db::with_cache(&conn, &mut cache, Timestamp(0));
+        assert!(db.groups_of(&a).is_err());
+        assert!(db.wrote);
+        assert!(cache.flush(&conn).is_err(), "the commit fails too");
     }
 
     /// The query plan of `sql` with its `params` parameters unbound, one line per step.

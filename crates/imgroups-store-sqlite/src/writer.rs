@@ -440,9 +440,8 @@ impl Writer {
             return;
         }
         let outcome = (|| -> Result<Result<()>> {
-            self.cache.flush_events(&self.conn)?;
-            self.cache.flush_heads(&self.conn)?;
-            self.cache.flush_clock(&self.conn)?;
+            // The job may read anything: the rows the batch deferred are stored first.
+            self.cache.flush(&self.conn)?;
             sql(&self.conn, "SAVEPOINT admin")?;
             let result = (job.run)(&self.conn);
             if result.is_err() {
@@ -494,9 +493,7 @@ impl Writer {
     /// which answers its requests once it is durable.
     fn commit(&mut self) {
         let outcome = (|| -> Result<Vec<Notice>> {
-            self.cache.flush_events(&self.conn)?;
-            self.cache.flush_heads(&self.conn)?;
-            self.cache.flush_clock(&self.conn)?;
+            self.cache.flush(&self.conn)?;
             let moved = self.cache.moved_heads();
             if let Some(keep) = self.config.retain_events {
                 retain(&self.conn, &moved, keep)?;
@@ -506,6 +503,10 @@ impl Writer {
             self.gate
                 .committing
                 .store(self.generation, Ordering::SeqCst);
+            debug_assert!(
+                self.cache.is_flushed(),
+                "a deferred row would not be committed"
+            );
             sql(&self.conn, "COMMIT")?;
             let metrics = &*WRITE_METRICS;
             metrics.batch_size.record(self.replies.len() as f64);
