@@ -38,17 +38,10 @@ impl Log for SqliteStore {
         up_to: u64,
         limit: usize,
     ) -> Result<Vec<Event>> {
-        let read = move |conn: &Connection| tx::read_events(conn, account, after, up_to, limit);
-        // No wait for durability: `up_to` is a head this store reported, so every event up
-        // to it is durable already, whatever else the snapshot holds (events never change
-        // once written; one an undurable commit pruned shows as a gap, which callers check
-        // through `log_bounds`, which waits). Waiting would cost a live delivery an fsync
-        // under steady writes (BENCHMARKS.md, session 5).
-        if limit <= SMALL_READ {
-            self.read_small(read, Wait::Already).await
-        } else {
-            self.read_pooled(read, Wait::Already).await
-        }
+        self.read_log(limit, move |conn| {
+            tx::read_events(conn, account, after, up_to, limit)
+        })
+        .await
     }
 
     async fn read_events_each(
@@ -59,15 +52,10 @@ impl Log for SqliteStore {
         limit: usize,
         mut each: EachEvent,
     ) -> Result<Option<(u64, u64)>> {
-        // As `read_events`: no wait for durability.
-        let read = move |conn: &Connection| {
+        self.read_log(limit, move |conn| {
             tx::read_events_each(conn, account, after, up_to, limit, &mut each)
-        };
-        if limit <= SMALL_READ {
-            self.read_small(read, Wait::Already).await
-        } else {
-            self.read_pooled(read, Wait::Already).await
-        }
+        })
+        .await
     }
 
     fn notices(&self) -> broadcast::Receiver<Notices> {
@@ -77,5 +65,25 @@ impl Log for SqliteStore {
     async fn forget_keys_before(&self, cutoff: Timestamp) -> Result<()> {
         self.write_with(move |conn| tx::forget_keys_before(conn, cutoff))
             .await
+    }
+}
+
+impl SqliteStore {
+    /// A read of at most `limit` log events: on the caller's thread when small, else on the
+    /// blocking pool. No wait for durability: `up_to` is a head this store reported, so every
+    /// event up to it is durable already, whatever else the snapshot holds (events never
+    /// change once written; one an undurable commit pruned shows as a gap, which callers check
+    /// through `log_bounds`, which waits). Waiting would cost a live delivery an fsync under
+    /// steady writes (BENCHMARKS.md, session 5).
+    async fn read_log<T, F>(&self, limit: usize, read: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        if limit <= SMALL_READ {
+            self.read_small(read, Wait::Already).await
+        } else {
+            self.read_pooled(read, Wait::Already).await
+        }
     }
 }
