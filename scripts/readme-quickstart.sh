@@ -17,8 +17,10 @@
 # Each document runs in one bash session of its own (`set -euo pipefail`), so a variable set in
 # one block is there in the next, as in a terminal. The only changes made to the commands:
 # `127.0.0.1:8080` and `127.0.0.1:50051` become the test server's addresses, the binary under
-# test comes first on PATH, and IMGROUPS_SERVER / IMGROUPS_ADDRESS point the CLI, the Rust
-# example and the Node tour at the test server (their defaults are the addresses replaced).
+# test comes first on PATH (the README's `cargo run -- serve` runs it as `imgroups serve`, and
+# its `$PWD/target/debug` on PATH names the directory that holds it), and IMGROUPS_SERVER /
+# IMGROUPS_ADDRESS point the CLI, the Rust example and the Node tour at the test server (their
+# defaults are the addresses replaced).
 # Needs bash, python3 (to read the Markdown), curl, jq, base64, node + npm, cargo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -88,6 +90,9 @@ block_of() { # DOC KIND -> the body of the document's first block of that kind
 step_started=$(date +%s)
 SERVE=$(block_of README.md server)
 echo "--- README.md: $SERVE"
+# The README builds and runs the server with cargo; here it is the binary under test.
+SERVE=${SERVE//cargo run --release -- /imgroups }
+SERVE=${SERVE//cargo run -- /imgroups }
 IMGROUPS_GRPC=127.0.0.1:0 IMGROUPS_HTTP=127.0.0.1:0 bash -c "$SERVE" >"$WORK/serve.out" 2>"$WORK/serve.err" &
 SERVER_PID=$!
 for _ in $(seq 1 200); do
@@ -122,6 +127,7 @@ for n, (doc, blocks) in enumerate(plan.items()):
         if b["kind"] in ("server", "output"):
             continue
         body = b["body"].replace("127.0.0.1:8080", http).replace("127.0.0.1:50051", grpc)
+        body = body.replace("$PWD/target/debug", f"{work}/bin")
         where = f"{doc}:{b['line']}"
         out.append(f"echo {shlex.quote('--- ' + where)}")
         out.append(f"printf '%s\\n' {shlex.quote(body)} | sed 's/^/$ /'")
