@@ -292,7 +292,7 @@ pub(crate) fn compose(
 /// new one; `None`: the unique GUID index does.
 pub(crate) fn put_copy(
     conn: &Connection,
-    mut bodies: Option<&mut ImportBodies>,
+    bodies: Option<&mut ImportBodies>,
     account: i64,
     place: i64,
     chat_guid: &str,
@@ -322,7 +322,7 @@ pub(crate) fn put_copy(
             conn.prepare_cached("INSERT INTO message_bodies (guid, body) VALUES (?1, ?2)")?
                 .execute(params![message.guid, body])?;
             let id = conn.last_insert_rowid();
-            if let Some(bodies) = bodies.as_deref_mut() {
+            if let Some(bodies) = bodies {
                 bodies.insert(&message.guid, id);
             }
             (id, body)
