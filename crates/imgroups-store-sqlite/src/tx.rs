@@ -506,11 +506,14 @@ pub(crate) struct WriterCache {
     /// A first start's import is under way with the unique GUID index dropped: every body's
     /// id by its GUID ([`ImportBodies`]).
     import_bodies: Option<ImportBodies>,
-    /// Everything cached was forgotten ([`WriterCache::forget_all`]), which may have left
-    /// the GUID index dropped (an import's bodies in memory forgotten, or the batch that
-    /// built it rolled back): the next transaction builds it first
+    /// An import's bodies in memory were forgotten ([`WriterCache::forget_all`]), or the
+    /// batch that built the GUID index at an import's end was rolled back, either of which
+    /// may leave it dropped: the next transaction builds it first
     /// ([`WriterCache::restore_guid_index`]).
     guid_index_owed: bool,
+    /// This batch ended an import ([`Tx::end_bulk_import`]): if it does not commit, the
+    /// index it built is gone again.
+    import_ended: bool,
 }
 
 /// Above this many cached groups the cache starts over, bounding its memory.
@@ -668,8 +671,11 @@ impl WriterCache {
         // start. (Also when the batch that built it at an import's end was rolled back.)
         if self.import_bodies.take().is_some() {
             tracing::info!("a first start's import goes on with the unique GUID index");
+            self.guid_index_owed = true;
         }
-        self.guid_index_owed = true;
+        if std::mem::take(&mut self.import_ended) {
+            self.guid_index_owed = true;
+        }
         self.accounts.clear();
         self.data_version = None;
         self.heads.clear();
@@ -696,9 +702,11 @@ impl WriterCache {
 
     /// Call at the start of each write transaction, after
     /// [`WriterCache::check_outside_writes`]: builds the unique GUID index if it may be
-    /// missing ([`WriterCache::guid_index_owed`]; rare: after a rollback or another
-    /// connection's commit, and a no-op statement when the index is there).
+    /// missing ([`WriterCache::guid_index_owed`]: only after an import's bodies in memory
+    /// were forgotten, or its end rolled back; in steady state this is one flag's test).
     pub(crate) fn restore_guid_index(&mut self, tx: &Connection) -> Result<()> {
+        // The batch before committed, or was forgotten (which looked at this).
+        self.import_ended = false;
         if self.guid_index_owed {
             build_guid_index(tx)?;
             self.guid_index_owed = false;
@@ -1511,6 +1519,7 @@ impl Tx for Db<'_> {
         // in memory are dropped with it.
         if let Some(cache) = self.cache.as_deref_mut() {
             cache.import_bodies = None;
+            cache.import_ended = true;
         }
         build_guid_index(self.conn)
     }
