@@ -726,6 +726,137 @@ async fn history_of_messages_and_group_changes_is_in_date_order() {
     assert!(dates.windows(2).all(|w| w[0] <= w[1]), "{dates:?}");
 }
 
+/// A first start on a long history (a bulk import: the store finds message bodies by GUID in
+/// memory, the unique GUID index dropped until its end) with GUIDs that come back: a message
+/// joined to two chats (two rows of the scan, one GUID), a reply and tapbacks that refer to
+/// earlier GUIDs. Every message is received once, the reply and the tapbacks land on the right
+/// messages, and a restart records nothing again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_long_first_import_keeps_one_message_per_guid_and_its_links() {
+    use imgroups_chatdb::testing::BulkSpec;
+
+    let f = Fixture::new(Version::Tahoe);
+    // More than two chunks of rows (ingest's `CHUNK`): a bulk import.
+    let history = f.bulk(&BulkSpec::new(11_000, 100, 3), ME);
+    let alice = f.handle("alice@example.com");
+    let bob = f.handle("+15550002222");
+    let team = f.group("any;+;5a5a01", Some("Team"), None);
+    let other = f.group("any;+;5a5a02", Some("Other"), None);
+    for chat in [team, other] {
+        f.member(chat, alice);
+        f.member(chat, bob);
+    }
+    // After the bulk history's dates (2 s a row).
+    let (g1, g2, g3, g4) = (guid(31), guid(32), guid(33), guid(34));
+    let hello = f.post(
+        team,
+        Msg {
+            guid: &g1,
+            text: Some("hello team"),
+            handle: alice,
+            minute: 1_000,
+            ..Msg::default()
+        },
+    );
+    f.join(other, hello);
+    let reply = f.post(
+        team,
+        Msg {
+            guid: &g2,
+            text: Some("hi alice"),
+            from_me: true,
+            minute: 1_001,
+            ..Msg::default()
+        },
+    );
+    f.set(reply, "thread_originator_guid", g1.as_str());
+    let love = f.post(
+        team,
+        Msg {
+            guid: &g3,
+            text: Some("Loved “hello team”"),
+            handle: bob,
+            minute: 1_002,
+            ..Msg::default()
+        },
+    );
+    f.set(love, "associated_message_type", 2000);
+    f.set(love, "associated_message_guid", format!("p:0/{g1}"));
+    let like = f.post(
+        team,
+        Msg {
+            guid: &g4,
+            text: Some("Liked “hi alice”"),
+            handle: alice,
+            minute: 1_003,
+            ..Msg::default()
+        },
+    );
+    f.set(like, "associated_message_type", 2001);
+    f.set(like, "associated_message_guid", format!("p:0/{g2}"));
+
+    let backend = start(f.home(), Duration::from_secs(30)).await;
+    let log = whole_log(&backend).await;
+    let received: Vec<String> = log
+        .iter()
+        .filter_map(|e| match &e.change {
+            imgroups_core::Change::MessageReceived { message } => Some(message.guid.clone()),
+            _ => None,
+        })
+        .collect();
+    let said = history.messages - history.change_rows;
+    assert_eq!(received.len() as u64, said + 2, "every message once");
+    let mut unique = received.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), received.len(), "no message twice");
+    assert_eq!(received.iter().filter(|g| **g == g1).count(), 1);
+    assert_eq!(
+        kinds(&log)
+            .iter()
+            .filter(|k| **k == "message.reactionAdded")
+            .count(),
+        2
+    );
+    let in_team = backend.messages("any;+;5a5a01").await;
+    let find = |guid: &str| {
+        in_team
+            .iter()
+            .find(|m| m.guid == guid)
+            .unwrap_or_else(|| panic!("{guid} listed"))
+    };
+    let (hello, reply) = (find(&g1), find(&g2));
+    assert_eq!(hello.text, "hello team");
+    assert_eq!(hello.reactions.len(), 1);
+    assert_eq!(hello.reactions[0].reaction, imgroups_core::Reaction::Love);
+    assert_eq!(hello.reactions[0].sender.as_str(), "+15550002222");
+    assert_eq!(reply.reply_to.as_deref(), Some(g1.as_str()));
+    assert!(reply.is_from_me);
+    assert_eq!(reply.reactions.len(), 1);
+    assert_eq!(reply.reactions[0].reaction, imgroups_core::Reaction::Like);
+    assert_eq!(reply.reactions[0].sender.as_str(), "alice@example.com");
+    assert_eq!(
+        in_team.len(),
+        2,
+        "the tapbacks are no messages of their own"
+    );
+
+    // A restart reads nothing again.
+    let data = backend.stop();
+    let backend = start_with(f.home(), data, Duration::from_secs(30)).await;
+    assert_eq!(whole_log(&backend).await.len(), log.len());
+}
+
+/// The account's whole log, however long.
+async fn whole_log(backend: &Backend) -> Vec<imgroups_core::Event> {
+    let store = backend.engine.store();
+    let head = store.log_bounds(backend.me).await.unwrap().head;
+    store
+        .read_events(backend.me, 0, head, 100_000)
+        .await
+        .unwrap()
+}
+
 /// Waits until the log holds `n` events.
 async fn log_of(backend: &Backend, n: usize) -> Vec<imgroups_core::Event> {
     let mut tries = 0;

@@ -593,6 +593,227 @@ mod tests {
         store.close().await;
     }
 
+    /// A first start's import finds bodies by GUID in memory with the unique GUID index
+    /// dropped (`tx::ImportBodies`): a GUID delivered twice, a copy looked up and replaced
+    /// by its GUID, still one body per GUID. Whatever the memory may not know of — another
+    /// connection's commit, a rolled-back batch, an admin job — hands over to the index, built
+    /// again first; an import that never ends (a crash) leaves it to the next open.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_import_finds_bodies_in_memory_and_hands_over_to_the_guid_index() {
+        use imgroups_core::port::{Delivery, Log, Tx};
+        use imgroups_core::{Address, ChatGuid, Message, Outcome, Timestamp};
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("imgroups.db");
+        let store = SqliteStore::open(Config::new(path.clone())).unwrap();
+        let me = Address::parse("me@x.com").unwrap();
+        let bob = Address::parse("bob@x.com").unwrap();
+        let (account, _) = imgroups_core::admin::ensure_account(&store, &me)
+            .await
+            .unwrap();
+        let chat = ChatGuid::parse("any;+;chat000000000000000001").unwrap();
+        let message = move |guid: &str, text: &str| Message {
+            guid: guid.into(),
+            text: text.into(),
+            subject: None,
+            date_created: Timestamp(1),
+            is_from_me: false,
+            is_sent: true,
+            chat_guid: Some(chat.clone()),
+            sender: Some(Address::parse("bob@x.com").unwrap()),
+            effect_id: None,
+            reply_to: None,
+            formatting: Vec::new(),
+            date_read: None,
+            date_edited: None,
+            edits: 0,
+            date_retracted: None,
+            reactions: Vec::new(),
+        };
+        // Delivers `guid` to the account; how many copies were new.
+        let deliver = move |tx: &mut dyn Tx, guid: &str| -> imgroups_core::Result<usize> {
+            let m = message(guid, guid);
+            let chat = m.chat_guid.clone().unwrap();
+            let copies = [Delivery {
+                account,
+                chat_guid: &chat,
+                is_from_me: false,
+                date_read: None,
+            }];
+            tx.deliver_new_message(&m, &bob, Timestamp(1), &copies)
+        };
+        let write = |work: imgroups_core::port::Work| {
+            let store = store.clone();
+            async move { store.write(work).await }
+        };
+        let has_guid_index = |store: &SqliteStore| {
+            let store = store.clone();
+            async move {
+                store
+                    .read_with(|conn| {
+                        conn.query_row(
+                            "SELECT count(*) FROM sqlite_master WHERE name = 'message_bodies_by_guid'",
+                            [],
+                            |r| r.get::<_, i64>(0),
+                        )
+                        .db()
+                    })
+                    .await
+                    .unwrap()
+                    == 1
+            }
+        };
+        let (dup, put) = (deliver.clone(), deliver.clone());
+        write(Box::new(move |tx| {
+            tx.begin_bulk_import()?;
+            assert_eq!(dup(tx, "A")?, 1);
+            assert_eq!(dup(tx, "B")?, 1);
+            // Read again (a chat.db row joined to two chats): found in memory, nobody new.
+            assert_eq!(dup(tx, "A")?, 0);
+            let (place, mut copy) = tx.message(account, "A")?.expect("A is kept");
+            assert!(tx.message(account, "C")?.is_none());
+            copy.text = "A, edited".into();
+            tx.put_message(account, place, &copy)?;
+            assert_eq!(tx.message(account, "A")?.unwrap().1.text, "A, edited");
+            Ok(Outcome::Empty)
+        }))
+        .await
+        .unwrap();
+        assert!(!has_guid_index(&store).await, "dropped during the import");
+
+        // A rolled-back batch: the memory may hold what it stored; the index takes over.
+        write(Box::new(move |tx| {
+            put(tx, "D")?;
+            Err(imgroups_core::Error::internal())
+        }))
+        .await
+        .unwrap_err();
+        let again = deliver.clone();
+        write(Box::new(move |tx| {
+            assert_eq!(again(tx, "D")?, 1);
+            assert_eq!(again(tx, "A")?, 0);
+            Ok(Outcome::Empty)
+        }))
+        .await
+        .unwrap();
+        assert!(has_guid_index(&store).await, "built after the rollback");
+
+        // Another import: then another connection stores a body (as a tool beside the server
+        // could), which the memory does not know of: the index takes over.
+        let again = deliver.clone();
+        write(Box::new(move |tx| {
+            tx.begin_bulk_import()?;
+            assert_eq!(again(tx, "E")?, 1);
+            Ok(Outcome::Empty)
+        }))
+        .await
+        .unwrap();
+        assert!(!has_guid_index(&store).await);
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .execute(
+                "INSERT INTO message_bodies (guid, body) VALUES ('F', X'')",
+                [],
+            )
+            .unwrap();
+        let again = deliver.clone();
+        write(Box::new(move |tx| {
+            assert_eq!(again(tx, "F")?, 1, "the body is there, no copy of it");
+            assert_eq!(again(tx, "E")?, 0);
+            Ok(Outcome::Empty)
+        }))
+        .await
+        .unwrap();
+        assert!(
+            has_guid_index(&store).await,
+            "built after the outside write"
+        );
+
+        // An admin job during an import runs with the index.
+        let again = deliver.clone();
+        write(Box::new(move |tx| {
+            tx.begin_bulk_import()?;
+            assert_eq!(again(tx, "G")?, 1);
+            Ok(Outcome::Empty)
+        }))
+        .await
+        .unwrap();
+        let indexed = store
+            .write_clearing(Clears::Nothing, |conn| {
+                conn.query_row(
+                    "SELECT count(*) FROM sqlite_master WHERE name = 'message_bodies_by_guid'",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
+                .db()
+            })
+            .await
+            .unwrap();
+        assert_eq!(indexed, 1, "built before the admin job");
+
+        // An import that never ends (the server killed midway): the next open builds it.
+        let again = deliver.clone();
+        write(Box::new(move |tx| {
+            tx.begin_bulk_import()?;
+            assert_eq!(again(tx, "H")?, 1);
+            assert_eq!(again(tx, "G")?, 0);
+            Ok(Outcome::Empty)
+        }))
+        .await
+        .unwrap();
+        assert!(!has_guid_index(&store).await);
+        store.close().await;
+        let store = SqliteStore::open(Config::new(path.clone())).unwrap();
+        assert!(has_guid_index(&store).await, "built at the open");
+        // And an import that ends builds it at its end.
+        let again = deliver.clone();
+        write_on(&store, move |tx| {
+            tx.begin_bulk_import()?;
+            assert_eq!(again(tx, "I")?, 1);
+            assert_eq!(again(tx, "H")?, 0);
+            tx.end_bulk_import()?;
+            Ok(Outcome::Empty)
+        })
+        .await;
+        assert!(has_guid_index(&store).await, "built at the import's end");
+        let (bodies, guids, copies) = store
+            .read_with(|conn| {
+                conn.query_row(
+                    "SELECT (SELECT count(*) FROM message_bodies),
+                            (SELECT count(DISTINCT guid) FROM message_bodies),
+                            (SELECT count(*) FROM chat_messages)",
+                    [],
+                    |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, i64>(1)?,
+                            r.get::<_, i64>(2)?,
+                        ))
+                    },
+                )
+                .db()
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            (bodies, guids, copies),
+            (8, 8, 8),
+            "A B D E F G H I, once each"
+        );
+        store.close().await;
+    }
+
+    async fn write_on(
+        store: &SqliteStore,
+        work: impl FnOnce(&mut dyn imgroups_core::port::Tx) -> Result<imgroups_core::Outcome>
+            + Send
+            + 'static,
+    ) {
+        imgroups_core::port::Log::write(store, Box::new(work))
+            .await
+            .unwrap();
+    }
+
     /// After a burst of concurrent reads, only a few read connections stay open.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_reader_pool_shrinks_after_a_burst() {

@@ -243,7 +243,35 @@ CREATE INDEX chat_messages_unread_by_chat ON chat_messages(account_id, chat_guid
     WHERE is_read = 0;
 CREATE INDEX chat_messages_unread ON chat_messages(account_id, place) WHERE is_read = 0;
 "#,
+    // A message GUID's uniqueness as an index of its own (`message_bodies_by_guid`, see
+    // `GUID_INDEX`) rather than the column's `UNIQUE` (whose index SQLite never drops): a
+    // first start's import drops it while it records a history and builds it once at the
+    // end (BENCHMARKS.md, "The Mac's first start on random GUIDs, the GUID index built once").
+    // The table is rebuilt keeping every id (copies and delivery events refer to them).
+    r#"
+CREATE TABLE message_bodies_keyed (
+    id   INTEGER PRIMARY KEY,
+    guid TEXT NOT NULL,
+    body BLOB NOT NULL
+);
+INSERT INTO message_bodies_keyed (id, guid, body) SELECT id, guid, body FROM message_bodies;
+DROP TABLE message_bodies;
+ALTER TABLE message_bodies_keyed RENAME TO message_bodies;
+CREATE UNIQUE INDEX message_bodies_by_guid ON message_bodies(guid);
+"#,
 ];
+
+/// The unique index of message GUIDs: one body per message. A first start's import drops it
+/// in its first transaction, the writer then finding bodies by GUID in memory
+/// (`tx::ImportBodies`), and builds it in its last; the writer builds it at every open too,
+/// for an import that never ended (a crash midway), and whenever an import's bodies in memory
+/// stop being the truth (`WriterCache::end_import_bodies`). Building it cannot fail unless a
+/// GUID was stored twice, which would be a bug. As in the migrations.
+pub(crate) const GUID_INDEX: &str =
+    "CREATE UNIQUE INDEX IF NOT EXISTS message_bodies_by_guid ON message_bodies(guid)";
+
+/// Drops [`GUID_INDEX`].
+pub(crate) const DROP_GUID_INDEX: &str = "DROP INDEX IF EXISTS message_bodies_by_guid";
 
 /// The indexes of `chat_messages` that only listings read (by chat, unread): a first start's
 /// import drops them in its first transaction and builds them in its last
@@ -267,7 +295,7 @@ DROP INDEX IF EXISTS chat_messages_unread;
 /// The schema version a database written before message bodies were kept once has (its
 /// copies hold JSON): what the legacy tests build.
 #[cfg(test)]
-pub(crate) const BEFORE_BODIES: usize = MIGRATIONS.len() - 1;
+pub(crate) const BEFORE_BODIES: usize = MIGRATIONS.len() - 2;
 
 pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     migrate_to(conn, MIGRATIONS.len())
@@ -309,9 +337,10 @@ mod tests {
 
     use super::*;
 
-    /// The listing indexes a bulk import drops and builds again are the migrations' own, word
-    /// for word: a later migration that changed one and forgot `LISTING_INDEXES` would have a
-    /// first start bring the old one back (and `INDEXED BY` queries depend on their names).
+    /// The listing indexes and the GUID index a bulk import drops and builds again are the
+    /// migrations' own, word for word: a later migration that changed one and forgot
+    /// `LISTING_INDEXES` or `GUID_INDEX` would have a first start bring the old one back (and
+    /// `INDEXED BY` queries depend on their names).
     #[test]
     fn listing_indexes_rebuilt_are_the_migrations_own() {
         let mut conn = Connection::open_in_memory().unwrap();
@@ -320,7 +349,8 @@ mod tests {
             let mut statement = conn
                 .prepare(
                     "SELECT name, sql FROM sqlite_master
-                     WHERE type = 'index' AND tbl_name = 'chat_messages' AND sql IS NOT NULL
+                     WHERE type = 'index' AND tbl_name IN ('chat_messages', 'message_bodies')
+                         AND sql IS NOT NULL
                      ORDER BY name",
                 )
                 .unwrap();
@@ -337,13 +367,15 @@ mod tests {
         };
         let migrated = indexes(&conn);
         conn.execute_batch(DROP_LISTING_INDEXES).unwrap();
+        conn.execute_batch(DROP_GUID_INDEX).unwrap();
         let dropped = indexes(&conn);
         assert_eq!(
             migrated.len(),
-            dropped.len() + 3,
-            "three listing indexes dropped: {dropped:?}"
+            dropped.len() + 4,
+            "three listing indexes and the GUID index dropped: {dropped:?}"
         );
         conn.execute_batch(LISTING_INDEXES).unwrap();
+        conn.execute_batch(GUID_INDEX).unwrap();
         assert_eq!(indexes(&conn), migrated);
     }
 

@@ -394,6 +394,7 @@ pub(crate) fn import(conn: &Connection, world: &Snapshot) -> Result<()> {
             };
             crate::tx::put_copy(
                 conn,
+                None,
                 a.id,
                 m.place,
                 &m.chat_guid,

@@ -287,8 +287,12 @@ pub(crate) fn compose(
 /// keeps its own content in `state`. The other columns are given as stored (an import gives
 /// them as its snapshot has them).
 #[allow(clippy::too_many_arguments)]
+///
+/// `bodies`: an import's bodies in memory ([`ImportBodies`]), which find the body and learn a
+/// new one; `None`: the unique GUID index does.
 pub(crate) fn put_copy(
     conn: &Connection,
+    bodies: Option<&mut ImportBodies>,
     account: i64,
     place: i64,
     chat_guid: &str,
@@ -297,17 +301,31 @@ pub(crate) fn put_copy(
     is_read: bool,
     message: &Message,
 ) -> rusqlite::Result<()> {
-    let found: Option<(i64, Vec<u8>)> = conn
-        .prepare_cached("SELECT id, body FROM message_bodies WHERE guid = ?1")?
-        .query_row([&message.guid], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
+    let found: Option<(i64, Vec<u8>)> = match bodies.as_deref() {
+        Some(_) => match find_body(conn, bodies.as_deref(), &message.guid)? {
+            Some(id) => Some((
+                id,
+                conn.prepare_cached("SELECT body FROM message_bodies WHERE id = ?1")?
+                    .query_row([id], |r| r.get(0))?,
+            )),
+            None => None,
+        },
+        None => conn
+            .prepare_cached("SELECT id, body FROM message_bodies WHERE guid = ?1")?
+            .query_row([&message.guid], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?,
+    };
     let (body_id, body) = match found {
         Some(found) => found,
         None => {
             let body = content::encode(message);
             conn.prepare_cached("INSERT INTO message_bodies (guid, body) VALUES (?1, ?2)")?
                 .execute(params![message.guid, body])?;
-            (conn.last_insert_rowid(), body)
+            let id = conn.last_insert_rowid();
+            if let Some(bodies) = bodies {
+                bodies.insert(&message.guid, id);
+            }
+            (id, body)
         }
     };
     let as_delivered = content::decode(&body).map(|content| {
@@ -339,6 +357,96 @@ pub(crate) fn put_copy(
         state,
     ])
     .map(drop)
+}
+
+/// Every message body's id by its GUID, kept by the writer while a first start's import
+/// records a history with the unique GUID index dropped ([`Tx::begin_bulk_import`],
+/// [`crate::schema::GUID_INDEX`]). With random GUIDs (a real chat.db's), each body's look-up
+/// and insert searched that index at a random place, a page-cache miss after another: a
+/// quarter of a million-message first start (BENCHMARKS.md). Only the writer's units of work
+/// write bodies meanwhile, and each finds and adds them here; whatever else could
+/// (another connection's commit, a rollback, an admin job) ends it first
+/// ([`WriterCache::end_import_bodies`]).
+///
+/// Keyed by a 64-bit hash of the GUID, not its text (16 bytes a body instead of ~70: ~34 MiB
+/// per million at the table's load): a body found by its hash is read back and its GUID
+/// compared, so two GUIDs with one hash cost a read, never a wrong body; the second of them
+/// is kept by its text (`collided`).
+pub(crate) struct ImportBodies {
+    hasher: foldhash::quality::RandomState,
+    by_hash: HashMap<u64, i64>,
+    collided: HashMap<String, i64>,
+}
+
+impl ImportBodies {
+    /// Every body stored so far (none on a first start; those of a first start killed midway
+    /// when it starts again).
+    fn load(conn: &Connection) -> rusqlite::Result<Self> {
+        let mut bodies = ImportBodies {
+            hasher: foldhash::quality::RandomState::default(),
+            by_hash: HashMap::default(),
+            collided: HashMap::default(),
+        };
+        let mut stmt = conn.prepare("SELECT id, guid FROM message_bodies")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            bodies.insert(row.get_ref(1)?.as_str()?, row.get(0)?);
+        }
+        Ok(bodies)
+    }
+
+    fn hash(&self, guid: &str) -> u64 {
+        use std::hash::BuildHasher;
+        self.hasher.hash_one(guid)
+    }
+
+    /// The id of the body with `guid`, if one is stored.
+    fn find(&self, conn: &Connection, guid: &str) -> rusqlite::Result<Option<i64>> {
+        if let Some(id) = self.collided.get(guid) {
+            return Ok(Some(*id));
+        }
+        let Some(&id) = self.by_hash.get(&self.hash(guid)) else {
+            return Ok(None);
+        };
+        let same: bool = conn
+            .prepare_cached("SELECT guid = ?2 FROM message_bodies WHERE id = ?1")?
+            .query_row(params![id, guid], |r| r.get(0))?;
+        Ok(same.then_some(id))
+    }
+
+    /// Adds the body `id` just stored with `guid` (which [`ImportBodies::find`] did not find).
+    fn insert(&mut self, guid: &str, id: i64) {
+        let hash = self.hash(guid);
+        match self.by_hash.entry(hash) {
+            std::collections::hash_map::Entry::Vacant(free) => {
+                free.insert(id);
+            }
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.collided.insert(guid.to_owned(), id);
+            }
+        }
+    }
+
+    /// Bodies kept.
+    fn len(&self) -> usize {
+        self.by_hash.len() + self.collided.len()
+    }
+}
+
+/// The id of the body with `guid`, if one is stored: from `bodies` during an import, else by
+/// the unique index.
+fn find_body(
+    conn: &Connection,
+    bodies: Option<&ImportBodies>,
+    guid: &str,
+) -> rusqlite::Result<Option<i64>> {
+    match bodies {
+        Some(bodies) => bodies.find(conn, guid),
+        None => conn
+            .prepare_cached("SELECT id FROM message_bodies WHERE guid = ?1")?
+            .query_row([guid], |r| r.get(0))
+            .optional(),
+    }
 }
 
 /// The port over one connection: a read snapshot ([`Db::new`]) or the writer's open
@@ -395,6 +503,17 @@ pub(crate) struct WriterCache {
     pub(crate) sim: Option<SimClock>,
     /// Identifiers were drawn since the count was last stored.
     sim_drawn: bool,
+    /// A first start's import is under way with the unique GUID index dropped: every body's
+    /// id by its GUID ([`ImportBodies`]).
+    import_bodies: Option<ImportBodies>,
+    /// An import's bodies in memory were forgotten ([`WriterCache::forget_all`]), or the
+    /// batch that built the GUID index at an import's end was rolled back, either of which
+    /// may leave it dropped: the next transaction builds it first
+    /// ([`WriterCache::restore_guid_index`]).
+    guid_index_owed: bool,
+    /// This batch ended an import ([`Tx::end_bulk_import`]): if it does not commit, the
+    /// index it built is gone again.
+    import_ended: bool,
 }
 
 /// Above this many cached groups the cache starts over, bounding its memory.
@@ -547,6 +666,16 @@ impl WriterCache {
 
     /// The batch did not commit: nothing cached can be trusted.
     pub(crate) fn forget_all(&mut self) {
+        // An import's bodies in memory may have been rolled back, or another connection
+        // may have stored some: the unique index takes over, built at the next transaction's
+        // start. (Also when the batch that built it at an import's end was rolled back.)
+        if self.import_bodies.take().is_some() {
+            tracing::info!("a first start's import goes on with the unique GUID index");
+            self.guid_index_owed = true;
+        }
+        if std::mem::take(&mut self.import_ended) {
+            self.guid_index_owed = true;
+        }
         self.accounts.clear();
         self.data_version = None;
         self.heads.clear();
@@ -571,6 +700,30 @@ impl WriterCache {
         }
     }
 
+    /// Call at the start of each write transaction, after
+    /// [`WriterCache::check_outside_writes`]: builds the unique GUID index if it may be
+    /// missing ([`WriterCache::guid_index_owed`]: only after an import's bodies in memory
+    /// were forgotten, or its end rolled back; in steady state this is one flag's test).
+    pub(crate) fn restore_guid_index(&mut self, tx: &Connection) -> Result<()> {
+        // The batch before committed, or was forgotten (which looked at this).
+        self.import_ended = false;
+        if self.guid_index_owed {
+            build_guid_index(tx)?;
+            self.guid_index_owed = false;
+        }
+        Ok(())
+    }
+
+    /// Ends an import's bodies in memory, if any, and builds the unique GUID index in this
+    /// transaction: before an admin job, which may write bodies on the connection itself.
+    pub(crate) fn end_import_bodies(&mut self, tx: &Connection) -> Result<()> {
+        if self.import_bodies.take().is_some() {
+            tracing::info!("a first start's import goes on with the unique GUID index");
+            build_guid_index(tx)?;
+        }
+        Ok(())
+    }
+
     pub(crate) fn forget_groups(&mut self) {
         self.group_keys.clear();
         self.groups.clear();
@@ -584,6 +737,20 @@ impl WriterCache {
         self.group_keys.insert(row.identifier.clone(), row.key);
         self.groups.insert(row.key, row.clone());
     }
+}
+
+/// Builds the unique index of message GUIDs ([`crate::schema::GUID_INDEX`]) if it is not
+/// there. It fails only if a GUID was stored twice while it was dropped, which is a bug.
+pub(crate) fn build_guid_index(conn: &Connection) -> Result<()> {
+    conn.execute_batch(crate::schema::GUID_INDEX)
+        .map_err(|err| {
+            tracing::error!(
+                error = %err,
+                "cannot build the unique index of message GUIDs: a message is stored twice (bug)"
+            );
+            err
+        })
+        .db()
 }
 
 impl<'c> Db<'c> {
@@ -704,6 +871,19 @@ impl Db<'_> {
                 ..message.clone()
             })
         };
+        let conn = self.conn;
+        if let Some(bodies) = self.import_bodies() {
+            // An import with the GUID index dropped: found in memory, else new.
+            if bodies.find(conn, &message.guid).db()?.is_some() {
+                return Ok(None);
+            }
+            conn.prepare_cached("INSERT INTO message_bodies (guid, body) VALUES (?1, ?2)")
+                .and_then(|mut s| s.execute(params![message.guid, encoded]))
+                .db()?;
+            let id = conn.last_insert_rowid();
+            bodies.insert(&message.guid, id);
+            return Ok(Some(id));
+        }
         let inserted = self
             .prepare(
                 "INSERT INTO message_bodies (guid, body) VALUES (?1, ?2)
@@ -712,6 +892,11 @@ impl Db<'_> {
             .execute(params![message.guid, encoded])
             .db()?;
         Ok((inserted == 1).then(|| self.conn.last_insert_rowid()))
+    }
+
+    /// The bodies of an import under way in the writer ([`ImportBodies`]), if any.
+    fn import_bodies(&mut self) -> Option<&mut ImportBodies> {
+        self.cache.as_deref_mut()?.import_bodies.as_mut()
     }
 
     /// Each copy's event and thin row, referring to the body `body_id`; their places.
@@ -757,6 +942,20 @@ impl Db<'_> {
         }
         Ok(places)
     }
+}
+
+/// A copy and its body as [`Reader::message`] selects them: place, chat, `is_from_me`,
+/// `date_read`, state, GUID, body.
+fn message_from_row(row: &Row<'_>) -> rusqlite::Result<(u64, Message)> {
+    let message = compose(
+        row.get(5)?,
+        row.get_ref(6)?.as_blob()?,
+        row.get_ref(1)?.as_str()?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get_ref(4)?,
+    )?;
+    Ok((row.get::<_, i64>(0)? as u64, message))
 }
 
 const GROUP_COLUMNS: &str = "id, identifier, group_id, display_name, icon_hash";
@@ -890,22 +1089,29 @@ impl Reader for Db<'_> {
     }
 
     fn message(&mut self, account: AccountId, guid: &str) -> Result<Option<(u64, Message)>> {
+        let conn = self.conn;
+        if let Some(bodies) = self.import_bodies() {
+            // An import with the GUID index dropped: the body found in memory, the copy by
+            // `chat_messages_by_body`.
+            let Some(body_id) = bodies.find(conn, guid).db()? else {
+                return Ok(None);
+            };
+            return self
+                .prepare(
+                    "SELECT c.place, c.chat_guid, c.is_from_me, c.date_read, c.state, b.guid, b.body
+                     FROM chat_messages c JOIN message_bodies b ON b.id = c.body_id
+                     WHERE c.account_id = ?1 AND c.body_id = ?2",
+                )?
+                .query_row(params![account.0, body_id], message_from_row)
+                .optional()
+                .db();
+        }
         self.prepare(
             "SELECT c.place, c.chat_guid, c.is_from_me, c.date_read, c.state, b.guid, b.body
              FROM message_bodies b JOIN chat_messages c ON c.account_id = ?1 AND c.body_id = b.id
              WHERE b.guid = ?2",
         )?
-        .query_row(params![account.0, guid], |row| {
-            let message = compose(
-                row.get(5)?,
-                row.get_ref(6)?.as_blob()?,
-                row.get_ref(1)?.as_str()?,
-                row.get(2)?,
-                row.get(3)?,
-                row.get_ref(4)?,
-            )?;
-            Ok((row.get::<_, i64>(0)? as u64, message))
-        })
+        .query_row(params![account.0, guid], message_from_row)
         .optional()
         .db()
     }
@@ -1229,8 +1435,10 @@ impl Tx for Db<'_> {
             .unwrap_or_default();
         // (Its statements, on `message_bodies` and `chat_messages`, read nothing the writer
         // defers: see `Db::prepare`.)
+        let conn = self.conn;
         put_copy(
-            self.conn,
+            conn,
+            self.import_bodies(),
             account.0,
             place as i64,
             &chat,
@@ -1281,15 +1489,39 @@ impl Tx for Db<'_> {
 
     fn begin_bulk_import(&mut self) -> Result<()> {
         self.wrote = true;
-        // Indexes of `chat_messages` only, which the writer defers nothing of (`Db::prepare`).
+        // Indexes of `chat_messages` and `message_bodies` only, which the writer defers
+        // nothing of (`Db::prepare`).
         self.conn
             .execute_batch(crate::schema::DROP_LISTING_INDEXES)
-            .db()
+            .db()?;
+        let conn = self.conn;
+        // Only in the writer, which then finds bodies by GUID in memory until the import's
+        // end; it is the only one to write bodies meanwhile: the server holds the data
+        // directory's lock, and it ends this at anything else (see `ImportBodies`).
+        if let Some(cache) = self.cache.as_deref_mut() {
+            conn.execute_batch(crate::schema::DROP_GUID_INDEX).db()?;
+            let bodies = ImportBodies::load(conn).db()?;
+            tracing::debug!(
+                bodies = bodies.len(),
+                "a first start's import: message bodies found in memory"
+            );
+            cache.import_bodies = Some(bodies);
+        }
+        Ok(())
     }
 
     fn end_bulk_import(&mut self) -> Result<()> {
         self.wrote = true;
-        self.conn.execute_batch(crate::schema::LISTING_INDEXES).db()
+        self.conn
+            .execute_batch(crate::schema::LISTING_INDEXES)
+            .db()?;
+        // Dropped at the import's begin (or by an import that ended abnormally); its bodies
+        // in memory are dropped with it.
+        if let Some(cache) = self.cache.as_deref_mut() {
+            cache.import_bodies = None;
+            cache.import_ended = true;
+        }
+        build_guid_index(self.conn)
     }
 
     fn set_background(

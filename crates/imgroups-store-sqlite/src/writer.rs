@@ -198,6 +198,9 @@ pub(crate) fn spawn(
     // A first start's import that never ended (killed midway) left the listing indexes
     // dropped: built here, before any request (a no-op when they are there).
     conn.execute_batch(crate::schema::LISTING_INDEXES).db()?;
+    // The same for the unique index of message GUIDs; it fails loudly if a GUID was stored
+    // twice while it was dropped (a bug).
+    crate::tx::build_guid_index(&conn)?;
     let checkpoints = Checkpoints::start(&mut conn, &config)?;
     let mut syncers = Vec::with_capacity(SYNCERS);
     let mut handoffs = Vec::with_capacity(SYNCERS);
@@ -372,6 +375,7 @@ impl Writer {
         if let Err(err) = self
             .cache
             .check_outside_writes(&self.conn)
+            .and_then(|()| self.cache.restore_guid_index(&self.conn))
             .and_then(|()| self.cache.load_clock(&self.conn))
         {
             self.abort(err.clone());
@@ -440,8 +444,11 @@ impl Writer {
             return;
         }
         let outcome = (|| -> Result<Result<()>> {
-            // The job may read anything: the rows the batch deferred are stored first.
+            // The job may read anything: the rows the batch deferred are stored first. It may
+            // write message bodies (a reset, a snapshot's import), which an import's bodies in
+            // memory would not know of: those end first, the GUID index built.
             self.cache.flush(&self.conn)?;
+            self.cache.end_import_bodies(&self.conn)?;
             sql(&self.conn, "SAVEPOINT admin")?;
             let result = (job.run)(&self.conn);
             if result.is_err() {

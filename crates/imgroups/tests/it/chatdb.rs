@@ -887,6 +887,21 @@ async fn a_first_start_killed_midway_records_every_row_once_after_the_restart() 
     child.kill().expect("kill -9");
     child.wait().expect("reap");
     let token = std::fs::read_to_string(data.path().join("token")).expect("token file");
+    // The killed import had dropped the unique index of message GUIDs (its bodies were found
+    // in memory): the restart builds it again, and the resumed import drops it and builds it
+    // at its end.
+    let guid_index = |path: &std::path::Path| -> i64 {
+        rusqlite::Connection::open(path)
+            .and_then(|db| {
+                db.query_row(
+                    "SELECT count(*) FROM sqlite_master WHERE name = 'message_bodies_by_guid'",
+                    [],
+                    |r| r.get(0),
+                )
+            })
+            .expect("the store's schema")
+    };
+    assert_eq!(guid_index(&data.path().join("imgroups.db")), 0);
 
     let server = serve(&f, data.path(), &[]);
     let channel = server.channel().await;
@@ -952,6 +967,19 @@ async fn a_first_start_killed_midway_records_every_row_once_after_the_restart() 
             "chat_messages_unread",
             "chat_messages_unread_by_chat"
         ]
+    );
+    assert_eq!(guid_index(&data.path().join("imgroups.db")), 1);
+    let (bodies, guids): (i64, i64) = db
+        .query_row(
+            "SELECT count(*), count(DISTINCT guid) FROM message_bodies",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("bodies");
+    assert_eq!(
+        (bodies, guids),
+        (said as i64, said as i64),
+        "one body per message"
     );
     server.stop();
 }
