@@ -28,22 +28,11 @@ import argparse
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 
-BENCH = "target/release/imgroups-bench"
+from benchlib import cpu_secs, median, start_load, start_server, stop
+
 PORT = "127.0.0.1:50072"
-
-
-def cpu_secs(pid):
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def median(xs):
-    xs = sorted(xs)
-    n = len(xs)
-    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
 
 
 def main():
@@ -73,22 +62,9 @@ def main():
             for i, binary in enumerate(bins):
                 data = os.path.join(work, str(i))
                 shutil.rmtree(data, ignore_errors=True)
-                server = subprocess.Popen(
-                    ["taskset", "-c", "0", binary, "serve", "--data", data, "--grpc", PORT,
-                     "--http", "127.0.0.1:0"],
-                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-                token = None
-                for line in server.stdout:
-                    if line.startswith("token "):
-                        token = line.split()[1]
-                    if line.strip() == "ready":
-                        break
+                server, token = start_server(binary, data, PORT)
                 for c in concs:
-                    load = subprocess.Popen(
-                        ["taskset", "-c", "1", BENCH, "load", "--url", f"http://{PORT}",
-                         "--token", token, "--concurrency", c, "--secs", secs],
-                        stdout=subprocess.PIPE, text=True)
-                    load.stdout.readline()  # "groups created"
+                    load = start_load(PORT, token, c, secs)
                     cpu0 = cpu_secs(server.pid)
                     out = load.stdout.read()
                     load.wait()
@@ -99,8 +75,7 @@ def main():
                     results.setdefault((i, c), []).append((rate, m.group(4), us_per_op))
                     print(f"r{r} bin{i} c={c:>3} {rate:8.0f}/s p99 {m.group(4):>10}"
                           f" cpu {us_per_op:.1f} us/op", flush=True)
-                server.terminate()
-                server.wait()
+                stop(server)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print("--- medians")

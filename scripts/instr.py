@@ -31,7 +31,8 @@ import subprocess
 import tempfile
 import time
 
-BENCH = "target/release/imgroups-bench"
+from benchlib import start_load, start_server, stop
+
 PORT = "127.0.0.1:50073"
 
 # Areas, as the inclusive cost (own instructions + calls) of the function matching each
@@ -123,34 +124,16 @@ def parse(path):
     return total, own, incl
 
 
-def wait_line(proc, pred, what):
-    for line in proc.stdout:
-        if pred(line):
-            return line
-    raise SystemExit(f"{what}: the process ended early")
-
-
 def run_one(binary, writes, conc, work, keep):
     data = os.path.join(work, "data")
     shutil.rmtree(data, ignore_errors=True)
     out = os.path.join(work, "callgrind.out.%p")
-    server = subprocess.Popen(
-        ["taskset", "-c", "0", "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-         binary, "serve", "--data", data, "--grpc", PORT, "--http", "127.0.0.1:0"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    token = None
-    for line in server.stdout:
-        if line.startswith("token "):
-            token = line.split()[1]
-        if line.strip() == "ready":
-            break
+    server, token = start_server(
+        binary, data, PORT,
+        wrapper=("valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"))
 
     def load(n, measured):
-        p = subprocess.Popen(
-            ["taskset", "-c", "1", BENCH, "load", "--url", f"http://{PORT}", "--token", token,
-             "--concurrency", str(conc), "--secs", "100000", "--writes", str(n)],
-            stdout=subprocess.PIPE, text=True)
-        wait_line(p, lambda l: l.startswith("groups created"), "load")
+        p = start_load(PORT, token, conc, 100000, writes=n)
         if measured:
             subprocess.run(["callgrind_control", "-z", str(server.pid)], check=True,
                            stdout=subprocess.DEVNULL)
@@ -164,8 +147,7 @@ def run_one(binary, writes, conc, work, keep):
 
     load(2000, False)
     line, secs = load(writes, True)
-    server.terminate()
-    server.wait()
+    stop(server)
     dumps = sorted(f for f in os.listdir(work) if f.startswith("callgrind.out.") and "." in f[15:])
     # The dump made by `callgrind_control -d` is `<file>.1`; the one at exit is `<file>`.
     dump = next(os.path.join(work, f) for f in dumps if f.endswith(".1"))

@@ -29,7 +29,8 @@ import subprocess
 import tempfile
 import time
 
-BENCH = "target/release/imgroups-bench"
+from benchlib import median, start_load, start_server, stop
+
 PORT = "127.0.0.1:50074"
 
 SYSCALLS = ["fdatasync", "fsync", "futex", "write", "writev", "pwrite64", "pread64", "read",
@@ -72,33 +73,13 @@ def proc_threads(pid):
     return out
 
 
-def wait_line(proc, pred, what):
-    for line in proc.stdout:
-        if pred(line):
-            return line
-    raise SystemExit(f"{what}: the process ended early")
-
-
 def run_one(binary, writes, conc, work):
     data = os.path.join(work, "data")
     shutil.rmtree(data, ignore_errors=True)
-    server = subprocess.Popen(
-        ["taskset", "-c", "0", binary, "serve", "--data", data, "--grpc", PORT,
-         "--http", "127.0.0.1:0"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    token = None
-    for line in server.stdout:
-        if line.startswith("token "):
-            token = line.split()[1]
-        if line.strip() == "ready":
-            break
+    server, token = start_server(binary, data, PORT)
 
     def load(n, measured):
-        p = subprocess.Popen(
-            ["taskset", "-c", "1", BENCH, "load", "--url", f"http://{PORT}", "--token", token,
-             "--concurrency", str(conc), "--secs", "100000", "--writes", str(n)],
-            stdout=subprocess.PIPE, text=True)
-        wait_line(p, lambda l: l.startswith("groups created"), "load")
+        p = start_load(PORT, token, conc, 100000, writes=n)
         perf = None
         if measured:
             statfile = os.path.join(work, "perf.txt")
@@ -135,15 +116,8 @@ def run_one(binary, writes, conc, work):
 
     load(2000, False)
     result = load(writes, True)
-    server.terminate()
-    server.wait()
+    stop(server)
     return result
-
-
-def median(xs):
-    xs = sorted(xs)
-    n = len(xs)
-    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
 
 
 def main():
