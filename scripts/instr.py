@@ -37,7 +37,8 @@ PORT = "127.0.0.1:50073"
 
 # Areas, as the inclusive cost (own instructions + calls) of the function matching each
 # pattern (the largest, when several match); for ("self", pattern), the own instructions of
-# every function whose source file matches; ("minus", i, j): area i less area j (0-based in
+# every function whose source file matches; ("selfname", pattern): of every function whose
+# name matches; ("minus", i, j): area i less area j (0-based in
 # this list). Areas nest as indented.
 AREAS = [
     ("tokio worker threads (all request handling)",
@@ -62,16 +63,25 @@ AREAS = [
      ("minus", 4, 5)),
     ("      metrics: after the response started",
      [r"^imgroups_server::(metrics|observe)::observed$"]),
-    ("    token check (cache + revocations stat)",
-     [r"^imgroups_server::(api|app)::App::caller::\{\{closure\}\}$",
+    ("    admission: token check (cache + revocations fstat), limits, faults",
+     [r"^imgroups_server::grpc::guard::admit::\{\{closure\}\}$",
+      r"^imgroups_server::(api|app)::App::caller::\{\{closure\}\}$",
       r"^<imgroups_store_sqlite::SqliteStore as imgroups_core::port::store::Accounts>::authenticate_cached$",
       r"^<imgroups_store_sqlite::SqliteStore as imgroups_core::port::store::Accounts>::authenticate::\{\{closure\}\}$"]),
     ("writer thread: apply + commit", [r"^imgroups_store(_sqlite)?::(writer|pipeline)::Writer::run$"]),
     ("syncer thread: fdatasync hand-off, answers",
      [r"^imgroups_store(_sqlite)?::(writer|pipeline)::Syncer::run$"]),
     ("jemalloc background thread", [r"^background_thread_entry$"]),
-    ("(across areas) SQLite", ("self", r"sqlite3\.c$")),
-    ("(across areas) malloc/free", ("self", r"jemalloc")),
+    # Release builds carry no debug info (no source files), so these go by function name:
+    # jemalloc's symbols all carry its prefix; SQLite's static functions have no common one,
+    # so that row counts its public functions and the B-tree, pager, WAL, VDBE and page
+    # cache internals by their usual names (most, not all, of SQLite).
+    ("(across areas) SQLite (by function name)",
+     ("selfname", r"^(sqlite3|btree|balance|pager|pcache|wal|vdbe|memjrnl|unix(Write|Read|Sync|Lock|Unlock|FileControl)"
+                  r"|defragmentPage|insertCell|dropCell|fillInCell|pageInsertArray|rebuildPage|editPage"
+                  r"|moveToRoot|moveToChild|getAndInitPage|accessPayload|cellSize|allocateSpace|freeSpace"
+                  r"|clearCell|decodeFlags|getPageNormal|releasePage|copyNodeContent|assemblePage)")),
+    ("(across areas) malloc/free", ("selfname", r"^(_rjem_|__rustc::__rust_(alloc|dealloc|realloc))")),
     ("(across areas) memcpy", ("self", r"memmove-vec-unaligned-erms|memcpy")),
 ]
 
@@ -164,6 +174,9 @@ def areas(total, own, incl):
     for name, pats in AREAS:
         if isinstance(pats, tuple) and pats[0] == "minus":
             res.append((name, res[pats[1] + 1][1] - res[pats[2] + 1][1]))
+            continue
+        if isinstance(pats, tuple) and pats[0] == "selfname":
+            res.append((name, sum(v for (_, fn), v in own.items() if fn and re.search(pats[1], fn))))
             continue
         if isinstance(pats, tuple):
             res.append((name, sum(v for (f, _), v in own.items() if f and re.search(pats[1], f))))
