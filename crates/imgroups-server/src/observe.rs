@@ -110,13 +110,17 @@ pub(crate) fn count_request(transport: Transport, method: &'static str, code: u1
     );
 }
 
-/// At most one log line a second for a kind of event anyone can cause at will (requests
-/// without a valid token, connections over the cap), with how many were left out since the
-/// last line: garbage from the network cannot fill the disk with log lines, and the first
-/// line of a burst still shows.
+/// At most a few log lines a second for a kind of event anyone can cause at will (requests
+/// without a valid token, connections over the cap, failed requests), with how many were left
+/// out since the last line: garbage from the network cannot fill the disk with log lines, and
+/// the first lines of a burst still show.
 pub(crate) struct LogBudget {
+    /// Lines allowed per second.
+    per_second: u64,
     /// The second (since [`log_epoch`], plus one) of the last line written.
     second: std::sync::atomic::AtomicU64,
+    /// Lines written in that second.
+    used: std::sync::atomic::AtomicU64,
     suppressed: std::sync::atomic::AtomicU64,
 }
 
@@ -126,14 +130,23 @@ fn log_epoch() -> std::time::Instant {
 }
 
 impl LogBudget {
+    /// One line a second.
     pub(crate) const fn new() -> Self {
+        LogBudget::per_second(1)
+    }
+
+    pub(crate) const fn per_second(per_second: u64) -> Self {
         LogBudget {
+            per_second,
             second: std::sync::atomic::AtomicU64::new(0),
+            used: std::sync::atomic::AtomicU64::new(0),
             suppressed: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
-    /// `Some(lines left out since the last one)` when a line may be written now.
+    /// `Some(lines left out since the last one)` when a line may be written now. Threads
+    /// racing at a second's turn may write a line or two more than the budget: it bounds a
+    /// flood, it is not an exact count.
     pub(crate) fn admit(&self) -> Option<u64> {
         use std::sync::atomic::Ordering::Relaxed;
         let now = log_epoch().elapsed().as_secs() + 1;
@@ -144,6 +157,9 @@ impl LogBudget {
                 .compare_exchange(last, now, Relaxed, Relaxed)
                 .is_ok()
         {
+            self.used.store(1, Relaxed);
+            Some(self.suppressed.swap(0, Relaxed))
+        } else if self.used.fetch_add(1, Relaxed) < self.per_second {
             Some(self.suppressed.swap(0, Relaxed))
         } else {
             self.suppressed.fetch_add(1, Relaxed);
@@ -155,9 +171,29 @@ impl LogBudget {
 /// Failed requests without a valid token: logged within a [`LogBudget`].
 static UNAUTHENTICATED_HTTP: LogBudget = LogBudget::new();
 static UNAUTHENTICATED_GRPC: LogBudget = LogBudget::new();
+/// Other requests refused for what the client sent (HTTP 4xx; gRPC codes other than the
+/// server's own failures, see [`server_failure`]): some need no token (an unknown path, a
+/// declared body over the limit), so they are logged within a budget too, a larger one, so
+/// that a client's own mistakes still show one by one at any sane rate.
+static CLIENT_ERRORS_HTTP: LogBudget = LogBudget::per_second(CLIENT_ERROR_LINES);
+static CLIENT_ERRORS_GRPC: LogBudget = LogBudget::per_second(CLIENT_ERROR_LINES);
+/// Log lines a second for failed requests that are the client's doing, per listener.
+pub(crate) const CLIENT_ERROR_LINES: u64 = 20;
+
+/// gRPC codes that are the server's failures, not the client's: always logged.
+fn server_failure(code: i32) -> bool {
+    [
+        tonic::Code::Unknown,
+        tonic::Code::Internal,
+        tonic::Code::Unavailable,
+        tonic::Code::DataLoss,
+    ]
+    .iter()
+    .any(|&c| c as i32 == code)
+}
 
 /// Records a finished HTTP request: its latency and count, and one log line (`warn` for an
-/// error answer, `debug` otherwise; a 401 within a [`LogBudget`]).
+/// error answer, `debug` otherwise; a 401 and other 4xx answers within a [`LogBudget`]).
 pub(crate) fn http_request(
     method: &'static str,
     request_id: &RequestId,
@@ -173,7 +209,11 @@ pub(crate) fn http_request(
         if let Some(suppressed) = UNAUTHENTICATED_HTTP.admit() {
             tracing::warn!(target: HTTP_LOG, request_id = %request_id, transport = "http", method, code, error_code, duration_us, suppressed, "request failed");
         }
-    } else if status.is_client_error() || status.is_server_error() {
+    } else if status.is_client_error() {
+        if let Some(suppressed) = CLIENT_ERRORS_HTTP.admit() {
+            tracing::warn!(target: HTTP_LOG, request_id = %request_id, transport = "http", method, code, error_code, duration_us, suppressed, "request failed");
+        }
+    } else if status.is_server_error() {
         tracing::warn!(target: HTTP_LOG, request_id = %request_id, transport = "http", method, code, error_code, duration_us, "request failed");
     } else {
         tracing::debug!(target: HTTP_LOG, request_id = %request_id, transport = "http", method, code, duration_us, "request");
@@ -375,6 +415,11 @@ impl GrpcCall {
             }
         } else if code == tonic::Code::Unauthenticated as i32 {
             if let Some(suppressed) = UNAUTHENTICATED_GRPC.admit() {
+                let id = self.id.get_or_insert_with(RequestId::made);
+                tracing::warn!(target: GRPC_LOG, request_id = %id, transport = "grpc", method = self.method.label, code = name, duration_us, suppressed, "request failed");
+            }
+        } else if !server_failure(code) {
+            if let Some(suppressed) = CLIENT_ERRORS_GRPC.admit() {
                 let id = self.id.get_or_insert_with(RequestId::made);
                 tracing::warn!(target: GRPC_LOG, request_id = %id, transport = "grpc", method = self.method.label, code = name, duration_us, suppressed, "request failed");
             }
@@ -580,4 +625,28 @@ fn observed(
         code,
     };
     http::Response::from_parts(parts, tonic::body::Body::new(ObservedBody::new(body, call)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LogBudget;
+
+    #[test]
+    fn a_budget_admits_its_lines_a_second_and_counts_the_rest() {
+        let budget = LogBudget::per_second(5);
+        let admitted: Vec<u64> = (0..1000).filter_map(|_| budget.admit()).collect();
+        // The loop may straddle a second's turn: at most two seconds' worth.
+        assert!(
+            (5..=10).contains(&admitted.len()),
+            "{} lines admitted",
+            admitted.len()
+        );
+        let left_out: u64 = admitted.iter().sum();
+        let pending = budget.suppressed.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(
+            left_out + pending + admitted.len() as u64,
+            1000,
+            "every call is either a line or counted as left out"
+        );
+    }
 }

@@ -919,3 +919,60 @@ async fn a_browser_finds_the_console_at_the_root_without_warnings() {
         "a browser's requests logged a warning:\n{logs}"
     );
 }
+
+/// What anyone can send without a token and get refused for (an unknown path, a wrong
+/// method) is logged within a budget, not one warning per request: a flood of such requests
+/// cannot fill the disk. The first lines still show, with the count left out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_requests_without_a_token_are_logged_within_a_budget() {
+    const REQUESTS: usize = 1000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log_path = dir.path().join("stderr.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut server = Proc::start_in(data, &[], Stdio::from(log), &[("RUST_LOG", "info")]);
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    for i in 0..REQUESTS {
+        let response = if i % 2 == 0 {
+            http.get(server.url(&format!("/nothing-here/{i}"))).send()
+        } else {
+            // A route that exists, with a method it does not take.
+            http.get(server.url("/v1/groups:setDisplayName")).send()
+        }
+        .await
+        .expect("request");
+        assert!(response.status().is_client_error(), "{}", response.status());
+    }
+    let seconds = started.elapsed().as_secs();
+    // A refusal in a later second is logged, with the count of those left out before it.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let last = http
+        .get(server.url("/nothing-here/last"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(last.status(), 404);
+    server.terminate();
+    server.wait_success();
+    let logs = std::fs::read_to_string(&log_path).expect("read the log");
+    let warned: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("request failed"))
+        .collect();
+    // At most the budget per second the flood lasted (plus the second it started in and a
+    // line or two of a race at a second's turn), far below one line per request.
+    let most = 20 * (seconds as usize + 3) + 4;
+    assert!(
+        !warned.is_empty() && warned.len() <= most.min(REQUESTS / 2),
+        "{} warning lines for {REQUESTS} refused requests in {seconds} s",
+        warned.len()
+    );
+    assert!(
+        warned
+            .iter()
+            .any(|l| l.contains("suppressed=") && !l.contains("suppressed=0")),
+        "the lines left out are counted:\n{}",
+        warned.join("\n")
+    );
+}
