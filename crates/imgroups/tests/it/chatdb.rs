@@ -983,3 +983,115 @@ async fn a_first_start_killed_midway_records_every_row_once_after_the_restart() 
     );
     server.stop();
 }
+
+/// The helper port of the built server, as the attacks tried it: a 64 MiB line
+/// without a newline is cut off (the line cap is 1 MiB by default) while the server's memory
+/// grows by far less than the line; another process greeting as Messages does not take the
+/// line from the live helper; and `--helper` on a non-loopback address is refused at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_built_servers_helper_port_cuts_off_floods_and_keeps_its_helper() {
+    use imgroups_chatdb::testing::FakeReply;
+    use tokio::io::AsyncWriteExt;
+
+    let (f, _) = history(Version::Tahoe);
+    let data = tempfile::tempdir().expect("data");
+    let server = serve(&f, data.path(), &["--helper", "127.0.0.1:0"]);
+    let helper: std::net::SocketAddr = server
+        .helper
+        .clone()
+        .expect("helper address printed")
+        .parse()
+        .expect("addr");
+    let token = server.token.clone().expect("token");
+    let channel = server.channel().await;
+    let mut me = clients(&channel, &token);
+    let _fake = FakeHelper::connect(helper, f.path(), FakeHelperOptions::default())
+        .await
+        .expect("fake helper connects");
+    rename_through_the_helper(&mut me, "Before the flood").await;
+
+    // 64 MiB without a newline, in 64 KiB writes, the server's memory read as it goes.
+    let (_, before) = server.memory_kib();
+    let mut flood = tokio::net::TcpStream::connect(helper)
+        .await
+        .expect("connect");
+    let chunk = vec![b'x'; 64 * 1024];
+    let (mut sent, mut peak) = (0usize, before);
+    let cut = loop {
+        match tokio::time::timeout(Duration::from_secs(10), flood.write_all(&chunk)).await {
+            Ok(Ok(())) => sent += chunk.len(),
+            Ok(Err(_)) => break true,
+            Err(_) => break false,
+        }
+        peak = peak.max(server.memory_kib().1);
+        if sent >= 64 * 1024 * 1024 {
+            // All of it written: only a close that comes now still counts.
+            break flood.write_all(b"x\n").await.is_err() || {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                flood.write_all(&chunk).await.is_err()
+            };
+        }
+    };
+    peak = peak.max(server.memory_kib().1);
+    assert!(
+        cut,
+        "the flood's connection was not closed ({sent} bytes sent)"
+    );
+    assert!(
+        peak.saturating_sub(before) < 32 * 1024,
+        "the server grew by {} KiB during a {} KiB line",
+        peak.saturating_sub(before),
+        sent / 1024
+    );
+
+    // An impostor greeting as Messages is turned away; the live helper keeps the line.
+    let impostor = FakeHelper::connect(
+        helper,
+        f.path(),
+        FakeHelperOptions {
+            reply: FakeReply::Reject("stolen".into()),
+            ..FakeHelperOptions::default()
+        },
+    )
+    .await
+    .expect("impostor connects");
+    tokio::time::timeout(Duration::from_secs(10), impostor.closed())
+        .await
+        .expect("the impostor's connection is closed")
+        .ok();
+    let chat = rename_through_the_helper(&mut me, "After the impostor").await;
+    assert_eq!(chat.display_name.as_deref(), Some("After the impostor"));
+    drop(me);
+
+    // Listening for the helper on every interface needs saying so.
+    let home = f.home().to_str().expect("utf-8 home").to_owned();
+    let other = tempfile::tempdir().expect("data");
+    let refused = std::process::Command::new(crate::support::BIN)
+        .args(["serve", "--data"])
+        .arg(other.path())
+        .args(["--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+        .args(["--backend", "chatdb", "--home", &home, "--account", ME])
+        .args(["--helper", "0.0.0.0:0"])
+        .output()
+        .expect("run serve");
+    assert!(
+        !refused.status.success(),
+        "serve --helper 0.0.0.0:0 started"
+    );
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("--helper-allow-remote"), "{stderr}");
+}
+
+/// Renames chat100, waiting while the helper is not there yet (`UNAVAILABLE`).
+async fn rename_through_the_helper(me: &mut Clients, name: &str) -> pb::Chat {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match me.rename("any;+;chat100", name).await {
+            Ok(chat) => break chat,
+            Err(err) if err.code() == tonic::Code::Unavailable && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(err) => panic!("rename failed: {err:?}"),
+        }
+    }
+}
