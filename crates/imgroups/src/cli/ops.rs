@@ -12,7 +12,7 @@ use imgroups_core::Error;
 pub(crate) struct OpsArgs {
     /// Also serve Prometheus metrics (`GET /metrics`, no token) on this address, besides the
     /// HTTP listener's own `/metrics`; port 0 picks a free port. `serve` then prints
-    /// `metrics listening on HOST:PORT` right after the `http listening on` line.
+    /// `metrics listening on HOST:PORT` right after the `console` line.
     #[arg(long, env = "IMGROUPS_METRICS", value_name = "ADDR")]
     metrics: Option<SocketAddr>,
     /// On SIGTERM/SIGINT, keep serving this many milliseconds while gRPC health says
