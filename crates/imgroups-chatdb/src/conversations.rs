@@ -298,6 +298,8 @@ struct Row {
     date_read: i64,
     date_edited: i64,
     date_retracted: i64,
+    /// `chat_message_join.chat_id` (`None`: no join row).
+    chat_id: Option<i64>,
     chat_guid: Option<String>,
     chat_identifier: Option<String>,
     chat_style: Option<i64>,
@@ -757,19 +759,24 @@ impl ChatDb {
     }
 
     /// Rows of `item_type` 0 matching `filter` (which inlines only integers), one per chat
-    /// join, ordered by ROWID then chat.
+    /// join, ordered by ROWID ([`by_message`] orders a message's joins by chat).
+    ///
+    /// Only by ROWID here: the range or `IN` search of `message` gives that order, where
+    /// `ORDER BY m.ROWID, j.chat_id` had SQLite sort each message's rows (whole rows, text and
+    /// `attributedBody` included) through its sorter: a sixth of a million-message first
+    /// start's CPU, for messages that nearly all have one join (BENCHMARKS.md).
     fn message_rows(&self, filter: &str, each: &mut dyn FnMut(Row) -> Result<()>) -> Result<()> {
         let s = &self.schema;
         let sql = format!(
             "SELECT m.ROWID, m.guid, {text}, {body}, {subject}, m.date, m.is_from_me, a.id, \
                     {assoc_type}, {assoc_guid}, {assoc_emoji}, {reply}, {effect}, \
-                    {read}, {edited}, {retracted}, c.guid, {ident}, c.style \
+                    {read}, {edited}, {retracted}, c.guid, {ident}, c.style, j.chat_id \
              FROM message m \
              LEFT JOIN chat_message_join j ON j.message_id = m.ROWID \
              LEFT JOIN chat c ON c.ROWID = j.chat_id \
              LEFT JOIN handle a ON a.ROWID = m.handle_id \
              WHERE {filter} AND m.item_type = 0 \
-             ORDER BY m.ROWID, j.chat_id",
+             ORDER BY m.ROWID",
             text = s.col("message", "m", "text", "NULL"),
             body = s.col("message", "m", "attributedBody", "NULL"),
             subject = s.col("message", "m", "subject", "NULL"),
@@ -806,6 +813,7 @@ impl ChatDb {
                     chat_guid: r.get(16)?,
                     chat_identifier: r.get(17)?,
                     chat_style: r.get(18)?,
+                    chat_id: r.get(19)?,
                 })
             })
             .context("reading messages")?;
@@ -829,13 +837,19 @@ impl MessageCursor {
     }
 }
 
-/// Rows grouped by message (they come ordered by ROWID).
+/// Rows grouped by message (they come ordered by ROWID), each message's rows ordered by chat
+/// (`chat_message_join.chat_id`, no join first): [`pick`] takes the first that names a chat.
 fn by_message(rows: Vec<Row>) -> Vec<Vec<Row>> {
     let mut out: Vec<Vec<Row>> = Vec::new();
     for row in rows {
         match out.last_mut() {
             Some(last) if last[0].rowid == row.rowid => last.push(row),
             _ => out.push(vec![row]),
+        }
+    }
+    for group in &mut out {
+        if group.len() > 1 {
+            group.sort_by_key(|row| row.chat_id);
         }
     }
     out

@@ -459,6 +459,44 @@ pub(crate) struct Db<'c> {
     cache: Option<&'c mut WriterCache>,
     /// The commit time of the writer's transaction.
     now: Timestamp,
+    /// The statements run once per message ([`Held`]), each held from its first use to the
+    /// unit of work's end.
+    held: [Option<rusqlite::CachedStatement<'c>>; HELD],
+}
+
+/// A statement a unit of work may run once per message of thousands (a first start's import
+/// records 40,000 in one): taken from the connection's statement cache once and held by the
+/// [`Db`] until the unit of work ends, rather than looked up (its text hashed) and handed back
+/// at every run, which cost 6–7 % of a million-message first start (BENCHMARKS.md). Each
+/// names neither `events` nor `groups`, so [`Db::prepare`] stores nothing deferred before it
+/// ([`WriterCache::before`]) and holding it skips nothing.
+#[derive(Clone, Copy)]
+enum Held {
+    /// A body's insert during an import (no unique GUID index: found in memory).
+    ImportBody,
+    /// A body's insert otherwise.
+    Body,
+    /// A delivered copy's insert.
+    Copy,
+}
+
+const HELD: usize = 3;
+
+impl Held {
+    fn sql(self) -> &'static str {
+        match self {
+            Held::ImportBody => "INSERT INTO message_bodies (guid, body) VALUES (?1, ?2)",
+            Held::Body => {
+                "INSERT INTO message_bodies (guid, body) VALUES (?1, ?2)
+                 ON CONFLICT (guid) DO NOTHING"
+            }
+            Held::Copy => {
+                "INSERT INTO chat_messages (account_id, place, body_id, chat_guid, created_at,
+                                            is_from_me, is_read, date_read)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+            }
+        }
+    }
 }
 
 /// State the writer keeps between requests so that each request reads less.
@@ -760,6 +798,7 @@ impl<'c> Db<'c> {
             wrote: false,
             cache: None,
             now: Timestamp::now(),
+            held: Default::default(),
         }
     }
 
@@ -773,6 +812,7 @@ impl<'c> Db<'c> {
             wrote: false,
             cache: Some(cache),
             now,
+            held: Default::default(),
         }
     }
 
@@ -789,6 +829,17 @@ impl<'c> Db<'c> {
             }
         }
         self.conn.prepare_cached(statement).db()
+    }
+
+    /// A [`Held`] statement, prepared (through [`Db::prepare`]) at its first use in this
+    /// unit of work.
+    fn held(&mut self, which: Held) -> Result<&mut rusqlite::CachedStatement<'c>> {
+        let slot = which as usize;
+        let stmt = match self.held[slot].take() {
+            Some(stmt) => stmt,
+            None => self.prepare(which.sql())?,
+        };
+        Ok(self.held[slot].insert(stmt))
     }
 
     fn cached_group(&mut self, key: GroupKey) -> Option<&mut GroupRow> {
@@ -877,18 +928,17 @@ impl Db<'_> {
             if bodies.find(conn, &message.guid).db()?.is_some() {
                 return Ok(None);
             }
-            conn.prepare_cached("INSERT INTO message_bodies (guid, body) VALUES (?1, ?2)")
-                .and_then(|mut s| s.execute(params![message.guid, encoded]))
+            self.held(Held::ImportBody)?
+                .execute(params![message.guid, encoded])
                 .db()?;
             let id = conn.last_insert_rowid();
-            bodies.insert(&message.guid, id);
+            if let Some(bodies) = self.import_bodies() {
+                bodies.insert(&message.guid, id);
+            }
             return Ok(Some(id));
         }
         let inserted = self
-            .prepare(
-                "INSERT INTO message_bodies (guid, body) VALUES (?1, ?2)
-                 ON CONFLICT (guid) DO NOTHING",
-            )?
+            .held(Held::Body)?
             .execute(params![message.guid, encoded])
             .db()?;
         Ok((inserted == 1).then(|| self.conn.last_insert_rowid()))
@@ -922,22 +972,18 @@ impl Db<'_> {
                 kind: stored::MESSAGE_DELIVERED,
                 value: Some(delivery_value(body_id, copy.date_read)),
             })?;
-            self.prepare(
-                "INSERT INTO chat_messages (account_id, place, body_id, chat_guid, created_at,
-                                                is_from_me, is_read, date_read)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )?
-            .execute(params![
-                copy.account.0,
-                seq,
-                body_id,
-                chat,
-                message.date_created.0,
-                copy.is_from_me,
-                copy.is_from_me || copy.date_read.is_some(),
-                copy.date_read.map(|t| t.0),
-            ])
-            .db()?;
+            self.held(Held::Copy)?
+                .execute(params![
+                    copy.account.0,
+                    seq,
+                    body_id,
+                    chat,
+                    message.date_created.0,
+                    copy.is_from_me,
+                    copy.is_from_me || copy.date_read.is_some(),
+                    copy.date_read.map(|t| t.0),
+                ])
+                .db()?;
             places.push(seq as u64);
         }
         Ok(places)
@@ -1842,6 +1888,7 @@ mod tests {
 
         // A later unit of work, after the cache forgot the groups.
         db.set_display_name(GroupKey(1), "un").unwrap();
+        drop(db);
         cache.forget_groups();
         let mut db = Db::with_cache(&conn, &mut cache, Timestamp(0));
         assert_eq!(db.group("g1").unwrap().unwrap().display_name.unwrap(), "un");
@@ -1851,8 +1898,10 @@ mod tests {
         );
 
         // What the writer runs outside a unit of work.
+        drop(db);
         let mut db = Db::with_cache(&conn, &mut cache, Timestamp(0));
         db.set_display_name(GroupKey(2), "deux").unwrap();
+        drop(db);
         assert!(!cache.is_flushed());
         cache.flush(&conn).unwrap();
         assert!(cache.is_flushed());
@@ -1879,6 +1928,7 @@ mod tests {
                 db.set_display_name(GroupKey(key), &format!("{count} {key}"))
                     .unwrap();
             }
+            drop(db);
             cache.flush(&conn).unwrap();
             let renamed: i64 = conn
                 .query_row(
@@ -1905,9 +1955,11 @@ mod tests {
         let mut cache = WriterCache::default();
         let mut db = Db::with_cache(&conn, &mut cache, Timestamp(0));
         db.set_display_name(GroupKey(1), "one").unwrap();
+        drop(db);
         let mut db = Db::with_cache(&conn, &mut cache, Timestamp(0));
         assert!(db.groups_of(&a).is_err());
         assert!(db.wrote);
+        drop(db);
         assert!(cache.flush(&conn).is_err(), "the commit fails too");
     }
 

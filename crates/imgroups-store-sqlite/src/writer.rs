@@ -394,8 +394,11 @@ impl Writer {
         let now = self.tick();
         let mut db = Db::with_cache(&self.conn, &mut self.cache, now);
         let result = (job.work)(&mut db);
+        // Ended here, handing its held statements back, before the batch may roll back.
+        let wrote = db.wrote;
+        drop(db);
         match result {
-            Err(err) if db.wrote => {
+            Err(err) if wrote => {
                 // Either storage failed mid-request, or the engine broke its promise to check
                 // every rule first; without a savepoint the only clean way back is the whole
                 // batch.

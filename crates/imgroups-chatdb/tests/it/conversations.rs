@@ -530,3 +530,84 @@ fn windows_and_resumed_scans_give_the_whole_scan_in_date_order() {
     // A later scan is no first read.
     assert!(!db.message_windows(&whole.cursor, 3).unwrap().first_read());
 }
+
+/// A message joined to several chats is the first chat's by `chat_message_join.chat_id`,
+/// whatever order the joins were written in (the rows come by ROWID only; each message's
+/// joins are ordered by chat in Rust): in one scan, in windows of any size, and in the
+/// events of an edit found later.
+#[test]
+fn a_message_in_two_chats_is_the_lower_chats_in_every_read() {
+    for version in ALL {
+        let f = Fixture::new(version);
+        let alice = f.handle("alice@example.com");
+        let first = f.group("iMessage;+;chatA", Some("A"), None);
+        let second = f.group("iMessage;+;chatB", Some("B"), None);
+        for chat in [first, second] {
+            f.member(chat, alice);
+        }
+        // Joined to the later chat first, then to the earlier one.
+        let late_join = f.post(
+            second,
+            Msg {
+                guid: "J-1",
+                text: Some("twice"),
+                handle: alice,
+                minute: 1,
+                ..Msg::default()
+            },
+        );
+        f.join(first, late_join);
+        let early_join = f.post(
+            first,
+            Msg {
+                guid: "J-2",
+                text: Some("twice too"),
+                from_me: true,
+                minute: 2,
+                ..Msg::default()
+            },
+        );
+        f.join(second, early_join);
+        let chat_a = Conversation::Group(imgroups_chatdb::ChatGuid::parse("any;+;chatA").unwrap());
+        let db = f.open();
+        let whole = db.scan_messages(&MessageCursor::start()).unwrap();
+        let seen: Vec<_> = whole
+            .events
+            .iter()
+            .map(|e| (e.guid.as_str(), e.chat.clone()))
+            .collect();
+        assert_eq!(
+            seen,
+            [("J-1", chat_a.clone()), ("J-2", chat_a.clone())],
+            "{version:?}"
+        );
+        for size in 1..=3 {
+            let mut windows = db.message_windows(&MessageCursor::start(), size).unwrap();
+            let mut events = Vec::new();
+            while let Some(mut window) = windows.next_window().unwrap() {
+                events.append(&mut window);
+            }
+            assert_eq!(events, whole.events, "{version:?}, windows of {size}");
+        }
+        if f.set(late_join, "date_edited", f.date(3)) {
+            f.set(late_join, "text", "twice, edited");
+            let scan = db.scan_messages(&whole.cursor).unwrap();
+            let edits: Vec<_> = scan
+                .events
+                .iter()
+                .map(|e| (e.guid.as_str(), e.chat.clone(), e.kind.clone()))
+                .collect();
+            assert_eq!(
+                edits,
+                [(
+                    "J-1",
+                    chat_a.clone(),
+                    MessageEventKind::Edited {
+                        text: "twice, edited".into()
+                    }
+                )],
+                "{version:?}"
+            );
+        }
+    }
+}

@@ -124,12 +124,20 @@ impl Engine {
                     tx.begin_bulk_import()?;
                 }
                 let mut counts = Vec::with_capacity(parts.len());
+                let mut keepers = observe_messages::Keepers::default();
                 for part in &parts {
                     counts.push(match part {
-                        ObservedPart::Changes(batch) => record_batch(tx, batch)?,
-                        ObservedPart::Messages(batch) => observe_messages::record(tx, batch)?,
+                        ObservedPart::Changes(batch) => {
+                            let recorded = record_batch(tx, batch)?;
+                            keepers.changed(batch);
+                            recorded
+                        }
+                        ObservedPart::Messages(batch) => {
+                            observe_messages::record(tx, batch, &mut keepers)?
+                        }
                     });
                 }
+                drop(keepers);
                 if bulk.end {
                     tx.end_bulk_import()?;
                 }

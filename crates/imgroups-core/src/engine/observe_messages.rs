@@ -250,22 +250,58 @@ fn check(tx: &mut dyn Tx, actor: &Address, chat: &ChatGuid, op: &MessageOp) -> R
     }
 }
 
-pub(super) fn record(tx: &mut dyn Tx, batch: &ObservedMessages) -> Result<usize> {
+/// Who keeps each chat — the local accounts that do, each with its view — by chat and
+/// observer, found once for all the parts one transaction records
+/// ([`super::observe::ObservedPart`]): a part of messages holds no group change (those are
+/// parts of their own), and nothing a message does changes who keeps its chat; a part of group
+/// changes forgets the chats it touches ([`Keepers::changed`]). A first start's parts of
+/// messages are cut at every group change (~20 messages each on the bench's history): found
+/// once per part, the keepers cost ~7 % of a million-message first start (BENCHMARKS.md).
+#[derive(Default)]
+pub(super) struct Keepers<'p> {
+    views: HashMap<(&'p ChatGuid, &'p Address), Vec<View>>,
+    /// Every observer (`ObservedMessage::me`) in `views`' keys.
+    observers: Vec<&'p Address>,
+}
+
+impl<'p> Keepers<'p> {
+    /// A part of group changes was recorded after the parts before: what it may have changed
+    /// (the members of the groups it created, changed or settled) is found again.
+    pub(super) fn changed(&mut self, batch: &'p super::observe::ObservedBatch) {
+        if self.views.is_empty() {
+            return;
+        }
+        let chats = (batch.new_groups.iter().map(|g| &g.chat))
+            .chain(batch.changes.iter().map(|(_, o)| &o.chat))
+            .chain(batch.settle.iter().map(|g| &g.chat));
+        for chat in chats {
+            for me in &self.observers {
+                self.views.remove(&(chat, *me));
+            }
+        }
+    }
+}
+
+pub(super) fn record<'p>(
+    tx: &mut dyn Tx,
+    batch: &'p ObservedMessages,
+    keepers: &mut Keepers<'p>,
+) -> Result<usize> {
     let mut recorded = 0;
-    // Who keeps each chat, found once per chat and observer: a part of messages holds no group
-    // change (those are parts of their own, `ObservedPart::Changes`), and nothing a message
-    // does changes who keeps its chat, so the answer holds for the whole part. A first start
-    // records thousands of messages per chat in a part.
-    let mut kept: HashMap<(&ChatGuid, &Address), Vec<View>> = HashMap::new();
     for (id, item) in &batch.items {
         let unmarked = batch.first_read && matches!(item.event, MessageEvent::Received { .. });
         if !unmarked && !tx.mark_observed(&batch.source, id)? {
             continue;
         }
-        let applied = match kept.entry((&item.chat, &item.me)) {
+        let applied = match keepers.views.entry((&item.chat, &item.me)) {
             Entry::Occupied(views) => apply(tx, item, views.get()),
             Entry::Vacant(place) => match views(tx, item) {
-                Ok(views) => apply(tx, item, place.insert(views)),
+                Ok(views) => {
+                    if !keepers.observers.contains(&&item.me) {
+                        keepers.observers.push(&item.me);
+                    }
+                    apply(tx, item, place.insert(views))
+                }
                 Err(err) => Err(err),
             },
         };
