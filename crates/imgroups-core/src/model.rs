@@ -56,10 +56,12 @@ impl Timestamp {
         Timestamp(i64::try_from(since.as_nanos()).unwrap_or(i64::MAX))
     }
 
+    #[inline]
     pub fn seconds(self) -> i64 {
         self.0.div_euclid(1_000_000_000)
     }
 
+    #[inline]
     pub fn subsec_nanos(self) -> i32 {
         // rem_euclid of 1e9 always fits in i32.
         self.0.rem_euclid(1_000_000_000) as i32
@@ -286,6 +288,7 @@ pub enum Domain {
 }
 
 impl Change {
+    #[inline]
     pub fn domain(&self) -> Domain {
         match self {
             Change::DisplayNameChanged { .. }

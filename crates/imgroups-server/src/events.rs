@@ -788,13 +788,16 @@ impl Streams {
         rx
     }
 
-    /// Replays `after < sequence <= head` (head frozen now), then `Complete { head }`.
+    /// Replays `after < sequence <= head` (head frozen now), then `Complete { head }`. Each
+    /// event is mapped by `map_event` from the row it was read from (lent: the store reads
+    /// the next row into it), the other frames by `map`.
     pub(crate) async fn catch_up<T: Weigh + Send + 'static>(
         &self,
         token: &Token,
         account: AccountId,
         after: u64,
         map: fn(Frame) -> T,
+        map_event: fn(&Event) -> T,
     ) -> Result<Queue<T>> {
         let bounds = self.store.log_bounds(account).await?;
         if after > bounds.head {
@@ -829,7 +832,7 @@ impl Streams {
                         let page = Arc::new(Mutex::new(Vec::with_capacity(PAGE)));
                         let into = page.clone();
                         let each: EachEvent = Box::new(move |event| {
-                            let frame = map(Frame::Event(Delivery::Read(event)));
+                            let frame = map_event(event);
                             into.lock()
                                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                                 .push(frame);

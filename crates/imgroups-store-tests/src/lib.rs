@@ -616,7 +616,7 @@ fn run(fixture: &dyn Fixture, ops: Vec<(Op, Option<u8>)>) -> Result<(), TestCase
                 mid,
                 head,
                 usize::MAX >> 1,
-                Box::new(move |event| into.lock().expect("not poisoned").push(event)),
+                Box::new(move |event| into.lock().expect("not poisoned").push(event.clone())),
             ))
             .map_err(|e| TestCaseError::fail(e.to_string()))?;
         let handed = std::mem::take(&mut *handed.lock().expect("not poisoned"));

@@ -112,6 +112,7 @@ impl ChatGuid {
     }
 
     /// The part after the second `;`: a group's `chat_identifier` or a direct chat's address.
+    #[inline]
     pub fn id(&self) -> &str {
         &self.id
     }
@@ -131,6 +132,7 @@ impl ChatGuid {
 impl ChatGuid {
     /// The wire form's part before [`ChatGuid::id`] (`any;+;` or `any;-;`): with it, an
     /// encoder can write the wire form without building it.
+    #[inline]
     pub fn prefix(&self) -> &'static str {
         match self.kind {
             ChatKind::Group => "any;+;",
@@ -236,6 +238,7 @@ impl Address {
     }
 
     /// Wraps a value that was validated before it was stored.
+    #[inline]
     pub fn from_trusted(value: String) -> Self {
         Address(value)
     }
@@ -244,6 +247,7 @@ impl Address {
         self.0
     }
 
+    #[inline]
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -94,6 +94,33 @@ pub fn encode(message: &Message) -> Vec<u8> {
 /// The content in `bytes` as a message with an empty GUID, no chat, not its reader's own and
 /// unread; `None` if the bytes are not content this version reads.
 pub fn decode(bytes: &[u8]) -> Option<Message> {
+    let mut message = Message {
+        guid: String::new(),
+        text: String::new(),
+        subject: None,
+        date_created: Timestamp(0),
+        is_from_me: false,
+        is_sent: false,
+        chat_guid: None,
+        sender: None,
+        effect_id: None,
+        reply_to: None,
+        formatting: Vec::new(),
+        date_read: None,
+        date_edited: None,
+        edits: 0,
+        date_retracted: None,
+        reactions: Vec::new(),
+    };
+    decode_into(bytes, &mut message)?;
+    Some(message)
+}
+
+/// [`decode`] into `message`: every field of the content is set, reusing the strings and
+/// vectors `message` has (a catch-up reads a million messages, one after another, into the
+/// same one); its GUID, chat, `is_from_me` and `date_read` are left as they are. `None` if the
+/// bytes are not content this version reads (`message` is then partly overwritten).
+pub fn decode_into(bytes: &[u8], message: &mut Message) -> Option<()> {
     let mut r = Bytes(bytes);
     if r.byte()? != VERSION {
         return None;
@@ -103,19 +130,32 @@ pub fn decode(bytes: &[u8]) -> Option<Message> {
         return None;
     }
     let has = |bit: u64| flags & bit != 0;
-    let date_created = Timestamp(r.signed()?);
-    let text = r.text()?;
-    let subject = optional(has(SUBJECT), || r.text())?;
-    let sender = optional(has(SENDER), || r.text().map(Address::from_trusted))?;
-    let effect_id = optional(has(EFFECT), || r.text())?;
-    let reply_to = optional(has(REPLY_TO), || r.text())?;
-    let date_edited = optional(has(EDITED), || r.signed().map(Timestamp))?;
-    let edits = u32::try_from(r.varint()?).ok()?;
-    let date_retracted = optional(has(RETRACTED), || r.signed().map(Timestamp))?;
+    message.date_created = Timestamp(r.signed()?);
+    r.text_into(&mut message.text)?;
+    r.optional_text_into(has(SUBJECT), &mut message.subject)?;
+    message.sender = match has(SENDER) {
+        true => {
+            let mut sender = message
+                .sender
+                .take()
+                .map(Address::into_string)
+                .unwrap_or_default();
+            r.text_into(&mut sender)?;
+            Some(Address::from_trusted(sender))
+        }
+        false => None,
+    };
+    r.optional_text_into(has(EFFECT), &mut message.effect_id)?;
+    r.optional_text_into(has(REPLY_TO), &mut message.reply_to)?;
+    message.date_edited = optional(has(EDITED), || r.signed().map(Timestamp))?;
+    message.edits = u32::try_from(r.varint()?).ok()?;
+    message.date_retracted = optional(has(RETRACTED), || r.signed().map(Timestamp))?;
+    message.is_sent = has(IS_SENT);
     let spans = r.count()?;
-    let mut formatting = Vec::with_capacity(spans);
+    message.formatting.clear();
+    message.formatting.reserve(spans);
     for _ in 0..spans {
-        formatting.push(TextFormat {
+        message.formatting.push(TextFormat {
             style: r.text()?,
             start: u32::try_from(r.varint()?).ok()?,
             length: u32::try_from(r.varint()?).ok()?,
@@ -127,7 +167,8 @@ pub fn decode(bytes: &[u8]) -> Option<Message> {
         });
     }
     let applied = r.count()?;
-    let mut reactions = Vec::with_capacity(applied);
+    message.reactions.clear();
+    message.reactions.reserve(applied);
     for _ in 0..applied {
         let kind = r.byte()?;
         let reaction = match kind & 0x7f {
@@ -140,34 +181,14 @@ pub fn decode(bytes: &[u8]) -> Option<Message> {
             6 => Reaction::Emoji(r.text()?),
             _ => return None,
         };
-        reactions.push(AppliedReaction {
+        message.reactions.push(AppliedReaction {
             reaction,
             sender: Address::from_trusted(r.text()?),
             is_from_me: kind & 0x80 != 0,
             date_created: Timestamp(r.signed()?),
         });
     }
-    if !r.0.is_empty() {
-        return None;
-    }
-    Some(Message {
-        guid: String::new(),
-        text,
-        subject,
-        date_created,
-        is_from_me: false,
-        is_sent: has(IS_SENT),
-        chat_guid: None,
-        sender,
-        effect_id,
-        reply_to,
-        formatting,
-        date_read: None,
-        date_edited,
-        edits,
-        date_retracted,
-        reactions,
-    })
+    r.0.is_empty().then_some(())
 }
 
 /// One member's copy from the decoded `content`: its GUID, chat (`None` only for copies
@@ -250,10 +271,30 @@ impl Bytes<'_> {
     }
 
     fn text(&mut self) -> Option<String> {
+        let mut text = String::new();
+        self.text_into(&mut text)?;
+        Some(text)
+    }
+
+    /// A text into `out`, in place of what it held (its allocation reused).
+    fn text_into(&mut self, out: &mut String) -> Option<()> {
         let len = self.count()?;
         let (s, rest) = self.0.split_at(len);
         self.0 = rest;
-        String::from_utf8(s.to_vec()).ok()
+        out.clear();
+        out.push_str(std::str::from_utf8(s).ok()?);
+        Some(())
+    }
+
+    /// An optional text into `slot` if `present` (reusing the string there), else `None`.
+    fn optional_text_into(&mut self, present: bool, slot: &mut Option<String>) -> Option<()> {
+        match present {
+            true => self.text_into(slot.get_or_insert_with(String::new)),
+            false => {
+                *slot = None;
+                Some(())
+            }
+        }
     }
 }
 
@@ -318,6 +359,43 @@ mod tests {
             ..message()
         };
         assert_eq!(decode(&encode(&plain)).as_ref(), Some(&plain));
+    }
+
+    /// Decoded into a message that held other content, every field of the content is
+    /// replaced, and the member's own ones are kept.
+    #[test]
+    fn content_decoded_into_another_message_replaces_it() {
+        let full = message();
+        let plain = Message {
+            subject: None,
+            sender: None,
+            effect_id: None,
+            reply_to: None,
+            formatting: vec![],
+            date_edited: None,
+            edits: 0,
+            date_retracted: None,
+            reactions: vec![],
+            is_sent: false,
+            text: "x".into(),
+            ..message()
+        };
+        for (before, after) in [(&full, &plain), (&plain, &full), (&full, &full)] {
+            let mut into = Message {
+                guid: "G".into(),
+                is_from_me: true,
+                date_read: Some(Timestamp(5)),
+                ..before.clone()
+            };
+            decode_into(&encode(after), &mut into).unwrap();
+            let want = Message {
+                guid: "G".into(),
+                is_from_me: true,
+                date_read: Some(Timestamp(5)),
+                ..after.clone()
+            };
+            assert_eq!(into, want);
+        }
     }
 
     #[test]

@@ -103,8 +103,10 @@ pub fn reset_error() -> Error {
     )
 }
 
-/// What [`Log::read_events_each`] hands each event to.
-pub type EachEvent = Box<dyn FnMut(Event) + Send>;
+/// What [`Log::read_events_each`] hands each event to: lent, not given, so that a store may
+/// read the next row into the same event, reusing its strings (BENCHMARKS.md, "M3 … rows read
+/// into the event before them").
+pub type EachEvent = Box<dyn FnMut(&Event) + Send>;
 
 /// The durable log and the write path.
 #[async_trait]
@@ -150,7 +152,7 @@ pub trait Log: Send + Sync + 'static {
             .first()
             .zip(page.last())
             .map(|(a, b)| (a.sequence, b.sequence));
-        page.into_iter().for_each(&mut each);
+        page.iter().for_each(&mut each);
         Ok(read)
     }
 

@@ -155,7 +155,13 @@ impl EncodedMethod for CatchUpEvents {
     ) -> std::result::Result<FrameQueue<Bytes>, Status> {
         let after = req.after_sequence.unwrap_or(0);
         grpc.streams
-            .catch_up(&caller.token, caller.account, after, catch_up_frame_encoded)
+            .catch_up(
+                &caller.token,
+                caller.account,
+                after,
+                catch_up_frame_encoded,
+                catch_up_event_encoded,
+            )
             .await
             .map_err(to_status)
     }
@@ -265,7 +271,7 @@ fn live_frame_encoded(
         // The stream's filter passes its own family only.
         Frame::Event(_) => Err(Status::internal("a stream got an event of another family")),
         Frame::Heartbeat | Frame::Complete { .. } => {
-            Ok(encode_shared(|lengths| lengths.heartbeat(response)))
+            encode_shared(|lengths| lengths.heartbeat(response))
         }
         Frame::Failed(err) => Err(to_status(err)),
     }
@@ -283,23 +289,32 @@ fn live_event_encoded(event: &Event) -> Bytes {
     })
 }
 
+/// A frame that did not fill the room measured for it: never (both walk the same fields), but
+/// a stream fails rather than send a damaged frame.
+fn unwritable() -> Status {
+    tracing::error!("an event frame did not fill its measured length");
+    Status::internal("internal error")
+}
+
 /// Poll streams carry heartbeats only.
 fn poll_frame_encoded(frame: Frame) -> std::result::Result<Bytes, Status> {
     if let Frame::Failed(err) = frame {
         return Err(to_status(err));
     }
-    Ok(encode_shared(|lengths| {
-        lengths.heartbeat(encode::Response::PollEvents)
-    }))
+    encode_shared(|lengths| lengths.heartbeat(encode::Response::PollEvents))
+}
+
+fn catch_up_event_encoded(event: &Event) -> std::result::Result<Bytes, Status> {
+    encode_shared(|lengths| lengths.catch_up_event(event))
 }
 
 fn catch_up_frame_encoded(frame: Frame) -> std::result::Result<Bytes, Status> {
-    Ok(match frame {
-        Frame::Event(event) => encode_shared(|lengths| lengths.catch_up_event(&event)),
+    match frame {
+        Frame::Event(event) => catch_up_event_encoded(&event),
         Frame::Complete { head } => encode_shared(|lengths| lengths.complete(head)),
         Frame::Heartbeat => encode_shared(|lengths| lengths.heartbeat(encode::Response::CatchUp)),
-        Frame::Failed(err) => return Err(to_status(err)),
-    })
+        Frame::Failed(err) => Err(to_status(err)),
+    }
 }
 
 /// Where this thread encodes frames.
@@ -321,7 +336,9 @@ const ENCODE_CHUNK: usize = 64 * 1024;
 /// and after it on this thread (a catch-up sends a million of them; one allocation each
 /// showed). The chunk is freed once every frame cut from it has been sent, so use it only for
 /// bytes that are sent and dropped, not kept.
-fn encode_shared<'e>(measure: impl for<'l> FnOnce(&'l mut Lengths) -> Measured<'l, 'e>) -> Bytes {
+fn encode_shared<'e>(
+    measure: impl for<'l> FnOnce(&'l mut Lengths) -> Measured<'l, 'e>,
+) -> std::result::Result<Bytes, Status> {
     ENCODER.with_borrow_mut(|scratch| {
         let Scratch { buffer, lengths } = scratch;
         let frame = measure(lengths);
@@ -329,8 +346,14 @@ fn encode_shared<'e>(measure: impl for<'l> FnOnce(&'l mut Lengths) -> Measured<'
         if buffer.capacity() < len {
             buffer.reserve(len.max(ENCODE_CHUNK));
         }
-        frame.write(buffer);
-        buffer.split().freeze()
+        // Written into room of its measured size (`buffer` is empty: each frame is split off).
+        buffer.resize(len, 0);
+        let filled = frame.write_exact(buffer);
+        let encoded = buffer.split().freeze();
+        match filled {
+            true => Ok(encoded),
+            false => Err(unwritable()),
+        }
     })
 }
 

@@ -308,10 +308,29 @@ impl Measured<'_, '_> {
     /// Writes the frame; `buf` should have room for [`Measured::encoded_len`] bytes.
     pub(crate) fn write(&self, buf: &mut impl BufMut) {
         let mut write = Write {
-            buf,
+            to: ToBuf(buf),
             lengths: self.lengths.iter(),
         };
         frame(&mut write, self.body);
+    }
+
+    /// Writes the frame into `dst`, which must be [`Measured::encoded_len`] bytes long;
+    /// answers whether the frame filled it exactly (it does: both walk the same fields).
+    ///
+    /// What the streams use: a frame's forty-odd puts into a slice of its exact size are a
+    /// bounds check and a copy each, where a `BytesMut`'s are a capacity check, a copy and a
+    /// length update each, through calls (BENCHMARKS.md, "M3 … frames written into their
+    /// measured room").
+    pub(crate) fn write_exact(&self, dst: &mut [u8]) -> bool {
+        let mut write = Write {
+            to: Fill {
+                dst,
+                overflowed: false,
+            },
+            lengths: self.lengths.iter(),
+        };
+        frame(&mut write, self.body);
+        !write.to.overflowed && write.to.dst.is_empty()
     }
 }
 
@@ -356,24 +375,26 @@ impl Out for Measure<'_> {
 }
 
 /// Writes a frame measured by [`Measure`].
-struct Write<'a, B> {
-    buf: &'a mut B,
+struct Write<'a, P> {
+    to: P,
     /// What [`Measure`] recorded: its walk met the nested messages in this walk's order.
     lengths: std::slice::Iter<'a, usize>,
 }
 
-impl<B: BufMut> Out for Write<'_, B> {
+impl<P: Put> Out for Write<'_, P> {
+    #[inline]
     fn varint(&mut self, tag: u32, value: u64) {
-        put_key(self.buf, tag, WireType::Varint);
-        put_varint(self.buf, value);
+        put_key(&mut self.to, tag, WireType::Varint);
+        self.to.put_varint(value);
     }
 
+    #[inline]
     fn string(&mut self, tag: u32, parts: &[&str]) {
         let len: usize = parts.iter().map(|part| part.len()).sum();
-        put_key(self.buf, tag, WireType::LengthDelimited);
-        put_varint(self.buf, len as u64);
+        put_key(&mut self.to, tag, WireType::LengthDelimited);
+        self.to.put_varint(len as u64);
         for part in parts {
-            self.buf.put_slice(part.as_bytes());
+            self.to.put(part.as_bytes());
         }
     }
 
@@ -381,52 +402,99 @@ impl<B: BufMut> Out for Write<'_, B> {
         // There is a length for every nested message: `Measure` walked the same fields of the
         // same value.
         let len = self.lengths.next().copied().unwrap_or_default();
-        put_key(self.buf, tag, WireType::LengthDelimited);
-        put_varint(self.buf, len as u64);
+        put_key(&mut self.to, tag, WireType::LengthDelimited);
+        self.to.put_varint(len as u64);
         body(self);
+    }
+}
+
+/// Where [`Write`] puts a frame's bytes: any [`BufMut`] ([`ToBuf`]), or a slice of the
+/// frame's measured length ([`Fill`]).
+trait Put {
+    fn put(&mut self, bytes: &[u8]);
+
+    /// A varint, as prost's `encode_varint` writes it, written inline: nearly every key,
+    /// length and flag of a frame is below 128, and a call into prost's loop for each was 7 %
+    /// of a catch-up's instructions (BENCHMARKS.md, "M3"); the rest (nested messages' lengths,
+    /// sequences, timestamps) were another 3.5 %, a `put_u8` with its capacity check per
+    /// byte. Here the bytes are made on the stack and put in one go.
+    #[inline(always)]
+    fn put_varint(&mut self, value: u64) {
+        if value < 0x80 {
+            self.put(&[value as u8]);
+        } else if value < 0x4000 {
+            self.put(&[value as u8 | 0x80, (value >> 7) as u8]);
+        } else {
+            put_long_varint(self, value);
+        }
+    }
+}
+
+struct ToBuf<'a, B>(&'a mut B);
+
+impl<B: BufMut> Put for ToBuf<'_, B> {
+    #[inline(always)]
+    fn put(&mut self, bytes: &[u8]) {
+        self.0.put_slice(bytes);
+    }
+}
+
+/// The part of a frame's room not written yet. Never panics: a put that does not fit (which
+/// [`Measure`] rules out) is dropped and remembered.
+struct Fill<'a> {
+    dst: &'a mut [u8],
+    overflowed: bool,
+}
+
+impl Put for Fill<'_> {
+    #[inline(always)]
+    fn put(&mut self, bytes: &[u8]) {
+        if bytes.len() <= self.dst.len() {
+            let (head, rest) = std::mem::take(&mut self.dst).split_at_mut(bytes.len());
+            head.copy_from_slice(bytes);
+            self.dst = rest;
+        } else {
+            self.overflowed = true;
+        }
     }
 }
 
 /// A field's key, as prost's `encode_key` writes it.
 #[inline(always)]
-fn put_key(buf: &mut impl BufMut, tag: u32, wire_type: WireType) {
-    put_varint(buf, u64::from(tag << 3 | wire_type as u32));
+fn put_key(to: &mut impl Put, tag: u32, wire_type: WireType) {
+    to.put_varint(u64::from(tag << 3 | wire_type as u32));
 }
 
-/// A varint, as prost's `encode_varint` writes it, written inline: nearly every key, length and
-/// flag of a frame is below 128, and a call into prost's loop for each was 7 % of a catch-up's
-/// instructions (BENCHMARKS.md, "M3"); the rest (nested messages' lengths, sequences,
-/// timestamps) were another 3.5 %, a `put_u8` with its capacity check per byte. Here the bytes
-/// are made on the stack and put in one go.
-#[inline(always)]
+/// A varint into `buf`, as prost's `encode_varint` writes it (see [`Put::put_varint`]).
+#[cfg(test)]
 fn put_varint(buf: &mut impl BufMut, value: u64) {
-    if value < 0x80 {
-        buf.put_u8(value as u8);
-    } else if value < 0x4000 {
-        buf.put_slice(&[value as u8 | 0x80, (value >> 7) as u8]);
-    } else {
-        put_long_varint(buf, value);
-    }
+    ToBuf(buf).put_varint(value);
 }
 
-/// [`put_varint`] of a value of three bytes or more (at most ten).
-fn put_long_varint(buf: &mut impl BufMut, mut value: u64) {
-    let mut bytes = [0u8; 10];
-    let mut len = 0;
-    while value >= 0x80 {
-        bytes[len] = value as u8 | 0x80;
-        value >>= 7;
-        len += 1;
-    }
-    bytes[len] = value as u8;
-    // A copy of a length known here is a few moves; one of a length known only at run time
-    // is a call to `memcpy`, dearer than the bytes. Sequences are three bytes, seconds and
-    // nanoseconds of a timestamp four or five.
-    match len + 1 {
-        3 => buf.put_slice(&bytes[..3]),
-        4 => buf.put_slice(&bytes[..4]),
-        5 => buf.put_slice(&bytes[..5]),
-        n => buf.put_slice(&bytes[..n]),
+/// [`Put::put_varint`] of a value of three bytes or more (at most ten). The common lengths
+/// (sequences are three bytes, seconds and nanoseconds of a timestamp four or five) are
+/// written straight, without the loop and its bounds checks: a copy of a length known here is
+/// a few moves, one of a length known only at run time a call to `memcpy`.
+fn put_long_varint(to: &mut (impl Put + ?Sized), value: u64) {
+    // Seven bits a byte: ceil(significant bits / 7).
+    let len = (70 - value.leading_zeros() as usize) / 7;
+    let byte = |shift: u32| (value >> shift) as u8 | 0x80;
+    match len {
+        3 => to.put(&[byte(0), byte(7), (value >> 14) as u8]),
+        4 => to.put(&[byte(0), byte(7), byte(14), (value >> 21) as u8]),
+        5 => to.put(&[byte(0), byte(7), byte(14), byte(21), (value >> 28) as u8]),
+        _ => {
+            let mut bytes = [0u8; 10];
+            let mut rest = value;
+            let mut len = 0;
+            while rest >= 0x80 {
+                bytes[len] = rest as u8 | 0x80;
+                rest >>= 7;
+                len += 1;
+            }
+            bytes[len] = rest as u8;
+            to.put(&bytes[..=len]);
+        }
     }
 }
 
@@ -843,6 +911,68 @@ mod tests {
             live_reference(e),
             "live frame of {e:?}"
         );
+    }
+
+    /// The bytes of a measured frame as the streams write them: into room of its measured
+    /// length ([`Measured::write_exact`]).
+    fn written_exact(frame: &Measured<'_, '_>) -> Vec<u8> {
+        let mut out = vec![0xa5; frame.encoded_len()];
+        assert!(frame.write_exact(&mut out), "the frame fills its room");
+        out
+    }
+
+    fn assert_same_bytes_in_room(e: &Event) {
+        let mut lengths = Lengths::default();
+        assert_eq!(
+            written_exact(&lengths.catch_up_event(e)),
+            catch_up_reference(e),
+            "catch-up frame of {e:?}"
+        );
+        assert_eq!(
+            written_exact(&lengths.live_event(e)),
+            live_reference(e),
+            "live frame of {e:?}"
+        );
+    }
+
+    /// The events of [`every_change_is_encoded_as_prost_encodes_wire_rs_message`].
+    fn every_event() -> Vec<Event> {
+        [true, false]
+            .into_iter()
+            .flat_map(|full| {
+                every_change(full).into_iter().map(move |change| Event {
+                    sequence: if full { u64::MAX } else { 0 },
+                    chat_guid: if full {
+                        ChatGuid::direct(&address("émile@example.com"))
+                    } else {
+                        ChatGuid::group("")
+                    },
+                    occurred_at: Timestamp(if full { 1_765_000_000_000_000_001 } else { 0 }),
+                    is_from_me: full,
+                    actor: full.then(|| address("+15551234567")),
+                    change,
+                })
+            })
+            .collect()
+    }
+
+    /// Every kind of event, written into its measured room, is prost's encoding byte for byte.
+    #[test]
+    fn every_change_written_into_its_room_is_prost_s_encoding() {
+        for event in every_event() {
+            assert_same_bytes_in_room(&event);
+        }
+    }
+
+    /// Room of the wrong size is refused, not overrun.
+    #[test]
+    fn a_frame_does_not_fill_room_of_another_size() {
+        let event = &every_event()[0];
+        let mut lengths = Lengths::default();
+        let frame = lengths.catch_up_event(event);
+        for len in [0, frame.encoded_len() - 1, frame.encoded_len() + 1] {
+            assert!(!frame.write_exact(&mut vec![0; len]), "room of {len} bytes");
+        }
     }
 
     /// Which variant a change is: a new variant does not compile here until someone gives it
@@ -1306,6 +1436,11 @@ mod tests {
         #[test]
         fn any_event_is_encoded_as_prost_encodes_wire_rs_message(event in an_event()) {
             assert_same_bytes(&event);
+        }
+
+        #[test]
+        fn any_event_written_into_its_room_is_prost_s_encoding(event in an_event()) {
+            assert_same_bytes_in_room(&event);
         }
 
         /// Every varint as prost writes it, whichever of the three ways it is written.
