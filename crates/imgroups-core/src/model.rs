@@ -129,6 +129,31 @@ pub struct Message {
     pub reactions: Vec<AppliedReaction>,
 }
 
+/// A message with nothing in it yet (no GUID, no text, created at the epoch): what a decoder
+/// fills in.
+impl Default for Message {
+    fn default() -> Self {
+        Message {
+            guid: String::new(),
+            text: String::new(),
+            subject: None,
+            date_created: Timestamp(0),
+            is_from_me: false,
+            is_sent: false,
+            chat_guid: None,
+            sender: None,
+            effect_id: None,
+            reply_to: None,
+            formatting: Vec::new(),
+            date_read: None,
+            date_edited: None,
+            edits: 0,
+            date_retracted: None,
+            reactions: Vec::new(),
+        }
+    }
+}
+
 fn is_zero(n: &u32) -> bool {
     *n == 0
 }

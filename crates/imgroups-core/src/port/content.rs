@@ -94,24 +94,7 @@ pub fn encode(message: &Message) -> Vec<u8> {
 /// The content in `bytes` as a message with an empty GUID, no chat, not its reader's own and
 /// unread; `None` if the bytes are not content this version reads.
 pub fn decode(bytes: &[u8]) -> Option<Message> {
-    let mut message = Message {
-        guid: String::new(),
-        text: String::new(),
-        subject: None,
-        date_created: Timestamp(0),
-        is_from_me: false,
-        is_sent: false,
-        chat_guid: None,
-        sender: None,
-        effect_id: None,
-        reply_to: None,
-        formatting: Vec::new(),
-        date_read: None,
-        date_edited: None,
-        edits: 0,
-        date_retracted: None,
-        reactions: Vec::new(),
-    };
+    let mut message = Message::default();
     decode_into(bytes, &mut message)?;
     Some(message)
 }

@@ -1005,24 +1005,7 @@ mod tests {
 
     /// A message with every optional field present (`full`) or none.
     fn message(full: bool, text: &str) -> Message {
-        let mut m = Message {
-            guid: String::new(),
-            text: String::new(),
-            subject: None,
-            date_created: Timestamp(0),
-            is_from_me: false,
-            is_sent: false,
-            chat_guid: None,
-            sender: None,
-            effect_id: None,
-            reply_to: None,
-            formatting: Vec::new(),
-            date_read: None,
-            date_edited: None,
-            edits: 0,
-            date_retracted: None,
-            reactions: Vec::new(),
-        };
+        let mut m = Message::default();
         if full {
             m = Message {
                 guid: "8C1D6C47-2E63-4F4B-9D0C-6C3F0E1A2B3C".into(),
