@@ -615,20 +615,11 @@ mod tests {
         let message = move |guid: &str, text: &str| Message {
             guid: guid.into(),
             text: text.into(),
-            subject: None,
             date_created: Timestamp(1),
-            is_from_me: false,
             is_sent: true,
             chat_guid: Some(chat.clone()),
             sender: Some(Address::parse("bob@x.com").unwrap()),
-            effect_id: None,
-            reply_to: None,
-            formatting: Vec::new(),
-            date_read: None,
-            date_edited: None,
-            edits: 0,
-            date_retracted: None,
-            reactions: Vec::new(),
+            ..Message::default()
         };
         // Delivers `guid` to the account; how many copies were new.
         let deliver = move |tx: &mut dyn Tx, guid: &str| -> imgroups_core::Result<usize> {

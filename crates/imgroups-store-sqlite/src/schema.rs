@@ -394,20 +394,11 @@ mod tests {
         let mine = Message {
             guid: "0A0A0A0A-0000-4000-8000-000000000001".into(),
             text: "written long ago".into(),
-            subject: None,
             date_created: Timestamp::now(),
             is_from_me: true,
             is_sent: true,
             chat_guid: Some(chat.clone()),
-            sender: None,
-            effect_id: None,
-            reply_to: None,
-            formatting: Vec::new(),
-            date_read: None,
-            date_edited: None,
-            edits: 0,
-            date_retracted: None,
-            reactions: Vec::new(),
+            ..Message::default()
         };
         let bobs = Message {
             is_from_me: false,

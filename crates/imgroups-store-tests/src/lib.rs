@@ -173,22 +173,12 @@ type Expect = Result<(), ErrorKind>;
 /// chooses (its GUID and time: see [`without_identity`]).
 fn said(chat: &str, text: &str, is_from_me: bool, sender: &str) -> Message {
     Message {
-        guid: String::new(),
         text: text.to_owned(),
-        subject: None,
-        date_created: Timestamp(0),
         is_from_me,
         is_sent: true,
         chat_guid: ChatGuid::parse(chat).ok(),
         sender: (!is_from_me).then(|| Address::from_trusted(sender.to_owned())),
-        effect_id: None,
-        reply_to: None,
-        formatting: Vec::new(),
-        date_read: None,
-        date_edited: None,
-        edits: 0,
-        date_retracted: None,
-        reactions: Vec::new(),
+        ..Message::default()
     }
 }
 

@@ -546,20 +546,12 @@ pub mod stored {
             let message = Message {
                 guid: "A".into(),
                 text: "hi".into(),
-                subject: None,
                 date_created: Timestamp(5),
-                is_from_me: false,
                 is_sent: true,
-                chat_guid: None,
                 sender: Some(Address::from_trusted("a@example.com".into())),
-                effect_id: None,
-                reply_to: None,
                 formatting: vec![],
-                date_read: None,
-                date_edited: None,
-                edits: 0,
-                date_retracted: None,
                 reactions: vec![],
+                ..Message::default()
             };
             for change in [
                 Change::IconRemoved,

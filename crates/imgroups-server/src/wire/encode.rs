@@ -900,14 +900,19 @@ mod tests {
     }
 
     fn assert_same_bytes(e: &Event) {
+        assert_same_bytes_written_by(e, written);
+    }
+
+    /// Both frames of `e`, written by `write`, against prost's encoding of the same responses.
+    fn assert_same_bytes_written_by(e: &Event, write: fn(&Measured<'_, '_>) -> Vec<u8>) {
         let mut lengths = Lengths::default();
         assert_eq!(
-            written(&lengths.catch_up_event(e)),
+            write(&lengths.catch_up_event(e)),
             catch_up_reference(e),
             "catch-up frame of {e:?}"
         );
         assert_eq!(
-            written(&lengths.live_event(e)),
+            write(&lengths.live_event(e)),
             live_reference(e),
             "live frame of {e:?}"
         );
@@ -922,17 +927,7 @@ mod tests {
     }
 
     fn assert_same_bytes_in_room(e: &Event) {
-        let mut lengths = Lengths::default();
-        assert_eq!(
-            written_exact(&lengths.catch_up_event(e)),
-            catch_up_reference(e),
-            "catch-up frame of {e:?}"
-        );
-        assert_eq!(
-            written_exact(&lengths.live_event(e)),
-            live_reference(e),
-            "live frame of {e:?}"
-        );
+        assert_same_bytes_written_by(e, written_exact);
     }
 
     /// The events of [`every_change_is_encoded_as_prost_encodes_wire_rs_message`].

@@ -107,20 +107,9 @@ async fn large_world(path: &std::path::Path) -> (AccountId, AccountId) {
             let content = imgroups_core::Message {
                 guid: guid.clone(),
                 text: format!("message number {m} with some words in it"),
-                subject: None,
-                date_created: imgroups_core::Timestamp(0),
-                is_from_me: false,
                 is_sent: true,
-                chat_guid: None,
                 sender: Some(Address::parse("me@x.com").unwrap()),
-                effect_id: None,
-                reply_to: None,
-                formatting: Vec::new(),
-                date_read: None,
-                date_edited: None,
-                edits: 0,
-                date_retracted: None,
-                reactions: Vec::new(),
+                ..imgroups_core::Message::default()
             };
             body.execute(rusqlite::params![
                 m,
