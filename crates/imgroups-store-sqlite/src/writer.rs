@@ -31,7 +31,7 @@
 //!
 //! Measured reasons for this shape are in BENCHMARKS.md (sessions 2 and 3).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -247,6 +247,13 @@ struct Writer {
     cache: WriterCache,
     /// The generation of the last commit handed to a syncer.
     generation: u64,
+    /// The commits handed to a syncer and not yet seen durable: generation, write requests.
+    unanswered: VecDeque<(u64, usize)>,
+    /// Clients answered by the latest durable commits whose next request has not come yet
+    /// (see [`Writer::may_commit`]).
+    expected: usize,
+    /// Whether the open batch waited for [`Writer::expected`] requests.
+    gathering: bool,
     /// Whether a transaction is open, and its answers in the order applied.
     open: bool,
     replies: Vec<Reply>,
@@ -275,6 +282,9 @@ impl Writer {
             clock: Timestamp(0),
             cache: WriterCache::default(),
             generation: 0,
+            unanswered: VecDeque::with_capacity(SYNCERS + 1),
+            expected: 0,
+            gathering: false,
             open: false,
             foreign_keys_off: false,
         }
@@ -283,7 +293,7 @@ impl Writer {
     fn run(mut self, mut rx: mpsc::Receiver<Msg>, syncers: Vec<std::thread::JoinHandle<()>>) {
         let mut yielded = false;
         loop {
-            let msg = if !self.replies.is_empty() && self.syncer_free() {
+            let msg = if !self.replies.is_empty() && self.may_commit() {
                 // A syncer is idle: commit what is applied, unless more is already queued.
                 match rx.try_recv() {
                     Ok(msg) => Some(msg),
@@ -305,19 +315,24 @@ impl Writer {
             } else if self.replies.is_empty() {
                 rx.blocking_recv()
             } else {
-                // Every syncer is busy: apply what arrives meanwhile, and commit once one
-                // reports back. Announce the wait, then look again: a syncer that finished
-                // in between either sees the flag and wakes us, or we see its result.
+                // Every syncer is busy, or the batch waits for the requests it expects:
+                // apply what arrives meanwhile, and commit once a syncer reports back.
+                // Announce the wait, then look again: a syncer that finished in between
+                // either sees the flag and wakes us, or we see its result.
                 self.waiting.store(true, Ordering::SeqCst);
                 std::sync::atomic::fence(Ordering::SeqCst);
-                if self.syncer_free() {
+                if self.may_commit() {
                     self.waiting.store(false, Ordering::SeqCst);
                     continue;
                 }
+                self.gathering |= self.syncer_free();
                 rx.blocking_recv()
             };
             match msg {
                 Some(Msg::Write(job)) => {
+                    // Its client may be one of those the last durable commit answered.
+                    self.note_durable();
+                    self.expected = self.expected.saturating_sub(1);
                     self.apply(job);
                     if self.replies.len() >= self.config.max_batch {
                         self.commit();
@@ -354,6 +369,55 @@ impl Writer {
     /// Whether fewer than [`SYNCERS`] commits are waiting for their fsync.
     fn syncer_free(&self) -> bool {
         self.generation.saturating_sub(self.gate.durable()) < SYNCERS as u64
+    }
+
+    /// Whether the open batch may be committed now: a syncer is free, and the batch does not
+    /// wait for requests it expects.
+    ///
+    /// A commit answers its clients all at once, and under steady load they send their next
+    /// requests within a fraction of an fsync. With a syncer free, the writer would commit
+    /// the first few of them as soon as its queue is empty for a moment (it applies a request
+    /// faster than the transport hands over the next), and the rest a commit later: two small
+    /// batches, two fsyncs and two WAL writes, where one would do — at c=16 a batch's fsync,
+    /// WAL `pwrite`s and wake-ups cost several times a request's own CPU (BENCHMARKS.md,
+    /// "c=16: the same work per batch, more batches"). And once split, the split stays: a
+    /// commit of one request and one of fifteen take turns, each answering the clients of
+    /// the next. So while another commit's fsync is in flight, a batch waits — at most until
+    /// that fsync returns — for the clients the latest durable commits answered
+    /// ([`Writer::expected`]), and, to even out a split, until it is at least half as large
+    /// as the commit in flight. With no fsync in flight it commits at once: a lone client
+    /// never waits, and a request waits for at most one fsync more than it would have.
+    fn may_commit(&mut self) -> bool {
+        self.note_durable();
+        if !self.syncer_free() {
+            return false;
+        }
+        let in_flight: usize = self.unanswered.iter().map(|&(_, writes)| writes).sum();
+        self.generation <= self.gate.durable()
+            || self.replies.len() >= self.config.max_batch
+            || (self.expected == 0 && 2 * self.replies.len() >= in_flight)
+    }
+
+    /// Counts the clients answered by the commits that became durable since the last look.
+    fn note_durable(&mut self) {
+        let durable = self.gate.durable();
+        let mut answered = None;
+        while let Some(&(generation, writes)) = self.unanswered.front() {
+            if generation > durable {
+                break;
+            }
+            self.unanswered.pop_front();
+            *answered.get_or_insert(0) += writes;
+        }
+        if let Some(answered) = answered {
+            // Clients still expected when a fsync returned during the wait for them are not
+            // coming soon (closed, or done): expect only the newly answered ones.
+            if self.gathering {
+                self.expected = 0;
+                self.gathering = false;
+            }
+            self.expected += answered;
+        }
     }
 
     fn tick(&mut self) -> Timestamp {
@@ -547,6 +611,13 @@ impl Writer {
     }
 
     fn hand_off(&mut self, committed: bool, notices: Vec<Notice>) {
+        let writes = self
+            .replies
+            .iter()
+            .filter(|reply| matches!(reply, Reply::Write(..)))
+            .count();
+        self.unanswered.push_back((self.generation, writes));
+        self.gathering = false;
         let handoff = Handoff {
             generation: self.generation,
             committed,
