@@ -1,7 +1,7 @@
 //! Administration over any store: accounts, tokens and webhook endpoints, as the CLI and the
 //! HTTP API manage them. Secrets are made here (see [`crate::tokens`]); stores keep hashes.
 
-use crate::error::{Error, ErrorKind, Reason, Result};
+use crate::error::{Error, ErrorKind, Hint, Reason, Result};
 use crate::ids::Address;
 use crate::model::{AccountId, TokenId};
 use crate::port::store::{Store, TokenRef, Webhook, WebhookUrl};
@@ -12,13 +12,13 @@ use crate::tokens;
 pub async fn add_account(store: &dyn Store, address: &Address) -> Result<String> {
     let (account, created) = store.ensure_account(address).await?;
     if !created {
+        // Another token is what is wanted, most likely: the hint says how to make one.
         return Err(Error::precondition(
             Reason::AccountExists,
-            format!(
-                "account {address} already exists; use `imgroups token create {address}` for another token"
-            ),
+            format!("account {address} already exists"),
         )
-        .with("address", address));
+        .with("address", address)
+        .hint(Hint::AnotherToken));
     }
     new_token(store, account).await
 }

@@ -11,7 +11,7 @@
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::error::{Error, Reason, Result};
+use crate::error::{Error, Hint, Reason, Result};
 use crate::model::Timestamp;
 
 /// Where a controllable clock starts: 2026-01-01T00:00:00Z.
@@ -64,13 +64,14 @@ impl SimClock {
     }
 }
 
-/// The answer of a store without a controllable clock to a request to move it.
+/// The answer of a store without a controllable clock to a request to move it. How to get
+/// one is the server's to say ([`Hint::SeedTheClock`]): it is a flag of its own.
 pub fn no_controllable_clock() -> Error {
     Error::precondition(
         Reason::ClockNotControllable,
-        "the store has no controllable clock: start the server with `imgroups serve --seed N` \
-         to get one",
+        "the store has no controllable clock",
     )
+    .hint(Hint::SeedTheClock)
 }
 
 /// The `n`th identifier of a seeded run: the first 16 bytes of SHA-256 over the seed and `n`.

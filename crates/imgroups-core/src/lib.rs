@@ -49,7 +49,7 @@ pub use engine::{
     BulkImport, Checks, Engine, EngineConfig, MessageEvent, Observed, ObservedBatch, ObservedGroup,
     ObservedMessage, ObservedMessages, ObservedPart,
 };
-pub use error::{Error, ErrorKind, Reason, Result};
+pub use error::{Error, ErrorKind, Hint, Reason, Result};
 pub use ids::{Address, ChatGuid, ChatKind};
 pub use model::{
     AccountId, AppliedReaction, Change, Chat, Domain, Event, FaultId, GroupKey, InitialMessage,

@@ -78,6 +78,12 @@ pub fn is_retryable(kind: imgroups_core::ErrorKind) -> bool {
     wire::code_of(kind).retryable
 }
 
+/// An error's message as every transport sends it: the engine's words, and the command that
+/// fixes it where there is one; for tools that report errors themselves, like the CLI.
+pub fn error_message(err: &imgroups_core::Error) -> std::borrow::Cow<'_, str> {
+    wire::message_of(err)
+}
+
 /// The wire `error-code`s an injected fault may fail with (`imgroups sim fault`, the console).
 pub fn fault_codes() -> impl Iterator<Item = &'static str> {
     wire::FAULT_CODES.iter().map(|(code, _)| *code)

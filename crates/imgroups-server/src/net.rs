@@ -614,8 +614,7 @@ async fn refuse<I: AsyncRead + AsyncWrite + Unpin>(
     status: http::StatusCode,
     err: &Error,
 ) {
-    let wire = crate::wire::code_of(err.kind);
-    let body = crate::wire::to_http_body(&wire, &err.message, &err.context, "").to_string();
+    let body = crate::wire::error_body(err, "").to_string();
     let answer = format!(
         "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
          connection: close\r\n\r\n{body}",

@@ -8,8 +8,8 @@
 
 use imgroups_core::error::{excerpt, MAX_ECHO_CHARS};
 use imgroups_core::{
-    Address, AppliedReaction, Change, Chat, Error, ErrorKind, Event, Message, Reaction, TextFormat,
-    Timestamp,
+    Address, AppliedReaction, Change, Chat, Error, ErrorKind, Event, Hint, Message, Reaction,
+    TextFormat, Timestamp,
 };
 use imgroups_proto::pb;
 use imgroups_proto::pbjson_types;
@@ -69,9 +69,25 @@ pub(crate) fn code_of(kind: ErrorKind) -> WireCode {
     }
 }
 
-/// The gRPC form: status + message, and `error-code`, `x-retryable`, `error-context-*` as
-/// metadata. tonic sends a failed call's metadata in the trailers, which is where the official
-/// SDK reads them.
+/// An error's message as people read it, over every transport and from the CLI: the
+/// engine's words, then the command that fixes it where the engine gave a [`Hint`]. The
+/// engine names no command; this is the imgroups server, and the commands are its own.
+pub(crate) fn message_of(err: &Error) -> std::borrow::Cow<'_, str> {
+    let Some(hint) = err.hint else {
+        return std::borrow::Cow::Borrowed(&err.message);
+    };
+    let message = &err.message;
+    std::borrow::Cow::Owned(match hint {
+        Hint::SeedTheClock => {
+            format!("{message}: start the server with `imgroups serve --seed N` to get one")
+        }
+        Hint::AnotherToken => {
+            let address = err.context_value("address").unwrap_or("ADDRESS");
+            format!("{message}; use `imgroups token create {address}` for another token")
+        }
+    })
+}
+
 /// Longest error message sent, in characters: room for a message that echoes an input
 /// excerpt ([`MAX_ECHO_CHARS`]) and explains it.
 const MAX_MESSAGE_CHARS: usize = 512;
@@ -96,6 +112,9 @@ pub(crate) fn code_of_error(err: &Error) -> WireCode {
     wire
 }
 
+/// The gRPC form: status + message, and `error-code`, `x-retryable`, `error-context-*` as
+/// metadata. tonic sends a failed call's metadata in the trailers, which is where the official
+/// SDK reads them.
 pub(crate) fn to_status(err: Error) -> Status {
     let wire = code_of_error(&err);
     let mut meta = MetadataMap::new();
@@ -115,7 +134,7 @@ pub(crate) fn to_status(err: Error) -> Status {
     }
     Status::with_metadata(
         wire.status,
-        bounded_message(&err.message).into_owned(),
+        bounded_message(&message_of(&err)).into_owned(),
         meta,
     )
 }
@@ -233,6 +252,16 @@ pub(crate) fn to_http_body(
         "context": context,
         "requestId": request_id,
     })
+}
+
+/// [`to_http_body`] of a domain error, its kind's codes and its [`message_of`].
+pub(crate) fn error_body(err: &Error, request_id: &str) -> serde_json::Value {
+    to_http_body(
+        &code_of_error(err),
+        &message_of(err),
+        &err.context,
+        request_id,
+    )
 }
 
 /// Metadata values must be visible ASCII; anything else (a non-ASCII name, say) is escaped.
@@ -644,3 +673,38 @@ pub(crate) const FAULT_CODES: &[(&str, ErrorKind)] = &[
         ErrorKind::SendReceiveRatioExceeded,
     ),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A refusal the engine hints at reads the same over gRPC, over HTTP and from the CLI:
+    /// its words, then the command that fixes it.
+    #[test]
+    fn hinted_refusals_name_the_command_that_fixes_them() {
+        let cases = [
+            (
+                imgroups_core::clock::no_controllable_clock(),
+                "the store has no controllable clock: start the server with \
+                 `imgroups serve --seed N` to get one",
+            ),
+            (
+                Error::precondition(
+                    imgroups_core::Reason::AccountExists,
+                    "account me@example.com already exists",
+                )
+                .with("address", "me@example.com")
+                .hint(Hint::AnotherToken),
+                "account me@example.com already exists; use \
+                 `imgroups token create me@example.com` for another token",
+            ),
+        ];
+        for (err, expected) in cases {
+            assert_eq!(crate::error_message(&err), expected);
+            assert_eq!(error_body(&err, "r")["message"], expected);
+            assert_eq!(to_status(err).message(), expected);
+        }
+        let plain = Error::invalid("no hint here");
+        assert_eq!(message_of(&plain), "no hint here");
+    }
+}

@@ -10,7 +10,7 @@
 //!   are accounts.
 //! - Everyone else in the network is a **puppet**: a simulated person who can act too
 //!   ([`act`]), held to the same rules as an account. A puppet's change enters the logs through
-//!   [`Engine::ingest`], recorded by the same rules code as a change observed on a real Mac.
+//!   [`Engine::act_as`], recorded by the same rules code as a change observed on a real Mac.
 //! - Groups are named like Messages names them: `chat` + 18 random digits, and an upper-case
 //!   UUID as the group id (derived from the seed in a deterministic run, [`imgroups_core::clock`]).
 //!

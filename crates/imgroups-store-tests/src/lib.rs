@@ -45,8 +45,8 @@ use std::sync::Arc;
 
 use imgroups_core::port::{SimStore, Store, TokenRef};
 use imgroups_core::{
-    AccountId, Address, Change, ChatGuid, Checks, Command, Engine, EngineConfig, ErrorKind, Event,
-    Message, Mutation, NewMessage, Observed, Outcome, Timestamp,
+    AccountId, Address, Change, ChatGuid, Command, Engine, EngineConfig, ErrorKind, Event, Message,
+    Mutation, NewMessage, Observed, ObservedBatch, Outcome, Timestamp,
 };
 use imgroups_sim::Simulator;
 use proptest::prelude::*;
@@ -707,11 +707,25 @@ async fn events_after(store: &dyn Store, account: AccountId, after: u64) -> Vec<
         .expect("read events")
 }
 
-/// Observed changes ([`Engine::ingest`]) are recorded by the same code as our own writes:
-/// for each kind of change, the same change made by an account through the API in one group
-/// and observed (as made by that account) in a twin group appends the same events to every
-/// account's log. What is already reflected appends nothing, and an unknown group is
-/// `chatNotFound`.
+/// One change observed on a network's record, brought in through the door every such change
+/// takes ([`Engine::record_observed`]); how many were recorded (0: skipped as refused).
+async fn observe(engine: &Engine, id: &str, observed: Observed) -> imgroups_core::Result<usize> {
+    engine
+        .record_observed(ObservedBatch {
+            source: "store-tests".to_owned(),
+            cursor: id.to_owned(),
+            changes: vec![(id.to_owned(), observed)],
+            ..ObservedBatch::default()
+        })
+        .await
+}
+
+/// Observed changes ([`Engine::record_observed`]) are recorded by the same code as our own
+/// writes: for each kind of change, the same change made by an account through the API in one
+/// group and observed (as made by that account) in a twin group appends the same events to
+/// every account's log. What is already reflected appends nothing; a change to an unknown
+/// group is skipped; a puppet ([`Engine::act_as`]) acting in an unknown group, or in one it is
+/// not in, is `chatNotFound`.
 pub fn ingest<F: Fixture>(fixture: F) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -754,7 +768,7 @@ pub fn ingest<F: Fixture>(fixture: F) {
             Mutation::RemoveIcon,
             Mutation::Leave,
         ];
-        for mutation in changes {
+        for (n, mutation) in changes.into_iter().enumerate() {
             let heads: Vec<u64> = {
                 let mut heads = Vec::new();
                 for (account, _) in &accounts {
@@ -777,18 +791,16 @@ pub fn ingest<F: Fixture>(fixture: F) {
                 }
                 mid
             };
-            engine
-                .ingest(
-                    Observed {
-                        chat: observed.clone(),
-                        actor: alice.clone(),
-                        occurred_at: Some(at),
-                        mutation: mutation.clone(),
-                    },
-                    Checks::Trust,
-                )
+            let change = Observed {
+                chat: observed.clone(),
+                actor: alice.clone(),
+                occurred_at: Some(at),
+                mutation: mutation.clone(),
+            };
+            let recorded = observe(&engine, &format!("change {n}"), change)
                 .await
                 .expect("the observed change");
+            assert_eq!(recorded, 1, "the observed {mutation:?} is recorded");
             for (i, (account, address)) in accounts.iter().enumerate() {
                 let all = events_after(&*store, *account, heads[i]).await;
                 let (ours, theirs) = all.split_at((mid[i] - heads[i]) as usize);
@@ -822,17 +834,17 @@ pub fn ingest<F: Fixture>(fixture: F) {
             ("p@x.com", Mutation::RemoveIcon),
             ("b@x.com", Mutation::Leave),
         ];
-        for (actor, mutation) in reflected {
+        for (n, (actor, mutation)) in reflected.into_iter().enumerate() {
             let observed = Observed {
                 chat: observed.clone(),
                 actor: Address::from_trusted(actor.into()),
                 occurred_at: None,
                 mutation,
             };
-            engine
-                .ingest(observed, Checks::Trust)
+            let recorded = observe(&engine, &format!("reflected {n}"), observed)
                 .await
                 .expect("a change already reflected");
+            assert_eq!(recorded, 1, "a change already reflected is not refused");
         }
         assert_eq!(
             store.log_bounds(me).await.expect("bounds").head,
@@ -842,28 +854,34 @@ pub fn ingest<F: Fixture>(fixture: F) {
 
         // A group nobody here knows, and a puppet who is not a member.
         let unknown = ChatGuid::parse("any;+;chat000000000000000042").expect("guid");
+        let skipped = Observed {
+            chat: unknown.clone(),
+            actor: Address::from_trusted("p@x.com".into()),
+            occurred_at: None,
+            mutation: Mutation::RemoveIcon,
+        };
+        let recorded = observe(&engine, "unknown", skipped)
+            .await
+            .expect("one odd change does not stop the record");
+        assert_eq!(recorded, 0, "a change to an unknown group is skipped");
         let err = engine
-            .ingest(
-                Observed {
+            .act_as(
+                &Address::from_trusted("p@x.com".into()),
+                Command::Group {
                     chat: unknown,
-                    actor: Address::from_trusted("p@x.com".into()),
-                    occurred_at: None,
                     mutation: Mutation::RemoveIcon,
                 },
-                Checks::Trust,
             )
             .await
             .expect_err("an unknown group");
         assert_eq!(err.kind, ErrorKind::ChatNotFound);
         let err = engine
-            .ingest(
-                Observed {
+            .act_as(
+                &Address::from_trusted("stranger@x.com".into()),
+                Command::Group {
                     chat: observed.clone(),
-                    actor: Address::from_trusted("stranger@x.com".into()),
-                    occurred_at: None,
                     mutation: Mutation::SetDisplayName("Nope".into()),
                 },
-                Checks::Enforce,
             )
             .await
             .expect_err("a non-member acting under the rules");

@@ -179,6 +179,20 @@ impl Reason {
     }
 }
 
+/// What a person can do about a refusal when the fix is a command of the program that runs
+/// the engine. The engine names no command (it does not know which program runs it), so it
+/// says which fix applies and the server's error table words it, once for every transport and
+/// the CLI. Fieldless, so that [`Error`] is no larger for it: what a fix names is in the
+/// error's context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Hint {
+    /// The store has no controllable clock: start the server with one (`serve --seed N`).
+    SeedTheClock,
+    /// The account exists: make another token for it (`token create ADDRESS`, the `address`
+    /// context entry).
+    AnotherToken,
+}
+
 /// A failure with a human message (lower case, no internals) and context naming the input.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error("{message}")]
@@ -191,6 +205,9 @@ pub struct Error {
     /// follows from the kind. Only injected faults choose it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retryable: Option<bool>,
+    /// The fix, where it is a command the message cannot name (see [`Hint`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<Hint>,
 }
 
 impl Error {
@@ -200,6 +217,7 @@ impl Error {
             message: message.into(),
             context: Vec::new(),
             retryable: None,
+            hint: None,
         }
     }
 
@@ -213,6 +231,12 @@ impl Error {
     /// Says whether a retry can succeed, whatever the kind implies.
     pub fn retryable(mut self, retryable: bool) -> Self {
         self.retryable = Some(retryable);
+        self
+    }
+
+    /// Says which command fixes it, for the program around the engine to name.
+    pub fn hint(mut self, hint: Hint) -> Self {
+        self.hint = Some(hint);
         self
     }
 

@@ -13,5 +13,5 @@ pub mod error;
 pub mod expect;
 pub mod ids;
 
-pub use error::{Error, ErrorKind, Reason, Result};
+pub use error::{Error, ErrorKind, Hint, Reason, Result};
 pub use ids::{Address, ChatGuid, ChatKind};

@@ -40,17 +40,18 @@ pub(crate) fn exit(result: Result<(), Error>, json: bool) -> ExitCode {
         return ExitCode::SUCCESS;
     };
     let code = imgroups_server::error_code(err.kind);
+    let message = imgroups_server::error_message(&err);
     if json {
         let body = serde_json::json!({
             "error": {
                 "code": code,
-                "message": err.message,
+                "message": message,
                 "retryable": imgroups_server::is_retryable(err.kind),
             }
         });
         eprintln!("{body}");
     } else {
-        eprintln!("error: {} ({code})", err.message);
+        eprintln!("error: {message} ({code})");
     }
     ExitCode::FAILURE
 }

@@ -81,7 +81,7 @@ pub(crate) fn refused(err: imgroups_core::Error) -> Failure {
         exit,
         code: imgroups_server::error_code(err.kind).to_owned(),
         retryable: imgroups_server::is_retryable(err.kind),
-        message: err.message,
+        message: imgroups_server::error_message(&err).into_owned(),
     }
 }
 

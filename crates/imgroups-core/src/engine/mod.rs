@@ -140,27 +140,12 @@ impl Engine {
             .await
     }
 
-    /// Records a change made by someone else, outside this server, in the log of every local
-    /// account that can see the group — the events our own write would have produced.
-    /// Returns once that is durable.
-    pub async fn ingest(&self, observed: Observed, checks: Checks) -> Result<()> {
-        let network = match &self.network {
-            Network::Recorded(network) => Some(network.clone()),
-            Network::Observed(_) => None,
-        };
-        self.store
-            .write(Box::new(move |tx| {
-                rules::ingest(tx, network.as_deref(), &observed, checks).map(|()| Outcome::Empty)
-            }))
-            .await
-            .map(drop)
-    }
-
     /// `person`, someone in a simulated network who need not be an account (a *puppet*),
     /// makes the group change or says or does in a chat what `command` says, under the same
     /// rules as an account; every account in the chat sees it with `person` as actor. Refused
     /// on an observed network (there, people act on their own devices), and for chat
-    /// creation. Answers what an account's write would (the message sent, …).
+    /// creation. Answers what an account's write would (the message sent, …). A group change
+    /// is recorded as any change made elsewhere is ([`rules::ingest`]), under the rules.
     pub async fn act_as(&self, person: &crate::ids::Address, command: Command) -> Result<Outcome> {
         let network = match &self.network {
             Network::Recorded(network) => network.clone(),
@@ -194,7 +179,12 @@ impl Engine {
             occurred_at: None,
             mutation,
         };
-        self.ingest(observed, Checks::Enforce).await?;
+        self.store
+            .write(Box::new(move |tx| {
+                rules::ingest(tx, Some(&*network), &observed, Checks::Enforce)
+                    .map(|()| Outcome::Empty)
+            }))
+            .await?;
         Ok(Outcome::Empty)
     }
 

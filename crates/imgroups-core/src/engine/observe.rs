@@ -83,7 +83,7 @@ impl ObservedPart {
 
 impl Engine {
     /// Records a batch from an observed network: new groups, then each change not recorded
-    /// before (to the logs of the accounts in the group, as [`Engine::ingest`] with
+    /// before (to the logs of the accounts in the group, by the rules with
     /// [`Checks::Trust`]), then the settled state and the cursor — all in one transaction.
     /// Returns how many changes were recorded now. A change the rules cannot place (its group
     /// is unknown, say) is skipped with a warning, so one odd row cannot stop the stream.

@@ -18,9 +18,10 @@
 //! accounts among its members, which keep a view and a log of it: the store knows which
 //! addresses are accounts), and the recording of a change with its events, whoever made it.
 //!
-//! Changes made by someone else (a simulated person, someone on a real Mac) come in through
-//! [`crate::Engine::ingest`] and [`crate::Engine::record_observed`], and are recorded by the
-//! same code as our own writes, so events, audiences and sequences are produced in one place.
+//! Changes made by someone else come in through one door each: a simulated person's through
+//! [`crate::Engine::act_as`] (under the rules), someone's on a real Mac through
+//! [`crate::Engine::record_observed`] (it has happened). Both are recorded by the same code as
+//! our own writes, so events, audiences and sequences are produced in one place.
 
 use std::sync::Arc;
 

@@ -563,8 +563,7 @@ fn console_frame(frame: Frame) -> Weighed<std::result::Result<SseEvent, Infallib
         }
         Frame::Heartbeat | Frame::Complete { .. } => (SseEvent::default().comment("heartbeat"), 0),
         Frame::Failed(err) => {
-            let wire = crate::wire::code_of_error(&err);
-            let body = crate::wire::to_http_body(&wire, &err.message, &err.context, "").to_string();
+            let body = crate::wire::error_body(&err, "").to_string();
             let bytes = body.len();
             (SseEvent::default().event("error").data(body), bytes)
         }

@@ -262,12 +262,7 @@ impl ApiError {
     fn render(&self, request_id: &str) -> Response {
         let status = self.status();
         let body = match self {
-            ApiError::Domain(err) => wire::to_http_body(
-                &wire::code_of_error(err),
-                &err.message,
-                &err.context,
-                request_id,
-            ),
+            ApiError::Domain(err) => wire::error_body(err, request_id),
             ApiError::Http(kind, message) => {
                 wire::to_http_body(&wire::code_of_http_only(*kind), message, &[], request_id)
             }

@@ -58,8 +58,7 @@ fn sse_event(frame: Frame, bytes: &mut usize) -> SseEvent {
         // The stream cannot continue (its cursor fell behind retention, say): a final `error`
         // event with the usual error body, then the stream ends.
         Frame::Failed(err) => {
-            let wire = wire::code_of_error(&err);
-            let body = wire::to_http_body(&wire, &err.message, &err.context, "").to_string();
+            let body = wire::error_body(&err, "").to_string();
             *bytes += body.len();
             SseEvent::default().event("error").data(body)
         }

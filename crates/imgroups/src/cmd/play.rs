@@ -83,7 +83,7 @@ pub(crate) fn exit_code(
             let err = crate::store::in_store(err, data);
             eprintln!(
                 "error: {file}:{line}: {} ({})",
-                err.message,
+                imgroups_server::error_message(&err),
                 imgroups_server::error_code(err.kind)
             );
             ExitCode::from(NOT_MET)

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
-use crate::support::{cli, clients, Server};
+use crate::support::{cli, clients, Launch, Server};
 
 /// A connection whose reading can be paused: while paused the client reads nothing from its
 /// socket, as a stalled or hostile client would, so whatever the server sends piles up in
@@ -748,7 +748,6 @@ async fn the_revocations_file_is_private() {
 /// reason; the server keeps answering writes while idle peers hold every connection place.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_connection_cap_fits_the_open_file_limit() {
-    use std::io::BufRead;
     if std::process::Command::new("prlimit")
         .arg("--version")
         .output()
@@ -758,33 +757,17 @@ async fn the_connection_cap_fits_the_open_file_limit() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut child = std::process::Command::new("prlimit")
-        .arg("--nofile=256:256")
-        .arg(crate::support::BIN)
-        .args(["serve", "--data"])
-        .arg(dir.path())
-        .args(["--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut grpc = None;
-    let mut http = None;
-    let mut token = None;
-    for line in stdout.lines() {
-        let line = line.unwrap();
-        if let Some(a) = line.strip_prefix("grpc listening on ") {
-            grpc = Some(a.to_owned());
-        } else if let Some(a) = line.strip_prefix("http listening on ") {
-            http = Some(a.to_owned());
-        } else if let Some(t) = line.strip_prefix("token ") {
-            token = Some(t.to_owned());
-        } else if line == "ready" {
-            break;
-        }
-    }
-    let (grpc, http, token) = (grpc.unwrap(), http.unwrap(), token.unwrap());
+    let logs = tempfile::tempdir().expect("tempdir");
+    let log_path = logs.path().join("stderr.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let launch = Launch {
+        under: &["prlimit", "--nofile=256:256"],
+        stderr: Some(std::process::Stdio::from(log)),
+        ..Launch::default()
+    };
+    let server = Server::start_with(dir.path(), &[], launch);
+    let (grpc, http) = (server.grpc.clone(), server.http.clone());
+    let token = server.token.clone().expect("token (first start)");
     // Idle peers: far more than the open-file limit allows.
     let mut idle = Vec::new();
     for _ in 0..300 {
@@ -809,16 +792,8 @@ async fn the_connection_cap_fits_the_open_file_limit() {
         .expect("in time")
         .expect("rename");
     drop(idle);
-    let _ = child.kill();
-    let _ = child.wait();
-    let mut stderr = String::new();
-    use std::io::Read;
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    server.kill9();
+    let stderr = std::fs::read_to_string(&log_path).expect("read the log");
     let lowered: Vec<&str> = stderr
         .lines()
         .filter(|l| l.contains("connection cap is lowered"))

@@ -479,6 +479,38 @@ fn local_errors_end_with_the_camel_case_wire_code() {
     }
 }
 
+/// Adding an account that exists is refused with the command that makes another token for
+/// it, in either output form.
+#[test]
+fn adding_an_existing_account_names_the_command_for_another_token() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().to_str().expect("utf-8");
+    let add = |json: bool| {
+        let mut cmd = imgroups(&["account", "add", "a@example.com", "--data", data]);
+        if json {
+            cmd.arg("--json");
+        }
+        run(&mut cmd)
+    };
+    let first = add(false);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let again = add(false);
+    assert_eq!(again.status.code(), Some(1));
+    assert_eq!(
+        stderr(&again).lines().last().unwrap_or_default(),
+        "error: account a@example.com already exists; use `imgroups token create \
+         a@example.com` for another token (preconditionFailed)"
+    );
+    let again = add(true);
+    assert_eq!(again.status.code(), Some(1));
+    let err: serde_json::Value = serde_json::from_str(stderr(&again).trim()).expect("JSON error");
+    assert_eq!(
+        err["error"]["message"],
+        "account a@example.com already exists; use `imgroups token create a@example.com` for \
+         another token"
+    );
+}
+
 #[test]
 fn token_list_shows_rfc3339_and_json_gives_both_forms() {
     let dir = tempfile::tempdir().expect("tempdir");

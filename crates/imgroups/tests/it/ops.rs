@@ -3,124 +3,25 @@
 //! own `--metrics` listener, and request logs that carry a request id but never a token.
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use imgroups_proto::pb;
 use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
 
-use crate::support::{clients, lines_of, BIN};
+use crate::support::{clients, Launch, Server};
 
 const OUR_SERVICES: [&str; 3] = [
     "photon.imessage.v1.GroupService",
     "photon.imessage.v1.ChatService",
     "photon.imessage.v1.EventService",
 ];
-
-/// `imgroups serve` on a fresh directory, with every stdout line kept.
-struct Proc {
-    child: Child,
-    /// Every stdout line up to and including `ready`.
-    lines: Vec<String>,
-    grpc: String,
-    http: String,
-    metrics: Option<String>,
-    token: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Proc {
-    fn start(extra: &[&str], stderr: Stdio, env: &[(&str, &str)]) -> Proc {
-        let dir = tempfile::tempdir().expect("tempdir");
-        Proc::start_in(dir, extra, stderr, env)
-    }
-
-    fn start_in(
-        dir: tempfile::TempDir,
-        extra: &[&str],
-        stderr: Stdio,
-        env: &[(&str, &str)],
-    ) -> Proc {
-        let mut child = Command::new(BIN)
-            .arg("serve")
-            .arg("--data")
-            .arg(dir.path())
-            .args(["--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0"])
-            .args(extra)
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .expect("spawn imgroups serve");
-        let rx = lines_of(child.stdout.take().expect("stdout"));
-        let mut lines = Vec::new();
-        loop {
-            let line = rx
-                .recv_timeout(Duration::from_secs(30))
-                .expect("server printed `ready` within 30 s");
-            let ready = line == "ready";
-            lines.push(line);
-            if ready {
-                break;
-            }
-        }
-        let field = |prefix: &str| {
-            lines
-                .iter()
-                .find_map(|l| l.strip_prefix(prefix))
-                .map(str::to_owned)
-        };
-        Proc {
-            grpc: field("grpc listening on ").expect("grpc line"),
-            http: field("http listening on ").expect("http line"),
-            metrics: field("metrics listening on "),
-            token: field("token ").expect("token line (first start)"),
-            lines,
-            child,
-            _dir: dir,
-        }
-    }
-
-    async fn channel(&self) -> Channel {
-        Endpoint::from_shared(format!("http://{}", self.grpc))
-            .expect("endpoint")
-            .connect()
-            .await
-            .expect("connect")
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.http)
-    }
-
-    /// SIGTERM, as an orchestrator sends it.
-    fn terminate(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill -TERM");
-        assert!(status.success());
-    }
-
-    /// Waits for the process to exit; it must exit 0.
-    fn wait_success(&mut self) {
-        let exit = self.child.wait().expect("wait");
-        assert!(exit.success(), "graceful shutdown exits 0, got {exit:?}");
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 async fn json_body(response: reqwest::Response) -> serde_json::Value {
     serde_json::from_slice(&response.bytes().await.expect("body")).expect("json")
@@ -336,7 +237,8 @@ async fn reflect_v1(
 async fn health_and_reflection_need_no_token() {
     use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
     use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-    let server = Proc::start(&[], Stdio::null(), &[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &[]);
     let channel = server.channel().await;
 
     let mut health = HealthClient::new(channel.clone());
@@ -465,7 +367,8 @@ async fn health_and_reflection_need_no_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_then_exits_cleanly() {
-    let mut server = Proc::start(&["--shutdown-drain-ms", "3000"], Stdio::null(), &[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = Server::start(dir.path(), &["--shutdown-drain-ms", "3000"]);
     let http = reqwest::Client::new();
     let healthz = http
         .get(server.url("/healthz"))
@@ -582,15 +485,16 @@ async fn metrics_count_requests_events_streams_and_webhooks() {
     const GRPC_RENAMES: u64 = 3;
     const HTTP_RENAMES: u64 = 2;
     // The receiver is on loopback over http: refused unless allowed.
-    let server = Proc::start(
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(
+        dir.path(),
         &["--webhook-allow-http", "--webhook-allow-net", "127.0.0.0/8"],
-        Stdio::null(),
-        &[],
     );
+    let token = server.token.clone().expect("token (first start)");
     let metrics = server.url("/metrics");
     let http = reqwest::Client::new();
     let channel = server.channel().await;
-    let mut c = clients(&channel, &server.token);
+    let mut c = clients(&channel, &token);
     let chat = c.create_group(&["a@example.com", "b@example.com"]).await;
 
     let before = scrape(&metrics).await;
@@ -643,7 +547,7 @@ async fn metrics_count_requests_events_streams_and_webhooks() {
     let (hook_url, hook_got) = webhook_receiver().await;
     let added = http
         .post(server.url("/v1/webhooks"))
-        .bearer_auth(&server.token)
+        .bearer_auth(&token)
         .body(serde_json::json!({ "url": hook_url }).to_string())
         .send()
         .await
@@ -658,7 +562,7 @@ async fn metrics_count_requests_events_streams_and_webhooks() {
     for i in 0..HTTP_RENAMES {
         let renamed = http
             .post(server.url("/v1/groups:setDisplayName"))
-            .bearer_auth(&server.token)
+            .bearer_auth(&token)
             .body(
                 serde_json::json!({ "chatGuid": chat, "displayName": format!("http {i}") })
                     .to_string(),
@@ -762,7 +666,7 @@ async fn metrics_count_requests_events_streams_and_webhooks() {
     for _ in 0..2 {
         let renamed = http
             .post(server.url("/v1/groups:setDisplayName"))
-            .bearer_auth(&server.token)
+            .bearer_auth(&token)
             .header("x-idempotency-key", "ops-key-1")
             .body(serde_json::json!({ "chatGuid": chat, "displayName": "once" }).to_string())
             .send()
@@ -775,7 +679,8 @@ async fn metrics_count_requests_events_streams_and_webhooks() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_metrics_listener_of_its_own_is_announced_in_order() {
-    let server = Proc::start(&["--metrics", "127.0.0.1:0"], Stdio::null(), &[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &["--metrics", "127.0.0.1:0"]);
     let prefixes: Vec<&str> = server
         .lines
         .iter()
@@ -819,16 +724,22 @@ async fn request_logs_carry_a_request_id_and_never_a_token() {
     let log_path = dir.path().join("stderr.log");
     let log = std::fs::File::create(&log_path).expect("log file");
     let data = tempfile::tempdir().expect("tempdir");
-    let mut server = Proc::start_in(data, &[], Stdio::from(log), &[("RUST_LOG", "debug")]);
+    let launch = Launch {
+        stderr: Some(Stdio::from(log)),
+        env: &[("RUST_LOG", "debug")],
+        ..Launch::default()
+    };
+    let mut server = Server::start_with(data.path(), &[], launch);
+    let token = server.token.clone().expect("token (first start)");
     let wrong = "imgr_0123456789abcdef0123456789abcdef01234567";
     let channel = server.channel().await;
-    let mut c = clients(&channel, &server.token);
+    let mut c = clients(&channel, &token);
     let chat = c.create_group(&["a@example.com", "b@example.com"]).await;
     c.rename(&chat, "logged").await.expect("rename");
     let mut bad = clients(&channel, wrong);
     bad.rename(&chat, "nope").await.expect_err("wrong token");
     let http = reqwest::Client::new();
-    for token in [server.token.as_str(), wrong] {
+    for token in [token.as_str(), wrong] {
         let _ = http
             .post(server.url("/v1/groups:setDisplayName"))
             .bearer_auth(token)
@@ -841,7 +752,7 @@ async fn request_logs_carry_a_request_id_and_never_a_token() {
     server.terminate();
     server.wait_success();
     let logs = std::fs::read_to_string(&log_path).expect("read the log");
-    assert!(!logs.contains(&server.token), "a token was logged");
+    assert!(!logs.contains(&token), "a token was logged");
     assert!(!logs.contains(wrong), "a wrong token was logged");
     assert!(
         !logs.contains("Bearer"),
@@ -870,7 +781,12 @@ async fn a_browser_finds_the_console_at_the_root_without_warnings() {
     let log_path = dir.path().join("stderr.log");
     let log = std::fs::File::create(&log_path).expect("log file");
     let data = tempfile::tempdir().expect("tempdir");
-    let mut server = Proc::start_in(data, &[], Stdio::from(log), &[("RUST_LOG", "info")]);
+    let launch = Launch {
+        stderr: Some(Stdio::from(log)),
+        env: &[("RUST_LOG", "info")],
+        ..Launch::default()
+    };
+    let mut server = Server::start_with(data.path(), &[], launch);
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -930,7 +846,12 @@ async fn refused_requests_without_a_token_are_logged_within_a_budget() {
     let log_path = dir.path().join("stderr.log");
     let log = std::fs::File::create(&log_path).expect("log file");
     let data = tempfile::tempdir().expect("tempdir");
-    let mut server = Proc::start_in(data, &[], Stdio::from(log), &[("RUST_LOG", "info")]);
+    let launch = Launch {
+        stderr: Some(Stdio::from(log)),
+        env: &[("RUST_LOG", "info")],
+        ..Launch::default()
+    };
+    let mut server = Server::start_with(data.path(), &[], launch);
     let http = reqwest::Client::new();
     let started = Instant::now();
     for i in 0..REQUESTS {

@@ -31,19 +31,49 @@ pub struct Server {
     pub token: Option<String>,
     /// Where the Messages helper is awaited (`serve --backend chatdb --helper`).
     pub helper: Option<String>,
+    /// The metrics listener of its own (`serve --metrics`).
+    pub metrics: Option<String>,
+    /// Every stdout line up to and including `ready`.
+    pub lines: Vec<String>,
+}
+
+/// How [`Server::start_with`] runs `imgroups serve`, beyond its arguments. The default is
+/// what [`Server::start`] does.
+#[derive(Default)]
+pub struct Launch<'a> {
+    /// Environment variables to add (`RUST_LOG`, say).
+    pub env: &'a [(&'a str, &'a str)],
+    /// Where stderr goes (a log file, read once the server has exited); discarded by default.
+    pub stderr: Option<Stdio>,
+    /// A program and its arguments that run the server (`prlimit --nofile=256:256`).
+    pub under: &'a [&'a str],
 }
 
 impl Server {
     /// Starts `imgroups serve` on `dir` and waits for its `ready` line.
     pub fn start(dir: &Path, extra: &[&str]) -> Server {
-        let mut child = Command::new(BIN)
+        Server::start_with(dir, extra, Launch::default())
+    }
+
+    /// [`Server::start`], run as `launch` says.
+    pub fn start_with(dir: &Path, extra: &[&str], launch: Launch<'_>) -> Server {
+        let mut command = match launch.under.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(BIN);
+                command
+            }
+            None => Command::new(BIN),
+        };
+        let mut child = command
             .arg("serve")
             .arg("--data")
             .arg(dir)
             .args(["--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0"])
             .args(extra)
+            .envs(launch.env.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(launch.stderr.unwrap_or_else(Stdio::null))
             .spawn()
             .expect("spawn imgroups serve");
         let rx = lines_of(child.stdout.take().expect("stdout"));
@@ -52,6 +82,8 @@ impl Server {
         let mut token = None;
         let mut helper = None;
         let mut console = None;
+        let mut metrics = None;
+        let mut lines = Vec::new();
         loop {
             let line = rx
                 .recv_timeout(Duration::from_secs(30))
@@ -64,9 +96,14 @@ impl Server {
                 console = Some(url.to_owned());
             } else if let Some(addr) = line.strip_prefix("helper listening on ") {
                 helper = Some(addr.to_owned());
+            } else if let Some(addr) = line.strip_prefix("metrics listening on ") {
+                metrics = Some(addr.to_owned());
             } else if let Some(t) = line.strip_prefix("token ") {
                 token = Some(t.to_owned());
-            } else if line == "ready" {
+            }
+            let ready = line == "ready";
+            lines.push(line);
+            if ready {
                 break;
             }
         }
@@ -78,7 +115,14 @@ impl Server {
             console,
             token,
             helper,
+            metrics,
+            lines,
         }
+    }
+
+    /// The URL of `path` on the HTTP listener.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.http)
     }
 
     pub fn pid(&self) -> u32 {
@@ -93,11 +137,21 @@ impl Server {
 
     /// SIGTERM, then wait for a clean exit.
     pub fn stop(mut self) {
+        self.terminate();
+        self.wait_success();
+    }
+
+    /// SIGTERM, as an orchestrator sends it; the server may still be draining on return.
+    pub fn terminate(&self) {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
             .expect("kill -TERM");
         assert!(status.success());
+    }
+
+    /// Waits for the process to exit; it must exit 0.
+    pub fn wait_success(&mut self) {
         let exit = self.child.wait().expect("wait");
         assert!(exit.success(), "graceful shutdown exits 0, got {exit:?}");
     }
