@@ -59,7 +59,8 @@ test("the bot welcomes whoever says hi, and whoever joins", async () => {
   assert.equal(said.code, 0, said.stderr);
   const event = JSON.parse(said.stdout);
   assert.equal(event.isFromMe, true);
-  assert.equal(event.messageReceived.message.content.text, "Welcome, carol@example.com!");
+  assert.equal(event.type, "message.received");
+  assert.equal(event.message.text, "Welcome, carol@example.com!");
 });
 
 test("the bot does not rename anything (exit 1, and stderr shows what it did instead)", async () => {

@@ -217,16 +217,23 @@ pub enum Reaction {
 impl Reaction {
     /// `love`, `like`, …, `emoji`, `sticker`.
     pub fn kind(&self) -> &'static str {
-        match self {
-            Reaction::Love => "love",
-            Reaction::Like => "like",
-            Reaction::Dislike => "dislike",
-            Reaction::Laugh => "laugh",
-            Reaction::Emphasize => "emphasize",
-            Reaction::Question => "question",
-            Reaction::Emoji(_) => "emoji",
-            Reaction::Sticker => "sticker",
-        }
+        self.sdk().kind.as_str()
+    }
+
+    /// The SDK-shape view of this tapback.
+    fn sdk(&self) -> sdk::Reaction<'_> {
+        use sdk::ReactionKind as K;
+        let (kind, emoji) = match self {
+            Reaction::Love => (K::Love, None),
+            Reaction::Like => (K::Like, None),
+            Reaction::Dislike => (K::Dislike, None),
+            Reaction::Laugh => (K::Laugh, None),
+            Reaction::Emphasize => (K::Emphasize, None),
+            Reaction::Question => (K::Question, None),
+            Reaction::Emoji(emoji) => (K::Emoji, Some(emoji.as_str())),
+            Reaction::Sticker => (K::Sticker, None),
+        };
+        sdk::Reaction { kind, emoji }
     }
 
     pub(crate) fn to_wire(&self) -> pb::MessageReaction {
@@ -320,30 +327,28 @@ impl std::str::FromStr for Reaction {
 
 impl Serialize for Reaction {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut map = s.serialize_map(None)?;
-        map.serialize_entry("kind", self.kind())?;
-        if let Reaction::Emoji(emoji) = self {
-            map.serialize_entry("emoji", emoji)?;
-        }
-        map.end()
+        self.sdk().serialize(s)
     }
 }
 
 /// A styled span of a message's text; `start` and `length` count UTF-16 code units.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+/// Serializes in the SDK shape ([`imgroups_proto::sdk::TextFormat`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TextFormat {
     /// The style, e.g. `bold`, `italic`, `underline`, `strikethrough`.
-    #[serde(rename = "type")]
     pub style: String,
     /// First UTF-16 code unit.
     pub start: u32,
     /// Length in UTF-16 code units.
     pub length: u32,
     /// A text effect's name, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub effect_name: Option<String>,
+}
+
+impl Serialize for TextFormat {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.sdk().serialize(s)
+    }
 }
 
 impl TextFormat {
@@ -354,6 +359,16 @@ impl TextFormat {
             start,
             length,
             effect_name: None,
+        }
+    }
+
+    /// The SDK-shape view of this span.
+    fn sdk(&self) -> sdk::TextFormat<'_> {
+        sdk::TextFormat {
+            style: &self.style,
+            start: self.start,
+            length: self.length,
+            effect_name: self.effect_name.as_deref(),
         }
     }
 
@@ -376,45 +391,56 @@ impl TextFormat {
     }
 }
 
-/// A tapback on a message now.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+/// A tapback on a message now. Serializes in the SDK shape
+/// ([`imgroups_proto::sdk::AppliedReaction`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppliedReaction {
     /// The tapback.
     pub reaction: Reaction,
     /// Who put it there; absent when it is the calling account's.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub sender: Option<Participant>,
     /// Whether the calling account put it there.
     pub is_from_me: bool,
     /// When.
-    #[serde(serialize_with = "rfc3339_serde")]
     pub date_created: SystemTime,
 }
 
-/// A message as the calling account sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+impl AppliedReaction {
+    /// The SDK-shape view of this tapback.
+    fn sdk(&self) -> sdk::AppliedReaction<'_> {
+        sdk::AppliedReaction {
+            reaction: self.reaction.sdk(),
+            sender: self.sender.as_ref().map(Participant::sdk),
+            is_from_me: self.is_from_me,
+            date_created: sdk_time(self.date_created),
+        }
+    }
+}
+
+impl Serialize for AppliedReaction {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.sdk().serialize(s)
+    }
+}
+
+/// A message as the calling account sees it. Serializes in the shape of
+/// [`imgroups_proto::sdk::Message`] (`text` at the top, as `imgroups messages get --json` prints
+/// it).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
     /// The message's GUID, the same in every member's view.
     pub guid: MessageGuid,
     /// The text; absent once unsent.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
     /// The subject line, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
     /// Styled spans of the text.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub formatting: Vec<TextFormat>,
     /// The bubble or screen effect it was sent with.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub effect_id: Option<String>,
     /// The message this one answers.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<MessageGuid>,
     /// Who sent it; absent for the calling account's own messages.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub sender: Option<Participant>,
     /// Whether the calling account sent it.
     pub is_from_me: bool,
@@ -423,42 +449,56 @@ pub struct Message {
     /// Whether it reached the other side.
     pub is_delivered: bool,
     /// When the message was created.
-    #[serde(serialize_with = "rfc3339_serde")]
     pub date_created: SystemTime,
     /// When it was delivered.
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "opt_rfc3339_serde"
-    )]
     pub date_delivered: Option<SystemTime>,
     /// When it was read: by this account (incoming), or by the other side of a direct chat
     /// (the account's own).
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "opt_rfc3339_serde"
-    )]
     pub date_read: Option<SystemTime>,
     /// When it was last edited.
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "opt_rfc3339_serde"
-    )]
     pub date_edited: Option<SystemTime>,
     /// When it was unsent.
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "opt_rfc3339_serde"
-    )]
     pub date_retracted: Option<SystemTime>,
     /// Its tapbacks now, at most one per person.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub reactions: Vec<AppliedReaction>,
     /// The chats it is in, as the calling account sees them.
-    #[serde(serialize_with = "display_all")]
     pub chat_guids: Vec<ChatGuid>,
 }
 
+impl Serialize for Message {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.sdk().serialize(s)
+    }
+}
+
 impl Message {
+    /// The SDK-shape view of this message.
+    fn sdk(&self) -> sdk::Message<'_> {
+        sdk::Message {
+            guid: self.guid.as_str(),
+            text: self.text.as_deref(),
+            subject: self.subject.as_deref(),
+            formatting: self.formatting.iter().map(TextFormat::sdk).collect(),
+            effect_id: self.effect_id.as_deref(),
+            reply_to: self.reply_to.as_ref().map(MessageGuid::as_str),
+            sender: self.sender.as_ref().map(Participant::sdk),
+            is_from_me: self.is_from_me,
+            is_sent: self.is_sent,
+            is_delivered: self.is_delivered,
+            date_created: sdk_time(self.date_created),
+            date_delivered: self.date_delivered.map(sdk_time),
+            date_read: self.date_read.map(sdk_time),
+            date_edited: self.date_edited.map(sdk_time),
+            date_retracted: self.date_retracted.map(sdk_time),
+            reactions: self.reactions.iter().map(AppliedReaction::sdk).collect(),
+            chat_guids: self
+                .chat_guids
+                .iter()
+                .map(|g| std::borrow::Cow::Owned(String::from(g)))
+                .collect(),
+        }
+    }
+
     /// Whether its sender took it back ([`Messages::unsend`](crate::Messages::unsend)).
     pub fn is_unsent(&self) -> bool {
         self.date_retracted.is_some()
@@ -563,13 +603,15 @@ pub struct CreateChatResult {
 /// [`ChatChange`] ([`ChatEvent`]), or any of them ([`Change`], the default: what a catch-up
 /// or a [`Resumable`](crate::Resumable) delivers).
 ///
-/// A group event serializes like the official SDK's `GroupEvent`
-/// ([`imgroups_proto::sdk::GroupEvent`], the shape the server's console shows too):
+/// Every event serializes in the official SDK's event shape ([`imgroups_proto::sdk`], the
+/// shape the server's console shows too): a group event like its `GroupEvent`,
 /// `{"type":"group.changed","sequence":7,"chatGuid":"any;+;chat…","occurredAt":"…Z",
-/// "isFromMe":true,"actor":{…},"change":{"type":"participantAdded","participant":{…}}}`.
-/// Message and chat events serialize flat, with the server's event type names:
-/// `{"type":"message.received","sequence":8,"chatGuid":…,"occurredAt":…,"isFromMe":…,
-/// "actor":…,"message":{…}}`, `{"type":"message.reactionAdded",…,"messageGuid":…,
+/// "isFromMe":true,"actor":{…},"change":{"type":"participantAdded","participant":{…}}}`;
+/// message and chat events like its `MessageEvent` and `ChatEvent`, the change's fields
+/// beside the envelope: `{"type":"message.received","sequence":8,"chatGuid":…,
+/// "occurredAt":…,"isFromMe":…,"actor":…,"message":{…}}` (the message as [`Message`]
+/// serializes), `{"type":"message.edited",…,"messageGuid":…,"content":{"text":…,
+/// "formatting":[…]},"editedAt":…}`, `{"type":"message.reactionAdded",…,"messageGuid":…,
 /// "reaction":{"kind":"love"}}`, `{"type":"chat.markedRead",…}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event<C = Change> {
@@ -619,6 +661,34 @@ impl<C> Event<C> {
         }
     }
 
+    /// The official SDK's `MessageEvent` view of this envelope with a message `change`.
+    fn sdk_message<'a>(
+        &'a self,
+        chat_guid: &'a str,
+        change: &'a MessageChange,
+    ) -> sdk::MessageEvent<'a> {
+        sdk::MessageEvent {
+            sequence: self.sequence,
+            chat_guid,
+            occurred_at: sdk_time(self.occurred_at),
+            is_from_me: self.is_from_me,
+            actor: self.actor.as_ref().map(Participant::sdk),
+            change: change.sdk(),
+        }
+    }
+
+    /// The official SDK's `ChatEvent` view of this envelope with a chat `change`.
+    fn sdk_chat<'a>(&'a self, chat_guid: &'a str, change: &ChatChange) -> sdk::ChatEvent<'a> {
+        sdk::ChatEvent {
+            sequence: self.sequence,
+            chat_guid,
+            occurred_at: sdk_time(self.occurred_at),
+            is_from_me: self.is_from_me,
+            actor: self.actor.as_ref().map(Participant::sdk),
+            change: change.sdk(),
+        }
+    }
+
     /// The envelope of a wire event.
     fn envelope(
         sequence: u64,
@@ -651,26 +721,6 @@ impl<C> Event<C> {
             rfc3339(self.occurred_at),
             self.chat_guid,
         )
-    }
-
-    /// The flat JSON shape of message and chat events, `fields` added to the envelope.
-    fn flat_json(&self, event_type: &str, fields: serde_json::Value) -> serde_json::Value {
-        let mut map = serde_json::Map::new();
-        map.insert("type".into(), event_type.into());
-        map.insert("sequence".into(), self.sequence.into());
-        map.insert("chatGuid".into(), self.chat_guid.to_string().into());
-        map.insert("occurredAt".into(), rfc3339(self.occurred_at).into());
-        map.insert("isFromMe".into(), self.is_from_me.into());
-        if let Some(actor) = &self.actor {
-            map.insert(
-                "actor".into(),
-                serde_json::to_value(actor).unwrap_or_default(),
-            );
-        }
-        if let serde_json::Value::Object(fields) = fields {
-            map.extend(fields);
-        }
-        serde_json::Value::Object(map)
     }
 }
 
@@ -756,12 +806,11 @@ impl Event {
 
 impl Serialize for Event {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let chat_guid = String::from(&self.chat_guid);
         match &self.change {
-            Change::Group(c) => self.sdk_group(&self.chat_guid.to_string(), c).serialize(s),
-            Change::Message(c) => self.flat_json(c.event_type(), c.fields()).serialize(s),
-            Change::Chat(c) => self
-                .flat_json(c.event_type(), serde_json::json!({}))
-                .serialize(s),
+            Change::Group(c) => self.sdk_group(&chat_guid, c).serialize(s),
+            Change::Message(c) => self.sdk_message(&chat_guid, c).serialize(s),
+            Change::Chat(c) => self.sdk_chat(&chat_guid, c).serialize(s),
         }
     }
 }
@@ -833,7 +882,7 @@ impl Serialize for GroupChange {
 
 impl Serialize for GroupEvent {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        self.sdk_group(&self.chat_guid.to_string(), &self.change)
+        self.sdk_group(&String::from(&self.chat_guid), &self.change)
             .serialize(s)
     }
 }
@@ -973,14 +1022,16 @@ impl MessageChange {
     /// The event type: `message.received`, `message.edited`, `message.unsent`,
     /// `message.read`, `message.reactionAdded` or `message.reactionRemoved`.
     pub fn event_type(&self) -> &'static str {
+        use sdk::MessageChangeKind as K;
         match self {
-            MessageChange::Received { .. } => "message.received",
-            MessageChange::Edited { .. } => "message.edited",
-            MessageChange::Unsent { .. } => "message.unsent",
-            MessageChange::Read { .. } => "message.read",
-            MessageChange::ReactionAdded { .. } => "message.reactionAdded",
-            MessageChange::ReactionRemoved { .. } => "message.reactionRemoved",
+            MessageChange::Received { .. } => K::Received,
+            MessageChange::Edited { .. } => K::Edited,
+            MessageChange::Unsent { .. } => K::Unsent,
+            MessageChange::Read { .. } => K::Read,
+            MessageChange::ReactionAdded { .. } => K::ReactionAdded,
+            MessageChange::ReactionRemoved { .. } => K::ReactionRemoved,
         }
+        .type_name()
     }
 
     /// The GUID of the message the change is about.
@@ -1010,35 +1061,53 @@ impl MessageChange {
         }
     }
 
-    /// The fields the JSON shape adds to the envelope.
-    fn fields(&self) -> serde_json::Value {
-        let guid = self.message_guid().to_string();
+    /// The SDK-shape view of this change.
+    fn sdk(&self) -> sdk::MessageChange<'_> {
         match self {
-            MessageChange::Received { message } => serde_json::json!({ "message": message }),
+            MessageChange::Received { message } => sdk::MessageChange::Received {
+                message: Box::new(message.sdk()),
+            },
             MessageChange::Edited {
+                message_guid,
                 text,
                 formatting,
                 edited_at,
-                ..
-            } => serde_json::json!({
-                "messageGuid": guid,
-                "text": text,
-                "formatting": formatting,
-                "editedAt": rfc3339(*edited_at),
-            }),
-            MessageChange::Unsent { retracted_at, .. } => serde_json::json!({
-                "messageGuid": guid,
-                "retractedAt": rfc3339(*retracted_at),
-            }),
-            MessageChange::Read { read_at, .. } => serde_json::json!({
-                "messageGuid": guid,
-                "readAt": rfc3339(*read_at),
-            }),
-            MessageChange::ReactionAdded { reaction, .. }
-            | MessageChange::ReactionRemoved { reaction, .. } => serde_json::json!({
-                "messageGuid": guid,
-                "reaction": reaction,
-            }),
+            } => sdk::MessageChange::Edited {
+                message_guid: message_guid.as_str(),
+                content: sdk::MessageContent {
+                    text: text.as_deref(),
+                    formatting: formatting.iter().map(TextFormat::sdk).collect(),
+                },
+                edited_at: sdk_time(*edited_at),
+            },
+            MessageChange::Unsent {
+                message_guid,
+                retracted_at,
+            } => sdk::MessageChange::Unsent {
+                message_guid: message_guid.as_str(),
+                retracted_at: sdk_time(*retracted_at),
+            },
+            MessageChange::Read {
+                message_guid,
+                read_at,
+            } => sdk::MessageChange::Read {
+                message_guid: message_guid.as_str(),
+                read_at: sdk_time(*read_at),
+            },
+            MessageChange::ReactionAdded {
+                message_guid,
+                reaction,
+            } => sdk::MessageChange::ReactionAdded {
+                message_guid: message_guid.as_str(),
+                reaction: reaction.sdk(),
+            },
+            MessageChange::ReactionRemoved {
+                message_guid,
+                reaction,
+            } => sdk::MessageChange::ReactionRemoved {
+                message_guid: message_guid.as_str(),
+                reaction: reaction.sdk(),
+            },
         }
     }
 }
@@ -1111,7 +1180,7 @@ impl MessageEvent {
 
 impl Serialize for MessageEvent {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        self.flat_json(self.change.event_type(), self.change.fields())
+        self.sdk_message(&String::from(&self.chat_guid), &self.change)
             .serialize(s)
     }
 }
@@ -1135,12 +1204,17 @@ pub enum ChatChange {
 impl ChatChange {
     /// The event type: `chat.markedRead`, `chat.backgroundChanged`, …
     pub fn event_type(&self) -> &'static str {
+        self.sdk().type_name()
+    }
+
+    /// The SDK-shape view of this change.
+    fn sdk(&self) -> sdk::ChatChange {
         match self {
-            ChatChange::MarkedRead => "chat.markedRead",
-            ChatChange::BackgroundChanged => "chat.backgroundChanged",
-            ChatChange::BackgroundRemoved => "chat.backgroundRemoved",
-            ChatChange::Archived => "chat.archived",
-            ChatChange::Unarchived => "chat.unarchived",
+            ChatChange::MarkedRead => sdk::ChatChange::MarkedRead,
+            ChatChange::BackgroundChanged => sdk::ChatChange::BackgroundChanged,
+            ChatChange::BackgroundRemoved => sdk::ChatChange::BackgroundRemoved,
+            ChatChange::Archived => sdk::ChatChange::Archived,
+            ChatChange::Unarchived => sdk::ChatChange::Unarchived,
         }
     }
 }
@@ -1181,7 +1255,7 @@ impl ChatEvent {
 
 impl Serialize for ChatEvent {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        self.flat_json(self.change.event_type(), serde_json::json!({}))
+        self.sdk_chat(&String::from(&self.chat_guid), &self.change)
             .serialize(s)
     }
 }
@@ -1211,27 +1285,6 @@ fn display<T: std::fmt::Display, S: serde::Serializer>(
     s: S,
 ) -> std::result::Result<S::Ok, S::Error> {
     s.collect_str(value)
-}
-
-fn opt_rfc3339_serde<S: serde::Serializer>(
-    t: &Option<SystemTime>,
-    s: S,
-) -> std::result::Result<S::Ok, S::Error> {
-    t.map(sdk_time).serialize(s)
-}
-
-fn display_all<T: std::fmt::Display, S: serde::Serializer>(
-    values: &[T],
-    s: S,
-) -> std::result::Result<S::Ok, S::Error> {
-    s.collect_seq(values.iter().map(ToString::to_string))
-}
-
-fn rfc3339_serde<S: serde::Serializer>(
-    t: &SystemTime,
-    s: S,
-) -> std::result::Result<S::Ok, S::Error> {
-    sdk_time(*t).serialize(s)
 }
 
 /// A time as the SDK shape shows it. Before 1970 only whole seconds are kept, rounded towards
@@ -1299,6 +1352,156 @@ mod tests {
         assert_eq!(
             event.to_line(),
             "#7 1970-01-01T00:00:00.000Z any;+;chat1 displayNameChanged \"Weekend\" by a@example.com"
+        );
+    }
+
+    /// The Rust SDK's events serialize exactly as the shared views of their wire events do
+    /// (what the server's console shows): one shape, made in `imgroups_proto::sdk`.
+    #[test]
+    fn message_and_chat_events_serialize_as_the_shared_views() {
+        use pb::message_change_event::Change as C;
+        let at = |seconds| Some(Timestamp { seconds, nanos: 0 });
+        let bob = || pb::SingleServiceAddressInfo {
+            address: "bob@example.com".into(),
+            service: pb::ChatServiceType::Imessage as i32,
+            country: None,
+        };
+        let event = |change| pb::MessageChangeEvent {
+            chat_guid: "any;+;chat1".into(),
+            occurred_at: at(1),
+            actor: Some(bob()),
+            is_from_me: false,
+            change: Some(change),
+        };
+        let emoji = Some(pb::MessageReaction {
+            kind: pb::MessageReactionKind::Emoji as i32,
+            emoji: Some("🎉".into()),
+        });
+        let wire = [
+            event(C::MessageReceived(pb::MessageReceived {
+                message: Some(pb::Message {
+                    guid: "G1".into(),
+                    content: Some(pb::MessageContent {
+                        text: Some("Yes!".into()),
+                        ..Default::default()
+                    }),
+                    date_created: at(1),
+                    sender: Some(bob()),
+                    is_sent: true,
+                    reply_target_guid: Some("G0".into()),
+                    applied_reactions: vec![pb::MessageAppliedReaction {
+                        message_guid: "G1".into(),
+                        target_part_index: None,
+                        reaction: emoji.clone(),
+                        sender: Some(bob()),
+                        is_from_me: false,
+                        date_created: at(2),
+                    }],
+                    chat_guids: vec!["any;+;chat1".into()],
+                    ..Default::default()
+                }),
+            })),
+            event(C::MessageEdited(pb::MessageEdited {
+                message_guid: "G1".into(),
+                content: Some(pb::MessageContent {
+                    text: Some("Yes!!".into()),
+                    formatting: vec![TextFormat::new("bold", 0, 3).to_wire()],
+                    ..Default::default()
+                }),
+                edited_at: at(3),
+            })),
+            event(C::MessageUnsent(pb::MessageUnsent {
+                message_guid: "G1".into(),
+                retracted_at: at(4),
+            })),
+            event(C::MessageRead(pb::MessageRead {
+                message_guid: "G1".into(),
+                read_at: at(5),
+            })),
+            event(C::ReactionAdded(pb::MessageReactionAdded {
+                message_guid: "G1".into(),
+                target_part_index: None,
+                reaction: emoji.clone(),
+            })),
+            event(C::ReactionRemoved(pb::MessageReactionRemoved {
+                message_guid: "G1".into(),
+                target_part_index: None,
+                reaction: Some(Reaction::Love.to_wire()),
+            })),
+        ];
+        for (n, e) in wire.into_iter().enumerate() {
+            let sequence = n as u64 + 1;
+            let view = serde_json::to_string(&sdk::MessageEvent::from_wire(sequence, &e).unwrap())
+                .unwrap();
+            let ours = MessageEvent::from_wire(sequence, e).unwrap().unwrap();
+            assert_eq!(ours.to_json(), view, "{}", ours.change.event_type());
+            assert_eq!(Event::<Change>::from(ours).to_json(), view);
+        }
+
+        let chat = pb::ChatChangeEvent {
+            chat_guid: "any;-;bob@example.com".into(),
+            occurred_at: at(6),
+            actor: None,
+            is_from_me: true,
+            change: Some(pb::chat_change_event::Change::MarkedRead(
+                pb::ChatMarkedRead {},
+            )),
+        };
+        let view = serde_json::to_string(&sdk::ChatEvent::from_wire(9, &chat).unwrap()).unwrap();
+        let ours = ChatEvent::from_wire(9, chat).unwrap().unwrap();
+        assert_eq!(
+            ours.to_json(),
+            r#"{"type":"chat.markedRead","sequence":9,"chatGuid":"any;-;bob@example.com","occurredAt":"1970-01-01T00:00:06.000Z","isFromMe":true}"#
+        );
+        assert_eq!(ours.to_json(), view);
+        assert_eq!(Event::<Change>::from(ours).to_json(), view);
+    }
+
+    /// `events tail --json` keeps the names it had for a received message: the message's
+    /// `text` and `replyTo` at its top, as `messages get --json` prints a message.
+    #[test]
+    fn a_received_message_keeps_its_field_names() {
+        let message = Message {
+            guid: MessageGuid::parse("G1").unwrap(),
+            text: Some("Yes!".into()),
+            subject: None,
+            formatting: vec![],
+            effect_id: None,
+            reply_to: Some(MessageGuid::parse("G0").unwrap()),
+            sender: None,
+            is_from_me: true,
+            is_sent: true,
+            is_delivered: true,
+            date_created: UNIX_EPOCH,
+            date_delivered: None,
+            date_read: None,
+            date_edited: None,
+            date_retracted: None,
+            reactions: vec![],
+            chat_guids: vec![ChatGuid::group("chat1")],
+        };
+        let event = MessageEvent {
+            sequence: 8,
+            chat_guid: ChatGuid::group("chat1"),
+            occurred_at: UNIX_EPOCH,
+            is_from_me: true,
+            actor: None,
+            change: MessageChange::Received {
+                message: Box::new(message),
+            },
+        };
+        let json: serde_json::Value = serde_json::from_str(&event.to_json()).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "type": "message.received", "sequence": 8, "chatGuid": "any;+;chat1",
+                "occurredAt": "1970-01-01T00:00:00.000Z", "isFromMe": true,
+                "message": {
+                    "guid": "G1", "text": "Yes!", "replyTo": "G0", "isFromMe": true,
+                    "isSent": true, "isDelivered": true,
+                    "dateCreated": "1970-01-01T00:00:00.000Z", "chatGuids": ["any;+;chat1"],
+                }
+            })
         );
     }
 }

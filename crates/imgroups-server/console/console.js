@@ -520,17 +520,19 @@ async function act(request) {
 
 // ------------------------------------------------------------------------------ events
 
-// Events come in the official SDK's shape (`change.type`, `actor.address`, RFC 3339 times).
+// Events come in the official SDK's shape, every kind of them (`type`, `actor.address`, RFC
+// 3339 times): a group event says what changed in `change`; a message event carries its
+// fields beside the envelope (`message`, or `messageGuid` with `content`, `reaction`, …); a
+// chat event is its `type` alone.
 function describe(event) {
-  // Message and chat events come as the HTTP API's JSON, named by `type`.
-  if (event.type && !event.change) {
-    const text = event.message?.content?.text ?? event.content?.text;
-    const detail = text ?? event.reaction?.emoji ?? event.reaction?.kind ?? event.messageGuid;
-    return detail !== undefined ? `${event.type} ${JSON.stringify(detail)}` : event.type;
+  if (event.change) {
+    const { type, displayName, participant } = event.change;
+    const detail = displayName ?? participant?.address;
+    return detail !== undefined ? `${type} ${JSON.stringify(detail)}` : `${type}`;
   }
-  const { type, displayName, participant } = event.change ?? {};
-  const detail = displayName ?? participant?.address;
-  return detail !== undefined ? `${type} ${JSON.stringify(detail)}` : `${type}`;
+  const text = event.message?.text ?? event.content?.text;
+  const detail = text ?? event.reaction?.emoji ?? event.reaction?.kind ?? event.messageGuid ?? event.message?.guid;
+  return detail !== undefined ? `${event.type} ${JSON.stringify(detail)}` : `${event.type}`;
 }
 
 /**

@@ -90,8 +90,9 @@ pub fn fault_codes() -> impl Iterator<Item = &'static str> {
 }
 
 /// An event of an account's log as one JSON object, as the console and `imgroups sim expect
-/// --json` show it: the official SDK's `GroupEvent` for group changes, the flat proto3 JSON of
-/// Server-Sent Events for messages and chat events.
+/// --json` show it: the official SDK's shape ([`imgroups_proto::sdk`]: `GroupEvent`,
+/// `MessageEvent`, `ChatEvent`), the same as the Rust SDK's events and `imgroups events tail
+/// --json`.
 pub fn event_json(event: &imgroups_core::Event) -> serde_json::Value {
     http::console::event_json(event)
 }

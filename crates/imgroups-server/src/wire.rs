@@ -462,36 +462,6 @@ pub(crate) enum Payload {
     Chat(pb::ChatChangeEvent),
 }
 
-pub(crate) fn group_event(e: &Event) -> pb::GroupChangeEvent {
-    group_event_owned(e.clone())
-}
-
-/// [`group_event`] for an event that is not needed afterwards: its strings move instead of
-/// being copied (catch-up sends a million of these). Only group events reach group streams;
-/// another kind would come out with no change.
-pub(crate) fn group_event_owned(e: Event) -> pb::GroupChangeEvent {
-    match payload_owned(e) {
-        Payload::Group(g) => g,
-        Payload::Message(m) => {
-            let m = *m;
-            pb::GroupChangeEvent {
-                chat_guid: m.chat_guid,
-                occurred_at: m.occurred_at,
-                actor: m.actor,
-                is_from_me: m.is_from_me,
-                change: None,
-            }
-        }
-        Payload::Chat(c) => pb::GroupChangeEvent {
-            chat_guid: c.chat_guid,
-            occurred_at: c.occurred_at,
-            actor: c.actor,
-            is_from_me: c.is_from_me,
-            change: None,
-        },
-    }
-}
-
 /// Any event in the wire form of its family, its strings moved.
 pub(crate) fn payload_owned(e: Event) -> Payload {
     use pb::group_change_event::Change as G;
@@ -616,10 +586,12 @@ pub(crate) fn payload_owned(e: Event) -> Payload {
     }
 }
 
-/// An event as HTTP consumers (SSE, webhooks) and the console receive it: the proto3 JSON of
-/// its family's message (`GroupChangeEvent`, `MessageChangeEvent`, `ChatChangeEvent`), plus
-/// `sequence` (a JSON number) and `type` (`group.changed`, `message.received`, …). The
-/// official SDK's parsers (`parseGroupChangeEvent(json, json.sequence)`, …) accept it as is.
+/// An event as HTTP consumers (SSE, webhooks) receive it: the proto3 JSON of its family's
+/// message (`GroupChangeEvent`, `MessageChangeEvent`, `ChatChangeEvent`), plus `sequence` (a
+/// JSON number) and `type` (`group.changed`, `message.received`, …). The official SDK's
+/// parsers (`parseGroupChangeEvent(json, json.sequence)`, …) accept it as is. This is the
+/// only place that shape is made; people-facing surfaces (the console, the CLI) show the SDK
+/// shape of [`imgroups_proto::sdk`] instead.
 pub(crate) fn event_json(e: &Event) -> serde_json::Result<serde_json::Value> {
     let kind = e.change.event_type();
     let mut value = match payload_owned(e.clone()) {

@@ -521,19 +521,22 @@ struct EventsQuery {
 }
 
 /// An event as the console shows it: the official SDK's shape ([`imgroups_proto::sdk`]), as
-/// the CLI's `events tail --json` prints it.
+/// the CLI's `events tail --json` prints it, for every kind of event.
 pub(crate) fn event_json(event: &Event) -> Value {
-    if event.change.domain() != imgroups_core::Domain::Group {
-        // Messages and chat events: the proto3 JSON that SSE and webhooks carry.
-        return crate::wire::event_json(event).unwrap_or(Value::Null);
-    }
-    let wire = crate::wire::group_event(event);
-    match imgroups_proto::sdk::GroupEvent::from_wire(event.sequence, &wire) {
-        Some(view) => serde_json::to_value(view).unwrap_or(Value::Null),
+    use crate::wire::Payload;
+    use imgroups_proto::sdk;
+    let sequence = event.sequence;
+    let shown = match crate::wire::payload_owned(event.clone()) {
+        Payload::Group(g) => sdk::GroupEvent::from_wire(sequence, &g).map(serde_json::to_value),
+        Payload::Message(m) => sdk::MessageEvent::from_wire(sequence, &m).map(serde_json::to_value),
+        Payload::Chat(c) => sdk::ChatEvent::from_wire(sequence, &c).map(serde_json::to_value),
+    };
+    match shown {
+        Some(Ok(value)) => value,
         // Every change of ours has its SDK form: a missing one is a bug, shown not hidden.
-        None => {
-            tracing::error!(sequence = event.sequence, "event without an sdk form");
-            json!({ "sequence": event.sequence, "chatGuid": event.chat_guid.to_string() })
+        _ => {
+            tracing::error!(sequence, "event without an sdk form");
+            json!({ "sequence": sequence, "chatGuid": event.chat_guid.to_string() })
         }
     }
 }

@@ -879,10 +879,10 @@ mod tests {
 
     fn live_reference(e: &Event) -> Vec<u8> {
         match wire::payload_owned(e.clone()) {
-            wire::Payload::Group(_) => pb::SubscribeGroupEventsResponse {
+            wire::Payload::Group(g) => pb::SubscribeGroupEventsResponse {
                 sequence: Some(e.sequence),
                 payload: Some(pb::subscribe_group_events_response::Payload::GroupChanged(
-                    wire::group_event(e),
+                    g,
                 )),
             }
             .encode_to_vec(),
